@@ -1,0 +1,148 @@
+// buildApp: one Fastify instance with every plugin and route, never listening (tests inject).
+import { randomUUID } from 'node:crypto'
+import cookie from '@fastify/cookie'
+import formbody from '@fastify/formbody'
+import helmet from '@fastify/helmet'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Config } from './config.js'
+import type { IdentityProvider } from './entra/types.js'
+import { makeErrorHandler } from './errors.js'
+import { loggerOptions, redactUrl } from './logger.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { consentRoutes } from './routes/consent/index.js'
+import { healthRoutes } from './routes/health.js'
+import { staticRoutes } from './routes/static.js'
+import { tokenRoutes } from './routes/token/index.js'
+import type { Store } from './store/types.js'
+import { renderErrorPage, renderNotFoundPage } from './views/error-page.js'
+
+export interface AppDependencies {
+  store: Store
+  idp: IdentityProvider
+  /** A logger instance (tests pass one writing to memory); default: pino on stdout at config.logLevel. */
+  logger?: FastifyBaseLogger
+  metrics?: Metrics
+  /** Epoch ms; injectable so tests can move time. */
+  clock?: () => number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    store: Store
+    idp: IdentityProvider
+    metrics: Metrics
+    clock: () => number
+  }
+  interface FastifyContextConfig {
+    /** Render errors of this route as an HTML page instead of JSON. */
+    html?: boolean
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp(config: Config, deps: AppDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.logger === undefined
+      ? { logger: loggerOptions(config.logLevel) }
+      : { loggerInstance: deps.logger }),
+    disableRequestLogging: true,
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    },
+    trustProxy: config.trustProxy,
+    bodyLimit: 16 * 1024,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  }) as unknown as FastifyInstance
+
+  const metrics =
+    deps.metrics ??
+    createMetrics({
+      collectRegistrations: async () => {
+        const counts: Record<string, number> = { active: 0, needs_consent: 0, revoked: 0 }
+        let cursor: string | undefined
+        do {
+          const page = await deps.store.registrations.list({ limit: 500, ...(cursor ? { cursor } : {}) })
+          for (const item of page.items) counts[item.status] = (counts[item.status] ?? 0) + 1
+          cursor = page.nextCursor
+        } while (cursor !== undefined)
+        return counts
+      },
+    })
+
+  app.decorate('config', config)
+  app.decorate('store', deps.store)
+  app.decorate('idp', deps.idp)
+  app.decorate('metrics', metrics)
+  app.decorate('clock', deps.clock ?? Date.now)
+
+  // One completion line per request, with the request id, never a secret.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        statusCode: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 100) / 100,
+        ip: request.ip,
+      },
+      'request completed',
+    )
+  })
+
+  await app.register(cookie, { secret: config.cookieSecret, hook: 'onRequest' })
+  await app.register(formbody, { bodyLimit: 16 * 1024 })
+  const authorityOrigins = [...new Set(Object.values(config.authorities).map((url) => new URL(url).origin))]
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        // The start form redirects to the authority; browsers apply form-action to that redirect.
+        formAction: ["'self'", ...authorityOrigins],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    strictTransportSecurity: config.secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+    crossOriginEmbedderPolicy: false,
+  })
+
+  app.setErrorHandler(makeErrorHandler(renderErrorPage))
+  app.setNotFoundHandler((request, reply) => {
+    const wantsHtml = (request.headers.accept ?? '').includes('text/html') && request.method === 'GET'
+    reply.code(404).header('cache-control', 'no-store')
+    if (wantsHtml) {
+      return reply.type('text/html; charset=utf-8').send(renderNotFoundPage())
+    }
+    return reply.type('application/json; charset=utf-8').send(
+      JSON.stringify({
+        error: {
+          code: 'not_found',
+          message: `no route for ${request.method} ${redactUrl(request.url).split('?')[0]}`,
+        },
+        message: 'not found',
+        request_id: request.id,
+      }),
+    )
+  })
+
+  await app.register(staticRoutes)
+  await app.register(healthRoutes)
+  await app.register(tokenRoutes)
+  // Last: consent routes own `/:app`, a catch-all for app slugs.
+  await app.register(consentRoutes)
+  return app
+}

@@ -1,0 +1,97 @@
+// Prometheus metrics. One registry per app instance (tests build many apps in one process), with
+// the default process metrics. Names and labels are documented in the README's metrics table.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+
+export interface Metrics {
+  readonly registry: Registry
+  /** outcome: `success` or an error code (`consent_required`, `rate_limited` …). */
+  readonly obtainTokenRequests: Counter<'app' | 'outcome'>
+  /** result: `hit` | `miss` | `shared` (a waiter took another request's or instance's result). */
+  readonly tokenCache: Counter<'app' | 'result'>
+  /** grant: `client_credentials` | `refresh_token` | `authorization_code`; outcome: `ok` | failure kind; code: AADSTS or ''. */
+  readonly upstreamRequests: Counter<'grant' | 'outcome' | 'code'>
+  readonly upstreamLatency: Histogram<'grant' | 'outcome'>
+  /** result: `acquired` | `waited` | `timeout`. */
+  readonly lockWaits: Counter<'result'>
+  readonly lockWaitSeconds: Histogram
+  /** stage: `started` | `completed` | `failed`; reason: '' or the failure reason. */
+  readonly consents: Counter<'app' | 'kind' | 'stage' | 'reason'>
+  readonly registrationsByStatus: Gauge<'status'>
+  readonly redisErrors: Counter<'operation'>
+}
+
+export function createMetrics(
+  options: { collectRegistrations?: () => Promise<Record<string, number>> } = {},
+): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'consent_broker_' })
+  const registers = [registry]
+  const collectRegistrations = options.collectRegistrations
+  return {
+    registry,
+    obtainTokenRequests: new Counter({
+      name: 'consent_broker_obtain_token_requests_total',
+      help: 'obtain-token requests by app and outcome',
+      labelNames: ['app', 'outcome'],
+      registers,
+    }),
+    tokenCache: new Counter({
+      name: 'consent_broker_token_cache_total',
+      help: 'access-token cache lookups by app and result (hit, miss, shared)',
+      labelNames: ['app', 'result'],
+      registers,
+    }),
+    upstreamRequests: new Counter({
+      name: 'consent_broker_upstream_requests_total',
+      help: 'token requests to the identity provider by grant, outcome and AADSTS code',
+      labelNames: ['grant', 'outcome', 'code'],
+      registers,
+    }),
+    upstreamLatency: new Histogram({
+      name: 'consent_broker_upstream_request_duration_seconds',
+      help: 'latency of token requests to the identity provider',
+      labelNames: ['grant', 'outcome'],
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    lockWaits: new Counter({
+      name: 'consent_broker_lock_waits_total',
+      help: 'refresh-lock acquisitions by result (acquired, waited for another holder, timeout)',
+      labelNames: ['result'],
+      registers,
+    }),
+    lockWaitSeconds: new Histogram({
+      name: 'consent_broker_lock_wait_seconds',
+      help: 'time spent waiting for another instance to refresh a token',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    consents: new Counter({
+      name: 'consent_broker_consents_total',
+      help: 'consent flows by app, kind, stage (started, completed, failed) and failure reason',
+      labelNames: ['app', 'kind', 'stage', 'reason'],
+      registers,
+    }),
+    registrationsByStatus: new Gauge({
+      name: 'consent_broker_registrations',
+      help: 'registrations by status (sampled at scrape time)',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        if (collectRegistrations === undefined) return
+        try {
+          const counts = await collectRegistrations()
+          for (const [status, count] of Object.entries(counts)) this.set({ status }, count)
+        } catch {
+          // a scrape during a Redis outage still returns the other metrics
+        }
+      },
+    }),
+    redisErrors: new Counter({
+      name: 'consent_broker_redis_errors_total',
+      help: 'Redis connection and command errors',
+      labelNames: ['operation'],
+      registers,
+    }),
+  }
+}

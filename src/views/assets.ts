@@ -1,0 +1,40 @@
+// Stylesheet and script for every page, kept as modules so the build needs no copy step.
+
+export const APP_CSS = `:root { color-scheme: light dark; --accent: #2563eb; --muted: #6b7280; --border: #d1d5db; --bg-card: rgba(127,127,127,.06); }
+* { box-sizing: border-box; }
+body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; }
+header.top { padding: .75rem 1.5rem; border-bottom: 1px solid var(--border); }
+header.top .brand { font-weight: 600; text-decoration: none; color: inherit; }
+main { max-width: 52rem; margin: 2rem auto; padding: 0 1.5rem; }
+h1 { font-size: 1.6rem; margin: 0 0 1rem; }
+h2 { font-size: 1.2rem; margin: 1.5rem 0 .5rem; }
+.card { border: 1px solid var(--border); border-radius: .5rem; padding: 1.25rem 1.5rem; margin-bottom: 1.25rem; background: var(--bg-card); }
+.card.error { border-color: #dc2626; }
+.card.success { border-color: #16a34a; }
+.muted { color: var(--muted); font-size: .9rem; }
+.badge { display: inline-block; font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; border: 1px solid var(--border); }
+ul.apps { list-style: none; padding: 0; }
+ul.apps li { margin-bottom: 1rem; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--border); vertical-align: top; }
+button, .button { font: inherit; padding: .55rem 1.1rem; border-radius: .4rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; text-decoration: none; display: inline-block; }
+button.secondary { background: transparent; color: var(--accent); }
+select, input[type=text], input[type=password] { font: inherit; padding: .4rem .5rem; border-radius: .3rem; border: 1px solid var(--border); }
+.value { display: flex; gap: .5rem; align-items: center; margin: .25rem 0 1rem; }
+.value code { flex: 1; padding: .5rem .6rem; border: 1px solid var(--border); border-radius: .3rem; word-break: break-all; font-size: .95rem; }
+ol.steps li { margin-bottom: .4rem; }
+`
+
+export const APP_JS = `'use strict';
+document.addEventListener('click', function (event) {
+  var button = event.target.closest('button[data-copy]');
+  if (!button) return;
+  var source = document.querySelector('[data-field="' + button.getAttribute('data-copy') + '"]');
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+    var label = button.textContent;
+    button.textContent = 'Copied';
+    setTimeout(function () { button.textContent = label; }, 1500);
+  });
+});
+`

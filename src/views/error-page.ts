@@ -1,0 +1,29 @@
+import type { FastifyRequest } from 'fastify'
+import type { BrokerError } from '../errors.js'
+import { html } from './html.js'
+import { page } from './layout.js'
+
+/** Generic HTML error page (the consent flow renders its own, more specific failure pages). */
+export function renderErrorPage(error: BrokerError, request: FastifyRequest): string {
+  const serverSide = error.statusCode >= 500
+  return page({
+    title: serverSide ? 'Something went wrong' : 'Request rejected',
+    body: html`<section class="card error">
+<h1>${serverSide ? 'Something went wrong' : 'Request rejected'}</h1>
+<p>${error.message}</p>
+<p class="muted">Request ID: <code>${request.id}</code></p>
+<p><a href="/">Back to the list of apps</a></p>
+</section>`,
+  })
+}
+
+export function renderNotFoundPage(): string {
+  return page({
+    title: 'Not found',
+    body: html`<section class="card error">
+<h1>Page not found</h1>
+<p>There is no page at this address.</p>
+<p><a href="/">See the list of apps</a></p>
+</section>`,
+  })
+}

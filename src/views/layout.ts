@@ -1,0 +1,28 @@
+import { html, type SafeHtml } from './html.js'
+
+export interface PageOptions {
+  title: string
+  body: SafeHtml
+}
+
+/** Every page: no inline script or style (the CSP forbids them), assets from /static. */
+export function page({ title, body }: PageOptions): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title} · Consent Broker</title>
+<link rel="stylesheet" href="/static/app.css">
+<script src="/static/app.js" defer></script>
+</head>
+<body>
+<header class="top"><a href="/" class="brand">Consent Broker</a></header>
+<main>
+${body}
+</main>
+</body>
+</html>
+`.value
+}

@@ -1,0 +1,46 @@
+// Test configuration: the demo apps file with the emulator's demo secrets, fresh random keys.
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { type Config, type Env, loadConfig } from '../../src/config.js'
+
+export const DEMO_APPS_FILE = fileURLToPath(new URL('../../config/apps.demo.json', import.meta.url))
+
+/** Client secrets of the emulator's demo clients, as the demo apps file expects them. */
+export const DEMO_CLIENT_SECRET_ENV: Env = {
+  MS_GRAPH_MAIL_CLIENT_SECRET: 'demo-secret-ms-graph-mail',
+  MS_GRAPH_MAIL_USGOV_CLIENT_SECRET: 'demo-secret-ms-graph-mail-usgov',
+  MS_GRAPH_USER_CLIENT_SECRET: 'demo-secret-ms-graph-user',
+  MS_DEFENDER_ATP_CLIENT_SECRET: 'demo-secret-ms-defender-atp',
+  MS_GRAPH_MAIL_LISTENER_CLIENT_SECRET: 'demo-secret-ms-graph-mail-listener',
+  MS_AZURE_LOG_ANALYTICS_CLIENT_SECRET: 'demo-secret-ms-azure-log-analytics',
+}
+
+export function randomMasterKeys(): string {
+  return `k1:${randomBytes(32).toString('base64')}`
+}
+
+/**
+ * A Config pointing every cloud at `authorityUrl` (the emulator). `redisUrl` undefined = memory store.
+ * `env` overrides anything.
+ */
+export function testConfig(options: {
+  authorityUrl: string
+  redisUrl?: string
+  keyPrefix?: string
+  env?: Env
+}): Config {
+  return loadConfig({
+    PUBLIC_URL: 'http://127.0.0.1:3000',
+    MASTER_KEYS: randomMasterKeys(),
+    COOKIE_SECRET: randomBytes(32).toString('hex'),
+    APPS_FILE: DEMO_APPS_FILE,
+    AUTHORITY_URL_GLOBAL: options.authorityUrl,
+    AUTHORITY_URL_USGOV: options.authorityUrl,
+    LOG_LEVEL: 'silent',
+    ...(options.redisUrl === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : { REDIS_URL: options.redisUrl }),
+    ...(options.keyPrefix === undefined ? {} : { REDIS_KEY_PREFIX: options.keyPrefix }),
+    CONSENT_PROOF_BUDGET_MS: '5000',
+    ...DEMO_CLIENT_SECRET_ENV,
+    ...options.env,
+  })
+}
