@@ -572,3 +572,8 @@ function deepFreeze<T>(value: T): T {
   }
   return value
 }
+
+/** The process environment, read here and nowhere else. */
+export function loadConfigFromProcess(): Config {
+  return loadConfig(process.env)
+}

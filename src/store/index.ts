@@ -1,0 +1,25 @@
+// Picks the store from configuration: Redis (any topology) in production, memory for the demo.
+import type { Config } from '../config.js'
+import { createMemoryStore } from './memory.js'
+import { createRedisStore } from './redis.js'
+import { createRedisConnection } from './redis-connection.js'
+import type { Store } from './types.js'
+
+export function createStoreFromConfig(config: Config): Store {
+  const redisConfig = config.redis
+  if (redisConfig === undefined) return createMemoryStore({ keyRing: config.keyRing })
+  const redis = createRedisConnection({
+    ...(redisConfig.url === undefined ? {} : { url: redisConfig.url }),
+    ...(redisConfig.sentinels === undefined ? {} : { sentinels: [...redisConfig.sentinels] }),
+    ...(redisConfig.sentinelName === undefined ? {} : { sentinelName: redisConfig.sentinelName }),
+    ...(redisConfig.sentinelPassword === undefined ? {} : { sentinelPassword: redisConfig.sentinelPassword }),
+    ...(redisConfig.clusterNodes === undefined ? {} : { clusterNodes: [...redisConfig.clusterNodes] }),
+    connectionName: 'consent-broker',
+  })
+  return createRedisStore({
+    redis,
+    keyRing: config.keyRing,
+    keyPrefix: redisConfig.keyPrefix,
+    auditMaxLen: config.auditMaxLen,
+  })
+}
