@@ -163,7 +163,7 @@ class ServerProcess implements RedisServerHandle {
         throw new Error(`redis-server on port ${this.port} exited during start-up:\n${this.logTail()}`)
       }
       const reply = await sendRawCommand(this.port, ping, 500).catch(() => undefined)
-      if (reply === '+PONG' || reply === '+OK') return
+      if ((reply === '+PONG' || reply === '+OK') && this.running) return
       if (reply !== undefined && !reply.startsWith('-LOADING')) {
         await this.kill('SIGKILL')
         throw new Error(`redis-server on port ${this.port} answered ${reply}:\n${this.logTail()}`)
@@ -222,7 +222,8 @@ class ServerProcess implements RedisServerHandle {
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
-  if (options.port === SHARED_PORT) throw new Error('refusing to start a test redis-server on the shared port 6379')
+  if (options.port === SHARED_PORT)
+    throw new Error('refusing to start a test redis-server on the shared port 6379')
   const ownsDir = options.dir === undefined
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'consent-broker-redis-')))
   // A free port can be taken between probing and binding: retry a few times when we chose it.
