@@ -1,0 +1,42 @@
+// Operator authentication: `Authorization: Bearer <token>` checked against the configured SHA-256
+// hashes. Every configured hash is compared (no early exit) with timingSafeEqual, so neither the
+// answer time nor the answer itself says which operator, if any, came close.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Config } from '../config.js'
+
+/** Tokens shorter than this can't be operator tokens (config requires 24); longer ones are junk. */
+const MAX_TOKEN_LENGTH = 512
+
+/** The token of a `Bearer` authorization header, or undefined when there is none. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined
+  const match = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(authorization)
+  return match?.[1]
+}
+
+/** The operator whose token this is, or undefined. Constant time in the number of operators. */
+export function operatorForToken(
+  config: Pick<Config, 'operatorTokens'>,
+  token: string | undefined,
+): string | undefined {
+  // Hash even when there is nothing to compare, so a missing token costs what a wrong one costs.
+  const candidate = createHash('sha256')
+    .update(token !== undefined && token.length <= MAX_TOKEN_LENGTH ? token : '', 'utf8')
+    .digest()
+  let found: string | undefined
+  for (const operator of config.operatorTokens) {
+    const expected = Buffer.from(operator.sha256, 'hex')
+    const equal = expected.length === candidate.length && timingSafeEqual(expected, candidate)
+    if (equal && found === undefined) found = operator.name
+  }
+  if (token === undefined || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined
+  return found
+}
+
+/** The operator named by an `Authorization` header, or undefined (no token, wrong token, other scheme). */
+export function authenticateOperator(
+  config: Pick<Config, 'operatorTokens'>,
+  authorizationHeader: string | undefined,
+): string | undefined {
+  return operatorForToken(config, bearerToken(authorizationHeader))
+}
