@@ -389,7 +389,7 @@ const appsFileSchema = {
           defaultScope: { type: 'string', minLength: 1 },
           consentScopes: { type: 'array', items: { type: 'string', minLength: 1 } },
           allowedScopes: { type: 'array', items: { type: 'string', minLength: 1 } },
-          allowedResources: { type: 'array', items: { type: 'string', pattern: '^https://' } },
+          allowedResources: { type: 'array', items: { type: 'string', pattern: '^(https://|\\{[a-z]+\\})' } },
           clouds: {
             type: 'object',
             minProperties: 1,
