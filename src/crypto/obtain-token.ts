@@ -1,0 +1,127 @@
+// The `encrypted_token` of an obtain-token request (see docs: obtain-token protocol):
+// standard padded base64 of nonce(12) || ciphertext || tag(16), AES-GCM under the registration's
+// Key, no AAD, plaintext UTF-8 `"<unix seconds>:<content>"` split at the first colon.
+//
+// Nothing here logs or keeps a secret; errors carry a reason code and a safe message only.
+import { createDecipheriv, createHash, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
+
+export const NONCE_BYTES = 12
+export const TAG_BYTES = 16
+/** Longest `encrypted_token` we look at (the body limit is 16 KiB anyway). */
+export const MAX_ENCRYPTED_TOKEN_CHARS = 8192
+
+const STANDARD_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+const TIMESTAMP = /^\d{1,12}$/
+
+export type ObtainTokenCryptoFailure =
+  /** Not standard padded base64, or too short to hold nonce + tag. */
+  | 'malformed'
+  /** The AES-GCM tag does not verify under this Key (wrong Key, or tampered). */
+  | 'bad_key'
+  /** It authenticated, but the plaintext is not `<unix seconds>:<content>`. */
+  | 'bad_plaintext'
+
+export class ObtainTokenCryptoError extends Error {
+  override readonly name = 'ObtainTokenCryptoError'
+  constructor(
+    readonly reason: ObtainTokenCryptoFailure,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** A registration Key (standard base64 of 16, 24 or 32 bytes) imported once. */
+export interface ImportedKey {
+  readonly key: KeyObject
+  readonly algorithm: 'aes-128-gcm' | 'aes-192-gcm' | 'aes-256-gcm'
+}
+
+/** Imports a Key; throws when it is not standard base64 of 16, 24 or 32 bytes. */
+export function importRegistrationKey(base64Key: string): ImportedKey {
+  if (!STANDARD_BASE64.test(base64Key) || base64Key.length === 0) {
+    throw new Error('registration key is not standard base64')
+  }
+  const raw = Buffer.from(base64Key, 'base64')
+  let algorithm: ImportedKey['algorithm']
+  switch (raw.length) {
+    case 16:
+      algorithm = 'aes-128-gcm'
+      break
+    case 24:
+      algorithm = 'aes-192-gcm'
+      break
+    case 32:
+      algorithm = 'aes-256-gcm'
+      break
+    default:
+      throw new Error(`registration key decodes to ${raw.length} bytes, expected 16, 24 or 32`)
+  }
+  const key = createSecretKey(raw)
+  raw.fill(0)
+  return { key, algorithm }
+}
+
+/** Decodes `encrypted_token` without a key (format check only). Throws ObtainTokenCryptoError. */
+export function decodeEncryptedToken(encryptedToken: string): Buffer {
+  if (encryptedToken.length > MAX_ENCRYPTED_TOKEN_CHARS || !STANDARD_BASE64.test(encryptedToken)) {
+    throw new ObtainTokenCryptoError(
+      'malformed',
+      'encrypted_token is not standard padded base64 (the integration builds it from the Key; check the Key field)',
+    )
+  }
+  const raw = Buffer.from(encryptedToken, 'base64')
+  if (raw.length < NONCE_BYTES + TAG_BYTES) {
+    throw new ObtainTokenCryptoError(
+      'malformed',
+      'encrypted_token is too short to hold a 12-byte nonce and a 16-byte tag',
+    )
+  }
+  return raw
+}
+
+export interface OpenedToken {
+  /** Unix seconds claimed by the client. */
+  readonly timestamp: number
+  /** What follows the first colon: the Token (tenant id) or the last refresh_token we returned. */
+  readonly content: string
+}
+
+/** Opens a decoded `encrypted_token` under an imported Key. Throws ObtainTokenCryptoError. */
+export function openEncryptedToken(raw: Buffer, key: ImportedKey): OpenedToken {
+  const nonce = raw.subarray(0, NONCE_BYTES)
+  const tag = raw.subarray(raw.length - TAG_BYTES)
+  const ciphertext = raw.subarray(NONCE_BYTES, raw.length - TAG_BYTES)
+  let plaintext: string
+  try {
+    const decipher = createDecipheriv(key.algorithm, key.key, nonce, { authTagLength: TAG_BYTES })
+    decipher.setAuthTag(tag)
+    plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8')
+  } catch {
+    throw new ObtainTokenCryptoError(
+      'bad_key',
+      "encrypted_token does not decrypt with this registration's Key: paste the Key shown on the consent page into the Key field",
+    )
+  }
+  const colon = plaintext.indexOf(':')
+  const stamp = colon < 0 ? '' : plaintext.slice(0, colon)
+  if (!TIMESTAMP.test(stamp)) {
+    throw new ObtainTokenCryptoError(
+      'bad_plaintext',
+      'encrypted_token does not hold "<unix seconds>:<content>"',
+    )
+  }
+  return { timestamp: Number(stamp), content: plaintext.slice(colon + 1) }
+}
+
+/** A replay-cache key for a ciphertext: SHA-256 of the decoded bytes (base64url). */
+export function ciphertextFingerprint(raw: Buffer): string {
+  return createHash('sha256').update(raw).digest('base64url')
+}
+
+/** Constant-time string equality (both sides hashed first, so lengths leak nothing either). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a, 'utf8').digest()
+  const hb = createHash('sha256').update(b, 'utf8').digest()
+  return timingSafeEqual(ha, hb)
+}

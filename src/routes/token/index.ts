@@ -1,0 +1,274 @@
+// POST /obtain-token: the XSOAR MicrosoftApiModule's token endpoint (see the obtain-token
+// protocol). Checks, in order: body schema → app → per-IP rate limit and registration lookup (in
+// parallel) → the encrypted_token authenticates under the registration's Key → timestamp window →
+// content equals the Token → registration status → scope → [replay claim, per-registration rate
+// limit, cache read] in parallel → token from the issuer. Every answer comes within the response
+// deadline; errors are the one-line JSON of errors.ts.
+import { Ajv } from 'ajv'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { findApp } from '../../config.js'
+import {
+  ciphertextFingerprint,
+  constantTimeEqual,
+  decodeEncryptedToken,
+  type ImportedKey,
+  importRegistrationKey,
+  ObtainTokenCryptoError,
+  openEncryptedToken,
+} from '../../crypto/obtain-token.js'
+import { BrokerError, toBrokerError } from '../../errors.js'
+import {
+  registrationStatusError,
+  TokenIssuer,
+  tokenGroup,
+  withDeadline,
+} from '../../services/token-issuer.js'
+import { KeepAlive } from '../../services/token-keep-alive.js'
+import { clip, ScopeResolver } from '../../services/token-scope.js'
+import type { Registration } from '../../store/types.js'
+import { type ObtainTokenBody, obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'
+
+/** Answer margin kept under the response deadline for serialising and writing the reply. */
+const DEADLINE_MARGIN_MS = 100
+/** Usage (`lastIssuedAt`, `lastClient`) is written at most this often per registration and instance. */
+const TOUCH_EVERY_MS = 30_000
+const KEY_CACHE_MAX = 10_000
+const TOUCH_CACHE_MAX = 50_000
+
+export async function tokenRoutes(app: FastifyInstance): Promise<void> {
+  const { config, store, metrics } = app
+  const clock = () => app.clock()
+  const scopes = new ScopeResolver(config)
+  const issuer = new TokenIssuer({ config, store, idp: app.idp, metrics, logger: app.log, clock })
+  const keepAlive = new KeepAlive({ config, store, issuer, scopes, logger: app.log, clock })
+  const knownApps = new Set(config.apps.map((a) => a.slug))
+  const replayWindowMs = (config.tokens.maxSkewSeconds * 2 + 1) * 1000
+
+  // Imported Keys by registration id + version (a new Key always bumps the version), so the hot path
+  // neither opens the sealed Key nor re-imports it.
+  const keys = new Map<string, ImportedKey>()
+  const touched = new Map<string, { at: number; client: string | undefined }>()
+
+  // Strict validation for this route: no type coercion, unknown fields left alone.
+  const ajv = new Ajv({ allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false })
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema))
+
+  keepAlive.start()
+  app.addHook('onClose', async () => {
+    await keepAlive.stop()
+  })
+
+  async function keyFor(meta: Registration): Promise<ImportedKey | null> {
+    const id = meta.id
+    const cacheKey = `${id}\n${meta.version}`
+    const hit = keys.get(cacheKey)
+    if (hit !== undefined) return hit
+    const stored = await store.registrations.get(id)
+    if (stored === null) return null
+    let imported: ImportedKey
+    try {
+      imported = importRegistrationKey(stored.secrets.key)
+    } catch (cause) {
+      // A revoked registration may have lost its Key: say so rather than fail.
+      if (meta.status !== 'active') throw registrationStatusError(config, meta)
+      app.log.error(
+        { registrationId: id, reason: (cause as Error).message },
+        'stored registration Key is unusable',
+      )
+      throw new BrokerError(
+        'internal_error',
+        "this registration's Key is unusable; quote the request_id to the operator",
+      )
+    }
+    if (keys.size >= KEY_CACHE_MAX) keys.delete(keys.keys().next().value as string)
+    keys.set(`${id}\n${stored.registration.version}`, imported)
+    return imported
+  }
+
+  function recordUsage(id: string, request: FastifyRequest): void {
+    const now = clock()
+    const client = clientOf(request)
+    const last = touched.get(id)
+    if (last !== undefined && now - last.at < TOUCH_EVERY_MS && last.client === client) return
+    if (touched.size >= TOUCH_CACHE_MAX) touched.delete(touched.keys().next().value as string)
+    touched.set(id, { at: now, client })
+    store.registrations
+      .touch(id, {
+        lastIssuedAt: new Date(now).toISOString(),
+        ...(client === undefined ? {} : { lastClient: client }),
+      })
+      .catch((error: unknown) => app.log.warn({ err: error, registrationId: id }, 'could not record usage'))
+  }
+
+  async function obtain(request: FastifyRequest, deadlineAt: number) {
+    if (request.validationError) {
+      throw new BrokerError('invalid_request', `request body ${describeValidation(request.validationError)}`)
+    }
+    const body = request.body as ObtainTokenBody
+    const appConfig = findApp(config, body.app_name)
+    if (appConfig === undefined) {
+      throw new BrokerError(
+        'unknown_app',
+        `app_name "${clip(body.app_name)}" is not hosted by this broker; hosted: ${[...knownApps].join(', ')}`,
+      )
+    }
+    const [ipLimit, meta] = await Promise.all([
+      store.rateLimiter.hit(
+        `obtain-token:ip:${request.ip}`,
+        config.tokens.rateLimitPerIp,
+        config.tokens.rateLimitWindowMs,
+      ),
+      store.registrations.getMeta(body.registration_id),
+    ])
+    if (!ipLimit.allowed) {
+      throw new BrokerError('rate_limited', 'too many token requests from this address; slow down', {
+        retryAfter: Math.ceil(ipLimit.retryAfterMs / 1000),
+      })
+    }
+    // Missing and belonging to another app look the same to the caller.
+    if (meta === null || meta.app !== appConfig.slug) {
+      throw new BrokerError(
+        'unknown_registration',
+        `no ${appConfig.slug} registration with this ID; check the ID field (<registration_id>@${config.publicUrl}/obtain-token)`,
+      )
+    }
+    const raw = decodeOrThrow(body.encrypted_token)
+    const key = await keyFor(meta)
+    if (key === null) {
+      throw new BrokerError(
+        'unknown_registration',
+        `no ${appConfig.slug} registration with this ID; check the ID field`,
+      )
+    }
+    let opened: { timestamp: number; content: string }
+    try {
+      opened = openEncryptedToken(raw, key)
+    } catch (error) {
+      throw cryptoError(error)
+    }
+    const skew = Math.round(opened.timestamp - clock() / 1000)
+    if (Math.abs(skew) > config.tokens.maxSkewSeconds) {
+      throw new BrokerError(
+        'stale_token',
+        `the request's timestamp is ${Math.abs(skew)} s ${skew < 0 ? 'behind' : 'ahead of'} the broker's clock (allowed ±${config.tokens.maxSkewSeconds} s); check the clock of the XSOAR server or engine`,
+      )
+    }
+    if (!constantTimeEqual(opened.content, meta.tenantId)) {
+      throw new BrokerError(
+        'token_mismatch',
+        'the Token field does not match this registration; paste the Token shown on the consent page and clear any stored refresh token (auth-reset)',
+      )
+    }
+    if (meta.status !== 'active') throw registrationStatusError(config, meta)
+    const appScopes = scopes.forApp(meta.app, meta.cloud)
+    if (appScopes === undefined) {
+      app.log.error(
+        { registrationId: meta.id, app: meta.app, cloud: meta.cloud },
+        'registration cloud is not configured',
+      )
+      throw new BrokerError(
+        'broker_misconfigured',
+        `the broker no longer offers ${meta.app} in the ${meta.cloud} cloud; contact the broker operator`,
+      )
+    }
+    const scope = ScopeResolver.resolve(appScopes, body.scope, body.resource)
+    const [claimed, regLimit, cached] = await Promise.all([
+      store.ephemeral.claim(`obtain-token:seen:${meta.id}:${ciphertextFingerprint(raw)}`, replayWindowMs),
+      store.rateLimiter.hit(
+        `obtain-token:reg:${meta.id}`,
+        config.tokens.rateLimitPerRegistration,
+        config.tokens.rateLimitWindowMs,
+      ),
+      store.tokens.get(tokenGroup(meta), scope),
+    ])
+    if (!claimed) {
+      throw new BrokerError(
+        'replayed_token',
+        'this encrypted_token was already used; every request must be freshly encrypted',
+      )
+    }
+    if (!regLimit.allowed) {
+      throw new BrokerError('rate_limited', 'too many token requests for this registration; slow down', {
+        retryAfter: Math.ceil(regLimit.retryAfterMs / 1000),
+      })
+    }
+    const token = await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
+    recordUsage(meta.id, request)
+    return {
+      access_token: token.accessToken,
+      token_type: 'Bearer' as const,
+      expires_in: Math.max(0, Math.floor((token.expiresAt - clock()) / 1000)),
+      scope: token.scope,
+      refresh_token: meta.tenantId,
+    }
+  }
+
+  app.post(
+    '/obtain-token',
+    {
+      bodyLimit: 16 * 1024,
+      attachValidation: true,
+      schema: { body: obtainTokenBodySchema, response: obtainTokenResponseSchemas },
+    },
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      const deadlineAt = clock() + config.tokens.responseDeadlineMs - DEADLINE_MARGIN_MS
+      const appName = (request.body as { app_name?: unknown } | undefined)?.app_name
+      const appLabel = typeof appName === 'string' && knownApps.has(appName) ? appName : 'unknown'
+      reply.header('cache-control', 'no-store')
+      try {
+        const answer = await withDeadline(obtain(request, deadlineAt), deadlineAt - clock(), () => {
+          return new BrokerError(
+            'upstream_timeout',
+            'no answer within the response deadline; try again shortly',
+            {
+              retryAfter: 5,
+            },
+          )
+        })
+        metrics.obtainTokenRequests.inc({ app: appLabel, outcome: 'success' })
+        return answer
+      } catch (error) {
+        metrics.obtainTokenRequests.inc({ app: appLabel, outcome: toBrokerError(error).code })
+        throw error
+      }
+    },
+  )
+}
+
+function decodeOrThrow(encryptedToken: string): Buffer {
+  try {
+    return decodeEncryptedToken(encryptedToken)
+  } catch (error) {
+    throw cryptoError(error)
+  }
+}
+
+function cryptoError(error: unknown): BrokerError {
+  if (error instanceof ObtainTokenCryptoError) {
+    return new BrokerError(error.reason === 'bad_key' ? 'invalid_key' : 'invalid_request', error.message)
+  }
+  return toBrokerError(error)
+}
+
+function describeValidation(
+  error: Error & { validation?: Array<{ instancePath?: string; message?: string }> },
+): string {
+  const first = error.validation?.[0]
+  if (first === undefined) return 'is invalid'
+  const where = first.instancePath ? first.instancePath.replace(/^\//, '').replace(/\//g, '.') : 'body'
+  return `${where} ${first.message ?? 'is invalid'}`.replace(/^body /, '')
+}
+
+/** `X-Content-Name/X-Content-Version`, printable and bounded; undefined when neither is sent. */
+function clientOf(request: FastifyRequest): string | undefined {
+  const name = header(request, 'x-content-name')
+  const version = header(request, 'x-content-version')
+  if (name === undefined && version === undefined) return undefined
+  return clip(`${name ?? '?'}/${version ?? '?'}`, 160)
+}
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name]
+  const text = Array.isArray(value) ? value[0] : value
+  return text === undefined || text === '' ? undefined : text
+}

@@ -1,0 +1,124 @@
+// Keep-alive for delegated grants: Microsoft lets a refresh token lapse after ~90 days without use,
+// so a delegated registration whose token has not been refreshed for `keepAliveIdleMs` is
+// refreshed in the background. One instance at a time (a lock), through the issuer (so a
+// foreground request and the keep-alive never refresh the same grant twice), and a failure here
+// never reaches the process: it is logged and retried on the next tick.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.js'
+import type { Store } from '../store/types.js'
+import type { TokenIssuer } from './token-issuer.js'
+import type { ScopeResolver } from './token-scope.js'
+
+export interface KeepAliveDeps {
+  config: Config
+  store: Store
+  issuer: TokenIssuer
+  scopes: ScopeResolver
+  logger: FastifyBaseLogger
+  clock: () => number
+}
+
+export interface KeepAliveRun {
+  /** False when another instance holds the keep-alive lock. */
+  ran: boolean
+  refreshed: number
+  failed: number
+  skipped: number
+}
+
+const LOCK_NAME = 'token-keep-alive'
+const BATCH = 500
+
+export class KeepAlive {
+  readonly #deps: KeepAliveDeps
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<KeepAliveRun> | undefined
+  #stopped = false
+
+  constructor(deps: KeepAliveDeps) {
+    this.#deps = deps
+  }
+
+  start(): void {
+    if (this.#timer !== undefined || this.#stopped) return
+    this.#timer = setInterval(() => {
+      if (this.#running !== undefined) return
+      this.#running = this.runOnce()
+        .catch((error: unknown) => {
+          this.#deps.logger.warn({ err: error }, 'keep-alive run failed; retrying on the next tick')
+          return { ran: false, refreshed: 0, failed: 0, skipped: 0 }
+        })
+        .finally(() => {
+          this.#running = undefined
+        })
+    }, this.#deps.config.tokens.keepAliveIntervalMs)
+    this.#timer.unref()
+  }
+
+  /** Stops the timer and waits for a run in progress. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#running
+  }
+
+  /** One pass: refreshes every idle delegated registration (up to a batch). */
+  async runOnce(): Promise<KeepAliveRun> {
+    const { config, store, issuer, scopes, logger, clock } = this.#deps
+    const result: KeepAliveRun = { ran: false, refreshed: 0, failed: 0, skipped: 0 }
+    const lockTtl = Math.max(60_000, config.tokens.responseDeadlineMs * 4)
+    const handle = await store.locks.acquire(LOCK_NAME, lockTtl)
+    if (handle === null) return result
+    result.ran = true
+    const renewal = setInterval(
+      () => {
+        store.locks.renew(handle, lockTtl).catch(() => {})
+      },
+      Math.floor(lockTtl / 3),
+    )
+    renewal.unref()
+    try {
+      const before = new Date(clock() - config.tokens.keepAliveIdleMs).toISOString()
+      const ids = await store.registrations.listIdleDelegated(before, BATCH)
+      for (const id of ids) {
+        if (this.#stopped) break
+        const registration = await store.registrations.getMeta(id)
+        if (registration === null || registration.status !== 'active' || registration.kind !== 'delegated') {
+          result.skipped++
+          continue
+        }
+        const app = scopes.forApp(registration.app, registration.cloud)
+        if (app === undefined) {
+          result.skipped++
+          logger.warn(
+            { registrationId: id, app: registration.app, cloud: registration.cloud },
+            'keep-alive skipped a registration whose app or cloud is no longer configured',
+          )
+          continue
+        }
+        try {
+          await issuer.issue({
+            registration,
+            app,
+            scope: app.defaultScope,
+            deadlineAt: clock() + config.tokens.responseDeadlineMs,
+            force: true,
+          })
+          result.refreshed++
+        } catch (error) {
+          result.failed++
+          logger.warn(
+            { registrationId: id, app: registration.app, code: (error as { code?: string }).code },
+            'keep-alive refresh failed',
+          )
+        }
+      }
+      if (ids.length > 0) logger.info({ ...result }, 'keep-alive pass done')
+      return result
+    } finally {
+      clearInterval(renewal)
+      await store.locks.release(handle).catch(() => {})
+    }
+  }
+}
