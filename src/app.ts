@@ -11,6 +11,8 @@ import { loggerOptions, redactUrl } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { consentRoutes } from './routes/consent/index.js'
 import { healthRoutes } from './routes/health.js'
+import { metricsRoutes } from './routes/metrics.js'
+import { registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import type { Store } from './store/types.js'
@@ -139,8 +141,11 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     )
   })
 
+  // Before any route: the OpenAPI generator collects routes as they are added.
+  await registerOpenApi(app)
   await app.register(staticRoutes)
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
   await app.register(tokenRoutes)
   // Last: consent routes own `/:app`, a catch-all for app slugs.
   await app.register(consentRoutes)

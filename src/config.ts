@@ -44,6 +44,11 @@ export interface RedisConfig {
   readonly sentinelName?: string
   readonly sentinelPassword?: string
   readonly clusterNodes?: ReadonlyArray<{ host: string; port: number }>
+  /** ACL user and password of the data nodes (Sentinel and Cluster; override those in REDIS_URL). */
+  readonly username?: string
+  readonly password?: string
+  /** TLS to every node (implied by `rediss://`). */
+  readonly tls?: boolean
   readonly keyPrefix: string
 }
 
@@ -225,6 +230,17 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       'REDIS_URL: required (or REDIS_SENTINELS / REDIS_CLUSTER_NODES); the in-memory store is for the demo only (UNSAFE_MEMORY_STORE=true)',
     )
   }
+  if (redis !== undefined) {
+    const username = str('REDIS_USERNAME')
+    const password = str('REDIS_PASSWORD')
+    const tls = bool('REDIS_TLS', false)
+    redis = {
+      ...redis,
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      ...(tls ? { tls } : {}),
+    }
+  }
 
   // --- secrets
   let keyRing: KeyRing | undefined
@@ -310,6 +326,17 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
 
   const metricsPortRaw = str('METRICS_PORT')
   const metricsPort = metricsPortRaw === undefined ? undefined : int('METRICS_PORT', 9464, 1, 65535)
+  if (metricsPort !== undefined && metricsPort === port)
+    problems.push('METRICS_PORT: must differ from PORT (the metrics listener is a separate server)')
+
+  // Shutdown waits for in-flight requests, which the response deadline bounds: the default leaves
+  // them that long plus a margin, and a shorter explicit setting would cut them off.
+  const responseDeadlineMs = int('RESPONSE_DEADLINE_MS', 15_000, 200, 120_000)
+  const shutdownTimeoutMs = int('SHUTDOWN_TIMEOUT_MS', responseDeadlineMs + 5_000, 100, 180_000)
+  if (shutdownTimeoutMs <= responseDeadlineMs)
+    problems.push(
+      'SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS (in-flight requests may take that long)',
+    )
 
   const config: Config = {
     publicUrl,
@@ -332,7 +359,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       maxSkewSeconds: int('OBTAIN_TOKEN_MAX_SKEW_SECONDS', 300, 1, 3600),
       refreshMarginSeconds: int('TOKEN_REFRESH_MARGIN_SECONDS', 300, 0, 3000),
       upstreamTimeoutMs: int('UPSTREAM_TIMEOUT_MS', 10_000, 100, 60_000),
-      responseDeadlineMs: int('RESPONSE_DEADLINE_MS', 15_000, 200, 120_000),
+      responseDeadlineMs,
       keepAliveIdleMs: int('KEEPALIVE_IDLE_DAYS', 7, 1, 80) * 86_400_000,
       keepAliveIntervalMs: int('KEEPALIVE_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
       rateLimitPerRegistration: int('RATE_LIMIT_PER_REGISTRATION', 600, 1, 1_000_000),
@@ -342,7 +369,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     operatorTokens,
     metricsPort,
     auditMaxLen: int('AUDIT_MAX_EVENTS', 100_000, 100, 100_000_000),
-    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 100, 120_000),
+    shutdownTimeoutMs,
   }
   if (config.tokens.responseDeadlineMs <= config.tokens.upstreamTimeoutMs) {
     problems.push('RESPONSE_DEADLINE_MS: must be greater than UPSTREAM_TIMEOUT_MS')

@@ -68,12 +68,14 @@ export function loggerOptions(level: string): LoggerOptions {
     level,
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     serializers: {
-      req(request: FastifyRequest) {
+      // Whatever is logged under `req` passes here: never throw, never pass a header through.
+      req(request: Partial<FastifyRequest> | null | undefined) {
+        if (request === null || typeof request !== 'object') return request
         return {
           method: request.method,
-          url: redactUrl(request.url),
+          url: typeof request.url === 'string' ? redactUrl(request.url) : undefined,
           remoteAddress: request.ip,
-          client: request.headers['x-content-name'],
+          client: request.headers?.['x-content-name'],
         }
       },
     },

@@ -5,7 +5,12 @@ import { createRedisStore } from './redis.js'
 import { createRedisConnection } from './redis-connection.js'
 import type { Store } from './types.js'
 
-export function createStoreFromConfig(config: Config): Store {
+export interface StoreFactoryOptions {
+  /** Connection errors of the Redis client (it reconnects by itself); for logs and metrics. */
+  onRedisError?: (error: Error) => void
+}
+
+export function createStoreFromConfig(config: Config, options: StoreFactoryOptions = {}): Store {
   const redisConfig = config.redis
   if (redisConfig === undefined) return createMemoryStore({ keyRing: config.keyRing })
   const redis = createRedisConnection({
@@ -14,6 +19,10 @@ export function createStoreFromConfig(config: Config): Store {
     ...(redisConfig.sentinelName === undefined ? {} : { sentinelName: redisConfig.sentinelName }),
     ...(redisConfig.sentinelPassword === undefined ? {} : { sentinelPassword: redisConfig.sentinelPassword }),
     ...(redisConfig.clusterNodes === undefined ? {} : { clusterNodes: [...redisConfig.clusterNodes] }),
+    ...(redisConfig.username === undefined ? {} : { username: redisConfig.username }),
+    ...(redisConfig.password === undefined ? {} : { password: redisConfig.password }),
+    ...(redisConfig.tls === true ? { tls: true } : {}),
+    ...(options.onRedisError === undefined ? {} : { onError: options.onRedisError }),
     connectionName: 'consent-broker',
   })
   return createRedisStore({

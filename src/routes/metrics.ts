@@ -1,0 +1,59 @@
+// Prometheus exposition. Two ways to reach it, so an operator picks what fits their network:
+//  - `GET /metrics` on the public listener, only with an operator token (`Authorization: Bearer`);
+//  - a separate listener on METRICS_PORT without authentication, for a scrape network that the
+//    public can't reach (never publish that port).
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import { BrokerError, errorBodySchema } from '../errors.js'
+import { authenticateOperator } from '../services/operator-auth.js'
+
+const metricsSchema = {
+  summary: 'Prometheus metrics (text exposition format)',
+  description:
+    'Requires an operator token. On the METRICS_PORT listener (when configured) no token is asked for.',
+  tags: ['operations'],
+  security: [{ operatorToken: [] }],
+  produces: ['text/plain'],
+  response: {
+    200: { type: 'string', description: 'Prometheus text format 0.0.4' },
+    401: errorBodySchema,
+  },
+} as const
+
+async function exposition(registry: Registry): Promise<{ type: string; body: string }> {
+  return { type: registry.contentType, body: await registry.metrics() }
+}
+
+/** `GET /metrics` on the main app, behind an operator token. */
+export async function metricsRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/metrics', { schema: metricsSchema }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const operator = authenticateOperator(app.config, request.headers.authorization)
+    if (operator === undefined) {
+      reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
+      throw new BrokerError('unauthorized', 'an operator token is required (Authorization: Bearer …)')
+    }
+    const { type, body } = await exposition(app.metrics.registry)
+    return reply.type(type).send(body)
+  })
+}
+
+/**
+ * The METRICS_PORT listener: `GET /metrics` only, no authentication, no request logging (scrapes
+ * every few seconds would drown the logs). The caller listens and closes it.
+ */
+export function buildMetricsServer(registry: Registry, logger: FastifyBaseLogger): FastifyInstance {
+  const server = Fastify({
+    loggerInstance: logger.child({ listener: 'metrics' }),
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance
+  server.get('/metrics', { schema: { response: { 200: { type: 'string' } } } }, async (_request, reply) => {
+    const { type, body } = await exposition(registry)
+    return reply.header('cache-control', 'no-store').type(type).send(body)
+  })
+  server.setNotFoundHandler((_request, reply) => {
+    return reply.code(404).type('text/plain; charset=utf-8').send('not found: try /metrics\n')
+  })
+  return server
+}

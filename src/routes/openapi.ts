@@ -1,0 +1,67 @@
+// OpenAPI 3 document generated from the route schemas (@fastify/swagger), served at
+// `/openapi.json`. It documents the machine-facing API only: obtain-token, the operator API
+// (`/admin/api/*`), health and metrics. HTML pages (consent, callback, admin UI) and static assets
+// are hidden here by URL, so a page added later can't leak into the document by accident.
+import swagger from '@fastify/swagger'
+import type { FastifyInstance, FastifySchema } from 'fastify'
+
+/** Version of the documented API (not of the package): bumped when the wire contract changes. */
+const API_VERSION = '1.0.0'
+
+const DOCUMENTED = [/^\/obtain-token$/, /^\/admin\/api(\/|$)/, /^\/healthz$/, /^\/readyz$/, /^\/metrics$/]
+
+export function isDocumentedUrl(url: string): boolean {
+  return DOCUMENTED.some((pattern) => pattern.test(url))
+}
+
+/**
+ * Registers the generator and `GET /openapi.json`. Call before any route is registered: the
+ * generator collects routes as they are added.
+ */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'consent-broker',
+        description:
+          'Token endpoint for integrations (obtain-token) and the operator API of the consent broker.',
+        version: API_VERSION,
+      },
+      servers: [{ url: app.config.publicUrl }],
+      tags: [
+        { name: 'tokens', description: 'Access tokens for integrations' },
+        { name: 'operators', description: 'Operator API (Authorization: Bearer <operator token>)' },
+        { name: 'operations', description: 'Health and metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          operatorToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An operator token from OPERATOR_TOKENS / OPERATOR_TOKEN_HASHES',
+          },
+        },
+      },
+    },
+    transform: ({ schema, url, route }) => {
+      const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
+      const base: FastifySchema = schema ?? {}
+      return { schema: hidden ? { ...base, hide: true } : base, url }
+    },
+  })
+
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        hide: true,
+        response: { 200: { type: 'object', additionalProperties: true } },
+      },
+    },
+    async (_request, reply) => {
+      reply.header('cache-control', 'no-cache')
+      return app.swagger()
+    },
+  )
+}
