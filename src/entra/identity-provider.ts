@@ -1,0 +1,332 @@
+// The Entra ID identity provider: discovery, authorization URLs, code redemption with our own
+// ID-token validation, client credentials and refresh through openid-client against per-tenant
+// metadata. Speaks to whatever each cloud's authority URL points at; knows nothing else about it.
+import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from 'jose'
+import * as oidc from 'openid-client'
+import type { Config, ResolvedApp } from '../config.js'
+import { BoundedCache } from './bounded-cache.js'
+import { verifyIdToken } from './id-token.js'
+import type {
+  AdminConsentRequest,
+  CodeRedemption,
+  IdentityProvider,
+  RedeemedCode,
+  SignInRequest,
+  TokenGrant,
+} from './types.js'
+import { UpstreamError } from './types.js'
+import { readErrorBody, toUpstreamError, upstreamErrorFromResponse } from './upstream-errors.js'
+
+export interface EntraIdentityProviderOptions {
+  /** Bound on every call to the identity provider; default `config.tokens.upstreamTimeoutMs`. */
+  timeoutMs?: number
+  /** How long discovery documents are reused; default 24 h. */
+  metadataTtlMs?: number
+  /** Most tenants whose discovery document is kept; default 5000. */
+  maxCachedTenants?: number
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const ORGANIZATIONS = 'organizations'
+const DEFAULT_EXPIRES_IN_SECONDS = 3599
+const JWKS_COOLDOWN_MS = 30_000
+const JWKS_MAX_AGE_MS = 60 * 60_000
+
+type Metadata = Readonly<oidc.ServerMetadata>
+
+function isInsecure(authority: string): boolean {
+  // Config only lets http through for loopback hosts or with UNSAFE_ALLOW_HTTP.
+  return new URL(authority).protocol === 'http:'
+}
+
+function requireString(metadata: Metadata, field: keyof oidc.ServerMetadata, where: string): string {
+  const value = metadata[field]
+  if (typeof value !== 'string' || value === '') {
+    throw new UpstreamError('unavailable', `discovery of ${where}: ${String(field)} is missing`)
+  }
+  return value
+}
+
+/** Rejects with the signal's reason as soon as it aborts; otherwise settles like `promise`. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+function combine(timeoutMs: number, signal: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs)
+  return signal === undefined ? timeout : AbortSignal.any([timeout, signal])
+}
+
+export function createEntraIdentityProvider(
+  config: Config,
+  options: EntraIdentityProviderOptions = {},
+): IdentityProvider {
+  const timeoutMs = options.timeoutMs ?? config.tokens.upstreamTimeoutMs
+  const timeoutSeconds = timeoutMs / 1000
+  // Per cloud authority and tenant (`organizations` or a GUID); client-independent.
+  const metadataCache = new BoundedCache<Promise<Metadata>>({
+    maxEntries: options.maxCachedTenants ?? 5000,
+    ttlMs: options.metadataTtlMs ?? 24 * 3_600_000,
+  })
+  // Per JWKS URI, i.e. per cloud; a handful of entries.
+  const jwksCache = new BoundedCache<JWTVerifyGetKey>({ maxEntries: 32, ttlMs: Number.POSITIVE_INFINITY })
+
+  async function discover(app: ResolvedApp, tenant: string): Promise<Metadata> {
+    const where = `${app.authority}/${tenant}`
+    // Tenant-independent metadata advertises the `{tenantid}` issuer template, which openid-client's
+    // issuer check rejects outside login.microsoftonline.com; the full .well-known URL skips that
+    // check (we validate ID tokens ourselves). Per-tenant documents keep openid-client's exact check.
+    const url =
+      tenant === ORGANIZATIONS
+        ? new URL(`${app.authority}/${ORGANIZATIONS}/v2.0/.well-known/openid-configuration`)
+        : new URL(`${app.authority}/${tenant}/v2.0`)
+    let metadata: Metadata
+    try {
+      const discovered = await oidc.discovery(url, app.clientId, undefined, oidc.None(), {
+        timeout: timeoutSeconds,
+        ...(isInsecure(app.authority) ? { execute: [oidc.allowInsecureRequests] } : {}),
+      })
+      metadata = discovered.serverMetadata()
+    } catch (error) {
+      throw await toUpstreamError(error, `discovery of ${where}`)
+    }
+    requireString(metadata, 'token_endpoint', where)
+    requireString(metadata, 'authorization_endpoint', where)
+    const issuer = requireString(metadata, 'issuer', where)
+    if (tenant === ORGANIZATIONS) {
+      requireString(metadata, 'jwks_uri', where)
+      if (!issuer.includes('{tenantid}')) {
+        throw new UpstreamError('unavailable', `discovery of ${where}: issuer is not a {tenantid} template`)
+      }
+    }
+    return metadata
+  }
+
+  function metadataFor(app: ResolvedApp, tenant: string, signal?: AbortSignal): Promise<Metadata> {
+    const key = `${app.authority}|${tenant.toLowerCase()}`
+    let pending = metadataCache.get(key)
+    if (pending === undefined) {
+      pending = discover(app, tenant.toLowerCase())
+      metadataCache.set(key, pending)
+      const settled = pending
+      // A failed discovery is not cached: the next call tries again.
+      settled.catch(() => metadataCache.delete(key, settled))
+    }
+    return abortable(pending, signal)
+  }
+
+  function keysFor(metadata: Metadata): JWTVerifyGetKey {
+    const jwksUri = metadata.jwks_uri as string
+    let keys = jwksCache.get(jwksUri)
+    if (keys === undefined) {
+      const remote = createRemoteJWKSet(new URL(jwksUri), {
+        timeoutDuration: Math.ceil(timeoutMs),
+        cooldownDuration: JWKS_COOLDOWN_MS,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+      })
+      // Fetch failures are the identity provider's, not the token's: report them as such.
+      keys = async (header, token) => {
+        try {
+          return await remote(header, token)
+        } catch (error) {
+          if (
+            error instanceof joseErrors.JWKSNoMatchingKey ||
+            error instanceof joseErrors.JWKSMultipleMatchingKeys
+          )
+            throw error
+          if (error instanceof joseErrors.JWKSTimeout) {
+            throw new UpstreamError('timeout', 'signing keys: no answer from the identity provider in time', {
+              cause: error,
+            })
+          }
+          throw new UpstreamError('unavailable', 'signing keys: could not fetch the identity provider keys', {
+            cause: error,
+          })
+        }
+      }
+      jwksCache.set(jwksUri, keys)
+    }
+    return keys
+  }
+
+  function configurationFor(app: ResolvedApp, metadata: Metadata, signal: AbortSignal | undefined) {
+    const configuration = new oidc.Configuration(
+      metadata,
+      app.clientId,
+      undefined,
+      oidc.ClientSecretPost(app.clientSecret),
+    )
+    if (isInsecure(app.authority)) oidc.allowInsecureRequests(configuration)
+    configuration.timeout = timeoutSeconds
+    if (signal !== undefined) {
+      configuration[oidc.customFetch] = (url, init) =>
+        fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal })
+    }
+    return configuration
+  }
+
+  function toGrant(response: oidc.TokenEndpointResponse): TokenGrant {
+    return {
+      accessToken: response.access_token,
+      expiresIn:
+        typeof response.expires_in === 'number' && Number.isFinite(response.expires_in)
+          ? response.expires_in
+          : DEFAULT_EXPIRES_IN_SECONDS,
+      scope: response.scope ?? '',
+      ...(typeof response.refresh_token === 'string' && response.refresh_token !== ''
+        ? { refreshToken: response.refresh_token }
+        : {}),
+    }
+  }
+
+  function requireTenantId(tenantId: string): string {
+    if (!GUID.test(tenantId)) throw new TypeError('tenantId must be a tenant GUID')
+    return tenantId.toLowerCase()
+  }
+
+  return {
+    async signInUrl(app: ResolvedApp, request: SignInRequest): Promise<string> {
+      const metadata = await metadataFor(app, ORGANIZATIONS)
+      const parameters: Record<string, string> = {
+        response_type: 'code',
+        response_mode: 'query',
+        redirect_uri: request.redirectUri,
+        scope: request.scopes.join(' '),
+        state: request.state,
+        nonce: request.nonce,
+        code_challenge: request.codeChallenge,
+        code_challenge_method: 'S256',
+      }
+      if (request.prompt !== undefined) parameters.prompt = request.prompt
+      if (request.loginHint !== undefined) parameters.login_hint = request.loginHint
+      return oidc.buildAuthorizationUrl(configurationFor(app, metadata, undefined), parameters).href
+    },
+
+    async redeemCode(app: ResolvedApp, redemption: CodeRedemption): Promise<RedeemedCode> {
+      const metadata = await metadataFor(app, ORGANIZATIONS)
+      // Hand-written on purpose: the code must be redeemed at the authority path it was issued
+      // for, and the ID token validated with the `{tenantid}` template in every cloud.
+      const tokenEndpoint = metadata.token_endpoint as string
+      let response: Response
+      let body: Record<string, unknown>
+      try {
+        response = await fetch(tokenEndpoint, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: new URLSearchParams({
+            client_id: app.clientId,
+            client_secret: app.clientSecret,
+            grant_type: 'authorization_code',
+            code: redemption.code,
+            redirect_uri: redemption.redirectUri,
+            code_verifier: redemption.codeVerifier,
+            scope: redemption.scopes.join(' '),
+          }),
+          signal: AbortSignal.timeout(timeoutMs),
+        })
+        if (response.status !== 200) {
+          throw upstreamErrorFromResponse(
+            response.status,
+            response.headers,
+            await readErrorBody(response),
+            'code redemption',
+          )
+        }
+        const parsed: unknown = await response.json()
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+          throw new UpstreamError('unavailable', 'code redemption: answer is not a JSON object', {
+            status: 200,
+          })
+        }
+        body = parsed as Record<string, unknown>
+      } catch (error) {
+        throw await toUpstreamError(error, 'code redemption')
+      }
+      if (typeof body.id_token !== 'string' || body.id_token === '') {
+        throw new UpstreamError('unavailable', 'code redemption: answer has no id_token', { status: 200 })
+      }
+      const idToken = await verifyIdToken(body.id_token, keysFor(metadata), {
+        clientId: app.clientId,
+        issuerTemplate: metadata.issuer,
+        nonce: redemption.nonce,
+      })
+      return {
+        idToken,
+        ...(typeof body.refresh_token === 'string' && body.refresh_token !== ''
+          ? { refreshToken: body.refresh_token }
+          : {}),
+      }
+    },
+
+    async adminConsentUrl(app: ResolvedApp, request: AdminConsentRequest): Promise<string> {
+      const url = new URL(`${app.authority}/${requireTenantId(request.tenantId)}/v2.0/adminconsent`)
+      url.searchParams.set('client_id', app.clientId)
+      url.searchParams.set('redirect_uri', request.redirectUri)
+      url.searchParams.set('state', request.state)
+      url.searchParams.set('scope', request.scope)
+      return url.href
+    },
+
+    async clientCredentials(
+      app: ResolvedApp,
+      tenantId: string,
+      scope: string,
+      signal?: AbortSignal,
+    ): Promise<TokenGrant> {
+      const tid = requireTenantId(tenantId)
+      const bounded = combine(timeoutMs, signal)
+      try {
+        const metadata = await metadataFor(app, tid, bounded)
+        const response = await oidc.clientCredentialsGrant(configurationFor(app, metadata, bounded), {
+          scope,
+        })
+        return toGrant(response)
+      } catch (error) {
+        throw await toUpstreamError(error, 'client credentials')
+      }
+    },
+
+    async refresh(
+      app: ResolvedApp,
+      tenantId: string,
+      refreshToken: string,
+      scope: string,
+      signal?: AbortSignal,
+    ): Promise<TokenGrant> {
+      const tid = requireTenantId(tenantId)
+      const bounded = combine(timeoutMs, signal)
+      // Ask for offline_access every time so the answer always carries the rotated refresh token.
+      const scopes = scope.split(/\s+/).filter(Boolean)
+      if (!scopes.includes('offline_access')) scopes.push('offline_access')
+      try {
+        const metadata = await metadataFor(app, tid, bounded)
+        const response = await oidc.refreshTokenGrant(
+          configurationFor(app, metadata, bounded),
+          refreshToken,
+          {
+            scope: scopes.join(' '),
+          },
+        )
+        return toGrant(response)
+      } catch (error) {
+        throw await toUpstreamError(error, 'refresh')
+      }
+    },
+  }
+}
