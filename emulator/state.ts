@@ -1,0 +1,300 @@
+// In-memory state of the emulator: directory, pending sign-ins, codes, grants, consents, faults,
+// statistics. Everything but the directory and the initial signing key is reset by `reset()`.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
+import type { SigningKey } from './keys.js'
+
+export const DEFAULT_ACCESS_TOKEN_LIFETIME_SEC = 3600
+export const ID_TOKEN_LIFETIME_SEC = 3600
+export const CODE_LIFETIME_MS = 10 * 60 * 1000
+export const FLOW_LIFETIME_MS = 15 * 60 * 1000
+export const REFRESH_TOKEN_INACTIVITY_MS = 90 * 24 * 3600 * 1000
+
+export const TENANT_KEYWORDS = ['common', 'organizations', 'consumers'] as const
+export type TenantKeyword = (typeof TENANT_KEYWORDS)[number]
+
+/** The Microsoft account (consumer) tenant; `/consumers` documents name it as their issuer. */
+export const CONSUMERS_TENANT_ID = '9188040d-6c67-4c5b-b112-36a304b66dad'
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+export const isGuid = (s: string): boolean => GUID.test(s)
+
+/** The `{tenant}` path segment resolved: a keyword, or a tenant of the directory. */
+export type ResolvedTenant =
+  | { readonly kind: 'keyword'; readonly segment: string; readonly keyword: TenantKeyword }
+  | { readonly kind: 'tenant'; readonly segment: string; readonly tenant: EmulatorTenant }
+
+export type ResponseMode = 'query' | 'fragment' | 'form_post'
+
+export interface PendingFlow {
+  readonly id: string
+  readonly kind: 'authorize' | 'adminconsent'
+  readonly tenant: ResolvedTenant
+  readonly client: EmulatorClient
+  readonly redirectUri: string
+  readonly responseMode: ResponseMode
+  readonly scopes: readonly string[]
+  readonly state: string | undefined
+  readonly nonce: string | undefined
+  readonly codeChallenge: string | undefined
+  readonly prompt: string | undefined
+  readonly loginHint: string | undefined
+  readonly domainHint: string | undefined
+  readonly expiresAt: number
+  user?: EmulatorUser
+}
+
+export interface CodeRecord {
+  readonly clientId: string
+  readonly redirectUri: string
+  /** Lower-cased `{tenant}` path segment the code was issued at; redemption must use the same one. */
+  readonly pathSegment: string
+  readonly tid: string
+  readonly oid: string
+  readonly scopes: readonly string[]
+  readonly nonce: string | undefined
+  readonly codeChallenge: string | undefined
+  readonly expiresAt: number
+  redeemed: boolean
+}
+
+export interface RefreshRecord {
+  readonly clientId: string
+  readonly tid: string
+  readonly oid: string
+  /** Scopes of the original authorization; the default when a refresh names none. */
+  readonly scopes: readonly string[]
+  readonly issuedAt: number
+  revoked: boolean
+}
+
+export interface Fault {
+  count: number
+  readonly delayMs?: number
+  readonly status?: number
+  readonly error?: string
+  readonly errorCode?: number
+  readonly errorDescription?: string
+  readonly retryAfter?: number
+  /** Raw (non-JSON) response body, e.g. a gateway's HTML page. */
+  readonly body?: string
+  /** Destroy the connection without answering. */
+  readonly reset?: boolean
+  readonly grantType?: string
+  readonly tenant?: string
+  readonly clientId?: string
+}
+
+export interface EmulatorStats {
+  token_requests: Record<string, number>
+  by_tenant: Record<string, Record<string, number>>
+}
+
+function emptyStats(): EmulatorStats {
+  return { token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 }, by_tenant: {} }
+}
+
+export const opaqueToken = (prefix: string, bytes: number): string =>
+  `${prefix}.${randomBytes(bytes).toString('base64url')}`
+
+export interface EmulatorStateOptions {
+  baseUrl: string
+  tenants: readonly EmulatorTenant[]
+  users: readonly EmulatorUser[]
+  clients: readonly EmulatorClient[]
+  keys: readonly SigningKey[]
+  accessTokenLifetimeSec: number
+  now: () => number
+}
+
+export class EmulatorState {
+  /** Issuer base, e.g. `http://127.0.0.1:3001` (no trailing slash). */
+  baseUrl: string
+  readonly tenants: ReadonlyMap<string, EmulatorTenant>
+  readonly users: ReadonlyMap<string, EmulatorUser>
+  readonly clients: ReadonlyMap<string, EmulatorClient>
+  /** Signing keys; the first one signs, all are published. */
+  keys: SigningKey[]
+  readonly pending = new Map<string, PendingFlow>()
+  readonly codes = new Map<string, CodeRecord>()
+  readonly refreshTokens = new Map<string, RefreshRecord>()
+  /** `${tid}|${oid}|${clientId}` → consented scope keys. */
+  readonly userGrants = new Map<string, Set<string>>()
+  /** `${tid}|${clientId}` → admin-consented scopes (as requested). */
+  readonly adminConsents = new Map<string, Set<string>>()
+  faults: Fault[] = []
+  stats: EmulatorStats = emptyStats()
+  accessTokenLifetimeSec: number
+  clockOffsetMs = 0
+
+  private readonly initialKeys: readonly SigningKey[]
+  private readonly defaultLifetimeSec: number
+  private readonly clock: () => number
+
+  constructor(options: EmulatorStateOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '')
+    this.tenants = new Map(options.tenants.map((t) => [t.tid, t]))
+    this.users = new Map(options.users.map((u) => [u.username.toLowerCase(), u]))
+    this.clients = new Map(options.clients.map((c) => [c.clientId.toLowerCase(), c]))
+    this.initialKeys = [...options.keys]
+    this.keys = [...options.keys]
+    this.defaultLifetimeSec = options.accessTokenLifetimeSec
+    this.accessTokenLifetimeSec = options.accessTokenLifetimeSec
+    this.clock = options.now
+  }
+
+  /** Emulator time in milliseconds (real clock plus the offset set through `/_emulator/clock`). */
+  now(): number {
+    return this.clock() + this.clockOffsetMs
+  }
+
+  /** Back to the fixed demo data. */
+  reset(): void {
+    this.pending.clear()
+    this.codes.clear()
+    this.refreshTokens.clear()
+    this.userGrants.clear()
+    this.adminConsents.clear()
+    this.faults = []
+    this.stats = emptyStats()
+    this.accessTokenLifetimeSec = this.defaultLifetimeSec
+    this.clockOffsetMs = 0
+    this.keys = [...this.initialKeys]
+  }
+
+  resolveTenant(segment: string): ResolvedTenant | null {
+    const lower = segment.toLowerCase()
+    if ((TENANT_KEYWORDS as readonly string[]).includes(lower)) {
+      return { kind: 'keyword', segment: lower, keyword: lower as TenantKeyword }
+    }
+    const tenant = isGuid(lower)
+      ? this.tenants.get(lower)
+      : [...this.tenants.values()].find((t) => t.domain.toLowerCase() === lower)
+    return tenant ? { kind: 'tenant', segment: lower, tenant } : null
+  }
+
+  findUser(username: string): EmulatorUser | undefined {
+    return this.users.get(username.trim().toLowerCase())
+  }
+
+  findUserByOid(oid: string): EmulatorUser | undefined {
+    return [...this.users.values()].find((u) => u.oid === oid)
+  }
+
+  findClient(clientId: string): EmulatorClient | undefined {
+    return this.clients.get(clientId.toLowerCase())
+  }
+
+  issuer(tid: string): string {
+    return `${this.baseUrl}/${tid}/v2.0`
+  }
+
+  createFlow(flow: Omit<PendingFlow, 'id' | 'expiresAt'>): PendingFlow {
+    this.sweep()
+    const created: PendingFlow = { ...flow, id: randomUUID(), expiresAt: this.now() + FLOW_LIFETIME_MS }
+    this.pending.set(created.id, created)
+    return created
+  }
+
+  issueCode(record: Omit<CodeRecord, 'expiresAt' | 'redeemed'>): string {
+    const code = opaqueToken('0', 48)
+    this.codes.set(code, { ...record, expiresAt: this.now() + CODE_LIFETIME_MS, redeemed: false })
+    return code
+  }
+
+  issueRefreshToken(record: Omit<RefreshRecord, 'issuedAt' | 'revoked'>): string {
+    const token = opaqueToken('1', 64)
+    this.refreshTokens.set(token, { ...record, issuedAt: this.now(), revoked: false })
+    return token
+  }
+
+  hasAdminConsent(tid: string, clientId: string): boolean {
+    return this.adminConsents.has(`${tid}|${clientId.toLowerCase()}`)
+  }
+
+  adminConsentScopes(tid: string, clientId: string): ReadonlySet<string> {
+    return this.adminConsents.get(`${tid}|${clientId.toLowerCase()}`) ?? new Set()
+  }
+
+  recordAdminConsent(tid: string, clientId: string, scopes: readonly string[]): void {
+    const key = `${tid}|${clientId.toLowerCase()}`
+    const set = this.adminConsents.get(key) ?? new Set<string>()
+    for (const s of scopes) set.add(s)
+    this.adminConsents.set(key, set)
+  }
+
+  userGrant(tid: string, oid: string, clientId: string): ReadonlySet<string> | undefined {
+    return this.userGrants.get(`${tid}|${oid}|${clientId.toLowerCase()}`)
+  }
+
+  recordUserGrant(tid: string, oid: string, clientId: string, keys: Iterable<string>): void {
+    const key = `${tid}|${oid}|${clientId.toLowerCase()}`
+    const set = this.userGrants.get(key) ?? new Set<string>()
+    for (const k of keys) set.add(k)
+    this.userGrants.set(key, set)
+  }
+
+  /** Removes the tenant's user grants and admin consents and revokes its refresh tokens. */
+  revokeTenant(tid: string): void {
+    for (const key of [...this.userGrants.keys()]) if (key.startsWith(`${tid}|`)) this.userGrants.delete(key)
+    for (const key of [...this.adminConsents.keys()])
+      if (key.startsWith(`${tid}|`)) this.adminConsents.delete(key)
+    for (const rt of this.refreshTokens.values()) if (rt.tid === tid) rt.revoked = true
+  }
+
+  /** Removes one user's grants and revokes their refresh tokens (a password reset). */
+  revokeUser(oid: string): void {
+    for (const key of [...this.userGrants.keys()]) if (key.split('|')[1] === oid) this.userGrants.delete(key)
+    for (const rt of this.refreshTokens.values()) if (rt.oid === oid) rt.revoked = true
+  }
+
+  countTokenRequest(grantType: string, pathSegment: string): void {
+    const t = this.stats.token_requests
+    t[grantType] = (t[grantType] ?? 0) + 1
+    const byTenant = this.stats.by_tenant[pathSegment] ?? {}
+    byTenant[grantType] = (byTenant[grantType] ?? 0) + 1
+    this.stats.by_tenant[pathSegment] = byTenant
+  }
+
+  /**
+   * Consumes the faults matching a token request: every matching delay-only fault, and the first
+   * matching fault that answers (status, error, body or reset). Returns the summed delay and that
+   * answering fault, if any.
+   */
+  takeFaults(match: { grantType: string; tenant: string; clientId: string | undefined }): {
+    delayMs: number
+    answer: Fault | undefined
+  } {
+    let delayMs = 0
+    let answer: Fault | undefined
+    for (const fault of this.faults) {
+      if (fault.count <= 0) continue
+      if (fault.grantType !== undefined && fault.grantType !== match.grantType) continue
+      if (fault.tenant !== undefined && fault.tenant.toLowerCase() !== match.tenant) continue
+      if (fault.clientId !== undefined && fault.clientId.toLowerCase() !== match.clientId?.toLowerCase())
+        continue
+      const answers = isAnsweringFault(fault)
+      if (answers && answer) continue
+      fault.count -= 1
+      delayMs += fault.delayMs ?? 0
+      if (answers) answer = fault
+    }
+    this.faults = this.faults.filter((f) => f.count > 0)
+    return { delayMs, answer }
+  }
+
+  private sweep(): void {
+    const now = this.now()
+    for (const [id, flow] of this.pending) if (flow.expiresAt < now) this.pending.delete(id)
+    for (const [code, rec] of this.codes) if (rec.expiresAt + CODE_LIFETIME_MS < now) this.codes.delete(code)
+  }
+}
+
+export function isAnsweringFault(fault: Fault): boolean {
+  return (
+    fault.status !== undefined ||
+    fault.error !== undefined ||
+    fault.body !== undefined ||
+    fault.reset === true
+  )
+}

@@ -1,0 +1,420 @@
+// Token endpoint: client authentication and the authorization_code, refresh_token and
+// client_credentials grants, minting RS256 ID and access tokens.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import type { EmulatorClient, EmulatorUser } from './demo-data.js'
+import { EntraError } from './errors.js'
+import { signJwt } from './keys.js'
+import {
+  applicationPermissions,
+  defaultResourceOf,
+  delegatedPermissions,
+  parseScopes,
+  resourceKey,
+  resourcesOf,
+  scopesForResource,
+  splitScopeParam,
+} from './scopes.js'
+import type { EmulatorState, ResolvedTenant } from './state.js'
+import { ID_TOKEN_LIFETIME_SEC, REFRESH_TOKEN_INACTIVITY_MS } from './state.js'
+
+export type TokenBody = Readonly<Record<string, string | undefined>>
+
+export interface TokenRequest {
+  readonly state: EmulatorState
+  readonly tenant: ResolvedTenant
+  readonly body: TokenBody
+  readonly authorization: string | undefined
+}
+
+const sha256 = (value: string): Buffer => createHash('sha256').update(value).digest()
+
+/** Pairwise `sub`: stable per user and client, different across clients. */
+export function pairwiseSubject(oid: string, clientId: string): string {
+  return sha256(`sub|${oid}|${clientId.toLowerCase()}`).toString('base64url').slice(0, 43)
+}
+
+/** Object id of the client's service principal in a tenant (exists once the tenant consented). */
+export function servicePrincipalId(tid: string, clientId: string): string {
+  const hex = sha256(`sp|${tid}|${clientId.toLowerCase()}`).toString('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`
+}
+
+function missing(name: string): EntraError {
+  return new EntraError(
+    'invalid_request',
+    900144,
+    400,
+    `The request body must contain the following parameter: '${name}'.`,
+  )
+}
+
+function directoryName(tenant: ResolvedTenant): string {
+  return tenant.kind === 'tenant' ? tenant.tenant.displayName : tenant.segment
+}
+
+export function appNotFound(tenant: ResolvedTenant, clientId: string): EntraError {
+  return new EntraError(
+    'unauthorized_client',
+    700016,
+    400,
+    `Application with identifier '${clientId}' was not found in the directory '${directoryName(tenant)}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+  )
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+/** The client id a request names (body or Basic header), for fault matching and statistics. */
+export function requestedClientId(body: TokenBody, authorization: string | undefined): string | undefined {
+  return decodeBasic(authorization)?.clientId ?? body.client_id
+}
+
+function decodeBasic(authorization: string | undefined): { clientId: string; secret: string } | undefined {
+  const match = /^Basic\s+(\S+)$/i.exec(authorization ?? '')
+  if (!match) return undefined
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 0) return undefined
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s.replace(/\+/g, ' '))
+    } catch {
+      return s
+    }
+  }
+  return { clientId: decode(decoded.slice(0, colon)), secret: decode(decoded.slice(colon + 1)) }
+}
+
+function authenticateClient(req: TokenRequest): EmulatorClient {
+  const { state, tenant, body } = req
+  const basic = decodeBasic(req.authorization)
+  if (basic && body.client_id && body.client_id.toLowerCase() !== basic.clientId.toLowerCase()) {
+    throw new EntraError(
+      'invalid_request',
+      90100,
+      400,
+      'Invalid request. The client_id in the body does not match the client of the Authorization header.',
+    )
+  }
+  const clientId = basic?.clientId ?? body.client_id
+  if (!clientId) throw missing('client_id')
+  const client = state.findClient(clientId)
+  if (!client) throw appNotFound(tenant, clientId)
+  if (body.client_assertion !== undefined) {
+    throw new EntraError(
+      'invalid_client',
+      700027,
+      401,
+      `Client assertion failed signature validation: no certificate is registered on application '${client.clientId}'.`,
+    )
+  }
+  const secret = basic?.secret ?? body.client_secret
+  if (!secret) throw new EntraError('invalid_client', 7000218, 401)
+  if (!safeEqual(secret, client.clientSecret)) {
+    throw new EntraError(
+      'invalid_client',
+      7000215,
+      401,
+      `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${client.clientId}'.`,
+    )
+  }
+  return client
+}
+
+export async function handleTokenRequest(req: TokenRequest): Promise<Record<string, unknown>> {
+  const grantType = req.body.grant_type
+  if (!grantType) throw missing('grant_type')
+  const client = authenticateClient(req)
+  switch (grantType) {
+    case 'authorization_code':
+      return authorizationCodeGrant(req, client)
+    case 'refresh_token':
+      return refreshTokenGrant(req, client)
+    case 'client_credentials':
+      return clientCredentialsGrant(req, client)
+    default:
+      throw new EntraError(
+        'unsupported_grant_type',
+        70003,
+        400,
+        `The app requested an unsupported grant type '${grantType}'.`,
+      )
+  }
+}
+
+function pkceMatches(verifier: string | undefined, challenge: string): boolean {
+  if (!verifier || !/^[A-Za-z0-9\-._~]{43,128}$/.test(verifier)) return false
+  return safeEqual(sha256(verifier).toString('base64url'), challenge)
+}
+
+async function authorizationCodeGrant(req: TokenRequest, client: EmulatorClient) {
+  const { state, tenant, body } = req
+  if (!body.code) throw missing('code')
+  const rec = state.codes.get(body.code)
+  if (!rec) throw new EntraError('invalid_grant', 9002313)
+  if (rec.clientId.toLowerCase() !== client.clientId.toLowerCase()) {
+    throw new EntraError(
+      'invalid_grant',
+      70000,
+      400,
+      'Provided grant is invalid or malformed. The code was issued to a different client.',
+    )
+  }
+  if (rec.redeemed) throw new EntraError('invalid_grant', 54005)
+  if (state.now() > rec.expiresAt) {
+    throw new EntraError(
+      'invalid_grant',
+      70008,
+      400,
+      'The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.',
+    )
+  }
+  if (rec.pathSegment !== tenant.segment) throw new EntraError('invalid_grant', 700005)
+  if (body.redirect_uri !== rec.redirectUri) {
+    throw new EntraError(
+      'invalid_grant',
+      500112,
+      400,
+      `The reply address '${body.redirect_uri ?? ''}' does not match the reply address '${rec.redirectUri}' provided when requesting Authorization code.`,
+    )
+  }
+  if (rec.codeChallenge !== undefined && !pkceMatches(body.code_verifier, rec.codeChallenge)) {
+    throw new EntraError('invalid_grant', 501481)
+  }
+  const user = state.findUserByOid(rec.oid)
+  if (!user) throw new EntraError('invalid_grant', 70000)
+  rec.redeemed = true
+  const requested = body.scope ? splitScopeParam(body.scope) : rec.scopes
+  return delegatedTokens(state, client, user, requested, {
+    nonce: rec.nonce,
+    refresh: rec.scopes.some((s) => s.toLowerCase() === 'offline_access'),
+    grantScopes: rec.scopes,
+    explicitScope: body.scope !== undefined,
+  })
+}
+
+async function refreshTokenGrant(req: TokenRequest, client: EmulatorClient) {
+  const { state, tenant, body } = req
+  if (!body.refresh_token) throw missing('refresh_token')
+  const rec = state.refreshTokens.get(body.refresh_token)
+  if (!rec) throw new EntraError('invalid_grant', 9002313)
+  if (rec.clientId.toLowerCase() !== client.clientId.toLowerCase()) {
+    throw new EntraError(
+      'invalid_grant',
+      70000,
+      400,
+      'Provided grant is invalid or malformed. The refresh token was issued to a different client.',
+    )
+  }
+  if (rec.revoked) throw new EntraError('invalid_grant', 50173)
+  if (state.now() - rec.issuedAt > REFRESH_TOKEN_INACTIVITY_MS) {
+    throw new EntraError(
+      'invalid_grant',
+      700082,
+      400,
+      `The refresh token has expired due to inactivity. The token was issued on ${new Date(rec.issuedAt).toISOString()} and was inactive for 90.00:00:00.`,
+    )
+  }
+  if (tenant.kind === 'keyword' ? tenant.keyword === 'consumers' : tenant.tenant.tid !== rec.tid) {
+    throw new EntraError(
+      'invalid_grant',
+      700005,
+      400,
+      'Provided refresh token is intended to use against other tenant, thus rejected.',
+    )
+  }
+  const user = state.findUserByOid(rec.oid)
+  if (!user) throw new EntraError('invalid_grant', 50173)
+  const requested = body.scope ? splitScopeParam(body.scope) : rec.scopes
+  return delegatedTokens(state, client, user, requested, {
+    nonce: undefined,
+    refresh: true,
+    grantScopes: rec.scopes,
+    explicitScope: body.scope !== undefined,
+  })
+}
+
+async function clientCredentialsGrant(req: TokenRequest, client: EmulatorClient) {
+  const { state, tenant, body } = req
+  if (tenant.kind !== 'tenant') {
+    throw new EntraError(
+      'invalid_request',
+      50059,
+      400,
+      `No tenant-identifying information found in either the request or implied by any provided credentials. The client credentials grant needs a tenant-specific endpoint, not '/${tenant.segment}'.`,
+    )
+  }
+  if (!body.scope) throw missing('scope')
+  const scopes = splitScopeParam(body.scope)
+  const parsed = parseScopes(scopes, client)
+  const only = parsed[0]
+  if (parsed.length !== 1 || !only) {
+    throw new EntraError(
+      'invalid_scope',
+      70011,
+      400,
+      `The provided value for the input parameter 'scope' is not valid. The scope ${body.scope} is not valid: request one resource's /.default at a time.`,
+    )
+  }
+  if (only.resource === null || only.permission !== '.default' || !only.raw.includes('/')) {
+    throw new EntraError(
+      'invalid_scope',
+      1002012,
+      400,
+      `The provided value for scope ${only.raw} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+    )
+  }
+  const tid = tenant.tenant.tid
+  if (!state.hasAdminConsent(tid, client.clientId)) throw appNotFound(tenant, client.clientId)
+  const resource = only.resource
+  const roles = grantedRoles(client, resource, state.adminConsentScopes(tid, client.clientId))
+  const now = Math.floor(state.now() / 1000)
+  const lifetime = state.accessTokenLifetimeSec
+  const spId = servicePrincipalId(tid, client.clientId)
+  const accessToken = await signJwt(state.keys[0]!, {
+    aud: resource,
+    iss: state.issuer(tid),
+    iat: now,
+    nbf: now,
+    exp: now + lifetime,
+    tid,
+    oid: spId,
+    sub: spId,
+    appid: client.clientId,
+    azp: client.clientId,
+    appidacr: '1',
+    azpacr: '1',
+    idtyp: 'app',
+    ...(roles.length > 0 ? { roles } : {}),
+    ver: '2.0',
+    jti: randomUUID(),
+    uti: randomUUID(),
+  })
+  return { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken }
+}
+
+/**
+ * Application permissions (roles) admin consent granted on `resource`: a `.default` consent grants
+ * every statically configured permission of the app, across resources, as Entra does; explicit
+ * scopes grant only the configured application permissions they name.
+ */
+function grantedRoles(client: EmulatorClient, resource: string, consented: ReadonlySet<string>): string[] {
+  const parsed = parseScopes([...consented], client)
+  const configured = applicationPermissions(client, resource)
+  if (parsed.some((p) => p.permission.toLowerCase() === '.default')) return configured
+  return configured.filter((role) =>
+    parsed.some(
+      (p) =>
+        p.resource !== null &&
+        resourceKey(p.resource) === resourceKey(resource) &&
+        p.permission.toLowerCase() === role.toLowerCase(),
+    ),
+  )
+}
+
+interface DelegatedOptions {
+  readonly nonce: string | undefined
+  readonly refresh: boolean
+  readonly grantScopes: readonly string[]
+  /** The token request named `scope` itself (then it must name one resource at most). */
+  readonly explicitScope: boolean
+}
+
+async function delegatedTokens(
+  state: EmulatorState,
+  client: EmulatorClient,
+  user: EmulatorUser,
+  requested: readonly string[],
+  options: DelegatedOptions,
+): Promise<Record<string, unknown>> {
+  const parsed = parseScopes(requested, client)
+  const resources = resourcesOf(parsed)
+  if (options.explicitScope && resources.length > 1) {
+    throw new EntraError(
+      'invalid_scope',
+      28000,
+      400,
+      `Provided value for the input parameter scope is not valid because it contains more than one resource. Scope ${requested.join(' ')} is not valid.`,
+    )
+  }
+  // Entra issues an access token for one resource: the first requested, or Graph for OIDC-only.
+  const resource = resources[0] ?? defaultResourceOf(client)
+  const oidc = parsed.filter((s) => s.resource === null).map((s) => s.permission)
+  const hasResourceScope = resources.length > 0
+  const permissions = hasResourceScope
+    ? delegatedPermissions(client, resource, parsed)
+    : [...oidc.filter((s) => s !== 'offline_access'), 'User.Read']
+  const responseScopes = hasResourceScope
+    ? scopesForResource(parsed, resource).some((s) => s.permission.toLowerCase() === '.default')
+      ? permissions.map((p) => `${resource}/${p}`)
+      : scopesForResource(parsed, resource).map((s) => s.raw)
+    : [`${resource}/User.Read`]
+  const wantsIdToken = oidc.includes('openid')
+
+  const now = Math.floor(state.now() / 1000)
+  const lifetime = state.accessTokenLifetimeSec
+  const key = state.keys[0]!
+  const wids = user.roles.length > 0 ? { wids: [...user.roles] } : {}
+  const accessToken = await signJwt(key, {
+    aud: resource,
+    iss: state.issuer(user.tid),
+    iat: now,
+    nbf: now,
+    exp: now + lifetime,
+    tid: user.tid,
+    oid: user.oid,
+    sub: pairwiseSubject(user.oid, resource),
+    name: user.displayName,
+    preferred_username: user.username,
+    upn: user.username,
+    appid: client.clientId,
+    azp: client.clientId,
+    appidacr: '1',
+    azpacr: '1',
+    idtyp: 'user',
+    scp: permissions.join(' '),
+    ...wids,
+    ver: '2.0',
+    jti: randomUUID(),
+    uti: randomUUID(),
+  })
+
+  const response: Record<string, unknown> = {
+    token_type: 'Bearer',
+    scope: [...responseScopes, ...oidc.filter((s) => s !== 'offline_access' || options.refresh)].join(' '),
+    expires_in: lifetime,
+    ext_expires_in: lifetime,
+    access_token: accessToken,
+  }
+  if (options.refresh) {
+    response.refresh_token = state.issueRefreshToken({
+      clientId: client.clientId,
+      tid: user.tid,
+      oid: user.oid,
+      scopes: options.grantScopes,
+    })
+  }
+  if (wantsIdToken) {
+    response.id_token = await signJwt(key, {
+      aud: client.clientId,
+      iss: state.issuer(user.tid),
+      iat: now,
+      nbf: now,
+      exp: now + ID_TOKEN_LIFETIME_SEC,
+      sub: pairwiseSubject(user.oid, client.clientId),
+      tid: user.tid,
+      oid: user.oid,
+      preferred_username: user.username,
+      name: user.displayName,
+      ...(oidc.includes('email') ? { email: user.username } : {}),
+      ...(options.nonce !== undefined ? { nonce: options.nonce } : {}),
+      ...wids,
+      ver: '2.0',
+      uti: randomUUID(),
+    })
+  }
+  return response
+}
