@@ -65,8 +65,14 @@ export async function findFreePort(): Promise<number> {
 }
 
 /** Sends one inline command and resolves with the first reply line (e.g. `+PONG`). */
-export function sendRawCommand(port: number, command: string, timeoutMs = 1000): Promise<string> {
-  return new Promise((resolve, reject) => {
+export async function sendRawCommand(port: number, command: string, timeoutMs = 1000): Promise<string> {
+  const reply = await exchange(port, command, timeoutMs, (buffer) => buffer.includes('\r\n'))
+  return reply.slice(0, reply.indexOf('\r\n'))
+}
+
+/** Writes `command` and collects the reply until `isComplete(buffer)`. */
+function exchange(port: number, command: string, timeoutMs: number, isComplete: (buffer: string) => boolean) {
+  return new Promise<string>((resolve, reject) => {
     const socket = createConnection({ host: HOST, port })
     let buffer = ''
     const timer = setTimeout(() => {
@@ -77,11 +83,10 @@ export function sendRawCommand(port: number, command: string, timeoutMs = 1000):
     socket.on('connect', () => socket.write(`${command}\r\n`))
     socket.on('data', (chunk: string) => {
       buffer += chunk
-      const end = buffer.indexOf('\r\n')
-      if (end >= 0) {
+      if (isComplete(buffer)) {
         clearTimeout(timer)
         socket.destroy()
-        resolve(buffer.slice(0, end))
+        resolve(buffer)
       }
     })
     socket.on('error', (error) => {
@@ -243,4 +248,42 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   }
   if (ownsDir) await rm(dir, { recursive: true, force: true })
   throw lastError
+}
+
+/**
+ * A one-node Redis Cluster owning all 16384 slots: enough to prove that every multi-key command
+ * and script stays in one hash slot (the server answers CROSSSLOT otherwise).
+ */
+export async function startSingleNodeCluster(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
+  const server = await startRedisServer({
+    ...options,
+    args: [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-announce-ip',
+      HOST,
+      ...(options.args ?? []),
+    ],
+  })
+  try {
+    const added = await sendRawCommand(server.port, 'CLUSTER ADDSLOTSRANGE 0 16383')
+    if (added !== '+OK') throw new Error(`CLUSTER ADDSLOTSRANGE answered ${added}`)
+    const deadline = Date.now() + 15_000
+    for (;;) {
+      const info = await sendClusterInfo(server.port)
+      if (info.includes('cluster_state:ok')) return server
+      if (Date.now() > deadline) throw new Error(`cluster did not become ok:\n${info}`)
+      await sleep(50)
+    }
+  } catch (error) {
+    await server.destroy()
+    throw error
+  }
+}
+
+/** CLUSTER INFO is a bulk reply: read until the `cluster_state` line is complete. */
+function sendClusterInfo(port: number): Promise<string> {
+  return exchange(port, 'CLUSTER INFO', 1000, (buffer) => /cluster_state:\w+\r\n/.test(buffer))
 }

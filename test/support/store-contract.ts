@@ -1,0 +1,780 @@
+// The Store contract as one reusable suite: every implementation and topology (memory, Redis
+// single server, Cluster, Sentinel …) runs `describeStoreContract` with its own harness factory.
+//
+// Time: stores get a fake clock; Redis expiries run on the server's clock. `elapse(ms)` advances
+// the fake clock AND sleeps, so TTL tests hold for both (TTLs are kept short).
+import { randomBytes, randomUUID } from 'node:crypto'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
+import type { Registration, RegistrationSecrets, Store } from '../../src/store/types.js'
+
+export interface StoreHarnessOptions {
+  keyRing: KeyRing
+  clock: () => number
+  auditRetentionMs?: number
+}
+
+export interface StoreHarness {
+  store: Store
+  /** Another store over the same data (another broker instance); memory: the same store. */
+  peer(): Promise<Store>
+  /** Closes every store the harness made. */
+  close(): Promise<void>
+}
+
+export type StoreHarnessFactory = (options: StoreHarnessOptions) => Promise<StoreHarness>
+
+export function masterKey(id = `k${randomBytes(3).toString('hex')}`): MasterKey {
+  return { id, key: randomBytes(32) }
+}
+
+export function newKeyRing(id?: string): KeyRing {
+  return new KeyRing([masterKey(id)])
+}
+
+/** A key ring whose contents can be replaced under a running store (key rotation in one process). */
+export function swappableKeyRing(initial: KeyRing): { ring: KeyRing; swap(next: KeyRing): void } {
+  let inner = initial
+  const ring = new Proxy(initial, {
+    get(_target, property) {
+      const value: unknown = Reflect.get(inner, property, inner)
+      return typeof value === 'function' ? value.bind(inner) : value
+    },
+  })
+  return { ring, swap: (next) => (inner = next) }
+}
+
+export interface TestClock {
+  now: () => number
+  advance(ms: number): void
+}
+
+export function testClock(start = Date.now()): TestClock {
+  let now = start
+  return { now: () => now, advance: (ms) => (now += ms) }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z')
+const iso = (ms: number) => new Date(ms).toISOString()
+
+/** A registration input; delegated unless `kind: 'admin'` is given. */
+export function sampleRegistration(
+  overrides: Partial<Omit<Registration, 'version'>> = {},
+): Omit<Registration, 'version'> {
+  const kind = overrides.kind ?? 'delegated'
+  return {
+    id: randomUUID(),
+    app: 'ms-graph-mail',
+    cloud: 'global',
+    tenantId: randomUUID(),
+    kind,
+    ...(kind === 'delegated' ? { userOid: randomUUID(), userName: 'alice@contoso.example' } : {}),
+    status: 'active',
+    createdAt: iso(T0),
+    updatedAt: iso(T0),
+    consentedAt: iso(T0),
+    ...overrides,
+  }
+}
+
+export function sampleSecrets(withRefreshToken = true): RegistrationSecrets {
+  return {
+    key: randomBytes(32).toString('base64'),
+    ...(withRefreshToken ? { refreshToken: `rt-${randomBytes(24).toString('base64url')}` } : {}),
+  }
+}
+
+async function mustCreate(
+  store: Store,
+  registration: Omit<Registration, 'version'>,
+  secrets = sampleSecrets(),
+) {
+  const result = await store.registrations.create(registration, secrets)
+  if (!result.created)
+    throw new Error(`expected ${registration.id} to be created, got ${JSON.stringify(result)}`)
+  return result.registration
+}
+
+async function allPages(
+  store: Store,
+  query: { tenantId?: string; app?: string; status?: Registration['status'] },
+  limit: number,
+) {
+  const ids: string[] = []
+  let cursor: string | undefined
+  let pages = 0
+  do {
+    const page = await store.registrations.list({
+      ...query,
+      limit,
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    expect(page.items.length).toBeLessThanOrEqual(limit)
+    ids.push(...page.items.map((item) => item.id))
+    cursor = page.nextCursor
+    if (++pages > 1000) throw new Error('pagination does not terminate')
+  } while (cursor !== undefined)
+  return { ids, pages }
+}
+
+export function describeStoreContract(name: string, makeHarness: StoreHarnessFactory): void {
+  describe(`Store contract: ${name}`, () => {
+    let harness: StoreHarness
+    let store: Store
+    let clock: TestClock
+    let rotation: ReturnType<typeof swappableKeyRing>
+    const extra: StoreHarness[] = []
+
+    const elapse = async (ms: number) => {
+      clock.advance(ms)
+      await sleep(ms)
+    }
+
+    beforeEach(async () => {
+      clock = testClock()
+      rotation = swappableKeyRing(newKeyRing('k1'))
+      harness = await makeHarness({ keyRing: rotation.ring, clock: clock.now })
+      store = harness.store
+    })
+
+    afterEach(async () => {
+      await harness.close()
+      await Promise.all(extra.splice(0).map((h) => h.close()))
+    })
+
+    describe('registrations', () => {
+      it('creates, gets and gets metadata without secrets', async () => {
+        const input = sampleRegistration({ kind: 'admin', statusDetail: { code: 'x', at: iso(T0) } })
+        const secrets = sampleSecrets(false)
+        const result = await store.registrations.create(input, secrets)
+        expect(result).toEqual({ created: true, registration: { ...input, version: 1 } })
+
+        const stored = await store.registrations.get(input.id)
+        expect(stored).toEqual({ registration: { ...input, version: 1 }, usage: {}, secrets })
+
+        const meta = await store.registrations.getMeta(input.id)
+        expect(meta).toEqual({ ...input, version: 1 })
+        expect(meta).not.toHaveProperty('key')
+        expect(meta).not.toHaveProperty('refreshToken')
+        expect(JSON.stringify(meta)).not.toContain(secrets.key)
+
+        expect(await store.registrations.get('missing')).toBeNull()
+        expect(await store.registrations.getMeta('missing')).toBeNull()
+      })
+
+      it('keeps delegated registrations unique per app, cloud, tenant and user until revoked', async () => {
+        const first = sampleRegistration()
+        await mustCreate(store, first)
+        const twin = sampleRegistration({
+          app: first.app,
+          cloud: first.cloud,
+          tenantId: first.tenantId.toUpperCase(),
+          userOid: first.userOid!.toUpperCase(),
+        })
+        expect(await store.registrations.create(twin, sampleSecrets())).toEqual({
+          created: false,
+          existingId: first.id,
+        })
+
+        // another user, another cloud, another app: all fine
+        await mustCreate(store, sampleRegistration({ tenantId: first.tenantId }))
+        await mustCreate(store, { ...sampleRegistration({ ...twin, id: randomUUID() }), cloud: 'usgov' })
+        await mustCreate(store, sampleRegistration({ ...twin, id: randomUUID(), app: 'ms-graph-user' }))
+        // admin registrations are never unique
+        await mustCreate(store, sampleRegistration({ kind: 'admin', tenantId: first.tenantId }))
+        await mustCreate(store, sampleRegistration({ kind: 'admin', tenantId: first.tenantId }))
+
+        // a needs_consent registration still holds the slot
+        const current = await store.registrations.update(first.id, 1, { status: 'needs_consent' })
+        expect(current?.status).toBe('needs_consent')
+        expect((await store.registrations.create(twin, sampleSecrets())).created).toBe(false)
+
+        const revoked = await store.registrations.update(first.id, 2, {
+          status: 'revoked',
+          statusDetail: { code: 'operator_revoked', at: iso(T0), by: 'op' },
+        })
+        expect(revoked?.status).toBe('revoked')
+        expect(await store.registrations.create(twin, sampleSecrets())).toMatchObject({ created: true })
+        // the new one now holds the slot
+        const third = sampleRegistration({ ...twin, id: randomUUID() })
+        expect(await store.registrations.create(third, sampleSecrets())).toEqual({
+          created: false,
+          existingId: twin.id,
+        })
+      })
+
+      it('lets exactly one of many concurrent creates for the same user win', async () => {
+        const base = sampleRegistration()
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 12 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).registrations.create({ ...base, id: randomUUID() }, sampleSecrets()),
+          ),
+        )
+        const winners = results.filter((r) => r.created)
+        expect(winners).toHaveLength(1)
+        const winnerId = winners[0]!.created ? winners[0]!.registration.id : ''
+        for (const loser of results.filter((r) => !r.created))
+          expect(loser).toEqual({ created: false, existingId: winnerId })
+        const page = await store.registrations.list({ tenantId: base.tenantId })
+        expect(page.items.map((item) => item.id)).toEqual([winnerId])
+      })
+
+      it('updates with compare-and-set on the version', async () => {
+        const input = sampleRegistration()
+        await mustCreate(store, input)
+        clock.advance(1000)
+        expect(await store.registrations.update(input.id, 2, { status: 'needs_consent' })).toBeNull()
+        expect(await store.registrations.update('missing', 1, { status: 'needs_consent' })).toBeNull()
+
+        const detail = { code: 'AADSTS50173', message: 'password changed', at: iso(clock.now()) }
+        const updated = await store.registrations.update(input.id, 1, {
+          status: 'needs_consent',
+          statusDetail: detail,
+          userName: 'alice2@contoso.example',
+        })
+        expect(updated).toEqual({
+          ...input,
+          status: 'needs_consent',
+          statusDetail: detail,
+          userName: 'alice2@contoso.example',
+          updatedAt: iso(clock.now()),
+          version: 2,
+        })
+        // a stale writer loses
+        expect(await store.registrations.update(input.id, 1, { status: 'active' })).toBeNull()
+
+        const cleared = await store.registrations.update(input.id, 2, {
+          status: 'active',
+          statusDetail: null,
+          consentedAt: iso(clock.now()),
+        })
+        expect(cleared?.version).toBe(3)
+        expect(cleared?.statusDetail).toBeUndefined()
+        expect(cleared?.consentedAt).toBe(iso(clock.now()))
+        expect((await store.registrations.getMeta(input.id))?.statusDetail).toBeUndefined()
+      })
+
+      it('lets exactly one of many concurrent updates of one version win, across instances', async () => {
+        const input = sampleRegistration()
+        await mustCreate(store, input)
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).registrations.update(
+              input.id,
+              1,
+              { userName: `writer-${i}` },
+              {
+                refreshToken: `rt-writer-${i}`,
+              },
+            ),
+          ),
+        )
+        const winners = results.filter((r) => r !== null)
+        expect(winners).toHaveLength(1)
+        const stored = await store.registrations.get(input.id)
+        expect(stored?.registration.version).toBe(2)
+        const winnerIndex = results.findIndex((r) => r !== null)
+        expect(stored?.registration.userName).toBe(`writer-${winnerIndex}`)
+        expect(stored?.secrets.refreshToken).toBe(`rt-writer-${winnerIndex}`)
+      })
+
+      it('keeps revocation final', async () => {
+        const input = sampleRegistration()
+        await mustCreate(store, input)
+        await store.registrations.update(input.id, 1, { status: 'revoked' }, { refreshToken: null })
+        await expect(store.registrations.update(input.id, 2, { status: 'active' })).rejects.toMatchObject({
+          code: 'conflict',
+        })
+        // other changes to a revoked registration are fine
+        const annotated = await store.registrations.update(input.id, 2, {
+          statusDetail: { code: 'operator_revoked', at: iso(T0), reason: 'offboarding' },
+        })
+        expect(annotated).toMatchObject({ status: 'revoked', version: 3 })
+      })
+
+      it('patches secrets: new key, new refresh token, deleted refresh token', async () => {
+        const input = sampleRegistration()
+        const secrets = sampleSecrets()
+        await mustCreate(store, input, secrets)
+
+        await store.registrations.update(input.id, 1, {}, { refreshToken: 'rt-second' })
+        let stored = await store.registrations.get(input.id)
+        expect(stored?.secrets).toEqual({ key: secrets.key, refreshToken: 'rt-second' })
+        expect(stored?.registration.version).toBe(2)
+
+        const newKey = randomBytes(32).toString('base64')
+        await store.registrations.update(input.id, 2, {}, { key: newKey })
+        stored = await store.registrations.get(input.id)
+        expect(stored?.secrets).toEqual({ key: newKey, refreshToken: 'rt-second' })
+
+        await store.registrations.update(input.id, 3, { status: 'revoked' }, { refreshToken: null })
+        stored = await store.registrations.get(input.id)
+        expect(stored?.secrets).toEqual({ key: newKey })
+        expect(stored?.secrets).not.toHaveProperty('refreshToken')
+      })
+
+      it('records usage without a version check or bump', async () => {
+        const input = sampleRegistration()
+        await mustCreate(store, input)
+        const usage = {
+          lastIssuedAt: iso(T0 + 5000),
+          lastClient: 'O365 Mail/1.2.3',
+          lastRefreshAt: iso(T0 + 4000),
+        }
+        await store.registrations.touch(input.id, usage)
+        await store.registrations.touch(input.id, { lastClient: 'O365 Mail/1.2.4' })
+        await store.registrations.touch('missing', usage)
+
+        const stored = await store.registrations.get(input.id)
+        expect(stored?.usage).toEqual({ ...usage, lastClient: 'O365 Mail/1.2.4' })
+        expect(stored?.registration.version).toBe(1)
+        expect(await store.registrations.getMeta(input.id)).toEqual({
+          ...input,
+          ...usage,
+          lastClient: 'O365 Mail/1.2.4',
+          version: 1,
+        })
+        // still version 1: a token refresh never conflicts with usage writes
+        expect(await store.registrations.update(input.id, 1, { userName: 'x' })).not.toBeNull()
+        expect(await store.registrations.getMeta('missing')).toBeNull()
+      })
+
+      it('lists with tenant, app and status filters, oldest first', async () => {
+        const tenantA = randomUUID()
+        const tenantB = randomUUID()
+        const made: Array<Omit<Registration, 'version'>> = []
+        for (let i = 0; i < 12; i++) {
+          const registration = sampleRegistration({
+            kind: i % 3 === 0 ? 'admin' : 'delegated',
+            tenantId: i % 2 === 0 ? tenantA : tenantB,
+            app: i % 4 < 2 ? 'ms-graph-mail' : 'ms-defender-atp',
+            createdAt: iso(T0 + i * 1000),
+          })
+          made.push(registration)
+          await mustCreate(store, registration)
+        }
+        await store.registrations.update(made[4]!.id, 1, { status: 'needs_consent' })
+        await store.registrations.update(made[7]!.id, 1, { status: 'revoked' })
+
+        const expectIds = async (
+          query: Parameters<typeof allPages>[1],
+          predicate: (r: (typeof made)[number], i: number) => boolean,
+        ) => {
+          const expected = made.filter(predicate).map((r) => r.id)
+          expect((await allPages(store, query, 500)).ids).toEqual(expected)
+          expect((await allPages(store, query, 2)).ids).toEqual(expected)
+        }
+        await expectIds({}, () => true)
+        await expectIds({ tenantId: tenantA }, (r) => r.tenantId === tenantA)
+        await expectIds({ app: 'ms-defender-atp' }, (r) => r.app === 'ms-defender-atp')
+        await expectIds(
+          { tenantId: tenantB, app: 'ms-graph-mail' },
+          (r) => r.tenantId === tenantB && r.app === 'ms-graph-mail',
+        )
+        await expectIds({ status: 'needs_consent' }, (_r, i) => i === 4)
+        await expectIds({ status: 'active' }, (_r, i) => i !== 4 && i !== 7)
+        await expectIds({ tenantId: tenantB, status: 'revoked' }, (_r, i) => i === 7)
+        await expectIds({ tenantId: randomUUID() }, () => false)
+
+        const page = await store.registrations.list({ tenantId: tenantA, limit: 1 })
+        expect(page.items[0]).toEqual({ ...made[0], version: 1 })
+        expect(page.items[0]).not.toHaveProperty('key')
+      })
+
+      it('paginates exactly: the last page has no cursor, limits are clamped, bad cursors rejected', async () => {
+        const tenantId = randomUUID()
+        for (let i = 0; i < 10; i++)
+          await mustCreate(store, sampleRegistration({ tenantId, createdAt: iso(T0 + i) }))
+        const first = await store.registrations.list({ tenantId, limit: 5 })
+        expect(first.items).toHaveLength(5)
+        expect(first.nextCursor).toBeDefined()
+        const second = await store.registrations.list({ tenantId, limit: 5, cursor: first.nextCursor! })
+        expect(second.items).toHaveLength(5)
+        expect(second.nextCursor).toBeUndefined()
+
+        expect((await store.registrations.list({ tenantId })).items).toHaveLength(10) // default 50
+        expect((await store.registrations.list({ tenantId, limit: 0 })).items).toHaveLength(1)
+        expect((await store.registrations.list({ tenantId, limit: 10_000 })).items).toHaveLength(10)
+
+        await expect(store.registrations.list({ cursor: 'not a cursor' })).rejects.toMatchObject({
+          code: 'invalid_request',
+        })
+        await expect(
+          store.registrations.list({ cursor: Buffer.from('{"a":1}').toString('base64url') }),
+        ).rejects.toMatchObject({ code: 'invalid_request' })
+      })
+
+      it('keeps pages stable while registrations are inserted, including same-millisecond ties', async () => {
+        const tenantId = randomUUID()
+        const before: string[] = []
+        // 30 existing registrations; groups of three share a createdAt (ties broken by id)
+        for (let i = 0; i < 30; i++) {
+          const registration = sampleRegistration({ tenantId, createdAt: iso(T0 + Math.floor(i / 3) * 1000) })
+          await mustCreate(store, registration)
+          before.push(registration.id)
+        }
+        const peer = await harness.peer()
+        const seen: string[] = []
+        let cursor: string | undefined
+        let round = 0
+        do {
+          const page = await store.registrations.list({
+            tenantId,
+            limit: 4,
+            ...(cursor === undefined ? {} : { cursor }),
+          })
+          seen.push(...page.items.map((item) => item.id))
+          cursor = page.nextCursor
+          // meanwhile another instance inserts: in the past, in a tie with existing items, and later
+          round++
+          await Promise.all([
+            mustCreate(peer, sampleRegistration({ tenantId, createdAt: iso(T0 - round * 10) })),
+            mustCreate(peer, sampleRegistration({ tenantId, createdAt: iso(T0 + (round % 10) * 1000) })),
+            mustCreate(peer, sampleRegistration({ tenantId, createdAt: iso(T0 + 100_000 + round) })),
+          ])
+        } while (cursor !== undefined && round < 200)
+
+        expect(new Set(seen).size).toBe(seen.length) // no duplicates
+        const seenBefore = seen.filter((id) => before.includes(id))
+        expect(seenBefore).toHaveLength(before.length) // no skips
+        // pre-existing items keep their relative order (createdAt, then id)
+        const order = (await allPages(store, { tenantId }, 500)).ids.filter((id) => before.includes(id))
+        expect(seenBefore).toEqual(order)
+      })
+
+      it('lists tenant ids', async () => {
+        const tenants = [randomUUID(), randomUUID(), randomUUID()]
+        for (const tenantId of [...tenants, tenants[0]!]) {
+          await mustCreate(store, sampleRegistration({ kind: 'admin', tenantId }))
+        }
+        expect(await store.registrations.listTenantIds()).toEqual([...tenants].sort())
+      })
+
+      it('lists idle delegated registrations by last refresh or creation', async () => {
+        const oldest = sampleRegistration({ createdAt: iso(T0) })
+        const refreshed = sampleRegistration({ createdAt: iso(T0 + 1000) })
+        const newer = sampleRegistration({ createdAt: iso(T0 + 2000) })
+        const admin = sampleRegistration({ kind: 'admin', createdAt: iso(T0) })
+        const revoked = sampleRegistration({ createdAt: iso(T0) })
+        const needsConsent = sampleRegistration({ createdAt: iso(T0 + 500) })
+        for (const r of [oldest, refreshed, newer, admin, revoked, needsConsent]) await mustCreate(store, r)
+        await store.registrations.update(revoked.id, 1, { status: 'revoked' })
+        await store.registrations.update(needsConsent.id, 1, { status: 'needs_consent' })
+        await store.registrations.touch(refreshed.id, { lastRefreshAt: iso(T0 + 10_000) })
+        // an older refresh time never moves a registration back
+        await store.registrations.touch(refreshed.id, { lastRefreshAt: iso(T0 + 100) })
+
+        expect(await store.registrations.listIdleDelegated(iso(T0 + 5000), 10)).toEqual([
+          oldest.id,
+          needsConsent.id,
+          newer.id,
+        ])
+        expect(await store.registrations.listIdleDelegated(iso(T0 + 5000), 2)).toEqual([
+          oldest.id,
+          needsConsent.id,
+        ])
+        expect(await store.registrations.listIdleDelegated(iso(T0 + 2000), 10)).toEqual([
+          oldest.id,
+          needsConsent.id,
+        ])
+        expect(await store.registrations.listIdleDelegated(iso(T0 + 20_000), 10)).toEqual([
+          oldest.id,
+          needsConsent.id,
+          newer.id,
+          refreshed.id,
+        ])
+        expect(await store.registrations.listIdleDelegated(iso(T0), 10)).toEqual([])
+      })
+
+      it('reseals every secret under the current key after rotation', async () => {
+        const oldKey = masterKey('old')
+        const newKey = masterKey('new')
+        rotation.swap(new KeyRing([oldKey]))
+        const input = sampleRegistration()
+        const secrets = sampleSecrets()
+        await mustCreate(store, input, secrets)
+        const admin = sampleRegistration({ kind: 'admin' })
+        const adminSecrets = sampleSecrets(false)
+        await mustCreate(store, admin, adminSecrets)
+        expect(await store.registrations.reseal(input.id)).toBe(false) // already current
+
+        // rotation: the new key seals, the old one still opens
+        rotation.swap(new KeyRing([newKey, oldKey]))
+        expect((await store.registrations.get(input.id))?.secrets).toEqual(secrets) // old key still opens
+
+        expect(await store.registrations.reseal(input.id)).toBe(true)
+        expect(await store.registrations.reseal(input.id)).toBe(false)
+        expect(await store.registrations.reseal(admin.id)).toBe(true)
+        expect(await store.registrations.reseal('missing')).toBe(false)
+
+        // the old key can be retired: everything opens with the new key alone
+        rotation.swap(new KeyRing([newKey]))
+        expect((await store.registrations.get(input.id))?.secrets).toEqual(secrets)
+        expect((await store.registrations.get(admin.id))?.secrets).toEqual(adminSecrets)
+      })
+
+      it('scans every registration id in batches', async () => {
+        const ids = new Set<string>()
+        for (let i = 0; i < 11; i++) {
+          const registration = sampleRegistration({ kind: 'admin', createdAt: iso(T0 + (i % 4)) })
+          await mustCreate(store, registration)
+          ids.add(registration.id)
+        }
+        const scanned: string[] = []
+        let cursor: string | undefined
+        let batches = 0
+        do {
+          const batch = await store.registrations.scanIds(cursor, 3)
+          expect(batch.ids.length).toBeLessThanOrEqual(3)
+          scanned.push(...batch.ids)
+          cursor = batch.nextCursor
+          batches++
+        } while (cursor !== undefined && batches < 100)
+        expect(batches).toBe(4)
+        expect(scanned).toHaveLength(11)
+        expect(new Set(scanned)).toEqual(ids)
+      })
+    })
+
+    describe('ephemeral', () => {
+      it('puts, gets, takes once and deletes', async () => {
+        await store.ephemeral.put('flow:1', 'state-1', 60_000)
+        expect(await store.ephemeral.get('flow:1')).toBe('state-1')
+        expect(await store.ephemeral.get('flow:1')).toBe('state-1')
+        const takes = await Promise.all([store.ephemeral.take('flow:1'), store.ephemeral.take('flow:1')])
+        expect(takes.filter((v) => v === 'state-1')).toHaveLength(1)
+        expect(takes.filter((v) => v === null)).toHaveLength(1)
+        expect(await store.ephemeral.get('flow:1')).toBeNull()
+
+        await store.ephemeral.put('flow:2', 'state-2', 60_000)
+        await store.ephemeral.delete('flow:2')
+        expect(await store.ephemeral.take('flow:2')).toBeNull()
+        await store.ephemeral.delete('never-set')
+      })
+
+      it('seals secret values', async () => {
+        await store.ephemeral.put('result:1', 'Key=abc', 60_000, { secret: true })
+        const raw = await store.ephemeral.get('result:1')
+        expect(raw).not.toBe('Key=abc')
+        expect(raw).not.toContain('abc')
+        expect(await store.ephemeral.get('result:1', { secret: true })).toBe('Key=abc')
+        expect(await store.ephemeral.take('result:1', { secret: true })).toBe('Key=abc')
+        expect(await store.ephemeral.take('result:1', { secret: true })).toBeNull()
+      })
+
+      it('claims a marker once', async () => {
+        const claims = await Promise.all(
+          Array.from({ length: 8 }, () => store.ephemeral.claim('jti:1', 60_000)),
+        )
+        expect(claims.filter(Boolean)).toHaveLength(1)
+        expect(await store.ephemeral.claim('jti:2', 60_000)).toBe(true)
+      })
+
+      it('expires values and markers', async () => {
+        await store.ephemeral.put('short', 'v', 100)
+        expect(await store.ephemeral.claim('marker', 100)).toBe(true)
+        await elapse(200)
+        expect(await store.ephemeral.get('short')).toBeNull()
+        expect(await store.ephemeral.take('short')).toBeNull()
+        expect(await store.ephemeral.claim('marker', 100)).toBe(true)
+      })
+    })
+
+    describe('token cache', () => {
+      const token = (accessToken: string, scope = 'https://graph.microsoft.com/.default') => ({
+        accessToken,
+        expiresAt: T0 + 3_600_000,
+        scope,
+      })
+
+      it('sets and gets per group and scope', async () => {
+        await store.tokens.set('reg:1', 'scope-a', token('at-1a', 'scope-a'), 60_000)
+        await store.tokens.set('reg:1', 'scope-b', token('at-1b', 'scope-b'), 60_000)
+        await store.tokens.set('reg:2', 'scope-a', token('at-2a', 'scope-a'), 60_000)
+        expect(await store.tokens.get('reg:1', 'scope-a')).toEqual(token('at-1a', 'scope-a'))
+        expect(await store.tokens.get('reg:1', 'scope-b')).toEqual(token('at-1b', 'scope-b'))
+        expect(await store.tokens.get('reg:2', 'scope-a')).toEqual(token('at-2a', 'scope-a'))
+        expect(await store.tokens.get('reg:2', 'scope-b')).toBeNull()
+        await store.tokens.set('reg:1', 'scope-a', token('at-1a-new', 'scope-a'), 60_000)
+        expect(await store.tokens.get('reg:1', 'scope-a')).toEqual(token('at-1a-new', 'scope-a'))
+      })
+
+      it('deletes every scope of a group and nothing else', async () => {
+        const group = 'tenant:ms-graph-mail:global:{weird}%group'
+        await store.tokens.set(group, 'scope-a', token('at-a'), 60_000)
+        await store.tokens.set(group, 'scope-b', token('at-b'), 60_000)
+        await store.tokens.set('reg:other', 'scope-a', token('at-other'), 60_000)
+        await store.tokens.deleteGroup(group)
+        expect(await store.tokens.get(group, 'scope-a')).toBeNull()
+        expect(await store.tokens.get(group, 'scope-b')).toBeNull()
+        expect(await store.tokens.get('reg:other', 'scope-a')).toEqual(token('at-other'))
+        await store.tokens.deleteGroup('never-used')
+        // the group works again afterwards
+        await store.tokens.set(group, 'scope-a', token('at-a2'), 60_000)
+        expect((await store.tokens.get(group, 'scope-a'))?.accessToken).toBe('at-a2')
+      })
+
+      it('expires cached tokens', async () => {
+        await store.tokens.set('reg:1', 'short', token('at-short'), 100)
+        await store.tokens.set('reg:1', 'long', token('at-long'), 60_000)
+        await elapse(200)
+        expect(await store.tokens.get('reg:1', 'short')).toBeNull()
+        expect((await store.tokens.get('reg:1', 'long'))?.accessToken).toBe('at-long')
+        await store.tokens.deleteGroup('reg:1')
+        expect(await store.tokens.get('reg:1', 'long')).toBeNull()
+      })
+    })
+
+    describe('locks', () => {
+      it('lets exactly one of many concurrent acquirers win, across instances', async () => {
+        const peer = await harness.peer()
+        const handles = await Promise.all(
+          Array.from({ length: 16 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).locks.acquire('refresh:reg-1', 10_000),
+          ),
+        )
+        const held = handles.filter((h) => h !== null)
+        expect(held).toHaveLength(1)
+        expect(held[0]!.name).toBe('refresh:reg-1')
+        expect(held[0]!.token).toMatch(/^[0-9a-f]{32,}$/)
+        expect(await store.locks.acquire('refresh:reg-2', 10_000)).not.toBeNull()
+      })
+
+      it('releases only with the holder token', async () => {
+        const handle = await store.locks.acquire('lock-a', 10_000)
+        expect(handle).not.toBeNull()
+        expect(await store.locks.release({ name: 'lock-a', token: 'f'.repeat(40) })).toBe(false)
+        expect(await store.locks.acquire('lock-a', 10_000)).toBeNull()
+        expect(await store.locks.renew({ name: 'lock-a', token: 'f'.repeat(40) }, 10_000)).toBe(false)
+        expect(await store.locks.release(handle!)).toBe(true)
+        expect(await store.locks.release(handle!)).toBe(false)
+        const next = await store.locks.acquire('lock-a', 10_000)
+        expect(next).not.toBeNull()
+        expect(next!.token).not.toBe(handle!.token)
+      })
+
+      it('renews a lease while held; an expired lease is lost', async () => {
+        const handle = await store.locks.acquire('lease', 300)
+        await elapse(100)
+        expect(await store.locks.renew(handle!, 2000)).toBe(true)
+        await elapse(400) // past the original lease
+        expect(await store.locks.acquire('lease', 300)).toBeNull()
+
+        const short = await store.locks.acquire('short-lease', 100)
+        await elapse(200)
+        expect(await store.locks.renew(short!, 2000)).toBe(false)
+        const other = await store.locks.acquire('short-lease', 2000)
+        expect(other).not.toBeNull()
+        // the previous holder can't free the new holder's lock
+        expect(await store.locks.release(short!)).toBe(false)
+        expect(await store.locks.acquire('short-lease', 2000)).toBeNull()
+      })
+    })
+
+    describe('rate limiter', () => {
+      it('counts a fixed window and reports when a slot frees', async () => {
+        const results = []
+        for (let i = 0; i < 4; i++) results.push(await store.rateLimiter.hit('reg:1', 3, 300))
+        expect(results.map((r) => r.allowed)).toEqual([true, true, true, false])
+        expect(results.map((r) => r.remaining)).toEqual([2, 1, 0, 0])
+        expect(results.slice(0, 3).every((r) => r.retryAfterMs === 0)).toBe(true)
+        expect(results[3]!.retryAfterMs).toBeGreaterThan(0)
+        expect(results[3]!.retryAfterMs).toBeLessThanOrEqual(300)
+
+        // another key has its own window
+        expect((await store.rateLimiter.hit('reg:2', 3, 300)).remaining).toBe(2)
+
+        await elapse(350)
+        const fresh = await store.rateLimiter.hit('reg:1', 3, 300)
+        expect(fresh).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0 })
+      })
+
+      it('counts concurrent hits exactly', async () => {
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 30 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).rateLimiter.hit('ip:1', 10, 60_000),
+          ),
+        )
+        expect(results.filter((r) => r.allowed)).toHaveLength(10)
+        expect(results.map((r) => r.remaining).sort((a, b) => a - b)).toEqual([
+          ...Array(21).fill(0),
+          1,
+          2,
+          3,
+          4,
+          5,
+          6,
+          7,
+          8,
+          9,
+        ])
+      })
+    })
+
+    describe('audit', () => {
+      it('appends and reads oldest first with an exclusive cursor', async () => {
+        const ids: string[] = []
+        for (let i = 0; i < 5; i++) {
+          clock.advance(1000)
+          ids.push(
+            await store.audit.append({
+              type: i === 0 ? 'consent.completed' : 'registration.revoked',
+              actor: i === 0 ? 'user:t/o' : 'operator:alice',
+              tenantId: 'tenant-1',
+              ...(i % 2 === 0 ? { app: 'ms-graph-mail', registrationId: `reg-${i}` } : {}),
+              detail: { index: i, reason: 'test', final: i === 4 },
+            }),
+          )
+        }
+        expect(new Set(ids).size).toBe(5)
+        const first = await store.audit.read({ limit: 2 })
+        expect(first.items.map((r) => r.id)).toEqual(ids.slice(0, 2))
+        expect(first.items[0]).toEqual({
+          id: ids[0],
+          type: 'consent.completed',
+          actor: 'user:t/o',
+          tenantId: 'tenant-1',
+          app: 'ms-graph-mail',
+          registrationId: 'reg-0',
+          detail: { index: 0, reason: 'test', final: false },
+          at: iso(clock.now() - 4000),
+        })
+        expect(first.items[1]).not.toHaveProperty('app')
+        expect(first.nextCursor).toBe(ids[1])
+        const second = await store.audit.read({ limit: 2, cursor: first.nextCursor! })
+        expect(second.items.map((r) => r.id)).toEqual(ids.slice(2, 4))
+        const third = await store.audit.read({ limit: 2, cursor: second.nextCursor! })
+        expect(third.items.map((r) => r.id)).toEqual(ids.slice(4))
+        expect(third.nextCursor).toBeUndefined()
+        expect((await store.audit.read({})).items).toHaveLength(5)
+        expect((await store.audit.read({ cursor: ids[4]! })).items).toEqual([])
+        await expect(store.audit.read({ cursor: 'bogus' })).rejects.toMatchObject({ code: 'invalid_request' })
+      })
+
+      it('trims events past the retention period', async () => {
+        const retained = await makeHarness({
+          keyRing: rotation.ring,
+          clock: clock.now,
+          auditRetentionMs: 150,
+        })
+        extra.push(retained)
+        const audit = retained.store.audit
+        const old = await audit.append({ type: 'operator.signed_in', actor: 'operator:alice' })
+        await elapse(300)
+        const recent = await audit.append({ type: 'operator.signed_out', actor: 'operator:alice' })
+        const items = (await audit.read({})).items
+        expect(items.map((r) => r.id)).toEqual([recent])
+        expect(items.map((r) => r.id)).not.toContain(old)
+      })
+    })
+
+    it('answers ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined()
+    })
+  })
+}
