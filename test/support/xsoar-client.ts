@@ -2,7 +2,7 @@
 // the protocol description only. It deliberately imports nothing from src/ and carries its own
 // base64, AES-GCM framing and error parsing, so an encoding bug in the server cannot cancel itself
 // out against a shared helper.
-import { createCipheriv, randomBytes } from 'node:crypto'
+import { type CipherGCM, type CipherGCMTypes, createCipheriv, randomBytes } from 'node:crypto'
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 
@@ -54,10 +54,15 @@ export function encryptContent(
   nowSeconds: number = Math.floor(Date.now() / 1000),
 ): string {
   const rawKey = base64Decode(key)
-  const algorithm = { 16: 'aes-128-gcm', 24: 'aes-192-gcm', 32: 'aes-256-gcm' }[rawKey.length]
+  const algorithms: Record<number, CipherGCMTypes> = {
+    16: 'aes-128-gcm',
+    24: 'aes-192-gcm',
+    32: 'aes-256-gcm',
+  }
+  const algorithm = algorithms[rawKey.length]
   if (algorithm === undefined) throw new Error(`Key decodes to ${rawKey.length} bytes`)
   const nonce = randomBytes(12)
-  const cipher = createCipheriv(algorithm, rawKey, nonce)
+  const cipher: CipherGCM = createCipheriv(algorithm, rawKey, nonce)
   const plaintext = new TextEncoder().encode(`${nowSeconds}:${content}`)
   const body = cipher.update(plaintext)
   const final = cipher.final()

@@ -100,6 +100,13 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       .catch((error: unknown) => app.log.warn({ err: error, registrationId: id }, 'could not record usage'))
   }
 
+  function unknownRegistration(slug: string): BrokerError {
+    return new BrokerError(
+      'unknown_registration',
+      `no ${slug} registration with this ID; check the ID field (<registration_id>@${config.publicUrl}/obtain-token)`,
+    )
+  }
+
   async function obtain(request: FastifyRequest, deadlineAt: number) {
     if (request.validationError) {
       throw new BrokerError('invalid_request', `request body ${describeValidation(request.validationError)}`)
@@ -126,12 +133,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       })
     }
     // Missing and belonging to another app look the same to the caller.
-    if (meta === null || meta.app !== appConfig.slug) {
-      throw new BrokerError(
-        'unknown_registration',
-        `no ${appConfig.slug} registration with this ID; check the ID field (<registration_id>@${config.publicUrl}/obtain-token)`,
-      )
-    }
+    if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
     const raw = decodeOrThrow(body.encrypted_token)
     const key = await keyFor(meta)
     if (key === null) {

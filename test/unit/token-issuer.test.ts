@@ -1,0 +1,280 @@
+// The issuer without HTTP: several issuers on one store stand for several broker instances.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import pino from 'pino'
+import { describe, expect, it } from 'vitest'
+import type { ResolvedApp } from '../../src/config.js'
+import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
+import { isBrokerError } from '../../src/errors.js'
+import { createMetrics } from '../../src/metrics.js'
+import { TokenIssuer, tokenGroup } from '../../src/services/token-issuer.js'
+import { KeepAlive } from '../../src/services/token-keep-alive.js'
+import { ScopeResolver } from '../../src/services/token-scope.js'
+import { SingleFlight } from '../../src/services/token-single-flight.js'
+import { classifyUpstreamError } from '../../src/services/token-upstream.js'
+import { createMemoryStore } from '../../src/store/memory.js'
+import type { Registration, Store } from '../../src/store/types.js'
+import { testConfig } from '../support/config.js'
+
+const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
+
+class CountingIdp implements IdentityProvider {
+  calls = 0
+  refreshTokensSeen: string[] = []
+  delayMs = 50
+  onCall: (() => Promise<void>) | undefined
+  async signInUrl(): Promise<string> {
+    throw new Error('not used')
+  }
+  async redeemCode(): Promise<never> {
+    throw new Error('not used')
+  }
+  async adminConsentUrl(): Promise<string> {
+    throw new Error('not used')
+  }
+  async clientCredentials(_app: ResolvedApp, _tid: string, scope: string): Promise<TokenGrant> {
+    const n = ++this.calls
+    await this.onCall?.()
+    await new Promise((r) => setTimeout(r, this.delayMs))
+    return { accessToken: `at-${n}`, expiresIn: 3600, scope }
+  }
+  async refresh(_app: ResolvedApp, _tid: string, refreshToken: string, scope: string): Promise<TokenGrant> {
+    const n = ++this.calls
+    this.refreshTokensSeen.push(refreshToken)
+    await this.onCall?.()
+    await new Promise((r) => setTimeout(r, this.delayMs))
+    return { accessToken: `at-${n}`, expiresIn: 3600, scope, refreshToken: `rt-${n}` }
+  }
+}
+
+function setup(instances: number, env: Record<string, string> = {}) {
+  const config = testConfig({ authorityUrl: 'http://127.0.0.1:9', env })
+  const store = createMemoryStore({ keyRing: config.keyRing })
+  const idp = new CountingIdp()
+  const scopes = new ScopeResolver(config)
+  const issuers = Array.from(
+    { length: instances },
+    () => new TokenIssuer({ config, store, idp, metrics: createMetrics(), logger: silent, clock: Date.now }),
+  )
+  return { config, store, idp, scopes, issuers }
+}
+
+async function createRegistration(
+  store: Store,
+  app: string,
+  kind: 'admin' | 'delegated',
+): Promise<Registration> {
+  const now = new Date().toISOString()
+  const result = await store.registrations.create(
+    {
+      id: randomUUID(),
+      app,
+      cloud: 'global',
+      tenantId: TENANT,
+      kind,
+      ...(kind === 'delegated' ? { userOid: randomUUID() } : {}),
+      status: 'active',
+      createdAt: now,
+      updatedAt: now,
+      consentedAt: now,
+    },
+    { key: randomBytes(32).toString('base64'), ...(kind === 'delegated' ? { refreshToken: 'rt-0' } : {}) },
+  )
+  if (!result.created) throw new Error('not created')
+  return result.registration
+}
+
+describe('TokenIssuer', () => {
+  it('three instances, 150 concurrent callers, cold cache: one upstream call, one token', async () => {
+    const { store, idp, scopes, issuers } = setup(3)
+    idp.delayMs = 150
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const results = await Promise.all(
+      Array.from({ length: 150 }, (_, i) =>
+        issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 5000 }),
+      ),
+    )
+    expect(idp.calls).toBe(1)
+    expect(new Set(results.map((r) => r.accessToken))).toEqual(new Set(['at-1']))
+    const sources = new Set(results.map((r) => r.source))
+    expect(sources.has('miss')).toBe(true)
+    expect(sources.has('shared')).toBe(true)
+  })
+
+  it('delegated: one rotation across instances, the newest refresh token stored', async () => {
+    const { store, idp, scopes, issuers } = setup(3)
+    const registration = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    const app = scopes.forApp('ms-graph-mail-listener', 'global')!
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 5000 }),
+      ),
+    )
+    expect(idp.calls).toBe(1)
+    expect((await store.registrations.get(registration.id))?.secrets.refreshToken).toBe('rt-1')
+    // A forced refresh (keep-alive) uses the newest one and rotates again.
+    await issuers[1]!.issue({
+      registration,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: Date.now() + 5000,
+      force: true,
+    })
+    expect(idp.refreshTokensSeen).toEqual(['rt-0', 'rt-1'])
+    expect((await store.registrations.get(registration.id))?.secrets.refreshToken).toBe('rt-2')
+  })
+
+  it('a version conflict during the refresh is retried; a revoked registration never gets a token back', async () => {
+    const { store, idp, scopes, issuers } = setup(1)
+    const app = scopes.forApp('ms-graph-mail-listener', 'global')!
+    const registration = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    // Someone bumps the version (an unrelated metadata change) while the refresh is in flight.
+    idp.onCall = async () => {
+      const meta = await store.registrations.getMeta(registration.id)
+      await store.registrations.update(registration.id, meta!.version, { userName: 'renamed' })
+    }
+    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 5000 })
+    expect((await store.registrations.get(registration.id))?.secrets.refreshToken).toBe('rt-1')
+
+    const other = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    idp.onCall = async () => {
+      const meta = await store.registrations.getMeta(other.id)
+      await store.registrations.update(other.id, meta!.version, { status: 'revoked' }, { refreshToken: null })
+    }
+    await issuers[0]!.issue({
+      registration: other,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: Date.now() + 5000,
+    })
+    expect((await store.registrations.get(other.id))?.secrets.refreshToken).toBeUndefined()
+  })
+
+  it('a waiter on another instance takes the leader failure instead of calling again', async () => {
+    const { store, idp, scopes, issuers } = setup(2)
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    idp.clientCredentials = async () => {
+      idp.calls++
+      await new Promise((r) => setTimeout(r, 100))
+      throw new UpstreamError('oauth', 'gone', { error: 'unauthorized_client', errorCodes: [700016] })
+    }
+    const outcomes = await Promise.allSettled(
+      issuers.map((issuer) =>
+        issuer.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 3000 }),
+      ),
+    )
+    expect(idp.calls).toBe(1)
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected')
+      const reason = (outcome as PromiseRejectedResult).reason
+      expect(isBrokerError(reason) && reason.code).toBe('consent_required')
+    }
+    expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent')
+  })
+
+  it('a lock held by a silent instance: the waiter gives up at its deadline with 504', async () => {
+    const { store, scopes, issuers } = setup(1)
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    await store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${app.defaultScope}`, 60_000)
+    const started = Date.now()
+    const error = await issuers[0]!
+      .issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 400 })
+      .catch((e: unknown) => e)
+    expect(isBrokerError(error) && error.code).toBe('upstream_timeout')
+    expect(Date.now() - started).toBeLessThan(600)
+  })
+})
+
+describe('KeepAlive', () => {
+  it('refreshes idle delegated registrations once, one instance at a time, skipping the rest', async () => {
+    const { config, store, idp, scopes, issuers } = setup(2, { KEEPALIVE_IDLE_DAYS: '1' })
+    const idle = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    const stuck = await createRegistration(store, 'ms-azure-log-analytics', 'delegated')
+    await store.registrations.update(stuck.id, stuck.version, { status: 'needs_consent' })
+    await createRegistration(store, 'ms-graph-mail', 'admin')
+    const later = () => Date.now() + 2 * 86_400_000
+    const keepAlives = issuers.map(
+      (issuer) => new KeepAlive({ config, store, issuer, scopes, logger: silent, clock: later }),
+    )
+    const runs = await Promise.all(keepAlives.map((k) => k.runOnce()))
+    expect(runs.filter((r) => r.ran)).toHaveLength(1)
+    const ran = runs.find((r) => r.ran)!
+    expect(ran).toMatchObject({ refreshed: 1, failed: 0 })
+    expect(idp.calls).toBe(1)
+    const stored = await store.registrations.get(idle.id)
+    expect(stored?.secrets.refreshToken).toBe('rt-1')
+    expect(stored?.usage.lastRefreshAt).toBeDefined()
+    // Nothing is idle "now".
+    const now = new KeepAlive({ config, store, issuer: issuers[0]!, scopes, logger: silent, clock: Date.now })
+    expect(await now.runOnce()).toMatchObject({ ran: true, refreshed: 0 })
+    keepAlives[0]!.start()
+    await Promise.all(keepAlives.map((k) => k.stop()))
+  })
+
+  it('a failing refresh is logged and counted, never thrown', async () => {
+    const { config, store, idp, scopes, issuers } = setup(1, { KEEPALIVE_IDLE_DAYS: '1' })
+    await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    idp.refresh = async () => {
+      throw new UpstreamError('unavailable', 'down', { status: 503 })
+    }
+    const keepAlive = new KeepAlive({
+      config,
+      store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: () => Date.now() + 2 * 86_400_000,
+    })
+    expect(await keepAlive.runOnce()).toMatchObject({ ran: true, refreshed: 0, failed: 1 })
+  })
+})
+
+describe('SingleFlight', () => {
+  it('shares one promise per key and forgets it when settled (errors are not cached)', async () => {
+    const flights = new SingleFlight<number>()
+    let runs = 0
+    const work = async () => {
+      runs++
+      await new Promise((r) => setTimeout(r, 10))
+      if (runs === 1) throw new Error('first fails')
+      return runs
+    }
+    const a = flights.run('k', work)
+    const b = flights.run('k', work)
+    expect(a.shared).toBe(false)
+    expect(b.shared).toBe(true)
+    await expect(a.promise).rejects.toThrow('first fails')
+    await expect(b.promise).rejects.toThrow('first fails')
+    expect(flights.size).toBe(0)
+    await expect(flights.run('k', work).promise).resolves.toBe(2)
+  })
+})
+
+describe('classifyUpstreamError', () => {
+  const oauth = (error: string, codes: number[] = []) =>
+    new UpstreamError('oauth', 'x', { error, errorCodes: codes })
+  it.each([
+    [oauth('invalid_grant', [70008]), 'needs_consent'],
+    [oauth('invalid_grant', [50173]), 'needs_consent'],
+    [oauth('interaction_required', [50076]), 'needs_consent'],
+    [oauth('unauthorized_client', [700016]), 'needs_consent'],
+    [oauth('invalid_request', [65001]), 'needs_consent'],
+    [oauth('invalid_request', [90094]), 'needs_consent'],
+    [oauth('invalid_request', [500011]), 'needs_consent'],
+    [oauth('invalid_client', [7000215]), 'misconfigured'],
+    [oauth('invalid_client', [7000222]), 'misconfigured'],
+    [oauth('invalid_request', [90002]), 'permanent'],
+    [oauth('invalid_request', [50196]), 'throttled'],
+    [oauth('temporarily_unavailable'), 'unavailable'],
+    [oauth('invalid_scope', [70011]), 'permanent'],
+    [new UpstreamError('throttled', 'x', { status: 429 }), 'throttled'],
+    [new UpstreamError('unavailable', 'x', { status: 502 }), 'unavailable'],
+    [new UpstreamError('timeout', 'x'), 'timeout'],
+  ])('%s → %s', (error, decision) => {
+    expect(classifyUpstreamError(error)).toBe(decision)
+  })
+})
