@@ -9,6 +9,7 @@ import type { IdentityProvider } from './entra/types.js'
 import { makeErrorHandler } from './errors.js'
 import { loggerOptions, redactUrl } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
@@ -147,6 +148,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(tokenRoutes)
+  await app.register(adminRoutes)
   // Last: consent routes own `/:app`, a catch-all for app slugs.
   await app.register(consentRoutes)
   return app

@@ -1,0 +1,323 @@
+// The operator API, `/admin/api/*`: JSON in, JSON out, `Authorization: Bearer <operator token>`.
+// Authentication runs in onRequest, before body parsing and validation, so a caller without a valid
+// token learns nothing, not even whether its request was well-formed.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { BrokerError, errorBodySchema } from '../../errors.js'
+import { summarizeTenants } from '../../services/admin-queries.js'
+import { readAudit } from '../../services/audit.js'
+import type { KeyRotation } from '../../services/key-rotation.js'
+import { authenticateOperator } from '../../services/operator-auth.js'
+import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
+import type { RegistrationStatus } from '../../store/types.js'
+import {
+  APP_SLUG_PATTERN,
+  auditRecordSchema,
+  errorResponses,
+  REGISTRATION_ID_PATTERN,
+  reasonBodySchema,
+  registrationSchema,
+  rotationStatusSchema,
+  TENANT_ID_PATTERN,
+  tenantRevokeBodySchema,
+  tenantSummarySchema,
+} from './schemas.js'
+
+export interface AdminApiOptions {
+  keyRotation: KeyRotation
+}
+
+const operators = new WeakMap<FastifyRequest, string>()
+
+/** The authenticated operator of a request that passed the API's onRequest hook. */
+function operatorOf(request: FastifyRequest): string {
+  const name = operators.get(request)
+  if (name === undefined) throw new BrokerError('unauthorized', 'operator token missing or invalid')
+  return name
+}
+
+const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
+
+const idParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: REGISTRATION_ID_PATTERN } },
+} as const
+
+const tenantParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenantId'],
+  properties: { tenantId: { type: 'string', pattern: TENANT_ID_PATTERN } },
+} as const
+
+const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const
+
+export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
+  const { keyRotation } = options
+  const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const operator = authenticateOperator(app.config, request.headers.authorization)
+    if (operator === undefined) {
+      reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
+      throw new BrokerError('unauthorized', 'operator token missing or invalid (Authorization: Bearer …)')
+    }
+    operators.set(request, operator)
+    request.log = request.log.child({ operator })
+  })
+
+  app.get<{ Querystring: { app?: string } }>(
+    '/admin/api/tenants',
+    {
+      schema: {
+        ...common,
+        summary: 'Every tenant with a registration: apps, counts by status, last token, last consent',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['tenants'],
+            properties: { tenants: { type: 'array', items: tenantSummarySchema } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const app_ = request.query.app
+      return { tenants: await summarizeTenants(app.store, app_ === undefined ? {} : { app: app_ }) }
+    },
+  )
+
+  app.get<{
+    Querystring: {
+      tenant?: string
+      app?: string
+      status?: RegistrationStatus
+      cursor?: string
+      limit?: number
+    }
+  }>(
+    '/admin/api/registrations',
+    {
+      schema: {
+        ...common,
+        summary: 'Registrations, newest last, paged with a cursor that is stable under inserts',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            tenant: { type: 'string', pattern: TENANT_ID_PATTERN },
+            app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
+            status: { type: 'string', enum: ['active', 'needs_consent', 'revoked'] },
+            cursor: { type: 'string', minLength: 1, maxLength: 512 },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['items'],
+            properties: {
+              items: { type: 'array', items: registrationSchema },
+              nextCursor: { type: 'string', description: 'absent on the last page' },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { tenant, app: appSlug, status, cursor, limit } = request.query
+      return app.store.registrations.list({
+        ...(tenant === undefined ? {} : { tenantId: tenant.toLowerCase() }),
+        ...(appSlug === undefined ? {} : { app: appSlug }),
+        ...(status === undefined ? {} : { status }),
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(limit === undefined ? {} : { limit }),
+      })
+    },
+  )
+
+  app.get<{ Params: { id: string } }>(
+    '/admin/api/registrations/:id',
+    {
+      schema: {
+        ...common,
+        summary: 'One registration: metadata and usage, never a secret',
+        params: idParams,
+        querystring: noQuery,
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['registration'],
+            properties: { registration: registrationSchema },
+          },
+          404: errorBodySchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const registration = await app.store.registrations.getMeta(request.params.id)
+      if (registration === null)
+        throw new BrokerError('not_found', `registration ${request.params.id} not found`)
+      return { registration }
+    },
+  )
+
+  app.post<{ Params: { id: string }; Body: { reason: string } }>(
+    '/admin/api/registrations/:id/revoke',
+    {
+      schema: {
+        ...common,
+        summary: 'Revoke one registration (idempotent)',
+        description:
+          'Deletes the refresh token and cached access tokens; obtain-token answers 401 `revoked` at once on every instance. Revoking a revoked registration returns it unchanged, with the original detail.',
+        params: idParams,
+        querystring: noQuery,
+        body: reasonBodySchema,
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['registration', 'alreadyRevoked'],
+            properties: { registration: registrationSchema, alreadyRevoked: { type: 'boolean' } },
+          },
+          404: errorBodySchema,
+          409: errorBodySchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      return revokeRegistration(deps(request), request.params.id, {
+        actor: { kind: 'operator', name: operatorOf(request) },
+        reason: request.body.reason,
+      })
+    },
+  )
+
+  app.post<{ Params: { tenantId: string }; Body: { reason: string; app?: string } }>(
+    '/admin/api/tenants/:tenantId/revoke',
+    {
+      schema: {
+        ...common,
+        summary: "Revoke every registration of a tenant, or of one of the tenant's apps",
+        params: tenantParams,
+        querystring: noQuery,
+        body: tenantRevokeBodySchema,
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['tenantId', 'revoked', 'alreadyRevoked'],
+            properties: {
+              tenantId: { type: 'string' },
+              app: { type: 'string' },
+              revoked: { type: 'array', items: registrationSchema },
+              alreadyRevoked: { type: 'integer' },
+            },
+          },
+          404: errorBodySchema,
+          409: errorBodySchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      return revokeTenant(deps(request), request.params.tenantId.toLowerCase(), {
+        actor: { kind: 'operator', name: operatorOf(request) },
+        reason: request.body.reason,
+        ...(request.body.app === undefined ? {} : { app: request.body.app }),
+      })
+    },
+  )
+
+  app.get<{ Querystring: { cursor?: string; limit?: number } }>(
+    '/admin/api/audit',
+    {
+      schema: {
+        ...common,
+        summary: 'The audit trail, oldest first, after `cursor` (exclusive)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            cursor: { type: 'string', pattern: '^\\d+-\\d+$', maxLength: 64 },
+            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['items'],
+            properties: {
+              items: { type: 'array', items: auditRecordSchema },
+              nextCursor: {
+                type: 'string',
+                description: 'the id of the last item; present when the page was full',
+              },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { cursor, limit } = request.query
+      return readAudit(app.store, {
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(limit === undefined ? {} : { limit }),
+      })
+    },
+  )
+
+  const rotationResponse = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['rotation'],
+    properties: { rotation: rotationStatusSchema, started: { type: 'boolean' } },
+  } as const
+
+  app.post(
+    '/admin/api/keys/rotate',
+    {
+      schema: {
+        ...common,
+        summary: 'Re-seal every stored secret under the newest master key (background, resumable)',
+        description:
+          'Starts a pass, or resumes an interrupted one, unless one is running on any instance; answers 202 at once with the progress. Poll `GET /admin/api/keys/rotation`.',
+        querystring: noQuery,
+        response: { 202: rotationResponse, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { status, started } = await keyRotation.start({ kind: 'operator', name: operatorOf(request) })
+      return reply.code(202).send({ rotation: status, started })
+    },
+  )
+
+  app.get(
+    '/admin/api/keys/rotation',
+    {
+      schema: {
+        ...common,
+        summary: 'Progress of the latest key rotation pass',
+        querystring: noQuery,
+        response: { 200: rotationResponse, ...errorResponses },
+      },
+    },
+    async () => ({ rotation: await keyRotation.status() }),
+  )
+}

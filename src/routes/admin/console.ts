@@ -1,0 +1,507 @@
+// The admin console, `/admin`: server-rendered pages, usable without JavaScript. An operator signs in
+// with their operator token and gets a server-side session (cookie: HttpOnly, SameSite=Strict,
+// signed, path /admin). Every state-changing form carries the session's CSRF token, checked in
+// preValidation — before the body is validated — so a forged or replayed form is refused as such.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BrokerError } from '../../errors.js'
+import { summarizeTenants } from '../../services/admin-queries.js'
+import { BrowserSessions, csrfMatches, randomToken, type SessionData } from '../../services/admin-session.js'
+import { actorLabel, readAudit, recordAudit } from '../../services/audit.js'
+import type { KeyRotation } from '../../services/key-rotation.js'
+import { operatorForToken } from '../../services/operator-auth.js'
+import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
+import type { RegistrationStatus } from '../../store/types.js'
+import {
+  type ConsoleContext,
+  renderAudit,
+  renderKeys,
+  renderRegistration,
+  renderRegistrations,
+  renderSignIn,
+  renderTenants,
+} from '../../views/admin.js'
+import { APP_SLUG_PATTERN, REASON_MAX, REGISTRATION_ID_PATTERN, TENANT_ID_PATTERN } from './schemas.js'
+
+export interface AdminConsoleOptions {
+  keyRotation: KeyRotation
+}
+
+export const CONSOLE_COOKIE = 'cb_admin'
+export const SIGN_IN_COOKIE = 'cb_admin_sign_in'
+const SESSION_TTL_MS = 8 * 3_600_000
+const SIGN_IN_TTL_MS = 15 * 60_000
+const SIGN_IN_ATTEMPTS_PER_MINUTE = 10
+
+type OperatorSession = SessionData<{ operator: string }>
+
+const sessionsOf = new WeakMap<FastifyRequest, { id: string; session: OperatorSession }>()
+
+const html = { html: true }
+const htmlPage = { 200: { type: 'string' } } as const
+const redirect = { 303: { type: 'null' } } as const
+const errorPages = {
+  400: { type: 'string' },
+  401: { type: 'string' },
+  403: { type: 'string' },
+  404: { type: 'string' },
+  429: { type: 'string' },
+  500: { type: 'string' },
+} as const
+const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const
+const optional = (pattern: string) => ({
+  type: 'string',
+  pattern: `^(?:${pattern.replace(/^\^|\$$/g, '')})?$`,
+})
+
+const NOTICES = {
+  revoked: 'The registration is revoked.',
+  already_revoked: 'The registration was already revoked; its original revocation is kept.',
+  tenant_revoked: 'The tenant’s registrations are revoked.',
+  rotation_started: 'Key rotation started.',
+  rotation_running: 'A key rotation pass is already running.',
+} as const
+type NoticeKey = keyof typeof NOTICES
+
+export async function adminConsoleRoutes(app: FastifyInstance, options: AdminConsoleOptions): Promise<void> {
+  const { keyRotation } = options
+  const sessions = new BrowserSessions<{ operator: string }>(
+    app.store.ephemeral,
+    'admin-session',
+    SESSION_TTL_MS,
+    app.clock,
+  )
+  const appSlugs = app.config.apps.map((a) => a.slug)
+  const cookieOptions = (maxAgeMs: number) => ({
+    path: '/admin',
+    httpOnly: true,
+    sameSite: 'strict' as const,
+    secure: app.config.secureCookies,
+    signed: true,
+    maxAge: Math.floor(maxAgeMs / 1000),
+  })
+
+  const signedCookie = (request: FastifyRequest, name: string): string | undefined => {
+    const raw = request.cookies[name]
+    if (raw === undefined) return undefined
+    const unsigned = request.unsignCookie(raw)
+    return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
+  }
+
+  // Every console response: never cached, and the session (if any) looked up once.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const id = signedCookie(request, CONSOLE_COOKIE)
+    if (id === undefined) return
+    const session = await sessions.read(id)
+    if (session !== null) {
+      sessionsOf.set(request, { id, session })
+      request.log = request.log.child({ operator: session.operator })
+    }
+  })
+
+  const contextOf = (request: FastifyRequest): ConsoleContext => {
+    const entry = sessionsOf.get(request)!
+    return { operator: entry.session.operator, csrf: entry.session.csrf }
+  }
+
+  /** Pages: without a session, go to the sign-in page. */
+  const requirePageSession = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!sessionsOf.has(request)) return reply.redirect('/admin/sign-in', 303)
+    return undefined
+  }
+
+  /** Forms: a session and its CSRF token, checked before the body is validated. */
+  const requireFormSession = async (request: FastifyRequest) => {
+    const entry = sessionsOf.get(request)
+    if (entry === undefined) {
+      throw new BrokerError(
+        'unauthorized',
+        'your console session is missing or has expired; sign in again at /admin',
+      )
+    }
+    const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
+    if (!csrfMatches(entry.session.csrf, submitted)) {
+      throw new BrokerError(
+        'csrf_failed',
+        'the form’s csrf token is missing or wrong; reload the page and try again',
+      )
+    }
+  }
+
+  const operatorActor = (request: FastifyRequest) => ({
+    kind: 'operator' as const,
+    name: sessionsOf.get(request)!.session.operator,
+  })
+
+  const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
+
+  const renderSignInPage = async (reply: FastifyReply, status: number, error?: string) => {
+    const csrf = randomToken()
+    reply.setCookie(SIGN_IN_COOKIE, csrf, cookieOptions(SIGN_IN_TTL_MS))
+    return reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .send(renderSignIn({ csrf, ...(error === undefined ? {} : { error }) }))
+  }
+
+  app.get(
+    '/admin',
+    { config: html, schema: { querystring: noQuery, response: { ...redirect, ...errorPages } } },
+    async (request, reply) =>
+      reply.redirect(sessionsOf.has(request) ? '/admin/tenants' : '/admin/sign-in', 303),
+  )
+
+  app.get(
+    '/admin/sign-in',
+    { config: html, schema: { querystring: noQuery, response: { ...htmlPage, ...redirect, ...errorPages } } },
+    async (request, reply) => {
+      if (sessionsOf.has(request)) return reply.redirect('/admin/tenants', 303)
+      return renderSignInPage(reply, 200)
+    },
+  )
+
+  app.post<{ Body: { token?: string; csrf?: string } }>(
+    '/admin/sign-in',
+    {
+      config: html,
+      schema: {
+        querystring: noQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { token: { type: 'string', maxLength: 512 }, csrf: { type: 'string', maxLength: 256 } },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+      // Login CSRF: the form must come from our own sign-in page (double-submit, signed cookie).
+      preValidation: async (request) => {
+        const expected = signedCookie(request, SIGN_IN_COOKIE)
+        const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
+        if (expected === undefined || !csrfMatches(expected, submitted)) {
+          throw new BrokerError(
+            'csrf_failed',
+            'the sign-in form expired or did not come from this site; reload it and try again',
+          )
+        }
+      },
+    },
+    async (request, reply) => {
+      const limit = await app.store.rateLimiter.hit(
+        `admin-sign-in:${request.ip}`,
+        SIGN_IN_ATTEMPTS_PER_MINUTE,
+        60_000,
+      )
+      if (!limit.allowed) {
+        throw new BrokerError('rate_limited', 'too many sign-in attempts; wait a minute', {
+          retryAfter: limit.retryAfterMs / 1000,
+        })
+      }
+      const operator = operatorForToken(app.config, request.body.token)
+      if (operator === undefined) {
+        request.log.info({ ip: request.ip }, 'console sign-in refused')
+        return renderSignInPage(reply, 401, 'That token is not an operator token.')
+      }
+      const previous = sessionsOf.get(request)
+      if (previous !== undefined) await sessions.destroy(previous.id)
+      const { id } = await sessions.create({ operator })
+      reply.clearCookie(SIGN_IN_COOKIE, { path: '/admin' })
+      reply.setCookie(CONSOLE_COOKIE, id, cookieOptions(SESSION_TTL_MS))
+      await recordAudit(app.store, request.log, {
+        type: 'operator.signed_in',
+        actor: actorLabel({ kind: 'operator', name: operator }),
+        detail: { via: 'console' },
+      })
+      return reply.redirect('/admin/tenants', 303)
+    },
+  )
+
+  app.post<{ Body: { csrf?: string } }>(
+    '/admin/sign-out',
+    {
+      config: html,
+      schema: {
+        querystring: noQuery,
+        body: { type: 'object', additionalProperties: false, properties: { csrf: { type: 'string' } } },
+        response: { ...redirect, ...errorPages },
+      },
+      preValidation: requireFormSession,
+    },
+    async (request, reply) => {
+      const entry = sessionsOf.get(request)!
+      await sessions.destroy(entry.id)
+      reply.clearCookie(CONSOLE_COOKIE, { path: '/admin' })
+      await recordAudit(app.store, request.log, {
+        type: 'operator.signed_out',
+        actor: actorLabel({ kind: 'operator', name: entry.session.operator }),
+        detail: { via: 'console' },
+      })
+      return reply.redirect('/admin/sign-in', 303)
+    },
+  )
+
+  app.get<{ Querystring: { app?: string } }>(
+    '/admin/tenants',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { app: optional(APP_SLUG_PATTERN) },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const appFilter = request.query.app || undefined
+      const tenants = await summarizeTenants(app.store, appFilter === undefined ? {} : { app: appFilter })
+      return reply.type('text/html; charset=utf-8').send(
+        renderTenants(contextOf(request), {
+          tenants,
+          apps: appSlugs,
+          ...(appFilter === undefined ? {} : { app: appFilter }),
+        }),
+      )
+    },
+  )
+
+  app.get<{
+    Querystring: {
+      tenant?: string
+      app?: string
+      status?: string
+      cursor?: string
+      done?: NoticeKey
+      count?: number
+    }
+  }>(
+    '/admin/registrations',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            tenant: optional(TENANT_ID_PATTERN),
+            app: optional(APP_SLUG_PATTERN),
+            status: { type: 'string', enum: ['', 'active', 'needs_consent', 'revoked'] },
+            cursor: { type: 'string', maxLength: 512 },
+            done: { type: 'string', enum: Object.keys(NOTICES) },
+            count: { type: 'integer', minimum: 0 },
+          },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const tenant = request.query.tenant ? request.query.tenant.toLowerCase() : undefined
+      const appFilter = request.query.app || undefined
+      const status = (request.query.status || undefined) as RegistrationStatus | undefined
+      const cursor = request.query.cursor || undefined
+      const page = await app.store.registrations.list({
+        ...(tenant === undefined ? {} : { tenantId: tenant }),
+        ...(appFilter === undefined ? {} : { app: appFilter }),
+        ...(status === undefined ? {} : { status }),
+        ...(cursor === undefined ? {} : { cursor }),
+        limit: 50,
+      })
+      const done = request.query.done
+      const notice =
+        done === 'tenant_revoked' && request.query.count !== undefined
+          ? `${request.query.count} registration${request.query.count === 1 ? '' : 's'} revoked.`
+          : done === undefined
+            ? undefined
+            : NOTICES[done]
+      return reply.type('text/html; charset=utf-8').send(
+        renderRegistrations(contextOf(request), {
+          items: page.items,
+          ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+          filter: {
+            ...(tenant === undefined ? {} : { tenant }),
+            ...(appFilter === undefined ? {} : { app: appFilter }),
+            ...(status === undefined ? {} : { status }),
+          },
+          apps: appSlugs,
+          ...(notice === undefined ? {} : { notice }),
+        }),
+      )
+    },
+  )
+
+  const idParams = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id'],
+    properties: { id: { type: 'string', pattern: REGISTRATION_ID_PATTERN } },
+  } as const
+
+  app.get<{ Params: { id: string }; Querystring: { done?: NoticeKey } }>(
+    '/admin/registrations/:id',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: {
+        params: idParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const registration = await app.store.registrations.getMeta(request.params.id)
+      if (registration === null)
+        throw new BrokerError('not_found', `registration ${request.params.id} not found`)
+      const done = request.query.done
+      return reply.type('text/html; charset=utf-8').send(
+        renderRegistration(contextOf(request), {
+          registration,
+          ...(done === undefined ? {} : { notice: NOTICES[done] }),
+        }),
+      )
+    },
+  )
+
+  const reasonField = { type: 'string', minLength: 1, maxLength: REASON_MAX, pattern: '\\S' } as const
+
+  app.post<{ Params: { id: string }; Body: { csrf: string; reason: string } }>(
+    '/admin/registrations/:id/revoke',
+    {
+      config: html,
+      preValidation: requireFormSession,
+      schema: {
+        params: idParams,
+        querystring: noQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason'],
+          properties: { csrf: { type: 'string' }, reason: reasonField },
+        },
+        response: { ...redirect, ...errorPages, 409: { type: 'string' } },
+      },
+    },
+    async (request, reply) => {
+      const result = await revokeRegistration(deps(request), request.params.id, {
+        actor: operatorActor(request),
+        reason: request.body.reason,
+      })
+      const done: NoticeKey = result.alreadyRevoked ? 'already_revoked' : 'revoked'
+      return reply.redirect(`/admin/registrations/${encodeURIComponent(request.params.id)}?done=${done}`, 303)
+    },
+  )
+
+  app.post<{ Params: { tenantId: string }; Body: { csrf: string; reason: string; app?: string } }>(
+    '/admin/tenants/:tenantId/revoke',
+    {
+      config: html,
+      preValidation: requireFormSession,
+      schema: {
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['tenantId'],
+          properties: { tenantId: { type: 'string', pattern: TENANT_ID_PATTERN } },
+        },
+        querystring: noQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['reason'],
+          properties: { csrf: { type: 'string' }, reason: reasonField, app: optional(APP_SLUG_PATTERN) },
+        },
+        response: { ...redirect, ...errorPages, 409: { type: 'string' } },
+      },
+    },
+    async (request, reply) => {
+      const tenantId = request.params.tenantId.toLowerCase()
+      const appFilter = request.body.app || undefined
+      const result = await revokeTenant(deps(request), tenantId, {
+        actor: operatorActor(request),
+        reason: request.body.reason,
+        ...(appFilter === undefined ? {} : { app: appFilter }),
+      })
+      const query = new URLSearchParams({
+        tenant: tenantId,
+        done: 'tenant_revoked',
+        count: String(result.revoked.length),
+      })
+      if (appFilter !== undefined) query.set('app', appFilter)
+      return reply.redirect(`/admin/registrations?${query.toString()}`, 303)
+    },
+  )
+
+  app.get<{ Querystring: { cursor?: string } }>(
+    '/admin/audit',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { cursor: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 } },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const cursor = request.query.cursor || undefined
+      const page = await readAudit(app.store, { ...(cursor === undefined ? {} : { cursor }), limit: 100 })
+      return reply.type('text/html; charset=utf-8').send(
+        renderAudit(contextOf(request), {
+          items: page.items,
+          ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+          ...(cursor === undefined ? {} : { cursor }),
+        }),
+      )
+    },
+  )
+
+  app.get<{ Querystring: { done?: NoticeKey } }>(
+    '/admin/keys',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
+        },
+        response: { ...htmlPage, ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const done = request.query.done
+      return reply.type('text/html; charset=utf-8').send(
+        renderKeys(contextOf(request), {
+          rotation: await keyRotation.status(),
+          ...(done === undefined ? {} : { notice: NOTICES[done] }),
+        }),
+      )
+    },
+  )
+
+  app.post<{ Body: { csrf?: string } }>(
+    '/admin/keys/rotate',
+    {
+      config: html,
+      preValidation: requireFormSession,
+      schema: {
+        querystring: noQuery,
+        body: { type: 'object', additionalProperties: false, properties: { csrf: { type: 'string' } } },
+        response: { ...redirect, ...errorPages },
+      },
+    },
+    async (request, reply) => {
+      const { started } = await keyRotation.start(operatorActor(request))
+      return reply.redirect(`/admin/keys?done=${started ? 'rotation_started' : 'rotation_running'}`, 303)
+    },
+  )
+}

@@ -1,0 +1,168 @@
+// JSON schemas of the operator API. Response schemas list every property explicitly and forbid
+// others: fast-json-stringify writes declared properties only, so a secret can't reach a response
+// even if a service returned one by mistake.
+import { CLOUD_NAMES } from '../../clouds.js'
+import { errorBodySchema } from '../../errors.js'
+import { REGISTRATION_STATUSES } from '../../store/types.js'
+
+/** Registration ids are UUIDs; accept any id-shaped string and let the store say "not found". */
+export const REGISTRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
+export const TENANT_ID_PATTERN =
+  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
+export const REASON_MAX = 500
+
+const isoString = { type: 'string', description: 'ISO 8601 timestamp' } as const
+
+export const statusDetailSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'at'],
+  properties: {
+    code: {
+      type: 'string',
+      description: '`operator_revoked`, `tenant_admin_revoked`, `invalid_grant`, `AADSTS…`',
+    },
+    message: { type: 'string' },
+    at: isoString,
+    by: { type: 'string', description: 'operator or tenant admin who revoked' },
+    reason: { type: 'string' },
+  },
+} as const
+
+export const registrationSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'id',
+    'app',
+    'cloud',
+    'tenantId',
+    'kind',
+    'status',
+    'createdAt',
+    'updatedAt',
+    'consentedAt',
+    'version',
+  ],
+  properties: {
+    id: { type: 'string' },
+    app: { type: 'string' },
+    cloud: { type: 'string', enum: [...CLOUD_NAMES] },
+    tenantId: { type: 'string' },
+    kind: { type: 'string', enum: ['admin', 'delegated'] },
+    userOid: { type: 'string' },
+    userName: { type: 'string' },
+    status: { type: 'string', enum: [...REGISTRATION_STATUSES] },
+    statusDetail: statusDetailSchema,
+    createdAt: isoString,
+    updatedAt: isoString,
+    consentedAt: isoString,
+    version: { type: 'integer' },
+    lastIssuedAt: isoString,
+    lastClient: { type: 'string' },
+    lastRefreshAt: isoString,
+  },
+} as const
+
+const countsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['active', 'needs_consent', 'revoked', 'total'],
+  properties: {
+    active: { type: 'integer' },
+    needs_consent: { type: 'integer' },
+    revoked: { type: 'integer' },
+    total: { type: 'integer' },
+  },
+} as const
+
+export const tenantSummarySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenantId', 'apps', 'clouds', 'registrations'],
+  properties: {
+    tenantId: { type: 'string' },
+    apps: { type: 'array', items: { type: 'string' } },
+    clouds: { type: 'array', items: { type: 'string' } },
+    registrations: countsSchema,
+    lastIssuedAt: isoString,
+    lastConsentAt: isoString,
+  },
+} as const
+
+export const auditRecordSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'type', 'actor', 'at'],
+  properties: {
+    id: { type: 'string', description: 'stream id; pass it as `cursor` to read what follows' },
+    type: { type: 'string' },
+    actor: { type: 'string' },
+    at: isoString,
+    tenantId: { type: 'string' },
+    app: { type: 'string' },
+    registrationId: { type: 'string' },
+    detail: {
+      type: 'object',
+      additionalProperties: { type: ['string', 'number', 'boolean'] },
+    },
+  },
+} as const
+
+export const rotationStatusSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'state',
+    'keyId',
+    'currentKeyId',
+    'oldKeyIds',
+    'scanned',
+    'resealed',
+    'unchanged',
+    'failed',
+    'failedIds',
+  ],
+  properties: {
+    state: { type: 'string', enum: ['idle', 'running', 'interrupted', 'completed', 'failed'] },
+    keyId: { type: 'string' },
+    currentKeyId: { type: 'string' },
+    oldKeyIds: { type: 'array', items: { type: 'string' } },
+    startedAt: isoString,
+    startedBy: { type: 'string' },
+    updatedAt: isoString,
+    completedAt: isoString,
+    scanned: { type: 'integer' },
+    resealed: { type: 'integer' },
+    unchanged: { type: 'integer' },
+    failed: { type: 'integer' },
+    failedIds: { type: 'array', items: { type: 'string' } },
+    error: { type: 'string' },
+  },
+} as const
+
+export const reasonBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: {
+    reason: { type: 'string', minLength: 1, maxLength: REASON_MAX, pattern: '\\S' },
+  },
+} as const
+
+export const tenantRevokeBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: {
+    reason: reasonBodySchema.properties.reason,
+    app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
+  },
+} as const
+
+export const errorResponses = {
+  400: errorBodySchema,
+  401: errorBodySchema,
+  500: errorBodySchema,
+} as const

@@ -1,0 +1,78 @@
+// Read models for operators: tenants summarised from the registrations, registrations paged.
+import type { RegistrationPage, RegistrationQuery, RegistrationStatus, Store } from '../store/types.js'
+
+export interface TenantSummary {
+  tenantId: string
+  /** App slugs with at least one registration of this tenant, sorted. */
+  apps: string[]
+  clouds: string[]
+  registrations: Record<RegistrationStatus, number> & { total: number }
+  /** ISO 8601; absent when no registration ever issued a token. */
+  lastIssuedAt?: string
+  /** ISO 8601: the newest consent among the tenant's registrations. */
+  lastConsentAt?: string
+}
+
+const PAGE = 500
+
+function later(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return Date.parse(b) > Date.parse(a) ? b : a
+}
+
+/**
+ * Every tenant with a registration, from one pass over the registrations (optionally of one app),
+ * sorted by tenant id.
+ */
+export async function summarizeTenants(
+  store: Pick<Store, 'registrations'>,
+  filter: { app?: string } = {},
+): Promise<TenantSummary[]> {
+  const tenants = new Map<string, TenantSummary & { appSet: Set<string>; cloudSet: Set<string> }>()
+  let cursor: string | undefined
+  do {
+    const page = await store.registrations.list({
+      limit: PAGE,
+      ...(filter.app === undefined ? {} : { app: filter.app }),
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    for (const item of page.items) {
+      let tenant = tenants.get(item.tenantId)
+      if (tenant === undefined) {
+        tenant = {
+          tenantId: item.tenantId,
+          apps: [],
+          clouds: [],
+          registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
+          appSet: new Set(),
+          cloudSet: new Set(),
+        }
+        tenants.set(item.tenantId, tenant)
+      }
+      tenant.appSet.add(item.app)
+      tenant.cloudSet.add(item.cloud)
+      tenant.registrations[item.status] += 1
+      tenant.registrations.total += 1
+      const lastIssuedAt = later(tenant.lastIssuedAt, item.lastIssuedAt)
+      if (lastIssuedAt !== undefined) tenant.lastIssuedAt = lastIssuedAt
+      const lastConsentAt = later(tenant.lastConsentAt, item.consentedAt)
+      if (lastConsentAt !== undefined) tenant.lastConsentAt = lastConsentAt
+    }
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+  return [...tenants.values()]
+    .sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0))
+    .map(({ appSet, cloudSet, ...summary }) => ({
+      ...summary,
+      apps: [...appSet].sort(),
+      clouds: [...cloudSet].sort(),
+    }))
+}
+
+export async function listRegistrations(
+  store: Pick<Store, 'registrations'>,
+  query: RegistrationQuery,
+): Promise<RegistrationPage> {
+  return store.registrations.list(query)
+}

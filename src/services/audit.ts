@@ -1,0 +1,71 @@
+// The audit trail: who did what, when and why. Appends go to the store's append-only log (a Redis
+// stream with a retention); reads page through it oldest first by stream id.
+import type { FastifyBaseLogger } from 'fastify'
+import type { AuditEvent, AuditRecord, Store } from '../store/types.js'
+
+/** Who acted. Operators by their configured name, tenant admins by tenant and object id. */
+export type Actor =
+  | { readonly kind: 'operator'; readonly name: string }
+  | {
+      readonly kind: 'tenant_admin'
+      readonly tenantId: string
+      readonly oid: string
+      /** `preferred_username` from the validated ID token, for display. */
+      readonly name: string
+    }
+  | { readonly kind: 'system' }
+
+/** `operator:<name>`, `tenant-admin:<tid>/<oid>` or `system`, as stored in `AuditEvent.actor`. */
+export function actorLabel(actor: Actor): string {
+  switch (actor.kind) {
+    case 'operator':
+      return `operator:${actor.name}`
+    case 'tenant_admin':
+      return `tenant-admin:${actor.tenantId}/${actor.oid}`
+    case 'system':
+      return 'system'
+  }
+}
+
+/** The human name recorded in a registration's `statusDetail.by`. */
+export function actorDisplayName(actor: Actor): string {
+  switch (actor.kind) {
+    case 'operator':
+      return actor.name
+    case 'tenant_admin':
+      return actor.name === '' ? `tenant admin ${actor.oid}` : actor.name
+    case 'system':
+      return 'system'
+  }
+}
+
+/**
+ * Appends an event. The action it records has already happened and must not be reported as failed
+ * because the trail was unavailable, so a failed append is logged in full (the log is the fallback
+ * trail) and returns undefined instead of throwing.
+ */
+export async function recordAudit(
+  store: Pick<Store, 'audit'>,
+  log: FastifyBaseLogger,
+  event: AuditEvent,
+): Promise<string | undefined> {
+  try {
+    return await store.audit.append(event)
+  } catch (err) {
+    log.error({ err, audit: event }, 'audit append failed; the event is recorded in this log line only')
+    return undefined
+  }
+}
+
+export const AUDIT_PAGE_DEFAULT = 50
+export const AUDIT_PAGE_MAX = 500
+
+export async function readAudit(
+  store: Pick<Store, 'audit'>,
+  options: { cursor?: string; limit?: number },
+): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
+  return store.audit.read({
+    ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+    limit: Math.min(AUDIT_PAGE_MAX, Math.max(1, options.limit ?? AUDIT_PAGE_DEFAULT)),
+  })
+}

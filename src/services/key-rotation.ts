@@ -1,0 +1,309 @@
+// Master-key rotation: re-seals every stored secret under the key ring's newest key.
+//
+// Precondition (documented): every broker instance already runs with the new key first in
+// MASTER_KEYS and the old keys still listed, so whatever any instance writes meanwhile is sealed
+// under the new key and everything old still opens.
+//
+// The pass walks `registrations.scanIds` in batches; `reseal` is the store's concurrency-safe
+// rewrite, so tokens keep being served throughout. Cached access tokens of each registration are
+// dropped (they are sealed too, and the cache has no re-seal): the next request fetches a fresh one
+// sealed under the new key. Progress (the scan cursor and counts) is kept in the ephemeral store
+// after every batch, so a pass interrupted by a restart resumes where it stopped; a lock makes sure
+// only one instance runs a pass at a time.
+import type { FastifyBaseLogger } from 'fastify'
+import type { KeyRing } from '../crypto/envelope.js'
+import type { LockHandle, Store } from '../store/types.js'
+import { type Actor, actorLabel, recordAudit } from './audit.js'
+import { registrationTokenGroup, tenantTokenGroup } from './revocation.js'
+
+export type RotationState = 'idle' | 'running' | 'interrupted' | 'completed' | 'failed'
+
+export interface RotationStatus {
+  state: RotationState
+  /** The key this pass re-seals under (the key ring's newest when it started). */
+  keyId: string
+  /** The newest key of this instance's key ring; a pass for another key is stale. */
+  currentKeyId: string
+  /** Older keys still in the ring; drop them from MASTER_KEYS once a pass completed without failures. */
+  oldKeyIds: string[]
+  startedAt?: string
+  startedBy?: string
+  updatedAt?: string
+  completedAt?: string
+  /** Registrations visited so far in this pass. */
+  scanned: number
+  /** Registrations whose secrets were rewritten under the new key. */
+  resealed: number
+  /** Registrations already under the new key. */
+  unchanged: number
+  /** Registrations whose secrets could not be re-sealed (e.g. sealed under a key no longer in the ring). */
+  failed: number
+  /** Up to 20 registration ids that failed, to look at. */
+  failedIds: string[]
+  /** Last error message of a failed pass. Never contains a secret. */
+  error?: string
+}
+
+interface StoredState {
+  state: 'running' | 'completed' | 'failed'
+  keyId: string
+  cursor?: string
+  startedAt: string
+  startedBy: string
+  updatedAt: string
+  heartbeatAt: number
+  completedAt?: string
+  scanned: number
+  resealed: number
+  unchanged: number
+  failed: number
+  failedIds: string[]
+  error?: string
+}
+
+const STATE_KEY = 'key-rotation:state'
+const LOCK_NAME = 'key-rotation'
+const STATE_TTL_MS = 30 * 86_400_000
+const LOCK_TTL_MS = 60_000
+const MAX_FAILED_IDS = 20
+
+export interface KeyRotationOptions {
+  store: Store
+  keyRing: KeyRing
+  log: FastifyBaseLogger
+  clock: () => number
+  /** Registrations per scan batch; default 100. */
+  batchSize?: number
+  /** Re-seals in flight at once within a batch; default 8. */
+  concurrency?: number
+}
+
+export class KeyRotation {
+  readonly #store: Store
+  readonly #keyRing: KeyRing
+  readonly #log: FastifyBaseLogger
+  readonly #clock: () => number
+  readonly #batchSize: number
+  readonly #concurrency: number
+  #running: Promise<void> | undefined
+  #stopping = false
+
+  constructor(options: KeyRotationOptions) {
+    this.#store = options.store
+    this.#keyRing = options.keyRing
+    this.#log = options.log
+    this.#clock = options.clock
+    this.#batchSize = options.batchSize ?? 100
+    this.#concurrency = options.concurrency ?? 8
+  }
+
+  async status(): Promise<RotationStatus> {
+    return this.#present(await this.#read())
+  }
+
+  /**
+   * Starts a pass in the background (or resumes an interrupted one), unless one is running on any
+   * instance, and returns the status. A completed or failed pass, or one for another key, starts over.
+   */
+  async start(actor: Actor): Promise<{ status: RotationStatus; started: boolean }> {
+    if (this.#running !== undefined || this.#stopping) return { status: await this.status(), started: false }
+    const lock = await this.#store.locks.acquire(LOCK_NAME, LOCK_TTL_MS)
+    if (lock === null) return { status: await this.status(), started: false }
+    try {
+      const previous = await this.#read()
+      const keyId = this.#keyRing.current.id
+      const now = this.#clock()
+      // A running (interrupted) or failed pass for the same key resumes at its cursor.
+      const resume = previous !== null && previous.state !== 'completed' && previous.keyId === keyId
+      const state: StoredState = resume
+        ? { ...previous, state: 'running', heartbeatAt: now, updatedAt: new Date(now).toISOString() }
+        : {
+            state: 'running',
+            keyId,
+            startedAt: new Date(now).toISOString(),
+            startedBy: actorLabel(actor),
+            updatedAt: new Date(now).toISOString(),
+            heartbeatAt: now,
+            scanned: 0,
+            resealed: 0,
+            unchanged: 0,
+            failed: 0,
+            failedIds: [],
+          }
+      delete state.error
+      await this.#write(state)
+      await recordAudit(this.#store, this.#log, {
+        type: 'keys.rotated',
+        actor: actorLabel(actor),
+        detail: {
+          phase: resume ? 'resumed' : 'started',
+          keyId,
+          oldKeyIds: this.#oldKeyIds().join(','),
+          scanned: state.scanned,
+        },
+      })
+      this.#running = this.#run(state, lock).finally(() => {
+        this.#running = undefined
+      })
+      return { status: this.#present(state), started: true }
+    } catch (error) {
+      await this.#store.locks.release(lock).catch(() => undefined)
+      throw error
+    }
+  }
+
+  /** Stops after the current batch (app shutdown); the saved cursor lets the next start resume. */
+  async stop(): Promise<void> {
+    this.#stopping = true
+    await this.#running
+  }
+
+  /** Resolves when the pass this instance runs (if any) ends; for tests and the CLI-less callers. */
+  async settled(): Promise<void> {
+    await this.#running
+  }
+
+  async #run(state: StoredState, lock: LockHandle): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#stopping) {
+          state.heartbeatAt = 0 // shows as interrupted at once, on every instance
+          await this.#write(state)
+          this.#log.info(
+            { scanned: state.scanned },
+            'key rotation paused for shutdown; start it again to resume',
+          )
+          return
+        }
+        if (!(await this.#store.locks.renew(lock, LOCK_TTL_MS))) {
+          this.#log.warn('key rotation lost its lock; another instance may continue the pass')
+          return
+        }
+        const page = await this.#store.registrations.scanIds(state.cursor, this.#batchSize)
+        await this.#processBatch(state, page.ids)
+        state.scanned += page.ids.length
+        const now = this.#clock()
+        state.heartbeatAt = now
+        state.updatedAt = new Date(now).toISOString()
+        if (page.nextCursor === undefined) {
+          delete state.cursor
+          state.state = 'completed'
+          state.completedAt = state.updatedAt
+          await this.#write(state)
+          await this.#audit(state, 'completed')
+          this.#log.info(
+            { keyId: state.keyId, scanned: state.scanned, resealed: state.resealed, failed: state.failed },
+            'key rotation completed',
+          )
+          return
+        }
+        state.cursor = page.nextCursor
+        await this.#write(state)
+      }
+    } catch (err) {
+      state.state = 'failed'
+      state.error = err instanceof Error ? err.message : 'unknown error'
+      state.updatedAt = new Date(this.#clock()).toISOString()
+      this.#log.error({ err, keyId: state.keyId, scanned: state.scanned }, 'key rotation failed')
+      await this.#write(state).catch(() => undefined)
+      await this.#audit(state, 'failed')
+    } finally {
+      await this.#store.locks.release(lock).catch(() => undefined)
+    }
+  }
+
+  async #processBatch(state: StoredState, ids: readonly string[]): Promise<void> {
+    let next = 0
+    const worker = async () => {
+      while (next < ids.length) {
+        const id = ids[next++]!
+        try {
+          const changed = await this.#store.registrations.reseal(id)
+          if (changed) state.resealed++
+          else state.unchanged++
+          await this.#purgeCachedTokens(id)
+        } catch (err) {
+          state.failed++
+          if (state.failedIds.length < MAX_FAILED_IDS) state.failedIds.push(id)
+          this.#log.error({ err, registrationId: id }, 'key rotation could not re-seal a registration')
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker))
+  }
+
+  async #purgeCachedTokens(id: string): Promise<void> {
+    const meta = await this.#store.registrations.getMeta(id)
+    await this.#store.tokens.deleteGroup(registrationTokenGroup(id))
+    if (meta !== null && meta.kind === 'admin') await this.#store.tokens.deleteGroup(tenantTokenGroup(meta))
+  }
+
+  async #audit(state: StoredState, phase: 'completed' | 'failed'): Promise<void> {
+    await recordAudit(this.#store, this.#log, {
+      type: 'keys.rotated',
+      actor: state.startedBy,
+      detail: {
+        phase,
+        keyId: state.keyId,
+        scanned: state.scanned,
+        resealed: state.resealed,
+        unchanged: state.unchanged,
+        failed: state.failed,
+      },
+    })
+  }
+
+  #oldKeyIds(): string[] {
+    return this.#keyRing.ids.filter((id) => id !== this.#keyRing.current.id)
+  }
+
+  async #read(): Promise<StoredState | null> {
+    const raw = await this.#store.ephemeral.get(STATE_KEY)
+    if (raw === null) return null
+    try {
+      return JSON.parse(raw) as StoredState
+    } catch {
+      return null
+    }
+  }
+
+  async #write(state: StoredState): Promise<void> {
+    await this.#store.ephemeral.put(STATE_KEY, JSON.stringify(state), STATE_TTL_MS)
+  }
+
+  #present(state: StoredState | null): RotationStatus {
+    const base = { currentKeyId: this.#keyRing.current.id, oldKeyIds: this.#oldKeyIds() }
+    if (state === null) {
+      return {
+        ...base,
+        keyId: base.currentKeyId,
+        state: 'idle',
+        scanned: 0,
+        resealed: 0,
+        unchanged: 0,
+        failed: 0,
+        failedIds: [],
+      }
+    }
+    let shown: RotationState = state.state
+    // A pass whose instance stopped beating (crash, shutdown) is resumable, not running.
+    if (state.state === 'running' && this.#running === undefined) {
+      if (this.#clock() - state.heartbeatAt > LOCK_TTL_MS) shown = 'interrupted'
+    }
+    return {
+      ...base,
+      keyId: state.keyId,
+      state: shown,
+      startedAt: state.startedAt,
+      startedBy: state.startedBy,
+      updatedAt: state.updatedAt,
+      ...(state.completedAt === undefined ? {} : { completedAt: state.completedAt }),
+      scanned: state.scanned,
+      resealed: state.resealed,
+      unchanged: state.unchanged,
+      failed: state.failed,
+      failedIds: state.failedIds,
+      ...(state.error === undefined ? {} : { error: state.error }),
+    }
+  }
+}

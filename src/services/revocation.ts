@@ -1,0 +1,268 @@
+// Revocation: a registration (or every registration of a tenant) becomes `revoked` for good. The
+// store is the only state every broker instance reads, so one compare-and-set there takes effect on
+// every instance at once: obtain-token reads the status on each request. The same write deletes the
+// refresh token; the cached access tokens are deleted right after.
+import type { FastifyBaseLogger } from 'fastify'
+import { BrokerError } from '../errors.js'
+import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
+import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
+
+export type RegistrationMeta = Registration & RegistrationUsage
+
+export interface RevocationDeps {
+  readonly store: Store
+  readonly clock: () => number
+  readonly log: FastifyBaseLogger
+}
+
+export interface RevokeOptions {
+  readonly actor: Actor
+  readonly reason: string
+  /**
+   * Tenant self-service: the registration must belong to this tenant (and app, when given), else it
+   * is reported as not found, exactly like an id that doesn't exist.
+   */
+  readonly scope?: { readonly tenantId: string; readonly app?: string }
+}
+
+export interface RevokeResult {
+  readonly registration: RegistrationMeta
+  /** True when it was revoked before this call; `registration.statusDetail` is the original one. */
+  readonly alreadyRevoked: boolean
+}
+
+export interface TenantRevokeResult {
+  readonly tenantId: string
+  readonly app?: string
+  /** Registrations this call revoked. */
+  readonly revoked: RegistrationMeta[]
+  /** Registrations of the tenant (and app) that were revoked before. */
+  readonly alreadyRevoked: number
+}
+
+/** Cache group of a registration's own tokens (delegated) — see TokenCache. */
+export function registrationTokenGroup(id: string): string {
+  return `reg:${id}`
+}
+
+/** Cache group of the app-only tokens shared by every admin registration of an app and tenant. */
+export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud' | 'tenantId'>): string {
+  return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
+}
+
+const CAS_ATTEMPTS = 8
+const PAGE = 500
+
+export function revocationCode(actor: Actor): string {
+  return actor.kind === 'tenant_admin' ? 'tenant_admin_revoked' : 'operator_revoked'
+}
+
+function inScope(meta: RegistrationMeta, scope: RevokeOptions['scope']): boolean {
+  if (scope === undefined) return true
+  if (meta.tenantId.toLowerCase() !== scope.tenantId.toLowerCase()) return false
+  return scope.app === undefined || meta.app === scope.app
+}
+
+function notFound(id: string): BrokerError {
+  return new BrokerError('not_found', `registration ${id} not found`)
+}
+
+/**
+ * Moves one registration to `revoked` with compare-and-set (retried when a token refresh bumped the
+ * version in between), deleting its refresh token in the same write. Never records an audit event;
+ * callers do.
+ */
+async function transition(
+  deps: RevocationDeps,
+  id: string,
+  detail: StatusDetail,
+  scope: RevokeOptions['scope'],
+): Promise<RevokeResult> {
+  for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+    const meta = await deps.store.registrations.getMeta(id)
+    if (meta === null || !inScope(meta, scope)) throw notFound(id)
+    if (meta.status === 'revoked') return { registration: meta, alreadyRevoked: true }
+    const updated = await deps.store.registrations.update(
+      id,
+      meta.version,
+      { status: 'revoked', statusDetail: detail },
+      { refreshToken: null },
+    )
+    if (updated !== null) return { registration: { ...meta, ...updated }, alreadyRevoked: false }
+    // A concurrent write (typically a refresh storing a rotated refresh token) won; read again.
+    await new Promise((resolve) => setTimeout(resolve, 5 * (attempt + 1)))
+  }
+  throw new BrokerError('conflict', `registration ${id} kept changing; try the revocation again`)
+}
+
+/** True when another registration still issues tokens from the app+tenant cache group. */
+async function tenantGroupStillUsed(deps: RevocationDeps, registration: Registration): Promise<boolean> {
+  let cursor: string | undefined
+  do {
+    const page = await deps.store.registrations.list({
+      tenantId: registration.tenantId,
+      app: registration.app,
+      status: 'active',
+      limit: PAGE,
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    if (
+      page.items.some(
+        (item) => item.id !== registration.id && item.kind === 'admin' && item.cloud === registration.cloud,
+      )
+    ) {
+      return true
+    }
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+  return false
+}
+
+/**
+ * Deletes cached access tokens. Also run for an already revoked registration, so a revocation that
+ * was interrupted between the status write and this step is completed by repeating it.
+ */
+async function purgeTokens(deps: RevocationDeps, registration: Registration): Promise<void> {
+  await deps.store.tokens.deleteGroup(registrationTokenGroup(registration.id))
+  if (registration.kind === 'admin' && !(await tenantGroupStillUsed(deps, registration))) {
+    await deps.store.tokens.deleteGroup(tenantTokenGroup(registration))
+  }
+}
+
+function validReason(reason: string): string {
+  const trimmed = reason.trim()
+  if (trimmed === '') throw new BrokerError('invalid_request', 'reason must not be empty')
+  return trimmed
+}
+
+/** Revokes one registration. Idempotent: a revoked registration is returned with its original detail. */
+export async function revokeRegistration(
+  deps: RevocationDeps,
+  id: string,
+  options: RevokeOptions,
+): Promise<RevokeResult> {
+  const reason = validReason(options.reason)
+  const detail: StatusDetail = {
+    code: revocationCode(options.actor),
+    at: new Date(deps.clock()).toISOString(),
+    by: actorDisplayName(options.actor),
+    reason,
+  }
+  const result = await transition(deps, id, detail, options.scope)
+  await purgeTokens(deps, result.registration)
+  if (!result.alreadyRevoked) {
+    const registration = result.registration
+    await recordAudit(deps.store, deps.log, {
+      type: 'registration.revoked',
+      actor: actorLabel(options.actor),
+      tenantId: registration.tenantId,
+      app: registration.app,
+      registrationId: registration.id,
+      detail: { reason, code: detail.code, kind: registration.kind, cloud: registration.cloud },
+    })
+    deps.log.info(
+      {
+        registrationId: registration.id,
+        tenantId: registration.tenantId,
+        app: registration.app,
+        by: detail.by,
+      },
+      'registration revoked',
+    )
+  }
+  return result
+}
+
+/**
+ * Revokes every registration of a tenant (of one app when `app` is given). Registrations created
+ * while this runs (a new consent) are not revoked: a new consent is a new registration.
+ * Throws not_found when the tenant has no registration at all (for that app).
+ */
+export async function revokeTenant(
+  deps: RevocationDeps,
+  tenantId: string,
+  options: { readonly actor: Actor; readonly reason: string; readonly app?: string },
+): Promise<TenantRevokeResult> {
+  const reason = validReason(options.reason)
+  const detail: StatusDetail = {
+    code: revocationCode(options.actor),
+    at: new Date(deps.clock()).toISOString(),
+    by: actorDisplayName(options.actor),
+    reason,
+  }
+  const scope = { tenantId, ...(options.app === undefined ? {} : { app: options.app }) }
+  const targets: string[] = []
+  const sharedGroups = new Set<string>()
+  let total = 0
+  let cursor: string | undefined
+  do {
+    const page = await deps.store.registrations.list({
+      tenantId,
+      ...(options.app === undefined ? {} : { app: options.app }),
+      limit: PAGE,
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    total += page.items.length
+    for (const item of page.items) {
+      if (item.status !== 'revoked') targets.push(item.id)
+      if (item.kind === 'admin') sharedGroups.add(tenantTokenGroup(item))
+    }
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+  if (total === 0) {
+    throw new BrokerError(
+      'not_found',
+      options.app === undefined
+        ? `tenant ${tenantId} has no registrations`
+        : `tenant ${tenantId} has no registrations for app ${options.app}`,
+    )
+  }
+
+  const revoked: RegistrationMeta[] = []
+  let alreadyRevoked = total - targets.length
+  for (const id of targets) {
+    let result: RevokeResult
+    try {
+      result = await transition(deps, id, detail, scope)
+    } catch (error) {
+      // Deleted meanwhile: nothing left to revoke.
+      if (error instanceof BrokerError && error.code === 'not_found') continue
+      throw error
+    }
+    if (result.alreadyRevoked) {
+      alreadyRevoked++
+      continue
+    }
+    revoked.push(result.registration)
+    await deps.store.tokens.deleteGroup(registrationTokenGroup(id))
+    await recordAudit(deps.store, deps.log, {
+      type: 'registration.revoked',
+      actor: actorLabel(options.actor),
+      tenantId: result.registration.tenantId,
+      app: result.registration.app,
+      registrationId: id,
+      detail: { reason, code: detail.code, kind: result.registration.kind, via: 'tenant' },
+    })
+  }
+  // Every admin registration of these app+tenant pairs is revoked now: drop their shared tokens
+  // (also when they were revoked before, to complete an interrupted revocation).
+  for (const group of sharedGroups) await deps.store.tokens.deleteGroup(group)
+
+  await recordAudit(deps.store, deps.log, {
+    type: 'tenant.revoked',
+    actor: actorLabel(options.actor),
+    tenantId,
+    ...(options.app === undefined ? {} : { app: options.app }),
+    detail: { reason, code: detail.code, revoked: revoked.length, alreadyRevoked },
+  })
+  deps.log.info(
+    { tenantId, app: options.app, revoked: revoked.length, alreadyRevoked, by: detail.by },
+    'tenant revoked',
+  )
+  return {
+    tenantId,
+    ...(options.app === undefined ? {} : { app: options.app }),
+    revoked,
+    alreadyRevoked,
+  }
+}

@@ -1,0 +1,434 @@
+// The operator API against real Redis and the emulator: authentication of every endpoint, listing,
+// pagination under concurrent inserts, revocation (one registration, a tenant), audit trail.
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
+import { sha256Hex } from '../../src/config.js'
+import { createAdminRegistration } from '../../src/services/registrations.js'
+import type { AuditRecord, Registration } from '../../src/store/types.js'
+import { bearer, consoleSignIn, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+
+const ALICE = operatorToken('alice')
+const BOB = operatorToken('bob')
+
+let emulator: RunningEmulator
+let broker: RunningBroker
+let contosoMail: ConsentValues
+let fabrikamMail: ConsentValues
+let contosoListener: ConsentValues
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+type Json = Record<string, any>
+
+async function api(
+  method: 'GET' | 'POST',
+  url: string,
+  options: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<{ status: number; body: Json; headers: Record<string, unknown> }> {
+  const response = await broker.app.inject({
+    method,
+    url,
+    headers: {
+      ...(options.token === undefined ? {} : bearer(options.token)),
+      ...options.headers,
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(options.body === undefined ? {} : { payload: JSON.stringify(options.body) }),
+  })
+  return { status: response.statusCode, body: response.json() as Json, headers: response.headers }
+}
+
+async function auditSince(cursor: string | undefined): Promise<AuditRecord[]> {
+  const out: AuditRecord[] = []
+  let next = cursor
+  for (;;) {
+    const page = await api(
+      'GET',
+      `/admin/api/audit?limit=500${next === undefined ? '' : `&cursor=${next}`}`,
+      {
+        token: ALICE,
+      },
+    )
+    expect(page.status).toBe(200)
+    out.push(...(page.body.items as AuditRecord[]))
+    if (page.body.nextCursor === undefined) return out
+    next = page.body.nextCursor as string
+  }
+}
+
+async function lastAuditId(): Promise<string | undefined> {
+  const all = await auditSince(undefined)
+  return all.at(-1)?.id
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ port: 0 })
+  broker = await startBroker({
+    authorityUrl: emulator.url,
+    redisUrl: inject('redisUrl'),
+    env: { OPERATOR_TOKENS: `alice:${ALICE}`, OPERATOR_TOKEN_HASHES: `bob:${sha256Hex(BOB)}` },
+  })
+  contosoMail = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-mail',
+    username: 'admin@contoso.example',
+  })
+  fabrikamMail = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-mail',
+    username: 'admin@fabrikam.example',
+  })
+  contosoListener = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-mail-listener',
+    username: 'user@contoso.example',
+  })
+})
+
+afterAll(async () => {
+  await broker?.close()
+  await emulator?.close()
+})
+
+describe('authentication of every operator endpoint', () => {
+  const endpoints = (id: string): Array<{ method: 'GET' | 'POST'; url: string; body?: unknown }> => [
+    { method: 'GET', url: '/admin/api/tenants' },
+    { method: 'GET', url: '/admin/api/registrations' },
+    { method: 'GET', url: `/admin/api/registrations/${id}` },
+    { method: 'POST', url: `/admin/api/registrations/${id}/revoke`, body: { reason: 'attacker' } },
+    { method: 'POST', url: `/admin/api/tenants/${CONTOSO_TENANT_ID}/revoke`, body: { reason: 'attacker' } },
+    { method: 'GET', url: '/admin/api/audit' },
+    { method: 'POST', url: '/admin/api/keys/rotate' },
+    { method: 'GET', url: '/admin/api/keys/rotation' },
+  ]
+
+  it('answers 401 unauthorized, revealing nothing, without a token or with a wrong one', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const signedSession = jar.get('cb_admin')!
+    expect(signedSession).toBeDefined()
+    const sessionId = signedSession.slice(0, signedSession.lastIndexOf('.'))
+    const credentials: Array<[string, Record<string, string>]> = [
+      ['no header', {}],
+      ['empty bearer', { authorization: 'Bearer ' }],
+      ['wrong token', bearer(operatorToken('alice'))],
+      ['token with a suffix', bearer(`${ALICE}x`)],
+      ['the hash of a token', bearer(sha256Hex(ALICE))],
+      ['basic auth', { authorization: `Basic ${Buffer.from(`alice:${ALICE}`).toString('base64')}` }],
+      ['token without scheme', { authorization: ALICE }],
+      ['a registration Key', bearer(contosoMail.key)],
+      ['a registration Token', bearer(contosoMail.token)],
+      ['a console session cookie value', bearer(signedSession)],
+      ['a console session id', bearer(sessionId)],
+      ['a console session cookie', { cookie: `cb_admin=${signedSession}` }],
+    ]
+    const messages = new Set<string>()
+    for (const endpoint of endpoints(contosoMail.registrationId)) {
+      for (const [label, headers] of credentials) {
+        const response = await api(endpoint.method, endpoint.url, { headers, body: endpoint.body })
+        expect(response.status, `${endpoint.method} ${endpoint.url} with ${label}`).toBe(401)
+        expect(response.body.error.code).toBe('unauthorized')
+        expect(response.headers['www-authenticate']).toMatch(/^Bearer /)
+        expect(Object.keys(response.body.error).sort()).toEqual(['code', 'message'])
+        messages.add(response.body.error.message)
+      }
+    }
+    expect(messages.size).toBe(1)
+    // Nothing happened: the registration and the tenant are untouched, no rotation started.
+    const meta = await broker.store.registrations.getMeta(contosoMail.registrationId)
+    expect(meta?.status).toBe('active')
+    expect((await api('GET', '/admin/api/keys/rotation', { token: ALICE })).body.rotation.state).toBe('idle')
+  })
+
+  it('answers 401 before validating the request, so a malformed request reveals nothing either', async () => {
+    const response = await api('POST', '/admin/api/registrations/%20bad/revoke', { body: { nonsense: 1 } })
+    expect(response.status).toBe(401)
+  })
+
+  it('accepts each configured operator, by token or by hash', async () => {
+    for (const token of [ALICE, BOB]) {
+      const response = await api('GET', '/admin/api/tenants', { token })
+      expect(response.status).toBe(200)
+      expect(response.headers['cache-control']).toBe('no-store')
+    }
+  })
+})
+
+describe('tenants and registrations', () => {
+  it('lists tenants with apps, counts by status, last token and last consent', async () => {
+    const issued = await obtainToken(broker.app, contosoMail, 'ms-graph-mail')
+    expect(issued.status).toBe(200)
+    const response = await api('GET', '/admin/api/tenants', { token: ALICE })
+    expect(response.status).toBe(200)
+    const tenants = response.body.tenants as Json[]
+    const contoso = tenants.find((t) => t.tenantId === CONTOSO_TENANT_ID)!
+    const fabrikam = tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)!
+    expect(contoso.apps).toEqual(expect.arrayContaining(['ms-graph-mail', 'ms-graph-mail-listener']))
+    expect(contoso.registrations.active).toBeGreaterThanOrEqual(2)
+    expect(contoso.registrations.total).toBe(
+      contoso.registrations.active + contoso.registrations.needs_consent + contoso.registrations.revoked,
+    )
+    expect(Date.parse(contoso.lastConsentAt)).toBeGreaterThan(0)
+    expect(Date.parse(contoso.lastIssuedAt)).toBeGreaterThan(0)
+    expect(fabrikam.apps).toEqual(['ms-graph-mail'])
+
+    const filtered = await api('GET', '/admin/api/tenants?app=ms-graph-mail-listener', { token: ALICE })
+    expect((filtered.body.tenants as Json[]).map((t) => t.tenantId)).toEqual([CONTOSO_TENANT_ID])
+  })
+
+  it('filters registrations by tenant, app and status, and shows one registration without secrets', async () => {
+    const byTenant = await api('GET', `/admin/api/registrations?tenant=${FABRIKAM_TENANT_ID}`, {
+      token: ALICE,
+    })
+    expect(byTenant.status).toBe(200)
+    expect((byTenant.body.items as Json[]).every((r) => r.tenantId === FABRIKAM_TENANT_ID)).toBe(true)
+    expect((byTenant.body.items as Json[]).map((r) => r.id)).toContain(fabrikamMail.registrationId)
+
+    const byApp = await api('GET', '/admin/api/registrations?app=ms-graph-mail-listener&status=active', {
+      token: ALICE,
+    })
+    const listener = (byApp.body.items as Json[]).find((r) => r.id === contosoListener.registrationId)!
+    expect(listener).toMatchObject({ kind: 'delegated', userName: 'user@contoso.example', status: 'active' })
+
+    const one = await api('GET', `/admin/api/registrations/${contosoListener.registrationId}`, {
+      token: ALICE,
+    })
+    expect(one.status).toBe(200)
+    expect(one.body.registration).toMatchObject({
+      id: contosoListener.registrationId,
+      app: 'ms-graph-mail-listener',
+    })
+    const text = JSON.stringify(one.body)
+    expect(text).not.toContain(contosoListener.key)
+    expect(one.body.registration).not.toHaveProperty('key')
+    expect(one.body.registration).not.toHaveProperty('refreshToken')
+    expect(JSON.stringify(byApp.body)).not.toContain(contosoListener.key)
+
+    const missing = await api('GET', `/admin/api/registrations/${randomUUID()}`, { token: ALICE })
+    expect(missing.status).toBe(404)
+    expect(missing.body.error.code).toBe('not_found')
+  })
+
+  it('rejects malformed filters and cursors with a message naming the field', async () => {
+    const badStatus = await api('GET', '/admin/api/registrations?status=deleted', { token: ALICE })
+    expect(badStatus.status).toBe(400)
+    expect(badStatus.body.error.message).toContain('status')
+    const badLimit = await api('GET', '/admin/api/registrations?limit=501', { token: ALICE })
+    expect(badLimit.status).toBe(400)
+    expect(badLimit.body.error.message).toContain('limit')
+    const badCursor = await api('GET', '/admin/api/registrations?cursor=not-a-cursor', { token: ALICE })
+    expect(badCursor.status).toBe(400)
+    expect(badCursor.body.error.message).toContain('cursor')
+    const badAuditCursor = await api('GET', '/admin/api/audit?cursor=abc', { token: ALICE })
+    expect(badAuditCursor.status).toBe(400)
+    expect(badAuditCursor.body.error.message).toContain('cursor')
+  })
+
+  it('pages through every registration exactly once while others are being inserted', async () => {
+    const app = 'ms-graph-user'
+    const base = Date.now()
+    const make = async (createdAt: number) =>
+      (
+        await createAdminRegistration(broker.store, {
+          app,
+          cloud: 'global',
+          tenantId: randomUUID(),
+          now: new Date(createdAt).toISOString(),
+        })
+      ).registration
+    const initial: Registration[] = []
+    for (let i = 0; i < 45; i++) initial.push(await make(base + i))
+
+    const seen: string[] = []
+    let inserted = 0
+    let cursor: string | undefined
+    let pages = 0
+    do {
+      // Each page races inserts that sort before everything listed so far (an offset-based cursor
+      // would then repeat items), among the ones still to come, and after all of them.
+      const [page] = await Promise.all([
+        api(
+          'GET',
+          `/admin/api/registrations?app=${app}&limit=7${cursor === undefined ? '' : `&cursor=${cursor}`}`,
+          {
+            token: ALICE,
+          },
+        ),
+        make(base - 86_400_000 - pages).then(() => inserted++),
+        make(base + 20 + pages).then(() => inserted++),
+        make(base + 3_600_000 + pages).then(() => inserted++),
+      ])
+      expect(page.status).toBe(200)
+      seen.push(...(page.body.items as Json[]).map((r) => r.id as string))
+      cursor = page.body.nextCursor
+      pages++
+    } while (cursor !== undefined && pages < 200)
+
+    expect(inserted).toBeGreaterThanOrEqual(3 * 7)
+    expect(new Set(seen).size).toBe(seen.length)
+    for (const registration of initial) expect(seen).toContain(registration.id)
+  })
+})
+
+describe('revocation', () => {
+  it('revokes a registration once, records who and why, and obtain-token answers revoked', async () => {
+    const values = await consentViaEmulator(broker.app, {
+      slug: 'ms-graph-user',
+      username: 'admin@fabrikam.example',
+    })
+    expect((await obtainToken(broker.app, values, 'ms-graph-user')).status).toBe(200)
+    const before = await lastAuditId()
+
+    const first = await api('POST', `/admin/api/registrations/${values.registrationId}/revoke`, {
+      token: BOB,
+      body: { reason: 'customer offboarded (ticket 42)' },
+    })
+    expect(first.status).toBe(200)
+    expect(first.body.alreadyRevoked).toBe(false)
+    expect(first.body.registration).toMatchObject({
+      id: values.registrationId,
+      status: 'revoked',
+      statusDetail: { code: 'operator_revoked', by: 'bob', reason: 'customer offboarded (ticket 42)' },
+    })
+    const revokedAt = first.body.registration.statusDetail.at as string
+
+    const again = await api('POST', `/admin/api/registrations/${values.registrationId}/revoke`, {
+      token: ALICE,
+      body: { reason: 'second attempt' },
+    })
+    expect(again.status).toBe(200)
+    expect(again.body.alreadyRevoked).toBe(true)
+    expect(again.body.registration.statusDetail).toEqual(first.body.registration.statusDetail)
+
+    const denied = await obtainToken(broker.app, values, 'ms-graph-user')
+    expect(denied.status).toBe(401)
+    expect(denied.body.error?.code).toBe('revoked')
+    expect(denied.body.error?.message).toContain(revokedAt)
+    expect(denied.body.error?.message).toContain('customer offboarded (ticket 42)')
+    expect(denied.body.error?.message).toContain(`${broker.config.publicUrl}/ms-graph-user`)
+
+    const events = (await auditSince(before)).filter((e) => e.registrationId === values.registrationId)
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({
+      type: 'registration.revoked',
+      actor: 'operator:bob',
+      tenantId: FABRIKAM_TENANT_ID,
+      app: 'ms-graph-user',
+      detail: { reason: 'customer offboarded (ticket 42)', code: 'operator_revoked' },
+    })
+  })
+
+  it('deletes the refresh token and the cached access tokens of a delegated registration', async () => {
+    const values = await consentViaEmulator(broker.app, {
+      slug: 'ms-graph-mail-listener',
+      username: 'user@fabrikam.example',
+    })
+    expect((await obtainToken(broker.app, values, 'ms-graph-mail-listener')).status).toBe(200)
+    const scope = 'https://graph.microsoft.com/.default'
+    expect(await broker.store.tokens.get(`reg:${values.registrationId}`, scope)).not.toBeNull()
+    expect((await broker.store.registrations.get(values.registrationId))?.secrets.refreshToken).toBeTruthy()
+
+    const response = await api('POST', `/admin/api/registrations/${values.registrationId}/revoke`, {
+      token: ALICE,
+      body: { reason: 'user left' },
+    })
+    expect(response.status).toBe(200)
+    const stored = await broker.store.registrations.get(values.registrationId)
+    expect(stored?.secrets.refreshToken).toBeUndefined()
+    expect(await broker.store.tokens.get(`reg:${values.registrationId}`, scope)).toBeNull()
+  })
+
+  it('revokes a whole tenant (optionally one app), deleting the shared app-only tokens', async () => {
+    const tenantMail = await consentViaEmulator(broker.app, {
+      slug: 'ms-defender-atp',
+      username: 'admin@contoso.example',
+    })
+    expect((await obtainToken(broker.app, tenantMail, 'ms-defender-atp')).status).toBe(200)
+    const group = `tenant:ms-defender-atp:global:${CONTOSO_TENANT_ID}`
+    const defaultScope = 'https://api.securitycenter.microsoft.com/.default'
+    expect(await broker.store.tokens.get(group, defaultScope)).not.toBeNull()
+
+    const one = await api('POST', `/admin/api/tenants/${CONTOSO_TENANT_ID}/revoke`, {
+      token: ALICE,
+      body: { reason: 'contract ended', app: 'ms-defender-atp' },
+    })
+    expect(one.status).toBe(200)
+    expect(one.body.app).toBe('ms-defender-atp')
+    expect((one.body.revoked as Json[]).map((r) => r.id)).toEqual([tenantMail.registrationId])
+    expect(await broker.store.tokens.get(group, defaultScope)).toBeNull()
+    // Other apps of the tenant are untouched.
+    expect((await broker.store.registrations.getMeta(contosoMail.registrationId))?.status).toBe('active')
+
+    const all = await api('POST', `/admin/api/tenants/${CONTOSO_TENANT_ID.toUpperCase()}/revoke`, {
+      token: ALICE,
+      body: { reason: 'contract ended' },
+    })
+    expect(all.status).toBe(200)
+    expect(all.body.tenantId).toBe(CONTOSO_TENANT_ID)
+    const ids = (all.body.revoked as Json[]).map((r) => r.id)
+    expect(ids).toEqual(expect.arrayContaining([contosoMail.registrationId, contosoListener.registrationId]))
+    expect(all.body.alreadyRevoked).toBeGreaterThanOrEqual(1)
+    for (const values of [contosoMail, contosoListener]) {
+      const meta = await broker.store.registrations.getMeta(values.registrationId)
+      expect(meta?.statusDetail).toMatchObject({
+        code: 'operator_revoked',
+        by: 'alice',
+        reason: 'contract ended',
+      })
+    }
+    const denied = await obtainToken(broker.app, contosoMail, 'ms-graph-mail')
+    expect(denied.body.error?.code).toBe('revoked')
+
+    const repeat = await api('POST', `/admin/api/tenants/${CONTOSO_TENANT_ID}/revoke`, {
+      token: ALICE,
+      body: { reason: 'again' },
+    })
+    expect(repeat.status).toBe(200)
+    expect(repeat.body.revoked).toEqual([])
+
+    const events = await auditSince(undefined)
+    expect(events.some((e) => e.type === 'tenant.revoked' && e.detail?.reason === 'contract ended')).toBe(
+      true,
+    )
+
+    const unknown = await api('POST', `/admin/api/tenants/${randomUUID()}/revoke`, {
+      token: ALICE,
+      body: { reason: 'x' },
+    })
+    expect(unknown.status).toBe(404)
+  })
+
+  it('refuses a revocation without a reason, naming the field', async () => {
+    for (const body of [{}, { reason: '' }, { reason: '   ' }, { reason: 'x'.repeat(501) }]) {
+      const response = await api('POST', `/admin/api/registrations/${fabrikamMail.registrationId}/revoke`, {
+        token: ALICE,
+        body,
+      })
+      expect(response.status).toBe(400)
+      expect(response.body.error.message).toContain('reason')
+    }
+    expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
+  })
+
+  it('a new consent after a revocation creates a new, working registration', async () => {
+    const fresh = await consentViaEmulator(broker.app, {
+      slug: 'ms-graph-mail',
+      username: 'admin@contoso.example',
+    })
+    expect(fresh.registrationId).not.toBe(contosoMail.registrationId)
+    expect((await obtainToken(broker.app, fresh, 'ms-graph-mail')).status).toBe(200)
+    expect((await obtainToken(broker.app, contosoMail, 'ms-graph-mail')).body.error?.code).toBe('revoked')
+  })
+})
+
+describe('audit trail', () => {
+  it('records consents and operator sign-ins, and pages with a cursor', async () => {
+    const events = await auditSince(undefined)
+    expect(events.some((e) => e.type === 'consent.completed')).toBe(true)
+    expect(events.some((e) => e.type === 'operator.signed_in' && e.actor === 'operator:alice')).toBe(true)
+    const first = await api('GET', '/admin/api/audit?limit=2', { token: ALICE })
+    expect(first.body.items).toHaveLength(2)
+    const second = await api('GET', `/admin/api/audit?limit=2&cursor=${first.body.nextCursor}`, {
+      token: ALICE,
+    })
+    expect(second.body.items[0].id).toBe(events[2]!.id)
+  })
+})
