@@ -3,13 +3,18 @@ import type { BrokerError } from '../errors.js'
 import { html } from './html.js'
 import { page } from './layout.js'
 
+function titleOf(error: BrokerError): string {
+  if (error.statusCode === 404) return 'Not found'
+  return error.statusCode >= 500 ? 'Something went wrong' : 'Request rejected'
+}
+
 /** Generic HTML error page (the consent flow renders its own, more specific failure pages). */
 export function renderErrorPage(error: BrokerError, request: FastifyRequest): string {
-  const serverSide = error.statusCode >= 500
+  const title = titleOf(error)
   return page({
-    title: serverSide ? 'Something went wrong' : 'Request rejected',
+    title,
     body: html`<section class="card error">
-<h1>${serverSide ? 'Something went wrong' : 'Request rejected'}</h1>
+<h1>${title}</h1>
 <p>${error.message}</p>
 <p class="muted">Request ID: <code>${request.id}</code></p>
 <p><a href="/">Back to the list of apps</a></p>

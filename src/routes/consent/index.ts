@@ -1,0 +1,213 @@
+// Consent pages: app list, start page, start (POST), the OAuth callback and the one-time result.
+// Thin: cookies and HTTP here, the flow in services/consent-flow.ts, markup in views/.
+import type { CookieSerializeOptions } from '@fastify/cookie'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { CLOUD_NAMES } from '../../clouds.js'
+import { appClouds, findApp } from '../../config.js'
+import { BrokerError } from '../../errors.js'
+import { type CallbackQuery, type ConsentFailure, createConsentFlow } from '../../services/consent-flow.js'
+import {
+  renderAppListPage,
+  renderFailurePage,
+  renderResultGonePage,
+  renderResultPage,
+  renderStartPage,
+} from '../../views/consent-pages.js'
+import { renderNotFoundPage } from '../../views/error-page.js'
+
+/** Carries `<app>.<flow id>`; read only by the callback. */
+export const FLOW_COOKIE = 'cb_consent_flow'
+/** Carries the id of the one-time result; read only by the result page. */
+export const RESULT_COOKIE = 'cb_consent_result'
+const FLOW_COOKIE_PATH = '/callback'
+const RESULT_COOKIE_PATH = '/result'
+
+const htmlPage = { type: 'string' } as const
+const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
+const noParams = { type: 'object', additionalProperties: false, properties: {} } as const
+const appParams = {
+  type: 'object',
+  required: ['app'],
+  additionalProperties: false,
+  properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const
+const text = (maxLength: number) => ({ type: 'string', maxLength }) as const
+
+const callbackQuerySchema = {
+  type: 'object',
+  // Entra adds more (session_state, scope, error_uri, trace ids …): accepted, ignored.
+  additionalProperties: true,
+  properties: {
+    code: text(8192),
+    state: text(512),
+    error: text(256),
+    error_description: text(4096),
+    error_subcode: text(256),
+    admin_consent: text(16),
+    tenant: text(256),
+    scope: text(4096),
+    session_state: text(512),
+  },
+} as const
+
+export async function consentRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app
+  const flow = createConsentFlow({
+    config,
+    store: app.store,
+    idp: app.idp,
+    metrics: app.metrics,
+    clock: app.clock,
+  })
+  const publicOrigin = new URL(config.publicUrl).origin
+  const cookieBase: CookieSerializeOptions = {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+    signed: true,
+    maxAge: Math.floor(config.consent.flowTtlMs / 1000),
+  }
+  const flowCookie: CookieSerializeOptions = { ...cookieBase, path: FLOW_COOKIE_PATH }
+  const resultCookie: CookieSerializeOptions = { ...cookieBase, path: RESULT_COOKIE_PATH }
+
+  function readSignedCookie(request: FastifyRequest, name: string): string | undefined {
+    const value = request.cookies[name]
+    if (value === undefined) return undefined
+    const unsigned = request.unsignCookie(value)
+    return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
+  }
+
+  function sendPage(reply: FastifyReply, status: number, body: string): FastifyReply {
+    return reply.code(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body)
+  }
+
+  function sendFailure(request: FastifyRequest, reply: FastifyReply, failure: ConsentFailure): FastifyReply {
+    return sendPage(
+      reply,
+      failure.status,
+      renderFailurePage({ failure, adminRoleIds: config.adminRoleIds, requestId: request.id }),
+    )
+  }
+
+  app.get(
+    '/',
+    {
+      config: { html: true },
+      schema: { querystring: noParams, response: { 200: htmlPage } },
+    },
+    async (_request, reply) => sendPage(reply, 200, renderAppListPage(config.apps)),
+  )
+
+  app.get<{ Params: { app: string } }>(
+    '/:app',
+    {
+      config: { html: true },
+      schema: { params: appParams, querystring: noParams, response: { 200: htmlPage, 404: htmlPage } },
+    },
+    async (request, reply) => {
+      const hosted = findApp(config, request.params.app)
+      if (hosted === undefined) return sendPage(reply, 404, renderNotFoundPage())
+      return sendPage(
+        reply,
+        200,
+        renderStartPage({
+          app: hosted,
+          clouds: appClouds(hosted),
+          adminRoleIds: config.adminRoleIds,
+          flowMinutes: Math.round(config.consent.flowTtlMs / 60_000),
+        }),
+      )
+    },
+  )
+
+  app.post<{ Params: { app: string }; Body: { cloud?: string } | undefined }>(
+    '/:app/start',
+    {
+      config: { html: true },
+      schema: {
+        params: appParams,
+        querystring: noParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
+        },
+        response: {
+          303: redirect,
+          400: htmlPage,
+          403: htmlPage,
+          404: htmlPage,
+          500: htmlPage,
+          502: htmlPage,
+          503: htmlPage,
+          504: htmlPage,
+        },
+      },
+    },
+    async (request, reply) => {
+      // A cross-site form must not start (and bind a cookie for) a flow in someone's browser.
+      // Origin is "null" under our no-referrer policy, so only a foreign origin is refused.
+      const origin = request.headers.origin
+      if (
+        request.headers['sec-fetch-site'] === 'cross-site' ||
+        (origin !== undefined && origin !== 'null' && origin !== publicOrigin)
+      ) {
+        throw new BrokerError('csrf_failed', 'the authorization must be started from this site')
+      }
+      const outcome = await flow.start(request.params.app, request.body?.cloud, request.log)
+      if (outcome.kind === 'failed') return sendFailure(request, reply, outcome.failure)
+      reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
+      return reply.header('cache-control', 'no-store').redirect(outcome.location, 303)
+    },
+  )
+
+  app.get<{ Querystring: CallbackQuery }>(
+    '/callback',
+    {
+      config: { html: true },
+      schema: {
+        querystring: callbackQuerySchema,
+        response: {
+          303: redirect,
+          400: htmlPage,
+          403: htmlPage,
+          409: htmlPage,
+          500: htmlPage,
+          502: htmlPage,
+          503: htmlPage,
+        },
+      },
+    },
+    async (request, reply) => {
+      const outcome = await flow.callback(readSignedCookie(request, FLOW_COOKIE), request.query, request.log)
+      reply.header('cache-control', 'no-store')
+      switch (outcome.kind) {
+        case 'redirect':
+          reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
+          return reply.redirect(outcome.location, 303)
+        case 'completed':
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          reply.setCookie(RESULT_COOKIE, outcome.resultHandle, resultCookie)
+          // Post/Redirect/Get: the result page's URL carries nothing, and a reload can't re-run this.
+          return reply.redirect('/result', 303)
+        case 'failed':
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          return sendFailure(request, reply, outcome.failure)
+      }
+    },
+  )
+
+  app.get(
+    '/result',
+    {
+      config: { html: true },
+      schema: { querystring: noParams, response: { 200: htmlPage, 410: htmlPage } },
+    },
+    async (request, reply) => {
+      const result = await flow.takeResult(readSignedCookie(request, RESULT_COOKIE))
+      reply.clearCookie(RESULT_COOKIE, { path: RESULT_COOKIE_PATH })
+      if (result === null) return sendPage(reply, 410, renderResultGonePage())
+      return sendPage(reply, 200, renderResultPage(result))
+    },
+  )
+}

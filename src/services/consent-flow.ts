@@ -1,0 +1,550 @@
+// The consent flow: start page → Microsoft sign-in (and, for admin consent, the tenant-wide consent
+// page) → one-time result page with ID, Token and Key. HTTP-free: routes hand in the unsigned
+// cookie values and query, and turn the outcomes into redirects, cookies and pages.
+//
+// The flow state lives server-side (sealed, with a TTL) under a random flow id that a signed
+// cookie carries; the callback takes it (atomic read-and-delete) so each flow completes once, and a
+// claimed marker tells a replay from an expiry. The callback is one URL for both phases; the
+// stored phase decides what it means, never the query string.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { setTimeout as sleepFor } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import { type CloudName, isCloudName } from '../clouds.js'
+import { type AppConfig, appClouds, type Config, findApp, type ResolvedApp, resolveApp } from '../config.js'
+import { IdTokenError } from '../entra/id-token.js'
+import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../entra/types.js'
+import { BrokerError } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+import type { ConsentKind, Store } from '../store/types.js'
+import { recordAudit } from './audit.js'
+import {
+  createAdminRegistration,
+  integrationId,
+  reactivateAdminRegistrations,
+  upsertDelegatedRegistration,
+} from './registrations.js'
+
+export type ConsentFailureReason =
+  /** The user cancelled, declined the permissions, or Microsoft denied access (`access_denied`). */
+  | 'cancelled'
+  /** Admin consent: the signed-in user holds none of the roles that may consent for the tenant. */
+  | 'not_admin'
+  /** No (valid) flow cookie: cookies blocked, a different browser, or it expired. */
+  | 'session_missing'
+  /** The cookie names a flow that no longer exists (it expired). */
+  | 'session_expired'
+  /** The `state` in the URL is not this browser's flow. */
+  | 'state_mismatch'
+  /** This flow's callback was already used. */
+  | 'replayed'
+  /** Admin consent came back for a tenant other than the signed-in administrator's. */
+  | 'tenant_mismatch'
+  /** Consent was given but client credentials still fail after the retry budget. */
+  | 'consent_not_effective'
+  /** Microsoft answered with an OAuth error. */
+  | 'idp_error'
+  /** Microsoft unreachable, failing or too slow. */
+  | 'idp_unavailable'
+  /** The ID token failed validation. */
+  | 'invalid_id_token'
+  /** Delegated consent answered without a refresh token. */
+  | 'no_refresh_token'
+  /** The callback carries neither a code nor an error. */
+  | 'invalid_callback'
+
+export const FAILURE_STATUS: Readonly<Record<ConsentFailureReason, number>> = {
+  cancelled: 400,
+  not_admin: 403,
+  session_missing: 400,
+  session_expired: 400,
+  state_mismatch: 403,
+  replayed: 409,
+  tenant_mismatch: 403,
+  consent_not_effective: 503,
+  idp_error: 502,
+  idp_unavailable: 503,
+  invalid_id_token: 502,
+  no_refresh_token: 502,
+  invalid_callback: 400,
+}
+
+export interface ConsentFailure {
+  reason: ConsentFailureReason
+  status: number
+  /** The app, when known: the failure page links back to its start page. */
+  app: AppConfig | undefined
+  /** What the identity provider said (`error_description` or `error`); untrusted text. */
+  providerMessage?: string
+  /** The OAuth `error` or AADSTS label, for display; untrusted text. */
+  providerCode?: string
+}
+
+/** Everything the one-time result page shows. Contains the Key: kept sealed, shown once. */
+export interface ConsentResult {
+  app: string
+  appName: string
+  kind: ConsentKind
+  cloud: CloudName
+  registrationId: string
+  /** The integration's ID: `<registration_id>@<PUBLIC_URL>/obtain-token`. */
+  id: string
+  /** The integration's Token: the tenant id. */
+  token: string
+  /** The integration's Key. */
+  key: string
+  /** True when an existing registration (and its Key) was renewed instead of a new one made. */
+  reused: boolean
+  userName: string
+}
+
+export interface CallbackQuery {
+  code?: string
+  state?: string
+  error?: string
+  error_description?: string
+  admin_consent?: string
+  tenant?: string
+}
+
+export type StartOutcome =
+  | { kind: 'redirect'; location: string; flowHandle: string }
+  | { kind: 'failed'; failure: ConsentFailure }
+
+export type CallbackOutcome =
+  /** Admin consent, phase 2: on to the tenant-wide consent page with a re-issued flow cookie. */
+  | { kind: 'redirect'; location: string; flowHandle: string }
+  | { kind: 'completed'; resultHandle: string }
+  | { kind: 'failed'; failure: ConsentFailure }
+
+export interface ConsentFlow {
+  /** Starts a flow for an app (and cloud); throws BrokerError `not_found` / `invalid_request`. */
+  start(slug: string, cloud: string | undefined, log: FastifyBaseLogger): Promise<StartOutcome>
+  /** Handles `/callback`; `flowHandle` is the verified flow cookie value, if any. */
+  callback(
+    flowHandle: string | undefined,
+    query: CallbackQuery,
+    log: FastifyBaseLogger,
+  ): Promise<CallbackOutcome>
+  /** The one-time result, deleted as it is read; null when already shown or expired. */
+  takeResult(resultHandle: string | undefined): Promise<ConsentResult | null>
+}
+
+export interface ConsentFlowDependencies {
+  config: Config
+  store: Store
+  idp: IdentityProvider
+  metrics: Metrics
+  clock: () => number
+  /** Waits between consent-proof attempts; injectable for tests. */
+  sleep?: (ms: number) => Promise<void>
+}
+
+type FlowPhase = 'sign-in' | 'admin-consent'
+
+interface FlowRecord {
+  v: 1
+  app: string
+  cloud: CloudName
+  kind: ConsentKind
+  phase: FlowPhase
+  state: string
+  /** sign-in phase */
+  nonce?: string
+  codeVerifier?: string
+  scopes?: string[]
+  /** admin-consent phase: who signed in */
+  tid?: string
+  oid?: string
+  userName?: string
+}
+
+const FLOW_KEY = 'consent:flow:'
+const FLOW_USED_KEY = 'consent:flow-used:'
+const RESULT_KEY = 'consent:result:'
+const HANDLE = /^([a-z0-9]+(?:-[a-z0-9]+)*)\.([A-Za-z0-9_-]{43})$/
+const RESULT_HANDLE = /^[A-Za-z0-9_-]{43}$/
+/** Longest provider text shown on a failure page. */
+const MAX_PROVIDER_MESSAGE = 400
+const PROOF_FIRST_DELAY_MS = 1000
+const PROOF_MAX_DELAY_MS = 8000
+/** OAuth errors that retrying cannot fix: our own credentials or request are wrong. */
+const PROOF_FATAL_ERRORS = new Set(['invalid_client', 'invalid_scope', 'unsupported_grant_type'])
+
+const randomToken = (): string => randomBytes(32).toString('base64url')
+
+function sameSecret(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a).digest()
+  const y = createHash('sha256').update(b).digest()
+  return timingSafeEqual(x, y)
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
+
+function upstreamReason(error: UpstreamError): ConsentFailureReason {
+  return error.kind === 'oauth' ? 'idp_error' : 'idp_unavailable'
+}
+
+function parseFlowHandle(handle: string | undefined): { slug: string; flowId: string } | undefined {
+  const match = handle === undefined ? null : HANDLE.exec(handle)
+  return match === null ? undefined : { slug: match[1]!, flowId: match[2]! }
+}
+
+function parseRecord(raw: string): FlowRecord | undefined {
+  try {
+    const value = JSON.parse(raw) as FlowRecord
+    return value?.v === 1 && typeof value.state === 'string' && isCloudName(value.cloud) ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
+  const { config, store, idp, metrics, clock } = deps
+  const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
+  const redirectUri = `${config.publicUrl}/callback`
+  const ttlMs = config.consent.flowTtlMs
+
+  interface FailureContext {
+    app: AppConfig | undefined
+    kind: ConsentKind | undefined
+    user?: { tid: string; oid: string }
+    error?: UpstreamError | IdTokenError | undefined
+    providerMessage?: string
+    providerCode?: string
+  }
+
+  async function fail(
+    reason: ConsentFailureReason,
+    context: FailureContext,
+    log: FastifyBaseLogger,
+  ): Promise<{ kind: 'failed'; failure: ConsentFailure }> {
+    const kind = context.kind ?? context.app?.consent ?? 'unknown'
+    const upstream = context.error instanceof UpstreamError ? context.error : undefined
+    metrics.consents.inc({ app: context.app?.slug ?? 'unknown', kind, stage: 'failed', reason })
+    log.info(
+      {
+        app: context.app?.slug,
+        kind,
+        reason,
+        ...(upstream === undefined
+          ? {}
+          : { upstream: upstream.label, upstreamKind: upstream.kind, traceId: upstream.traceId }),
+        ...(context.error instanceof IdTokenError ? { idToken: context.error.reason } : {}),
+        ...(context.providerCode === undefined ? {} : { providerError: context.providerCode }),
+      },
+      'consent failed',
+    )
+    await recordAudit(store, log, {
+      type: 'consent.failed',
+      actor: context.user === undefined ? 'anonymous' : `user:${context.user.tid}/${context.user.oid}`,
+      ...(context.user === undefined ? {} : { tenantId: context.user.tid }),
+      ...(context.app === undefined ? {} : { app: context.app.slug }),
+      detail: {
+        reason,
+        kind,
+        ...(upstream === undefined ? {} : { upstream: upstream.label }),
+        ...(context.providerCode === undefined ? {} : { provider_error: truncate(context.providerCode, 64) }),
+      },
+    })
+    return {
+      kind: 'failed',
+      failure: {
+        reason,
+        status: FAILURE_STATUS[reason],
+        app: context.app,
+        ...(context.providerMessage === undefined
+          ? {}
+          : { providerMessage: truncate(context.providerMessage, MAX_PROVIDER_MESSAGE) }),
+        ...(context.providerCode === undefined ? {} : { providerCode: truncate(context.providerCode, 64) }),
+      },
+    }
+  }
+
+  function observeUpstream(
+    grant: 'authorization_code' | 'client_credentials',
+    startedAt: number,
+    error?: unknown,
+  ) {
+    const outcome =
+      error === undefined ? 'ok' : error instanceof UpstreamError ? error.kind : 'invalid_id_token'
+    const code =
+      error instanceof UpstreamError && error.errorCodes[0] !== undefined
+        ? `AADSTS${error.errorCodes[0]}`
+        : ''
+    metrics.upstreamRequests.inc({ grant, outcome, code })
+    metrics.upstreamLatency.observe({ grant, outcome }, (performance.now() - startedAt) / 1000)
+  }
+
+  async function putFlow(flowId: string, record: FlowRecord): Promise<void> {
+    await store.ephemeral.put(FLOW_KEY + flowId, JSON.stringify(record), ttlMs, { secret: true })
+  }
+
+  async function complete(
+    app: AppConfig,
+    resolved: ResolvedApp,
+    user: VerifiedIdToken | { tid: string; oid: string; preferredUsername: string },
+    log: FastifyBaseLogger,
+    refreshToken: string | undefined,
+  ): Promise<CallbackOutcome> {
+    const now = new Date(clock()).toISOString()
+    const base = { app: app.slug, cloud: resolved.cloud, tenantId: user.tid, now }
+    let registrationId: string
+    let key: string
+    let reused = false
+    let reactivated: string[] = []
+    if (app.consent === 'delegated') {
+      const upserted = await upsertDelegatedRegistration(store, {
+        ...base,
+        userOid: user.oid,
+        userName: user.preferredUsername,
+        refreshToken: refreshToken as string,
+      })
+      registrationId = upserted.registration.id
+      key = upserted.key
+      reused = upserted.reused
+    } else {
+      const created = await createAdminRegistration(store, base)
+      registrationId = created.registration.id
+      key = created.key
+      reactivated = await reactivateAdminRegistrations(store, base)
+    }
+    const result: ConsentResult = {
+      app: app.slug,
+      appName: app.displayName,
+      kind: app.consent,
+      cloud: resolved.cloud,
+      registrationId,
+      id: integrationId(registrationId, config.publicUrl),
+      token: user.tid,
+      key,
+      reused,
+      userName: user.preferredUsername,
+    }
+    const resultHandle = randomToken()
+    await store.ephemeral.put(RESULT_KEY + resultHandle, JSON.stringify(result), ttlMs, { secret: true })
+    metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'completed', reason: '' })
+    log.info(
+      { app: app.slug, kind: app.consent, cloud: resolved.cloud, tenantId: user.tid, registrationId, reused },
+      'consent completed',
+    )
+    await recordAudit(store, log, {
+      type: 'consent.completed',
+      actor: `user:${user.tid}/${user.oid}`,
+      tenantId: user.tid,
+      app: app.slug,
+      registrationId,
+      detail: {
+        kind: app.consent,
+        cloud: resolved.cloud,
+        reused,
+        ...(reactivated.length === 0 ? {} : { reactivated: reactivated.length }),
+      },
+    })
+    return { kind: 'completed', resultHandle }
+  }
+
+  /**
+   * Consent propagates slowly through Microsoft's directory: retry client credentials for the
+   * tenant with doubling delays until it works or the budget is spent.
+   */
+  async function proveAdminConsent(
+    resolved: ResolvedApp,
+    tid: string,
+  ): Promise<{ ok: true } | { ok: false; error: UpstreamError | undefined; exhausted: boolean }> {
+    const deadline = clock() + config.consent.proofBudgetMs
+    let delay = PROOF_FIRST_DELAY_MS
+    let lastError: UpstreamError | undefined
+    for (;;) {
+      const startedAt = performance.now()
+      const remaining = Math.max(deadline - clock(), 0)
+      try {
+        await idp.clientCredentials(
+          resolved,
+          tid,
+          resolved.defaultScope,
+          AbortSignal.timeout(Math.max(remaining, PROOF_FIRST_DELAY_MS)),
+        )
+        observeUpstream('client_credentials', startedAt)
+        return { ok: true }
+      } catch (error) {
+        observeUpstream('client_credentials', startedAt, error)
+        if (!(error instanceof UpstreamError)) throw error
+        lastError = error
+        if (error.kind === 'oauth' && error.error !== undefined && PROOF_FATAL_ERRORS.has(error.error)) {
+          return { ok: false, error, exhausted: false }
+        }
+      }
+      const left = deadline - clock()
+      if (left <= 0) return { ok: false, error: lastError, exhausted: true }
+      const wanted =
+        lastError?.kind === 'throttled' && lastError.retryAfterSeconds !== undefined
+          ? Math.max(lastError.retryAfterSeconds * 1000, delay)
+          : delay
+      await sleep(Math.min(wanted, left))
+      delay = Math.min(delay * 2, PROOF_MAX_DELAY_MS)
+    }
+  }
+
+  return {
+    async start(slug, cloudInput, log) {
+      const app = findApp(config, slug)
+      if (app === undefined) throw new BrokerError('not_found', `no app named "${slug}"`)
+      const offered = appClouds(app)
+      const cloud = cloudInput === undefined || cloudInput === '' ? offered[0] : cloudInput
+      if (!isCloudName(cloud) || !offered.includes(cloud)) {
+        throw new BrokerError(
+          'invalid_request',
+          `cloud: "${String(cloud)}" is not offered for ${app.displayName}`,
+        )
+      }
+      const resolved = resolveApp(config, app, cloud)!
+      const flowId = randomToken()
+      const state = randomToken()
+      const nonce = randomToken()
+      const codeVerifier = randomToken()
+      const codeChallenge = createHash('sha256').update(codeVerifier).digest('base64url')
+      const scopes =
+        app.consent === 'admin'
+          ? ['openid', 'profile']
+          : ['openid', 'profile', 'offline_access', ...resolved.consentScopes]
+      let location: string
+      try {
+        location = await idp.signInUrl(resolved, {
+          state,
+          nonce,
+          codeChallenge,
+          scopes,
+          redirectUri,
+          prompt: 'select_account',
+        })
+      } catch (error) {
+        if (!(error instanceof UpstreamError)) throw error
+        return fail(upstreamReason(error), { app, kind: app.consent, error }, log)
+      }
+      await putFlow(flowId, {
+        v: 1,
+        app: app.slug,
+        cloud,
+        kind: app.consent,
+        phase: 'sign-in',
+        state,
+        nonce,
+        codeVerifier,
+        scopes,
+      })
+      metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'started', reason: '' })
+      return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
+    },
+
+    async callback(flowHandle, query, log) {
+      const handle = parseFlowHandle(flowHandle)
+      if (handle === undefined) return fail('session_missing', { app: undefined, kind: undefined }, log)
+      const cookieApp = findApp(config, handle.slug)
+      // Claim before take: a second callback for this flow is then told apart from an expired one.
+      const firstUse = await store.ephemeral.claim(FLOW_USED_KEY + handle.flowId, ttlMs)
+      if (!firstUse) return fail('replayed', { app: cookieApp, kind: cookieApp?.consent }, log)
+      const raw = await store.ephemeral.take(FLOW_KEY + handle.flowId, { secret: true })
+      const record = raw === null ? undefined : parseRecord(raw)
+      const app = record === undefined ? undefined : findApp(config, record.app)
+      if (record === undefined || app === undefined) {
+        return fail('session_expired', { app: cookieApp, kind: cookieApp?.consent }, log)
+      }
+      const resolved = resolveApp(config, app, record.cloud)
+      if (resolved === undefined) return fail('session_expired', { app, kind: app.consent }, log)
+      const user =
+        record.tid !== undefined && record.oid !== undefined
+          ? { tid: record.tid, oid: record.oid }
+          : undefined
+      const context: FailureContext = { app, kind: app.consent, ...(user === undefined ? {} : { user }) }
+
+      // 1. error first: Microsoft (or the user) ended the flow.
+      if (query.error !== undefined && query.error !== '') {
+        const providerMessage = query.error_description ?? query.error
+        const withProvider = { ...context, providerMessage, providerCode: query.error }
+        if (query.error === 'access_denied') return fail('cancelled', withProvider, log)
+        if (query.error === 'temporarily_unavailable' || query.error === 'server_error') {
+          return fail('idp_unavailable', withProvider, log)
+        }
+        return fail('idp_error', withProvider, log)
+      }
+      // 2. then state: the URL must belong to this browser's flow.
+      if (query.state === undefined || !sameSecret(query.state, record.state)) {
+        return fail('state_mismatch', context, log)
+      }
+
+      if (record.phase === 'admin-consent') {
+        // 3. then the tenant: only the one whose administrator signed in (the value can be forged).
+        if (user === undefined) return fail('session_expired', context, log)
+        if (query.tenant === undefined || query.tenant.toLowerCase() !== user.tid) {
+          return fail('tenant_mismatch', context, log)
+        }
+        // 4. prove the consent took effect.
+        const proof = await proveAdminConsent(resolved, user.tid)
+        if (!proof.ok) {
+          const reason = proof.exhausted ? 'consent_not_effective' : 'idp_error'
+          return fail(reason, { ...context, error: proof.error }, log)
+        }
+        return complete(app, resolved, { ...user, preferredUsername: record.userName ?? '' }, log, undefined)
+      }
+
+      // Sign-in phase: redeem the code at the authority it was issued for.
+      if (query.code === undefined || query.code === '') return fail('invalid_callback', context, log)
+      const startedAt = performance.now()
+      let redeemed: Awaited<ReturnType<IdentityProvider['redeemCode']>>
+      try {
+        redeemed = await idp.redeemCode(resolved, {
+          code: query.code,
+          codeVerifier: record.codeVerifier ?? '',
+          redirectUri,
+          nonce: record.nonce ?? '',
+          scopes: record.scopes ?? [],
+        })
+        observeUpstream('authorization_code', startedAt)
+      } catch (error) {
+        observeUpstream('authorization_code', startedAt, error)
+        if (error instanceof IdTokenError) return fail('invalid_id_token', { ...context, error }, log)
+        if (error instanceof UpstreamError) return fail(upstreamReason(error), { ...context, error }, log)
+        throw error
+      }
+      const idToken = redeemed.idToken
+      const signedIn: FailureContext = { ...context, user: { tid: idToken.tid, oid: idToken.oid } }
+
+      if (app.consent === 'delegated') {
+        if (redeemed.refreshToken === undefined) return fail('no_refresh_token', signedIn, log)
+        return complete(app, resolved, idToken, log, redeemed.refreshToken)
+      }
+
+      // Admin consent: only a directory role that may grant tenant-wide consent goes on.
+      const allowed = new Set(config.adminRoleIds.map((id) => id.toLowerCase()))
+      if (!idToken.wids.some((role) => allowed.has(role))) return fail('not_admin', signedIn, log)
+      const flowId = randomToken()
+      const state = randomToken()
+      const location = await idp.adminConsentUrl(resolved, {
+        tenantId: idToken.tid,
+        state,
+        scope: resolved.defaultScope,
+        redirectUri,
+      })
+      await putFlow(flowId, {
+        v: 1,
+        app: app.slug,
+        cloud: record.cloud,
+        kind: app.consent,
+        phase: 'admin-consent',
+        state,
+        tid: idToken.tid,
+        oid: idToken.oid,
+        userName: idToken.preferredUsername,
+      })
+      return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
+    },
+
+    async takeResult(resultHandle) {
+      if (resultHandle === undefined || !RESULT_HANDLE.test(resultHandle)) return null
+      const raw = await store.ephemeral.take(RESULT_KEY + resultHandle, { secret: true })
+      return raw === null ? null : (JSON.parse(raw) as ConsentResult)
+    },
+  }
+}

@@ -1,0 +1,159 @@
+// Creating and re-activating registrations after a proven consent. Registration ids and Keys are
+// made here so their format is decided in one place.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { CloudName } from '../clouds.js'
+import type { Registration, Store } from '../store/types.js'
+
+/** A new registration id: a random UUID (never contains `@`, which the integration splits on). */
+export function newRegistrationId(): string {
+  return randomUUID()
+}
+
+/** A new Key: standard padded base64 of 32 random bytes, as the integration's AES-GCM expects. */
+export function newRegistrationKey(): string {
+  return randomBytes(32).toString('base64')
+}
+
+/** The integration's **ID** field: `<registration_id>@<PUBLIC_URL>/obtain-token`. */
+export function integrationId(registrationId: string, publicUrl: string): string {
+  return `${registrationId}@${publicUrl}/obtain-token`
+}
+
+/** Version conflicts tolerated before giving up (each means someone else wrote in between). */
+const MAX_CAS_ATTEMPTS = 5
+
+export class RegistrationConflictError extends Error {
+  override readonly name = 'RegistrationConflictError'
+}
+
+export interface AdminRegistrationInput {
+  app: string
+  cloud: CloudName
+  tenantId: string
+  /** ISO 8601 */
+  now: string
+}
+
+/** Creates an admin-consent registration (a tenant may hold several; each has its own Key). */
+export async function createAdminRegistration(
+  store: Store,
+  input: AdminRegistrationInput,
+): Promise<{ registration: Registration; key: string }> {
+  const key = newRegistrationKey()
+  const result = await store.registrations.create(
+    {
+      id: newRegistrationId(),
+      app: input.app,
+      cloud: input.cloud,
+      tenantId: input.tenantId,
+      kind: 'admin',
+      status: 'active',
+      createdAt: input.now,
+      updatedAt: input.now,
+      consentedAt: input.now,
+    },
+    { key },
+  )
+  // Admin registrations have no uniqueness constraint; `created: false` would be a store bug.
+  if (!result.created) throw new RegistrationConflictError('admin registration was not created')
+  return { registration: result.registration, key }
+}
+
+/**
+ * Consent for an app, cloud and tenant was just proven again: every admin registration of theirs
+ * that waits for consent becomes active (compare-and-set, so a concurrent revocation wins).
+ * Returns the ids it re-activated.
+ */
+export async function reactivateAdminRegistrations(
+  store: Store,
+  input: AdminRegistrationInput,
+): Promise<string[]> {
+  const candidates: string[] = []
+  let cursor: string | undefined
+  do {
+    const page = await store.registrations.list({
+      tenantId: input.tenantId,
+      app: input.app,
+      status: 'needs_consent',
+      limit: 500,
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    for (const item of page.items) {
+      if (item.kind === 'admin' && item.cloud === input.cloud && item.status === 'needs_consent')
+        candidates.push(item.id)
+    }
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+
+  const reactivated: string[] = []
+  for (const id of candidates) {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = await store.registrations.getMeta(id)
+      if (current === null || current.status !== 'needs_consent') break
+      const updated = await store.registrations.update(id, current.version, {
+        status: 'active',
+        statusDetail: null,
+        consentedAt: input.now,
+      })
+      if (updated !== null) {
+        reactivated.push(id)
+        break
+      }
+    }
+  }
+  return reactivated
+}
+
+export interface DelegatedRegistrationInput extends AdminRegistrationInput {
+  userOid: string
+  userName: string
+  refreshToken: string
+}
+
+/**
+ * Creates the delegated registration of (app, cloud, tenant, user), or — when a non-revoked one
+ * exists — stores the new refresh token in it, makes it active again and returns its existing Key,
+ * so integrations already configured with it keep working.
+ */
+export async function upsertDelegatedRegistration(
+  store: Store,
+  input: DelegatedRegistrationInput,
+): Promise<{ registration: Registration; key: string; reused: boolean }> {
+  const key = newRegistrationKey()
+  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const result = await store.registrations.create(
+      {
+        id: newRegistrationId(),
+        app: input.app,
+        cloud: input.cloud,
+        tenantId: input.tenantId,
+        kind: 'delegated',
+        userOid: input.userOid,
+        ...(input.userName === '' ? {} : { userName: input.userName }),
+        status: 'active',
+        createdAt: input.now,
+        updatedAt: input.now,
+        consentedAt: input.now,
+      },
+      { key, refreshToken: input.refreshToken },
+    )
+    if (result.created) return { registration: result.registration, key, reused: false }
+    const existing = await store.registrations.get(result.existingId)
+    // Revoked (or gone) in between: its uniqueness slot is free again, so create anew.
+    if (existing === null || existing.registration.status === 'revoked') continue
+    const updated = await store.registrations.update(
+      existing.registration.id,
+      existing.registration.version,
+      {
+        status: 'active',
+        statusDetail: null,
+        consentedAt: input.now,
+        ...(input.userName === '' ? {} : { userName: input.userName }),
+      },
+      { refreshToken: input.refreshToken },
+    )
+    if (updated !== null) return { registration: updated, key: existing.secrets.key, reused: true }
+    // A concurrent write (e.g. a token refresh) bumped the version: read again and retry.
+  }
+  throw new RegistrationConflictError('delegated registration kept changing during consent')
+}

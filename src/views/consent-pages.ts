@@ -1,0 +1,270 @@
+// Pages of the consent flow. Every value is interpolated through `html`, so text from the query
+// string (Microsoft's `error_description`) or configuration can never become markup.
+import { CLOUDS, type CloudName } from '../clouds.js'
+import type { AppConfig, Permission } from '../config.js'
+import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../services/consent-flow.js'
+import { html, type SafeHtml } from './html.js'
+import { page } from './layout.js'
+
+/** Names of the directory roles that may grant tenant-wide consent (the `wids` template ids). */
+const ROLE_NAMES: Readonly<Record<string, string>> = {
+  '62e90394-69f5-4237-9190-012177145e10': 'Global Administrator',
+  'e8611ab8-c189-46e8-94e1-60213ab1f814': 'Privileged Role Administrator',
+  '158c047a-c907-4556-b7ef-446551a6b5f7': 'Cloud Application Administrator',
+  '9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3': 'Application Administrator',
+}
+
+export function roleNames(roleIds: readonly string[]): string[] {
+  return roleIds.map((id) => ROLE_NAMES[id.toLowerCase()] ?? `directory role ${id}`)
+}
+
+function listText(items: readonly string[]): string {
+  if (items.length <= 1) return items.join('')
+  return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`
+}
+
+function kindBadge(app: AppConfig): SafeHtml {
+  return app.consent === 'admin'
+    ? html`<span class="badge">Admin consent</span>`
+    : html`<span class="badge">User consent</span>`
+}
+
+export function renderAppListPage(apps: readonly AppConfig[]): string {
+  return page({
+    title: 'Authorize an integration',
+    body: html`<h1>Authorize an integration</h1>
+<p>Choose the integration to give access to your Microsoft 365 or Azure tenant.</p>
+<ul class="apps">
+${apps.map(
+  (
+    app,
+  ) => html`<li class="card"><a href="/${app.slug}"><strong>${app.displayName}</strong></a> ${kindBadge(app)}
+<p class="muted">${app.description}</p></li>
+`,
+)}</ul>`,
+  })
+}
+
+function permissionRow(permission: Permission): SafeHtml {
+  const type =
+    permission.type === 'Application'
+      ? 'Application (no signed-in user)'
+      : 'Delegated (as the signed-in user)'
+  return html`<tr><td><code>${permission.name}</code></td><td>${type}</td><td>${permission.description}</td></tr>
+`
+}
+
+export interface StartPageOptions {
+  app: AppConfig
+  clouds: readonly CloudName[]
+  adminRoleIds: readonly string[]
+  flowMinutes: number
+}
+
+export function renderStartPage({ app, clouds, adminRoleIds, flowMinutes }: StartPageOptions): string {
+  const who =
+    app.consent === 'admin'
+      ? html`<p><strong>Admin consent.</strong> An administrator of your Microsoft Entra tenant
+(${listText(roleNames(adminRoleIds))}) signs in and grants these permissions for the whole
+organization. The integration then works without a signed-in user.</p>`
+      : html`<p><strong>User consent.</strong> Sign in with the account the integration should act as.
+The integration works on behalf of that account only; the broker keeps its access alive and stores
+it encrypted.</p>`
+  const cloudField =
+    clouds.length > 1
+      ? html`<p><label for="cloud">Microsoft cloud</label><br>
+<select name="cloud" id="cloud">
+${clouds.map(
+  (cloud) => html`<option value="${cloud}">${CLOUDS[cloud].label}</option>
+`,
+)}</select></p>`
+      : html`<input type="hidden" name="cloud" value="${clouds[0] ?? ''}">`
+  return page({
+    title: app.displayName,
+    body: html`<h1>${app.displayName} ${kindBadge(app)}</h1>
+<p>${app.description}</p>
+<section class="card">
+<h2>What the integration will be allowed to do</h2>
+<table>
+<thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
+<tbody>
+${app.permissions.map(permissionRow)}</tbody>
+</table>
+</section>
+<section class="card">
+<h2>Who consents</h2>
+${who}
+<form method="post" action="/${app.slug}/start">
+${cloudField}
+<button type="submit">Start Authorization Process</button>
+</form>
+<p class="muted">You will be sent to Microsoft to sign in${app.consent === 'admin' ? ' and consent for your organization' : ''}.
+Finish within ${flowMinutes} minutes. Afterwards this site shows the ID, Token and Key to paste into the
+integration instance, once.</p>
+</section>`,
+  })
+}
+
+interface FailureText {
+  title: string
+  message: string
+}
+
+function failureText(
+  reason: ConsentFailureReason,
+  app: AppConfig | undefined,
+  adminRoleIds: readonly string[],
+) {
+  const appName = app?.displayName ?? 'The integration'
+  const texts: Record<ConsentFailureReason, FailureText> = {
+    cancelled: {
+      title: 'Authorization was not granted',
+      message:
+        'The sign-in was cancelled, the permissions were declined, or Microsoft denied access. No access was given.',
+    },
+    not_admin: {
+      title: 'An administrator must consent',
+      message: `${appName} needs consent for the whole organization. The account you signed in with does not hold a role that can grant it (${listText(roleNames(adminRoleIds))}). Ask an administrator to run this authorization.`,
+    },
+    session_missing: {
+      title: 'No authorization in progress',
+      message:
+        'This browser has no authorization in progress: it expired, was started in another browser, or cookies are blocked for this site. Start again from the integration page.',
+    },
+    session_expired: {
+      title: 'Your authorization expired',
+      message: 'An authorization must be finished within a few minutes of starting it. Start again.',
+    },
+    state_mismatch: {
+      title: 'This response does not belong to your authorization',
+      message:
+        'The response from Microsoft does not match the authorization started in this browser, so it was rejected.',
+    },
+    replayed: {
+      title: 'This authorization was already used',
+      message:
+        'This response from Microsoft was already used. Each authorization completes once; start a new one if you need new values.',
+    },
+    tenant_mismatch: {
+      title: 'Consent came back for a different tenant',
+      message:
+        'The admin consent response names a tenant other than the one you signed in to, so it was rejected.',
+    },
+    consent_not_effective: {
+      title: 'The consent has not taken effect yet',
+      message:
+        'Microsoft accepted the consent, but it did not take effect in time. It can take a few minutes to apply; wait a moment and try again.',
+    },
+    idp_error: {
+      title: 'Microsoft sign-in failed',
+      message: 'Microsoft answered with an error, so the authorization could not be completed.',
+    },
+    idp_unavailable: {
+      title: 'Microsoft could not be reached',
+      message:
+        "Microsoft's sign-in service did not answer in time or reported a temporary problem. Try again in a few minutes.",
+    },
+    invalid_id_token: {
+      title: 'The sign-in could not be verified',
+      message: 'The sign-in response from Microsoft failed validation and was rejected.',
+    },
+    no_refresh_token: {
+      title: 'Microsoft did not grant lasting access',
+      message:
+        'The sign-in succeeded, but Microsoft returned no refresh token, so the integration could not keep its access.',
+    },
+    invalid_callback: {
+      title: 'Incomplete response from Microsoft',
+      message: 'The response carries neither an authorization code nor an error.',
+    },
+  }
+  return texts[reason]
+}
+
+export interface FailurePageOptions {
+  failure: ConsentFailure
+  adminRoleIds: readonly string[]
+  requestId: string
+}
+
+export function renderFailurePage({ failure, adminRoleIds, requestId }: FailurePageOptions): string {
+  const { title, message } = failureText(failure.reason, failure.app, adminRoleIds)
+  const provider =
+    failure.providerMessage === undefined
+      ? html``
+      : html`<p>Microsoft said: <code class="provider-message">${failure.providerMessage}</code></p>`
+  const again =
+    failure.app === undefined
+      ? html`<a class="button" href="/">Start again</a>`
+      : html`<a class="button" href="/${failure.app.slug}">Try again</a>`
+  return page({
+    title,
+    body: html`<section class="card error">
+<h1>${title}</h1>
+<p>${message}</p>
+${provider}
+<p>Nothing was created.</p>
+<p>${again}</p>
+<p class="muted">Reason: <code>${failure.reason}</code> · Request ID: <code>${requestId}</code></p>
+</section>`,
+  })
+}
+
+function valueRow(label: string, field: 'id' | 'token' | 'key', value: string): SafeHtml {
+  return html`<h3>${label}</h3>
+<div class="value"><code data-field="${field}">${value}</code><button type="button" class="secondary" data-copy="${field}">Copy</button></div>
+`
+}
+
+export function renderResultPage(result: ConsentResult): string {
+  const intro =
+    result.kind === 'admin'
+      ? html`<p>${result.appName} can now get tokens for tenant <code>${result.token}</code>
+(${CLOUDS[result.cloud].label}) without a signed-in user.</p>`
+      : html`<p>${result.appName} can now act as <strong>${result.userName}</strong> in tenant
+<code>${result.token}</code> (${CLOUDS[result.cloud].label}).</p>`
+  const reused = result.reused
+    ? html`<p>You had already authorized this integration with this account: the existing ID and Key
+stay valid and now use the access you just granted.</p>`
+    : html``
+  return page({
+    title: 'Authorization complete',
+    body: html`<section class="card success">
+<h1>Authorization complete</h1>
+${intro}
+${reused}
+<p><strong>Copy these three values now: this page is shown only once.</strong> The Key is a secret;
+keep it only in the integration instance.</p>
+${valueRow('ID', 'id', result.id)}
+${valueRow('Token', 'token', result.token)}
+${valueRow('Key', 'key', result.key)}
+</section>
+<section class="card">
+<h2>Configure the integration instance</h2>
+<ol class="steps">
+<li>In Cortex XSOAR, go to <strong>Settings &gt; Integrations &gt; Servers &amp; Services</strong>,
+search for <strong>${result.appName}</strong> and click <strong>Add instance</strong> (or open the instance to update).</li>
+<li>Paste the <strong>ID</strong> above into the <strong>ID</strong> field.</li>
+<li>Paste the <strong>Token</strong> above into the <strong>Token</strong> field.</li>
+<li>Paste the <strong>Key</strong> above into the <strong>Key</strong> field.</li>
+<li>Leave <strong>Use a self-deployed Azure application</strong> unticked.</li>
+<li>Click <strong>Test</strong>, then <strong>Save &amp; exit</strong>.</li>
+</ol>
+<p class="muted">Every instance configured with the same ID, Token and Key shares this authorization.
+To get a new Key, run the authorization again.</p>
+</section>`,
+  })
+}
+
+export function renderResultGonePage(): string {
+  return page({
+    title: 'Already shown',
+    body: html`<section class="card error">
+<h1>These values were already shown</h1>
+<p>For safety, the ID, Token and Key of an authorization are shown only once, right after it
+completes, and this page can't show them again. If you did not copy them, run the authorization
+again from the integration's page: it gives you new values.</p>
+<p><a class="button" href="/">See the integrations</a></p>
+</section>`,
+  })
+}
