@@ -438,19 +438,20 @@ class RedisRegistrations implements RegistrationStore {
   ): Promise<Registration | null> {
     const changes = encodeUpdate(this.keyRing, id, patch, secrets, new Date(this.clock()).toISOString())
     const pairs = flatten(changes.set)
-    let reply: [string, string[]] | null
+    let reply: [string, string[]] | null | false
     try {
       reply = (await runScript(
         this.redis,
         UPDATE_RECORD,
         [this.keys.reg(id)],
         [String(expectedVersion), patch.status ?? '', pairs.length / 2, ...pairs, ...changes.del],
-      )) as [string, string[]] | null
+      )) as [string, string[]] | null | false
     } catch (error) {
       if (error instanceof Error && error.message.includes('REVOKED_FINAL')) throw revokedIsFinal(id)
       throw error
     }
-    if (reply === null) return null
+    // nil (RESP2 conversion of Lua false): missing record or version conflict
+    if (reply === null || reply === false) return null
     const registration = decodeRegistration(pairsToHash(reply[1]))
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)

@@ -1,0 +1,409 @@
+// Redis-only properties of the store: what an attacker with a copy of Redis sees (no plaintext
+// secrets), ciphertexts bound to their record, the documented key layout, recovery from a crash
+// between the index and record writes, and connection behaviour during an outage.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { EnvelopeError } from '../../src/crypto/envelope.js'
+import { uniquenessField } from '../../src/store/codec.js'
+import { createRedisStore } from '../../src/store/redis.js'
+import { createRedisConnection, type RedisClient, waitForReady } from '../../src/store/redis-connection.js'
+import type { Store } from '../../src/store/types.js'
+import { type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
+import { newKeyRing, sampleRegistration, sampleSecrets } from '../support/store-contract.js'
+
+const clients: RedisClient[] = []
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((client) => client.quit().catch(() => client.disconnect())))
+})
+
+async function connect(url = inject('redisUrl')): Promise<RedisClient> {
+  const client = createRedisConnection({ url })
+  clients.push(client)
+  await waitForReady(client, 10_000)
+  return client
+}
+
+async function freshStore(
+  options: { clock?: () => number; claimGraceMs?: number; redis?: RedisClient } = {},
+) {
+  const keyPrefix = `t${randomBytes(6).toString('hex')}:`
+  const redis = options.redis ?? (await connect())
+  const raw = await connect()
+  const store = createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix, ...options })
+  return { store, raw, keyPrefix }
+}
+
+/** Every key under a prefix with its full contents, as one string per key. */
+async function dumpPrefix(raw: RedisClient, prefix: string): Promise<Map<string, string>> {
+  const dump = new Map<string, string>()
+  let cursor = '0'
+  do {
+    const [next, keys] = await (raw as Redis).scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
+    cursor = next
+    for (const key of keys) {
+      const type = await raw.type(key)
+      let content: unknown
+      if (type === 'hash') content = await raw.hgetall(key)
+      else if (type === 'string') content = await raw.get(key)
+      else if (type === 'set') content = await raw.smembers(key)
+      else if (type === 'zset') content = await raw.zrange(key, '0', '-1', 'WITHSCORES')
+      else if (type === 'stream') content = await raw.xrange(key, '-', '+')
+      else content = `unexpected type ${type}`
+      dump.set(key, `${key} ${JSON.stringify(content)}`)
+    }
+  } while (cursor !== '0')
+  return dump
+}
+
+describe('Redis store: secrets at rest', () => {
+  it('never stores a Key, refresh token, access token or secret ephemeral value in clear', async () => {
+    const { store, raw, keyPrefix } = await freshStore()
+    const registration = sampleRegistration()
+    const key = randomBytes(32).toString('base64')
+    const refreshToken = `0.AXYA-refresh-${randomBytes(40).toString('base64url')}`
+    const accessToken = `eyJ0eXAiOiJKV1Qi.access-${randomBytes(40).toString('base64url')}`
+    const rotatedRefreshToken = `0.AXYA-rotated-${randomBytes(40).toString('base64url')}`
+    const resultPage = `Key=${randomBytes(16).toString('hex')}`
+
+    await store.registrations.create(registration, { key, refreshToken })
+    await store.registrations.update(registration.id, 1, {}, { refreshToken: rotatedRefreshToken })
+    await store.registrations.touch(registration.id, { lastIssuedAt: new Date().toISOString() })
+    await store.tokens.set(
+      `reg:${registration.id}`,
+      'https://graph.microsoft.com/.default',
+      {
+        accessToken,
+        expiresAt: Date.now() + 3_600_000,
+        scope: 'https://graph.microsoft.com/.default',
+      },
+      60_000,
+    )
+    await store.ephemeral.put('result:1', resultPage, 60_000, { secret: true })
+    await store.audit.append({ type: 'consent.completed', actor: 'system', registrationId: registration.id })
+
+    const dump = [...(await dumpPrefix(raw, keyPrefix)).values()].join('\n')
+    // the dump really holds the data (so the negative checks below mean something) …
+    expect(dump).toContain(registration.id)
+    expect(dump).toContain(registration.tenantId)
+    expect(dump).toContain(`${keyPrefix}audit`)
+    expect(dump).toContain(`${keyPrefix}eph:result:1`)
+    // … but no secret, in any encoding we might plausibly leak
+    for (const secret of [key, refreshToken, rotatedRefreshToken, accessToken, resultPage]) {
+      expect(dump).not.toContain(secret)
+      expect(dump).not.toContain(Buffer.from(secret).toString('base64'))
+      expect(dump).not.toContain(Buffer.from(secret).toString('hex'))
+    }
+    expect(dump).not.toContain(Buffer.from(key, 'base64').toString('hex'))
+    // and the store still opens them
+    expect((await store.registrations.get(registration.id))?.secrets).toEqual({
+      key,
+      refreshToken: rotatedRefreshToken,
+    })
+    expect(
+      (await store.tokens.get(`reg:${registration.id}`, 'https://graph.microsoft.com/.default'))?.accessToken,
+    ).toBe(accessToken)
+  })
+
+  it('refuses a sealed value copied into another registration or cache entry', async () => {
+    const { store, raw, keyPrefix } = await freshStore()
+    const victim = sampleRegistration()
+    const attacker = sampleRegistration()
+    await store.registrations.create(victim, sampleSecrets())
+    await store.registrations.create(attacker, sampleSecrets())
+
+    // Someone with write access to Redis copies the victim's sealed refresh token into their record
+    const victimKey = `${keyPrefix}reg:{${victim.id}}`
+    const attackerKey = `${keyPrefix}reg:{${attacker.id}}`
+    await raw.hset(attackerKey, 'refreshToken', (await raw.hget(victimKey, 'refreshToken'))!)
+    await expect(store.registrations.get(attacker.id)).rejects.toBeInstanceOf(EnvelopeError)
+
+    // … or the sealed Key into the refresh-token field of the victim's own record
+    await raw.hset(victimKey, 'refreshToken', (await raw.hget(victimKey, 'key'))!)
+    await expect(store.registrations.get(victim.id)).rejects.toBeInstanceOf(EnvelopeError)
+
+    // a cached token moved to another group is a miss, never another tenant's token
+    const token = { accessToken: 'at-victim', expiresAt: Date.now() + 60_000, scope: 's' }
+    await store.tokens.set(`reg:${victim.id}`, 's', token, 60_000)
+    await store.tokens.set(`reg:${attacker.id}`, 's', { ...token, accessToken: 'at-attacker' }, 60_000)
+    const dump = await dumpPrefix(raw, `${keyPrefix}tok:{reg:${victim.id}}:`)
+    const victimTokenKey = [...dump.keys()].find((k) => !k.endsWith(':members'))!
+    const attackerTokenKey = victimTokenKey.replace(victim.id, attacker.id)
+    await raw.set(attackerTokenKey, (await raw.get(victimTokenKey))!)
+    expect(await store.tokens.get(`reg:${attacker.id}`, 's')).toBeNull()
+    expect((await store.tokens.get(`reg:${victim.id}`, 's'))?.accessToken).toBe('at-victim')
+  })
+})
+
+describe('Redis store: key layout', () => {
+  it('uses the documented keys, one hash tag per record and one for every index', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const registration = sampleRegistration({ tenantId: 'tenant-a', app: 'ms-graph-mail' })
+    await store.registrations.create(registration, sampleSecrets())
+    await store.tokens.set('reg:{odd}', 'scope', { accessToken: 'a', expiresAt: 1, scope: 'scope' }, 60_000)
+    await store.ephemeral.put('flow:1', 'x', 60_000)
+    await store.locks.acquire('refresh:1', 60_000)
+    await store.rateLimiter.hit('ip:1', 10, 60_000)
+    await store.audit.append({ type: 'operator.signed_in', actor: 'operator:alice' })
+
+    const keys = [...(await dumpPrefix(raw, p)).keys()].sort()
+    const scopeHash = (await import('../../src/store/codec.js')).sha256Hex('scope')
+    expect(keys).toEqual(
+      [
+        `${p}reg:{${registration.id}}`,
+        `${p}{idx}:all`,
+        `${p}{idx}:tenant:tenant-a`,
+        `${p}{idx}:app:ms-graph-mail`,
+        `${p}{idx}:tenants`,
+        `${p}{idx}:delegated`,
+        `${p}{idx}:idle`,
+        `${p}tok:{reg:%7Bodd%7D}:${scopeHash}`,
+        `${p}tok:{reg:%7Bodd%7D}:members`,
+        `${p}eph:flow:1`,
+        `${p}lock:refresh:1`,
+        `${p}rl:ip:1`,
+        `${p}audit`,
+      ].sort(),
+    )
+    expect(await raw.hget(`${p}{idx}:delegated`, uniquenessField(registration)!)).toMatch(
+      new RegExp(`^\\d+:${registration.id}$`),
+    )
+    expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
+  })
+
+  it('rejects a key prefix that would change hash slots', async () => {
+    const redis = await connect()
+    expect(() => createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix: 'cb:{x}:' })).toThrow(TypeError)
+  })
+})
+
+describe('Redis store: crash between index and record writes', () => {
+  const OLD = 1_000_000
+
+  it('skips index entries whose record is missing', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const tenantId = randomUUID()
+    const real = sampleRegistration({ tenantId })
+    await store.registrations.create(real, sampleSecrets())
+    // what a crash after step 1 of create leaves behind
+    const ghost = randomUUID()
+    const score = Date.parse(real.createdAt) - 1
+    await raw.zadd(`${p}{idx}:all`, score, ghost)
+    await raw.zadd(`${p}{idx}:tenant:${tenantId}`, score, ghost)
+    await raw.zadd(`${p}{idx}:app:${real.app}`, score, ghost)
+    await raw.zadd(`${p}{idx}:idle`, score, ghost)
+
+    expect((await store.registrations.list({ tenantId })).items.map((r) => r.id)).toEqual([real.id])
+    expect((await store.registrations.list({ limit: 1 })).items.map((r) => r.id)).toEqual([real.id])
+    expect((await store.registrations.scanIds(undefined, 10)).ids).toEqual([real.id])
+    expect(
+      await store.registrations.listIdleDelegated(new Date(Date.parse(real.createdAt) + 1).toISOString(), 10),
+    ).toEqual([real.id])
+    expect(await store.registrations.getMeta(ghost)).toBeNull()
+  })
+
+  it('takes over an abandoned uniqueness claim and reports a live one', async () => {
+    let now = OLD
+    const { store, raw, keyPrefix: p } = await freshStore({ clock: () => now, claimGraceMs: 30_000 })
+    const user = sampleRegistration()
+    const field = uniquenessField(user)!
+    const ghost = randomUUID()
+    // a claim made at OLD whose record never got written
+    await raw.hset(`${p}{idx}:delegated`, field, `${OLD}:${ghost}`)
+    await raw.zadd(`${p}{idx}:tenant:${user.tenantId}`, 1, ghost)
+
+    // within the grace period it may be a create in flight: reported, not taken over
+    now = OLD + 1000
+    expect(await store.registrations.create(user, sampleSecrets())).toEqual({
+      created: false,
+      existingId: ghost,
+    })
+
+    now = OLD + 60_000
+    const result = await store.registrations.create({ ...user, id: randomUUID() }, sampleSecrets())
+    expect(result.created).toBe(true)
+    const winner = result.created ? result.registration.id : ''
+    expect(await raw.hget(`${p}{idx}:delegated`, field)).toBe(`${now}:${winner}`)
+    // the ghost's index entries went with its claim
+    expect(await raw.zscore(`${p}{idx}:tenant:${user.tenantId}`, ghost)).toBeNull()
+    expect((await store.registrations.list({ tenantId: user.tenantId })).items.map((r) => r.id)).toEqual([
+      winner,
+    ])
+  })
+
+  it('takes over a claim left on a revoked record (crash between revoke and release)', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const first = sampleRegistration()
+    await store.registrations.create(first, sampleSecrets())
+    // the versioned update happened, the release did not
+    await raw.hset(`${p}reg:{${first.id}}`, 'status', 'revoked')
+    const second = sampleRegistration({ ...first, id: randomUUID() })
+    expect(await store.registrations.create(second, sampleSecrets())).toMatchObject({ created: true })
+    // the revoked one is still listed, as a real record
+    expect(
+      (await store.registrations.list({ tenantId: first.tenantId })).items.map((r) => r.id).sort(),
+    ).toEqual([first.id, second.id].sort())
+  })
+
+  it('undoes a create whose claim was taken over while it stalled', async () => {
+    const redis = await connect()
+    const keyPrefix = `t${randomBytes(6).toString('hex')}:`
+    const user = sampleRegistration()
+    const field = uniquenessField(user)!
+    const usurper = randomUUID()
+    // Between step 1 (claim) and step 2 (record) another instance decides the claim was abandoned
+    // and takes it over: simulated by rewriting the claim just before the record write.
+    const stalling = new Proxy(redis, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver)
+        if (property !== 'evalsha' || typeof value !== 'function') return value
+        return async (...args: unknown[]) => {
+          const keys = args.slice(2, 2 + Number(args[1])) as string[]
+          if (keys.length === 1 && keys[0] === `${keyPrefix}reg:{${user.id}}`) {
+            await target.hset(`${keyPrefix}{idx}:delegated`, field, `${Date.now()}:${usurper}`)
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      },
+    })
+    const store: Store = createRedisStore({ redis: stalling, keyRing: newKeyRing(), keyPrefix })
+    expect(await store.registrations.create(user, sampleSecrets())).toEqual({
+      created: false,
+      existingId: usurper,
+    })
+    expect(await store.registrations.get(user.id)).toBeNull()
+    expect(await redis.zscore(`${keyPrefix}{idx}:all`, user.id)).toBeNull()
+    expect(await redis.hget(`${keyPrefix}{idx}:delegated`, field)).toMatch(new RegExp(`:${usurper}$`))
+  })
+})
+
+describe('Redis store: audit stream', () => {
+  it('caps the stream approximately at auditMaxLen', async () => {
+    const redis = await connect()
+    const keyPrefix = `t${randomBytes(6).toString('hex')}:`
+    const store = createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix, auditMaxLen: 10 })
+    for (let i = 0; i < 600; i++)
+      await store.audit.append({ type: 'operator.signed_in', actor: `operator:${i}` })
+    const length = await redis.xlen(`${keyPrefix}audit`)
+    expect(length).toBeGreaterThanOrEqual(10)
+    expect(length).toBeLessThan(600)
+    // the newest events survive
+    const all = await store.audit.read({ limit: 500 })
+    expect(all.items.at(-1)?.actor).toBe('operator:599')
+  })
+})
+
+describe('Redis connection', () => {
+  let server: RedisServerHandle
+  beforeAll(async () => {
+    server = await startRedisServer({
+      args: [
+        '--requirepass',
+        'default-secret',
+        '--user',
+        'broker',
+        'on',
+        '>broker-secret',
+        '~*',
+        '&*',
+        '+@all',
+      ],
+      password: 'default-secret',
+    })
+  })
+  afterAll(async () => {
+    await server?.destroy()
+  })
+
+  it('accepts exactly one topology', () => {
+    expect(() => createRedisConnection({})).toThrow(/exactly one/)
+    expect(() =>
+      createRedisConnection({ url: 'redis://127.0.0.1:1', clusterNodes: [{ host: '127.0.0.1', port: 1 }] }),
+    ).toThrow(/exactly one/)
+    expect(() => createRedisConnection({ url: 'http://127.0.0.1:1' })).toThrow(/redis:\/\//)
+    expect(() => createRedisConnection({ sentinels: [{ host: '127.0.0.1', port: 1 }] })).toThrow(
+      /sentinelName/,
+    )
+  })
+
+  it('authenticates with the password or ACL user from the URL', async () => {
+    const withPassword = createRedisConnection({ url: `redis://:default-secret@127.0.0.1:${server.port}` })
+    clients.push(withPassword)
+    await waitForReady(withPassword, 10_000)
+    expect(await withPassword.ping()).toBe('PONG')
+
+    const withUser = createRedisConnection({
+      url: `redis://broker:${encodeURIComponent('broker-secret')}@127.0.0.1:${server.port}`,
+      connectionName: 'consent-broker-test',
+    })
+    clients.push(withUser)
+    await waitForReady(withUser, 10_000)
+    expect(await (withUser as Redis).acl('WHOAMI')).toBe('broker')
+    expect(await (withUser as Redis).client('GETNAME')).toBe('consent-broker-test')
+
+    // options override the URL's credentials
+    const overridden = createRedisConnection({
+      url: `redis://nobody:wrong@127.0.0.1:${server.port}`,
+      username: 'broker',
+      password: 'broker-secret',
+    })
+    clients.push(overridden)
+    await waitForReady(overridden, 10_000)
+    expect(await overridden.ping()).toBe('PONG')
+  })
+
+  it('reports a connection that never gets ready', async () => {
+    const wrong = createRedisConnection({
+      url: `redis://:not-the-password@127.0.0.1:${server.port}`,
+      onError: () => {},
+    })
+    clients.push(wrong)
+    await expect(waitForReady(wrong, 1500)).rejects.toThrow(/not ready within 1500 ms/)
+  })
+
+  it('fails fast while Redis is down and recovers when it returns', async () => {
+    const flaky = await startRedisServer()
+    try {
+      const redis = createRedisConnection({ url: flaky.url, onError: () => {}, commandTimeoutMs: 2000 })
+      clients.push(redis)
+      await waitForReady(redis, 10_000)
+      const store = createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix: 'outage:' })
+      await store.ephemeral.put('k', 'v', 60_000)
+
+      await flaky.kill('SIGKILL')
+      const started = Date.now()
+      await expect(store.ping()).rejects.toThrow()
+      await expect(store.ephemeral.get('k')).rejects.toThrow()
+      expect(Date.now() - started).toBeLessThan(10_000) // bounded, not hanging
+
+      await flaky.restart()
+      await waitForReady(redis, 15_000)
+      await expect(store.ping()).resolves.toBeUndefined()
+      // a fresh server (no AOF): the value is gone, but the store works again
+      expect(await store.ephemeral.get('k')).toBeNull()
+      await store.ephemeral.put('k', 'v2', 60_000)
+      expect(await store.ephemeral.get('k')).toBe('v2')
+    } finally {
+      await flaky.destroy()
+    }
+  })
+
+  it('keeps data across a restart with appendonly', async () => {
+    const durable = await startRedisServer({ appendOnly: true })
+    try {
+      const redis = createRedisConnection({ url: durable.url, onError: () => {} })
+      clients.push(redis)
+      await waitForReady(redis, 10_000)
+      const store = createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix: 'durable:' })
+      const registration = sampleRegistration()
+      const secrets = sampleSecrets()
+      await store.registrations.create(registration, secrets)
+      await durable.stop() // graceful: the AOF is flushed
+      await durable.restart()
+      await waitForReady(redis, 15_000)
+      expect((await store.registrations.get(registration.id))?.secrets).toEqual(secrets)
+    } finally {
+      await durable.destroy()
+    }
+  })
+})
