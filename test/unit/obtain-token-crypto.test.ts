@@ -79,9 +79,9 @@ describe('encrypted_token', () => {
     const token = encryptContent('tenant', key32)
     const urlSafe = token.replace(/\+/g, '-').replace(/\//g, '_')
     if (urlSafe !== token) expect(reason(() => decodeEncryptedToken(urlSafe))).toBe('malformed')
-    expect(reason(() => decodeEncryptedToken(token.replace(/=+$/, '') + (token.endsWith('=') ? '' : 'A')))).toBe(
-      'malformed',
-    )
+    expect(
+      reason(() => decodeEncryptedToken(token.replace(/=+$/, '') + (token.endsWith('=') ? '' : 'A'))),
+    ).toBe('malformed')
     expect(reason(() => decodeEncryptedToken('AAAA'))).toBe('malformed')
     expect(reason(() => decodeEncryptedToken(`${token} `))).toBe('malformed')
     expect(reason(() => decodeEncryptedToken('!!!!'))).toBe('malformed')

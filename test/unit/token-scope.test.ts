@@ -26,19 +26,25 @@ describe('scope resolution', () => {
     expect(ScopeResolver.resolve(mail, null, '')).toBe('https://graph.microsoft.com/.default')
     expect(ScopeResolver.resolve(mail, '', null)).toBe('https://graph.microsoft.com/.default')
     expect(ScopeResolver.resolve(mailUsgov, null, '')).toBe('https://graph.microsoft.us/.default')
-    expect(ScopeResolver.resolve(defender, null, '')).toBe('https://api.securitycenter.microsoft.com/.default')
+    expect(ScopeResolver.resolve(defender, null, '')).toBe(
+      'https://api.securitycenter.microsoft.com/.default',
+    )
   })
 
   it('"graph" gives the cloud Graph .default only when allowlisted', () => {
     expect(ScopeResolver.resolve(defender, 'graph', '')).toBe('https://graph.microsoft.com/.default')
-    expect(rejects(() => ScopeResolver.resolve(mail, 'graph', ''))).toMatch(/^invalid_scope: scope "graph" is not allowed/)
+    expect(rejects(() => ScopeResolver.resolve(mail, 'graph', ''))).toMatch(
+      /^invalid_scope: scope "graph" is not allowed/,
+    )
   })
 
   it('a full scope only when allowlisted', () => {
     const full = 'https://securitycenter.onmicrosoft.com/windowsatpservice/.default'
     expect(ScopeResolver.resolve(defender, full, '')).toBe(full)
     const message = rejects(() => ScopeResolver.resolve(defender, 'https://evil.example/.default', ''))
-    expect(message).toMatch(/^invalid_scope: scope "https:\/\/evil.example\/.default" is not allowed for ms-defender-atp/)
+    expect(message).toMatch(
+      /^invalid_scope: scope "https:\/\/evil.example\/.default" is not allowed for ms-defender-atp/,
+    )
     expect(message).toContain('"graph"')
     expect(message).toContain(full)
   })
@@ -56,13 +62,15 @@ describe('scope resolution', () => {
     expect(rejects(() => ScopeResolver.resolve(logAnalytics, null, 'https://graph.microsoft.com'))).toMatch(
       /^invalid_scope: resource "https:\/\/graph.microsoft.com" is not allowed for ms-azure-log-analytics; allowed: .*resource "https:\/\/management.azure.com", "https:\/\/api.loganalytics.io"/,
     )
-    expect(rejects(() => ScopeResolver.resolve(mail, null, 'https://management.azure.com'))).toMatch(/^invalid_scope/)
+    expect(rejects(() => ScopeResolver.resolve(mail, null, 'https://management.azure.com'))).toMatch(
+      /^invalid_scope/,
+    )
   })
 
   it('scope and resource together are refused', () => {
-    expect(rejects(() => ScopeResolver.resolve(logAnalytics, 'graph', 'https://api.loganalytics.io'))).toMatch(
-      /^invalid_scope: give either scope or resource/,
-    )
+    expect(
+      rejects(() => ScopeResolver.resolve(logAnalytics, 'graph', 'https://api.loganalytics.io')),
+    ).toMatch(/^invalid_scope: give either scope or resource/)
   })
 
   it('knows only configured clouds', () => {
