@@ -1,0 +1,262 @@
+// The broker as the image runs it: `node dist/src/main.js` in a child process, configured only
+// through its environment, reached only over HTTP. Used by the production tests (install smoke,
+// configuration errors, graceful shutdown, logs of the real process).
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { existsSync, statSync } from 'node:fs'
+import { mkdir, readdir, rmdir, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { LightMyRequestResponse } from 'fastify'
+import type { CloudName } from '../../src/clouds.js'
+import type { Env } from '../../src/config.js'
+import { type ConsentValues, CookieJar, pageTitle, parseConsentValues } from './broker.js'
+import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV, randomMasterKeys } from './config.js'
+import { completeAtEmulator } from './emulator-driver.js'
+import { findFreePort } from './redis-server.js'
+
+const run = promisify(execFile)
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+async function newestMtime(dir: string): Promise<number> {
+  let newest = 0
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) newest = Math.max(newest, await newestMtime(path))
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, (await stat(path)).mtimeMs)
+  }
+  return newest
+}
+
+/**
+ * Makes sure `dist/` holds a build of the current sources (CI builds before testing; a developer's
+ * dist may be missing or older than src/). Test files run in parallel: a directory lock keeps two
+ * of them from compiling at once.
+ */
+export async function ensureBuilt(): Promise<string> {
+  const entry = join(REPO_ROOT, 'dist/src/main.js')
+  const stale = async () =>
+    !existsSync(entry) ||
+    statSync(entry).mtimeMs <
+      Math.max(await newestMtime(join(REPO_ROOT, 'src')), await newestMtime(join(REPO_ROOT, 'emulator')))
+  if (!(await stale())) return entry
+  const lock = join(
+    tmpdir(),
+    `consent-broker-build-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 12)}.lock`,
+  )
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    try {
+      await mkdir(lock)
+      break
+    } catch {
+      if (Date.now() > deadline) throw new Error(`could not take ${lock} (left over? remove it)`)
+      await sleep(200)
+    }
+  }
+  try {
+    if (await stale()) {
+      await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO_ROOT, timeout: 120_000 })
+    }
+  } finally {
+    await rmdir(lock)
+  }
+  return entry
+}
+
+/** Environment of a production broker on 127.0.0.1 with the demo apps and the emulator as authority. */
+export function productionEnv(options: {
+  port: number
+  redisUrl: string
+  authorityUrl: string
+  env?: Env
+}): Env {
+  return {
+    PUBLIC_URL: `http://127.0.0.1:${options.port}`,
+    HOST: '127.0.0.1',
+    PORT: String(options.port),
+    REDIS_URL: options.redisUrl,
+    REDIS_KEY_PREFIX: `proc:${randomBytes(6).toString('hex')}:`,
+    MASTER_KEYS: randomMasterKeys(),
+    COOKIE_SECRET: randomBytes(32).toString('hex'),
+    APPS_FILE: DEMO_APPS_FILE,
+    AUTHORITY_URL_GLOBAL: options.authorityUrl,
+    AUTHORITY_URL_USGOV: options.authorityUrl,
+    LOG_LEVEL: 'info',
+    ...DEMO_CLIENT_SECRET_ENV,
+    ...options.env,
+  }
+}
+
+export interface BrokerProcess {
+  readonly url: string
+  readonly port: number
+  readonly child: ChildProcess
+  /** stdout lines so far (pino JSON). */
+  readonly stdout: string[]
+  /** stderr text so far. */
+  stderr(): string
+  /** Resolves with the exit code and signal once the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>
+  signal(signal: NodeJS.Signals): void
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  stop(graceMs?: number): Promise<void>
+}
+
+export interface SpawnBrokerOptions {
+  /** The full environment of the process (PATH is added); nothing is inherited. */
+  env: Env
+  /** Entry file; default the repository's dist/src/main.js. */
+  entry?: string
+  cwd?: string
+  /** Wait until /readyz answers 200 (default true). */
+  waitReady?: boolean
+  readyTimeoutMs?: number
+}
+
+/** Starts the built broker. With `waitReady: false` it returns at once (for start-up failures). */
+export async function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerProcess> {
+  const entry = options.entry ?? (await ensureBuilt())
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+  for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
+  const child = spawn(process.execPath, [entry], {
+    cwd: options.cwd ?? REPO_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const stdout: string[] = []
+  let partial = ''
+  let stderr = ''
+  child.stdout?.setEncoding('utf8')
+  child.stdout?.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n')
+    partial = lines.pop() ?? ''
+    stdout.push(...lines.filter((line) => line.length > 0))
+  })
+  child.stderr?.setEncoding('utf8')
+  child.stderr?.on('data', (chunk: string) => {
+    stderr += chunk
+  })
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
+    (resolve) => {
+      child.once('exit', (code, signal) => {
+        if (partial.length > 0) stdout.push(partial)
+        resolve({ code, signal, at: Date.now() })
+      })
+    },
+  )
+  const killOnExit = () => child.kill('SIGKILL')
+  process.once('exit', killOnExit)
+  void exited.then(() => process.removeListener('exit', killOnExit))
+
+  const port = Number(options.env.PORT ?? 3000)
+  const url = `http://127.0.0.1:${port}`
+  const handle: BrokerProcess = {
+    url,
+    port,
+    child,
+    stdout,
+    stderr: () => stderr,
+    exited,
+    signal: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    },
+    async stop(graceMs = 30_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+  if (options.waitReady === false) return handle
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `broker exited during start-up (${child.exitCode ?? child.signalCode}):\n${stderr}\n${stdout.join('\n')}`,
+      )
+    }
+    const status = await fetch(`${url}/readyz`)
+      .then((response) => response.status)
+      .catch(() => 0)
+    if (status === 200) return handle
+    if (Date.now() > deadline) {
+      await handle.stop(1000)
+      throw new Error(`broker not ready within the timeout:\n${stderr}\n${stdout.join('\n')}`)
+    }
+    await sleep(50)
+  }
+}
+
+export { findFreePort }
+
+// ---- a browser over real HTTP -------------------------------------------------------------------
+
+/** Adapts a fetch Response for CookieJar.update (which reads only the Set-Cookie headers). */
+function asInjectResponse(response: Response): LightMyRequestResponse {
+  return { headers: { 'set-cookie': response.headers.getSetCookie() } } as unknown as LightMyRequestResponse
+}
+
+async function browseHttp(
+  baseUrl: string,
+  jar: CookieJar,
+  request: { method?: 'GET' | 'POST'; path: string; form?: Record<string, string> },
+): Promise<{ status: number; location: string | undefined; body: string }> {
+  const cookie = jar.header(request.path)
+  const response = await fetch(`${baseUrl}${request.path}`, {
+    method: request.method ?? 'GET',
+    redirect: 'manual',
+    headers: {
+      accept: 'text/html',
+      ...(cookie === undefined ? {} : { cookie }),
+      ...(request.form === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+    },
+    ...(request.form === undefined ? {} : { body: new URLSearchParams(request.form).toString() }),
+  })
+  jar.update(asInjectResponse(response))
+  return {
+    status: response.status,
+    location: response.headers.get('location') ?? undefined,
+    body: await response.text(),
+  }
+}
+
+/**
+ * A whole consent over HTTP against a running broker, the emulator playing Microsoft: start form →
+ * sign-in (and, for admin consent, the tenant-wide consent step) → callbacks → result page.
+ */
+export async function consentOverHttp(
+  baseUrl: string,
+  options: { slug: string; username: string; cloud?: CloudName },
+): Promise<ConsentValues> {
+  const jar = new CookieJar()
+  const started = await browseHttp(baseUrl, jar, {
+    method: 'POST',
+    path: `/${options.slug}/start`,
+    form: options.cloud === undefined ? {} : { cloud: options.cloud },
+  })
+  if (started.status !== 303 || started.location === undefined) {
+    throw new Error(`start of ${options.slug} answered ${started.status}: ${pageTitle(started.body)}`)
+  }
+  let atMicrosoft = started.location
+  for (let step = 0; step < 3; step++) {
+    const back = new URL(await completeAtEmulator(atMicrosoft, { username: options.username }))
+    const answer = await browseHttp(baseUrl, jar, { path: `${back.pathname}${back.search}` })
+    if (answer.status === 303 && answer.location === '/result') {
+      const result = await browseHttp(baseUrl, jar, { path: '/result' })
+      const values = parseConsentValues(result.body)
+      if (values === undefined) throw new Error(`result page without values: ${pageTitle(result.body)}`)
+      return values
+    }
+    if (answer.status !== 303 || answer.location === undefined) {
+      throw new Error(`consent callback answered ${answer.status}: ${pageTitle(answer.body)}`)
+    }
+    atMicrosoft = answer.location
+  }
+  throw new Error('consent did not finish within three round trips to the authority')
+}
