@@ -140,6 +140,7 @@ function fromUrl(url: string, options: RedisConnectionOptions): RedisOptions {
 /** Resolves once the client is ready; rejects after `timeoutMs` or when the client ends. */
 export function waitForReady(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
+  if (client.status === 'end') return Promise.reject(new Error('redis connection is closed'))
   return new Promise((resolve, reject) => {
     let lastError: Error | undefined
     const cleanup = () => {

@@ -479,7 +479,10 @@ class RedisRegistrations implements RegistrationStore {
     }
   }
 
-  /** Index entries strictly after `after` in (score, id) order: the rest of its tie, then more. */
+  /**
+   * Index entries strictly after `after` in (score, id) order: the rest of its tie (registrations
+   * created in the same millisecond, read whole), then up to `count` more.
+   */
   async #indexAfter(key: string, after: IndexPosition | undefined, count: number): Promise<IndexPosition[]> {
     if (after === undefined) {
       return toPositions(
@@ -797,8 +800,14 @@ class RedisAuditLog implements AuditLog {
 
 export function createRedisStore(options: RedisStoreOptions): Store {
   const { redis, keyRing, keyPrefix } = options
-  if (/[{}]/.test(keyPrefix))
+  if (/[{}]/.test(keyPrefix)) {
     throw new TypeError('keyPrefix must not contain { or } (it would change hash slots)')
+  }
+  // Token-group members are stored as full key names and deleted from Lua, so the client itself
+  // must not rewrite key names.
+  if ((redis.options as { keyPrefix?: string }).keyPrefix) {
+    throw new TypeError("use createRedisStore's keyPrefix, not the ioredis keyPrefix option")
+  }
   const clock = options.clock ?? Date.now
   const keys = makeKeys(keyPrefix)
   const auditMaxLen = Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000))

@@ -2,7 +2,7 @@
 // secrets), ciphertexts bound to their record, the documented key layout, recovery from a crash
 // between the index and record writes, and connection behaviour during an outage.
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EnvelopeError } from '../../src/crypto/envelope.js'
 import { uniquenessField } from '../../src/store/codec.js'
@@ -171,9 +171,14 @@ describe('Redis store: key layout', () => {
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
   })
 
-  it('rejects a key prefix that would change hash slots', async () => {
+  it('rejects key prefixes that would change hash slots or key names', async () => {
     const redis = await connect()
     expect(() => createRedisStore({ redis, keyRing: newKeyRing(), keyPrefix: 'cb:{x}:' })).toThrow(TypeError)
+    const prefixed = new Redis(inject('redisUrl'), { keyPrefix: 'x:', lazyConnect: true })
+    expect(() => createRedisStore({ redis: prefixed, keyRing: newKeyRing(), keyPrefix: 'cb:' })).toThrow(
+      /ioredis keyPrefix/,
+    )
+    prefixed.disconnect()
   })
 })
 
