@@ -11,6 +11,7 @@ import { loggerOptions, redactUrl } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
+import { manageRoutes } from './routes/consent/manage.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { registerOpenApi } from './routes/openapi.js'
@@ -149,6 +150,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   await app.register(metricsRoutes)
   await app.register(tokenRoutes)
   await app.register(adminRoutes)
+  // Tenant self-service `/:app/manage…`, before the consent routes' `/:app` catch-all.
+  await app.register(manageRoutes)
   // Last: consent routes own `/:app`, a catch-all for app slugs.
   await app.register(consentRoutes)
   return app

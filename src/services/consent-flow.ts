@@ -115,10 +115,23 @@ export type CallbackOutcome =
   | { kind: 'redirect'; location: string; flowHandle: string }
   | { kind: 'completed'; resultHandle: string }
   | { kind: 'failed'; failure: ConsentFailure }
+  /** A `manage` sign-in: a tenant administrator (admin role checked), for `/{app}/manage`. */
+  | { kind: 'manage-signed-in'; app: string; cloud: CloudName; user: VerifiedIdToken }
+
+/**
+ * `consent` (default): the consent flow. `manage`: only the OIDC sign-in, with the admin-role rule of
+ * admin consent, for the tenant self-service pages; nothing is consented or created.
+ */
+export type FlowPurpose = 'consent' | 'manage'
 
 export interface ConsentFlow {
   /** Starts a flow for an app (and cloud); throws BrokerError `not_found` / `invalid_request`. */
-  start(slug: string, cloud: string | undefined, log: FastifyBaseLogger): Promise<StartOutcome>
+  start(
+    slug: string,
+    cloud: string | undefined,
+    log: FastifyBaseLogger,
+    purpose?: FlowPurpose,
+  ): Promise<StartOutcome>
   /** Handles `/callback`; `flowHandle` is the verified flow cookie value, if any. */
   callback(
     flowHandle: string | undefined,
@@ -139,7 +152,7 @@ export interface ConsentFlowDependencies {
   sleep?: (ms: number) => Promise<void>
 }
 
-type FlowPhase = 'sign-in' | 'admin-consent'
+type FlowPhase = 'sign-in' | 'admin-consent' | 'manage-sign-in'
 
 interface FlowRecord {
   v: 1
@@ -388,7 +401,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   }
 
   return {
-    async start(slug, cloudInput, log) {
+    async start(slug, cloudInput, log, purpose = 'consent') {
       const app = findApp(config, slug)
       if (app === undefined) throw new BrokerError('not_found', `no app named "${slug}"`)
       const offered = appClouds(app)
@@ -406,7 +419,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const codeVerifier = randomToken()
       const codeChallenge = createHash('sha256').update(codeVerifier).digest('base64url')
       const scopes =
-        app.consent === 'admin'
+        app.consent === 'admin' || purpose === 'manage'
           ? ['openid', 'profile']
           : ['openid', 'profile', 'offline_access', ...resolved.consentScopes]
       let location: string
@@ -428,13 +441,15 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         app: app.slug,
         cloud,
         kind: app.consent,
-        phase: 'sign-in',
+        phase: purpose === 'manage' ? 'manage-sign-in' : 'sign-in',
         state,
         nonce,
         codeVerifier,
         scopes,
       })
-      metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'started', reason: '' })
+      if (purpose === 'consent') {
+        metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'started', reason: '' })
+      }
       return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
     },
 
@@ -510,6 +525,14 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       }
       const idToken = redeemed.idToken
       const signedIn: FailureContext = { ...context, user: { tid: idToken.tid, oid: idToken.oid } }
+
+      // Tenant self-service (`/{app}/manage`): the admin-role rule of admin consent, then hand over.
+      if (record.phase === 'manage-sign-in') {
+        const admins = new Set(config.adminRoleIds.map((id) => id.toLowerCase()))
+        const isAdmin = idToken.wids.some((role) => admins.has(role.toLowerCase()))
+        if (!isAdmin) return fail('not_admin', signedIn, log)
+        return { kind: 'manage-signed-in', app: app.slug, cloud: record.cloud, user: idToken }
+      }
 
       if (app.consent === 'delegated') {
         if (redeemed.refreshToken === undefined) return fail('no_refresh_token', signedIn, log)

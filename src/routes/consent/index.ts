@@ -14,6 +14,7 @@ import {
   renderStartPage,
 } from '../../views/consent-pages.js'
 import { renderNotFoundPage } from '../../views/error-page.js'
+import { completeManageSignIn } from './manage.js'
 
 /** Carries `<app>.<flow id>`; read only by the callback. */
 export const FLOW_COOKIE = 'cb_consent_flow'
@@ -193,6 +194,9 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
         case 'failed':
           reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
           return sendFailure(request, reply, outcome.failure)
+        case 'manage-signed-in':
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          return completeManageSignIn(app, request, reply, outcome)
       }
     },
   )

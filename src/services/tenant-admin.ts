@@ -1,0 +1,64 @@
+// Tenant self-service: who a signed-in tenant administrator is, and what they may see. Everything
+// is scoped by the tenant id of the validated ID token (kept in the server-side session), never by
+// a value from a form or a URL.
+import type { CloudName } from '../clouds.js'
+import type { Config } from '../config.js'
+import type { Store } from '../store/types.js'
+import { BrowserSessions } from './admin-session.js'
+import type { Actor } from './audit.js'
+import type { RegistrationMeta } from './revocation.js'
+
+export interface TenantAdminIdentity {
+  /** The app whose manage page the administrator signed in to. */
+  app: string
+  cloud: CloudName
+  /** `tid` of the validated ID token. */
+  tenantId: string
+  /** `oid` of the validated ID token. */
+  oid: string
+  /** `preferred_username`, for display and `statusDetail.by`. */
+  name: string
+}
+
+export const MANAGE_SESSION_TTL_MS = 60 * 60_000
+const PAGE = 500
+
+export function manageSessions(store: Pick<Store, 'ephemeral'>, clock: () => number) {
+  return new BrowserSessions<TenantAdminIdentity>(
+    store.ephemeral,
+    'manage-session',
+    MANAGE_SESSION_TTL_MS,
+    clock,
+  )
+}
+
+/** The same rule as admin consent: one of the configured directory roles (`wids`). */
+export function holdsAdminRole(config: Pick<Config, 'adminRoleIds'>, wids: readonly string[]): boolean {
+  const allowed = new Set(config.adminRoleIds.map((id) => id.toLowerCase()))
+  return wids.some((role) => allowed.has(role.toLowerCase()))
+}
+
+export function tenantAdminActor(identity: TenantAdminIdentity): Actor {
+  return { kind: 'tenant_admin', tenantId: identity.tenantId, oid: identity.oid, name: identity.name }
+}
+
+/** Every registration of the administrator's tenant for their app, oldest first. */
+export async function tenantRegistrations(
+  store: Pick<Store, 'registrations'>,
+  identity: Pick<TenantAdminIdentity, 'tenantId' | 'app'>,
+): Promise<RegistrationMeta[]> {
+  const out: RegistrationMeta[] = []
+  let cursor: string | undefined
+  do {
+    const page = await store.registrations.list({
+      tenantId: identity.tenantId,
+      app: identity.app,
+      limit: PAGE,
+      ...(cursor === undefined ? {} : { cursor }),
+    })
+    // The store filters by tenant already; checking again costs nothing and fails closed.
+    out.push(...page.items.filter((item) => item.tenantId === identity.tenantId && item.app === identity.app))
+    cursor = page.nextCursor
+  } while (cursor !== undefined)
+  return out
+}

@@ -1,0 +1,241 @@
+// The admin console (/admin) over HTTP as a browser without JavaScript: sign-in, session cookie,
+// CSRF on every form, listing and filtering, revocation with a reason, audit trail, sign-out.
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
+import { consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import {
+  browse,
+  type ConsentValues,
+  CookieJar,
+  consentViaEmulator,
+  type RunningBroker,
+  startBroker,
+} from '../support/broker.js'
+
+const ALICE = operatorToken('alice')
+const BOB = operatorToken('bob')
+let emulator: RunningEmulator
+let broker: RunningBroker
+let contoso: ConsentValues
+let fabrikam: ConsentValues
+
+function form(app: RunningBroker['app'], jar: CookieJar, url: string, fields: Record<string, string>) {
+  return browse(app, jar, { method: 'POST', url, form: fields })
+}
+
+async function status(id: string) {
+  return (await broker.store.registrations.getMeta(id))?.status
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ port: 0 })
+  broker = await startBroker({
+    authorityUrl: emulator.url,
+    redisUrl: inject('redisUrl'),
+    env: { OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` },
+  })
+  contoso = await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@contoso.example' })
+  fabrikam = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-mail',
+    username: 'admin@fabrikam.example',
+  })
+})
+
+afterAll(async () => {
+  await broker?.close()
+  await emulator?.close()
+})
+
+describe('sign-in', () => {
+  it('sends a visitor without a session to the sign-in page, served under the strict CSP', async () => {
+    for (const url of ['/admin', '/admin/tenants', '/admin/registrations', '/admin/audit', '/admin/keys']) {
+      const response = await broker.app.inject({ url, headers: { accept: 'text/html' } })
+      expect(response.statusCode, url).toBe(303)
+      expect(response.headers.location).toBe('/admin/sign-in')
+    }
+    const page = await broker.app.inject({ url: '/admin/sign-in' })
+    expect(page.statusCode).toBe(200)
+    const csp = String(page.headers['content-security-policy'])
+    expect(csp).toContain("script-src 'self'")
+    expect(csp).not.toContain('unsafe-inline')
+    expect(page.headers['cache-control']).toBe('no-store')
+    // No inline script or style: the page works without JavaScript and under the CSP.
+    expect(page.body).not.toMatch(/<script(?![^>]*\bsrc=)/)
+    expect(page.body).not.toMatch(/\sstyle=|<style/)
+    expect(page.body).toContain('type="password"')
+  })
+
+  it('refuses a wrong token without opening a session, and a sign-in form without its csrf token', async () => {
+    const jar = new CookieJar()
+    const page = await browse(broker.app, jar, { url: '/admin/sign-in' })
+    const csrf = csrfOf(page.body)
+    const wrong = await form(broker.app, jar, '/admin/sign-in', { token: operatorToken('alice'), csrf })
+    expect(wrong.statusCode).toBe(401)
+    expect(wrong.body).toContain('not an operator token')
+    expect(jar.get('cb_admin')).toBeUndefined()
+
+    const fresh = new CookieJar()
+    await browse(broker.app, fresh, { url: '/admin/sign-in' })
+    const noCsrf = await form(broker.app, fresh, '/admin/sign-in', { token: ALICE })
+    expect(noCsrf.statusCode).toBe(403)
+    const badCsrf = await form(broker.app, fresh, '/admin/sign-in', { token: ALICE, csrf: 'x'.repeat(43) })
+    expect(badCsrf.statusCode).toBe(403)
+    // A form posted from elsewhere has no sign-in cookie of ours at all.
+    const foreign = await form(broker.app, new CookieJar(), '/admin/sign-in', { token: ALICE, csrf })
+    expect(foreign.statusCode).toBe(403)
+    expect(fresh.get('cb_admin')).toBeUndefined()
+  })
+
+  it('opens an HttpOnly, SameSite=Strict, signed session cookie scoped to /admin', async () => {
+    const { jar, response } = await consoleSignIn(broker.app, ALICE)
+    expect(response.statusCode).toBe(303)
+    expect(response.headers.location).toBe('/admin/tenants')
+    const setCookie = ([] as string[]).concat(response.headers['set-cookie'] as string[] | string)
+    const session = setCookie.find((line) => line.startsWith('cb_admin='))!
+    expect(session).toMatch(/HttpOnly/i)
+    expect(session).toMatch(/SameSite=Strict/i)
+    expect(session).toMatch(/Path=\/admin/)
+    const value = jar.get('cb_admin')!
+    // The cookie carries a random id and a signature, never the operator token.
+    expect(value).not.toContain(ALICE)
+    const tampered = `${value.slice(0, 10)}${value[10] === 'a' ? 'b' : 'a'}${value.slice(11)}`
+    const rejected = await broker.app.inject({
+      url: '/admin/tenants',
+      headers: { cookie: `cb_admin=${tampered}` },
+    })
+    expect(rejected.statusCode).toBe(303)
+    // Redis holds the session under a hash of its id, sealed: neither the id nor the operator in clear.
+    const keys = await broker.redis!.keys(`${broker.keyPrefix}*`)
+    const id = value.slice(0, value.lastIndexOf('.'))
+    expect(keys.some((key) => key.includes(id))).toBe(false)
+  })
+})
+
+describe('pages', () => {
+  it('lists tenants, filters registrations and shows one, escaping everything', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const tenants = await browse(broker.app, jar, { url: '/admin/tenants' })
+    expect(tenants.statusCode).toBe(200)
+    expect(tenants.body).toContain(CONTOSO_TENANT_ID)
+    expect(tenants.body).toContain(FABRIKAM_TENANT_ID)
+    expect(tenants.body).toContain('Signed in as <strong>alice</strong>')
+
+    const filtered = await browse(broker.app, jar, {
+      url: `/admin/registrations?tenant=${FABRIKAM_TENANT_ID}&app=&status=`,
+    })
+    expect(filtered.statusCode).toBe(200)
+    expect(filtered.body).toContain(fabrikam.registrationId)
+    expect(filtered.body).not.toContain(contoso.registrationId)
+    expect(filtered.body).toContain(`action="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)
+
+    const injected = await browse(broker.app, jar, { url: '/admin/registrations?tenant=%3Cscript%3E' })
+    expect(injected.statusCode).toBe(400)
+    expect(injected.body).not.toContain('<script>')
+
+    const detail = await browse(broker.app, jar, { url: `/admin/registrations/${contoso.registrationId}` })
+    expect(detail.statusCode).toBe(200)
+    expect(detail.body).toContain(contoso.registrationId)
+    expect(detail.body).not.toContain(contoso.key)
+    expect(detail.body).toContain(`action="/admin/registrations/${contoso.registrationId}/revoke"`)
+  })
+})
+
+describe('forms', () => {
+  it('refuse a missing, wrong or foreign CSRF token and a missing session; then revoke with a reason', async () => {
+    const alice = await consoleSignIn(broker.app, ALICE)
+    const bob = await consoleSignIn(broker.app, BOB)
+    const page = await browse(broker.app, alice.jar, {
+      url: `/admin/registrations/${contoso.registrationId}`,
+    })
+    const csrf = csrfOf(page.body)
+    const bobCsrf = csrfOf((await browse(broker.app, bob.jar, { url: '/admin/tenants' })).body)
+    const url = `/admin/registrations/${contoso.registrationId}/revoke`
+
+    const missing = await form(broker.app, alice.jar, url, { reason: 'test' })
+    expect(missing.statusCode).toBe(403)
+    expect(missing.headers['content-type']).toMatch(/text\/html/)
+    // The token is checked before the body is validated: a bad form is still a CSRF failure.
+    const missingAndInvalid = await form(broker.app, alice.jar, url, {})
+    expect(missingAndInvalid.statusCode).toBe(403)
+    const wrong = await form(broker.app, alice.jar, url, { reason: 'test', csrf: `${csrf.slice(0, -1)}A` })
+    expect(wrong.statusCode).toBe(403)
+    const foreign = await form(broker.app, alice.jar, url, { reason: 'test', csrf: bobCsrf })
+    expect(foreign.statusCode).toBe(403)
+    const noSession = await form(broker.app, new CookieJar(), url, { reason: 'test', csrf })
+    expect(noSession.statusCode).toBe(401)
+    expect(await status(contoso.registrationId)).toBe('active')
+
+    const noReason = await form(broker.app, alice.jar, url, { csrf, reason: '  ' })
+    expect(noReason.statusCode).toBe(400)
+    expect(noReason.body).toContain('reason')
+    expect(await status(contoso.registrationId)).toBe('active')
+
+    const done = await form(broker.app, alice.jar, url, {
+      csrf,
+      reason: 'offboarded <img src=x onerror=alert(1)>',
+    })
+    expect(done.statusCode).toBe(303)
+    expect(done.headers.location).toBe(`/admin/registrations/${contoso.registrationId}?done=revoked`)
+    const after = await browse(broker.app, alice.jar, { url: String(done.headers.location) })
+    expect(after.body).toContain('The registration is revoked.')
+    expect(after.body).toContain('offboarded &lt;img src=x onerror=alert(1)&gt;')
+    expect(after.body).not.toContain('<img src=x')
+    expect(after.body).toContain('by <strong>alice</strong>')
+    const denied = await obtainToken(broker.app, contoso, 'ms-graph-mail')
+    expect(denied.body.error?.code).toBe('revoked')
+
+    const audit = await browse(broker.app, alice.jar, { url: '/admin/audit' })
+    expect(audit.statusCode).toBe(200)
+    expect(audit.body).toContain('registration.revoked')
+    expect(audit.body).toContain('operator:alice')
+    expect(audit.body).not.toContain('<img src=x')
+  })
+
+  it('revokes a tenant from the filtered registrations page, CSRF-checked', async () => {
+    const { jar } = await consoleSignIn(broker.app, BOB)
+    const page = await browse(broker.app, jar, { url: `/admin/registrations?tenant=${FABRIKAM_TENANT_ID}` })
+    const url = `/admin/tenants/${FABRIKAM_TENANT_ID}/revoke`
+    const forged = await form(broker.app, jar, url, { reason: 'forged' })
+    expect(forged.statusCode).toBe(403)
+    expect(await status(fabrikam.registrationId)).toBe('active')
+    const done = await form(broker.app, jar, url, { reason: 'tenant left', csrf: csrfOf(page.body) })
+    expect(done.statusCode).toBe(303)
+    expect(String(done.headers.location)).toContain('done=tenant_revoked')
+    expect(await status(fabrikam.registrationId)).toBe('revoked')
+    const after = await browse(broker.app, jar, { url: String(done.headers.location) })
+    expect(after.body).toMatch(/\d+ registrations? revoked\./)
+  })
+
+  it('starts a key rotation from the keys page, CSRF-checked', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const page = await browse(broker.app, jar, { url: '/admin/keys' })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('Newest key')
+    const forged = await form(broker.app, jar, '/admin/keys/rotate', {})
+    expect(forged.statusCode).toBe(403)
+    const started = await form(broker.app, jar, '/admin/keys/rotate', { csrf: csrfOf(page.body) })
+    expect(started.statusCode).toBe(303)
+    expect(String(started.headers.location)).toMatch(/^\/admin\/keys\?done=rotation_(started|running)$/)
+    const after = await browse(broker.app, jar, { url: String(started.headers.location) })
+    expect(after.body).toMatch(/Last pass<\/th><td>(running|completed)/)
+  })
+
+  it('signs out (CSRF-checked): the old cookie no longer opens a page', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const page = await browse(broker.app, jar, { url: '/admin/tenants' })
+    const oldCookie = jar.get('cb_admin')!
+    const forged = await form(broker.app, jar, '/admin/sign-out', {})
+    expect(forged.statusCode).toBe(403)
+    expect((await browse(broker.app, jar, { url: '/admin/tenants' })).statusCode).toBe(200)
+    const out = await form(broker.app, jar, '/admin/sign-out', { csrf: csrfOf(page.body) })
+    expect(out.statusCode).toBe(303)
+    expect(out.headers.location).toBe('/admin/sign-in')
+    const replay = await broker.app.inject({
+      url: '/admin/tenants',
+      headers: { cookie: `cb_admin=${oldCookie}` },
+    })
+    expect(replay.statusCode).toBe(303)
+    expect(replay.headers.location).toBe('/admin/sign-in')
+  })
+})
