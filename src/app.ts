@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import helmet from '@fastify/helmet'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
 import type { IdentityProvider } from './entra/types.js'
 import { makeErrorHandler } from './errors.js'
@@ -51,7 +51,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     ...(deps.logger === undefined
       ? { logger: loggerOptions(config.logLevel) }
       : { loggerInstance: deps.logger }),
-    disableRequestLogging: true,
+    // Our own completion line (onResponse below) replaces Fastify's request logging.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     genReqId: (request) => {
       const incoming = request.headers['x-request-id']

@@ -2,7 +2,7 @@
 //  - `GET /metrics` on the public listener, only with an operator token (`Authorization: Bearer`);
 //  - a separate listener on METRICS_PORT without authentication, for a scrape network that the
 //    public can't reach (never publish that port).
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
 import { BrokerError, errorBodySchema } from '../errors.js'
 import { authenticateOperator } from '../services/operator-auth.js'
@@ -45,7 +45,7 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
 export function buildMetricsServer(registry: Registry, logger: FastifyBaseLogger): FastifyInstance {
   const server = Fastify({
     loggerInstance: logger.child({ listener: 'metrics' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as FastifyInstance
   server.get('/metrics', { schema: { response: { 200: { type: 'string' } } } }, async (_request, reply) => {

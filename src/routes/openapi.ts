@@ -14,6 +14,21 @@ export function isDocumentedUrl(url: string): boolean {
   return DOCUMENTED.some((pattern) => pattern.test(url))
 }
 
+/** Tags, summary and security of routes whose own schema doesn't say. */
+function defaultsFor(url: string): FastifySchema {
+  if (url === '/obtain-token') {
+    return {
+      tags: ['tokens'],
+      summary: 'An access token for a registration (XSOAR MicrosoftApiModule protocol)',
+      description:
+        'The body carries the registration id and `encrypted_token`: AES-GCM under the registration Key of ' +
+        '`"<unix seconds>:<Token or last refresh_token>"`. Errors are one-line JSON bodies.',
+    }
+  }
+  if (url.startsWith('/admin/api')) return { tags: ['operators'], security: [{ operatorToken: [] }] }
+  return { tags: ['operations'] }
+}
+
 /**
  * Registers the generator and `GET /openapi.json`. Call before any route is registered: the
  * generator collects routes as they are added.
@@ -45,9 +60,10 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       },
     },
     transform: ({ schema, url, route }) => {
-      const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
       const base: FastifySchema = schema ?? {}
-      return { schema: hidden ? { ...base, hide: true } : base, url }
+      const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
+      if (hidden) return { schema: { ...base, hide: true }, url }
+      return { schema: { ...defaultsFor(url), ...base }, url }
     },
   })
 
