@@ -1,0 +1,245 @@
+// The consent flow service against a scripted identity provider and the memory store, with a fake
+// clock and sleep: proof retries and backoff, phases, and concurrent completions.
+import { createHash } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { pino } from 'pino'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Config } from '../../src/config.js'
+import {
+  type AdminConsentRequest,
+  type CodeRedemption,
+  type IdentityProvider,
+  type SignInRequest,
+  type TokenGrant,
+  UpstreamError,
+  type VerifiedIdToken,
+} from '../../src/entra/types.js'
+import { createMetrics } from '../../src/metrics.js'
+import { type ConsentFlow, createConsentFlow } from '../../src/services/consent-flow.js'
+import { createMemoryStore } from '../../src/store/memory.js'
+import type { Store } from '../../src/store/types.js'
+import { testConfig } from '../support/config.js'
+
+const TID = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const ADMIN: VerifiedIdToken = {
+  tid: TID,
+  oid: '3f6c2a1e-8b4d-4c7a-9e15-0a1b2c3d4e01',
+  preferredUsername: 'admin@contoso.example',
+  name: 'Admin',
+  wids: ['62e90394-69f5-4237-9190-012177145e10'],
+}
+const USER: VerifiedIdToken = { ...ADMIN, oid: '3f6c2a1e-8b4d-4c7a-9e15-0a1b2c3d4e02', wids: [] }
+const log = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
+
+/** A scripted identity provider: records requests, answers from queues. */
+class ScriptedIdp implements IdentityProvider {
+  signIns: SignInRequest[] = []
+  consents: AdminConsentRequest[] = []
+  redemptions: CodeRedemption[] = []
+  idToken: VerifiedIdToken = ADMIN
+  refreshToken: string | undefined = 'rt-1'
+  /** Outcomes of successive client-credentials calls; the last one repeats. */
+  proofs: Array<TokenGrant | UpstreamError> = [{ accessToken: 'at', expiresIn: 3600, scope: '' }]
+  proofCalls = 0
+
+  async signInUrl(_app: unknown, request: SignInRequest): Promise<string> {
+    this.signIns.push(request)
+    return `https://idp.test/organizations/oauth2/v2.0/authorize?state=${request.state}`
+  }
+  async redeemCode(_app: unknown, redemption: CodeRedemption) {
+    this.redemptions.push(redemption)
+    return {
+      idToken: this.idToken,
+      ...(this.refreshToken === undefined ? {} : { refreshToken: this.refreshToken }),
+    }
+  }
+  async adminConsentUrl(_app: unknown, request: AdminConsentRequest): Promise<string> {
+    this.consents.push(request)
+    return `https://idp.test/${request.tenantId}/v2.0/adminconsent?state=${request.state}`
+  }
+  async clientCredentials(): Promise<TokenGrant> {
+    const outcome = this.proofs[Math.min(this.proofCalls, this.proofs.length - 1)]!
+    this.proofCalls++
+    if (outcome instanceof UpstreamError) throw outcome
+    return outcome
+  }
+  async refresh(): Promise<TokenGrant> {
+    throw new Error('not used')
+  }
+}
+
+let config: Config
+let store: Store
+let idp: ScriptedIdp
+let flow: ConsentFlow
+let now: number
+let sleeps: number[]
+
+beforeEach(() => {
+  config = testConfig({ authorityUrl: 'https://login.example.test' })
+  store = createMemoryStore({ keyRing: config.keyRing })
+  idp = new ScriptedIdp()
+  now = Date.parse('2026-01-01T00:00:00Z')
+  sleeps = []
+  flow = createConsentFlow({
+    config,
+    store,
+    idp,
+    metrics: createMetrics(),
+    clock: () => now,
+    // Time passes only through the flow's own waits.
+    sleep: async (ms) => {
+      sleeps.push(ms)
+      now += ms
+    },
+  })
+})
+
+afterEach(async () => {
+  await store.close()
+})
+
+const unauthorized = () =>
+  new UpstreamError('oauth', 'client credentials: AADSTS700016', {
+    error: 'unauthorized_client',
+    errorCodes: [700016],
+    status: 400,
+  })
+
+/** Drives an admin consent up to the admin-consent callback; returns what that callback answered. */
+async function adminConsent(tenant = TID) {
+  const started = await flow.start('ms-graph-mail', undefined, log)
+  if (started.kind !== 'redirect') throw new Error('start failed')
+  const state = idp.signIns.at(-1)!.state
+  const signedIn = await flow.callback(started.flowHandle, { code: 'code-1', state }, log)
+  if (signedIn.kind !== 'redirect') return signedIn
+  const consentState = idp.consents.at(-1)!.state
+  return flow.callback(signedIn.flowHandle, { admin_consent: 'True', tenant, state: consentState }, log)
+}
+
+describe('admin consent proof', () => {
+  it('retries with doubling delays within the budget, then fails as not effective', async () => {
+    idp.proofs = [unauthorized()]
+    const outcome = await adminConsent()
+    expect(outcome.kind).toBe('failed')
+    if (outcome.kind !== 'failed') return
+    expect(outcome.failure.reason).toBe('consent_not_effective')
+    expect(outcome.failure.status).toBe(503)
+    // Budget 5000 ms (test config): 1 s, 2 s, then what is left.
+    expect(sleeps).toEqual([1000, 2000, 2000])
+    expect(idp.proofCalls).toBe(4)
+    expect((await store.registrations.list({})).items).toEqual([])
+  })
+
+  it('waits at least what Retry-After asks when throttled', async () => {
+    idp.proofs = [
+      new UpstreamError('throttled', 'throttled', { status: 429, retryAfterSeconds: 3 }),
+      { accessToken: 'at', expiresIn: 3600, scope: '' },
+    ]
+    const outcome = await adminConsent()
+    expect(outcome.kind).toBe('completed')
+    expect(sleeps).toEqual([3000])
+  })
+
+  it('gives up at once when the broker’s own credentials are refused', async () => {
+    idp.proofs = [
+      new UpstreamError('oauth', 'invalid_client', { error: 'invalid_client', errorCodes: [7000215] }),
+    ]
+    const outcome = await adminConsent()
+    expect(outcome.kind === 'failed' && outcome.failure.reason).toBe('idp_error')
+    expect(idp.proofCalls).toBe(1)
+    expect(sleeps).toEqual([])
+  })
+
+  it('succeeds once the consent has propagated and creates one admin registration', async () => {
+    idp.proofs = [unauthorized(), unauthorized(), { accessToken: 'at', expiresIn: 3600, scope: '' }]
+    const outcome = await adminConsent()
+    expect(outcome.kind).toBe('completed')
+    expect(sleeps).toEqual([1000, 2000])
+    const { items } = await store.registrations.list({})
+    expect(items).toHaveLength(1)
+    expect(items[0]).toMatchObject({ kind: 'admin', tenantId: TID, app: 'ms-graph-mail', status: 'active' })
+    if (outcome.kind !== 'completed') return
+    const result = await flow.takeResult(outcome.resultHandle)
+    expect(result).toMatchObject({ registrationId: items[0]!.id, token: TID, kind: 'admin', reused: false })
+    expect(await flow.takeResult(outcome.resultHandle)).toBeNull()
+  })
+
+  it('never proves a tenant other than the signed-in one', async () => {
+    const outcome = await adminConsent('a9e4f7c2-1b3d-4e5f-8a7b-6c5d4e3f2a10')
+    expect(outcome.kind === 'failed' && outcome.failure.reason).toBe('tenant_mismatch')
+    expect(idp.proofCalls).toBe(0)
+  })
+
+  it('asks for the .default scope of the chosen cloud at the admin-consent step', async () => {
+    const started = await flow.start('ms-graph-mail', 'usgov', log)
+    expect(started.kind).toBe('redirect')
+    if (started.kind !== 'redirect') return
+    await flow.callback(started.flowHandle, { code: 'c', state: idp.signIns[0]!.state }, log)
+    expect(idp.consents[0]).toMatchObject({
+      tenantId: TID,
+      scope: 'https://graph.microsoft.us/.default',
+      redirectUri: 'http://127.0.0.1:3000/callback',
+    })
+    expect(idp.signIns[0]).toMatchObject({ scopes: ['openid', 'profile'], prompt: 'select_account' })
+  })
+})
+
+describe('sign-in phase', () => {
+  it('sends PKCE S256 of a verifier that stays server-side, and redeems with it', async () => {
+    idp.idToken = USER
+    const started = await flow.start('ms-graph-mail-listener', undefined, log)
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    const signIn = idp.signIns[0]!
+    expect(signIn.scopes).toEqual([
+      'openid',
+      'profile',
+      'offline_access',
+      'https://graph.microsoft.com/Mail.ReadWrite',
+      'https://graph.microsoft.com/Mail.Send',
+      'https://graph.microsoft.com/User.Read',
+    ])
+    expect(started.flowHandle).not.toContain(signIn.state)
+    await flow.callback(started.flowHandle, { code: 'the-code', state: signIn.state }, log)
+    const redemption = idp.redemptions[0]!
+    expect(createHash('sha256').update(redemption.codeVerifier).digest('base64url')).toBe(
+      signIn.codeChallenge,
+    )
+    expect(redemption).toMatchObject({ code: 'the-code', nonce: signIn.nonce, scopes: signIn.scopes })
+  })
+
+  it('a missing or malformed flow handle is session_missing; an unknown flow is expired', async () => {
+    expect(await flow.callback(undefined, { code: 'c', state: 's' }, log)).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'session_missing', app: undefined },
+    })
+    expect(await flow.callback('not a handle', { code: 'c', state: 's' }, log)).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'session_missing' },
+    })
+    const unknown = await flow.callback(`ms-graph-mail.${'A'.repeat(43)}`, { code: 'c', state: 's' }, log)
+    expect(unknown).toMatchObject({ kind: 'failed', failure: { reason: 'session_expired' } })
+    if (unknown.kind === 'failed') expect(unknown.failure.app?.slug).toBe('ms-graph-mail')
+  })
+})
+
+describe('delegated consent', () => {
+  it('two concurrent completions for one user end in one registration with one Key', async () => {
+    idp.idToken = USER
+    const flows = await Promise.all([1, 2].map(() => flow.start('ms-graph-mail-listener', undefined, log)))
+    const outcomes = await Promise.all(
+      flows.map((started, i) => {
+        if (started.kind !== 'redirect') throw new Error('start failed')
+        return flow.callback(started.flowHandle, { code: `c${i}`, state: idp.signIns[i]!.state }, log)
+      }),
+    )
+    const results = await Promise.all(
+      outcomes.map((o) => (o.kind === 'completed' ? flow.takeResult(o.resultHandle) : null)),
+    )
+    expect(results.every((r) => r !== null)).toBe(true)
+    expect(results[0]!.registrationId).toBe(results[1]!.registrationId)
+    expect(results[0]!.key).toBe(results[1]!.key)
+    expect(results.map((r) => r!.reused).sort()).toEqual([false, true])
+    expect((await store.registrations.list({})).items).toHaveLength(1)
+  })
+})
