@@ -23,18 +23,44 @@ select, input[type=text], input[type=password] { font: inherit; padding: .4rem .
 .value { display: flex; gap: .5rem; align-items: center; margin: .25rem 0 1rem; }
 .value code { flex: 1; padding: .5rem .6rem; border: 1px solid var(--border); border-radius: .3rem; word-break: break-all; font-size: .95rem; }
 ol.steps li { margin-bottom: .4rem; }
+h3 { font-size: 1rem; margin: 1rem 0 .25rem; }
+label { font-weight: 600; }
+.value button { white-space: nowrap; }
+code.provider-message { word-break: break-word; }
+.card.error h1 { color: #b91c1c; }
+@media (prefers-color-scheme: dark) { .card.error h1 { color: #f87171; } }
 `
 
 export const APP_JS = `'use strict';
+// Copy buttons: <button data-copy="x"> copies the text of [data-field="x"]. Where the Clipboard API
+// is unavailable (plain http), the text is selected so the user can copy it by hand.
+function selectText(element) {
+  var range = document.createRange();
+  range.selectNodeContents(element);
+  var selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+}
+function flash(button, text) {
+  var label = button.getAttribute('data-label') || button.textContent;
+  button.setAttribute('data-label', label);
+  button.textContent = text;
+  setTimeout(function () { button.textContent = label; }, 1500);
+}
 document.addEventListener('click', function (event) {
   var button = event.target.closest('button[data-copy]');
   if (!button) return;
   var source = document.querySelector('[data-field="' + button.getAttribute('data-copy') + '"]');
-  if (!source || !navigator.clipboard) return;
-  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-    var label = button.textContent;
-    button.textContent = 'Copied';
-    setTimeout(function () { button.textContent = label; }, 1500);
-  });
+  if (!source) return;
+  var text = source.textContent.trim();
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(
+      function () { flash(button, 'Copied'); },
+      function () { selectText(source); flash(button, 'Press Ctrl+C'); }
+    );
+  } else {
+    selectText(source);
+    flash(button, 'Press Ctrl+C');
+  }
 });
 `
