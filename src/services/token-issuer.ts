@@ -89,6 +89,8 @@ const SERVE_STALE_ON: ReadonlySet<ErrorCode> = new Set([
   'upstream_unavailable',
   'upstream_timeout',
 ])
+/** Most tokens kept in the per-instance cache. */
+const LOCAL_CACHE_MAX = 10_000
 /** A stale token is served only while at least this much of its life is left. */
 const STALE_MIN_LEFT_MS = 30_000
 
@@ -108,6 +110,12 @@ export function consentUrl(config: Config, app: string): string {
 export class TokenIssuer {
   readonly #deps: TokenIssuerDeps
   readonly #flights = new SingleFlight<IssuedToken>()
+  /**
+   * Fresh tokens this instance has already opened, by `group|scope`: a hit costs no Redis read.
+   * Safe because every request re-reads the registration's status from the store first; a
+   * consent failure drops the group here as it does in Redis.
+   */
+  readonly #local = new Map<string, CachedToken>()
   readonly #lockTtlMs: number
   readonly #marginMs: number
 
@@ -123,13 +131,39 @@ export class TokenIssuer {
     return token.expiresAt - this.#marginMs > now
   }
 
+  /** A fresh token this instance holds for the registration's group and scope, without I/O. */
+  peek(registration: Registration, scope: string): CachedToken | undefined {
+    const key = `${tokenGroup(registration)}|${scope}`
+    const token = this.#local.get(key)
+    if (token === undefined) return undefined
+    if (this.isFresh(token, this.#deps.clock())) return token
+    this.#local.delete(key)
+    return undefined
+  }
+
+  #remember(group: string, scope: string, token: CachedToken): void {
+    if (!this.isFresh(token, this.#deps.clock())) return
+    const key = `${group}|${scope}`
+    if (!this.#local.has(key) && this.#local.size >= LOCAL_CACHE_MAX) {
+      this.#local.delete(this.#local.keys().next().value as string)
+    }
+    this.#local.set(key, { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope })
+  }
+
+  #forgetGroup(group: string): void {
+    for (const key of this.#local.keys()) if (key.startsWith(`${group}|`)) this.#local.delete(key)
+  }
+
   async issue(request: IssueRequest): Promise<IssuedToken> {
     const { store, clock, metrics } = this.#deps
     const group = tokenGroup(request.registration)
     const appLabel = request.registration.app
     const cached =
-      request.cached === undefined ? await store.tokens.get(group, request.scope) : request.cached
+      request.cached === undefined
+        ? (this.peek(request.registration, request.scope) ?? (await store.tokens.get(group, request.scope)))
+        : request.cached
     if (!request.force && cached !== null && this.isFresh(cached, clock())) {
+      this.#remember(group, request.scope, cached)
       metrics.tokenCache.inc({ app: appLabel, result: 'hit' })
       return {
         accessToken: cached.accessToken,
@@ -162,6 +196,7 @@ export class TokenIssuer {
       throw error
     }
     const source: TokenSource = shared && result.source === 'miss' ? 'shared' : result.source
+    this.#remember(group, request.scope, result)
     metrics.tokenCache.inc({ app: appLabel, result: source })
     return { ...result, source }
   }
@@ -503,9 +538,10 @@ export class TokenIssuer {
             detail: { from: 'active', to: 'needs_consent', code },
           })
           .catch((e: unknown) => logger.warn({ err: e }, 'could not append the audit event')),
-        store.tokens
-          .deleteGroup(tokenGroup(current))
-          .catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
+        (async () => {
+          this.#forgetGroup(tokenGroup(current))
+          await store.tokens.deleteGroup(tokenGroup(current))
+        })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
       ])
       return
     }

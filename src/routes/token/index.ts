@@ -174,6 +174,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       )
     }
     const scope = ScopeResolver.resolve(appScopes, body.scope, body.resource)
+    const local = issuer.peek(meta, scope)
     const [claimed, regLimit, cached] = await Promise.all([
       store.ephemeral.claim(`obtain-token:seen:${meta.id}:${ciphertextFingerprint(raw)}`, replayWindowMs),
       store.rateLimiter.hit(
@@ -181,7 +182,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         config.tokens.rateLimitPerRegistration,
         config.tokens.rateLimitWindowMs,
       ),
-      store.tokens.get(tokenGroup(meta), scope),
+      local ?? store.tokens.get(tokenGroup(meta), scope),
     ])
     if (!claimed) {
       throw new BrokerError(

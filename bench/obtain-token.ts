@@ -1,0 +1,309 @@
+// `npm run bench`: the obtain-token hot path (cache hit, Redis store) against a bare Fastify JSON
+// route started the same way, in the same run; then the cold path (one upstream call to the
+// emulator per request). Prints requests/s, p50 and p99 latency and the ratio, and writes
+// bench/RESULTS.md with the machine it ran on.
+//
+//   BENCH_CONNECTIONS (50), BENCH_DURATION_SECONDS (10), BENCH_LOG_LEVEL (info)
+import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { startEmulator } from '../emulator/server.js'
+import { type Env, loadConfig } from '../src/config.js'
+import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
+import { createRedisStore } from '../src/store/redis.js'
+import { createRedisConnection } from '../src/store/redis-connection.js'
+import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
+import { startRedisServer } from '../test/support/redis-server.js'
+import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10)
+const WARMUP = 3
+const COLD_DURATION = Math.max(3, Math.round(DURATION / 2))
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
+const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
+
+interface Figures {
+  name: string
+  connections: number
+  requests: number
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+}
+
+const children: ChildProcess[] = []
+
+async function target(mode: 'bare' | 'broker', env: Env): Promise<{ url: string; child: ChildProcess }> {
+  const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
+  children.push(child)
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port))
+    child.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)))
+    child.send({ mode, env, logLevel: LOG_LEVEL })
+  })
+  return { url: `http://127.0.0.1:${port}`, child }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
+}
+
+/** Runs autocannon with one pre-built body per request (each encrypted_token is accepted once). */
+async function load(
+  name: string,
+  url: string,
+  bodies: string[],
+  options: { connections: number; duration: number },
+): Promise<Figures> {
+  let next = 0
+  const result = await autocannon({
+    url,
+    connections: options.connections,
+    duration: options.duration,
+    requests: [
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-content-name': 'bench',
+          'x-content-version': '1.0.0',
+        },
+        setupRequest: (request) => {
+          const body = bodies[next++ % bodies.length]!
+          return { ...request, body }
+        },
+      },
+    ],
+  })
+  if (next > bodies.length)
+    console.warn(`${name}: ${next} requests reused bodies (only ${bodies.length} built)`)
+  return {
+    name,
+    connections: options.connections,
+    requests: result.requests.total,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  }
+}
+
+function bodiesFor(client: XsoarClient, count: number): string[] {
+  const now = Math.floor(Date.now() / 1000)
+  const out: string[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    out[i] = JSON.stringify({
+      app_name: client.instance.appName,
+      registration_id: client.registrationId,
+      encrypted_token: encryptContent(client.instance.token, client.instance.key, now),
+      scope: null,
+      resource: '',
+    })
+  }
+  return out
+}
+
+async function emulatorStats(url: string): Promise<number> {
+  const response = await fetch(`${url}/_emulator/stats`)
+  const body = (await response.json()) as { token_requests: { client_credentials: number } }
+  return body.token_requests.client_credentials
+}
+
+function row(f: Figures): string {
+  return `| ${f.name} | ${f.connections} | ${f.requests} | ${f.rps.toFixed(0)} | ${f.p50} | ${f.p99} | ${f.non2xx} | ${f.errors} |`
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer({ appendOnly: false })
+  const emulator = await startEmulator({ port: 0 })
+  try {
+    const keyPrefix = `bench:${randomBytes(4).toString('hex')}:`
+    const env: Env = {
+      PUBLIC_URL: 'http://127.0.0.1:3000',
+      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      COOKIE_SECRET: randomBytes(32).toString('hex'),
+      APPS_FILE: DEMO_APPS_FILE,
+      AUTHORITY_URL_GLOBAL: emulator.url,
+      AUTHORITY_URL_USGOV: emulator.url,
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: keyPrefix,
+      // The benchmark sends from one address for one registration: lift the rate limits.
+      RATE_LIMIT_PER_REGISTRATION: '1000000',
+      RATE_LIMIT_PER_IP: '1000000',
+      ...DEMO_CLIENT_SECRET_ENV,
+    }
+    const config = loadConfig(env)
+    const connection = createRedisConnection({ url: redis.url })
+    const store = createRedisStore({ redis: connection, keyRing: config.keyRing, keyPrefix })
+    // An admin-consent registration for Contoso, consented at the emulator.
+    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
+    })
+    const { registration, key } = await createAdminRegistration(store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: CONTOSO,
+      now: new Date().toISOString(),
+    })
+
+    const bare = await target('bare', env)
+    const broker = await target('broker', env)
+    const client = new XsoarClient({
+      id: integrationId(registration.id, config.publicUrl),
+      token: CONTOSO,
+      key,
+      appName: 'ms-graph-mail',
+      urlOverride: `${broker.url}/obtain-token`,
+    })
+    // Prime the cache (the one upstream call of the hot path).
+    const primed = await client.getAccessToken()
+    if (!primed.ok) throw new Error(`priming failed: ${primed.body}`)
+
+    const perRun = Math.ceil(40_000 * (DURATION + WARMUP))
+    console.log(`building ${perRun * 2} encrypted tokens…`)
+    const hotBodies = bodiesFor(client, perRun)
+    const warmBodies = bodiesFor(client, Math.ceil(40_000 * WARMUP))
+    const bareBodies = hotBodies.slice(0, 1000)
+
+    console.log('warming up…')
+    await load('warm-up bare', `${bare.url}/json`, bareBodies, { connections: CONNECTIONS, duration: WARMUP })
+    await load('warm-up broker', `${broker.url}/obtain-token`, warmBodies, {
+      connections: CONNECTIONS,
+      duration: WARMUP,
+    })
+    console.log(`measuring ${DURATION} s each at ${CONNECTIONS} connections…`)
+    const bareFigures = await load('bare Fastify JSON route', `${bare.url}/json`, bareBodies, {
+      connections: CONNECTIONS,
+      duration: DURATION,
+    })
+    const hotFigures = await load('obtain-token, cache hit', `${broker.url}/obtain-token`, hotBodies, {
+      connections: CONNECTIONS,
+      duration: DURATION,
+    })
+    await stop(broker.child)
+    await stop(bare.child)
+
+    // Cold path: tokens live 60 s at the emulator, inside the 300 s refresh margin, so no request is
+    // served from the cache. At 1 connection every request is one upstream call; at CONNECTIONS
+    // concurrent misses of one tenant share a call (single-flight), which the ratio below shows.
+    const lifetime = await fetch(`${emulator.url}/_emulator/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ accessTokenLifetimeSec: 60 }),
+    })
+    if (!lifetime.ok) throw new Error('could not shorten the emulator token lifetime')
+    // The hot run's token (3600 s) is still cached in Redis: drop it so the cold run starts cold.
+    await store.tokens.deleteGroup(`tenant:ms-graph-mail:global:${CONTOSO}`)
+    await store.close()
+    const cold = await target('broker', env)
+    const coldClient = new XsoarClient({ ...client.instance, urlOverride: `${cold.url}/obtain-token` })
+    const coldBodies = bodiesFor(coldClient, 20_000 * COLD_DURATION)
+    await load('warm-up cold', `${cold.url}/obtain-token`, coldBodies.slice(0, 2000), {
+      connections: 1,
+      duration: 2,
+    })
+    const c0 = await emulatorStats(emulator.url)
+    const cold1 = await load(
+      'obtain-token, cold (miss), 1 connection',
+      `${cold.url}/obtain-token`,
+      coldBodies.slice(2000, 12_000),
+      {
+        connections: 1,
+        duration: COLD_DURATION,
+      },
+    )
+    const c1 = await emulatorStats(emulator.url)
+    const coldN = await load(
+      `obtain-token, cold (miss), ${CONNECTIONS} connections`,
+      `${cold.url}/obtain-token`,
+      coldBodies.slice(12_000),
+      { connections: CONNECTIONS, duration: COLD_DURATION },
+    )
+    const c2 = await emulatorStats(emulator.url)
+    await stop(cold.child)
+
+    const ratio = hotFigures.rps / bareFigures.rps
+    const figures = [bareFigures, hotFigures, cold1, coldN]
+    console.log()
+    for (const f of figures) {
+      console.log(
+        `${f.name.padEnd(44)} ${f.rps.toFixed(0).padStart(7)} req/s   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   non-2xx ${f.non2xx}`,
+      )
+    }
+    const upstream1 = c1 - c0
+    const upstreamN = c2 - c1
+    console.log(
+      `ratio obtain-token / bare: ${ratio.toFixed(2)} (target ≥ 0.6); hot p99 ${hotFigures.p99} ms (target ≤ 10 ms)`,
+    )
+    console.log(
+      `cold: ${upstream1} upstream calls for ${cold1.requests} requests at 1 connection; ${upstreamN} for ${coldN.requests} at ${CONNECTIONS}`,
+    )
+
+    const cpu = cpus()
+    const redisVersion = execFileSync('redis-server', ['--version']).toString().trim()
+    const results = `# obtain-token benchmark
+
+Written by \`npm run bench\` (bench/obtain-token.ts); do not edit by hand.
+
+## Machine
+- CPU: ${cpu[0]?.model ?? 'unknown'}, ${cpu.length} cores
+- Memory: ${(totalmem() / 2 ** 30).toFixed(1)} GiB
+- Node.js ${process.version} (${process.platform}/${process.arch}); ${redisVersion}
+- Date: ${new Date().toISOString()}
+
+## Method
+- Each target runs alone in a forked Node process (\`--import tsx\`, same flags), logger options of
+  src/logger.ts at level \`${LOG_LEVEL}\`, output discarded. autocannon ${CONNECTIONS} connections, ${DURATION} s
+  after a ${WARMUP} s warm-up, in the parent process; redis-server (no persistence) and the Entra ID
+  emulator run on the same machine.
+- **bare**: Fastify, one POST JSON route with body and response schemas returning a token-sized body.
+- **obtain-token, cache hit**: the real broker (\`buildApp\`, Redis store, Entra identity provider)
+  with an admin-consent registration of \`ms-graph-mail\`; every request carries a fresh
+  \`encrypted_token\` (pre-built; each is accepted once), so each does the full check: schema, per-IP
+  and per-registration rate limits, registration read, AES-GCM, replay claim, sealed cache read,
+  usage touch (at most every 30 s). Rate limits raised so one client may send this much.
+- **cold**: emulator access tokens live 60 s, inside the 300 s refresh margin, so no request is a
+  cache hit: each goes through single-flight, the Redis lock, a cache re-read and a client-credentials
+  call to the emulator (which signs an RS256 JWT), then the cache write.
+
+## Results
+| run | connections | requests | req/s | p50 ms | p99 ms | non-2xx | errors |
+|---|---|---|---|---|---|---|---|
+${figures.map(row).join('\n')}
+
+- **Ratio obtain-token (hit) / bare: ${ratio.toFixed(2)}** (target ≥ 0.6): ${ratio >= 0.6 ? 'met' : 'missed'}
+- **obtain-token (hit) p99: ${hotFigures.p99} ms** (target ≤ 10 ms): ${hotFigures.p99 <= 10 ? 'met' : 'missed'}
+- Cold path: ${upstream1} client-credentials calls for ${cold1.requests} requests at 1 connection (one per
+  request: the cost of a miss is the p50 above); ${upstreamN} calls for ${coldN.requests} requests at ${CONNECTIONS}
+  connections (concurrent misses of one tenant share one call).
+`
+    writeFileSync(new URL('./RESULTS.md', import.meta.url), results)
+    console.log('wrote bench/RESULTS.md')
+  } finally {
+    for (const child of children) await stop(child)
+    await emulator.close()
+    await redis.destroy()
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  for (const child of children) child.kill('SIGKILL')
+  process.exit(1)
+})
