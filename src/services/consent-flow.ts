@@ -321,7 +321,15 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const created = await createAdminRegistration(store, base)
       registrationId = created.registration.id
       key = created.key
-      reactivated = await reactivateAdminRegistrations(store, base)
+      // The new registration must reach its result page even if re-activating older ones fails.
+      try {
+        reactivated = await reactivateAdminRegistrations(store, base)
+      } catch (err) {
+        log.error(
+          { err, app: app.slug, tenantId: user.tid },
+          're-activating needs_consent registrations failed',
+        )
+      }
     }
     const result: ConsentResult = {
       app: app.slug,
