@@ -327,16 +327,22 @@ export class TokenIssuer {
 
   async #fetch(request: IssueRequest, group: string, failKey: string): Promise<IssuedToken> {
     const { store, clock, logger, config } = this.#deps
-    const meta = request.registration
-    // The newest state: status (revoked meanwhile?) and, for delegated, the newest refresh token.
-    const stored = await store.registrations.get(meta.id)
-    if (stored === null) throw new BrokerError('unknown_registration', 'registration no longer exists')
-    const registration = stored.registration
-    if (registration.status !== 'active') throw registrationStatusError(config, registration)
-    const refreshToken = stored.secrets.refreshToken
-    if (registration.kind === 'delegated' && (refreshToken === undefined || refreshToken === '')) {
-      await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
-      throw consentRequiredError(config, registration, 'no refresh token is stored for this registration')
+    let registration = request.registration
+    let refreshToken: string | undefined
+    if (registration.kind === 'delegated') {
+      // The newest state, read under the lock: status (revoked meanwhile?) and the newest refresh
+      // token (another instance may have rotated it). Admin-consent flights are shared by every
+      // registration of the tenant and use no secret of the registration, whose status the route
+      // has just checked.
+      const stored = await store.registrations.get(registration.id)
+      if (stored === null) throw new BrokerError('unknown_registration', 'registration no longer exists')
+      registration = stored.registration
+      if (registration.status !== 'active') throw registrationStatusError(config, registration)
+      refreshToken = stored.secrets.refreshToken
+      if (refreshToken === undefined || refreshToken === '') {
+        await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
+        throw consentRequiredError(config, registration, 'no refresh token is stored for this registration')
+      }
     }
 
     const startedAt = clock()
