@@ -1,0 +1,509 @@
+// consent-broker-admin (commands; the executable is cli/admin.ts): the operator API from a shell. Talks HTTP only (no import from src/), reads
+// the operator token from CONSENT_BROKER_TOKEN (never from an argument, which would land in shell
+// history and process listings), prints tables by default and JSON with --json.
+import { parseArgs } from 'node:util'
+
+export const EXIT = {
+  ok: 0,
+  /** Bad command line, or the broker refused the request as invalid (400). */
+  usage: 1,
+  /** No token, or the broker refused it (401/403). */
+  auth: 2,
+  /** The registration or tenant does not exist (404). */
+  notFound: 3,
+  /** Network failure, timeout, 5xx or an unexpected answer; a failed key rotation. */
+  server: 4,
+} as const
+
+const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json] <command> [options]
+
+Commands:
+  tenants [--app <slug>]
+      Tenants with their apps, registration counts by status, last token and last consent.
+  registrations [--tenant <tid>] [--app <slug>] [--status active|needs_consent|revoked]
+                [--limit <1-500>] [--cursor <cursor>] [--all]
+      Registrations, oldest first; --all follows every page.
+  registration <id>
+      One registration (metadata only, never a secret).
+  revoke <id> --reason <text>
+  revoke --tenant <tid> [--app <slug>] --reason <text>
+      Revoke one registration, or every registration of a tenant (of one app). Idempotent.
+  audit [--cursor <id>] [--limit <1-500>] [--all]
+      The audit trail, oldest first.
+  rotate-keys [--no-wait]
+      Re-seal every stored secret under the newest master key; waits and shows progress.
+  rotation
+      Progress of the latest key rotation.
+
+Options:
+  --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
+  --json         print the broker's JSON instead of a table
+  -h, --help     this help
+
+Environment:
+  CONSENT_BROKER_TOKEN   operator token (required)
+  CONSENT_BROKER_URL     broker base URL, when --url is not given
+
+Exit codes: 0 ok, 1 usage or invalid request, 2 authentication, 3 not found,
+            4 server or network error (also a key rotation that failed).
+`
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message)
+  }
+}
+
+const usageError = (message: string) => new CliError(`${message}\nRun with --help for usage.`, EXIT.usage)
+
+export interface CliIo {
+  env: Readonly<Record<string, string | undefined>>
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+  fetch: typeof fetch
+  sleep: (ms: number) => Promise<void>
+}
+
+type Json = Record<string, unknown>
+
+interface Client {
+  get(path: string): Promise<Json>
+  post(path: string, body?: Json): Promise<Json>
+}
+
+const REQUEST_TIMEOUT_MS = 30_000
+
+function exitCodeFor(status: number): number {
+  if (status === 401 || status === 403) return EXIT.auth
+  if (status === 404) return EXIT.notFound
+  if (status === 400 || status === 413) return EXIT.usage
+  return EXIT.server
+}
+
+function makeClient(baseUrl: string, token: string, io: CliIo): Client {
+  const call = async (method: 'GET' | 'POST', path: string, body?: Json): Promise<Json> => {
+    let response: Response
+    try {
+      response = await io.fetch(new URL(path, `${baseUrl}/`), {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      })
+    } catch (error) {
+      const reason =
+        error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : ''
+      throw new CliError(`cannot reach the broker at ${baseUrl}: ${reason}`, EXIT.server)
+    }
+    const text = await response.text()
+    let parsed: Json | undefined
+    try {
+      parsed = JSON.parse(text) as Json
+    } catch {
+      parsed = undefined
+    }
+    if (!response.ok) {
+      const error = parsed?.error as { code?: string; message?: string } | undefined
+      const detail =
+        error?.code === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message ?? ''}`
+      throw new CliError(`the broker refused the request: ${detail}`, exitCodeFor(response.status))
+    }
+    if (parsed === undefined)
+      throw new CliError(`the broker answered HTTP ${response.status} without JSON`, EXIT.server)
+    return parsed
+  }
+  return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) }
+}
+
+// ---- output ----------------------------------------------------------------------------------
+
+/** A plain-text table: a header row, then one line per row, columns padded to their widest cell. */
+export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const widths = headers.map((header, i) =>
+    Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
+  )
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`
+}
+
+const text = (value: unknown): string => (value === undefined || value === null ? '-' : String(value))
+
+function query(params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams()
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) search.set(name, value)
+  const encoded = search.toString()
+  return encoded === '' ? '' : `?${encoded}`
+}
+
+function registrationRows(items: Json[]): string[][] {
+  return items.map((r) => {
+    const detail = r.statusDetail as Json | undefined
+    return [
+      text(r.id),
+      text(r.tenantId),
+      text(r.app),
+      text(r.cloud),
+      text(r.kind),
+      text(r.status),
+      text(r.userName),
+      text(r.consentedAt),
+      text(r.lastIssuedAt),
+      detail === undefined
+        ? '-'
+        : `${text(detail.code)}${detail.reason === undefined ? '' : `: ${text(detail.reason)}`}`,
+    ]
+  })
+}
+
+const REGISTRATION_HEADERS = [
+  'ID',
+  'TENANT',
+  'APP',
+  'CLOUD',
+  'KIND',
+  'STATUS',
+  'USER',
+  'CONSENTED',
+  'LAST TOKEN',
+  'DETAIL',
+]
+
+function positiveLimit(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 500) {
+    throw usageError(`--limit must be an integer from 1 to 500, got "${value}"`)
+  }
+  return value
+}
+
+// ---- commands ----------------------------------------------------------------------------------
+
+interface Options {
+  json: boolean
+  app?: string
+  tenant?: string
+  status?: string
+  limit?: string
+  cursor?: string
+  all: boolean
+  reason?: string
+  wait: boolean
+}
+
+const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
+  tenants: ['app'],
+  registrations: ['tenant', 'app', 'status', 'limit', 'cursor', 'all'],
+  registration: [],
+  revoke: ['tenant', 'app', 'reason'],
+  audit: ['cursor', 'limit', 'all'],
+  'rotate-keys': ['wait'],
+  rotation: [],
+}
+
+async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get(`admin/api/tenants${query({ app: options.app })}`)
+  if (options.json) return print(io, body)
+  const list = body.tenants as Json[]
+  if (list.length === 0) {
+    io.stdout('no tenants\n')
+    return EXIT.ok
+  }
+  io.stdout(
+    table(
+      ['TENANT', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST TOKEN', 'LAST CONSENT'],
+      list.map((t) => {
+        const counts = t.registrations as Json
+        return [
+          text(t.tenantId),
+          (t.apps as string[]).join(','),
+          text(counts.active),
+          text(counts.needs_consent),
+          text(counts.revoked),
+          text(t.lastIssuedAt),
+          text(t.lastConsentAt),
+        ]
+      }),
+    ),
+  )
+  return EXIT.ok
+}
+
+async function registrations(client: Client, options: Options, io: CliIo): Promise<number> {
+  if (options.status !== undefined && !['active', 'needs_consent', 'revoked'].includes(options.status)) {
+    throw usageError(`--status must be active, needs_consent or revoked, got "${options.status}"`)
+  }
+  const items: Json[] = []
+  let cursor = options.cursor
+  let nextCursor: string | undefined
+  do {
+    const page = await client.get(
+      `admin/api/registrations${query({
+        tenant: options.tenant,
+        app: options.app,
+        status: options.status,
+        limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined),
+        cursor,
+      })}`,
+    )
+    items.push(...(page.items as Json[]))
+    nextCursor = page.nextCursor as string | undefined
+    cursor = nextCursor
+  } while (options.all && cursor !== undefined)
+  if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
+  io.stdout(items.length === 0 ? 'no registrations\n' : table(REGISTRATION_HEADERS, registrationRows(items)))
+  if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
+  return EXIT.ok
+}
+
+async function registration(client: Client, id: string, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get(`admin/api/registrations/${encodeURIComponent(id)}`)
+  if (options.json) return print(io, body)
+  const r = body.registration as Json
+  const rows = Object.entries(r).map(([name, value]) => [
+    name,
+    typeof value === 'object' && value !== null ? JSON.stringify(value) : text(value),
+  ])
+  io.stdout(table(['FIELD', 'VALUE'], rows))
+  return EXIT.ok
+}
+
+async function revoke(client: Client, id: string | undefined, options: Options, io: CliIo): Promise<number> {
+  const reason = options.reason?.trim()
+  if (reason === undefined || reason === '') throw usageError('revoke: --reason is required (it is recorded)')
+  if ((id === undefined) === (options.tenant === undefined)) {
+    throw usageError('revoke: give a registration id, or --tenant <tid> (not both)')
+  }
+  if (id !== undefined) {
+    if (options.app !== undefined) throw usageError('revoke: --app goes with --tenant only')
+    const body = await client.post(`admin/api/registrations/${encodeURIComponent(id)}/revoke`, { reason })
+    if (options.json) return print(io, body)
+    const r = body.registration as Json
+    const detail = r.statusDetail as Json
+    io.stdout(
+      body.alreadyRevoked === true
+        ? `${text(r.id)} was already revoked on ${text(detail.at)} by ${text(detail.by)}: ${text(detail.reason)}\n`
+        : `revoked ${text(r.id)} (${text(r.app)}, tenant ${text(r.tenantId)}) at ${text(detail.at)}\n`,
+    )
+    return EXIT.ok
+  }
+  const body = await client.post(`admin/api/tenants/${encodeURIComponent(options.tenant!)}/revoke`, {
+    reason,
+    ...(options.app === undefined ? {} : { app: options.app }),
+  })
+  if (options.json) return print(io, body)
+  const revoked = body.revoked as Json[]
+  io.stdout(
+    `tenant ${text(body.tenantId)}${options.app === undefined ? '' : ` (${options.app})`}: revoked ${revoked.length}, already revoked ${text(body.alreadyRevoked)}\n`,
+  )
+  if (revoked.length > 0) io.stdout(table(REGISTRATION_HEADERS, registrationRows(revoked)))
+  return EXIT.ok
+}
+
+async function audit(client: Client, options: Options, io: CliIo): Promise<number> {
+  const items: Json[] = []
+  let cursor = options.cursor
+  let nextCursor: string | undefined
+  do {
+    const page = await client.get(
+      `admin/api/audit${query({ cursor, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined) })}`,
+    )
+    items.push(...(page.items as Json[]))
+    nextCursor = page.nextCursor as string | undefined
+    cursor = nextCursor
+  } while (options.all && cursor !== undefined)
+  if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
+  io.stdout(
+    items.length === 0
+      ? 'no events\n'
+      : table(
+          ['ID', 'AT', 'TYPE', 'ACTOR', 'TENANT', 'APP', 'REGISTRATION', 'DETAIL'],
+          items.map((e) => [
+            text(e.id),
+            text(e.at),
+            text(e.type),
+            text(e.actor),
+            text(e.tenantId),
+            text(e.app),
+            text(e.registrationId),
+            e.detail === undefined
+              ? '-'
+              : Object.entries(e.detail as Json)
+                  .map(([name, value]) => `${name}=${text(value)}`)
+                  .join(' '),
+          ]),
+        ),
+  )
+  if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
+  return EXIT.ok
+}
+
+function progress(rotation: Json): string {
+  return `${text(rotation.state)}: key ${text(rotation.keyId)}, scanned ${text(rotation.scanned)}, re-sealed ${text(rotation.resealed)}, unchanged ${text(rotation.unchanged)}, failed ${text(rotation.failed)}`
+}
+
+function rotationOutcome(rotation: Json, io: CliIo): number {
+  if (rotation.state === 'failed' || Number(rotation.failed) > 0) {
+    const ids = (rotation.failedIds as string[] | undefined) ?? []
+    io.stderr(
+      `key rotation ${rotation.state === 'failed' ? `failed: ${text(rotation.error)}` : 'completed with failures'}${ids.length === 0 ? '' : `; registrations: ${ids.join(', ')}`}\n`,
+    )
+    return EXIT.server
+  }
+  return EXIT.ok
+}
+
+async function rotateKeys(client: Client, options: Options, io: CliIo): Promise<number> {
+  const started = await client.post('admin/api/keys/rotate')
+  let rotation = started.rotation as Json
+  if (!options.wait) {
+    if (options.json) return print(io, started)
+    io.stdout(`${started.started === true ? 'started' : 'already running'}: ${progress(rotation)}\n`)
+    return EXIT.ok
+  }
+  if (!options.json) io.stdout(`${started.started === true ? 'started' : 'already running'}\n`)
+  let last = ''
+  while (rotation.state === 'running') {
+    const line = progress(rotation)
+    if (!options.json && line !== last) io.stdout(`${line}\n`)
+    last = line
+    await io.sleep(500)
+    rotation = (await client.get('admin/api/keys/rotation')).rotation as Json
+  }
+  if (options.json) print(io, { rotation })
+  else io.stdout(`${progress(rotation)}\n`)
+  if (rotation.state === 'interrupted') {
+    io.stderr('key rotation was interrupted (an instance stopped); run rotate-keys again to resume\n')
+    return EXIT.server
+  }
+  return rotationOutcome(rotation, io)
+}
+
+async function showRotation(client: Client, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get('admin/api/keys/rotation')
+  if (options.json) return print(io, body)
+  io.stdout(`${progress(body.rotation as Json)}\n`)
+  return EXIT.ok
+}
+
+function print(io: CliIo, value: unknown): number {
+  io.stdout(`${JSON.stringify(value, null, 2)}\n`)
+  return EXIT.ok
+}
+
+// ---- entry point -----------------------------------------------------------------------------
+
+/** Runs one command line; returns the exit code. Never throws. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  try {
+    let parsed: ReturnType<typeof parse>
+    try {
+      parsed = parse(argv)
+    } catch (error) {
+      if (error instanceof CliError) throw error
+      throw usageError((error as Error).message)
+    }
+    const { values, positionals } = parsed
+    if (values.help === true) {
+      io.stdout(USAGE)
+      return EXIT.ok
+    }
+    const [command, ...rest] = positionals
+    if (command === undefined) throw usageError('no command given')
+    const allowed = ALLOWED[command]
+    if (allowed === undefined) throw usageError(`unknown command "${command}"`)
+    const options: Options = {
+      json: values.json === true,
+      all: values.all === true,
+      wait: values['no-wait'] !== true,
+      ...(values.app === undefined ? {} : { app: values.app }),
+      ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
+      ...(values.status === undefined ? {} : { status: values.status }),
+      ...(values.limit === undefined ? {} : { limit: values.limit }),
+      ...(values.cursor === undefined ? {} : { cursor: values.cursor }),
+      ...(values.reason === undefined ? {} : { reason: values.reason }),
+    }
+    const given: Array<keyof Options> = (
+      ['app', 'tenant', 'status', 'limit', 'cursor', 'reason'] as const
+    ).filter((name) => values[name] !== undefined)
+    if (values.all === true) given.push('all')
+    if (values['no-wait'] === true) given.push('wait')
+    for (const name of given) {
+      if (!allowed.includes(name)) {
+        throw usageError(`${command}: --${name === 'wait' ? 'no-wait' : name} does not apply`)
+      }
+    }
+    const takesId = command === 'registration' || command === 'revoke'
+    if (rest.length > (takesId ? 1 : 0)) throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
+    if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
+
+    const url = (values.url ?? io.env.CONSENT_BROKER_URL)?.replace(/\/+$/, '')
+    if (url === undefined || url === '')
+      throw usageError('give the broker URL with --url or CONSENT_BROKER_URL')
+    try {
+      const parsedUrl = new URL(url)
+      if (parsedUrl.protocol !== 'https:' && parsedUrl.protocol !== 'http:') throw new Error('not http(s)')
+    } catch {
+      throw usageError(`--url: "${url}" is not an http(s) URL`)
+    }
+    const token = io.env.CONSENT_BROKER_TOKEN?.trim()
+    if (token === undefined || token === '') {
+      throw new CliError('set CONSENT_BROKER_TOKEN to an operator token', EXIT.auth)
+    }
+    const client = makeClient(url, token, io)
+    switch (command) {
+      case 'tenants':
+        return await tenants(client, options, io)
+      case 'registrations':
+        return await registrations(client, options, io)
+      case 'registration':
+        return await registration(client, rest[0]!, options, io)
+      case 'revoke':
+        return await revoke(client, rest[0], options, io)
+      case 'audit':
+        return await audit(client, options, io)
+      case 'rotate-keys':
+        return await rotateKeys(client, options, io)
+      default:
+        return await showRotation(client, options, io)
+    }
+  } catch (error) {
+    if (error instanceof CliError) {
+      io.stderr(`consent-broker-admin: ${error.message}\n`)
+      return error.exitCode
+    }
+    io.stderr(`consent-broker-admin: unexpected error: ${(error as Error).message}\n`)
+    return EXIT.server
+  }
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      app: { type: 'string' },
+      tenant: { type: 'string' },
+      status: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      all: { type: 'boolean' },
+      reason: { type: 'string' },
+      'no-wait': { type: 'boolean' },
+    },
+  })
+}

@@ -1,0 +1,222 @@
+// The consent-broker-admin CLI as a separate process (tsx cli/admin.ts) against a broker listening
+// on a free port with real Redis and the emulator: every command, table and JSON output, exit codes.
+import { spawn } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
+import { obtainToken, operatorToken } from '../support/admin-helpers.js'
+import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const TOKEN = operatorToken('cli')
+let emulator: RunningEmulator
+let broker: RunningBroker
+let url: string
+let contoso: ConsentValues
+let fabrikam: ConsentValues
+let fabrikamUser: ConsentValues
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/admin.ts', ...args], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        CONSENT_BROKER_URL: url,
+        CONSENT_BROKER_TOKEN: TOKEN,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+    })
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8')
+    })
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ port: 0 })
+  broker = await startBroker({
+    authorityUrl: emulator.url,
+    redisUrl: inject('redisUrl'),
+    env: { OPERATOR_TOKENS: `cli:${TOKEN}` },
+  })
+  await broker.app.listen({ host: '127.0.0.1', port: 0 })
+  url = `http://127.0.0.1:${(broker.app.server.address() as AddressInfo).port}`
+  contoso = await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@contoso.example' })
+  fabrikam = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-mail',
+    username: 'admin@fabrikam.example',
+  })
+  fabrikamUser = await consentViaEmulator(broker.app, {
+    slug: 'ms-graph-user',
+    username: 'admin@fabrikam.example',
+  })
+})
+
+afterAll(async () => {
+  await broker?.close()
+  await emulator?.close()
+})
+
+describe('consent-broker-admin', () => {
+  it('prints usage with --help (exit 0) and refuses a bad command line (exit 1)', async () => {
+    const [help, none, unknown, badOption, badLimit, misplaced] = await Promise.all([
+      cli(['--help']),
+      cli([]),
+      cli(['frobnicate']),
+      cli(['tenants', '--bogus']),
+      cli(['registrations', '--limit', '0']),
+      cli(['tenants', '--reason', 'x']),
+    ])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toContain('Usage: consent-broker-admin')
+    expect(help.stdout).toContain('Exit codes')
+    for (const run of [none, unknown, badOption, badLimit, misplaced]) {
+      expect(run.code, run.stderr).toBe(1)
+      expect(run.stderr).toMatch(/^consent-broker-admin: /)
+    }
+    expect(unknown.stderr).toContain('unknown command "frobnicate"')
+    expect(badLimit.stderr).toContain('--limit')
+  })
+
+  it('exits 2 without a token or with a wrong one, without printing the token', async () => {
+    const [missing, wrong] = await Promise.all([
+      cli(['tenants'], { CONSENT_BROKER_TOKEN: undefined }),
+      cli(['tenants'], { CONSENT_BROKER_TOKEN: operatorToken('cli') }),
+    ])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain('CONSENT_BROKER_TOKEN')
+    expect(wrong.code).toBe(2)
+    expect(wrong.stderr).toContain('unauthorized')
+    expect(wrong.stdout).toBe('')
+    expect(`${wrong.stdout}${wrong.stderr}`).not.toContain(TOKEN)
+  })
+
+  it('exits 4 when the broker cannot be reached', async () => {
+    const run = await cli(['tenants', '--url', 'http://127.0.0.1:9'])
+    expect(run.code).toBe(4)
+    expect(run.stderr).toContain('cannot reach the broker')
+  })
+
+  it('lists tenants as a table and as JSON', async () => {
+    const [tableRun, jsonRun] = await Promise.all([cli(['tenants']), cli(['--json', 'tenants'])])
+    expect(tableRun.code, tableRun.stderr).toBe(0)
+    const lines = tableRun.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^TENANT\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST TOKEN\s+LAST CONSENT$/)
+    expect(lines.some((line) => line.startsWith(CONTOSO_TENANT_ID))).toBe(true)
+    expect(lines.find((line) => line.startsWith(FABRIKAM_TENANT_ID))).toContain('ms-graph-mail,ms-graph-user')
+    expect(jsonRun.code).toBe(0)
+    const body = JSON.parse(jsonRun.stdout) as { tenants: Array<{ tenantId: string }> }
+    expect(body.tenants.map((t) => t.tenantId).sort()).toEqual([CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort())
+  })
+
+  it('lists registrations with filters, pages with --limit/--cursor and follows --all', async () => {
+    const [filtered, page, all] = await Promise.all([
+      cli(['registrations', '--tenant', FABRIKAM_TENANT_ID, '--app', 'ms-graph-user', '--status', 'active']),
+      cli(['--json', 'registrations', '--limit', '1']),
+      cli(['--json', 'registrations', '--all', '--limit', '1']),
+    ])
+    expect(filtered.code, filtered.stderr).toBe(0)
+    expect(filtered.stdout).toContain(fabrikamUser.registrationId)
+    expect(filtered.stdout).not.toContain(fabrikam.registrationId)
+    expect(filtered.stdout.split('\n')[0]).toMatch(/^ID\s+TENANT\s+APP/)
+    expect(filtered.stdout).not.toContain(fabrikamUser.key)
+
+    const first = JSON.parse(page.stdout) as { items: unknown[]; nextCursor?: string }
+    expect(first.items).toHaveLength(1)
+    expect(first.nextCursor).toBeDefined()
+    const second = await cli(['--json', 'registrations', '--limit', '1', '--cursor', first.nextCursor!])
+    expect((JSON.parse(second.stdout) as { items: Array<{ id: string }> }).items[0]!.id).not.toBe(
+      (first.items[0] as { id: string }).id,
+    )
+    const everything = JSON.parse(all.stdout) as { items: Array<{ id: string }>; nextCursor?: string }
+    expect(everything.nextCursor).toBeUndefined()
+    expect(everything.items.map((r) => r.id)).toEqual(
+      expect.arrayContaining([contoso.registrationId, fabrikam.registrationId, fabrikamUser.registrationId]),
+    )
+
+    const one = await cli(['registration', contoso.registrationId])
+    expect(one.code).toBe(0)
+    expect(one.stdout).toMatch(new RegExp(`tenantId\\s+${CONTOSO_TENANT_ID}`))
+    const missing = await cli(['registration', '00000000-0000-4000-8000-000000000000'])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toContain('not_found')
+  })
+
+  it('revokes a registration (idempotently) and a tenant, and exits 3 for an unknown one', async () => {
+    const noReason = await cli(['revoke', contoso.registrationId])
+    expect(noReason.code).toBe(1)
+    expect(noReason.stderr).toContain('--reason')
+    expect((await broker.store.registrations.getMeta(contoso.registrationId))?.status).toBe('active')
+
+    const revoked = await cli(['revoke', contoso.registrationId, '--reason', 'rotated by script'])
+    expect(revoked.code, revoked.stderr).toBe(0)
+    expect(revoked.stdout).toContain(`revoked ${contoso.registrationId}`)
+    const again = await cli(['revoke', contoso.registrationId, '--reason', 'again'])
+    expect(again.code).toBe(0)
+    expect(again.stdout).toContain('was already revoked')
+    expect(again.stdout).toContain('by cli: rotated by script')
+    const denied = await obtainToken(broker.app, contoso, 'ms-graph-mail')
+    expect(denied.body.error?.code).toBe('revoked')
+
+    const unknown = await cli(['revoke', '00000000-0000-4000-8000-000000000000', '--reason', 'x'])
+    expect(unknown.code).toBe(3)
+
+    const tenant = await cli([
+      '--json',
+      'revoke',
+      '--tenant',
+      FABRIKAM_TENANT_ID,
+      '--app',
+      'ms-graph-user',
+      '--reason',
+      'contract ended',
+    ])
+    expect(tenant.code, tenant.stderr).toBe(0)
+    const body = JSON.parse(tenant.stdout) as { revoked: Array<{ id: string }> }
+    expect(body.revoked.map((r) => r.id)).toEqual([fabrikamUser.registrationId])
+    expect((await broker.store.registrations.getMeta(fabrikam.registrationId))?.status).toBe('active')
+  })
+
+  it('reads the audit trail as a table and as JSON', async () => {
+    const [tableRun, jsonRun] = await Promise.all([
+      cli(['audit', '--all']),
+      cli(['--json', 'audit', '--limit', '2']),
+    ])
+    expect(tableRun.code).toBe(0)
+    expect(tableRun.stdout).toMatch(/registration\.revoked\s+operator:cli/)
+    expect(tableRun.stdout).toContain('reason=rotated by script')
+    const page = JSON.parse(jsonRun.stdout) as { items: Array<{ id: string }>; nextCursor?: string }
+    expect(page.items).toHaveLength(2)
+    const next = await cli(['--json', 'audit', '--cursor', page.nextCursor!, '--limit', '1'])
+    expect(
+      (JSON.parse(next.stdout) as { items: Array<{ id: string }> }).items[0]!.id > page.items[1]!.id,
+    ).toBe(true)
+  })
+
+  it('rotates the master keys, waiting for the pass and showing its progress', async () => {
+    const run = await cli(['rotate-keys'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/^(started|already running)\n/)
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toMatch(/^completed: key k1, scanned \d+, .* failed 0$/)
+    const status = await cli(['--json', 'rotation'])
+    expect((JSON.parse(status.stdout) as { rotation: { state: string } }).rotation.state).toBe('completed')
+  })
+})

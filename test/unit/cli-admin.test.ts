@@ -1,0 +1,151 @@
+// The CLI's exit codes and output against scripted broker answers (the real broker is exercised in
+// test/integration/cli-admin.test.ts).
+import { describe, expect, it } from 'vitest'
+import { type CliIo, EXIT, runCli, table } from '../../cli/admin-commands.js'
+
+interface Scripted {
+  status: number
+  body: unknown
+}
+
+function io(answers: Scripted[], env: Record<string, string> = {}) {
+  const out: string[] = []
+  const err: string[] = []
+  const requests: Array<{ method: string; url: string; headers: Record<string, string>; body?: string }> = []
+  const sleeps: number[] = []
+  const fake: CliIo = {
+    env: {
+      CONSENT_BROKER_URL: 'https://broker.example/',
+      CONSENT_BROKER_TOKEN: 'secret-operator-token',
+      ...env,
+    },
+    stdout: (text) => out.push(text),
+    stderr: (text) => err.push(text),
+    sleep: async (ms) => {
+      sleeps.push(ms)
+    },
+    fetch: (async (input: URL, init: RequestInit) => {
+      requests.push({
+        method: init.method ?? 'GET',
+        url: String(input),
+        headers: init.headers as Record<string, string>,
+        ...(typeof init.body === 'string' ? { body: init.body } : {}),
+      })
+      const answer = answers.shift()
+      if (answer === undefined)
+        throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') })
+      const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
+      return new Response(text, { status: answer.status })
+    }) as typeof fetch,
+  }
+  return { fake, out, err, requests, sleeps, stdout: () => out.join(''), stderr: () => err.join('') }
+}
+
+const error = (code: string, message: string) => ({ error: { code, message }, message, request_id: 'r' })
+
+describe('consent-broker-admin exit codes', () => {
+  it.each([
+    [401, error('unauthorized', 'operator token missing or invalid'), EXIT.auth],
+    [403, error('forbidden', 'no'), EXIT.auth],
+    [404, error('not_found', 'registration x not found'), EXIT.notFound],
+    [400, error('invalid_request', 'querystring/limit must be <= 500'), EXIT.usage],
+    [409, error('conflict', 'kept changing'), EXIT.server],
+    [500, error('internal_error', 'internal error'), EXIT.server],
+    [503, '<html>bad gateway</html>', EXIT.server],
+  ])('maps HTTP %i to its exit code', async (status, body, code) => {
+    const run = io([{ status, body }])
+    expect(await runCli(['registration', 'x'], run.fake)).toBe(code)
+    expect(run.stdout()).toBe('')
+    expect(run.stderr()).toMatch(/^consent-broker-admin: /)
+    expect(run.stderr()).not.toContain('secret-operator-token')
+  })
+
+  it('exits 4 on a network failure and on a success without JSON', async () => {
+    const down = io([])
+    expect(await runCli(['tenants'], down.fake)).toBe(EXIT.server)
+    expect(down.stderr()).toContain('cannot reach the broker at https://broker.example: connect ECONNREFUSED')
+    const garbled = io([{ status: 200, body: 'not json' }])
+    expect(await runCli(['tenants'], garbled.fake)).toBe(EXIT.server)
+  })
+
+  it('sends the token as a bearer header to the API under the given URL', async () => {
+    const run = io([{ status: 200, body: { tenants: [] } }])
+    expect(
+      await runCli(['--url', 'https://other.example/base/', 'tenants', '--app', 'ms-graph-mail'], run.fake),
+    ).toBe(EXIT.ok)
+    expect(run.requests[0]).toMatchObject({
+      method: 'GET',
+      url: 'https://other.example/base/admin/api/tenants?app=ms-graph-mail',
+      headers: { authorization: 'Bearer secret-operator-token' },
+    })
+    expect(run.stdout()).toBe('no tenants\n')
+  })
+
+  it('refuses revoke without a reason, with both an id and --tenant, and --app with an id', async () => {
+    for (const args of [
+      ['revoke', 'id-1'],
+      ['revoke', 'id-1', '--reason', '  '],
+      ['revoke', 'id-1', '--tenant', 't', '--reason', 'r'],
+      ['revoke', '--reason', 'r'],
+      ['revoke', 'id-1', '--app', 'ms-graph-mail', '--reason', 'r'],
+    ]) {
+      const run = io([])
+      expect(await runCli(args, run.fake), args.join(' ')).toBe(EXIT.usage)
+      expect(run.requests).toEqual([])
+    }
+  })
+
+  it('posts the reason of a tenant revocation, with the app', async () => {
+    const run = io([{ status: 200, body: { tenantId: 't', app: 'a', revoked: [], alreadyRevoked: 2 } }])
+    expect(await runCli(['revoke', '--tenant', 't', '--app', 'a', '--reason', 'done'], run.fake)).toBe(
+      EXIT.ok,
+    )
+    expect(run.requests[0]).toMatchObject({
+      method: 'POST',
+      url: 'https://broker.example/admin/api/tenants/t/revoke',
+    })
+    expect(JSON.parse(run.requests[0]!.body!)).toEqual({ reason: 'done', app: 'a' })
+    expect(run.stdout()).toBe('tenant t (a): revoked 0, already revoked 2\n')
+  })
+
+  it('waits for a key rotation, printing progress, and exits 4 when registrations failed', async () => {
+    const rotation = (state: string, scanned: number, failed = 0) => ({
+      rotation: {
+        state,
+        keyId: 'k2',
+        currentKeyId: 'k2',
+        oldKeyIds: ['k1'],
+        scanned,
+        resealed: scanned - failed,
+        unchanged: 0,
+        failed,
+        failedIds: failed > 0 ? ['reg-9'] : [],
+      },
+    })
+    const run = io([
+      { status: 202, body: { ...rotation('running', 0), started: true } },
+      { status: 200, body: rotation('running', 100) },
+      { status: 200, body: rotation('completed', 150, 1) },
+    ])
+    expect(await runCli(['rotate-keys'], run.fake)).toBe(EXIT.server)
+    expect(run.sleeps).toEqual([500, 500])
+    expect(run.stdout()).toContain('started\n')
+    expect(run.stdout()).toContain('running: key k2, scanned 100')
+    expect(run.stdout()).toContain('completed: key k2, scanned 150, re-sealed 149, unchanged 0, failed 1')
+    expect(run.stderr()).toContain('registrations: reg-9')
+  })
+})
+
+describe('table output', () => {
+  it('pads columns to the widest cell and trims trailing space', () => {
+    expect(
+      table(
+        ['A', 'LONG HEADER'],
+        [
+          ['value', 'x'],
+          ['v', ''],
+        ],
+      ),
+    ).toBe('A      LONG HEADER\nvalue  x\nv\n')
+  })
+})
