@@ -17,6 +17,7 @@ import { metricsRoutes } from './routes/metrics.js'
 import { registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
+import { closeConnectionsWhileClosing } from './shutdown.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage, renderNotFoundPage } from './views/error-page.js'
 
@@ -85,6 +86,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.decorate('metrics', metrics)
   app.decorate('clock', deps.clock ?? Date.now)
 
+  closeConnectionsWhileClosing(app)
   // One completion line per request, with the request id, never a secret.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)

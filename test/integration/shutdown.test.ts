@@ -1,0 +1,141 @@
+// Graceful shutdown of the built broker (node dist/src/main.js), as Docker or Kubernetes stop it:
+// SIGTERM while obtain-token requests are in flight (the emulator holds every upstream token call
+// for a while). The process must stop accepting, answer every in-flight request successfully,
+// leave no lock behind in Redis, close its connections and exit 0 within SHUTDOWN_TIMEOUT_MS.
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
+import type { ConsentValues } from '../support/broker.js'
+import {
+  type BrokerProcess,
+  consentOverHttp,
+  findFreePort,
+  productionEnv,
+  spawnBroker,
+} from '../support/broker-process.js'
+import { type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
+import { XsoarClient } from '../support/xsoar-client.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+const UPSTREAM_DELAY_MS = 2000
+const RESPONSE_DEADLINE_MS = 8000
+const SHUTDOWN_TIMEOUT_MS = 12_000
+
+let emulator: RunningEmulator
+// A Redis of its own: CLIENT LIST then shows this test's connections only.
+let server: RedisServerHandle
+let redis: Redis
+
+beforeAll(async () => {
+  emulator = await startEmulator({ port: 0 })
+  server = await startRedisServer()
+  redis = new Redis(server.url)
+})
+
+afterAll(async () => {
+  redis?.disconnect()
+  await server?.destroy()
+  await emulator?.close()
+})
+
+async function startProductionBroker(): Promise<{ broker: BrokerProcess; keyPrefix: string }> {
+  const port = await findFreePort()
+  const env = productionEnv({
+    port,
+    redisUrl: server.url,
+    authorityUrl: emulator.url,
+    env: {
+      RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
+      UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1000),
+      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+    },
+  })
+  return { broker: await spawnBroker({ env }), keyPrefix: env.REDIS_KEY_PREFIX! }
+}
+
+describe('graceful shutdown of the built broker', () => {
+  it('SIGTERM during load: every in-flight request succeeds, no lock is left, exit 0 within the bound', async () => {
+    const { broker, keyPrefix } = await startProductionBroker()
+    // Six registrations with distinct app + tenant, so six distinct upstream calls.
+    const registrations: Array<{ values: ConsentValues; app: string }> = []
+    for (const app of ['ms-graph-mail', 'ms-graph-user', 'ms-defender-atp']) {
+      for (const username of ['admin@contoso.example', 'admin@fabrikam.example']) {
+        registrations.push({ values: await consentOverHttp(broker.url, { slug: app, username }), app })
+      }
+    }
+
+    // From now on every client-credentials call waits at the "identity provider".
+    const fault = await fetch(`${emulator.url}/_emulator/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grantType: 'client_credentials', delayMs: UPSTREAM_DELAY_MS, count: 1000 }),
+    })
+    expect(fault.ok).toBe(true)
+    const upstreamBefore = emulator.state.stats.token_requests.client_credentials ?? 0
+
+    const sentAt = Date.now()
+    const inFlight = registrations.flatMap(({ values, app }) =>
+      [0, 1, 2].map(async () => {
+        const client = new XsoarClient({ ...values, appName: app })
+        const answer = await client.getAccessToken().catch((error: unknown) => ({
+          status: 0,
+          body: String(error),
+          accessToken: '',
+        }))
+        return { status: answer.status, body: answer.body, token: answer.accessToken, at: Date.now() }
+      }),
+    )
+    // Wait until all six upstream calls are being held: the requests are truly in flight.
+    const deadline = Date.now() + 5000
+    while (
+      (emulator.state.stats.token_requests.client_credentials ?? 0) - upstreamBefore <
+      registrations.length
+    ) {
+      if (Date.now() > deadline) throw new Error('the token requests did not reach the emulator')
+      await sleep(10)
+    }
+    expect(Date.now() - sentAt).toBeLessThan(UPSTREAM_DELAY_MS)
+
+    const termAt = Date.now()
+    broker.signal('SIGTERM')
+    await sleep(200)
+    // No longer accepting: a new connection is refused (or, on a kept-alive one, told 503).
+    const late = await fetch(`${broker.url}/healthz`).then(
+      (response) => response.status,
+      () => 'refused' as const,
+    )
+    expect([503, 'refused']).toContain(late)
+
+    const answers = await Promise.all(inFlight)
+    for (const answer of answers) expect(answer.status, answer.body).toBe(200)
+    for (const answer of answers) expect(answer.token.split('.')).toHaveLength(3)
+    // They were answered after the signal: the process waited for them.
+    expect(Math.max(...answers.map((a) => a.at))).toBeGreaterThan(termAt)
+
+    const exit = await broker.exited
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.at - termAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS)
+    const messages = broker.stdout.map((line) => (JSON.parse(line) as { msg: string }).msg)
+    expect(messages.indexOf('shutting down: finishing in-flight requests')).toBeGreaterThan(-1)
+    expect(messages.indexOf('shutdown complete')).toBeGreaterThan(
+      messages.indexOf('shutting down: finishing in-flight requests'),
+    )
+    expect(broker.stderr()).toBe('')
+
+    // Nothing held: no refresh lock of this broker is left in Redis, and its connection is gone.
+    expect(await redis.keys(`${keyPrefix}lock:*`)).toEqual([])
+    const clients = String(await redis.call('CLIENT', 'LIST'))
+    expect(clients.split('\n').filter((line) => line.includes('name=consent-broker'))).toEqual([])
+    await fetch(`${emulator.url}/_emulator/faults`, { method: 'DELETE' })
+  }, 60_000)
+
+  it('SIGINT on an idle broker exits 0 at once', async () => {
+    const { broker } = await startProductionBroker()
+    const sentAt = Date.now()
+    broker.signal('SIGINT')
+    const exit = await broker.exited
+    expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
+    expect(exit.at - sentAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS)
+    expect(broker.stdout.some((line) => line.includes('"signal":"SIGINT"'))).toBe(true)
+  })
+})
