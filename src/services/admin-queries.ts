@@ -1,5 +1,5 @@
-// Read models for operators: tenants summarised from the registrations, registrations paged.
-import type { RegistrationPage, RegistrationQuery, RegistrationStatus, Store } from '../store/types.js'
+// Read model for operators: tenants summarised from their registrations.
+import type { RegistrationStatus, Store } from '../store/types.js'
 
 export interface TenantSummary {
   tenantId: string
@@ -68,11 +68,4 @@ export async function summarizeTenants(
       apps: [...appSet].sort(),
       clouds: [...cloudSet].sort(),
     }))
-}
-
-export async function listRegistrations(
-  store: Pick<Store, 'registrations'>,
-  query: RegistrationQuery,
-): Promise<RegistrationPage> {
-  return store.registrations.list(query)
 }
