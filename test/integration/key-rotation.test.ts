@@ -274,4 +274,28 @@ describe('key rotation', () => {
       unchanged: seeded.length,
     })
   })
+
+  it('reports, by id, registrations sealed under a key that is no longer in the ring', async () => {
+    const prefix = `test:${randomBytes(6).toString('hex')}:`
+    const lostKey = masterKey('k5')
+    const k6 = masterKey('k6')
+    const k7 = masterKey('k7')
+    const lost = await broker(prefix, lostKey)
+    const orphans = await seedRegistrations(lost, 3)
+    await close(lost)
+    const kept = await broker(prefix, k6)
+    const healthy = await seedRegistrations(kept, 2)
+    await close(kept)
+
+    // k5 was dropped from MASTER_KEYS too early: its registrations can't be opened any more.
+    const z = await broker(prefix, `${k7},${k6}`)
+    await startRotation(z)
+    const done = await waitForCompletion(z)
+    expect(done).toMatchObject({ state: 'completed', scanned: 5, resealed: 2, failed: 3 })
+    expect((done.failedIds as string[]).sort()).toEqual(orphans.map((r) => r.id).sort())
+    for (const registration of healthy) {
+      expect((await z.store.registrations.get(registration.id))?.secrets.key).toBeDefined()
+    }
+    expect(await keysHolding(z.redis!, prefix, 'v1.k6.')).toEqual([])
+  })
 })
