@@ -96,7 +96,10 @@ export function toBrokerError(error: unknown): BrokerError {
   const fastifyError = error as Partial<FastifyError> | undefined
   if (fastifyError?.validation) {
     const context = fastifyError.validationContext ?? 'request'
-    return new BrokerError('invalid_request', `${context} ${fastifyError.message ?? 'is invalid'}`.trim(), {
+    const message = fastifyError.message ?? 'is invalid'
+    // Fastify's own messages already start with the context (`querystring/limit must be …`).
+    const named = message.startsWith(`${context}/`) || message.startsWith(`${context} `)
+    return new BrokerError('invalid_request', (named ? message : `${context} ${message}`).trim(), {
       cause: error,
     })
   }
