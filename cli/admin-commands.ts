@@ -124,8 +124,15 @@ function makeClient(baseUrl: string, token: string, io: CliIo): Client {
 
 // ---- output ----------------------------------------------------------------------------------
 
+/** Control characters (ANSI escapes, newlines) from stored values never reach the terminal raw. */
+export function printable(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+  return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
+}
+
 /** A plain-text table: a header row, then one line per row, columns padded to their widest cell. */
-export function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+export function table(headers: readonly string[], rawRows: ReadonlyArray<readonly string[]>): string {
+  const rows = rawRows.map((row) => row.map(printable))
   const widths = headers.map((header, i) =>
     Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
   )
@@ -137,7 +144,8 @@ export function table(headers: readonly string[], rows: ReadonlyArray<readonly s
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`
 }
 
-const text = (value: unknown): string => (value === undefined || value === null ? '-' : String(value))
+const text = (value: unknown): string =>
+  value === undefined || value === null ? '-' : printable(String(value))
 
 function query(params: Record<string, string | undefined>): string {
   const search = new URLSearchParams()

@@ -397,7 +397,15 @@ describe('revocation', () => {
   })
 
   it('refuses a revocation without a reason, naming the field', async () => {
-    for (const body of [{}, { reason: '' }, { reason: '   ' }, { reason: 'x'.repeat(501) }]) {
+    const invalid = [
+      {},
+      { reason: '' },
+      { reason: '   ' },
+      { reason: 'x'.repeat(501) },
+      { reason: 'two\nlines' },
+      { reason: '\u001b[2Jterminal escape' },
+    ]
+    for (const body of invalid) {
       const response = await api('POST', `/admin/api/registrations/${fabrikamMail.registrationId}/revoke`, {
         token: ALICE,
         body,

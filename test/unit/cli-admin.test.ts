@@ -137,6 +137,10 @@ describe('consent-broker-admin exit codes', () => {
 })
 
 describe('table output', () => {
+  it('never lets control characters from stored values reach the terminal', () => {
+    expect(table(['REASON'], [['\u001b[2Jwiped\nline\u009b']])).toBe('REASON\n?[2Jwiped?line?\n')
+  })
+
   it('pads columns to the widest cell and trims trailing space', () => {
     expect(
       table(

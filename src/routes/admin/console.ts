@@ -20,7 +20,7 @@ import {
   renderSignIn,
   renderTenants,
 } from '../../views/admin.js'
-import { APP_SLUG_PATTERN, REASON_MAX, REGISTRATION_ID_PATTERN, TENANT_ID_PATTERN } from './schemas.js'
+import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema, TENANT_ID_PATTERN } from './schemas.js'
 
 export interface AdminConsoleOptions {
   keyRotation: KeyRotation
@@ -367,8 +367,6 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     },
   )
 
-  const reasonField = { type: 'string', minLength: 1, maxLength: REASON_MAX, pattern: '\\S' } as const
-
   app.post<{ Params: { id: string }; Body: { csrf: string; reason: string } }>(
     '/admin/registrations/:id/revoke',
     {
@@ -381,7 +379,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           type: 'object',
           additionalProperties: false,
           required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonField },
+          properties: { csrf: { type: 'string' }, reason: reasonSchema },
         },
         response: { ...redirect, ...errorPages, 409: { type: 'string' } },
       },
@@ -413,7 +411,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           type: 'object',
           additionalProperties: false,
           required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonField, app: optional(APP_SLUG_PATTERN) },
+          properties: { csrf: { type: 'string' }, reason: reasonSchema, app: optional(APP_SLUG_PATTERN) },
         },
         response: { ...redirect, ...errorPages, 409: { type: 'string' } },
       },

@@ -12,6 +12,18 @@ export const TENANT_ID_PATTERN =
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 export const REASON_MAX = 500
 
+/**
+ * A revocation reason: one line of text, not blank, no control characters (it is shown in
+ * terminals by the CLI and sent to integrations in the `revoked` error).
+ */
+export const reasonSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: REASON_MAX,
+  pattern: '^(?=.*\\S)[^\\u0000-\\u001f\\u007f]+$',
+  description: 'why, in one line (recorded and shown to the integration)',
+} as const
+
 const isoString = { type: 'string', description: 'ISO 8601 timestamp' } as const
 
 export const statusDetailSchema = {
@@ -147,7 +159,7 @@ export const reasonBodySchema = {
   additionalProperties: false,
   required: ['reason'],
   properties: {
-    reason: { type: 'string', minLength: 1, maxLength: REASON_MAX, pattern: '\\S' },
+    reason: reasonSchema,
   },
 } as const
 
@@ -156,7 +168,7 @@ export const tenantRevokeBodySchema = {
   additionalProperties: false,
   required: ['reason'],
   properties: {
-    reason: reasonBodySchema.properties.reason,
+    reason: reasonSchema,
     app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
   },
 } as const

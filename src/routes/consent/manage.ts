@@ -26,7 +26,7 @@ import {
 } from '../../services/tenant-admin.js'
 import { roleNames } from '../../views/consent-pages.js'
 import { renderManagePage, renderManageSignIn } from '../../views/manage.js'
-import { APP_SLUG_PATTERN, REASON_MAX, REGISTRATION_ID_PATTERN } from '../admin/schemas.js'
+import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema } from '../admin/schemas.js'
 import { FLOW_COOKIE } from './index.js'
 
 export const MANAGE_COOKIE = 'cb_manage'
@@ -55,7 +55,6 @@ const appParams = {
   required: ['app'],
   properties: { app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } },
 } as const
-const reasonField = { type: 'string', minLength: 1, maxLength: REASON_MAX, pattern: '\\S' } as const
 
 const NOTICES = {
   revoked: 'The registration is revoked. Integrations using it get no more access tokens.',
@@ -282,7 +281,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
           type: 'object',
           additionalProperties: false,
           required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonField },
+          properties: { csrf: { type: 'string' }, reason: reasonSchema },
         },
         response: { ...pages, ...redirect },
       },
@@ -311,7 +310,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
           type: 'object',
           additionalProperties: false,
           required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonField },
+          properties: { csrf: { type: 'string' }, reason: reasonSchema },
         },
         response: { ...pages, ...redirect },
       },
