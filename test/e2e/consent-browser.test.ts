@@ -150,7 +150,8 @@ describe('consent in a real browser', () => {
       username: 'admin@fabrikam.example',
     })
     await page.click('button[data-copy="key"]')
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(key)
+    // The page's own clipboard, read in the browser (the test's Node types have no DOM).
+    await expect.poll(() => page.evaluate('navigator.clipboard.readText()')).toBe(key)
     expect(problems).toEqual([])
     await context.close()
   })
