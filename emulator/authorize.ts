@@ -1,11 +1,12 @@
 // Interactive endpoints: /authorize, /adminconsent, the sign-in form and the consent form.
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { ADMIN_CONSENT_ROLES } from './demo-data.js'
 import { aadsts } from './errors.js'
 import { consentPage, errorPage, formPostPage, signInPage } from './html.js'
 import { consentKeys, describeScopes, parseScopes, resourcesOf, splitScopeParam } from './scopes.js'
+import { clearSessionCookie, sessionCookie, setSessionCookie } from './session.js'
 import type { EmulatorState, PendingFlow, ResolvedTenant, ResponseMode } from './state.js'
 
 type Params = Record<string, unknown>
@@ -129,8 +130,14 @@ function isAdmin(user: EmulatorUser): boolean {
   return user.roles.some((r) => ADMIN_CONSENT_ROLES.includes(r))
 }
 
+/** Whether `user` may sign in at the `{tenant}` path (false: AADSTS50020). */
+function fitsTenant(tenant: ResolvedTenant, user: EmulatorUser): boolean {
+  return tenant.kind === 'tenant' ? tenant.tenant.tid === user.tid : tenant.keyword !== 'consumers'
+}
+
 export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorState): void {
-  const renderSignIn = (reply: FastifyReply, flow: PendingFlow, error?: string) =>
+  /** The sign-in form; `prefill` (default: the flow's login_hint) goes into the username field. */
+  const renderSignIn = (reply: FastifyReply, flow: PendingFlow, error?: string, prefill?: string) =>
     html(
       reply,
       signInPage({
@@ -138,7 +145,7 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
         flowId: flow.id,
         appName: flow.client.name,
         tenantLabel: tenantLabel(flow.tenant),
-        loginHint: flow.loginHint,
+        loginHint: prefill ?? flow.loginHint,
         domainHint: flow.domainHint,
         error,
         users: [...state.users.values()],
@@ -203,6 +210,104 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
       ...(flow.state !== undefined ? { state: flow.state } : {}),
       session_state: randomUUID(),
     })
+  }
+
+  /** Whether the user's grants (or the tenant's admin consent) cover every requested permission. */
+  const consentCovered = (flow: PendingFlow, user: EmulatorUser): boolean => {
+    const requested = consentKeys(flow.client, parseScopes(flow.scopes, flow.client))
+    const granted = state.userGrant(user.tid, user.oid, flow.client.clientId)
+    return (
+      state.hasAdminConsent(user.tid, flow.client.clientId) ||
+      (granted !== undefined && [...requested].every((k) => granted.has(k)))
+    )
+  }
+
+  /**
+   * The flow goes on as `user`, who just signed in or has a session: an error back to the client,
+   * the consent page (tenant-wide for admin consent), or straight a code when consent is on record.
+   */
+  const continueAs = (reply: FastifyReply, flow: PendingFlow, user: EmulatorUser) => {
+    if (!fitsTenant(flow.tenant, user)) {
+      return finishWithError(
+        reply,
+        flow,
+        'access_denied',
+        aadsts(
+          50020,
+          `User account '${user.username}' from identity provider 'https://sts.windows.net/${user.tid}/' does not exist in tenant '${tenantLabel(flow.tenant)}' and cannot access the application '${flow.client.clientId}'(${flow.client.name}) in that tenant. The account needs to be added as an external user in the tenant first.`,
+        ),
+      )
+    }
+    flow.user = user
+    const tenantWide = flow.kind === 'adminconsent' || flow.prompt === 'admin_consent'
+    if (tenantWide) {
+      if (!isAdmin(user)) {
+        return finishWithError(
+          reply,
+          flow,
+          'access_denied',
+          aadsts(
+            90094,
+            `Admin consent is required for the permissions requested by this application. '${user.username}' is not allowed to grant consent on behalf of the organization.`,
+          ),
+        )
+      }
+      return renderConsent(reply, flow, user, true)
+    }
+    if (consentCovered(flow, user) && flow.prompt !== 'consent') return issueCode(reply, flow, user)
+    return renderConsent(reply, flow, user, false)
+  }
+
+  /** `prompt=none` with a signed-in user: a code if nothing needs asking, else consent_required. */
+  const continueSilently = (reply: FastifyReply, flow: PendingFlow, user: EmulatorUser) => {
+    flow.user = user
+    if (consentCovered(flow, user)) return issueCode(reply, flow, user)
+    return finishWithError(
+      reply,
+      flow,
+      'consent_required',
+      aadsts(
+        65001,
+        `The user or administrator has not consented to use the application with ID '${flow.client.clientId}' named '${flow.client.name}'. Send an interactive authorization request for this user and resource.`,
+      ),
+    )
+  }
+
+  /**
+   * The user of the browser's single sign-on session, if a new flow at `tenant` can go on as them:
+   * the session is live, the user can sign in at that tenant path, and a login_hint (if any) names
+   * them. A stale session cookie is cleared.
+   */
+  const signedInUser = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    tenant: ResolvedTenant,
+    loginHint: string | undefined,
+  ): EmulatorUser | undefined => {
+    const id = sessionCookie(request)
+    const user = state.sessionUser(id)
+    if (id !== undefined && !user) clearSessionCookie(reply, state)
+    if (!user || !fitsTenant(tenant, user)) return undefined
+    const hint = loginHint?.trim()
+    if (hint && state.findUser(hint)?.oid !== user.oid) return undefined
+    return user
+  }
+
+  /**
+   * Without a usable session, or with prompt=login or select_account: the sign-in form. For
+   * select_account it is prefilled with the session's user (a login_hint wins), like Entra's
+   * account picker; otherwise with the login_hint.
+   */
+  const startFlow = (
+    reply: FastifyReply,
+    flow: PendingFlow,
+    prompt: string | undefined,
+    user: EmulatorUser | undefined,
+  ) => {
+    if (!user || prompt === 'login') return renderSignIn(reply, flow)
+    if (prompt === 'select_account')
+      return renderSignIn(reply, flow, undefined, flow.loginHint ?? user.username)
+    return continueAs(reply, flow, user)
   }
 
   const liveFlow = (body: unknown): PendingFlow | undefined => {
@@ -293,11 +398,18 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
         aadsts(90100, `Invalid request. The prompt value '${prompt}' is not supported.`),
       )
     }
-    if (prompt === 'none') {
-      // The emulator keeps no single sign-on session, so a silent request never finds a user.
+    const loginHint = param(q, 'login_hint')
+    const user = signedInUser(request, reply, tenant, loginHint)
+    if (prompt === 'none' && !user) {
+      const hinted = loginHint?.trim() && state.sessionUser(sessionCookie(request))
       return fail(
         'login_required',
-        aadsts(50058, 'A silent sign-in request was sent but no user is signed in.'),
+        aadsts(
+          50058,
+          hinted
+            ? 'A silent sign-in request was sent but none of the currently signed in user(s) match the requested login hint.'
+            : 'A silent sign-in request was sent but no user is signed in.',
+        ),
       )
     }
     const flow = state.createFlow({
@@ -311,10 +423,11 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
       nonce: param(q, 'nonce'),
       codeChallenge,
       prompt,
-      loginHint: param(q, 'login_hint'),
+      loginHint,
       domainHint: param(q, 'domain_hint'),
     })
-    return renderSignIn(reply, flow)
+    if (prompt === 'none' && user) return continueSilently(reply, flow, user)
+    return startFlow(reply, flow, prompt, user)
   })
 
   app.get('/:tenant/v2.0/adminconsent', async (request, reply) => {
@@ -348,6 +461,9 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
         aadsts(900144, "The request body must contain the following parameter: 'scope'."),
       )
     }
+    const prompt = param(q, 'prompt')
+    const loginHint = param(q, 'login_hint')
+    const user = signedInUser(request, reply, tenant, loginHint)
     const flow = state.createFlow({
       kind: 'adminconsent',
       tenant,
@@ -358,11 +474,11 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
       state: stateParam,
       nonce: undefined,
       codeChallenge: undefined,
-      prompt: param(q, 'prompt'),
-      loginHint: param(q, 'login_hint'),
+      prompt,
+      loginHint,
       domainHint: param(q, 'domain_hint'),
     })
-    return renderSignIn(reply, flow)
+    return startFlow(reply, flow, prompt, user)
   })
 
   app.post('/:tenant/login', async (request, reply) => {
@@ -376,44 +492,10 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
         : 'Enter a valid email address, phone number, or Skype name.'
       return renderSignIn(reply, flow, text)
     }
-    const foreign =
-      flow.tenant.kind === 'tenant'
-        ? flow.tenant.tenant.tid !== user.tid
-        : flow.tenant.keyword === 'consumers'
-    if (foreign) {
-      return finishWithError(
-        reply,
-        flow,
-        'access_denied',
-        aadsts(
-          50020,
-          `User account '${user.username}' from identity provider 'https://sts.windows.net/${user.tid}/' does not exist in tenant '${tenantLabel(flow.tenant)}' and cannot access the application '${flow.client.clientId}'(${flow.client.name}) in that tenant. The account needs to be added as an external user in the tenant first.`,
-        ),
-      )
-    }
-    flow.user = user
-    const tenantWide = flow.kind === 'adminconsent' || flow.prompt === 'admin_consent'
-    if (tenantWide) {
-      if (!isAdmin(user)) {
-        return finishWithError(
-          reply,
-          flow,
-          'access_denied',
-          aadsts(
-            90094,
-            `Admin consent is required for the permissions requested by this application. '${user.username}' is not allowed to grant consent on behalf of the organization.`,
-          ),
-        )
-      }
-      return renderConsent(reply, flow, user, true)
-    }
-    const requested = consentKeys(flow.client, parseScopes(flow.scopes, flow.client))
-    const granted = state.userGrant(user.tid, user.oid, flow.client.clientId)
-    const covered =
-      state.hasAdminConsent(user.tid, flow.client.clientId) ||
-      (granted !== undefined && [...requested].every((k) => granted.has(k)))
-    if (covered && flow.prompt !== 'consent') return issueCode(reply, flow, user)
-    return renderConsent(reply, flow, user, false)
+    // Signed in: a fresh session (a new id, so a cookie planted before sign-in never gets one).
+    state.endSession(sessionCookie(request))
+    setSessionCookie(reply, state, state.createSession(user))
+    return continueAs(reply, flow, user)
   })
 
   app.post('/:tenant/consent', async (request, reply) => {

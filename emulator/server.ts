@@ -1,7 +1,8 @@
-// Entra ID (v2) emulator: discovery, JWKS, authorize, admin consent, token, plus `/_emulator/` test
-// hooks. The broker only ever sees it as an authority URL such as `http://127.0.0.1:3001`.
+// Entra ID (v2) emulator: discovery, JWKS, authorize, admin consent, token, sign-out, a single
+// sign-on session cookie, plus `/_emulator/` test hooks. The broker only ever sees it as an authority URL such as `http://127.0.0.1:3001`.
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
@@ -12,6 +13,7 @@ import { EntraError } from './errors.js'
 import { escapeHtml, messagePage } from './html.js'
 import { createSigningKey, publicJwks } from './keys.js'
 import { defaultResourceOf } from './scopes.js'
+import { clearSessionCookie, sessionCookie } from './session.js'
 import type { Fault, ResolvedTenant } from './state.js'
 import { CONSUMERS_TENANT_ID, DEFAULT_ACCESS_TOKEN_LIFETIME_SEC, EmulatorState } from './state.js'
 import type { TokenBody } from './tokens.js'
@@ -284,6 +286,7 @@ export async function buildEmulator(
   })
   const app = Fastify({ logger: options.logger ?? false })
   await app.register(formbody)
+  await app.register(cookie)
   // Test hooks accept an empty body with a JSON content type.
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
@@ -366,7 +369,13 @@ export async function buildEmulator(
     )
   })
 
+  // Sign-out ends the browser's single sign-on session, whatever the redirect.
   app.get('/:tenant/oauth2/v2.0/logout', async (request, reply) => {
+    const session = sessionCookie(request)
+    if (session !== undefined) {
+      state.endSession(session)
+      clearSessionCookie(reply, state)
+    }
     const target = param(request.query, 'post_logout_redirect_uri')
     if (target && [...state.clients.values()].some((c) => redirectUriAllowed(c, target))) {
       const url = new URL(target)
@@ -404,6 +413,18 @@ function registerHooks(app: FastifyInstance, state: EmulatorState): void {
   const notFound = (reply: FastifyReply, what: string) => reply.code(404).send({ error: `${what} not found` })
 
   app.get('/_emulator/stats', async () => state.stats)
+
+  app.get('/_emulator/sessions', async () => ({
+    sessions: [...state.sessions.values()]
+      .filter((s) => s.expiresAt > state.now())
+      .map((s) => ({
+        oid: s.oid,
+        tid: s.tid,
+        username: state.findUserByOid(s.oid)?.username,
+        signed_in_at: new Date(s.signedInAt).toISOString(),
+        expires_at: new Date(s.expiresAt).toISOString(),
+      })),
+  }))
 
   app.post('/_emulator/reset', async () => {
     state.reset()

@@ -1,5 +1,6 @@
-// In-memory state of the emulator: directory, pending sign-ins, codes, grants, consents, faults,
-// statistics. Everything but the directory and the initial signing key is reset by `reset()`.
+// In-memory state of the emulator: directory, pending sign-ins, single sign-on sessions, codes,
+// grants, consents, faults, statistics. Everything but the directory and the initial signing key is
+// reset by `reset()`.
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
 import type { SigningKey } from './keys.js'
@@ -9,6 +10,8 @@ export const ID_TOKEN_LIFETIME_SEC = 3600
 export const CODE_LIFETIME_MS = 10 * 60 * 1000
 export const FLOW_LIFETIME_MS = 15 * 60 * 1000
 export const REFRESH_TOKEN_INACTIVITY_MS = 90 * 24 * 3600 * 1000
+/** Lifetime of a single sign-on session, counted from the sign-in (emulator clock). */
+export const SESSION_LIFETIME_MS = 60 * 60 * 1000
 
 export const TENANT_KEYWORDS = ['common', 'organizations', 'consumers'] as const
 export type TenantKeyword = (typeof TENANT_KEYWORDS)[number]
@@ -42,6 +45,14 @@ export interface PendingFlow {
   readonly domainHint: string | undefined
   readonly expiresAt: number
   user?: EmulatorUser
+}
+
+/** A browser's single sign-on session: the session cookie names it, the record names the user. */
+export interface SsoSession {
+  readonly oid: string
+  readonly tid: string
+  readonly signedInAt: number
+  readonly expiresAt: number
 }
 
 export interface CodeRecord {
@@ -116,6 +127,8 @@ export class EmulatorState {
   /** Signing keys; the first one signs, all are published. */
   keys: SigningKey[]
   readonly pending = new Map<string, PendingFlow>()
+  /** Session cookie value → single sign-on session. */
+  readonly sessions = new Map<string, SsoSession>()
   readonly codes = new Map<string, CodeRecord>()
   readonly refreshTokens = new Map<string, RefreshRecord>()
   /** `${tid}|${oid}|${clientId}` → consented scope keys. */
@@ -151,6 +164,7 @@ export class EmulatorState {
   /** Back to the fixed demo data. */
   reset(): void {
     this.pending.clear()
+    this.sessions.clear()
     this.codes.clear()
     this.refreshTokens.clear()
     this.userGrants.clear()
@@ -196,6 +210,50 @@ export class EmulatorState {
     return created
   }
 
+  /** Starts a single sign-on session for `user`; returns the session cookie value. */
+  createSession(user: EmulatorUser): string {
+    this.sweep()
+    const id = randomBytes(32).toString('base64url')
+    const now = this.now()
+    this.sessions.set(id, {
+      oid: user.oid,
+      tid: user.tid,
+      signedInAt: now,
+      expiresAt: now + SESSION_LIFETIME_MS,
+    })
+    return id
+  }
+
+  /** The user of a live session, or undefined (unknown, expired, or the user left the directory). */
+  sessionUser(id: string | undefined): EmulatorUser | undefined {
+    if (!id) return undefined
+    const session = this.sessions.get(id)
+    if (!session) return undefined
+    const user = this.findUserByOid(session.oid)
+    if (session.expiresAt <= this.now() || !user) {
+      this.sessions.delete(id)
+      return undefined
+    }
+    return user
+  }
+
+  /** Ends one session (sign-out); true if it existed. */
+  endSession(id: string | undefined): boolean {
+    return id !== undefined && this.sessions.delete(id)
+  }
+
+  /** Ends every session matching `match`; returns how many. */
+  endSessions(match: (session: SsoSession) => boolean): number {
+    let ended = 0
+    for (const [id, session] of this.sessions) {
+      if (match(session)) {
+        this.sessions.delete(id)
+        ended += 1
+      }
+    }
+    return ended
+  }
+
   issueCode(record: Omit<CodeRecord, 'expiresAt' | 'redeemed'>): string {
     const code = opaqueToken('0', 48)
     this.codes.set(code, { ...record, expiresAt: this.now() + CODE_LIFETIME_MS, redeemed: false })
@@ -234,16 +292,21 @@ export class EmulatorState {
     this.userGrants.set(key, set)
   }
 
-  /** Removes the tenant's user grants and admin consents and revokes its refresh tokens. */
+  /**
+   * Removes the tenant's user grants and admin consents, revokes its refresh tokens and ends its
+   * users' sign-on sessions.
+   */
   revokeTenant(tid: string): void {
+    this.endSessions((s) => s.tid === tid)
     for (const key of [...this.userGrants.keys()]) if (key.startsWith(`${tid}|`)) this.userGrants.delete(key)
     for (const key of [...this.adminConsents.keys()])
       if (key.startsWith(`${tid}|`)) this.adminConsents.delete(key)
     for (const rt of this.refreshTokens.values()) if (rt.tid === tid) rt.revoked = true
   }
 
-  /** Removes one user's grants and revokes their refresh tokens (a password reset). */
+  /** Removes one user's grants, revokes their refresh tokens and ends their sessions (a password reset). */
   revokeUser(oid: string): void {
+    this.endSessions((s) => s.oid === oid)
     for (const key of [...this.userGrants.keys()]) if (key.split('|')[1] === oid) this.userGrants.delete(key)
     for (const rt of this.refreshTokens.values()) if (rt.oid === oid) rt.revoked = true
   }
@@ -286,6 +349,7 @@ export class EmulatorState {
   private sweep(): void {
     const now = this.now()
     for (const [id, flow] of this.pending) if (flow.expiresAt < now) this.pending.delete(id)
+    for (const [id, session] of this.sessions) if (session.expiresAt <= now) this.sessions.delete(id)
     for (const [code, rec] of this.codes) if (rec.expiresAt + CODE_LIFETIME_MS < now) this.codes.delete(code)
   }
 }
