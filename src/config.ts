@@ -77,6 +77,9 @@ export interface Config {
   readonly consent: {
     readonly flowTtlMs: number
     readonly proofBudgetMs: number
+    /** Consent starts and callbacks per client IP per window (shared by every instance). */
+    readonly rateLimitPerIp: number
+    readonly rateLimitWindowMs: number
   }
   readonly tokens: {
     readonly maxSkewSeconds: number
@@ -354,6 +357,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     consent: {
       flowTtlMs: 10 * 60_000,
       proofBudgetMs: int('CONSENT_PROOF_BUDGET_MS', 60_000, 0, 300_000),
+      rateLimitPerIp: int('CONSENT_RATE_LIMIT_PER_IP', 300, 1, 1_000_000),
+      rateLimitWindowMs: int('CONSENT_RATE_LIMIT_WINDOW_SECONDS', 600, 1, 86_400) * 1000,
     },
     tokens: {
       maxSkewSeconds: int('OBTAIN_TOKEN_MAX_SKEW_SECONDS', 300, 1, 3600),

@@ -249,18 +249,23 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       },
       'consent failed',
     )
-    await recordAudit(store, log, {
-      type: 'consent.failed',
-      actor: context.user === undefined ? 'anonymous' : `user:${context.user.tid}/${context.user.oid}`,
-      ...(context.user === undefined ? {} : { tenantId: context.user.tid }),
-      ...(context.app === undefined ? {} : { app: context.app.slug }),
-      detail: {
-        reason,
-        kind,
-        ...(upstream === undefined ? {} : { upstream: upstream.label }),
-        ...(context.providerCode === undefined ? {} : { provider_error: truncate(context.providerCode, 64) }),
-      },
-    })
+    // A callback without any flow cookie belongs to no flow and no one: metrics and logs count it,
+    // but it stays out of the audit trail, which anonymous traffic must not be able to flush.
+    if (reason !== 'session_missing')
+      await recordAudit(store, log, {
+        type: 'consent.failed',
+        actor: context.user === undefined ? 'anonymous' : `user:${context.user.tid}/${context.user.oid}`,
+        ...(context.user === undefined ? {} : { tenantId: context.user.tid }),
+        ...(context.app === undefined ? {} : { app: context.app.slug }),
+        detail: {
+          reason,
+          kind,
+          ...(upstream === undefined ? {} : { upstream: upstream.label }),
+          ...(context.providerCode === undefined
+            ? {}
+            : { provider_error: truncate(context.providerCode, 64) }),
+        },
+      })
     return {
       kind: 'failed',
       failure: {

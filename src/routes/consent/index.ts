@@ -90,6 +90,25 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     )
   }
 
+  // Starting flows and hitting the callback cost server-side state and identity-provider calls:
+  // bounded per client IP, across instances.
+  async function limitConsentTraffic(request: FastifyRequest): Promise<void> {
+    const limit = await app.store.rateLimiter.hit(
+      `consent-ip:${request.ip}`,
+      config.consent.rateLimitPerIp,
+      config.consent.rateLimitWindowMs,
+    )
+    if (!limit.allowed) {
+      throw new BrokerError(
+        'rate_limited',
+        'too many authorization attempts from this address; try again later',
+        {
+          retryAfter: limit.retryAfterMs / 1000,
+        },
+      )
+    }
+  }
+
   app.get(
     '/',
     {
@@ -125,6 +144,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/:app/start',
     {
       config: { html: true },
+      preHandler: limitConsentTraffic,
       schema: {
         params: appParams,
         querystring: noParams,
@@ -138,6 +158,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           400: htmlPage,
           403: htmlPage,
           404: htmlPage,
+          429: htmlPage,
           500: htmlPage,
           502: htmlPage,
           503: htmlPage,
@@ -166,6 +187,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/callback',
     {
       config: { html: true },
+      preHandler: limitConsentTraffic,
       schema: {
         querystring: callbackQuerySchema,
         response: {
@@ -173,6 +195,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           400: htmlPage,
           403: htmlPage,
           409: htmlPage,
+          429: htmlPage,
           500: htmlPage,
           502: htmlPage,
           503: htmlPage,
