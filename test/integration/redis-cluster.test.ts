@@ -72,15 +72,15 @@ describe('redis cluster (3 masters): the data really spreads', () => {
     const store = await openStore({ keyRing: newKeyRing('k1'), clock: Date.now, keyPrefix })
     try {
       const created = []
-      for (let i = 0; i < 24; i++) {
+      for (let i = 0; i < 48; i++) {
         const registration = sampleRegistration({ kind: 'admin' })
         const secrets = sampleSecrets(false)
         const result = await store.registrations.create(registration, secrets)
         expect(result.created).toBe(true)
         created.push({ id: registration.id, key: secrets.key })
       }
-      // Owners of the record keys: with 24 random ids over 3 masters, all three are used (the
-      // chance that one master gets none is 3·(2/3)^24 ≈ 0.02 %).
+      // Owners of the record keys: with 48 random ids over 3 masters, all three are used (the
+      // chance that one master gets none is 3·(2/3)^48 ≈ 1e-8).
       const owners = new Set<number>()
       for (const { id } of created) owners.add(await cluster!.ownerOf(`${keyPrefix}reg:{${id}}`))
       expect(owners.size).toBe(3)

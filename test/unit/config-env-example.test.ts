@@ -118,4 +118,26 @@ describe('docker-compose.yml', () => {
     expect(COMPOSE).toMatch(/depends_on:\n\s+redis:\n\s+condition: service_healthy/)
     expect(COMPOSE).toMatch(/profiles: \[demo\]/)
   })
+
+  it('configures the demo broker validly, pointed at the emulator on loopback (no UNSAFE_ALLOW_HTTP)', () => {
+    const section = COMPOSE.slice(COMPOSE.indexOf('\n  demo-broker:'), COMPOSE.indexOf('\nvolumes:'))
+    const block = section.slice(section.indexOf('    environment:\n') + '    environment:\n'.length)
+    const env: Record<string, string> = {}
+    for (const line of block.split('\n')) {
+      const match = /^ {6}([A-Z][A-Z0-9_]*): (.*)$/.exec(line)
+      if (match) env[match[1]!] = match[2]!.replace(/^"(.*)"$/, '$1')
+    }
+    expect(env.APPS_FILE).toBe('/app/config/apps.demo.json')
+    expect(env.UNSAFE_ALLOW_HTTP).toBeUndefined()
+    const config = loadConfig({ ...env, APPS_FILE: DEMO_APPS_FILE })
+    expect(config.publicUrl).toBe('http://localhost:8080')
+    expect(config.port).toBe(8080)
+    expect(config.authorities.global).toBe('http://localhost:3001')
+    expect(config.redis?.keyPrefix).toBe('demo:')
+    // The emulator publishes the demo broker's port (they share its network namespace).
+    const emulator = COMPOSE.slice(COMPOSE.indexOf('\n  emulator:'), COMPOSE.indexOf('\n  demo-broker:'))
+    expect(emulator).toContain('"127.0.0.1:8080:8080"')
+    expect(emulator).toContain('EMULATOR_BASE_URL: http://localhost:3001')
+    expect(section).toContain('network_mode: "service:emulator"')
+  })
 })
