@@ -28,8 +28,9 @@ Commands:
   revoke <id> --reason <text>
   revoke --tenant <tid> [--app <slug>] --reason <text>
       Revoke one registration, or every registration of a tenant (of one app). Idempotent.
-  audit [--cursor <id>] [--limit <1-500>] [--all]
-      The audit trail, oldest first.
+  audit [--cursor <id> | --since <time>] [--limit <1-500>] [--all]
+      The audit trail, oldest first; --since takes an ISO 8601 time or an age
+      such as 30m, 24h or 7d.
   rotate-keys [--no-wait]
       Re-seal every stored secret under the newest master key; waits and shows progress.
   rotation
@@ -65,6 +66,7 @@ export interface CliIo {
   stderr: (text: string) => void
   fetch: typeof fetch
   sleep: (ms: number) => Promise<void>
+  now: () => number
 }
 
 type Json = Record<string, unknown>
@@ -204,6 +206,7 @@ interface Options {
   status?: string
   limit?: string
   cursor?: string
+  since?: string
   all: boolean
   reason?: string
   wait: boolean
@@ -214,7 +217,7 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   registrations: ['tenant', 'app', 'status', 'limit', 'cursor', 'all'],
   registration: [],
   revoke: ['tenant', 'app', 'reason'],
-  audit: ['cursor', 'limit', 'all'],
+  audit: ['cursor', 'since', 'limit', 'all'],
   'rotate-keys': ['wait'],
   rotation: [],
 }
@@ -318,14 +321,33 @@ async function revoke(client: Client, id: string | undefined, options: Options, 
   return EXIT.ok
 }
 
+/** `--since`: an ISO 8601 time, or an age such as `30m`, `24h`, `7d` before `now`. */
+export function sinceTime(value: string, now: number): string {
+  const age = /^(\d+)([mhd])$/.exec(value)
+  if (age !== null) {
+    const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd']
+    return new Date(now - Number(age[1]) * unit).toISOString()
+  }
+  const ms = Date.parse(value)
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || !Number.isFinite(ms)) {
+    throw usageError(`--since must be an ISO 8601 time or an age like 30m, 24h, 7d; got "${value}"`)
+  }
+  return new Date(ms).toISOString()
+}
+
 async function audit(client: Client, options: Options, io: CliIo): Promise<number> {
+  if (options.since !== undefined && options.cursor !== undefined) {
+    throw usageError('audit: give --cursor or --since, not both')
+  }
   const items: Json[] = []
   let cursor = options.cursor
+  let since = options.since === undefined ? undefined : sinceTime(options.since, io.now())
   let nextCursor: string | undefined
   do {
     const page = await client.get(
-      `admin/api/audit${query({ cursor, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined) })}`,
+      `admin/api/audit${query({ cursor, since, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined) })}`,
     )
+    since = undefined
     items.push(...(page.items as Json[]))
     nextCursor = page.nextCursor as string | undefined
     cursor = nextCursor
@@ -439,10 +461,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       ...(values.status === undefined ? {} : { status: values.status }),
       ...(values.limit === undefined ? {} : { limit: values.limit }),
       ...(values.cursor === undefined ? {} : { cursor: values.cursor }),
+      ...(values.since === undefined ? {} : { since: values.since }),
       ...(values.reason === undefined ? {} : { reason: values.reason }),
     }
     const given: Array<keyof Options> = (
-      ['app', 'tenant', 'status', 'limit', 'cursor', 'reason'] as const
+      ['app', 'tenant', 'status', 'limit', 'cursor', 'since', 'reason'] as const
     ).filter((name) => values[name] !== undefined)
     if (values.all === true) given.push('all')
     if (values['no-wait'] === true) given.push('wait')
@@ -509,6 +532,7 @@ function parse(argv: readonly string[]) {
       status: { type: 'string' },
       limit: { type: 'string' },
       cursor: { type: 'string' },
+      since: { type: 'string' },
       all: { type: 'boolean' },
       reason: { type: 'string' },
       'no-wait': { type: 'boolean' },

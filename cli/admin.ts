@@ -9,4 +9,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: (chunk) => process.stderr.write(chunk),
   fetch: globalThis.fetch,
   sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  now: Date.now,
 })

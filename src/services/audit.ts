@@ -60,6 +60,16 @@ export async function recordAudit(
 export const AUDIT_PAGE_DEFAULT = 50
 export const AUDIT_PAGE_MAX = 500
 
+/**
+ * The cursor that starts a read at the first event at or after `sinceMs`: stream ids are
+ * `<ms>-<seq>` and a read starts after its cursor, so this is the last possible id of the previous
+ * millisecond. Undefined (= from the beginning) for a time before the epoch.
+ */
+export function auditCursorSince(sinceMs: number): string | undefined {
+  const ms = Math.floor(sinceMs)
+  return ms <= 0 ? undefined : `${ms - 1}-18446744073709551615`
+}
+
 export async function readAudit(
   store: Pick<Store, 'audit'>,
   options: { cursor?: string; limit?: number },

@@ -261,8 +261,12 @@ function auditDetail(record: AuditRecord): string {
 
 export function renderAudit(
   context: ConsoleContext,
-  options: { items: AuditRecord[]; nextCursor?: string; cursor?: string },
+  options: { items: AuditRecord[]; nextCursor?: string; cursor?: string; window?: string },
 ): string {
+  const windowLink = (window: string, label: string) =>
+    options.window === window
+      ? html`<strong>${label}</strong>`
+      : html`<a href="/admin/audit?window=${window}">${label}</a>`
   const rows = options.items.map(
     (record) => html`<tr>
 <td>${when(record.at)}</td>
@@ -281,6 +285,11 @@ export function renderAudit(
     context,
     '/admin/audit',
     html`<p class="muted">Oldest first. Consents, status changes, revocations, key rotations and sign-ins, with who did them.</p>
+<p>Show: ${windowLink('1h', 'the last hour')} · ${windowLink('24h', 'the last 24 hours')} · ${windowLink('7d', 'the last 7 days')} · ${
+      options.cursor === undefined && options.window === undefined
+        ? html`<strong>everything</strong>`
+        : html`<a href="/admin/audit">everything</a>`
+    }</p>
 ${
   options.items.length === 0
     ? html`<p>${options.cursor === undefined ? 'The audit trail is empty.' : 'No newer events.'}</p>`

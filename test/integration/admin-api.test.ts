@@ -438,5 +438,27 @@ describe('audit trail', () => {
       token: ALICE,
     })
     expect(second.body.items[0].id).toBe(events[2]!.id)
+
+    // `since`: from the first event recorded at or after a time (stream ids carry that time).
+    const fourth = events[3]!
+    const idMs = (event: AuditRecord) => Number(event.id.split('-')[0])
+    const sinceIso = new Date(idMs(fourth)).toISOString()
+    const since = await api('GET', `/admin/api/audit?limit=500&since=${encodeURIComponent(sinceIso)}`, {
+      token: ALICE,
+    })
+    expect(since.status).toBe(200)
+    const expected = events.filter((e) => idMs(e) >= idMs(fourth)).map((e) => e.id)
+    expect((since.body.items as AuditRecord[]).map((e) => e.id)).toEqual(expected)
+    expect(expected).toContain(fourth.id)
+    expect(expected.length).toBeLessThan(events.length)
+    const future = await api('GET', '/admin/api/audit?since=2999-01-01T00:00:00Z', { token: ALICE })
+    expect(future.body.items).toEqual([])
+    const both = await api('GET', `/admin/api/audit?since=${encodeURIComponent(sinceIso)}&cursor=1-0`, {
+      token: ALICE,
+    })
+    expect(both.status).toBe(400)
+    const bad = await api('GET', '/admin/api/audit?since=yesterday', { token: ALICE })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.message).toContain('since')
   })
 })

@@ -24,6 +24,7 @@ function io(answers: Scripted[], env: Record<string, string> = {}) {
     sleep: async (ms) => {
       sleeps.push(ms)
     },
+    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
     fetch: (async (input: URL, init: RequestInit) => {
       requests.push({
         method: init.method ?? 'GET',
@@ -133,6 +134,32 @@ describe('consent-broker-admin exit codes', () => {
     expect(run.stdout()).toContain('running: key k2, scanned 100')
     expect(run.stdout()).toContain('completed: key k2, scanned 150, re-sealed 149, unchanged 0, failed 1')
     expect(run.stderr()).toContain('registrations: reg-9')
+  })
+})
+
+describe('audit --since', () => {
+  it('sends an age as the time it names, on the first page only', async () => {
+    const run = io([
+      { status: 200, body: { items: [{ id: '1-0', at: 'a', type: 't', actor: 'x' }], nextCursor: '1-0' } },
+      { status: 200, body: { items: [] } },
+    ])
+    expect(await runCli(['--json', 'audit', '--since', '24h', '--all'], run.fake)).toBe(EXIT.ok)
+    expect(run.requests.map((r) => r.url)).toEqual([
+      'https://broker.example/admin/api/audit?since=2026-11-25T12%3A00%3A00.000Z&limit=500',
+      'https://broker.example/admin/api/audit?cursor=1-0&limit=500',
+    ])
+  })
+
+  it('refuses a time it cannot read and --since with --cursor', async () => {
+    for (const args of [
+      ['audit', '--since', 'yesterday'],
+      ['audit', '--since', '24x'],
+      ['audit', '--since', '1h', '--cursor', '1-0'],
+    ]) {
+      const run = io([])
+      expect(await runCli(args, run.fake), args.join(' ')).toBe(EXIT.usage)
+      expect(run.requests).toEqual([])
+    }
   })
 })
 

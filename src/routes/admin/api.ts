@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BrokerError, errorBodySchema } from '../../errors.js'
 import { summarizeTenants } from '../../services/admin-queries.js'
-import { readAudit } from '../../services/audit.js'
+import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { authenticateOperator } from '../../services/operator-auth.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
@@ -243,17 +243,22 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     },
   )
 
-  app.get<{ Querystring: { cursor?: string; limit?: number } }>(
+  app.get<{ Querystring: { cursor?: string; since?: string; limit?: number } }>(
     '/admin/api/audit',
     {
       schema: {
         ...common,
-        summary: 'The audit trail, oldest first, after `cursor` (exclusive)',
+        summary: 'The audit trail, oldest first, after `cursor` (exclusive) or from `since`',
         querystring: {
           type: 'object',
           additionalProperties: false,
           properties: {
             cursor: { type: 'string', pattern: '^\\d+-\\d+$', maxLength: 64 },
+            since: {
+              type: 'string',
+              format: 'date-time',
+              description: 'first event recorded at or after this time (ISO 8601)',
+            },
             limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
           },
         },
@@ -275,7 +280,11 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      const { cursor, limit } = request.query
+      const { since, limit } = request.query
+      if (since !== undefined && request.query.cursor !== undefined) {
+        throw new BrokerError('invalid_request', 'querystring: give cursor or since, not both')
+      }
+      const cursor = since === undefined ? request.query.cursor : auditCursorSince(Date.parse(since))
       return readAudit(app.store, {
         ...(cursor === undefined ? {} : { cursor }),
         ...(limit === undefined ? {} : { limit }),

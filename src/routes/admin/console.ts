@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BrokerError } from '../../errors.js'
 import { summarizeTenants } from '../../services/admin-queries.js'
 import { BrowserSessions, csrfMatches, randomToken, type SessionData } from '../../services/admin-session.js'
-import { actorLabel, readAudit, recordAudit } from '../../services/audit.js'
+import { actorLabel, auditCursorSince, readAudit, recordAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { operatorForToken } from '../../services/operator-auth.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
@@ -434,7 +434,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     },
   )
 
-  app.get<{ Querystring: { cursor?: string } }>(
+  const AUDIT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const
+
+  app.get<{ Querystring: { cursor?: string; window?: keyof typeof AUDIT_WINDOWS } }>(
     '/admin/audit',
     {
       config: html,
@@ -443,19 +445,27 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { cursor: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 } },
+          properties: {
+            cursor: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 },
+            window: { type: 'string', enum: Object.keys(AUDIT_WINDOWS) },
+          },
         },
         response: { ...htmlPage, ...redirect, ...errorPages },
       },
     },
     async (request, reply) => {
-      const cursor = request.query.cursor || undefined
+      const window = request.query.window
+      const cursor =
+        window === undefined
+          ? request.query.cursor || undefined
+          : auditCursorSince(app.clock() - AUDIT_WINDOWS[window])
       const page = await readAudit(app.store, { ...(cursor === undefined ? {} : { cursor }), limit: 100 })
       return reply.type('text/html; charset=utf-8').send(
         renderAudit(contextOf(request), {
           items: page.items,
           ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
           ...(cursor === undefined ? {} : { cursor }),
+          ...(window === undefined ? {} : { window }),
         }),
       )
     },
