@@ -23,7 +23,7 @@ import { XsoarClient } from '../support/xsoar-client.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 /** After the sentinels report the new master, the client may need a reconnect cycle (≤ 2 s backoff). */
-const RECONNECT_ALLOWANCE_MS = 5000
+const RECONNECT_ALLOWANCE_MS = 7000
 
 let emulator: RunningEmulator
 let sentinel: RedisSentinelHandle

@@ -17,7 +17,7 @@ import { type RedisServerHandle, startRedisServer } from '../support/redis-serve
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-const UPSTREAM_DELAY_MS = 2000
+const UPSTREAM_DELAY_MS = 3000
 const RESPONSE_DEADLINE_MS = 8000
 const SHUTDOWN_TIMEOUT_MS = 12_000
 
