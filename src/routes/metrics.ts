@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Registry } from 'prom-client'
 import { BrokerError, errorBodySchema } from '../errors.js'
 import { authenticateOperator } from '../services/operator-auth.js'
+import { closeConnectionsWhileClosing } from '../shutdown.js'
 
 const metricsSchema = {
   summary: 'Prometheus metrics (text exposition format)',
@@ -48,6 +49,7 @@ export function buildMetricsServer(registry: Registry, logger: FastifyBaseLogger
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as FastifyInstance
+  closeConnectionsWhileClosing(server)
   server.get('/metrics', { schema: { response: { 200: { type: 'string' } } } }, async (_request, reply) => {
     const { type, body } = await exposition(registry)
     return reply.header('cache-control', 'no-store').type(type).send(body)
