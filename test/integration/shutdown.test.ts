@@ -38,7 +38,10 @@ afterAll(async () => {
   await emulator?.close()
 })
 
-async function startProductionBroker(): Promise<{ broker: BrokerProcess; keyPrefix: string }> {
+async function startProductionBroker(extra: Record<string, string> = {}): Promise<{
+  broker: BrokerProcess
+  keyPrefix: string
+}> {
   const port = await findFreePort()
   const env = productionEnv({
     port,
@@ -48,6 +51,7 @@ async function startProductionBroker(): Promise<{ broker: BrokerProcess; keyPref
       RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
       UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1000),
       SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+      ...extra,
     },
   })
   return { broker: await spawnBroker({ env }), keyPrefix: env.REDIS_KEY_PREFIX! }
@@ -129,13 +133,24 @@ describe('graceful shutdown of the built broker', () => {
     await fetch(`${emulator.url}/_emulator/faults`, { method: 'DELETE' })
   }, 60_000)
 
-  it('SIGINT on an idle broker exits 0 at once', async () => {
-    const { broker } = await startProductionBroker()
+  it('SIGINT on an idle broker exits 0 at once, closing the METRICS_PORT listener too', async () => {
+    const metricsPort = await findFreePort()
+    const { broker } = await startProductionBroker({ METRICS_PORT: String(metricsPort) })
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
+    const scrape = await fetch(metricsUrl)
+    expect(scrape.status).toBe(200)
+    expect(await scrape.text()).toMatch(/^# HELP consent_broker_/m)
     const sentAt = Date.now()
     broker.signal('SIGINT')
     const exit = await broker.exited
     expect({ code: exit.code, signal: exit.signal }).toEqual({ code: 0, signal: null })
     expect(exit.at - sentAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS)
     expect(broker.stdout.some((line) => line.includes('"signal":"SIGINT"'))).toBe(true)
+    expect(
+      await fetch(metricsUrl).then(
+        () => 'open',
+        () => 'closed',
+      ),
+    ).toBe('closed')
   })
 })
