@@ -264,6 +264,29 @@ describe('tenant self-service', () => {
     )
   })
 
+  it('limits sign-in starts per client address, sharing the consent pages’ budget', async () => {
+    const limited = await startBroker({
+      authorityUrl: emulator.url,
+      redisUrl: inject('redisUrl'),
+      env: { CONSENT_RATE_LIMIT_PER_IP: '3' },
+    })
+    try {
+      const statuses: number[] = []
+      for (let i = 0; i < 4; i++) {
+        const response = await browse(limited.app, new CookieJar(), {
+          method: 'POST',
+          url: '/ms-graph-mail/manage/sign-in',
+          form: {},
+        })
+        statuses.push(response.statusCode)
+        if (response.statusCode === 429) expect(Number(response.headers['retry-after'])).toBeGreaterThan(0)
+      }
+      expect(statuses).toEqual([303, 303, 303, 429])
+    } finally {
+      await limited.close()
+    }
+  })
+
   it('shows the sign-in page, not an error, to a visitor without a session, and 404 for an unknown app', async () => {
     const page = await broker.app.inject({ url: '/ms-graph-mail/manage', headers: { accept: 'text/html' } })
     expect(page.statusCode).toBe(200)

@@ -242,6 +242,21 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
         throw new BrokerError('csrf_failed', 'the sign-in must be started from this site')
       }
       hostedApp(request.params.app)
+      // A sign-in is a flow start: same per-IP budget (and counter) as the consent pages.
+      const limit = await app.store.rateLimiter.hit(
+        `consent-ip:${request.ip}`,
+        config.consent.rateLimitPerIp,
+        config.consent.rateLimitWindowMs,
+      )
+      if (!limit.allowed) {
+        throw new BrokerError(
+          'rate_limited',
+          'too many sign-in attempts from this address; try again later',
+          {
+            retryAfter: limit.retryAfterMs / 1000,
+          },
+        )
+      }
       const outcome = await flow.start(request.params.app, request.body?.cloud, request.log, 'manage')
       if (outcome.kind === 'failed') {
         throw new BrokerError(
