@@ -34,6 +34,7 @@ const DEADLINE_MARGIN_MS = 100
 const TOUCH_EVERY_MS = 30_000
 const KEY_CACHE_MAX = 10_000
 const TOUCH_CACHE_MAX = 50_000
+const BLOCKED_MAX = 10_000
 
 export async function tokenRoutes(app: FastifyInstance): Promise<void> {
   const { config, store, metrics } = app
@@ -100,6 +101,24 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       .catch((error: unknown) => app.log.warn({ err: error, registrationId: id }, 'could not record usage'))
   }
 
+  // A key the shared limiter refused stays refused here until its window ends: a flood costs no
+  // Redis round trips once it is over the limit (the window would not let it through anyway).
+  const blocked = new Map<string, number>()
+
+  function checkBlocked(key: string, what: string): void {
+    const until = blocked.get(key)
+    if (until === undefined) return
+    const left = until - clock()
+    if (left > 0) throw rateLimitedError(left, what)
+    blocked.delete(key)
+  }
+
+  function rateLimited(key: string, retryAfterMs: number, what: string): BrokerError {
+    if (blocked.size >= BLOCKED_MAX) blocked.delete(blocked.keys().next().value as string)
+    blocked.set(key, clock() + retryAfterMs)
+    return rateLimitedError(retryAfterMs, what)
+  }
+
   function unknownRegistration(slug: string): BrokerError {
     return new BrokerError(
       'unknown_registration',
@@ -119,29 +138,18 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         `app_name "${clip(body.app_name)}" is not hosted by this broker; hosted: ${[...knownApps].join(', ')}`,
       )
     }
+    const ipKey = `obtain-token:ip:${request.ip}`
+    checkBlocked(ipKey, 'from this address')
     const [ipLimit, meta] = await Promise.all([
-      store.rateLimiter.hit(
-        `obtain-token:ip:${request.ip}`,
-        config.tokens.rateLimitPerIp,
-        config.tokens.rateLimitWindowMs,
-      ),
+      store.rateLimiter.hit(ipKey, config.tokens.rateLimitPerIp, config.tokens.rateLimitWindowMs),
       store.registrations.getMeta(body.registration_id),
     ])
-    if (!ipLimit.allowed) {
-      throw new BrokerError('rate_limited', 'too many token requests from this address; slow down', {
-        retryAfter: Math.ceil(ipLimit.retryAfterMs / 1000),
-      })
-    }
+    if (!ipLimit.allowed) throw rateLimited(ipKey, ipLimit.retryAfterMs, 'from this address')
     // Missing and belonging to another app look the same to the caller.
     if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
     const raw = decodeOrThrow(body.encrypted_token)
     const key = await keyFor(meta)
-    if (key === null) {
-      throw new BrokerError(
-        'unknown_registration',
-        `no ${appConfig.slug} registration with this ID; check the ID field`,
-      )
-    }
+    if (key === null) throw unknownRegistration(appConfig.slug)
     let opened: { timestamp: number; content: string }
     try {
       opened = openEncryptedToken(raw, key)
@@ -175,13 +183,11 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     }
     const scope = ScopeResolver.resolve(appScopes, body.scope, body.resource)
     const local = issuer.peek(meta, scope)
+    const regKey = `obtain-token:reg:${meta.id}`
+    checkBlocked(regKey, 'for this registration')
     const [claimed, regLimit, cached] = await Promise.all([
       store.ephemeral.claim(`obtain-token:seen:${meta.id}:${ciphertextFingerprint(raw)}`, replayWindowMs),
-      store.rateLimiter.hit(
-        `obtain-token:reg:${meta.id}`,
-        config.tokens.rateLimitPerRegistration,
-        config.tokens.rateLimitWindowMs,
-      ),
+      store.rateLimiter.hit(regKey, config.tokens.rateLimitPerRegistration, config.tokens.rateLimitWindowMs),
       local ?? store.tokens.get(tokenGroup(meta), scope),
     ])
     if (!claimed) {
@@ -190,11 +196,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         'this encrypted_token was already used; every request must be freshly encrypted',
       )
     }
-    if (!regLimit.allowed) {
-      throw new BrokerError('rate_limited', 'too many token requests for this registration; slow down', {
-        retryAfter: Math.ceil(regLimit.retryAfterMs / 1000),
-      })
-    }
+    if (!regLimit.allowed) throw rateLimited(regKey, regLimit.retryAfterMs, 'for this registration')
     const token = await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
     recordUsage(meta.id, request)
     return {
@@ -236,6 +238,12 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       }
     },
   )
+}
+
+function rateLimitedError(retryAfterMs: number, what: string): BrokerError {
+  return new BrokerError('rate_limited', `too many token requests ${what}; slow down`, {
+    retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+  })
 }
 
 function decodeOrThrow(encryptedToken: string): Buffer {
