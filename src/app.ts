@@ -47,6 +47,26 @@ declare module 'fastify' {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+// Counting registrations reads every record: scrapes (from every instance, every few seconds) share
+// one count per interval instead of each walking the store.
+const REGISTRATION_SAMPLE_MS = 60_000
+
+function sampleEvery<T>(intervalMs: number, compute: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined
+  return () => {
+    const now = Date.now()
+    if (last === undefined || now - last.at >= intervalMs) {
+      const value = compute()
+      last = { at: now, value }
+      // A failed count is not kept: the next scrape tries again.
+      value.catch(() => {
+        if (last?.value === value) last = undefined
+      })
+    }
+    return last.value
+  }
+}
+
 export async function buildApp(config: Config, deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger === undefined
@@ -68,7 +88,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   const metrics =
     deps.metrics ??
     createMetrics({
-      collectRegistrations: async () => {
+      collectRegistrations: sampleEvery(REGISTRATION_SAMPLE_MS, async () => {
         const counts: Record<string, number> = { active: 0, needs_consent: 0, revoked: 0 }
         let cursor: string | undefined
         do {
@@ -77,7 +97,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
           cursor = page.nextCursor
         } while (cursor !== undefined)
         return counts
-      },
+      }),
     })
 
   app.decorate('config', config)

@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   upstream_unavailable: 503,
   upstream_throttled: 503,
   not_ready: 503,
+  store_unavailable: 503,
   upstream_timeout: 504,
 } as const satisfies Record<string, number>
 
@@ -118,9 +119,37 @@ export function toBrokerError(error: unknown): BrokerError {
     return new BrokerError('invalid_request', 'request body is not valid JSON', { cause: error })
   }
   if (fastifyError?.statusCode === 404) return new BrokerError('not_found', 'not found', { cause: error })
+  if (isStoreOutage(error)) {
+    return new BrokerError('store_unavailable', 'the broker cannot reach its store; retry shortly', {
+      cause: error,
+      retryAfter: 5,
+    })
+  }
   return new BrokerError('internal_error', 'internal error; quote the request_id to the operator', {
     cause: error,
   })
+}
+
+const OUTAGE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+])
+
+/**
+ * Redis unreachable (ioredis gives up after its retries, or the socket failed): a transient 503 the
+ * caller may retry, not a broker bug.
+ */
+function isStoreOutage(error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  if (error.name === 'MaxRetriesPerRequestError') return true
+  if (error.message === 'Connection is closed.' || error.message.startsWith("Stream isn't writeable"))
+    return true
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' && OUTAGE_CODES.has(code)
 }
 
 export type HtmlErrorRenderer = (error: BrokerError, request: FastifyRequest) => string

@@ -53,3 +53,17 @@ describe('error catalogue', () => {
     ).toBe('payload_too_large')
   })
 })
+
+describe('store outages', () => {
+  it('become a retryable 503, not a generic 500', () => {
+    const gaveUp = Object.assign(new Error('Reached the max retries per request limit (which is 2).'), {
+      name: 'MaxRetriesPerRequestError',
+    })
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6390'), { code: 'ECONNREFUSED' })
+    for (const error of [gaveUp, refused, new Error('Connection is closed.')]) {
+      const mapped = toBrokerError(error)
+      expect(mapped).toMatchObject({ code: 'store_unavailable', statusCode: 503, retryAfter: 5 })
+      expect(mapped.message).not.toContain('127.0.0.1')
+    }
+  })
+})
