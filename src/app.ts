@@ -48,9 +48,7 @@ declare module 'fastify' {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 // Counting registrations reads every record: scrapes (from every instance, every few seconds) share
-// one count per interval instead of each walking the store.
-const REGISTRATION_SAMPLE_MS = 60_000
-
+// one count per interval (METRICS_REGISTRATIONS_INTERVAL_SECONDS) instead of each walking the store.
 function sampleEvery<T>(intervalMs: number, compute: () => Promise<T>): () => Promise<T> {
   let last: { at: number; value: Promise<T> } | undefined
   return () => {
@@ -88,7 +86,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   const metrics =
     deps.metrics ??
     createMetrics({
-      collectRegistrations: sampleEvery(REGISTRATION_SAMPLE_MS, async () => {
+      collectRegistrations: sampleEvery(config.registrationsGaugeIntervalMs, async () => {
         const counts: Record<string, number> = { active: 0, needs_consent: 0, revoked: 0 }
         let cursor: string | undefined
         do {

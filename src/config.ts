@@ -94,6 +94,8 @@ export interface Config {
   }
   readonly operatorTokens: readonly OperatorToken[]
   readonly metricsPort: number | undefined
+  /** How long one count of registrations by status serves metric scrapes; 0 = count on every scrape. */
+  readonly registrationsGaugeIntervalMs: number
   readonly auditMaxLen: number
   readonly shutdownTimeoutMs: number
 }
@@ -373,6 +375,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     },
     operatorTokens,
     metricsPort,
+    registrationsGaugeIntervalMs: int('METRICS_REGISTRATIONS_INTERVAL_SECONDS', 60, 0, 86_400) * 1000,
     auditMaxLen: int('AUDIT_MAX_EVENTS', 100_000, 100, 100_000_000),
     shutdownTimeoutMs,
   }

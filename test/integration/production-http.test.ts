@@ -28,7 +28,7 @@ beforeAll(async () => {
   broker = await startBroker({
     authorityUrl: emulator.url,
     redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}` },
+    env: { OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}`, METRICS_REGISTRATIONS_INTERVAL_SECONDS: '0' },
   })
   await broker.app.listen({ host: '127.0.0.1', port: 0 })
   baseUrl = `http://127.0.0.1:${(broker.app.server.address() as AddressInfo).port}`
