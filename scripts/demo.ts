@@ -12,21 +12,13 @@ import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { DEMO_USERS } from '../emulator/demo-data.js'
+import { demoClientSecretEnv } from '../emulator/demo-secrets.js'
 import { startEmulator } from '../emulator/server.js'
 import { buildApp } from '../src/app.js'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { createEntraIdentityProvider } from '../src/entra/identity-provider.js'
 import { loggerOptions } from '../src/logger.js'
 import { createStoreFromConfig } from '../src/store/index.js'
-
-const DEMO_CLIENT_SECRETS = {
-  MS_GRAPH_MAIL_CLIENT_SECRET: 'demo-secret-ms-graph-mail',
-  MS_GRAPH_MAIL_USGOV_CLIENT_SECRET: 'demo-secret-ms-graph-mail-usgov',
-  MS_GRAPH_USER_CLIENT_SECRET: 'demo-secret-ms-graph-user',
-  MS_DEFENDER_ATP_CLIENT_SECRET: 'demo-secret-ms-defender-atp',
-  MS_GRAPH_MAIL_LISTENER_CLIENT_SECRET: 'demo-secret-ms-graph-mail-listener',
-  MS_AZURE_LOG_ANALYTICS_CLIENT_SECRET: 'demo-secret-ms-azure-log-analytics',
-}
 
 // Fixed so that several demo brokers sharing one Redis can read each other's registrations.
 // It is public: never use it (or the demo at all) for real tenants.
@@ -46,6 +38,7 @@ async function main(): Promise<void> {
     stopEmulator = emulator.close
   }
 
+  const appsFile = fileURLToPath(new URL('../config/apps.demo.json', import.meta.url))
   let config: ReturnType<typeof loadConfig>
   try {
     config = loadConfig({
@@ -54,13 +47,13 @@ async function main(): Promise<void> {
       PORT: String(port),
       MASTER_KEYS: `demo:${demoKey('master key').toString('base64')}`,
       COOKIE_SECRET: demoKey('cookie secret').toString('hex'),
-      APPS_FILE: fileURLToPath(new URL('../config/apps.demo.json', import.meta.url)),
+      APPS_FILE: appsFile,
       AUTHORITY_URL_GLOBAL: emulatorUrl,
       AUTHORITY_URL_USGOV: emulatorUrl,
       AUTHORITY_URL_DOD: emulatorUrl,
       AUTHORITY_URL_CHINA: emulatorUrl,
       ...(env.REDIS_URL === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : {}),
-      ...DEMO_CLIENT_SECRETS,
+      ...demoClientSecretEnv(appsFile),
       ...env,
     })
   } catch (error) {

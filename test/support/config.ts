@@ -1,19 +1,13 @@
 // Test configuration: the demo apps file with the emulator's demo secrets, fresh random keys.
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { demoClientSecretEnv } from '../../emulator/demo-secrets.js'
 import { type Config, type Env, loadConfig } from '../../src/config.js'
 
 export const DEMO_APPS_FILE = fileURLToPath(new URL('../../config/apps.demo.json', import.meta.url))
 
 /** Client secrets of the emulator's demo clients, as the demo apps file expects them. */
-export const DEMO_CLIENT_SECRET_ENV: Env = {
-  MS_GRAPH_MAIL_CLIENT_SECRET: 'demo-secret-ms-graph-mail',
-  MS_GRAPH_MAIL_USGOV_CLIENT_SECRET: 'demo-secret-ms-graph-mail-usgov',
-  MS_GRAPH_USER_CLIENT_SECRET: 'demo-secret-ms-graph-user',
-  MS_DEFENDER_ATP_CLIENT_SECRET: 'demo-secret-ms-defender-atp',
-  MS_GRAPH_MAIL_LISTENER_CLIENT_SECRET: 'demo-secret-ms-graph-mail-listener',
-  MS_AZURE_LOG_ANALYTICS_CLIENT_SECRET: 'demo-secret-ms-azure-log-analytics',
-}
+export const DEMO_CLIENT_SECRET_ENV: Env = demoClientSecretEnv(DEMO_APPS_FILE)
 
 export function randomMasterKeys(): string {
   return `k1:${randomBytes(32).toString('base64')}`
