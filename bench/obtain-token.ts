@@ -3,12 +3,14 @@
 // emulator per request). Prints requests/s, p50 and p99 latency and the ratio, and writes
 // bench/RESULTS.md with the machine it ran on.
 //
-//   BENCH_CONNECTIONS (50), BENCH_DURATION_SECONDS (10), BENCH_LOG_LEVEL (info), BENCH_PROFILE (dir)
+//   npm run bench -- [--connections 50] [--duration 10] [--log-level info] [--profile <dir>]
+// (--profile writes V8 CPU profiles of the targets, for finding hot-path costs)
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { startEmulator } from '../emulator/server.js'
 import { type Env, loadConfig } from '../src/config.js'
@@ -19,11 +21,20 @@ import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.j
 import { startRedisServer } from '../test/support/redis-server.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
-const DURATION = Number(process.env.BENCH_DURATION_SECONDS ?? 10)
+const { values: args } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '50' },
+    duration: { type: 'string', default: '10' },
+    'log-level': { type: 'string', default: 'info' },
+    profile: { type: 'string' },
+  },
+})
+const CONNECTIONS = Number(args.connections)
+const DURATION = Number(args.duration)
+const PROFILE = args.profile
 const WARMUP = 3
 const COLD_DURATION = Math.max(3, Math.round(DURATION / 2))
-const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info'
+const LOG_LEVEL = args['log-level']
 const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
 const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 
@@ -40,13 +51,16 @@ interface Figures {
 
 const children: ChildProcess[] = []
 
-async function target(mode: 'bare' | 'broker', env: Env): Promise<{ url: string; child: ChildProcess }> {
+async function target(
+  mode: 'bare' | 'broker',
+  env: Env,
+  options: { autoPipelining?: boolean } = {},
+): Promise<{ url: string; child: ChildProcess }> {
   const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
-    // BENCH_PROFILE=<dir>: V8 CPU profiles of the targets, for finding hot-path costs.
     execArgv: [
       '--import',
       'tsx',
-      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
+      ...(PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`]),
     ],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   })
@@ -54,7 +68,7 @@ async function target(mode: 'bare' | 'broker', env: Env): Promise<{ url: string;
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port))
     child.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)))
-    child.send({ mode, env, logLevel: LOG_LEVEL })
+    child.send({ mode, env, logLevel: LOG_LEVEL, autoPipelining: options.autoPipelining === true })
   })
   return { url: `http://127.0.0.1:${port}`, child }
 }
@@ -205,7 +219,7 @@ async function main(): Promise<void> {
     await stop(broker.child)
     // The same with ioredis auto-pipelining (one socket write per tick instead of one per command):
     // not what src/store/redis-connection.ts ships today; measured to show what it would give.
-    const piped = await target('broker', { ...env, BENCH_AUTOPIPELINE: '1' })
+    const piped = await target('broker', env, { autoPipelining: true })
     await load(
       'warm-up broker (auto-pipelining)',
       `${piped.url}/obtain-token`,

@@ -18,9 +18,11 @@ interface Start {
   mode: 'bare' | 'broker'
   env: Env
   logLevel: string
+  /** ioredis auto-pipelining (the commands of one tick in one write), for comparison. */
+  autoPipelining: boolean
 }
 
-async function start({ mode, env, logLevel }: Start): Promise<number> {
+async function start({ mode, env, logLevel, autoPipelining }: Start): Promise<number> {
   // Both targets log through the same pino options to the same place (stdout, discarded by the parent).
   const logger = pino(loggerOptions(logLevel))
   if (mode === 'bare') {
@@ -73,8 +75,7 @@ async function start({ mode, env, logLevel }: Start): Promise<number> {
   const config = loadConfig({ ...env, LOG_LEVEL: logLevel })
   // As createStoreFromConfig does for REDIS_URL, keeping the connection at hand for the experiment.
   const redis = createRedisConnection({ url: config.redis!.url!, connectionName: 'consent-broker' })
-  // BENCH_AUTOPIPELINE=1: ioredis auto-pipelining (the commands of one tick in one write).
-  if (env.BENCH_AUTOPIPELINE === '1') redis.options.enableAutoPipelining = true
+  if (autoPipelining) redis.options.enableAutoPipelining = true
   const store = createRedisStore({ redis, keyRing: config.keyRing, keyPrefix: config.redis!.keyPrefix })
   const idp = createEntraIdentityProvider(config)
   const app = await buildApp(config, { store, idp, logger })
