@@ -9,6 +9,7 @@ import {
   type AuditEvent,
   type AuditRecord,
   type AuditType,
+  type CachedToken,
   REGISTRATION_STATUSES,
   type Registration,
   type RegistrationPatch,
@@ -60,6 +61,62 @@ export function ephemeralAad(key: string): string {
 
 export function sha256Hex(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex')
+}
+
+// ---- arguments and sealed values, checked and encoded alike by both stores -----------------
+
+export function requirePositiveMs(value: number, what: string): number {
+  if (!Number.isFinite(value) || value < 1) throw new RangeError(`${what} must be at least 1 ms`)
+  return Math.ceil(value)
+}
+
+export function requireName(value: string, what: string): void {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new TypeError(`${what} must be a non-empty string`)
+}
+
+/** An ephemeral value as stored: sealed for its key when secret. */
+export function sealEphemeral(
+  keyRing: KeyRing,
+  key: string,
+  value: string,
+  secret: boolean | undefined,
+): string {
+  return secret ? keyRing.seal(value, ephemeralAad(key)) : value
+}
+
+export function openEphemeral(
+  keyRing: KeyRing,
+  key: string,
+  stored: string | null | undefined,
+  secret: boolean | undefined,
+): string | null {
+  if (stored === null || stored === undefined) return null
+  return secret ? keyRing.open(stored, ephemeralAad(key)) : stored
+}
+
+/** A cached access token as stored: only its own fields, sealed for its group and scope. */
+export function sealCachedToken(keyRing: KeyRing, group: string, scope: string, token: CachedToken): string {
+  const payload: CachedToken = {
+    accessToken: token.accessToken,
+    expiresAt: token.expiresAt,
+    scope: token.scope,
+  }
+  return keyRing.seal(JSON.stringify(payload), tokenAad(group, scope))
+}
+
+export function openCachedToken(
+  keyRing: KeyRing,
+  group: string,
+  scope: string,
+  sealed: string,
+): CachedToken | null {
+  try {
+    return JSON.parse(keyRing.open(sealed, tokenAad(group, scope))) as CachedToken
+  } catch {
+    // sealed under a retired key, or not ours: a cache miss (the caller fetches a new token)
+    return null
+  }
 }
 
 /** The error thrown when a patch tries to bring a revoked registration back. */
@@ -331,6 +388,15 @@ const AUDIT_ID = /^\d+-\d+$/
 
 export function assertAuditCursor(cursor: string): void {
   if (!AUDIT_ID.test(cursor)) throw new BrokerError('invalid_request', 'audit cursor is malformed')
+}
+
+/** A page of audit records; a full page carries its last id as the cursor of the next. */
+export function auditPage(
+  items: AuditRecord[],
+  limit: number,
+): { items: AuditRecord[]; nextCursor?: string } {
+  const last = items[items.length - 1]
+  return { items, ...(items.length === limit && last !== undefined ? { nextCursor: last.id } : {}) }
 }
 
 /** An audit event as flat stream fields (detail as JSON). */

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { KeyRing } from '../crypto/envelope.js'
 import {
   assertAuditCursor,
+  auditPage,
   clampLimit,
   comparePositions,
   decodeAuditFields,
@@ -17,15 +18,19 @@ import {
   encodeNewRegistration,
   encodeUpdate,
   encodeUsage,
-  ephemeralAad,
   type IndexPosition,
   isoToMs,
+  openCachedToken,
+  openEphemeral,
   openSecret,
   type RegistrationHash,
+  requireName,
+  requirePositiveMs,
   revokedIsFinal,
   SECRET_FIELDS,
+  sealCachedToken,
+  sealEphemeral,
   sealSecret,
-  tokenAad,
   uniquenessField,
   validateNewRegistration,
 } from './codec.js'
@@ -62,16 +67,6 @@ export interface MemoryStoreOptions {
   auditRetentionMs?: number
   /** How often expired entries are swept; default 60 s. */
   sweepIntervalMs?: number
-}
-
-function requirePositiveMs(value: number, what: string): number {
-  if (!Number.isFinite(value) || value < 1) throw new RangeError(`${what} must be at least 1 ms`)
-  return Math.ceil(value)
-}
-
-function requireName(value: string, what: string): void {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${what} must be a non-empty string`)
 }
 
 /** Index of the first position strictly after `after` in a sorted array. */
@@ -287,23 +282,18 @@ class MemoryEphemeral implements EphemeralStore {
 
   async put(key: string, value: string, ttlMs: number, options?: { secret?: boolean }): Promise<void> {
     requireName(key, 'ephemeral key')
-    const stored = options?.secret ? this.keyRing.seal(value, ephemeralAad(key)) : value
+    const stored = sealEphemeral(this.keyRing, key, value, options?.secret)
     this.values.set(key, stored, requirePositiveMs(ttlMs, 'ttlMs'))
-  }
-
-  #open(key: string, stored: string | undefined, secret: boolean | undefined): string | null {
-    if (stored === undefined) return null
-    return secret ? this.keyRing.open(stored, ephemeralAad(key)) : stored
   }
 
   async take(key: string, options?: { secret?: boolean }): Promise<string | null> {
     const stored = this.values.get(key)
     this.values.delete(key)
-    return this.#open(key, stored, options?.secret)
+    return openEphemeral(this.keyRing, key, stored, options?.secret)
   }
 
   async get(key: string, options?: { secret?: boolean }): Promise<string | null> {
-    return this.#open(key, this.values.get(key), options?.secret)
+    return openEphemeral(this.keyRing, key, this.values.get(key), options?.secret)
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
@@ -328,28 +318,18 @@ class MemoryTokenCache implements TokenCache {
 
   async get(group: string, scope: string): Promise<CachedToken | null> {
     const sealed = this.groups.get(group)?.get(scope)
-    if (sealed === undefined) return null
-    try {
-      return JSON.parse(this.keyRing.open(sealed, tokenAad(group, scope))) as CachedToken
-    } catch {
-      return null
-    }
+    return sealed === undefined ? null : openCachedToken(this.keyRing, group, scope, sealed)
   }
 
   async set(group: string, scope: string, token: CachedToken, ttlMs: number): Promise<void> {
     requireName(group, 'token group')
     const ttl = requirePositiveMs(ttlMs, 'ttlMs')
-    const payload: CachedToken = {
-      accessToken: token.accessToken,
-      expiresAt: token.expiresAt,
-      scope: token.scope,
-    }
     let scopes = this.groups.get(group)
     if (scopes === undefined) {
       scopes = new ExpiringMap(this.clock)
       this.groups.set(group, scopes)
     }
-    scopes.set(scope, this.keyRing.seal(JSON.stringify(payload), tokenAad(group, scope)), ttl)
+    scopes.set(scope, sealCachedToken(this.keyRing, group, scope, token), ttl)
   }
 
   async deleteGroup(group: string): Promise<void> {
@@ -464,11 +444,10 @@ class MemoryAuditLog implements AuditLog {
         start++
       }
     }
-    const items = this.#entries
-      .slice(start, start + limit)
-      .map((entry) => decodeAuditFields(entry.id, entry.fields))
-    const last = items[items.length - 1]
-    return { items, ...(items.length === limit && last !== undefined ? { nextCursor: last.id } : {}) }
+    return auditPage(
+      this.#entries.slice(start, start + limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
+      limit,
+    )
   }
 }
 

@@ -36,6 +36,7 @@ import type { KeyRing } from '../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../crypto/envelope.js'
 import {
   assertAuditCursor,
+  auditPage,
   clampLimit,
   compareIds,
   decodeAuditFields,
@@ -48,19 +49,23 @@ import {
   encodeNewRegistration,
   encodeUpdate,
   encodeUsage,
-  ephemeralAad,
   type IndexPosition,
   isoToMs,
+  openCachedToken,
+  openEphemeral,
   openSecret,
   PUBLIC_FIELDS,
   pairsToHash,
   type RegistrationHash,
+  requireName,
+  requirePositiveMs,
   revokedIsFinal,
   SECRET_FIELDS,
   type SecretField,
+  sealCachedToken,
+  sealEphemeral,
   sealSecret,
   sha256Hex,
-  tokenAad,
   uniquenessField,
   validateNewRegistration,
 } from './codec.js'
@@ -297,16 +302,6 @@ function flatten(hash: RegistrationHash): string[] {
   const out: string[] = []
   for (const [field, value] of Object.entries(hash)) out.push(field, value)
   return out
-}
-
-function requirePositiveMs(value: number, what: string): number {
-  if (!Number.isFinite(value) || value < 1) throw new RangeError(`${what} must be at least 1 ms`)
-  return Math.ceil(value)
-}
-
-function requireName(value: string, what: string): void {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${what} must be a non-empty string`)
 }
 
 const PENDING_POLLS = 10
@@ -643,21 +638,21 @@ class RedisEphemeral implements EphemeralStore {
 
   async put(key: string, value: string, ttlMs: number, options?: { secret?: boolean }): Promise<void> {
     requireName(key, 'ephemeral key')
-    const stored = options?.secret ? this.keyRing.seal(value, ephemeralAad(key)) : value
+    const stored = sealEphemeral(this.keyRing, key, value, options?.secret)
     await this.redis.set(this.keys.ephemeral(key), stored, 'PX', requirePositiveMs(ttlMs, 'ttlMs'))
   }
 
-  #open(key: string, stored: string | null, secret: boolean | undefined): string | null {
-    if (stored === null) return null
-    return secret ? this.keyRing.open(stored, ephemeralAad(key)) : stored
-  }
-
   async take(key: string, options?: { secret?: boolean }): Promise<string | null> {
-    return this.#open(key, await this.redis.getdel(this.keys.ephemeral(key)), options?.secret)
+    return openEphemeral(
+      this.keyRing,
+      key,
+      await this.redis.getdel(this.keys.ephemeral(key)),
+      options?.secret,
+    )
   }
 
   async get(key: string, options?: { secret?: boolean }): Promise<string | null> {
-    return this.#open(key, await this.redis.get(this.keys.ephemeral(key)), options?.secret)
+    return openEphemeral(this.keyRing, key, await this.redis.get(this.keys.ephemeral(key)), options?.secret)
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
@@ -686,23 +681,12 @@ class RedisTokenCache implements TokenCache {
 
   async get(group: string, scope: string): Promise<CachedToken | null> {
     const sealed = await this.redis.get(this.keys.token(group, scope))
-    if (sealed === null) return null
-    try {
-      return JSON.parse(this.keyRing.open(sealed, tokenAad(group, scope))) as CachedToken
-    } catch {
-      // sealed under a retired key, or not ours: a cache miss (the caller fetches a new token)
-      return null
-    }
+    return sealed === null ? null : openCachedToken(this.keyRing, group, scope, sealed)
   }
 
   async set(group: string, scope: string, token: CachedToken, ttlMs: number): Promise<void> {
     requireName(group, 'token group')
-    const payload: CachedToken = {
-      accessToken: token.accessToken,
-      expiresAt: token.expiresAt,
-      scope: token.scope,
-    }
-    const sealed = this.keyRing.seal(JSON.stringify(payload), tokenAad(group, scope))
+    const sealed = sealCachedToken(this.keyRing, group, scope, token)
     await runScript(
       this.redis,
       TOKEN_SET,
@@ -792,9 +776,10 @@ class RedisAuditLog implements AuditLog {
     if (options.cursor !== undefined) assertAuditCursor(options.cursor)
     const start = options.cursor === undefined ? '-' : `(${options.cursor}`
     const entries = await this.redis.xrange(this.keys.audit, start, '+', 'COUNT', limit)
-    const items = entries.map(([id, fields]) => decodeAuditFields(id, fields))
-    const last = items[items.length - 1]
-    return { items, ...(items.length === limit && last !== undefined ? { nextCursor: last.id } : {}) }
+    return auditPage(
+      entries.map(([id, fields]) => decodeAuditFields(id, fields)),
+      limit,
+    )
   }
 }
 
