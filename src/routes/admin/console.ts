@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BrokerError } from '../../errors.js'
 import { summarizeTenants } from '../../services/admin-queries.js'
-import { BrowserSessions, csrfMatches, randomToken, type SessionData } from '../../services/admin-session.js'
+import { BrowserSessions, randomToken, type SessionData } from '../../services/admin-session.js'
 import { actorLabel, auditCursorSince, readAudit, recordAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { operatorForToken } from '../../services/operator-auth.js'
@@ -20,6 +20,7 @@ import {
   renderSignIn,
   renderTenants,
 } from '../../views/admin.js'
+import { enforceRateLimit, readSignedCookie, requireFormCsrf, sendPage } from '../browser.js'
 import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema, TENANT_ID_PATTERN } from './schemas.js'
 
 export interface AdminConsoleOptions {
@@ -80,17 +81,10 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     maxAge: Math.floor(maxAgeMs / 1000),
   })
 
-  const signedCookie = (request: FastifyRequest, name: string): string | undefined => {
-    const raw = request.cookies[name]
-    if (raw === undefined) return undefined
-    const unsigned = request.unsignCookie(raw)
-    return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
-  }
-
   // Every console response: never cached, and the session (if any) looked up once.
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const id = signedCookie(request, CONSOLE_COOKIE)
+    const id = readSignedCookie(request, CONSOLE_COOKIE)
     if (id === undefined) return
     const session = await sessions.read(id)
     if (session !== null) {
@@ -119,13 +113,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         'your console session is missing or has expired; sign in again at /admin',
       )
     }
-    const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
-    if (!csrfMatches(entry.session.csrf, submitted)) {
-      throw new BrokerError(
-        'csrf_failed',
-        'the form’s csrf token is missing or wrong; reload the page and try again',
-      )
-    }
+    requireFormCsrf(request, entry.session.csrf)
   }
 
   const operatorActor = (request: FastifyRequest) => ({
@@ -138,10 +126,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
   const renderSignInPage = async (reply: FastifyReply, status: number, error?: string) => {
     const csrf = randomToken()
     reply.setCookie(SIGN_IN_COOKIE, csrf, cookieOptions(SIGN_IN_TTL_MS))
-    return reply
-      .code(status)
-      .type('text/html; charset=utf-8')
-      .send(renderSignIn({ csrf, ...(error === undefined ? {} : { error }) }))
+    return sendPage(reply, status, renderSignIn({ csrf, ...(error === undefined ? {} : { error }) }))
   }
 
   app.get(
@@ -174,28 +159,21 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         response: { ...htmlPage, ...redirect, ...errorPages },
       },
       // Login CSRF: the form must come from our own sign-in page (double-submit, signed cookie).
-      preValidation: async (request) => {
-        const expected = signedCookie(request, SIGN_IN_COOKIE)
-        const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
-        if (expected === undefined || !csrfMatches(expected, submitted)) {
-          throw new BrokerError(
-            'csrf_failed',
-            'the sign-in form expired or did not come from this site; reload it and try again',
-          )
-        }
-      },
+      preValidation: async (request) =>
+        requireFormCsrf(
+          request,
+          readSignedCookie(request, SIGN_IN_COOKIE),
+          'the sign-in form expired or did not come from this site; reload it and try again',
+        ),
     },
     async (request, reply) => {
-      const limit = await app.store.rateLimiter.hit(
+      await enforceRateLimit(
+        app.store.rateLimiter,
         `admin-sign-in:${request.ip}`,
         SIGN_IN_ATTEMPTS_PER_MINUTE,
         60_000,
+        'too many sign-in attempts; wait a minute',
       )
-      if (!limit.allowed) {
-        throw new BrokerError('rate_limited', 'too many sign-in attempts; wait a minute', {
-          retryAfter: limit.retryAfterMs / 1000,
-        })
-      }
       const operator = operatorForToken(app.config, request.body.token)
       if (operator === undefined) {
         request.log.info({ ip: request.ip }, 'console sign-in refused')
@@ -256,7 +234,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     async (request, reply) => {
       const appFilter = request.query.app || undefined
       const tenants = await summarizeTenants(app.store, appFilter === undefined ? {} : { app: appFilter })
-      return reply.type('text/html; charset=utf-8').send(
+      return sendPage(
+        reply,
+        200,
         renderTenants(contextOf(request), {
           tenants,
           apps: appSlugs,
@@ -315,7 +295,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           : done === undefined
             ? undefined
             : NOTICES[done]
-      return reply.type('text/html; charset=utf-8').send(
+      return sendPage(
+        reply,
+        200,
         renderRegistrations(contextOf(request), {
           items: page.items,
           ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
@@ -358,7 +340,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       if (registration === null)
         throw new BrokerError('not_found', `registration ${request.params.id} not found`)
       const done = request.query.done
-      return reply.type('text/html; charset=utf-8').send(
+      return sendPage(
+        reply,
+        200,
         renderRegistration(contextOf(request), {
           registration,
           ...(done === undefined ? {} : { notice: NOTICES[done] }),
@@ -460,7 +444,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           ? request.query.cursor || undefined
           : auditCursorSince(app.clock() - AUDIT_WINDOWS[window])
       const page = await readAudit(app.store, { ...(cursor === undefined ? {} : { cursor }), limit: 100 })
-      return reply.type('text/html; charset=utf-8').send(
+      return sendPage(
+        reply,
+        200,
         renderAudit(contextOf(request), {
           items: page.items,
           ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
@@ -487,7 +473,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     },
     async (request, reply) => {
       const done = request.query.done
-      return reply.type('text/html; charset=utf-8').send(
+      return sendPage(
+        reply,
+        200,
         renderKeys(contextOf(request), {
           rotation: await keyRotation.status(),
           ...(done === undefined ? {} : { notice: NOTICES[done] }),

@@ -3,8 +3,7 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CLOUD_NAMES } from '../../clouds.js'
-import { appClouds, findApp } from '../../config.js'
-import { BrokerError } from '../../errors.js'
+import { appClouds, type Config, findApp } from '../../config.js'
 import { type CallbackQuery, type ConsentFailure, createConsentFlow } from '../../services/consent-flow.js'
 import {
   renderAppListPage,
@@ -14,6 +13,7 @@ import {
   renderStartPage,
 } from '../../views/consent-pages.js'
 import { renderNotFoundPage } from '../../views/error-page.js'
+import { enforceRateLimit, readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
 import { completeManageSignIn } from './manage.js'
 
 /** Carries `<app>.<flow id>`; read only by the callback. */
@@ -51,6 +51,32 @@ const callbackQuerySchema = {
   },
 } as const
 
+/** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */
+export function flowCookieOptions(config: Config): CookieSerializeOptions {
+  return {
+    path: FLOW_COOKIE_PATH,
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+    signed: true,
+    maxAge: Math.floor(config.consent.flowTtlMs / 1000),
+  }
+}
+
+/**
+ * Starting flows (consent or manage sign-in) and hitting the callback cost server-side state and
+ * identity-provider calls: one budget per client IP, across instances.
+ */
+export function limitConsentTraffic(app: FastifyInstance, request: FastifyRequest, message: string) {
+  return enforceRateLimit(
+    app.store.rateLimiter,
+    `consent-ip:${request.ip}`,
+    app.config.consent.rateLimitPerIp,
+    app.config.consent.rateLimitWindowMs,
+    message,
+  )
+}
+
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
   const flow = createConsentFlow({
@@ -61,26 +87,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     clock: app.clock,
   })
   const publicOrigin = new URL(config.publicUrl).origin
-  const cookieBase: CookieSerializeOptions = {
-    httpOnly: true,
-    sameSite: 'lax',
-    secure: config.secureCookies,
-    signed: true,
-    maxAge: Math.floor(config.consent.flowTtlMs / 1000),
-  }
-  const flowCookie: CookieSerializeOptions = { ...cookieBase, path: FLOW_COOKIE_PATH }
-  const resultCookie: CookieSerializeOptions = { ...cookieBase, path: RESULT_COOKIE_PATH }
-
-  function readSignedCookie(request: FastifyRequest, name: string): string | undefined {
-    const value = request.cookies[name]
-    if (value === undefined) return undefined
-    const unsigned = request.unsignCookie(value)
-    return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
-  }
-
-  function sendPage(reply: FastifyReply, status: number, body: string): FastifyReply {
-    return reply.code(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(body)
-  }
+  const flowCookie = flowCookieOptions(config)
+  const resultCookie: CookieSerializeOptions = { ...flowCookie, path: RESULT_COOKIE_PATH }
 
   function sendFailure(request: FastifyRequest, reply: FastifyReply, failure: ConsentFailure): FastifyReply {
     return sendPage(
@@ -90,24 +98,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     )
   }
 
-  // Starting flows and hitting the callback cost server-side state and identity-provider calls:
-  // bounded per client IP, across instances.
-  async function limitConsentTraffic(request: FastifyRequest): Promise<void> {
-    const limit = await app.store.rateLimiter.hit(
-      `consent-ip:${request.ip}`,
-      config.consent.rateLimitPerIp,
-      config.consent.rateLimitWindowMs,
-    )
-    if (!limit.allowed) {
-      throw new BrokerError(
-        'rate_limited',
-        'too many authorization attempts from this address; try again later',
-        {
-          retryAfter: limit.retryAfterMs / 1000,
-        },
-      )
-    }
-  }
+  const limitAuthorizations = (request: FastifyRequest) =>
+    limitConsentTraffic(app, request, 'too many authorization attempts from this address; try again later')
 
   app.get(
     '/',
@@ -144,7 +136,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/:app/start',
     {
       config: { html: true },
-      preHandler: limitConsentTraffic,
+      preHandler: limitAuthorizations,
       schema: {
         params: appParams,
         querystring: noParams,
@@ -167,15 +159,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      // A cross-site form must not start (and bind a cookie for) a flow in someone's browser.
-      // Origin is "null" under our no-referrer policy, so only a foreign origin is refused.
-      const origin = request.headers.origin
-      if (
-        request.headers['sec-fetch-site'] === 'cross-site' ||
-        (origin !== undefined && origin !== 'null' && origin !== publicOrigin)
-      ) {
-        throw new BrokerError('csrf_failed', 'the authorization must be started from this site')
-      }
+      refuseCrossSiteForm(request, publicOrigin, 'the authorization must be started from this site')
       const outcome = await flow.start(request.params.app, request.body?.cloud, request.log)
       if (outcome.kind === 'failed') return sendFailure(request, reply, outcome.failure)
       reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
@@ -187,7 +171,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/callback',
     {
       config: { html: true },
-      preHandler: limitConsentTraffic,
+      preHandler: limitAuthorizations,
       schema: {
         querystring: callbackQuerySchema,
         response: {

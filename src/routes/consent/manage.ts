@@ -12,7 +12,7 @@ import { CLOUD_NAMES, type CloudName } from '../../clouds.js'
 import { appClouds, findApp } from '../../config.js'
 import type { VerifiedIdToken } from '../../entra/types.js'
 import { BrokerError } from '../../errors.js'
-import { csrfMatches, type SessionData } from '../../services/admin-session.js'
+import type { SessionData } from '../../services/admin-session.js'
 import { recordAudit } from '../../services/audit.js'
 import { createConsentFlow } from '../../services/consent-flow.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
@@ -27,7 +27,8 @@ import {
 import { roleNames } from '../../views/consent-pages.js'
 import { renderManagePage, renderManageSignIn } from '../../views/manage.js'
 import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema } from '../admin/schemas.js'
-import { FLOW_COOKIE } from './index.js'
+import { readSignedCookie, refuseCrossSiteForm, requireFormCsrf, sendPage } from '../browser.js'
+import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './index.js'
 
 export const MANAGE_COOKIE = 'cb_manage'
 
@@ -66,13 +67,6 @@ type NoticeKey = keyof typeof NOTICES
 
 type ManageSession = SessionData<TenantAdminIdentity>
 const sessionsOf = new WeakMap<FastifyRequest, { id: string; session: ManageSession }>()
-
-function readSignedCookie(request: FastifyRequest, name: string): string | undefined {
-  const raw = request.cookies[name]
-  if (raw === undefined) return undefined
-  const unsigned = request.unsignCookie(raw)
-  return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
-}
 
 /** What the consent flow hands over after a tenant administrator signed in for `/{app}/manage`. */
 export interface ManageSignIn {
@@ -162,13 +156,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     if (entry === undefined) {
       throw new BrokerError('unauthorized', 'your session is missing or has expired; sign in again')
     }
-    const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
-    if (!csrfMatches(entry.session.csrf, submitted)) {
-      throw new BrokerError(
-        'csrf_failed',
-        'the form’s csrf token is missing or wrong; reload the page and try again',
-      )
-    }
+    requireFormCsrf(request, entry.session.csrf)
   }
 
   const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
@@ -191,9 +179,10 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       const hosted = hostedApp(request.params.app)
       await loadSession(request)
       const entry = sessionsOf.get(request)
-      reply.type('text/html; charset=utf-8')
       if (entry === undefined) {
-        return reply.send(
+        return sendPage(
+          reply,
+          200,
           renderManageSignIn({
             app: hosted,
             clouds: appClouds(hosted),
@@ -203,7 +192,9 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       }
       const { session } = entry
       const done = request.query.done
-      return reply.send(
+      return sendPage(
+        reply,
+        200,
         renderManagePage({
           app: hosted,
           cloud: session.cloud,
@@ -233,30 +224,10 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      // Like the consent start: a cross-site form must not start a flow in someone's browser.
-      const origin = request.headers.origin
-      if (
-        request.headers['sec-fetch-site'] === 'cross-site' ||
-        (origin !== undefined && origin !== 'null' && origin !== publicOrigin)
-      ) {
-        throw new BrokerError('csrf_failed', 'the sign-in must be started from this site')
-      }
+      refuseCrossSiteForm(request, publicOrigin, 'the sign-in must be started from this site')
       hostedApp(request.params.app)
       // A sign-in is a flow start: same per-IP budget (and counter) as the consent pages.
-      const limit = await app.store.rateLimiter.hit(
-        `consent-ip:${request.ip}`,
-        config.consent.rateLimitPerIp,
-        config.consent.rateLimitWindowMs,
-      )
-      if (!limit.allowed) {
-        throw new BrokerError(
-          'rate_limited',
-          'too many sign-in attempts from this address; try again later',
-          {
-            retryAfter: limit.retryAfterMs / 1000,
-          },
-        )
-      }
+      await limitConsentTraffic(app, request, 'too many sign-in attempts from this address; try again later')
       const outcome = await flow.start(request.params.app, request.body?.cloud, request.log, 'manage')
       if (outcome.kind === 'failed') {
         throw new BrokerError(
@@ -264,14 +235,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
           'the sign-in could not be started; try again in a moment',
         )
       }
-      reply.setCookie(FLOW_COOKIE, outcome.flowHandle, {
-        path: '/callback',
-        httpOnly: true,
-        sameSite: 'lax',
-        secure: config.secureCookies,
-        signed: true,
-        maxAge: Math.floor(config.consent.flowTtlMs / 1000),
-      })
+      reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookieOptions(config))
       return reply.redirect(outcome.location, 303)
     },
   )
