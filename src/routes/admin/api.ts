@@ -12,12 +12,14 @@ import type { RegistrationStatus } from '../../store/types.js'
 import {
   APP_SLUG_PATTERN,
   auditRecordSchema,
+  emptyQuery,
   errorResponses,
-  REGISTRATION_ID_PATTERN,
   reasonBodySchema,
+  registrationIdParams,
   registrationSchema,
   rotationStatusSchema,
   TENANT_ID_PATTERN,
+  tenantIdParams,
   tenantRevokeBodySchema,
   tenantSummarySchema,
 } from './schemas.js'
@@ -36,22 +38,6 @@ function operatorOf(request: FastifyRequest): string {
 }
 
 const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
-
-const idParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['id'],
-  properties: { id: { type: 'string', pattern: REGISTRATION_ID_PATTERN } },
-} as const
-
-const tenantParams = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['tenantId'],
-  properties: { tenantId: { type: 'string', pattern: TENANT_ID_PATTERN } },
-} as const
-
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const
 
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { keyRotation } = options
@@ -153,8 +139,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       schema: {
         ...common,
         summary: 'One registration: metadata and usage, never a secret',
-        params: idParams,
-        querystring: noQuery,
+        params: registrationIdParams,
+        querystring: emptyQuery,
         response: {
           200: {
             type: 'object',
@@ -183,8 +169,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
         summary: 'Revoke one registration (idempotent)',
         description:
           'Deletes the refresh token and cached access tokens; obtain-token answers 401 `revoked` at once on every instance. Revoking a revoked registration returns it unchanged, with the original detail.',
-        params: idParams,
-        querystring: noQuery,
+        params: registrationIdParams,
+        querystring: emptyQuery,
         body: reasonBodySchema,
         response: {
           200: {
@@ -213,8 +199,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       schema: {
         ...common,
         summary: "Revoke every registration of a tenant, or of one of the tenant's apps",
-        params: tenantParams,
-        querystring: noQuery,
+        params: tenantIdParams,
+        querystring: emptyQuery,
         body: tenantRevokeBodySchema,
         response: {
           200: {
@@ -307,7 +293,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
         summary: 'Re-seal every stored secret under the newest master key (background, resumable)',
         description:
           'Starts a pass, or resumes an interrupted one, unless one is running on any instance; answers 202 at once with the progress. Poll `GET /admin/api/keys/rotation`.',
-        querystring: noQuery,
+        querystring: emptyQuery,
         response: { 202: rotationResponse, ...errorResponses },
       },
     },
@@ -323,7 +309,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       schema: {
         ...common,
         summary: 'Progress of the latest key rotation pass',
-        querystring: noQuery,
+        querystring: emptyQuery,
         response: { 200: rotationResponse, ...errorResponses },
       },
     },

@@ -21,7 +21,16 @@ import {
   renderTenants,
 } from '../../views/admin.js'
 import { enforceRateLimit, readSignedCookie, requireFormCsrf, sendPage } from '../browser.js'
-import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema, TENANT_ID_PATTERN } from './schemas.js'
+import {
+  APP_SLUG_PATTERN,
+  csrfFormSchema,
+  emptyQuery,
+  reasonSchema,
+  registrationIdParams,
+  revokeFormSchema,
+  TENANT_ID_PATTERN,
+  tenantIdParams,
+} from './schemas.js'
 
 export interface AdminConsoleOptions {
   keyRotation: KeyRotation
@@ -48,7 +57,6 @@ const errorPages = {
   429: { type: 'string' },
   500: { type: 'string' },
 } as const
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const
 const optional = (pattern: string) => ({
   type: 'string',
   pattern: `^(?:${pattern.replace(/^\^|\$$/g, '')})?$`,
@@ -62,6 +70,12 @@ const NOTICES = {
   rotation_running: 'A key rotation pass is already running.',
 } as const
 type NoticeKey = keyof typeof NOTICES
+const doneQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
+} as const
+const noticeOf = (done: NoticeKey | undefined) => (done === undefined ? {} : { notice: NOTICES[done] })
 
 export async function adminConsoleRoutes(app: FastifyInstance, options: AdminConsoleOptions): Promise<void> {
   const { keyRotation } = options
@@ -131,14 +145,17 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
 
   app.get(
     '/admin',
-    { config: html, schema: { querystring: noQuery, response: { ...redirect, ...errorPages } } },
+    { config: html, schema: { querystring: emptyQuery, response: { ...redirect, ...errorPages } } },
     async (request, reply) =>
       reply.redirect(sessionsOf.has(request) ? '/admin/tenants' : '/admin/sign-in', 303),
   )
 
   app.get(
     '/admin/sign-in',
-    { config: html, schema: { querystring: noQuery, response: { ...htmlPage, ...redirect, ...errorPages } } },
+    {
+      config: html,
+      schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
+    },
     async (request, reply) => {
       if (sessionsOf.has(request)) return reply.redirect('/admin/tenants', 303)
       return renderSignInPage(reply, 200)
@@ -150,7 +167,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     {
       config: html,
       schema: {
-        querystring: noQuery,
+        querystring: emptyQuery,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -198,8 +215,8 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     {
       config: html,
       schema: {
-        querystring: noQuery,
-        body: { type: 'object', additionalProperties: false, properties: { csrf: { type: 'string' } } },
+        querystring: emptyQuery,
+        body: csrfFormSchema,
         response: { ...redirect, ...errorPages },
       },
       preValidation: requireFormSession,
@@ -313,25 +330,14 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     },
   )
 
-  const idParams = {
-    type: 'object',
-    additionalProperties: false,
-    required: ['id'],
-    properties: { id: { type: 'string', pattern: REGISTRATION_ID_PATTERN } },
-  } as const
-
   app.get<{ Params: { id: string }; Querystring: { done?: NoticeKey } }>(
     '/admin/registrations/:id',
     {
       config: html,
       preHandler: requirePageSession,
       schema: {
-        params: idParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
-        },
+        params: registrationIdParams,
+        querystring: doneQuery,
         response: { ...htmlPage, ...redirect, ...errorPages },
       },
     },
@@ -339,14 +345,10 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       const registration = await app.store.registrations.getMeta(request.params.id)
       if (registration === null)
         throw new BrokerError('not_found', `registration ${request.params.id} not found`)
-      const done = request.query.done
       return sendPage(
         reply,
         200,
-        renderRegistration(contextOf(request), {
-          registration,
-          ...(done === undefined ? {} : { notice: NOTICES[done] }),
-        }),
+        renderRegistration(contextOf(request), { registration, ...noticeOf(request.query.done) }),
       )
     },
   )
@@ -357,14 +359,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       config: html,
       preValidation: requireFormSession,
       schema: {
-        params: idParams,
-        querystring: noQuery,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonSchema },
-        },
+        params: registrationIdParams,
+        querystring: emptyQuery,
+        body: revokeFormSchema,
         response: { ...redirect, ...errorPages, 409: { type: 'string' } },
       },
     },
@@ -384,13 +381,8 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       config: html,
       preValidation: requireFormSession,
       schema: {
-        params: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['tenantId'],
-          properties: { tenantId: { type: 'string', pattern: TENANT_ID_PATTERN } },
-        },
-        querystring: noQuery,
+        params: tenantIdParams,
+        querystring: emptyQuery,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -463,22 +455,17 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       config: html,
       preHandler: requirePageSession,
       schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
-        },
+        querystring: doneQuery,
         response: { ...htmlPage, ...redirect, ...errorPages },
       },
     },
     async (request, reply) => {
-      const done = request.query.done
       return sendPage(
         reply,
         200,
         renderKeys(contextOf(request), {
           rotation: await keyRotation.status(),
-          ...(done === undefined ? {} : { notice: NOTICES[done] }),
+          ...noticeOf(request.query.done),
         }),
       )
     },
@@ -490,8 +477,8 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       config: html,
       preValidation: requireFormSession,
       schema: {
-        querystring: noQuery,
-        body: { type: 'object', additionalProperties: false, properties: { csrf: { type: 'string' } } },
+        querystring: emptyQuery,
+        body: csrfFormSchema,
         response: { ...redirect, ...errorPages },
       },
     },

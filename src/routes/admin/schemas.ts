@@ -12,6 +12,22 @@ export const TENANT_ID_PATTERN =
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 export const REASON_MAX = 500
 
+export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const
+
+export const registrationIdParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: REGISTRATION_ID_PATTERN } },
+} as const
+
+export const tenantIdParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenantId'],
+  properties: { tenantId: { type: 'string', pattern: TENANT_ID_PATTERN } },
+} as const
+
 /**
  * A revocation reason: one line of text, not blank, no control characters (it is shown in
  * terminals by the CLI and sent to integrations in the `revoked` error).
@@ -22,6 +38,21 @@ export const reasonSchema = {
   maxLength: REASON_MAX,
   pattern: '^(?=.*\\S)[^\\u0000-\\u001f\\u007f]+$',
   description: 'why, in one line (recorded and shown to the integration)',
+} as const
+
+/** A browser form that only carries the session's CSRF token (sign-out, key rotation). */
+export const csrfFormSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { csrf: { type: 'string' } },
+} as const
+
+/** A browser revocation form: the session's CSRF token and the reason. */
+export const revokeFormSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['reason'],
+  properties: { csrf: { type: 'string' }, reason: reasonSchema },
 } as const
 
 const isoString = { type: 'string', description: 'ISO 8601 timestamp' } as const

@@ -26,7 +26,13 @@ import {
 } from '../../services/tenant-admin.js'
 import { roleNames } from '../../views/consent-pages.js'
 import { renderManagePage, renderManageSignIn } from '../../views/manage.js'
-import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN, reasonSchema } from '../admin/schemas.js'
+import {
+  APP_SLUG_PATTERN,
+  csrfFormSchema,
+  emptyQuery,
+  REGISTRATION_ID_PATTERN,
+  revokeFormSchema,
+} from '../admin/schemas.js'
 import { readSignedCookie, refuseCrossSiteForm, requireFormCsrf, sendPage } from '../browser.js'
 import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './index.js'
 
@@ -49,7 +55,6 @@ const pages = {
   503: htmlPage,
 } as const
 const redirect = { 303: { type: 'null' } } as const
-const noQuery = { type: 'object', additionalProperties: false, properties: {} } as const
 const appParams = {
   type: 'object',
   additionalProperties: false,
@@ -214,7 +219,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       config: html,
       schema: {
         params: appParams,
-        querystring: noQuery,
+        querystring: emptyQuery,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -255,13 +260,8 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
             id: { type: 'string', pattern: REGISTRATION_ID_PATTERN },
           },
         },
-        querystring: noQuery,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonSchema },
-        },
+        querystring: emptyQuery,
+        body: revokeFormSchema,
         response: { ...pages, ...redirect },
       },
     },
@@ -284,13 +284,8 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       preValidation: requireFormSession,
       schema: {
         params: appParams,
-        querystring: noQuery,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['reason'],
-          properties: { csrf: { type: 'string' }, reason: reasonSchema },
-        },
+        querystring: emptyQuery,
+        body: revokeFormSchema,
         response: { ...pages, ...redirect },
       },
     },
@@ -312,8 +307,8 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       preValidation: requireFormSession,
       schema: {
         params: appParams,
-        querystring: noQuery,
-        body: { type: 'object', additionalProperties: false, properties: { csrf: { type: 'string' } } },
+        querystring: emptyQuery,
+        body: csrfFormSchema,
         response: { ...pages, ...redirect },
       },
     },
