@@ -18,6 +18,7 @@ import { registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
+import { listAllRegistrations } from './store/list-all.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage, renderNotFoundPage } from './views/error-page.js'
 
@@ -88,12 +89,9 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     createMetrics({
       collectRegistrations: sampleEvery(config.registrationsGaugeIntervalMs, async () => {
         const counts: Record<string, number> = { active: 0, needs_consent: 0, revoked: 0 }
-        let cursor: string | undefined
-        do {
-          const page = await deps.store.registrations.list({ limit: 500, ...(cursor ? { cursor } : {}) })
-          for (const item of page.items) counts[item.status] = (counts[item.status] ?? 0) + 1
-          cursor = page.nextCursor
-        } while (cursor !== undefined)
+        for await (const item of listAllRegistrations(deps.store.registrations)) {
+          counts[item.status] = (counts[item.status] ?? 0) + 1
+        }
         return counts
       }),
     })

@@ -1,4 +1,5 @@
 // Read model for operators: tenants summarised from their registrations.
+import { listAllRegistrations } from '../store/list-all.js'
 import type { RegistrationStatus, Store } from '../store/types.js'
 
 export interface TenantSummary {
@@ -12,8 +13,6 @@ export interface TenantSummary {
   /** ISO 8601: the newest consent among the tenant's registrations. */
   lastConsentAt?: string
 }
-
-const PAGE = 500
 
 function later(a: string | undefined, b: string | undefined): string | undefined {
   if (a === undefined) return b
@@ -30,37 +29,31 @@ export async function summarizeTenants(
   filter: { app?: string } = {},
 ): Promise<TenantSummary[]> {
   const tenants = new Map<string, TenantSummary & { appSet: Set<string>; cloudSet: Set<string> }>()
-  let cursor: string | undefined
-  do {
-    const page = await store.registrations.list({
-      limit: PAGE,
-      ...(filter.app === undefined ? {} : { app: filter.app }),
-      ...(cursor === undefined ? {} : { cursor }),
-    })
-    for (const item of page.items) {
-      let tenant = tenants.get(item.tenantId)
-      if (tenant === undefined) {
-        tenant = {
-          tenantId: item.tenantId,
-          apps: [],
-          clouds: [],
-          registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
-          appSet: new Set(),
-          cloudSet: new Set(),
-        }
-        tenants.set(item.tenantId, tenant)
+  for await (const item of listAllRegistrations(
+    store.registrations,
+    filter.app === undefined ? {} : { app: filter.app },
+  )) {
+    let tenant = tenants.get(item.tenantId)
+    if (tenant === undefined) {
+      tenant = {
+        tenantId: item.tenantId,
+        apps: [],
+        clouds: [],
+        registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
+        appSet: new Set(),
+        cloudSet: new Set(),
       }
-      tenant.appSet.add(item.app)
-      tenant.cloudSet.add(item.cloud)
-      tenant.registrations[item.status] += 1
-      tenant.registrations.total += 1
-      const lastIssuedAt = later(tenant.lastIssuedAt, item.lastIssuedAt)
-      if (lastIssuedAt !== undefined) tenant.lastIssuedAt = lastIssuedAt
-      const lastConsentAt = later(tenant.lastConsentAt, item.consentedAt)
-      if (lastConsentAt !== undefined) tenant.lastConsentAt = lastConsentAt
+      tenants.set(item.tenantId, tenant)
     }
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
+    tenant.appSet.add(item.app)
+    tenant.cloudSet.add(item.cloud)
+    tenant.registrations[item.status] += 1
+    tenant.registrations.total += 1
+    const lastIssuedAt = later(tenant.lastIssuedAt, item.lastIssuedAt)
+    if (lastIssuedAt !== undefined) tenant.lastIssuedAt = lastIssuedAt
+    const lastConsentAt = later(tenant.lastConsentAt, item.consentedAt)
+    if (lastConsentAt !== undefined) tenant.lastConsentAt = lastConsentAt
+  }
   return [...tenants.values()]
     .sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0))
     .map(({ appSet, cloudSet, ...summary }) => ({

@@ -2,6 +2,7 @@
 // made here so their format is decided in one place.
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { CloudName } from '../clouds.js'
+import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, Store } from '../store/types.js'
 
 /** A new registration id: a random UUID (never contains `@`, which the integration splits on). */
@@ -69,21 +70,14 @@ export async function reactivateAdminRegistrations(
   input: AdminRegistrationInput,
 ): Promise<string[]> {
   const candidates: string[] = []
-  let cursor: string | undefined
-  do {
-    const page = await store.registrations.list({
-      tenantId: input.tenantId,
-      app: input.app,
-      status: 'needs_consent',
-      limit: 500,
-      ...(cursor === undefined ? {} : { cursor }),
-    })
-    for (const item of page.items) {
-      if (item.kind === 'admin' && item.cloud === input.cloud && item.status === 'needs_consent')
-        candidates.push(item.id)
-    }
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
+  for await (const item of listAllRegistrations(store.registrations, {
+    tenantId: input.tenantId,
+    app: input.app,
+    status: 'needs_consent',
+  })) {
+    if (item.kind === 'admin' && item.cloud === input.cloud && item.status === 'needs_consent')
+      candidates.push(item.id)
+  }
 
   const reactivated: string[] = []
   for (const id of candidates) {

@@ -4,6 +4,7 @@
 // refresh token; the cached access tokens are deleted right after.
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError } from '../errors.js'
+import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
 import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
 
@@ -51,7 +52,6 @@ export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud
 }
 
 const CAS_ATTEMPTS = 8
-const PAGE = 500
 
 export function revocationCode(actor: Actor): string {
   return actor.kind === 'tenant_admin' ? 'tenant_admin_revoked' : 'operator_revoked'
@@ -97,24 +97,13 @@ async function transition(
 
 /** True when another registration still issues tokens from the app+tenant cache group. */
 async function tenantGroupStillUsed(deps: RevocationDeps, registration: Registration): Promise<boolean> {
-  let cursor: string | undefined
-  do {
-    const page = await deps.store.registrations.list({
-      tenantId: registration.tenantId,
-      app: registration.app,
-      status: 'active',
-      limit: PAGE,
-      ...(cursor === undefined ? {} : { cursor }),
-    })
-    if (
-      page.items.some(
-        (item) => item.id !== registration.id && item.kind === 'admin' && item.cloud === registration.cloud,
-      )
-    ) {
-      return true
-    }
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
+  for await (const item of listAllRegistrations(deps.store.registrations, {
+    tenantId: registration.tenantId,
+    app: registration.app,
+    status: 'active',
+  })) {
+    if (item.id !== registration.id && item.kind === 'admin' && item.cloud === registration.cloud) return true
+  }
   return false
 }
 
@@ -194,21 +183,11 @@ export async function revokeTenant(
   const targets: string[] = []
   const sharedGroups = new Set<string>()
   let total = 0
-  let cursor: string | undefined
-  do {
-    const page = await deps.store.registrations.list({
-      tenantId,
-      ...(options.app === undefined ? {} : { app: options.app }),
-      limit: PAGE,
-      ...(cursor === undefined ? {} : { cursor }),
-    })
-    total += page.items.length
-    for (const item of page.items) {
-      if (item.status !== 'revoked') targets.push(item.id)
-      if (item.kind === 'admin') sharedGroups.add(tenantTokenGroup(item))
-    }
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
+  for await (const item of listAllRegistrations(deps.store.registrations, scope)) {
+    total++
+    if (item.status !== 'revoked') targets.push(item.id)
+    if (item.kind === 'admin') sharedGroups.add(tenantTokenGroup(item))
+  }
   if (total === 0) {
     throw new BrokerError(
       'not_found',

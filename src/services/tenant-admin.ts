@@ -3,6 +3,7 @@
 // a value from a form or a URL.
 import type { CloudName } from '../clouds.js'
 import type { Config } from '../config.js'
+import { listAllRegistrations } from '../store/list-all.js'
 import type { Store } from '../store/types.js'
 import { BrowserSessions } from './admin-session.js'
 import type { Actor } from './audit.js'
@@ -21,7 +22,6 @@ export interface TenantAdminIdentity {
 }
 
 export const MANAGE_SESSION_TTL_MS = 60 * 60_000
-const PAGE = 500
 
 export function manageSessions(store: Pick<Store, 'ephemeral'>, clock: () => number) {
   return new BrowserSessions<TenantAdminIdentity>(
@@ -48,17 +48,12 @@ export async function tenantRegistrations(
   identity: Pick<TenantAdminIdentity, 'tenantId' | 'app'>,
 ): Promise<RegistrationMeta[]> {
   const out: RegistrationMeta[] = []
-  let cursor: string | undefined
-  do {
-    const page = await store.registrations.list({
-      tenantId: identity.tenantId,
-      app: identity.app,
-      limit: PAGE,
-      ...(cursor === undefined ? {} : { cursor }),
-    })
+  for await (const item of listAllRegistrations(store.registrations, {
+    tenantId: identity.tenantId,
+    app: identity.app,
+  })) {
     // The store filters by tenant already; checking again costs nothing and fails closed.
-    out.push(...page.items.filter((item) => item.tenantId === identity.tenantId && item.app === identity.app))
-    cursor = page.nextCursor
-  } while (cursor !== undefined)
+    if (item.tenantId === identity.tenantId && item.app === identity.app) out.push(item)
+  }
   return out
 }
