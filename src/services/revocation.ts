@@ -118,10 +118,19 @@ async function purgeTokens(deps: RevocationDeps, registration: Registration): Pr
   }
 }
 
-function validReason(reason: string): string {
-  const trimmed = reason.trim()
-  if (trimmed === '') throw new BrokerError('invalid_request', 'reason must not be empty')
-  return trimmed
+/** The status detail of a revocation by `actor`; the reason trimmed and not blank. */
+function revocationDetail(
+  deps: RevocationDeps,
+  options: { readonly actor: Actor; readonly reason: string },
+): StatusDetail & { reason: string } {
+  const reason = options.reason.trim()
+  if (reason === '') throw new BrokerError('invalid_request', 'reason must not be empty')
+  return {
+    code: revocationCode(options.actor),
+    at: new Date(deps.clock()).toISOString(),
+    by: actorDisplayName(options.actor),
+    reason,
+  }
 }
 
 /** Revokes one registration. Idempotent: a revoked registration is returned with its original detail. */
@@ -130,13 +139,8 @@ export async function revokeRegistration(
   id: string,
   options: RevokeOptions,
 ): Promise<RevokeResult> {
-  const reason = validReason(options.reason)
-  const detail: StatusDetail = {
-    code: revocationCode(options.actor),
-    at: new Date(deps.clock()).toISOString(),
-    by: actorDisplayName(options.actor),
-    reason,
-  }
+  const detail = revocationDetail(deps, options)
+  const reason = detail.reason
   const result = await transition(deps, id, detail, options.scope)
   await purgeTokens(deps, result.registration)
   if (!result.alreadyRevoked) {
@@ -172,13 +176,8 @@ export async function revokeTenant(
   tenantId: string,
   options: { readonly actor: Actor; readonly reason: string; readonly app?: string },
 ): Promise<TenantRevokeResult> {
-  const reason = validReason(options.reason)
-  const detail: StatusDetail = {
-    code: revocationCode(options.actor),
-    at: new Date(deps.clock()).toISOString(),
-    by: actorDisplayName(options.actor),
-    reason,
-  }
+  const detail = revocationDetail(deps, options)
+  const reason = detail.reason
   const scope = { tenantId, ...(options.app === undefined ? {} : { app: options.app }) }
   const targets: string[] = []
   const sharedGroups = new Set<string>()
