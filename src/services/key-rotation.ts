@@ -18,18 +18,8 @@ import { registrationTokenGroup, tenantTokenGroup } from './revocation.js'
 
 export type RotationState = 'idle' | 'running' | 'interrupted' | 'completed' | 'failed'
 
-export interface RotationStatus {
-  state: RotationState
-  /** The key this pass re-seals under (the key ring's newest when it started). */
-  keyId: string
-  /** The newest key of this instance's key ring; a pass for another key is stale. */
-  currentKeyId: string
-  /** Older keys still in the ring; drop them from MASTER_KEYS once a pass completed without failures. */
-  oldKeyIds: string[]
-  startedAt?: string
-  startedBy?: string
-  updatedAt?: string
-  completedAt?: string
+/** How far a pass got; kept in the stored state and shown as is. */
+interface RotationProgress {
   /** Registrations visited so far in this pass. */
   scanned: number
   /** Registrations whose secrets were rewritten under the new key. */
@@ -44,7 +34,29 @@ export interface RotationStatus {
   error?: string
 }
 
-interface StoredState {
+const noProgress = (): RotationProgress => ({
+  scanned: 0,
+  resealed: 0,
+  unchanged: 0,
+  failed: 0,
+  failedIds: [],
+})
+
+export interface RotationStatus extends RotationProgress {
+  state: RotationState
+  /** The key this pass re-seals under (the key ring's newest when it started). */
+  keyId: string
+  /** The newest key of this instance's key ring; a pass for another key is stale. */
+  currentKeyId: string
+  /** Older keys still in the ring; drop them from MASTER_KEYS once a pass completed without failures. */
+  oldKeyIds: string[]
+  startedAt?: string
+  startedBy?: string
+  updatedAt?: string
+  completedAt?: string
+}
+
+interface StoredState extends RotationProgress {
   state: 'running' | 'completed' | 'failed'
   keyId: string
   cursor?: string
@@ -53,12 +65,6 @@ interface StoredState {
   updatedAt: string
   heartbeatAt: number
   completedAt?: string
-  scanned: number
-  resealed: number
-  unchanged: number
-  failed: number
-  failedIds: string[]
-  error?: string
 }
 
 const STATE_KEY = 'key-rotation:state'
@@ -124,11 +130,7 @@ export class KeyRotation {
             startedBy: actorLabel(actor),
             updatedAt: new Date(now).toISOString(),
             heartbeatAt: now,
-            scanned: 0,
-            resealed: 0,
-            unchanged: 0,
-            failed: 0,
-            failedIds: [],
+            ...noProgress(),
           }
       delete state.error
       await this.#write(state)
@@ -278,11 +280,7 @@ export class KeyRotation {
         ...base,
         keyId: base.currentKeyId,
         state: 'idle',
-        scanned: 0,
-        resealed: 0,
-        unchanged: 0,
-        failed: 0,
-        failedIds: [],
+        ...noProgress(),
       }
     }
     let shown: RotationState = state.state
