@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { ADMIN_CONSENT_ROLES } from './demo-data.js'
-import { aadsts } from './errors.js'
+import { aadsts, missingParameterText, tenantNotFoundText } from './errors.js'
 import { consentPage, errorPage, formPostPage, signInPage } from './html.js'
 import { consentKeys, describeScopes, parseScopes, resourcesOf, splitScopeParam } from './scopes.js'
 import { clearSessionCookie, sessionCookie, setSessionCookie } from './session.js'
@@ -84,25 +84,28 @@ function html(reply: FastifyReply, body: string): FastifyReply {
   return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body)
 }
 
-function tenantNotFound(segment: string): string {
-  return aadsts(
-    90002,
-    `Tenant '${segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
-  )
+/** AADSTS900144 naming the missing parameter. */
+function missingParameter(name: string): string {
+  return aadsts(900144, missingParameterText(name))
 }
 
 function tenantLabel(tenant: ResolvedTenant): string {
   return tenant.kind === 'tenant' ? tenant.tenant.displayName : tenant.segment
 }
 
-/** Validates client_id and redirect_uri: failures show an error page, never a redirect. */
-function resolveClientTarget(
+/**
+ * Resolves the tenant of the path, then validates client_id and redirect_uri: failures show an error
+ * page, never a redirect.
+ */
+function resolveTarget(
   state: EmulatorState,
+  segment: string,
   query: unknown,
-): { client: EmulatorClient; redirectUri: string } | { error: string } {
+): { tenant: ResolvedTenant; client: EmulatorClient; redirectUri: string } | { error: string } {
+  const tenant = state.resolveTenant(segment)
+  if (!tenant) return { error: aadsts(90002, tenantNotFoundText(segment)) }
   const clientId = param(query, 'client_id')
-  if (!clientId)
-    return { error: aadsts(900144, "The request body must contain the following parameter: 'client_id'.") }
+  if (!clientId) return { error: missingParameter('client_id') }
   const client = state.findClient(clientId)
   if (!client) {
     return {
@@ -113,8 +116,7 @@ function resolveClientTarget(
     }
   }
   const redirectUri = param(query, 'redirect_uri') ?? client.redirectUris[0]
-  if (!redirectUri)
-    return { error: aadsts(900144, "The request body must contain the following parameter: 'redirect_uri'.") }
+  if (!redirectUri) return { error: missingParameter('redirect_uri') }
   if (!redirectUriAllowed(client, redirectUri)) {
     return {
       error: aadsts(
@@ -123,7 +125,7 @@ function resolveClientTarget(
       ),
     }
   }
-  return { client, redirectUri }
+  return { tenant, client, redirectUri }
 }
 
 function isAdmin(user: EmulatorUser): boolean {
@@ -332,13 +334,10 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     )
 
   app.get('/:tenant/oauth2/v2.0/authorize', async (request, reply) => {
-    const segment = (request.params as { tenant: string }).tenant
-    const tenant = state.resolveTenant(segment)
-    if (!tenant) return showError(reply, 400, tenantNotFound(segment))
     const q = request.query
-    const target = resolveClientTarget(state, q)
+    const target = resolveTarget(state, (request.params as { tenant: string }).tenant, q)
     if ('error' in target) return showError(reply, 400, target.error)
-    const { client, redirectUri } = target
+    const { tenant, client, redirectUri } = target
     const stateParam = param(q, 'state')
     const modeParam = param(q, 'response_mode') ?? 'query'
     const responseMode: ResponseMode =
@@ -354,10 +353,7 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     }
     const responseType = param(q, 'response_type')
     if (!responseType) {
-      return fail(
-        'invalid_request',
-        aadsts(900144, "The request body must contain the following parameter: 'response_type'."),
-      )
+      return fail('invalid_request', missingParameter('response_type'))
     }
     if (responseType !== 'code') {
       return fail(
@@ -367,18 +363,12 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     }
     const scopes = splitScopeParam(param(q, 'scope'))
     if (scopes.length === 0) {
-      return fail(
-        'invalid_request',
-        aadsts(900144, "The request body must contain the following parameter: 'scope'."),
-      )
+      return fail('invalid_request', missingParameter('scope'))
     }
     const codeChallenge = param(q, 'code_challenge')
     const method = param(q, 'code_challenge_method')
     if (method !== undefined && codeChallenge === undefined) {
-      return fail(
-        'invalid_request',
-        aadsts(900144, "The request body must contain the following parameter: 'code_challenge'."),
-      )
+      return fail('invalid_request', missingParameter('code_challenge'))
     }
     if (codeChallenge !== undefined) {
       if (method !== 'S256') {
@@ -431,13 +421,10 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
   })
 
   app.get('/:tenant/v2.0/adminconsent', async (request, reply) => {
-    const segment = (request.params as { tenant: string }).tenant
-    const tenant = state.resolveTenant(segment)
-    if (!tenant) return showError(reply, 400, tenantNotFound(segment))
     const q = request.query
-    const target = resolveClientTarget(state, q)
+    const target = resolveTarget(state, (request.params as { tenant: string }).tenant, q)
     if ('error' in target) return showError(reply, 400, target.error)
-    const { client, redirectUri } = target
+    const { tenant, client, redirectUri } = target
     const stateParam = param(q, 'state')
     const fail = (error: string, description: string) =>
       sendToClient(
@@ -456,10 +443,7 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     }
     const scopes = splitScopeParam(param(q, 'scope'))
     if (scopes.length === 0) {
-      return fail(
-        'invalid_request',
-        aadsts(900144, "The request body must contain the following parameter: 'scope'."),
-      )
+      return fail('invalid_request', missingParameter('scope'))
     }
     const prompt = param(q, 'prompt')
     const loginHint = param(q, 'login_hint')

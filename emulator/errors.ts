@@ -51,6 +51,16 @@ export function aadstsText(code: number): string {
   return AADSTS_TEXT[code] ?? 'An error occurred in the Entra ID emulator.'
 }
 
+/** AADSTS900144's text naming the parameter, on the token endpoint and the front channel alike. */
+export function missingParameterText(name: string): string {
+  return `The request body must contain the following parameter: '${name}'.`
+}
+
+/** AADSTS90002's text, on the token endpoint and the front channel alike. */
+export function tenantNotFoundText(segment: string): string {
+  return `Tenant '${segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`
+}
+
 /** `AADSTSnnnn: text` — the first line of every Entra error description. */
 export function aadsts(code: number, text: string = aadstsText(code)): string {
   return `AADSTS${code}: ${text}`

@@ -9,7 +9,7 @@ import Fastify from 'fastify'
 import { param, redirectUriAllowed, registerAuthorizeRoutes } from './authorize.js'
 import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
 import { DEMO_CLIENTS, DEMO_TENANTS, DEMO_USERS } from './demo-data.js'
-import { EntraError } from './errors.js'
+import { EntraError, tenantNotFoundText } from './errors.js'
 import { escapeHtml, messagePage } from './html.js'
 import { createSigningKey, publicJwks } from './keys.js'
 import { defaultResourceOf } from './scopes.js'
@@ -69,12 +69,7 @@ function sendEntraError(request: FastifyRequest, reply: FastifyReply, state: Emu
 }
 
 function tenantNotFound(segment: string): EntraError {
-  return new EntraError(
-    'invalid_request',
-    90002,
-    400,
-    `Tenant '${segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
-  )
+  return new EntraError('invalid_request', 90002, 400, tenantNotFoundText(segment))
 }
 
 const FAULT_DEFAULTS: Readonly<Record<number, { error: string; code: number }>> = {

@@ -2,7 +2,7 @@
 // client_credentials grants, minting RS256 ID and access tokens.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
-import { EntraError } from './errors.js'
+import { EntraError, missingParameterText } from './errors.js'
 import { signJwt } from './keys.js'
 import {
   applicationPermissions,
@@ -40,12 +40,7 @@ export function servicePrincipalId(tid: string, clientId: string): string {
 }
 
 function missing(name: string): EntraError {
-  return new EntraError(
-    'invalid_request',
-    900144,
-    400,
-    `The request body must contain the following parameter: '${name}'.`,
-  )
+  return new EntraError('invalid_request', 900144, 400, missingParameterText(name))
 }
 
 function directoryName(tenant: ResolvedTenant): string {
@@ -150,19 +145,24 @@ function pkceMatches(verifier: string | undefined, challenge: string): boolean {
   return safeEqual(sha256(verifier).toString('base64url'), challenge)
 }
 
-async function authorizationCodeGrant(req: TokenRequest, client: EmulatorClient) {
-  const { state, tenant, body } = req
-  if (!body.code) throw missing('code')
-  const rec = state.codes.get(body.code)
-  if (!rec) throw new EntraError('invalid_grant', 9002313)
+/** A code or refresh token is redeemed only by the client it was issued to. */
+function requireIssuedTo(rec: { clientId: string }, client: EmulatorClient, what: 'code' | 'refresh token') {
   if (rec.clientId.toLowerCase() !== client.clientId.toLowerCase()) {
     throw new EntraError(
       'invalid_grant',
       70000,
       400,
-      'Provided grant is invalid or malformed. The code was issued to a different client.',
+      `Provided grant is invalid or malformed. The ${what} was issued to a different client.`,
     )
   }
+}
+
+async function authorizationCodeGrant(req: TokenRequest, client: EmulatorClient) {
+  const { state, tenant, body } = req
+  if (!body.code) throw missing('code')
+  const rec = state.codes.get(body.code)
+  if (!rec) throw new EntraError('invalid_grant', 9002313)
+  requireIssuedTo(rec, client, 'code')
   if (rec.redeemed) throw new EntraError('invalid_grant', 54005)
   if (state.now() > rec.expiresAt) {
     throw new EntraError(
@@ -201,14 +201,7 @@ async function refreshTokenGrant(req: TokenRequest, client: EmulatorClient) {
   if (!body.refresh_token) throw missing('refresh_token')
   const rec = state.refreshTokens.get(body.refresh_token)
   if (!rec) throw new EntraError('invalid_grant', 9002313)
-  if (rec.clientId.toLowerCase() !== client.clientId.toLowerCase()) {
-    throw new EntraError(
-      'invalid_grant',
-      70000,
-      400,
-      'Provided grant is invalid or malformed. The refresh token was issued to a different client.',
-    )
-  }
+  requireIssuedTo(rec, client, 'refresh token')
   if (rec.revoked) throw new EntraError('invalid_grant', 50173)
   if (state.now() - rec.issuedAt > REFRESH_TOKEN_INACTIVITY_MS) {
     throw new EntraError(
