@@ -4,9 +4,8 @@ import { Writable } from 'node:stream'
 import type { FastifyBaseLogger, LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
+import { afterEach, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_ADMIN, CONTOSO_USER } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
 import { loggerOptions } from '../../src/logger.js'
 import {
@@ -22,26 +21,15 @@ import {
   startBroker,
   startConsentFlow,
 } from '../support/broker.js'
+import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 
 const redisUrl = inject('redisUrl')
 const MAIL = 'ms-graph-mail'
 const LISTENER = 'ms-graph-mail-listener'
 
-let emulator: RunningEmulator
+const emulator = useEmulator({ resetEach: true })
 let broker: RunningBroker | undefined
-
-beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-})
-
-afterAll(async () => {
-  await emulator.close()
-})
-
-beforeEach(async () => {
-  expect((await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' })).status).toBe(200)
-})
 
 afterEach(async () => {
   await broker?.close()

@@ -1,6 +1,6 @@
 // Consent flows end to end over HTTP: the real broker (Redis store, Entra identity provider) and
 // the Entra ID emulator, with the emulator driver playing the user at Microsoft.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
+import { afterEach, describe, expect, inject, it } from 'vitest'
 import {
   CONTOSO_ADMIN,
   CONTOSO_TENANT_ID,
@@ -9,7 +9,6 @@ import {
   FABRIKAM_TENANT_ID,
   findDemoClient,
 } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
 import type { AuditRecord, ConsentKind, Registration } from '../../src/store/types.js'
@@ -25,6 +24,7 @@ import {
   startBroker,
   startConsentFlow,
 } from '../support/broker.js'
+import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 
 const redisUrl = inject('redisUrl')
@@ -33,21 +33,8 @@ const LISTENER = 'ms-graph-mail-listener'
 const ID_FORMAT =
   /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@http:\/\/127\.0\.0\.1:3000\/obtain-token$/
 
-let emulator: RunningEmulator
+const emulator = useEmulator({ resetEach: true })
 let broker: RunningBroker | undefined
-
-beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-})
-
-afterAll(async () => {
-  await emulator.close()
-})
-
-beforeEach(async () => {
-  const reset = await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' })
-  expect(reset.status).toBe(200)
-})
 
 afterEach(async () => {
   await broker?.close()

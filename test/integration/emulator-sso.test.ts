@@ -5,7 +5,7 @@
 // old behaviour: that is what emulator.test.ts checks.
 import { createHash, randomBytes } from 'node:crypto'
 import { decodeJwt } from 'jose'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   CONTOSO_ADMIN,
   CONTOSO_TENANT_ID,
@@ -14,9 +14,8 @@ import {
   FABRIKAM_TENANT_ID,
   findDemoClient,
 } from '../../emulator/demo-data.js'
-import type { RunningEmulator } from '../../emulator/server.js'
-import { startEmulator } from '../../emulator/server.js'
 import { SESSION_COOKIE } from '../../emulator/session.js'
+import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 
 type Json = Record<string, unknown>
@@ -25,20 +24,7 @@ const MAIL = findDemoClient('ms-graph-mail')
 const GRAPH = 'https://graph.microsoft.com'
 const REDIRECT = 'http://127.0.0.1:8765/auth/callback'
 
-let emu: RunningEmulator
-
-beforeAll(async () => {
-  emu = await startEmulator({ port: 0 })
-})
-
-afterAll(async () => {
-  await emu.close()
-})
-
-beforeEach(async () => {
-  const res = await fetch(`${emu.url}/_emulator/reset`, { method: 'POST' })
-  expect(res.status).toBe(200)
-})
+const emu = useEmulator({ resetEach: true })
 
 /** A minimal browser: one cookie jar (the emulator is a single host), no redirect following. */
 class Browser {

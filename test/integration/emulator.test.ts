@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   CONTOSO_ADMIN,
   CONTOSO_TENANT_ID,
@@ -11,8 +11,8 @@ import {
   findDemoClient,
   GLOBAL_ADMINISTRATOR_ROLE,
 } from '../../emulator/demo-data.js'
-import type { RunningEmulator } from '../../emulator/server.js'
 import { startEmulator } from '../../emulator/server.js'
+import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 
 type Json = Record<string, unknown>
@@ -22,20 +22,7 @@ const USER_APP = findDemoClient('ms-graph-user')
 const GRAPH = 'https://graph.microsoft.com'
 const REDIRECT = 'http://127.0.0.1:8765/auth/callback'
 
-let emu: RunningEmulator
-
-beforeAll(async () => {
-  emu = await startEmulator({ port: 0 })
-})
-
-afterAll(async () => {
-  await emu.close()
-})
-
-beforeEach(async () => {
-  const res = await fetch(`${emu.url}/_emulator/reset`, { method: 'POST' })
-  expect(res.status).toBe(200)
-})
+const emu = useEmulator({ resetEach: true })
 
 function pkcePair(): { verifier: string; challenge: string } {
   const verifier = randomBytes(32).toString('base64url')
