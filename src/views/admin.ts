@@ -109,10 +109,10 @@ export function renderTenants(
 ${
   options.tenants.length === 0
     ? html`<p>No tenant has a registration${options.app === undefined ? '' : ` for ${options.app}`}.</p>`
-    : html`<table>
+    : html`<div class="table-scroll"><table>
 <thead><tr><th>Tenant</th><th>Apps</th><th>Active</th><th>Needs consent</th><th>Revoked</th><th>Last token</th><th>Last consent</th></tr></thead>
 <tbody>${rows}</tbody>
-</table>`
+</table></div>`
 }`,
   )
 }
@@ -180,10 +180,10 @@ ${filter.app === undefined ? html`` : html`<input type="hidden" name="app" value
 ${
   options.items.length === 0
     ? html`<p>No registration matches.</p>`
-    : html`<table>
+    : html`<div class="table-scroll"><table>
 <thead><tr><th>ID</th><th>Tenant</th><th>App</th><th>User</th><th>Status</th><th>Consented</th><th>Last token</th></tr></thead>
 <tbody>${rows}</tbody>
-</table>`
+</table></div>`
 }
 ${
   options.nextCursor === undefined
@@ -293,10 +293,10 @@ export function renderAudit(
 ${
   options.items.length === 0
     ? html`<p>${options.cursor === undefined ? 'The audit trail is empty.' : 'No newer events.'}</p>`
-    : html`<table>
+    : html`<div class="table-scroll"><table>
 <thead><tr><th>When</th><th>Event</th><th>Actor</th><th>Subject</th><th>Detail</th></tr></thead>
 <tbody>${rows}</tbody>
-</table>`
+</table></div>`
 }
 <p>${options.cursor === undefined ? '' : html`<a class="button secondary" href="/admin/audit">First page</a> `}${
       options.nextCursor === undefined

@@ -5,7 +5,7 @@ export const APP_CSS = `:root { color-scheme: light dark; --accent: #2563eb; --m
 body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; }
 header.top { padding: .75rem 1.5rem; border-bottom: 1px solid var(--border); }
 header.top .brand { font-weight: 600; text-decoration: none; color: inherit; }
-main { max-width: 52rem; margin: 2rem auto; padding: 0 1.5rem; }
+main { max-width: 60rem; margin: 2rem auto; padding: 0 1.5rem; }
 h1 { font-size: 1.6rem; margin: 0 0 1rem; }
 h2 { font-size: 1.2rem; margin: 1.5rem 0 .5rem; }
 .card { border: 1px solid var(--border); border-radius: .5rem; padding: 1.25rem 1.5rem; margin-bottom: 1.25rem; background: var(--bg-card); }
@@ -15,7 +15,8 @@ h2 { font-size: 1.2rem; margin: 1.5rem 0 .5rem; }
 .badge { display: inline-block; font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; border: 1px solid var(--border); }
 ul.apps { list-style: none; padding: 0; }
 ul.apps li { margin-bottom: 1rem; }
-table { border-collapse: collapse; width: 100%; }
+table { border-collapse: collapse; width: 100%; font-size: .92rem; }
+.table-scroll { overflow-x: auto; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--border); vertical-align: top; }
 button, .button { font: inherit; padding: .55rem 1.1rem; border-radius: .4rem; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; text-decoration: none; display: inline-block; }
 button.secondary { background: transparent; color: var(--accent); }
