@@ -6,11 +6,11 @@ import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_ADMIN, CONTOSO_USER } from '../../emulator/demo-data.js'
-import type { IdentityProvider } from '../../src/entra/types.js'
 import { loggerOptions } from '../../src/logger.js'
 import {
   browse,
   CookieJar,
+  capturingRefreshTokens,
   consentViaEmulator,
   pageTitle,
   parseConsentValues,
@@ -368,14 +368,7 @@ describe('secrets at rest and in logs', () => {
   it('Redis never holds a Key or a refresh token in clear, before or after the result is shown', async () => {
     const refreshTokens: string[] = []
     const b = await start({
-      decorateIdp: (idp): IdentityProvider => ({
-        ...idp,
-        async redeemCode(app, redemption) {
-          const redeemed = await idp.redeemCode(app, redemption)
-          if (redeemed.refreshToken !== undefined) refreshTokens.push(redeemed.refreshToken)
-          return redeemed
-        },
-      }),
+      decorateIdp: capturingRefreshTokens(refreshTokens),
     })
     const started = await startConsentFlow(b.app, { slug: LISTENER })
     // The flow record (state, nonce, PKCE verifier) is sealed too.
@@ -414,14 +407,7 @@ describe('secrets at rest and in logs', () => {
     const refreshTokens: string[] = []
     const b = await start({
       logger: logs.logger,
-      decorateIdp: (idp): IdentityProvider => ({
-        ...idp,
-        async redeemCode(app, redemption) {
-          const redeemed = await idp.redeemCode(app, redemption)
-          if (redeemed.refreshToken !== undefined) refreshTokens.push(redeemed.refreshToken)
-          return redeemed
-        },
-      }),
+      decorateIdp: capturingRefreshTokens(refreshTokens),
     })
     const started = await startConsentFlow(b.app, { slug: LISTENER })
     const state = new URL(started.location).searchParams.get('state')!

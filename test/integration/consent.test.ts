@@ -10,11 +10,11 @@ import {
   findDemoClient,
 } from '../../emulator/demo-data.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
-import type { IdentityProvider } from '../../src/entra/types.js'
 import type { AuditRecord, ConsentKind, Registration } from '../../src/store/types.js'
 import {
   browse,
   CookieJar,
+  capturingRefreshTokens,
   consentViaEmulator,
   pageTitle,
   pathOf,
@@ -350,21 +350,9 @@ describe('admin consent (ms-graph-mail)', () => {
 })
 
 describe('delegated consent (ms-graph-mail-listener)', () => {
-  /** Captures refresh tokens the identity provider hands back, to look for them elsewhere. */
-  function spying(seen: string[]) {
-    return (idp: IdentityProvider): IdentityProvider => ({
-      ...idp,
-      async redeemCode(app, redemption) {
-        const redeemed = await idp.redeemCode(app, redemption)
-        if (redeemed.refreshToken !== undefined) seen.push(redeemed.refreshToken)
-        return redeemed
-      },
-    })
-  }
-
   it('ends with ID, Token and Key and a delegated registration holding the refresh token', async () => {
     const seen: string[] = []
-    const b = await start({ decorateIdp: spying(seen) })
+    const b = await start({ decorateIdp: capturingRefreshTokens(seen) })
     const started = await startConsentFlow(b.app, { slug: LISTENER })
     const scope = new URL(started.location).searchParams.get('scope')
     expect(scope).toBe(
@@ -392,7 +380,7 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
 
   it('consenting again keeps the ID and Key, stores the new refresh token and re-activates', async () => {
     const seen: string[] = []
-    const b = await start({ decorateIdp: spying(seen) })
+    const b = await start({ decorateIdp: capturingRefreshTokens(seen) })
     const first = await consentViaEmulator(b.app, { slug: LISTENER, username: CONTOSO_USER.username })
     const meta = (await b.store.registrations.getMeta(first.registrationId))!
     await b.store.registrations.update(first.registrationId, meta.version, {

@@ -49,6 +49,21 @@ export interface RunningBroker {
   close(): Promise<void>
 }
 
+/**
+ * A `decorateIdp` that pushes every refresh token the identity provider hands back onto `seen`, so a
+ * test can look for it where it must not be (Redis in clear, logs, pages).
+ */
+export function capturingRefreshTokens(seen: string[]): (idp: IdentityProvider) => IdentityProvider {
+  return (idp) => ({
+    ...idp,
+    async redeemCode(app, redemption) {
+      const redeemed = await idp.redeemCode(app, redemption)
+      if (redeemed.refreshToken !== undefined) seen.push(redeemed.refreshToken)
+      return redeemed
+    },
+  })
+}
+
 /** Builds the broker with the real store and identity provider; never listens (use `app.inject`). */
 export async function startBroker(options: StartBrokerOptions): Promise<RunningBroker> {
   const keyPrefix = options.keyPrefix ?? `test:${randomBytes(6).toString('hex')}:`
