@@ -51,6 +51,20 @@ const callbackQuerySchema = {
   },
 } as const
 
+/**
+ * The consent flow over the app's config, store, identity provider, metrics and clock: one wiring for
+ * the consent pages and the manage sign-in, whose flows end at the same callback.
+ */
+export function consentFlowFor(app: FastifyInstance) {
+  return createConsentFlow({
+    config: app.config,
+    store: app.store,
+    idp: app.idp,
+    metrics: app.metrics,
+    clock: app.clock,
+  })
+}
+
 /** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */
 export function flowCookieOptions(config: Config): CookieSerializeOptions {
   return {
@@ -79,13 +93,7 @@ export function limitConsentTraffic(app: FastifyInstance, request: FastifyReques
 
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
-  const flow = createConsentFlow({
-    config,
-    store: app.store,
-    idp: app.idp,
-    metrics: app.metrics,
-    clock: app.clock,
-  })
+  const flow = consentFlowFor(app)
   const publicOrigin = new URL(config.publicUrl).origin
   const flowCookie = flowCookieOptions(config)
   const resultCookie: CookieSerializeOptions = { ...flowCookie, path: RESULT_COOKIE_PATH }

@@ -14,7 +14,6 @@ import type { VerifiedIdToken } from '../../entra/types.js'
 import { BrokerError } from '../../errors.js'
 import type { SessionData } from '../../services/admin-session.js'
 import { recordAudit } from '../../services/audit.js'
-import { createConsentFlow } from '../../services/consent-flow.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import {
   holdsAdminRole,
@@ -34,7 +33,7 @@ import {
   revokeFormSchema,
 } from '../admin/schemas.js'
 import { readSignedCookie, refuseCrossSiteForm, requireFormCsrf, sendPage } from '../browser.js'
-import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './index.js'
+import { consentFlowFor, FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './index.js'
 
 export const MANAGE_COOKIE = 'cb_manage'
 
@@ -123,13 +122,7 @@ export async function completeManageSignIn(
 export async function manageRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
   const sessions = manageSessions(app.store, app.clock)
-  const flow = createConsentFlow({
-    config,
-    store: app.store,
-    idp: app.idp,
-    metrics: app.metrics,
-    clock: app.clock,
-  })
+  const flow = consentFlowFor(app)
   const publicOrigin = new URL(config.publicUrl).origin
 
   const hostedApp = (slug: string) => {
