@@ -51,11 +51,7 @@ interface Figures {
 
 const children: ChildProcess[] = []
 
-async function target(
-  mode: 'bare' | 'broker',
-  env: Env,
-  options: { autoPipelining?: boolean } = {},
-): Promise<{ url: string; child: ChildProcess }> {
+async function target(mode: 'bare' | 'broker', env: Env): Promise<{ url: string; child: ChildProcess }> {
   const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
     execArgv: [
       '--import',
@@ -68,7 +64,7 @@ async function target(
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port))
     child.once('exit', (code) => reject(new Error(`${mode} target exited with ${code}`)))
-    child.send({ mode, env, logLevel: LOG_LEVEL, autoPipelining: options.autoPipelining === true })
+    child.send({ mode, env, logLevel: LOG_LEVEL })
   })
   return { url: `http://127.0.0.1:${port}`, child }
 }
@@ -199,9 +195,8 @@ async function main(): Promise<void> {
     if (!primed.ok) throw new Error(`priming failed: ${primed.body}`)
 
     const perRun = Math.ceil(15_000 * (DURATION + WARMUP))
-    console.log(`building ${perRun * 2} encrypted tokens…`)
+    console.log(`building ${perRun} encrypted tokens…`)
     const hotBodies = bodiesFor(client, perRun)
-    const apBodies = bodiesFor(client, perRun)
     const bareBodies = bodiesFor(client, 1000)
 
     console.log(`measuring ${DURATION} s each at ${CONNECTIONS} connections, after ${WARMUP} s warm-ups…`)
@@ -221,25 +216,6 @@ async function main(): Promise<void> {
       duration: DURATION,
     })
     await stop(broker.child)
-    // The same with ioredis auto-pipelining (one socket write per tick instead of one per command):
-    // not what src/store/redis-connection.ts ships today; measured to show what it would give.
-    const piped = await target('broker', env, { autoPipelining: true })
-    await load(
-      'warm-up broker (auto-pipelining)',
-      `${piped.url}/obtain-token`,
-      apBodies.splice(0, 15_000 * WARMUP),
-      {
-        connections: CONNECTIONS,
-        duration: WARMUP,
-      },
-    )
-    const pipedFigures = await load(
-      'obtain-token, cache hit, Redis auto-pipelining',
-      `${piped.url}/obtain-token`,
-      apBodies,
-      { connections: CONNECTIONS, duration: DURATION },
-    )
-    await stop(piped.child)
     const loadAfter = loadavg()[0]!
 
     // Cold path: tokens live 60 s at the emulator, inside the 300 s refresh margin, so no request is
@@ -282,8 +258,7 @@ async function main(): Promise<void> {
     await stop(cold.child)
 
     const ratio = hotFigures.rps / bareFigures.rps
-    const pipedRatio = pipedFigures.rps / bareFigures.rps
-    const figures = [bareFigures, hotFigures, pipedFigures, cold1, coldN]
+    const figures = [bareFigures, hotFigures, cold1, coldN]
     console.log()
     for (const f of figures) {
       console.log(
@@ -336,7 +311,6 @@ ${figures.map(row).join('\n')}
 
 - **Ratio obtain-token (hit) / bare: ${ratio.toFixed(2)}** (target ≥ 0.6): ${ratio >= 0.6 ? 'met' : 'missed'}
 - **obtain-token (hit) p99: ${hotFigures.p99} ms** (target ≤ 10 ms): ${hotFigures.p99 <= 10 ? 'met' : 'missed'}
-- With ioredis auto-pipelining (not shipped; see the run above): ratio ${pipedRatio.toFixed(2)}, p99 ${pipedFigures.p99} ms
 - Cold path: ${upstream1} client-credentials calls for ${cold1.requests} requests at 1 connection (one per
   request: the cost of a miss is the p50 above); ${upstreamN} calls for ${coldN.requests} requests at ${CONNECTIONS}
   connections (concurrent misses of one tenant share one call).

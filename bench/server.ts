@@ -11,18 +11,15 @@ import { buildApp } from '../src/app.js'
 import { type Env, loadConfig } from '../src/config.js'
 import { createEntraIdentityProvider } from '../src/entra/identity-provider.js'
 import { loggerOptions } from '../src/logger.js'
-import { createRedisStore } from '../src/store/redis.js'
-import { createRedisConnection } from '../src/store/redis-connection.js'
+import { createStoreFromConfig } from '../src/store/index.js'
 
 interface Start {
   mode: 'bare' | 'broker'
   env: Env
   logLevel: string
-  /** ioredis auto-pipelining (the commands of one tick in one write), for comparison. */
-  autoPipelining: boolean
 }
 
-async function start({ mode, env, logLevel, autoPipelining }: Start): Promise<number> {
+async function start({ mode, env, logLevel }: Start): Promise<number> {
   // Both targets log through the same pino options to the same place (stdout, discarded by the parent).
   const logger = pino(loggerOptions(logLevel))
   if (mode === 'bare') {
@@ -73,10 +70,8 @@ async function start({ mode, env, logLevel, autoPipelining }: Start): Promise<nu
     return (app.server.address() as { port: number }).port
   }
   const config = loadConfig({ ...env, LOG_LEVEL: logLevel })
-  // As createStoreFromConfig does for REDIS_URL, keeping the connection at hand for the experiment.
-  const redis = createRedisConnection({ url: config.redis!.url!, connectionName: 'consent-broker' })
-  if (autoPipelining) redis.options.enableAutoPipelining = true
-  const store = createRedisStore({ redis, keyRing: config.keyRing, keyPrefix: config.redis!.keyPrefix })
+  // The store exactly as main.ts builds it (connection settings, auto-pipelining included).
+  const store = createStoreFromConfig(config)
   const idp = createEntraIdentityProvider(config)
   const app = await buildApp(config, { store, idp, logger })
   await app.listen({ port: 0, host: '127.0.0.1' })

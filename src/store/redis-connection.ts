@@ -44,6 +44,14 @@ function reconnectOnError(error: Error): boolean | 1 | 2 {
 /** A failed command surfaces after this many reconnect attempts (callers fail fast). */
 const MAX_RETRIES_PER_REQUEST = 2
 
+/**
+ * Auto-pipelining: the commands issued in one event-loop tick go out in one socket write (per node
+ * on a Cluster) instead of one write each. The hot path (obtain-token) issues a few commands per
+ * request from many concurrent requests, and the write syscalls were a third of its CPU. Ordering
+ * per connection is unchanged for commands that are awaited in turn (everything in src/ is).
+ */
+const AUTO_PIPELINING = { enableAutoPipelining: true } as const
+
 export function createRedisConnection(options: RedisConnectionOptions): RedisClient {
   const topologies = [
     options.url !== undefined,
@@ -62,6 +70,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeout: options.commandTimeoutMs ?? 5000,
     retryStrategy: reconnectDelay,
     reconnectOnError,
+    ...AUTO_PIPELINING,
     ...(options.connectionName === undefined ? {} : { connectionName: options.connectionName }),
     ...(options.username === undefined ? {} : { username: options.username }),
     ...(options.password === undefined ? {} : { password: options.password }),
@@ -89,9 +98,12 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
       retryStrategy: _retry,
       reconnectOnError: _reconnect,
       enableOfflineQueue: _offline,
+      enableAutoPipelining: _pipelining,
       ...redisOptions
     } = common
+    // On a Cluster the option belongs to the Cluster client (it pipelines per node).
     const clusterOptions: ClusterOptions = {
+      ...AUTO_PIPELINING,
       scaleReads: 'master',
       enableReadyCheck: true,
       enableOfflineQueue: true,

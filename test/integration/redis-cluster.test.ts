@@ -95,6 +95,26 @@ describe('redis cluster (3 masters): the data really spreads', () => {
   })
 })
 
+describe('redis cluster (3 masters): auto-pipelining', () => {
+  it('queues the commands of one tick per node and answers each from its own master', async () => {
+    const redis = createRedisConnection({ clusterNodes: [...cluster!.nodes] })
+    await waitForReady(redis, 15_000)
+    try {
+      const prefix = `p${randomBytes(6).toString('hex')}:`
+      // 60 hash tags over 3 masters: every master owns some (none missing: 3·(2/3)^60 ≈ 1e-10).
+      const keys = Array.from({ length: 60 }, (_, i) => `${prefix}{k${i}}`)
+      const owners = new Set(await Promise.all(keys.map((key) => cluster!.ownerOf(key))))
+      expect(owners.size).toBe(3)
+      const writes = keys.map((key, i) => redis.set(key, String(i), 'PX', 60_000))
+      expect(redis.autoPipelineQueueSize).toBe(keys.length)
+      expect(await Promise.all(writes)).toEqual(keys.map(() => 'OK'))
+      expect(await Promise.all(keys.map((key) => redis.get(key)))).toEqual(keys.map((_, i) => String(i)))
+    } finally {
+      await redis.quit()
+    }
+  })
+})
+
 describe('the broker on the cluster (REDIS_CLUSTER_NODES, production store factory)', () => {
   it('completes consents and issues tokens', async () => {
     const emulator = await startEmulator({ port: 0 })

@@ -331,6 +331,16 @@ describe('Redis connection', () => {
     )
   })
 
+  it('auto-pipelines: the commands of one tick are queued for one write, replies in order', async () => {
+    const redis = await connect()
+    const key = `t${randomBytes(6).toString('hex')}:pipelined`
+    const replies = Promise.all([redis.set(key, '1', 'PX', 60_000), redis.incr(key), redis.get(key)])
+    // Not written yet: they wait for the end of this tick, to go out together.
+    expect(redis.autoPipelineQueueSize).toBe(3)
+    expect(await replies).toEqual(['OK', 2, '2'])
+    expect(redis.autoPipelineQueueSize).toBe(0)
+  })
+
   it('authenticates with the password or ACL user from the URL', async () => {
     const withPassword = createRedisConnection({ url: `redis://:default-secret@127.0.0.1:${server.port}` })
     clients.push(withPassword)
