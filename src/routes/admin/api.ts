@@ -14,9 +14,11 @@ import {
   auditRecordSchema,
   emptyQuery,
   errorResponses,
+  pageLimitSchema,
   reasonBodySchema,
   registrationIdParams,
   registrationSchema,
+  registrationStatusSchema,
   rotationStatusSchema,
   TENANT_ID_PATTERN,
   tenantIdParams,
@@ -102,9 +104,9 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           properties: {
             tenant: { type: 'string', pattern: TENANT_ID_PATTERN },
             app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
-            status: { type: 'string', enum: ['active', 'needs_consent', 'revoked'] },
+            status: registrationStatusSchema,
             cursor: { type: 'string', minLength: 1, maxLength: 512 },
-            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            limit: pageLimitSchema,
           },
         },
         response: {
@@ -245,7 +247,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
               format: 'date-time',
               description: 'first event recorded at or after this time (ISO 8601)',
             },
-            limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+            limit: pageLimitSchema,
           },
         },
         response: {

@@ -3,6 +3,7 @@
 // even if a service returned one by mistake.
 import { CLOUD_NAMES } from '../../clouds.js'
 import { errorBodySchema } from '../../errors.js'
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/codec.js'
 import { REGISTRATION_STATUSES } from '../../store/types.js'
 
 /** Registration ids are UUIDs; accept any id-shaped string and let the store say "not found". */
@@ -11,6 +12,16 @@ export const TENANT_ID_PATTERN =
   '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 export const REASON_MAX = 500
+
+/** `limit` of a paged listing: the store's own default and maximum page size. */
+export const pageLimitSchema = {
+  type: 'integer',
+  minimum: 1,
+  maximum: MAX_PAGE_SIZE,
+  default: DEFAULT_PAGE_SIZE,
+} as const
+
+export const registrationStatusSchema = { type: 'string', enum: [...REGISTRATION_STATUSES] } as const
 
 export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const
 
@@ -96,7 +107,7 @@ export const registrationSchema = {
     kind: { type: 'string', enum: ['admin', 'delegated'] },
     userOid: { type: 'string' },
     userName: { type: 'string' },
-    status: { type: 'string', enum: [...REGISTRATION_STATUSES] },
+    status: registrationStatusSchema,
     statusDetail: statusDetailSchema,
     createdAt: isoString,
     updatedAt: isoString,
