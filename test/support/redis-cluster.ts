@@ -4,8 +4,7 @@
 // the token cache live on different nodes and every MOVED redirection is real.
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
-import { findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
+import { callNode, findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
 
 const run = promisify(execFile)
 const HOST = '127.0.0.1'
@@ -30,21 +29,7 @@ export interface RedisClusterOptions {
   readyTimeoutMs?: number
 }
 
-async function command(port: number, ...args: string[]): Promise<unknown> {
-  const client = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-  })
-  try {
-    await client.connect()
-    return await client.call(args[0]!, ...args.slice(1))
-  } finally {
-    client.disconnect()
-  }
-}
+const command = (port: number, ...args: string[]) => callNode(port, args)
 
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   const masters = options.masters ?? 3

@@ -5,8 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
-import { findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
+import { callNode, findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
 
 const HOST = '127.0.0.1'
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -38,27 +37,6 @@ export interface RedisSentinelHandle {
    */
   waitForReplication(timeoutMs?: number): Promise<void>
   destroy(): Promise<void>
-}
-
-/** Runs commands in order on one fresh connection; resolves with the last reply. */
-async function call(port: number, ...commands: string[][]): Promise<unknown> {
-  const client = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  })
-  client.on('error', () => undefined)
-  try {
-    await client.connect()
-    let reply: unknown
-    for (const [name, ...args] of commands) reply = await client.call(name!, ...args)
-    return reply
-  } finally {
-    client.disconnect()
-  }
 }
 
 /** A flat `[k1, v1, k2, v2 …]` reply as a record. */
@@ -94,7 +72,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     const replica = await startRedisServer({ args: ['--replicaof', HOST, String(primary.port)] })
     servers.push(replica)
     await waitFor('the replica to sync', 15_000, async () => {
-      const info = String(await call(replica.port, ['INFO', 'replication']))
+      const info = String(await callNode(replica.port, ['INFO', 'replication']))
       return info.includes('master_link_status:up')
     })
 
@@ -123,7 +101,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     // Every sentinel knows the replica and the two other sentinels before a failover can work.
     for (const sentinel of sentinelServers) {
       await waitFor(`sentinel ${sentinel.port} to discover the deployment`, 20_000, async () => {
-        const master = pairs(await call(sentinel.port, ['SENTINEL', 'MASTER', masterName]))
+        const master = pairs(await callNode(sentinel.port, ['SENTINEL', 'MASTER', masterName]))
         return master['num-slaves'] === '1' && master['num-other-sentinels'] === '2'
       })
     }
@@ -132,7 +110,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       const answers = await Promise.all(
         sentinelServers.map(
           async (sentinel) =>
-            (await call(sentinel.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName])) as [
+            (await callNode(sentinel.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName])) as [
               string,
               string,
             ],
@@ -154,7 +132,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       async waitForMaster(port, timeoutMs = 30_000) {
         await waitFor(`the sentinels to report master port ${port}`, timeoutMs, async () => {
           if ((await currentMaster()).port !== port) return false
-          const role = String(await call(port, ['ROLE']))
+          const role = String(await callNode(port, ['ROLE']))
           return role.startsWith('master')
         })
       },
@@ -162,7 +140,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         // WAIT covers the writes of its own connection, so write a barrier first: the replication
         // stream is ordered, so once the barrier is acknowledged every earlier write is too.
         const acknowledged = Number(
-          await call(primary.port, ['INCR', '__replication_barrier__'], ['WAIT', '1', String(timeoutMs)]),
+          await callNode(primary.port, ['INCR', '__replication_barrier__'], ['WAIT', '1', String(timeoutMs)]),
         )
         if (acknowledged < 1) throw new Error('the replica did not acknowledge the writes in time')
       },

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 
 export interface RedisServerOptions {
   /** `--appendonly yes` (with `--appendfsync everysec`); default false. */
@@ -65,6 +66,27 @@ export async function findFreePort(): Promise<number> {
 }
 
 /** Sends one inline command and resolves with the first reply line (e.g. `+PONG`). */
+/** Runs commands in order on one fresh connection to a local node; resolves with the last reply. */
+export async function callNode(port: number, ...commands: string[][]): Promise<unknown> {
+  const client = new Redis({
+    host: HOST,
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  })
+  client.on('error', () => undefined)
+  try {
+    await client.connect()
+    let reply: unknown
+    for (const [name, ...args] of commands) reply = await client.call(name!, ...args)
+    return reply
+  } finally {
+    client.disconnect()
+  }
+}
+
 export async function sendRawCommand(port: number, command: string, timeoutMs = 1000): Promise<string> {
   const reply = await exchange(port, command, timeoutMs, (buffer) => buffer.includes('\r\n'))
   return reply.slice(0, reply.indexOf('\r\n'))
