@@ -6,10 +6,12 @@ import { isCloudName } from '../clouds.js'
 import type { KeyRing } from '../crypto/envelope.js'
 import { BrokerError } from '../errors.js'
 import {
+  type AdmitRequest,
   type AuditEvent,
   type AuditRecord,
   type AuditType,
   type CachedToken,
+  type RateLimitResult,
   REGISTRATION_STATUSES,
   type Registration,
   type RegistrationPatch,
@@ -73,6 +75,24 @@ export function requirePositiveMs(value: number, what: string): number {
 export function requireName(value: string, what: string): void {
   if (typeof value !== 'string' || value.length === 0)
     throw new TypeError(`${what} must be a non-empty string`)
+}
+
+/** Checks the arguments of `RegistrationStore.admit`; the TTLs come back in whole ms. */
+export function admitArguments(id: string, request: AdmitRequest): { replayTtlMs: number; windowMs: number } {
+  requireName(id, 'registration id')
+  requireName(request.replayMarker, 'replay marker')
+  if (!Number.isSafeInteger(request.version) || request.version < 1)
+    throw new RangeError('version must be a positive integer')
+  return {
+    replayTtlMs: requirePositiveMs(request.replayTtlMs, 'replayTtlMs'),
+    windowMs: requirePositiveMs(request.windowMs, 'windowMs'),
+  }
+}
+
+/** A fixed-window answer from the window's count after this hit and its remaining ms. */
+export function rateLimitResult(count: number, limit: number, ttlMs: number): RateLimitResult {
+  const allowed = count <= limit
+  return { allowed, remaining: Math.max(0, limit - count), retryAfterMs: allowed ? 0 : Math.max(1, ttlMs) }
 }
 
 /** An ephemeral value as stored: sealed for its key when secret. */

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { KeyRing } from '../crypto/envelope.js'
 import {
+  admitArguments,
   assertAuditCursor,
   auditPage,
   clampLimit,
@@ -24,6 +25,7 @@ import {
   openEphemeral,
   openSecret,
   type RegistrationHash,
+  rateLimitResult,
   requireName,
   requirePositiveMs,
   revokedIsFinal,
@@ -35,6 +37,8 @@ import {
   validateNewRegistration,
 } from './codec.js'
 import type {
+  AdmitRequest,
+  AdmitResult,
   AuditEvent,
   AuditLog,
   AuditRecord,
@@ -91,11 +95,17 @@ class MemoryRegistrations implements RegistrationStore {
   /** Delegated non-revoked id → last refresh (or creation), ms. */
   readonly #idle = new Map<string, number>()
   readonly #tenants = new Set<string>()
+  /** admit: replay markers (`id\nmarker`) and per-registration windows (id → count). */
+  readonly seen: ExpiringMap<true>
+  readonly windows: ExpiringMap<number>
 
   constructor(
     private readonly keyRing: KeyRing,
     private readonly clock: () => number,
-  ) {}
+  ) {
+    this.seen = new ExpiringMap(clock)
+    this.windows = new ExpiringMap(clock)
+  }
 
   async create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
     validateNewRegistration(input, secrets)
@@ -149,6 +159,20 @@ class MemoryRegistrations implements RegistrationStore {
       this.#idle.delete(id)
     }
     return registration
+  }
+
+  async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
+    const { replayTtlMs, windowMs } = admitArguments(id, request)
+    const hash = this.#records.get(id)
+    if (hash === undefined || hash.version !== String(request.version) || hash.status !== 'active')
+      return { current: false }
+    const marker = `${id}\n${request.replayMarker}`
+    const fresh = this.seen.get(marker) === undefined
+    if (fresh) this.seen.set(marker, true, replayTtlMs)
+    const count = (this.windows.get(id) ?? 0) + 1
+    const ttl = this.windows.ttl(id) ?? windowMs
+    this.windows.set(id, count, ttl)
+    return { current: true, fresh, rate: rateLimitResult(count, request.limit, ttl) }
   }
 
   async touch(id: string, usage: RegistrationUsage): Promise<void> {
@@ -382,15 +406,9 @@ class MemoryRateLimiter implements RateLimiter {
     requireName(key, 'rate-limit key')
     const window = requirePositiveMs(windowMs, 'windowMs')
     const count = (this.windows.get(key) ?? 0) + 1
-    const ttl = this.windows.ttl(key)
-    if (ttl === undefined) this.windows.set(key, count, window)
-    else this.windows.set(key, count, ttl)
-    const allowed = count <= limit
-    return {
-      allowed,
-      remaining: Math.max(0, limit - count),
-      retryAfterMs: allowed ? 0 : Math.max(1, ttl ?? window),
-    }
+    const ttl = this.windows.ttl(key) ?? window
+    this.windows.set(key, count, ttl)
+    return rateLimitResult(count, limit, ttl)
   }
 }
 
@@ -453,11 +471,14 @@ class MemoryAuditLog implements AuditLog {
 
 export function createMemoryStore(options: MemoryStoreOptions): Store {
   const clock = options.clock ?? Date.now
+  const registrations = new MemoryRegistrations(options.keyRing, clock)
   const ephemeral = new MemoryEphemeral(options.keyRing, clock)
   const tokens = new MemoryTokenCache(options.keyRing, clock)
   const locks = new MemoryLocks(clock)
   const rateLimiter = new MemoryRateLimiter(clock)
   const sweeper = setInterval(() => {
+    registrations.seen.sweep()
+    registrations.windows.sweep()
     ephemeral.values.sweep()
     tokens.sweep()
     locks.held.sweep()
@@ -466,7 +487,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
   sweeper.unref()
   return {
     kind: 'memory',
-    registrations: new MemoryRegistrations(options.keyRing, clock),
+    registrations,
     ephemeral,
     tokens,
     locks,

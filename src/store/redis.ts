@@ -6,6 +6,9 @@
 //   P reg:{enc(id)}                  HASH    one registration: metadata fields, usage fields
 //                                            (lastIssuedAt, lastClient, lastRefreshAt), sealed
 //                                            secrets (key, refreshToken) and `version`
+//   P seen:{enc(id)}:<marker>        STRING  admit: replay marker of one request, PX replay TTL
+//   P rl-reg:{enc(id)}               STRING  admit: per-registration fixed-window counter, PX window
+//                                            (both in the record's slot: admit is one script)
 //   P{idx}:all                       ZSET    every registration id, score = createdAt (ms)
 //   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
 //   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
@@ -35,6 +38,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { KeyRing } from '../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../crypto/envelope.js'
 import {
+  admitArguments,
   assertAuditCursor,
   auditPage,
   clampLimit,
@@ -57,6 +61,7 @@ import {
   PUBLIC_FIELDS,
   pairsToHash,
   type RegistrationHash,
+  rateLimitResult,
   requireName,
   requirePositiveMs,
   revokedIsFinal,
@@ -71,6 +76,8 @@ import {
 } from './codec.js'
 import type { RedisClient } from './redis-connection.js'
 import type {
+  AdmitRequest,
+  AdmitResult,
   AuditEvent,
   AuditLog,
   AuditRecord,
@@ -271,6 +278,25 @@ end
 return {count, ttl}
 `)
 
+/**
+ * KEYS: record, replay marker, window counter (one slot). ARGV: version, replay TTL ms, window ms.
+ * Only for an active record at that version: SET NX the marker, count a hit. Returns {0} or
+ * {1, marker was new (1/0), count, window ms left}.
+ */
+const ADMIT = new LuaScript(`
+local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {0} end
+local fresh = 0
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
+local count = redis.call('INCR', KEYS[3])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  ttl = tonumber(ARGV[3])
+end
+return {1, fresh, count, ttl}
+`)
+
 // ---- keys -----------------------------------------------------------------------------------
 
 /** Percent-encodes the characters that would change a key's hash tag. */
@@ -282,6 +308,8 @@ function makeKeys(prefix: string) {
   const idx = `${prefix}{idx}:`
   return {
     reg: (id: string) => `${prefix}reg:{${encodeTagged(id)}}`,
+    seen: (id: string, marker: string) => `${prefix}seen:{${encodeTagged(id)}}:${marker}`,
+    registrationRate: (id: string) => `${prefix}rl-reg:{${encodeTagged(id)}}`,
     all: `${idx}all`,
     tenant: (tenantId: string) => `${idx}tenant:${tenantId}`,
     app: (app: string) => `${idx}app:${app}`,
@@ -472,6 +500,19 @@ class RedisRegistrations implements RegistrationStore {
         id,
       )
     }
+  }
+
+  async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
+    const { replayTtlMs, windowMs } = admitArguments(id, request)
+    const reply = (await runScript(
+      this.redis,
+      ADMIT,
+      [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)],
+      [String(request.version), replayTtlMs, windowMs],
+    )) as [0] | [1, number, number, number]
+    if (reply[0] !== 1) return { current: false }
+    const [, fresh, count, ttl] = reply
+    return { current: true, fresh: fresh === 1, rate: rateLimitResult(count, request.limit, ttl) }
   }
 
   /**
@@ -742,8 +783,7 @@ class RedisRateLimiter implements RateLimiter {
       number,
       number,
     ]
-    const allowed = count <= limit
-    return { allowed, remaining: Math.max(0, limit - count), retryAfterMs: allowed ? 0 : Math.max(1, ttl) }
+    return rateLimitResult(count, limit, ttl)
   }
 }
 

@@ -99,6 +99,23 @@ export type CreateResult =
   /** Delegated only: a non-revoked registration for the same app, cloud, tenant and user exists. */
   | { created: false; existingId: string }
 
+export interface AdmitRequest {
+  /** The version whose Key the request authenticated under. */
+  version: number
+  /** Names the request (e.g. a fingerprint of its ciphertext); accepted once per registration. */
+  replayMarker: string
+  /** How long a marker is remembered. */
+  replayTtlMs: number
+  /** Hits allowed per registration and window (shared by every instance). */
+  limit: number
+  windowMs: number
+}
+
+export type AdmitResult =
+  | { current: false }
+  /** `fresh`: the replay marker was new (false: a replay). The hit is counted either way. */
+  | { current: true; fresh: boolean; rate: RateLimitResult }
+
 export interface RegistrationStore {
   /**
    * Creates a registration (status from `registration.status`, version 1). For delegated
@@ -121,6 +138,16 @@ export interface RegistrationStore {
   ): Promise<Registration | null>
   /** Records usage; no version check, no version bump. A missing id is ignored. */
   touch(id: string, usage: RegistrationUsage): Promise<void>
+  /**
+   * Admits one request that has authenticated under this registration's Key as of `version` (the
+   * obtain-token check), in one atomic step: only while the registration is still `active` at that
+   * version, it claims the request's replay marker and counts one hit in the per-registration
+   * fixed window. Otherwise (missing, another version, not active) it changes nothing and answers
+   * `{ current: false }`: re-read the registration and check again. Every versioned update bumps
+   * the version, so a revocation or new Key committed before this call is always seen here.
+   * Call it only after authenticating, so a caller without the Key can't fill the replay cache.
+   */
+  admit(id: string, request: AdmitRequest): Promise<AdmitResult>
   list(query: RegistrationQuery): Promise<RegistrationPage>
   /** Every tenant with at least one registration. */
   listTenantIds(): Promise<string[]>

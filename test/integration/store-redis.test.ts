@@ -144,6 +144,13 @@ describe('Redis store: key layout', () => {
     await store.ephemeral.put('flow:1', 'x', 60_000)
     await store.locks.acquire('refresh:1', 60_000)
     await store.rateLimiter.hit('ip:1', 10, 60_000)
+    await store.registrations.admit(registration.id, {
+      version: 1,
+      replayMarker: 'm1',
+      replayTtlMs: 60_000,
+      limit: 10,
+      windowMs: 60_000,
+    })
     await store.audit.append({ type: 'operator.signed_in', actor: 'operator:alice' })
 
     const keys = [...(await dumpPrefix(raw, p)).keys()].sort()
@@ -151,6 +158,8 @@ describe('Redis store: key layout', () => {
     expect(keys).toEqual(
       [
         `${p}reg:{${registration.id}}`,
+        `${p}seen:{${registration.id}}:m1`,
+        `${p}rl-reg:{${registration.id}}`,
         `${p}{idx}:all`,
         `${p}{idx}:tenant:tenant-a`,
         `${p}{idx}:app:ms-graph-mail`,

@@ -317,6 +317,119 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(stored?.secrets).not.toHaveProperty('refreshToken')
       })
 
+      it('admits a request once per replay marker and counts the per-registration window', async () => {
+        const input = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, input, sampleSecrets(false))
+        const other = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, other, sampleSecrets(false))
+        const admit = (id: string, replayMarker: string, version = 1, replayTtlMs = 60_000) =>
+          store.registrations.admit(id, { version, replayMarker, replayTtlMs, limit: 3, windowMs: 300 })
+
+        const first = await admit(input.id, 'm1')
+        expect(first).toEqual({
+          current: true,
+          fresh: true,
+          rate: { allowed: true, remaining: 2, retryAfterMs: 0 },
+        })
+        // a replay is refused and still counted
+        expect(await admit(input.id, 'm1')).toEqual({
+          current: true,
+          fresh: false,
+          rate: { allowed: true, remaining: 1, retryAfterMs: 0 },
+        })
+        expect(await admit(input.id, 'm2')).toMatchObject({
+          current: true,
+          fresh: true,
+          rate: { remaining: 0 },
+        })
+        const over = await admit(input.id, 'm3')
+        expect(over).toMatchObject({ current: true, fresh: true, rate: { allowed: false, remaining: 0 } })
+        if (!over.current) throw new Error('unreachable')
+        expect(over.rate.retryAfterMs).toBeGreaterThan(0)
+        expect(over.rate.retryAfterMs).toBeLessThanOrEqual(300)
+
+        // markers and windows are per registration
+        expect(await admit(other.id, 'm1')).toEqual({
+          current: true,
+          fresh: true,
+          rate: { allowed: true, remaining: 2, retryAfterMs: 0 },
+        })
+
+        // the window restarts; markers outlive it (their own TTL)
+        await elapse(350)
+        expect(await admit(input.id, 'm1')).toEqual({
+          current: true,
+          fresh: false,
+          rate: { allowed: true, remaining: 2, retryAfterMs: 0 },
+        })
+        expect(await admit(input.id, 'short', 1, 100)).toMatchObject({ fresh: true })
+        await elapse(200)
+        expect(await admit(input.id, 'short', 1, 100)).toMatchObject({ fresh: true })
+      })
+
+      it('admits only an active registration at the given version, and then changes nothing', async () => {
+        const input = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, input, sampleSecrets(false))
+        const admit = (id: string, replayMarker: string, version: number) =>
+          store.registrations.admit(id, {
+            version,
+            replayMarker,
+            replayTtlMs: 60_000,
+            limit: 1,
+            windowMs: 60_000,
+          })
+
+        expect(await admit('missing', 'm', 1)).toEqual({ current: false })
+        expect(await admit(input.id, 'm', 2)).toEqual({ current: false })
+        // any versioned update (a new Key, a status change) makes the old version stale
+        await store.registrations.update(input.id, 1, {}, { key: randomBytes(32).toString('base64') })
+        expect(await admit(input.id, 'm', 1)).toEqual({ current: false })
+        await store.registrations.update(input.id, 2, {
+          status: 'needs_consent',
+          statusDetail: { code: 'invalid_grant', at: iso(T0) },
+        })
+        expect(await admit(input.id, 'm', 3)).toEqual({ current: false })
+        await store.registrations.update(input.id, 3, { status: 'active', statusDetail: null })
+        // nothing was claimed or counted by the refused calls: the marker is new, the window fresh
+        expect(await admit(input.id, 'm', 4)).toEqual({
+          current: true,
+          fresh: true,
+          rate: { allowed: true, remaining: 0, retryAfterMs: 0 },
+        })
+        await store.registrations.update(input.id, 4, { status: 'revoked' })
+        expect(await admit(input.id, 'n', 5)).toEqual({ current: false })
+        await expect(admit(input.id, '', 4)).rejects.toThrow(/marker/)
+        await expect(admit(input.id, 'm', 0)).rejects.toThrow(/version/)
+      })
+
+      it('admits one of many concurrent uses of a marker and counts every hit, across instances', async () => {
+        const input = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, input, sampleSecrets(false))
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).registrations.admit(input.id, {
+              version: 1,
+              replayMarker: i < 16 ? 'same' : `own-${i}`,
+              replayTtlMs: 60_000,
+              limit: 15,
+              windowMs: 60_000,
+            }),
+          ),
+        )
+        const admitted = results.map((r) => {
+          if (!r.current) throw new Error('expected the registration to be current')
+          return r
+        })
+        expect(admitted.slice(0, 16).filter((r) => r.fresh)).toHaveLength(1)
+        expect(admitted.slice(16).every((r) => r.fresh)).toBe(true)
+        expect(admitted.filter((r) => r.rate.allowed)).toHaveLength(15)
+        expect(admitted.map((r) => r.rate.remaining).sort((a, b) => a - b)).toEqual([
+          ...Array(6).fill(0),
+          ...Array.from({ length: 14 }, (_, i) => i + 1),
+        ])
+      })
+
       it('records usage without a version check or bump', async () => {
         const input = sampleRegistration()
         await mustCreate(store, input)

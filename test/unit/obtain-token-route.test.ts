@@ -398,6 +398,41 @@ describe('POST /obtain-token: rejections', () => {
     expect(key).toBeDefined()
   })
 
+  it('a registration served before is re-checked on every request: a new Key, needs_consent, re-activation and revocation apply at once', async () => {
+    const h = await harness()
+    const { registration, client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
+    const id = registration.id
+    expect((await client.getAccessToken()).status).toBe(200)
+    expect((await client.getAccessToken()).status).toBe(200)
+
+    // junk still never reaches the replay cache of a registration served before
+    const body = JSON.parse(client.body()) as { encrypted_token: string }
+    const raw = Buffer.from(body.encrypted_token, 'base64')
+    raw[raw.length - 1] = raw[raw.length - 1]! ^ 1
+    const tampered = await client.post(JSON.stringify({ ...body, encrypted_token: raw.toString('base64') }))
+    expect(errorOf(tampered.body).code).toBe('invalid_key')
+    raw[raw.length - 1] = raw[raw.length - 1]! ^ 1
+    expect(
+      (await client.post(JSON.stringify({ ...body, encrypted_token: raw.toString('base64') }))).status,
+    ).toBe(200)
+
+    const newKey = randomBytes(32).toString('base64')
+    expect(await h.store.registrations.update(id, 1, {}, { key: newKey })).not.toBeNull()
+    expect(errorOf((await client.getAccessToken()).body).code).toBe('invalid_key')
+    const rekeyed = new XsoarClient({ ...client.instance, key: newKey })
+    expect((await rekeyed.getAccessToken()).status).toBe(200)
+
+    await h.store.registrations.update(id, 2, {
+      status: 'needs_consent',
+      statusDetail: { code: 'invalid_grant', at: new Date().toISOString() },
+    })
+    expect(errorOf((await rekeyed.getAccessToken()).body).code).toBe('consent_required')
+    await h.store.registrations.update(id, 3, { status: 'active', statusDetail: null })
+    expect((await rekeyed.getAccessToken()).status).toBe(200)
+    await h.store.registrations.update(id, 4, { status: 'revoked' })
+    expect(errorOf((await rekeyed.getAccessToken()).body).code).toBe('revoked')
+  })
+
   it('revoked → 401 revoked with date, reason and page; needs_consent → 401 consent_required', async () => {
     const h = await harness()
     const revoked = await h.register({ app: 'ms-graph-mail', kind: 'admin' })

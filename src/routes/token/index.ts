@@ -1,9 +1,12 @@
 // POST /obtain-token: the XSOAR MicrosoftApiModule's token endpoint (see the obtain-token
 // protocol). Checks, in order: body schema → app → per-IP rate limit and registration lookup (in
-// parallel) → the encrypted_token authenticates under the registration's Key → timestamp window →
-// content equals the Token → registration status → scope → [replay claim, per-registration rate
-// limit, cache read] in parallel → token from the issuer. Every answer comes within the response
-// deadline; errors are the one-line JSON of errors.ts.
+// parallel; the lookup skipped for a registration admitted before) → the encrypted_token
+// authenticates under the registration's Key → timestamp window → content equals the Token →
+// registration status → scope → [admit: one atomic store call that confirms the registration is
+// still active at the version checked, claims the ciphertext (replay cache) and counts the
+// per-registration rate limit; cache read] in parallel → token from the issuer. Two Redis commands
+// per cache hit. Every answer comes within the response deadline; errors are the one-line JSON of
+// errors.ts.
 import { Ajv } from 'ajv'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { findApp } from '../../config.js'
@@ -25,14 +28,19 @@ import {
 } from '../../services/token-issuer.js'
 import { KeepAlive } from '../../services/token-keep-alive.js'
 import { clip, ScopeResolver } from '../../services/token-scope.js'
-import type { Registration } from '../../store/types.js'
+import type { Registration, RegistrationUsage } from '../../store/types.js'
 import { type ObtainTokenBody, obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'
+
+type RegistrationMeta = Registration & RegistrationUsage
 
 /** Answer margin kept under the response deadline for serialising and writing the reply. */
 const DEADLINE_MARGIN_MS = 100
 /** Usage (`lastIssuedAt`, `lastClient`) is written at most this often per registration and instance. */
 const TOUCH_EVERY_MS = 30_000
 const KEY_CACHE_MAX = 10_000
+const CURRENT_CACHE_MAX = 10_000
+/** A registration that keeps changing between the read and admit is read at most this often. */
+const ADMIT_ATTEMPTS = 3
 const TOUCH_CACHE_MAX = 50_000
 const BLOCKED_MAX = 10_000
 
@@ -48,6 +56,9 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
   // Imported Keys by registration id + version (a new Key always bumps the version), so the hot path
   // neither opens the sealed Key nor re-imports it.
   const keys = new Map<string, ImportedKey>()
+  // Registrations admitted before, by id, as of the version admitted: every versioned update bumps
+  // the version and admit refuses another version, so an entry is never trusted past a change.
+  const current = new Map<string, RegistrationMeta>()
   const touched = new Map<string, { at: number; client: string | undefined }>()
 
   // Strict validation for this route: no type coercion, unknown fields left alone.
@@ -102,6 +113,13 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     return imported
   }
 
+  function remember(meta: RegistrationMeta): void {
+    if (current.get(meta.id) === meta) return
+    if (!current.has(meta.id) && current.size >= CURRENT_CACHE_MAX)
+      current.delete(current.keys().next().value as string)
+    current.set(meta.id, meta)
+  }
+
   function recordUsage(id: string, request: FastifyRequest): void {
     const now = clock()
     const client = clientOf(request)
@@ -142,30 +160,13 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     )
   }
 
-  async function obtain(request: FastifyRequest, deadlineAt: number) {
-    if (request.validationError) {
-      throw new BrokerError('invalid_request', `request body ${describeValidation(request.validationError)}`)
-    }
-    const body = request.body as ObtainTokenBody
-    const appConfig = findApp(config, body.app_name)
-    if (appConfig === undefined) {
-      throw new BrokerError(
-        'unknown_app',
-        `app_name "${clip(body.app_name)}" is not hosted by this broker; hosted: ${[...knownApps].join(', ')}`,
-      )
-    }
-    const ipKey = `obtain-token:ip:${request.ip}`
-    checkBlocked(ipKey, 'from this address')
-    const [ipLimit, meta] = await Promise.all([
-      store.rateLimiter.hit(ipKey, config.tokens.rateLimitPerIp, config.tokens.rateLimitWindowMs),
-      store.registrations.getMeta(body.registration_id),
-    ])
-    if (!ipLimit.allowed) throw rateLimited(ipKey, ipLimit.retryAfterMs, 'from this address')
-    // Missing and belonging to another app look the same to the caller.
-    if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
-    const raw = decodeOrThrow(body.encrypted_token)
+  /**
+   * Checks that need the registration: the encrypted_token authenticates under its Key, the
+   * timestamp is in the window, the content is the Token, the status is active, the scope resolves.
+   */
+  async function authenticate(meta: RegistrationMeta, raw: Buffer, body: ObtainTokenBody, slug: string) {
     const key = await keyFor(meta)
-    if (key === null) throw unknownRegistration(appConfig.slug)
+    if (key === null) throw unknownRegistration(slug)
     let opened: { timestamp: number; content: string }
     try {
       opened = openEncryptedToken(raw, key)
@@ -197,30 +198,82 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         `the broker no longer offers ${meta.app} in the ${meta.cloud} cloud; contact the broker operator`,
       )
     }
-    const scope = ScopeResolver.resolve(appScopes, body.scope, body.resource)
-    const local = issuer.peek(meta, scope)
-    const regKey = `obtain-token:reg:${meta.id}`
-    checkBlocked(regKey, 'for this registration')
-    const [claimed, regLimit, cached] = await Promise.all([
-      store.ephemeral.claim(`obtain-token:seen:${meta.id}:${ciphertextFingerprint(raw)}`, replayWindowMs),
-      store.rateLimiter.hit(regKey, config.tokens.rateLimitPerRegistration, config.tokens.rateLimitWindowMs),
-      local ?? store.tokens.get(tokenGroup(meta), scope),
-    ])
-    if (!claimed) {
+    return { appScopes, scope: ScopeResolver.resolve(appScopes, body.scope, body.resource) }
+  }
+
+  async function obtain(request: FastifyRequest, deadlineAt: number) {
+    if (request.validationError) {
+      throw new BrokerError('invalid_request', `request body ${describeValidation(request.validationError)}`)
+    }
+    const body = request.body as ObtainTokenBody
+    const appConfig = findApp(config, body.app_name)
+    if (appConfig === undefined) {
       throw new BrokerError(
-        'replayed_token',
-        'this encrypted_token was already used; every request must be freshly encrypted',
+        'unknown_app',
+        `app_name "${clip(body.app_name)}" is not hosted by this broker; hosted: ${[...knownApps].join(', ')}`,
       )
     }
-    if (!regLimit.allowed) throw rateLimited(regKey, regLimit.retryAfterMs, 'for this registration')
-    const token = await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
-    recordUsage(meta.id, request)
-    return {
-      access_token: token.accessToken,
-      token_type: 'Bearer' as const,
-      expires_in: Math.max(0, Math.floor((token.expiresAt - clock()) / 1000)),
-      scope: token.scope,
-      refresh_token: meta.tenantId,
+    const ipKey = `obtain-token:ip:${request.ip}`
+    checkBlocked(ipKey, 'from this address')
+    // An active registration seen before is taken from `current` (admit below re-checks, in Redis,
+    // that it is still active at that version); anything else is read.
+    const known = current.get(body.registration_id)
+    const [ipLimit, read] = await Promise.all([
+      store.rateLimiter.hit(ipKey, config.tokens.rateLimitPerIp, config.tokens.rateLimitWindowMs),
+      known ?? store.registrations.getMeta(body.registration_id),
+    ])
+    if (!ipLimit.allowed) throw rateLimited(ipKey, ipLimit.retryAfterMs, 'from this address')
+    const raw = decodeOrThrow(body.encrypted_token)
+    let meta: RegistrationMeta | null = read
+    for (let attempt = 1; ; attempt++) {
+      // Missing and belonging to another app look the same to the caller.
+      if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
+      const { appScopes, scope } = await authenticate(meta, raw, body, appConfig.slug)
+      const local = issuer.peek(meta, scope)
+      const regKey = `obtain-token:reg:${meta.id}`
+      checkBlocked(regKey, 'for this registration')
+      // Only now, authenticated: one atomic store call claims the ciphertext (replay cache), counts
+      // the per-registration limit and confirms the registration is still active at this version,
+      // so a revocation or new Key on any instance applies to the very next request.
+      const [admission, cached] = await Promise.all([
+        store.registrations.admit(meta.id, {
+          version: meta.version,
+          replayMarker: ciphertextFingerprint(raw),
+          replayTtlMs: replayWindowMs,
+          limit: config.tokens.rateLimitPerRegistration,
+          windowMs: config.tokens.rateLimitWindowMs,
+        }),
+        local ?? store.tokens.get(tokenGroup(meta), scope),
+      ])
+      if (!admission.current) {
+        // Changed since it was read: read it again and redo every check on the new version.
+        current.delete(meta.id)
+        if (attempt >= ADMIT_ATTEMPTS) {
+          throw new BrokerError('store_unavailable', 'this registration is being changed; retry shortly', {
+            retryAfter: 1,
+          })
+        }
+        meta = await store.registrations.getMeta(body.registration_id)
+        continue
+      }
+      if (!admission.fresh) {
+        throw new BrokerError(
+          'replayed_token',
+          'this encrypted_token was already used; every request must be freshly encrypted',
+        )
+      }
+      if (!admission.rate.allowed)
+        throw rateLimited(regKey, admission.rate.retryAfterMs, 'for this registration')
+      remember(meta)
+      const token = await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
+      recordUsage(meta.id, request)
+      return {
+        access_token: token.accessToken,
+        token_type: 'Bearer' as const,
+        expires_in: Math.max(0, Math.floor((token.expiresAt - clock()) / 1000)),
+        scope: token.scope,
+        refresh_token: meta.tenantId,
+      }
     }
   }
 
