@@ -294,12 +294,14 @@ Written by \`npm run bench\` (bench/obtain-token.ts); do not edit by hand.
   after a ${WARMUP} s warm-up, in the parent process; redis-server (no persistence) and the Entra ID
   emulator run on the same machine.
 - **bare**: Fastify, one POST JSON route with body and response schemas returning a token-sized body.
-- **obtain-token, cache hit**: the real broker (\`buildApp\`, Redis store, Entra identity provider)
-  with an admin-consent registration of \`ms-graph-mail\`; every request carries a fresh
-  \`encrypted_token\` (pre-built; each is accepted once), so each does the full check: schema, per-IP
-  and per-registration rate limits, registration read, AES-GCM, replay claim, the access token
-  from the per-instance cache of fresh tokens (the sealed Redis cache behind it), usage touch (at most
-  every 30 s). Rate limits raised so one client may send this much.
+- **obtain-token, cache hit**: the real broker (\`buildApp\`, the Redis store as \`createStoreFromConfig\`
+  builds it, auto-pipelining included; Entra identity provider) with an admin-consent registration of
+  \`ms-graph-mail\`; every request carries a fresh \`encrypted_token\` (pre-built; each is accepted
+  once), so each does the full check: schema, per-IP rate limit, AES-GCM under the registration's
+  Key, then one atomic \`admit\` (the registration is still active at the version checked, replay
+  claim, per-registration rate limit), the access token from the per-instance cache of fresh tokens,
+  usage touch (at most every 30 s): two Redis commands per request. Rate limits raised so one client
+  may send this much.
 - **cold**: emulator access tokens live 60 s, inside the 300 s refresh margin, so no request is a
   cache hit: each goes through single-flight, the Redis lock, a cache re-read and a client-credentials
   call to the emulator (which signs an RS256 JWT), then the cache write.
@@ -316,20 +318,21 @@ ${figures.map(row).join('\n')}
   connections (concurrent misses of one tenant share one call).
 
 ## Where the time goes (\`npm run bench -- --profile <dir>\`, 2026-11-26 on this machine)
-- Across about ten runs that day (the machine shared with other work) the ratio ranged 0.18–0.38, the
-  hit p99 27–68 ms and the bare route itself 7 000–14 000 req/s: compare figures of one run only.
-- During the hit run the broker process is CPU-bound on one core (autocannon ~20 %, redis-server ~20 %),
-  so the ratio is the bare route's CPU per request over the broker's.
-- About a third of the broker's CPU per request is the socket write of each Redis command: four per
-  request (per-IP limit and registration read, then replay claim and per-registration limit, each pair
-  in parallel), one write(2) each at ~30 µs here. Fresh access tokens are served from a per-instance
-  cache (no Redis read); the registration is still read per request so a revocation applies at once.
-- The app-wide shell (the per-request log line with redaction, cookie and request-id hooks) takes
-  ~15 %; @fastify/helmet's per-request rebuild is skipped on this route (fixed headers instead).
-  The obtain-token code itself (schema, AES-GCM, hashes, cache lookups) is a few per cent.
-- Levers left to their owners: ioredis auto-pipelining in src/store/redis-connection.ts (the row
-  above: the two commands of each step go in one write); a store call that claims the replay key and
-  counts the per-registration limit in one script (same hash slot), which would make it three commands.
+- The machine is shared: within one hour the bare route alone measured 7 800–19 600 req/s, so the
+  ratio swings with it; the broker's own hit figures are steadier. Compare runs taken at a low load.
+- Same day, one run each, hit req/s / p99 / ratio (load 1 min): 4 Redis commands per hit, no
+  auto-pipelining: 1 924 / 66 ms / 0.25 (3.2); auto-pipelining: 2 705 / 43 ms / 0.28 (3.5); plus
+  \`admit\` (2 commands per hit): 5 440 / 20 ms / 0.47 (1.5), 4 212 / 23 ms / 0.27 (1.4) and
+  4 733 / 22 ms / 0.24 (1.4) — the last two against a bare route at 15 700 and 19 600 req/s.
+- The broker process is CPU-bound during the hit run. Profile of the broker with auto-pipelining
+  and 4 commands per hit (share of its busy CPU): ioredis ~21 % (command objects, encoding, one
+  write per tick), GC ~12 %, the HTTP response write ~10 % (the bare route pays it too), the
+  completion log line ~11 % (pino serialisation + redaction + a synchronous write), AES-GCM and
+  hashes ~5 %, Fastify routing/schema/JSON the rest. \`admit\` halves the ioredis share and the
+  Redis server's work per request.
+- What is left is mostly the app shell (one completion line per request with redaction, hooks)
+  and per-request allocations (GC); the per-IP limit is the one Redis command that can't be folded
+  into \`admit\` (another hash slot).
 `
     writeFileSync(new URL('./RESULTS.md', import.meta.url), results)
     console.log('wrote bench/RESULTS.md')
