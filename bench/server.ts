@@ -1,16 +1,15 @@
 // A benchmark target, forked by bench/obtain-token.ts so both targets run alone in their own process
 // with the same Node flags and logger level:
-//   bare    – Fastify with the broker's logger options and one POST JSON route (body and response
+//   bare    – Fastify with the broker's logger (createLogger) and one POST JSON route (body and response
 //             schemas, an answer of the size of a token response): the framework's floor
 //   broker  – the real broker (buildApp, Redis store, Entra identity provider at the emulator)
 // The parent sends { mode, env } over IPC and gets { port } back.
 
 import Fastify from 'fastify'
-import { pino } from 'pino'
 import { buildApp } from '../src/app.js'
 import { type Env, loadConfig } from '../src/config.js'
 import { createEntraIdentityProvider } from '../src/entra/identity-provider.js'
-import { loggerOptions } from '../src/logger.js'
+import { createLogger } from '../src/logger.js'
 import { createStoreFromConfig } from '../src/store/index.js'
 
 interface Start {
@@ -20,8 +19,8 @@ interface Start {
 }
 
 async function start({ mode, env, logLevel }: Start): Promise<number> {
-  // Both targets log through the same pino options to the same place (stdout, discarded by the parent).
-  const logger = pino(loggerOptions(logLevel))
+  // Both targets log through the same logger (src/logger.ts) to the same place (stdout, discarded by the parent).
+  const logger = createLogger(logLevel)
   if (mode === 'bare') {
     const app = Fastify({ loggerInstance: logger, disableRequestLogging: true, bodyLimit: 16 * 1024 })
     const token = `eyJ${'x'.repeat(1400)}`

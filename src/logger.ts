@@ -2,7 +2,7 @@
 // body fields are censored by path, and URLs are logged with sensitive query values replaced
 // (the OAuth callback carries `code` and `state` in its query string).
 import type { FastifyRequest } from 'fastify'
-import type { LoggerOptions } from 'pino'
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
 
 export const REDACTED = '[redacted]'
 
@@ -80,4 +80,39 @@ export function loggerOptions(level: string): LoggerOptions {
       },
     },
   }
+}
+
+type Stringifier = (value: unknown, ...rest: unknown[]) => string | undefined
+
+/**
+ * The one logger of the process: pino with `loggerOptions(level)`, writing to `destination`
+ * (default stdout). Every line goes through the REDACT_PATHS redaction above, unchanged.
+ *
+ * Why the wrapper: pino runs every top-level field that no path names by its first segment
+ * (`method`, `url`, `statusCode`, the message, the `reqId` binding…) through the redactor of the
+ * `*.x` paths, even when the field is a string or a number. Every such path names a property
+ * *inside* the field, which a string, number or boolean doesn't have, so the redactor can only
+ * return the value serialised as it is — after walking ~20 paths (about 17 µs of a ~19 µs
+ * completion line, measured). For those values we serialise directly; objects, arrays and null
+ * still go through the redactor. Same paths, same redactor, same output (test/unit/logger.test.ts
+ * checks the two loggers write identical lines for arbitrary values).
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const logger =
+    destination === undefined ? pino(loggerOptions(level)) : pino(loggerOptions(level), destination)
+  const { stringifiersSym, wildcardFirstSym } = pino.symbols
+  const stringifiers = (
+    logger as unknown as Record<symbol, Record<symbol, Stringifier | undefined> | undefined>
+  )[stringifiersSym]
+  const wildcard = stringifiers?.[wildcardFirstSym]
+  // Defensive: should a pino update move these internals, its own behaviour stays untouched.
+  if (stringifiers === undefined || typeof wildcard !== 'function') return logger
+  stringifiers[wildcardFirstSym] = (value, ...rest) => {
+    const type = typeof value
+    // What the redactor's serialiser returns for these (JSON.stringify cannot throw on them).
+    return type === 'string' || type === 'number' || type === 'boolean'
+      ? JSON.stringify(value)
+      : wildcard(value, ...rest)
+  }
+  return logger
 }

@@ -1,10 +1,9 @@
 // The process: configuration, logger, listen, graceful shutdown. Nothing else.
 import closeWithGrace from 'close-with-grace'
-import { pino } from 'pino'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfigFromProcess } from './config.js'
 import { createEntraIdentityProvider } from './entra/identity-provider.js'
-import { loggerOptions } from './logger.js'
+import { createLogger } from './logger.js'
 import type { Metrics } from './metrics.js'
 import { buildMetricsServer } from './routes/metrics.js'
 import { createStoreFromConfig } from './store/index.js'
@@ -20,7 +19,7 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const logger = pino(loggerOptions(config.logLevel))
+  const logger = createLogger(config.logLevel)
   if (config.redis === undefined) {
     logger.warn(
       'USING THE IN-MEMORY STORE (UNSAFE_MEMORY_STORE=true): registrations vanish on restart and are not shared between instances. Demo only.',

@@ -1,5 +1,5 @@
 // Logs of a real flow carry no secret. The broker logs at `trace` (everything it would ever log)
-// into memory through the production logger options, while the test drives admin and delegated
+// into memory through the production logger (createLogger), while the test drives admin and delegated
 // consents, token requests, rejections, an upstream failure, a denied consent, operator calls and
 // probes with secret-looking query strings. Every secret seen on the way (the Key, authorization
 // codes, access and refresh tokens, cookies, `encrypted_token`s, client secrets, master key,
@@ -7,13 +7,12 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
-import type { LightMyRequestResponse } from 'fastify'
-import { pino } from 'pino'
+import type { FastifyBaseLogger, LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { findDemoClient } from '../../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
-import { loggerOptions } from '../../src/logger.js'
+import { createLogger } from '../../src/logger.js'
 import {
   browse,
   type ConsentValues,
@@ -132,7 +131,7 @@ beforeAll(async () => {
   broker = await startBroker({
     authorityUrl: emulator.url,
     redisUrl: inject('redisUrl'),
-    logger: pino(loggerOptions('trace'), stream),
+    logger: createLogger('trace', stream) as FastifyBaseLogger,
     decorateIdp: spyingIdp,
     env: {
       LOG_LEVEL: 'trace',
