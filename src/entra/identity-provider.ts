@@ -1,8 +1,10 @@
 // The Entra ID identity provider: discovery, authorization URLs, code redemption with our own
 // ID-token validation, client credentials and refresh through openid-client against per-tenant
 // metadata. Speaks to whatever each cloud's authority URL points at; knows nothing else about it.
+
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from 'jose'
 import * as oidc from 'openid-client'
+import { abortable } from '../abortable.js'
 import type { Config, ResolvedApp } from '../config.js'
 import { BoundedCache } from './bounded-cache.js'
 import { verifyIdToken } from './id-token.js'
@@ -45,26 +47,6 @@ function requireString(metadata: Metadata, field: keyof oidc.ServerMetadata, whe
     throw new UpstreamError('unavailable', `discovery of ${where}: ${String(field)} is missing`)
   }
   return value
-}
-
-/** Rejects with the signal's reason as soon as it aborts; otherwise settles like `promise`. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
 }
 
 function combine(timeoutMs: number, signal: AbortSignal | undefined): AbortSignal {

@@ -19,7 +19,9 @@
 //
 // Failures are published for waiters (`token-fail:` keys), a 429 sets `throttle:` for every
 // instance until Retry-After, and consent failures move the registration to `needs_consent`.
+
 import type { FastifyBaseLogger } from 'fastify'
+import { abortable } from '../abortable.js'
 import type { Config } from '../config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../entra/types.js'
 import { BrokerError, type BrokerErrorOptions, type ErrorCode } from '../errors.js'
@@ -400,7 +402,12 @@ export class TokenIssuer {
           registration.kind === 'admin'
             ? idp.clientCredentials(resolved, registration.tenantId, request.scope, signal)
             : idp.refresh(resolved, registration.tenantId, refreshToken as string, request.scope, signal)
-        const grant = await abortable(call, signal)
+        const grant = await abortable(
+          call,
+          signal,
+          (reason) =>
+            new UpstreamError('timeout', 'the identity provider did not answer in time', { cause: reason }),
+        )
         metrics.upstreamRequests.inc({ grant: grantType, outcome: 'ok', code: '' })
         metrics.upstreamLatency.observe({ grant: grantType, outcome: 'ok' }, (performance.now() - t0) / 1000)
         return grant
@@ -649,33 +656,6 @@ export function registrationStatusError(config: Config, registration: Registrati
     registration,
     `this registration needs consent again${code ? ` (${code})` : ''}`,
   )
-}
-
-/** Resolves/rejects with `promise`, or rejects when `signal` aborts first (providers that ignore it). */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    promise.catch(() => {})
-    return Promise.reject(new UpstreamError('timeout', 'the identity provider did not answer in time'))
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () =>
-      reject(
-        new UpstreamError('timeout', 'the identity provider did not answer in time', {
-          cause: signal.reason,
-        }),
-      )
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(error)
-      },
-    )
-  })
 }
 
 /** Races a promise against a time budget; the loser's later rejection is swallowed. */
