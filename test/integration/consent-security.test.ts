@@ -1,12 +1,9 @@
 // What the consent pages promise about secrets and browsers: cookie flags, security headers, the
 // one-time result page, no Key in a URL, no secret in clear in Redis or in the logs.
-import { Writable } from 'node:stream'
 import type { FastifyBaseLogger, LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
-import { pino } from 'pino'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_ADMIN, CONTOSO_USER } from '../../emulator/demo-data.js'
-import { loggerOptions } from '../../src/logger.js'
 import {
   browse,
   CookieJar,
@@ -23,6 +20,7 @@ import {
 } from '../support/broker.js'
 import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
+import { memoryLogger } from '../support/log-capture.js'
 
 const redisUrl = inject('redisUrl')
 const MAIL = 'ms-graph-mail'
@@ -354,15 +352,8 @@ describe('secrets at rest and in logs', () => {
   }
 
   function captureLogs(): { logger: FastifyBaseLogger; text(): string } {
-    const lines: string[] = []
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(String(chunk))
-        done()
-      },
-    })
-    const logger = pino(loggerOptions('debug'), sink) as unknown as FastifyBaseLogger
-    return { logger, text: () => lines.join('') }
+    const { logger, lines } = memoryLogger('debug')
+    return { logger, text: () => lines.join('\n') }
   }
 
   it('Redis never holds a Key or a refresh token in clear, before or after the result is shown', async () => {

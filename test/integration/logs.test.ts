@@ -6,13 +6,11 @@
 // cookie secret, operator token) is then searched for in every log line.
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { Writable } from 'node:stream'
-import type { FastifyBaseLogger, LightMyRequestResponse } from 'fastify'
+import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { findDemoClient } from '../../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
-import { createLogger } from '../../src/logger.js'
 import {
   browse,
   type ConsentValues,
@@ -25,6 +23,7 @@ import {
 } from '../support/broker.js'
 import { DEMO_CLIENT_SECRET_ENV, randomMasterKeys } from '../support/config.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
+import { memoryLogger } from '../support/log-capture.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const lines: string[] = []
@@ -122,16 +121,10 @@ async function tokens(values: ConsentValues, appName: string, count: number) {
 
 beforeAll(async () => {
   emulator = await startEmulator({ port: 0 })
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-      callback()
-    },
-  })
   broker = await startBroker({
     authorityUrl: emulator.url,
     redisUrl: inject('redisUrl'),
-    logger: createLogger('trace', stream) as FastifyBaseLogger,
+    logger: memoryLogger('trace', lines).logger,
     decorateIdp: spyingIdp,
     env: {
       LOG_LEVEL: 'trace',

@@ -1,13 +1,10 @@
 // One upstream request per cache miss across instances: three brokers (three apps, each with its
 // own identity provider) on one Redis and one emulator, 200 simultaneous requests over real HTTP.
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
-import type { FastifyBaseLogger } from 'fastify'
-import pino from 'pino'
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import { loggerOptions } from '../../src/logger.js'
 import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { assertNoSecretLogged, memoryLogger } from '../support/log-capture.js'
 import { type TokenAnswer, XsoarClient } from '../support/xsoar-client.js'
 
 const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -18,14 +15,9 @@ let brokers: Array<{ broker: RunningBroker; url: string }> = []
 const logs: string[] = []
 const secrets = new Set<string>()
 
-function captureLogger(): FastifyBaseLogger {
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean))
-      callback()
-    },
-  })
-  return pino({ ...loggerOptions('debug') }, stream) as unknown as FastifyBaseLogger
+/** Every broker of this file logs here (the process logger, at debug). */
+function captureLogger() {
+  return memoryLogger('debug', logs).logger
 }
 
 async function emulatorPost(path: string, body: unknown = {}): Promise<void> {
@@ -95,11 +87,7 @@ afterAll(async () => {
   brokers = []
   await emulator?.close()
   expect(logs.length).toBeGreaterThan(0)
-  for (const line of logs) {
-    for (const secret of secrets) {
-      if (line.includes(secret)) throw new Error(`a log line contains a secret: ${line.slice(0, 200)}`)
-    }
-  }
+  assertNoSecretLogged(logs, secrets)
 })
 
 describe('200 simultaneous requests over three instances, cold cache', () => {

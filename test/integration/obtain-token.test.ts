@@ -1,14 +1,11 @@
 // obtain-token end to end: real consent through the Entra ID emulator, the real identity provider,
 // the Redis store, the broker listening on a real port, and the independent XSOAR test client.
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
-import type { FastifyBaseLogger } from 'fastify'
-import pino from 'pino'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { Env } from '../../src/config.js'
-import { loggerOptions } from '../../src/logger.js'
 import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { assertNoSecretLogged, memoryLogger } from '../support/log-capture.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -20,14 +17,9 @@ const logs: string[] = []
 /** Every secret seen in this file: no log line may contain one. */
 const secrets = new Set<string>()
 
-function captureLogger(): FastifyBaseLogger {
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean))
-      callback()
-    },
-  })
-  return pino({ ...loggerOptions('debug') }, stream) as unknown as FastifyBaseLogger
+/** Every broker of this file logs here (the process logger, at debug). */
+function captureLogger() {
+  return memoryLogger('debug', logs).logger
 }
 
 async function broker(env: Env = {}): Promise<{ broker: RunningBroker; url: string }> {
@@ -120,11 +112,7 @@ afterAll(async () => {
   await emulator?.close()
   // No log line of any broker in this file contains a Key, a token or an encrypted_token.
   expect(logs.length).toBeGreaterThan(0)
-  for (const line of logs) {
-    for (const secret of secrets) {
-      if (line.includes(secret)) throw new Error(`a log line contains a secret: ${line.slice(0, 200)}`)
-    }
-  }
+  assertNoSecretLogged(logs, secrets)
 })
 
 describe('obtain-token with real consent', () => {

@@ -1,25 +1,18 @@
 // Redaction, configured once in src/logger.ts: secret-bearing URL parameters and object fields
 // never reach a log line, whatever shape the logged object has.
-import { Writable } from 'node:stream'
 import fc from 'fast-check'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { createLogger, loggerOptions, REDACT_PATHS, REDACTED, redactUrl } from '../../src/logger.js'
+import { memoryLogStream } from '../support/log-capture.js'
 
 function memoryStream() {
-  const lines: string[] = []
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean))
-      callback()
-    },
-  })
-  return { stream, lines }
+  return memoryLogStream()
 }
 
 /** The process logger (createLogger), writing to memory. */
 function memoryLogger(level = 'trace') {
-  const { stream, lines } = memoryStream()
+  const { stream, lines } = memoryLogStream()
   return { logger: createLogger(level, stream), lines }
 }
 

@@ -2,19 +2,17 @@
 // with the independent XSOAR test client. The Entra emulator and Redis versions live in
 // test/integration/obtain-token*.test.ts.
 import { randomBytes, randomUUID } from 'node:crypto'
-import { Writable } from 'node:stream'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
-import pino from 'pino'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Config, Env, ResolvedApp } from '../../src/config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
 import { makeErrorHandler } from '../../src/errors.js'
-import { loggerOptions } from '../../src/logger.js'
 import { createMetrics } from '../../src/metrics.js'
 import { tokenRoutes } from '../../src/routes/token/index.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
+import { memoryLogger } from '../support/log-capture.js'
 import { encryptContent, XsoarClient } from '../support/xsoar-client.js'
 
 const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -102,14 +100,7 @@ async function harness(env: Env = {}): Promise<Harness> {
   const config = testConfig({ authorityUrl: 'http://127.0.0.1:9', env })
   const store = createMemoryStore({ keyRing: config.keyRing })
   const idp = new ScriptedIdp()
-  const logs: string[] = []
-  const stream = new Writable({
-    write(chunk, _encoding, callback) {
-      logs.push(...String(chunk).split('\n').filter(Boolean))
-      callback()
-    },
-  })
-  const logger = pino({ ...loggerOptions('debug') }, stream) as unknown as FastifyBaseLogger
+  const { logger, lines: logs } = memoryLogger('debug')
   const app = Fastify({ loggerInstance: logger, bodyLimit: 16 * 1024 }) as unknown as FastifyInstance
   app.decorate('config', config)
   app.decorate('store', store)
