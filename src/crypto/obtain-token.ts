@@ -3,7 +3,7 @@
 // Key, no AAD, plaintext UTF-8 `"<unix seconds>:<content>"` split at the first colon.
 //
 // Nothing here logs or keeps a secret; errors carry a reason code and a safe message only.
-import { createDecipheriv, createHash, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
+import { createDecipheriv, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto'
 
 export const NONCE_BYTES = 12
 export const TAG_BYTES = 16
@@ -114,14 +114,24 @@ export function openEncryptedToken(raw: Buffer, key: ImportedKey): OpenedToken {
   return { timestamp: Number(stamp), content: plaintext.slice(colon + 1) }
 }
 
-/** A replay-cache key for a ciphertext: SHA-256 of the decoded bytes (base64url). */
-export function ciphertextFingerprint(raw: Buffer): string {
-  return createHash('sha256').update(raw).digest('base64url')
+/**
+ * The replay-cache key of an `encrypted_token` that authenticated: its nonce and GCM tag
+ * (base64url). Under one Key, two different ciphertexts that both authenticate share a tag only by
+ * forgery, so no hash is needed. Only for tokens `openEncryptedToken` accepted: a tampered one
+ * keeps the tag of the original.
+ */
+export function replayMarker(raw: Buffer): string {
+  return Buffer.concat([raw.subarray(0, NONCE_BYTES), raw.subarray(raw.length - TAG_BYTES)]).toString(
+    'base64url',
+  )
 }
 
-/** Constant-time string equality (both sides hashed first, so lengths leak nothing either). */
+/**
+ * String equality in constant time for equal lengths; unequal lengths return at once (only for
+ * values whose length is no secret, like the Token: a tenant GUID).
+ */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest()
-  const hb = createHash('sha256').update(b, 'utf8').digest()
-  return timingSafeEqual(ha, hb)
+  const ba = Buffer.from(a, 'utf8')
+  const bb = Buffer.from(b, 'utf8')
+  return ba.length === bb.length && timingSafeEqual(ba, bb)
 }

@@ -143,6 +143,12 @@ export class TokenIssuer {
     return undefined
   }
 
+  /** Serves a token `peek` returned (a cache hit without I/O). */
+  served(registration: Registration, token: CachedToken): IssuedToken {
+    this.#deps.metrics.tokenCache.inc({ app: registration.app, result: 'hit' })
+    return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source: 'hit' }
+  }
+
   #remember(group: string, scope: string, token: CachedToken): void {
     if (!this.isFresh(token, this.#deps.clock())) return
     const key = `${group}|${scope}`

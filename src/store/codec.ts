@@ -78,14 +78,22 @@ export function requireName(value: string, what: string): void {
 }
 
 /** Checks the arguments of `RegistrationStore.admit`; the TTLs come back in whole ms. */
-export function admitArguments(id: string, request: AdmitRequest): { replayTtlMs: number; windowMs: number } {
+export function admitArguments(
+  id: string,
+  request: AdmitRequest,
+): { replayTtlMs: number; windowMs: number; clientWindowMs: number | undefined } {
   requireName(id, 'registration id')
   requireName(request.replayMarker, 'replay marker')
   if (!Number.isSafeInteger(request.version) || request.version < 1)
     throw new RangeError('version must be a positive integer')
+  if (request.client !== undefined) requireName(request.client.key, 'rate-limit key')
   return {
     replayTtlMs: requirePositiveMs(request.replayTtlMs, 'replayTtlMs'),
     windowMs: requirePositiveMs(request.windowMs, 'windowMs'),
+    clientWindowMs:
+      request.client === undefined
+        ? undefined
+        : requirePositiveMs(request.client.windowMs, 'client.windowMs'),
   }
 }
 

@@ -102,6 +102,8 @@ class MemoryRegistrations implements RegistrationStore {
   constructor(
     private readonly keyRing: KeyRing,
     private readonly clock: () => number,
+    /** The store's shared limiter: admit's `client` key counts where `rateLimiter.hit` would. */
+    private readonly rateLimiter: MemoryRateLimiter,
   ) {
     this.seen = new ExpiringMap(clock)
     this.windows = new ExpiringMap(clock)
@@ -162,17 +164,22 @@ class MemoryRegistrations implements RegistrationStore {
   }
 
   async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
-    const { replayTtlMs, windowMs } = admitArguments(id, request)
+    const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
+    let client: { client: RateLimitResult } | undefined
+    if (request.client !== undefined && clientWindowMs !== undefined) {
+      client = { client: this.rateLimiter.count(request.client.key, request.client.limit, clientWindowMs) }
+      if (!client.client.allowed) return { current: false, ...client }
+    }
     const hash = this.#records.get(id)
     if (hash === undefined || hash.version !== String(request.version) || hash.status !== 'active')
-      return { current: false }
+      return { current: false, ...client }
     const marker = `${id}\n${request.replayMarker}`
     const fresh = this.seen.get(marker) === undefined
     if (fresh) this.seen.set(marker, true, replayTtlMs)
     const count = (this.windows.get(id) ?? 0) + 1
     const ttl = this.windows.ttl(id) ?? windowMs
     this.windows.set(id, count, ttl)
-    return { current: true, fresh, rate: rateLimitResult(count, request.limit, ttl) }
+    return { current: true, fresh, rate: rateLimitResult(count, request.limit, ttl), ...client }
   }
 
   async touch(id: string, usage: RegistrationUsage): Promise<void> {
@@ -404,7 +411,11 @@ class MemoryRateLimiter implements RateLimiter {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
-    const window = requirePositiveMs(windowMs, 'windowMs')
+    return this.count(key, limit, requirePositiveMs(windowMs, 'windowMs'))
+  }
+
+  /** A hit, synchronously (admit counts its `client` key here too). */
+  count(key: string, limit: number, window: number): RateLimitResult {
     const count = (this.windows.get(key) ?? 0) + 1
     const ttl = this.windows.ttl(key) ?? window
     this.windows.set(key, count, ttl)
@@ -471,11 +482,11 @@ class MemoryAuditLog implements AuditLog {
 
 export function createMemoryStore(options: MemoryStoreOptions): Store {
   const clock = options.clock ?? Date.now
-  const registrations = new MemoryRegistrations(options.keyRing, clock)
+  const rateLimiter = new MemoryRateLimiter(clock)
+  const registrations = new MemoryRegistrations(options.keyRing, clock, rateLimiter)
   const ephemeral = new MemoryEphemeral(options.keyRing, clock)
   const tokens = new MemoryTokenCache(options.keyRing, clock)
   const locks = new MemoryLocks(clock)
-  const rateLimiter = new MemoryRateLimiter(clock)
   const sweeper = setInterval(() => {
     registrations.seen.sweep()
     registrations.windows.sweep()

@@ -1,5 +1,7 @@
 // The production store: Redis (single server, Sentinel or Cluster). Every Lua script and every
-// multi-key command touches keys of ONE hash slot, so the same code runs on a Cluster.
+// multi-key command touches keys of ONE hash slot, so the same code runs on a Cluster — except
+// ADMIT_CLIENT (a request's two rate limits and its replay claim in one round trip), which runs
+// only against a single server or Sentinel primary; on a Cluster admit sends two commands instead.
 //
 // Key layout (P = keyPrefix, e.g. `cb:`; `{…}` is the hash tag; `enc()` percent-encodes `%{}`):
 //
@@ -21,7 +23,7 @@
 //   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
 //   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
 //   P lock:<name>                    STRING  lock token, PX lease
-//   P rl:<key>                       STRING  fixed-window counter, PX window
+//   P rl:<key>                       STRING  fixed-window counter, PX window (also admit's `client`)
 //   P audit                          STREAM  audit events, MAXLEN ~ n (+ optional MINID retention)
 //
 // The record (slot of `reg:{id}`) and its index entries (slot of `{idx}`) can't be written in one
@@ -297,6 +299,42 @@ end
 return {1, fresh, count, ttl}
 `)
 
+/**
+ * ADMIT after a hit on a client's rate-limit key, in one call (one round trip per request). KEYS:
+ * record, replay marker, window counter, client counter. ARGV: version, replay TTL ms, window ms,
+ * client window ms, client limit. Over the client's limit nothing else is touched. Returns
+ * {client count, client ms left, then ADMIT's reply (empty when over the client's limit)}.
+ * The client counter is in another slot: single-node Redis only (Cluster sends two commands).
+ */
+const ADMIT_CLIENT = new LuaScript(`
+local ccount = redis.call('INCR', KEYS[4])
+local cttl = redis.call('PTTL', KEYS[4])
+if cttl < 0 then
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+  cttl = tonumber(ARGV[4])
+end
+if ccount > tonumber(ARGV[5]) then return {ccount, cttl} end
+local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {ccount, cttl, 0} end
+local fresh = 0
+if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
+local count = redis.call('INCR', KEYS[3])
+local ttl = redis.call('PTTL', KEYS[3])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  ttl = tonumber(ARGV[3])
+end
+return {ccount, cttl, 1, fresh, count, ttl}
+`)
+
+type AdmitReply = [0] | [1, number, number, number]
+
+function admitted(reply: AdmitReply, limit: number): AdmitResult {
+  if (reply[0] !== 1) return { current: false }
+  const [, fresh, count, ttl] = reply
+  return { current: true, fresh: fresh === 1, rate: rateLimitResult(count, limit, ttl) }
+}
+
 // ---- keys -----------------------------------------------------------------------------------
 
 /** Percent-encodes the characters that would change a key's hash tag. */
@@ -503,16 +541,35 @@ class RedisRegistrations implements RegistrationStore {
   }
 
   async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
-    const { replayTtlMs, windowMs } = admitArguments(id, request)
+    const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
+    const keys = [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)]
+    const args = [String(request.version), replayTtlMs, windowMs]
+    const { client } = request
+    if (client === undefined || clientWindowMs === undefined) {
+      return admitted((await runScript(this.redis, ADMIT, keys, args)) as AdmitReply, request.limit)
+    }
+    if (this.redis.isCluster) {
+      // The client's counter lives in another slot: count it first, then admit (two round trips).
+      const [ccount, cttl] = (await runScript(
+        this.redis,
+        RATE_HIT,
+        [this.keys.rate(client.key)],
+        [clientWindowMs],
+      )) as [number, number]
+      const clientRate = rateLimitResult(ccount, client.limit, cttl)
+      if (!clientRate.allowed) return { current: false, client: clientRate }
+      const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
+      return { ...admitted(reply, request.limit), client: clientRate }
+    }
     const reply = (await runScript(
       this.redis,
-      ADMIT,
-      [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)],
-      [String(request.version), replayTtlMs, windowMs],
-    )) as [0] | [1, number, number, number]
-    if (reply[0] !== 1) return { current: false }
-    const [, fresh, count, ttl] = reply
-    return { current: true, fresh: fresh === 1, rate: rateLimitResult(count, request.limit, ttl) }
+      ADMIT_CLIENT,
+      [...keys, this.keys.rate(client.key)],
+      [...args, clientWindowMs, client.limit],
+    )) as [number, number, ...([] | AdmitReply)]
+    const clientRate = rateLimitResult(reply[0], client.limit, reply[1])
+    if (reply.length === 2) return { current: false, client: clientRate }
+    return { ...admitted(reply.slice(2) as AdmitReply, request.limit), client: clientRate }
   }
 
   /**

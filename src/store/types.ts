@@ -109,12 +109,21 @@ export interface AdmitRequest {
   /** Hits allowed per registration and window (shared by every instance). */
   limit: number
   windowMs: number
+  /**
+   * Also counts a hit on this shared rate-limit key (the caller's address), first and in the same
+   * call, so a request costs one round trip. Over its limit, nothing else is checked or counted.
+   */
+  client?: { key: string; limit: number; windowMs: number }
 }
 
-export type AdmitResult =
+export type AdmitResult = (
   | { current: false }
   /** `fresh`: the replay marker was new (false: a replay). The hit is counted either way. */
   | { current: true; fresh: boolean; rate: RateLimitResult }
+) & {
+  /** Only with `client`: its hit. When not allowed, `current` is false and nothing else happened. */
+  client?: RateLimitResult
+}
 
 export interface RegistrationStore {
   /**

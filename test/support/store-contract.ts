@@ -402,6 +402,64 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         await expect(admit(input.id, 'm', 0)).rejects.toThrow(/version/)
       })
 
+      it("counts admit's client limit first, on the rate limiter's own counter, and stops there when it is over", async () => {
+        const input = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, input, sampleSecrets(false))
+        const client = { key: 'ip:203.0.113.9', limit: 2, windowMs: 60_000 }
+        const admit = (replayMarker: string, version = 1, withClient = true) =>
+          store.registrations.admit(input.id, {
+            version,
+            replayMarker,
+            replayTtlMs: 60_000,
+            limit: 10,
+            windowMs: 60_000,
+            ...(withClient ? { client } : {}),
+          })
+
+        // the same counter as rateLimiter.hit on that key, shared between the two calls
+        expect((await store.rateLimiter.hit(client.key, client.limit, client.windowMs)).remaining).toBe(1)
+        expect(await admit('m1')).toEqual({
+          current: true,
+          fresh: true,
+          rate: { allowed: true, remaining: 9, retryAfterMs: 0 },
+          client: { allowed: true, remaining: 0, retryAfterMs: 0 },
+        })
+        // over the client's limit: refused before the registration is looked at
+        const over = await admit('m2')
+        expect(over).toMatchObject({ current: false, client: { allowed: false, remaining: 0 } })
+        expect(over.client?.retryAfterMs).toBeGreaterThan(0)
+        expect(over.client?.retryAfterMs).toBeLessThanOrEqual(60_000)
+        // …so the marker was not claimed and the registration's window not counted
+        expect(await admit('m2', 1, false)).toEqual({
+          current: true,
+          fresh: true,
+          rate: { allowed: true, remaining: 8, retryAfterMs: 0 },
+        })
+        // a stale version still counts the client's hit
+        const other = { ...client, key: 'ip:203.0.113.10' }
+        expect(
+          await store.registrations.admit(input.id, {
+            version: 2,
+            replayMarker: 'm3',
+            replayTtlMs: 60_000,
+            limit: 10,
+            windowMs: 60_000,
+            client: other,
+          }),
+        ).toEqual({ current: false, client: { allowed: true, remaining: 1, retryAfterMs: 0 } })
+        expect((await store.rateLimiter.hit(other.key, other.limit, other.windowMs)).remaining).toBe(0)
+        await expect(
+          store.registrations.admit(input.id, {
+            version: 1,
+            replayMarker: 'm4',
+            replayTtlMs: 60_000,
+            limit: 10,
+            windowMs: 60_000,
+            client: { ...client, key: '' },
+          }),
+        ).rejects.toThrow(/rate-limit key/)
+      })
+
       it('admits one of many concurrent uses of a marker and counts every hit, across instances', async () => {
         const input = sampleRegistration({ kind: 'admin' })
         await mustCreate(store, input, sampleSecrets(false))

@@ -2,12 +2,12 @@ import { createCipheriv, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  ciphertextFingerprint,
   constantTimeEqual,
   decodeEncryptedToken,
   importRegistrationKey,
   ObtainTokenCryptoError,
   openEncryptedToken,
+  replayMarker,
 } from '../../src/crypto/obtain-token.js'
 import { base64Decode, base64Encode, encryptContent } from '../support/xsoar-client.js'
 
@@ -105,12 +105,16 @@ describe('encrypted_token', () => {
     expect(() => importRegistrationKey('')).toThrow()
   })
 
-  it('fingerprints the decoded bytes and compares in constant time', () => {
+  it('marks a token by its nonce and tag, and compares strings', () => {
     const token = encryptContent('x', key32)
-    expect(ciphertextFingerprint(decodeEncryptedToken(token))).toBe(
-      ciphertextFingerprint(Buffer.from(token, 'base64')),
-    )
+    const raw = decodeEncryptedToken(token)
+    const marker = replayMarker(raw)
+    expect(marker).toBe(replayMarker(Buffer.from(token, 'base64')))
+    expect(Buffer.from(marker, 'base64url')).toEqual(Buffer.concat([raw.subarray(0, 12), raw.subarray(-16)]))
+    // the same content encrypted again (new nonce) is another request
+    expect(replayMarker(decodeEncryptedToken(encryptContent('x', key32)))).not.toBe(marker)
     expect(constantTimeEqual('abc', 'abc')).toBe(true)
+    expect(constantTimeEqual('é', 'é')).toBe(true)
     expect(constantTimeEqual('abc', 'abd')).toBe(false)
     expect(constantTimeEqual('abc', 'abcd')).toBe(false)
   })

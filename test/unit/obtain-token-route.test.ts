@@ -480,6 +480,59 @@ describe('POST /obtain-token: rejections', () => {
     expect(ipLimited.status).toBe(429)
     expect(errorOf(ipLimited.body).message).toMatch(/from this address/)
   })
+
+  it('counts a request refused before admit against its address: past the limit, 429 beats the error', async () => {
+    const h = await harness({ RATE_LIMIT_PER_IP: '3', RATE_LIMIT_WINDOW_SECONDS: '60' })
+    const a = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
+    expect((await a.client.getAccessToken()).status).toBe(200) // read: hit 1
+    const wrongKey = new XsoarClient({ ...a.client.instance, key: randomBytes(32).toString('base64') })
+    const refused = await wrongKey.getAccessToken() // known registration, refused before admit: hit 2
+    expect(refused.status).toBe(401)
+    expect(errorOf(refused.body).code).toBe('invalid_key')
+    expect((await a.client.getAccessToken()).status).toBe(200) // admit counts the address: hit 3
+    const limited = await wrongKey.getAccessToken() // hit 4
+    expect(limited.status).toBe(429)
+    expect(errorOf(limited.body).message).toMatch(/from this address/)
+    // …and it stays refused here without asking the store again
+    const calls: string[] = []
+    const hit = h.store.rateLimiter.hit.bind(h.store.rateLimiter)
+    h.store.rateLimiter.hit = (...args) => {
+      calls.push('hit')
+      return hit(...args)
+    }
+    expect((await a.client.getAccessToken()).status).toBe(429)
+    expect(calls).toEqual([])
+  })
+
+  it('answers a cache hit of a registration seen before with one store call (admit)', async () => {
+    const h = await harness()
+    const a = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
+    expect((await a.client.getAccessToken()).status).toBe(200)
+    // Calls into the store from outside it (the memory store's own inner calls are not counted).
+    const calls: string[] = []
+    let depth = 0
+    const store = h.store as unknown as Record<string, Record<string, (...args: unknown[]) => unknown>>
+    for (const part of ['registrations', 'tokens', 'rateLimiter', 'locks', 'ephemeral']) {
+      const target = store[part]!
+      for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(target))) {
+        const original = target[name]
+        if (name === 'constructor' || typeof original !== 'function') continue
+        target[name] = (...args: unknown[]) => {
+          if (depth === 0) calls.push(`${part}.${name}`)
+          depth++
+          try {
+            return original.apply(target, args)
+          } finally {
+            depth--
+          }
+        }
+      }
+    }
+    const answer = await a.client.getAccessToken()
+    expect(answer.status).toBe(200)
+    // usage is written at most every 30 s, so this request only admits (the address counted there)
+    expect(calls).toEqual(['registrations.admit'])
+  })
 })
 
 describe('POST /obtain-token: upstream failures', () => {

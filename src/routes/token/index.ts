@@ -1,23 +1,25 @@
 // POST /obtain-token: the XSOAR MicrosoftApiModule's token endpoint (see the obtain-token
-// protocol). Checks, in order: body schema → app → per-IP rate limit and registration lookup (in
-// parallel; the lookup skipped for a registration admitted before) → the encrypted_token
+// protocol). Checks, in order: body schema → app → registration lookup with the per-IP rate limit
+// in parallel (both skipped for a registration admitted before) → the encrypted_token
 // authenticates under the registration's Key → timestamp window → content equals the Token →
-// registration status → scope → [admit: one atomic store call that confirms the registration is
-// still active at the version checked, claims the ciphertext (replay cache) and counts the
-// per-registration rate limit; cache read] in parallel → token from the issuer. Two Redis commands
-// per cache hit. Every answer comes within the response deadline; errors are the one-line JSON of
+// registration status → scope → [admit: one atomic store call that counts the per-IP limit when
+// not counted yet, confirms the registration is still active at the version checked, claims the
+// ciphertext (replay cache) and counts the per-registration rate limit; cache read] in parallel →
+// token from the issuer. One Redis command per cache hit (two on a Cluster, where the per-IP
+// counter is in another slot). A request refused before admit is still counted against its
+// address. Every answer comes within the response deadline; errors are the one-line JSON of
 // errors.ts.
 import { Ajv } from 'ajv'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { findApp } from '../../config.js'
 import {
-  ciphertextFingerprint,
   constantTimeEqual,
   decodeEncryptedToken,
   type ImportedKey,
   importRegistrationKey,
   ObtainTokenCryptoError,
   openEncryptedToken,
+  replayMarker,
 } from '../../crypto/obtain-token.js'
 import { BrokerError, toBrokerError } from '../../errors.js'
 import {
@@ -27,7 +29,7 @@ import {
   withDeadline,
 } from '../../services/token-issuer.js'
 import { KeepAlive } from '../../services/token-keep-alive.js'
-import { clip, ScopeResolver } from '../../services/token-scope.js'
+import { type AppScopes, clip, ScopeResolver } from '../../services/token-scope.js'
 import type { Registration, RegistrationUsage } from '../../store/types.js'
 import { type ObtainTokenBody, obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'
 
@@ -153,6 +155,15 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     return rateLimitedError(retryAfterMs, what)
   }
 
+  /** A request refused before admit still counts against its address: past the limit, 429 wins. */
+  async function refuse(error: unknown, uncounted?: { key: string; limit: number; windowMs: number }) {
+    if (uncounted !== undefined) {
+      const hit = await store.rateLimiter.hit(uncounted.key, uncounted.limit, uncounted.windowMs)
+      if (!hit.allowed) throw rateLimited(uncounted.key, hit.retryAfterMs, 'from this address')
+    }
+    throw error
+  }
+
   function unknownRegistration(slug: string): BrokerError {
     return new BrokerError(
       'unknown_registration',
@@ -167,6 +178,11 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
   async function authenticate(meta: RegistrationMeta, raw: Buffer, body: ObtainTokenBody, slug: string) {
     const key = await keyFor(meta)
     if (key === null) throw unknownRegistration(slug)
+    return verify(meta, raw, body, key)
+  }
+
+  /** authenticate, once the Key is at hand (synchronous: the hot path doesn't yield here). */
+  function verify(meta: RegistrationMeta, raw: Buffer, body: ObtainTokenBody, key: ImportedKey) {
     let opened: { timestamp: number; content: string }
     try {
       opened = openEncryptedToken(raw, key)
@@ -215,36 +231,69 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     }
     const ipKey = `obtain-token:ip:${request.ip}`
     checkBlocked(ipKey, 'from this address')
-    // An active registration seen before is taken from `current` (admit below re-checks, in Redis,
-    // that it is still active at that version); anything else is read.
-    const known = current.get(body.registration_id)
-    const [ipLimit, read] = await Promise.all([
-      store.rateLimiter.hit(ipKey, config.tokens.rateLimitPerIp, config.tokens.rateLimitWindowMs),
-      known ?? store.registrations.getMeta(body.registration_id),
-    ])
-    if (!ipLimit.allowed) throw rateLimited(ipKey, ipLimit.retryAfterMs, 'from this address')
-    const raw = decodeOrThrow(body.encrypted_token)
-    let meta: RegistrationMeta | null = read
+    const ipLimit = {
+      key: ipKey,
+      limit: config.tokens.rateLimitPerIp,
+      windowMs: config.tokens.rateLimitWindowMs,
+    }
+    // Every request that gets this far counts against its address once. An active registration
+    // seen before is taken from `current` and its request costs one store call: admit counts the
+    // address too (and re-checks, in the store, that the registration is still active at that
+    // version). Anything else is read first, in parallel with the address's hit.
+    let meta: RegistrationMeta | null | undefined = current.get(body.registration_id)
+    let ipCounted = false
+    if (meta === undefined) {
+      const [hit, read] = await Promise.all([
+        store.rateLimiter.hit(ipKey, ipLimit.limit, ipLimit.windowMs),
+        store.registrations.getMeta(body.registration_id),
+      ])
+      ipCounted = true
+      if (!hit.allowed) throw rateLimited(ipKey, hit.retryAfterMs, 'from this address')
+      meta = read
+    }
+    let raw: Buffer
+    try {
+      raw = decodeOrThrow(body.encrypted_token)
+    } catch (error) {
+      return refuse(error, ipCounted ? undefined : ipLimit)
+    }
     for (let attempt = 1; ; attempt++) {
-      // Missing and belonging to another app look the same to the caller.
-      if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
-      const { appScopes, scope } = await authenticate(meta, raw, body, appConfig.slug)
+      let checked: { appScopes: AppScopes; scope: string }
+      try {
+        // Missing and belonging to another app look the same to the caller.
+        if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
+        const key = keys.get(`${meta.id}\n${meta.version}`)
+        checked =
+          key === undefined
+            ? await authenticate(meta, raw, body, appConfig.slug)
+            : verify(meta, raw, body, key)
+      } catch (error) {
+        return refuse(error, ipCounted ? undefined : ipLimit)
+      }
+      const { appScopes, scope } = checked
       const local = issuer.peek(meta, scope)
       const regKey = `obtain-token:reg:${meta.id}`
       checkBlocked(regKey, 'for this registration')
       // Only now, authenticated: one atomic store call claims the ciphertext (replay cache), counts
-      // the per-registration limit and confirms the registration is still active at this version,
-      // so a revocation or new Key on any instance applies to the very next request.
-      const [admission, cached] = await Promise.all([
-        store.registrations.admit(meta.id, {
-          version: meta.version,
-          replayMarker: ciphertextFingerprint(raw),
-          replayTtlMs: replayWindowMs,
-          limit: config.tokens.rateLimitPerRegistration,
-          windowMs: config.tokens.rateLimitWindowMs,
-        }),
-        local ?? store.tokens.get(tokenGroup(meta), scope),
-      ])
+      // the per-registration limit (and the address's, unless counted above) and confirms the
+      // registration is still active at this version, so a revocation or new Key on any instance
+      // applies to the very next request.
+      const admitting = store.registrations.admit(meta.id, {
+        version: meta.version,
+        replayMarker: replayMarker(raw),
+        replayTtlMs: replayWindowMs,
+        limit: config.tokens.rateLimitPerRegistration,
+        windowMs: config.tokens.rateLimitWindowMs,
+        client: ipCounted ? undefined : ipLimit,
+      })
+      const [admission, cached] =
+        local === undefined
+          ? await Promise.all([admitting, store.tokens.get(tokenGroup(meta), scope)])
+          : [await admitting, local]
+      ipCounted = true
+      if (admission.client !== undefined && !admission.client.allowed) {
+        throw rateLimited(ipKey, admission.client.retryAfterMs, 'from this address')
+      }
       if (!admission.current) {
         // Changed since it was read: read it again and redo every check on the new version.
         current.delete(meta.id)
@@ -265,7 +314,10 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       if (!admission.rate.allowed)
         throw rateLimited(regKey, admission.rate.retryAfterMs, 'for this registration')
       remember(meta)
-      const token = await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
+      const token =
+        local === undefined
+          ? await issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
+          : issuer.served(meta, local)
       recordUsage(meta.id, request)
       return {
         access_token: token.accessToken,
