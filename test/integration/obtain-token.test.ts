@@ -1,6 +1,7 @@
 // obtain-token end to end: real consent through the Entra ID emulator, the real identity provider,
 // the Redis store, the broker listening on a real port, and the independent XSOAR test client.
 import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { Env } from '../../src/config.js'
@@ -136,6 +137,29 @@ describe('obtain-token with real consent', () => {
     const meta = await b.store.registrations.getMeta(values.registrationId)
     expect(meta?.lastClient).toBe('Integration Test/9.9.9')
     expect(meta?.lastIssuedAt).toBeDefined()
+  })
+
+  it('a cache hit of a registration seen before sends Redis one command (the admit script)', async () => {
+    const { broker: b, url } = await broker()
+    const values = await consent(b, 'ms-graph-mail', 'admin@contoso.example')
+    const c = client(values, 'ms-graph-mail', url)
+    expect((await obtain(c)).status).toBe(200) // miss: upstream call, cache write, usage
+    expect((await obtain(c)).status).toBe(200) // hit
+    const monitor = await new Redis(inject('redisUrl')).monitor()
+    const commands: string[] = []
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      // this broker's commands only (other test files share the server); not those run inside Lua
+      if (source !== 'lua' && args.some((arg) => arg.includes(b.keyPrefix))) commands.push(args[0]!)
+    })
+    try {
+      expect((await obtain(c)).status).toBe(200)
+      // MONITOR reports asynchronously: a PING sent after the request comes back after its commands
+      await b.redis?.ping()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    } finally {
+      monitor.disconnect()
+    }
+    expect(commands.map((name) => name.toLowerCase())).toEqual(['evalsha'])
   })
 
   it('delegated consent: refresh grant, rotation stored, the Microsoft refresh token never returned', async () => {
