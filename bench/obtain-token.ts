@@ -62,27 +62,31 @@ interface Figures {
 
 /** Analysis written by hand into RESULTS.md (kept here so a new run keeps it). */
 const NOTES = `## Where the time goes
-Measured on this 2-core machine on 2026-11-26 (figures of single runs; see the table above for the
-medians of this run).
+Measured on this 2-core machine on 2026-11-26, single runs unless said otherwise (req/s figures
+differ between runs by ±15 %; the table above is what counts).
 - Ablation, one extra cost at a time on top of the bare route (a throw-away harness, 8 s runs, quiet
   machine): bare ~31 000 req/s; + one auto-pipelined ioredis EVALSHA per request and the completion
   log line ~22 000; + request id header ~21 000; + @fastify/helmet, cookie and formbody hooks
-  ~19 800; + AES-GCM open of the request (~4 µs alone in a micro-benchmark, ~10 µs in the server)
-  ~14 700–18 000. Without any log line (\`--log-level warn\`) the broker gains ~8 %.
-- So the work the issue requires per cache hit (decrypt, a shared replay claim and rate limits in
-  Redis, one log line) already takes the route from ~31 µs to ~50–55 µs of CPU: the floor target above
-  measures it in every run. A ratio of 0.6 needs ~52 µs per request in all: not reachable here while
-  autocannon and redis-server share the same two cores.
+  ~19 800; + AES-GCM open of the request (~4 µs alone in a micro-benchmark, more in the server)
+  ~14 700–18 000.
+- The floor target measures, in every run, the work the issue requires per cache hit (decrypt, a
+  shared replay claim and rate limits in Redis) plus our one log line per request; its median stays
+  below 0.6 of bare before any other check, metric or header. Without any log line (\`--log-level
+  warn\` for all targets, 3 rounds at 08:09): floor / bare 0.55 (rounds 0.52, 0.62, 0.50), hit / bare
+  0.34, hit / floor 0.62. So on this machine, with autocannon, redis-server and the server sharing
+  two cores, 0.6 is at best the floor's own level: no complete implementation reaches it.
 - Steps taken on the hit path, each measured: auto-pipelining; one atomic \`admit\` Lua call (four
   Redis commands → two); \`createLogger\` (the completion line no longer walks ~20 redaction paths for
-  each plain field: 19.3 → 2.3 µs per line); the per-IP limit folded into \`admit\` (two commands →
-  one; on a Cluster it stays two, another hash slot); the replay marker is the GCM nonce and tag (no
-  SHA-256); the Token compared without hashing; no await before \`admit\` when the Key is imported;
-  a locally cached token served without the issuer's async path. Quiet machine, one round each:
-  hit 9 120 req/s (ratio 0.28) before the last three steps, ~10 900 (0.32) after.
+  each plain field: 19.3 → 2.3 µs per line); then, today, the per-IP limit folded into \`admit\` (two
+  commands → one; a Cluster keeps two, another hash slot), the replay marker taken from the GCM
+  nonce and tag instead of SHA-256, the Token compared without hashing, no await before \`admit\`
+  when the Key is already imported, and a locally cached token served without the issuer's async
+  path. Quiet machine, one round each: hit 9 120 req/s (ratio 0.28) before today's steps, 9 789
+  (0.30) after the first three, ~10 900 (0.32) after all.
 - Profile of the broker now (\`--profile\`, share of its busy CPU): socket I/O ~21 % (the HTTP
   response, as for bare, plus the Redis round trip), ioredis ~10 %, AES-GCM ~8 %, logging ~8 %, GC ~7 %,
-  the route's own code ~12 %, Fastify, JSON and validation the rest.
+  the route's own code ~12 %, Fastify, JSON and validation the rest: no single cost left that is
+  worth a trade-off.
 - Not taken: an asynchronous log destination (\`pino.destination({ sync: false })\`: +3 % in one run,
   lines lost on a crash); a larger young generation (\`--max-semi-space-size=32\`: slower in one run);
   CPU pinning (\`--pin on\`: the bare route falls to ~55 % pinned, which flatters the ratio, so it is
@@ -432,8 +436,8 @@ Written by \`npm run bench\` (bench/obtain-token.ts); do not edit by hand.
 - Node.js ${process.version} (${process.platform}/${process.arch}); ${redisVersion}
 - Date: ${new Date().toISOString()}
 - Load average (1 min) before / after the alternating runs: ${loadBefore.toFixed(2)} / ${loadAfter.toFixed(2)}; at the start of
-  each run: ${runLoads.map((l) => l.toFixed(2)).join(', ')} (the machine is shared with other work; a load above the
-  core count makes every figure, the bare one too, noisy)
+  each run: ${runLoads.map((l) => l.toFixed(2)).join(', ')} (the benchmark's own processes count in these; a load
+  well above the core count before the first run means other work competes and every figure is noisy)
 - CPU pinning: ${PIN === undefined ? 'none (taskset missing, fewer than 2 cores, or --pin off)' : `measured server (bare or broker) on CPU ${PIN.server}; autocannon, redis-server and the emulator on CPU ${PIN.rest} (\`taskset -a -p -c\`)`}
 
 ## Method
