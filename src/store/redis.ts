@@ -543,7 +543,7 @@ class RedisRegistrations implements RegistrationStore {
   async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
     const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
     const keys = [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)]
-    const args = [String(request.version), replayTtlMs, windowMs]
+    const args: Array<string | number> = [String(request.version), replayTtlMs, windowMs]
     const { client } = request
     if (client === undefined || clientWindowMs === undefined) {
       return admitted((await runScript(this.redis, ADMIT, keys, args)) as AdmitReply, request.limit)
@@ -561,15 +561,18 @@ class RedisRegistrations implements RegistrationStore {
       const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
       return { ...admitted(reply, request.limit), client: clientRate }
     }
-    const reply = (await runScript(
-      this.redis,
-      ADMIT_CLIENT,
-      [...keys, this.keys.rate(client.key)],
-      [...args, clientWindowMs, client.limit],
-    )) as [number, number, ...([] | AdmitReply)]
-    const clientRate = rateLimitResult(reply[0], client.limit, reply[1])
-    if (reply.length === 2) return { current: false, client: clientRate }
-    return { ...admitted(reply.slice(2) as AdmitReply, request.limit), client: clientRate }
+    keys.push(this.keys.rate(client.key))
+    args.push(clientWindowMs, client.limit)
+    // {client count, client ms left} then, unless over the client's limit, ADMIT's reply
+    const reply = (await runScript(this.redis, ADMIT_CLIENT, keys, args)) as number[]
+    const clientRate = rateLimitResult(reply[0]!, client.limit, reply[1]!)
+    if (reply[2] !== 1) return { current: false, client: clientRate }
+    return {
+      current: true,
+      fresh: reply[3] === 1,
+      rate: rateLimitResult(reply[4]!, request.limit, reply[5]!),
+      client: clientRate,
+    }
   }
 
   /**
