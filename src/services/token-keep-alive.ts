@@ -5,7 +5,7 @@
 // never reaches the process: it is logged and retried on the next tick.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
-import type { Store } from '../store/types.js'
+import type { IdlePosition, Store } from '../store/types.js'
 import type { TokenIssuer } from './token-issuer.js'
 import type { ScopeResolver } from './token-scope.js'
 
@@ -27,7 +27,8 @@ export interface KeepAliveRun {
 }
 
 const LOCK_NAME = 'token-keep-alive'
-const BATCH = 500
+/** Idle registrations read per page. */
+const BATCH = 200
 
 export class KeepAlive {
   readonly #deps: KeepAliveDeps
@@ -63,9 +64,9 @@ export class KeepAlive {
     await this.#running
   }
 
-  /** One pass: refreshes every idle delegated registration (up to a batch). */
+  /** One pass: refreshes every idle delegated registration, a page at a time. */
   async runOnce(): Promise<KeepAliveRun> {
-    const { config, store, issuer, scopes, logger, clock } = this.#deps
+    const { config, store, logger, clock } = this.#deps
     const result: KeepAliveRun = { ran: false, refreshed: 0, failed: 0, skipped: 0 }
     const lockTtl = Math.max(60_000, config.tokens.responseDeadlineMs * 4)
     const handle = await store.locks.acquire(LOCK_NAME, lockTtl)
@@ -80,45 +81,63 @@ export class KeepAlive {
     renewal.unref()
     try {
       const before = new Date(clock() - config.tokens.keepAliveIdleMs).toISOString()
-      const ids = await store.registrations.listIdleDelegated(before, BATCH)
-      for (const id of ids) {
-        if (this.#stopped) break
-        const registration = await store.registrations.getMeta(id)
-        if (registration === null || registration.status !== 'active' || registration.kind !== 'delegated') {
-          result.skipped++
-          continue
-        }
-        const app = scopes.forApp(registration.app, registration.cloud)
-        if (app === undefined) {
-          result.skipped++
-          logger.warn(
-            { registrationId: id, app: registration.app, cloud: registration.cloud },
-            'keep-alive skipped a registration whose app or cloud is no longer configured',
-          )
-          continue
-        }
-        try {
-          await issuer.issue({
-            registration,
-            app,
-            scope: app.defaultScope,
-            deadlineAt: clock() + config.tokens.responseDeadlineMs,
-            force: true,
-          })
-          result.refreshed++
-        } catch (error) {
-          result.failed++
-          logger.warn(
-            { registrationId: id, app: registration.app, code: (error as { code?: string }).code },
-            'keep-alive refresh failed',
-          )
+      // Page through every idle registration: those refreshed leave the range, those that can't be
+      // (waiting for consent, app gone, upstream failing) stay behind the cursor instead of filling
+      // every page and starving the rest.
+      // A registration refreshed during the pass moves ahead of the cursor; should it still look
+      // idle (clocks apart), `visited` keeps the pass from taking it again.
+      let after: IdlePosition | undefined
+      const visited = new Set<string>()
+      while (!this.#stopped) {
+        const page = await store.registrations.listIdleDelegated(before, BATCH, after)
+        if (page.length === 0) break
+        after = page[page.length - 1]
+        for (const { id } of page) {
+          if (this.#stopped) break
+          if (visited.has(id)) continue
+          visited.add(id)
+          await this.#keepAlive(id, result)
         }
       }
-      if (ids.length > 0) logger.info({ ...result }, 'keep-alive pass done')
+      if (visited.size > 0) logger.info({ ...result }, 'keep-alive pass done')
       return result
     } finally {
       clearInterval(renewal)
       await store.locks.release(handle).catch(() => {})
+    }
+  }
+
+  async #keepAlive(id: string, result: KeepAliveRun): Promise<void> {
+    const { config, store, issuer, scopes, logger, clock } = this.#deps
+    const registration = await store.registrations.getMeta(id)
+    if (registration === null || registration.status !== 'active' || registration.kind !== 'delegated') {
+      result.skipped++
+      return
+    }
+    const app = scopes.forApp(registration.app, registration.cloud)
+    if (app === undefined) {
+      result.skipped++
+      logger.warn(
+        { registrationId: id, app: registration.app, cloud: registration.cloud },
+        'keep-alive skipped a registration whose app or cloud is no longer configured',
+      )
+      return
+    }
+    try {
+      await issuer.issue({
+        registration,
+        app,
+        scope: app.defaultScope,
+        deadlineAt: clock() + config.tokens.responseDeadlineMs,
+        force: true,
+      })
+      result.refreshed++
+    } catch (error) {
+      result.failed++
+      logger.warn(
+        { registrationId: id, app: registration.app, code: (error as { code?: string }).code },
+        'keep-alive refresh failed',
+      )
     }
   }
 }

@@ -45,6 +45,7 @@ import type {
   CachedToken,
   CreateResult,
   EphemeralStore,
+  IdlePosition,
   LockHandle,
   LockManager,
   RateLimiter,
@@ -217,15 +218,15 @@ class MemoryRegistrations implements RegistrationStore {
     return [...this.#tenants].sort()
   }
 
-  async listIdleDelegated(before: string, limit: number): Promise<string[]> {
+  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
     const beforeMs = isoToMs(before, 'before')
     if (!(limit >= 1)) return []
     return [...this.#idle]
       .filter(([, score]) => score < beforeMs)
       .map(([id, score]) => ({ id, score }))
+      .filter((position) => after === undefined || comparePositions(position, after) > 0)
       .sort(comparePositions)
       .slice(0, Math.trunc(limit))
-      .map((position) => position.id)
   }
 
   async reseal(id: string): Promise<boolean> {

@@ -86,6 +86,7 @@ import type {
   CachedToken,
   CreateResult,
   EphemeralStore,
+  IdlePosition,
   LockHandle,
   LockManager,
   RateLimiter,
@@ -661,29 +662,27 @@ class RedisRegistrations implements RegistrationStore {
     return (await this.redis.smembers(this.keys.tenants)).sort()
   }
 
-  async listIdleDelegated(before: string, limit: number): Promise<string[]> {
+  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
     const beforeMs = isoToMs(before, 'before')
     if (!(limit >= 1)) return []
     const wanted = Math.trunc(limit)
     const batchSize = Math.min(Math.max(wanted, 20), 500)
-    const out: string[] = []
-    for (let offset = 0; out.length < wanted; ) {
-      const ids = await this.redis.zrange(
-        this.keys.idle,
-        '-inf',
-        `(${beforeMs}`,
-        'BYSCORE',
-        'LIMIT',
-        offset,
-        batchSize,
+    const out: IdlePosition[] = []
+    let position: IndexPosition | undefined =
+      after === undefined ? undefined : { score: after.score, id: after.id }
+    while (out.length < wanted) {
+      const entries = await this.#indexAfter(this.keys.idle, position, batchSize)
+      const inRange = entries.filter((entry) => entry.score < beforeMs)
+      if (inRange.length === 0) break
+      const states = await Promise.all(
+        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'kind', 'status')),
       )
-      if (ids.length === 0) break
-      offset += ids.length
-      const states = await Promise.all(ids.map((id) => this.redis.hmget(this.keys.reg(id), 'kind', 'status')))
-      ids.forEach((id, i) => {
+      inRange.forEach((entry, i) => {
         const [kind, status] = states[i] ?? []
-        if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(id)
+        if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
       })
+      if (inRange.length < entries.length) break
+      position = inRange[inRange.length - 1]
     }
     return out.slice(0, wanted)
   }

@@ -99,6 +99,12 @@ export type CreateResult =
   /** Delegated only: a non-revoked registration for the same app, cloud, tenant and user exists. */
   | { created: false; existingId: string }
 
+/** Where a registration stands in the idle index: its id and its last refresh (or creation), epoch ms. */
+export interface IdlePosition {
+  readonly id: string
+  readonly score: number
+}
+
 export interface AdmitRequest {
   /** The version whose Key the request authenticated under. */
   version: number
@@ -160,8 +166,13 @@ export interface RegistrationStore {
   list(query: RegistrationQuery): Promise<RegistrationPage>
   /** Every tenant with at least one registration. */
   listTenantIds(): Promise<string[]>
-  /** Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO). */
-  listIdleDelegated(before: string, limit: number): Promise<string[]>
+  /**
+   * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
+   * oldest first, at most `limit`, strictly after `after` (a position this method returned): a
+   * caller walks every idle registration page by page, even while it refreshes the ones it has
+   * seen (they leave the range) or some can't be refreshed (they stay, behind the cursor).
+   */
+  listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]>
   /**
    * Re-seals every secret of one registration under the key ring's current key (key rotation).
    * Returns true when something was rewritten. Safe against concurrent updates.

@@ -211,7 +211,12 @@ describe('Redis store: crash between index and record writes', () => {
     expect((await store.registrations.list({ limit: 1 })).items.map((r) => r.id)).toEqual([real.id])
     expect((await store.registrations.scanIds(undefined, 10)).ids).toEqual([real.id])
     expect(
-      await store.registrations.listIdleDelegated(new Date(Date.parse(real.createdAt) + 1).toISOString(), 10),
+      (
+        await store.registrations.listIdleDelegated(
+          new Date(Date.parse(real.createdAt) + 1).toISOString(),
+          10,
+        )
+      ).map((position) => position.id),
     ).toEqual([real.id])
     expect(await store.registrations.getMeta(ghost)).toBeNull()
   })

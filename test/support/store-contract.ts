@@ -639,26 +639,25 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         // an older refresh time never moves a registration back
         await store.registrations.touch(refreshed.id, { lastRefreshAt: iso(T0 + 100) })
 
-        expect(await store.registrations.listIdleDelegated(iso(T0 + 5000), 10)).toEqual([
-          oldest.id,
-          needsConsent.id,
-          newer.id,
+        const idle = async (before: string, limit: number, after?: { id: string; score: number }) =>
+          (await store.registrations.listIdleDelegated(before, limit, after)).map((position) => position.id)
+        expect(await idle(iso(T0 + 5000), 10)).toEqual([oldest.id, needsConsent.id, newer.id])
+        expect(await idle(iso(T0 + 5000), 2)).toEqual([oldest.id, needsConsent.id])
+        expect(await idle(iso(T0 + 2000), 10)).toEqual([oldest.id, needsConsent.id])
+        expect(await idle(iso(T0 + 20_000), 10)).toEqual([oldest.id, needsConsent.id, newer.id, refreshed.id])
+        expect(await idle(iso(T0), 10)).toEqual([])
+        // positions carry the idle-since time; a page continues strictly after the position given
+        const first = await store.registrations.listIdleDelegated(iso(T0 + 20_000), 2)
+        expect(first).toEqual([
+          { id: oldest.id, score: T0 },
+          { id: needsConsent.id, score: T0 + 500 },
         ])
-        expect(await store.registrations.listIdleDelegated(iso(T0 + 5000), 2)).toEqual([
-          oldest.id,
-          needsConsent.id,
-        ])
-        expect(await store.registrations.listIdleDelegated(iso(T0 + 2000), 10)).toEqual([
-          oldest.id,
-          needsConsent.id,
-        ])
-        expect(await store.registrations.listIdleDelegated(iso(T0 + 20_000), 10)).toEqual([
-          oldest.id,
-          needsConsent.id,
-          newer.id,
-          refreshed.id,
-        ])
-        expect(await store.registrations.listIdleDelegated(iso(T0), 10)).toEqual([])
+        expect(await idle(iso(T0 + 20_000), 2, first[1])).toEqual([newer.id, refreshed.id])
+        // the cursor holds even when the entries it has passed are refreshed meanwhile
+        await store.registrations.touch(oldest.id, { lastRefreshAt: iso(T0 + 30_000) })
+        await store.registrations.touch(needsConsent.id, { lastRefreshAt: iso(T0 + 30_000) })
+        expect(await idle(iso(T0 + 20_000), 10, first[1])).toEqual([newer.id, refreshed.id])
+        expect(await idle(iso(T0 + 20_000), 10, { id: newer.id, score: T0 + 2000 })).toEqual([refreshed.id])
       })
 
       it('reseals every secret under the current key after rotation', async () => {

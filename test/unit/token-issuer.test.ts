@@ -215,6 +215,28 @@ describe('KeepAlive', () => {
     await Promise.all(keepAlives.map((k) => k.stop()))
   })
 
+  it('reaches an active registration behind more unrefreshable ones than fit a page', async () => {
+    const { config, store, idp, scopes, issuers } = setup(1, { KEEPALIVE_IDLE_DAYS: '1' })
+    // Older than the active one, waiting for consent: they stay idle pass after pass.
+    for (let i = 0; i < 520; i++) {
+      const stuck = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+      await store.registrations.update(stuck.id, stuck.version, { status: 'needs_consent' })
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const active = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    const keepAlive = new KeepAlive({
+      config,
+      store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: () => Date.now() + 2 * 86_400_000,
+    })
+    expect(await keepAlive.runOnce()).toMatchObject({ ran: true, refreshed: 1, skipped: 520, failed: 0 })
+    expect(idp.calls).toBe(1)
+    expect((await store.registrations.get(active.id))?.secrets.refreshToken).toBe('rt-1')
+  })
+
   it('a failing refresh is logged and counted, never thrown', async () => {
     const { config, store, idp, scopes, issuers } = setup(1, { KEEPALIVE_IDLE_DAYS: '1' })
     await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
