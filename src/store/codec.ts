@@ -86,7 +86,13 @@ export function admitArguments(
   requireName(request.replayMarker, 'replay marker')
   if (!Number.isSafeInteger(request.version) || request.version < 1)
     throw new RangeError('version must be a positive integer')
-  if (request.client !== undefined) requireName(request.client.key, 'rate-limit key')
+  if (!Number.isSafeInteger(request.limit) || request.limit < 1)
+    throw new RangeError('limit must be a positive integer')
+  if (request.client !== undefined) {
+    requireName(request.client.key, 'rate-limit key')
+    if (!Number.isSafeInteger(request.client.limit) || request.client.limit < 1)
+      throw new RangeError('client.limit must be a positive integer')
+  }
   return {
     replayTtlMs: requirePositiveMs(request.replayTtlMs, 'replayTtlMs'),
     windowMs: requirePositiveMs(request.windowMs, 'windowMs'),

@@ -1,7 +1,8 @@
 // The production store: Redis (single server, Sentinel or Cluster). Every Lua script and every
 // multi-key command touches keys of ONE hash slot, so the same code runs on a Cluster — except
 // ADMIT_CLIENT (a request's two rate limits and its replay claim in one round trip), which runs
-// only against a single server or Sentinel primary; on a Cluster admit sends two commands instead.
+// only against a single server or Sentinel primary; on a Cluster, or a sharded Redis behind one
+// endpoint that refuses it with CROSSSLOT, admit sends two commands instead.
 //
 // Key layout (P = keyPrefix, e.g. `cb:`; `{…}` is the hash tag; `enc()` percent-encodes `%{}`):
 //
@@ -388,6 +389,9 @@ function parseClaim(value: string): Claim {
 // ---- registrations --------------------------------------------------------------------------
 
 class RedisRegistrations implements RegistrationStore {
+  /** False once the server refused ADMIT_CLIENT's keys of two slots (see admit). */
+  #crossSlotScripts = true
+
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
@@ -549,23 +553,25 @@ class RedisRegistrations implements RegistrationStore {
     if (client === undefined || clientWindowMs === undefined) {
       return admitted((await runScript(this.redis, ADMIT, keys, args)) as AdmitReply, request.limit)
     }
-    if (this.redis.isCluster) {
-      // The client's counter lives in another slot: count it first, then admit (two round trips).
-      const [ccount, cttl] = (await runScript(
-        this.redis,
-        RATE_HIT,
-        [this.keys.rate(client.key)],
-        [clientWindowMs],
-      )) as [number, number]
-      const clientRate = rateLimitResult(ccount, client.limit, cttl)
-      if (!clientRate.allowed) return { current: false, client: clientRate }
-      const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
-      return { ...admitted(reply, request.limit), client: clientRate }
+    if (this.redis.isCluster || !this.#crossSlotScripts) {
+      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
     }
-    keys.push(this.keys.rate(client.key))
-    args.push(clientWindowMs, client.limit)
-    // {client count, client ms left} then, unless over the client's limit, ADMIT's reply
-    const reply = (await runScript(this.redis, ADMIT_CLIENT, keys, args)) as number[]
+    let reply: number[]
+    try {
+      // {client count, client ms left} then, unless over the client's limit, ADMIT's reply
+      reply = (await runScript(
+        this.redis,
+        ADMIT_CLIENT,
+        [...keys, this.keys.rate(client.key)],
+        [...args, clientWindowMs, client.limit],
+      )) as number[]
+    } catch (error) {
+      // A sharded Redis behind one endpoint (a cluster proxy) refuses keys of two slots before
+      // running anything: send two commands from now on, as on a Cluster.
+      if (!(error instanceof Error) || !error.message.startsWith('CROSSSLOT')) throw error
+      this.#crossSlotScripts = false
+      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
+    }
     const clientRate = rateLimitResult(reply[0]!, client.limit, reply[1]!)
     if (reply[2] !== 1) return { current: false, client: clientRate }
     return {
@@ -574,6 +580,26 @@ class RedisRegistrations implements RegistrationStore {
       rate: rateLimitResult(reply[4]!, request.limit, reply[5]!),
       client: clientRate,
     }
+  }
+
+  /** admit's `client` hit first, then ADMIT: for keys in two hash slots (a Cluster, or a proxy). */
+  async #admitInTwo(
+    keys: string[],
+    args: Array<string | number>,
+    limit: number,
+    client: { key: string; limit: number },
+    clientWindowMs: number,
+  ): Promise<AdmitResult> {
+    const [count, ttl] = (await runScript(
+      this.redis,
+      RATE_HIT,
+      [this.keys.rate(client.key)],
+      [clientWindowMs],
+    )) as [number, number]
+    const clientRate = rateLimitResult(count, client.limit, ttl)
+    if (!clientRate.allowed) return { current: false, client: clientRate }
+    const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
+    return { ...admitted(reply, limit), client: clientRate }
   }
 
   /**

@@ -65,3 +65,13 @@ describeStoreContract(
     return { clusterNodes: [{ host: clusterNode.host, port: clusterNode.port }] }
   }),
 )
+
+// A sharded Redis behind one endpoint (a cluster proxy) looks like a single server to the client
+// but refuses keys of two hash slots in one command: a plain connection to a cluster-mode node.
+describeStoreContract(
+  'redis cluster node behind a plain connection (as behind a proxy)',
+  redisHarness(() => {
+    if (clusterNode === undefined) throw new Error('cluster node not started')
+    return { url: clusterNode.url }
+  }),
+)

@@ -458,6 +458,16 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
             client: { ...client, key: '' },
           }),
         ).rejects.toThrow(/rate-limit key/)
+        await expect(
+          store.registrations.admit(input.id, {
+            version: 1,
+            replayMarker: 'm5',
+            replayTtlMs: 60_000,
+            limit: 10,
+            windowMs: 60_000,
+            client: { ...client, limit: 0.5 },
+          }),
+        ).rejects.toThrow(/client.limit/)
       })
 
       it('admits one of many concurrent uses of a marker and counts every hit, across instances', async () => {
