@@ -154,15 +154,22 @@ describe('obtain-token with real consent', () => {
       // this broker's commands only (other test files share the server); not those run inside Lua
       if (source !== 'lua' && args.some((arg) => arg.includes(b.keyPrefix))) commands.push(args[0]!)
     })
+    const marker = `${b.keyPrefix}request-done`
     try {
       expect((await obtain(c)).status).toBe(200)
-      // MONITOR reports asynchronously: a PING sent after the request comes back after its commands
-      await b.redis?.ping()
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      // MONITOR reports asynchronously: wait for a command sent after the request on the broker's
+      // own connection (so it is reported after the request's commands)
+      const done = new Promise<void>((resolve) =>
+        monitor.on('monitor', (_time: string, args: string[]) => {
+          if (args[1] === marker) resolve()
+        }),
+      )
+      await b.redis?.echo(marker)
+      await done
     } finally {
       monitor.disconnect()
     }
-    expect(commands.map((name) => name.toLowerCase())).toEqual(['evalsha'])
+    expect(commands.map((name) => name.toLowerCase())).toEqual(['evalsha', 'echo'])
   })
 
   it('delegated consent: refresh grant, rotation stored, the Microsoft refresh token never returned', async () => {

@@ -668,6 +668,21 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         await store.registrations.touch(needsConsent.id, { lastRefreshAt: iso(T0 + 30_000) })
         expect(await idle(iso(T0 + 20_000), 10, first[1])).toEqual([newer.id, refreshed.id])
         expect(await idle(iso(T0 + 20_000), 10, { id: newer.id, score: T0 + 2000 })).toEqual([refreshed.id])
+
+        // a tie (one millisecond) larger than a page: paging continues inside it, in id order
+        const tied = Array.from({ length: 5 }, () => sampleRegistration({ createdAt: iso(T0 - 1000) }))
+        for (const r of tied) await mustCreate(store, r)
+        const walked: string[] = []
+        let cursor: { id: string; score: number } | undefined
+        for (;;) {
+          const page = await store.registrations.listIdleDelegated(iso(T0), 2, cursor)
+          if (page.length === 0) break
+          walked.push(...page.map((position) => position.id))
+          cursor = page[page.length - 1]
+        }
+        expect(walked).toEqual(
+          tied.map((r) => r.id).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+        )
       })
 
       it('reseals every secret under the current key after rotation', async () => {

@@ -475,6 +475,15 @@ describe('POST /obtain-token: rejections', () => {
     expect(limited.status).toBe(429)
     expect(errorOf(limited.body).code).toBe('rate_limited')
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+    // the registration stays refused on this instance until its window ends, without a store call
+    const admit = h.store.registrations.admit.bind(h.store.registrations)
+    let admits = 0
+    h.store.registrations.admit = (...args) => {
+      admits++
+      return admit(...args)
+    }
+    expect((await a.client.getAccessToken()).status).toBe(429)
+    expect(admits).toBe(0)
     expect((await b.client.getAccessToken()).status).toBe(200)
     const ipLimited = await b.client.getAccessToken()
     expect(ipLimited.status).toBe(429)

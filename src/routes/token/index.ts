@@ -242,7 +242,9 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       limit: config.tokens.rateLimitPerIp,
       windowMs: config.tokens.rateLimitWindowMs,
     }
-    // Every request that gets this far counts against its address once. An active registration
+    // Every request that gets this far counts against its address once (except one refused by this
+    // instance's local block of a registration over its limit: that costs no store call at all,
+    // which is the block's purpose under a flood). An active registration
     // seen before is taken from `current` and its request costs one store call: admit counts the
     // address too (and re-checks, in the store, that the registration is still active at that
     // version). Anything else is read first, in parallel with the address's hit.
