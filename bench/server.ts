@@ -6,8 +6,8 @@
 //             possible: AES-GCM-open the request's encrypted_token under the registration's Key, one
 //             Redis call (auto-pipelined ioredis, one Lua script: replay claim SET NX PX, the
 //             per-registration and per-IP counters), and the one completion log line per request.
-//             No checks beyond those, no metrics, no security headers: what no implementation of
-//             the issue can go below on this machine
+//             No checks beyond those, no metrics, no security headers: what no implementation
+//             making one Redis call per request can go below on this machine
 //   broker  – the real broker (buildApp, Redis store, Entra identity provider at the emulator)
 // The parent sends { mode, env } over IPC and gets { port } back.
 
