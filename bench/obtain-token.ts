@@ -1,8 +1,8 @@
 // `npm run bench`: the obtain-token hot path (cache hit, Redis store) against a bare Fastify JSON
 // route started the same way, in the same run; then the cold path (one upstream call to the
 // emulator per request). A third target, `floor`, is the bare route plus only the work a cache hit
-// must do (AES-GCM open, one Redis call, one log line; see bench/server.ts): what no implementation
-// making one Redis call per request can beat here. Runs alternate (bare, floor, hit, bare, …) so all see the same machine; prints each
+// must do (AES-GCM open, one Redis call, one log line; see bench/server.ts): what an implementation
+// making one Redis call per request can't beat here (batching a tick's calls was tried: no clear gain). Runs alternate (bare, floor, hit, bare, …) so all see the same machine; prints each
 // run, the medians, their ratios, and writes bench/RESULTS.md with the machine it ran on. `--pin on` (or `auto`: when `taskset` exists and there are ≥ 2 cores) runs the
 // measured server on CPU 0 and everything else (autocannon, redis-server, emulator) on CPU 1 — the
 // same for bare and broker. Off by default: pinned, the bare route fell to ~55 % of its unpinned rate
@@ -74,9 +74,10 @@ differ between runs by ±15 %; the table above is what counts).
   below 0.6 of bare before any other check, metric or header. Without any log line (\`--log-level
   warn\` for all targets, 3 rounds at 08:09): floor / bare 0.55 (rounds 0.52, 0.62, 0.50), hit / bare
   0.34, hit / floor 0.62. So on this machine, with autocannon, redis-server and the server sharing
-  two cores, 0.6 is at best the floor's own level. Untried: one Lua call for the admits of all
-  requests of an event-loop tick (less ioredis work per request, ~10 % of the broker's CPU), which
-  could lower the floor itself; the broker's other checks would still keep it under 0.6.
+  two cores, 0.6 is at best the floor's own level. Tried on the floor only (a local change, 3 rounds
+  at 08:48): one Lua call for the claims of all requests of an event-loop tick instead of one per
+  request gave floor / bare 0.53 (rounds 0.57, 0.56, 0.43), no clear gain, so the broker keeps one
+  call per request.
 - Steps taken on the hit path, each measured: auto-pipelining; one atomic \`admit\` Lua call (four
   Redis commands → two); \`createLogger\` (the completion line no longer walks ~20 redaction paths for
   each plain field: 19.3 → 2.3 µs per line); then, today, the per-IP limit folded into \`admit\` (two
