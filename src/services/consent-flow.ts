@@ -73,6 +73,8 @@ export interface ConsentFailure {
   status: number
   /** The app, when known: the failure page links back to its start page. */
   app: AppConfig | undefined
+  /** What was attempted: a consent, or a tenant administrator's sign-in to `/{app}/manage`. */
+  purpose: FlowPurpose
   /** What the identity provider said (`error_description` or `error`); untrusted text. */
   providerMessage?: string
   /** The OAuth `error` or AADSTS label, for display; untrusted text. */
@@ -222,6 +224,8 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   interface FailureContext {
     app: AppConfig | undefined
     kind: ConsentKind | undefined
+    /** Default `consent`. */
+    purpose?: FlowPurpose
     user?: { tid: string; oid: string }
     error?: UpstreamError | IdTokenError | undefined
     providerMessage?: string
@@ -272,6 +276,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         reason,
         status: FAILURE_STATUS[reason],
         app: context.app,
+        purpose: context.purpose ?? 'consent',
         ...(context.providerMessage === undefined
           ? {}
           : { providerMessage: truncate(context.providerMessage, MAX_PROVIDER_MESSAGE) }),
@@ -447,7 +452,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         })
       } catch (error) {
         if (!(error instanceof UpstreamError)) throw error
-        return fail(upstreamReason(error), { app, kind: app.consent, error }, log)
+        return fail(upstreamReason(error), { app, kind: app.consent, purpose, error }, log)
       }
       await putFlow(flowId, {
         v: 1,
@@ -485,7 +490,12 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         record.tid !== undefined && record.oid !== undefined
           ? { tid: record.tid, oid: record.oid }
           : undefined
-      const context: FailureContext = { app, kind: app.consent, ...(user === undefined ? {} : { user }) }
+      const context: FailureContext = {
+        app,
+        kind: app.consent,
+        purpose: record.phase === 'manage-sign-in' ? 'manage' : 'consent',
+        ...(user === undefined ? {} : { user }),
+      }
 
       // 1. error first: Microsoft (or the user) ended the flow.
       if (query.error !== undefined && query.error !== '') {

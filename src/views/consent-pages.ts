@@ -193,17 +193,20 @@ export function renderFailurePage({ failure, adminRoleIds, requestId }: FailureP
     failure.providerMessage === undefined
       ? html``
       : html`<p>Microsoft said: <code class="provider-message">${failure.providerMessage}</code></p>`
+  const manage = failure.purpose === 'manage'
   const again =
     failure.app === undefined
       ? html`<a class="button" href="/">Start again</a>`
-      : html`<a class="button" href="/${failure.app.slug}">Try again</a>`
+      : manage
+        ? html`<a class="button" href="/${failure.app.slug}/manage">Try again</a>`
+        : html`<a class="button" href="/${failure.app.slug}">Try again</a>`
   return page({
     title,
     body: html`<section class="card error">
 <h1>${title}</h1>
 <p>${message}</p>
 ${provider}
-<p>Nothing was created.</p>
+<p>${manage ? 'You are not signed in; nothing was changed.' : 'Nothing was created.'}</p>
 <p>${again}</p>
 <p class="muted">Reason: <code>${failure.reason}</code> · Request ID: <code>${requestId}</code></p>
 </section>`,

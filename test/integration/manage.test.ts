@@ -129,6 +129,7 @@ describe('tenant self-service', () => {
   it('refuses a non-administrator of the tenant', async () => {
     const { jar, page } = await manageSignIn('ms-graph-mail', 'user@fabrikam.example')
     expect(page.statusCode).toBe(403)
+    expect(page.body).toContain('<a class="button" href="/ms-graph-mail/manage">Try again</a>')
     expect(jar.get('cb_manage')).toBeUndefined()
     const again = await browse(broker.app, jar, { url: '/ms-graph-mail/manage' })
     expect(again.body).toContain('Sign in as a tenant administrator')

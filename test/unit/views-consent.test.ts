@@ -112,7 +112,13 @@ describe('consent pages', () => {
     const titles = new Set<string>()
     for (const reason of Object.keys(FAILURE_STATUS) as ConsentFailureReason[]) {
       const page = renderFailurePage({
-        failure: { reason, status: FAILURE_STATUS[reason], app, providerMessage: `AADSTS65004: ${XSS}` },
+        failure: {
+          reason,
+          status: FAILURE_STATUS[reason],
+          app,
+          purpose: 'consent',
+          providerMessage: `AADSTS65004: ${XSS}`,
+        },
         adminRoleIds: [GLOBAL_ADMIN],
         requestId: 'req-1',
       })
@@ -128,9 +134,20 @@ describe('consent pages', () => {
     expect(titles.size).toBe(Object.keys(FAILURE_STATUS).length)
   })
 
+  it('a failed sign-in to /{app}/manage links back to the manage page and says nothing changed', () => {
+    const page = renderFailurePage({
+      failure: { reason: 'not_admin', status: FAILURE_STATUS.not_admin, app, purpose: 'manage' },
+      adminRoleIds: [GLOBAL_ADMIN],
+      requestId: 'r',
+    })
+    expect(page).toContain('<a class="button" href="/ms-graph-mail/manage">Try again</a>')
+    expect(page).toContain('nothing was changed')
+    expect(page).not.toContain('Nothing was created.')
+  })
+
   it('a failure without a known app links to the app list', () => {
     const page = renderFailurePage({
-      failure: { reason: 'session_missing', status: 400, app: undefined },
+      failure: { reason: 'session_missing', status: 400, app: undefined, purpose: 'consent' },
       adminRoleIds: [],
       requestId: 'r',
     })
