@@ -247,6 +247,7 @@ export type AuditType =
   | 'operator.signed_in'
   | 'operator.signed_out'
   | 'tenant_admin.signed_in'
+  | 'tenant_admin.signed_out'
 
 export interface AuditEvent {
   type: AuditType

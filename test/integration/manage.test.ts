@@ -196,6 +196,13 @@ describe('tenant self-service', () => {
       form: { csrf: contosoCsrf },
     })
     expect(signOut.statusCode).toBe(303)
+    const audit = await broker.app.inject({ url: '/admin/api/audit?limit=500', headers: bearer(OPERATOR) })
+    const signedOut = (audit.json() as { items: Array<Record<string, unknown>> }).items.filter(
+      (e) => e.type === 'tenant_admin.signed_out' && e.tenantId === CONTOSO_TENANT_ID,
+    )
+    expect(signedOut).toHaveLength(1)
+    expect(signedOut[0]).toMatchObject({ app: 'ms-graph-mail', detail: { cloud: 'global' } })
+    expect(signedOut[0]?.actor).toMatch(new RegExp(`^tenant-admin:${CONTOSO_TENANT_ID}/`))
     const stale = await broker.app.inject({
       method: 'POST',
       url: `/ms-graph-mail/manage/registrations/${contosoMail.registrationId}/revoke`,

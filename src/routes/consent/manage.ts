@@ -309,6 +309,13 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       const { id, session } = sessionsOf.get(request)!
       await sessions.destroy(id)
       reply.clearCookie(MANAGE_COOKIE, { path: manageCookiePath(session.app) })
+      await recordAudit(app.store, request.log, {
+        type: 'tenant_admin.signed_out',
+        actor: `tenant-admin:${session.tenantId}/${session.oid}`,
+        tenantId: session.tenantId,
+        app: session.app,
+        detail: { cloud: session.cloud },
+      })
       return reply.redirect(`/${session.app}/manage`, 303)
     },
   )
