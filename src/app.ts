@@ -6,7 +6,7 @@ import helmet from '@fastify/helmet'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
 import type { IdentityProvider } from './entra/types.js'
-import { makeErrorHandler } from './errors.js'
+import { isStoreOutage, makeErrorHandler } from './errors.js'
 import { createLogger, redactUrl } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { adminRoutes } from './routes/admin/index.js'
@@ -105,6 +105,13 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   // hook costs a promise and a microtask per request on every route.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
+  })
+  // A request failed because Redis could not be reached (it answers 503 store_unavailable).
+  app.addHook('onError', (_request, _reply, error, done) => {
+    if (isStoreOutage(error) || isStoreOutage((error as { cause?: unknown }).cause)) {
+      metrics.redisErrors.inc({ operation: 'command' })
+    }
     done()
   })
   app.addHook('onResponse', (request, reply, done) => {

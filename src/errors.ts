@@ -143,7 +143,8 @@ const OUTAGE_CODES = new Set([
  * Redis unreachable (ioredis gives up after its retries, or the socket failed): a transient 503 the
  * caller may retry, not a broker bug.
  */
-function isStoreOutage(error: unknown): boolean {
+/** The store (Redis) is unreachable: refused, dropped, timed out, or out of reconnect attempts. */
+export function isStoreOutage(error: unknown): boolean {
   if (!(error instanceof Error)) return false
   if (error.name === 'MaxRetriesPerRequestError') return true
   if (error.message === 'Connection is closed.' || error.message.startsWith("Stream isn't writeable"))

@@ -89,6 +89,18 @@ describe('durability: registrations survive SIGKILL of Redis (AOF, everysec)', (
     const aof = await readdir(join(server.dir, 'appendonlydir'))
     expect(aof.some((file) => file.endsWith('.incr.aof'))).toBe(true)
     await server.kill('SIGKILL')
+    // While Redis is down: a clear 503 with Retry-After, counted as a Redis command error.
+    const down = new XsoarClient({
+      ...made[0]!.values,
+      appName: made[0]!.app,
+      urlOverride: `${firstUrl}/obtain-token`,
+    })
+    const refused = await down.getAccessToken()
+    expect(refused.status, refused.body).toBe(503)
+    expect(JSON.parse(refused.body).error.code).toBe('store_unavailable')
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+    const errors = await first.app.metrics.redisErrors.get()
+    expect(errors.values.find((v) => v.labels.operation === 'command')?.value).toBeGreaterThanOrEqual(1)
     await server.restart()
     expect(existsSync(join(server.dir, 'appendonlydir'))).toBe(true)
 
