@@ -28,9 +28,10 @@ Commands:
   revoke <id> --reason <text>
   revoke --tenant <tid> [--app <slug>] --reason <text>
       Revoke one registration, or every registration of a tenant (of one app). Idempotent.
-  audit [--cursor <id> | --since <time>] [--limit <1-500>] [--all]
+  audit [--cursor <id> | --since <time>] [--limit <1-500>] [--all] [--newest-first]
       The audit trail, oldest first; --since takes an ISO 8601 time or an age
-      such as 30m, 24h or 7d.
+      such as 30m, 24h or 7d. --newest-first: the latest events first, --cursor
+      paging back in time (not with --since).
   rotate-keys [--no-wait]
       Re-seal every stored secret under the newest master key; waits and shows progress.
   rotation
@@ -210,6 +211,7 @@ interface Options {
   all: boolean
   reason?: string
   wait: boolean
+  newestFirst: boolean
 }
 
 const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
@@ -217,7 +219,7 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   registrations: ['tenant', 'app', 'status', 'limit', 'cursor', 'all'],
   registration: [],
   revoke: ['tenant', 'app', 'reason'],
-  audit: ['cursor', 'since', 'limit', 'all'],
+  audit: ['cursor', 'since', 'limit', 'all', 'newestFirst'],
   'rotate-keys': ['wait'],
   rotation: [],
 }
@@ -339,13 +341,17 @@ async function audit(client: Client, options: Options, io: CliIo): Promise<numbe
   if (options.since !== undefined && options.cursor !== undefined) {
     throw usageError('audit: give --cursor or --since, not both')
   }
+  if (options.since !== undefined && options.newestFirst) {
+    throw usageError('audit: --since reads oldest first; not with --newest-first')
+  }
+  const order = options.newestFirst ? 'desc' : undefined
   const items: Json[] = []
   let cursor = options.cursor
   let since = options.since === undefined ? undefined : sinceTime(options.since, io.now())
   let nextCursor: string | undefined
   do {
     const page = await client.get(
-      `admin/api/audit${query({ cursor, since, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined) })}`,
+      `admin/api/audit${query({ cursor, since, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined), order })}`,
     )
     since = undefined
     items.push(...(page.items as Json[]))
@@ -456,6 +462,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       json: values.json === true,
       all: values.all === true,
       wait: values['no-wait'] !== true,
+      newestFirst: values['newest-first'] === true,
       ...(values.app === undefined ? {} : { app: values.app }),
       ...(values.tenant === undefined ? {} : { tenant: values.tenant }),
       ...(values.status === undefined ? {} : { status: values.status }),
@@ -469,10 +476,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     ).filter((name) => values[name] !== undefined)
     if (values.all === true) given.push('all')
     if (values['no-wait'] === true) given.push('wait')
+    if (values['newest-first'] === true) given.push('newestFirst')
+    const flag: Partial<Record<keyof Options, string>> = { wait: 'no-wait', newestFirst: 'newest-first' }
     for (const name of given) {
-      if (!allowed.includes(name)) {
-        throw usageError(`${command}: --${name === 'wait' ? 'no-wait' : name} does not apply`)
-      }
+      if (!allowed.includes(name)) throw usageError(`${command}: --${flag[name] ?? name} does not apply`)
     }
     const takesId = command === 'registration' || command === 'revoke'
     if (rest.length > (takesId ? 1 : 0)) throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
@@ -536,6 +543,7 @@ function parse(argv: readonly string[]) {
       all: { type: 'boolean' },
       reason: { type: 'string' },
       'no-wait': { type: 'boolean' },
+      'newest-first': { type: 'boolean' },
     },
   })
 }

@@ -72,10 +72,11 @@ export function auditCursorSince(sinceMs: number): string | undefined {
 
 export async function readAudit(
   store: Pick<Store, 'audit'>,
-  options: { cursor?: string; limit?: number },
+  options: { cursor?: string; limit?: number; order?: 'asc' | 'desc' },
 ): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
   return store.audit.read({
     ...(options.cursor === undefined ? {} : { cursor: options.cursor }),
+    ...(options.order === undefined ? {} : { order: options.order }),
     limit: Math.min(AUDIT_PAGE_MAX, Math.max(1, options.limit ?? AUDIT_PAGE_DEFAULT)),
   })
 }

@@ -462,20 +462,23 @@ class MemoryAuditLog implements AuditLog {
   async read(options: {
     cursor?: string
     limit?: number
+    order?: 'asc' | 'desc'
   }): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
     const limit = clampLimit(options.limit)
-    let start = 0
-    if (options.cursor !== undefined) {
-      assertAuditCursor(options.cursor)
-      const [ms, seq] = options.cursor.split('-').map(Number) as [number, number]
-      while (start < this.#entries.length) {
-        const [entryMs, entrySeq] = this.#entries[start]!.id.split('-').map(Number) as [number, number]
-        if (entryMs > ms || (entryMs === ms && entrySeq > seq)) break
-        start++
-      }
+    if (options.cursor !== undefined) assertAuditCursor(options.cursor)
+    const cursor = options.cursor?.split('-').map(Number) as [number, number] | undefined
+    /** Sign of (entry − cursor) in stream-id order. */
+    const versus = (id: string): number => {
+      if (cursor === undefined) return 0
+      const [ms, seq] = id.split('-').map(Number) as [number, number]
+      return ms === cursor[0] ? Math.sign(seq - cursor[1]) : Math.sign(ms - cursor[0])
     }
+    const picked =
+      options.order === 'desc'
+        ? this.#entries.filter((entry) => cursor === undefined || versus(entry.id) < 0).reverse()
+        : this.#entries.filter((entry) => cursor === undefined || versus(entry.id) > 0)
     return auditPage(
-      this.#entries.slice(start, start + limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
+      picked.slice(0, limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
       limit,
     )
   }

@@ -896,11 +896,26 @@ class RedisAuditLog implements AuditLog {
   async read(options: {
     cursor?: string
     limit?: number
+    order?: 'asc' | 'desc'
   }): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
     const limit = clampLimit(options.limit)
     if (options.cursor !== undefined) assertAuditCursor(options.cursor)
-    const start = options.cursor === undefined ? '-' : `(${options.cursor}`
-    const entries = await this.redis.xrange(this.keys.audit, start, '+', 'COUNT', limit)
+    const entries =
+      options.order === 'desc'
+        ? await this.redis.xrevrange(
+            this.keys.audit,
+            options.cursor === undefined ? '+' : `(${options.cursor}`,
+            '-',
+            'COUNT',
+            limit,
+          )
+        : await this.redis.xrange(
+            this.keys.audit,
+            options.cursor === undefined ? '-' : `(${options.cursor}`,
+            '+',
+            'COUNT',
+            limit,
+          )
     return auditPage(
       entries.map(([id, fields]) => decodeAuditFields(id, fields)),
       limit,

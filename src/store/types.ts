@@ -270,8 +270,15 @@ export interface AuditRecord extends AuditEvent {
 /** Append-only (a Redis stream with a MAXLEN/MINID retention). */
 export interface AuditLog {
   append(event: AuditEvent): Promise<string>
-  /** Oldest first after `cursor` (exclusive); `limit` 1..500. */
-  read(options: { cursor?: string; limit?: number }): Promise<{ items: AuditRecord[]; nextCursor?: string }>
+  /**
+   * `order` `asc` (default): oldest first, after `cursor` (exclusive). `desc`: newest first, before
+   * `cursor` (exclusive). `limit` 1..500; a full page's last id is the next page's cursor.
+   */
+  read(options: {
+    cursor?: string
+    limit?: number
+    order?: 'asc' | 'desc'
+  }): Promise<{ items: AuditRecord[]; nextCursor?: string }>
 }
 
 export interface Store {

@@ -461,4 +461,23 @@ describe('audit trail', () => {
     expect(bad.status).toBe(400)
     expect(bad.body.error.message).toContain('since')
   })
+
+  it('reads newest first with order=desc, paging back with the cursor', async () => {
+    const events = await auditSince(undefined)
+    const newest = await api('GET', '/admin/api/audit?order=desc&limit=2', { token: ALICE })
+    expect(newest.status).toBe(200)
+    const latest = (await auditSince(undefined)).map((e) => e.id)
+    // (the request above was not audited: reads are not events)
+    expect(latest).toEqual(events.map((e) => e.id))
+    expect((newest.body.items as AuditRecord[]).map((e) => e.id)).toEqual(latest.slice(-2).reverse())
+    const back = await api('GET', `/admin/api/audit?order=desc&limit=2&cursor=${newest.body.nextCursor}`, {
+      token: ALICE,
+    })
+    expect((back.body.items as AuditRecord[]).map((e) => e.id)).toEqual(latest.slice(-4, -2).reverse())
+    const mixed = await api('GET', '/admin/api/audit?order=desc&since=2020-01-01T00:00:00Z', { token: ALICE })
+    expect(mixed.status).toBe(400)
+    expect(mixed.body.error.message).toContain('order=desc')
+    const wrong = await api('GET', '/admin/api/audit?order=newest', { token: ALICE })
+    expect(wrong.status).toBe(400)
+  })
 })

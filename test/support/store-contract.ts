@@ -949,6 +949,24 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect((await store.audit.read({})).items).toHaveLength(5)
         expect((await store.audit.read({ cursor: ids[4]! })).items).toEqual([])
         await expect(store.audit.read({ cursor: 'bogus' })).rejects.toMatchObject({ code: 'invalid_request' })
+
+        // newest first, before the cursor
+        const newest = await store.audit.read({ limit: 2, order: 'desc' })
+        expect(newest.items.map((r) => r.id)).toEqual([ids[4], ids[3]])
+        expect(newest.items[0]).toMatchObject({
+          type: 'registration.revoked',
+          detail: { index: 4, final: true },
+        })
+        expect(newest.nextCursor).toBe(ids[3])
+        const older = await store.audit.read({ limit: 2, order: 'desc', cursor: newest.nextCursor! })
+        expect(older.items.map((r) => r.id)).toEqual([ids[2], ids[1]])
+        const oldest = await store.audit.read({ limit: 2, order: 'desc', cursor: older.nextCursor! })
+        expect(oldest.items.map((r) => r.id)).toEqual([ids[0]])
+        expect(oldest.nextCursor).toBeUndefined()
+        expect((await store.audit.read({ order: 'desc', cursor: ids[0]! })).items).toEqual([])
+        await expect(store.audit.read({ order: 'desc', cursor: 'bogus' })).rejects.toMatchObject({
+          code: 'invalid_request',
+        })
       })
 
       it('trims events past the retention period', async () => {

@@ -150,11 +150,27 @@ describe('audit --since', () => {
     ])
   })
 
+  it('--newest-first asks for order=desc and pages back with the cursor', async () => {
+    const run = io([
+      { status: 200, body: { items: [{ id: '9-0', at: 'a', type: 't', actor: 'x' }], nextCursor: '9-0' } },
+      { status: 200, body: { items: [] } },
+    ])
+    expect(await runCli(['--json', 'audit', '--newest-first', '--all'], run.fake)).toBe(EXIT.ok)
+    expect(run.requests.map((r) => r.url)).toEqual([
+      'https://broker.example/admin/api/audit?limit=500&order=desc',
+      'https://broker.example/admin/api/audit?cursor=9-0&limit=500&order=desc',
+    ])
+    const other = io([])
+    expect(await runCli(['tenants', '--newest-first'], other.fake)).toBe(EXIT.usage)
+    expect(other.stderr()).toContain('--newest-first does not apply')
+  })
+
   it('refuses a time it cannot read and --since with --cursor', async () => {
     for (const args of [
       ['audit', '--since', 'yesterday'],
       ['audit', '--since', '24x'],
       ['audit', '--since', '1h', '--cursor', '1-0'],
+      ['audit', '--since', '1h', '--newest-first'],
     ]) {
       const run = io([])
       expect(await runCli(args, run.fake), args.join(' ')).toBe(EXIT.usage)

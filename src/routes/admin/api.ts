@@ -231,12 +231,13 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     },
   )
 
-  app.get<{ Querystring: { cursor?: string; since?: string; limit?: number } }>(
+  app.get<{ Querystring: { cursor?: string; since?: string; limit?: number; order?: 'asc' | 'desc' } }>(
     '/admin/api/audit',
     {
       schema: {
         ...common,
-        summary: 'The audit trail, oldest first, after `cursor` (exclusive) or from `since`',
+        summary:
+          'The audit trail: oldest first after `cursor` (exclusive) or from `since`; or newest first (`order=desc`) before `cursor`',
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -248,6 +249,11 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
               description: 'first event recorded at or after this time (ISO 8601)',
             },
             limit: pageLimitSchema,
+            order: {
+              type: 'string',
+              enum: ['asc', 'desc'],
+              description: '`asc` (default): oldest first; `desc`: newest first (not with `since`)',
+            },
           },
         },
         response: {
@@ -268,14 +274,18 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      const { since, limit } = request.query
+      const { since, limit, order } = request.query
       if (since !== undefined && request.query.cursor !== undefined) {
         throw new BrokerError('invalid_request', 'querystring: give cursor or since, not both')
+      }
+      if (since !== undefined && order === 'desc') {
+        throw new BrokerError('invalid_request', 'querystring: since reads oldest first; not with order=desc')
       }
       const cursor = since === undefined ? request.query.cursor : auditCursorSince(Date.parse(since))
       return readAudit(app.store, {
         ...(cursor === undefined ? {} : { cursor }),
         ...(limit === undefined ? {} : { limit }),
+        ...(order === undefined ? {} : { order }),
       })
     },
   )
