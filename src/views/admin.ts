@@ -261,7 +261,14 @@ function auditDetail(record: AuditRecord): string {
 
 export function renderAudit(
   context: ConsoleContext,
-  options: { items: AuditRecord[]; nextCursor?: string; cursor?: string; window?: string },
+  options: {
+    items: AuditRecord[]
+    /** `desc`: newest first, paging back; `asc`: oldest first from a window or cursor. */
+    order: 'asc' | 'desc'
+    nextCursor?: string
+    cursor?: string
+    window?: string
+  },
 ): string {
   const windowLink = (window: string, label: string) =>
     options.window === window
@@ -280,29 +287,37 @@ export function renderAudit(
 <td>${auditDetail(record)}</td>
 </tr>`,
   )
+  const newest = options.order === 'desc'
+  const latest = newest && options.cursor === undefined
+  const next =
+    options.nextCursor === undefined
+      ? ''
+      : newest
+        ? html`<a class="button secondary" href="/admin/audit?before=${encodeURIComponent(options.nextCursor)}">Older events</a>`
+        : html`<a class="button secondary" href="/admin/audit?cursor=${encodeURIComponent(options.nextCursor)}">Newer events</a>`
   return consolePage(
     'Audit trail',
     context,
     '/admin/audit',
-    html`<p class="muted">Oldest first. Consents, status changes, revocations, key rotations and sign-ins, with who did them.</p>
-<p>Show: ${windowLink('1h', 'the last hour')} · ${windowLink('24h', 'the last 24 hours')} · ${windowLink('7d', 'the last 7 days')} · ${
-      options.cursor === undefined && options.window === undefined
-        ? html`<strong>everything</strong>`
-        : html`<a href="/admin/audit">everything</a>`
-    }</p>
+    html`<p class="muted">${newest ? 'Newest first.' : 'Oldest first.'} Consents, status changes, revocations, key rotations and sign-ins, with who did them.</p>
+<p>Show: ${latest ? html`<strong>the latest</strong>` : html`<a href="/admin/audit">the latest</a>`} · ${windowLink('1h', 'the last hour')} · ${windowLink('24h', 'the last 24 hours')} · ${windowLink('7d', 'the last 7 days')}</p>
 ${
   options.items.length === 0
-    ? html`<p>${options.cursor === undefined ? 'The audit trail is empty.' : 'No newer events.'}</p>`
+    ? html`<p>${
+        options.window !== undefined
+          ? 'No events in this period.'
+          : options.cursor === undefined
+            ? 'The audit trail is empty.'
+            : newest
+              ? 'No older events.'
+              : 'No newer events.'
+      }</p>`
     : html`<div class="table-scroll"><table>
 <thead><tr><th>When</th><th>Event</th><th>Actor</th><th>Subject</th><th>Detail</th></tr></thead>
 <tbody>${rows}</tbody>
 </table></div>`
 }
-<p>${options.cursor === undefined ? '' : html`<a class="button secondary" href="/admin/audit">First page</a> `}${
-      options.nextCursor === undefined
-        ? ''
-        : html`<a class="button secondary" href="/admin/audit?cursor=${encodeURIComponent(options.nextCursor)}">Next page</a>`
-    }</p>`,
+<p>${latest ? '' : html`<a class="button secondary" href="/admin/audit">Latest events</a> `}${next}</p>`,
   )
 }
 

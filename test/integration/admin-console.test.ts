@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import { consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import {
   browse,
   type ConsentValues,
@@ -191,6 +191,17 @@ describe('forms', () => {
     const audit = await browse(broker.app, alice.jar, { url: '/admin/audit' })
     expect(audit.statusCode).toBe(200)
     expect(audit.body).toContain('registration.revoked')
+    // the latest first: the revocation just made comes before the consents made earlier
+    expect(audit.body).toContain('Newest first.')
+    expect(audit.body.indexOf('registration.revoked')).toBeLessThan(audit.body.indexOf('consent.completed'))
+    const api = await broker.app.inject({
+      url: '/admin/api/audit?order=desc&limit=500',
+      headers: bearer(ALICE),
+    })
+    const newestId = (api.json() as { items: Array<{ id: string }> }).items[1]!.id
+    const older = await browse(broker.app, alice.jar, { url: `/admin/audit?before=${newestId}` })
+    expect(older.statusCode).toBe(200)
+    expect(older.body).toContain('Latest events')
     const recent = await browse(broker.app, alice.jar, { url: '/admin/audit?window=1h' })
     expect(recent.statusCode).toBe(200)
     expect(recent.body).toContain('registration.revoked')

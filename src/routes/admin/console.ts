@@ -412,7 +412,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
 
   const AUDIT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const
 
-  app.get<{ Querystring: { cursor?: string; window?: keyof typeof AUDIT_WINDOWS } }>(
+  // Newest first by default (`before` pages back); a time window reads oldest first from its start
+  // (`cursor` pages forward), as the API's `since` does.
+  app.get<{ Querystring: { cursor?: string; before?: string; window?: keyof typeof AUDIT_WINDOWS } }>(
     '/admin/audit',
     {
       config: html,
@@ -423,6 +425,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           additionalProperties: false,
           properties: {
             cursor: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 },
+            before: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 },
             window: { type: 'string', enum: Object.keys(AUDIT_WINDOWS) },
           },
         },
@@ -431,16 +434,23 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     },
     async (request, reply) => {
       const window = request.query.window
-      const cursor =
-        window === undefined
-          ? request.query.cursor || undefined
+      const forward = window !== undefined || Boolean(request.query.cursor)
+      const cursor = forward
+        ? window === undefined
+          ? request.query.cursor
           : auditCursorSince(app.clock() - AUDIT_WINDOWS[window])
-      const page = await readAudit(app.store, { ...(cursor === undefined ? {} : { cursor }), limit: 100 })
+        : request.query.before || undefined
+      const page = await readAudit(app.store, {
+        ...(cursor === undefined ? {} : { cursor }),
+        limit: 100,
+        order: forward ? 'asc' : 'desc',
+      })
       return sendPage(
         reply,
         200,
         renderAudit(contextOf(request), {
           items: page.items,
+          order: forward ? 'asc' : 'desc',
           ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
           ...(cursor === undefined ? {} : { cursor }),
           ...(window === undefined ? {} : { window }),
