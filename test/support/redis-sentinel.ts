@@ -5,7 +5,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { callNode, findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
+import { callNodeAs, findFreePort, type RedisServerHandle, startRedisServer } from './redis-server.js'
 
 const HOST = '127.0.0.1'
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -16,6 +16,10 @@ export interface RedisSentinelOptions {
   downAfterMs?: number
   /** `sentinel failover-timeout`; default 5000. */
   failoverTimeoutMs?: number
+  /** `requirepass` (and `masterauth`) of the data nodes; the sentinels authenticate with it. */
+  password?: string
+  /** `requirepass` of the sentinels themselves (they use it with each other too). */
+  sentinelPassword?: string
 }
 
 export interface RedisSentinelHandle {
@@ -58,6 +62,12 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
 
 export async function startRedisSentinel(options: RedisSentinelOptions = {}): Promise<RedisSentinelHandle> {
   const masterName = options.masterName ?? 'mymaster'
+  const { password, sentinelPassword } = options
+  const dataCall = (port: number, ...commands: string[][]) => callNodeAs({ port, password }, ...commands)
+  const sentinelCall = (port: number, ...commands: string[][]) =>
+    callNodeAs({ port, password: sentinelPassword }, ...commands)
+  const dataAuth =
+    password === undefined ? {} : { password, args: ['--requirepass', password, '--masterauth', password] }
   const servers: RedisServerHandle[] = []
   const sentinelDirs: string[] = []
   const destroy = async () => {
@@ -67,12 +77,15 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     await Promise.all(sentinelDirs.map((dir) => rm(dir, { recursive: true, force: true })))
   }
   try {
-    const primary = await startRedisServer()
+    const primary = await startRedisServer(dataAuth)
     servers.push(primary)
-    const replica = await startRedisServer({ args: ['--replicaof', HOST, String(primary.port)] })
+    const replica = await startRedisServer({
+      ...dataAuth,
+      args: [...(dataAuth.args ?? []), '--replicaof', HOST, String(primary.port)],
+    })
     servers.push(replica)
     await waitFor('the replica to sync', 15_000, async () => {
-      const info = String(await callNode(replica.port, ['INFO', 'replication']))
+      const info = String(await dataCall(replica.port, ['INFO', 'replication']))
       return info.includes('master_link_status:up')
     })
 
@@ -90,10 +103,20 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
           `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${masterName} ${options.failoverTimeoutMs ?? 5000}`,
           `sentinel parallel-syncs ${masterName} 1`,
+          ...(password === undefined ? [] : [`sentinel auth-pass ${masterName} ${password}`]),
+          ...(sentinelPassword === undefined
+            ? []
+            : [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`]),
           '',
         ].join('\n'),
       )
-      const sentinel = await startRedisServer({ port, dir, configFile, args: ['--sentinel'] })
+      const sentinel = await startRedisServer({
+        port,
+        dir,
+        configFile,
+        args: ['--sentinel'],
+        ...(sentinelPassword === undefined ? {} : { password: sentinelPassword }),
+      })
       servers.push(sentinel)
       sentinelServers.push(sentinel)
     }
@@ -101,7 +124,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
     // Every sentinel knows the replica and the two other sentinels before a failover can work.
     for (const sentinel of sentinelServers) {
       await waitFor(`sentinel ${sentinel.port} to discover the deployment`, 20_000, async () => {
-        const master = pairs(await callNode(sentinel.port, ['SENTINEL', 'MASTER', masterName]))
+        const master = pairs(await sentinelCall(sentinel.port, ['SENTINEL', 'MASTER', masterName]))
         return master['num-slaves'] === '1' && master['num-other-sentinels'] === '2'
       })
     }
@@ -110,7 +133,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       const answers = await Promise.all(
         sentinelServers.map(
           async (sentinel) =>
-            (await callNode(sentinel.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName])) as [
+            (await sentinelCall(sentinel.port, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName])) as [
               string,
               string,
             ],
@@ -132,7 +155,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
       async waitForMaster(port, timeoutMs = 30_000) {
         await waitFor(`the sentinels to report master port ${port}`, timeoutMs, async () => {
           if ((await currentMaster()).port !== port) return false
-          const role = String(await callNode(port, ['ROLE']))
+          const role = String(await dataCall(port, ['ROLE']))
           return role.startsWith('master')
         })
       },
@@ -140,7 +163,7 @@ export async function startRedisSentinel(options: RedisSentinelOptions = {}): Pr
         // WAIT covers the writes of its own connection, so write a barrier first: the replication
         // stream is ordered, so once the barrier is acknowledged every earlier write is too.
         const acknowledged = Number(
-          await callNode(primary.port, ['INCR', '__replication_barrier__'], ['WAIT', '1', String(timeoutMs)]),
+          await dataCall(primary.port, ['INCR', '__replication_barrier__'], ['WAIT', '1', String(timeoutMs)]),
         )
         if (acknowledged < 1) throw new Error('the replica did not acknowledge the writes in time')
       },

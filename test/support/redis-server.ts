@@ -68,9 +68,19 @@ export async function findFreePort(): Promise<number> {
 /** Sends one inline command and resolves with the first reply line (e.g. `+PONG`). */
 /** Runs commands in order on one fresh connection to a local node; resolves with the last reply. */
 export async function callNode(port: number, ...commands: string[][]): Promise<unknown> {
+  return callNodeAs({ port }, ...commands)
+}
+
+/** callNode, authenticating first when the node has a password (`requirepass`). */
+export async function callNodeAs(
+  node: { port: number; password?: string | undefined },
+  ...commands: string[][]
+): Promise<unknown> {
+  const { port, password } = node
   const client = new Redis({
     host: HOST,
     port,
+    ...(password === undefined ? {} : { password }),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
