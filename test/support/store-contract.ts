@@ -406,14 +406,17 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         const input = sampleRegistration({ kind: 'admin' })
         await mustCreate(store, input, sampleSecrets(false))
         const client = { key: 'ip:203.0.113.9', limit: 2, windowMs: 60_000 }
-        const admit = (replayMarker: string, version = 1, withClient = true) =>
+        const admit = (
+          replayMarker: string,
+          options: { version?: number; client?: typeof client | undefined } = { client },
+        ) =>
           store.registrations.admit(input.id, {
-            version,
+            version: options.version ?? 1,
             replayMarker,
             replayTtlMs: 60_000,
             limit: 10,
             windowMs: 60_000,
-            ...(withClient ? { client } : {}),
+            ...(options.client === undefined ? {} : { client: options.client }),
           })
 
         // the same counter as rateLimiter.hit on that key, shared between the two calls
@@ -430,44 +433,20 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(over.client?.retryAfterMs).toBeGreaterThan(0)
         expect(over.client?.retryAfterMs).toBeLessThanOrEqual(60_000)
         // …so the marker was not claimed and the registration's window not counted
-        expect(await admit('m2', 1, false)).toEqual({
+        expect(await admit('m2', {})).toEqual({
           current: true,
           fresh: true,
           rate: { allowed: true, remaining: 8, retryAfterMs: 0 },
         })
         // a stale version still counts the client's hit
         const other = { ...client, key: 'ip:203.0.113.10' }
-        expect(
-          await store.registrations.admit(input.id, {
-            version: 2,
-            replayMarker: 'm3',
-            replayTtlMs: 60_000,
-            limit: 10,
-            windowMs: 60_000,
-            client: other,
-          }),
-        ).toEqual({ current: false, client: { allowed: true, remaining: 1, retryAfterMs: 0 } })
+        expect(await admit('m3', { version: 2, client: other })).toEqual({
+          current: false,
+          client: { allowed: true, remaining: 1, retryAfterMs: 0 },
+        })
         expect((await store.rateLimiter.hit(other.key, other.limit, other.windowMs)).remaining).toBe(0)
-        await expect(
-          store.registrations.admit(input.id, {
-            version: 1,
-            replayMarker: 'm4',
-            replayTtlMs: 60_000,
-            limit: 10,
-            windowMs: 60_000,
-            client: { ...client, key: '' },
-          }),
-        ).rejects.toThrow(/rate-limit key/)
-        await expect(
-          store.registrations.admit(input.id, {
-            version: 1,
-            replayMarker: 'm5',
-            replayTtlMs: 60_000,
-            limit: 10,
-            windowMs: 60_000,
-            client: { ...client, limit: 0.5 },
-          }),
-        ).rejects.toThrow(/client.limit/)
+        await expect(admit('m4', { client: { ...client, key: '' } })).rejects.toThrow(/rate-limit key/)
+        await expect(admit('m5', { client: { ...client, limit: 0.5 } })).rejects.toThrow(/client.limit/)
       })
 
       it('admits one of many concurrent uses of a marker and counts every hit, across instances', async () => {
