@@ -107,9 +107,10 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     reply.header('x-request-id', request.id)
     done()
   })
-  // A request failed because Redis could not be reached (it answers 503 store_unavailable).
+  // A request failed because Redis could not be reached: the same test the error handler uses to
+  // answer 503 store_unavailable.
   app.addHook('onError', (_request, _reply, error, done) => {
-    if (isStoreOutage(error) || isStoreOutage((error as { cause?: unknown }).cause)) {
+    if (isStoreOutage(error)) {
       metrics.redisErrors.inc({ operation: 'command' })
     }
     done()
