@@ -3,17 +3,12 @@
 // script and multi-key command must stay in one hash slot (CROSSSLOT otherwise) and the client must
 // follow MOVED redirections. The suite is the same one memory and single-server Redis pass.
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmulator } from '../../emulator/server.js'
-import { buildApp } from '../../src/app.js'
-import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
-import { createStoreFromConfig } from '../../src/store/index.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, waitForReady } from '../../src/store/redis-connection.js'
 import type { Store } from '../../src/store/types.js'
-import { consentViaEmulator } from '../support/broker.js'
+import { consentViaEmulator, listenOnConfig } from '../support/broker.js'
 import { testConfig } from '../support/config.js'
 import { type RedisClusterHandle, startRedisCluster } from '../support/redis-cluster.js'
 import {
@@ -126,30 +121,23 @@ describe('the broker on the cluster (REDIS_CLUSTER_NODES, production store facto
         REDIS_KEY_PREFIX: `b${randomBytes(4).toString('hex')}:`,
       },
     })
-    const store = createStoreFromConfig(config)
-    const app = await buildApp(config, {
-      store,
-      idp: createEntraIdentityProvider(config),
-      logger: pino({ level: 'silent' }),
-    })
+    const broker = await listenOnConfig(config)
     try {
-      await app.listen({ host: '127.0.0.1', port: 0 })
-      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/obtain-token`
+      const url = `${broker.url}/obtain-token`
       for (const [slug, username] of [
         ['ms-graph-mail', 'admin@contoso.example'],
         ['ms-graph-mail-listener', 'user@fabrikam.example'],
       ] as const) {
-        const values = await consentViaEmulator(app, { slug, username })
+        const values = await consentViaEmulator(broker.app, { slug, username })
         const client = new XsoarClient({ ...values, appName: slug, urlOverride: url })
         for (let i = 0; i < 3; i++) {
           const answer = await client.getAccessToken()
           expect(answer.status, `${slug}: ${answer.body}`).toBe(200)
         }
       }
-      expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
+      expect((await broker.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
     } finally {
-      await app.close()
-      await store.close()
+      await broker.close()
       await emulator.close()
     }
   })

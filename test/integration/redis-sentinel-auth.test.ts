@@ -2,15 +2,10 @@
 // (and `masterauth` between them), the sentinels their own `requirepass`. The broker is configured
 // only through the environment (REDIS_SENTINELS, REDIS_SENTINEL_PASSWORD, REDIS_PASSWORD) and must
 // serve tokens before and after a failover; without the sentinels' password it can't connect.
-import type { AddressInfo } from 'node:net'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import { buildApp } from '../../src/app.js'
 import type { Config, Env } from '../../src/config.js'
-import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
-import { createStoreFromConfig } from '../../src/store/index.js'
-import { consentViaEmulator } from '../support/broker.js'
+import { consentViaEmulator, listenOnConfig } from '../support/broker.js'
 import { testConfig } from '../support/config.js'
 import { type RedisSentinelHandle, startRedisSentinel } from '../support/redis-sentinel.js'
 import { XsoarClient } from '../support/xsoar-client.js'
@@ -53,18 +48,9 @@ function sentinelConfig(env: Env): Config {
 }
 
 async function brokerOn(config: Config) {
-  const store = createStoreFromConfig(config, { onRedisError: () => undefined })
-  const app = await buildApp(config, {
-    store,
-    idp: createEntraIdentityProvider(config),
-    logger: pino({ level: 'silent' }),
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  closers.push(async () => {
-    await app.close()
-    await store.close()
-  })
-  return { app, store, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+  const broker = await listenOnConfig(config, { onRedisError: () => undefined })
+  closers.push(broker.close)
+  return broker
 }
 
 describe('Redis Sentinel with passwords', () => {

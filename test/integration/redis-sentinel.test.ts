@@ -7,16 +7,10 @@
 // Replication is asynchronous, so Redis itself only promises what the replica acknowledged: the
 // registrations are made, then the test waits for the replica's acknowledgement (WAIT) before the
 // kill, which is the guarantee an operator gets from Sentinel (pair it with AOF on both nodes).
-import type { AddressInfo } from 'node:net'
-import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import { buildApp } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
-import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
-import { createStoreFromConfig } from '../../src/store/index.js'
-import type { Store } from '../../src/store/types.js'
-import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
+import { type ConsentValues, consentViaEmulator, listenOnConfig } from '../support/broker.js'
 import { testConfig } from '../support/config.js'
 import { type RedisSentinelHandle, startRedisSentinel } from '../support/redis-sentinel.js'
 import { XsoarClient } from '../support/xsoar-client.js'
@@ -42,23 +36,9 @@ afterAll(async () => {
 
 async function brokerOnSentinel(config: Config) {
   let redisErrors = 0
-  const store: Store = createStoreFromConfig(config, { onRedisError: () => void redisErrors++ })
-  const app = await buildApp(config, {
-    store,
-    idp: createEntraIdentityProvider(config),
-    logger: pino({ level: 'silent' }),
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  closers.push(async () => {
-    await app.close()
-    await store.close()
-  })
-  return {
-    app,
-    store,
-    url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
-    redisErrors: () => redisErrors,
-  }
+  const broker = await listenOnConfig(config, { onRedisError: () => void redisErrors++ })
+  closers.push(broker.close)
+  return { ...broker, redisErrors: () => redisErrors }
 }
 
 interface Sample {

@@ -6,12 +6,15 @@
 //   const { id, token, key } = await consentViaEmulator(broker.app, {
 //     slug: 'ms-graph-mail', username: 'admin@contoso.example' })
 import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance, LightMyRequestResponse as InjectResponse } from 'fastify'
+import { pino } from 'pino'
 import { buildApp } from '../../src/app.js'
 import type { CloudName } from '../../src/clouds.js'
 import type { Config, Env } from '../../src/config.js'
 import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
+import { createStoreFromConfig, type StoreFactoryOptions } from '../../src/store/index.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, type RedisClient } from '../../src/store/redis-connection.js'
@@ -102,6 +105,43 @@ export async function startBroker(options: StartBrokerOptions): Promise<RunningB
       await store.close()
     },
   }
+}
+
+export interface ListeningBroker {
+  app: FastifyInstance
+  store: Store
+  /** `http://127.0.0.1:<port>`, where the broker listens. */
+  url: string
+  /** Closes the app and the store. */
+  close(): Promise<void>
+}
+
+/**
+ * The broker as production builds it from `config` alone (the store through createStoreFromConfig,
+ * so any Redis topology: Sentinel, Cluster…), with the real identity provider and a silent logger,
+ * listening on a free local port.
+ */
+export async function listenOnConfig(
+  config: Config,
+  storeOptions: StoreFactoryOptions = {},
+): Promise<ListeningBroker> {
+  const store = createStoreFromConfig(config, storeOptions)
+  const app = await buildApp(config, {
+    store,
+    idp: createEntraIdentityProvider(config),
+    logger: pino({ level: 'silent' }),
+  })
+  const close = async () => {
+    await app.close()
+    await store.close()
+  }
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return { app, store, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close }
 }
 
 // ---- a browser's cookie jar -------------------------------------------------------------------
