@@ -271,34 +271,47 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `)
 
-/** KEYS[1] counter. ARGV window ms. INCR, and start the window (PEXPIRE NX semantics). */
-const RATE_HIT = new LuaScript(`
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+/**
+ * Lua fragment: `hit(key, window ms)` counts one hit on a fixed-window counter (INCR; the first hit
+ * starts the window, PEXPIRE NX semantics) and returns the count and the window's ms left.
+ */
+const LUA_HIT = `
+local function hit(key, window)
+  local count = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = tonumber(window)
+  end
+  return count, ttl
 end
+`
+
+/** KEYS[1] counter. ARGV window ms. Returns {count, window ms left}. */
+const RATE_HIT = new LuaScript(`${LUA_HIT}
+local count, ttl = hit(KEYS[1], ARGV[1])
 return {count, ttl}
 `)
 
 /**
- * KEYS: record, replay marker, window counter (one slot). ARGV: version, replay TTL ms, window ms.
- * Only for an active record at that version: SET NX the marker, count a hit. Returns {0} or
- * {1, marker was new (1/0), count, window ms left}.
+ * Lua fragment: `admit()` on KEYS record, replay marker, window counter (one slot) and ARGV
+ * version, replay TTL ms, window ms. Only for an active record at that version: SET NX the marker,
+ * count a hit. Returns {0} or {1, marker was new (1/0), count, window ms left}.
  */
-const ADMIT = new LuaScript(`
-local current = redis.call('HMGET', KEYS[1], 'version', 'status')
-if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {0} end
-local fresh = 0
-if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
-local count = redis.call('INCR', KEYS[3])
-local ttl = redis.call('PTTL', KEYS[3])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[3])
-  ttl = tonumber(ARGV[3])
+const LUA_ADMIT = `${LUA_HIT}
+local function admit()
+  local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+  if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {0} end
+  local fresh = 0
+  if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
+  local count, ttl = hit(KEYS[3], ARGV[3])
+  return {1, fresh, count, ttl}
 end
-return {1, fresh, count, ttl}
+`
+
+/** See LUA_ADMIT. */
+const ADMIT = new LuaScript(`${LUA_ADMIT}
+return admit()
 `)
 
 /**
@@ -308,25 +321,10 @@ return {1, fresh, count, ttl}
  * {client count, client ms left, then ADMIT's reply (empty when over the client's limit)}.
  * The client counter is in another slot: single-node Redis only (Cluster sends two commands).
  */
-const ADMIT_CLIENT = new LuaScript(`
-local ccount = redis.call('INCR', KEYS[4])
-local cttl = redis.call('PTTL', KEYS[4])
-if cttl < 0 then
-  redis.call('PEXPIRE', KEYS[4], ARGV[4])
-  cttl = tonumber(ARGV[4])
-end
+const ADMIT_CLIENT = new LuaScript(`${LUA_ADMIT}
+local ccount, cttl = hit(KEYS[4], ARGV[4])
 if ccount > tonumber(ARGV[5]) then return {ccount, cttl} end
-local current = redis.call('HMGET', KEYS[1], 'version', 'status')
-if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {ccount, cttl, 0} end
-local fresh = 0
-if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
-local count = redis.call('INCR', KEYS[3])
-local ttl = redis.call('PTTL', KEYS[3])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[3])
-  ttl = tonumber(ARGV[3])
-end
-return {ccount, cttl, 1, fresh, count, ttl}
+return {ccount, cttl, unpack(admit())}
 `)
 
 type AdmitReply = [0] | [1, number, number, number]
@@ -573,13 +571,7 @@ class RedisRegistrations implements RegistrationStore {
       return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
     }
     const clientRate = rateLimitResult(reply[0]!, client.limit, reply[1]!)
-    if (reply[2] !== 1) return { current: false, client: clientRate }
-    return {
-      current: true,
-      fresh: reply[3] === 1,
-      rate: rateLimitResult(reply[4]!, request.limit, reply[5]!),
-      client: clientRate,
-    }
+    return { ...admitted(reply.slice(2) as AdmitReply, request.limit), client: clientRate }
   }
 
   /** admit's `client` hit first, then ADMIT: for keys in two hash slots (a Cluster, or a proxy). */
