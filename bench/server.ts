@@ -16,7 +16,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { type Env, loadConfig } from '../src/config.js'
 import { createEntraIdentityProvider } from '../src/entra/identity-provider.js'
-import { createLogger } from '../src/logger.js'
+import { createLogger, logRequestCompleted } from '../src/logger.js'
 import { createStoreFromConfig } from '../src/store/index.js'
 import { createRedisConnection } from '../src/store/redis-connection.js'
 
@@ -114,19 +114,8 @@ async function floorWork(app: FastifyInstance, env: Env, key: string | undefined
   const redis = createRedisConnection({ url: env.REDIS_URL })
   const sha = (await redis.script('LOAD', FLOOR_SCRIPT)) as string
   const prefix = `${env.REDIS_KEY_PREFIX ?? ''}floor:`
-  app.addHook('onResponse', (request, reply, done) => {
-    request.log.info(
-      {
-        method: request.method,
-        url: request.url,
-        statusCode: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        ip: request.ip,
-      },
-      'request completed',
-    )
-    done()
-  })
+  // The broker's own completion line.
+  app.addHook('onResponse', logRequestCompleted)
   return async (body: { registration_id: string; encrypted_token: string }, ip: string) => {
     const raw = Buffer.from(body.encrypted_token, 'base64')
     if (raw.length < 28) return false

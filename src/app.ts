@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Config } from './config.js'
 import type { IdentityProvider } from './entra/types.js'
 import { isStoreOutage, makeErrorHandler } from './errors.js'
-import { createLogger, redactUrl } from './logger.js'
+import { createLogger, logRequestCompleted, redactUrl } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
@@ -115,19 +115,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     }
     done()
   })
-  app.addHook('onResponse', (request, reply, done) => {
-    request.log.info(
-      {
-        method: request.method,
-        url: redactUrl(request.url),
-        statusCode: reply.statusCode,
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        ip: request.ip,
-      },
-      'request completed',
-    )
-    done()
-  })
+  app.addHook('onResponse', logRequestCompleted)
 
   await app.register(cookie, { secret: config.cookieSecret, hook: 'onRequest' })
   await app.register(formbody, { bodyLimit: 16 * 1024 })

@@ -1,7 +1,7 @@
 // Logging: pino JSON, redaction configured here once. Secrets never reach a log line: header and
 // body fields are censored by path, and URLs are logged with sensitive query values replaced
 // (the OAuth callback carries `code` and `state` in its query string).
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
 
 export const REDACTED = '[redacted]'
@@ -61,6 +61,21 @@ export function redactUrl(url: string): string {
     )
   }
   return `${url.slice(0, q)}?${out.join('&')}`
+}
+
+/** The one completion line per request (an `onResponse` hook): no body, no header, URL redacted. */
+export function logRequestCompleted(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  request.log.info(
+    {
+      method: request.method,
+      url: redactUrl(request.url),
+      statusCode: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime * 100) / 100,
+      ip: request.ip,
+    },
+    'request completed',
+  )
+  done()
 }
 
 export function loggerOptions(level: string): LoggerOptions {
