@@ -7,6 +7,7 @@ import { BrokerError } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
 import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
+import { registrationTokenGroup, tenantTokenGroup } from './token-issuer.js'
 
 export type RegistrationMeta = Registration & RegistrationUsage
 
@@ -39,16 +40,6 @@ export interface TenantRevokeResult {
   readonly revoked: RegistrationMeta[]
   /** Registrations of the tenant (and app) that were revoked before. */
   readonly alreadyRevoked: number
-}
-
-/** Cache group of a registration's own tokens (delegated) — see TokenCache. */
-export function registrationTokenGroup(id: string): string {
-  return `reg:${id}`
-}
-
-/** Cache group of the app-only tokens shared by every admin registration of an app and tenant. */
-export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud' | 'tenantId'>): string {
-  return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
 }
 
 const CAS_ATTEMPTS = 8

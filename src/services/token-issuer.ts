@@ -98,11 +98,21 @@ const STALE_MIN_LEFT_MS = 30_000
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
 
+/** Cache group of a registration's own tokens (delegated). */
+export function registrationTokenGroup(id: string): string {
+  return `reg:${id}`
+}
+
+/** Cache group of the app-only tokens shared by every admin registration of an app and tenant. */
+export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud' | 'tenantId'>): string {
+  return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
+}
+
 /** Cache group: shared by a tenant's admin-consent registrations of one app; per registration otherwise. */
 export function tokenGroup(registration: Registration): string {
   return registration.kind === 'admin'
-    ? `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
-    : `reg:${registration.id}`
+    ? tenantTokenGroup(registration)
+    : registrationTokenGroup(registration.id)
 }
 
 export function consentUrl(config: Config, app: string): string {
