@@ -13,7 +13,7 @@ import { appClouds, findApp } from '../../config.js'
 import type { VerifiedIdToken } from '../../entra/types.js'
 import { BrokerError } from '../../errors.js'
 import type { SessionData } from '../../services/admin-session.js'
-import { recordAudit } from '../../services/audit.js'
+import { actorLabel, recordAudit } from '../../services/audit.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import {
   holdsAdminRole,
@@ -111,7 +111,7 @@ export async function completeManageSignIn(
   })
   await recordAudit(app.store, request.log, {
     type: 'tenant_admin.signed_in',
-    actor: `tenant-admin:${identity.tenantId}/${identity.oid}`,
+    actor: actorLabel(tenantAdminActor(identity)),
     tenantId: identity.tenantId,
     app: identity.app,
     detail: { cloud: identity.cloud, name: identity.name },
@@ -311,7 +311,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       reply.clearCookie(MANAGE_COOKIE, { path: manageCookiePath(session.app) })
       await recordAudit(app.store, request.log, {
         type: 'tenant_admin.signed_out',
-        actor: `tenant-admin:${session.tenantId}/${session.oid}`,
+        actor: actorLabel(tenantAdminActor(session)),
         tenantId: session.tenantId,
         app: session.app,
         detail: { cloud: session.cloud },
