@@ -364,6 +364,18 @@ function makeKeys(prefix: string) {
 }
 type Keys = ReturnType<typeof makeKeys>
 
+/** One hit on rate-limit key `key` (checked arguments): RateLimiter.hit, and admit's `client` on a Cluster. */
+async function rateHit(
+  redis: RedisClient,
+  keys: Keys,
+  key: string,
+  limit: number,
+  windowMs: number,
+): Promise<RateLimitResult> {
+  const [count, ttl] = (await runScript(redis, RATE_HIT, [keys.rate(key)], [windowMs])) as [number, number]
+  return rateLimitResult(count, limit, ttl)
+}
+
 function flatten(hash: RegistrationHash): string[] {
   const out: string[] = []
   for (const [field, value] of Object.entries(hash)) out.push(field, value)
@@ -582,13 +594,7 @@ class RedisRegistrations implements RegistrationStore {
     client: { key: string; limit: number },
     clientWindowMs: number,
   ): Promise<AdmitResult> {
-    const [count, ttl] = (await runScript(
-      this.redis,
-      RATE_HIT,
-      [this.keys.rate(client.key)],
-      [clientWindowMs],
-    )) as [number, number]
-    const clientRate = rateLimitResult(count, client.limit, ttl)
+    const clientRate = await rateHit(this.redis, this.keys, client.key, client.limit, clientWindowMs)
     if (!clientRate.allowed) return { current: false, client: clientRate }
     const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
     return { ...admitted(reply, limit), client: clientRate }
@@ -855,12 +861,7 @@ class RedisRateLimiter implements RateLimiter {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
-    const window = requirePositiveMs(windowMs, 'windowMs')
-    const [count, ttl] = (await runScript(this.redis, RATE_HIT, [this.keys.rate(key)], [window])) as [
-      number,
-      number,
-    ]
-    return rateLimitResult(count, limit, ttl)
+    return rateHit(this.redis, this.keys, key, limit, requirePositiveMs(windowMs, 'windowMs'))
   }
 }
 
