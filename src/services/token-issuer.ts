@@ -153,10 +153,10 @@ export class TokenIssuer {
     return undefined
   }
 
-  /** Serves a token `peek` returned (a cache hit without I/O). */
+  /** Serves a fresh cached token, e.g. one `peek` returned: a hit, counted. */
   served(registration: Registration, token: CachedToken): IssuedToken {
     this.#deps.metrics.tokenCache.inc({ app: registration.app, result: 'hit' })
-    return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source: 'hit' }
+    return issued(token, 'hit')
   }
 
   #remember(group: string, scope: string, token: CachedToken): void {
@@ -182,13 +182,7 @@ export class TokenIssuer {
         : request.cached
     if (!request.force && cached !== null && this.isFresh(cached, clock())) {
       this.#remember(group, request.scope, cached)
-      metrics.tokenCache.inc({ app: appLabel, result: 'hit' })
-      return {
-        accessToken: cached.accessToken,
-        expiresAt: cached.expiresAt,
-        scope: cached.scope,
-        source: 'hit',
-      }
+      return this.served(request.registration, cached)
     }
     const key = `${group}|${request.scope}${request.force ? '|force' : ''}`
     const { promise, shared } = this.#flights.run(key, () => this.#acquireAndFetch(request, group, cached))
@@ -204,12 +198,7 @@ export class TokenIssuer {
         cached.expiresAt - STALE_MIN_LEFT_MS > clock()
       ) {
         metrics.tokenCache.inc({ app: appLabel, result: 'stale' })
-        return {
-          accessToken: cached.accessToken,
-          expiresAt: cached.expiresAt,
-          scope: cached.scope,
-          source: 'stale',
-        }
+        return issued(cached, 'stale')
       }
       throw error
     }
@@ -261,12 +250,7 @@ export class TokenIssuer {
       if (entry !== null && this.#isNewResult(entry, seen, request.force === true)) {
         metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
         metrics.lockWaits.inc({ result: 'waited' })
-        return {
-          accessToken: entry.accessToken,
-          expiresAt: entry.expiresAt,
-          scope: entry.scope,
-          source: 'shared',
-        }
+        return issued(entry, 'shared')
       }
       const marker = parseFailure(failure)
       if (marker !== undefined && marker.at >= waitStart) {
@@ -323,12 +307,7 @@ export class TokenIssuer {
       // Re-read after acquiring: another instance may have refreshed between our miss and our lock.
       const entry = await store.tokens.get(group, request.scope)
       if (entry !== null && this.#isNewResult(entry, seen, request.force === true)) {
-        return {
-          accessToken: entry.accessToken,
-          expiresAt: entry.expiresAt,
-          scope: entry.scope,
-          source: 'shared',
-        }
+        return issued(entry, 'shared')
       }
       await this.#checkThrottle(request)
       return await this.#fetch(request, group, failKey)
@@ -609,6 +588,11 @@ export class TokenIssuer {
       'could not store the rotated refresh token (conflicts); the previous one still works',
     )
   }
+}
+
+/** A cached token as served from `source`. */
+function issued(token: CachedToken, source: TokenSource): IssuedToken {
+  return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source }
 }
 
 function throttleKey(registration: Registration): string {
