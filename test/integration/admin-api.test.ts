@@ -1,20 +1,21 @@
 // The operator API against real Redis and the emulator: authentication of every endpoint, listing,
 // pagination under concurrent inserts, revocation (one registration, a tenant), audit trail.
 import { randomUUID } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { sha256Hex } from '../../src/config.js'
 import { createAdminRegistration } from '../../src/services/registrations.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
 import { bearer, consoleSignIn, obtainToken, operatorToken } from '../support/admin-helpers.js'
-import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
 const BOB = operatorToken('bob')
 
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { broker } = useBrokerOnRedis({
+  env: { OPERATOR_TOKENS: `alice:${ALICE}`, OPERATOR_TOKEN_HASHES: `bob:${sha256Hex(BOB)}` },
+})
 let contosoMail: ConsentValues
 let fabrikamMail: ConsentValues
 let contosoListener: ConsentValues
@@ -64,12 +65,6 @@ async function lastAuditId(): Promise<string | undefined> {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `alice:${ALICE}`, OPERATOR_TOKEN_HASHES: `bob:${sha256Hex(BOB)}` },
-  })
   contosoMail = await consentViaEmulator(broker.app, {
     slug: 'ms-graph-mail',
     username: 'admin@contoso.example',
@@ -82,11 +77,6 @@ beforeAll(async () => {
     slug: 'ms-graph-mail-listener',
     username: 'user@contoso.example',
   })
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 describe('authentication of every operator endpoint', () => {

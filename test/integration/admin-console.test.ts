@@ -1,8 +1,7 @@
 // The admin console (/admin) over HTTP as a browser without JavaScript: sign-in, session cookie,
 // CSRF on every form, listing and filtering, revocation with a reason, audit trail, sign-out.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import {
   browse,
@@ -10,13 +9,12 @@ import {
   CookieJar,
   consentViaEmulator,
   type RunningBroker,
-  startBroker,
 } from '../support/broker.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
 const BOB = operatorToken('bob')
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { broker } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` } })
 let contoso: ConsentValues
 let fabrikam: ConsentValues
 
@@ -29,22 +27,11 @@ async function status(id: string) {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` },
-  })
   contoso = await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@contoso.example' })
   fabrikam = await consentViaEmulator(broker.app, {
     slug: 'ms-graph-mail',
     username: 'admin@fabrikam.example',
   })
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 describe('sign-in', () => {

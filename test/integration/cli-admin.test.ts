@@ -3,16 +3,15 @@
 import { spawn } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { obtainToken, operatorToken } from '../support/admin-helpers.js'
-import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const TOKEN = operatorToken('cli')
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { broker } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `cli:${TOKEN}` } })
 let url: string
 let contoso: ConsentValues
 let fabrikam: ConsentValues
@@ -51,12 +50,6 @@ function cli(args: string[], env: Record<string, string | undefined> = {}): Prom
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `cli:${TOKEN}` },
-  })
   await broker.app.listen({ host: '127.0.0.1', port: 0 })
   url = `http://127.0.0.1:${(broker.app.server.address() as AddressInfo).port}`
   contoso = await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@contoso.example' })
@@ -68,11 +61,6 @@ beforeAll(async () => {
     slug: 'ms-graph-user',
     username: 'admin@fabrikam.example',
   })
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 describe('consent-broker-admin', () => {

@@ -7,9 +7,8 @@
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { LightMyRequestResponse } from 'fastify'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { findDemoClient } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
 import {
   browse,
@@ -18,12 +17,11 @@ import {
   pageTitle,
   parseConsentValues,
   pathOf,
-  type RunningBroker,
-  startBroker,
 } from '../support/broker.js'
 import { DEMO_CLIENT_SECRET_ENV, randomMasterKeys } from '../support/config.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 import { memoryLogger } from '../support/log-capture.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const lines: string[] = []
@@ -37,8 +35,16 @@ const OPERATOR_TOKEN = `ops-${randomBytes(16).toString('hex')}`
 const MASTER_KEYS = randomMasterKeys()
 const COOKIE_SECRET = randomBytes(32).toString('hex')
 
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { emulator, broker } = useBrokerOnRedis({
+  logger: memoryLogger('trace', lines).logger,
+  decorateIdp: spyingIdp,
+  env: {
+    LOG_LEVEL: 'trace',
+    OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}`,
+    MASTER_KEYS,
+    COOKIE_SECRET,
+  },
+})
 let baseUrl: string
 
 /** Records what the identity provider hands the broker: tokens the logs must never show. */
@@ -120,30 +126,12 @@ async function tokens(values: ConsentValues, appName: string, count: number) {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    logger: memoryLogger('trace', lines).logger,
-    decorateIdp: spyingIdp,
-    env: {
-      LOG_LEVEL: 'trace',
-      OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}`,
-      MASTER_KEYS,
-      COOKIE_SECRET,
-    },
-  })
   await broker.app.listen({ host: '127.0.0.1', port: 0 })
   baseUrl = `http://127.0.0.1:${(broker.app.server.address() as AddressInfo).port}`
   remember('operator token', OPERATOR_TOKEN)
   remember('master key', MASTER_KEYS.slice(MASTER_KEYS.indexOf(':') + 1))
   remember('cookie secret', COOKIE_SECRET)
   for (const [name, value] of Object.entries(DEMO_CLIENT_SECRET_ENV)) remember(`client secret ${name}`, value)
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 describe('logs of a full consent and token flow', () => {

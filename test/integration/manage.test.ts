@@ -1,9 +1,8 @@
 // Tenant self-service `/{app}/manage` against real Redis and the emulator: a tenant administrator
 // signs in through Microsoft (the consent flow's `manage` purpose, back through /callback) and sees
 // and revokes only their own tenant's registrations.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import {
   browse,
@@ -12,14 +11,13 @@ import {
   consentViaEmulator,
   pageTitle,
   pathOf,
-  type RunningBroker,
   startBroker,
 } from '../support/broker.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const OPERATOR = operatorToken('ops')
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { emulator, broker } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `ops:${OPERATOR}` } })
 let contosoMail: ConsentValues
 let contosoMail2: ConsentValues
 let fabrikamMail: ConsentValues
@@ -46,12 +44,6 @@ async function status(id: string) {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `ops:${OPERATOR}` },
-  })
   contosoMail = await consentViaEmulator(broker.app, {
     slug: 'ms-graph-mail',
     username: 'admin@contoso.example',
@@ -68,11 +60,6 @@ beforeAll(async () => {
     slug: 'ms-graph-mail',
     username: 'admin@fabrikam.example',
   })
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 describe('tenant self-service', () => {

@@ -5,38 +5,23 @@ import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { findDemoClient } from '../../emulator/demo-data.js'
-import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { buildMetricsServer } from '../../src/routes/metrics.js'
-import {
-  consentViaEmulator,
-  type RunningBroker,
-  runConsentViaEmulator,
-  startBroker,
-} from '../support/broker.js'
+import { consentViaEmulator, runConsentViaEmulator } from '../support/broker.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const OPERATOR_TOKEN = `ops-${randomBytes(16).toString('hex')}`
 
-let emulator: RunningEmulator
-let broker: RunningBroker
+const { emulator, broker } = useBrokerOnRedis({
+  env: { OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}`, METRICS_REGISTRATIONS_INTERVAL_SECONDS: '0' },
+})
 let baseUrl: string
 
 beforeAll(async () => {
-  emulator = await startEmulator({ port: 0 })
-  broker = await startBroker({
-    authorityUrl: emulator.url,
-    redisUrl: inject('redisUrl'),
-    env: { OPERATOR_TOKENS: `ops:${OPERATOR_TOKEN}`, METRICS_REGISTRATIONS_INTERVAL_SECONDS: '0' },
-  })
   await broker.app.listen({ host: '127.0.0.1', port: 0 })
   baseUrl = `http://127.0.0.1:${(broker.app.server.address() as AddressInfo).port}`
-})
-
-afterAll(async () => {
-  await broker?.close()
-  await emulator?.close()
 })
 
 type OpenApi = {
