@@ -177,10 +177,7 @@ class MemoryRegistrations implements RegistrationStore {
     const marker = `${id}\n${request.replayMarker}`
     const fresh = this.seen.get(marker) === undefined
     if (fresh) this.seen.set(marker, true, replayTtlMs)
-    const count = (this.windows.get(id) ?? 0) + 1
-    const ttl = this.windows.ttl(id) ?? windowMs
-    this.windows.set(id, count, ttl)
-    return { current: true, fresh, rate: rateLimitResult(count, request.limit, ttl), ...client }
+    return { current: true, fresh, rate: hitWindow(this.windows, id, request.limit, windowMs), ...client }
   }
 
   async touch(id: string, usage: RegistrationUsage): Promise<void> {
@@ -303,6 +300,19 @@ class ExpiringMap<T> {
   }
 }
 
+/** One hit on the fixed-window counter `key` of `windows`: the first hit starts the window. */
+function hitWindow(
+  windows: ExpiringMap<number>,
+  key: string,
+  limit: number,
+  windowMs: number,
+): RateLimitResult {
+  const count = (windows.get(key) ?? 0) + 1
+  const ttl = windows.ttl(key) ?? windowMs
+  windows.set(key, count, ttl)
+  return rateLimitResult(count, limit, ttl)
+}
+
 class MemoryEphemeral implements EphemeralStore {
   readonly values: ExpiringMap<string>
   constructor(
@@ -417,10 +427,7 @@ class MemoryRateLimiter implements RateLimiter {
 
   /** A hit, synchronously (admit counts its `client` key here too). */
   count(key: string, limit: number, window: number): RateLimitResult {
-    const count = (this.windows.get(key) ?? 0) + 1
-    const ttl = this.windows.ttl(key) ?? window
-    this.windows.set(key, count, ttl)
-    return rateLimitResult(count, limit, ttl)
+    return hitWindow(this.windows, key, limit, window)
   }
 }
 
