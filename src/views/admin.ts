@@ -2,19 +2,15 @@
 // the `html` template, every state-changing form carrying the session's CSRF token.
 import type { TenantSummary } from '../services/admin-queries.js'
 import type { RotationStatus } from '../services/key-rotation.js'
-import type { AuditRecord, Registration, RegistrationUsage } from '../store/types.js'
+import type { RegistrationMeta } from '../services/revocation.js'
+import type { AuditRecord } from '../store/types.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'
-
-type RegistrationMeta = Registration & RegistrationUsage
+import { csrfField, notice, when } from './parts.js'
 
 export interface ConsoleContext {
   operator: string
   csrf: string
-}
-
-function csrfField(csrf: string): SafeHtml {
-  return html`<input type="hidden" name="csrf" value="${csrf}">`
 }
 
 function nav(context: ConsoleContext, current: string): SafeHtml {
@@ -38,20 +34,8 @@ ${body}`,
   })
 }
 
-function notice(message: string | undefined): SafeHtml {
-  return message === undefined
-    ? html``
-    : html`<section class="card success" role="status"><p>${message}</p></section>`
-}
-
 function statusBadge(status: string): SafeHtml {
   return html`<span class="badge status-${status}">${status.replace('_', ' ')}</span>`
-}
-
-function when(iso: string | undefined): SafeHtml {
-  return iso === undefined
-    ? html`<span class="muted">never</span>`
-    : html`<time datetime="${iso}">${iso}</time>`
 }
 
 function registrationsQuery(filter: Record<string, string | undefined>): string {

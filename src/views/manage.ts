@@ -2,11 +2,10 @@
 // tenant's registrations of one app, and learns how to remove the app's consent at Microsoft.
 import { CLOUDS, type CloudName } from '../clouds.js'
 import type { AppConfig } from '../config.js'
-import type { Registration, RegistrationUsage } from '../store/types.js'
-import { html, type SafeHtml } from './html.js'
+import type { RegistrationMeta } from '../services/revocation.js'
+import { html } from './html.js'
 import { page } from './layout.js'
-
-type RegistrationMeta = Registration & RegistrationUsage
+import { csrfField, notice, when } from './parts.js'
 
 /** The portal where Enterprise applications live, per cloud. */
 const PORTALS: Readonly<Record<CloudName, string>> = {
@@ -21,16 +20,6 @@ export const REVOKE_CONSENT_DOCS =
 
 export function enterpriseAppsUrl(cloud: CloudName): string {
   return `${PORTALS[cloud]}/${ENTERPRISE_APPS_BLADE}`
-}
-
-function csrfField(csrf: string): SafeHtml {
-  return html`<input type="hidden" name="csrf" value="${csrf}">`
-}
-
-function when(iso: string | undefined): SafeHtml {
-  return iso === undefined
-    ? html`<span class="muted">never</span>`
-    : html`<time datetime="${iso}">${iso}</time>`
 }
 
 export function renderManageSignIn(options: {
@@ -102,7 +91,7 @@ ${csrfField(csrf)}
 <p>Tenant <code>${tenantId}</code>, signed in as <strong>${options.adminName}</strong>.</p>
 <form method="post" action="/${app.slug}/manage/sign-out">${csrfField(csrf)}<p><button type="submit" class="secondary">Sign out</button></p></form>
 </section>
-${options.notice === undefined ? '' : html`<section class="card success" role="status"><p>${options.notice}</p></section>`}
+${notice(options.notice)}
 <section class="card">
 <h2>Registrations of your tenant</h2>
 ${
