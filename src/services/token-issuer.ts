@@ -397,12 +397,8 @@ export class TokenIssuer {
           registration.kind === 'admin'
             ? idp.clientCredentials(resolved, registration.tenantId, request.scope, signal)
             : idp.refresh(resolved, registration.tenantId, refreshToken as string, request.scope, signal)
-        const grant = await abortable(
-          call,
-          signal,
-          (reason) =>
-            new UpstreamError('timeout', 'the identity provider did not answer in time', { cause: reason }),
-        )
+        // An abort rejects with the signal's reason, which asUpstreamError below makes a timeout.
+        const grant = await abortable(call, signal)
         metrics.upstreamRequests.inc({ grant: grantType, outcome: 'ok', code: '' })
         metrics.upstreamLatency.observe({ grant: grantType, outcome: 'ok' }, (performance.now() - t0) / 1000)
         return grant
@@ -432,7 +428,7 @@ export class TokenIssuer {
     registration: Registration,
   ): Promise<{ error: BrokerError; marker: FailureMarker }> {
     const { config, logger, clock } = this.#deps
-    const upstream = error instanceof UpstreamError ? error : asUpstreamError(error, false)
+    const upstream = asUpstreamError(error, false)
     const decision: UpstreamDecision = classifyUpstreamError(upstream)
     const context = {
       registrationId: registration.id,
