@@ -2,7 +2,7 @@
 // one-time result page, no Key in a URL, no secret in clear in Redis or in the logs.
 import type { FastifyBaseLogger, LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
-import { afterEach, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it } from 'vitest'
 import { CONTOSO_ADMIN, CONTOSO_USER } from '../../emulator/demo-data.js'
 import {
   browse,
@@ -12,32 +12,20 @@ import {
   pageTitle,
   parseConsentValues,
   pathOf,
-  type RunningBroker,
   runConsentViaEmulator,
-  type StartBrokerOptions,
-  startBroker,
   startConsentFlow,
 } from '../support/broker.js'
 import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 import { memoryLogger } from '../support/log-capture.js'
+import { useBrokerPerTest } from '../support/use-broker.js'
 
 const redisUrl = inject('redisUrl')
 const MAIL = 'ms-graph-mail'
 const LISTENER = 'ms-graph-mail-listener'
 
 const emulator = useEmulator({ resetEach: true })
-let broker: RunningBroker | undefined
-
-afterEach(async () => {
-  await broker?.close()
-  broker = undefined
-})
-
-async function start(options: Partial<StartBrokerOptions> = {}): Promise<RunningBroker> {
-  broker = await startBroker({ authorityUrl: emulator.url, redisUrl, ...options })
-  return broker
-}
+const start = useBrokerPerTest(emulator)
 
 interface ParsedCookie {
   name: string

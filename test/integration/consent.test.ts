@@ -1,6 +1,6 @@
 // Consent flows end to end over HTTP: the real broker (Redis store, Entra identity provider) and
 // the Entra ID emulator, with the emulator driver playing the user at Microsoft.
-import { afterEach, describe, expect, inject, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   CONTOSO_ADMIN,
   CONTOSO_TENANT_ID,
@@ -20,31 +20,19 @@ import {
   pathOf,
   type RunningBroker,
   runConsentViaEmulator,
-  type StartBrokerOptions,
-  startBroker,
   startConsentFlow,
 } from '../support/broker.js'
 import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
+import { useBrokerPerTest } from '../support/use-broker.js'
 
-const redisUrl = inject('redisUrl')
 const MAIL = 'ms-graph-mail'
 const LISTENER = 'ms-graph-mail-listener'
 const ID_FORMAT =
   /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})@http:\/\/127\.0\.0\.1:3000\/obtain-token$/
 
 const emulator = useEmulator({ resetEach: true })
-let broker: RunningBroker | undefined
-
-afterEach(async () => {
-  await broker?.close()
-  broker = undefined
-})
-
-async function start(options: Partial<StartBrokerOptions> = {}): Promise<RunningBroker> {
-  broker = await startBroker({ authorityUrl: emulator.url, redisUrl, ...options })
-  return broker
-}
+const start = useBrokerPerTest(emulator)
 
 async function emulatorHook(path: string, body?: unknown): Promise<unknown> {
   const response = await fetch(`${emulator.url}${path}`, {

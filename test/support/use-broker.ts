@@ -1,6 +1,7 @@
-// One emulator and one broker on the shared Redis per test file, started and stopped by the file's
-// vitest hooks (the operator tests: admin API, console, self-service, CLI, logs, metrics).
-import { afterAll, beforeAll, inject } from 'vitest'
+// Brokers on the shared Redis for a test file, started and stopped by the file's vitest hooks: one
+// for the whole file with its own emulator (the operator tests: admin API, console, self-service,
+// CLI, logs, metrics), or a fresh one per test (the consent tests).
+import { afterAll, afterEach, beforeAll, inject } from 'vitest'
 import type { RunningEmulator } from '../../emulator/server.js'
 import { type RunningBroker, type StartBrokerOptions, startBroker } from './broker.js'
 import { useEmulator } from './emulator.js'
@@ -49,4 +50,24 @@ export function useBrokerOnRedis(options: Omit<StartBrokerOptions, 'authorityUrl
     close: () => current().close(),
   }
   return { emulator, broker }
+}
+
+/**
+ * A fresh broker per test on the integration run's Redis, pointed at `emulator`: the returned
+ * `start(options)` builds it (the test's own options win), and it is closed after the test. Call it
+ * at the top level of the file.
+ */
+export function useBrokerPerTest(
+  emulator: Pick<RunningEmulator, 'url'>,
+): (options?: Partial<StartBrokerOptions>) => Promise<RunningBroker> {
+  const redisUrl = inject('redisUrl')
+  let broker: RunningBroker | undefined
+  afterEach(async () => {
+    await broker?.close()
+    broker = undefined
+  })
+  return async (options = {}) => {
+    broker = await startBroker({ authorityUrl: emulator.url, redisUrl, ...options })
+    return broker
+  }
 }
