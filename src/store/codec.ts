@@ -72,7 +72,7 @@ export function requirePositiveMs(value: number, what: string): number {
   return Math.ceil(value)
 }
 
-export function requireName(value: string, what: string): void {
+export function requireName(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0)
     throw new TypeError(`${what} must be a non-empty string`)
 }
@@ -165,32 +165,27 @@ export function isoToMs(iso: string, what: string): number {
   return ms
 }
 
-function requireText(value: unknown, what: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0)
-    throw new TypeError(`${what} must be a non-empty string`)
-}
-
 export function validateNewRegistration(
   registration: Omit<Registration, 'version'>,
   secrets: RegistrationSecrets,
 ): void {
-  requireText(registration.id, 'registration.id')
-  requireText(registration.app, 'registration.app')
-  requireText(registration.tenantId, 'registration.tenantId')
+  requireName(registration.id, 'registration.id')
+  requireName(registration.app, 'registration.app')
+  requireName(registration.tenantId, 'registration.tenantId')
   if (!isCloudName(registration.cloud))
     throw new TypeError(`unknown cloud ${JSON.stringify(registration.cloud)}`)
   if (registration.kind !== 'admin' && registration.kind !== 'delegated') {
     throw new TypeError(`unknown consent kind ${JSON.stringify(registration.kind)}`)
   }
-  if (registration.kind === 'delegated') requireText(registration.userOid, 'registration.userOid (delegated)')
+  if (registration.kind === 'delegated') requireName(registration.userOid, 'registration.userOid (delegated)')
   if (!REGISTRATION_STATUSES.includes(registration.status)) {
     throw new TypeError(`unknown status ${JSON.stringify(registration.status)}`)
   }
   isoToMs(registration.createdAt, 'registration.createdAt')
   isoToMs(registration.updatedAt, 'registration.updatedAt')
   isoToMs(registration.consentedAt, 'registration.consentedAt')
-  requireText(secrets.key, 'secrets.key')
-  if (secrets.refreshToken !== undefined) requireText(secrets.refreshToken, 'secrets.refreshToken')
+  requireName(secrets.key, 'secrets.key')
+  if (secrets.refreshToken !== undefined) requireName(secrets.refreshToken, 'secrets.refreshToken')
 }
 
 /**
@@ -273,12 +268,12 @@ export function encodeUpdate(
   }
   if (patch.userName !== undefined) set.userName = patch.userName
   if (secrets?.key !== undefined) {
-    requireText(secrets.key, 'secrets.key')
+    requireName(secrets.key, 'secrets.key')
     set.key = sealSecret(keyRing, id, 'key', secrets.key)
   }
   if (secrets?.refreshToken === null) del.push('refreshToken')
   else if (secrets?.refreshToken !== undefined) {
-    requireText(secrets.refreshToken, 'secrets.refreshToken')
+    requireName(secrets.refreshToken, 'secrets.refreshToken')
     set.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
   }
   return { set, del }
