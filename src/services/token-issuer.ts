@@ -275,12 +275,7 @@ export class TokenIssuer {
     const until = raw === null ? 0 : Number(raw)
     const now = clock()
     if (!(until > now)) return
-    const retryAfter = Math.max(1, Math.ceil((until - now) / 1000))
-    throw new BrokerError(
-      'upstream_throttled',
-      `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
-      { retryAfter },
-    )
+    throw throttledError(Math.max(1, Math.ceil((until - now) / 1000)))
   }
 
   async #lead(
@@ -473,11 +468,7 @@ export class TokenIssuer {
         await this.#deps.store.ephemeral
           .put(throttleKey(registration), String(clock() + retryAfter * 1000), retryAfter * 1000)
           .catch((e: unknown) => logger.warn({ err: e }, 'could not record the throttle window'))
-        brokerError = new BrokerError(
-          'upstream_throttled',
-          `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
-          { retryAfter },
-        )
+        brokerError = throttledError(retryAfter)
         break
       }
       case 'timeout':
@@ -612,6 +603,14 @@ function failureError(marker: FailureMarker, now: number): BrokerError {
   }
   if (marker.details !== undefined) options.details = marker.details
   return new BrokerError(marker.code, marker.message, options)
+}
+
+function throttledError(retryAfter: number): BrokerError {
+  return new BrokerError(
+    'upstream_throttled',
+    `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
+    { retryAfter },
+  )
 }
 
 function deadlineError(): BrokerError {
