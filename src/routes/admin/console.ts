@@ -10,7 +10,7 @@ import { actorLabel, auditCursorSince, readAudit, recordAudit } from '../../serv
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { operatorForToken } from '../../services/operator-auth.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
-import type { RegistrationStatus } from '../../store/types.js'
+import { REGISTRATION_STATUSES, type RegistrationStatus } from '../../store/types.js'
 import {
   type ConsoleContext,
   renderAudit,
@@ -284,9 +284,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
           properties: {
             tenant: optional(TENANT_ID_PATTERN),
             app: optional(APP_SLUG_PATTERN),
-            status: { type: 'string', enum: ['', 'active', 'needs_consent', 'revoked'] },
+            status: { type: 'string', enum: ['', ...REGISTRATION_STATUSES] },
             cursor: { type: 'string', maxLength: 512 },
-            done: { type: 'string', enum: Object.keys(NOTICES) },
+            done: doneQuery.properties.done,
             count: { type: 'integer', minimum: 0 },
           },
         },
@@ -305,13 +305,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         ...(cursor === undefined ? {} : { cursor }),
         limit: 50,
       })
-      const done = request.query.done
-      const notice =
-        done === 'tenant_revoked' && request.query.count !== undefined
-          ? `${request.query.count} registration${request.query.count === 1 ? '' : 's'} revoked.`
-          : done === undefined
-            ? undefined
-            : NOTICES[done]
+      const { done, count } = request.query
       return sendPage(
         reply,
         200,
@@ -324,7 +318,9 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
             ...(status === undefined ? {} : { status }),
           },
           apps: appSlugs,
-          ...(notice === undefined ? {} : { notice }),
+          ...(done === 'tenant_revoked' && count !== undefined
+            ? { notice: `${count} registration${count === 1 ? '' : 's'} revoked.` }
+            : noticeOf(done)),
         }),
       )
     },
