@@ -1,7 +1,6 @@
 // Shared by redis.ts and memory.ts so the two stores keep the same record shape: a registration is
 // one flat string hash (metadata, usage, sealed secrets, version). Secrets are sealed here, with
 // associated data naming the record and field, so a ciphertext copied elsewhere fails to open.
-import { createHash } from 'node:crypto'
 import { isCloudName } from '../clouds.js'
 import type { KeyRing } from '../crypto/envelope.js'
 import { BrokerError } from '../errors.js'
@@ -59,10 +58,6 @@ export function tokenAad(group: string, scope: string): string {
 
 export function ephemeralAad(key: string): string {
   return `ephemeral:${key}`
-}
-
-export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex')
 }
 
 // ---- arguments and sealed values, checked and encoded alike by both stores -----------------
