@@ -23,6 +23,7 @@ import {
   reactivateAdminRegistrations,
   upsertDelegatedRegistration,
 } from './registrations.js'
+import { holdsAdminRole } from './tenant-admin.js'
 
 export type ConsentFailureReason =
   /** The user cancelled, declined the permissions, or Microsoft denied access (`access_denied`). */
@@ -551,9 +552,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
 
       // Tenant self-service (`/{app}/manage`): the admin-role rule of admin consent, then hand over.
       if (record.phase === 'manage-sign-in') {
-        const admins = new Set(config.adminRoleIds.map((id) => id.toLowerCase()))
-        const isAdmin = idToken.wids.some((role) => admins.has(role.toLowerCase()))
-        if (!isAdmin) return fail('not_admin', signedIn, log)
+        if (!holdsAdminRole(config, idToken.wids)) return fail('not_admin', signedIn, log)
         return { kind: 'manage-signed-in', app: app.slug, cloud: record.cloud, user: idToken }
       }
 
@@ -563,8 +562,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       }
 
       // Admin consent: only a directory role that may grant tenant-wide consent goes on.
-      const allowed = new Set(config.adminRoleIds.map((id) => id.toLowerCase()))
-      if (!idToken.wids.some((role) => allowed.has(role))) return fail('not_admin', signedIn, log)
+      if (!holdsAdminRole(config, idToken.wids)) return fail('not_admin', signedIn, log)
       const flowId = randomToken()
       const state = randomToken()
       const location = await idp.adminConsentUrl(resolved, {
