@@ -3,7 +3,7 @@
 import type { TenantSummary } from '../services/admin-queries.js'
 import type { RotationStatus } from '../services/key-rotation.js'
 import type { RegistrationMeta } from '../services/revocation.js'
-import type { AuditRecord } from '../store/types.js'
+import { type AuditRecord, REGISTRATION_STATUSES } from '../store/types.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'
 import { csrfField, notice, when } from './parts.js'
@@ -34,8 +34,29 @@ ${body}`,
   })
 }
 
+type Row = [label: string, value: SafeHtml | string]
+
+const statusLabel = (status: string) => status.replace('_', ' ')
+
 function statusBadge(status: string): SafeHtml {
-  return html`<span class="badge status-${status}">${status.replace('_', ' ')}</span>`
+  return html`<span class="badge status-${status}">${statusLabel(status)}</span>`
+}
+
+/** The `<option>`s of a filter's `<select>`, `selected` marked. */
+function optionList(
+  values: readonly string[],
+  selected: string | undefined,
+  label: (value: string) => string = (value) => value,
+): SafeHtml[] {
+  return values.map(
+    (value) =>
+      html`<option value="${value}"${value === selected ? html` selected` : html``}>${label(value)}</option>`,
+  )
+}
+
+/** A card with a two-column table: what, and its value. */
+function detailTable(rows: readonly Row[]): SafeHtml {
+  return html`<section class="card"><table><tbody>${rows.map(([label, value]) => html`<tr><th>${label}</th><td>${value}</td></tr>`)}</tbody></table></section>`
 }
 
 function registrationsQuery(filter: Record<string, string | undefined>): string {
@@ -84,10 +105,7 @@ export function renderTenants(
     '/admin/tenants',
     html`<form method="get" action="/admin/tenants" class="card">
 <p><label for="app">App</label>
-<select id="app" name="app"><option value="">all apps</option>${options.apps.map(
-      (slug) =>
-        html`<option value="${slug}"${slug === options.app ? html` selected` : html``}>${slug}</option>`,
-    )}</select>
+<select id="app" name="app"><option value="">all apps</option>${optionList(options.apps, options.app)}</select>
 <button type="submit" class="secondary">Filter</button></p>
 </form>
 ${
@@ -129,7 +147,6 @@ export function renderRegistrations(
 <td>${when(item.lastIssuedAt)}</td>
 </tr>`,
   )
-  const statuses = ['active', 'needs_consent', 'revoked']
   const tenantRevoke =
     filter.tenant === undefined
       ? html``
@@ -151,14 +168,8 @@ ${filter.app === undefined ? html`` : html`<input type="hidden" name="app" value
     html`${notice(options.notice)}
 <form method="get" action="/admin/registrations" class="card">
 <p><label for="tenant">Tenant ID</label> <input type="text" id="tenant" name="tenant" value="${filter.tenant ?? ''}" size="38">
-<label for="app">App</label> <select id="app" name="app"><option value="">all</option>${options.apps.map(
-      (slug) =>
-        html`<option value="${slug}"${slug === filter.app ? html` selected` : html``}>${slug}</option>`,
-    )}</select>
-<label for="status">Status</label> <select id="status" name="status"><option value="">all</option>${statuses.map(
-      (status) =>
-        html`<option value="${status}"${status === filter.status ? html` selected` : html``}>${status.replace('_', ' ')}</option>`,
-    )}</select>
+<label for="app">App</label> <select id="app" name="app"><option value="">all</option>${optionList(options.apps, filter.app)}</select>
+<label for="status">Status</label> <select id="status" name="status"><option value="">all</option>${optionList(REGISTRATION_STATUSES, filter.status, statusLabel)}</select>
 <button type="submit" class="secondary">Filter</button></p>
 </form>
 ${
@@ -184,7 +195,7 @@ export function renderRegistration(
 ): string {
   const r = options.registration
   const detail = r.statusDetail
-  const rows: Array<[string, SafeHtml | string]> = [
+  const rows: Row[] = [
     ['ID', html`<code>${r.id}</code>`],
     ['App', `${r.app} (${r.kind} consent)`],
     ['Cloud', r.cloud],
@@ -231,7 +242,7 @@ ${csrfField(context.csrf)}
     context,
     '',
     html`${notice(options.notice)}
-<section class="card"><table><tbody>${rows.map(([label, value]) => html`<tr><th>${label}</th><td>${value}</td></tr>`)}</tbody></table></section>
+${detailTable(rows)}
 ${revokeForm}`,
   )
 }
@@ -310,7 +321,7 @@ export function renderKeys(
   options: { rotation: RotationStatus; notice?: string },
 ): string {
   const r = options.rotation
-  const rows: Array<[string, SafeHtml | string]> = [
+  const rows: Row[] = [
     ['Newest key (seals)', html`<code>${r.currentKeyId}</code>`],
     ['Older keys (open only)', r.oldKeyIds.length === 0 ? 'none' : r.oldKeyIds.join(', ')],
     ['Last pass', `${r.state}${r.state === 'idle' ? '' : ` (key ${r.keyId})`}`],
@@ -329,7 +340,7 @@ export function renderKeys(
     context,
     '/admin/keys',
     html`${notice(options.notice)}
-<section class="card"><table><tbody>${rows.map(([label, value]) => html`<tr><th>${label}</th><td>${value}</td></tr>`)}</tbody></table></section>
+${detailTable(rows)}
 <section class="card">
 <h2>Rotate</h2>
 <ol class="steps">
