@@ -8,6 +8,7 @@ import { consentPage, errorPage, formPostPage, signInPage } from './html.js'
 import { consentKeys, describeScopes, parseScopes, resourcesOf, splitScopeParam } from './scopes.js'
 import { clearSessionCookie, sessionCookie, setSessionCookie } from './session.js'
 import type { EmulatorState, PendingFlow, ResolvedTenant, ResponseMode } from './state.js'
+import { tenantLabel } from './state.js'
 
 type Params = Record<string, unknown>
 
@@ -87,10 +88,6 @@ function html(reply: FastifyReply, body: string): FastifyReply {
 /** AADSTS900144 naming the missing parameter. */
 function missingParameter(name: string): string {
   return aadsts(900144, missingParameterText(name))
-}
-
-function tenantLabel(tenant: ResolvedTenant): string {
-  return tenant.kind === 'tenant' ? tenant.tenant.displayName : tenant.segment
 }
 
 /**

@@ -27,6 +27,11 @@ export type ResolvedTenant =
   | { readonly kind: 'keyword'; readonly segment: string; readonly keyword: TenantKeyword }
   | { readonly kind: 'tenant'; readonly segment: string; readonly tenant: EmulatorTenant }
 
+/** How pages and messages name the `{tenant}` path: the tenant's display name, or the keyword. */
+export function tenantLabel(tenant: ResolvedTenant): string {
+  return tenant.kind === 'tenant' ? tenant.tenant.displayName : tenant.segment
+}
+
 export type ResponseMode = 'query' | 'fragment' | 'form_post'
 
 export interface PendingFlow {

@@ -15,7 +15,7 @@ import {
   splitScopeParam,
 } from './scopes.js'
 import type { EmulatorState, ResolvedTenant } from './state.js'
-import { ID_TOKEN_LIFETIME_SEC, REFRESH_TOKEN_INACTIVITY_MS } from './state.js'
+import { ID_TOKEN_LIFETIME_SEC, REFRESH_TOKEN_INACTIVITY_MS, tenantLabel } from './state.js'
 
 export type TokenBody = Readonly<Record<string, string | undefined>>
 
@@ -43,16 +43,12 @@ function missing(name: string): EntraError {
   return new EntraError('invalid_request', 900144, 400, missingParameterText(name))
 }
 
-function directoryName(tenant: ResolvedTenant): string {
-  return tenant.kind === 'tenant' ? tenant.tenant.displayName : tenant.segment
-}
-
 export function appNotFound(tenant: ResolvedTenant, clientId: string): EntraError {
   return new EntraError(
     'unauthorized_client',
     700016,
     400,
-    `Application with identifier '${clientId}' was not found in the directory '${directoryName(tenant)}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+    `Application with identifier '${clientId}' was not found in the directory '${tenantLabel(tenant)}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
   )
 }
 
