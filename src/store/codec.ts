@@ -22,6 +22,9 @@ import {
   type StoredRegistration,
 } from './types.js'
 
+/** The store's hash of a token scope in key names; one implementation with config.ts's. */
+export { sha256Hex } from '../config.js'
+
 /** A registration as stored: field → string. */
 export type RegistrationHash = Record<string, string>
 

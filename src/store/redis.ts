@@ -38,7 +38,6 @@
 //   revoke: 1. versioned update of the record, 2. release the claim only if it still names this id
 //   (a crash in between leaves a claim on a revoked record, which the next create takes over).
 import { createHash, randomBytes } from 'node:crypto'
-import { sha256Hex } from '../config.js'
 import type { KeyRing } from '../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../crypto/envelope.js'
 import {
@@ -74,6 +73,7 @@ import {
   sealCachedToken,
   sealEphemeral,
   sealSecret,
+  sha256Hex,
   uniquenessField,
   validateNewRegistration,
 } from './codec.js'
