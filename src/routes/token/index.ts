@@ -86,11 +86,9 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     await keepAlive.stop()
   })
 
+  /** Reads and imports the registration's Key; the caller found none in `keys` for this version. */
   async function keyFor(meta: Registration): Promise<ImportedKey | null> {
     const id = meta.id
-    const cacheKey = `${id}\n${meta.version}`
-    const hit = keys.get(cacheKey)
-    if (hit !== undefined) return hit
     const stored = await store.registrations.get(id)
     if (stored === null) return null
     let imported: ImportedKey
@@ -109,7 +107,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       )
     }
     if (keys.size >= KEY_CACHE_MAX) keys.delete(keys.keys().next().value as string)
-    keys.set(`${id}\n${stored.registration.version}`, imported)
+    keys.set(keyCacheKey(id, stored.registration.version), imported)
     return imported
   }
 
@@ -270,7 +268,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       try {
         // Missing and belonging to another app look the same to the caller.
         if (meta === null || meta.app !== appConfig.slug) throw unknownRegistration(appConfig.slug)
-        const key = keys.get(`${meta.id}\n${meta.version}`)
+        const key = keys.get(keyCacheKey(meta.id, meta.version))
         checked =
           key === undefined
             ? await authenticate(meta, raw, body, appConfig.slug)
@@ -373,6 +371,11 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
       }
     },
   )
+}
+
+/** Entry of the imported-Key cache: a registration's Key as of one version. */
+function keyCacheKey(id: string, version: number): string {
+  return `${id}\n${version}`
 }
 
 function rateLimitedError(retryAfterMs: number, what: string): BrokerError {
