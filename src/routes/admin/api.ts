@@ -10,7 +10,7 @@ import { authenticateOperator } from '../../services/operator-auth.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import type { RegistrationStatus } from '../../store/types.js'
 import {
-  APP_SLUG_PATTERN,
+  appSlugSchema,
   auditRecordSchema,
   emptyQuery,
   errorResponses,
@@ -65,7 +65,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } },
+          properties: { app: appSlugSchema },
         },
         response: {
           200: {
@@ -103,7 +103,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           additionalProperties: false,
           properties: {
             tenant: { type: 'string', pattern: TENANT_ID_PATTERN },
-            app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
+            app: appSlugSchema,
             status: registrationStatusSchema,
             cursor: { type: 'string', minLength: 1, maxLength: 512 },
             limit: pageLimitSchema,

@@ -13,6 +13,9 @@ export const TENANT_ID_PATTERN =
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 export const REASON_MAX = 500
 
+/** An app slug in a query, body or path. */
+export const appSlugSchema = { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } as const
+
 /** `limit` of a paged listing: the store's own default and maximum page size. */
 export const pageLimitSchema = {
   type: 'integer',
@@ -211,7 +214,7 @@ export const tenantRevokeBodySchema = {
   required: ['reason'],
   properties: {
     reason: reasonSchema,
-    app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 },
+    app: appSlugSchema,
   },
 } as const
 

@@ -26,7 +26,7 @@ import {
 import { roleNames } from '../../views/consent-pages.js'
 import { renderManagePage, renderManageSignIn } from '../../views/manage.js'
 import {
-  APP_SLUG_PATTERN,
+  appSlugSchema,
   csrfFormSchema,
   emptyQuery,
   REGISTRATION_ID_PATTERN,
@@ -58,7 +58,7 @@ const appParams = {
   type: 'object',
   additionalProperties: false,
   required: ['app'],
-  properties: { app: { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } },
+  properties: { app: appSlugSchema },
 } as const
 
 const NOTICES = {
