@@ -14,6 +14,7 @@ import {
   REGISTRATION_STATUSES,
   type Registration,
   type RegistrationPatch,
+  type RegistrationQuery,
   type RegistrationSecrets,
   type RegistrationStatus,
   type RegistrationUsage,
@@ -358,6 +359,18 @@ export function pairsToHash(pairs: readonly string[]): RegistrationHash {
 }
 
 // ---- pagination ----------------------------------------------------------------------------
+
+/** Whether a registration passes a listing's filters (tenant, app, status). */
+export function matchesQuery(
+  registration: { readonly tenantId?: string; readonly app?: string; readonly status?: string },
+  query: RegistrationQuery,
+): boolean {
+  return (
+    (query.tenantId === undefined || registration.tenantId === query.tenantId) &&
+    (query.app === undefined || registration.app === query.app) &&
+    (query.status === undefined || registration.status === query.status)
+  )
+}
 
 /** A position in an index ordered by (creation time, id). */
 export interface IndexPosition {

@@ -21,6 +21,7 @@ import {
   encodeUsage,
   type IndexPosition,
   isoToMs,
+  matchesQuery,
   openCachedToken,
   openEphemeral,
   openSecret,
@@ -198,10 +199,7 @@ class MemoryRegistrations implements RegistrationStore {
     for (let i = firstAfter(this.#order, after); i < this.#order.length && found.length <= limit; i++) {
       const position = this.#order[i]!
       const hash = this.#records.get(position.id)
-      if (hash === undefined) continue
-      if (query.tenantId !== undefined && hash.tenantId !== query.tenantId) continue
-      if (query.app !== undefined && hash.app !== query.app) continue
-      if (query.status !== undefined && hash.status !== query.status) continue
+      if (hash === undefined || !matchesQuery(hash, query)) continue
       found.push({ position, item: decodeMeta(hash) })
     }
     const page = found.slice(0, limit)

@@ -58,6 +58,7 @@ import {
   encodeUsage,
   type IndexPosition,
   isoToMs,
+  matchesQuery,
   openCachedToken,
   openEphemeral,
   openSecret,
@@ -672,10 +673,7 @@ class RedisRegistrations implements RegistrationStore {
         ids.map(async (id) => {
           const meta = await this.#readMeta(id)
           if (meta === null) return undefined // dangling index entry
-          if (query.tenantId !== undefined && meta.tenantId !== query.tenantId) return undefined
-          if (query.app !== undefined && meta.app !== query.app) return undefined
-          if (query.status !== undefined && meta.status !== query.status) return undefined
-          return meta
+          return matchesQuery(meta, query) ? meta : undefined
         }),
       ),
     )
