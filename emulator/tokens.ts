@@ -336,11 +336,13 @@ async function delegatedTokens(
   const permissions = hasResourceScope
     ? delegatedPermissions(client, resource, parsed)
     : [...oidc.filter((s) => s !== 'offline_access'), 'User.Read']
-  const responseScopes = hasResourceScope
-    ? scopesForResource(parsed, resource).some((s) => s.permission.toLowerCase() === '.default')
+  // The scopes named for the resource as requested, or each permission when `.default` was asked.
+  const forResource = scopesForResource(parsed, resource)
+  const responseScopes = !hasResourceScope
+    ? [`${resource}/User.Read`]
+    : forResource.some((s) => s.permission.toLowerCase() === '.default')
       ? permissions.map((p) => `${resource}/${p}`)
-      : scopesForResource(parsed, resource).map((s) => s.raw)
-    : [`${resource}/User.Read`]
+      : forResource.map((s) => s.raw)
   const wantsIdToken = oidc.includes('openid')
 
   const now = Math.floor(state.now() / 1000)
