@@ -34,6 +34,13 @@ const appParams = {
 } as const
 const text = (maxLength: number) => ({ type: 'string', maxLength }) as const
 
+/** The form that starts a flow (consent or manage sign-in): the chosen cloud, empty for the default. */
+export const cloudFormSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
+} as const
+
 const callbackQuerySchema = {
   type: 'object',
   // Entra adds more (session_state, scope, error_uri, trace ids …): accepted, ignored.
@@ -148,11 +155,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         params: appParams,
         querystring: noParams,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
-        },
+        body: cloudFormSchema,
         response: {
           303: redirect,
           400: htmlPage,

@@ -8,7 +8,7 @@
 // started at Microsoft (cross-site), and browsers withhold Strict cookies on the next navigation of
 // such a chain. Every form carries the session's CSRF token, checked before body validation.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CLOUD_NAMES, type CloudName } from '../../clouds.js'
+import type { CloudName } from '../../clouds.js'
 import { appClouds, findApp } from '../../config.js'
 import type { VerifiedIdToken } from '../../entra/types.js'
 import { BrokerError } from '../../errors.js'
@@ -33,7 +33,13 @@ import {
   revokeFormSchema,
 } from '../admin/schemas.js'
 import { readSignedCookie, refuseCrossSiteForm, requireFormCsrf, sendPage } from '../browser.js'
-import { consentFlowFor, FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './index.js'
+import {
+  cloudFormSchema,
+  consentFlowFor,
+  FLOW_COOKIE,
+  flowCookieOptions,
+  limitConsentTraffic,
+} from './index.js'
 
 export const MANAGE_COOKIE = 'cb_manage'
 
@@ -213,11 +219,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       schema: {
         params: appParams,
         querystring: emptyQuery,
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
-        },
+        body: cloudFormSchema,
         response: { ...pages, ...redirect },
       },
     },
