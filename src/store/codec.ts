@@ -76,6 +76,10 @@ export function requireName(value: unknown, what: string): asserts value is stri
     throw new TypeError(`${what} must be a non-empty string`)
 }
 
+function requirePositiveInteger(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`)
+}
+
 /** Checks the arguments of `RegistrationStore.admit`; the TTLs come back in whole ms. */
 export function admitArguments(
   id: string,
@@ -83,14 +87,11 @@ export function admitArguments(
 ): { replayTtlMs: number; windowMs: number; clientWindowMs: number | undefined } {
   requireName(id, 'registration id')
   requireName(request.replayMarker, 'replay marker')
-  if (!Number.isSafeInteger(request.version) || request.version < 1)
-    throw new RangeError('version must be a positive integer')
-  if (!Number.isSafeInteger(request.limit) || request.limit < 1)
-    throw new RangeError('limit must be a positive integer')
+  requirePositiveInteger(request.version, 'version')
+  requirePositiveInteger(request.limit, 'limit')
   if (request.client !== undefined) {
     requireName(request.client.key, 'rate-limit key')
-    if (!Number.isSafeInteger(request.client.limit) || request.client.limit < 1)
-      throw new RangeError('client.limit must be a positive integer')
+    requirePositiveInteger(request.client.limit, 'client.limit')
   }
   return {
     replayTtlMs: requirePositiveMs(request.replayTtlMs, 'replayTtlMs'),
