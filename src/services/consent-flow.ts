@@ -6,7 +6,7 @@
 // cookie carries; the callback takes it (atomic read-and-delete) so each flow completes once, and a
 // claimed marker tells a replay from an expiry. The callback is one URL for both phases; the
 // stored phase decides what it means, never the query string.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { type CloudName, isCloudName } from '../clouds.js'
@@ -16,6 +16,7 @@ import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../e
 import { BrokerError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { ConsentKind, Store } from '../store/types.js'
+import { randomToken } from './admin-session.js'
 import { recordAudit } from './audit.js'
 import {
   createAdminRegistration,
@@ -185,8 +186,6 @@ const PROOF_FIRST_DELAY_MS = 1000
 const PROOF_MAX_DELAY_MS = 8000
 /** OAuth errors that retrying cannot fix: our own credentials or request are wrong. */
 const PROOF_FATAL_ERRORS = new Set(['invalid_client', 'invalid_scope', 'unsupported_grant_type'])
-
-const randomToken = (): string => randomBytes(32).toString('base64url')
 
 function sameSecret(a: string, b: string): boolean {
   const x = createHash('sha256').update(a).digest()
