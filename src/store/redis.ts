@@ -492,7 +492,7 @@ class RedisRegistrations implements RegistrationStore {
     return decodeStored(this.keyRing, hash)
   }
 
-  async #readMeta(id: string) {
+  async getMeta(id: string): Promise<(Registration & RegistrationUsage) | null> {
     const values = await this.redis.hmget(this.keys.reg(id), ...PUBLIC_FIELDS)
     if (values[0] === null || values[0] === undefined) return null
     const hash: Record<string, string | undefined> = {}
@@ -501,10 +501,6 @@ class RedisRegistrations implements RegistrationStore {
       if (value !== null && value !== undefined) hash[field] = value
     })
     return decodeMeta(hash)
-  }
-
-  getMeta(id: string): Promise<(Registration & RegistrationUsage) | null> {
-    return this.#readMeta(id)
   }
 
   async update(
@@ -671,7 +667,7 @@ class RedisRegistrations implements RegistrationStore {
     const { items, next } = await this.#walk(key, after, limit, (ids) =>
       Promise.all(
         ids.map(async (id) => {
-          const meta = await this.#readMeta(id)
+          const meta = await this.getMeta(id)
           if (meta === null) return undefined // dangling index entry
           return matchesQuery(meta, query) ? meta : undefined
         }),
