@@ -189,6 +189,11 @@ describe('TokenIssuer', () => {
   })
 })
 
+/** A keep-alive whose clock runs two days ahead: with KEEPALIVE_IDLE_DAYS=1 everything is idle. */
+function twoDaysLater(deps: Omit<ConstructorParameters<typeof KeepAlive>[0], 'logger' | 'clock'>): KeepAlive {
+  return new KeepAlive({ ...deps, logger: silent, clock: () => Date.now() + 2 * 86_400_000 })
+}
+
 describe('KeepAlive', () => {
   it('refreshes idle delegated registrations once, one instance at a time, skipping the rest', async () => {
     const { config, store, idp, scopes, issuers } = setup(2, { KEEPALIVE_IDLE_DAYS: '1' })
@@ -224,14 +229,7 @@ describe('KeepAlive', () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 5))
     const active = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
-    const keepAlive = new KeepAlive({
-      config,
-      store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: () => Date.now() + 2 * 86_400_000,
-    })
+    const keepAlive = twoDaysLater({ config, store, issuer: issuers[0]!, scopes })
     expect(await keepAlive.runOnce()).toMatchObject({ ran: true, refreshed: 1, skipped: 520, failed: 0 })
     expect(idp.calls).toBe(1)
     expect((await store.registrations.get(active.id))?.secrets.refreshToken).toBe('rt-1')
@@ -243,14 +241,7 @@ describe('KeepAlive', () => {
     idp.refresh = async () => {
       throw new UpstreamError('unavailable', 'down', { status: 503 })
     }
-    const keepAlive = new KeepAlive({
-      config,
-      store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: () => Date.now() + 2 * 86_400_000,
-    })
+    const keepAlive = twoDaysLater({ config, store, issuer: issuers[0]!, scopes })
     expect(await keepAlive.runOnce()).toMatchObject({ ran: true, refreshed: 0, failed: 1 })
   })
 })
