@@ -1,13 +1,13 @@
 // The only place that reads the environment. Everything is validated once at start-up into one
 // frozen Config; every problem is collected and reported by name, so an operator fixes them all in
 // one go instead of one per restart.
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import { CLOUD_NAMES, CLOUDS, type CloudName, expandResourceTemplate, isCloudName } from './clouds.js'
+import type { ConsentKind } from './consent-kinds.js'
 import { KeyRing, parseMasterKeys } from './crypto/envelope.js'
-import type { ConsentKind } from './store/types.js'
+import { sha256Hex } from './crypto/sha256.js'
 
 export interface Permission {
   readonly name: string
@@ -384,10 +384,6 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)
-}
-
-export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex')
 }
 
 const appsFileSchema = {

@@ -2,6 +2,7 @@
 // one flat string hash (metadata, usage, sealed secrets, version). Secrets are sealed here, with
 // associated data naming the record and field, so a ciphertext copied elsewhere fails to open.
 import { isCloudName } from '../clouds.js'
+import { CONSENT_KINDS } from '../consent-kinds.js'
 import type { KeyRing } from '../crypto/envelope.js'
 import { BrokerError } from '../errors.js'
 import {
@@ -22,9 +23,6 @@ import {
   type StatusDetail,
   type StoredRegistration,
 } from './types.js'
-
-/** The store's hash of a token scope in key names; one implementation with config.ts's. */
-export { sha256Hex } from '../config.js'
 
 /** A registration as stored: field → string. */
 export type RegistrationHash = Record<string, string>
@@ -174,7 +172,7 @@ export function validateNewRegistration(
   requireName(registration.tenantId, 'registration.tenantId')
   if (!isCloudName(registration.cloud))
     throw new TypeError(`unknown cloud ${JSON.stringify(registration.cloud)}`)
-  if (registration.kind !== 'admin' && registration.kind !== 'delegated') {
+  if (!CONSENT_KINDS.includes(registration.kind)) {
     throw new TypeError(`unknown consent kind ${JSON.stringify(registration.kind)}`)
   }
   if (registration.kind === 'delegated') requireName(registration.userOid, 'registration.userOid (delegated)')

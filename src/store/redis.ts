@@ -40,6 +40,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { KeyRing } from '../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../crypto/envelope.js'
+import { sha256Hex } from '../crypto/sha256.js'
 import {
   admitArguments,
   assertAuditCursor,
@@ -74,7 +75,6 @@ import {
   sealCachedToken,
   sealEphemeral,
   sealSecret,
-  sha256Hex,
   uniquenessField,
   validateNewRegistration,
 } from './codec.js'

@@ -5,8 +5,8 @@
 // ring *inside* the store, with associated data naming the record and field, so no caller can write
 // one in clear by mistake and a ciphertext moved to another record fails to open.
 import type { CloudName } from '../clouds.js'
+import type { ConsentKind } from '../consent-kinds.js'
 
-export type ConsentKind = 'admin' | 'delegated'
 export type RegistrationStatus = 'active' | 'needs_consent' | 'revoked'
 export const REGISTRATION_STATUSES: readonly RegistrationStatus[] = ['active', 'needs_consent', 'revoked']
 

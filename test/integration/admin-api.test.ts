@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { sha256Hex } from '../../src/config.js'
+import { sha256Hex } from '../../src/crypto/sha256.js'
 import { createAdminRegistration } from '../../src/services/registrations.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
 import { bearer, consoleSignIn, obtainToken, operatorToken } from '../support/admin-helpers.js'

@@ -9,8 +9,9 @@ import {
   FABRIKAM_TENANT_ID,
   findDemoClient,
 } from '../../emulator/demo-data.js'
+import type { ConsentKind } from '../../src/consent-kinds.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
-import type { AuditRecord, ConsentKind, Registration } from '../../src/store/types.js'
+import type { AuditRecord, Registration } from '../../src/store/types.js'
 import {
   browse,
   CookieJar,

@@ -154,7 +154,7 @@ describe('Redis store: key layout', () => {
     await store.audit.append({ type: 'operator.signed_in', actor: 'operator:alice' })
 
     const keys = [...(await dumpPrefix(raw, p)).keys()].sort()
-    const scopeHash = (await import('../../src/store/codec.js')).sha256Hex('scope')
+    const scopeHash = (await import('../../src/crypto/sha256.js')).sha256Hex('scope')
     expect(keys).toEqual(
       [
         `${p}reg:{${registration.id}}`,

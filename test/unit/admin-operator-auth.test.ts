@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { sha256Hex } from '../../src/config.js'
+import { sha256Hex } from '../../src/crypto/sha256.js'
 import { authenticateOperator, bearerToken, operatorForToken } from '../../src/services/operator-auth.js'
 
 const ALICE = 'alice-token-0123456789abcdefghij'
