@@ -7,6 +7,8 @@ export default defineConfig({
     include: ['test/e2e/**/*.test.ts'],
     environment: 'node',
     testTimeout: 60_000,
+    // A stray `.only` fails the run (vitest allows it unless CI is set; .ci/run sets nothing).
+    allowOnly: false,
     hookTimeout: 60_000,
     fileParallelism: false,
   },

@@ -8,6 +8,8 @@ export default defineConfig({
     environment: 'node',
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
+    // A stray `.only` fails the run (vitest allows it unless CI is set; .ci/run sets nothing).
+    allowOnly: false,
     hookTimeout: 60_000,
     pool: 'forks',
     maxWorkers: 2,

@@ -5,5 +5,7 @@ export default defineConfig({
     include: ['test/unit/**/*.test.ts'],
     environment: 'node',
     testTimeout: 10_000,
+    // A stray `.only` fails the run (vitest allows it unless CI is set; .ci/run sets nothing).
+    allowOnly: false,
   },
 })
