@@ -74,7 +74,7 @@ export function createMetrics(
     }),
     registrationsByStatus: new Gauge({
       name: 'consent_broker_registrations',
-      help: 'registrations by status (sampled at scrape time)',
+      help: 'registrations by status (counted at most every METRICS_REGISTRATIONS_INTERVAL_SECONDS)',
       labelNames: ['status'],
       registers,
       async collect() {

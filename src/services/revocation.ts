@@ -1,7 +1,10 @@
-// Revocation: a registration (or every registration of a tenant) becomes `revoked` for good. The
-// store is the only state every broker instance reads, so one compare-and-set there takes effect on
-// every instance at once: obtain-token reads the status on each request. The same write deletes the
-// refresh token; the cached access tokens are deleted right after.
+// Revocation: a registration (or every registration of a tenant) becomes `revoked` for good. One
+// compare-and-set in the store flips the status and bumps the registration's version; the same write
+// deletes the refresh token, and the cached access tokens are deleted right after. Obtain-token does
+// not re-read the status on each request: each instance trusts its own cache of registrations (and
+// of access tokens) only after the atomic admit call has confirmed, in the store and in the same
+// request, that the registration is still active at the version checked. A revoke on any instance
+// therefore refuses the very next request on every instance.
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
