@@ -11,7 +11,7 @@ export const EXIT = {
   auth: 2,
   /** The registration or tenant does not exist (404). */
   notFound: 3,
-  /** Network failure, timeout, 5xx or an unexpected answer; a failed key rotation. */
+  /** Network failure, timeout, 5xx or an unexpected answer; a key rotation that failed, was interrupted or has failures (rotate-keys, rotation). */
   server: 4,
 } as const
 
@@ -35,7 +35,8 @@ Commands:
   rotate-keys [--no-wait]
       Re-seal every stored secret under the newest master key; waits and shows progress.
   rotation
-      Progress of the latest key rotation.
+      Progress of the latest key rotation; exits 4 when it failed, was
+      interrupted or could not re-seal some registrations.
 
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
@@ -47,7 +48,9 @@ Environment:
   CONSENT_BROKER_URL     broker base URL, when --url is not given
 
 Exit codes: 0 ok, 1 usage or invalid request, 2 authentication, 3 not found,
-            4 server or network error (also a key rotation that failed).
+            4 server or network error, or a key rotation that failed, was
+              interrupted or left registrations it could not re-seal
+              (rotate-keys, rotation).
 `
 
 class CliError extends Error {
@@ -388,12 +391,25 @@ function progress(rotation: Json): string {
   return `${text(rotation.state)}: key ${text(rotation.keyId)}, scanned ${text(rotation.scanned)}, re-sealed ${text(rotation.resealed)}, unchanged ${text(rotation.unchanged)}, failed ${text(rotation.failed)}`
 }
 
+/**
+ * EXIT.server, with the reason on stderr, when a rotation status shows a problem: the pass failed,
+ * was interrupted (an instance stopped), or left registrations it could not re-seal. Else EXIT.ok
+ * (a pass still running without failures is no problem yet).
+ */
 function rotationOutcome(rotation: Json, io: CliIo): number {
+  if (rotation.state === 'interrupted') {
+    io.stderr('key rotation was interrupted (an instance stopped); run rotate-keys again to resume\n')
+    return EXIT.server
+  }
   if (rotation.state === 'failed' || Number(rotation.failed) > 0) {
     const ids = (rotation.failedIds as string[] | undefined) ?? []
-    io.stderr(
-      `key rotation ${rotation.state === 'failed' ? `failed: ${text(rotation.error)}` : 'completed with failures'}${ids.length === 0 ? '' : `; registrations: ${ids.join(', ')}`}\n`,
-    )
+    const what =
+      rotation.state === 'failed'
+        ? `failed: ${text(rotation.error)}`
+        : rotation.state === 'running'
+          ? 'has failures so far'
+          : 'completed with failures'
+    io.stderr(`key rotation ${what}${ids.length === 0 ? '' : `; registrations: ${ids.join(', ')}`}\n`)
     return EXIT.server
   }
   return EXIT.ok
@@ -418,18 +434,16 @@ async function rotateKeys(client: Client, options: Options, io: CliIo): Promise<
   }
   if (options.json) print(io, { rotation })
   else io.stdout(`${progress(rotation)}\n`)
-  if (rotation.state === 'interrupted') {
-    io.stderr('key rotation was interrupted (an instance stopped); run rotate-keys again to resume\n')
-    return EXIT.server
-  }
   return rotationOutcome(rotation, io)
 }
 
+/** The latest rotation's status; exits EXIT.server when it shows a problem, so scripts can tell. */
 async function showRotation(client: Client, options: Options, io: CliIo): Promise<number> {
   const body = await client.get('admin/api/keys/rotation')
-  if (options.json) return print(io, body)
-  io.stdout(`${progress(body.rotation as Json)}\n`)
-  return EXIT.ok
+  const rotation = body.rotation as Json
+  if (options.json) print(io, body)
+  else io.stdout(`${progress(rotation)}\n`)
+  return rotationOutcome(rotation, io)
 }
 
 function print(io: CliIo, value: unknown): number {

@@ -135,6 +135,55 @@ describe('consent-broker-admin exit codes', () => {
     expect(run.stdout()).toContain('completed: key k2, scanned 150, re-sealed 149, unchanged 0, failed 1')
     expect(run.stderr()).toContain('registrations: reg-9')
   })
+
+  describe('rotation (the status alone)', () => {
+    const status = (state: string, failed: number, extra: Record<string, unknown> = {}) => ({
+      rotation: {
+        state,
+        keyId: 'k2',
+        currentKeyId: 'k2',
+        oldKeyIds: ['k1'],
+        scanned: 10,
+        resealed: 10 - failed,
+        unchanged: 0,
+        failed,
+        failedIds: failed > 0 ? ['reg-3'] : [],
+        ...extra,
+      },
+    })
+
+    it.each([
+      ['completed', 0, EXIT.ok, ''],
+      ['running', 0, EXIT.ok, ''],
+      ['idle', 0, EXIT.ok, ''],
+      ['completed', 1, EXIT.server, 'key rotation completed with failures; registrations: reg-3\n'],
+      ['running', 1, EXIT.server, 'key rotation has failures so far; registrations: reg-3\n'],
+      [
+        'interrupted',
+        0,
+        EXIT.server,
+        'key rotation was interrupted (an instance stopped); run rotate-keys again to resume\n',
+      ],
+    ])('a %s pass with %i failed exits %i', async (state, failed, code, stderr) => {
+      const run = io([{ status: 200, body: status(state, failed) }])
+      expect(await runCli(['rotation'], run.fake)).toBe(code)
+      expect(run.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+        'GET https://broker.example/admin/api/keys/rotation',
+      ])
+      expect(run.stdout()).toBe(
+        `${state}: key k2, scanned 10, re-sealed ${10 - failed}, unchanged 0, failed ${failed}\n`,
+      )
+      expect(run.stderr()).toBe(stderr)
+    })
+
+    it('a failed pass exits 4 with its error, also with --json (which still prints the status)', async () => {
+      const body = status('failed', 0, { error: 'store unavailable' })
+      const run = io([{ status: 200, body }])
+      expect(await runCli(['--json', 'rotation'], run.fake)).toBe(EXIT.server)
+      expect(JSON.parse(run.stdout())).toEqual(body)
+      expect(run.stderr()).toBe('key rotation failed: store unavailable\n')
+    })
+  })
 })
 
 describe('audit --since', () => {
