@@ -205,6 +205,7 @@ describe('consent-broker-admin', () => {
     expect(run.stdout).toMatch(/^(started|already running)\n/)
     expect(run.stdout.trimEnd().split('\n').at(-1)).toMatch(/^completed: key k1, scanned \d+, .* failed 0$/)
     const status = await cli(['--json', 'rotation'])
+    expect(status.code, status.stderr).toBe(0)
     expect((JSON.parse(status.stdout) as { rotation: { state: string } }).rotation.state).toBe('completed')
   })
 })
