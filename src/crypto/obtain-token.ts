@@ -1,4 +1,4 @@
-// The `encrypted_token` of an obtain-token request (see docs: obtain-token protocol):
+// The `encrypted_token` of an obtain-token request (docs/obtain-token-protocol.md, encryption):
 // standard padded base64 of nonce(12) || ciphertext || tag(16), AES-GCM under the registration's
 // Key, no AAD, plaintext UTF-8 `"<unix seconds>:<content>"` split at the first colon.
 //

@@ -1,6 +1,6 @@
 // What a failed token request means for the broker. Decided on the OAuth `error` field and the
 // failure kind, never on description text; AADSTS numbers refine the decision and go to logs and
-// metrics (see entra-notes.md, error table).
+// metrics (see docs/entra-facts.md, the error table).
 import { UpstreamError } from '../entra/types.js'
 
 export type UpstreamDecision =
