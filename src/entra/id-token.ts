@@ -2,10 +2,9 @@
 // issuer template) only applies on login.microsoftonline.com, and we need the same checks in every
 // national cloud and against the emulator.
 import { type JWTPayload, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from 'jose'
+import { isGuid } from '../guid.js'
 import type { VerifiedIdToken } from './types.js'
 import { UpstreamError } from './types.js'
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** Seconds of clock difference tolerated on `exp`/`nbf`/`iat`. */
 export const ID_TOKEN_CLOCK_TOLERANCE_SECONDS = 60
@@ -85,14 +84,14 @@ export async function verifyIdToken(
     throw new IdTokenError('nonce', 'id token rejected (nonce does not match this sign-in)')
   }
   const tid = stringClaim(payload, 'tid')
-  if (tid === undefined || !GUID.test(tid)) {
+  if (tid === undefined || !isGuid(tid)) {
     throw new IdTokenError('claim_tid', 'id token rejected (tid is not a tenant GUID)')
   }
   if (payload.iss !== expectedIssuer(expectations.issuerTemplate, tid)) {
     throw new IdTokenError('issuer', 'id token rejected (issuer does not match its tenant)')
   }
   const oid = stringClaim(payload, 'oid')
-  if (oid === undefined || !GUID.test(oid)) {
+  if (oid === undefined || !isGuid(oid)) {
     throw new IdTokenError('claim_oid', 'id token rejected (oid is not a GUID)')
   }
   const widsClaim = payload.wids

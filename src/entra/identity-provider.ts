@@ -6,6 +6,7 @@ import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from '
 import * as oidc from 'openid-client'
 import { abortable } from '../abortable.js'
 import type { Config, ResolvedApp } from '../config.js'
+import { isGuid } from '../guid.js'
 import { BoundedCache } from './bounded-cache.js'
 import { verifyIdToken } from './id-token.js'
 import type {
@@ -28,7 +29,6 @@ export interface EntraIdentityProviderOptions {
   maxCachedTenants?: number
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const ORGANIZATIONS = 'organizations'
 const DEFAULT_EXPIRES_IN_SECONDS = 3599
 const JWKS_COOLDOWN_MS = 30_000
@@ -177,7 +177,7 @@ export function createEntraIdentityProvider(
   }
 
   function requireTenantId(tenantId: string): string {
-    if (!GUID.test(tenantId)) throw new TypeError('tenantId must be a tenant GUID')
+    if (!isGuid(tenantId)) throw new TypeError('tenantId must be a tenant GUID')
     return tenantId.toLowerCase()
   }
 

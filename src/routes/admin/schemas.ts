@@ -3,13 +3,13 @@
 // even if a service returned one by mistake.
 import { CLOUD_NAMES } from '../../clouds.js'
 import { errorBodySchema } from '../../errors.js'
+import { GUID_PATTERN } from '../../guid.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/codec.js'
 import { REGISTRATION_STATUSES } from '../../store/types.js'
 
 /** Registration ids are UUIDs; accept any id-shaped string and let the store say "not found". */
 export const REGISTRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
-export const TENANT_ID_PATTERN =
-  '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+export const TENANT_ID_PATTERN = GUID_PATTERN
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 export const REASON_MAX = 500
 
