@@ -312,6 +312,37 @@ describe('loadConfig in production', () => {
     ])
   })
 
+  it('names a log level pino does not know instead of crashing at start-up', () => {
+    expect(loadConfig(productionEnv({ LOG_LEVEL: 'debug' })).logLevel).toBe('debug')
+    expect(loadConfig(productionEnv()).logLevel).toBe('info')
+    expect(problemsOf(productionEnv({ LOG_LEVEL: 'verbose' }))).toEqual([
+      'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"',
+    ])
+  })
+
+  it('names a Redis key prefix with hash-tag braces instead of crashing at start-up', () => {
+    expect(loadConfig(productionEnv({ REDIS_KEY_PREFIX: 'tenant-a:' })).redis?.keyPrefix).toBe('tenant-a:')
+    for (const prefix of ['{cb}:', 'cb{', 'cb}:']) {
+      expect(problemsOf(productionEnv({ REDIS_KEY_PREFIX: prefix })), prefix).toEqual([
+        'REDIS_KEY_PREFIX: must not contain { or } (hash tags)',
+      ])
+    }
+    // Joins the other problems rather than replacing them.
+    const names = problemsOf(productionEnv({ REDIS_KEY_PREFIX: '{x}', LOG_LEVEL: 'loud', PORT: 'x' })).map(
+      (p) => p.slice(0, p.indexOf(':')),
+    )
+    expect(names.sort()).toEqual(['LOG_LEVEL', 'PORT', 'REDIS_KEY_PREFIX'])
+  })
+
+  it('requires lower-case client ids (ID tokens carry them as aud, compared exactly)', () => {
+    const { options, env } = appsFile([
+      oneApp({ global: { clientId: '0B1E6A52-7C3D-4F8E-9A10-000000000001', clientSecretEnv: 'X_SECRET' } }),
+    ])
+    expect(problemsOf(productionEnv({ ...env, X_SECRET: 'x' }), options)).toEqual([
+      'APPS_FILE: /apps/0 (graph-mail): cloud global: clientId must be lower case (as Entra writes it in tokens)',
+    ])
+  })
+
   it('keeps the metrics listener apart from the main port', () => {
     expect(loadConfig(productionEnv({ METRICS_PORT: '9464' })).metricsPort).toBe(9464)
     expect(loadConfig(productionEnv()).metricsPort).toBeUndefined()

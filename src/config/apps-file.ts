@@ -1,0 +1,248 @@
+// The hosted apps: the apps file (APPS_FILE, JSON) read and validated into AppConfig, with each
+// registration's client secret taken from the variable or file it names; and the lookups the rest
+// of the broker does on them (an app by slug, its clouds, its settings for one cloud).
+import { isAbsolute, resolve } from 'node:path'
+import { Ajv } from 'ajv'
+import { CLOUD_NAMES, type CloudName, expandResourceTemplate, isCloudName } from '../clouds.js'
+import type { ConsentKind } from '../consent-kinds.js'
+import { GUID_PATTERN } from '../guid.js'
+import type { AppCloudConfig, AppConfig, Config, Env, Permission } from './types.js'
+
+const appsFileSchema = {
+  type: 'object',
+  required: ['apps'],
+  additionalProperties: false,
+  properties: {
+    $schema: { type: 'string' },
+    apps: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['slug', 'displayName', 'description', 'consent', 'permissions', 'defaultScope', 'clouds'],
+        properties: {
+          slug: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 64 },
+          displayName: { type: 'string', minLength: 1, maxLength: 120 },
+          description: { type: 'string', maxLength: 2000 },
+          consent: { enum: ['admin', 'delegated'] },
+          permissions: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'type', 'description'],
+              properties: {
+                name: { type: 'string', minLength: 1 },
+                type: { enum: ['Application', 'Delegated'] },
+                description: { type: 'string' },
+              },
+            },
+          },
+          defaultScope: { type: 'string', minLength: 1 },
+          consentScopes: { type: 'array', items: { type: 'string', minLength: 1 } },
+          allowedScopes: { type: 'array', items: { type: 'string', minLength: 1 } },
+          allowedResources: { type: 'array', items: { type: 'string', pattern: '^(https://|\\{[a-z]+\\})' } },
+          clouds: {
+            type: 'object',
+            minProperties: 1,
+            propertyNames: { enum: [...CLOUD_NAMES] },
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['clientId'],
+              properties: {
+                // Lower case is checked below: ID tokens carry the client id as `aud`, compared exactly.
+                clientId: { type: 'string', pattern: GUID_PATTERN },
+                clientSecretEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$' },
+                clientSecretFile: { type: 'string', minLength: 1 },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const
+
+interface RawApp {
+  slug: string
+  displayName: string
+  description: string
+  consent: ConsentKind
+  permissions: Permission[]
+  defaultScope: string
+  consentScopes?: string[]
+  allowedScopes?: string[]
+  allowedResources?: string[]
+  clouds: Record<string, { clientId: string; clientSecretEnv?: string; clientSecretFile?: string }>
+}
+
+/** First path segments the broker's own routes use; an app slug can't take them. */
+const RESERVED_SLUGS = new Set([
+  'admin',
+  'callback',
+  'obtain-token',
+  'healthz',
+  'readyz',
+  'metrics',
+  'openapi.json',
+  'static',
+  'result',
+])
+
+/**
+ * Reads and validates the apps file `file` (relative to `cwd`), taking client secrets from `env`
+ * or the files the apps file names. Every problem is appended to `problems` (each starting with
+ * `APPS_FILE:` or the secret variable's name); the apps are returned as far as they could be read.
+ */
+export function loadAppsFile(
+  file: string | undefined,
+  env: Env,
+  readFile: (path: string) => string,
+  cwd: string,
+  problems: string[],
+): AppConfig[] {
+  if (file === undefined) {
+    problems.push('APPS_FILE: required (path to the JSON file listing the hosted apps)')
+    return []
+  }
+  const path = isAbsolute(file) ? file : resolve(cwd, file)
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFile(path))
+  } catch (error) {
+    problems.push(`APPS_FILE: cannot read ${path} as JSON (${(error as Error).message})`)
+    return []
+  }
+  const ajv = new Ajv({ allErrors: true, strict: true })
+  const validate = ajv.compile(appsFileSchema)
+  if (!validate(raw)) {
+    for (const error of validate.errors ?? []) {
+      problems.push(`APPS_FILE: ${error.instancePath || '/'} ${error.message ?? 'is invalid'}`)
+    }
+    return []
+  }
+  const apps: AppConfig[] = []
+  const slugs = new Set<string>()
+  for (const [index, app] of (raw as { apps: RawApp[] }).apps.entries()) {
+    const where = `APPS_FILE: /apps/${index} (${app.slug})`
+    if (slugs.has(app.slug)) problems.push(`${where}: slug appears twice`)
+    if (RESERVED_SLUGS.has(app.slug)) problems.push(`${where}: slug is reserved`)
+    slugs.add(app.slug)
+    const clouds: Partial<Record<CloudName, AppCloudConfig>> = {}
+    for (const [cloud, registration] of Object.entries(app.clouds)) {
+      if (!isCloudName(cloud)) continue
+      if (registration.clientId !== registration.clientId.toLowerCase()) {
+        problems.push(`${where}: cloud ${cloud}: clientId must be lower case (as Entra writes it in tokens)`)
+      }
+      const clientSecret = clientSecretOf(app.slug, cloud, registration, env, readFile, where, problems)
+      clouds[cloud] = { clientId: registration.clientId, clientSecret: clientSecret ?? '' }
+    }
+    const templates = [
+      app.defaultScope,
+      ...(app.consentScopes ?? []),
+      ...(app.allowedScopes ?? []),
+      ...(app.allowedResources ?? []),
+    ]
+    for (const template of templates) {
+      try {
+        expandResourceTemplate(template, 'global')
+      } catch (error) {
+        problems.push(`${where}: ${(error as Error).message} in "${template}"`)
+      }
+    }
+    if (!app.defaultScope.endsWith('/.default'))
+      problems.push(`${where}: defaultScope must end with /.default`)
+    apps.push({
+      slug: app.slug,
+      displayName: app.displayName,
+      description: app.description,
+      consent: app.consent,
+      permissions: app.permissions,
+      defaultScope: app.defaultScope,
+      consentScopes: app.consentScopes ?? [],
+      allowedScopes: app.allowedScopes ?? [],
+      allowedResources: app.allowedResources ?? [],
+      clouds,
+    })
+  }
+  return apps
+}
+
+/** A registration's client secret from the one source it names; undefined (and a problem) otherwise. */
+function clientSecretOf(
+  slug: string,
+  cloud: CloudName,
+  registration: RawApp['clouds'][string],
+  env: Env,
+  readFile: (path: string) => string,
+  where: string,
+  problems: string[],
+): string | undefined {
+  if (registration.clientSecretEnv !== undefined && registration.clientSecretFile !== undefined) {
+    problems.push(`${where}: cloud ${cloud}: give clientSecretEnv or clientSecretFile, not both`)
+    return undefined
+  }
+  if (registration.clientSecretEnv !== undefined) {
+    const clientSecret = env[registration.clientSecretEnv]?.trim() || undefined
+    if (clientSecret === undefined) {
+      problems.push(
+        `${registration.clientSecretEnv}: unset, but ${slug} (${cloud}) takes its client secret from it`,
+      )
+    }
+    return clientSecret
+  }
+  if (registration.clientSecretFile !== undefined) {
+    let clientSecret: string | undefined
+    try {
+      clientSecret = readFile(registration.clientSecretFile).trim() || undefined
+    } catch {
+      problems.push(`${where}: cloud ${cloud}: cannot read clientSecretFile ${registration.clientSecretFile}`)
+    }
+    if (clientSecret === undefined) problems.push(`${where}: cloud ${cloud}: clientSecretFile is empty`)
+    return clientSecret
+  }
+  problems.push(`${where}: cloud ${cloud}: no client secret (set clientSecretEnv or clientSecretFile)`)
+  return undefined
+}
+
+/** An app's settings for one cloud, templates expanded. */
+export interface ResolvedApp {
+  readonly app: AppConfig
+  readonly cloud: CloudName
+  readonly clientId: string
+  readonly clientSecret: string
+  readonly authority: string
+  readonly defaultScope: string
+  readonly consentScopes: readonly string[]
+  readonly allowedScopes: readonly string[]
+  readonly allowedResources: readonly string[]
+}
+
+/** `app` in `cloud` with its templates expanded; undefined when the app isn't offered there. */
+export function resolveApp(config: Config, app: AppConfig, cloud: CloudName): ResolvedApp | undefined {
+  const registration = app.clouds[cloud]
+  if (registration === undefined) return undefined
+  return {
+    app,
+    cloud,
+    clientId: registration.clientId,
+    clientSecret: registration.clientSecret,
+    authority: config.authorities[cloud],
+    defaultScope: expandResourceTemplate(app.defaultScope, cloud),
+    consentScopes: app.consentScopes.map((s) => expandResourceTemplate(s, cloud)),
+    allowedScopes: app.allowedScopes.map((s) => (s === 'graph' ? s : expandResourceTemplate(s, cloud))),
+    allowedResources: app.allowedResources.map((r) => expandResourceTemplate(r, cloud).replace(/\/+$/, '')),
+  }
+}
+
+/** The hosted app with this slug, if any. */
+export function findApp(config: Config, slug: string): AppConfig | undefined {
+  return config.apps.find((app) => app.slug === slug)
+}
+
+/** The clouds an app is offered in, in display order. */
+export function appClouds(app: AppConfig): CloudName[] {
+  return CLOUD_NAMES.filter((cloud) => app.clouds[cloud] !== undefined)
+}

@@ -1,0 +1,341 @@
+// The environment parsed into one Config: each variable checked and every problem collected by
+// name, so an operator fixes them all in one go instead of one per restart. Takes the environment
+// as an argument (config.ts passes process.env); the apps file is apps-file.ts's job.
+import { readFileSync } from 'node:fs'
+import { CLOUD_NAMES, CLOUDS, type CloudName } from '../clouds.js'
+import { KeyRing, parseMasterKeys } from '../crypto/envelope.js'
+import { sha256Hex } from '../crypto/sha256.js'
+import { isGuid } from '../guid.js'
+import { loadAppsFile } from './apps-file.js'
+import {
+  type Config,
+  ConfigError,
+  type Env,
+  LOG_LEVELS,
+  type LogLevel,
+  type OperatorToken,
+  type RedisConfig,
+} from './types.js'
+
+const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
+const PRIVILEGED_ROLE_ADMIN = 'e8611ab8-c189-46e8-94e1-60213ab1f814'
+
+/** Hooks `loadConfig` reads files and resolves paths through. */
+export interface LoadConfigOptions {
+  /** Reads the apps file and secret files; injectable for tests. */
+  readFile?: (path: string) => string
+  /** Directory a relative APPS_FILE is resolved against; default: the process's. */
+  cwd?: string
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]' || hostname === '::1'
+}
+
+/** Typed reads of one environment; a bad value becomes a named problem and its fallback is used. */
+class EnvReader {
+  readonly problems: string[] = []
+  constructor(readonly env: Env) {}
+
+  str(name: string): string | undefined {
+    const value = this.env[name]?.trim()
+    return value === undefined || value === '' ? undefined : value
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.str(name)
+    if (value === undefined) return fallback
+    if (/^(1|true|yes|on)$/i.test(value)) return true
+    if (/^(0|false|no|off)$/i.test(value)) return false
+    this.problems.push(`${name}: expected true or false, got "${value}"`)
+    return fallback
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.str(name)
+    if (value === undefined) return fallback
+    const parsed = Number(value)
+    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
+      this.problems.push(`${name}: expected an integer from ${min} to ${max}, got "${value}"`)
+      return fallback
+    }
+    return parsed
+  }
+
+  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+    const value = this.str(name)
+    if (value === undefined) return fallback
+    if ((choices as readonly string[]).includes(value)) return value as T
+    this.problems.push(`${name}: expected one of ${choices.join(', ')}, got "${value}"`)
+    return fallback
+  }
+
+  hostPorts(name: string): Array<{ host: string; port: number }> | undefined {
+    const value = this.str(name)
+    if (value === undefined) return undefined
+    const out: Array<{ host: string; port: number }> = []
+    for (const entry of value
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
+      const match = /^(.+):(\d{1,5})$/.exec(entry)
+      if (!match) {
+        this.problems.push(`${name}: "${entry}" is not host:port`)
+        continue
+      }
+      out.push({ host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(match[2]) })
+    }
+    return out
+  }
+}
+
+/** Builds the validated Config from an environment; throws ConfigError listing every problem. */
+export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
+  const cwd = options.cwd ?? process.cwd()
+  const read = new EnvReader(env)
+  const { problems } = read
+
+  const allowHttp = read.bool('UNSAFE_ALLOW_HTTP', false)
+  const publicUrl = readPublicUrl(read, allowHttp)
+  const host = read.str('HOST') ?? '0.0.0.0'
+  const port = read.int('PORT', 3000, 0, 65535)
+  const logLevel: LogLevel = read.oneOf('LOG_LEVEL', LOG_LEVELS, 'info')
+  const redis = readRedis(read)
+  const keyRing = readKeyRing(read)
+  const cookieSecret = read.str('COOKIE_SECRET')
+  if (cookieSecret === undefined) problems.push('COOKIE_SECRET: required (at least 32 random characters)')
+  else if (cookieSecret.length < 32) problems.push('COOKIE_SECRET: must be at least 32 characters')
+  const authorities = readAuthorities(read, allowHttp)
+  const adminRoleIds = (read.str('ADMIN_ROLE_IDS') ?? `${GLOBAL_ADMIN},${PRIVILEGED_ROLE_ADMIN}`)
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean)
+  for (const id of adminRoleIds)
+    if (!isGuid(id)) problems.push(`ADMIN_ROLE_IDS: "${id}" is not a role template GUID`)
+  const operatorTokens = readOperatorTokens(read)
+  const apps = loadAppsFile(read.str('APPS_FILE'), env, readFile, cwd, problems)
+
+  const metricsPortRaw = read.str('METRICS_PORT')
+  const metricsPort = metricsPortRaw === undefined ? undefined : read.int('METRICS_PORT', 9464, 1, 65535)
+  if (metricsPort !== undefined && metricsPort === port)
+    problems.push('METRICS_PORT: must differ from PORT (the metrics listener is a separate server)')
+
+  // Shutdown waits for in-flight requests, which the response deadline bounds: the default leaves
+  // them that long plus a margin, and a shorter explicit setting would cut them off.
+  const responseDeadlineMs = read.int('RESPONSE_DEADLINE_MS', 15_000, 200, 120_000)
+  const shutdownTimeoutMs = read.int('SHUTDOWN_TIMEOUT_MS', responseDeadlineMs + 5_000, 100, 180_000)
+  if (shutdownTimeoutMs <= responseDeadlineMs)
+    problems.push(
+      'SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS (in-flight requests may take that long)',
+    )
+
+  const config: Config = {
+    publicUrl,
+    host,
+    port,
+    trustProxy: read.bool('TRUST_PROXY', false),
+    logLevel,
+    redis,
+    keyRing: keyRing as KeyRing,
+    cookieSecret: cookieSecret ?? '',
+    secureCookies: publicUrl.startsWith('https:'),
+    apps,
+    authorities,
+    adminRoleIds,
+    consent: {
+      flowTtlMs: 10 * 60_000,
+      proofBudgetMs: read.int('CONSENT_PROOF_BUDGET_MS', 60_000, 0, 300_000),
+      rateLimitPerIp: read.int('CONSENT_RATE_LIMIT_PER_IP', 300, 1, 1_000_000),
+      rateLimitWindowMs: read.int('CONSENT_RATE_LIMIT_WINDOW_SECONDS', 600, 1, 86_400) * 1000,
+    },
+    tokens: {
+      maxSkewSeconds: read.int('OBTAIN_TOKEN_MAX_SKEW_SECONDS', 300, 1, 3600),
+      refreshMarginSeconds: read.int('TOKEN_REFRESH_MARGIN_SECONDS', 300, 0, 3000),
+      upstreamTimeoutMs: read.int('UPSTREAM_TIMEOUT_MS', 10_000, 100, 60_000),
+      responseDeadlineMs,
+      keepAliveIdleMs: read.int('KEEPALIVE_IDLE_DAYS', 7, 1, 80) * 86_400_000,
+      keepAliveIntervalMs: read.int('KEEPALIVE_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
+      rateLimitPerRegistration: read.int('RATE_LIMIT_PER_REGISTRATION', 600, 1, 1_000_000),
+      rateLimitPerIp: read.int('RATE_LIMIT_PER_IP', 3000, 1, 1_000_000),
+      rateLimitWindowMs: read.int('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 3600) * 1000,
+    },
+    operatorTokens,
+    metricsPort,
+    registrationsGaugeIntervalMs: read.int('METRICS_REGISTRATIONS_INTERVAL_SECONDS', 60, 0, 86_400) * 1000,
+    auditMaxLen: read.int('AUDIT_MAX_EVENTS', 100_000, 100, 100_000_000),
+    shutdownTimeoutMs,
+  }
+  if (config.tokens.responseDeadlineMs <= config.tokens.upstreamTimeoutMs) {
+    problems.push('RESPONSE_DEADLINE_MS: must be greater than UPSTREAM_TIMEOUT_MS')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return deepFreeze(config)
+}
+
+/** PUBLIC_URL without a trailing slash ('' when it is missing or unusable, with a problem). */
+function readPublicUrl(read: EnvReader, allowHttp: boolean): string {
+  const raw = read.str('PUBLIC_URL')
+  if (raw === undefined) {
+    read.problems.push(
+      'PUBLIC_URL: required (the https origin users reach the broker at, e.g. https://consent.example.com)',
+    )
+    return ''
+  }
+  try {
+    const url = new URL(raw)
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http(s)')
+    if (url.search || url.hash || url.username || url.password)
+      throw new Error('has query, fragment or credentials')
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !allowHttp) {
+      read.problems.push(
+        'PUBLIC_URL: must be https (http is accepted only for loopback hosts or with UNSAFE_ALLOW_HTTP=true)',
+      )
+    }
+    if (raw.includes('@')) throw new Error('contains "@" (the integration splits its ID on "@")')
+    return url.href.replace(/\/+$/, '')
+  } catch (error) {
+    read.problems.push(`PUBLIC_URL: "${raw}" is not a usable URL (${(error as Error).message})`)
+    return ''
+  }
+}
+
+/** The Redis topology and credentials; undefined = the memory store (only when explicitly allowed). */
+function readRedis(read: EnvReader): RedisConfig | undefined {
+  const { problems } = read
+  const keyPrefix = read.str('REDIS_KEY_PREFIX') ?? 'cb:'
+  // Hash tags (`{…}`) in the prefix would move keys to other slots and break every script on a
+  // Cluster; the store refuses such a prefix, so it is a configuration problem here.
+  if (/[{}]/.test(keyPrefix)) problems.push('REDIS_KEY_PREFIX: must not contain { or } (hash tags)')
+  const redisUrl = read.str('REDIS_URL')
+  const sentinels = read.hostPorts('REDIS_SENTINELS')
+  const clusterNodes = read.hostPorts('REDIS_CLUSTER_NODES')
+  const topologies = [redisUrl, sentinels, clusterNodes].filter((t) => t !== undefined).length
+  if (topologies > 1) {
+    problems.push('REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES: set exactly one Redis topology')
+  }
+  let redis: RedisConfig | undefined
+  if (redisUrl !== undefined) {
+    try {
+      const url = new URL(redisUrl)
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+        throw new Error('scheme must be redis: or rediss:')
+    } catch (error) {
+      problems.push(`REDIS_URL: not a redis:// or rediss:// URL (${(error as Error).message})`)
+    }
+    redis = { url: redisUrl, keyPrefix }
+  } else if (sentinels !== undefined) {
+    const sentinelName = read.str('REDIS_SENTINEL_NAME')
+    if (sentinelName === undefined)
+      problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name)')
+    const sentinelPassword = read.str('REDIS_SENTINEL_PASSWORD')
+    redis = {
+      sentinels,
+      keyPrefix,
+      ...(sentinelName === undefined ? {} : { sentinelName }),
+      ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
+    }
+  } else if (clusterNodes !== undefined) {
+    redis = { clusterNodes, keyPrefix }
+  } else if (!read.bool('UNSAFE_MEMORY_STORE', false)) {
+    problems.push(
+      'REDIS_URL: required (or REDIS_SENTINELS / REDIS_CLUSTER_NODES); the in-memory store is for the demo only (UNSAFE_MEMORY_STORE=true)',
+    )
+  }
+  if (redis === undefined) return undefined
+  const username = read.str('REDIS_USERNAME')
+  const password = read.str('REDIS_PASSWORD')
+  const tls = read.bool('REDIS_TLS', false)
+  return {
+    ...redis,
+    ...(username === undefined ? {} : { username }),
+    ...(password === undefined ? {} : { password }),
+    ...(tls ? { tls } : {}),
+  }
+}
+
+function readKeyRing(read: EnvReader): KeyRing | undefined {
+  const masterKeys = read.str('MASTER_KEYS')
+  if (masterKeys === undefined) {
+    read.problems.push('MASTER_KEYS: required ("id:base64-32-bytes", newest first, comma-separated)')
+    return undefined
+  }
+  try {
+    return new KeyRing(parseMasterKeys(masterKeys))
+  } catch (error) {
+    read.problems.push(`MASTER_KEYS: ${(error as Error).message}`)
+    return undefined
+  }
+}
+
+/** Authority base URL per cloud: Microsoft's, or the AUTHORITY_URL_<CLOUD> override. */
+function readAuthorities(read: EnvReader, allowHttp: boolean): Record<CloudName, string> {
+  const authorities = {} as Record<CloudName, string>
+  for (const cloud of CLOUD_NAMES) {
+    const name = `AUTHORITY_URL_${cloud.toUpperCase()}`
+    const override = read.str(name)
+    let value = CLOUDS[cloud].authority
+    if (override !== undefined) {
+      try {
+        const url = new URL(override)
+        if (
+          url.protocol !== 'https:' &&
+          !(url.protocol === 'http:' && (isLoopbackHost(url.hostname) || allowHttp))
+        ) {
+          read.problems.push(
+            `${name}: must be https (http only for loopback hosts or with UNSAFE_ALLOW_HTTP=true)`,
+          )
+        }
+        value = url.href.replace(/\/+$/, '')
+      } catch {
+        read.problems.push(`${name}: "${override}" is not a URL`)
+      }
+    }
+    authorities[cloud] = value
+  }
+  return authorities
+}
+
+/** OPERATOR_TOKENS (plain, hashed here) and OPERATOR_TOKEN_HASHES; a secret never enters a problem. */
+function readOperatorTokens(read: EnvReader): OperatorToken[] {
+  const { problems } = read
+  const operatorTokens: OperatorToken[] = []
+  const seenOperators = new Set<string>()
+  for (const [name, hashed] of [
+    ['OPERATOR_TOKENS', false],
+    ['OPERATOR_TOKEN_HASHES', true],
+  ] as const) {
+    for (const entry of (read.str(name) ?? '')
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
+      const colon = entry.indexOf(':')
+      const operator = colon > 0 ? entry.slice(0, colon) : ''
+      const secret = colon > 0 ? entry.slice(colon + 1) : ''
+      if (!/^[A-Za-z0-9._-]{1,64}$/.test(operator) || secret === '') {
+        problems.push(`${name}: each entry must be "name:${hashed ? 'sha256hex' : 'token'}"`)
+        continue
+      }
+      if (seenOperators.has(operator)) problems.push(`${name}: operator "${operator}" appears twice`)
+      seenOperators.add(operator)
+      if (hashed) {
+        if (!/^[0-9a-f]{64}$/i.test(secret))
+          problems.push(`${name}: hash of "${operator}" is not 64 hex characters`)
+        operatorTokens.push({ name: operator, sha256: secret.toLowerCase() })
+      } else {
+        if (secret.length < 24)
+          problems.push(`${name}: token of "${operator}" must be at least 24 characters`)
+        operatorTokens.push({ name: operator, sha256: sha256Hex(secret) })
+      }
+    }
+  }
+  return operatorTokens
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !(value instanceof KeyRing) && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child)
+  }
+  return value
+}

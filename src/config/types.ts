@@ -1,0 +1,124 @@
+// The shape of the validated configuration (one frozen Config built at start-up) and the error
+// that lists every problem found while building it. No parsing here: env.ts reads the environment,
+// apps-file.ts the hosted apps.
+import type { CloudName } from '../clouds.js'
+import type { ConsentKind } from '../consent-kinds.js'
+import type { KeyRing } from '../crypto/envelope.js'
+
+/** The environment as read: variable name → raw value (unset names are `undefined`). */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Log levels pino knows; anything else is a configuration problem, not a start-up crash. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** A permission an app asks for, as listed on the consent page. */
+export interface Permission {
+  readonly name: string
+  readonly type: 'Application' | 'Delegated'
+  readonly description: string
+}
+
+/** An app's registration in one cloud. */
+export interface AppCloudConfig {
+  readonly clientId: string
+  readonly clientSecret: string
+}
+
+/** One hosted app, as the apps file describes it (templates not expanded). */
+export interface AppConfig {
+  readonly slug: string
+  readonly displayName: string
+  readonly description: string
+  readonly consent: ConsentKind
+  readonly permissions: readonly Permission[]
+  /** Scope template (`{graph}/.default`) used when a request names none; also the admin-consent scope. */
+  readonly defaultScope: string
+  /** Delegated: extra scopes requested at sign-in besides `openid profile offline_access`. */
+  readonly consentScopes: readonly string[]
+  /** Full scopes a request may ask for (templates), `graph` for the cloud's Graph `.default`. */
+  readonly allowedScopes: readonly string[]
+  /** Resource URLs a request may name (templates); each becomes `<resource>/.default`. */
+  readonly allowedResources: readonly string[]
+  /** Clouds offered, in display order, with their app registration. */
+  readonly clouds: Readonly<Partial<Record<CloudName, AppCloudConfig>>>
+}
+
+/** Where the Redis store lives: exactly one of `url`, `sentinels` or `clusterNodes` is set. */
+export interface RedisConfig {
+  readonly url?: string
+  readonly sentinels?: ReadonlyArray<{ host: string; port: number }>
+  readonly sentinelName?: string
+  readonly sentinelPassword?: string
+  readonly clusterNodes?: ReadonlyArray<{ host: string; port: number }>
+  /** ACL user and password of the data nodes (Sentinel and Cluster; override those in REDIS_URL). */
+  readonly username?: string
+  readonly password?: string
+  /** TLS to every node (implied by `rediss://`). */
+  readonly tls?: boolean
+  /** Prefix of every key; never contains `{` or `}` (it would move keys to other hash slots). */
+  readonly keyPrefix: string
+}
+
+/** An operator allowed on the admin API and console. */
+export interface OperatorToken {
+  readonly name: string
+  /** SHA-256 of the token, hex; tokens are compared by hash in constant time. */
+  readonly sha256: string
+}
+
+/** The broker's whole configuration, validated and deep-frozen. */
+export interface Config {
+  readonly publicUrl: string
+  readonly host: string
+  readonly port: number
+  readonly trustProxy: boolean
+  readonly logLevel: LogLevel
+  /** `undefined` = memory store (demo only; requires UNSAFE_MEMORY_STORE=true). */
+  readonly redis: RedisConfig | undefined
+  readonly keyRing: KeyRing
+  readonly cookieSecret: string
+  readonly secureCookies: boolean
+  readonly apps: readonly AppConfig[]
+  /** Authority base URL per cloud, overrides applied, no trailing slash. */
+  readonly authorities: Readonly<Record<CloudName, string>>
+  /** Directory role template ids allowed to grant tenant-wide consent. */
+  readonly adminRoleIds: readonly string[]
+  readonly consent: {
+    readonly flowTtlMs: number
+    readonly proofBudgetMs: number
+    /** Consent starts and callbacks per client IP per window (shared by every instance). */
+    readonly rateLimitPerIp: number
+    readonly rateLimitWindowMs: number
+  }
+  readonly tokens: {
+    readonly maxSkewSeconds: number
+    readonly refreshMarginSeconds: number
+    readonly upstreamTimeoutMs: number
+    readonly responseDeadlineMs: number
+    readonly keepAliveIdleMs: number
+    readonly keepAliveIntervalMs: number
+    readonly rateLimitPerRegistration: number
+    readonly rateLimitPerIp: number
+    readonly rateLimitWindowMs: number
+  }
+  readonly operatorTokens: readonly OperatorToken[]
+  readonly metricsPort: number | undefined
+  /** How long one count of registrations by status serves metric scrapes; 0 = count on every scrape. */
+  readonly registrationsGaugeIntervalMs: number
+  readonly auditMaxLen: number
+  readonly shutdownTimeoutMs: number
+}
+
+/** Thrown by `loadConfig` with every problem found, each naming its variable (or the apps file). */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  /** One line per problem, `NAME: what is wrong`; never contains a secret value. */
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.problems = problems
+  }
+}
