@@ -1,3 +1,6 @@
+// Promises that give up: `abortable` when a signal aborts, `withDeadline` when a time budget runs
+// out. Either way the promise left behind has its rejection handled, so it can't surface later.
+
 /**
  * Settles like `promise`, or rejects as soon as `signal` aborts (for work that ignores signals).
  * The rejection is `toError(signal.reason)`. A promise left behind by an abort has its rejection
@@ -26,6 +29,30 @@ export function abortable<T>(
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort)
+        reject(error)
+      },
+    )
+  })
+}
+
+/** Races a promise against a time budget of `ms`; the loser's later rejection is swallowed. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  if (ms <= 0) {
+    promise.catch(() => {})
+    return Promise.reject(onTimeout())
+  }
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      promise.catch(() => {})
+      reject(onTimeout())
+    }, ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
         reject(error)
       },
     )

@@ -1,12 +1,15 @@
-// Turns whatever a call to the identity provider threw or answered into an UpstreamError, so the
-// services decide on `kind` and the OAuth `error` field only, never on library classes or text.
+// Everything about a failed call to the identity provider, in one place: what Entra answered
+// (any fetch or openid-client failure → an UpstreamError, decided on `kind` and the OAuth `error`
+// field, never on library classes or text) and what that means for the broker (classifyUpstreamError:
+// needs consent, operator problem, throttled, retry, permanent). AADSTS numbers refine the decision
+// and go to logs and metrics (docs/entra-facts.md, the error table).
 import { ClientError, ResponseBodyError, WWWAuthenticateChallengeError } from 'openid-client'
 import { UpstreamError } from './types.js'
 
 /** Entra's "request loop" throttling code, answered with HTTP 400 instead of 429. */
 const THROTTLED_CODE = 50196
 /** OAuth errors that mean "try again later" rather than "this request is wrong". */
-const TRANSIENT_ERRORS = new Set(['temporarily_unavailable', 'server_error'])
+const TRANSIENT_ERRORS: ReadonlySet<string> = new Set(['temporarily_unavailable', 'server_error'])
 /** Error bodies beyond this are not an Entra answer; don't buffer them. */
 const MAX_ERROR_BODY_CHARS = 64 * 1024
 
@@ -15,6 +18,14 @@ export interface OAuthErrorBody {
   error_description?: unknown
   error_codes?: unknown
   trace_id?: unknown
+}
+
+/**
+ * Whether an OAuth `error` code (token endpoint answer or authorization redirect) means "the
+ * identity provider is briefly unavailable, try again" rather than "this request is wrong".
+ */
+export function isTransientOAuthError(error: string): boolean {
+  return TRANSIENT_ERRORS.has(error)
 }
 
 /** `Retry-After` as seconds (delta-seconds or an HTTP date); undefined when absent or unusable. */
@@ -59,7 +70,7 @@ export function upstreamErrorFromResponse(
       ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
     })
   }
-  if (status >= 500 || (error !== undefined && TRANSIENT_ERRORS.has(error))) {
+  if (status >= 500 || (error !== undefined && isTransientOAuthError(error))) {
     return new UpstreamError('unavailable', `${what}: identity provider error (${label})`, details)
   }
   if (status >= 400 && error !== undefined) {
@@ -145,4 +156,72 @@ export async function toUpstreamError(error: unknown, what: string): Promise<Ups
     })
   }
   return new UpstreamError('unavailable', `${what}: identity provider unreachable`, { cause: error })
+}
+
+/** What a failed token request means for the broker. */
+export type UpstreamDecision =
+  /** The grant is gone (expired, revoked, consent removed, MFA/CA): the registration needs consent. */
+  | 'needs_consent'
+  /** The broker's own client credentials are wrong or expired: an operator problem. */
+  | 'misconfigured'
+  /** Throttled: no upstream call before Retry-After. */
+  | 'throttled'
+  /** 5xx, connection failure, unparseable answer: retry once, then 503. */
+  | 'unavailable'
+  /** No answer within the upstream timeout: retry once, then 504. */
+  | 'timeout'
+  /** A permanent error that consent won't fix (tenant not found, bad request): 502. */
+  | 'permanent'
+
+/** AADSTS codes meaning "the admin or user must consent (again)". */
+const CONSENT_CODES: ReadonlySet<number> = new Set([
+  70008, 700082, 50173, 65001, 90094, 50076, 50079, 53003, 70043, 700016, 500011, 65004, 50020,
+])
+/** AADSTS codes meaning "the broker's client secret/certificate is wrong". */
+const CLIENT_CODES: ReadonlySet<number> = new Set([7000215, 7000222, 7000218, 700027, 700023])
+/** AADSTS "tenant not found in this cloud": permanent, consent can't fix it. */
+export const TENANT_NOT_FOUND_CODE = 90002
+const TRANSIENT_CODES: ReadonlySet<number> = new Set([90033])
+
+const CONSENT_ERRORS: ReadonlySet<string> = new Set([
+  'invalid_grant',
+  'interaction_required',
+  'consent_required',
+  'unauthorized_client',
+  'login_required',
+])
+
+/**
+ * Decides what a failed token request means, on the failure kind and the OAuth `error` field;
+ * AADSTS codes refine it (throttling answered as 400, client-credential and consent codes).
+ */
+export function classifyUpstreamError(error: UpstreamError): UpstreamDecision {
+  switch (error.kind) {
+    case 'throttled':
+      return 'throttled'
+    case 'timeout':
+      return 'timeout'
+    case 'unavailable':
+      return 'unavailable'
+    case 'oauth':
+      break
+  }
+  const codes = error.errorCodes
+  if (codes.includes(THROTTLED_CODE)) return 'throttled'
+  if (error.error === 'invalid_client' || codes.some((c) => CLIENT_CODES.has(c))) return 'misconfigured'
+  if (error.error !== undefined && isTransientOAuthError(error.error)) return 'unavailable'
+  if (codes.some((c) => TRANSIENT_CODES.has(c))) return 'unavailable'
+  if (codes.includes(TENANT_NOT_FOUND_CODE)) return 'permanent'
+  if (error.error !== undefined && CONSENT_ERRORS.has(error.error)) return 'needs_consent'
+  if (codes.some((c) => CONSENT_CODES.has(c))) return 'needs_consent'
+  return 'permanent'
+}
+
+/** Anything a provider threw, as an UpstreamError (aborts become timeouts). */
+export function asUpstreamError(error: unknown, timedOut: boolean): UpstreamError {
+  if (error instanceof UpstreamError) return error
+  if (timedOut || (error as { name?: string } | undefined)?.name === 'TimeoutError') {
+    return new UpstreamError('timeout', 'the identity provider did not answer in time', { cause: error })
+  }
+  return new UpstreamError('unavailable', 'the identity provider call failed', { cause: error })
 }

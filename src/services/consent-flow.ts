@@ -14,6 +14,7 @@ import { type AppConfig, appClouds, type Config, findApp, type ResolvedApp, reso
 import type { ConsentKind } from '../consent-kinds.js'
 import { IdTokenError } from '../entra/id-token.js'
 import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../entra/types.js'
+import { isTransientOAuthError } from '../entra/upstream-errors.js'
 import { BrokerError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
@@ -503,7 +504,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         const providerMessage = query.error_description ?? query.error
         const withProvider = { ...context, providerMessage, providerCode: query.error }
         if (query.error === 'access_denied') return fail('cancelled', withProvider, log)
-        if (query.error === 'temporarily_unavailable' || query.error === 'server_error') {
+        if (isTransientOAuthError(query.error)) {
           return fail('idp_unavailable', withProvider, log)
         }
         return fail('idp_error', withProvider, log)

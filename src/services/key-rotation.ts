@@ -14,7 +14,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { KeyRing } from '../crypto/envelope.js'
 import type { LockHandle, Store } from '../store/types.js'
 import { type Actor, actorLabel, recordAudit } from './audit.js'
-import { registrationTokenGroup, tenantTokenGroup } from './token-issuer.js'
+import { registrationTokenGroup, tenantTokenGroup } from './token-groups.js'
 
 export type RotationState = 'idle' | 'running' | 'interrupted' | 'completed' | 'failed'
 

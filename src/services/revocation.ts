@@ -10,7 +10,7 @@ import { BrokerError } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
 import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
-import { registrationTokenGroup, tenantTokenGroup } from './token-issuer.js'
+import { registrationTokenGroup, tenantTokenGroup } from './token-groups.js'
 
 export type RegistrationMeta = Registration & RegistrationUsage
 

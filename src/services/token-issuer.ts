@@ -1,5 +1,10 @@
 // Access tokens for registrations: served from the sealed cache while fresh, otherwise fetched
 // from Entra ID exactly once per expiry, however many requests and broker instances ask at once.
+// This file is the single-flight and lock core; the pieces it coordinates live beside it:
+//   token-groups.ts        cache groups and this instance's copy of fresh tokens
+//   token-markers.ts       failure and throttle markers shared between instances
+//   token-grant.ts         the call to Entra (grant, retry) and the answer to its failures
+//   token-registration.ts  needs_consent, rotated refresh token, status errors
 //
 //   request ──► cache fresh? ──yes──► hit
 //                 │ no
@@ -21,16 +26,27 @@
 // instance until Retry-After, and consent failures move the registration to `needs_consent`.
 
 import type { FastifyBaseLogger } from 'fastify'
-import { abortable } from '../abortable.js'
+import { withDeadline } from '../abortable.js'
 import type { Config } from '../config.js'
-import { type IdentityProvider, type TokenGrant, UpstreamError } from '../entra/types.js'
-import { BrokerError, type BrokerErrorOptions, type ErrorCode } from '../errors.js'
+import type { IdentityProvider, TokenGrant } from '../entra/types.js'
+import { BrokerError, type ErrorCode } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { CachedToken, LockHandle, Registration, Store } from '../store/types.js'
+import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, grantFailure, requestGrant, sleep } from './token-grant.js'
+import { LocalTokenCache, tokenGroup } from './token-groups.js'
+import {
+  checkThrottle,
+  failureError,
+  failureKey,
+  parseFailure,
+  publishFailure,
+  recordThrottle,
+} from './token-markers.js'
+import { RegistrationLifecycle } from './token-registration.js'
 import type { AppScopes } from './token-scope.js'
 import { SingleFlight } from './token-single-flight.js'
-import { asUpstreamError, classifyUpstreamError, type UpstreamDecision } from './token-upstream.js'
 
+/** What a TokenIssuer needs; one issuer per broker instance. */
 export interface TokenIssuerDeps {
   config: Config
   store: Store
@@ -40,6 +56,7 @@ export interface TokenIssuerDeps {
   clock: () => number
 }
 
+/** One request for an access token. */
 export interface IssueRequest {
   /** Registration metadata as read for this request (status already checked by the caller). */
   registration: Registration
@@ -53,6 +70,7 @@ export interface IssueRequest {
   force?: boolean
 }
 
+/** Where an issued token came from (the `result` label of the token cache metric). */
 export type TokenSource =
   /** Fresh in the cache. */
   | 'hit'
@@ -63,6 +81,7 @@ export type TokenSource =
   /** Upstream throttled or failing: a cached token still valid (inside the refresh margin) served. */
   | 'stale'
 
+/** An access token as answered to the integration. */
 export interface IssuedToken {
   accessToken: string
   /** Epoch ms. */
@@ -71,18 +90,6 @@ export interface IssuedToken {
   source: TokenSource
 }
 
-interface FailureMarker {
-  at: number
-  code: ErrorCode
-  message: string
-  retryAfter?: number
-  details?: Record<string, string | number | boolean | null>
-}
-
-const FAILURE_MARKER_MS = 5_000
-const DEFAULT_RETRY_AFTER_S = 5
-const MAX_RETRY_AFTER_S = 300
-const ANSWER_MARGIN_MS = 50
 const POLL_START_MS = 15
 const POLL_MAX_MS = 200
 /** Failures during which a cached token inside the refresh margin is still served. */
@@ -91,66 +98,35 @@ const SERVE_STALE_ON: ReadonlySet<ErrorCode> = new Set([
   'upstream_unavailable',
   'upstream_timeout',
 ])
-/** Most tokens kept in the per-instance cache. */
-const LOCAL_CACHE_MAX = 10_000
 /** A stale token is served only while at least this much of its life is left. */
 const STALE_MIN_LEFT_MS = 30_000
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
-
-/** Cache group of a registration's own tokens (delegated). */
-export function registrationTokenGroup(id: string): string {
-  return `reg:${id}`
-}
-
-/** Cache group of the app-only tokens shared by every admin registration of an app and tenant. */
-export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud' | 'tenantId'>): string {
-  return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
-}
-
-/** Cache group: shared by a tenant's admin-consent registrations of one app; per registration otherwise. */
-export function tokenGroup(registration: Registration): string {
-  return registration.kind === 'admin'
-    ? tenantTokenGroup(registration)
-    : registrationTokenGroup(registration.id)
-}
-
-export function consentUrl(config: Config, app: string): string {
-  return `${config.publicUrl}/${app}`
-}
-
+/** Issues access tokens: cache, single-flight per instance, one refresh lock across instances. */
 export class TokenIssuer {
   readonly #deps: TokenIssuerDeps
   readonly #flights = new SingleFlight<IssuedToken>()
-  /**
-   * Fresh tokens this instance has already opened, by `group|scope`: a hit costs no Redis read.
-   * Safe because every request re-reads the registration's status from the store first; a
-   * consent failure drops the group here as it does in Redis.
-   */
-  readonly #local = new Map<string, CachedToken>()
+  /** Fresh tokens this instance has already opened: a hit costs no Redis read. */
+  readonly #local: LocalTokenCache
+  readonly #lifecycle: RegistrationLifecycle
   readonly #lockTtlMs: number
-  readonly #marginMs: number
 
   constructor(deps: TokenIssuerDeps) {
     this.#deps = deps
     // Outlasts both upstream attempts plus the jitter between them; renewed while held anyway.
     this.#lockTtlMs = deps.config.tokens.upstreamTimeoutMs * 2 + 2_000
-    this.#marginMs = deps.config.tokens.refreshMarginSeconds * 1000
-  }
-
-  /** Served while more than the refresh margin is left. */
-  isFresh(token: CachedToken, now: number): boolean {
-    return token.expiresAt - this.#marginMs > now
+    this.#local = new LocalTokenCache(deps.config.tokens.refreshMarginSeconds * 1000, deps.clock)
+    this.#lifecycle = new RegistrationLifecycle({
+      config: deps.config,
+      store: deps.store,
+      logger: deps.logger,
+      clock: deps.clock,
+      onTokensDropped: (group) => this.#local.forgetGroup(group),
+    })
   }
 
   /** A fresh token this instance holds for the registration's group and scope, without I/O. */
   peek(registration: Registration, scope: string): CachedToken | undefined {
-    const key = `${tokenGroup(registration)}|${scope}`
-    const token = this.#local.get(key)
-    if (token === undefined) return undefined
-    if (this.isFresh(token, this.#deps.clock())) return token
-    this.#local.delete(key)
-    return undefined
+    return this.#local.get(tokenGroup(registration), scope)
   }
 
   /** Serves a fresh cached token, e.g. one `peek` returned: a hit, counted. */
@@ -159,19 +135,11 @@ export class TokenIssuer {
     return issued(token, 'hit')
   }
 
-  #remember(group: string, scope: string, token: CachedToken): void {
-    if (!this.isFresh(token, this.#deps.clock())) return
-    const key = `${group}|${scope}`
-    if (!this.#local.has(key) && this.#local.size >= LOCAL_CACHE_MAX) {
-      this.#local.delete(this.#local.keys().next().value as string)
-    }
-    this.#local.set(key, { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope })
-  }
-
-  #forgetGroup(group: string): void {
-    for (const key of this.#local.keys()) if (key.startsWith(`${group}|`)) this.#local.delete(key)
-  }
-
+  /**
+   * An access token for the request: a fresh cached one, else one fetched once for every caller
+   * of every instance; a still-valid cached token when Entra throttles or fails. Throws a
+   * BrokerError (consent required, throttled, upstream failure, deadline).
+   */
   async issue(request: IssueRequest): Promise<IssuedToken> {
     const { store, clock, metrics } = this.#deps
     const group = tokenGroup(request.registration)
@@ -180,8 +148,8 @@ export class TokenIssuer {
       request.cached === undefined
         ? (this.peek(request.registration, request.scope) ?? (await store.tokens.get(group, request.scope)))
         : request.cached
-    if (!request.force && cached !== null && this.isFresh(cached, clock())) {
-      this.#remember(group, request.scope, cached)
+    if (!request.force && cached !== null && this.#local.isFresh(cached, clock())) {
+      this.#local.remember(group, request.scope, cached)
       return this.served(request.registration, cached)
     }
     const key = `${group}|${request.scope}${request.force ? '|force' : ''}`
@@ -203,7 +171,7 @@ export class TokenIssuer {
       throw error
     }
     const source: TokenSource = shared && result.source === 'miss' ? 'shared' : result.source
-    this.#remember(group, request.scope, result)
+    this.#local.remember(group, request.scope, result)
     metrics.tokenCache.inc({ app: appLabel, result: source })
     return { ...result, source }
   }
@@ -216,8 +184,8 @@ export class TokenIssuer {
   ): Promise<IssuedToken> {
     const { store, clock, metrics } = this.#deps
     const lockName = `token-refresh:${group}|${request.scope}`
-    const failKey = `token-fail:${group}|${request.scope}`
-    await this.#checkThrottle(request)
+    const failKey = failureKey(group, request.scope)
+    await checkThrottle(store, request.registration, clock())
 
     const waitStart = clock()
     let delay = POLL_START_MS
@@ -266,18 +234,10 @@ export class TokenIssuer {
     const now = this.#deps.clock()
     if (entry.expiresAt <= now) return false
     const changed = seen === null || entry.accessToken !== seen.accessToken
-    return force ? changed : changed || this.isFresh(entry, now)
+    return force ? changed : changed || this.#local.isFresh(entry, now)
   }
 
-  async #checkThrottle(request: IssueRequest): Promise<void> {
-    const { store, clock } = this.#deps
-    const raw = await store.ephemeral.get(throttleKey(request.registration))
-    const until = raw === null ? 0 : Number(raw)
-    const now = clock()
-    if (!(until > now)) return
-    throw throttledError(Math.max(1, Math.ceil((until - now) / 1000)))
-  }
-
+  /** Holds the lock (renewed while held) around the re-read and the fetch; always releases it. */
   async #lead(
     request: IssueRequest,
     group: string,
@@ -285,7 +245,7 @@ export class TokenIssuer {
     handle: LockHandle,
     failKey: string,
   ): Promise<IssuedToken> {
-    const { store, logger } = this.#deps
+    const { store, logger, clock } = this.#deps
     const renewEvery = Math.max(250, Math.floor(this.#lockTtlMs / 3))
     const renewal = setInterval(() => {
       store.locks.renew(handle, this.#lockTtlMs).then(
@@ -304,7 +264,7 @@ export class TokenIssuer {
       if (entry !== null && this.#isNewResult(entry, seen, request.force === true)) {
         return issued(entry, 'shared')
       }
-      await this.#checkThrottle(request)
+      await checkThrottle(store, request.registration, clock())
       return await this.#fetch(request, group, failKey)
     } finally {
       clearInterval(renewal)
@@ -317,35 +277,31 @@ export class TokenIssuer {
     }
   }
 
+  /** Under the lock: the grant from Entra, the rotated refresh token stored, the token cached. */
   async #fetch(request: IssueRequest, group: string, failKey: string): Promise<IssuedToken> {
     const { store, clock, logger, config } = this.#deps
     let registration = request.registration
     let refreshToken: string | undefined
     if (registration.kind === 'delegated') {
-      // The newest state, read under the lock: status (revoked meanwhile?) and the newest refresh
-      // token (another instance may have rotated it). Admin-consent flights are shared by every
-      // registration of the tenant and use no secret of the registration, whose status the route
-      // has just checked.
-      const stored = await store.registrations.get(registration.id)
-      if (stored === null) throw new BrokerError('unknown_registration', 'registration no longer exists')
-      registration = stored.registration
-      if (registration.status !== 'active') throw registrationStatusError(config, registration)
-      refreshToken = stored.secrets.refreshToken
-      if (refreshToken === undefined || refreshToken === '') {
-        await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
-        throw consentRequiredError(config, registration, 'no refresh token is stored for this registration')
-      }
+      // Admin-consent flights are shared by every registration of the tenant and use no secret of
+      // the registration, whose status the caller has just checked; delegated ones re-read it.
+      ;({ registration, refreshToken } = await this.#lifecycle.readForRefresh(registration.id))
     }
 
     const startedAt = clock()
     let grant: TokenGrant
     try {
-      grant = await this.#callUpstream(request, registration, refreshToken)
+      grant = await requestGrant(this.#deps, request, registration, refreshToken)
     } catch (error) {
-      const failure = await this.#onUpstreamFailure(error, registration)
-      await store.ephemeral
-        .put(failKey, JSON.stringify(failure.marker), FAILURE_MARKER_MS)
-        .catch((e: unknown) => logger.warn({ err: e }, 'could not publish a token failure for waiters'))
+      const failure = grantFailure(error, registration, config, logger)
+      if (failure.decision === 'needs_consent') {
+        const { upstream } = failure
+        await this.#lifecycle.markNeedsConsent(registration, upstream.label, upstream.error ?? upstream.kind)
+      } else if (failure.decision === 'throttled') {
+        // grantFailure's throttled answer always carries Retry-After.
+        await recordThrottle(store, registration, failure.error.retryAfter as number, clock(), logger)
+      }
+      await publishFailure(store, failKey, failure.error, clock(), logger)
       throw failure.error
     }
 
@@ -358,222 +314,17 @@ export class TokenIssuer {
     }
     if (registration.kind === 'delegated') {
       if (grant.refreshToken !== undefined && grant.refreshToken !== '') {
-        await this.#storeRotatedRefreshToken(registration.id, refreshToken as string, grant.refreshToken)
-      }
-      store.registrations
-        .touch(registration.id, { lastRefreshAt: new Date(clock()).toISOString() })
-        .catch((e: unknown) =>
-          logger.warn({ err: e, registrationId: registration.id }, 'could not record lastRefreshAt'),
+        await this.#lifecycle.storeRotatedRefreshToken(
+          registration.id,
+          refreshToken as string,
+          grant.refreshToken,
         )
+      }
+      this.#lifecycle.recordRefresh(registration.id)
     }
     const ttl = Math.max(1_000, expiresAt - clock())
     await store.tokens.set(group, request.scope, token, ttl)
     return { ...token, source: 'miss' }
-  }
-
-  /** One call, and one retry with jitter on 5xx/timeout, all inside the caller's deadline. */
-  async #callUpstream(
-    request: IssueRequest,
-    registration: Registration,
-    refreshToken: string | undefined,
-  ): Promise<TokenGrant> {
-    const { idp, clock, metrics, config } = this.#deps
-    const grantType = registration.kind === 'admin' ? 'client_credentials' : 'refresh_token'
-    const resolved = request.app.resolved
-    let last: UpstreamError | undefined
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const budget = request.deadlineAt - clock() - ANSWER_MARGIN_MS
-      if (budget < 100) break
-      const timeoutMs = Math.min(config.tokens.upstreamTimeoutMs, budget)
-      const signal = AbortSignal.timeout(timeoutMs)
-      const t0 = performance.now()
-      try {
-        const call =
-          registration.kind === 'admin'
-            ? idp.clientCredentials(resolved, registration.tenantId, request.scope, signal)
-            : idp.refresh(resolved, registration.tenantId, refreshToken as string, request.scope, signal)
-        // An abort rejects with the signal's reason, which asUpstreamError below makes a timeout.
-        const grant = await abortable(call, signal)
-        metrics.upstreamRequests.inc({ grant: grantType, outcome: 'ok', code: '' })
-        metrics.upstreamLatency.observe({ grant: grantType, outcome: 'ok' }, (performance.now() - t0) / 1000)
-        return grant
-      } catch (error) {
-        const upstream = asUpstreamError(error, signal.aborted)
-        last = upstream
-        const code = upstream.errorCodes[0] === undefined ? '' : `AADSTS${upstream.errorCodes[0]}`
-        metrics.upstreamRequests.inc({ grant: grantType, outcome: upstream.kind, code })
-        metrics.upstreamLatency.observe(
-          { grant: grantType, outcome: upstream.kind },
-          (performance.now() - t0) / 1000,
-        )
-        const decision = classifyUpstreamError(upstream)
-        if (decision !== 'unavailable' && decision !== 'timeout') throw upstream
-        if (attempt === 0) {
-          const jitter = 50 + Math.floor(Math.random() * 200)
-          if (request.deadlineAt - clock() - jitter - ANSWER_MARGIN_MS < 100) break
-          await sleep(jitter)
-        }
-      }
-    }
-    throw last ?? new UpstreamError('timeout', 'no time left to call the identity provider')
-  }
-
-  async #onUpstreamFailure(
-    error: unknown,
-    registration: Registration,
-  ): Promise<{ error: BrokerError; marker: FailureMarker }> {
-    const { config, logger, clock } = this.#deps
-    const upstream = asUpstreamError(error, false)
-    const decision: UpstreamDecision = classifyUpstreamError(upstream)
-    const context = {
-      registrationId: registration.id,
-      app: registration.app,
-      cloud: registration.cloud,
-      tenantId: registration.tenantId,
-      kind: upstream.kind,
-      oauthError: upstream.error,
-      aadsts: upstream.errorCodes,
-      status: upstream.status,
-      traceId: upstream.traceId,
-      decision,
-    }
-    let brokerError: BrokerError
-    switch (decision) {
-      case 'needs_consent': {
-        logger.warn(context, `token request refused (${upstream.label}): registration needs consent`)
-        await this.markNeedsConsent(registration, upstream.label, upstream.error ?? upstream.kind)
-        brokerError = consentRequiredError(
-          config,
-          registration,
-          `Microsoft Entra ID no longer accepts this consent (${upstream.label})`,
-        )
-        break
-      }
-      case 'misconfigured':
-        logger.error(
-          context,
-          `OPERATOR ACTION: Entra ID rejected the broker's client credentials for ${registration.app} (${registration.cloud}) with ${upstream.label}; check the client secret`,
-        )
-        brokerError = new BrokerError(
-          'broker_misconfigured',
-          `Microsoft Entra ID rejected the broker's own credentials for ${registration.app} (${upstream.label}); the broker operator must fix them, nothing needs changing on the integration`,
-        )
-        break
-      case 'throttled': {
-        const retryAfter = Math.min(
-          MAX_RETRY_AFTER_S,
-          Math.max(1, Math.ceil(upstream.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)),
-        )
-        logger.warn({ ...context, retryAfter }, 'Entra ID throttled a token request')
-        await this.#deps.store.ephemeral
-          .put(throttleKey(registration), String(clock() + retryAfter * 1000), retryAfter * 1000)
-          .catch((e: unknown) => logger.warn({ err: e }, 'could not record the throttle window'))
-        brokerError = throttledError(retryAfter)
-        break
-      }
-      case 'timeout':
-        logger.warn(context, 'Entra ID did not answer a token request in time')
-        brokerError = new BrokerError(
-          'upstream_timeout',
-          'Microsoft Entra ID did not answer in time; try again shortly',
-          { retryAfter: DEFAULT_RETRY_AFTER_S },
-        )
-        break
-      case 'unavailable':
-        logger.warn(context, 'Entra ID is unavailable for token requests')
-        brokerError = new BrokerError(
-          'upstream_unavailable',
-          `Microsoft Entra ID is not answering token requests (${upstream.label}); try again shortly`,
-          { retryAfter: DEFAULT_RETRY_AFTER_S },
-        )
-        break
-      default:
-        logger.warn(context, `token request refused (${upstream.label})`)
-        brokerError = new BrokerError(
-          'upstream_error',
-          `Microsoft Entra ID refused the token request (${upstream.label})${
-            upstream.errorCodes.includes(90002) ? ': tenant not found in this cloud' : ''
-          }`,
-        )
-    }
-    const marker: FailureMarker = {
-      at: clock(),
-      code: brokerError.code,
-      message: brokerError.message,
-      ...(brokerError.retryAfter === undefined ? {} : { retryAfter: brokerError.retryAfter }),
-      ...(brokerError.details === undefined ? {} : { details: brokerError.details }),
-    }
-    return { error: brokerError, marker }
-  }
-
-  /** Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). */
-  async markNeedsConsent(registration: Registration, code: string, message: string): Promise<void> {
-    const { store, clock, logger } = this.#deps
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const current = attempt === 0 ? registration : await store.registrations.getMeta(registration.id)
-      if (current === null || current.status !== 'active') return
-      const at = new Date(clock()).toISOString()
-      const updated = await store.registrations.update(current.id, current.version, {
-        status: 'needs_consent',
-        statusDetail: { code, message, at },
-      })
-      if (updated === null) continue
-      logger.warn(
-        { registrationId: current.id, app: current.app, tenantId: current.tenantId, code },
-        'registration needs consent again',
-      )
-      await Promise.all([
-        store.audit
-          .append({
-            type: 'registration.status_changed',
-            actor: 'system',
-            tenantId: current.tenantId,
-            app: current.app,
-            registrationId: current.id,
-            detail: { from: 'active', to: 'needs_consent', code },
-          })
-          .catch((e: unknown) => logger.warn({ err: e }, 'could not append the audit event')),
-        (async () => {
-          this.#forgetGroup(tokenGroup(current))
-          await store.tokens.deleteGroup(tokenGroup(current))
-        })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
-      ])
-      return
-    }
-    logger.warn(
-      { registrationId: registration.id },
-      'could not mark the registration needs_consent (conflicts)',
-    )
-  }
-
-  /**
-   * Stores the rotated refresh token with compare-and-set. On a conflict it re-reads: a revoked
-   * registration is never given a token back, and a refresh token written by someone else after we
-   * read ours (a new consent) is kept; otherwise ours — the newest — is written on the new version.
-   */
-  async #storeRotatedRefreshToken(id: string, used: string, rotated: string): Promise<void> {
-    const { store, logger } = this.#deps
-    let current = await store.registrations.getMeta(id)
-    for (let attempt = 0; attempt < 8 && current !== null; attempt++) {
-      if (current.status === 'revoked') return
-      const updated = await store.registrations.update(id, current.version, {}, { refreshToken: rotated })
-      if (updated !== null) return
-      const again = await store.registrations.get(id)
-      if (again === null) return
-      if (again.secrets.refreshToken !== used && again.secrets.refreshToken !== rotated) {
-        logger.info(
-          { registrationId: id },
-          'kept a refresh token written by another writer during the refresh',
-        )
-        return
-      }
-      if (again.secrets.refreshToken === rotated) return
-      current = again.registration
-    }
-    logger.warn(
-      { registrationId: id },
-      'could not store the rotated refresh token (conflicts); the previous one still works',
-    )
   }
 }
 
@@ -582,97 +333,10 @@ function issued(token: CachedToken, source: TokenSource): IssuedToken {
   return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source }
 }
 
-function throttleKey(registration: Registration): string {
-  return `throttle:${registration.app}:${registration.cloud}:${registration.tenantId}`
-}
-
-function parseFailure(raw: string | null): FailureMarker | undefined {
-  if (raw === null) return undefined
-  try {
-    const value = JSON.parse(raw) as FailureMarker
-    return typeof value.at === 'number' && typeof value.code === 'string' ? value : undefined
-  } catch {
-    return undefined
-  }
-}
-
-function failureError(marker: FailureMarker, now: number): BrokerError {
-  const options: BrokerErrorOptions = {}
-  if (marker.retryAfter !== undefined) {
-    options.retryAfter = Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000))
-  }
-  if (marker.details !== undefined) options.details = marker.details
-  return new BrokerError(marker.code, marker.message, options)
-}
-
-function throttledError(retryAfter: number): BrokerError {
-  return new BrokerError(
-    'upstream_throttled',
-    `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
-    { retryAfter },
-  )
-}
-
 function deadlineError(): BrokerError {
   return new BrokerError(
     'upstream_timeout',
     'no access token within the response deadline (Microsoft Entra ID is slow); try again shortly',
     { retryAfter: DEFAULT_RETRY_AFTER_S },
   )
-}
-
-export function consentRequiredError(config: Config, registration: Registration, why: string): BrokerError {
-  const url = consentUrl(config, registration.app)
-  const who = registration.kind === 'admin' ? 'a tenant administrator' : 'the user'
-  return new BrokerError(
-    'consent_required',
-    `${why}: ${who} must consent again at ${url} and then use the ID, Token and Key shown there`,
-    { details: { consent_url: url } },
-  )
-}
-
-/** The 401 for a registration that is not `active`. */
-export function registrationStatusError(config: Config, registration: Registration): BrokerError {
-  const url = consentUrl(config, registration.app)
-  if (registration.status === 'revoked') {
-    const detail = registration.statusDetail
-    const at = detail?.at ?? registration.updatedAt
-    const reason = detail?.reason ?? detail?.message
-    const by = detail?.by
-    return new BrokerError(
-      'revoked',
-      `this registration was revoked on ${at}${by ? ` by ${by}` : ''}${reason ? ` (${reason})` : ''}; consent again at ${url} to get a new ID, Token and Key`,
-      { details: { revoked_at: at, reason: reason ?? null, consent_url: url } },
-    )
-  }
-  const code = registration.statusDetail?.code
-  return consentRequiredError(
-    config,
-    registration,
-    `this registration needs consent again${code ? ` (${code})` : ''}`,
-  )
-}
-
-/** Races a promise against a time budget; the loser's later rejection is swallowed. */
-export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  if (ms <= 0) {
-    promise.catch(() => {})
-    return Promise.reject(onTimeout())
-  }
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      promise.catch(() => {})
-      reject(onTimeout())
-    }, ms)
-    promise.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
 }

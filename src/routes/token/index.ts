@@ -11,6 +11,7 @@
 // errors.ts.
 import { Ajv } from 'ajv'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { withDeadline } from '../../abortable.js'
 import { findApp } from '../../config.js'
 import {
   constantTimeEqual,
@@ -22,13 +23,10 @@ import {
   replayMarker,
 } from '../../crypto/obtain-token.js'
 import { BrokerError, toBrokerError } from '../../errors.js'
-import {
-  registrationStatusError,
-  TokenIssuer,
-  tokenGroup,
-  withDeadline,
-} from '../../services/token-issuer.js'
+import { tokenGroup } from '../../services/token-groups.js'
+import { TokenIssuer } from '../../services/token-issuer.js'
 import { KeepAlive } from '../../services/token-keep-alive.js'
+import { registrationStatusError } from '../../services/token-registration.js'
 import { type AppScopes, clip, ScopeResolver } from '../../services/token-scope.js'
 import type { Registration, RegistrationUsage } from '../../store/types.js'
 import { type ObtainTokenBody, obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'

@@ -1,0 +1,186 @@
+// One access token from Entra ID: the grant a registration uses (client credentials for admin
+// consent, its refresh token for delegated), one retry with jitter on 5xx/timeout inside the
+// caller's deadline, metrics per attempt, and what the broker answers when Entra refuses. What a
+// failure *means* is decided in entra/upstream-errors.ts (classifyUpstreamError).
+import type { FastifyBaseLogger } from 'fastify'
+import { abortable } from '../abortable.js'
+import type { Config } from '../config.js'
+import { type IdentityProvider, type TokenGrant, UpstreamError } from '../entra/types.js'
+import {
+  asUpstreamError,
+  classifyUpstreamError,
+  TENANT_NOT_FOUND_CODE,
+  type UpstreamDecision,
+} from '../entra/upstream-errors.js'
+import { BrokerError } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+import type { Registration } from '../store/types.js'
+import { throttledError } from './token-markers.js'
+import { consentRequiredError } from './token-registration.js'
+import type { AppScopes } from './token-scope.js'
+
+/** Kept free under the caller's deadline for answering. */
+export const ANSWER_MARGIN_MS = 50
+/** Retry-After when Entra names none (throttling) or is down. */
+export const DEFAULT_RETRY_AFTER_S = 5
+const MAX_RETRY_AFTER_S = 300
+
+/** Waits `ms` (at least 0). */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
+
+/** What a grant request needs. */
+export interface TokenGrantDeps {
+  config: Config
+  idp: IdentityProvider
+  metrics: Metrics
+  clock: () => number
+}
+
+/** One grant for `registration`: what to ask for, and by when. */
+export interface GrantRequest {
+  app: AppScopes
+  scope: string
+  /** Epoch ms (by `clock`) by which the caller must have an answer. */
+  deadlineAt: number
+}
+
+/**
+ * Calls Entra once, and once more with jitter on 5xx/timeout, all inside `request.deadlineAt`.
+ * Throws the last UpstreamError (an abort becomes a timeout).
+ */
+export async function requestGrant(
+  deps: TokenGrantDeps,
+  request: GrantRequest,
+  registration: Registration,
+  refreshToken: string | undefined,
+): Promise<TokenGrant> {
+  const { idp, clock, metrics, config } = deps
+  const grantType = registration.kind === 'admin' ? 'client_credentials' : 'refresh_token'
+  const resolved = request.app.resolved
+  let last: UpstreamError | undefined
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const budget = request.deadlineAt - clock() - ANSWER_MARGIN_MS
+    if (budget < 100) break
+    const timeoutMs = Math.min(config.tokens.upstreamTimeoutMs, budget)
+    const signal = AbortSignal.timeout(timeoutMs)
+    const t0 = performance.now()
+    try {
+      const call =
+        registration.kind === 'admin'
+          ? idp.clientCredentials(resolved, registration.tenantId, request.scope, signal)
+          : idp.refresh(resolved, registration.tenantId, refreshToken as string, request.scope, signal)
+      // An abort rejects with the signal's reason, which asUpstreamError below makes a timeout.
+      const grant = await abortable(call, signal)
+      metrics.upstreamRequests.inc({ grant: grantType, outcome: 'ok', code: '' })
+      metrics.upstreamLatency.observe({ grant: grantType, outcome: 'ok' }, (performance.now() - t0) / 1000)
+      return grant
+    } catch (error) {
+      const upstream = asUpstreamError(error, signal.aborted)
+      last = upstream
+      const code = upstream.errorCodes[0] === undefined ? '' : `AADSTS${upstream.errorCodes[0]}`
+      metrics.upstreamRequests.inc({ grant: grantType, outcome: upstream.kind, code })
+      metrics.upstreamLatency.observe(
+        { grant: grantType, outcome: upstream.kind },
+        (performance.now() - t0) / 1000,
+      )
+      const decision = classifyUpstreamError(upstream)
+      if (decision !== 'unavailable' && decision !== 'timeout') throw upstream
+      if (attempt === 0) {
+        const jitter = 50 + Math.floor(Math.random() * 200)
+        if (request.deadlineAt - clock() - jitter - ANSWER_MARGIN_MS < 100) break
+        await sleep(jitter)
+      }
+    }
+  }
+  throw last ?? new UpstreamError('timeout', 'no time left to call the identity provider')
+}
+
+/** A failed grant: Entra's error, what it means, and the broker's answer. */
+export interface GrantFailure {
+  upstream: UpstreamError
+  decision: UpstreamDecision
+  error: BrokerError
+}
+
+/**
+ * The broker's answer to a failed grant, logged with the registration and Entra's codes (never a
+ * secret). Acting on it (marking `needs_consent`, opening a throttle window) is the caller's job.
+ */
+export function grantFailure(
+  thrown: unknown,
+  registration: Registration,
+  config: Config,
+  logger: FastifyBaseLogger,
+): GrantFailure {
+  const upstream = asUpstreamError(thrown, false)
+  const decision = classifyUpstreamError(upstream)
+  const context = {
+    registrationId: registration.id,
+    app: registration.app,
+    cloud: registration.cloud,
+    tenantId: registration.tenantId,
+    kind: upstream.kind,
+    oauthError: upstream.error,
+    aadsts: upstream.errorCodes,
+    status: upstream.status,
+    traceId: upstream.traceId,
+    decision,
+  }
+  let error: BrokerError
+  switch (decision) {
+    case 'needs_consent':
+      logger.warn(context, `token request refused (${upstream.label}): registration needs consent`)
+      error = consentRequiredError(
+        config,
+        registration,
+        `Microsoft Entra ID no longer accepts this consent (${upstream.label})`,
+      )
+      break
+    case 'misconfigured':
+      logger.error(
+        context,
+        `OPERATOR ACTION: Entra ID rejected the broker's client credentials for ${registration.app} (${registration.cloud}) with ${upstream.label}; check the client secret`,
+      )
+      error = new BrokerError(
+        'broker_misconfigured',
+        `Microsoft Entra ID rejected the broker's own credentials for ${registration.app} (${upstream.label}); the broker operator must fix them, nothing needs changing on the integration`,
+      )
+      break
+    case 'throttled': {
+      const retryAfter = Math.min(
+        MAX_RETRY_AFTER_S,
+        Math.max(1, Math.ceil(upstream.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)),
+      )
+      logger.warn({ ...context, retryAfter }, 'Entra ID throttled a token request')
+      error = throttledError(retryAfter)
+      break
+    }
+    case 'timeout':
+      logger.warn(context, 'Entra ID did not answer a token request in time')
+      error = new BrokerError(
+        'upstream_timeout',
+        'Microsoft Entra ID did not answer in time; try again shortly',
+        {
+          retryAfter: DEFAULT_RETRY_AFTER_S,
+        },
+      )
+      break
+    case 'unavailable':
+      logger.warn(context, 'Entra ID is unavailable for token requests')
+      error = new BrokerError(
+        'upstream_unavailable',
+        `Microsoft Entra ID is not answering token requests (${upstream.label}); try again shortly`,
+        { retryAfter: DEFAULT_RETRY_AFTER_S },
+      )
+      break
+    default:
+      logger.warn(context, `token request refused (${upstream.label})`)
+      error = new BrokerError(
+        'upstream_error',
+        `Microsoft Entra ID refused the token request (${upstream.label})${
+          upstream.errorCodes.includes(TENANT_NOT_FOUND_CODE) ? ': tenant not found in this cloud' : ''
+        }`,
+      )
+  }
+  return { upstream, decision, error }
+}

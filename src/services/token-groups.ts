@@ -1,0 +1,71 @@
+// Where access tokens are cached: the cache group of a registration (admin-consent registrations of
+// one app and tenant share app-only tokens; delegated ones have their own), and this instance's
+// copy of the fresh tokens it has already opened, so a hit costs no Redis read.
+import type { CachedToken, Registration } from '../store/types.js'
+
+/** Most tokens kept in the per-instance cache. */
+const LOCAL_CACHE_MAX = 10_000
+
+/** Cache group of a registration's own tokens (delegated). */
+export function registrationTokenGroup(id: string): string {
+  return `reg:${id}`
+}
+
+/** Cache group of the app-only tokens shared by every admin registration of an app and tenant. */
+export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud' | 'tenantId'>): string {
+  return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
+}
+
+/** Cache group: shared by a tenant's admin-consent registrations of one app; per registration otherwise. */
+export function tokenGroup(registration: Registration): string {
+  return registration.kind === 'admin'
+    ? tenantTokenGroup(registration)
+    : registrationTokenGroup(registration.id)
+}
+
+/**
+ * Fresh tokens this instance has already opened, by group and scope (bounded; the oldest entry
+ * goes first). Safe to serve because every request re-reads the registration's status from the
+ * store first, and a consent failure drops the group here as it does in Redis.
+ */
+export class LocalTokenCache {
+  readonly #entries = new Map<string, CachedToken>()
+  readonly #marginMs: number
+  readonly #clock: () => number
+
+  /** `marginMs`: a token is fresh while more than this is left of its life. */
+  constructor(marginMs: number, clock: () => number) {
+    this.#marginMs = marginMs
+    this.#clock = clock
+  }
+
+  /** Served while more than the refresh margin is left. */
+  isFresh(token: CachedToken, now: number): boolean {
+    return token.expiresAt - this.#marginMs > now
+  }
+
+  /** The fresh token held for `group` and `scope`, without I/O; a stale one is dropped. */
+  get(group: string, scope: string): CachedToken | undefined {
+    const key = `${group}|${scope}`
+    const token = this.#entries.get(key)
+    if (token === undefined) return undefined
+    if (this.isFresh(token, this.#clock())) return token
+    this.#entries.delete(key)
+    return undefined
+  }
+
+  /** Keeps a copy of `token` while it is fresh (a stale one is not kept). */
+  remember(group: string, scope: string, token: CachedToken): void {
+    if (!this.isFresh(token, this.#clock())) return
+    const key = `${group}|${scope}`
+    if (!this.#entries.has(key) && this.#entries.size >= LOCAL_CACHE_MAX) {
+      this.#entries.delete(this.#entries.keys().next().value as string)
+    }
+    this.#entries.set(key, { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope })
+  }
+
+  /** Drops every token of `group` (its registration needs consent again). */
+  forgetGroup(group: string): void {
+    for (const key of this.#entries.keys()) if (key.startsWith(`${group}|`)) this.#entries.delete(key)
+  }
+}

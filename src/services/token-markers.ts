@@ -1,0 +1,100 @@
+// What one broker instance tells the others about a token fetch, through short-lived store keys:
+// the failure of a refresh (`token-fail:`), for the instances waiting on its lock, and a throttle
+// window (`throttle:`) after a 429, during which no instance calls Entra for that tenant and app.
+import type { FastifyBaseLogger } from 'fastify'
+import { BrokerError, type BrokerErrorOptions, type ErrorCode } from '../errors.js'
+import type { Registration, Store } from '../store/types.js'
+
+/** How long a published failure is visible to waiters. */
+const FAILURE_MARKER_MS = 5_000
+
+/** A refresh failure as published for the instances waiting on the refresh lock. */
+export interface FailureMarker {
+  /** Epoch ms when the failure happened; waiters take only failures newer than their wait. */
+  at: number
+  code: ErrorCode
+  message: string
+  retryAfter?: number
+  details?: Record<string, string | number | boolean | null>
+}
+
+/** Store key of the failure marker of one group and scope. */
+export function failureKey(group: string, scope: string): string {
+  return `token-fail:${group}|${scope}`
+}
+
+/** Publishes `error` for waiters; a store failure is logged, never thrown (the caller has its error). */
+export async function publishFailure(
+  store: Store,
+  key: string,
+  error: BrokerError,
+  now: number,
+  logger: FastifyBaseLogger,
+): Promise<void> {
+  const marker: FailureMarker = {
+    at: now,
+    code: error.code,
+    message: error.message,
+    ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
+    ...(error.details === undefined ? {} : { details: error.details }),
+  }
+  await store.ephemeral
+    .put(key, JSON.stringify(marker), FAILURE_MARKER_MS)
+    .catch((e: unknown) => logger.warn({ err: e }, 'could not publish a token failure for waiters'))
+}
+
+/** A stored failure marker, or undefined when absent or not one. */
+export function parseFailure(raw: string | null): FailureMarker | undefined {
+  if (raw === null) return undefined
+  try {
+    const value = JSON.parse(raw) as FailureMarker
+    return typeof value.at === 'number' && typeof value.code === 'string' ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The error a waiter answers with: the leader's, its Retry-After shortened by the time since. */
+export function failureError(marker: FailureMarker, now: number): BrokerError {
+  const options: BrokerErrorOptions = {}
+  if (marker.retryAfter !== undefined) {
+    options.retryAfter = Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000))
+  }
+  if (marker.details !== undefined) options.details = marker.details
+  return new BrokerError(marker.code, marker.message, options)
+}
+
+/** Throttling applies to the app registration in the tenant, whichever broker registration asks. */
+function throttleKey(registration: Registration): string {
+  return `throttle:${registration.app}:${registration.cloud}:${registration.tenantId}`
+}
+
+/** Throws `upstream_throttled` while a throttle window recorded by any instance is open. */
+export async function checkThrottle(store: Store, registration: Registration, now: number): Promise<void> {
+  const raw = await store.ephemeral.get(throttleKey(registration))
+  const until = raw === null ? 0 : Number(raw)
+  if (!(until > now)) return
+  throw throttledError(Math.max(1, Math.ceil((until - now) / 1000)))
+}
+
+/** Opens a throttle window of `retryAfter` seconds for every instance; a store failure is logged. */
+export async function recordThrottle(
+  store: Store,
+  registration: Registration,
+  retryAfter: number,
+  now: number,
+  logger: FastifyBaseLogger,
+): Promise<void> {
+  await store.ephemeral
+    .put(throttleKey(registration), String(now + retryAfter * 1000), retryAfter * 1000)
+    .catch((e: unknown) => logger.warn({ err: e }, 'could not record the throttle window'))
+}
+
+/** The 429 answered while Entra throttles this tenant and app. */
+export function throttledError(retryAfter: number): BrokerError {
+  return new BrokerError(
+    'upstream_throttled',
+    `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
+    { retryAfter },
+  )
+}

@@ -1,0 +1,164 @@
+// A registration's life as the token issuer sees it: the answer for one that is not `active`,
+// reading a delegated registration's newest state and refresh token under the refresh lock, moving
+// it to `needs_consent` when Entra no longer accepts the grant, storing the refresh token Entra
+// rotated, and recording when it was last refreshed (the keep-alive's clock).
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.js'
+import { BrokerError } from '../errors.js'
+import type { Registration, Store } from '../store/types.js'
+import { tokenGroup } from './token-groups.js'
+
+/** Where the user or admin consents (again) to an app. */
+export function consentUrl(config: Config, app: string): string {
+  return `${config.publicUrl}/${app}`
+}
+
+/** The 401 `consent_required`: `why`, who must consent again and where. */
+export function consentRequiredError(config: Config, registration: Registration, why: string): BrokerError {
+  const url = consentUrl(config, registration.app)
+  const who = registration.kind === 'admin' ? 'a tenant administrator' : 'the user'
+  return new BrokerError(
+    'consent_required',
+    `${why}: ${who} must consent again at ${url} and then use the ID, Token and Key shown there`,
+    { details: { consent_url: url } },
+  )
+}
+
+/** The 401 for a registration that is not `active`. */
+export function registrationStatusError(config: Config, registration: Registration): BrokerError {
+  const url = consentUrl(config, registration.app)
+  if (registration.status === 'revoked') {
+    const detail = registration.statusDetail
+    const at = detail?.at ?? registration.updatedAt
+    const reason = detail?.reason ?? detail?.message
+    const by = detail?.by
+    return new BrokerError(
+      'revoked',
+      `this registration was revoked on ${at}${by ? ` by ${by}` : ''}${reason ? ` (${reason})` : ''}; consent again at ${url} to get a new ID, Token and Key`,
+      { details: { revoked_at: at, reason: reason ?? null, consent_url: url } },
+    )
+  }
+  const code = registration.statusDetail?.code
+  return consentRequiredError(
+    config,
+    registration,
+    `this registration needs consent again${code ? ` (${code})` : ''}`,
+  )
+}
+
+/** What the registration lifecycle needs. */
+export interface RegistrationLifecycleDeps {
+  config: Config
+  store: Store
+  logger: FastifyBaseLogger
+  clock: () => number
+  /** Called when a registration's cached tokens are dropped (the issuer's own copies go too). */
+  onTokensDropped: (group: string) => void
+}
+
+/** The registration state changes a token refresh causes; each is compare-and-set on `version`. */
+export class RegistrationLifecycle {
+  readonly #deps: RegistrationLifecycleDeps
+
+  constructor(deps: RegistrationLifecycleDeps) {
+    this.#deps = deps
+  }
+
+  /**
+   * A delegated registration's newest state and refresh token, read under the refresh lock: it may
+   * have been revoked meanwhile, and another instance may have rotated the refresh token. Throws
+   * the status error when it is no longer active, and marks it `needs_consent` when no refresh
+   * token is stored.
+   */
+  async readForRefresh(id: string): Promise<{ registration: Registration; refreshToken: string }> {
+    const { store, config } = this.#deps
+    const stored = await store.registrations.get(id)
+    if (stored === null) throw new BrokerError('unknown_registration', 'registration no longer exists')
+    const registration = stored.registration
+    if (registration.status !== 'active') throw registrationStatusError(config, registration)
+    const refreshToken = stored.secrets.refreshToken
+    if (refreshToken === undefined || refreshToken === '') {
+      await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
+      throw consentRequiredError(config, registration, 'no refresh token is stored for this registration')
+    }
+    return { registration, refreshToken }
+  }
+
+  /** Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). */
+  async markNeedsConsent(registration: Registration, code: string, message: string): Promise<void> {
+    const { store, clock, logger } = this.#deps
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const current = attempt === 0 ? registration : await store.registrations.getMeta(registration.id)
+      if (current === null || current.status !== 'active') return
+      const at = new Date(clock()).toISOString()
+      const updated = await store.registrations.update(current.id, current.version, {
+        status: 'needs_consent',
+        statusDetail: { code, message, at },
+      })
+      if (updated === null) continue
+      logger.warn(
+        { registrationId: current.id, app: current.app, tenantId: current.tenantId, code },
+        'registration needs consent again',
+      )
+      await Promise.all([
+        store.audit
+          .append({
+            type: 'registration.status_changed',
+            actor: 'system',
+            tenantId: current.tenantId,
+            app: current.app,
+            registrationId: current.id,
+            detail: { from: 'active', to: 'needs_consent', code },
+          })
+          .catch((e: unknown) => logger.warn({ err: e }, 'could not append the audit event')),
+        (async () => {
+          this.#deps.onTokensDropped(tokenGroup(current))
+          await store.tokens.deleteGroup(tokenGroup(current))
+        })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
+      ])
+      return
+    }
+    logger.warn(
+      { registrationId: registration.id },
+      'could not mark the registration needs_consent (conflicts)',
+    )
+  }
+
+  /**
+   * Stores the rotated refresh token with compare-and-set. On a conflict it re-reads: a revoked
+   * registration is never given a token back, and a refresh token written by someone else after we
+   * read ours (a new consent) is kept; otherwise ours — the newest — is written on the new version.
+   */
+  async storeRotatedRefreshToken(id: string, used: string, rotated: string): Promise<void> {
+    const { store, logger } = this.#deps
+    let current = await store.registrations.getMeta(id)
+    for (let attempt = 0; attempt < 8 && current !== null; attempt++) {
+      if (current.status === 'revoked') return
+      const updated = await store.registrations.update(id, current.version, {}, { refreshToken: rotated })
+      if (updated !== null) return
+      const again = await store.registrations.get(id)
+      if (again === null) return
+      if (again.secrets.refreshToken !== used && again.secrets.refreshToken !== rotated) {
+        logger.info(
+          { registrationId: id },
+          'kept a refresh token written by another writer during the refresh',
+        )
+        return
+      }
+      if (again.secrets.refreshToken === rotated) return
+      current = again.registration
+    }
+    logger.warn(
+      { registrationId: id },
+      'could not store the rotated refresh token (conflicts); the previous one still works',
+    )
+  }
+
+  /** Records `lastRefreshAt` in the background (the keep-alive's clock); a failure is only logged. */
+  recordRefresh(id: string): void {
+    const { store, clock, logger } = this.#deps
+    store.registrations
+      .touch(id, { lastRefreshAt: new Date(clock()).toISOString() })
+      .catch((e: unknown) => logger.warn({ err: e, registrationId: id }, 'could not record lastRefreshAt'))
+  }
+}
