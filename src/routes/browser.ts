@@ -1,8 +1,8 @@
 // What the browser-facing routes (consent pages, tenant self-service, admin console) do alike:
 // HTML pages, signed cookies, CSRF checks on forms, per-client rate limits.
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { tokensMatch } from '../crypto/tokens.js'
 import { BrokerError } from '../errors.js'
-import { csrfMatches } from '../services/admin-session.js'
 import type { RateLimiter } from '../store/types.js'
 
 /** The value of a signed cookie; undefined when it is absent or its signature doesn't verify. */
@@ -39,7 +39,7 @@ export function requireFormCsrf(
   message = 'the form’s csrf token is missing or wrong; reload the page and try again',
 ): void {
   const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
-  if (expected === undefined || !csrfMatches(expected, submitted)) {
+  if (expected === undefined || !tokensMatch(expected, submitted)) {
     throw new BrokerError('csrf_failed', message)
   }
 }

@@ -6,19 +6,19 @@
 // cookie carries; the callback takes it (atomic read-and-delete) so each flow completes once, and a
 // claimed marker tells a replay from an expiry. The callback is one URL for both phases; the
 // stored phase decides what it means, never the query string.
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { type CloudName, isCloudName } from '../clouds.js'
 import { type AppConfig, appClouds, type Config, findApp, type ResolvedApp, resolveApp } from '../config.js'
 import type { ConsentKind } from '../consent-kinds.js'
+import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import { IdTokenError } from '../entra/id-token.js'
 import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../entra/types.js'
 import { isTransientOAuthError } from '../entra/upstream-errors.js'
 import { BrokerError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
-import { randomToken } from './admin-session.js'
 import { recordAudit } from './audit.js'
 import {
   createAdminRegistration,
@@ -188,12 +188,6 @@ const PROOF_FIRST_DELAY_MS = 1000
 const PROOF_MAX_DELAY_MS = 8000
 /** OAuth errors that retrying cannot fix: our own credentials or request are wrong. */
 const PROOF_FATAL_ERRORS = new Set(['invalid_client', 'invalid_scope', 'unsupported_grant_type'])
-
-function sameSecret(a: string, b: string): boolean {
-  const x = createHash('sha256').update(a).digest()
-  const y = createHash('sha256').update(b).digest()
-  return timingSafeEqual(x, y)
-}
 
 function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`
@@ -510,7 +504,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         return fail('idp_error', withProvider, log)
       }
       // 2. then state: the URL must belong to this browser's flow.
-      if (query.state === undefined || !sameSecret(query.state, record.state)) {
+      if (!tokensMatch(record.state, query.state)) {
         return fail('state_mismatch', context, log)
       }
 
