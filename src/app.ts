@@ -17,6 +17,9 @@ import { metricsRoutes } from './routes/metrics.js'
 import { registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
+import type { BrowserSessions } from './services/browser-sessions.js'
+import { consoleSessions, type OperatorIdentity } from './services/operator-auth.js'
+import { manageSessions, type TenantAdminIdentity } from './services/tenant-admin.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
 import { listAllRegistrations } from './store/list-all.js'
 import type { Store } from './store/types.js'
@@ -39,6 +42,11 @@ declare module 'fastify' {
     idp: IdentityProvider
     metrics: Metrics
     clock: () => number
+    /** The browser sessions of the signed-in areas: the admin console and `/{app}/manage`. */
+    browserSessions: {
+      console: BrowserSessions<OperatorIdentity>
+      manage: BrowserSessions<TenantAdminIdentity>
+    }
   }
   interface FastifyContextConfig {
     /** Render errors of this route as an HTML page instead of JSON. */
@@ -99,6 +107,10 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.decorate('idp', deps.idp)
   app.decorate('metrics', metrics)
   app.decorate('clock', deps.clock ?? Date.now)
+  app.decorate('browserSessions', {
+    console: consoleSessions(deps.store, app.clock),
+    manage: manageSessions(deps.store, app.clock),
+  })
 
   closeConnectionsWhileClosing(app)
   // One completion line per request, with the request id, never a secret. Plain callbacks: an async

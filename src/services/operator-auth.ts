@@ -1,8 +1,12 @@
 // Operator authentication: `Authorization: Bearer <token>` checked against the configured SHA-256
 // hashes. Every configured hash is compared (no early exit) with timingSafeEqual, so neither the
-// answer time nor the answer itself says which operator, if any, came close.
+// answer time nor the answer itself says which operator, if any, came close. The console signs an
+// operator in with the same token and keeps them in a browser session (consoleSessions).
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Config } from '../config.js'
+import type { Store } from '../store/types.js'
+import { actorLabel } from './audit.js'
+import { BrowserSessions } from './browser-sessions.js'
 
 /** Tokens shorter than this can't be operator tokens (config requires 24); longer ones are junk. */
 const MAX_TOKEN_LENGTH = 512
@@ -39,4 +43,31 @@ export function authenticateOperator(
   authorizationHeader: string | undefined,
 ): string | undefined {
   return operatorForToken(config, bearerToken(authorizationHeader))
+}
+
+/** Who a console session belongs to. */
+export interface OperatorIdentity {
+  /** The operator's configured name. */
+  operator: string
+}
+
+/** How long a console session lasts. */
+export const CONSOLE_SESSION_TTL_MS = 8 * 3_600_000
+
+/** The admin console's sessions: one per signed-in operator, audited as `operator.signed_in/out`. */
+export function consoleSessions(
+  store: Pick<Store, 'ephemeral' | 'audit'>,
+  clock: () => number,
+): BrowserSessions<OperatorIdentity> {
+  const event = (type: 'operator.signed_in' | 'operator.signed_out', identity: OperatorIdentity) => ({
+    type,
+    actor: actorLabel({ kind: 'operator', name: identity.operator }),
+    detail: { via: 'console' },
+  })
+  return new BrowserSessions<OperatorIdentity>(store, clock, {
+    namespace: 'admin-session',
+    ttlMs: CONSOLE_SESSION_TTL_MS,
+    signedIn: (identity) => event('operator.signed_in', identity),
+    signedOut: (identity) => event('operator.signed_out', identity),
+  })
 }

@@ -5,10 +5,11 @@ import type { CloudName } from '../clouds.js'
 import type { Config } from '../config.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Store } from '../store/types.js'
-import { BrowserSessions } from './admin-session.js'
-import type { Actor } from './audit.js'
+import { type Actor, actorLabel } from './audit.js'
+import { BrowserSessions } from './browser-sessions.js'
 import type { RegistrationMeta } from './revocation.js'
 
+/** Who a `/{app}/manage` session belongs to, from the validated ID token of the sign-in. */
 export interface TenantAdminIdentity {
   /** The app whose manage page the administrator signed in to. */
   app: string
@@ -21,15 +22,35 @@ export interface TenantAdminIdentity {
   name: string
 }
 
+/** How long a `/{app}/manage` session lasts. */
 export const MANAGE_SESSION_TTL_MS = 60 * 60_000
 
-export function manageSessions(store: Pick<Store, 'ephemeral'>, clock: () => number) {
-  return new BrowserSessions<TenantAdminIdentity>(
-    store.ephemeral,
-    'manage-session',
-    MANAGE_SESSION_TTL_MS,
-    clock,
-  )
+/**
+ * The manage pages' sessions: one per signed-in tenant administrator and app, audited as
+ * `tenant_admin.signed_in/out` with the tenant and app.
+ */
+export function manageSessions(
+  store: Pick<Store, 'ephemeral' | 'audit'>,
+  clock: () => number,
+): BrowserSessions<TenantAdminIdentity> {
+  return new BrowserSessions<TenantAdminIdentity>(store, clock, {
+    namespace: 'manage-session',
+    ttlMs: MANAGE_SESSION_TTL_MS,
+    signedIn: (identity) => ({
+      type: 'tenant_admin.signed_in',
+      actor: actorLabel(tenantAdminActor(identity)),
+      tenantId: identity.tenantId,
+      app: identity.app,
+      detail: { cloud: identity.cloud, name: identity.name },
+    }),
+    signedOut: (identity) => ({
+      type: 'tenant_admin.signed_out',
+      actor: actorLabel(tenantAdminActor(identity)),
+      tenantId: identity.tenantId,
+      app: identity.app,
+      detail: { cloud: identity.cloud },
+    }),
+  })
 }
 
 /** The same rule as admin consent: one of the configured directory roles (`wids`). */
@@ -38,6 +59,7 @@ export function holdsAdminRole(config: Pick<Config, 'adminRoleIds'>, wids: reado
   return wids.some((role) => allowed.has(role.toLowerCase()))
 }
 
+/** The audit actor of a tenant administrator. */
 export function tenantAdminActor(identity: TenantAdminIdentity): Actor {
   return { kind: 'tenant_admin', tenantId: identity.tenantId, oid: identity.oid, name: identity.name }
 }

@@ -1,14 +1,15 @@
 // The admin console, `/admin`: server-rendered pages, usable without JavaScript. An operator signs in
-// with their operator token and gets a server-side session (cookie: HttpOnly, SameSite=Strict,
-// signed, path /admin). Every state-changing form carries the session's CSRF token, checked in
-// preValidation — before the body is validated — so a forged or replayed form is refused as such.
+// with their operator token and gets a server-side session (routes/browser-session.ts; cookie:
+// HttpOnly, SameSite=Strict, signed, path /admin). Every state-changing form carries the session's
+// CSRF token, checked in preValidation — before the body is validated — so a forged or replayed
+// form is refused as such.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { randomToken } from '../../crypto/tokens.js'
 import { BrokerError } from '../../errors.js'
 import { summarizeTenants } from '../../services/admin-queries.js'
-import { BrowserSessions, randomToken, type SessionData } from '../../services/admin-session.js'
-import { actorLabel, auditCursorSince, readAudit, recordAudit } from '../../services/audit.js'
+import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
-import { operatorForToken } from '../../services/operator-auth.js'
+import { type OperatorIdentity, operatorForToken } from '../../services/operator-auth.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../../store/types.js'
 import {
@@ -21,6 +22,7 @@ import {
   renderTenants,
 } from '../../views/admin.js'
 import { enforceRateLimit, readSignedCookie, requireFormCsrf, sendPage } from '../browser.js'
+import { notices, SessionArea } from '../browser-session.js'
 import {
   APP_SLUG_PATTERN,
   csrfFormSchema,
@@ -36,15 +38,13 @@ export interface AdminConsoleOptions {
   keyRotation: KeyRotation
 }
 
+/** The console's session cookie. */
 export const CONSOLE_COOKIE = 'cb_admin'
+/** The sign-in form's double-submit CSRF cookie, before there is a session. */
 export const SIGN_IN_COOKIE = 'cb_admin_sign_in'
-const SESSION_TTL_MS = 8 * 3_600_000
+const CONSOLE_PATH = '/admin'
 const SIGN_IN_TTL_MS = 15 * 60_000
 const SIGN_IN_ATTEMPTS_PER_MINUTE = 10
-
-type OperatorSession = SessionData<{ operator: string }>
-
-const sessionsOf = new WeakMap<FastifyRequest, { id: string; session: OperatorSession }>()
 
 const html = { html: true }
 const htmlPage = { 200: { type: 'string' } } as const
@@ -62,84 +62,62 @@ const optional = (pattern: string) => ({
   pattern: `^(?:${pattern.replace(/^\^|\$$/g, '')})?$`,
 })
 
-const NOTICES = {
+const NOTICES = notices({
   revoked: 'The registration is revoked.',
   already_revoked: 'The registration was already revoked; its original revocation is kept.',
   tenant_revoked: 'The tenant’s registrations are revoked.',
   rotation_started: 'Key rotation started.',
   rotation_running: 'A key rotation pass is already running.',
-} as const
-type NoticeKey = keyof typeof NOTICES
+})
+type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
 const doneQuery = {
   type: 'object',
   additionalProperties: false,
-  properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
+  properties: { done: NOTICES.doneSchema },
 } as const
-const noticeOf = (done: NoticeKey | undefined) => (done === undefined ? {} : { notice: NOTICES[done] })
+const noticeOf = NOTICES.of
 
 export async function adminConsoleRoutes(app: FastifyInstance, options: AdminConsoleOptions): Promise<void> {
   const { keyRotation } = options
-  const sessions = new BrowserSessions<{ operator: string }>(
-    app.store.ephemeral,
-    'admin-session',
-    SESSION_TTL_MS,
-    app.clock,
-  )
-  const appSlugs = app.config.apps.map((a) => a.slug)
-  const cookieOptions = (maxAgeMs: number) => ({
-    path: '/admin',
-    httpOnly: true,
-    sameSite: 'strict' as const,
+  const area = new SessionArea<OperatorIdentity>({
+    sessions: app.browserSessions.console,
+    cookie: { name: CONSOLE_COOKIE, sameSite: 'strict', path: () => CONSOLE_PATH },
     secure: app.config.secureCookies,
-    signed: true,
-    maxAge: Math.floor(maxAgeMs / 1000),
+    logFields: (session) => ({ operator: session.operator }),
+    expiredMessage: 'your console session is missing or has expired; sign in again at /admin',
   })
-
   // Every console response: never cached, and the session (if any) looked up once.
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('cache-control', 'no-store')
-    const id = readSignedCookie(request, CONSOLE_COOKIE)
-    if (id === undefined) return
-    const session = await sessions.read(id)
-    if (session !== null) {
-      sessionsOf.set(request, { id, session })
-      request.log = request.log.child({ operator: session.operator })
-    }
-  })
+  area.install(app)
+  const appSlugs = app.config.apps.map((a) => a.slug)
 
   const contextOf = (request: FastifyRequest): ConsoleContext => {
-    const entry = sessionsOf.get(request)!
-    return { operator: entry.session.operator, csrf: entry.session.csrf }
+    const { data } = area.of(request)
+    return { operator: data.operator, csrf: data.csrf }
   }
 
   /** Pages: without a session, go to the sign-in page. */
   const requirePageSession = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!sessionsOf.has(request)) return reply.redirect('/admin/sign-in', 303)
+    if (area.current(request) === undefined) return reply.redirect('/admin/sign-in', 303)
     return undefined
-  }
-
-  /** Forms: a session and its CSRF token, checked before the body is validated. */
-  const requireFormSession = async (request: FastifyRequest) => {
-    const entry = sessionsOf.get(request)
-    if (entry === undefined) {
-      throw new BrokerError(
-        'unauthorized',
-        'your console session is missing or has expired; sign in again at /admin',
-      )
-    }
-    requireFormCsrf(request, entry.session.csrf)
   }
 
   const operatorActor = (request: FastifyRequest) => ({
     kind: 'operator' as const,
-    name: sessionsOf.get(request)!.session.operator,
+    name: area.of(request).data.operator,
   })
 
   const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
 
   const renderSignInPage = async (reply: FastifyReply, status: number, error?: string) => {
     const csrf = randomToken()
-    reply.setCookie(SIGN_IN_COOKIE, csrf, cookieOptions(SIGN_IN_TTL_MS))
+    reply.setCookie(SIGN_IN_COOKIE, csrf, {
+      path: CONSOLE_PATH,
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: app.config.secureCookies,
+      signed: true,
+      maxAge: Math.floor(SIGN_IN_TTL_MS / 1000),
+    })
     return sendPage(reply, status, renderSignIn({ csrf, ...(error === undefined ? {} : { error }) }))
   }
 
@@ -147,7 +125,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     '/admin',
     { config: html, schema: { querystring: emptyQuery, response: { ...redirect, ...errorPages } } },
     async (request, reply) =>
-      reply.redirect(sessionsOf.has(request) ? '/admin/tenants' : '/admin/sign-in', 303),
+      reply.redirect(area.current(request) !== undefined ? '/admin/tenants' : '/admin/sign-in', 303),
   )
 
   app.get(
@@ -157,7 +135,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
     },
     async (request, reply) => {
-      if (sessionsOf.has(request)) return reply.redirect('/admin/tenants', 303)
+      if (area.current(request) !== undefined) return reply.redirect('/admin/tenants', 303)
       return renderSignInPage(reply, 200)
     },
   )
@@ -196,16 +174,8 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         request.log.info({ ip: request.ip }, 'console sign-in refused')
         return renderSignInPage(reply, 401, 'That token is not an operator token.')
       }
-      const previous = sessionsOf.get(request)
-      if (previous !== undefined) await sessions.destroy(previous.id)
-      const { id } = await sessions.create({ operator })
-      reply.clearCookie(SIGN_IN_COOKIE, { path: '/admin' })
-      reply.setCookie(CONSOLE_COOKIE, id, cookieOptions(SESSION_TTL_MS))
-      await recordAudit(app.store, request.log, {
-        type: 'operator.signed_in',
-        actor: actorLabel({ kind: 'operator', name: operator }),
-        detail: { via: 'console' },
-      })
+      await area.signIn(request, reply, { operator })
+      reply.clearCookie(SIGN_IN_COOKIE, { path: CONSOLE_PATH })
       return reply.redirect('/admin/tenants', 303)
     },
   )
@@ -219,17 +189,10 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         body: csrfFormSchema,
         response: { ...redirect, ...errorPages },
       },
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
     },
     async (request, reply) => {
-      const entry = sessionsOf.get(request)!
-      await sessions.destroy(entry.id)
-      reply.clearCookie(CONSOLE_COOKIE, { path: '/admin' })
-      await recordAudit(app.store, request.log, {
-        type: 'operator.signed_out',
-        actor: actorLabel({ kind: 'operator', name: entry.session.operator }),
-        detail: { via: 'console' },
-      })
+      await area.signOut(request, reply)
       return reply.redirect('/admin/sign-in', 303)
     },
   )
@@ -353,7 +316,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     '/admin/registrations/:id/revoke',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         params: registrationIdParams,
         querystring: emptyQuery,
@@ -375,7 +338,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     '/admin/tenants/:tenantId/revoke',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         params: tenantIdParams,
         querystring: emptyQuery,
@@ -481,7 +444,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     '/admin/keys/rotate',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         querystring: emptyQuery,
         body: csrfFormSchema,

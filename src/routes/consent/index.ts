@@ -2,9 +2,8 @@
 // Thin: cookies and HTTP here, the flow in services/consent-flow.ts, markup in views/.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CLOUD_NAMES } from '../../clouds.js'
-import { appClouds, type Config, findApp } from '../../config.js'
-import { type CallbackQuery, type ConsentFailure, createConsentFlow } from '../../services/consent-flow.js'
+import { appClouds, findApp } from '../../config.js'
+import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow.js'
 import {
   renderAppListPage,
   renderFailurePage,
@@ -13,14 +12,19 @@ import {
   renderStartPage,
 } from '../../views/consent-pages.js'
 import { renderNotFoundPage } from '../../views/error-page.js'
-import { enforceRateLimit, readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
-import { completeManageSignIn } from './manage.js'
+import { readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
+import {
+  cloudFormSchema,
+  consentFlowFor,
+  FLOW_COOKIE,
+  FLOW_COOKIE_PATH,
+  flowCookieOptions,
+  limitConsentTraffic,
+} from './flow-start.js'
+import { completeManageSignIn, manageSessionArea } from './manage.js'
 
-/** Carries `<app>.<flow id>`; read only by the callback. */
-export const FLOW_COOKIE = 'cb_consent_flow'
 /** Carries the id of the one-time result; read only by the result page. */
 export const RESULT_COOKIE = 'cb_consent_result'
-const FLOW_COOKIE_PATH = '/callback'
 const RESULT_COOKIE_PATH = '/result'
 
 const htmlPage = { type: 'string' } as const
@@ -33,13 +37,6 @@ const appParams = {
   properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
 } as const
 const text = (maxLength: number) => ({ type: 'string', maxLength }) as const
-
-/** The form that starts a flow (consent or manage sign-in): the chosen cloud, empty for the default. */
-export const cloudFormSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
-} as const
 
 const callbackQuerySchema = {
   type: 'object',
@@ -58,49 +55,10 @@ const callbackQuerySchema = {
   },
 } as const
 
-/**
- * The consent flow over the app's config, store, identity provider, metrics and clock: one wiring for
- * the consent pages and the manage sign-in, whose flows end at the same callback.
- */
-export function consentFlowFor(app: FastifyInstance) {
-  return createConsentFlow({
-    config: app.config,
-    store: app.store,
-    idp: app.idp,
-    metrics: app.metrics,
-    clock: app.clock,
-  })
-}
-
-/** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */
-export function flowCookieOptions(config: Config): CookieSerializeOptions {
-  return {
-    path: FLOW_COOKIE_PATH,
-    httpOnly: true,
-    sameSite: 'lax',
-    secure: config.secureCookies,
-    signed: true,
-    maxAge: Math.floor(config.consent.flowTtlMs / 1000),
-  }
-}
-
-/**
- * Starting flows (consent or manage sign-in) and hitting the callback cost server-side state and
- * identity-provider calls: one budget per client IP, across instances.
- */
-export function limitConsentTraffic(app: FastifyInstance, request: FastifyRequest, message: string) {
-  return enforceRateLimit(
-    app.store.rateLimiter,
-    `consent-ip:${request.ip}`,
-    app.config.consent.rateLimitPerIp,
-    app.config.consent.rateLimitWindowMs,
-    message,
-  )
-}
-
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
   const flow = consentFlowFor(app)
+  const manageArea = manageSessionArea(app)
   const publicOrigin = new URL(config.publicUrl).origin
   const flowCookie = flowCookieOptions(config)
   const resultCookie: CookieSerializeOptions = { ...flowCookie, path: RESULT_COOKIE_PATH }
@@ -214,7 +172,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           return sendFailure(request, reply, outcome.failure)
         case 'manage-signed-in':
           reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
-          return completeManageSignIn(app, request, reply, outcome)
+          return completeManageSignIn(manageArea, config, request, reply, outcome)
       }
     },
   )

@@ -9,16 +9,12 @@
 // such a chain. Every form carries the session's CSRF token, checked before body validation.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CloudName } from '../../clouds.js'
-import { appClouds, findApp } from '../../config.js'
+import { appClouds, type Config, findApp } from '../../config.js'
 import type { VerifiedIdToken } from '../../entra/types.js'
 import { BrokerError } from '../../errors.js'
-import type { SessionData } from '../../services/admin-session.js'
-import { actorLabel, recordAudit } from '../../services/audit.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import {
   holdsAdminRole,
-  MANAGE_SESSION_TTL_MS,
-  manageSessions,
   type TenantAdminIdentity,
   tenantAdminActor,
   tenantRegistrations,
@@ -32,18 +28,18 @@ import {
   REGISTRATION_ID_PATTERN,
   revokeFormSchema,
 } from '../admin/schemas.js'
-import { readSignedCookie, refuseCrossSiteForm, requireFormCsrf, sendPage } from '../browser.js'
+import { refuseCrossSiteForm, sendPage } from '../browser.js'
+import { notices, SessionArea } from '../browser-session.js'
 import {
   cloudFormSchema,
   consentFlowFor,
   FLOW_COOKIE,
   flowCookieOptions,
   limitConsentTraffic,
-} from './index.js'
+} from './flow-start.js'
 
+/** The manage pages' session cookie; its path is the app's `/{app}/manage`. */
 export const MANAGE_COOKIE = 'cb_manage'
-
-const manageCookiePath = (slug: string) => `/${slug}/manage`
 
 const html = { html: true }
 const htmlPage = { type: 'string' } as const
@@ -67,16 +63,28 @@ const appParams = {
   properties: { app: appSlugSchema },
 } as const
 
-const NOTICES = {
+const NOTICES = notices({
   revoked: 'The registration is revoked. Integrations using it get no more access tokens.',
   already_revoked: 'That registration was already revoked.',
   revoked_all: "Your tenant's registrations are revoked. Integrations using them get no more access tokens.",
   signed_in: 'Signed in.',
-} as const
-type NoticeKey = keyof typeof NOTICES
+})
+type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
 
-type ManageSession = SessionData<TenantAdminIdentity>
-const sessionsOf = new WeakMap<FastifyRequest, { id: string; session: ManageSession }>()
+/**
+ * The manage pages' sessions in the browser: a session counts only on the pages of the app it was
+ * opened for.
+ */
+export function manageSessionArea(app: FastifyInstance): SessionArea<TenantAdminIdentity> {
+  return new SessionArea<TenantAdminIdentity>({
+    sessions: app.browserSessions.manage,
+    cookie: { name: MANAGE_COOKIE, sameSite: 'lax', path: (identity) => `/${identity.app}/manage` },
+    secure: app.config.secureCookies,
+    accepts: (session, request) => session.app === (request.params as { app?: string }).app,
+    logFields: (session) => ({ tenantId: session.tenantId, tenantAdmin: session.oid }),
+    expiredMessage: 'your session is missing or has expired; sign in again',
+  })
+}
 
 /** What the consent flow hands over after a tenant administrator signed in for `/{app}/manage`. */
 export interface ManageSignIn {
@@ -90,44 +98,30 @@ export interface ManageSignIn {
  * administrator to the manage page.
  */
 export async function completeManageSignIn(
-  app: FastifyInstance,
+  area: SessionArea<TenantAdminIdentity>,
+  config: Pick<Config, 'adminRoleIds'>,
   request: FastifyRequest,
   reply: FastifyReply,
   signIn: ManageSignIn,
 ): Promise<FastifyReply> {
   // The flow checked the role already; checked again here so this entry point can't be misused.
-  if (!holdsAdminRole(app.config, signIn.user.wids)) {
+  if (!holdsAdminRole(config, signIn.user.wids)) {
     throw new BrokerError('forbidden', 'only a tenant administrator can manage registrations')
   }
-  const identity: TenantAdminIdentity = {
+  await area.signIn(request, reply, {
     app: signIn.app,
     cloud: signIn.cloud,
     tenantId: signIn.user.tid.toLowerCase(),
     oid: signIn.user.oid,
     name: signIn.user.preferredUsername,
-  }
-  const { id } = await manageSessions(app.store, app.clock).create(identity)
-  reply.setCookie(MANAGE_COOKIE, id, {
-    path: manageCookiePath(signIn.app),
-    httpOnly: true,
-    sameSite: 'lax',
-    secure: app.config.secureCookies,
-    signed: true,
-    maxAge: Math.floor(MANAGE_SESSION_TTL_MS / 1000),
-  })
-  await recordAudit(app.store, request.log, {
-    type: 'tenant_admin.signed_in',
-    actor: actorLabel(tenantAdminActor(identity)),
-    tenantId: identity.tenantId,
-    app: identity.app,
-    detail: { cloud: identity.cloud, name: identity.name },
   })
   return reply.header('cache-control', 'no-store').redirect(`/${signIn.app}/manage?done=signed_in`, 303)
 }
 
 export async function manageRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
-  const sessions = manageSessions(app.store, app.clock)
+  const area = manageSessionArea(app)
+  area.install(app)
   const flow = consentFlowFor(app)
   const publicOrigin = new URL(config.publicUrl).origin
 
@@ -135,32 +129,6 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     const hosted = findApp(config, slug)
     if (hosted === undefined) throw new BrokerError('not_found', `no app named "${slug}"`)
     return hosted
-  }
-
-  /** Looks up the session of this app's manage pages; a session of another app doesn't count. */
-  const loadSession = async (request: FastifyRequest) => {
-    const slug = (request.params as { app?: string }).app
-    const id = readSignedCookie(request, MANAGE_COOKIE)
-    if (slug === undefined || id === undefined) return
-    const session = await sessions.read(id)
-    if (session !== null && session.app === slug) {
-      sessionsOf.set(request, { id, session })
-      request.log = request.log.child({ tenantId: session.tenantId, tenantAdmin: session.oid })
-    }
-  }
-
-  app.addHook('preHandler', async (_request, reply) => {
-    reply.header('cache-control', 'no-store')
-  })
-
-  /** Forms: this app's session and its CSRF token, checked before the body is validated. */
-  const requireFormSession = async (request: FastifyRequest) => {
-    await loadSession(request)
-    const entry = sessionsOf.get(request)
-    if (entry === undefined) {
-      throw new BrokerError('unauthorized', 'your session is missing or has expired; sign in again')
-    }
-    requireFormCsrf(request, entry.session.csrf)
   }
 
   const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
@@ -174,16 +142,15 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { done: { type: 'string', enum: Object.keys(NOTICES) } },
+          properties: { done: NOTICES.doneSchema },
         },
         response: pages,
       },
     },
     async (request, reply) => {
       const hosted = hostedApp(request.params.app)
-      await loadSession(request)
-      const entry = sessionsOf.get(request)
-      if (entry === undefined) {
+      const current = area.current(request)
+      if (current === undefined) {
         return sendPage(
           reply,
           200,
@@ -194,8 +161,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
           }),
         )
       }
-      const { session } = entry
-      const done = request.query.done
+      const session = current.data
       return sendPage(
         reply,
         200,
@@ -206,7 +172,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
           adminName: session.name,
           csrf: session.csrf,
           registrations: await tenantRegistrations(app.store, session),
-          ...(done === undefined ? {} : { notice: NOTICES[done] }),
+          ...NOTICES.of(request.query.done),
         }),
       )
     },
@@ -244,7 +210,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     '/:app/manage/registrations/:id/revoke',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         params: {
           type: 'object',
@@ -261,7 +227,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { session } = sessionsOf.get(request)!
+      const session = area.of(request).data
       const result = await revokeRegistration(deps(request), request.params.id, {
         actor: tenantAdminActor(session),
         reason: request.body.reason,
@@ -276,7 +242,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     '/:app/manage/revoke-all',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         params: appParams,
         querystring: emptyQuery,
@@ -285,7 +251,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { session } = sessionsOf.get(request)!
+      const session = area.of(request).data
       await revokeTenant(deps(request), session.tenantId, {
         actor: tenantAdminActor(session),
         reason: request.body.reason,
@@ -299,7 +265,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     '/:app/manage/sign-out',
     {
       config: html,
-      preValidation: requireFormSession,
+      preValidation: area.requireForm,
       schema: {
         params: appParams,
         querystring: emptyQuery,
@@ -308,16 +274,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { id, session } = sessionsOf.get(request)!
-      await sessions.destroy(id)
-      reply.clearCookie(MANAGE_COOKIE, { path: manageCookiePath(session.app) })
-      await recordAudit(app.store, request.log, {
-        type: 'tenant_admin.signed_out',
-        actor: actorLabel(tenantAdminActor(session)),
-        tenantId: session.tenantId,
-        app: session.app,
-        detail: { cloud: session.cloud },
-      })
+      const { data: session } = await area.signOut(request, reply)
       return reply.redirect(`/${session.app}/manage`, 303)
     },
   )
