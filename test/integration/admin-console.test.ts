@@ -2,7 +2,14 @@
 // CSRF on every form, listing and filtering, revocation with a reason, audit trail, sign-out.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import {
+  bearer,
+  consoleSignIn,
+  csrfOf,
+  obtainToken,
+  operatorToken,
+  storedSession,
+} from '../support/admin-helpers.js'
 import {
   browse,
   type ConsentValues,
@@ -93,9 +100,18 @@ describe('sign-in', () => {
     })
     expect(rejected.statusCode).toBe(303)
     // Redis holds the session under a hash of its id, sealed: neither the id nor the operator in clear.
-    const keys = await broker.redis!.keys(`${broker.keyPrefix}*`)
-    const id = value.slice(0, value.lastIndexOf('.'))
-    expect(keys.some((key) => key.includes(id))).toBe(false)
+    const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
+    const stored = await storedSession(broker, 'admin-session', value)
+    expect(stored.keys.some((key) => key.includes(stored.id))).toBe(false)
+    // The record is an envelope sealed under the current master key, not the session in JSON.
+    const sealed = new RegExp(`^v1\\.${broker.config.keyRing.current.id}\\.[A-Za-z0-9_-]+$`)
+    expect(stored.record).toMatch(sealed)
+    expect(stored.record).not.toContain('alice')
+    for (const stringValue of stored.strings) {
+      expect(stringValue).not.toContain(stored.id)
+      expect(stringValue).not.toContain(csrf)
+      expect(stringValue).not.toContain('"operator"')
+    }
   })
 })
 

@@ -3,7 +3,7 @@
 // and revokes only their own tenant's registrations.
 import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { bearer, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import { bearer, csrfOf, obtainToken, operatorToken, storedSession } from '../support/admin-helpers.js'
 import {
   browse,
   type ConsentValues,
@@ -111,6 +111,18 @@ describe('tenant self-service', () => {
     const tampered = manage.split(';')[0]!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))
     const page = await broker.app.inject({ url: '/ms-graph-mail/manage', headers: { cookie: tampered } })
     expect(page.body).toContain('Sign in as a tenant administrator')
+    // Redis holds the session under a hash of its id, sealed: neither the id nor its contents in clear.
+    const csrf = csrfOf((await browse(broker.app, jar, { url: '/ms-graph-mail/manage' })).body)
+    const stored = await storedSession(broker, 'manage-session', jar.get('cb_manage')!)
+    expect(stored.keys.some((key) => key.includes(stored.id))).toBe(false)
+    const sealed = new RegExp(`^v1\\.${broker.config.keyRing.current.id}\\.[A-Za-z0-9_-]+$`)
+    expect(stored.record).toMatch(sealed)
+    expect(stored.record).not.toContain('admin@fabrikam.example')
+    for (const stringValue of stored.strings) {
+      expect(stringValue).not.toContain(stored.id)
+      expect(stringValue).not.toContain(csrf)
+      expect(stringValue).not.toContain('"tenantId"')
+    }
   })
 
   it('refuses a non-administrator of the tenant', async () => {
@@ -263,20 +275,30 @@ describe('tenant self-service', () => {
     const limited = await startBroker({
       authorityUrl: emulator.url,
       redisUrl: inject('redisUrl'),
-      env: { CONSENT_RATE_LIMIT_PER_IP: '3' },
+      env: { CONSENT_RATE_LIMIT_PER_IP: '4' },
     })
     try {
-      const statuses: number[] = []
-      for (let i = 0; i < 4; i++) {
-        const response = await browse(limited.app, new CookieJar(), {
+      const consentStart = () =>
+        browse(limited.app, new CookieJar(), { method: 'POST', url: '/ms-graph-mail/start', form: {} })
+      const manageSignInStart = () =>
+        browse(limited.app, new CookieJar(), {
           method: 'POST',
           url: '/ms-graph-mail/manage/sign-in',
           form: {},
         })
-        statuses.push(response.statusCode)
-        if (response.statusCode === 429) expect(Number(response.headers['retry-after'])).toBeGreaterThan(0)
+      // Two of each spend the budget of four; then each page is refused: neither has a budget of its
+      // own (each alone has spent only two).
+      const statuses: number[] = []
+      for (const start of [consentStart, manageSignInStart, consentStart, manageSignInStart]) {
+        statuses.push((await start()).statusCode)
       }
-      expect(statuses).toEqual([303, 303, 303, 429])
+      const refusedSignIn = await manageSignInStart()
+      const refusedStart = await consentStart()
+      statuses.push(refusedSignIn.statusCode, refusedStart.statusCode)
+      expect(statuses).toEqual([303, 303, 303, 303, 429, 429])
+      expect(Number(refusedSignIn.headers['retry-after'])).toBeGreaterThan(0)
+      expect(refusedSignIn.body).toContain('too many sign-in attempts from this address')
+      expect(refusedStart.body).toContain('too many authorization attempts from this address')
     } finally {
       await limited.close()
     }

@@ -1,7 +1,7 @@
 // Helpers shared by the operator tests (admin API, console, revocation, key rotation, CLI).
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { browse, type ConsentValues, CookieJar } from './broker.js'
+import { browse, type ConsentValues, CookieJar, type RunningBroker } from './broker.js'
 import { XsoarClient } from './xsoar-client.js'
 
 /** A fresh operator token (≥ 24 characters, as the config requires). */
@@ -58,4 +58,23 @@ export async function consoleSignIn(
     form: { token, csrf: csrfOf(form.body) },
   })
   return { jar, response }
+}
+
+/**
+ * What a broker on Redis stores for the browser session whose signed cookie value is `cookie`: the
+ * session id, the record at the key the session must live under (`eph:<namespace>:<SHA-256 of the
+ * id>`), every key under the broker's prefix and every string value stored there — so a test can
+ * look for the id or the session's contents in clear anywhere, not only in key names.
+ */
+export async function storedSession(broker: RunningBroker, namespace: string, cookie: string) {
+  const redis = broker.redis
+  if (redis === undefined) throw new Error('storedSession needs a broker on Redis')
+  const id = cookie.slice(0, cookie.lastIndexOf('.'))
+  const hash = createHash('sha256').update(id, 'utf8').digest('hex')
+  const keys = await redis.keys(`${broker.keyPrefix}*`)
+  const strings: string[] = []
+  for (const key of keys) {
+    if ((await redis.type(key)) === 'string') strings.push((await redis.get(key)) ?? '')
+  }
+  return { id, keys, record: await redis.get(`${broker.keyPrefix}eph:${namespace}:${hash}`), strings }
 }
