@@ -28,6 +28,7 @@ import {
 } from './registrations.js'
 import { holdsAdminRole } from './tenant-admin.js'
 
+/** Why a flow (consent or manage sign-in) failed; also the `reason` label of the consents metric. */
 export type ConsentFailureReason =
   /** The user cancelled, declined the permissions, or Microsoft denied access (`access_denied`). */
   | 'cancelled'
@@ -56,6 +57,7 @@ export type ConsentFailureReason =
   /** The callback carries neither a code nor an error. */
   | 'invalid_callback'
 
+/** The HTTP status of the failure page, per reason. */
 export const FAILURE_STATUS: Readonly<Record<ConsentFailureReason, number>> = {
   cancelled: 400,
   not_admin: 403,
@@ -72,6 +74,7 @@ export const FAILURE_STATUS: Readonly<Record<ConsentFailureReason, number>> = {
   invalid_callback: 400,
 }
 
+/** A failed flow, as the failure page shows it. */
 export interface ConsentFailure {
   reason: ConsentFailureReason
   status: number
@@ -103,6 +106,7 @@ export interface ConsentResult {
   userName: string
 }
 
+/** The callback's query parameters the flow reads; Entra's others are ignored. */
 export interface CallbackQuery {
   code?: string
   state?: string
@@ -112,10 +116,12 @@ export interface CallbackQuery {
   tenant?: string
 }
 
+/** A started flow: off to the identity provider with a flow cookie, or a failure page. */
 export type StartOutcome =
   | { kind: 'redirect'; location: string; flowHandle: string }
   | { kind: 'failed'; failure: ConsentFailure }
 
+/** What the callback route does next. */
 export type CallbackOutcome =
   /** Admin consent, phase 2: on to the tenant-wide consent page with a re-issued flow cookie. */
   | { kind: 'redirect'; location: string; flowHandle: string }
@@ -130,6 +136,7 @@ export type CallbackOutcome =
  */
 export type FlowPurpose = 'consent' | 'manage'
 
+/** The consent flow and the manage sign-in: start, callback, one-time result. */
 export interface ConsentFlow {
   /** Starts a flow for an app (and cloud); throws BrokerError `not_found` / `invalid_request`. */
   start(
@@ -148,6 +155,7 @@ export interface ConsentFlow {
   takeResult(resultHandle: string | undefined): Promise<ConsentResult | null>
 }
 
+/** What a consent flow runs on. */
 export interface ConsentFlowDependencies {
   config: Config
   store: Store
@@ -211,6 +219,10 @@ function parseRecord(raw: string): FlowRecord | undefined {
   }
 }
 
+/**
+ * The consent flow over its dependencies. It keeps no state of its own: each flow lives in the
+ * ephemeral store under its id, so any instance can serve its callback.
+ */
 export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   const { config, store, idp, metrics, clock } = deps
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
