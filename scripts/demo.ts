@@ -1,5 +1,6 @@
-// `npm run demo`: the broker on 127.0.0.1:3000 and the Entra ID emulator on 127.0.0.1:3001, every
-// cloud pointed at the emulator through its authority URL. Demo-only values (a fixed master key,
+// `npm run demo`: the broker on 127.0.0.1:3000 — wired exactly as production (src/broker.ts) — and
+// the Entra ID emulator on 127.0.0.1:3001, every cloud pointed at the emulator through its
+// authority URL. Demo-only values (a fixed master key,
 // the emulator's client secrets) live here, never in src/: production configuration has no defaults
 // for them.
 //
@@ -7,18 +8,15 @@
 //   REDIS_URL             use Redis instead of the in-memory store
 //   EMULATOR_URL          use an emulator that is already running (start none): several brokers
 //                         can share one emulator and one Redis
-//   any other broker variable (LOG_LEVEL, PUBLIC_URL …) passes through
+//   any other broker variable (LOG_LEVEL, PUBLIC_URL, METRICS_PORT …) passes through
 import { createHash } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
-import { pino } from 'pino'
 import { DEMO_USERS } from '../emulator/demo-data.js'
 import { demoClientSecretEnv } from '../emulator/demo-secrets.js'
 import { startEmulator } from '../emulator/server.js'
-import { buildApp } from '../src/app.js'
+import { createBroker } from '../src/broker.js'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { createEntraIdentityProvider } from '../src/entra/identity-provider.js'
-import { loggerOptions } from '../src/logger.js'
-import { createStoreFromConfig } from '../src/store/index.js'
+import { createLogger } from '../src/logger.js'
 
 // Fixed so that several demo brokers sharing one Redis can read each other's registrations.
 // It is public: never use it (or the demo at all) for real tenants.
@@ -64,10 +62,9 @@ async function main(): Promise<void> {
     throw error
   }
 
-  const logger = pino(loggerOptions(config.logLevel))
-  const store = createStoreFromConfig(config)
-  const app = await buildApp(config, { store, idp: createEntraIdentityProvider(config), logger })
-  await app.listen({ host: config.host, port: config.port })
+  // The production wiring (src/broker.ts): Redis errors counted, METRICS_PORT honoured.
+  const broker = await createBroker(config, createLogger(config.logLevel))
+  await broker.listen()
 
   const line = '─'.repeat(72)
   console.log(`\n${line}`)
@@ -79,6 +76,9 @@ async function main(): Promise<void> {
     console.log(' Store:            IN-MEMORY (demo only: registrations vanish when this process stops)')
   } else {
     console.log(` Store:            Redis ${env.REDIS_URL}`)
+  }
+  if (config.metricsPort !== undefined) {
+    console.log(` Metrics:          http://${config.host}:${config.metricsPort}/metrics (no token)`)
   }
   console.log('\n Sign in at the emulator as (no password):')
   for (const user of DEMO_USERS) {
@@ -93,8 +93,7 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return
     stopping = true
-    await app.close()
-    await store.close()
+    await broker.close()
     await stopEmulator?.()
     process.exit(0)
   }

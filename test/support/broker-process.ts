@@ -120,6 +120,8 @@ export interface SpawnBrokerOptions {
   env: Env
   /** Entry file; default the repository's dist/src/main.js. */
   entry?: string
+  /** Node options before the entry, e.g. `['--import', 'tsx']` to run a TypeScript script. */
+  nodeArgs?: string[]
   cwd?: string
   /** Wait until /readyz answers 200 (default true). */
   waitReady?: boolean
@@ -131,7 +133,7 @@ export async function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerPr
   const entry = options.entry ?? (await ensureBuilt())
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
   for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), entry], {
     cwd: options.cwd ?? REPO_ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
