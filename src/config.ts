@@ -6,13 +6,7 @@
 import { loadConfig } from './config/env.js'
 import type { Config } from './config/types.js'
 
-export {
-  appClouds,
-  findApp,
-  loadAppsFile,
-  type ResolvedApp,
-  resolveApp,
-} from './config/apps-file.js'
+export { appClouds, findApp, type ResolvedApp, resolveApp } from './config/apps-file.js'
 export { type LoadConfigOptions, loadConfig } from './config/env.js'
 export {
   type AppCloudConfig,

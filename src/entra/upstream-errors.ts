@@ -13,6 +13,7 @@ const TRANSIENT_ERRORS: ReadonlySet<string> = new Set(['temporarily_unavailable'
 /** Error bodies beyond this are not an Entra answer; don't buffer them. */
 const MAX_ERROR_BODY_CHARS = 64 * 1024
 
+/** The JSON body of an OAuth error answer, as Entra sends it (every field unchecked). */
 export interface OAuthErrorBody {
   error?: unknown
   error_description?: unknown

@@ -9,6 +9,7 @@ import type { IdlePosition, Store } from '../store/types.js'
 import type { TokenIssuer } from './token-issuer.js'
 import type { ScopeResolver } from './token-scope.js'
 
+/** What the keep-alive needs; it refreshes through the instance's one TokenIssuer. */
 export interface KeepAliveDeps {
   config: Config
   store: Store
@@ -18,6 +19,7 @@ export interface KeepAliveDeps {
   clock: () => number
 }
 
+/** What one pass did. */
 export interface KeepAliveRun {
   /** False when another instance holds the keep-alive lock. */
   ran: boolean
@@ -30,6 +32,7 @@ const LOCK_NAME = 'token-keep-alive'
 /** Idle registrations read per page. */
 const BATCH = 200
 
+/** Refreshes idle delegated grants in the background, on one instance at a time. */
 export class KeepAlive {
   readonly #deps: KeepAliveDeps
   #timer: NodeJS.Timeout | undefined
@@ -40,6 +43,7 @@ export class KeepAlive {
     this.#deps = deps
   }
 
+  /** Runs a pass every `keepAliveIntervalMs` (never two at once); does nothing once stopped. */
   start(): void {
     if (this.#timer !== undefined || this.#stopped) return
     this.#timer = setInterval(() => {

@@ -5,6 +5,7 @@ import { graphDefaultScope } from '../clouds.js'
 import { appClouds, type Config, type ResolvedApp, resolveApp } from '../config.js'
 import { BrokerError } from '../errors.js'
 
+/** What requests for one app in one cloud may ask for, resolved once. */
 export interface AppScopes {
   readonly resolved: ResolvedApp
   readonly defaultScope: string
@@ -22,6 +23,7 @@ function normaliseResource(resource: string): string {
   return resource.trim().replace(/\/+$/, '').toLowerCase()
 }
 
+/** Expands and normalises an app's scope and resource allowlists for one cloud. */
 export function buildAppScopes(resolved: ResolvedApp): AppScopes {
   const graphAllowed = resolved.allowedScopes.includes('graph')
   const graphScope = graphAllowed ? graphDefaultScope(resolved.cloud) : undefined

@@ -1,6 +1,7 @@
 // In-process single-flight: concurrent callers asking for the same key share one promise. The
 // entry is removed when the work settles, so a later call starts afresh (errors are not cached).
 
+/** Concurrent calls for one key share one promise; nothing is kept once it settles. */
 export class SingleFlight<T> {
   readonly #inFlight = new Map<string, Promise<T>>()
 
@@ -21,6 +22,7 @@ export class SingleFlight<T> {
     return { promise, shared: false }
   }
 
+  /** Calls running now. */
   get size(): number {
     return this.#inFlight.size
   }
