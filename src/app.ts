@@ -100,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
         }
         return counts
       }),
+      probeReady: () => deps.store.ping(),
     })
 
   app.decorate('config', config)

@@ -1,5 +1,6 @@
 // Prometheus metrics. One registry per app instance (tests build many apps in one process), with
-// the default process metrics. Names and labels are documented in the README's metrics table.
+// the default process metrics. Names and labels are documented in the README's metrics table and
+// docs/metrics.md; deploy/ holds the alert rules and the dashboard built on them.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 export interface Metrics {
@@ -18,15 +19,44 @@ export interface Metrics {
   readonly consents: Counter<'app' | 'kind' | 'stage' | 'reason'>
   readonly registrationsByStatus: Gauge<'status'>
   readonly redisErrors: Counter<'operation'>
+  /** 1 when the store answered a PING at scrape time (the `/readyz` check), else 0. */
+  readonly ready: Gauge
+}
+
+/**
+ * What a scrape waits for Redis at most (readiness probe, registrations count): a scrape during an
+ * outage must still succeed, quickly, with the readiness gauge at 0 — a scrape that times out
+ * would drop every series of the instance and hide the very state an alert should see.
+ */
+const SCRAPE_WAIT_MS = 1000
+
+/** The value of `work`, or `undefined` when it fails or takes longer than `timeoutMs`. */
+async function within<T>(work: () => Promise<T>, timeoutMs: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs)
+  })
+  try {
+    return await Promise.race([work(), timedOut])
+  } catch {
+    return undefined
+  } finally {
+    clearTimeout(timer)
+  }
 }
 
 export function createMetrics(
-  options: { collectRegistrations?: () => Promise<Record<string, number>> } = {},
+  options: {
+    collectRegistrations?: () => Promise<Record<string, number>>
+    /** Resolves when the instance is ready (the store answers); without it the gauge reads 1. */
+    probeReady?: () => Promise<void>
+  } = {},
 ): Metrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'consent_broker_' })
   const registers = [registry]
   const collectRegistrations = options.collectRegistrations
+  const probeReady = options.probeReady
   return {
     registry,
     obtainTokenRequests: new Counter({
@@ -79,12 +109,10 @@ export function createMetrics(
       registers,
       async collect() {
         if (collectRegistrations === undefined) return
-        try {
-          const counts = await collectRegistrations()
-          for (const [status, count] of Object.entries(counts)) this.set({ status }, count)
-        } catch {
-          // a scrape during a Redis outage still returns the other metrics
-        }
+        // During a Redis outage (or a count slower than the wait) the last values stay.
+        const counts = await within(collectRegistrations, SCRAPE_WAIT_MS)
+        if (counts === undefined) return
+        for (const [status, count] of Object.entries(counts)) this.set({ status }, count)
       },
     }),
     redisErrors: new Counter({
@@ -92,6 +120,22 @@ export function createMetrics(
       help: 'Redis connection and command errors',
       labelNames: ['operation'],
       registers,
+    }),
+    // Prometheus only sees /metrics, not /readyz: readiness is exported so that alerts can tell
+    // "this instance runs but cannot reach Redis" from "this instance is gone" (`up == 0`).
+    ready: new Gauge({
+      name: 'consent_broker_ready',
+      help: '1 when this instance is ready (its store answered a PING at scrape time, as /readyz checks), else 0',
+      registers,
+      async collect() {
+        const ready =
+          probeReady === undefined ||
+          (await within(async () => {
+            await probeReady()
+            return true
+          }, SCRAPE_WAIT_MS)) === true
+        this.set(ready ? 1 : 0)
+      },
     }),
   }
 }
