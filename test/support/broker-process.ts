@@ -217,9 +217,10 @@ async function browseHttp(
   baseUrl: string,
   jar: CookieJar,
   request: { method?: 'GET' | 'POST'; path: string; form?: Record<string, string> },
+  transport: typeof fetch = fetch,
 ): Promise<{ status: number; location: string | undefined; body: string }> {
   const cookie = jar.header(request.path)
-  const response = await fetch(`${baseUrl}${request.path}`, {
+  const response = await transport(`${baseUrl}${request.path}`, {
     method: request.method ?? 'GET',
     redirect: 'manual',
     headers: {
@@ -240,26 +241,34 @@ async function browseHttp(
 /**
  * A whole consent over HTTP against a running broker, the emulator playing Microsoft: start form →
  * sign-in (and, for admin consent, the tenant-wide consent step) → callbacks → result page.
+ * `fetch` carries the requests to the broker (e.g. one trusting a test CA, for https); the
+ * emulator is reached with the global fetch.
  */
 export async function consentOverHttp(
   baseUrl: string,
-  options: { slug: string; username: string; cloud?: CloudName },
+  options: { slug: string; username: string; cloud?: CloudName; fetch?: typeof fetch },
 ): Promise<ConsentValues> {
   const jar = new CookieJar()
-  const started = await browseHttp(baseUrl, jar, {
-    method: 'POST',
-    path: `/${options.slug}/start`,
-    form: options.cloud === undefined ? {} : { cloud: options.cloud },
-  })
+  const transport = options.fetch ?? fetch
+  const started = await browseHttp(
+    baseUrl,
+    jar,
+    {
+      method: 'POST',
+      path: `/${options.slug}/start`,
+      form: options.cloud === undefined ? {} : { cloud: options.cloud },
+    },
+    transport,
+  )
   if (started.status !== 303 || started.location === undefined) {
     throw new Error(`start of ${options.slug} answered ${started.status}: ${pageTitle(started.body)}`)
   }
   let atMicrosoft = started.location
   for (let step = 0; step < 3; step++) {
     const back = new URL(await completeAtEmulator(atMicrosoft, { username: options.username }))
-    const answer = await browseHttp(baseUrl, jar, { path: `${back.pathname}${back.search}` })
+    const answer = await browseHttp(baseUrl, jar, { path: `${back.pathname}${back.search}` }, transport)
     if (answer.status === 303 && answer.location === '/result') {
-      const result = await browseHttp(baseUrl, jar, { path: '/result' })
+      const result = await browseHttp(baseUrl, jar, { path: '/result' }, transport)
       const values = parseConsentValues(result.body)
       if (values === undefined) throw new Error(`result page without values: ${pageTitle(result.body)}`)
       return values

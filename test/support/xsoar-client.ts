@@ -89,6 +89,8 @@ export interface XsoarInstance {
   integrationVersion?: string
   /** Base URL to use instead of the one in ID (tests listening on a random port). */
   urlOverride?: string
+  /** The HTTP transport; default the global fetch (a test behind TLS passes one trusting its CA). */
+  fetch?: typeof fetch
 }
 
 export interface TokenAnswer {
@@ -195,7 +197,7 @@ export class XsoarClient {
 
   /** POSTs a raw body (tests of rejections reuse the exact transport). */
   async post(body: string, extraHeaders: Record<string, string> = {}): Promise<TokenAnswer> {
-    const response = await fetch(this.tokenUrl, {
+    const response = await (this.instance.fetch ?? fetch)(this.tokenUrl, {
       method: 'POST',
       headers: { ...this.headers(), ...extraHeaders },
       body,
