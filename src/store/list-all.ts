@@ -1,6 +1,6 @@
 // Walks every page of a registration listing, so callers that need all matches don't each carry
 // their own cursor loop.
-import { MAX_PAGE_SIZE } from './codec.js'
+import { MAX_PAGE_SIZE } from './pagination.js'
 import type { Registration, RegistrationQuery, RegistrationStore, RegistrationUsage } from './types.js'
 
 /** Every registration matching `query`, in the store's (createdAt, id) order, a full page at a time. */

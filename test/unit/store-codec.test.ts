@@ -3,24 +3,20 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
+import { decodeAuditFields, encodeAuditFields } from '../../src/store/audit-codec.js'
+import { createMemoryStore } from '../../src/store/memory.js'
+import { clampLimit, comparePositions, decodeCursor, encodeCursor } from '../../src/store/pagination.js'
 import {
-  clampLimit,
-  comparePositions,
-  decodeAuditFields,
-  decodeCursor,
   decodeMeta,
   decodeStored,
-  encodeAuditFields,
-  encodeCursor,
   encodeNewRegistration,
   encodeUpdate,
   encodeUsage,
-  registrationAad,
   uniquenessField,
-  validateNewRegistration,
-} from '../../src/store/codec.js'
-import { createMemoryStore } from '../../src/store/memory.js'
+} from '../../src/store/registration-hash.js'
+import { registrationAad } from '../../src/store/sealing.js'
 import type { Registration } from '../../src/store/types.js'
+import { validateNewRegistration } from '../../src/store/validation.js'
 
 const ring = new KeyRing([{ id: 'k1', key: randomBytes(32) }])
 const at = '2026-01-01T00:00:00.000Z'

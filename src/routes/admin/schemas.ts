@@ -4,7 +4,7 @@
 import { CLOUD_NAMES } from '../../clouds.js'
 import { errorBodySchema } from '../../errors.js'
 import { GUID_PATTERN } from '../../guid.js'
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/codec.js'
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/pagination.js'
 import { REGISTRATION_STATUSES } from '../../store/types.js'
 
 /** Registration ids are UUIDs; accept any id-shaped string and let the store say "not found". */

@@ -1,0 +1,66 @@
+// The audit log in memory: stream-like ids (`<ms>-<seq>`) and the same fields, cap and age trim
+// as the Redis stream.
+import { assertAuditCursor, auditPage, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
+import { clampLimit } from '../pagination.js'
+import type { AuditEvent, AuditLog, AuditRecord } from '../types.js'
+
+/** `AuditLog` in memory. */
+export class MemoryAuditLog implements AuditLog {
+  readonly #entries: Array<{ id: string; ms: number; fields: string[] }> = []
+  #lastMs = 0
+  #seq = 0
+
+  constructor(
+    private readonly clock: () => number,
+    private readonly maxLen: number,
+    private readonly retentionMs: number | undefined,
+  ) {}
+
+  async append(event: AuditEvent): Promise<string> {
+    const now = Math.trunc(this.clock())
+    if (now > this.#lastMs) {
+      this.#lastMs = now
+      this.#seq = 0
+    } else {
+      this.#seq++
+    }
+    const id = `${this.#lastMs}-${this.#seq}`
+    this.#entries.push({
+      id,
+      ms: this.#lastMs,
+      fields: encodeAuditFields(event, new Date(now).toISOString()),
+    })
+    if (this.#entries.length > this.maxLen) this.#entries.splice(0, this.#entries.length - this.maxLen)
+    if (this.retentionMs !== undefined) {
+      const minMs = this.#lastMs - this.retentionMs
+      let drop = 0
+      while (drop < this.#entries.length && this.#entries[drop]!.ms < minMs) drop++
+      this.#entries.splice(0, drop)
+    }
+    return id
+  }
+
+  async read(options: {
+    cursor?: string
+    limit?: number
+    order?: 'asc' | 'desc'
+  }): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
+    const limit = clampLimit(options.limit)
+    if (options.cursor !== undefined) assertAuditCursor(options.cursor)
+    const cursor = options.cursor?.split('-').map(Number) as [number, number] | undefined
+    /** Sign of (entry − cursor) in stream-id order. */
+    const versus = (id: string): number => {
+      if (cursor === undefined) return 0
+      const [ms, seq] = id.split('-').map(Number) as [number, number]
+      return ms === cursor[0] ? Math.sign(seq - cursor[1]) : Math.sign(ms - cursor[0])
+    }
+    const picked =
+      options.order === 'desc'
+        ? this.#entries.filter((entry) => cursor === undefined || versus(entry.id) < 0).reverse()
+        : this.#entries.filter((entry) => cursor === undefined || versus(entry.id) > 0)
+    return auditPage(
+      picked.slice(0, limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
+      limit,
+    )
+  }
+}

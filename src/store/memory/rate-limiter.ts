@@ -1,0 +1,22 @@
+// Fixed-window rate limits in memory (one process); admit counts its `client` key here too.
+import type { RateLimiter, RateLimitResult } from '../types.js'
+import { requireName, requirePositiveMs } from '../validation.js'
+import { ExpiringMap, hitWindow } from './expiring-map.js'
+
+/** `RateLimiter` in memory. */
+export class MemoryRateLimiter implements RateLimiter {
+  readonly windows: ExpiringMap<number>
+  constructor(clock: () => number) {
+    this.windows = new ExpiringMap(clock)
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
+    requireName(key, 'rate-limit key')
+    return this.count(key, limit, requirePositiveMs(windowMs, 'windowMs'))
+  }
+
+  /** A hit, synchronously (admit counts its `client` key here too). */
+  count(key: string, limit: number, window: number): RateLimitResult {
+    return hitWindow(this.windows, key, limit, window)
+  }
+}

@@ -1,0 +1,220 @@
+// Registrations in memory: the same record hashes as Redis (registration-hash.ts, secrets sealed),
+// an ordered index for listings, the delegated uniqueness map and the idle index; admit's replay
+// markers and per-registration windows expire like Redis keys.
+import { KeyRing } from '../../crypto/envelope.js'
+import {
+  clampLimit,
+  comparePositions,
+  decodeCursor,
+  encodeCursor,
+  type IndexPosition,
+  matchesQuery,
+} from '../pagination.js'
+import {
+  decodeMeta,
+  decodeRegistration,
+  decodeStored,
+  encodeNewRegistration,
+  encodeUpdate,
+  encodeUsage,
+  type RegistrationHash,
+  uniquenessField,
+} from '../registration-hash.js'
+import { openSecret, SECRET_FIELDS, sealSecret } from '../sealing.js'
+import type {
+  AdmitRequest,
+  AdmitResult,
+  CreateResult,
+  IdlePosition,
+  RateLimitResult,
+  Registration,
+  RegistrationPage,
+  RegistrationPatch,
+  RegistrationQuery,
+  RegistrationSecrets,
+  RegistrationStore,
+  RegistrationUsage,
+  SecretsPatch,
+  StoredRegistration,
+} from '../types.js'
+import { admitArguments, isoToMs, revokedIsFinal, validateNewRegistration } from '../validation.js'
+import { ExpiringMap, hitWindow } from './expiring-map.js'
+import type { MemoryRateLimiter } from './rate-limiter.js'
+
+/** Index of the first position strictly after `after` in a sorted array. */
+function firstAfter(sorted: readonly IndexPosition[], after: IndexPosition | undefined): number {
+  if (after === undefined) return 0
+  let low = 0
+  let high = sorted.length
+  while (low < high) {
+    const mid = (low + high) >>> 1
+    if (comparePositions(sorted[mid]!, after) <= 0) low = mid + 1
+    else high = mid
+  }
+  return low
+}
+
+/** `RegistrationStore` in memory. */
+export class MemoryRegistrations implements RegistrationStore {
+  readonly #records = new Map<string, RegistrationHash>()
+  /** Every registration by (createdAt, id). */
+  readonly #order: IndexPosition[] = []
+  /** Delegated uniqueness field → id. */
+  readonly #delegated = new Map<string, string>()
+  /** Delegated non-revoked id → last refresh (or creation), ms. */
+  readonly #idle = new Map<string, number>()
+  readonly #tenants = new Set<string>()
+  /** admit: replay markers (`id\nmarker`) and per-registration windows (id → count). */
+  readonly seen: ExpiringMap<true>
+  readonly windows: ExpiringMap<number>
+
+  constructor(
+    private readonly keyRing: KeyRing,
+    private readonly clock: () => number,
+    /** The store's shared limiter: admit's `client` key counts where `rateLimiter.hit` would. */
+    private readonly rateLimiter: MemoryRateLimiter,
+  ) {
+    this.seen = new ExpiringMap(clock)
+    this.windows = new ExpiringMap(clock)
+  }
+
+  async create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
+    validateNewRegistration(input, secrets)
+    const id = input.id
+    if (this.#records.has(id)) throw new Error(`registration ${id} already exists`)
+    const hash = encodeNewRegistration(this.keyRing, input, secrets)
+    const field = input.status === 'revoked' ? undefined : uniquenessField(input)
+    if (field !== undefined) {
+      const existingId = this.#delegated.get(field)
+      if (existingId !== undefined) return { created: false, existingId }
+      this.#delegated.set(field, id)
+    }
+    const score = isoToMs(input.createdAt, 'registration.createdAt')
+    this.#records.set(id, hash)
+    const position = { score, id }
+    this.#order.splice(firstAfter(this.#order, position), 0, position)
+    this.#tenants.add(input.tenantId)
+    if (field !== undefined) this.#idle.set(id, score)
+    return { created: true, registration: decodeRegistration(hash) }
+  }
+
+  async get(id: string): Promise<StoredRegistration | null> {
+    const hash = this.#records.get(id)
+    return hash === undefined ? null : decodeStored(this.keyRing, hash)
+  }
+
+  async getMeta(id: string): Promise<(Registration & RegistrationUsage) | null> {
+    const hash = this.#records.get(id)
+    return hash === undefined ? null : decodeMeta(hash)
+  }
+
+  async update(
+    id: string,
+    expectedVersion: number,
+    patch: RegistrationPatch,
+    secrets?: SecretsPatch,
+  ): Promise<Registration | null> {
+    const changes = encodeUpdate(this.keyRing, id, patch, secrets, new Date(this.clock()).toISOString())
+    const hash = this.#records.get(id)
+    if (hash === undefined || hash.version !== String(expectedVersion)) return null
+    if (hash.status === 'revoked' && patch.status !== undefined && patch.status !== 'revoked')
+      throw revokedIsFinal(id)
+    const next: RegistrationHash = { ...hash, ...changes.set }
+    for (const field of changes.del) delete next[field]
+    next.version = String(Number(hash.version) + 1)
+    this.#records.set(id, next)
+    const registration = decodeRegistration(next)
+    if (registration.status === 'revoked') {
+      const field = uniquenessField(registration)
+      if (field !== undefined && this.#delegated.get(field) === id) this.#delegated.delete(field)
+      this.#idle.delete(id)
+    }
+    return registration
+  }
+
+  async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
+    const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
+    let client: { client: RateLimitResult } | undefined
+    if (request.client !== undefined && clientWindowMs !== undefined) {
+      client = { client: this.rateLimiter.count(request.client.key, request.client.limit, clientWindowMs) }
+      if (!client.client.allowed) return { current: false, ...client }
+    }
+    const hash = this.#records.get(id)
+    if (hash === undefined || hash.version !== String(request.version) || hash.status !== 'active')
+      return { current: false, ...client }
+    const marker = `${id}\n${request.replayMarker}`
+    const fresh = this.seen.get(marker) === undefined
+    if (fresh) this.seen.set(marker, true, replayTtlMs)
+    return { current: true, fresh, rate: hitWindow(this.windows, id, request.limit, windowMs), ...client }
+  }
+
+  async touch(id: string, usage: RegistrationUsage): Promise<void> {
+    const set = encodeUsage(usage)
+    const hash = this.#records.get(id)
+    if (hash === undefined || Object.keys(set).length === 0) return
+    this.#records.set(id, { ...hash, ...set })
+    const idle = this.#idle.get(id)
+    if (usage.lastRefreshAt !== undefined && idle !== undefined) {
+      this.#idle.set(id, Math.max(idle, isoToMs(usage.lastRefreshAt, 'lastRefreshAt')))
+    }
+  }
+
+  async list(query: RegistrationQuery): Promise<RegistrationPage> {
+    const limit = clampLimit(query.limit)
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    const found: Array<{ position: IndexPosition; item: Registration & RegistrationUsage }> = []
+    for (let i = firstAfter(this.#order, after); i < this.#order.length && found.length <= limit; i++) {
+      const position = this.#order[i]!
+      const hash = this.#records.get(position.id)
+      if (hash === undefined || !matchesQuery(hash, query)) continue
+      found.push({ position, item: decodeMeta(hash) })
+    }
+    const page = found.slice(0, limit)
+    return {
+      items: page.map((entry) => entry.item),
+      ...(found.length > limit ? { nextCursor: encodeCursor(page[page.length - 1]!.position) } : {}),
+    }
+  }
+
+  async listTenantIds(): Promise<string[]> {
+    return [...this.#tenants].sort()
+  }
+
+  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
+    const beforeMs = isoToMs(before, 'before')
+    if (!(limit >= 1)) return []
+    return [...this.#idle]
+      .filter(([, score]) => score < beforeMs)
+      .map(([id, score]) => ({ id, score }))
+      .filter((position) => after === undefined || comparePositions(position, after) > 0)
+      .sort(comparePositions)
+      .slice(0, Math.trunc(limit))
+  }
+
+  async reseal(id: string): Promise<boolean> {
+    const hash = this.#records.get(id)
+    if (hash === undefined) return false
+    const next = { ...hash }
+    let rewritten = false
+    for (const field of SECRET_FIELDS) {
+      const sealed = hash[field]
+      if (sealed === undefined || KeyRing.keyIdOf(sealed) === this.keyRing.current.id) continue
+      next[field] = sealSecret(this.keyRing, id, field, openSecret(this.keyRing, id, field, sealed))
+      rewritten = true
+    }
+    if (rewritten) this.#records.set(id, next)
+    return rewritten
+  }
+
+  async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
+    const limit = clampLimit(count, 100, 1000)
+    const after = cursor === undefined ? undefined : decodeCursor(cursor)
+    const start = firstAfter(this.#order, after)
+    const page = this.#order.slice(start, start + limit)
+    const more = start + limit < this.#order.length
+    return {
+      ids: page.map((position) => position.id),
+      ...(more ? { nextCursor: encodeCursor(page[page.length - 1]!) } : {}),
+    }
+  }
+}

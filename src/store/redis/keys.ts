@@ -1,0 +1,60 @@
+// The Redis key layout: the one place that names every key the store writes, applies the
+// operator's prefix and picks the hash tags that keep each script's keys in one Cluster slot.
+//
+// Key layout (P = keyPrefix, e.g. `cb:`; `{…}` is the hash tag; `enc()` percent-encodes `%{}`):
+//
+//   P reg:{enc(id)}                  HASH    one registration: metadata fields, usage fields
+//                                            (lastIssuedAt, lastClient, lastRefreshAt), sealed
+//                                            secrets (key, refreshToken) and `version`
+//   P seen:{enc(id)}:<marker>        STRING  admit: replay marker of one request, PX replay TTL
+//   P rl-reg:{enc(id)}               STRING  admit: per-registration fixed-window counter, PX window
+//                                            (both in the record's slot: admit is one script)
+//   P{idx}:all                       ZSET    every registration id, score = createdAt (ms)
+//   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
+//   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
+//   P{idx}:tenants                   SET     every tenant id with a registration
+//   P{idx}:delegated                 HASH    JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>"
+//                                            (delegated uniqueness among non-revoked registrations)
+//   P{idx}:idle                      ZSET    delegated non-revoked ids, score = last refresh (or
+//                                            creation) in ms
+//   P eph:<key>                      STRING  ephemeral value (sealed when secret), PX expiry
+//   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
+//   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
+import { sha256Hex } from '../../crypto/sha256.js'
+
+/** Refuses (TypeError) a key prefix that would change hash slots: one containing `{` or `}`. */
+export function assertKeyPrefix(keyPrefix: string): void {
+  if (/[{}]/.test(keyPrefix)) {
+    throw new TypeError('keyPrefix must not contain { or } (it would change hash slots)')
+  }
+}
+
+/** Percent-encodes the characters that would change a key's hash tag. */
+function encodeTagged(value: string): string {
+  return value.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+}
+
+/** Every key name of a store with `prefix` (see the layout above). */
+export function redisKeys(prefix: string) {
+  const idx = `${prefix}{idx}:`
+  return {
+    reg: (id: string) => `${prefix}reg:{${encodeTagged(id)}}`,
+    seen: (id: string, marker: string) => `${prefix}seen:{${encodeTagged(id)}}:${marker}`,
+    registrationRate: (id: string) => `${prefix}rl-reg:{${encodeTagged(id)}}`,
+    all: `${idx}all`,
+    tenant: (tenantId: string) => `${idx}tenant:${tenantId}`,
+    app: (app: string) => `${idx}app:${app}`,
+    tenants: `${idx}tenants`,
+    delegated: `${idx}delegated`,
+    idle: `${idx}idle`,
+    ephemeral: (key: string) => `${prefix}eph:${key}`,
+    token: (group: string, scope: string) => `${prefix}tok:{${encodeTagged(group)}}:${sha256Hex(scope)}`,
+    tokenMembers: (group: string) => `${prefix}tok:{${encodeTagged(group)}}:members`,
+    lock: (name: string) => `${prefix}lock:${name}`,
+    rate: (key: string) => `${prefix}rl:${key}`,
+    audit: `${prefix}audit`,
+  }
+}
+
+/** The key names of one store (`redisKeys(prefix)`). */
+export type RedisKeys = ReturnType<typeof redisKeys>

@@ -1,0 +1,324 @@
+// Registrations in Redis: one hash per record (slot of `reg:{id}`), secondary indexes and the
+// delegated uniqueness claims in the `{idx}` slot (see keys.ts for the layout).
+//
+//   P rl:<key>                       STRING  fixed-window counter, PX window (also admit's `client`)
+//   P audit                          STREAM  audit events, MAXLEN ~ n (+ optional MINID retention)
+//
+// The record (slot of `reg:{id}`) and its index entries (slot of `{idx}`) can't be written in one
+// atomic step on a Cluster, so writes are ordered to fail safe:
+//   create: 1. claim the uniqueness slot and add index entries (one Lua call in `{idx}`),
+//           2. write the record (Lua: only if absent),
+//           3. delegated: check the claim is still ours (else undo and report the winner).
+//   A crash after 1 leaves index entries pointing at a missing record: every reader skips those,
+//   and a claim whose record is still missing after `claimGraceMs` (or whose record is revoked)
+//   is taken over by the next create. A record never exists without its uniqueness claim.
+//   revoke: 1. versioned update of the record, 2. release the claim only if it still names this id
+//   (a crash in between leaves a claim on a revoked record, which the next create takes over).
+import type { KeyRing } from '../../crypto/envelope.js'
+import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
+import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
+import type { RedisClient } from '../redis-connection.js'
+import {
+  decodeMeta,
+  decodeRegistration,
+  decodeStored,
+  encodeNewRegistration,
+  encodeUpdate,
+  encodeUsage,
+  PUBLIC_FIELDS,
+  pairsToHash,
+  type RegistrationHash,
+  uniquenessField,
+} from '../registration-hash.js'
+import { openSecret, SECRET_FIELDS, type SecretField, sealSecret } from '../sealing.js'
+import type {
+  AdmitRequest,
+  AdmitResult,
+  CreateResult,
+  IdlePosition,
+  Registration,
+  RegistrationPage,
+  RegistrationPatch,
+  RegistrationQuery,
+  RegistrationSecrets,
+  RegistrationStore,
+  RegistrationUsage,
+  SecretsPatch,
+  StoredRegistration,
+} from '../types.js'
+import { isoToMs, revokedIsFinal, validateNewRegistration } from '../validation.js'
+import { RedisAdmission } from './admit.js'
+import type { RedisKeys } from './keys.js'
+import { indexAfter, walkIndex } from './registration-index.js'
+import {
+  CLAIM_INDEX,
+  CREATE_RECORD,
+  RELEASE_CLAIM,
+  RESEAL_FIELDS,
+  runScript,
+  TOUCH_RECORD,
+  UNCLAIM_INDEX,
+  UPDATE_RECORD,
+} from './scripts.js'
+
+function flatten(hash: RegistrationHash): string[] {
+  const out: string[] = []
+  for (const [field, value] of Object.entries(hash)) out.push(field, value)
+  return out
+}
+
+const PENDING_POLLS = 10
+const PENDING_POLL_MS = 20
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+interface Claim {
+  claimedAt: number
+  id: string
+}
+
+function parseClaim(value: string): Claim {
+  const colon = value.indexOf(':')
+  return { claimedAt: Number(value.slice(0, colon)), id: value.slice(colon + 1) }
+}
+
+/** `RegistrationStore` on Redis (see the write order above). */
+export class RedisRegistrations implements RegistrationStore {
+  readonly #admission: RedisAdmission
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly keyRing: KeyRing,
+    private readonly clock: () => number,
+    private readonly claimGraceMs: number,
+  ) {
+    this.#admission = new RedisAdmission(redis, keys)
+  }
+
+  #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>): string[] {
+    const k = this.keys
+    return [k.all, k.tenant(registration.tenantId), k.app(registration.app), k.tenants, k.delegated, k.idle]
+  }
+
+  async create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
+    validateNewRegistration(input, secrets)
+    const id = input.id
+    const hash = encodeNewRegistration(this.keyRing, input, secrets)
+    const recordKey = this.keys.reg(id)
+    if ((await this.redis.exists(recordKey)) === 1) throw new Error(`registration ${id} already exists`)
+    const field = input.status === 'revoked' ? undefined : uniquenessField(input)
+    const score = isoToMs(input.createdAt, 'registration.createdAt')
+    const claim = `${Math.trunc(this.clock())}:${id}`
+    const indexKeys = this.#indexKeys(input)
+
+    // 1. uniqueness claim + index entries (one slot, atomic)
+    let expected = ''
+    let stale = ''
+    for (let attempt = 0; ; attempt++) {
+      const reply = (await runScript(this.redis, CLAIM_INDEX, indexKeys, [
+        id,
+        score,
+        input.tenantId,
+        field ?? '',
+        claim,
+        field === undefined ? '' : score,
+        expected,
+        stale,
+      ])) as [number, string?]
+      if (reply[0] === 1) break
+      const current = reply[1] ?? ''
+      const holder = parseClaim(current)
+      const state = await this.#claimState(holder)
+      if (state === 'live' || state === 'pending' || attempt >= 3)
+        return { created: false, existingId: holder.id }
+      // abandoned (record never written) or revoked without its claim released: take it over
+      expected = current
+      stale = state === 'abandoned' ? holder.id : ''
+    }
+
+    // 2. the record, only if absent
+    const written = await runScript(this.redis, CREATE_RECORD, [recordKey], flatten(hash))
+    if (written !== 1) throw new Error(`registration ${id} already exists`)
+
+    // 3. a create that stalled past the grace period may have lost its claim meanwhile
+    if (field !== undefined) {
+      const current = await this.redis.hget(this.keys.delegated, field)
+      if (current !== claim) {
+        await this.redis.del(recordKey)
+        await runScript(
+          this.redis,
+          UNCLAIM_INDEX,
+          [indexKeys[0]!, indexKeys[1]!, indexKeys[2]!, this.keys.delegated, this.keys.idle],
+          [id, '', ''],
+        )
+        if (current === null) throw new Error(`registration ${id}: lost a concurrent create, retry`)
+        return { created: false, existingId: parseClaim(current).id }
+      }
+    }
+    return { created: true, registration: decodeRegistration(hash) }
+  }
+
+  async #claimState(holder: Claim): Promise<'live' | 'revoked' | 'abandoned' | 'pending'> {
+    // A claim without its record is usually a create between its steps 1 and 2 (a millisecond or
+    // two): wait briefly so the caller gets an id it can read.
+    for (let poll = 0; ; poll++) {
+      const status = await this.redis.hget(this.keys.reg(holder.id), 'status')
+      if (status !== null) return status === 'revoked' ? 'revoked' : 'live'
+      if (this.clock() - holder.claimedAt > this.claimGraceMs) return 'abandoned'
+      if (poll >= PENDING_POLLS) return 'pending'
+      await sleep(PENDING_POLL_MS)
+    }
+  }
+
+  async get(id: string): Promise<StoredRegistration | null> {
+    const hash = await this.redis.hgetall(this.keys.reg(id))
+    if (hash.id === undefined) return null
+    return decodeStored(this.keyRing, hash)
+  }
+
+  async getMeta(id: string): Promise<(Registration & RegistrationUsage) | null> {
+    const values = await this.redis.hmget(this.keys.reg(id), ...PUBLIC_FIELDS)
+    if (values[0] === null || values[0] === undefined) return null
+    const hash: Record<string, string | undefined> = {}
+    PUBLIC_FIELDS.forEach((field, i) => {
+      const value = values[i]
+      if (value !== null && value !== undefined) hash[field] = value
+    })
+    return decodeMeta(hash)
+  }
+
+  async update(
+    id: string,
+    expectedVersion: number,
+    patch: RegistrationPatch,
+    secrets?: SecretsPatch,
+  ): Promise<Registration | null> {
+    const changes = encodeUpdate(this.keyRing, id, patch, secrets, new Date(this.clock()).toISOString())
+    const pairs = flatten(changes.set)
+    let reply: [string, string[]] | null | false
+    try {
+      reply = (await runScript(
+        this.redis,
+        UPDATE_RECORD,
+        [this.keys.reg(id)],
+        [String(expectedVersion), patch.status ?? '', pairs.length / 2, ...pairs, ...changes.del],
+      )) as [string, string[]] | null | false
+    } catch (error) {
+      if (error instanceof Error && error.message.includes('REVOKED_FINAL')) throw revokedIsFinal(id)
+      throw error
+    }
+    // nil (RESP2 conversion of Lua false): missing record or version conflict
+    if (reply === null || reply === false) return null
+    const registration = decodeRegistration(pairsToHash(reply[1]))
+    if (registration.status === 'revoked') {
+      const field = uniquenessField(registration)
+      if (field !== undefined) {
+        await runScript(this.redis, RELEASE_CLAIM, [this.keys.delegated, this.keys.idle], [field, id])
+      }
+    }
+    return registration
+  }
+
+  async touch(id: string, usage: RegistrationUsage): Promise<void> {
+    const set = encodeUsage(usage)
+    if (Object.keys(set).length === 0) return
+    const touched = await runScript(this.redis, TOUCH_RECORD, [this.keys.reg(id)], flatten(set))
+    if (touched === 1 && usage.lastRefreshAt !== undefined) {
+      // XX: never re-adds a revoked registration; GT: an out-of-order touch never moves it back
+      await this.redis.call(
+        'ZADD',
+        this.keys.idle,
+        'XX',
+        'GT',
+        isoToMs(usage.lastRefreshAt, 'lastRefreshAt'),
+        id,
+      )
+    }
+  }
+
+  admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
+    return this.#admission.admit(id, request)
+  }
+
+  async list(query: RegistrationQuery): Promise<RegistrationPage> {
+    const limit = clampLimit(query.limit)
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    const key =
+      query.tenantId !== undefined
+        ? this.keys.tenant(query.tenantId)
+        : query.app !== undefined
+          ? this.keys.app(query.app)
+          : this.keys.all
+    const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const meta = await this.getMeta(id)
+          if (meta === null) return undefined // dangling index entry
+          return matchesQuery(meta, query) ? meta : undefined
+        }),
+      ),
+    )
+    return { items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  }
+
+  async listTenantIds(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.tenants)).sort()
+  }
+
+  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
+    const beforeMs = isoToMs(before, 'before')
+    if (!(limit >= 1)) return []
+    const wanted = Math.trunc(limit)
+    const batchSize = Math.min(Math.max(wanted, 20), 500)
+    const out: IdlePosition[] = []
+    let position: IndexPosition | undefined =
+      after === undefined ? undefined : { score: after.score, id: after.id }
+    while (out.length < wanted) {
+      const entries = await indexAfter(this.redis, this.keys.idle, position, batchSize)
+      const inRange = entries.filter((entry) => entry.score < beforeMs)
+      if (inRange.length === 0) break
+      const states = await Promise.all(
+        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'kind', 'status')),
+      )
+      inRange.forEach((entry, i) => {
+        const [kind, status] = states[i] ?? []
+        if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
+      })
+      if (inRange.length < entries.length) break
+      position = inRange[inRange.length - 1]
+    }
+    return out.slice(0, wanted)
+  }
+
+  async reseal(id: string): Promise<boolean> {
+    const key = this.keys.reg(id)
+    let rewritten = false
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const values = await this.redis.hmget(key, ...SECRET_FIELDS)
+      const args: string[] = []
+      SECRET_FIELDS.forEach((field: SecretField, i) => {
+        const sealed = values[i]
+        if (typeof sealed !== 'string' || KeyRingClass.keyIdOf(sealed) === this.keyRing.current.id) return
+        const plaintext = openSecret(this.keyRing, id, field, sealed)
+        args.push(field, sealed, sealSecret(this.keyRing, id, field, plaintext))
+      })
+      if (args.length === 0) return rewritten
+      const replaced = (await runScript(this.redis, RESEAL_FIELDS, [key], args)) as number
+      if (replaced > 0) rewritten = true
+      if (replaced === args.length / 3) return rewritten
+      // a field changed underneath (e.g. a new refresh token): read again
+    }
+    throw new Error(`registration ${id}: reseal kept racing with concurrent writes`)
+  }
+
+  async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
+    const limit = clampLimit(count, 100, 1000)
+    const after = cursor === undefined ? undefined : decodeCursor(cursor)
+    const { items, next } = await walkIndex(this.redis, this.keys.all, after, limit, (ids) =>
+      Promise.all(
+        ids.map(async (id) => ((await this.redis.exists(this.keys.reg(id))) === 1 ? id : undefined)),
+      ),
+    )
+    return { ids: items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  }
+}

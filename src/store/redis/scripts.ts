@@ -1,0 +1,215 @@
+// Every Lua script of the Redis store, beside the one way to run them (EVALSHA, falling back to
+// EVAL when the server has not cached the script yet). Each script touches keys of ONE hash slot,
+// except ADMIT_CLIENT (see its comment), so they run unchanged on a Cluster.
+import { createHash } from 'node:crypto'
+import type { RedisClient } from '../redis-connection.js'
+
+/** A Lua script and its SHA-1, for EVALSHA. */
+export class LuaScript {
+  readonly sha: string
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua, 'utf8').digest('hex')
+  }
+}
+
+/** Runs `script` by its SHA-1, sending the source once when the server doesn't know it yet. */
+export async function runScript(
+  redis: RedisClient,
+  script: LuaScript,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(script.sha, keys.length, ...keys, ...args)
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+    return await redis.eval(script.lua, keys.length, ...keys, ...args)
+  }
+}
+
+/** KEYS[1] record. ARGV field/value pairs. Writes the record only when it doesn't exist. */
+export const CREATE_RECORD = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)
+
+/**
+ * KEYS: all, tenant, app, tenants, delegated, idle (one slot).
+ * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
+ *       expected current claim ('' = slot must be free), stale id to drop from the indexes ('').
+ * Returns {1} or {0, current claim}.
+ */
+export const CLAIM_INDEX = new LuaScript(`
+local id, score = ARGV[1], ARGV[2]
+local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
+if field ~= '' then
+  local current = redis.call('HGET', KEYS[5], field)
+  if current and current ~= expected then return {0, current} end
+  redis.call('HSET', KEYS[5], field, claim)
+  if stale ~= '' then
+    redis.call('ZREM', KEYS[1], stale)
+    redis.call('ZREM', KEYS[2], stale)
+    redis.call('ZREM', KEYS[3], stale)
+    redis.call('ZREM', KEYS[6], stale)
+  end
+end
+redis.call('ZADD', KEYS[1], score, id)
+redis.call('ZADD', KEYS[2], score, id)
+redis.call('ZADD', KEYS[3], score, id)
+redis.call('SADD', KEYS[4], ARGV[3])
+if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) end
+return {1}
+`)
+
+/** KEYS: all, tenant, app, delegated, idle. ARGV: id, field, claim. Undoes a lost create. */
+export const UNCLAIM_INDEX = new LuaScript(`
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
+  redis.call('HDEL', KEYS[4], ARGV[2])
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
+`)
+
+/** KEYS: delegated, idle. ARGV: field, id. Frees the uniqueness slot only if it names this id. */
+export const RELEASE_CLAIM = new LuaScript(`
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and string.match(current, '^%d+:(.*)$') == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+`)
+
+/**
+ * KEYS[1] record. ARGV: expected version, new status ('' = unchanged), n, n field/value pairs,
+ * then fields to delete. Returns nil (missing or version conflict) or {previous status, HGETALL}.
+ */
+export const UPDATE_RECORD = new LuaScript(`
+local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+if not current[1] or current[1] ~= ARGV[1] then return false end
+if current[2] == 'revoked' and ARGV[2] ~= '' and ARGV[2] ~= 'revoked' then
+  return redis.error_reply('REVOKED_FINAL revoked registrations stay revoked')
+end
+local n = tonumber(ARGV[3])
+if n > 0 then
+  local changes = {}
+  for i = 4, 3 + 2 * n do changes[#changes + 1] = ARGV[i] end
+  redis.call('HSET', KEYS[1], unpack(changes))
+end
+if #ARGV >= 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * n)) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+return {current[2], redis.call('HGETALL', KEYS[1])}
+`)
+
+/** KEYS[1] record. ARGV field/value pairs. Usage fields: no version check, missing id ignored. */
+export const TOUCH_RECORD = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)
+
+/** KEYS[1] record. ARGV: (field, old ciphertext, new ciphertext)… Replaces only unchanged fields. */
+export const RESEAL_FIELDS = new LuaScript(`
+local replaced = 0
+for i = 1, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    replaced = replaced + 1
+  end
+end
+return replaced
+`)
+
+/** KEYS: token key, members set (same slot). ARGV: sealed value, ttl ms. */
+export const TOKEN_SET = new LuaScript(`
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('SCARD', KEYS[2]) > 64 then
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', member) == 0 then redis.call('SREM', KEYS[2], member) end
+  end
+end
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+`)
+
+/** KEYS[1] members set. Deletes every member key (all in the set's slot) and the set. */
+export const TOKEN_DELETE_GROUP = new LuaScript(`
+local members = redis.call('SMEMBERS', KEYS[1])
+for _, member in ipairs(members) do redis.call('DEL', member) end
+redis.call('DEL', KEYS[1])
+return #members
+`)
+
+/** KEYS[1] lock. ARGV: token. Deletes the lock only while it holds this token. */
+export const LOCK_RELEASE = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+/** KEYS[1] lock. ARGV: token, lease ms. Extends the lease only while it holds this token. */
+export const LOCK_RENEW = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`)
+
+/**
+ * Lua fragment: `hit(key, window ms)` counts one hit on a fixed-window counter (INCR; the first hit
+ * starts the window, PEXPIRE NX semantics) and returns the count and the window's ms left.
+ */
+const LUA_HIT = `
+local function hit(key, window)
+  local count = redis.call('INCR', key)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    redis.call('PEXPIRE', key, window)
+    ttl = tonumber(window)
+  end
+  return count, ttl
+end
+`
+
+/** KEYS[1] counter. ARGV window ms. Returns {count, window ms left}. */
+export const RATE_HIT = new LuaScript(`${LUA_HIT}
+local count, ttl = hit(KEYS[1], ARGV[1])
+return {count, ttl}
+`)
+
+/**
+ * Lua fragment: `admit()` on KEYS record, replay marker, window counter (one slot) and ARGV
+ * version, replay TTL ms, window ms. Only for an active record at that version: SET NX the marker,
+ * count a hit. Returns {0} or {1, marker was new (1/0), count, window ms left}.
+ */
+const LUA_ADMIT = `${LUA_HIT}
+local function admit()
+  local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+  if current[1] ~= ARGV[1] or current[2] ~= 'active' then return {0} end
+  local fresh = 0
+  if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then fresh = 1 end
+  local count, ttl = hit(KEYS[3], ARGV[3])
+  return {1, fresh, count, ttl}
+end
+`
+
+/** See LUA_ADMIT. */
+export const ADMIT = new LuaScript(`${LUA_ADMIT}
+return admit()
+`)
+
+/**
+ * ADMIT after a hit on a client's rate-limit key, in one call (one round trip per request). KEYS:
+ * record, replay marker, window counter, client counter. ARGV: version, replay TTL ms, window ms,
+ * client window ms, client limit. Over the client's limit nothing else is touched. Returns
+ * {client count, client ms left, then ADMIT's reply (empty when over the client's limit)}.
+ * The client counter is in another slot: single-node Redis only (Cluster sends two commands).
+ */
+export const ADMIT_CLIENT = new LuaScript(`${LUA_ADMIT}
+local ccount, cttl = hit(KEYS[4], ARGV[4])
+if ccount > tonumber(ARGV[5]) then return {ccount, cttl} end
+return {ccount, cttl, unpack(admit())}
+`)

@@ -1,0 +1,209 @@
+// The one record shape of a registration in both stores: a flat string hash of metadata, usage,
+// sealed secrets and `version`. Encoding seals secrets (sealing.ts) and decoding never opens one
+// unless asked (decodeStored), so listings can't leak a Key or refresh token by accident.
+import type { KeyRing } from '../crypto/envelope.js'
+import { openSecret, sealSecret } from './sealing.js'
+import {
+  REGISTRATION_STATUSES,
+  type Registration,
+  type RegistrationPatch,
+  type RegistrationSecrets,
+  type RegistrationStatus,
+  type RegistrationUsage,
+  type SecretsPatch,
+  type StatusDetail,
+  type StoredRegistration,
+} from './types.js'
+import { isoToMs, requireName } from './validation.js'
+
+/** A registration as stored: field → string. */
+export type RegistrationHash = Record<string, string>
+
+/** The metadata fields of a record (never secret). */
+export const META_FIELDS = [
+  'id',
+  'app',
+  'cloud',
+  'tenantId',
+  'kind',
+  'userOid',
+  'userName',
+  'status',
+  'statusDetail',
+  'createdAt',
+  'updatedAt',
+  'consentedAt',
+  'version',
+] as const
+
+/** The usage fields of a record, written without a version check. */
+export const USAGE_FIELDS = ['lastIssuedAt', 'lastClient', 'lastRefreshAt'] as const
+
+/** Every non-secret field, for reads that must never touch a secret. */
+export const PUBLIC_FIELDS: readonly string[] = [...META_FIELDS, ...USAGE_FIELDS]
+
+/**
+ * The delegated uniqueness key: (app, cloud, tenant, user). Tenant and object ids are GUIDs, which
+ * Entra may spell in either case, so they are lower-cased here (only here).
+ */
+export function uniquenessField(
+  registration: Pick<Registration, 'kind' | 'app' | 'cloud' | 'tenantId' | 'userOid'>,
+) {
+  if (registration.kind !== 'delegated' || registration.userOid === undefined) return undefined
+  return JSON.stringify([
+    registration.app,
+    registration.cloud,
+    registration.tenantId.toLowerCase(),
+    registration.userOid.toLowerCase(),
+  ])
+}
+
+/** The full hash of a new registration (version 1), secrets sealed. */
+export function encodeNewRegistration(
+  keyRing: KeyRing,
+  registration: Omit<Registration, 'version'>,
+  secrets: RegistrationSecrets,
+): RegistrationHash {
+  const id = registration.id
+  const hash: RegistrationHash = {
+    id,
+    app: registration.app,
+    cloud: registration.cloud,
+    tenantId: registration.tenantId,
+    kind: registration.kind,
+    status: registration.status,
+    createdAt: registration.createdAt,
+    updatedAt: registration.updatedAt,
+    consentedAt: registration.consentedAt,
+    version: '1',
+    key: sealSecret(keyRing, id, 'key', secrets.key),
+  }
+  if (registration.userOid !== undefined) hash.userOid = registration.userOid
+  if (registration.userName !== undefined) hash.userName = registration.userName
+  if (registration.statusDetail !== undefined) hash.statusDetail = JSON.stringify(registration.statusDetail)
+  if (secrets.refreshToken !== undefined)
+    hash.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
+  return hash
+}
+
+/** Fields a versioned update sets and deletes. */
+export interface HashChanges {
+  set: RegistrationHash
+  del: string[]
+}
+
+/** Field changes of a versioned update (the version bump itself is the store's job). */
+export function encodeUpdate(
+  keyRing: KeyRing,
+  id: string,
+  patch: RegistrationPatch,
+  secrets: SecretsPatch | undefined,
+  updatedAt: string,
+): HashChanges {
+  const set: RegistrationHash = { updatedAt }
+  const del: string[] = []
+  if (patch.status !== undefined) {
+    if (!REGISTRATION_STATUSES.includes(patch.status))
+      throw new TypeError(`unknown status ${JSON.stringify(patch.status)}`)
+    set.status = patch.status
+  }
+  if (patch.statusDetail === null) del.push('statusDetail')
+  else if (patch.statusDetail !== undefined) set.statusDetail = JSON.stringify(patch.statusDetail)
+  if (patch.consentedAt !== undefined) {
+    isoToMs(patch.consentedAt, 'patch.consentedAt')
+    set.consentedAt = patch.consentedAt
+  }
+  if (patch.userName !== undefined) set.userName = patch.userName
+  if (secrets?.key !== undefined) {
+    requireName(secrets.key, 'secrets.key')
+    set.key = sealSecret(keyRing, id, 'key', secrets.key)
+  }
+  if (secrets?.refreshToken === null) del.push('refreshToken')
+  else if (secrets?.refreshToken !== undefined) {
+    requireName(secrets.refreshToken, 'secrets.refreshToken')
+    set.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
+  }
+  return { set, del }
+}
+
+/** The usage fields to write (timestamps checked); empty when the usage names none. */
+export function encodeUsage(usage: RegistrationUsage): RegistrationHash {
+  const set: RegistrationHash = {}
+  if (usage.lastIssuedAt !== undefined) {
+    isoToMs(usage.lastIssuedAt, 'usage.lastIssuedAt')
+    set.lastIssuedAt = usage.lastIssuedAt
+  }
+  if (usage.lastClient !== undefined) set.lastClient = usage.lastClient
+  if (usage.lastRefreshAt !== undefined) {
+    isoToMs(usage.lastRefreshAt, 'usage.lastRefreshAt')
+    set.lastRefreshAt = usage.lastRefreshAt
+  }
+  return set
+}
+
+/** Metadata and usage of a stored hash; never touches a secret field. */
+export function decodeMeta(
+  hash: Readonly<Record<string, string | undefined>>,
+): Registration & RegistrationUsage {
+  const registration: Registration & RegistrationUsage = {
+    id: hash.id ?? '',
+    app: hash.app ?? '',
+    cloud: hash.cloud as Registration['cloud'],
+    tenantId: hash.tenantId ?? '',
+    kind: hash.kind as Registration['kind'],
+    status: hash.status as RegistrationStatus,
+    createdAt: hash.createdAt ?? '',
+    updatedAt: hash.updatedAt ?? '',
+    consentedAt: hash.consentedAt ?? '',
+    version: Number(hash.version ?? '0'),
+  }
+  if (hash.userOid !== undefined) registration.userOid = hash.userOid
+  if (hash.userName !== undefined) registration.userName = hash.userName
+  if (hash.statusDetail !== undefined)
+    registration.statusDetail = JSON.parse(hash.statusDetail) as StatusDetail
+  for (const field of USAGE_FIELDS) {
+    const value = hash[field]
+    if (value !== undefined) registration[field] = value
+  }
+  return registration
+}
+
+/** Splits metadata and usage apart (the store API returns both shapes). */
+export function splitMeta(meta: Registration & RegistrationUsage): {
+  registration: Registration
+  usage: RegistrationUsage
+} {
+  const { lastIssuedAt, lastClient, lastRefreshAt, ...registration } = meta
+  const usage: RegistrationUsage = {}
+  if (lastIssuedAt !== undefined) usage.lastIssuedAt = lastIssuedAt
+  if (lastClient !== undefined) usage.lastClient = lastClient
+  if (lastRefreshAt !== undefined) usage.lastRefreshAt = lastRefreshAt
+  return { registration, usage }
+}
+
+/** The metadata of a stored hash, without usage and secrets. */
+export function decodeRegistration(hash: Readonly<Record<string, string | undefined>>): Registration {
+  return splitMeta(decodeMeta(hash)).registration
+}
+
+/** Metadata, usage and opened secrets. Throws (EnvelopeError) when a secret fails to open. */
+export function decodeStored(
+  keyRing: KeyRing,
+  hash: Readonly<Record<string, string | undefined>>,
+): StoredRegistration {
+  const { registration, usage } = splitMeta(decodeMeta(hash))
+  const sealedKey = hash.key
+  if (sealedKey === undefined) throw new Error(`registration ${registration.id} has no key`)
+  const secrets: RegistrationSecrets = { key: openSecret(keyRing, registration.id, 'key', sealedKey) }
+  if (hash.refreshToken !== undefined) {
+    secrets.refreshToken = openSecret(keyRing, registration.id, 'refreshToken', hash.refreshToken)
+  }
+  return { registration, usage, secrets }
+}
+
+/** Converts a flat `[field, value, …]` reply into a hash. */
+export function pairsToHash(pairs: readonly string[]): RegistrationHash {
+  const hash: RegistrationHash = {}
+  for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!
+  return hash
+}
