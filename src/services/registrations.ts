@@ -2,6 +2,7 @@
 // made here so their format is decided in one place.
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { CloudName } from '../clouds.js'
+import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, Store } from '../store/types.js'
 
@@ -81,19 +82,17 @@ export async function reactivateAdminRegistrations(
 
   const reactivated: string[] = []
   for (const id of candidates) {
-    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
       const current = await store.registrations.getMeta(id)
-      if (current === null || current.status !== 'needs_consent') break
+      if (current === null || current.status !== 'needs_consent') return false
       const updated = await store.registrations.update(id, current.version, {
         status: 'active',
         statusDetail: null,
         consentedAt: input.now,
       })
-      if (updated !== null) {
-        reactivated.push(id)
-        break
-      }
-    }
+      return updated === null ? CONFLICT : true
+    })
+    if (outcome === true) reactivated.push(id)
   }
   return reactivated
 }
@@ -114,7 +113,7 @@ export async function upsertDelegatedRegistration(
   input: DelegatedRegistrationInput,
 ): Promise<{ registration: Registration; key: string; reused: boolean }> {
   const key = newRegistrationKey()
-  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+  const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
     const result = await store.registrations.create(
       {
         id: newRegistrationId(),
@@ -134,7 +133,7 @@ export async function upsertDelegatedRegistration(
     if (result.created) return { registration: result.registration, key, reused: false }
     const existing = await store.registrations.get(result.existingId)
     // Revoked (or gone) in between: its uniqueness slot is free again, so create anew.
-    if (existing === null || existing.registration.status === 'revoked') continue
+    if (existing === null || existing.registration.status === 'revoked') return CONFLICT
     const updated = await store.registrations.update(
       existing.registration.id,
       existing.registration.version,
@@ -148,6 +147,8 @@ export async function upsertDelegatedRegistration(
     )
     if (updated !== null) return { registration: updated, key: existing.secrets.key, reused: true }
     // A concurrent write (e.g. a token refresh) bumped the version: read again and retry.
-  }
+    return CONFLICT
+  })
+  if (outcome !== CONFLICT) return outcome
   throw new RegistrationConflictError('delegated registration kept changing during consent')
 }

@@ -7,6 +7,7 @@
 // therefore refuses the very next request on every instance.
 import type { FastifyBaseLogger } from 'fastify'
 import { BrokerError } from '../errors.js'
+import { CONFLICT, type Conflict, retryOnConflict } from '../store/compare-and-set.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
 import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
@@ -72,20 +73,24 @@ async function transition(
   detail: StatusDetail,
   scope: RevokeOptions['scope'],
 ): Promise<RevokeResult> {
-  for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-    const meta = await deps.store.registrations.getMeta(id)
-    if (meta === null || !inScope(meta, scope)) throw notFound(id)
-    if (meta.status === 'revoked') return { registration: meta, alreadyRevoked: true }
-    const updated = await deps.store.registrations.update(
-      id,
-      meta.version,
-      { status: 'revoked', statusDetail: detail },
-      { refreshToken: null },
-    )
-    if (updated !== null) return { registration: { ...meta, ...updated }, alreadyRevoked: false }
-    // A concurrent write (typically a refresh storing a rotated refresh token) won; read again.
-    await new Promise((resolve) => setTimeout(resolve, 5 * (attempt + 1)))
-  }
+  const outcome = await retryOnConflict(
+    { attempts: CAS_ATTEMPTS, backoffMs: (attempt) => 5 * (attempt + 1) },
+    async (): Promise<RevokeResult | Conflict> => {
+      const meta = await deps.store.registrations.getMeta(id)
+      if (meta === null || !inScope(meta, scope)) throw notFound(id)
+      if (meta.status === 'revoked') return { registration: meta, alreadyRevoked: true }
+      const updated = await deps.store.registrations.update(
+        id,
+        meta.version,
+        { status: 'revoked', statusDetail: detail },
+        { refreshToken: null },
+      )
+      if (updated !== null) return { registration: { ...meta, ...updated }, alreadyRevoked: false }
+      // A concurrent write (typically a refresh storing a rotated refresh token) won; read again.
+      return CONFLICT
+    },
+  )
+  if (outcome !== CONFLICT) return outcome
   throw new BrokerError('conflict', `registration ${id} kept changing; try the revocation again`)
 }
 

@@ -16,6 +16,7 @@
 //   (a crash in between leaves a claim on a revoked record, which the next create takes over).
 import type { KeyRing } from '../../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
+import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
 import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
@@ -293,7 +294,7 @@ export class RedisRegistrations implements RegistrationStore {
   async reseal(id: string): Promise<boolean> {
     const key = this.keys.reg(id)
     let rewritten = false
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const done = await retryOnConflict({ attempts: 5 }, async () => {
       const values = await this.redis.hmget(key, ...SECRET_FIELDS)
       const args: string[] = []
       SECRET_FIELDS.forEach((field: SecretField, i) => {
@@ -302,13 +303,14 @@ export class RedisRegistrations implements RegistrationStore {
         const plaintext = openSecret(this.keyRing, id, field, sealed)
         args.push(field, sealed, sealSecret(this.keyRing, id, field, plaintext))
       })
-      if (args.length === 0) return rewritten
+      if (args.length === 0) return true
       const replaced = (await runScript(this.redis, RESEAL_FIELDS, [key], args)) as number
       if (replaced > 0) rewritten = true
-      if (replaced === args.length / 3) return rewritten
-      // a field changed underneath (e.g. a new refresh token): read again
-    }
-    throw new Error(`registration ${id}: reseal kept racing with concurrent writes`)
+      // fewer replaced: a field changed underneath (e.g. a new refresh token): read again
+      return replaced === args.length / 3 ? true : CONFLICT
+    })
+    if (done === CONFLICT) throw new Error(`registration ${id}: reseal kept racing with concurrent writes`)
+    return rewritten
   }
 
   async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
