@@ -5,11 +5,13 @@ import { createRedisStore } from './redis.js'
 import { createRedisConnection } from './redis-connection.js'
 import type { Store } from './types.js'
 
+/** Hooks of the store built from configuration. */
 export interface StoreFactoryOptions {
   /** Connection errors of the Redis client (it reconnects by itself); for logs and metrics. */
   onRedisError?: (error: Error) => void
 }
 
+/** The configured store: Redis when `config.redis` is set, else memory (the demo). */
 export function createStoreFromConfig(config: Config, options: StoreFactoryOptions = {}): Store {
   const redisConfig = config.redis
   if (redisConfig === undefined) return createMemoryStore({ keyRing: config.keyRing })

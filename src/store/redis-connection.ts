@@ -4,8 +4,10 @@
 import type { ConnectionOptions } from 'node:tls'
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
 
+/** The client the Redis store runs on: one server (or Sentinel primary) or a Cluster. */
 export type RedisClient = Redis | Cluster
 
+/** One topology (url, sentinels or cluster nodes) and its credentials, TLS and error callback. */
 export interface RedisConnectionOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS). */
   url?: string
@@ -52,6 +54,7 @@ const MAX_RETRIES_PER_REQUEST = 2
  */
 const AUTO_PIPELINING = { enableAutoPipelining: true } as const
 
+/** An ioredis client for the configured topology; it reconnects by itself, forever. */
 export function createRedisConnection(options: RedisConnectionOptions): RedisClient {
   const topologies = [
     options.url !== undefined,

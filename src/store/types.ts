@@ -1,5 +1,5 @@
-// The storage contract. Two implementations: redis.ts (production, Cluster-safe) and memory.ts
-// (demo, single process). Both pass test/integration/store-contract.test.ts.
+// The storage contract. Two implementations: redis.ts over src/store/redis/ (production,
+// Cluster-safe) and memory.ts over src/store/memory/ (demo, single process). Both pass test/integration/store-contract.test.ts.
 //
 // Secrets (a registration's Key and refresh token, cached access tokens) are sealed with the key
 // ring *inside* the store, with associated data naming the record and field, so no caller can write
@@ -7,7 +7,12 @@
 import type { CloudName } from '../clouds.js'
 import type { ConsentKind } from '../consent-kinds.js'
 
+/**
+ * Where a registration stands: `active` issues tokens; `needs_consent` waits for a new consent
+ * (Entra refused the grant); `revoked` is final.
+ */
 export type RegistrationStatus = 'active' | 'needs_consent' | 'revoked'
+/** Every {@link RegistrationStatus}, in lifecycle order. */
 export const REGISTRATION_STATUSES: readonly RegistrationStatus[] = ['active', 'needs_consent', 'revoked']
 
 /** Why a registration left `active`: an AADSTS code for `needs_consent`, who and why for `revoked`. */
@@ -24,15 +29,22 @@ export interface StatusDetail {
 
 /** Registration metadata: never a secret. Safe to list, log and show to operators. */
 export interface Registration {
+  /** A random UUID; the part before `@` of the integration's ID. */
   id: string
+  /** The app's slug (apps file). */
   app: string
+  /** The national cloud the consent was given in; tokens never cross clouds. */
   cloud: CloudName
+  /** The Entra tenant (GUID) that consented. */
   tenantId: string
+  /** Admin (tenant-wide) or delegated (one user's refresh token). */
   kind: ConsentKind
   /** Delegated only: the consenting user. */
   userOid?: string
+  /** Delegated only: the consenting user's display name (UPN), for operators. */
   userName?: string
   status: RegistrationStatus
+  /** Why it left `active`, when it did. */
   statusDetail?: StatusDetail
   /** ISO 8601 timestamps. */
   createdAt: string
@@ -44,6 +56,7 @@ export interface Registration {
 
 /** Usage fields, written without a version check (they must never make a token refresh conflict). */
 export interface RegistrationUsage {
+  /** ISO 8601: when the broker last answered obtain-token for it. */
   lastIssuedAt?: string
   /** `X-Content-Name` / `X-Content-Version` of the last client, e.g. `O365 Mail/1.2.3`. */
   lastClient?: string
@@ -51,6 +64,7 @@ export interface RegistrationUsage {
   lastRefreshAt?: string
 }
 
+/** A registration's secrets, in clear only on their way in and out of the store (sealed inside). */
 export interface RegistrationSecrets {
   /** Standard base64 of 32 random bytes; the integration's Key. */
   key: string
@@ -58,28 +72,37 @@ export interface RegistrationSecrets {
   refreshToken?: string
 }
 
+/** Everything the store holds about one registration, secrets opened (`RegistrationStore.get`). */
 export interface StoredRegistration {
   registration: Registration
   usage: RegistrationUsage
   secrets: RegistrationSecrets
 }
 
+/** The metadata a versioned update may change; absent fields stay as they are. */
 export interface RegistrationPatch {
+  /** Any move but out of `revoked` (revocation is final). */
   status?: RegistrationStatus
   /** `null` clears it. */
   statusDetail?: StatusDetail | null
+  /** ISO 8601: a new consent. */
   consentedAt?: string
   userName?: string
 }
 
+/** The secrets a versioned update may change; absent fields stay as they are. */
 export interface SecretsPatch {
+  /** A new Key (sealed by the store). */
   key?: string
   /** `null` deletes the refresh token (revocation). */
   refreshToken?: string | null
 }
 
+/** A listing's filters (all optional, combined with AND) and its page position. */
 export interface RegistrationQuery {
+  /** Exact tenant id. */
   tenantId?: string
+  /** Exact app slug. */
   app?: string
   status?: RegistrationStatus
   /** Opaque, from a previous page's `nextCursor`. */
@@ -88,12 +111,14 @@ export interface RegistrationQuery {
   limit?: number
 }
 
+/** One page of a listing, in (createdAt, id) order: metadata and usage, never a secret. */
 export interface RegistrationPage {
   items: Array<Registration & RegistrationUsage>
   /** Absent on the last page. Stable under concurrent inserts: new items never shift a page. */
   nextCursor?: string
 }
 
+/** What `RegistrationStore.create` did: created it, or found the delegated registration that holds its slot. */
 export type CreateResult =
   | { created: true; registration: Registration }
   /** Delegated only: a non-revoked registration for the same app, cloud, tenant and user exists. */
@@ -105,6 +130,7 @@ export interface IdlePosition {
   readonly score: number
 }
 
+/** What `RegistrationStore.admit` checks and counts for one authenticated obtain-token request. */
 export interface AdmitRequest {
   /** The version whose Key the request authenticated under. */
   version: number
@@ -114,6 +140,7 @@ export interface AdmitRequest {
   replayTtlMs: number
   /** Hits allowed per registration and window (shared by every instance). */
   limit: number
+  /** The per-registration window's length. */
   windowMs: number
   /**
    * Also counts a hit on this shared rate-limit key (the caller's address), first and in the same
@@ -122,6 +149,11 @@ export interface AdmitRequest {
   client?: { key: string; limit: number; windowMs: number }
 }
 
+/**
+ * The answer of `RegistrationStore.admit`: `current` false when the registration is no longer
+ * active at the authenticated version (or the client is over its limit); else the replay verdict
+ * and the per-registration window.
+ */
 export type AdmitResult = (
   | { current: false }
   /** `fresh`: the replay marker was new (false: a replay). The hit is counted either way. */
@@ -131,12 +163,14 @@ export type AdmitResult = (
   client?: RateLimitResult
 }
 
+/** Registrations: records with sealed secrets, versioned (compare-and-set) updates, listings. */
 export interface RegistrationStore {
   /**
    * Creates a registration (status from `registration.status`, version 1). For delegated
    * registrations, (app, cloud, tenantId, userOid) is unique among non-revoked registrations.
    */
   create(registration: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult>
+  /** The registration with its secrets opened, or null. Throws when a secret fails to open. */
   get(id: string): Promise<StoredRegistration | null>
   /** Metadata and usage only; never opens a secret. */
   getMeta(id: string): Promise<(Registration & RegistrationUsage) | null>
@@ -163,6 +197,7 @@ export interface RegistrationStore {
    * Call it only after authenticating, so a caller without the Key can't fill the replay cache.
    */
   admit(id: string, request: AdmitRequest): Promise<AdmitResult>
+  /** One page of registrations matching `query` (metadata and usage only). */
   list(query: RegistrationQuery): Promise<RegistrationPage>
   /** Every tenant with at least one registration. */
   listTenantIds(): Promise<string[]>
@@ -188,16 +223,20 @@ export interface EphemeralStore {
   put(key: string, value: string, ttlMs: number, options?: { secret?: boolean }): Promise<void>
   /** Reads and deletes atomically: a second take of the same key gets null. */
   take(key: string, options?: { secret?: boolean }): Promise<string | null>
+  /** Reads without deleting; null when absent or expired. */
   get(key: string, options?: { secret?: boolean }): Promise<string | null>
   /** Sets a marker only if absent (SET NX PX). True when this call set it. */
   claim(key: string, ttlMs: number): Promise<boolean>
+  /** Deletes the value, if any. */
   delete(key: string): Promise<void>
 }
 
+/** An access token from Entra as the broker caches it. Never logged. */
 export interface CachedToken {
   accessToken: string
   /** Epoch ms when the access token expires at the identity provider. */
   expiresAt: number
+  /** The scope it was issued for (the cache key within its group). */
   scope: string
 }
 
@@ -206,11 +245,15 @@ export interface CachedToken {
  * an app+tenant without scanning: e.g. `reg:<id>` or `tenant:<app>:<cloud>:<tid>`.
  */
 export interface TokenCache {
+  /** The cached token, or null (absent, expired, or sealed under a retired key). */
   get(group: string, scope: string): Promise<CachedToken | null>
+  /** Caches `token` for `ttlMs`, sealed for its group and scope. */
   set(group: string, scope: string, token: CachedToken, ttlMs: number): Promise<void>
+  /** Deletes every token of `group` (revocation, needs_consent). */
   deleteGroup(group: string): Promise<void>
 }
 
+/** A held lock: its name and the random token that proves this holder holds it. */
 export interface LockHandle {
   readonly name: string
   readonly token: string
@@ -218,6 +261,7 @@ export interface LockHandle {
 
 /** Distributed mutual exclusion: SET NX PX with a random token, compare-and-delete release. */
 export interface LockManager {
+  /** The lock for `ttlMs`, or null when someone else holds it. */
   acquire(name: string, ttlMs: number): Promise<LockHandle | null>
   /** Extends the lease only while still held. */
   renew(handle: LockHandle, ttlMs: number): Promise<boolean>
@@ -225,8 +269,11 @@ export interface LockManager {
   release(handle: LockHandle): Promise<boolean>
 }
 
+/** The answer to one hit on a fixed-window counter. */
 export interface RateLimitResult {
+  /** False once the window's count passed the limit. */
   allowed: boolean
+  /** Hits left in this window. */
   remaining: number
   /** ms until a slot frees, when not allowed */
   retryAfterMs: number
@@ -234,9 +281,11 @@ export interface RateLimitResult {
 
 /** Fixed-window counter shared by every instance. */
 export interface RateLimiter {
+  /** Counts one hit on `key` (the first hit starts a `windowMs` window) and answers. */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult>
 }
 
+/** What an audit event records. */
 export type AuditType =
   | 'consent.completed'
   | 'consent.failed'
@@ -249,10 +298,12 @@ export type AuditType =
   | 'tenant_admin.signed_in'
   | 'tenant_admin.signed_out'
 
+/** One audited action, as appended. Never carries a secret. */
 export interface AuditEvent {
   type: AuditType
   /** `operator:<name>`, `tenant-admin:<tid>/<oid>`, `system`, `user:<tid>/<oid>` */
   actor: string
+  /** The tenant, app and registration concerned, when there is one. */
   tenantId?: string
   app?: string
   registrationId?: string
@@ -260,6 +311,7 @@ export interface AuditEvent {
   detail?: Record<string, string | number | boolean>
 }
 
+/** An audit event as read back: with its id and time. */
 export interface AuditRecord extends AuditEvent {
   /** Stream id; also the cursor. */
   id: string
@@ -269,6 +321,7 @@ export interface AuditRecord extends AuditEvent {
 
 /** Append-only (a Redis stream with a MAXLEN/MINID retention). */
 export interface AuditLog {
+  /** Appends an event (timestamped by the store); returns its id. */
   append(event: AuditEvent): Promise<string>
   /**
    * `order` `asc` (default): oldest first, after `cursor` (exclusive). `desc`: newest first, before
@@ -281,7 +334,9 @@ export interface AuditLog {
   }): Promise<{ items: AuditRecord[]; nextCursor?: string }>
 }
 
+/** The whole storage of the broker, one object per backend (see redis.ts, memory.ts). */
 export interface Store {
+  /** Which backend this is (readiness, metrics). */
   readonly kind: 'redis' | 'memory'
   readonly registrations: RegistrationStore
   readonly ephemeral: EphemeralStore
@@ -291,5 +346,6 @@ export interface Store {
   readonly audit: AuditLog
   /** Throws when the backend can't answer (readiness). */
   ping(): Promise<void>
+  /** Releases the backend (quits the Redis connection, stops the memory sweep). */
   close(): Promise<void>
 }
