@@ -113,9 +113,11 @@ export class RedisRegistrations implements RegistrationStore {
     const indexKeys = this.#indexKeys(input)
 
     // 1. uniqueness claim + index entries (one slot, atomic)
+    // (a compare-and-set on the claim: a stale holder is taken over only while it still holds it)
     let expected = ''
     let stale = ''
-    for (let attempt = 0; ; attempt++) {
+    let holder: Claim | undefined
+    const claimed = await retryOnConflict({ attempts: 4 }, async () => {
       const reply = (await runScript(this.redis, CLAIM_INDEX, indexKeys, [
         id,
         score,
@@ -126,16 +128,17 @@ export class RedisRegistrations implements RegistrationStore {
         expected,
         stale,
       ])) as [number, string?]
-      if (reply[0] === 1) break
+      if (reply[0] === 1) return true
       const current = reply[1] ?? ''
-      const holder = parseClaim(current)
+      holder = parseClaim(current)
       const state = await this.#claimState(holder)
-      if (state === 'live' || state === 'pending' || attempt >= 3)
-        return { created: false, existingId: holder.id }
+      if (state === 'live' || state === 'pending') return false
       // abandoned (record never written) or revoked without its claim released: take it over
       expected = current
       stale = state === 'abandoned' ? holder.id : ''
-    }
+      return CONFLICT
+    })
+    if (claimed !== true && holder !== undefined) return { created: false, existingId: holder.id }
 
     // 2. the record, only if absent
     const written = await runScript(this.redis, CREATE_RECORD, [recordKey], flatten(hash))
