@@ -1,7 +1,47 @@
-// Read model for operators: tenants summarised from their registrations.
+// Read model for operators (the admin API and the console): one registration, a page of
+// registrations, and tenants summarised from their registrations.
+import { BrokerError } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
-import type { RegistrationStatus, Store } from '../store/types.js'
+import type { Registration, RegistrationStatus, RegistrationUsage, Store } from '../store/types.js'
 
+/** What an operator filters registrations by; every field optional, empty strings already dropped. */
+export interface RegistrationFilter {
+  /** A tenant id in any case; registrations store it in lower case. */
+  tenant?: string
+  app?: string
+  status?: RegistrationStatus
+  /** From a previous page's `nextCursor`. */
+  cursor?: string
+  /** Page size, 1..500 (the store's default when absent). */
+  limit?: number
+}
+
+/** One page of registrations matching `filter`, metadata and usage only (never a secret). */
+export function listRegistrations(
+  store: Pick<Store, 'registrations'>,
+  filter: RegistrationFilter,
+): Promise<{ items: Array<Registration & RegistrationUsage>; nextCursor?: string }> {
+  const { tenant, app, status, cursor, limit } = filter
+  return store.registrations.list({
+    ...(tenant === undefined ? {} : { tenantId: tenant.toLowerCase() }),
+    ...(app === undefined ? {} : { app }),
+    ...(status === undefined ? {} : { status }),
+    ...(cursor === undefined ? {} : { cursor }),
+    ...(limit === undefined ? {} : { limit }),
+  })
+}
+
+/** One registration's metadata and usage; `not_found` when there is no such registration. */
+export async function findRegistration(
+  store: Pick<Store, 'registrations'>,
+  id: string,
+): Promise<Registration & RegistrationUsage> {
+  const registration = await store.registrations.getMeta(id)
+  if (registration === null) throw new BrokerError('not_found', `registration ${id} not found`)
+  return registration
+}
+
+/** One tenant as the operator's tenant list shows it. */
 export interface TenantSummary {
   tenantId: string
   /** App slugs with at least one registration of this tenant, sorted. */

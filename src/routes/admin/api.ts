@@ -3,7 +3,7 @@
 // token learns nothing, not even whether its request was well-formed.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { BrokerError, errorBodySchema } from '../../errors.js'
-import { summarizeTenants } from '../../services/admin-queries.js'
+import { findRegistration, listRegistrations, summarizeTenants } from '../../services/admin-queries.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { authenticateOperator } from '../../services/operator-auth.js'
@@ -124,14 +124,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      const { tenant, app: appSlug, status, cursor, limit } = request.query
-      return app.store.registrations.list({
-        ...(tenant === undefined ? {} : { tenantId: tenant.toLowerCase() }),
-        ...(appSlug === undefined ? {} : { app: appSlug }),
-        ...(status === undefined ? {} : { status }),
-        ...(cursor === undefined ? {} : { cursor }),
-        ...(limit === undefined ? {} : { limit }),
-      })
+      return listRegistrations(app.store, request.query)
     },
   )
 
@@ -156,10 +149,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      const registration = await app.store.registrations.getMeta(request.params.id)
-      if (registration === null)
-        throw new BrokerError('not_found', `registration ${request.params.id} not found`)
-      return { registration }
+      return { registration: await findRegistration(app.store, request.params.id) }
     },
   )
 
