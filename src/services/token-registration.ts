@@ -5,6 +5,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import { BrokerError } from '../errors.js'
+import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import type { Registration, Store } from '../store/types.js'
 import { tokenGroup } from './token-groups.js'
 
@@ -87,41 +88,45 @@ export class RegistrationLifecycle {
   /** Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). */
   async markNeedsConsent(registration: Registration, code: string, message: string): Promise<void> {
     const { store, clock, logger } = this.#deps
-    for (let attempt = 0; attempt < 5; attempt++) {
+    const marked = await retryOnConflict({ attempts: 5 }, async (attempt) => {
       const current = attempt === 0 ? registration : await store.registrations.getMeta(registration.id)
-      if (current === null || current.status !== 'active') return
+      if (current === null || current.status !== 'active') return undefined
       const at = new Date(clock()).toISOString()
       const updated = await store.registrations.update(current.id, current.version, {
         status: 'needs_consent',
         statusDetail: { code, message, at },
       })
-      if (updated === null) continue
+      return updated === null ? CONFLICT : current
+    })
+    if (marked === undefined) return
+    if (marked === CONFLICT) {
       logger.warn(
-        { registrationId: current.id, app: current.app, tenantId: current.tenantId, code },
-        'registration needs consent again',
+        { registrationId: registration.id },
+        'could not mark the registration needs_consent (conflicts)',
       )
-      await Promise.all([
-        store.audit
-          .append({
-            type: 'registration.status_changed',
-            actor: 'system',
-            tenantId: current.tenantId,
-            app: current.app,
-            registrationId: current.id,
-            detail: { from: 'active', to: 'needs_consent', code },
-          })
-          .catch((e: unknown) => logger.warn({ err: e }, 'could not append the audit event')),
-        (async () => {
-          this.#deps.onTokensDropped(tokenGroup(current))
-          await store.tokens.deleteGroup(tokenGroup(current))
-        })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
-      ])
       return
     }
+    const current = marked
     logger.warn(
-      { registrationId: registration.id },
-      'could not mark the registration needs_consent (conflicts)',
+      { registrationId: current.id, app: current.app, tenantId: current.tenantId, code },
+      'registration needs consent again',
     )
+    await Promise.all([
+      store.audit
+        .append({
+          type: 'registration.status_changed',
+          actor: 'system',
+          tenantId: current.tenantId,
+          app: current.app,
+          registrationId: current.id,
+          detail: { from: 'active', to: 'needs_consent', code },
+        })
+        .catch((e: unknown) => logger.warn({ err: e }, 'could not append the audit event')),
+      (async () => {
+        this.#deps.onTokensDropped(tokenGroup(current))
+        await store.tokens.deleteGroup(tokenGroup(current))
+      })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
+    ])
   }
 
   /**
@@ -132,22 +137,26 @@ export class RegistrationLifecycle {
   async storeRotatedRefreshToken(id: string, used: string, rotated: string): Promise<void> {
     const { store, logger } = this.#deps
     let current = await store.registrations.getMeta(id)
-    for (let attempt = 0; attempt < 8 && current !== null; attempt++) {
-      if (current.status === 'revoked') return
+    // true: stored, or rightly left alone; false: the registration was gone before the first read
+    const settled = await retryOnConflict({ attempts: 8 }, async () => {
+      if (current === null) return false
+      if (current.status === 'revoked') return true
       const updated = await store.registrations.update(id, current.version, {}, { refreshToken: rotated })
-      if (updated !== null) return
+      if (updated !== null) return true
       const again = await store.registrations.get(id)
-      if (again === null) return
+      if (again === null) return true
       if (again.secrets.refreshToken !== used && again.secrets.refreshToken !== rotated) {
         logger.info(
           { registrationId: id },
           'kept a refresh token written by another writer during the refresh',
         )
-        return
+        return true
       }
-      if (again.secrets.refreshToken === rotated) return
+      if (again.secrets.refreshToken === rotated) return true
       current = again.registration
-    }
+      return CONFLICT
+    })
+    if (settled === true) return
     logger.warn(
       { registrationId: id },
       'could not store the rotated refresh token (conflicts); the previous one still works',
