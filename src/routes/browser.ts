@@ -2,7 +2,7 @@
 // HTML pages, signed cookies, CSRF checks on forms, per-client rate limits.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { tokensMatch } from '../crypto/tokens.js'
-import { BrokerError } from '../errors.js'
+import { csrfFailed, rateLimited } from '../errors.js'
 import type { RateLimiter } from '../store/types.js'
 
 /** The value of a signed cookie; undefined when it is absent or its signature doesn't verify. */
@@ -28,7 +28,7 @@ export function refuseCrossSiteForm(request: FastifyRequest, publicOrigin: strin
     request.headers['sec-fetch-site'] === 'cross-site' ||
     (origin !== undefined && origin !== 'null' && origin !== publicOrigin)
   ) {
-    throw new BrokerError('csrf_failed', message)
+    throw csrfFailed(message)
   }
 }
 
@@ -40,7 +40,7 @@ export function requireFormCsrf(
 ): void {
   const submitted = (request.body as Record<string, unknown> | undefined)?.csrf
   if (expected === undefined || !tokensMatch(expected, submitted)) {
-    throw new BrokerError('csrf_failed', message)
+    throw csrfFailed(message)
   }
 }
 
@@ -54,6 +54,6 @@ export async function enforceRateLimit(
 ): Promise<void> {
   const result = await limiter.hit(key, limit, windowMs)
   if (!result.allowed) {
-    throw new BrokerError('rate_limited', message, { retryAfter: result.retryAfterMs / 1000 })
+    throw rateLimited(message, result.retryAfterMs / 1000)
   }
 }

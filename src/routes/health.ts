@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { BrokerError, errorBodySchema } from '../errors.js'
+import { errorBodySchema, notReady } from '../errors.js'
 
 const statusSchema = {
   type: 'object',
@@ -23,7 +23,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
       try {
         await app.store.ping()
       } catch (cause) {
-        throw new BrokerError('not_ready', 'store is not reachable', { cause })
+        throw notReady(cause)
       }
       return { status: 'ready' }
     },

@@ -4,7 +4,7 @@
 //    public can't reach (never publish that port).
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
-import { BrokerError, errorBodySchema } from '../errors.js'
+import { errorBodySchema, metricsTokenRequired } from '../errors.js'
 import { authenticateOperator } from '../services/operator-auth.js'
 import { closeConnectionsWhileClosing } from '../shutdown.js'
 
@@ -32,7 +32,7 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
     const operator = authenticateOperator(app.config, request.headers.authorization)
     if (operator === undefined) {
       reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
-      throw new BrokerError('unauthorized', 'an operator token is required (Authorization: Bearer …)')
+      throw metricsTokenRequired()
     }
     const { type, body } = await exposition(app.metrics.registry)
     return reply.type(type).send(body)

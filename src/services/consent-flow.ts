@@ -16,7 +16,7 @@ import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import { IdTokenError } from '../entra/id-token.js'
 import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../entra/types.js'
 import { isTransientOAuthError } from '../entra/upstream-errors.js'
-import { BrokerError } from '../errors.js'
+import { appNotFound, type ConsentFailureReason, cloudNotOffered, statusOf } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
@@ -28,51 +28,8 @@ import {
 } from './registrations.js'
 import { holdsAdminRole } from './tenant-admin.js'
 
-/** Why a flow (consent or manage sign-in) failed; also the `reason` label of the consents metric. */
-export type ConsentFailureReason =
-  /** The user cancelled, declined the permissions, or Microsoft denied access (`access_denied`). */
-  | 'cancelled'
-  /** Admin consent: the signed-in user holds none of the roles that may consent for the tenant. */
-  | 'not_admin'
-  /** No (valid) flow cookie: cookies blocked, a different browser, or it expired. */
-  | 'session_missing'
-  /** The cookie names a flow that no longer exists (it expired). */
-  | 'session_expired'
-  /** The `state` in the URL is not this browser's flow. */
-  | 'state_mismatch'
-  /** This flow's callback was already used. */
-  | 'replayed'
-  /** Admin consent came back for a tenant other than the signed-in administrator's. */
-  | 'tenant_mismatch'
-  /** Consent was given but client credentials still fail after the retry budget. */
-  | 'consent_not_effective'
-  /** Microsoft answered with an OAuth error. */
-  | 'idp_error'
-  /** Microsoft unreachable, failing or too slow. */
-  | 'idp_unavailable'
-  /** The ID token failed validation. */
-  | 'invalid_id_token'
-  /** Delegated consent answered without a refresh token. */
-  | 'no_refresh_token'
-  /** The callback carries neither a code nor an error. */
-  | 'invalid_callback'
-
-/** The HTTP status of the failure page, per reason. */
-export const FAILURE_STATUS: Readonly<Record<ConsentFailureReason, number>> = {
-  cancelled: 400,
-  not_admin: 403,
-  session_missing: 400,
-  session_expired: 400,
-  state_mismatch: 403,
-  replayed: 409,
-  tenant_mismatch: 403,
-  consent_not_effective: 503,
-  idp_error: 502,
-  idp_unavailable: 503,
-  invalid_id_token: 502,
-  no_refresh_token: 502,
-  invalid_callback: 400,
-}
+// Why a flow failed (ConsentFailureReason) and the status of each are catalogued in src/errors.ts.
+export type { ConsentFailureReason } from '../errors.js'
 
 /** A failed flow, as the failure page shows it. */
 export interface ConsentFailure {
@@ -282,7 +239,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       kind: 'failed',
       failure: {
         reason,
-        status: FAILURE_STATUS[reason],
+        status: statusOf(reason),
         app: context.app,
         purpose: context.purpose ?? 'consent',
         ...(context.providerMessage === undefined
@@ -429,14 +386,11 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   return {
     async start(slug, cloudInput, log, purpose = 'consent') {
       const app = findApp(config, slug)
-      if (app === undefined) throw new BrokerError('not_found', `no app named "${slug}"`)
+      if (app === undefined) throw appNotFound(slug)
       const offered = appClouds(app)
       const cloud = cloudInput === undefined || cloudInput === '' ? offered[0] : cloudInput
       if (!isCloudName(cloud) || !offered.includes(cloud)) {
-        throw new BrokerError(
-          'invalid_request',
-          `cloud: "${String(cloud)}" is not offered for ${app.displayName}`,
-        )
+        throw cloudNotOffered(String(cloud), app.displayName)
       }
       const resolved = resolveApp(config, app, cloud)!
       const flowId = randomToken()

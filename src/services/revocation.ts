@@ -6,7 +6,13 @@
 // request, that the registration is still active at the version checked. A revoke on any instance
 // therefore refuses the very next request on every instance.
 import type { FastifyBaseLogger } from 'fastify'
-import { BrokerError } from '../errors.js'
+import {
+  emptyReason,
+  isBrokerError,
+  registrationNotFound,
+  revocationKeptConflicting,
+  tenantWithoutRegistrations,
+} from '../errors.js'
 import { CONFLICT, type Conflict, retryOnConflict } from '../store/compare-and-set.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationUsage, StatusDetail, Store } from '../store/types.js'
@@ -58,10 +64,6 @@ function inScope(meta: RegistrationMeta, scope: RevokeOptions['scope']): boolean
   return scope.app === undefined || meta.app === scope.app
 }
 
-function notFound(id: string): BrokerError {
-  return new BrokerError('not_found', `registration ${id} not found`)
-}
-
 /**
  * Moves one registration to `revoked` with compare-and-set (retried when a token refresh bumped the
  * version in between), deleting its refresh token in the same write. Never records an audit event;
@@ -77,7 +79,7 @@ async function transition(
     { attempts: CAS_ATTEMPTS, backoffMs: (attempt) => 5 * (attempt + 1) },
     async (): Promise<RevokeResult | Conflict> => {
       const meta = await deps.store.registrations.getMeta(id)
-      if (meta === null || !inScope(meta, scope)) throw notFound(id)
+      if (meta === null || !inScope(meta, scope)) throw registrationNotFound(id)
       if (meta.status === 'revoked') return { registration: meta, alreadyRevoked: true }
       const updated = await deps.store.registrations.update(
         id,
@@ -91,7 +93,7 @@ async function transition(
     },
   )
   if (outcome !== CONFLICT) return outcome
-  throw new BrokerError('conflict', `registration ${id} kept changing; try the revocation again`)
+  throw revocationKeptConflicting(id)
 }
 
 /** True when another registration still issues tokens from the app+tenant cache group. */
@@ -123,7 +125,7 @@ function revocationDetail(
   options: { readonly actor: Actor; readonly reason: string },
 ): StatusDetail & { reason: string } {
   const reason = options.reason.trim()
-  if (reason === '') throw new BrokerError('invalid_request', 'reason must not be empty')
+  if (reason === '') throw emptyReason()
   return {
     code: revocationCode(options.actor),
     at: new Date(deps.clock()).toISOString(),
@@ -187,12 +189,7 @@ export async function revokeTenant(
     if (item.kind === 'admin') sharedGroups.add(tenantTokenGroup(item))
   }
   if (total === 0) {
-    throw new BrokerError(
-      'not_found',
-      options.app === undefined
-        ? `tenant ${tenantId} has no registrations`
-        : `tenant ${tenantId} has no registrations for app ${options.app}`,
-    )
+    throw tenantWithoutRegistrations(tenantId, options.app)
   }
 
   const revoked: RegistrationMeta[] = []
@@ -203,7 +200,7 @@ export async function revokeTenant(
       result = await transition(deps, id, detail, scope)
     } catch (error) {
       // Deleted meanwhile: nothing left to revoke.
-      if (error instanceof BrokerError && error.code === 'not_found') continue
+      if (isBrokerError(error) && error.code === 'not_found') continue
       throw error
     }
     if (result.alreadyRevoked) {

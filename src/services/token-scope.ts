@@ -3,7 +3,7 @@
 import type { CloudName } from '../clouds.js'
 import { graphDefaultScope } from '../clouds.js'
 import { appClouds, type Config, type ResolvedApp, resolveApp } from '../config.js'
-import { BrokerError } from '../errors.js'
+import { resourceNotAllowed, scopeNotAllowed, scopeWithResource } from '../errors.js'
 
 /** What requests for one app in one cloud may ask for, resolved once. */
 export interface AppScopes {
@@ -81,10 +81,7 @@ export class ScopeResolver {
     const wantsResource = typeof resource === 'string' && resource.trim() !== ''
     const slug = app.resolved.app.slug
     if (wantsScope && wantsResource) {
-      throw new BrokerError(
-        'invalid_scope',
-        `give either scope or resource, not both; ${slug} allows ${app.allowedDescription}`,
-      )
+      throw scopeWithResource(slug, app.allowedDescription)
     }
     if (wantsResource) {
       const found = app.resources.get(normaliseResource(resource as string))
@@ -92,25 +89,16 @@ export class ScopeResolver {
       if (normaliseResource(`${resource as string}`) + '/.default' === app.defaultScope.toLowerCase()) {
         return app.defaultScope
       }
-      throw new BrokerError(
-        'invalid_scope',
-        `resource "${clip(resource as string)}" is not allowed for ${slug}; allowed: ${app.allowedDescription}`,
-      )
+      throw resourceNotAllowed(clip(resource as string), slug, app.allowedDescription)
     }
     if (!wantsScope) return app.defaultScope
     const requested = (scope as string).trim()
     if (requested === 'graph') {
       if (app.graphScope !== undefined) return app.graphScope
-      throw new BrokerError(
-        'invalid_scope',
-        `scope "graph" is not allowed for ${slug}; allowed: ${app.allowedDescription}`,
-      )
+      throw scopeNotAllowed('graph', slug, app.allowedDescription)
     }
     if (app.scopes.has(requested)) return requested
-    throw new BrokerError(
-      'invalid_scope',
-      `scope "${clip(requested)}" is not allowed for ${slug}; allowed: ${app.allowedDescription}`,
-    )
+    throw scopeNotAllowed(clip(requested), slug, app.allowedDescription)
   }
 }
 

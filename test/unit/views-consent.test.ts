@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { AppConfig } from '../../src/config.js'
-import {
-  type ConsentFailureReason,
-  type ConsentResult,
-  FAILURE_STATUS,
-} from '../../src/services/consent-flow.js'
+import { CONSENT_FAILURE_REASONS, statusOf } from '../../src/errors.js'
+import type { ConsentResult } from '../../src/services/consent-flow.js'
 import {
   renderAppListPage,
   renderFailurePage,
@@ -110,11 +107,11 @@ describe('consent pages', () => {
 
   it('every failure has its own title, an escaped provider message and a link back to the app', () => {
     const titles = new Set<string>()
-    for (const reason of Object.keys(FAILURE_STATUS) as ConsentFailureReason[]) {
+    for (const reason of CONSENT_FAILURE_REASONS) {
       const page = renderFailurePage({
         failure: {
           reason,
-          status: FAILURE_STATUS[reason],
+          status: statusOf(reason),
           app,
           purpose: 'consent',
           providerMessage: `AADSTS65004: ${XSS}`,
@@ -131,12 +128,12 @@ describe('consent pages', () => {
       expect(page).toContain('Nothing was created.')
       expect(page).toContain(`<code>${reason}</code>`)
     }
-    expect(titles.size).toBe(Object.keys(FAILURE_STATUS).length)
+    expect(titles.size).toBe(CONSENT_FAILURE_REASONS.length)
   })
 
   it('a failed sign-in to /{app}/manage links back to the manage page and says nothing changed', () => {
     const page = renderFailurePage({
-      failure: { reason: 'not_admin', status: FAILURE_STATUS.not_admin, app, purpose: 'manage' },
+      failure: { reason: 'not_admin', status: statusOf('not_admin'), app, purpose: 'manage' },
       adminRoleIds: [GLOBAL_ADMIN],
       requestId: 'r',
     })
