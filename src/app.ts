@@ -6,15 +6,16 @@ import helmet from '@fastify/helmet'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
 import type { IdentityProvider } from './entra/types.js'
-import { isStoreOutage, makeErrorHandler } from './errors.js'
-import { createLogger, logRequestCompleted, redactUrl } from './logger.js'
+import { makeErrorHandler, pathOf, RouteTable } from './errors.js'
+import { createLogger, logRequestCompleted } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { requireOperator } from './routes/admin/api.js'
 import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
 import { manageRoutes } from './routes/consent/manage.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
-import { registerOpenApi } from './routes/openapi.js'
+import { isApiPath, registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import type { BrowserSessions } from './services/browser-sessions.js'
@@ -23,7 +24,7 @@ import { manageSessions, type TenantAdminIdentity } from './services/tenant-admi
 import { closeConnectionsWhileClosing } from './shutdown.js'
 import { listAllRegistrations } from './store/list-all.js'
 import type { Store } from './store/types.js'
-import { renderErrorPage, renderNotFoundPage } from './views/error-page.js'
+import { renderErrorPage } from './views/error-page.js'
 
 export interface AppDependencies {
   store: Store
@@ -120,14 +121,6 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     reply.header('x-request-id', request.id)
     done()
   })
-  // A request failed because Redis could not be reached: the same test the error handler uses to
-  // answer 503 store_unavailable.
-  app.addHook('onError', (_request, _reply, error, done) => {
-    if (isStoreOutage(error)) {
-      metrics.redisErrors.inc({ operation: 'command' })
-    }
-    done()
-  })
   app.addHook('onResponse', logRequestCompleted)
 
   await app.register(cookie, { secret: config.cookieSecret, hook: 'onRequest' })
@@ -153,23 +146,22 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     crossOriginEmbedderPolicy: false,
   })
 
-  app.setErrorHandler(makeErrorHandler(renderErrorPage))
-  app.setNotFoundHandler((request, reply) => {
-    const wantsHtml = (request.headers.accept ?? '').includes('text/html') && request.method === 'GET'
-    reply.code(404).header('cache-control', 'no-store')
-    if (wantsHtml) {
-      return reply.type('text/html; charset=utf-8').send(renderNotFoundPage())
-    }
-    return reply.type('application/json; charset=utf-8').send(
-      JSON.stringify({
-        error: {
-          code: 'not_found',
-          message: `no route for ${request.method} ${redactUrl(request.url).split('?')[0]}`,
-        },
-        message: 'not found',
-        request_id: request.id,
-      }),
-    )
+  // Every failure goes through the one handler, including requests no route answers. A request
+  // that failed because Redis could not be reached (refused, dropped or hung) is counted there.
+  app.setErrorHandler(
+    makeErrorHandler(renderErrorPage, {
+      isApiPath,
+      onStoreOutage: () => metrics.redisErrors.inc({ operation: 'command' }),
+    }),
+  )
+  const routes = new RouteTable()
+  app.addHook('onRoute', (route) => routes.add(route))
+  app.setNotFoundHandler(async (request, reply) => {
+    const path = pathOf(request.url)
+    // Under the operator API a caller without a valid token learns nothing, not even which paths
+    // and methods exist.
+    if (path === '/admin/api' || path.startsWith('/admin/api/')) requireOperator(config, request, reply)
+    throw routes.notFoundError(request.method, path)
   })
 
   // Before any route: the OpenAPI generator collects routes as they are added.

@@ -14,6 +14,14 @@ export function isDocumentedUrl(url: string): boolean {
   return DOCUMENTED.some((pattern) => pattern.test(url))
 }
 
+/**
+ * The machine-facing paths: the documented API and the document itself. Their errors (a wrong
+ * method, an unknown path) always answer one line of JSON, whatever `Accept` says.
+ */
+export function isApiPath(path: string): boolean {
+  return path === '/openapi.json' || isDocumentedUrl(path.length > 1 ? path.replace(/\/$/, '') : path)
+}
+
 /** Tags, summary and security of routes whose own schema doesn't say. */
 function defaultsFor(url: string): FastifySchema {
   if (url === '/obtain-token') {

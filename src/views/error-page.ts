@@ -1,3 +1,4 @@
+// The generic error page and the not-found page of browser paths (rendered by the one error handler).
 import type { FastifyRequest } from 'fastify'
 import type { BrokerError } from '../errors.js'
 import { html } from './html.js'
@@ -8,8 +9,12 @@ function titleOf(error: BrokerError): string {
   return error.statusCode >= 500 ? 'Something went wrong' : 'Request rejected'
 }
 
-/** Generic HTML error page (the consent flow renders its own, more specific failure pages). */
+/**
+ * Generic HTML error page of a browser path (the consent flow renders its own, more specific
+ * failure pages); a path no route answers gets the not-found page.
+ */
 export function renderErrorPage(error: BrokerError, request: FastifyRequest): string {
+  if (request.is404 && error.code === 'not_found') return renderNotFoundPage()
   const title = titleOf(error)
   return page({
     title,
@@ -22,6 +27,7 @@ export function renderErrorPage(error: BrokerError, request: FastifyRequest): st
   })
 }
 
+/** The page for a browser address that does not exist. */
 export function renderNotFoundPage(): string {
   return page({
     title: 'Not found',

@@ -1,8 +1,15 @@
 // The operator API, `/admin/api/*`: JSON in, JSON out, `Authorization: Bearer <operator token>`.
 // Authentication runs in onRequest, before body parsing and validation, so a caller without a valid
 // token learns nothing, not even whether its request was well-formed.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { BrokerError, errorBodySchema } from '../../errors.js'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../../config.js'
+import {
+  cursorWithSince,
+  errorBodySchema,
+  operatorTokenInvalid,
+  operatorUnknown,
+  sinceWithDescendingOrder,
+} from '../../errors.js'
 import { findRegistration, listRegistrations, summarizeTenants } from '../../services/admin-queries.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
@@ -35,8 +42,22 @@ const operators = new WeakMap<FastifyRequest, string>()
 /** The authenticated operator of a request that passed the API's onRequest hook. */
 function operatorOf(request: FastifyRequest): string {
   const name = operators.get(request)
-  if (name === undefined) throw new BrokerError('unauthorized', 'operator token missing or invalid')
+  if (name === undefined) throw operatorUnknown()
   return name
+}
+
+/**
+ * The operator named by the request's bearer token; else 401 with `WWW-Authenticate`. Used by the
+ * API's onRequest hook and by the not-found handler for paths under `/admin/api`, so an unknown
+ * path or method there is refused before it is answered 404 or 405.
+ */
+export function requireOperator(config: Config, request: FastifyRequest, reply: FastifyReply): string {
+  const operator = authenticateOperator(config, request.headers.authorization)
+  if (operator === undefined) {
+    reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
+    throw operatorTokenInvalid()
+  }
+  return operator
 }
 
 const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
@@ -47,11 +68,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const operator = authenticateOperator(app.config, request.headers.authorization)
-    if (operator === undefined) {
-      reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
-      throw new BrokerError('unauthorized', 'operator token missing or invalid (Authorization: Bearer …)')
-    }
+    const operator = requireOperator(app.config, request, reply)
     operators.set(request, operator)
     request.log = request.log.child({ operator })
   })
@@ -266,10 +283,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     async (request) => {
       const { since, limit, order } = request.query
       if (since !== undefined && request.query.cursor !== undefined) {
-        throw new BrokerError('invalid_request', 'querystring: give cursor or since, not both')
+        throw cursorWithSince()
       }
       if (since !== undefined && order === 'desc') {
-        throw new BrokerError('invalid_request', 'querystring: since reads oldest first; not with order=desc')
+        throw sinceWithDescendingOrder()
       }
       const cursor = since === undefined ? request.query.cursor : auditCursorSince(Date.parse(since))
       return readAudit(app.store, {

@@ -11,7 +11,6 @@ import {
   renderResultPage,
   renderStartPage,
 } from '../../views/consent-pages.js'
-import { renderNotFoundPage } from '../../views/error-page.js'
 import { readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
 import {
   cloudFormSchema,
@@ -91,7 +90,9 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const hosted = findApp(config, request.params.app)
-      if (hosted === undefined) return sendPage(reply, 404, renderNotFoundPage())
+      // Not an app: the one not-found handler answers (a page here; JSON and 405 for `GET
+      // /obtain-token` and the other API paths this pattern also matches).
+      if (hosted === undefined) return reply.callNotFound()
       return sendPage(
         reply,
         200,

@@ -1,0 +1,173 @@
+// The one handler, over HTTP: requests no route answers (404 / 405, JSON on API paths, a page on
+// browser paths), the operator API authenticating before it says whether a path exists, and a
+// Redis that hangs answered as store_unavailable and counted, on every kind of route.
+import { once } from 'node:events'
+import { createServer, type Server, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { bearer, operatorToken } from '../support/admin-helpers.js'
+import { type RunningBroker, startBroker } from '../support/broker.js'
+
+const ALICE = operatorToken('alice')
+// The memory store and no consent here: the identity provider is never called.
+const NO_AUTHORITY = 'http://127.0.0.1:9'
+
+describe('requests no route answers', () => {
+  let broker: RunningBroker
+  beforeAll(async () => {
+    broker = await startBroker({ authorityUrl: NO_AUTHORITY, env: { OPERATOR_TOKENS: `alice:${ALICE}` } })
+  })
+  afterAll(async () => {
+    await broker?.close()
+  })
+
+  it('GET /obtain-token answers 405 with Allow: POST in one line of JSON, whatever Accept says', async () => {
+    for (const accept of ['text/html,application/xhtml+xml', 'application/json', '*/*']) {
+      const response = await broker.app.inject({ method: 'GET', url: '/obtain-token', headers: { accept } })
+      expect(response.statusCode, accept).toBe(405)
+      expect(response.headers.allow).toBe('POST')
+      expect(response.headers['content-type']).toContain('application/json')
+      expect(response.body).not.toContain('\n')
+      expect(response.json()).toMatchObject({
+        error: { code: 'method_not_allowed', message: 'GET is not allowed on /obtain-token; use POST' },
+        request_id: response.headers['x-request-id'],
+      })
+    }
+  })
+
+  it('the other API paths answer JSON too: an unknown path 404, a wrong method 405', async () => {
+    const html = { accept: 'text/html' }
+    const post = await broker.app.inject({ method: 'POST', url: '/healthz', headers: html })
+    expect(post.statusCode).toBe(405)
+    expect(post.headers.allow).toBe('GET, HEAD')
+    expect(post.json().error.code).toBe('method_not_allowed')
+    const metrics = await broker.app.inject({ method: 'DELETE', url: '/metrics', headers: html })
+    expect(metrics.statusCode).toBe(405)
+    expect(metrics.headers['content-type']).toContain('application/json')
+    const openapi = await broker.app.inject({ method: 'PUT', url: '/openapi.json', headers: html })
+    expect(openapi.statusCode).toBe(405)
+    expect(openapi.headers['content-type']).toContain('application/json')
+  })
+
+  it('browser paths answer the not-found page, whatever Accept says', async () => {
+    for (const accept of ['text/html', 'application/json']) {
+      const missing = await broker.app.inject({ method: 'GET', url: '/no-such-app', headers: { accept } })
+      expect(missing.statusCode, accept).toBe(404)
+      expect(missing.headers['content-type']).toContain('text/html')
+      expect(missing.body).toContain('Page not found')
+      const deep = await broker.app.inject({ method: 'GET', url: '/a/b/c/d', headers: { accept } })
+      expect(deep.statusCode, accept).toBe(404)
+      expect(deep.headers['content-type']).toContain('text/html')
+    }
+    const wrongMethod = await broker.app.inject({ method: 'DELETE', url: '/ms-graph-mail/start' })
+    expect(wrongMethod.statusCode).toBe(405)
+    expect(wrongMethod.headers.allow).toBe('POST')
+    expect(wrongMethod.headers['content-type']).toContain('text/html')
+  })
+
+  it('under /admin/api, any path and method without a valid token is 401 before 404 or 405', async () => {
+    const cases: Array<{ method: 'GET' | 'POST' | 'DELETE' | 'PUT'; url: string }> = [
+      { method: 'GET', url: '/admin/api/no-such-thing' },
+      { method: 'DELETE', url: '/admin/api/tenants' },
+      { method: 'PUT', url: '/admin/api/registrations/abc/revoke' },
+      { method: 'GET', url: '/admin/api' },
+      { method: 'GET', url: '/admin/api/tenants' },
+    ]
+    for (const { method, url } of cases) {
+      for (const headers of [{}, bearer('wrong-token'), { authorization: 'Basic YWxpY2U6eA==' }]) {
+        const response = await broker.app.inject({ method, url, headers })
+        expect(response.statusCode, `${method} ${url}`).toBe(401)
+        expect(response.headers['www-authenticate']).toBe('Bearer realm="consent-broker operators"')
+        expect(response.json().error.code).toBe('unauthorized')
+      }
+    }
+    const unknown = await broker.app.inject({
+      method: 'GET',
+      url: '/admin/api/no-such-thing',
+      headers: bearer(ALICE),
+    })
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.json().error).toEqual({
+      code: 'not_found',
+      message: 'no route for GET /admin/api/no-such-thing',
+    })
+    const wrongMethod = await broker.app.inject({
+      method: 'DELETE',
+      url: '/admin/api/tenants',
+      headers: bearer(ALICE),
+    })
+    expect(wrongMethod.statusCode).toBe(405)
+    expect(wrongMethod.headers.allow).toBe('GET, HEAD')
+  })
+})
+
+describe('a Redis that accepts connections and never answers', () => {
+  let redis: Server
+  const sockets = new Set<Socket>()
+  let broker: RunningBroker
+  beforeAll(async () => {
+    redis = createServer((socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+      socket.on('error', () => undefined)
+      socket.resume() // read and drop every command: the hang of a stopped or wedged server
+    })
+    redis.listen(0, '127.0.0.1')
+    await once(redis, 'listening')
+    const { port } = redis.address() as { port: number }
+    broker = await startBroker({
+      authorityUrl: NO_AUTHORITY,
+      redisUrl: `redis://127.0.0.1:${port}`,
+      env: { OPERATOR_TOKENS: `alice:${ALICE}` },
+    })
+  })
+  afterAll(async () => {
+    redis?.close()
+    for (const socket of sockets) socket.destroy()
+    await broker?.close()
+  })
+
+  it('every route answers 503 store_unavailable with Retry-After once the command times out, each counted', async () => {
+    const before = await redisCommandErrors(broker)
+    const [token, api, consent, readiness] = await Promise.all([
+      broker.app.inject({
+        method: 'POST',
+        url: '/obtain-token',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({
+          app_name: 'ms-graph-mail',
+          registration_id: 'b2f1c7a0-0000-4000-8000-000000000001',
+          encrypted_token: Buffer.alloc(48, 1).toString('base64'),
+        }),
+      }),
+      broker.app.inject({ method: 'GET', url: '/admin/api/tenants', headers: bearer(ALICE) }),
+      broker.app.inject({
+        method: 'POST',
+        url: '/ms-graph-mail/start',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
+        payload: 'cloud=global',
+      }),
+      broker.app.inject({ method: 'GET', url: '/readyz' }),
+    ])
+    for (const [name, response] of [
+      ['obtain-token', token],
+      ['operator API', api],
+    ] as const) {
+      expect(response.statusCode, `${name}: ${response.body}`).toBe(503)
+      expect(response.json().error.code, name).toBe('store_unavailable')
+      expect(Number(response.headers['retry-after']), name).toBeGreaterThan(0)
+    }
+    expect(consent.statusCode, consent.body).toBe(503)
+    expect(consent.headers['content-type']).toContain('text/html')
+    expect(Number(consent.headers['retry-after'])).toBeGreaterThan(0)
+    expect(readiness.statusCode).toBe(503)
+    expect(readiness.json().error.code).toBe('not_ready')
+    expect((await redisCommandErrors(broker)) - before).toBeGreaterThanOrEqual(4)
+    const counted = await broker.app.metrics.obtainTokenRequests.get()
+    expect(counted.values.find((v) => v.labels.outcome === 'store_unavailable')?.value).toBe(1)
+  }, 30_000)
+})
+
+async function redisCommandErrors(broker: RunningBroker): Promise<number> {
+  const metric = await broker.app.metrics.redisErrors.get()
+  return metric.values.find((v) => v.labels.operation === 'command')?.value ?? 0
+}
