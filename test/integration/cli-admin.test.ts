@@ -129,7 +129,7 @@ describe('consent-broker-admin', () => {
 
     const first = JSON.parse(page.stdout) as { items: unknown[]; nextCursor?: string }
     expect(first.items).toHaveLength(1)
-    expect(first.nextCursor).toBeDefined()
+    expect(first.nextCursor).toMatch(/^[\w-]+$/) // an opaque base64url cursor
     const second = await cli(['--json', 'registrations', '--limit', '1', '--cursor', first.nextCursor!])
     expect((JSON.parse(second.stdout) as { items: Array<{ id: string }> }).items[0]!.id).not.toBe(
       (first.items[0] as { id: string }).id,

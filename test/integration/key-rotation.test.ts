@@ -289,12 +289,19 @@ describe('key rotation', () => {
 
     // k5 was dropped from MASTER_KEYS too early: its registrations can't be opened any more.
     const z = await broker(prefix, `${k7},${k6}`)
+    const keysBefore = new Map<string, string | undefined>()
+    for (const registration of healthy) {
+      keysBefore.set(registration.id, (await z.store.registrations.get(registration.id))?.secrets.key)
+    }
     await startRotation(z)
     const done = await waitForCompletion(z)
     expect(done).toMatchObject({ state: 'completed', scanned: 5, resealed: 2, failed: 3 })
     expect((done.failedIds as string[]).sort()).toEqual(orphans.map((r) => r.id).sort())
     for (const registration of healthy) {
-      expect((await z.store.registrations.get(registration.id))?.secrets.key).toBeDefined()
+      // Re-sealed under k7 and still opening to the same Key (32 bytes, standard base64).
+      const before = keysBefore.get(registration.id)
+      expect(before).toMatch(/^[A-Za-z0-9+/]{43}=$/)
+      expect((await z.store.registrations.get(registration.id))?.secrets.key).toBe(before)
     }
     expect(await keysHolding(z.redis!, prefix, 'v1.k6.')).toEqual([])
   })

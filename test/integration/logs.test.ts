@@ -137,12 +137,12 @@ beforeAll(async () => {
 describe('logs of a full consent and token flow', () => {
   it('drive: admin and delegated consents, tokens, failures, operator calls', async () => {
     const admin = await consent('ms-graph-mail', 'admin@contoso.example')
-    expect(admin).toBeDefined()
+    expect(admin?.key).toMatch(/^[A-Za-z0-9+/]{43}=$/)
     remember('registration Key', admin!.key)
     expect((await tokens(admin!, 'ms-graph-mail', 3)).every((a) => a.status === 200)).toBe(true)
 
     const delegated = await consent('ms-graph-mail-listener', 'user@contoso.example')
-    expect(delegated).toBeDefined()
+    expect(delegated?.key).toMatch(/^[A-Za-z0-9+/]{43}=$/)
     remember('registration Key', delegated!.key)
     const delegatedAnswers = await tokens(delegated!, 'ms-graph-mail-listener', 2)
     expect(delegatedAnswers.map((a) => a.status)).toEqual([200, 200])

@@ -142,8 +142,9 @@ describe('200 simultaneous requests over three instances, cold cache', () => {
     const newest = [...emulator.state.refreshTokens.entries()]
       .filter(([, r]) => r.oid === '3f6c2a1e-8b4d-4c7a-9e15-0a1b2c3d4e02')
       .pop()
-    expect(newest).toBeDefined()
-    expect(stored?.secrets.refreshToken).toBe(newest![0])
+    // The emulator's refresh tokens are `1.` + 64 random bytes (base64url).
+    expect(newest?.[0]).toMatch(/^1\.[\w-]{86}$/)
+    expect(stored?.secrets.refreshToken).toBe(newest?.[0])
     expect(stored?.secrets.refreshToken).not.toBe(initial?.secrets.refreshToken)
     expect(stored?.registration.version).toBe(initial!.registration.version + 1)
     secrets.add(stored!.secrets.refreshToken!)

@@ -551,7 +551,7 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
           await mustCreate(store, sampleRegistration({ tenantId, createdAt: iso(T0 + i) }))
         const first = await store.registrations.list({ tenantId, limit: 5 })
         expect(first.items).toHaveLength(5)
-        expect(first.nextCursor).toBeDefined()
+        expect(first.nextCursor).toMatch(/^[\w-]+$/) // opaque, base64url
         const second = await store.registrations.list({ tenantId, limit: 5, cursor: first.nextCursor! })
         expect(second.items).toHaveLength(5)
         expect(second.nextCursor).toBeUndefined()

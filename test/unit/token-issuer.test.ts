@@ -206,6 +206,7 @@ describe('KeepAlive', () => {
     const keepAlives = issuers.map(
       (issuer) => new KeepAlive({ config, store, issuer, scopes, logger: silent, clock: later }),
     )
+    const startedAt = Date.now()
     const runs = await Promise.all(keepAlives.map((k) => k.runOnce()))
     expect(runs.filter((r) => r.ran)).toHaveLength(1)
     const ran = runs.find((r) => r.ran)!
@@ -213,7 +214,10 @@ describe('KeepAlive', () => {
     expect(idp.calls).toBe(1)
     const stored = await store.registrations.get(idle.id)
     expect(stored?.secrets.refreshToken).toBe('rt-1')
-    expect(stored?.usage.lastRefreshAt).toBeDefined()
+    // Recorded by the issuer that refreshed, on its own clock (the real one here).
+    const refreshedAt = Date.parse(stored?.usage.lastRefreshAt ?? '')
+    expect(refreshedAt).toBeGreaterThanOrEqual(startedAt)
+    expect(refreshedAt).toBeLessThanOrEqual(Date.now())
     // Nothing is idle "now".
     const now = new KeepAlive({ config, store, issuer: issuers[0]!, scopes, logger: silent, clock: Date.now })
     expect(await now.runOnce()).toMatchObject({ ran: true, refreshed: 0 })
