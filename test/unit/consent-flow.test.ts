@@ -243,3 +243,127 @@ describe('delegated consent', () => {
     expect((await store.registrations.list({})).items).toHaveLength(1)
   })
 })
+
+// Unit companions of the end-to-end checks (test/integration/consent.test.ts): the callback's
+// `state`, its one use, and the admin role, against the service alone.
+describe('callback checks', () => {
+  const PRIVILEGED_ROLE_ADMIN = 'e8611ab8-c189-46e8-94e1-60213ab1f814'
+  const CLOUD_APP_ADMIN = '158c047a-c907-4556-b7ef-446551a6b5f7'
+
+  async function startSignIn(slug = 'ms-graph-mail') {
+    const started = await flow.start(slug, undefined, log)
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    return { handle: started.flowHandle, state: idp.signIns.at(-1)!.state }
+  }
+
+  it('a sign-in callback whose state is wrong or missing is state_mismatch: no code is redeemed', async () => {
+    const wrong = await startSignIn()
+    expect(
+      await flow.callback(wrong.handle, { code: 'c', state: `${wrong.state.slice(0, -1)}x` }, log),
+    ).toMatchObject({ kind: 'failed', failure: { reason: 'state_mismatch', status: 403 } })
+    const missing = await startSignIn()
+    expect(await flow.callback(missing.handle, { code: 'c' }, log)).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'state_mismatch', status: 403 },
+    })
+    expect(idp.redemptions).toEqual([])
+    expect(idp.consents).toEqual([])
+  })
+
+  it('an admin-consent callback whose state is wrong is state_mismatch: no proof, no registration', async () => {
+    const { handle, state } = await startSignIn()
+    const signedIn = await flow.callback(handle, { code: 'c', state }, log)
+    if (signedIn.kind !== 'redirect') throw new Error('sign-in failed')
+    const forged = await flow.callback(
+      signedIn.flowHandle,
+      { admin_consent: 'True', tenant: TID, state: state /* the sign-in's, not this step's */ },
+      log,
+    )
+    expect(forged).toMatchObject({ kind: 'failed', failure: { reason: 'state_mismatch', status: 403 } })
+    expect(idp.proofCalls).toBe(0)
+    expect((await store.registrations.list({})).items).toEqual([])
+  })
+
+  it('error is decided before state: a cancelled consent without state is cancelled, not a mismatch', async () => {
+    const { handle } = await startSignIn()
+    const outcome = await flow.callback(
+      handle,
+      { error: 'access_denied', error_description: 'AADSTS65004: User declined to consent' },
+      log,
+    )
+    expect(outcome).toMatchObject({ kind: 'failed', failure: { reason: 'cancelled', status: 400 } })
+    expect(idp.redemptions).toEqual([])
+  })
+
+  it('a sign-in callback replayed is refused (409): the code is redeemed once', async () => {
+    const { handle, state } = await startSignIn()
+    const first = await flow.callback(handle, { code: 'c', state }, log)
+    expect(first.kind).toBe('redirect')
+    const again = await flow.callback(handle, { code: 'c', state }, log)
+    expect(again).toMatchObject({ kind: 'failed', failure: { reason: 'replayed', status: 409 } })
+    expect(idp.redemptions).toHaveLength(1)
+    expect(idp.consents).toHaveLength(1)
+  })
+
+  it('an admin-consent callback replayed is refused (409): one proof, one registration', async () => {
+    const { handle, state } = await startSignIn()
+    const signedIn = await flow.callback(handle, { code: 'c', state }, log)
+    if (signedIn.kind !== 'redirect') throw new Error('sign-in failed')
+    const query = { admin_consent: 'True', tenant: TID, state: idp.consents.at(-1)!.state }
+    expect((await flow.callback(signedIn.flowHandle, query, log)).kind).toBe('completed')
+    expect(await flow.callback(signedIn.flowHandle, query, log)).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'replayed', status: 409 },
+    })
+    expect(idp.proofCalls).toBe(1)
+    expect((await store.registrations.list({})).items).toHaveLength(1)
+  })
+
+  it('a failed callback uses the flow up too: retrying it with the right state is a replay', async () => {
+    const { handle, state } = await startSignIn()
+    await flow.callback(handle, { code: 'c', state: 'guess' }, log)
+    expect(await flow.callback(handle, { code: 'c', state }, log)).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'replayed' },
+    })
+    expect(idp.redemptions).toEqual([])
+  })
+
+  it.each([
+    ['no directory role', [] as string[]],
+    ['Cloud Application Administrator (not in ADMIN_ROLE_IDS)', [CLOUD_APP_ADMIN]],
+  ])(
+    'admin consent signed in with %s is not_admin (403): never sent to admin consent',
+    async (_label, wids) => {
+      idp.idToken = { ...ADMIN, wids }
+      const { handle, state } = await startSignIn()
+      const outcome = await flow.callback(handle, { code: 'c', state }, log)
+      expect(outcome).toMatchObject({ kind: 'failed', failure: { reason: 'not_admin', status: 403 } })
+      expect(idp.consents).toEqual([])
+      expect(idp.proofCalls).toBe(0)
+      expect((await store.registrations.list({})).items).toEqual([])
+    },
+  )
+
+  it('a configured admin role goes on to admin consent, whatever the case of its GUID', async () => {
+    idp.idToken = { ...ADMIN, wids: [PRIVILEGED_ROLE_ADMIN.toUpperCase()] }
+    const { handle, state } = await startSignIn()
+    const outcome = await flow.callback(handle, { code: 'c', state }, log)
+    expect(outcome.kind).toBe('redirect')
+    expect(idp.consents).toMatchObject([{ tenantId: TID }])
+  })
+
+  it('the tenant self-service sign-in applies the same admin-role rule', async () => {
+    idp.idToken = USER
+    const started = await flow.start('ms-graph-mail', undefined, log, 'manage')
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    const outcome = await flow.callback(started.flowHandle, { code: 'c', state: idp.signIns[0]!.state }, log)
+    expect(outcome).toMatchObject({ kind: 'failed', failure: { reason: 'not_admin', purpose: 'manage' } })
+    idp.idToken = ADMIN
+    const admin = await flow.start('ms-graph-mail', undefined, log, 'manage')
+    if (admin.kind !== 'redirect') throw new Error('start failed')
+    expect(
+      await flow.callback(admin.flowHandle, { code: 'c', state: idp.signIns[1]!.state }, log),
+    ).toMatchObject({ kind: 'manage-signed-in', app: 'ms-graph-mail', user: { tid: TID, oid: ADMIN.oid } })
+  })
+})
