@@ -57,7 +57,9 @@ export async function recordAudit(
   }
 }
 
+/** Events per page when a reader names no limit. */
 export const AUDIT_PAGE_DEFAULT = 50
+/** The most events one page holds; larger limits are clamped to it. */
 export const AUDIT_PAGE_MAX = 500
 
 /**
@@ -70,6 +72,11 @@ export function auditCursorSince(sinceMs: number): string | undefined {
   return ms <= 0 ? undefined : `${ms - 1}-18446744073709551615`
 }
 
+/**
+ * One page of the trail after `cursor` (oldest first, or newest first with `order: 'desc'`), with
+ * `limit` clamped to 1…AUDIT_PAGE_MAX (default AUDIT_PAGE_DEFAULT). `nextCursor` is absent on the
+ * last page. A malformed cursor is refused by the store.
+ */
 export async function readAudit(
   store: Pick<Store, 'audit'>,
   options: { cursor?: string; limit?: number; order?: 'asc' | 'desc' },
