@@ -16,6 +16,11 @@ import type { LockHandle, Store } from '../store/types.js'
 import { type Actor, actorLabel, recordAudit } from './audit.js'
 import { registrationTokenGroup, tenantTokenGroup } from './token-groups.js'
 
+/**
+ * Where the latest pass stands: `idle` (none ever ran), `running`, `interrupted` (its instance
+ * stopped beating; start resumes it), `completed` (`failed` > 0 means some registrations could not
+ * be re-sealed) or `failed` (the pass itself stopped on an error).
+ */
 export type RotationState = 'idle' | 'running' | 'interrupted' | 'completed' | 'failed'
 
 /** How far a pass got; kept in the stored state and shown as is. */
@@ -42,6 +47,7 @@ const noProgress = (): RotationProgress => ({
   failedIds: [],
 })
 
+/** The latest pass as the operator API and the CLI show it (`GET /admin/api/keys/rotation`). */
 export interface RotationStatus extends RotationProgress {
   state: RotationState
   /** The key this pass re-seals under (the key ring's newest when it started). */
@@ -50,9 +56,13 @@ export interface RotationStatus extends RotationProgress {
   currentKeyId: string
   /** Older keys still in the ring; drop them from MASTER_KEYS once a pass completed without failures. */
   oldKeyIds: string[]
+  /** ISO time the pass started (absent while idle). */
   startedAt?: string
+  /** Actor label of whoever started it (`operator:<name>`). */
   startedBy?: string
+  /** ISO time of the last saved progress. */
   updatedAt?: string
+  /** ISO time the pass completed or failed. */
   completedAt?: string
 }
 
@@ -73,6 +83,7 @@ const STATE_TTL_MS = 30 * 86_400_000
 const LOCK_TTL_MS = 60_000
 const MAX_FAILED_IDS = 20
 
+/** What a KeyRotation needs; the batch sizes have defaults. */
 export interface KeyRotationOptions {
   store: Store
   keyRing: KeyRing
@@ -84,6 +95,10 @@ export interface KeyRotationOptions {
   concurrency?: number
 }
 
+/**
+ * Re-seals every stored secret under the key ring's newest key, in the background, resumably, one
+ * instance at a time (a store lock). One per app, built at start-up and stopped with it.
+ */
 export class KeyRotation {
   readonly #store: Store
   readonly #keyRing: KeyRing
@@ -103,6 +118,7 @@ export class KeyRotation {
     this.#concurrency = options.concurrency ?? 8
   }
 
+  /** The latest pass as stored (shared by every instance), `idle` when none ever ran. */
   async status(): Promise<RotationStatus> {
     return this.#present(await this.#read())
   }
