@@ -24,13 +24,22 @@ export function integrationId(registrationId: string, publicUrl: string): string
 /** Version conflicts tolerated before giving up (each means someone else wrote in between). */
 const MAX_CAS_ATTEMPTS = 5
 
+/**
+ * A registration could not be written: a new id was already taken, or the delegated registration
+ * kept changing under compare-and-set (every attempt lost to another writer). The consent fails
+ * rather than overwrite a newer state.
+ */
 export class RegistrationConflictError extends Error {
   override readonly name = 'RegistrationConflictError'
 }
 
+/** What an admin-consent registration is made of, once the consent is proven. */
 export interface AdminRegistrationInput {
+  /** The app's slug. */
   app: string
+  /** The cloud chosen on the consent page; the registration keeps it for good. */
   cloud: CloudName
+  /** `tid` of the validated ID token (never the callback's `tenant`). */
   tenantId: string
   /** ISO 8601 */
   now: string
@@ -97,9 +106,13 @@ export async function reactivateAdminRegistrations(
   return reactivated
 }
 
+/** A delegated registration: the admin-consent fields plus the user and their grant. */
 export interface DelegatedRegistrationInput extends AdminRegistrationInput {
+  /** `oid` of the validated ID token: with app, cloud and tenant it identifies the registration. */
   userOid: string
+  /** `preferred_username`, for display. */
   userName: string
+  /** Microsoft's refresh token; stored sealed, never returned to anyone. */
   refreshToken: string
 }
 
