@@ -19,16 +19,20 @@ import type { Registration, RegistrationUsage, StatusDetail, Store } from '../st
 import { type Actor, actorDisplayName, actorLabel, recordAudit } from './audit.js'
 import { registrationTokenGroup, tenantTokenGroup } from './token-groups.js'
 
+/** A registration's metadata with its usage (what listings and revocations show; no secret). */
 export type RegistrationMeta = Registration & RegistrationUsage
 
+/** What revocation needs: the store, the clock of `statusDetail.at`, a logger for the audit fallback. */
 export interface RevocationDeps {
   readonly store: Store
   readonly clock: () => number
   readonly log: FastifyBaseLogger
 }
 
+/** Who revokes, why, and (for tenant self-service) within which tenant. */
 export interface RevokeOptions {
   readonly actor: Actor
+  /** Free text shown to the integration's admin in the `revoked` error and kept in the audit trail. */
   readonly reason: string
   /**
    * Tenant self-service: the registration must belong to this tenant (and app, when given), else it
@@ -37,12 +41,14 @@ export interface RevokeOptions {
   readonly scope?: { readonly tenantId: string; readonly app?: string }
 }
 
+/** The outcome of revoking one registration (idempotent: revoking again reports the first revocation). */
 export interface RevokeResult {
   readonly registration: RegistrationMeta
   /** True when it was revoked before this call; `registration.statusDetail` is the original one. */
   readonly alreadyRevoked: boolean
 }
 
+/** The outcome of revoking every registration of a tenant (of one app, when `app` is given). */
 export interface TenantRevokeResult {
   readonly tenantId: string
   readonly app?: string
@@ -54,6 +60,7 @@ export interface TenantRevokeResult {
 
 const CAS_ATTEMPTS = 8
 
+/** The `statusDetail.code` of a revocation: `tenant_admin_revoked` or `operator_revoked`. */
 export function revocationCode(actor: Actor): string {
   return actor.kind === 'tenant_admin' ? 'tenant_admin_revoked' : 'operator_revoked'
 }
