@@ -4,7 +4,7 @@
 // or replayed form is refused as such), sign-in and sign-out, and the one-line notices a redirect
 // after a form shows. The sessions themselves (sealed records, audit) are services/browser-sessions.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BrokerError } from '../errors.js'
+import type { BrokerError } from '../errors.js'
 import type { BrowserSessions, SessionData, SessionHandle } from '../services/browser-sessions.js'
 import { readSignedCookie, requireFormCsrf } from './browser.js'
 
@@ -24,8 +24,8 @@ export interface SessionAreaOptions<T extends object> {
   accepts?: (session: SessionData<T>, request: FastifyRequest) => boolean
   /** Fields added to the request's log lines once its session is known. Never the session id. */
   logFields: (session: SessionData<T>) => Record<string, string>
-  /** The 401 message of a form posted without a (live) session. */
-  expiredMessage: string
+  /** The 401 of a form posted without a (live) session (a factory of src/errors.ts). */
+  sessionMissing: () => BrokerError
 }
 
 /** One signed-in area's sessions as its routes use them. */
@@ -61,7 +61,7 @@ export class SessionArea<T extends object> {
   /** The request's session, for handlers behind a guard; without one, `unauthorized`. */
   of(request: FastifyRequest): SessionHandle<T> {
     const session = this.#loaded.get(request)
-    if (session === undefined) throw new BrokerError('unauthorized', this.#options.expiredMessage)
+    if (session === undefined) throw this.#options.sessionMissing()
     return session
   }
 

@@ -1,6 +1,6 @@
 // Read model for operators (the admin API and the console): one registration, a page of
 // registrations, and tenants summarised from their registrations.
-import { BrokerError } from '../errors.js'
+import { registrationNotFound } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationStatus, RegistrationUsage, Store } from '../store/types.js'
 
@@ -37,7 +37,7 @@ export async function findRegistration(
   id: string,
 ): Promise<Registration & RegistrationUsage> {
   const registration = await store.registrations.getMeta(id)
-  if (registration === null) throw new BrokerError('not_found', `registration ${id} not found`)
+  if (registration === null) throw registrationNotFound(id)
   return registration
 }
 

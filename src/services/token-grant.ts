@@ -12,7 +12,13 @@ import {
   TENANT_NOT_FOUND_CODE,
   type UpstreamDecision,
 } from '../entra/upstream-errors.js'
-import { BrokerError } from '../errors.js'
+import {
+  type BrokerError,
+  brokerCredentialsRejected,
+  upstreamRefused,
+  upstreamTimedOut,
+  upstreamUnavailable,
+} from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Registration } from '../store/types.js'
 import { throttledError } from './token-markers.js'
@@ -141,10 +147,7 @@ export function grantFailure(
         context,
         `OPERATOR ACTION: Entra ID rejected the broker's client credentials for ${registration.app} (${registration.cloud}) with ${upstream.label}; check the client secret`,
       )
-      error = new BrokerError(
-        'broker_misconfigured',
-        `Microsoft Entra ID rejected the broker's own credentials for ${registration.app} (${upstream.label}); the broker operator must fix them, nothing needs changing on the integration`,
-      )
+      error = brokerCredentialsRejected(registration.app, upstream.label)
       break
     case 'throttled': {
       const retryAfter = Math.min(
@@ -157,30 +160,15 @@ export function grantFailure(
     }
     case 'timeout':
       logger.warn(context, 'Entra ID did not answer a token request in time')
-      error = new BrokerError(
-        'upstream_timeout',
-        'Microsoft Entra ID did not answer in time; try again shortly',
-        {
-          retryAfter: DEFAULT_RETRY_AFTER_S,
-        },
-      )
+      error = upstreamTimedOut(DEFAULT_RETRY_AFTER_S)
       break
     case 'unavailable':
       logger.warn(context, 'Entra ID is unavailable for token requests')
-      error = new BrokerError(
-        'upstream_unavailable',
-        `Microsoft Entra ID is not answering token requests (${upstream.label}); try again shortly`,
-        { retryAfter: DEFAULT_RETRY_AFTER_S },
-      )
+      error = upstreamUnavailable(upstream.label, DEFAULT_RETRY_AFTER_S)
       break
     default:
       logger.warn(context, `token request refused (${upstream.label})`)
-      error = new BrokerError(
-        'upstream_error',
-        `Microsoft Entra ID refused the token request (${upstream.label})${
-          upstream.errorCodes.includes(TENANT_NOT_FOUND_CODE) ? ': tenant not found in this cloud' : ''
-        }`,
-      )
+      error = upstreamRefused(upstream.label, upstream.errorCodes.includes(TENANT_NOT_FOUND_CODE))
   }
   return { upstream, decision, error }
 }

@@ -29,7 +29,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { withDeadline } from '../abortable.js'
 import type { Config } from '../config.js'
 import type { IdentityProvider, TokenGrant } from '../entra/types.js'
-import { BrokerError, type ErrorCode } from '../errors.js'
+import { type ErrorCode, isBrokerError, otherInstanceFetching, tokenDeadlinePassed } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { CachedToken, LockHandle, Registration, Store } from '../store/types.js'
 import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, grantFailure, requestGrant, sleep } from './token-grant.js'
@@ -156,11 +156,13 @@ export class TokenIssuer {
     const { promise, shared } = this.#flights.run(key, () => this.#acquireAndFetch(request, group, cached))
     let result: IssuedToken
     try {
-      result = await withDeadline(promise, request.deadlineAt - clock(), () => deadlineError())
+      result = await withDeadline(promise, request.deadlineAt - clock(), () =>
+        tokenDeadlinePassed(DEFAULT_RETRY_AFTER_S),
+      )
     } catch (error) {
       // Throttled or failing upstream: a token that is still valid beats an error.
       if (
-        error instanceof BrokerError &&
+        isBrokerError(error) &&
         SERVE_STALE_ON.has(error.code) &&
         cached !== null &&
         cached.expiresAt - STALE_MIN_LEFT_MS > clock()
@@ -203,11 +205,7 @@ export class TokenIssuer {
       if (remaining <= delay + ANSWER_MARGIN_MS) {
         metrics.lockWaits.inc({ result: 'timeout' })
         metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
-        throw new BrokerError(
-          'upstream_timeout',
-          'another broker instance is still fetching this access token; try again in a few seconds',
-          { retryAfter: 2 },
-        )
+        throw otherInstanceFetching(2)
       }
       await sleep(delay)
       delay = Math.min(Math.ceil(delay * 1.6), POLL_MAX_MS)
@@ -331,12 +329,4 @@ export class TokenIssuer {
 /** A cached token as served from `source`. */
 function issued(token: CachedToken, source: TokenSource): IssuedToken {
   return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source }
-}
-
-function deadlineError(): BrokerError {
-  return new BrokerError(
-    'upstream_timeout',
-    'no access token within the response deadline (Microsoft Entra ID is slow); try again shortly',
-    { retryAfter: DEFAULT_RETRY_AFTER_S },
-  )
 }

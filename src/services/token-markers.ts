@@ -2,7 +2,7 @@
 // the failure of a refresh (`token-fail:`), for the instances waiting on its lock, and a throttle
 // window (`throttle:`) after a 429, during which no instance calls Entra for that tenant and app.
 import type { FastifyBaseLogger } from 'fastify'
-import { BrokerError, type BrokerErrorOptions, type ErrorCode } from '../errors.js'
+import { type BrokerError, type ErrorCode, recordedFailure, upstreamThrottled } from '../errors.js'
 import type { Registration, Store } from '../store/types.js'
 
 /** How long a published failure is visible to waiters. */
@@ -56,12 +56,14 @@ export function parseFailure(raw: string | null): FailureMarker | undefined {
 
 /** The error a waiter answers with: the leader's, its Retry-After shortened by the time since. */
 export function failureError(marker: FailureMarker, now: number): BrokerError {
-  const options: BrokerErrorOptions = {}
-  if (marker.retryAfter !== undefined) {
-    options.retryAfter = Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000))
-  }
-  if (marker.details !== undefined) options.details = marker.details
-  return new BrokerError(marker.code, marker.message, options)
+  return recordedFailure({
+    code: marker.code,
+    message: marker.message,
+    ...(marker.retryAfter === undefined
+      ? {}
+      : { retryAfter: Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000)) }),
+    ...(marker.details === undefined ? {} : { details: marker.details }),
+  })
 }
 
 /** Throttling applies to the app registration in the tenant, whichever broker registration asks. */
@@ -92,9 +94,5 @@ export async function recordThrottle(
 
 /** The 429 answered while Entra throttles this tenant and app. */
 export function throttledError(retryAfter: number): BrokerError {
-  return new BrokerError(
-    'upstream_throttled',
-    `Microsoft Entra ID is throttling token requests for this tenant; retry after ${retryAfter} s`,
-    { retryAfter },
-  )
+  return upstreamThrottled(retryAfter)
 }

@@ -4,7 +4,7 @@
 // rotated, and recording when it was last refreshed (the keep-alive's clock).
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
-import { BrokerError } from '../errors.js'
+import { type BrokerError, consentRequired, registrationGone, registrationRevoked } from '../errors.js'
 import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import type { Registration, Store } from '../store/types.js'
 import { tokenGroup } from './token-groups.js'
@@ -18,11 +18,7 @@ export function consentUrl(config: Config, app: string): string {
 export function consentRequiredError(config: Config, registration: Registration, why: string): BrokerError {
   const url = consentUrl(config, registration.app)
   const who = registration.kind === 'admin' ? 'a tenant administrator' : 'the user'
-  return new BrokerError(
-    'consent_required',
-    `${why}: ${who} must consent again at ${url} and then use the ID, Token and Key shown there`,
-    { details: { consent_url: url } },
-  )
+  return consentRequired(why, who, url)
 }
 
 /** The 401 for a registration that is not `active`. */
@@ -33,11 +29,7 @@ export function registrationStatusError(config: Config, registration: Registrati
     const at = detail?.at ?? registration.updatedAt
     const reason = detail?.reason ?? detail?.message
     const by = detail?.by
-    return new BrokerError(
-      'revoked',
-      `this registration was revoked on ${at}${by ? ` by ${by}` : ''}${reason ? ` (${reason})` : ''}; consent again at ${url} to get a new ID, Token and Key`,
-      { details: { revoked_at: at, reason: reason ?? null, consent_url: url } },
-    )
+    return registrationRevoked({ at, by, reason, consentUrl: url })
   }
   const code = registration.statusDetail?.code
   return consentRequiredError(
@@ -74,7 +66,7 @@ export class RegistrationLifecycle {
   async readForRefresh(id: string): Promise<{ registration: Registration; refreshToken: string }> {
     const { store, config } = this.#deps
     const stored = await store.registrations.get(id)
-    if (stored === null) throw new BrokerError('unknown_registration', 'registration no longer exists')
+    if (stored === null) throw registrationGone()
     const registration = stored.registration
     if (registration.status !== 'active') throw registrationStatusError(config, registration)
     const refreshToken = stored.secrets.refreshToken

@@ -5,6 +5,7 @@
 // form is refused as such. The pages behind the sign-in are console-pages.ts.
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { randomToken } from '../../crypto/tokens.js'
+import { consoleSessionMissing } from '../../errors.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { type OperatorIdentity, operatorForToken } from '../../services/operator-auth.js'
 import { renderSignIn } from '../../views/admin.js'
@@ -32,7 +33,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     cookie: { name: CONSOLE_COOKIE, sameSite: 'strict', path: () => CONSOLE_PATH },
     secure: app.config.secureCookies,
     logFields: (session) => ({ operator: session.operator }),
-    expiredMessage: 'your console session is missing or has expired; sign in again at /admin',
+    sessionMissing: consoleSessionMissing,
   })
   // Every console response: never cached, and the session (if any) looked up once.
   area.install(app)

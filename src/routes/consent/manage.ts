@@ -11,7 +11,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CloudName } from '../../clouds.js'
 import { appClouds, type Config, findApp } from '../../config.js'
 import type { VerifiedIdToken } from '../../entra/types.js'
-import { BrokerError } from '../../errors.js'
+import {
+  appNotFound,
+  manageSessionMissing,
+  manageSignInNotStarted,
+  notTenantAdministrator,
+} from '../../errors.js'
 import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import {
   holdsAdminRole,
@@ -82,7 +87,7 @@ export function manageSessionArea(app: FastifyInstance): SessionArea<TenantAdmin
     secure: app.config.secureCookies,
     accepts: (session, request) => session.app === (request.params as { app?: string }).app,
     logFields: (session) => ({ tenantId: session.tenantId, tenantAdmin: session.oid }),
-    expiredMessage: 'your session is missing or has expired; sign in again',
+    sessionMissing: manageSessionMissing,
   })
 }
 
@@ -106,7 +111,7 @@ export async function completeManageSignIn(
 ): Promise<FastifyReply> {
   // The flow checked the role already; checked again here so this entry point can't be misused.
   if (!holdsAdminRole(config, signIn.user.wids)) {
-    throw new BrokerError('forbidden', 'only a tenant administrator can manage registrations')
+    throw notTenantAdministrator()
   }
   await area.signIn(request, reply, {
     app: signIn.app,
@@ -127,7 +132,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
 
   const hostedApp = (slug: string) => {
     const hosted = findApp(config, slug)
-    if (hosted === undefined) throw new BrokerError('not_found', `no app named "${slug}"`)
+    if (hosted === undefined) throw appNotFound(slug)
     return hosted
   }
 
@@ -196,10 +201,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       await limitConsentTraffic(app, request, 'too many sign-in attempts from this address; try again later')
       const outcome = await flow.start(request.params.app, request.body?.cloud, request.log, 'manage')
       if (outcome.kind === 'failed') {
-        throw new BrokerError(
-          outcome.failure.status >= 500 ? 'upstream_unavailable' : 'invalid_request',
-          'the sign-in could not be started; try again in a moment',
-        )
+        throw manageSignInNotStarted(outcome.failure.status)
       }
       reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookieOptions(config))
       return reply.redirect(outcome.location, 303)
