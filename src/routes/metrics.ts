@@ -14,10 +14,14 @@ const metricsSchema = {
     'Requires an operator token. On the METRICS_PORT listener (when configured) no token is asked for.',
   tags: ['operations'],
   security: [{ operatorToken: [] }],
-  produces: ['text/plain'],
   response: {
-    200: { type: 'string', description: 'Prometheus text format 0.0.4' },
+    200: {
+      description: 'Prometheus text format 0.0.4',
+      content: { 'text/plain': { schema: { type: 'string' } } },
+    },
+    // Errors are the one-line JSON of every route.
     401: errorBodySchema,
+    503: errorBodySchema,
   },
 } as const
 

@@ -37,6 +37,41 @@ function defaultsFor(url: string): FastifySchema {
   return { tags: ['operations'] }
 }
 
+/** The request parts whose unknown properties Fastify's validator drops (`removeAdditional`). */
+const REQUEST_PARTS = ['body', 'querystring', 'params', 'headers'] as const
+
+const IGNORED_FIELDS_NOTE =
+  'Unknown properties are ignored (dropped before the request is handled), not refused.'
+
+/**
+ * A copy of `schema` that says what the server does with unknown request properties: the route
+ * schemas say `additionalProperties: false`, which makes Fastify's validator drop them, while in
+ * OpenAPI it would mean "refused". Responses keep it: the server never sends an unlisted field.
+ */
+function documentIgnoredFields(schema: FastifySchema): FastifySchema {
+  const copy: Record<string, unknown> = { ...schema }
+  for (const part of REQUEST_PARTS) {
+    if (copy[part] !== undefined) copy[part] = withoutClosedObjects(copy[part])
+  }
+  return copy as FastifySchema
+}
+
+function withoutClosedObjects(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutClosedObjects)
+  if (node === null || typeof node !== 'object') return node
+  const result: Record<string, unknown> = {}
+  let closed = false
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'additionalProperties' && value === false) closed = true
+    else result[key] = withoutClosedObjects(value)
+  }
+  if (closed) {
+    const description = typeof result.description === 'string' ? `${result.description} ` : ''
+    result.description = `${description}${IGNORED_FIELDS_NOTE}`
+  }
+  return result
+}
+
 /**
  * Registers the generator and `GET /openapi.json`. Call before any route is registered: the
  * generator collects routes as they are added.
@@ -71,7 +106,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       const base: FastifySchema = schema ?? {}
       const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
       if (hidden) return { schema: { ...base, hide: true }, url }
-      return { schema: { ...defaultsFor(url), ...base }, url }
+      return { schema: { ...defaultsFor(url), ...documentIgnoredFields(base) }, url }
     },
   })
 

@@ -100,6 +100,65 @@ describe('requests no route answers', () => {
   })
 })
 
+describe('the OpenAPI document says what the server does', () => {
+  let broker: RunningBroker
+  // biome-ignore lint/suspicious/noExplicitAny: the document is walked generically
+  let doc: any
+  beforeAll(async () => {
+    broker = await startBroker({ authorityUrl: NO_AUTHORITY, env: { OPERATOR_TOKENS: `alice:${ALICE}` } })
+    doc = (await broker.app.inject({ method: 'GET', url: '/openapi.json' })).json()
+  })
+  afterAll(async () => {
+    await broker?.close()
+  })
+
+  it('request schemas do not claim to refuse unknown properties, which the server ignores', async () => {
+    const closed: string[] = []
+    for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const { responses: _responses, ...request } = operation as Record<string, unknown>
+        if (JSON.stringify(request).includes('"additionalProperties":false')) closed.push(`${method} ${path}`)
+      }
+    }
+    expect(closed).toEqual([])
+    const revokeBody =
+      doc.paths['/admin/api/registrations/{id}/revoke'].post.requestBody.content['application/json'].schema
+    expect(revokeBody.description).toContain('Unknown properties are ignored')
+    // …and the server does ignore them: an unknown query parameter or body field is no 400.
+    const listed = await broker.app.inject({ url: '/admin/api/tenants?bogus=1', headers: bearer(ALICE) })
+    expect(listed.statusCode).toBe(200)
+    const revoke = await broker.app.inject({
+      method: 'POST',
+      url: '/admin/api/registrations/no-such-id/revoke',
+      headers: { ...bearer(ALICE), 'content-type': 'application/json' },
+      payload: JSON.stringify({ reason: 'offboarding', bogus: true }),
+    })
+    expect(revoke.statusCode, revoke.body).toBe(404)
+  })
+
+  it('/metrics answers its 401 in JSON and its 200 in text/plain', () => {
+    const responses = doc.paths['/metrics'].get.responses
+    expect(Object.keys(responses['200'].content)).toEqual(['text/plain'])
+    expect(Object.keys(responses['401'].content)).toEqual(['application/json'])
+    expect(Object.keys(responses['401'].content['application/json'].schema.properties)).toEqual([
+      'error',
+      'message',
+      'request_id',
+    ])
+  })
+
+  it('every operator route declares 503 (store_unavailable)', () => {
+    const operations = Object.entries(doc.paths as Record<string, Record<string, { responses: object }>>)
+      .filter(([path]) => path.startsWith('/admin/api/'))
+      .flatMap(([path, byMethod]) =>
+        Object.entries(byMethod).map(([method, op]) => [`${method} ${path}`, op] as const),
+      )
+    expect(operations.length).toBeGreaterThan(5)
+    for (const [name, operation] of operations)
+      expect(Object.keys(operation.responses), name).toContain('503')
+  })
+})
+
 describe('a Redis that accepts connections and never answers', () => {
   let redis: Server
   const sockets = new Set<Socket>()

@@ -222,4 +222,6 @@ export const errorResponses = {
   400: errorBodySchema,
   401: errorBodySchema,
   500: errorBodySchema,
+  /** `store_unavailable` (Redis unreachable or not answering), with `Retry-After`. */
+  503: errorBodySchema,
 } as const
