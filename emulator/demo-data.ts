@@ -1,5 +1,7 @@
-// Fixed demo directory of the Entra ID emulator: two tenants, four users, six multi-tenant
-// confidential clients. Tests and the demo import these values, so they never change at runtime.
+// Fixed demo directory of the Entra ID emulator: two tenants, four users, one multi-tenant
+// confidential client per app family and cloud. Tests and the demo import these values, so they
+// never change at runtime.
+import { CLOUD_RESOURCES, type CloudResources, type EmulatorCloud } from './resources.js'
 
 /** Directory role template IDs (the `wids` claim). */
 export const GLOBAL_ADMINISTRATOR_ROLE = '62e90394-69f5-4237-9190-012177145e10'
@@ -44,7 +46,8 @@ export interface EmulatorClient {
   readonly clientId: string
   readonly clientSecret: string
   readonly name: string
-  readonly cloud?: 'global' | 'usgov'
+  /** The national cloud the app is registered in: which resources it can get tokens for. */
+  readonly cloud?: EmulatorCloud
   /**
    * Registered redirect URIs (exact match). Loopback URIs (127.0.0.1, localhost, [::1]) on any port
    * are accepted when `allowLoopbackRedirects` is true, as Entra does for loopback.
@@ -114,71 +117,176 @@ export const DEMO_USERS: readonly EmulatorUser[] = [
   FABRIKAM_USER,
 ]
 
-export const GRAPH_GLOBAL = 'https://graph.microsoft.com'
-export const GRAPH_USGOV = 'https://graph.microsoft.us'
+export const GRAPH_GLOBAL = CLOUD_RESOURCES.global.graph
+export const GRAPH_USGOV = CLOUD_RESOURCES.usgov.graph
 
 function demoClient(
   suffix: string,
   name: string,
   permissions: readonly EmulatorPermissions[],
-  cloud: 'global' | 'usgov' = 'global',
+  cloud: EmulatorCloud = 'global',
 ): EmulatorClient {
   return {
     clientId: `0b1e6a52-7c3d-4f8e-9a10-000000000${suffix}`,
-    clientSecret: `demo-secret-${name}${cloud === 'usgov' ? '-usgov' : ''}`,
+    clientSecret: `demo-secret-${name}${cloud === 'global' ? '' : `-${cloud}`}`,
     name,
     cloud,
     redirectUris: [],
     allowLoopbackRedirects: true,
-    defaultResource: cloud === 'usgov' ? GRAPH_USGOV : GRAPH_GLOBAL,
+    defaultResource: CLOUD_RESOURCES[cloud].graph,
     permissions,
   }
 }
 
-// Configured permissions follow config/apps.demo.json, so app-only tokens carry the roles the
-// broker's pages promise.
-const mailPermissions = (graph: string): EmulatorPermissions[] => [
-  {
-    resource: graph,
-    delegated: ['User.Read'],
-    application: ['Mail.ReadWrite', 'Mail.Send', 'User.Read.All'],
-  },
-]
+/** Permissions on one named resource of the client's cloud. */
+type FamilyPermissions = Partial<
+  Record<keyof CloudResources, { delegated?: readonly string[]; application?: readonly string[] }>
+>
+
+/** The family's permissions with each named resource resolved in `cloud`. */
+function inCloud(family: FamilyPermissions, cloud: EmulatorCloud): EmulatorPermissions[] {
+  const out: EmulatorPermissions[] = []
+  for (const [name, granted] of Object.entries(family)) {
+    const resource = CLOUD_RESOURCES[cloud][name as keyof CloudResources]
+    if (resource === undefined || granted === undefined) continue
+    out.push({ resource, delegated: granted.delegated ?? [], application: granted.application ?? [] })
+  }
+  return out
+}
+
+/**
+ * One client per family and cloud. Global clients are numbered 001…, the same family's US Government
+ * GCC High client 1xx, DoD 2xx, China 3xx. Configured permissions follow config/apps.demo.json, so
+ * app-only tokens carry the roles the broker's pages promise.
+ */
+function family(
+  number: string,
+  name: string,
+  permissions: FamilyPermissions,
+  clouds: readonly EmulatorCloud[] = ['global'],
+): EmulatorClient[] {
+  const prefix: Record<EmulatorCloud, string> = { global: '0', usgov: '1', dod: '2', china: '3' }
+  return clouds.map((cloud) =>
+    demoClient(`${prefix[cloud]}${number}`, name, inCloud(permissions, cloud), cloud),
+  )
+}
+
+const AZURE_USER = { management: { delegated: ['user_impersonation'] } } as const
 
 export const DEMO_CLIENTS: readonly EmulatorClient[] = [
-  demoClient('001', 'ms-graph-mail', mailPermissions(GRAPH_GLOBAL)),
-  demoClient('101', 'ms-graph-mail', mailPermissions(GRAPH_USGOV), 'usgov'),
-  demoClient('002', 'ms-graph-user', [
+  ...family(
+    '01',
+    'ms-graph-mail',
+    { graph: { delegated: ['User.Read'], application: ['Mail.ReadWrite', 'Mail.Send', 'User.Read.All'] } },
+    ['global', 'usgov'],
+  ),
+  ...family('02', 'ms-graph-user', {
+    graph: { delegated: ['User.Read'], application: ['User.ReadWrite.All', 'Directory.Read.All'] },
+  }),
+  ...family(
+    '03',
+    'ms-defender-atp',
     {
-      resource: GRAPH_GLOBAL,
-      delegated: ['User.Read'],
-      application: ['User.ReadWrite.All', 'Directory.Read.All'],
+      securitycenter: {
+        application: [
+          'AdvancedQuery.Read.All',
+          'Alert.ReadWrite.All',
+          'File.Read.All',
+          'Ip.Read.All',
+          'Machine.CollectForensics',
+          'Machine.Isolate',
+          'Machine.LiveResponse',
+          'Machine.Read.All',
+          'Machine.ReadWrite.All',
+          'Machine.RestrictExecution',
+          'Machine.Scan',
+          'Machine.StopAndQuarantine',
+          'Software.Read.All',
+          'Ti.ReadWrite',
+          'Url.Read.All',
+          'User.Read.All',
+          'Vulnerability.Read.All',
+        ],
+      },
+      windowsatpservice: { application: ['Alert.ReadWrite.All', 'Machine.Isolate'] },
+      graph: { application: ['SecurityIncident.Read.All', 'ThreatIndicators.ReadWrite.OwnedBy'] },
     },
-  ]),
-  demoClient('003', 'ms-defender-atp', [
+    ['global', 'usgov', 'dod'],
+  ),
+  ...family('04', 'ms-graph-mail-listener', {
+    graph: { delegated: ['Mail.ReadWrite', 'Mail.Send', 'User.Read'] },
+  }),
+  ...family(
+    '05',
+    'ms-azure-log-analytics',
+    { management: { delegated: ['user_impersonation'] }, loganalytics: { delegated: ['Data.Read'] } },
+    ['global', 'usgov', 'dod', 'china'],
+  ),
+  ...family('06', 'ms-graph-groups', {
+    graph: { application: ['Directory.ReadWrite.All', 'Group.ReadWrite.All'] },
+  }),
+  ...family('07', 'ms-graph-security', {
+    graph: {
+      application: [
+        'SecurityEvents.Read.All',
+        'SecurityEvents.ReadWrite.All',
+        'SecurityAlert.Read.All',
+        'SecurityAlert.ReadWrite.All',
+        'User.Read.All',
+      ],
+    },
+  }),
+  ...family('08', 'ms-graph-files', {
+    graph: { application: ['Files.ReadWrite.All', 'Sites.ReadWrite.All'] },
+  }),
+  ...family('09', 'ms-graph-calendar', {
+    graph: {
+      application: [
+        'Calendars.Read',
+        'Calendars.ReadWrite',
+        'Directory.ReadWrite.All',
+        'Group.ReadWrite.All',
+      ],
+    },
+  }),
+  ...family('10', 'ms-graph-device-management', {
+    graph: {
+      application: [
+        'DeviceManagementApps.ReadWrite.All',
+        'DeviceManagementConfiguration.ReadWrite.All',
+        'DeviceManagementManagedDevices.PrivilegedOperations.All',
+        'DeviceManagementManagedDevices.ReadWrite.All',
+        'DeviceManagementRBAC.ReadWrite.All',
+        'DeviceManagementServiceConfig.ReadWrite.All',
+      ],
+    },
+  }),
+  // Resource Manager has no application permissions: an app gets access through Azure roles.
+  ...family('11', 'ms-azure-sc', AZURE_USER, ['global', 'usgov']),
+  ...family('12', 'ms-azure-compute', AZURE_USER),
+  ...family(
+    '13',
+    'ms-management-api',
     {
-      resource: 'https://api.securitycenter.microsoft.com',
-      delegated: [],
-      application: ['Alert.ReadWrite.All', 'Machine.Isolate'],
+      manageoffice: {
+        delegated: ['ActivityFeed.Read', 'ActivityFeed.ReadDlp', 'ServiceHealth.Read'],
+        application: ['ActivityFeed.Read', 'ActivityFeed.ReadDlp', 'ServiceHealth.Read'],
+      },
+      graph: { delegated: ['User.Read'] },
     },
-    {
-      resource: 'https://securitycenter.onmicrosoft.com/windowsatpservice',
-      delegated: [],
-      application: ['Alert.ReadWrite.All', 'Machine.Isolate'],
+    ['global', 'usgov'],
+  ),
+  ...family('14', 'ms-ews-o365', { exchange: { application: ['full_access_as_app'] } }),
+  ...family('15', 'ms-azure-sentinel', AZURE_USER),
+  ...family('16', 'ms-graph-teams', {
+    graph: {
+      application: ['Chat.Create', 'Chat.ReadWrite.All', 'ChatMember.ReadWrite.All', 'ChatMessage.Read.All'],
     },
-    { resource: GRAPH_GLOBAL, delegated: [], application: ['SecurityIncident.Read.All'] },
-  ]),
-  demoClient('004', 'ms-graph-mail-listener', [
-    { resource: GRAPH_GLOBAL, delegated: ['Mail.ReadWrite', 'Mail.Send', 'User.Read'], application: [] },
-  ]),
-  demoClient('005', 'ms-azure-log-analytics', [
-    { resource: 'https://management.azure.com', delegated: ['user_impersonation'], application: [] },
-    { resource: 'https://api.loganalytics.io', delegated: ['Data.Read'], application: [] },
-  ]),
+  }),
 ]
 
-/** Looks a demo client up by name (`cloud` distinguishes the two `ms-graph-mail` registrations). */
-export function findDemoClient(name: string, cloud: 'global' | 'usgov' = 'global'): EmulatorClient {
+/** Looks a demo client up by name (`cloud` tells a family's registrations in each cloud apart). */
+export function findDemoClient(name: string, cloud: EmulatorCloud = 'global'): EmulatorClient {
   const client = DEMO_CLIENTS.find((c) => c.name === name && (c.cloud ?? 'global') === cloud)
   if (!client) throw new Error(`No demo client named ${name} (${cloud})`)
   return client

@@ -29,6 +29,7 @@ const AADSTS_TEXT: Readonly<Record<number, string>> = {
   90033: 'A transient error has occurred. Please try again.',
   90094: 'Admin consent is required for the permissions requested by this application.',
   90100: 'Invalid request. Request is malformed or invalid.',
+  500011: 'The resource principal was not found in the tenant.',
   500112:
     'The reply address does not match the reply address provided when requesting the authorization code.',
   501481: 'The Code_Verifier does not match the code_challenge supplied in the authorization request.',

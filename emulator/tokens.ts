@@ -4,6 +4,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { EntraError, missingParameterText } from './errors.js'
 import { signJwt } from './keys.js'
+import { resourceExists } from './resources.js'
 import {
   applicationPermissions,
   defaultResourceOf,
@@ -49,6 +50,17 @@ export function appNotFound(tenant: ResolvedTenant, clientId: string): EntraErro
     700016,
     400,
     `Application with identifier '${clientId}' was not found in the directory '${tenantLabel(tenant)}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+  )
+}
+
+/** AADSTS500011: no such API in the client's cloud (e.g. a Graph scope of another national cloud). */
+function requireResource(tenant: ResolvedTenant, client: EmulatorClient, resource: string): void {
+  if (resourceExists(client.cloud ?? 'global', resource)) return
+  throw new EntraError(
+    'invalid_resource',
+    500011,
+    400,
+    `The resource principal named ${resource} was not found in the tenant named ${tenantLabel(tenant)}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
   )
 }
 
@@ -185,6 +197,7 @@ async function authorizationCodeGrant(req: TokenRequest, client: EmulatorClient)
   rec.redeemed = true
   const requested = body.scope ? splitScopeParam(body.scope) : rec.scopes
   return delegatedTokens(state, client, user, requested, {
+    tenant,
     nonce: rec.nonce,
     refresh: rec.scopes.some((s) => s.toLowerCase() === 'offline_access'),
     grantScopes: rec.scopes,
@@ -219,6 +232,7 @@ async function refreshTokenGrant(req: TokenRequest, client: EmulatorClient) {
   if (!user) throw new EntraError('invalid_grant', 50173)
   const requested = body.scope ? splitScopeParam(body.scope) : rec.scopes
   return delegatedTokens(state, client, user, requested, {
+    tenant,
     nonce: undefined,
     refresh: true,
     grantScopes: rec.scopes,
@@ -259,6 +273,7 @@ async function clientCredentialsGrant(req: TokenRequest, client: EmulatorClient)
   const tid = tenant.tenant.tid
   if (!state.hasAdminConsent(tid, client.clientId)) throw appNotFound(tenant, client.clientId)
   const resource = only.resource
+  requireResource(tenant, client, resource)
   const roles = grantedRoles(client, resource, state.adminConsentScopes(tid, client.clientId))
   const now = Math.floor(state.now() / 1000)
   const lifetime = state.accessTokenLifetimeSec
@@ -305,6 +320,7 @@ function grantedRoles(client: EmulatorClient, resource: string, consented: Reado
 }
 
 interface DelegatedOptions {
+  readonly tenant: ResolvedTenant
   readonly nonce: string | undefined
   readonly refresh: boolean
   readonly grantScopes: readonly string[]
@@ -331,6 +347,7 @@ async function delegatedTokens(
   }
   // Entra issues an access token for one resource: the first requested, or Graph for OIDC-only.
   const resource = resources[0] ?? defaultResourceOf(client)
+  requireResource(options.tenant, client, resource)
   const oidc = parsed.filter((s) => s.resource === null).map((s) => s.permission)
   const hasResourceScope = resources.length > 0
   const permissions = hasResourceScope

@@ -1,5 +1,5 @@
 // National clouds. Each needs its own app registration and tokens never cross clouds, so a
-// registration remembers its cloud and every scope is resolved against that cloud's hosts.
+// registration remembers its cloud and every scope is resolved against that cloud's resources.
 
 export const CLOUD_NAMES = ['global', 'usgov', 'dod', 'china'] as const
 export type CloudName = (typeof CLOUD_NAMES)[number]
@@ -9,11 +9,28 @@ export interface CloudHosts {
   readonly label: string
   /** Default authority (login) host, no trailing slash. Overridable per cloud in configuration. */
   readonly authority: string
-  /** Resource hosts, used to expand `{graph}`-style placeholders in the apps file. */
-  readonly resources: Readonly<Record<ResourceName, string>>
+  /**
+   * Resource identifiers (no trailing slash), used to expand `{graph}`-style placeholders in the
+   * apps file. A name missing here is an API Microsoft does not run in that cloud.
+   */
+  readonly resources: Readonly<Partial<Record<ResourceName, string>>>
 }
 
-export const RESOURCE_NAMES = ['graph', 'management', 'loganalytics', 'securitycenter'] as const
+/**
+ * `graph` Microsoft Graph; `management` Azure Resource Manager; `loganalytics` the Log Analytics
+ * query API; `securitycenter` the Defender for Endpoint API; `windowsatpservice` the identifier
+ * Defender's security-center indicator commands ask a scope of; `manageoffice` the Office 365
+ * Management APIs; `exchange` Exchange Online (EWS).
+ */
+export const RESOURCE_NAMES = [
+  'graph',
+  'management',
+  'loganalytics',
+  'securitycenter',
+  'windowsatpservice',
+  'manageoffice',
+  'exchange',
+] as const
 export type ResourceName = (typeof RESOURCE_NAMES)[number]
 
 export const CLOUDS: Readonly<Record<CloudName, CloudHosts>> = Object.freeze({
@@ -25,6 +42,9 @@ export const CLOUDS: Readonly<Record<CloudName, CloudHosts>> = Object.freeze({
       management: 'https://management.azure.com',
       loganalytics: 'https://api.loganalytics.io',
       securitycenter: 'https://api.securitycenter.microsoft.com',
+      windowsatpservice: 'https://securitycenter.onmicrosoft.com/windowsatpservice',
+      manageoffice: 'https://manage.office.com',
+      exchange: 'https://outlook.office365.com',
     },
   },
   usgov: {
@@ -35,6 +55,9 @@ export const CLOUDS: Readonly<Record<CloudName, CloudHosts>> = Object.freeze({
       management: 'https://management.usgovcloudapi.net',
       loganalytics: 'https://api.loganalytics.us',
       securitycenter: 'https://api-gcc.securitycenter.microsoft.us',
+      windowsatpservice: 'https://securitycenter.onmicrosoft.us/windowsatpservice',
+      manageoffice: 'https://manage.office365.us',
+      exchange: 'https://outlook.office365.us',
     },
   },
   dod: {
@@ -45,9 +68,14 @@ export const CLOUDS: Readonly<Record<CloudName, CloudHosts>> = Object.freeze({
       management: 'https://management.usgovcloudapi.net',
       loganalytics: 'https://api.loganalytics.us',
       securitycenter: 'https://api-gov.securitycenter.microsoft.us',
+      windowsatpservice: 'https://securitycenter.onmicrosoft.us/windowsatpservice',
+      manageoffice: 'https://manage.protection.apps.mil',
+      exchange: 'https://webmail.apps.mil',
     },
   },
   china: {
+    // Defender for Endpoint's indicator service has no identifier here: apps that need it can't be
+    // offered in this cloud (the apps file check says so).
     label: 'China (operated by 21Vianet)',
     authority: 'https://login.chinacloudapi.cn',
     resources: {
@@ -55,6 +83,8 @@ export const CLOUDS: Readonly<Record<CloudName, CloudHosts>> = Object.freeze({
       management: 'https://management.chinacloudapi.cn',
       loganalytics: 'https://api.loganalytics.azure.cn',
       securitycenter: 'https://api.securitycenter.azure.cn',
+      manageoffice: 'https://manage.office.cn',
+      exchange: 'https://partner.outlook.cn',
     },
   },
 })
@@ -63,18 +93,31 @@ export function isCloudName(value: unknown): value is CloudName {
   return typeof value === 'string' && (CLOUD_NAMES as readonly string[]).includes(value)
 }
 
+function isResourceName(value: string): value is ResourceName {
+  return (RESOURCE_NAMES as readonly string[]).includes(value)
+}
+
 const PLACEHOLDER = /\{([a-z]+)\}/g
 
-/** Expands `{graph}`, `{management}` … in a scope or resource template for one cloud. */
+/**
+ * Expands `{graph}`, `{management}` … in a scope or resource template for one cloud. Throws for a
+ * name that is no resource, and for a resource the cloud does not have.
+ */
 export function expandResourceTemplate(template: string, cloud: CloudName): string {
   return template.replace(PLACEHOLDER, (whole, name: string) => {
-    const host = (CLOUDS[cloud].resources as Record<string, string>)[name]
-    if (host === undefined) throw new Error(`unknown resource placeholder ${whole}`)
+    if (!isResourceName(name)) throw new Error(`unknown resource placeholder ${whole}`)
+    const host = CLOUDS[cloud].resources[name]
+    if (host === undefined) throw new Error(`${whole} does not exist in the ${cloud} cloud`)
     return host
   })
 }
 
+/** The resource identifier of an API in a cloud; throws when the cloud has none. */
+export function resourceOf(cloud: CloudName, name: ResourceName): string {
+  return expandResourceTemplate(`{${name}}`, cloud)
+}
+
 /** The `.default` scope of a cloud's Microsoft Graph. */
 export function graphDefaultScope(cloud: CloudName): string {
-  return `${CLOUDS[cloud].resources.graph}/.default`
+  return `${resourceOf(cloud, 'graph')}/.default`
 }

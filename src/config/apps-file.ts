@@ -25,6 +25,14 @@ const appsFileSchema = {
           slug: { type: 'string', pattern: '^[a-z0-9]+(-[a-z0-9]+)*$', maxLength: 64 },
           displayName: { type: 'string', minLength: 1, maxLength: 120 },
           description: { type: 'string', maxLength: 2000 },
+          integrations: {
+            type: 'array',
+            minItems: 1,
+            uniqueItems: true,
+            items: { type: 'string', minLength: 1, maxLength: 120 },
+          },
+          group: { type: 'string', minLength: 1, maxLength: 60 },
+          listSubscriptions: { type: 'boolean' },
           consent: { enum: ['admin', 'delegated'] },
           permissions: {
             type: 'array',
@@ -69,6 +77,9 @@ interface RawApp {
   slug: string
   displayName: string
   description: string
+  integrations?: string[]
+  group?: string
+  listSubscriptions?: boolean
   consent: ConsentKind
   permissions: Permission[]
   defaultScope: string
@@ -145,19 +156,39 @@ export function loadAppsFile(
       ...(app.allowedScopes ?? []),
       ...(app.allowedResources ?? []),
     ]
-    for (const template of templates) {
-      try {
-        expandResourceTemplate(template, 'global')
-      } catch (error) {
-        problems.push(`${where}: ${(error as Error).message} in "${template}"`)
+    // Every template must name a resource each offered cloud has (an unknown placeholder is
+    // reported once).
+    const reported = new Set<string>()
+    for (const cloud of Object.keys(clouds) as CloudName[]) {
+      for (const template of templates) {
+        try {
+          expandResourceTemplate(template, cloud)
+        } catch (error) {
+          const message = (error as Error).message
+          if (reported.has(message)) continue
+          reported.add(message)
+          problems.push(`${where}: ${message} in "${template}"`)
+        }
       }
     }
     if (!app.defaultScope.endsWith('/.default'))
       problems.push(`${where}: defaultScope must end with /.default`)
+    if (app.listSubscriptions === true) {
+      // The subscription listing reuses the token consent just obtained, so that token must be
+      // for Resource Manager: the admin-consent scope, or the first delegated consent scope.
+      const armScope = app.consent === 'admin' ? app.defaultScope : (app.consentScopes ?? [])[0]
+      if (armScope === undefined || !armScope.startsWith('{management}/')) {
+        const which = app.consent === 'admin' ? 'defaultScope' : 'the first consentScopes entry'
+        problems.push(`${where}: listSubscriptions needs ${which} on {management}`)
+      }
+    }
     apps.push({
       slug: app.slug,
       displayName: app.displayName,
       description: app.description,
+      integrations: app.integrations ?? [],
+      group: app.group,
+      listSubscriptions: app.listSubscriptions === true,
       consent: app.consent,
       permissions: app.permissions,
       defaultScope: app.defaultScope,

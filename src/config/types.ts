@@ -32,6 +32,15 @@ export interface AppConfig {
   readonly slug: string
   readonly displayName: string
   readonly description: string
+  /** The integrations (as users know them in Cortex XSOAR) that send this app_name. */
+  readonly integrations: readonly string[]
+  /** Heading the home page lists the app under (`Mail and calendar`, `Azure` …); none = `Other`. */
+  readonly group: string | undefined
+  /**
+   * After consent, list the Azure subscriptions (and resource groups) the new registration can see.
+   * Only for apps whose consent yields an Azure Resource Manager token (checked at start-up).
+   */
+  readonly listSubscriptions: boolean
   readonly consent: ConsentKind
   readonly permissions: readonly Permission[]
   /** Scope template (`{graph}/.default`) used when a request names none; also the admin-consent scope. */

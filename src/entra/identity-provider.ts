@@ -49,6 +49,28 @@ function requireString(metadata: Metadata, field: keyof oidc.ServerMetadata, whe
   return value
 }
 
+const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access'])
+
+/** The resource part of `https://host/path/Permission` (no trailing slash, lower case). */
+function resourceOfScope(scope: string): string {
+  return scope
+    .slice(0, Math.max(scope.lastIndexOf('/'), 0))
+    .replace(/\/+$/, '')
+    .toLowerCase()
+}
+
+/**
+ * Consent may ask for several APIs' scopes at once, but Entra's token endpoint answers for one
+ * resource: redeem with the OIDC scopes and those of the first resource named (its token is the one
+ * the code yields; the other consents stay recorded for later refreshes).
+ */
+export function redemptionScopes(scopes: readonly string[]): string[] {
+  const first = scopes.find((scope) => !OIDC_SCOPES.has(scope.toLowerCase()))
+  if (first === undefined) return [...scopes]
+  const resource = resourceOfScope(first)
+  return scopes.filter((scope) => OIDC_SCOPES.has(scope.toLowerCase()) || resourceOfScope(scope) === resource)
+}
+
 function combine(timeoutMs: number, signal: AbortSignal | undefined): AbortSignal {
   const timeout = AbortSignal.timeout(timeoutMs)
   return signal === undefined ? timeout : AbortSignal.any([timeout, signal])
@@ -218,7 +240,7 @@ export function createEntraIdentityProvider(
             code: redemption.code,
             redirect_uri: redemption.redirectUri,
             code_verifier: redemption.codeVerifier,
-            scope: redemption.scopes.join(' '),
+            scope: redemptionScopes(redemption.scopes).join(' '),
           }),
           signal: AbortSignal.timeout(timeoutMs),
         })
@@ -250,6 +272,9 @@ export function createEntraIdentityProvider(
       })
       return {
         idToken,
+        ...(typeof body.access_token === 'string' && body.access_token !== ''
+          ? { accessToken: body.access_token }
+          : {}),
         ...(typeof body.refresh_token === 'string' && body.refresh_token !== ''
           ? { refreshToken: body.refresh_token }
           : {}),

@@ -94,6 +94,8 @@ export interface CodeRedemption {
 
 export interface RedeemedCode {
   idToken: VerifiedIdToken
+  /** For the first resource of the redeemed scopes (Entra issues one per request). */
+  accessToken?: string
   refreshToken?: string
 }
 

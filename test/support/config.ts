@@ -13,6 +13,15 @@ export function randomMasterKeys(): string {
   return `k1:${randomBytes(32).toString('base64')}`
 }
 
+/** Every cloud's authority pointed at the emulator at `url`. */
+export function emulatorCloudEnv(url: string): Env {
+  const env: Record<string, string> = {}
+  for (const cloud of ['GLOBAL', 'USGOV', 'DOD', 'CHINA']) {
+    env[`AUTHORITY_URL_${cloud}`] = url
+  }
+  return env
+}
+
 /**
  * A Config pointing every cloud at `authorityUrl` (the emulator). `redisUrl` undefined = memory store.
  * `env` overrides anything.
@@ -28,8 +37,7 @@ export function testConfig(options: {
     MASTER_KEYS: randomMasterKeys(),
     COOKIE_SECRET: randomBytes(32).toString('hex'),
     APPS_FILE: DEMO_APPS_FILE,
-    AUTHORITY_URL_GLOBAL: options.authorityUrl,
-    AUTHORITY_URL_USGOV: options.authorityUrl,
+    ...emulatorCloudEnv(options.authorityUrl),
     LOG_LEVEL: 'silent',
     ...(options.redisUrl === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : { REDIS_URL: options.redisUrl }),
     ...(options.keyPrefix === undefined ? {} : { REDIS_KEY_PREFIX: options.keyPrefix }),

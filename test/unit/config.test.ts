@@ -142,6 +142,65 @@ describe('loadConfig in production', () => {
     ).toBe('http://127.0.0.1:4011')
   })
 
+  it('checks every template against each cloud the app is offered in, and listSubscriptions against the ARM token', () => {
+    const secret = { clientId: '0b1e6a52-7c3d-4f8e-9a10-000000000001', clientSecretEnv: 'S' }
+    const { options, env } = appsFile([
+      {
+        ...oneApp({ global: secret, china: secret }),
+        slug: 'atp',
+        allowedScopes: ['{windowsatpservice}/.default', '{nosuch}/.default'],
+      },
+      { ...oneApp({ global: secret }), slug: 'arm-admin', listSubscriptions: true },
+      {
+        ...oneApp({ global: secret }),
+        slug: 'arm-delegated',
+        consent: 'delegated',
+        defaultScope: '{management}/.default',
+        consentScopes: ['{loganalytics}/Data.Read', '{management}/user_impersonation'],
+        listSubscriptions: true,
+      },
+      { ...oneApp({ global: secret }), slug: 'no-integrations', integrations: [] },
+    ])
+    expect(problemsOf(productionEnv({ ...env, S: 'secret' }), options)).toEqual([
+      'APPS_FILE: /apps/3/integrations must NOT have fewer than 1 items',
+    ])
+    const { options: valid, env: validEnv } = appsFile([
+      {
+        ...oneApp({ global: secret, china: secret }),
+        slug: 'atp',
+        allowedScopes: ['{windowsatpservice}/.default', '{nosuch}/.default'],
+      },
+      { ...oneApp({ global: secret }), slug: 'arm-admin', listSubscriptions: true },
+      {
+        ...oneApp({ global: secret }),
+        slug: 'arm-delegated',
+        consent: 'delegated',
+        defaultScope: '{management}/.default',
+        consentScopes: ['{loganalytics}/Data.Read', '{management}/user_impersonation'],
+        listSubscriptions: true,
+      },
+    ])
+    expect(problemsOf(productionEnv({ ...validEnv, S: 'secret' }), valid)).toEqual([
+      'APPS_FILE: /apps/0 (atp): unknown resource placeholder {nosuch} in "{nosuch}/.default"',
+      'APPS_FILE: /apps/0 (atp): {windowsatpservice} does not exist in the china cloud in "{windowsatpservice}/.default"',
+      'APPS_FILE: /apps/1 (arm-admin): listSubscriptions needs defaultScope on {management}',
+      'APPS_FILE: /apps/2 (arm-delegated): listSubscriptions needs the first consentScopes entry on {management}',
+    ])
+  })
+
+  it('reads integrations and group, defaulting to none', () => {
+    const secret = { clientId: '0b1e6a52-7c3d-4f8e-9a10-000000000001', clientSecretEnv: 'S' }
+    const { options, env } = appsFile([
+      { ...oneApp({ global: secret }), integrations: ['EWS O365'], group: 'Mail' },
+      { ...oneApp({ global: secret }), slug: 'plain' },
+    ])
+    const config = loadConfig(productionEnv({ ...env, S: 'secret' }), options)
+    expect(config.apps.map((a) => [a.integrations, a.group, a.listSubscriptions])).toEqual([
+      [['EWS O365'], 'Mail', false],
+      [[], undefined, false],
+    ])
+  })
+
   it('names each unset client-secret variable', () => {
     const env = productionEnv()
     const withoutSecrets: Record<string, string | undefined> = { ...env }

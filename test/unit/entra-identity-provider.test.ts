@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from '
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { findApp, type ResolvedApp, resolveApp } from '../../src/config.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
-import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
+import { createEntraIdentityProvider, redemptionScopes } from '../../src/entra/identity-provider.js'
 import { type IdentityProvider, UpstreamError } from '../../src/entra/types.js'
 import { testConfig } from '../support/config.js'
 
@@ -100,9 +100,12 @@ beforeEach(() => {
   idp = createEntraIdentityProvider(config, { timeoutMs: 2000 })
 })
 
-afterEach(() => {
+afterEach(async () => {
   // Ends the requests a test left unanswered on purpose.
   server.closeAllConnections()
+  // Let the client's connection pool see those sockets close, or the next test's first request
+  // can pick a dead keep-alive socket and fail with "fetch failed".
+  await new Promise((resolve) => setTimeout(resolve, 50))
 })
 
 const tokenPath = `/${TID}/oauth2/v2.0/token`
@@ -135,6 +138,34 @@ async function idToken(overrides: JWTPayload = {}): Promise<string> {
     .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
     .sign(privateKey)
 }
+
+describe('code redemption scopes', () => {
+  it("keeps the OIDC scopes and the first resource's, since the token endpoint answers for one resource", () => {
+    expect(
+      redemptionScopes([
+        'openid',
+        'profile',
+        'offline_access',
+        'https://management.azure.com/user_impersonation',
+        'https://api.loganalytics.io/Data.Read',
+        'https://management.azure.com//other',
+      ]),
+    ).toEqual([
+      'openid',
+      'profile',
+      'offline_access',
+      'https://management.azure.com/user_impersonation',
+      'https://management.azure.com//other',
+    ])
+    const graphOnly = [
+      'openid',
+      'https://graph.microsoft.com/Mail.Send',
+      'https://graph.microsoft.com/User.Read',
+    ]
+    expect(redemptionScopes(graphOnly)).toEqual(graphOnly)
+    expect(redemptionScopes(['openid', 'profile'])).toEqual(['openid', 'profile'])
+  })
+})
 
 describe('URLs', () => {
   it('builds the sign-in URL from the organizations metadata with PKCE S256, state, nonce and prompt', async () => {
@@ -408,6 +439,7 @@ describe('code redemption', () => {
         name: '',
         wids: ['62e90394-69f5-4237-9190-012177145e10'],
       },
+      accessToken: 'a',
       refreshToken: 'rt',
     })
     const call = requests.find((r) => r.path === organizationsTokenPath)!

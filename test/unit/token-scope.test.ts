@@ -67,6 +67,20 @@ describe('scope resolution', () => {
     )
   })
 
+  it("Defender's indicator scope is the cloud's own: .onmicrosoft.com worldwide, .onmicrosoft.us in GCC High and DoD", () => {
+    const worldwide = 'https://securitycenter.onmicrosoft.com/windowsatpservice/.default'
+    const government = 'https://securitycenter.onmicrosoft.us/windowsatpservice/.default'
+    for (const cloud of ['usgov', 'dod'] as const) {
+      const atp = resolver.forApp('ms-defender-atp', cloud)!
+      expect(ScopeResolver.resolve(atp, government, '')).toBe(government)
+      expect(rejects(() => ScopeResolver.resolve(atp, worldwide, ''))).toMatch(/^invalid_scope/)
+    }
+    expect(rejects(() => ScopeResolver.resolve(defender, government, ''))).toMatch(/^invalid_scope/)
+    expect(ScopeResolver.resolve(resolver.forApp('ms-defender-atp', 'dod')!, 'graph', '')).toBe(
+      'https://dod-graph.microsoft.us/.default',
+    )
+  })
+
   it('scope and resource together are refused', () => {
     expect(
       rejects(() => ScopeResolver.resolve(logAnalytics, 'graph', 'https://api.loganalytics.io')),
@@ -74,7 +88,7 @@ describe('scope resolution', () => {
   })
 
   it('knows only configured clouds', () => {
-    expect(resolver.forApp('ms-defender-atp', 'usgov')).toBeUndefined()
+    expect(resolver.forApp('ms-graph-user', 'usgov')).toBeUndefined()
     expect(resolver.forApp('nope', 'global')).toBeUndefined()
   })
 })
