@@ -15,6 +15,12 @@ h2 { font-size: 1.2rem; margin: 1.5rem 0 .5rem; }
 .badge { display: inline-block; font-size: .8rem; padding: .1rem .5rem; border-radius: 1rem; border: 1px solid var(--border); }
 ul.apps { list-style: none; padding: 0; }
 ul.apps li { margin-bottom: 1rem; }
+code.app-name { font-size: .8rem; color: var(--muted); margin-left: .25rem; }
+p.integrations { margin: .4rem 0 .2rem; }
+form.search { margin: 1rem 0 1.5rem; }
+form.search input[type=search] { font: inherit; padding: .4rem .5rem; border-radius: .3rem; border: 1px solid var(--border); width: min(28rem, 100%); margin: .25rem .5rem .25rem 0; }
+nav.groups ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; }
+section.group h2 { border-bottom: 1px solid var(--border); padding-bottom: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 .table-scroll { overflow-x: auto; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--border); vertical-align: top; }

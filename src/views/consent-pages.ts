@@ -3,6 +3,7 @@
 import { CLOUDS, type CloudName } from '../clouds.js'
 import type { AppConfig, Permission } from '../config.js'
 import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../services/consent-flow.js'
+import { integrationsLine, kindBadge } from './app-list.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'
 
@@ -21,28 +22,6 @@ export function roleNames(roleIds: readonly string[]): string[] {
 function listText(items: readonly string[]): string {
   if (items.length <= 1) return items.join('')
   return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`
-}
-
-function kindBadge(app: AppConfig): SafeHtml {
-  return app.consent === 'admin'
-    ? html`<span class="badge">Admin consent</span>`
-    : html`<span class="badge">User consent</span>`
-}
-
-export function renderAppListPage(apps: readonly AppConfig[]): string {
-  return page({
-    title: 'Authorize an integration',
-    body: html`<h1>Authorize an integration</h1>
-<p>Choose the integration to give access to your Microsoft 365 or Azure tenant.</p>
-<ul class="apps">
-${apps.map(
-  (
-    app,
-  ) => html`<li class="card"><a href="/${app.slug}"><strong>${app.displayName}</strong></a> ${kindBadge(app)}
-<p class="muted">${app.description}</p></li>
-`,
-)}</ul>`,
-  })
 }
 
 function permissionRow(permission: Permission): SafeHtml {
@@ -82,6 +61,7 @@ ${clouds.map(
   return page({
     title: app.displayName,
     body: html`<h1>${app.displayName} ${kindBadge(app)}</h1>
+${integrationsLine(app)}
 <p>${app.description}</p>
 <section class="card">
 <h2>What the integration will be allowed to do</h2>

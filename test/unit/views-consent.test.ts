@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { AppConfig } from '../../src/config.js'
 import { CONSENT_FAILURE_REASONS, statusOf } from '../../src/errors.js'
 import type { ConsentResult } from '../../src/services/consent-flow.js'
+import { renderAppListPage } from '../../src/views/app-list.js'
 import {
-  renderAppListPage,
   renderFailurePage,
   renderResultGonePage,
   renderResultPage,
@@ -18,6 +18,9 @@ const app: AppConfig = {
   slug: 'ms-graph-mail',
   displayName: `Mail ${XSS}`,
   description: 'Reads mail',
+  integrations: [`Outlook ${XSS}`],
+  group: `Mail ${XSS}`,
+  listSubscriptions: false,
   consent: 'admin',
   permissions: [{ name: 'Mail.Read', type: 'Application', description: `read ${XSS}` }],
   defaultScope: '{graph}/.default',

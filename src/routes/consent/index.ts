@@ -4,8 +4,8 @@ import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { appClouds, findApp } from '../../config.js'
 import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow.js'
+import { MAX_QUERY_LENGTH, renderAppListPage } from '../../views/app-list.js'
 import {
-  renderAppListPage,
   renderFailurePage,
   renderResultGonePage,
   renderResultPage,
@@ -36,6 +36,12 @@ const appParams = {
   properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
 } as const
 const text = (maxLength: number) => ({ type: 'string', maxLength }) as const
+/** The home page's search form: words to find in integration and app names. */
+const appSearchQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { q: text(MAX_QUERY_LENGTH) },
+} as const
 
 const callbackQuerySchema = {
   type: 'object',
@@ -73,13 +79,13 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const limitAuthorizations = (request: FastifyRequest) =>
     limitConsentTraffic(app, request, 'too many authorization attempts from this address; try again later')
 
-  app.get(
+  app.get<{ Querystring: { q?: string } }>(
     '/',
     {
       config: { html: true },
-      schema: { querystring: noParams, response: { 200: htmlPage } },
+      schema: { querystring: appSearchQuery, response: { 200: htmlPage } },
     },
-    async (_request, reply) => sendPage(reply, 200, renderAppListPage(config.apps)),
+    async (request, reply) => sendPage(reply, 200, renderAppListPage(config.apps, request.query.q ?? '')),
   )
 
   app.get<{ Params: { app: string } }>(
