@@ -5,9 +5,9 @@
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from 'jose'
 import * as oidc from 'openid-client'
 import { abortable } from '../abortable.js'
+import { BoundedCache } from '../bounded-cache.js'
 import type { Config, ResolvedApp } from '../config.js'
 import { isGuid } from '../guid.js'
-import { BoundedCache } from './bounded-cache.js'
 import { verifyIdToken } from './id-token.js'
 import type {
   AdminConsentRequest,
@@ -86,9 +86,10 @@ export function createEntraIdentityProvider(
   const metadataCache = new BoundedCache<Promise<Metadata>>({
     maxEntries: options.maxCachedTenants ?? 5000,
     ttlMs: options.metadataTtlMs ?? 24 * 3_600_000,
+    evict: 'least-recently-used',
   })
   // Per JWKS URI, i.e. per cloud; a handful of entries.
-  const jwksCache = new BoundedCache<JWTVerifyGetKey>({ maxEntries: 32, ttlMs: Number.POSITIVE_INFINITY })
+  const jwksCache = new BoundedCache<JWTVerifyGetKey>({ maxEntries: 32, evict: 'least-recently-used' })
 
   async function discover(app: ResolvedApp, tenant: string): Promise<Metadata> {
     const where = `${app.authority}/${tenant}`

@@ -1,6 +1,7 @@
 // Where access tokens are cached: the cache group of a registration (admin-consent registrations of
 // one app and tenant share app-only tokens; delegated ones have their own), and this instance's
 // copy of the fresh tokens it has already opened, so a hit costs no Redis read.
+import { BoundedCache } from '../bounded-cache.js'
 import type { CachedToken, Registration } from '../store/types.js'
 
 /** Most tokens kept in the per-instance cache. */
@@ -29,7 +30,7 @@ export function tokenGroup(registration: Registration): string {
  * store first, and a consent failure drops the group here as it does in Redis.
  */
 export class LocalTokenCache {
-  readonly #entries = new Map<string, CachedToken>()
+  readonly #entries = new BoundedCache<CachedToken>({ maxEntries: LOCAL_CACHE_MAX })
   readonly #marginMs: number
   readonly #clock: () => number
 
@@ -57,15 +58,15 @@ export class LocalTokenCache {
   /** Keeps a copy of `token` while it is fresh (a stale one is not kept). */
   remember(group: string, scope: string, token: CachedToken): void {
     if (!this.isFresh(token, this.#clock())) return
-    const key = `${group}|${scope}`
-    if (!this.#entries.has(key) && this.#entries.size >= LOCAL_CACHE_MAX) {
-      this.#entries.delete(this.#entries.keys().next().value as string)
-    }
-    this.#entries.set(key, { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope })
+    this.#entries.set(`${group}|${scope}`, {
+      accessToken: token.accessToken,
+      expiresAt: token.expiresAt,
+      scope: token.scope,
+    })
   }
 
   /** Drops every token of `group` (its registration needs consent again). */
   forgetGroup(group: string): void {
-    for (const key of this.#entries.keys()) if (key.startsWith(`${group}|`)) this.#entries.delete(key)
+    this.#entries.deleteMatching((key) => key.startsWith(`${group}|`))
   }
 }
