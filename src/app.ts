@@ -1,4 +1,6 @@
-// buildApp: one Fastify instance with every plugin and route, never listening (tests inject).
+// buildApp: one Fastify instance with every plugin and route, never listening (tests inject). It
+// builds the services once (services/create-services.ts), decorates them as `app.services`, starts
+// their background work when the app is ready and stops it when the app closes.
 import { randomUUID } from 'node:crypto'
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
@@ -19,6 +21,7 @@ import { isApiPath, registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import type { BrowserSessions } from './services/browser-sessions.js'
+import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
 import { consoleSessions, type OperatorIdentity } from './services/operator-auth.js'
 import { manageSessions, type TenantAdminIdentity } from './services/tenant-admin.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
@@ -48,6 +51,8 @@ declare module 'fastify' {
       console: BrowserSessions<OperatorIdentity>
       manage: BrowserSessions<TenantAdminIdentity>
     }
+    /** Every service, built once per app (services/create-services.ts). */
+    services: Services
   }
   interface FastifyContextConfig {
     /** Render errors of this route as an HTML page instead of JSON. */
@@ -108,10 +113,19 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.decorate('store', deps.store)
   app.decorate('idp', deps.idp)
   app.decorate('metrics', metrics)
-  app.decorate('clock', deps.clock ?? Date.now)
+  const clock = deps.clock ?? Date.now
+  app.decorate('clock', clock)
   app.decorate('browserSessions', {
-    console: consoleSessions(deps.store, app.clock),
-    manage: manageSessions(deps.store, app.clock),
+    console: consoleSessions(deps.store, clock),
+    manage: manageSessions(deps.store, clock),
+  })
+  const services = createServices({ config, store: deps.store, idp: deps.idp, metrics, clock, log: app.log })
+  app.decorate('services', services)
+  app.addHook('onReady', async () => {
+    startServices(services)
+  })
+  app.addHook('onClose', async () => {
+    await stopServices(services)
   })
 
   closeConnectionsWhileClosing(app)

@@ -247,3 +247,31 @@ export async function revokeTenant(
     alreadyRevoked,
   }
 }
+
+/**
+ * Revocation bound to the app's store and clock, built once by createServices; each call takes the
+ * request's logger.
+ */
+export class Revocation {
+  readonly #store: Store
+  readonly #clock: () => number
+
+  constructor(deps: { readonly store: Store; readonly clock: () => number }) {
+    this.#store = deps.store
+    this.#clock = deps.clock
+  }
+
+  /** {@link revokeRegistration} with this app's store and clock. */
+  registration(id: string, options: RevokeOptions, log: FastifyBaseLogger): Promise<RevokeResult> {
+    return revokeRegistration({ store: this.#store, clock: this.#clock, log }, id, options)
+  }
+
+  /** {@link revokeTenant} with this app's store and clock. */
+  tenant(
+    tenantId: string,
+    options: { readonly actor: Actor; readonly reason: string; readonly app?: string },
+    log: FastifyBaseLogger,
+  ): Promise<TenantRevokeResult> {
+    return revokeTenant({ store: this.#store, clock: this.#clock, log }, tenantId, options)
+  }
+}

@@ -1,14 +1,13 @@
-// POST /obtain-token against the memory store and a scripted identity provider, over real HTTP
-// with the independent XSOAR test client. The Entra emulator and Redis versions live in
+// POST /obtain-token of the whole app (buildApp) against the memory store and a scripted identity
+// provider, over real HTTP with the independent XSOAR test client. The Entra emulator and Redis versions live in
 // test/integration/obtain-token*.test.ts.
 import { randomBytes, randomUUID } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
 import type { Config, Env, ResolvedApp } from '../../src/config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
-import { makeErrorHandler } from '../../src/errors.js'
 import { createMetrics } from '../../src/metrics.js'
-import { tokenRoutes } from '../../src/routes/token/index.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -101,14 +100,7 @@ async function harness(env: Env = {}): Promise<Harness> {
   const store = createMemoryStore({ keyRing: config.keyRing })
   const idp = new ScriptedIdp()
   const { logger, lines: logs } = memoryLogger('debug')
-  const app = Fastify({ loggerInstance: logger, bodyLimit: 16 * 1024 }) as unknown as FastifyInstance
-  app.decorate('config', config)
-  app.decorate('store', store)
-  app.decorate('idp', idp)
-  app.decorate('metrics', createMetrics())
-  app.decorate('clock', Date.now)
-  app.setErrorHandler(makeErrorHandler(() => '<html></html>'))
-  await app.register(tokenRoutes)
+  const app = await buildApp(config, { store, idp, logger, metrics: createMetrics(), clock: Date.now })
   const address = await app.listen({ port: 0, host: '127.0.0.1' })
   const url = `${address}/obtain-token`
   const h: Harness = {

@@ -14,7 +14,6 @@ import { findRegistration, listRegistrations, summarizeTenants } from '../../ser
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { authenticateOperator } from '../../services/operator-auth.js'
-import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import type { RegistrationStatus } from '../../store/types.js'
 import {
   appSlugSchema,
@@ -64,7 +63,7 @@ const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
 
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { keyRotation } = options
-  const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
+  const { revocation } = app.services
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -195,10 +194,14 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      return revokeRegistration(deps(request), request.params.id, {
-        actor: { kind: 'operator', name: operatorOf(request) },
-        reason: request.body.reason,
-      })
+      return revocation.registration(
+        request.params.id,
+        {
+          actor: { kind: 'operator', name: operatorOf(request) },
+          reason: request.body.reason,
+        },
+        request.log,
+      )
     },
   )
 
@@ -230,11 +233,15 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      return revokeTenant(deps(request), request.params.tenantId.toLowerCase(), {
-        actor: { kind: 'operator', name: operatorOf(request) },
-        reason: request.body.reason,
-        ...(request.body.app === undefined ? {} : { app: request.body.app }),
-      })
+      return revocation.tenant(
+        request.params.tenantId.toLowerCase(),
+        {
+          actor: { kind: 'operator', name: operatorOf(request) },
+          reason: request.body.reason,
+          ...(request.body.app === undefined ? {} : { app: request.body.app }),
+        },
+        request.log,
+      )
     },
   )
 

@@ -6,7 +6,6 @@ import { findRegistration, listRegistrations, summarizeTenants } from '../../ser
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import type { OperatorIdentity } from '../../services/operator-auth.js'
-import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../../store/types.js'
 import {
   type ConsoleContext,
@@ -88,7 +87,7 @@ export function consolePageRoutes(
     name: area.of(request).data.operator,
   })
 
-  const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
+  const { revocation } = app.services
 
   app.get<{ Querystring: { app?: string } }>(
     '/admin/tenants',
@@ -216,10 +215,14 @@ export function consolePageRoutes(
       },
     },
     async (request, reply) => {
-      const result = await revokeRegistration(deps(request), request.params.id, {
-        actor: operatorActor(request),
-        reason: request.body.reason,
-      })
+      const result = await revocation.registration(
+        request.params.id,
+        {
+          actor: operatorActor(request),
+          reason: request.body.reason,
+        },
+        request.log,
+      )
       const done: NoticeKey = result.alreadyRevoked ? 'already_revoked' : 'revoked'
       return reply.redirect(`/admin/registrations/${encodeURIComponent(request.params.id)}?done=${done}`, 303)
     },
@@ -245,11 +248,15 @@ export function consolePageRoutes(
     async (request, reply) => {
       const tenantId = request.params.tenantId.toLowerCase()
       const appFilter = request.body.app || undefined
-      const result = await revokeTenant(deps(request), tenantId, {
-        actor: operatorActor(request),
-        reason: request.body.reason,
-        ...(appFilter === undefined ? {} : { app: appFilter }),
-      })
+      const result = await revocation.tenant(
+        tenantId,
+        {
+          actor: operatorActor(request),
+          reason: request.body.reason,
+          ...(appFilter === undefined ? {} : { app: appFilter }),
+        },
+        request.log,
+      )
       const query = new URLSearchParams({
         tenant: tenantId,
         done: 'tenant_revoked',

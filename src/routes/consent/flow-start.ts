@@ -1,11 +1,10 @@
 // What the two pages that start a consent-flow sign-in share — the consent start (`/{app}/start`)
 // and the manage sign-in (`/{app}/manage/sign-in`) — with the one callback both flows end at: the
-// flow's wiring, the form that picks the cloud, the flow cookie and the per-client-IP budget.
+// form that picks the cloud, the flow cookie and the per-client-IP budget.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { CLOUD_NAMES } from '../../clouds.js'
 import type { Config } from '../../config.js'
-import { createConsentFlow } from '../../services/consent-flow.js'
 import { enforceRateLimit } from '../browser.js'
 
 /** Carries `<app>.<flow id>`; read only by the callback. */
@@ -19,20 +18,6 @@ export const cloudFormSchema = {
   additionalProperties: false,
   properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
 } as const
-
-/**
- * The consent flow over the app's config, store, identity provider, metrics and clock: one wiring for
- * the consent pages and the manage sign-in, whose flows end at the same callback.
- */
-export function consentFlowFor(app: FastifyInstance) {
-  return createConsentFlow({
-    config: app.config,
-    store: app.store,
-    idp: app.idp,
-    metrics: app.metrics,
-    clock: app.clock,
-  })
-}
 
 /** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */
 export function flowCookieOptions(config: Config): CookieSerializeOptions {

@@ -14,7 +14,6 @@ import {
 import { readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
 import {
   cloudFormSchema,
-  consentFlowFor,
   FLOW_COOKIE,
   FLOW_COOKIE_PATH,
   flowCookieOptions,
@@ -62,7 +61,7 @@ const callbackQuerySchema = {
 
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
-  const flow = consentFlowFor(app)
+  const flow = app.services.consentFlow
   const manageArea = manageSessionArea(app)
   const publicOrigin = new URL(config.publicUrl).origin
   const flowCookie = flowCookieOptions(config)

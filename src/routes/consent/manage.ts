@@ -17,7 +17,6 @@ import {
   manageSignInNotStarted,
   notTenantAdministrator,
 } from '../../errors.js'
-import { revokeRegistration, revokeTenant } from '../../services/revocation.js'
 import {
   holdsAdminRole,
   type TenantAdminIdentity,
@@ -35,13 +34,7 @@ import {
 } from '../admin/schemas.js'
 import { refuseCrossSiteForm, sendPage } from '../browser.js'
 import { notices, SessionArea } from '../browser-session.js'
-import {
-  cloudFormSchema,
-  consentFlowFor,
-  FLOW_COOKIE,
-  flowCookieOptions,
-  limitConsentTraffic,
-} from './flow-start.js'
+import { cloudFormSchema, FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './flow-start.js'
 
 /** The manage pages' session cookie; its path is the app's `/{app}/manage`. */
 export const MANAGE_COOKIE = 'cb_manage'
@@ -127,7 +120,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
   const area = manageSessionArea(app)
   area.install(app)
-  const flow = consentFlowFor(app)
+  const flow = app.services.consentFlow
   const publicOrigin = new URL(config.publicUrl).origin
 
   const hostedApp = (slug: string) => {
@@ -136,7 +129,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     return hosted
   }
 
-  const deps = (request: FastifyRequest) => ({ store: app.store, clock: app.clock, log: request.log })
+  const { revocation } = app.services
 
   app.get<{ Params: { app: string }; Querystring: { done?: NoticeKey } }>(
     '/:app/manage',
@@ -230,11 +223,15 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const session = area.of(request).data
-      const result = await revokeRegistration(deps(request), request.params.id, {
-        actor: tenantAdminActor(session),
-        reason: request.body.reason,
-        scope: { tenantId: session.tenantId, app: session.app },
-      })
+      const result = await revocation.registration(
+        request.params.id,
+        {
+          actor: tenantAdminActor(session),
+          reason: request.body.reason,
+          scope: { tenantId: session.tenantId, app: session.app },
+        },
+        request.log,
+      )
       const done: NoticeKey = result.alreadyRevoked ? 'already_revoked' : 'revoked'
       return reply.redirect(`/${session.app}/manage?done=${done}`, 303)
     },
@@ -254,11 +251,15 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const session = area.of(request).data
-      await revokeTenant(deps(request), session.tenantId, {
-        actor: tenantAdminActor(session),
-        reason: request.body.reason,
-        app: session.app,
-      })
+      await revocation.tenant(
+        session.tenantId,
+        {
+          actor: tenantAdminActor(session),
+          reason: request.body.reason,
+          app: session.app,
+        },
+        request.log,
+      )
       return reply.redirect(`/${session.app}/manage?done=revoked_all`, 303)
     },
   )

@@ -1,14 +1,6 @@
 // JSON schemas of POST /obtain-token (body and every response status).
 import { errorBodySchema } from '../../errors.js'
 
-export interface ObtainTokenBody {
-  app_name: string
-  registration_id: string
-  encrypted_token: string
-  scope?: string | null
-  resource?: string | null
-}
-
 export const obtainTokenBodySchema = {
   type: 'object',
   required: ['app_name', 'registration_id', 'encrypted_token'],

@@ -1,0 +1,79 @@
+// createServices: every service of one app instance, built once from the app's config, store,
+// identity provider, metrics, clock and logger. buildApp (app.ts) calls it, decorates the result on
+// the Fastify instance (`app.services`) and starts/stops the background work with the app; routes
+// only take services from there. Tests build the same services without HTTP.
+import type { FastifyBaseLogger } from 'fastify'
+import type { Config } from '../config.js'
+import type { IdentityProvider } from '../entra/types.js'
+import type { Metrics } from '../metrics.js'
+import type { Store } from '../store/types.js'
+import { type ConsentFlow, createConsentFlow } from './consent-flow.js'
+import { KeyRotation } from './key-rotation.js'
+import { ObtainToken } from './obtain-token.js'
+import { Revocation } from './revocation.js'
+import { TokenIssuer } from './token-issuer.js'
+import { KeepAlive } from './token-keep-alive.js'
+import { ScopeResolver } from './token-scope.js'
+
+/** What every service is built from. */
+export interface ServiceDependencies {
+  config: Config
+  store: Store
+  idp: IdentityProvider
+  metrics: Metrics
+  /** Epoch ms. */
+  clock: () => number
+  log: FastifyBaseLogger
+}
+
+/** The services of one app instance; each exists once. */
+export interface Services {
+  /** The scopes each hosted app and cloud may ask for. */
+  readonly scopes: ScopeResolver
+  /** Access tokens: cache, single-flight, Redis lock, upstream calls. */
+  readonly issuer: TokenIssuer
+  /** POST /obtain-token's checks and answer. */
+  readonly obtainToken: ObtainToken
+  /** Background refresh of idle delegated grants; started and stopped with the app. */
+  readonly keepAlive: KeepAlive
+  /** Re-sealing every registration under the newest key; paused when the app closes. */
+  readonly keyRotation: KeyRotation
+  /** Consent pages and the manage sign-in: one flow, ending at the same callback. */
+  readonly consentFlow: ConsentFlow
+  /** Revoking a registration or a tenant's registrations. */
+  readonly revocation: Revocation
+}
+
+/** Builds every service once. Nothing starts here: see {@link startServices}. */
+export function createServices(deps: ServiceDependencies): Services {
+  const { config, store, idp, metrics, clock, log } = deps
+  const scopes = new ScopeResolver(config)
+  const issuer = new TokenIssuer({ config, store, idp, metrics, logger: log, clock })
+  return {
+    scopes,
+    issuer,
+    obtainToken: new ObtainToken({ config, store, issuer, scopes, log, clock }),
+    keepAlive: new KeepAlive({ config, store, issuer, scopes, logger: log, clock }),
+    keyRotation: new KeyRotation({
+      store,
+      keyRing: config.keyRing,
+      log: log.child({ component: 'key-rotation' }),
+      clock,
+    }),
+    consentFlow: createConsentFlow({ config, store, idp, metrics, clock }),
+    revocation: new Revocation({ store, clock }),
+  }
+}
+
+/** Starts the background work (the keep-alive timer); the app calls it when ready. */
+export function startServices(services: Services): void {
+  services.keepAlive.start()
+}
+
+/**
+ * Stops the background work and waits for it: the keep-alive's run in progress, and a key-rotation
+ * pass, which pauses at a batch boundary so the next start resumes it.
+ */
+export async function stopServices(services: Services): Promise<void> {
+  await Promise.all([services.keepAlive.stop(), services.keyRotation.stop()])
+}

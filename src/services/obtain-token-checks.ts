@@ -1,0 +1,89 @@
+// The small pieces of ObtainToken's checks that need no state: decoding and opening the
+// encrypted_token with the broker's error codes, importing a stored Key, the errors it answers, and
+// the client label recorded as usage.
+import type { Config } from '../config.js'
+import {
+  decodeEncryptedToken,
+  type ImportedKey,
+  importRegistrationKey,
+  ObtainTokenCryptoError,
+  type OpenedToken,
+  openEncryptedToken,
+} from '../crypto/obtain-token.js'
+import { BrokerError, toBrokerError } from '../errors.js'
+import type { Registration } from '../store/types.js'
+import { registrationStatusError } from './token-registration.js'
+import { clip } from './token-scope.js'
+
+/** A crypto failure as the broker answers it: `invalid_key` when the tag fails, else `invalid_request`. */
+export function cryptoError(error: unknown): BrokerError {
+  if (error instanceof ObtainTokenCryptoError) {
+    return new BrokerError(error.reason === 'bad_key' ? 'invalid_key' : 'invalid_request', error.message)
+  }
+  return toBrokerError(error)
+}
+
+/** The raw bytes of an `encrypted_token`; throws the BrokerError of {@link cryptoError}. */
+export function decodeOrThrow(encryptedToken: string): Buffer {
+  try {
+    return decodeEncryptedToken(encryptedToken)
+  } catch (error) {
+    throw cryptoError(error)
+  }
+}
+
+/** The timestamp and content of an `encrypted_token` under `key`; throws the BrokerError of {@link cryptoError}. */
+export function openOrThrow(raw: Buffer, key: ImportedKey): OpenedToken {
+  try {
+    return openEncryptedToken(raw, key)
+  } catch (error) {
+    throw cryptoError(error)
+  }
+}
+
+/**
+ * Imports a registration's stored Key. An unusable one is the registration's status error when it
+ * is not active (a revoked registration may have lost its Key: say so rather than fail), otherwise
+ * logged for the operator and answered `internal_error`.
+ */
+export function importKeyOrThrow(
+  storedKey: string,
+  meta: Registration,
+  config: Config,
+  log: { error(object: Record<string, unknown>, message: string): void },
+): ImportedKey {
+  try {
+    return importRegistrationKey(storedKey)
+  } catch (cause) {
+    if (meta.status !== 'active') throw registrationStatusError(config, meta)
+    log.error(
+      { registrationId: meta.id, reason: (cause as Error).message },
+      'stored registration Key is unusable',
+    )
+    throw new BrokerError(
+      'internal_error',
+      "this registration's Key is unusable; quote the request_id to the operator",
+    )
+  }
+}
+
+/** Missing, and belonging to another app, look the same to the caller. */
+export function unknownRegistrationError(config: Config, slug: string): BrokerError {
+  return new BrokerError(
+    'unknown_registration',
+    `no ${slug} registration with this ID; check the ID field (<registration_id>@${config.publicUrl}/obtain-token)`,
+  )
+}
+
+/** The 429 of a rate limit, with Retry-After in whole seconds (at least 1). */
+export function rateLimitedError(retryAfterMs: number, what: string): BrokerError {
+  return new BrokerError('rate_limited', `too many token requests ${what}; slow down`, {
+    retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+  })
+}
+
+/** `X-Content-Name/X-Content-Version`, printable and bounded; undefined when neither is sent. */
+export function clientOf(name: string | undefined, version: string | undefined): string | undefined {
+  if (name === undefined && version === undefined) return undefined
+  return clip(`${name ?? '?'}/${version ?? '?'}`, 160)
+}
