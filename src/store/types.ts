@@ -1,5 +1,6 @@
 // The storage contract. Two implementations: redis.ts over src/store/redis/ (production,
-// Cluster-safe) and memory.ts over src/store/memory/ (demo, single process). Both pass test/integration/store-contract.test.ts.
+// Cluster-safe) and memory.ts over src/store/memory/ (demo, single process). Both pass
+// test/integration/store-contract.test.ts.
 //
 // Secrets (a registration's Key and refresh token, cached access tokens) are sealed with the key
 // ring *inside* the store, with associated data naming the record and field, so no caller can write
