@@ -2,6 +2,8 @@
 // went wrong, holding the message template of its catalogued code; `cause` where there is one.
 // Messages are shown to callers (XSOAR admins, operators, tenant admins): they never carry a
 // secret, and every value interpolated from the request is clipped by the caller.
+
+import type { StoreFact } from '../store/store-facts.js'
 import { BrokerError, type BrokerErrorOptions, type ErrorDetails } from './broker-error.js'
 import { ERROR_CATALOGUE, isErrorCode } from './catalogue.js'
 
@@ -32,16 +34,6 @@ export function payloadTooLarge(cause?: unknown): BrokerError {
 /** 400: the `cloud` field names a cloud the app is not offered in. */
 export function cloudNotOffered(cloud: string, appName: string): BrokerError {
   return invalidRequest(`cloud: "${cloud}" is not offered for ${appName}`)
-}
-
-/** 400: a listing cursor that this broker did not hand out. */
-export function malformedCursor(): BrokerError {
-  return invalidRequest('cursor is malformed')
-}
-
-/** 400: an audit cursor that is not an audit record id. */
-export function malformedAuditCursor(): BrokerError {
-  return invalidRequest('audit cursor is malformed')
 }
 
 /** 400: the audit query gave both `cursor` and `since`. */
@@ -303,6 +295,17 @@ export function revocationIsFinal(id: string, cause?: unknown): BrokerError {
 /** 409 `conflict`: the registration kept changing under the revocation's compare-and-set. */
 export function revocationKeptConflicting(id: string): BrokerError {
   return new BrokerError('conflict', `registration ${id} kept changing; try the revocation again`)
+}
+
+/**
+ * The broker error of a store's refusal, its message kept: a malformed argument is the caller's
+ * `invalid_request` (400), a refused change `conflict` (409), a missing record `not_found` (404).
+ */
+export function storeFactError(fact: StoreFact): BrokerError {
+  const code = (
+    { invalid_argument: 'invalid_request', conflict: 'conflict', not_found: 'not_found' } as const
+  )[fact.code]
+  return new BrokerError(code, fact.message, { cause: fact })
 }
 
 // ---- who is asking -----------------------------------------------------------------------------

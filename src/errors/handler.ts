@@ -4,6 +4,7 @@
 // paths, a page on browser paths, `Retry-After` and `Allow` where the catalogue's code calls for
 // them, never cached.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { isStoreFact } from '../store/store-facts.js'
 import { BrokerError, errorBody } from './broker-error.js'
 import {
   bodyNotJson,
@@ -13,6 +14,7 @@ import {
   notFound,
   payloadTooLarge,
   routeNotFound,
+  storeFactError,
   storeUnavailable,
 } from './factories.js'
 
@@ -45,12 +47,14 @@ export function isStoreOutage(error: unknown): boolean {
 }
 
 /**
- * Maps anything thrown inside a request to a BrokerError: BrokerErrors pass through, Fastify's
+ * Maps anything thrown inside a request to a BrokerError: BrokerErrors pass through, a store's
+ * refusal (StoreFact) becomes its catalogued code, Fastify's
  * validation and body-parser errors become `invalid_request` / `payload_too_large`, store outages
  * `store_unavailable`, and everything else a generic `internal_error` whose message reveals nothing.
  */
 export function toBrokerError(error: unknown): BrokerError {
   if (error instanceof BrokerError) return error
+  if (isStoreFact(error)) return storeFactError(error)
   const fastifyError = error as Partial<FastifyError> | undefined
   if (fastifyError?.validation) {
     const context = fastifyError.validationContext ?? 'request'

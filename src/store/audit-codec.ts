@@ -1,14 +1,14 @@
 // The audit log's record shape in both stores: an event as flat stream fields (what Redis XADD
 // takes), stream ids as cursors, and the page rule (a full page carries a next cursor).
-import { BrokerError } from '../errors.js'
 import { pairsToHash } from './registration-hash.js'
+import { malformedAuditCursor } from './store-facts.js'
 import type { AuditEvent, AuditRecord, AuditType } from './types.js'
 
 const AUDIT_ID = /^\d+-\d+$/
 
-/** Refuses (`invalid_request`) a cursor that is not a stream id `<ms>-<seq>`. */
+/** Refuses (an `invalid_argument` StoreFact) a cursor that is not a stream id `<ms>-<seq>`. */
 export function assertAuditCursor(cursor: string): void {
-  if (!AUDIT_ID.test(cursor)) throw new BrokerError('invalid_request', 'audit cursor is malformed')
+  if (!AUDIT_ID.test(cursor)) throw malformedAuditCursor()
 }
 
 /** A page of audit records; a full page carries its last id as the cursor of the next. */

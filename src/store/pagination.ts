@@ -1,7 +1,7 @@
 // Listing pages alike in both stores: registrations are ordered by (creation time, id), a cursor
 // is that position encoded opaquely, so a page never shifts under concurrent inserts; filters and
 // page sizes are the same everywhere.
-import { BrokerError } from '../errors.js'
+import { malformedCursor } from './store-facts.js'
 import type { RegistrationQuery } from './types.js'
 
 /** Whether a registration passes a listing's filters (tenant, app, status). */
@@ -53,7 +53,7 @@ export function encodeCursor(position: IndexPosition): string {
   return Buffer.from(JSON.stringify([position.score, position.id]), 'utf8').toString('base64url')
 }
 
-/** The position of a cursor from `encodeCursor`; `invalid_request` when it is not one. */
+/** The position of a cursor from `encodeCursor`; an `invalid_argument` StoreFact when it is not one. */
 export function decodeCursor(cursor: string): IndexPosition {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
@@ -69,5 +69,5 @@ export function decodeCursor(cursor: string): IndexPosition {
   } catch {
     // fall through
   }
-  throw new BrokerError('invalid_request', 'cursor is malformed')
+  throw malformedCursor()
 }

@@ -2,7 +2,6 @@
 // RangeError (same message) from Redis and memory alike, and nothing half-valid is ever written.
 import { isCloudName } from '../clouds.js'
 import { CONSENT_KINDS } from '../consent-kinds.js'
-import { BrokerError } from '../errors.js'
 import {
   type AdmitRequest,
   REGISTRATION_STATUSES,
@@ -79,9 +78,4 @@ export function validateNewRegistration(
   isoToMs(registration.consentedAt, 'registration.consentedAt')
   requireName(secrets.key, 'secrets.key')
   if (secrets.refreshToken !== undefined) requireName(secrets.refreshToken, 'secrets.refreshToken')
-}
-
-/** The error thrown when a patch tries to bring a revoked registration back. */
-export function revokedIsFinal(id: string): BrokerError {
-  return new BrokerError('conflict', `registration ${id} is revoked; revocation is final`)
 }

@@ -561,11 +561,11 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect((await store.registrations.list({ tenantId, limit: 10_000 })).items).toHaveLength(10)
 
         await expect(store.registrations.list({ cursor: 'not a cursor' })).rejects.toMatchObject({
-          code: 'invalid_request',
+          code: 'invalid_argument',
         })
         await expect(
           store.registrations.list({ cursor: Buffer.from('{"a":1}').toString('base64url') }),
-        ).rejects.toMatchObject({ code: 'invalid_request' })
+        ).rejects.toMatchObject({ code: 'invalid_argument' })
       })
 
       it('keeps pages stable while registrations are inserted, including same-millisecond ties', async () => {
@@ -927,7 +927,9 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(third.nextCursor).toBeUndefined()
         expect((await store.audit.read({})).items).toHaveLength(5)
         expect((await store.audit.read({ cursor: ids[4]! })).items).toEqual([])
-        await expect(store.audit.read({ cursor: 'bogus' })).rejects.toMatchObject({ code: 'invalid_request' })
+        await expect(store.audit.read({ cursor: 'bogus' })).rejects.toMatchObject({
+          code: 'invalid_argument',
+        })
 
         // newest first, before the cursor
         const newest = await store.audit.read({ limit: 2, order: 'desc' })
@@ -944,7 +946,7 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(oldest.nextCursor).toBeUndefined()
         expect((await store.audit.read({ order: 'desc', cursor: ids[0]! })).items).toEqual([])
         await expect(store.audit.read({ order: 'desc', cursor: 'bogus' })).rejects.toMatchObject({
-          code: 'invalid_request',
+          code: 'invalid_argument',
         })
       })
 

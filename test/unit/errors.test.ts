@@ -19,6 +19,7 @@ import {
   tokenRequestsRateLimited,
   unknownApp,
 } from '../../src/errors.js'
+import { malformedCursor, revokedIsFinal } from '../../src/store/store-facts.js'
 
 describe('error catalogue', () => {
   it('gives every code a 4xx or 5xx status', () => {
@@ -262,6 +263,21 @@ describe('RouteTable', () => {
     expect(table.notFoundError('GET', '/admin/api/nothing')).toMatchObject({
       code: 'not_found',
       message: 'no route for GET /admin/api/nothing',
+    })
+  })
+})
+
+describe('store facts', () => {
+  it("become the broker's catalogued codes, their message kept", () => {
+    expect(toBrokerError(malformedCursor())).toMatchObject({
+      code: 'invalid_request',
+      statusCode: 400,
+      message: 'cursor is malformed',
+    })
+    expect(toBrokerError(revokedIsFinal('r1'))).toMatchObject({
+      code: 'conflict',
+      statusCode: 409,
+      message: 'registration r1 is revoked; revocation is final',
     })
   })
 })

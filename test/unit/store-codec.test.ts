@@ -138,14 +138,14 @@ describe('cursors and limits', () => {
     expect(comparePositions({ score: 1, id: '\uffff' }, { score: 1, id: '😀' })).toBeLessThan(0)
   })
 
-  it('rejects malformed cursors as invalid requests', () => {
+  it('rejects malformed cursors as invalid arguments', () => {
     for (const bad of [
       '',
       '!!',
       Buffer.from('[1]').toString('base64url'),
       Buffer.from('["x","y"]').toString('base64url'),
     ]) {
-      expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ code: 'invalid_request' }))
+      expect(() => decodeCursor(bad)).toThrow(expect.objectContaining({ code: 'invalid_argument' }))
     }
   })
 

@@ -21,6 +21,7 @@ import {
   uniquenessField,
 } from '../registration-hash.js'
 import { openSecret, SECRET_FIELDS, sealSecret } from '../sealing.js'
+import { revokedIsFinal } from '../store-facts.js'
 import type {
   AdmitRequest,
   AdmitResult,
@@ -37,7 +38,7 @@ import type {
   SecretsPatch,
   StoredRegistration,
 } from '../types.js'
-import { admitArguments, isoToMs, revokedIsFinal, validateNewRegistration } from '../validation.js'
+import { admitArguments, isoToMs, validateNewRegistration } from '../validation.js'
 import { ExpiringMap, hitWindow } from './expiring-map.js'
 import type { MemoryRateLimiter } from './rate-limiter.js'
 

@@ -32,6 +32,7 @@ import {
   uniquenessField,
 } from '../registration-hash.js'
 import { openSecret, SECRET_FIELDS, type SecretField, sealSecret } from '../sealing.js'
+import { revokedIsFinal } from '../store-facts.js'
 import type {
   AdmitRequest,
   AdmitResult,
@@ -47,7 +48,7 @@ import type {
   SecretsPatch,
   StoredRegistration,
 } from '../types.js'
-import { isoToMs, revokedIsFinal, validateNewRegistration } from '../validation.js'
+import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
 import type { RedisKeys } from './keys.js'
 import { indexAfter, walkIndex } from './registration-index.js'
