@@ -20,10 +20,7 @@ import { metricsRoutes } from './routes/metrics.js'
 import { isApiPath, registerOpenApi } from './routes/openapi.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
-import type { BrowserSessions } from './services/browser-sessions.js'
 import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
-import { consoleSessions, type OperatorIdentity } from './services/operator-auth.js'
-import { manageSessions, type TenantAdminIdentity } from './services/tenant-admin.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
 import { listAllRegistrations } from './store/list-all.js'
 import type { Store } from './store/types.js'
@@ -46,11 +43,6 @@ declare module 'fastify' {
     idp: IdentityProvider
     metrics: Metrics
     clock: () => number
-    /** The browser sessions of the signed-in areas: the admin console and `/{app}/manage`. */
-    browserSessions: {
-      console: BrowserSessions<OperatorIdentity>
-      manage: BrowserSessions<TenantAdminIdentity>
-    }
     /** Every service, built once per app (services/create-services.ts). */
     services: Services
   }
@@ -115,10 +107,6 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.decorate('metrics', metrics)
   const clock = deps.clock ?? Date.now
   app.decorate('clock', clock)
-  app.decorate('browserSessions', {
-    console: consoleSessions(deps.store, clock),
-    manage: manageSessions(deps.store, clock),
-  })
   const services = createServices({ config, store: deps.store, idp: deps.idp, metrics, clock, log: app.log })
   app.decorate('services', services)
   app.addHook('onReady', async () => {

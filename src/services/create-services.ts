@@ -7,10 +7,13 @@ import type { Config } from '../config.js'
 import type { IdentityProvider } from '../entra/types.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
+import type { BrowserSessions } from './browser-sessions.js'
 import { type ConsentFlow, createConsentFlow } from './consent-flow.js'
 import { KeyRotation } from './key-rotation.js'
 import { ObtainToken } from './obtain-token.js'
+import { consoleSessions, type OperatorIdentity } from './operator-auth.js'
 import { Revocation } from './revocation.js'
+import { manageSessions, type TenantAdminIdentity } from './tenant-admin.js'
 import { TokenIssuer } from './token-issuer.js'
 import { KeepAlive } from './token-keep-alive.js'
 import { ScopeResolver } from './token-scope.js'
@@ -42,6 +45,11 @@ export interface Services {
   readonly consentFlow: ConsentFlow
   /** Revoking a registration or a tenant's registrations. */
   readonly revocation: Revocation
+  /** The browser sessions of the signed-in areas: the admin console's and `/{app}/manage`'s. */
+  readonly sessions: {
+    readonly console: BrowserSessions<OperatorIdentity>
+    readonly manage: BrowserSessions<TenantAdminIdentity>
+  }
 }
 
 /** Builds every service once. Nothing starts here: see {@link startServices}. */
@@ -62,6 +70,7 @@ export function createServices(deps: ServiceDependencies): Services {
     }),
     consentFlow: createConsentFlow({ config, store, idp, metrics, clock }),
     revocation: new Revocation({ store, clock }),
+    sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
   }
 }
 

@@ -29,7 +29,7 @@ const SIGN_IN_ATTEMPTS_PER_MINUTE = 10
 export async function adminConsoleRoutes(app: FastifyInstance, options: AdminConsoleOptions): Promise<void> {
   const { keyRotation } = options
   const area = new SessionArea<OperatorIdentity>({
-    sessions: app.browserSessions.console,
+    sessions: app.services.sessions.console,
     cookie: { name: CONSOLE_COOKIE, sameSite: 'strict', path: () => CONSOLE_PATH },
     secure: app.config.secureCookies,
     logFields: (session) => ({ operator: session.operator }),

@@ -75,7 +75,7 @@ type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
  */
 export function manageSessionArea(app: FastifyInstance): SessionArea<TenantAdminIdentity> {
   return new SessionArea<TenantAdminIdentity>({
-    sessions: app.browserSessions.manage,
+    sessions: app.services.sessions.manage,
     cookie: { name: MANAGE_COOKIE, sameSite: 'lax', path: (identity) => `/${identity.app}/manage` },
     secure: app.config.secureCookies,
     accepts: (session, request) => session.app === (request.params as { app?: string }).app,
