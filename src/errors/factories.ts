@@ -53,11 +53,11 @@ export function emptyReason(): BrokerError {
 
 // ---- obtain-token ------------------------------------------------------------------------------
 
-/** 400 `unknown_app`: `app_name` (clipped) is not hosted; lists the hosted ones. */
-export function unknownApp(appName: string, hosted: readonly string[]): BrokerError {
+/** 400 `unknown_app`: `app_name` (clipped) is not hosted; `hosted` lists the hosted ones. */
+export function unknownApp(appName: string, hosted: string): BrokerError {
   return new BrokerError(
     'unknown_app',
-    `app_name "${appName}" is not hosted by this broker; hosted: ${hosted.join(', ')}`,
+    `app_name "${appName}" is not hosted by this broker; hosted: ${hosted}`,
   )
 }
 

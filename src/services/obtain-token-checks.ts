@@ -10,7 +10,14 @@ import {
   type OpenedToken,
   openEncryptedToken,
 } from '../crypto/obtain-token.js'
-import { BrokerError, toBrokerError } from '../errors.js'
+import {
+  type BrokerError,
+  encryptedTokenRejected,
+  toBrokerError,
+  tokenRequestsRateLimited,
+  unknownRegistration,
+  unusableKey,
+} from '../errors.js'
 import type { Registration } from '../store/types.js'
 import { registrationStatusError } from './token-registration.js'
 import { clip } from './token-scope.js'
@@ -18,7 +25,7 @@ import { clip } from './token-scope.js'
 /** A crypto failure as the broker answers it: `invalid_key` when the tag fails, else `invalid_request`. */
 export function cryptoError(error: unknown): BrokerError {
   if (error instanceof ObtainTokenCryptoError) {
-    return new BrokerError(error.reason === 'bad_key' ? 'invalid_key' : 'invalid_request', error.message)
+    return encryptedTokenRejected(error.reason === 'bad_key', error.message)
   }
   return toBrokerError(error)
 }
@@ -60,26 +67,18 @@ export function importKeyOrThrow(
       { registrationId: meta.id, reason: (cause as Error).message },
       'stored registration Key is unusable',
     )
-    throw new BrokerError(
-      'internal_error',
-      "this registration's Key is unusable; quote the request_id to the operator",
-    )
+    throw unusableKey(cause)
   }
 }
 
 /** Missing, and belonging to another app, look the same to the caller. */
 export function unknownRegistrationError(config: Config, slug: string): BrokerError {
-  return new BrokerError(
-    'unknown_registration',
-    `no ${slug} registration with this ID; check the ID field (<registration_id>@${config.publicUrl}/obtain-token)`,
-  )
+  return unknownRegistration(slug, config.publicUrl)
 }
 
 /** The 429 of a rate limit, with Retry-After in whole seconds (at least 1). */
 export function rateLimitedError(retryAfterMs: number, what: string): BrokerError {
-  return new BrokerError('rate_limited', `too many token requests ${what}; slow down`, {
-    retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
-  })
+  return tokenRequestsRateLimited(retryAfterMs, what)
 }
 
 /** `X-Content-Name/X-Content-Version`, printable and bounded; undefined when neither is sent. */

@@ -16,7 +16,15 @@
 import { BoundedCache } from '../bounded-cache.js'
 import { type Config, findApp } from '../config.js'
 import { constantTimeEqual, type ImportedKey, replayMarker } from '../crypto/obtain-token.js'
-import { BrokerError } from '../errors.js'
+import {
+  type BrokerError,
+  cloudWithdrawn,
+  registrationBeingChanged,
+  replayedToken,
+  staleToken,
+  tokenMismatch,
+  unknownApp,
+} from '../errors.js'
 import type { Registration, RegistrationUsage, Store } from '../store/types.js'
 import {
   clientOf,
@@ -149,10 +157,7 @@ export class ObtainToken {
     const body = input.body
     const appConfig = findApp(config, body.app_name)
     if (appConfig === undefined) {
-      throw new BrokerError(
-        'unknown_app',
-        `app_name "${clip(body.app_name)}" is not hosted by this broker; hosted: ${this.#hosted}`,
-      )
+      throw unknownApp(clip(body.app_name), this.#hosted)
     }
     const ipLimit: Limit = {
       key: `obtain-token:ip:${input.clientIp}`,
@@ -224,18 +229,13 @@ export class ObtainToken {
         // Changed since it was read: read it again and redo every check on the new version.
         this.#current.delete(meta.id)
         if (attempt >= ADMIT_ATTEMPTS) {
-          throw new BrokerError('store_unavailable', 'this registration is being changed; retry shortly', {
-            retryAfter: 1,
-          })
+          throw registrationBeingChanged()
         }
         meta = await store.registrations.getMeta(body.registration_id)
         continue
       }
       if (!admission.fresh) {
-        throw new BrokerError(
-          'replayed_token',
-          'this encrypted_token was already used; every request must be freshly encrypted',
-        )
+        throw replayedToken()
       }
       if (!admission.rate.allowed)
         throw this.#rateLimited(regKey, admission.rate.retryAfterMs, 'for this registration')
@@ -281,16 +281,10 @@ export class ObtainToken {
     const opened = openOrThrow(raw, key)
     const skew = Math.round(opened.timestamp - this.#clock() / 1000)
     if (Math.abs(skew) > config.tokens.maxSkewSeconds) {
-      throw new BrokerError(
-        'stale_token',
-        `the request's timestamp is ${Math.abs(skew)} s ${skew < 0 ? 'behind' : 'ahead of'} the broker's clock (allowed ±${config.tokens.maxSkewSeconds} s); check the clock of the XSOAR server or engine`,
-      )
+      throw staleToken(skew, config.tokens.maxSkewSeconds)
     }
     if (!constantTimeEqual(opened.content, meta.tenantId)) {
-      throw new BrokerError(
-        'token_mismatch',
-        'the Token field does not match this registration; paste the Token shown on the consent page and clear any stored refresh token (auth-reset)',
-      )
+      throw tokenMismatch()
     }
     if (meta.status !== 'active') throw registrationStatusError(config, meta)
     const appScopes = this.#scopes.forApp(meta.app, meta.cloud)
@@ -299,10 +293,7 @@ export class ObtainToken {
         { registrationId: meta.id, app: meta.app, cloud: meta.cloud },
         'registration cloud is not configured',
       )
-      throw new BrokerError(
-        'broker_misconfigured',
-        `the broker no longer offers ${meta.app} in the ${meta.cloud} cloud; contact the broker operator`,
-      )
+      throw cloudWithdrawn(meta.app, meta.cloud)
     }
     return { appScopes, scope: ScopeResolver.resolve(appScopes, body.scope, body.resource) }
   }

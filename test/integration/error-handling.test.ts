@@ -64,6 +64,35 @@ describe('requests no route answers', () => {
     expect(wrongMethod.headers['content-type']).toContain('text/html')
   })
 
+  it('POST /obtain-token counts every answer, bodies the parser refuses included', async () => {
+    const counted = async (outcome: string) => {
+      const metric = await broker.app.metrics.obtainTokenRequests.get()
+      return metric.values.find((v) => v.labels.outcome === outcome && v.labels.app === 'unknown')?.value ?? 0
+    }
+    const before = { invalid: await counted('invalid_request'), tooLarge: await counted('payload_too_large') }
+    const post = (contentType: string, payload: string) =>
+      broker.app.inject({
+        method: 'POST',
+        url: '/obtain-token',
+        headers: { 'content-type': contentType },
+        payload,
+      })
+    const answers = [
+      await post('application/json', '{"app_name": '),
+      await post('application/json', ''),
+      await post('text/plain', 'app_name=x'),
+      await post('application/json', JSON.stringify({ app_name: 'x'.repeat(17 * 1024) })),
+    ]
+    expect(answers.map((a) => [a.statusCode, a.json().error.code])).toEqual([
+      [400, 'invalid_request'],
+      [400, 'invalid_request'],
+      [400, 'invalid_request'],
+      [413, 'payload_too_large'],
+    ])
+    expect((await counted('invalid_request')) - before.invalid).toBe(3)
+    expect((await counted('payload_too_large')) - before.tooLarge).toBe(1)
+  })
+
   it('under /admin/api, any path and method without a valid token is 401 before 404 or 405', async () => {
     const cases: Array<{ method: 'GET' | 'POST' | 'DELETE' | 'PUT'; url: string }> = [
       { method: 'GET', url: '/admin/api/no-such-thing' },

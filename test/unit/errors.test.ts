@@ -161,7 +161,7 @@ describe('catalogue entries', () => {
 
 describe('factories', () => {
   it('build the catalogued code and status with the message template filled in', () => {
-    expect(unknownApp('nope', ['ms-graph-mail', 'ms-graph-user'])).toMatchObject({
+    expect(unknownApp('nope', 'ms-graph-mail, ms-graph-user')).toMatchObject({
       code: 'unknown_app',
       statusCode: 400,
       message: 'app_name "nope" is not hosted by this broker; hosted: ms-graph-mail, ms-graph-user',

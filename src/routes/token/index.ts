@@ -6,7 +6,7 @@
 import { Ajv } from 'ajv'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { withDeadline } from '../../abortable.js'
-import { BrokerError, toBrokerError } from '../../errors.js'
+import { invalidRequest, responseDeadlinePassed, toBrokerError } from '../../errors.js'
 import type { ObtainTokenBody } from '../../services/obtain-token.js'
 import { obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'
 
@@ -49,33 +49,32 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
         reply.headers(securityHeaders)
         done()
       },
+      // Every failure is counted here, by the code it is answered with: the handler's own and those
+      // raised before it runs (invalid JSON, an empty body, 413, a wrong content type).
+      onError: (request, _reply, error, done) => {
+        metrics.obtainTokenRequests.inc({ app: appLabel(request), outcome: toBrokerError(error).code })
+        done()
+      },
     },
     async (request: FastifyRequest) => {
       const deadlineAt = clock() + config.tokens.responseDeadlineMs - DEADLINE_MARGIN_MS
-      const appName = (request.body as { app_name?: unknown } | undefined)?.app_name
-      const appLabel = typeof appName === 'string' && knownApps.has(appName) ? appName : 'unknown'
-      try {
-        const answer = await withDeadline(obtain(request, deadlineAt), deadlineAt - clock(), () => {
-          return new BrokerError(
-            'upstream_timeout',
-            'no answer within the response deadline; try again shortly',
-            {
-              retryAfter: 5,
-            },
-          )
-        })
-        metrics.obtainTokenRequests.inc({ app: appLabel, outcome: 'success' })
-        return answer
-      } catch (error) {
-        metrics.obtainTokenRequests.inc({ app: appLabel, outcome: toBrokerError(error).code })
-        throw error
-      }
+      const answer = await withDeadline(obtain(request, deadlineAt), deadlineAt - clock(), () =>
+        responseDeadlinePassed(5),
+      )
+      metrics.obtainTokenRequests.inc({ app: appLabel(request), outcome: 'success' })
+      return answer
     },
   )
 
+  /** The `app` label: a hosted app's slug, else `unknown` (never free text from the request). */
+  function appLabel(request: FastifyRequest): string {
+    const appName = (request.body as { app_name?: unknown } | undefined)?.app_name
+    return typeof appName === 'string' && knownApps.has(appName) ? appName : 'unknown'
+  }
+
   async function obtain(request: FastifyRequest, deadlineAt: number) {
     if (request.validationError) {
-      throw new BrokerError('invalid_request', `request body ${describeValidation(request.validationError)}`)
+      throw invalidRequest(`request body ${describeValidation(request.validationError)}`)
     }
     return obtainToken.obtain(
       {
