@@ -12,6 +12,7 @@ import { buildMetricsServer } from './routes/metrics.js'
 import { createStoreFromConfig } from './store/index.js'
 import type { Store } from './store/types.js'
 
+/** A broker built as production runs it: its app, store and optional metrics listener. */
 export interface Broker {
   readonly app: FastifyInstance
   readonly store: Store
