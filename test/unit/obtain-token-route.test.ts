@@ -162,6 +162,7 @@ describe('POST /obtain-token: success', () => {
   it('admin consent: one client-credentials call, then served from the cache', async () => {
     const h = await harness()
     const { registration, client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
+    const startedAt = Date.now()
     const first = await client.getAccessToken()
     expect(first.status).toBe(200)
     expect(first.headers.get('cache-control')).toBe('no-store')
@@ -193,7 +194,9 @@ describe('POST /obtain-token: success', () => {
     expect(second.accessToken).toBe(first.accessToken)
     expect(h.idp.calls).toHaveLength(1)
     const usage = await h.store.registrations.getMeta(registration.id)
-    expect(usage?.lastIssuedAt).toBeDefined()
+    const issuedAt = Date.parse(usage?.lastIssuedAt ?? '')
+    expect(issuedAt).toBeGreaterThanOrEqual(startedAt)
+    expect(issuedAt).toBeLessThanOrEqual(Date.now())
     expect(usage?.lastClient).toBe('Test Instance/1.2.3')
   })
 
@@ -217,6 +220,7 @@ describe('POST /obtain-token: success', () => {
       app: 'ms-graph-mail-listener',
       kind: 'delegated',
     })
+    const startedAt = Date.now()
     const answer = await client.getAccessToken()
     expect(answer.status).toBe(200)
     expect(answer.refreshToken).toBe(CONTOSO)
@@ -227,7 +231,9 @@ describe('POST /obtain-token: success', () => {
     })
     const stored = await h.store.registrations.get(registration.id)
     expect(stored?.secrets.refreshToken).toMatch(/^rt-1-/)
-    expect(stored?.usage.lastRefreshAt).toBeDefined()
+    const refreshedAt = Date.parse(stored?.usage.lastRefreshAt ?? '')
+    expect(refreshedAt).toBeGreaterThanOrEqual(startedAt)
+    expect(refreshedAt).toBeLessThanOrEqual(Date.now())
     expect(answer.body).not.toContain('rt-')
   })
 
@@ -378,7 +384,7 @@ describe('POST /obtain-token: rejections', () => {
     raw[raw.length - 1] = raw[raw.length - 1]! ^ 1
     const genuine = await client.post(JSON.stringify({ ...forged, encrypted_token: raw.toString('base64') }))
     expect(genuine.status).toBe(200)
-    expect(key).toBeDefined()
+    expect(key).toMatch(/^[A-Za-z0-9+/]{43}=$/) // the registration's own 32-byte Key
   })
 
   it('a registration served before is re-checked on every request: a new Key, needs_consent, re-activation and revocation apply at once', async () => {
@@ -541,6 +547,7 @@ describe('POST /obtain-token: upstream failures', () => {
     const h = await harness()
     const { registration, client } = await h.register({ app: 'ms-graph-mail-listener', kind: 'delegated' })
     h.idp.steps.push(fail('oauth', { error: 'invalid_grant', errorCodes: [50173], status: 400 }))
+    const startedAt = Date.now()
     const answer = await client.getAccessToken()
     expect(answer.status).toBe(401)
     const error = errorOf(answer.body)
@@ -552,7 +559,9 @@ describe('POST /obtain-token: upstream failures', () => {
     const meta = await h.store.registrations.getMeta(registration.id)
     expect(meta?.status).toBe('needs_consent')
     expect(meta?.statusDetail?.code).toBe('AADSTS50173')
-    expect(meta?.statusDetail?.at).toBeDefined()
+    const markedAt = Date.parse(meta?.statusDetail?.at ?? '')
+    expect(markedAt).toBeGreaterThanOrEqual(startedAt)
+    expect(markedAt).toBeLessThanOrEqual(Date.now())
     const audit = await h.store.audit.read({})
     expect(audit.items.map((e) => [e.type, e.registrationId, e.detail?.to])).toContainEqual([
       'registration.status_changed',
