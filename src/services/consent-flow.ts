@@ -2,10 +2,11 @@
 // page) → one-time result page with ID, Token and Key. HTTP-free: routes hand in the unsigned
 // cookie values and query, and turn the outcomes into redirects, cookies and pages.
 //
-// The flow state lives server-side (sealed, with a TTL) under a random flow id that a signed
-// cookie carries; the callback takes it (atomic read-and-delete) so each flow completes once, and a
-// claimed marker tells a replay from an expiry. The callback is one URL for both phases; the
-// stored phase decides what it means, never the query string.
+// The flow state lives server-side (sealed, with a TTL; consent-flow-records.ts) under the hash of
+// a random flow id that a signed cookie carries. The callback checks the URL's `state` against the
+// flow before anything else — a URL that is not this browser's flow changes nothing — then claims
+// the flow's "used" marker and takes its record, so each flow ends once. The callback is one URL
+// for both phases; the stored phase decides what it means, never the query string.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
@@ -20,6 +21,7 @@ import { appNotFound, type ConsentFailureReason, cloudNotOffered, statusOf } fro
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
+import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import {
   createAdminRegistration,
   integrationId,
@@ -78,12 +80,18 @@ export type StartOutcome =
   | { kind: 'redirect'; location: string; flowHandle: string }
   | { kind: 'failed'; failure: ConsentFailure }
 
+/**
+ * A failed callback. `flowKept`: the callback did not belong to the browser's flow (its state did
+ * not match), so the flow in progress, and its cookie, stay as they were.
+ */
+export type FailedOutcome = { kind: 'failed'; failure: ConsentFailure; flowKept?: true }
+
 /** What the callback route does next. */
 export type CallbackOutcome =
   /** Admin consent, phase 2: on to the tenant-wide consent page with a re-issued flow cookie. */
   | { kind: 'redirect'; location: string; flowHandle: string }
   | { kind: 'completed'; resultHandle: string }
-  | { kind: 'failed'; failure: ConsentFailure }
+  | FailedOutcome
   /** A `manage` sign-in: a tenant administrator (admin role checked), for `/{app}/manage`. */
   | { kind: 'manage-signed-in'; app: string; cloud: CloudName; user: VerifiedIdToken }
 
@@ -110,6 +118,8 @@ export interface ConsentFlow {
   ): Promise<CallbackOutcome>
   /** The one-time result, deleted as it is read; null when already shown or expired. */
   takeResult(resultHandle: string | undefined): Promise<ConsentResult | null>
+  /** Whether the one-time result is still there; does not take it (HEAD /result). */
+  hasResult(resultHandle: string | undefined): Promise<boolean>
 }
 
 /** What a consent flow runs on. */
@@ -123,28 +133,6 @@ export interface ConsentFlowDependencies {
   sleep?: (ms: number) => Promise<void>
 }
 
-type FlowPhase = 'sign-in' | 'admin-consent' | 'manage-sign-in'
-
-interface FlowRecord {
-  v: 1
-  app: string
-  cloud: CloudName
-  kind: ConsentKind
-  phase: FlowPhase
-  state: string
-  /** sign-in phase */
-  nonce?: string
-  codeVerifier?: string
-  scopes?: string[]
-  /** admin-consent phase: who signed in */
-  tid?: string
-  oid?: string
-  userName?: string
-}
-
-const FLOW_KEY = 'consent:flow:'
-const FLOW_USED_KEY = 'consent:flow-used:'
-const RESULT_KEY = 'consent:result:'
 const HANDLE = /^([a-z0-9]+(?:-[a-z0-9]+)*)\.([A-Za-z0-9_-]{43})$/
 const RESULT_HANDLE = /^[A-Za-z0-9_-]{43}$/
 /** Longest provider text shown on a failure page. */
@@ -167,15 +155,6 @@ function parseFlowHandle(handle: string | undefined): { slug: string; flowId: st
   return match === null ? undefined : { slug: match[1]!, flowId: match[2]! }
 }
 
-function parseRecord(raw: string): FlowRecord | undefined {
-  try {
-    const value = JSON.parse(raw) as FlowRecord
-    return value?.v === 1 && typeof value.state === 'string' && isCloudName(value.cloud) ? value : undefined
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * The consent flow over its dependencies. It keeps no state of its own: each flow lives in the
  * ephemeral store under its id, so any instance can serve its callback.
@@ -184,7 +163,15 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   const { config, store, idp, metrics, clock } = deps
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
   const redirectUri = `${config.publicUrl}/callback`
-  const ttlMs = config.consent.flowTtlMs
+  const records = new ConsentFlowRecords(store, config.consent.flowTtlMs)
+
+  /** Who a flow record says is signed in (admin-consent phase) and what the flow is for. */
+  const flowContext = (record: FlowRecord): Pick<FailureContext, 'purpose' | 'user'> => ({
+    purpose: record.phase === 'manage-sign-in' ? 'manage' : 'consent',
+    ...(record.tid !== undefined && record.oid !== undefined
+      ? { user: { tid: record.tid, oid: record.oid } }
+      : {}),
+  })
 
   interface FailureContext {
     app: AppConfig | undefined
@@ -201,7 +188,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
     reason: ConsentFailureReason,
     context: FailureContext,
     log: FastifyBaseLogger,
-  ): Promise<{ kind: 'failed'; failure: ConsentFailure }> {
+  ): Promise<FailedOutcome> {
     const kind = context.kind ?? context.app?.consent ?? 'unknown'
     const upstream = context.error instanceof UpstreamError ? context.error : undefined
     metrics.consents.inc({ app: context.app?.slug ?? 'unknown', kind, stage: 'failed', reason })
@@ -218,13 +205,15 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       },
       'consent failed',
     )
-    // A callback without any flow cookie belongs to no flow and no one: metrics and logs count it,
-    // but it stays out of the audit trail, which anonymous traffic must not be able to flush.
-    if (reason !== 'session_missing')
+    // The audit trail keeps failures of someone Microsoft signed in, whose flow this callback was
+    // (its state matched). Anyone can start flows and send callbacks without signing in: those
+    // failures are counted (metrics) and logged above, never audited, so anonymous traffic can't
+    // push operator and tenant-administrator events out of the capped audit stream.
+    if (context.user !== undefined && reason !== 'state_mismatch')
       await recordAudit(store, log, {
         type: 'consent.failed',
-        actor: context.user === undefined ? 'anonymous' : `user:${context.user.tid}/${context.user.oid}`,
-        ...(context.user === undefined ? {} : { tenantId: context.user.tid }),
+        actor: `user:${context.user.tid}/${context.user.oid}`,
+        tenantId: context.user.tid,
         ...(context.app === undefined ? {} : { app: context.app.slug }),
         detail: {
           reason,
@@ -263,10 +252,6 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         : ''
     metrics.upstreamRequests.inc({ grant, outcome, code })
     metrics.upstreamLatency.observe({ grant, outcome }, (performance.now() - startedAt) / 1000)
-  }
-
-  async function putFlow(flowId: string, record: FlowRecord): Promise<void> {
-    await store.ephemeral.put(FLOW_KEY + flowId, JSON.stringify(record), ttlMs, { secret: true })
   }
 
   async function complete(
@@ -319,7 +304,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       userName: user.preferredUsername,
     }
     const resultHandle = randomToken()
-    await store.ephemeral.put(RESULT_KEY + resultHandle, JSON.stringify(result), ttlMs, { secret: true })
+    await records.putResult(resultHandle, result)
     metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'completed', reason: '' })
     log.info(
       { app: app.slug, kind: app.consent, cloud: resolved.cloud, tenantId: user.tid, registrationId, reused },
@@ -416,7 +401,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         if (!(error instanceof UpstreamError)) throw error
         return fail(upstreamReason(error), { app, kind: app.consent, purpose, error }, log)
       }
-      await putFlow(flowId, {
+      await records.putFlow(flowId, {
         v: 1,
         app: app.slug,
         cloud,
@@ -437,29 +422,32 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const handle = parseFlowHandle(flowHandle)
       if (handle === undefined) return fail('session_missing', { app: undefined, kind: undefined }, log)
       const cookieApp = findApp(config, handle.slug)
-      // Claim before take: a second callback for this flow is then told apart from an expired one.
-      const firstUse = await store.ephemeral.claim(FLOW_USED_KEY + handle.flowId, ttlMs)
-      if (!firstUse) return fail('replayed', { app: cookieApp, kind: cookieApp?.consent }, log)
-      const raw = await store.ephemeral.take(FLOW_KEY + handle.flowId, { secret: true })
-      const record = raw === null ? undefined : parseRecord(raw)
-      const app = record === undefined ? undefined : findApp(config, record.app)
-      if (record === undefined || app === undefined) {
-        return fail('session_expired', { app: cookieApp, kind: cookieApp?.consent }, log)
+      const cookieContext = { app: cookieApp, kind: cookieApp?.consent }
+      // 1. state before anything else: a URL that is not this browser's flow (a cross-site link
+      // to `/callback?error=…`, a stale tab) neither ends the flow nor shows the URL's text.
+      const pending = await records.peekFlow(handle.flowId)
+      if (pending === undefined) {
+        if (await records.flowEnded(handle.flowId)) return fail('replayed', cookieContext, log)
+        return fail('session_expired', cookieContext, log)
       }
+      if (!tokensMatch(pending.state, query.state)) {
+        const mismatch = await fail('state_mismatch', { ...cookieContext, ...flowContext(pending) }, log)
+        return { ...mismatch, flowKept: true }
+      }
+      // 2. then end the flow: one use, whoever wins a race between two callbacks of it.
+      const ended = await records.endFlow(handle.flowId)
+      if ('replayed' in ended) return fail('replayed', cookieContext, log)
+      if ('expired' in ended) return fail('session_expired', cookieContext, log)
+      const { record } = ended
+      const app = findApp(config, record.app)
+      if (app === undefined) return fail('session_expired', cookieContext, log)
       const resolved = resolveApp(config, app, record.cloud)
       if (resolved === undefined) return fail('session_expired', { app, kind: app.consent }, log)
-      const user =
-        record.tid !== undefined && record.oid !== undefined
-          ? { tid: record.tid, oid: record.oid }
-          : undefined
-      const context: FailureContext = {
-        app,
-        kind: app.consent,
-        purpose: record.phase === 'manage-sign-in' ? 'manage' : 'consent',
-        ...(user === undefined ? {} : { user }),
-      }
+      const context: FailureContext = { app, kind: app.consent, ...flowContext(record) }
+      const user = context.user
 
-      // 1. error first: Microsoft (or the user) ended the flow.
+      // 3. then the error: Microsoft (or the user) ended this flow; its text is shown only now,
+      // under the page's own explanation.
       if (query.error !== undefined && query.error !== '') {
         const providerMessage = query.error_description ?? query.error
         const withProvider = { ...context, providerMessage, providerCode: query.error }
@@ -469,18 +457,14 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         }
         return fail('idp_error', withProvider, log)
       }
-      // 2. then state: the URL must belong to this browser's flow.
-      if (!tokensMatch(record.state, query.state)) {
-        return fail('state_mismatch', context, log)
-      }
 
       if (record.phase === 'admin-consent') {
-        // 3. then the tenant: only the one whose administrator signed in (the value can be forged).
+        // 4. then the tenant: only the one whose administrator signed in (the value can be forged).
         if (user === undefined) return fail('session_expired', context, log)
         if (query.tenant === undefined || query.tenant.toLowerCase() !== user.tid) {
           return fail('tenant_mismatch', context, log)
         }
-        // 4. prove the consent took effect.
+        // 5. prove the consent took effect.
         const proof = await proveAdminConsent(resolved, user.tid)
         if (!proof.ok) {
           const reason = proof.exhausted ? 'consent_not_effective' : 'idp_error'
@@ -532,7 +516,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         scope: resolved.defaultScope,
         redirectUri,
       })
-      await putFlow(flowId, {
+      await records.putFlow(flowId, {
         v: 1,
         app: app.slug,
         cloud: record.cloud,
@@ -548,8 +532,13 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
 
     async takeResult(resultHandle) {
       if (resultHandle === undefined || !RESULT_HANDLE.test(resultHandle)) return null
-      const raw = await store.ephemeral.take(RESULT_KEY + resultHandle, { secret: true })
+      const raw = await records.takeResult(resultHandle)
       return raw === null ? null : (JSON.parse(raw) as ConsentResult)
+    },
+
+    async hasResult(resultHandle) {
+      if (resultHandle === undefined || !RESULT_HANDLE.test(resultHandle)) return false
+      return records.hasResult(resultHandle)
     },
   }
 }

@@ -118,7 +118,7 @@ function failureText(
     state_mismatch: {
       title: 'This response does not belong to your authorization',
       message:
-        'The response from Microsoft does not match the authorization started in this browser, so it was rejected.',
+        'This link does not match the authorization started in this browser, so it was ignored. An authorization in progress in this browser is untouched: finish it in the tab where you started it.',
     },
     replayed: {
       title: 'This authorization was already used',

@@ -10,6 +10,7 @@ import {
   findDemoClient,
 } from '../../emulator/demo-data.js'
 import type { ConsentKind } from '../../src/consent-kinds.js'
+import { sha256Hex } from '../../src/crypto/sha256.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
 import {
@@ -421,8 +422,11 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     expect(run.response.body).toContain(`href="/${LISTENER}"`)
     expect(await registrations(b)).toEqual([])
     expect(await tokenRequests('authorization_code')).toBe(0)
-    const failed = await auditOf(b, 'consent.failed')
-    expect(failed[0]).toMatchObject({ actor: 'anonymous', app: LISTENER, detail: { reason: 'cancelled' } })
+    // Nobody signed in: counted and logged, kept out of the audit trail (strangers can't flood it).
+    expect(await auditOf(b, 'consent.failed')).toEqual([])
+    expect(
+      await consentMetric(b, { app: LISTENER, kind: 'delegated', stage: 'failed', reason: 'cancelled' }),
+    ).toBe(1)
   })
 
   it('an answer without a refresh token is a failure and creates nothing', async () => {
@@ -450,8 +454,16 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     expect(run.response.statusCode).toBe(502)
     expect(pageTitle(run.response.body)).toBe('The sign-in could not be verified')
     expect(await registrations(b)).toHaveLength(1)
-    const failed = await auditOf(b, 'consent.failed')
-    expect(failed[0]?.detail).toMatchObject({ reason: 'invalid_id_token' })
+    // The ID token was refused, so nobody is signed in: a metric, not an audit event.
+    expect(await auditOf(b, 'consent.failed')).toEqual([])
+    expect(
+      await consentMetric(b, {
+        app: LISTENER,
+        kind: 'delegated',
+        stage: 'failed',
+        reason: 'invalid_id_token',
+      }),
+    ).toBe(1)
   })
 
   it('an ID-token validation error thrown by the identity provider renders as a failure', async () => {
@@ -493,8 +505,10 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     expect(oauth.response.statusCode).toBe(502)
     expect(pageTitle(oauth.response.body)).toBe('Microsoft sign-in failed')
     expect(await registrations(b)).toEqual([])
-    const reasons = (await auditOf(b, 'consent.failed')).map((e) => e.detail?.reason)
-    expect(reasons).toEqual(['idp_unavailable', 'idp_unavailable', 'idp_error'])
+    expect(await auditOf(b, 'consent.failed')).toEqual([])
+    const failures = (reason: string) =>
+      consentMetric(b, { app: LISTENER, kind: 'delegated', stage: 'failed', reason })
+    expect([await failures('idp_unavailable'), await failures('idp_error')]).toEqual([2, 1])
   })
 })
 
@@ -529,7 +543,7 @@ describe('callback protection', () => {
     expect(pageTitle(response.body)).toBe('No authorization in progress')
   })
 
-  it('a state that is not the flow’s: 403, nothing created, the flow is spent', async () => {
+  it('a state that is not the flow’s: 403, nothing created, the flow goes on for its own browser', async () => {
     const b = await start()
     const { jar, callback } = await signedInCallback(b)
     const forged = new URL(callback, 'http://x')
@@ -538,10 +552,13 @@ describe('callback protection', () => {
     const response = await b.app.inject({ url: pathOf(forged), headers: { cookie } })
     expect(response.statusCode).toBe(403)
     expect(pageTitle(response.body)).toBe('This response does not belong to your authorization')
-    const retry = await b.app.inject({ url: callback, headers: { cookie } })
-    expect(retry.statusCode).toBe(409)
+    // The flow cookie is left as it was, and the genuine callback still completes the flow.
+    expect(response.headers['set-cookie']).toBeUndefined()
     expect(await registrations(b)).toEqual([])
     expect(await tokenRequests('authorization_code')).toBe(0)
+    const own = await b.app.inject({ url: callback, headers: { cookie } })
+    expect(own.statusCode).toBe(303)
+    expect(own.headers.location).toBe('/result')
   })
 
   it('a replayed callback: 409, nothing more created', async () => {
@@ -576,7 +593,7 @@ describe('callback protection', () => {
     expect(unsigned.valid).toBe(true)
     const flowId = unsigned.value!.split('.')[1]!
     // What the TTL does after 10 minutes.
-    await b.store.ephemeral.delete(`consent:flow:${flowId}`)
+    await b.store.ephemeral.delete(`consent:flow:${sha256Hex(flowId)}`)
     const response = await browse(b.app, jar, { url: callback })
     expect(response.statusCode).toBe(400)
     expect(pageTitle(response.body)).toBe('Your authorization expired')

@@ -284,15 +284,31 @@ describe('callback checks', () => {
     expect((await store.registrations.list({})).items).toEqual([])
   })
 
-  it('error is decided before state: a cancelled consent without state is cancelled, not a mismatch', async () => {
-    const { handle } = await startSignIn()
+  it('state is decided before error: a cancelled consent with its state is cancelled', async () => {
+    const { handle, state } = await startSignIn()
     const outcome = await flow.callback(
       handle,
-      { error: 'access_denied', error_description: 'AADSTS65004: User declined to consent' },
+      { error: 'access_denied', error_description: 'AADSTS65004: User declined to consent', state },
       log,
     )
-    expect(outcome).toMatchObject({ kind: 'failed', failure: { reason: 'cancelled', status: 400 } })
+    expect(outcome).toMatchObject({
+      kind: 'failed',
+      failure: { reason: 'cancelled', status: 400, providerMessage: 'AADSTS65004: User declined to consent' },
+    })
     expect(idp.redemptions).toEqual([])
+  })
+
+  it('an error without the flow’s state is state_mismatch: the flow goes on, the text is not shown', async () => {
+    const { handle, state } = await startSignIn()
+    const forged = await flow.callback(
+      handle,
+      { error: 'access_denied', error_description: 'Call +1 555 0100 to restore access' },
+      log,
+    )
+    expect(forged).toMatchObject({ kind: 'failed', flowKept: true, failure: { reason: 'state_mismatch' } })
+    expect(forged.kind === 'failed' && forged.failure.providerMessage).toBe(undefined)
+    // The browser's own flow still completes.
+    expect((await flow.callback(handle, { code: 'c', state }, log)).kind).toBe('redirect')
   })
 
   it('a sign-in callback replayed is refused (409): the code is redeemed once', async () => {
@@ -319,9 +335,21 @@ describe('callback checks', () => {
     expect((await store.registrations.list({})).items).toHaveLength(1)
   })
 
-  it('a failed callback uses the flow up too: retrying it with the right state is a replay', async () => {
+  it('a callback with a wrong state leaves the flow alone: the right state still completes it', async () => {
     const { handle, state } = await startSignIn()
-    await flow.callback(handle, { code: 'c', state: 'guess' }, log)
+    expect(await flow.callback(handle, { code: 'c', state: 'guess' }, log)).toMatchObject({
+      kind: 'failed',
+      flowKept: true,
+      failure: { reason: 'state_mismatch' },
+    })
+    expect(idp.redemptions).toEqual([])
+    expect((await flow.callback(handle, { code: 'c', state }, log)).kind).toBe('redirect')
+    expect(idp.redemptions).toHaveLength(1)
+  })
+
+  it('a failed callback of the flow (its state matched) uses the flow up: a retry is a replay', async () => {
+    const { handle, state } = await startSignIn()
+    await flow.callback(handle, { error: 'access_denied', state }, log)
     expect(await flow.callback(handle, { code: 'c', state }, log)).toMatchObject({
       kind: 'failed',
       failure: { reason: 'replayed' },

@@ -146,6 +146,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/callback',
     {
       config: { html: true },
+      // Fastify's automatic HEAD would run this handler and end the flow: HEAD is 405 here.
+      exposeHeadRoute: false,
       preHandler: limitAuthorizations,
       schema: {
         querystring: callbackQuerySchema,
@@ -174,7 +176,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           // Post/Redirect/Get: the result page's URL carries nothing, and a reload can't re-run this.
           return reply.redirect('/result', 303)
         case 'failed':
-          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          // A callback that was not this browser's flow leaves the flow (and its cookie) alone.
+          if (outcome.flowKept !== true) reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
           return sendFailure(request, reply, outcome.failure)
         case 'manage-signed-in':
           reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
@@ -183,10 +186,25 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     },
   )
 
+  // HEAD answers whether the result is still there and never takes it (Fastify's automatic HEAD
+  // would run the GET handler, and the browser's GET would then find the Key gone).
+  app.head(
+    '/result',
+    {
+      config: { html: true },
+      schema: { querystring: noParams, response: { 200: htmlPage, 410: htmlPage } },
+    },
+    async (request, reply) => {
+      const present = await flow.hasResult(readSignedCookie(request, RESULT_COOKIE))
+      return sendPage(reply, present ? 200 : 410, '')
+    },
+  )
+
   app.get(
     '/result',
     {
       config: { html: true },
+      exposeHeadRoute: false,
       schema: { querystring: noParams, response: { 200: htmlPage, 410: htmlPage } },
     },
     async (request, reply) => {

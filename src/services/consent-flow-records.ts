@@ -1,0 +1,106 @@
+// Where the consent flow keeps its server-side state: the flow records (sealed, with a TTL), the
+// "used" marker of each flow and the one-time results. The handles a browser holds (the flow id in
+// the flow cookie, the result handle in the result cookie) are bearer secrets, so the store sees
+// only their SHA-256: someone who reads Redis (and even knows COOKIE_SECRET, so could sign a
+// cookie) learns no handle that would open a flow or a result.
+import { type CloudName, isCloudName } from '../clouds.js'
+import type { ConsentKind } from '../consent-kinds.js'
+import { sha256Hex } from '../crypto/sha256.js'
+import type { Store } from '../store/types.js'
+
+/** What the callback of each phase expects. */
+export type FlowPhase = 'sign-in' | 'admin-consent' | 'manage-sign-in'
+
+/** A flow in progress, as stored (sealed) under the hash of its id. */
+export interface FlowRecord {
+  v: 1
+  app: string
+  cloud: CloudName
+  kind: ConsentKind
+  phase: FlowPhase
+  state: string
+  /** sign-in phase */
+  nonce?: string
+  codeVerifier?: string
+  scopes?: string[]
+  /** admin-consent phase: who signed in */
+  tid?: string
+  oid?: string
+  userName?: string
+}
+
+const FLOW_KEY = 'consent:flow:'
+const FLOW_USED_KEY = 'consent:flow-used:'
+const RESULT_KEY = 'consent:result:'
+
+function parseRecord(raw: string): FlowRecord | undefined {
+  try {
+    const value = JSON.parse(raw) as FlowRecord
+    return value?.v === 1 && typeof value.state === 'string' && isCloudName(value.cloud) ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The flow records and results of one store, every key named by a handle's hash. */
+export class ConsentFlowRecords {
+  readonly #store: Pick<Store, 'ephemeral'>
+  readonly #ttlMs: number
+
+  constructor(store: Pick<Store, 'ephemeral'>, ttlMs: number) {
+    this.#store = store
+    this.#ttlMs = ttlMs
+  }
+
+  /** Stores a flow record under its id's hash, for the flow's lifetime. */
+  async putFlow(flowId: string, record: FlowRecord): Promise<void> {
+    await this.#store.ephemeral.put(FLOW_KEY + sha256Hex(flowId), JSON.stringify(record), this.#ttlMs, {
+      secret: true,
+    })
+  }
+
+  /** The flow record without ending the flow (its `state` is checked before anything ends it). */
+  async peekFlow(flowId: string): Promise<FlowRecord | undefined> {
+    const raw = await this.#store.ephemeral.get(FLOW_KEY + sha256Hex(flowId), { secret: true })
+    return raw === null ? undefined : parseRecord(raw)
+  }
+
+  /**
+   * Ends the flow: claims its "used" marker, then takes its record. Only one caller wins the claim;
+   * `replayed` for the others (a second callback of the same flow, even a concurrent one).
+   */
+  async endFlow(flowId: string): Promise<{ record: FlowRecord } | { replayed: true } | { expired: true }> {
+    const id = sha256Hex(flowId)
+    if (!(await this.#store.ephemeral.claim(FLOW_USED_KEY + id, this.#ttlMs))) return { replayed: true }
+    const raw = await this.#store.ephemeral.take(FLOW_KEY + id, { secret: true })
+    const record = raw === null ? undefined : parseRecord(raw)
+    return record === undefined ? { expired: true } : { record }
+  }
+
+  /** Whether the flow already ended (its marker stays for the flow's lifetime): a replay, not an expiry. */
+  async flowEnded(flowId: string): Promise<boolean> {
+    return (await this.#store.ephemeral.get(FLOW_USED_KEY + sha256Hex(flowId))) !== null
+  }
+
+  /** Stores a one-time result (it holds a Key: sealed) under the hash of its handle. */
+  async putResult(resultHandle: string, result: object): Promise<void> {
+    await this.#store.ephemeral.put(
+      RESULT_KEY + sha256Hex(resultHandle),
+      JSON.stringify(result),
+      this.#ttlMs,
+      {
+        secret: true,
+      },
+    )
+  }
+
+  /** Takes the one-time result (atomic read-and-delete); null when already taken or expired. */
+  async takeResult(resultHandle: string): Promise<string | null> {
+    return this.#store.ephemeral.take(RESULT_KEY + sha256Hex(resultHandle), { secret: true })
+  }
+
+  /** Whether the one-time result is still there, without taking it (HEAD /result). */
+  async hasResult(resultHandle: string): Promise<boolean> {
+    return (await this.#store.ephemeral.get(RESULT_KEY + sha256Hex(resultHandle))) !== null
+  }
+}
