@@ -22,18 +22,15 @@ export interface BoundedCacheOptions {
   now?: () => number
 }
 
-interface Entry<V> {
-  value: V
-  /** Epoch ms; `Infinity` without a time-to-live. */
-  expiresAt: number
-}
-
 /**
- * A string-keyed cache bounded in size (and optionally in time). Reads cost one Map lookup (plus a
- * clock read when entries expire, and a re-insert in LRU order).
+ * A string-keyed cache bounded in size (and optionally in time). Reads cost one Map lookup (plus,
+ * with a time-to-live, a clock read and a second lookup; in LRU order, a re-insert): obtain-token
+ * reads several per request. `undefined` is not a storable value (it means "absent").
  */
 export class BoundedCache<V> {
-  readonly #entries = new Map<string, Entry<V>>()
+  readonly #entries = new Map<string, V>()
+  /** Expiry (epoch ms) per key; only with a time-to-live. */
+  readonly #expiresAt: Map<string, number> | undefined
   readonly #maxEntries: number
   readonly #ttlMs: number
   readonly #lru: boolean
@@ -44,6 +41,7 @@ export class BoundedCache<V> {
       throw new RangeError('maxEntries must be a positive integer')
     this.#maxEntries = options.maxEntries
     this.#ttlMs = options.ttlMs ?? Number.POSITIVE_INFINITY
+    this.#expiresAt = this.#ttlMs === Number.POSITIVE_INFINITY ? undefined : new Map()
     this.#lru = options.evict === 'least-recently-used'
     this.#now = options.now ?? Date.now
   }
@@ -55,39 +53,44 @@ export class BoundedCache<V> {
 
   /** The value under `key`; undefined when absent or expired (an expired entry is dropped). */
   get(key: string): V | undefined {
-    const entry = this.#entries.get(key)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt !== Number.POSITIVE_INFINITY && entry.expiresAt <= this.#now()) {
+    const value = this.#entries.get(key)
+    if (value === undefined) return undefined
+    if (this.#expiresAt !== undefined && (this.#expiresAt.get(key) as number) <= this.#now()) {
       this.#entries.delete(key)
+      this.#expiresAt.delete(key)
       return undefined
     }
     if (this.#lru) {
       // Map iteration order is insertion order: re-inserting makes this the most recent entry.
       this.#entries.delete(key)
-      this.#entries.set(key, entry)
+      this.#entries.set(key, value)
     }
-    return entry.value
+    return value
   }
 
   /** Writes `value` under `key` as the newest entry, evicting the oldest ones past `maxEntries`. */
   set(key: string, value: V): void {
     this.#entries.delete(key)
     while (this.#entries.size >= this.#maxEntries) {
-      this.#entries.delete(this.#entries.keys().next().value as string)
+      this.#drop(this.#entries.keys().next().value as string)
     }
-    const expiresAt =
-      this.#ttlMs === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : this.#now() + this.#ttlMs
-    this.#entries.set(key, { value, expiresAt })
+    this.#entries.set(key, value)
+    this.#expiresAt?.set(key, this.#now() + this.#ttlMs)
   }
 
   /** Drops `key`; with `value`, only while the entry still holds that value (a newer one survives). */
   delete(key: string, value?: V): void {
-    if (value !== undefined && this.#entries.get(key)?.value !== value) return
-    this.#entries.delete(key)
+    if (value !== undefined && this.#entries.get(key) !== value) return
+    this.#drop(key)
   }
 
   /** Drops every entry whose key matches. */
   deleteMatching(matches: (key: string) => boolean): void {
-    for (const key of this.#entries.keys()) if (matches(key)) this.#entries.delete(key)
+    for (const key of this.#entries.keys()) if (matches(key)) this.#drop(key)
+  }
+
+  #drop(key: string): void {
+    this.#entries.delete(key)
+    this.#expiresAt?.delete(key)
   }
 }
