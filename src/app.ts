@@ -49,6 +49,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Render errors of this route as an HTML page instead of JSON. */
     html?: boolean
+    /**
+     * The query parameters whose values may appear in this route's log lines (known-safe names
+     * only); every other parameter is left out of the logged URL. Default: none.
+     */
+    logQuery?: readonly string[]
   }
 }
 

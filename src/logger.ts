@@ -1,6 +1,7 @@
-// Logging: pino JSON, redaction configured here once. Secrets never reach a log line: header and
-// body fields are censored by path, and URLs are logged with sensitive query values replaced
-// (the OAuth callback carries `code` and `state` in its query string).
+// Logging: pino JSON, redaction configured here once. Secrets never reach a log line: no header is
+// logged but the integration's own name (x-content-name), body fields are censored by path, and a
+// URL is logged with only the query parameters its route names as safe (an allowlist: the OAuth
+// callback carries `code` and `state`, and a stranger can add anything).
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino'
 
@@ -36,31 +37,29 @@ export const REDACT_PATHS = [
   '*.secrets',
 ]
 
-const SENSITIVE_QUERY = new Set([
-  'code',
-  'state',
-  'session_state',
-  'id_token',
-  'access_token',
-  'refresh_token',
-  'client_secret',
-  'key',
-  'token',
-  'client_info',
-])
-
-/** Path plus query, sensitive parameter values replaced; never throws. */
-export function redactUrl(url: string): string {
+/**
+ * Path plus the query parameters named in `allowed` (the route's `logQuery`: known-safe names, e.g.
+ * `done`, `limit`); every other parameter, known or not (`code`, `state`, `?bearer=…`), is left out,
+ * name and value, and only counted. An allowlist: a parameter nobody thought of never reaches a log
+ * line. Never throws.
+ */
+export function redactUrl(url: string, allowed: readonly string[] = []): string {
   const q = url.indexOf('?')
   if (q < 0) return url
-  const params = new URLSearchParams(url.slice(q + 1))
-  const out: string[] = []
-  for (const [name, value] of params) {
-    out.push(
-      `${encodeURIComponent(name)}=${SENSITIVE_QUERY.has(name.toLowerCase()) ? REDACTED : encodeURIComponent(value)}`,
-    )
+  const kept: string[] = []
+  let dropped = 0
+  for (const [name, value] of new URLSearchParams(url.slice(q + 1))) {
+    if (allowed.includes(name)) kept.push(`${encodeURIComponent(name)}=${encodeURIComponent(value)}`)
+    else dropped++
   }
-  return `${url.slice(0, q)}?${out.join('&')}`
+  if (dropped > 0) kept.push(`(${dropped} ${dropped === 1 ? 'parameter' : 'parameters'} not logged)`)
+  return `${url.slice(0, q)}?${kept.join('&')}`
+}
+
+/** The query parameters a request's route allows in its log lines (its `config.logQuery`). */
+function loggedQueryOf(request: Partial<FastifyRequest>): readonly string[] {
+  const config = request.routeOptions?.config as { logQuery?: readonly string[] } | undefined
+  return config?.logQuery ?? []
 }
 
 /** The one completion line per request (an `onResponse` hook): no body, no header, URL redacted. */
@@ -68,7 +67,7 @@ export function logRequestCompleted(request: FastifyRequest, reply: FastifyReply
   request.log.info(
     {
       method: request.method,
-      url: redactUrl(request.url),
+      url: redactUrl(request.url, loggedQueryOf(request)),
       statusCode: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       ip: request.ip,
@@ -88,9 +87,10 @@ export function loggerOptions(level: string): LoggerOptions {
         if (request === null || typeof request !== 'object') return request
         return {
           method: request.method,
-          url: typeof request.url === 'string' ? redactUrl(request.url) : undefined,
+          url: typeof request.url === 'string' ? redactUrl(request.url, loggedQueryOf(request)) : undefined,
           remoteAddress: request.ip,
-          client: request.headers?.['x-content-name'],
+          // The one header logged: the integration's name, bounded (it is the caller's free text).
+          client: String(request.headers?.['x-content-name'] ?? '').slice(0, 100) || undefined,
         }
       },
     },

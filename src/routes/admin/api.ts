@@ -75,6 +75,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   app.get<{ Querystring: { app?: string } }>(
     '/admin/api/tenants',
     {
+      config: { logQuery: ['app'] },
       schema: {
         ...common,
         summary: 'Every tenant with a registration: apps, counts by status, last token, last consent',
@@ -111,6 +112,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   }>(
     '/admin/api/registrations',
     {
+      config: { logQuery: ['tenant', 'app', 'status', 'cursor', 'limit'] },
       schema: {
         ...common,
         summary: 'Registrations, newest last, paged with a cursor that is stable under inserts',
@@ -248,6 +250,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   app.get<{ Querystring: { cursor?: string; since?: string; limit?: number; order?: 'asc' | 'desc' } }>(
     '/admin/api/audit',
     {
+      config: { logQuery: ['cursor', 'since', 'limit', 'order'] },
       schema: {
         ...common,
         summary:

@@ -92,7 +92,7 @@ export function consolePageRoutes(
   app.get<{ Querystring: { app?: string } }>(
     '/admin/tenants',
     {
-      config: html,
+      config: { ...html, logQuery: ['app'] },
       preHandler: requirePageSession,
       schema: {
         querystring: {
@@ -130,7 +130,7 @@ export function consolePageRoutes(
   }>(
     '/admin/registrations',
     {
-      config: html,
+      config: { ...html, logQuery: ['tenant', 'app', 'status', 'cursor', 'done', 'count'] },
       preHandler: requirePageSession,
       schema: {
         querystring: {
@@ -184,7 +184,7 @@ export function consolePageRoutes(
   app.get<{ Params: { id: string }; Querystring: { done?: NoticeKey } }>(
     '/admin/registrations/:id',
     {
-      config: html,
+      config: { ...html, logQuery: ['done'] },
       preHandler: requirePageSession,
       schema: {
         params: registrationIdParams,
@@ -274,7 +274,7 @@ export function consolePageRoutes(
   app.get<{ Querystring: { cursor?: string; before?: string; window?: keyof typeof AUDIT_WINDOWS } }>(
     '/admin/audit',
     {
-      config: html,
+      config: { ...html, logQuery: ['cursor', 'before', 'window'] },
       preHandler: requirePageSession,
       schema: {
         querystring: {
@@ -319,7 +319,7 @@ export function consolePageRoutes(
   app.get<{ Querystring: { done?: NoticeKey } }>(
     '/admin/keys',
     {
-      config: html,
+      config: { ...html, logQuery: ['done'] },
       preHandler: requirePageSession,
       schema: {
         querystring: doneQuery,

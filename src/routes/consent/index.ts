@@ -81,7 +81,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   app.get<{ Querystring: { q?: string } }>(
     '/',
     {
-      config: { html: true },
+      config: { html: true, logQuery: ['q'] },
       schema: { querystring: appSearchQuery, response: { 200: htmlPage } },
     },
     async (request, reply) => sendPage(reply, 200, renderAppListPage(config.apps, request.query.q ?? '')),
@@ -145,7 +145,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   app.get<{ Querystring: CallbackQuery }>(
     '/callback',
     {
-      config: { html: true },
+      // Never code, state or session_state (bearer values), nor error_description (free text).
+      config: { html: true, logQuery: ['error', 'error_subcode', 'admin_consent', 'tenant'] },
       // Fastify's automatic HEAD would run this handler and end the flow: HEAD is 405 here.
       exposeHeadRoute: false,
       preHandler: limitAuthorizations,

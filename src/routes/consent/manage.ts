@@ -134,7 +134,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
   app.get<{ Params: { app: string }; Querystring: { done?: NoticeKey } }>(
     '/:app/manage',
     {
-      config: html,
+      config: { ...html, logQuery: ['done'] },
       schema: {
         params: appParams,
         querystring: {
