@@ -22,7 +22,6 @@ import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
-import { listAllRegistrations } from './store/list-all.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage } from './views/error-page.js'
 
@@ -59,8 +58,9 @@ declare module 'fastify' {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-// Counting registrations reads every record: scrapes (from every instance, every few seconds) share
-// one count per interval (METRICS_REGISTRATIONS_INTERVAL_SECONDS) instead of each walking the store.
+// The registrations gauge: the store keeps counts by status (a scan only until an upgraded store's
+// indexes are rebuilt); scrapes from every instance still share one count per interval
+// (METRICS_REGISTRATIONS_INTERVAL_SECONDS).
 function sampleEvery<T>(intervalMs: number, compute: () => Promise<T>): () => Promise<T> {
   let last: { at: number; value: Promise<T> } | undefined
   return () => {
@@ -96,13 +96,9 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   const metrics =
     deps.metrics ??
     createMetrics({
-      collectRegistrations: sampleEvery(config.registrationsGaugeIntervalMs, async () => {
-        const counts: Record<string, number> = { active: 0, needs_consent: 0, revoked: 0 }
-        for await (const item of listAllRegistrations(deps.store.registrations)) {
-          counts[item.status] = (counts[item.status] ?? 0) + 1
-        }
-        return counts
-      }),
+      collectRegistrations: sampleEvery(config.registrationsGaugeIntervalMs, () =>
+        deps.store.registrations.countByStatus(),
+      ),
       probeReady: () => deps.store.ping(),
     })
 

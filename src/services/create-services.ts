@@ -9,6 +9,7 @@ import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { BrowserSessions } from './browser-sessions.js'
 import { type ConsentFlow, createConsentFlow } from './consent-flow.js'
+import { IndexRebuild } from './index-rebuild.js'
 import { KeyRotation } from './key-rotation.js'
 import { ObtainToken } from './obtain-token.js'
 import { consoleSessions, type OperatorIdentity } from './operator-auth.js'
@@ -50,6 +51,8 @@ export interface Services {
     readonly console: BrowserSessions<OperatorIdentity>
     readonly manage: BrowserSessions<TenantAdminIdentity>
   }
+  /** The one-time indexing of registrations written before the store's status and tenant indexes. */
+  readonly indexRebuild: IndexRebuild
 }
 
 /** Builds every service once. Nothing starts here: see {@link startServices}. */
@@ -71,12 +74,14 @@ export function createServices(deps: ServiceDependencies): Services {
     consentFlow: createConsentFlow({ config, store, idp, metrics, clock }),
     revocation: new Revocation({ store, clock }),
     sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
+    indexRebuild: new IndexRebuild({ store, logger: log }),
   }
 }
 
-/** Starts the background work (the keep-alive timer); the app calls it when ready. */
+/** Starts the background work (the keep-alive timer, the index rebuild); the app calls it when ready. */
 export function startServices(services: Services): void {
   services.keepAlive.start()
+  services.indexRebuild.start()
 }
 
 /**
@@ -84,5 +89,5 @@ export function startServices(services: Services): void {
  * pass, which pauses at a batch boundary so the next start resumes it.
  */
 export async function stopServices(services: Services): Promise<void> {
-  await Promise.all([services.keepAlive.stop(), services.keyRotation.stop()])
+  await Promise.all([services.keepAlive.stop(), services.keyRotation.stop(), services.indexRebuild.stop()])
 }

@@ -71,3 +71,19 @@ export function decodeCursor(cursor: string): IndexPosition {
   }
   throw malformedCursor()
 }
+
+/** The opaque cursor of a tenants page: the last tenant id of the page (base64url). */
+export function encodeTenantCursor(tenantId: string): string {
+  return Buffer.from(tenantId, 'utf8').toString('base64url')
+}
+
+/** The tenant id of a cursor from `encodeTenantCursor`; an `invalid_argument` StoreFact when it is not one. */
+export function decodeTenantCursor(cursor: string): string {
+  const tenantId = /^[A-Za-z0-9_-]{1,400}$/.test(cursor)
+    ? Buffer.from(cursor, 'base64url').toString('utf8')
+    : ''
+  if (tenantId === '' || encodeTenantCursor(tenantId) !== cursor) {
+    throw malformedCursor()
+  }
+  return tenantId
+}

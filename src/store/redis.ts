@@ -3,9 +3,11 @@
 //   scripts.ts       every Lua script and how they run
 //   registrations.ts registrations: records, indexes, uniqueness claims, versioned updates
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
+//   secondary-indexes.ts  status and tenant indexes: counts, tenants pages, their one-time rebuild
 //   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts   the other stores
 // Every Lua script and every multi-key command touches keys of ONE hash slot, so the same code runs
-// on a Cluster — except ADMIT_CLIENT (admit.ts), which has a two-command path for a Cluster.
+// on a Cluster — except ADMIT_CLIENT (admit.ts) and UPDATE_RECORD_INDEXED (registrations.ts), which
+// have a two-command path for a Cluster.
 import type { KeyRing } from '../crypto/envelope.js'
 import { RedisAuditLog } from './redis/audit-log.js'
 import { RedisEphemeral } from './redis/ephemeral.js'

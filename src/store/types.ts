@@ -164,6 +164,30 @@ export type AdmitResult = (
   client?: RateLimitResult
 }
 
+/** A page request of `RegistrationStore.listTenants`. */
+export interface TenantQuery {
+  /** Only tenants with a registration of this app. */
+  app?: string
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string
+  /** 1..500, default 50. */
+  limit?: number
+}
+
+/** One page of tenant ids, sorted; `nextCursor` absent on the last page. */
+export interface TenantPage {
+  tenantIds: string[]
+  nextCursor?: string
+}
+
+/** What `RegistrationStore.ensureIndexes` did. */
+export interface IndexRebuild {
+  /** False when the indexes were already complete. */
+  rebuilt: boolean
+  /** Registrations indexed by this call. */
+  registrations: number
+}
+
 /** Registrations: records with sealed secrets, versioned (compare-and-set) updates, listings. */
 export interface RegistrationStore {
   /**
@@ -200,8 +224,24 @@ export interface RegistrationStore {
   admit(id: string, request: AdmitRequest): Promise<AdmitResult>
   /** One page of registrations matching `query` (metadata and usage only). */
   list(query: RegistrationQuery): Promise<RegistrationPage>
-  /** Every tenant with at least one registration. */
-  listTenantIds(): Promise<string[]>
+  /**
+   * One page of the tenant ids that have a registration (of `query.app`, when given), in id order;
+   * a page costs the same however many tenants there are.
+   */
+  listTenants(query: TenantQuery): Promise<TenantPage>
+  /**
+   * Registrations by status, maintained as statuses change (in Redis: the status indexes, written
+   * in the same script as the record on a single server), so counting costs the same however many
+   * registrations there are. Until `ensureIndexes` has run on data written before those indexes
+   * existed, it counts by scanning.
+   */
+  countByStatus(): Promise<Record<RegistrationStatus, number>>
+  /**
+   * Builds the listing and counting indexes for registrations written before they existed (once:
+   * a marker records completion; a store created empty never needs it). Idempotent, safe while
+   * registrations are written; without anything to do it answers `{ rebuilt: false }` at once.
+   */
+  ensureIndexes(): Promise<IndexRebuild>
   /**
    * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
    * oldest first, at most `limit`, strictly after `after` (a position this method returned): a

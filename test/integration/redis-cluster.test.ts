@@ -12,6 +12,7 @@ import { consentViaEmulator, listenOnConfig } from '../support/broker.js'
 import { testConfig } from '../support/config.js'
 import { type RedisClusterHandle, startRedisCluster } from '../support/redis-cluster.js'
 import {
+  describeIndexRebuild,
   describeStoreContract,
   newKeyRing,
   type StoreHarness,
@@ -50,6 +51,21 @@ describeStoreContract('redis cluster (3 masters)', async (options): Promise<Stor
     },
     close: async () => {
       await Promise.all(stores.map((store) => store.close()))
+    },
+  }
+})
+
+describeIndexRebuild('redis cluster (3 masters)', async (keyPrefix) => {
+  const store = await openStore({ keyRing: newKeyRing('k1'), clock: Date.now, keyPrefix })
+  if (cluster === undefined) throw new Error('cluster not started')
+  const redis = createRedisConnection({ clusterNodes: [...cluster.nodes] })
+  await waitForReady(redis, 15_000)
+  return {
+    store,
+    redis,
+    close: async () => {
+      await store.close()
+      redis.disconnect()
     },
   }
 })

@@ -13,7 +13,10 @@ import {
 import type { Store } from '../../src/store/types.js'
 import { type RedisServerHandle, startSingleNodeCluster } from '../support/redis-server.js'
 import {
+  describeIndexRebuild,
   describeStoreContract,
+  newKeyRing,
+  type RawRedisHarness,
   type StoreHarness,
   type StoreHarnessOptions,
 } from '../support/store-contract.js'
@@ -71,6 +74,37 @@ describeStoreContract(
 describeStoreContract(
   'redis cluster node behind a plain connection (as behind a proxy)',
   redisHarness(() => {
+    if (clusterNode === undefined) throw new Error('cluster node not started')
+    return { url: clusterNode.url }
+  }),
+)
+
+/** A store and a raw client of its own over `keyPrefix`, for the index rebuild. */
+function rawRedisHarness(connection: () => RedisConnectionOptions) {
+  return async (keyPrefix: string): Promise<RawRedisHarness> => {
+    const redis = createRedisConnection(connection())
+    await waitForReady(redis, 10_000)
+    const store = createRedisStore({ redis, keyPrefix, keyRing: newKeyRing('k1'), clock: Date.now })
+    return { store, redis, close: () => store.close() }
+  }
+}
+
+describeIndexRebuild(
+  'redis',
+  rawRedisHarness(() => ({ url: inject('redisUrl') })),
+)
+
+describeIndexRebuild(
+  'redis cluster (one node)',
+  rawRedisHarness(() => {
+    if (clusterNode === undefined) throw new Error('cluster node not started')
+    return { clusterNodes: [{ host: clusterNode.host, port: clusterNode.port }] }
+  }),
+)
+
+describeIndexRebuild(
+  'redis cluster node behind a plain connection (as behind a proxy)',
+  rawRedisHarness(() => {
     if (clusterNode === undefined) throw new Error('cluster node not started')
     return { url: clusterNode.url }
   }),

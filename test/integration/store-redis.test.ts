@@ -163,7 +163,10 @@ describe('Redis store: key layout', () => {
         `${p}{idx}:all`,
         `${p}{idx}:tenant:tenant-a`,
         `${p}{idx}:app:ms-graph-mail`,
-        `${p}{idx}:tenants`,
+        `${p}{idx}:tenant-ids`,
+        `${p}{idx}:app-tenants:ms-graph-mail`,
+        `${p}{idx}:status:active`,
+        `${p}{idx}:indexes`,
         `${p}{idx}:delegated`,
         `${p}{idx}:idle`,
         `${p}tok:{reg:%7Bodd%7D}:${scopeHash}`,
@@ -178,6 +181,9 @@ describe('Redis store: key layout', () => {
       new RegExp(`^\\d+:${registration.id}$`),
     )
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
+    // the first registration of a new store marks its indexes complete: nothing to rebuild
+    expect(await raw.get(`${p}{idx}:indexes`)).toBe('2')
+    expect(await raw.zrange(`${p}{idx}:status:active`, '0', '-1')).toEqual([registration.id])
   })
 
   it('rejects key prefixes that would change hash slots or key names', async () => {

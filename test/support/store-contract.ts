@@ -6,6 +6,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
+import { redisKeys } from '../../src/store/redis/keys.js'
+import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store } from '../../src/store/types.js'
 
 export interface StoreHarnessOptions {
@@ -606,12 +608,86 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(seenBefore).toEqual(order)
       })
 
-      it('lists tenant ids', async () => {
-        const tenants = [randomUUID(), randomUUID(), randomUUID()]
-        for (const tenantId of [...tenants, tenants[0]!]) {
-          await mustCreate(store, sampleRegistration({ kind: 'admin', tenantId }))
+      it('lists tenant ids a page at a time, overall and per app', async () => {
+        const tenants = Array.from({ length: 7 }, () => randomUUID())
+        for (const [i, tenantId] of [...tenants, tenants[0]!].entries()) {
+          const app = i % 3 === 0 ? 'ms-defender-atp' : 'ms-graph-mail'
+          await mustCreate(store, sampleRegistration({ kind: 'admin', tenantId, app }))
         }
-        expect(await store.registrations.listTenantIds()).toEqual([...tenants].sort())
+        // a revoked registration still names its tenant
+        await mustCreate(store, sampleRegistration({ tenantId: tenants[1]!, status: 'revoked' }))
+        const pages = async (query: { app?: string }, limit: number) => {
+          const ids: string[] = []
+          let cursor: string | undefined
+          let count = 0
+          do {
+            const page = await store.registrations.listTenants({
+              ...query,
+              limit,
+              ...(cursor === undefined ? {} : { cursor }),
+            })
+            expect(page.tenantIds.length).toBeLessThanOrEqual(limit)
+            ids.push(...page.tenantIds)
+            cursor = page.nextCursor
+            if (++count > 100) throw new Error('tenant pages do not terminate')
+          } while (cursor !== undefined)
+          return { ids, count }
+        }
+        const sorted = [...tenants].sort()
+        expect(await pages({}, 50)).toEqual({ ids: sorted, count: 1 })
+        expect(await pages({}, 3)).toEqual({ ids: sorted, count: 3 })
+        expect(await pages({}, 7)).toEqual({ ids: sorted, count: 1 })
+        const ofDefender = [tenants[0]!, tenants[3]!, tenants[6]!].sort()
+        expect((await pages({ app: 'ms-defender-atp' }, 2)).ids).toEqual(ofDefender)
+        expect((await pages({ app: 'ms-azure-log-analytics' }, 2)).ids).toEqual([])
+        await expect(store.registrations.listTenants({ cursor: 'not a cursor!' })).rejects.toThrow(/cursor/)
+      })
+
+      it('counts registrations by status as they are created and change status, across instances', async () => {
+        const zero = { active: 0, needs_consent: 0, revoked: 0 }
+        expect(await store.registrations.countByStatus()).toEqual(zero)
+        const peer = await harness.peer()
+        const made: Array<Omit<Registration, 'version'>> = []
+        for (let i = 0; i < 6; i++) {
+          const registration = sampleRegistration({ kind: i % 2 === 0 ? 'admin' : 'delegated' })
+          made.push(registration)
+          await mustCreate(i % 2 === 0 ? store : peer, registration)
+        }
+        await mustCreate(store, sampleRegistration({ status: 'needs_consent' }))
+        expect(await peer.registrations.countByStatus()).toEqual({ active: 6, needs_consent: 1, revoked: 0 })
+        await store.registrations.update(made[0]!.id, 1, { status: 'needs_consent' })
+        await peer.registrations.update(made[1]!.id, 1, { status: 'revoked' })
+        // a lost compare-and-set and a patch that keeps the status change nothing
+        expect(await store.registrations.update(made[2]!.id, 7, { status: 'revoked' })).toBeNull()
+        await store.registrations.update(made[3]!.id, 1, { status: 'active', userName: 'bob' })
+        await store.registrations.update(made[0]!.id, 2, { status: 'active' })
+        await store.registrations.update(made[0]!.id, 3, { status: 'revoked' })
+        await expect(store.registrations.update(made[0]!.id, 4, { status: 'active' })).rejects.toThrow()
+        expect(await store.registrations.countByStatus()).toEqual({ active: 4, needs_consent: 1, revoked: 2 })
+        // listing by status agrees with the counts
+        for (const status of ['active', 'needs_consent', 'revoked'] as const) {
+          const listed = (await allPages(store, { status }, 2)).ids
+          expect(listed, status).toHaveLength((await store.registrations.countByStatus())[status])
+        }
+      })
+
+      it('keeps counts exact under concurrent status changes of one registration', async () => {
+        const peer = await harness.peer()
+        const registration = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, registration)
+        // many writers race on one version: exactly one wins, the counts follow the winner
+        for (let version = 1; version <= 6; version++) {
+          const target = version % 2 === 1 ? 'needs_consent' : 'active'
+          const results = await Promise.all(
+            Array.from({ length: 6 }, (_, i) =>
+              (i % 2 === 0 ? store : peer).registrations.update(registration.id, version, { status: target }),
+            ),
+          )
+          expect(results.filter((r) => r !== null)).toHaveLength(1)
+          const expected = { active: 0, needs_consent: 0, revoked: 0, [target]: 1 }
+          expect(await store.registrations.countByStatus()).toEqual(expected)
+          expect((await allPages(store, { status: target }, 10)).ids).toEqual([registration.id])
+        }
       })
 
       it('lists idle delegated registrations by last refresh or creation', async () => {
@@ -971,4 +1047,113 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       await expect(store.ping()).resolves.toBeUndefined()
     })
   })
+}
+
+/** A Redis store over `keyPrefix` and a raw client on the same server (for what a store never does). */
+export interface RawRedisHarness {
+  store: Store
+  redis: RedisClient
+  close(): Promise<void>
+}
+
+/**
+ * The one-time rebuild of the status and tenant indexes, for registrations written before they
+ * existed: simulated by removing the indexes and the marker, and putting back the tenants SET the
+ * earlier layout kept. Before the rebuild every read still answers right (by scanning); the
+ * rebuild, run while statuses change, leaves indexes that agree with the records.
+ */
+export function describeIndexRebuild(
+  name: string,
+  open: (keyPrefix: string) => Promise<RawRedisHarness>,
+): void {
+  describe(`index rebuild: ${name}`, () => {
+    it('answers right before the rebuild and keeps counts exact through a concurrent one', async () => {
+      const keyPrefix = `rb${randomBytes(6).toString('hex')}:`
+      const writer = await open(keyPrefix)
+      const reader = await open(keyPrefix)
+      try {
+        const tenants = [randomUUID(), randomUUID(), randomUUID()]
+        const made: Array<Omit<Registration, 'version'>> = []
+        for (let i = 0; i < 40; i++) {
+          const registration = sampleRegistration({
+            kind: i % 3 === 0 ? 'delegated' : 'admin',
+            tenantId: tenants[i % 3]!,
+            app: i % 12 === 0 ? 'ms-defender-atp' : 'ms-graph-mail',
+            createdAt: iso(T0 + i * 1000),
+          })
+          made.push(registration)
+          await mustCreate(writer.store, registration)
+        }
+        for (let i = 0; i < 8; i++)
+          await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
+        for (let i = 8; i < 12; i++)
+          await writer.store.registrations.update(made[i]!.id, 1, { status: 'revoked' })
+        const expected = { active: 28, needs_consent: 8, revoked: 4 }
+        expect(await writer.store.registrations.countByStatus()).toEqual(expected)
+
+        // the data as the earlier layout left it
+        const keys = redisKeys(keyPrefix)
+        await writer.redis.del(
+          keys.indexes,
+          keys.tenantIds,
+          ...keys.statuses,
+          keys.appTenants('ms-graph-mail'),
+          keys.appTenants('ms-defender-atp'),
+        )
+        await writer.redis.sadd(keys.legacyTenants, ...tenants)
+
+        // a fresh instance reads right before any rebuild, by scanning
+        const store = reader.store
+        expect(await store.registrations.countByStatus()).toEqual(expected)
+        expect((await store.registrations.listTenants({})).tenantIds).toEqual([...tenants].sort())
+        // ms-defender-atp: registrations 0, 12, 24, 36, all of the first tenant
+        expect((await store.registrations.listTenants({ app: 'ms-defender-atp' })).tenantIds).toEqual([
+          tenants[0],
+        ])
+        expect((await allPages(store, { status: 'revoked' }, 3)).ids).toEqual(
+          made.slice(8, 12).map((r) => r.id),
+        )
+
+        // the rebuild, while another instance changes statuses
+        const [rebuild] = await Promise.all([
+          store.registrations.ensureIndexes(),
+          (async () => {
+            for (let i = 12; i < 20; i++)
+              await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
+            for (let i = 0; i < 4; i++)
+              await writer.store.registrations.update(made[i]!.id, 2, { status: 'active' })
+          })(),
+        ])
+        expect(rebuild).toEqual({ rebuilt: true, registrations: 40 })
+        expect(await writer.redis.get(keys.indexes)).toBe('2')
+        expect(await writer.redis.exists(keys.legacyTenants)).toBe(0)
+        const after = { active: 24, needs_consent: 12, revoked: 4 }
+        expect(await store.registrations.countByStatus()).toEqual(after)
+        expect(await writer.store.registrations.countByStatus()).toEqual(after)
+        // the indexes themselves agree with the records
+        for (const status of ['active', 'needs_consent', 'revoked'] as const) {
+          const indexed = (await writer.redis.zrange(keys.status(status), '0', '-1')).sort()
+          const recorded = made
+            .filter((_, i) => statusAfter(i) === status)
+            .map((r) => r.id)
+            .sort()
+          expect(indexed, status).toEqual(recorded)
+        }
+        expect((await store.registrations.listTenants({ limit: 2 })).tenantIds).toEqual(
+          [...tenants].sort().slice(0, 2),
+        )
+        expect(await store.registrations.ensureIndexes()).toEqual({ rebuilt: false, registrations: 0 })
+      } finally {
+        await writer.close()
+        await reader.close()
+      }
+    })
+  })
+}
+
+/** The status of registration `i` of the rebuild test once every update has run. */
+function statusAfter(i: number): Registration['status'] {
+  if (i >= 8 && i < 12) return 'revoked'
+  if ((i >= 4 && i < 8) || (i >= 12 && i < 20)) return 'needs_consent'
+  return 'active'
 }

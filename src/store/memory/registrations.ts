@@ -6,7 +6,9 @@ import {
   clampLimit,
   comparePositions,
   decodeCursor,
+  decodeTenantCursor,
   encodeCursor,
+  encodeTenantCursor,
   type IndexPosition,
   matchesQuery,
 } from '../pagination.js'
@@ -27,16 +29,20 @@ import type {
   AdmitResult,
   CreateResult,
   IdlePosition,
+  IndexRebuild,
   RateLimitResult,
   Registration,
   RegistrationPage,
   RegistrationPatch,
   RegistrationQuery,
   RegistrationSecrets,
+  RegistrationStatus,
   RegistrationStore,
   RegistrationUsage,
   SecretsPatch,
   StoredRegistration,
+  TenantPage,
+  TenantQuery,
 } from '../types.js'
 import { admitArguments, isoToMs, validateNewRegistration } from '../validation.js'
 import { ExpiringMap, hitWindow } from './expiring-map.js'
@@ -65,6 +71,10 @@ export class MemoryRegistrations implements RegistrationStore {
   /** Delegated non-revoked id → last refresh (or creation), ms. */
   readonly #idle = new Map<string, number>()
   readonly #tenants = new Set<string>()
+  /** App → tenant ids with a registration of it. */
+  readonly #appTenants = new Map<string, Set<string>>()
+  /** Registrations by status, changed with every create and status change. */
+  readonly #counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
   /** admit: replay markers (`id\nmarker`) and per-registration windows (id → count). */
   readonly seen: ExpiringMap<true>
   readonly windows: ExpiringMap<number>
@@ -95,6 +105,10 @@ export class MemoryRegistrations implements RegistrationStore {
     const position = { score, id }
     this.#order.splice(firstAfter(this.#order, position), 0, position)
     this.#tenants.add(input.tenantId)
+    const appTenants = this.#appTenants.get(input.app) ?? new Set<string>()
+    appTenants.add(input.tenantId)
+    this.#appTenants.set(input.app, appTenants)
+    this.#counts[input.status] += 1
     if (field !== undefined) this.#idle.set(id, score)
     return { created: true, registration: decodeRegistration(hash) }
   }
@@ -125,6 +139,11 @@ export class MemoryRegistrations implements RegistrationStore {
     next.version = String(Number(hash.version) + 1)
     this.#records.set(id, next)
     const registration = decodeRegistration(next)
+    const previous = decodeRegistration(hash).status
+    if (previous !== registration.status) {
+      this.#counts[previous] -= 1
+      this.#counts[registration.status] += 1
+    }
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
       if (field !== undefined && this.#delegated.get(field) === id) this.#delegated.delete(field)
@@ -177,8 +196,24 @@ export class MemoryRegistrations implements RegistrationStore {
     }
   }
 
-  async listTenantIds(): Promise<string[]> {
-    return [...this.#tenants].sort()
+  async listTenants(query: TenantQuery): Promise<TenantPage> {
+    const limit = clampLimit(query.limit)
+    const after = query.cursor === undefined ? undefined : decodeTenantCursor(query.cursor)
+    const tenants = query.app === undefined ? this.#tenants : (this.#appTenants.get(query.app) ?? new Set())
+    const ids = [...tenants].filter((id) => after === undefined || id > after).sort()
+    const tenantIds = ids.slice(0, limit)
+    return ids.length > limit
+      ? { tenantIds, nextCursor: encodeTenantCursor(tenantIds[tenantIds.length - 1]!) }
+      : { tenantIds }
+  }
+
+  async countByStatus(): Promise<Record<RegistrationStatus, number>> {
+    return { ...this.#counts }
+  }
+
+  /** Memory never holds data written by another version: nothing to rebuild. */
+  async ensureIndexes(): Promise<IndexRebuild> {
+    return { rebuilt: false, registrations: 0 }
   }
 
   async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {

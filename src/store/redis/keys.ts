@@ -12,7 +12,15 @@
 //   P{idx}:all                       ZSET    every registration id, score = createdAt (ms)
 //   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
 //   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
-//   P{idx}:tenants                   SET     every tenant id with a registration
+//   P{idx}:tenant-ids                ZSET    every tenant id with a registration (score 0: by id)
+//   P{idx}:app-tenants:<app>         ZSET    tenant ids with a registration of the app (score 0)
+//   P{idx}:status:<status>           ZSET    ids by current status, score = createdAt (status
+//                                            filters, and the counts by status: ZCARD)
+//   P{idx}:indexes                   STRING  "2" once the three above are complete (set by the
+//                                            first create of a new store, or by the rebuild of
+//                                            data written before them; until then readers fall
+//                                            back to scanning)
+//   P{idx}:tenants                   SET     (before the indexes above; read only until rebuilt)
 //   P{idx}:delegated                 HASH    JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>"
 //                                            (delegated uniqueness among non-revoked registrations)
 //   P{idx}:idle                      ZSET    delegated non-revoked ids, score = last refresh (or
@@ -21,6 +29,10 @@
 //   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
 //   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
 import { sha256Hex } from '../../crypto/sha256.js'
+import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
+
+/** The version of the `{idx}` indexes this code maintains (the value of the `indexes` marker). */
+export const INDEXES_VERSION = '2'
 
 /** Refuses (TypeError) a key prefix that would change hash slots: one containing `{` or `}`. */
 export function assertKeyPrefix(keyPrefix: string): void {
@@ -44,7 +56,14 @@ export function redisKeys(prefix: string) {
     all: `${idx}all`,
     tenant: (tenantId: string) => `${idx}tenant:${tenantId}`,
     app: (app: string) => `${idx}app:${app}`,
-    tenants: `${idx}tenants`,
+    /** The SET of tenant ids written before `tenantIds` existed (read until the rebuild). */
+    legacyTenants: `${idx}tenants`,
+    tenantIds: `${idx}tenant-ids`,
+    appTenants: (app: string) => `${idx}app-tenants:${app}`,
+    status: (status: RegistrationStatus) => `${idx}status:${status}`,
+    /** The three status indexes, in REGISTRATION_STATUSES order (active, needs_consent, revoked). */
+    statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),
+    indexes: `${idx}indexes`,
     delegated: `${idx}delegated`,
     idle: `${idx}idle`,
     ephemeral: (key: string) => `${prefix}eph:${key}`,

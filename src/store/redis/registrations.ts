@@ -14,6 +14,9 @@
 //   is taken over by the next create. A record never exists without its uniqueness claim.
 //   revoke: 1. versioned update of the record, 2. release the claim only if it still names this id
 //   (a crash in between leaves a claim on a revoked record, which the next create takes over).
+//   status change: the record and its status index entry in one script on a single server; on a
+//   Cluster the entry is moved after the record and re-checked against it (secondary-indexes.ts).
+//   Listings verify every item against its record, so a stale entry is never shown.
 import type { KeyRing } from '../../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
@@ -38,19 +41,23 @@ import type {
   AdmitResult,
   CreateResult,
   IdlePosition,
+  IndexRebuild,
   Registration,
   RegistrationPage,
   RegistrationPatch,
   RegistrationQuery,
   RegistrationSecrets,
+  RegistrationStatus,
   RegistrationStore,
   RegistrationUsage,
   SecretsPatch,
   StoredRegistration,
+  TenantPage,
+  TenantQuery,
 } from '../types.js'
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
-import type { RedisKeys } from './keys.js'
+import { INDEXES_VERSION, type RedisKeys } from './keys.js'
 import { indexAfter, walkIndex } from './registration-index.js'
 import {
   CLAIM_INDEX,
@@ -61,7 +68,9 @@ import {
   TOUCH_RECORD,
   UNCLAIM_INDEX,
   UPDATE_RECORD,
+  UPDATE_RECORD_INDEXED,
 } from './scripts.js'
+import { RedisSecondaryIndexes } from './secondary-indexes.js'
 
 function flatten(hash: RegistrationHash): string[] {
   const out: string[] = []
@@ -86,6 +95,9 @@ function parseClaim(value: string): Claim {
 /** `RegistrationStore` on Redis (see the write order above). */
 export class RedisRegistrations implements RegistrationStore {
   readonly #admission: RedisAdmission
+  readonly #indexes: RedisSecondaryIndexes
+  /** False on a Cluster, or once the server refused UPDATE_RECORD_INDEXED's two slots. */
+  #crossSlotScripts: boolean
 
   constructor(
     private readonly redis: RedisClient,
@@ -95,11 +107,24 @@ export class RedisRegistrations implements RegistrationStore {
     private readonly claimGraceMs: number,
   ) {
     this.#admission = new RedisAdmission(redis, keys)
+    this.#indexes = new RedisSecondaryIndexes(redis, keys)
+    this.#crossSlotScripts = !redis.isCluster
   }
 
+  /** CLAIM_INDEX's keys (see scripts.ts for their order). */
   #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>): string[] {
     const k = this.keys
-    return [k.all, k.tenant(registration.tenantId), k.app(registration.app), k.tenants, k.delegated, k.idle]
+    return [
+      k.all,
+      k.tenant(registration.tenantId),
+      k.app(registration.app),
+      k.tenantIds,
+      k.delegated,
+      k.idle,
+      ...k.statuses,
+      k.appTenants(registration.app),
+      k.indexes,
+    ]
   }
 
   async create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
@@ -128,6 +153,8 @@ export class RedisRegistrations implements RegistrationStore {
         field === undefined ? '' : score,
         expected,
         stale,
+        input.status,
+        INDEXES_VERSION,
       ])) as [number, string?]
       if (reply[0] === 1) return true
       const current = reply[1] ?? ''
@@ -153,7 +180,14 @@ export class RedisRegistrations implements RegistrationStore {
         await runScript(
           this.redis,
           UNCLAIM_INDEX,
-          [indexKeys[0]!, indexKeys[1]!, indexKeys[2]!, this.keys.delegated, this.keys.idle],
+          [
+            indexKeys[0]!,
+            indexKeys[1]!,
+            indexKeys[2]!,
+            this.keys.delegated,
+            this.keys.idle,
+            ...this.keys.statuses,
+          ],
           [id, '', ''],
         )
         if (current === null) throw new Error(`registration ${id}: lost a concurrent create, retry`)
@@ -200,17 +234,29 @@ export class RedisRegistrations implements RegistrationStore {
   ): Promise<Registration | null> {
     const changes = encodeUpdate(this.keyRing, id, patch, secrets, new Date(this.clock()).toISOString())
     const pairs = flatten(changes.set)
+    const args = [String(expectedVersion), patch.status ?? '', pairs.length / 2, ...pairs, ...changes.del]
+    // A status change moves the status index entry in the same script where the server allows it.
+    const indexed = patch.status !== undefined && this.#crossSlotScripts
     let reply: [string, string[]] | null | false
     try {
       reply = (await runScript(
         this.redis,
-        UPDATE_RECORD,
-        [this.keys.reg(id)],
-        [String(expectedVersion), patch.status ?? '', pairs.length / 2, ...pairs, ...changes.del],
+        indexed ? UPDATE_RECORD_INDEXED : UPDATE_RECORD,
+        indexed ? [this.keys.reg(id), this.keys.all, ...this.keys.statuses] : [this.keys.reg(id)],
+        args,
       )) as [string, string[]] | null | false
     } catch (error) {
       if (error instanceof Error && error.message.includes('REVOKED_FINAL')) throw revokedIsFinal(id)
+      // A sharded Redis behind one endpoint refuses keys of two slots before running anything:
+      // from now on the record first, then its index entry, as on a Cluster.
+      if (indexed && error instanceof Error && error.message.startsWith('CROSSSLOT')) {
+        this.#crossSlotScripts = false
+        return this.update(id, expectedVersion, patch, secrets)
+      }
       throw error
+    }
+    if (!indexed && patch.status !== undefined && reply && reply[0] !== patch.status) {
+      await this.#indexes.moveStatus(id, patch.status)
     }
     // nil (RESP2 conversion of Lua false): missing record or version conflict
     if (reply === null || reply === false) return null
@@ -248,12 +294,7 @@ export class RedisRegistrations implements RegistrationStore {
   async list(query: RegistrationQuery): Promise<RegistrationPage> {
     const limit = clampLimit(query.limit)
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-    const key =
-      query.tenantId !== undefined
-        ? this.keys.tenant(query.tenantId)
-        : query.app !== undefined
-          ? this.keys.app(query.app)
-          : this.keys.all
+    const key = await this.#listingIndex(query)
     const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
       Promise.all(
         ids.map(async (id) => {
@@ -266,8 +307,55 @@ export class RedisRegistrations implements RegistrationStore {
     return { items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
   }
 
-  async listTenantIds(): Promise<string[]> {
-    return (await this.redis.smembers(this.keys.tenants)).sort()
+  /**
+   * The index a listing walks: the smallest of those its filters name (every item is checked
+   * against its record anyway), so a filter matching few registrations reads few.
+   */
+  async #listingIndex(query: RegistrationQuery): Promise<string> {
+    const candidates: string[] = []
+    if (query.tenantId !== undefined) candidates.push(this.keys.tenant(query.tenantId))
+    if (query.app !== undefined) candidates.push(this.keys.app(query.app))
+    if (query.status !== undefined && (await this.#indexes.complete()))
+      candidates.push(this.keys.status(query.status))
+    return candidates.length === 0 ? this.keys.all : this.#indexes.smallest(candidates)
+  }
+
+  async listTenants(query: TenantQuery): Promise<TenantPage> {
+    const indexed = await this.#indexes.listTenants(query)
+    if (indexed !== undefined) return indexed
+    return this.#indexes.listLegacyTenants(query, async () => {
+      const tenants = new Set<string>()
+      for (let cursor: string | undefined, more = true; more; ) {
+        const page = await this.list({
+          app: query.app,
+          limit: 500,
+          ...(cursor === undefined ? {} : { cursor }),
+        })
+        for (const item of page.items) tenants.add(item.tenantId)
+        cursor = page.nextCursor
+        more = cursor !== undefined
+      }
+      return tenants
+    })
+  }
+
+  async countByStatus(): Promise<Record<RegistrationStatus, number>> {
+    const indexed = await this.#indexes.countByStatus()
+    if (indexed !== undefined) return indexed
+    // data written before the status indexes, not rebuilt yet: count by scanning
+    const counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
+    for (let cursor: string | undefined, more = true; more; ) {
+      const page = await this.list({ limit: 500, ...(cursor === undefined ? {} : { cursor }) })
+      for (const item of page.items) counts[item.status] += 1
+      cursor = page.nextCursor
+      more = cursor !== undefined
+    }
+    return counts
+  }
+
+  async ensureIndexes(): Promise<IndexRebuild> {
+    if (await this.#indexes.complete()) return { rebuilt: false, registrations: 0 }
+    return { rebuilt: true, registrations: await this.#indexes.rebuild() }
   }
 
   async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {

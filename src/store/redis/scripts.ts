@@ -1,6 +1,7 @@
 // Every Lua script of the Redis store, beside the one way to run them (EVALSHA, falling back to
 // EVAL when the server has not cached the script yet). Each script touches keys of ONE hash slot,
-// except ADMIT_CLIENT (see its comment), so they run unchanged on a Cluster.
+// except ADMIT_CLIENT and UPDATE_RECORD_INDEXED (see their comments; a Cluster never runs them),
+// so they run unchanged on a Cluster.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
 
@@ -35,12 +36,33 @@ return 1
 `)
 
 /**
- * KEYS: all, tenant, app, tenants, delegated, idle (one slot).
- * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
- *       expected current claim ('' = slot must be free), stale id to drop from the indexes ('').
- * Returns {1} or {0, current claim}.
+ * Lua fragment: `move_status(all, sets, id, status)` puts `id` in the status index of `status` (and
+ * in no other), scored like its entry in `all`. `sets` maps active, needs_consent and revoked to
+ * their index keys (one slot with `all`). An id `all` doesn't hold (a create that never finished)
+ * stays out. Returns 1 when moved, else 0.
  */
-export const CLAIM_INDEX = new LuaScript(`
+const LUA_MOVE_STATUS = `
+local function move_status(all, sets, id, status)
+  local score = redis.call('ZSCORE', all, id)
+  if not score then return 0 end
+  for name, key in pairs(sets) do
+    if name ~= status then redis.call('ZREM', key, id) end
+  end
+  if sets[status] then redis.call('ZADD', sets[status], score, id) end
+  return 1
+end
+`
+
+/**
+ * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 delegated, 6 idle, 7–9 status indexes
+ * (active, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker.
+ * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
+ *       expected current claim ('' = slot must be free), stale id to drop from the indexes (''),
+ *       status, indexes version.
+ * Returns {1} or {0, current claim}. The first registration of a store marks its indexes complete
+ * (nothing written before them needs a rebuild).
+ */
+export const CLAIM_INDEX = new LuaScript(`${LUA_MOVE_STATUS}
 local id, score = ARGV[1], ARGV[2]
 local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
 if field ~= '' then
@@ -48,29 +70,35 @@ if field ~= '' then
   if current and current ~= expected then return {0, current} end
   redis.call('HSET', KEYS[5], field, claim)
   if stale ~= '' then
-    redis.call('ZREM', KEYS[1], stale)
-    redis.call('ZREM', KEYS[2], stale)
-    redis.call('ZREM', KEYS[3], stale)
-    redis.call('ZREM', KEYS[6], stale)
+    for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}) do
+      redis.call('ZREM', key, stale)
+    end
   end
+end
+if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[11]) == 0 then
+  redis.call('SET', KEYS[11], ARGV[10])
 end
 redis.call('ZADD', KEYS[1], score, id)
 redis.call('ZADD', KEYS[2], score, id)
 redis.call('ZADD', KEYS[3], score, id)
-redis.call('SADD', KEYS[4], ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[3])
+redis.call('ZADD', KEYS[10], 0, ARGV[3])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) end
+move_status(KEYS[1], {active = KEYS[7], needs_consent = KEYS[8], revoked = KEYS[9]}, id, ARGV[9])
 return {1}
 `)
 
-/** KEYS: all, tenant, app, delegated, idle. ARGV: id, field, claim. Undoes a lost create. */
+/**
+ * KEYS: all, tenant, app, delegated, idle, then the three status indexes. ARGV: id, field, claim.
+ * Undoes a lost create.
+ */
 export const UNCLAIM_INDEX = new LuaScript(`
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
   redis.call('HDEL', KEYS[4], ARGV[2])
 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[5], ARGV[1])
+for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
+  redis.call('ZREM', key, ARGV[1])
+end
 return 1
 `)
 
@@ -85,24 +113,66 @@ return 1
 `)
 
 /**
- * KEYS[1] record. ARGV: expected version, new status ('' = unchanged), n, n field/value pairs,
- * then fields to delete. Returns nil (missing or version conflict) or {previous status, HGETALL}.
+ * Lua fragment: `update()` on KEYS[1] record with ARGV expected version, new status ('' =
+ * unchanged), n, n field/value pairs, then fields to delete. Returns false (missing or version
+ * conflict) or {previous status, HGETALL}.
  */
-export const UPDATE_RECORD = new LuaScript(`
-local current = redis.call('HMGET', KEYS[1], 'version', 'status')
-if not current[1] or current[1] ~= ARGV[1] then return false end
-if current[2] == 'revoked' and ARGV[2] ~= '' and ARGV[2] ~= 'revoked' then
-  return redis.error_reply('REVOKED_FINAL revoked registrations stay revoked')
+const LUA_UPDATE = `
+local function update()
+  local current = redis.call('HMGET', KEYS[1], 'version', 'status')
+  if not current[1] or current[1] ~= ARGV[1] then return false end
+  if current[2] == 'revoked' and ARGV[2] ~= '' and ARGV[2] ~= 'revoked' then
+    return redis.error_reply('REVOKED_FINAL revoked registrations stay revoked')
+  end
+  local n = tonumber(ARGV[3])
+  if n > 0 then
+    local changes = {}
+    for i = 4, 3 + 2 * n do changes[#changes + 1] = ARGV[i] end
+    redis.call('HSET', KEYS[1], unpack(changes))
+  end
+  if #ARGV >= 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * n)) end
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return {current[2], redis.call('HGETALL', KEYS[1])}
 end
-local n = tonumber(ARGV[3])
-if n > 0 then
-  local changes = {}
-  for i = 4, 3 + 2 * n do changes[#changes + 1] = ARGV[i] end
-  redis.call('HSET', KEYS[1], unpack(changes))
+`
+
+/** See LUA_UPDATE: the record alone (a Cluster moves its status index entry afterwards). */
+export const UPDATE_RECORD = new LuaScript(`${LUA_UPDATE}
+return update()
+`)
+
+/**
+ * LUA_UPDATE and, when the status changed, the move of the status index entry, in one step: KEYS
+ * 2–5 are all and the three status indexes (slot `{idx}`, not the record's: a single server or
+ * Sentinel primary only, like ADMIT_CLIENT).
+ */
+export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_STATUS}
+local reply = update()
+if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' and reply[1] ~= ARGV[2] then
+  move_status(KEYS[2], {active = KEYS[3], needs_consent = KEYS[4], revoked = KEYS[5]},
+    redis.call('HGET', KEYS[1], 'id'), ARGV[2])
 end
-if #ARGV >= 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * n)) end
-redis.call('HINCRBY', KEYS[1], 'version', 1)
-return {current[2], redis.call('HGETALL', KEYS[1])}
+return reply
+`)
+
+/** KEYS: all, then the three status indexes. ARGV: (id, status)… Moves each id to its status index. */
+export const MOVE_STATUS = new LuaScript(`${LUA_MOVE_STATUS}
+local sets = {active = KEYS[2], needs_consent = KEYS[3], revoked = KEYS[4]}
+local moved = 0
+for i = 1, #ARGV, 2 do moved = moved + move_status(KEYS[1], sets, ARGV[i], ARGV[i + 1]) end
+return moved
+`)
+
+/**
+ * KEYS: tenant ids, then the tenant-id indexes of the apps named. ARGV: (tenantId, index of its
+ * app's key in KEYS)… Adds each tenant to both (the rebuild of indexes written before them).
+ */
+export const ADD_TENANTS = new LuaScript(`
+for i = 1, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  redis.call('ZADD', KEYS[tonumber(ARGV[i + 1])], 0, ARGV[i])
+end
+return 1
 `)
 
 /** KEYS[1] record. ARGV field/value pairs. Usage fields: no version check, missing id ignored. */
