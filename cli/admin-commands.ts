@@ -18,8 +18,9 @@ export const EXIT = {
 const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json] <command> [options]
 
 Commands:
-  tenants [--app <slug>]
-      Tenants with their apps, registration counts by status, last token and last consent.
+  tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
+      Tenants with their apps, registration counts by status, last token and last consent,
+      by tenant id; --all follows every page.
   registrations [--tenant <tid>] [--app <slug>] [--status active|needs_consent|revoked]
                 [--limit <1-500>] [--cursor <cursor>] [--all]
       Registrations, oldest first; --all follows every page.
@@ -218,7 +219,7 @@ interface Options {
 }
 
 const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
-  tenants: ['app'],
+  tenants: ['app', 'limit', 'cursor', 'all'],
   registrations: ['tenant', 'app', 'status', 'limit', 'cursor', 'all'],
   registration: [],
   revoke: ['tenant', 'app', 'reason'],
@@ -228,11 +229,28 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
 }
 
 async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
-  const body = await client.get(`admin/api/tenants${query({ app: options.app })}`)
-  if (options.json) return print(io, body)
-  const list = body.tenants as Json[]
+  const list: Json[] = []
+  let cursor = options.cursor
+  let nextCursor: string | undefined
+  do {
+    const page = await client.get(
+      `admin/api/tenants${query({
+        app: options.app,
+        limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined),
+        cursor,
+      })}`,
+    )
+    list.push(...(page.tenants as Json[]))
+    nextCursor = page.nextCursor as string | undefined
+    cursor = nextCursor
+  } while (options.all && cursor !== undefined)
+  if (options.json) return print(io, { tenants: list, ...(nextCursor === undefined ? {} : { nextCursor }) })
   if (list.length === 0) {
-    io.stdout('no tenants\n')
+    io.stdout(
+      nextCursor === undefined
+        ? 'no tenants\n'
+        : `no tenants on this page\nmore: --cursor ${nextCursor} (or --all)\n`,
+    )
     return EXIT.ok
   }
   io.stdout(
@@ -252,6 +270,7 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
       }),
     ),
   )
+  if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
   return EXIT.ok
 }
 

@@ -1,5 +1,6 @@
 // Read model for operators (the admin API and the console): one registration, a page of
-// registrations, and tenants summarised from their registrations.
+// registrations, and a page of tenants summarised from their registrations (the store pages the
+// tenant ids; each summary reads only that tenant's registrations).
 import { registrationNotFound } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationStatus, RegistrationUsage, Store } from '../store/types.js'
@@ -60,45 +61,58 @@ function later(a: string | undefined, b: string | undefined): string | undefined
   return Date.parse(b) > Date.parse(a) ? b : a
 }
 
+/** One page of tenant summaries; `nextCursor` absent on the last page. */
+export interface TenantSummaryPage {
+  tenants: TenantSummary[]
+  nextCursor?: string
+}
+
 /**
- * Every tenant with a registration, from one pass over the registrations (optionally of one app),
- * sorted by tenant id.
+ * One page of tenants with a registration (of `filter.app`, when given: then only that app's
+ * registrations are counted), sorted by tenant id.
  */
 export async function summarizeTenants(
   store: Pick<Store, 'registrations'>,
-  filter: { app?: string } = {},
-): Promise<TenantSummary[]> {
-  const tenants = new Map<string, TenantSummary & { appSet: Set<string>; cloudSet: Set<string> }>()
+  query: { app?: string; cursor?: string; limit?: number } = {},
+): Promise<TenantSummaryPage> {
+  const page = await store.registrations.listTenants(query)
+  const tenants = await Promise.all(
+    page.tenantIds.map((tenantId) => summarizeTenant(store, tenantId, query.app)),
+  )
+  return {
+    // a tenant id whose only registration never finished being created has nothing to show
+    tenants: tenants.filter((tenant) => tenant.registrations.total > 0),
+    ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+  }
+}
+
+async function summarizeTenant(
+  store: Pick<Store, 'registrations'>,
+  tenantId: string,
+  app: string | undefined,
+): Promise<TenantSummary> {
+  const summary: TenantSummary = {
+    tenantId,
+    apps: [],
+    clouds: [],
+    registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
+  }
+  const apps = new Set<string>()
+  const clouds = new Set<string>()
   for await (const item of listAllRegistrations(
     store.registrations,
-    filter.app === undefined ? {} : { app: filter.app },
+    app === undefined ? { tenantId } : { tenantId, app },
   )) {
-    let tenant = tenants.get(item.tenantId)
-    if (tenant === undefined) {
-      tenant = {
-        tenantId: item.tenantId,
-        apps: [],
-        clouds: [],
-        registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
-        appSet: new Set(),
-        cloudSet: new Set(),
-      }
-      tenants.set(item.tenantId, tenant)
-    }
-    tenant.appSet.add(item.app)
-    tenant.cloudSet.add(item.cloud)
-    tenant.registrations[item.status] += 1
-    tenant.registrations.total += 1
-    const lastIssuedAt = later(tenant.lastIssuedAt, item.lastIssuedAt)
-    if (lastIssuedAt !== undefined) tenant.lastIssuedAt = lastIssuedAt
-    const lastConsentAt = later(tenant.lastConsentAt, item.consentedAt)
-    if (lastConsentAt !== undefined) tenant.lastConsentAt = lastConsentAt
+    apps.add(item.app)
+    clouds.add(item.cloud)
+    summary.registrations[item.status] += 1
+    summary.registrations.total += 1
+    const lastIssuedAt = later(summary.lastIssuedAt, item.lastIssuedAt)
+    if (lastIssuedAt !== undefined) summary.lastIssuedAt = lastIssuedAt
+    const lastConsentAt = later(summary.lastConsentAt, item.consentedAt)
+    if (lastConsentAt !== undefined) summary.lastConsentAt = lastConsentAt
   }
-  return [...tenants.values()]
-    .sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0))
-    .map(({ appSet, cloudSet, ...summary }) => ({
-      ...summary,
-      apps: [...appSet].sort(),
-      clouds: [...cloudSet].sort(),
-    }))
+  summary.apps = [...apps].sort()
+  summary.clouds = [...clouds].sort()
+  return summary
 }

@@ -86,7 +86,7 @@ ${csrfField(options.csrf)}
 
 export function renderTenants(
   context: ConsoleContext,
-  options: { tenants: TenantSummary[]; apps: readonly string[]; app?: string },
+  options: { tenants: TenantSummary[]; nextCursor?: string; apps: readonly string[]; app?: string },
 ): string {
   const rows = options.tenants.map(
     (tenant) => html`<tr>
@@ -115,6 +115,13 @@ ${
 <thead><tr><th>Tenant</th><th>Apps</th><th>Active</th><th>Needs consent</th><th>Revoked</th><th>Last token</th><th>Last consent</th></tr></thead>
 <tbody>${rows}</tbody>
 </table></div>`
+}${
+  options.nextCursor === undefined
+    ? ''
+    : html`<p><a class="button secondary" href="/admin/tenants?${new URLSearchParams({
+        ...(options.app === undefined ? {} : { app: options.app }),
+        cursor: options.nextCursor,
+      }).toString()}">Next page</a></p>`
 }`,
   )
 }

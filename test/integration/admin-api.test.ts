@@ -165,6 +165,36 @@ describe('tenants and registrations', () => {
     expect((filtered.body.tenants as Json[]).map((t) => t.tenantId)).toEqual([CONTOSO_TENANT_ID])
   })
 
+  it('pages tenants by tenant id with a cursor, and refuses a malformed one', async () => {
+    const all = await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })
+    const ids = (all.body.tenants as Json[]).map((t) => t.tenantId as string)
+    expect(ids).toEqual([...ids].sort())
+    expect(ids).toEqual(expect.arrayContaining([CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID]))
+    expect(all.body.nextCursor).toBeUndefined()
+    const paged: string[] = []
+    let cursor: string | undefined
+    let pages = 0
+    do {
+      const page = await api(
+        'GET',
+        `/admin/api/tenants?limit=1${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`,
+        { token: ALICE },
+      )
+      expect(page.status).toBe(200)
+      expect((page.body.tenants as Json[]).length).toBeLessThanOrEqual(1)
+      paged.push(...(page.body.tenants as Json[]).map((t) => t.tenantId as string))
+      cursor = page.body.nextCursor as string | undefined
+      pages++
+    } while (cursor !== undefined && pages < 50)
+    expect(paged).toEqual(ids)
+    expect(pages).toBe(ids.length)
+    const bad = await api('GET', '/admin/api/tenants?cursor=%21%21', { token: ALICE })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.code).toBe('invalid_request')
+    const tooLarge = await api('GET', '/admin/api/tenants?limit=501', { token: ALICE })
+    expect(tooLarge.status).toBe(400)
+  })
+
   it('filters registrations by tenant, app and status, and shows one registration without secrets', async () => {
     const byTenant = await api('GET', `/admin/api/registrations?tenant=${FABRIKAM_TENANT_ID}`, {
       token: ALICE,

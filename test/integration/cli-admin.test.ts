@@ -115,6 +115,27 @@ describe('consent-broker-admin', () => {
     expect(body.tenants.map((t) => t.tenantId).sort()).toEqual([CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort())
   })
 
+  it('pages tenants with --limit/--cursor and follows --all', async () => {
+    const sorted = [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort()
+    const first = await cli(['tenants', '--limit', '1'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).toContain(sorted[0])
+    expect(first.stdout).not.toContain(sorted[1])
+    const more = /more: --cursor (\S+) \(or --all\)/.exec(first.stdout)
+    expect(more).not.toBeNull()
+    const [second, all] = await Promise.all([
+      cli(['--json', 'tenants', '--limit', '1', '--cursor', more![1]!]),
+      cli(['--json', 'tenants', '--all', '--limit', '1']),
+    ])
+    expect(second.code, second.stderr).toBe(0)
+    const page = JSON.parse(second.stdout) as { tenants: Array<{ tenantId: string }>; nextCursor?: string }
+    expect(page.tenants.map((t) => t.tenantId)).toEqual([sorted[1]])
+    expect(page.nextCursor).toBeUndefined()
+    const body = JSON.parse(all.stdout) as { tenants: Array<{ tenantId: string }>; nextCursor?: string }
+    expect(body.tenants.map((t) => t.tenantId)).toEqual(sorted)
+    expect(body.nextCursor).toBeUndefined()
+  })
+
   it('lists registrations with filters, pages with --limit/--cursor and follows --all', async () => {
     const [filtered, page, all] = await Promise.all([
       cli(['registrations', '--tenant', FABRIKAM_TENANT_ID, '--app', 'ms-graph-user', '--status', 'active']),

@@ -72,32 +72,44 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     request.log = request.log.child({ operator })
   })
 
-  app.get<{ Querystring: { app?: string } }>(
+  app.get<{ Querystring: { app?: string; cursor?: string; limit?: number } }>(
     '/admin/api/tenants',
     {
       config: { logQuery: ['app'] },
       schema: {
         ...common,
-        summary: 'Every tenant with a registration: apps, counts by status, last token, last consent',
+        summary:
+          'Tenants with a registration, by tenant id, a page at a time: apps, counts by status, last token, last consent',
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { app: appSlugSchema },
+          properties: {
+            app: appSlugSchema,
+            cursor: { type: 'string', minLength: 1, maxLength: 512 },
+            limit: pageLimitSchema,
+          },
         },
         response: {
           200: {
             type: 'object',
             additionalProperties: false,
             required: ['tenants'],
-            properties: { tenants: { type: 'array', items: tenantSummarySchema } },
+            properties: {
+              tenants: { type: 'array', items: tenantSummarySchema },
+              nextCursor: { type: 'string', description: 'absent on the last page' },
+            },
           },
           ...errorResponses,
         },
       },
     },
     async (request) => {
-      const app_ = request.query.app
-      return { tenants: await summarizeTenants(app.store, app_ === undefined ? {} : { app: app_ }) }
+      const { app: appSlug, cursor, limit } = request.query
+      return summarizeTenants(app.store, {
+        ...(appSlug === undefined ? {} : { app: appSlug }),
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(limit === undefined ? {} : { limit }),
+      })
     },
   )
 

@@ -89,7 +89,7 @@ export function consolePageRoutes(
 
   const { revocation } = app.services
 
-  app.get<{ Querystring: { app?: string } }>(
+  app.get<{ Querystring: { app?: string; cursor?: string } }>(
     '/admin/tenants',
     {
       config: { ...html, logQuery: ['app'] },
@@ -98,19 +98,25 @@ export function consolePageRoutes(
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { app: optional(APP_SLUG_PATTERN) },
+          properties: { app: optional(APP_SLUG_PATTERN), cursor: { type: 'string', maxLength: 512 } },
         },
         response: { ...htmlPage, ...redirect, ...errorPages },
       },
     },
     async (request, reply) => {
       const appFilter = request.query.app || undefined
-      const tenants = await summarizeTenants(app.store, appFilter === undefined ? {} : { app: appFilter })
+      const cursor = request.query.cursor || undefined
+      const page = await summarizeTenants(app.store, {
+        ...(appFilter === undefined ? {} : { app: appFilter }),
+        ...(cursor === undefined ? {} : { cursor }),
+        limit: 50,
+      })
       return sendPage(
         reply,
         200,
         renderTenants(contextOf(request), {
-          tenants,
+          tenants: page.tenants,
+          ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
           apps: appSlugs,
           ...(appFilter === undefined ? {} : { app: appFilter }),
         }),
