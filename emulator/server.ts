@@ -1,5 +1,7 @@
 // Entra ID (v2) emulator: discovery, JWKS, authorize, admin consent, token, sign-out, a single
-// sign-on session cookie, plus `/_emulator/` test hooks. The broker only ever sees it as an authority URL such as `http://127.0.0.1:3001`.
+// sign-on session cookie, Azure Resource Manager's subscription listings, plus `/_emulator/` test
+// hooks. The broker only ever sees it as an authority (and Resource Manager) URL such as
+// `http://127.0.0.1:3001`.
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import cookie from '@fastify/cookie'
@@ -12,6 +14,7 @@ import { DEMO_CLIENTS, DEMO_TENANTS, DEMO_USERS } from './demo-data.js'
 import { EntraError, tenantNotFoundText } from './errors.js'
 import { escapeHtml, messagePage } from './html.js'
 import { createSigningKey, publicJwks } from './keys.js'
+import { registerResourceManagerRoutes } from './resource-manager.js'
 import { defaultResourceOf } from './scopes.js'
 import { clearSessionCookie, sessionCookie } from './session.js'
 import type { Fault, ResolvedTenant } from './state.js'
@@ -319,6 +322,7 @@ export async function buildEmulator(
   })
 
   registerAuthorizeRoutes(app, state)
+  registerResourceManagerRoutes(app, state)
 
   app.post('/:tenant/oauth2/v2.0/token', async (request, reply) => {
     const segment = (request.params as { tenant: string }).tenant.toLowerCase()
