@@ -50,6 +50,11 @@ async function main(): Promise<void> {
       AUTHORITY_URL_USGOV: emulatorUrl,
       AUTHORITY_URL_DOD: emulatorUrl,
       AUTHORITY_URL_CHINA: emulatorUrl,
+      // The emulator also answers Resource Manager's subscription listings for its demo tenants.
+      RESOURCE_MANAGER_URL_GLOBAL: emulatorUrl,
+      RESOURCE_MANAGER_URL_USGOV: emulatorUrl,
+      RESOURCE_MANAGER_URL_DOD: emulatorUrl,
+      RESOURCE_MANAGER_URL_CHINA: emulatorUrl,
       ...(env.REDIS_URL === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : {}),
       ...demoClientSecretEnv(appsFile),
       ...env,

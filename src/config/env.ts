@@ -2,7 +2,7 @@
 // name, so an operator fixes them all in one go instead of one per restart. Takes the environment
 // as an argument (config.ts passes process.env); the apps file is apps-file.ts's job.
 import { readFileSync } from 'node:fs'
-import { CLOUD_NAMES, CLOUDS, type CloudName } from '../clouds.js'
+import { CLOUD_NAMES, CLOUDS, type CloudName, resourceOf } from '../clouds.js'
 import { KeyRing, parseMasterKeys } from '../crypto/envelope.js'
 import { sha256Hex } from '../crypto/sha256.js'
 import { isGuid } from '../guid.js'
@@ -106,7 +106,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const cookieSecret = read.str('COOKIE_SECRET')
   if (cookieSecret === undefined) problems.push('COOKIE_SECRET: required (at least 32 random characters)')
   else if (cookieSecret.length < 32) problems.push('COOKIE_SECRET: must be at least 32 characters')
-  const authorities = readAuthorities(read, allowHttp)
+  const authorities = readCloudUrls(read, allowHttp, 'AUTHORITY_URL', (cloud) => CLOUDS[cloud].authority)
+  // Tokens are still asked for the cloud's ARM identifier; only where the call goes can change.
+  const resourceManagerUrls = readCloudUrls(read, allowHttp, 'RESOURCE_MANAGER_URL', (cloud) =>
+    resourceOf(cloud, 'management'),
+  )
   const adminRoleIds = (read.str('ADMIN_ROLE_IDS') ?? `${GLOBAL_ADMIN},${PRIVILEGED_ROLE_ADMIN}`)
     .split(',')
     .map((id) => id.trim())
@@ -142,6 +146,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     secureCookies: publicUrl.startsWith('https:'),
     apps,
     authorities,
+    resourceManagerUrls,
     adminRoleIds,
     consent: {
       flowTtlMs: 10 * 60_000,
@@ -268,13 +273,21 @@ function readKeyRing(read: EnvReader): KeyRing | undefined {
   }
 }
 
-/** Authority base URL per cloud: Microsoft's, or the AUTHORITY_URL_<CLOUD> override. */
-function readAuthorities(read: EnvReader, allowHttp: boolean): Record<CloudName, string> {
-  const authorities = {} as Record<CloudName, string>
+/**
+ * A URL per cloud: `fallback(cloud)`, or the `<prefix>_<CLOUD>` override (https; http only for
+ * loopback hosts or with UNSAFE_ALLOW_HTTP), no trailing slash.
+ */
+function readCloudUrls(
+  read: EnvReader,
+  allowHttp: boolean,
+  prefix: string,
+  fallback: (cloud: CloudName) => string,
+): Record<CloudName, string> {
+  const urls = {} as Record<CloudName, string>
   for (const cloud of CLOUD_NAMES) {
-    const name = `AUTHORITY_URL_${cloud.toUpperCase()}`
+    const name = `${prefix}_${cloud.toUpperCase()}`
     const override = read.str(name)
-    let value = CLOUDS[cloud].authority
+    let value = fallback(cloud)
     if (override !== undefined) {
       try {
         const url = new URL(override)
@@ -291,9 +304,9 @@ function readAuthorities(read: EnvReader, allowHttp: boolean): Record<CloudName,
         read.problems.push(`${name}: "${override}" is not a URL`)
       }
     }
-    authorities[cloud] = value
+    urls[cloud] = value
   }
-  return authorities
+  return urls
 }
 
 /** OPERATOR_TOKENS (plain, hashed here) and OPERATOR_TOKEN_HASHES; a secret never enters a problem. */

@@ -93,6 +93,11 @@ export interface Config {
   readonly apps: readonly AppConfig[]
   /** Authority base URL per cloud, overrides applied, no trailing slash. */
   readonly authorities: Readonly<Record<CloudName, string>>
+  /**
+   * Where the broker calls Azure Resource Manager per cloud (no trailing slash): the cloud's ARM host
+   * unless RESOURCE_MANAGER_URL_<CLOUD> overrides it.
+   */
+  readonly resourceManagerUrls: Readonly<Record<CloudName, string>>
   /** Directory role template ids allowed to grant tenant-wide consent. */
   readonly adminRoleIds: readonly string[]
   readonly consent: {

@@ -15,12 +15,14 @@ import { type AppConfig, appClouds, type Config, findApp, type ResolvedApp, reso
 import type { ConsentKind } from '../consent-kinds.js'
 import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import { IdTokenError } from '../entra/id-token.js'
+import { createResourceManager, type ResourceManager } from '../entra/resource-manager.js'
 import { type IdentityProvider, UpstreamError, type VerifiedIdToken } from '../entra/types.js'
 import { isTransientOAuthError } from '../entra/upstream-errors.js'
 import { appNotFound, type ConsentFailureReason, cloudNotOffered, statusOf } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
+import { findSubscriptions, type SubscriptionsOutcome } from './azure-subscriptions.js'
 import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import {
   createAdminRegistration,
@@ -63,6 +65,10 @@ export interface ConsentResult {
   /** True when an existing registration (and its Key) was renewed instead of a new one made. */
   reused: boolean
   userName: string
+  /** Azure apps: the subscriptions the new registration sees (listSubscriptions in the apps file). */
+  subscriptions?: SubscriptionsOutcome
+  /** Azure admin-consent apps: the app's client id, which an Azure role assignment names. */
+  clientId?: string
 }
 
 /** The callback's query parameters the flow reads; Entra's others are ignored. */
@@ -131,6 +137,8 @@ export interface ConsentFlowDependencies {
   clock: () => number
   /** Waits between consent-proof attempts; injectable for tests. */
   sleep?: (ms: number) => Promise<void>
+  /** Lists an Azure app's subscriptions after consent; default: Resource Manager per config. */
+  resourceManager?: ResourceManager
 }
 
 const HANDLE = /^([a-z0-9]+(?:-[a-z0-9]+)*)\.([A-Za-z0-9_-]{43})$/
@@ -162,6 +170,7 @@ function parseFlowHandle(handle: string | undefined): { slug: string; flowId: st
 export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   const { config, store, idp, metrics, clock } = deps
   const sleep = deps.sleep ?? ((ms: number) => sleepFor(ms))
+  const resourceManager = deps.resourceManager ?? createResourceManager(config)
   const redirectUri = `${config.publicUrl}/callback`
   const records = new ConsentFlowRecords(store, config.consent.flowTtlMs)
 
@@ -260,6 +269,8 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
     user: VerifiedIdToken | { tid: string; oid: string; preferredUsername: string },
     log: FastifyBaseLogger,
     refreshToken: string | undefined,
+    /** The token consent obtained (admin: the proof's; delegated: the code's), for listSubscriptions. */
+    consentAccessToken: string | undefined,
   ): Promise<CallbackOutcome> {
     const now = new Date(clock()).toISOString()
     const base = { app: app.slug, cloud: resolved.cloud, tenantId: user.tid, now }
@@ -291,6 +302,17 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         )
       }
     }
+    // After the registration exists, and never failing: the values below must reach their page.
+    const subscriptions = app.listSubscriptions
+      ? await findSubscriptions({
+          resourceManager,
+          cloud: resolved.cloud,
+          accessToken: consentAccessToken,
+          log,
+          app: app.slug,
+          tenantId: user.tid,
+        })
+      : undefined
     const result: ConsentResult = {
       app: app.slug,
       appName: app.displayName,
@@ -302,6 +324,8 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       key,
       reused,
       userName: user.preferredUsername,
+      ...(subscriptions === undefined ? {} : { subscriptions }),
+      ...(subscriptions !== undefined && app.consent === 'admin' ? { clientId: resolved.clientId } : {}),
     }
     const resultHandle = randomToken()
     await records.putResult(resultHandle, result)
@@ -333,7 +357,9 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   async function proveAdminConsent(
     resolved: ResolvedApp,
     tid: string,
-  ): Promise<{ ok: true } | { ok: false; error: UpstreamError | undefined; exhausted: boolean }> {
+  ): Promise<
+    { ok: true; accessToken: string } | { ok: false; error: UpstreamError | undefined; exhausted: boolean }
+  > {
     const deadline = clock() + config.consent.proofBudgetMs
     let delay = PROOF_FIRST_DELAY_MS
     let lastError: UpstreamError | undefined
@@ -341,14 +367,14 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const startedAt = performance.now()
       const remaining = Math.max(deadline - clock(), 0)
       try {
-        await idp.clientCredentials(
+        const grant = await idp.clientCredentials(
           resolved,
           tid,
           resolved.defaultScope,
           AbortSignal.timeout(Math.max(remaining, PROOF_FIRST_DELAY_MS)),
         )
         observeUpstream('client_credentials', startedAt)
-        return { ok: true }
+        return { ok: true, accessToken: grant.accessToken }
       } catch (error) {
         observeUpstream('client_credentials', startedAt, error)
         if (!(error instanceof UpstreamError)) throw error
@@ -470,7 +496,14 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
           const reason = proof.exhausted ? 'consent_not_effective' : 'idp_error'
           return fail(reason, { ...context, error: proof.error }, log)
         }
-        return complete(app, resolved, { ...user, preferredUsername: record.userName ?? '' }, log, undefined)
+        return complete(
+          app,
+          resolved,
+          { ...user, preferredUsername: record.userName ?? '' },
+          log,
+          undefined,
+          proof.accessToken,
+        )
       }
 
       // Sign-in phase: redeem the code at the authority it was issued for.
@@ -503,7 +536,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
 
       if (app.consent === 'delegated') {
         if (redeemed.refreshToken === undefined) return fail('no_refresh_token', signedIn, log)
-        return complete(app, resolved, idToken, log, redeemed.refreshToken)
+        return complete(app, resolved, idToken, log, redeemed.refreshToken, redeemed.accessToken)
       }
 
       // Admin consent: only a directory role that may grant tenant-wide consent goes on.

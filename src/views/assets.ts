@@ -20,6 +20,8 @@ p.integrations { margin: .4rem 0 .2rem; }
 form.search { margin: 1rem 0 1.5rem; }
 form.search input[type=search] { font: inherit; padding: .4rem .5rem; border-radius: .3rem; border: 1px solid var(--border); width: min(28rem, 100%); margin: .25rem .5rem .25rem 0; }
 nav.groups ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; }
+ul.resource-groups { margin: 0; padding-left: 1rem; }
+code.command { display: block; padding: .5rem .6rem; border: 1px solid var(--border); border-radius: .3rem; word-break: break-all; margin-top: .25rem; }
 section.group h2 { border-bottom: 1px solid var(--border); padding-bottom: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 .table-scroll { overflow-x: auto; }

@@ -6,6 +6,7 @@ import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../ser
 import { integrationsLine, kindBadge } from './app-list.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'
+import { subscriptionsSection } from './subscriptions.js'
 
 /** Names of the directory roles that may grant tenant-wide consent (the `wids` template ids). */
 const ROLE_NAMES: Readonly<Record<string, string>> = {
@@ -222,6 +223,7 @@ ${valueRow('ID', 'id', result.id)}
 ${valueRow('Token', 'token', result.token)}
 ${valueRow('Key', 'key', result.key)}
 </section>
+${subscriptionsSection(result)}
 <section class="card">
 <h2>Configure the integration instance</h2>
 <ol class="steps">

@@ -13,11 +13,12 @@ export function randomMasterKeys(): string {
   return `k1:${randomBytes(32).toString('base64')}`
 }
 
-/** Every cloud's authority pointed at the emulator at `url`. */
+/** Every cloud's authority and Resource Manager URL pointed at the emulator at `url`. */
 export function emulatorCloudEnv(url: string): Env {
   const env: Record<string, string> = {}
   for (const cloud of ['GLOBAL', 'USGOV', 'DOD', 'CHINA']) {
     env[`AUTHORITY_URL_${cloud}`] = url
+    env[`RESOURCE_MANAGER_URL_${cloud}`] = url
   }
   return env
 }

@@ -148,6 +148,13 @@ export function xsoarErrorMessage(body: string): string {
   return message
 }
 
+/**
+ * The body shapes integrations have sent over the years: `current` (the shared module today: all five
+ * keys), `scope-only` (the early module: no `resource`), `legacy` (integrations that built the
+ * request themselves, before the module: `app_name`, `registration_id` and `encrypted_token` only).
+ */
+export type BodyShape = 'current' | 'scope-only' | 'legacy'
+
 /** One integration instance: keeps the refresh_token the broker returns and sends it next time. */
 export class XsoarClient {
   readonly registrationId: string
@@ -173,18 +180,30 @@ export class XsoarClient {
     return encryptContent(content, this.instance.key, this.now())
   }
 
-  /** The request body, exactly as the client builds it. */
-  body(options: { scope?: string | null; resource?: string; content?: string } = {}): string {
+  /** The request body, exactly as the client (of that generation: `shape`) builds it. */
+  body(
+    options: { scope?: string | null; resource?: string; content?: string; shape?: BodyShape } = {},
+  ): string {
+    const shape = options.shape ?? 'current'
     return JSON.stringify({
       app_name: this.instance.appName,
       registration_id: this.registrationId,
       encrypted_token: this.encrypted(options.content),
-      scope: options.scope ?? null,
-      resource: options.resource ?? '',
+      ...(shape === 'legacy' ? {} : { scope: options.scope ?? null }),
+      ...(shape === 'current' ? { resource: options.resource ?? '' } : {}),
     })
   }
 
-  headers(): Record<string, string> {
+  headers(shape: BodyShape = 'current'): Record<string, string> {
+    if (shape === 'legacy') {
+      // The pre-module integrations named their headers differently.
+      return {
+        'content-type': 'application/json',
+        'x-content-version': this.instance.integrationVersion ?? '1.0.0',
+        'x-branch-name': 'master',
+        'x-content-name': this.instance.integrationName ?? 'Test Instance',
+      }
+    }
     return {
       'content-type': 'application/json',
       'x-content-version': this.instance.integrationVersion ?? '1.2.3',
@@ -196,10 +215,14 @@ export class XsoarClient {
   }
 
   /** POSTs a raw body (tests of rejections reuse the exact transport). */
-  async post(body: string, extraHeaders: Record<string, string> = {}): Promise<TokenAnswer> {
+  async post(
+    body: string,
+    extraHeaders: Record<string, string> = {},
+    shape: BodyShape = 'current',
+  ): Promise<TokenAnswer> {
     const response = await (this.instance.fetch ?? fetch)(this.tokenUrl, {
       method: 'POST',
-      headers: { ...this.headers(), ...extraHeaders },
+      headers: { ...this.headers(shape), ...extraHeaders },
       body,
     })
     const text = await response.text()
@@ -242,8 +265,10 @@ export class XsoarClient {
   }
 
   /** One token request; on success the stored refresh token is overwritten, as the client does. */
-  async getAccessToken(options: { scope?: string | null; resource?: string } = {}): Promise<TokenAnswer> {
-    const answer = await this.post(this.body(options))
+  async getAccessToken(
+    options: { scope?: string | null; resource?: string; shape?: BodyShape } = {},
+  ): Promise<TokenAnswer> {
+    const answer = await this.post(this.body(options), {}, options.shape)
     if (answer.ok) {
       if (typeof answer.expiresIn !== 'number') throw new Error('expires_in is not a JSON number')
       this.refreshToken = answer.refreshToken

@@ -142,6 +142,27 @@ describe('loadConfig in production', () => {
     ).toBe('http://127.0.0.1:4011')
   })
 
+  it('calls Resource Manager at the cloud ARM host unless RESOURCE_MANAGER_URL_<CLOUD> overrides it (https rule)', () => {
+    const config = loadConfig(productionEnv({ RESOURCE_MANAGER_URL_CHINA: 'http://127.0.0.1:4012/' }))
+    expect(config.resourceManagerUrls).toEqual({
+      global: 'https://management.azure.com',
+      usgov: 'https://management.usgovcloudapi.net',
+      dod: 'https://management.usgovcloudapi.net',
+      china: 'http://127.0.0.1:4012',
+    })
+    expect(
+      problemsOf(
+        productionEnv({
+          RESOURCE_MANAGER_URL_GLOBAL: 'http://arm.internal',
+          RESOURCE_MANAGER_URL_DOD: 'nope',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^RESOURCE_MANAGER_URL_GLOBAL: must be https/),
+      'RESOURCE_MANAGER_URL_DOD: "nope" is not a URL',
+    ])
+  })
+
   it('checks every template against each cloud the app is offered in, and listSubscriptions against the ARM token', () => {
     const secret = { clientId: '0b1e6a52-7c3d-4f8e-9a10-000000000001', clientSecretEnv: 'S' }
     const { options, env } = appsFile([

@@ -84,6 +84,66 @@ describe('consent pages', () => {
     expectNoActiveContent(page)
   })
 
+  it('result page of an Azure app: its subscriptions, the "no role yet" steps, or why none could be listed', () => {
+    const azure: ConsentResult = {
+      ...result,
+      kind: 'admin',
+      clientId: '0b1e6a52-7c3d-4f8e-9a10-000000000011',
+    }
+    const listed = renderResultPage({
+      ...azure,
+      subscriptions: {
+        kind: 'listed',
+        more: true,
+        subscriptions: [
+          {
+            subscriptionId: '5b1f7c2e-3a4d-4e6f-8a9b-0c1d2e3f4a01',
+            displayName: `Prod ${XSS}`,
+            state: 'Enabled',
+            resourceGroups: ['rg-a', `<b>rg</b>`],
+            moreResourceGroups: false,
+          },
+          {
+            subscriptionId: '5b1f7c2e-3a4d-4e6f-8a9b-0c1d2e3f4a02',
+            displayName: 'Dev',
+            state: 'Warned',
+            resourceGroups: undefined,
+            moreResourceGroups: false,
+          },
+        ],
+      },
+    })
+    expectNoActiveContent(listed)
+    expect(listed).toContain('<code data-subscription-id="5b1f7c2e-3a4d-4e6f-8a9b-0c1d2e3f4a01">')
+    expect(listed).toContain('<code>&lt;b&gt;rg&lt;/b&gt;</code>')
+    expect(listed).toContain('could not be listed')
+    expect(listed).toContain('More subscriptions exist than are listed here.')
+    expect(listed).toContain('<code data-field="key">ab+/cd==</code>')
+
+    const none = renderResultPage({
+      ...azure,
+      subscriptions: { kind: 'listed', more: false, subscriptions: [] },
+    })
+    expect(none).toContain('<h2>No Azure role yet</h2>')
+    expect(none).toContain(
+      'az role assignment create --assignee 0b1e6a52-7c3d-4f8e-9a10-000000000011 --role Reader',
+    )
+    const noneDelegated = renderResultPage({
+      ...result,
+      subscriptions: { kind: 'listed', more: false, subscriptions: [] },
+    })
+    expect(noneDelegated).toContain(
+      'your account <strong>&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</strong>',
+    )
+    expect(noneDelegated).not.toContain('az role assignment')
+
+    const failed = renderResultPage({ ...azure, subscriptions: { kind: 'failed', reason: 'timeout' } })
+    expect(failed).toContain('did not answer in time')
+    expect(failed).toContain('The ID, Token and Key above are valid all the same.')
+    expect(failed).toContain('<code data-field="key">ab+/cd==</code>')
+    expect(renderResultPage(result)).not.toContain('id="subscriptions"')
+  })
+
   it('result page: the three values in data-field elements with copy buttons, escaped', () => {
     const page = renderResultPage(result)
     expectNoActiveContent(page)
