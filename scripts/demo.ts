@@ -5,11 +5,14 @@
 // for them.
 //
 //   PORT, EMULATOR_PORT   listen ports (default 3000, 3001)
-//   REDIS_URL             use Redis instead of the in-memory store
+//   REDIS_URL             use Redis instead of the in-memory store: registrations survive a restart
+//                         (the demo's master key is fixed)
+//   OPERATOR_TOKENS       operator tokens for /admin; unset, the demo makes one per start and prints
+//                         it on a line of its own: `Operator token: <token>`
 //   EMULATOR_URL          use an emulator that is already running (start none): several brokers
 //                         can share one emulator and one Redis
 //   any other broker variable (LOG_LEVEL, PUBLIC_URL, METRICS_PORT …) passes through
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { DEMO_USERS } from '../emulator/demo-data.js'
 import { demoClientSecretEnv } from '../emulator/demo-secrets.js'
@@ -22,6 +25,19 @@ import { createLogger } from '../src/logger.js'
 // It is public: never use it (or the demo at all) for real tenants.
 const demoKey = (label: string) => createHash('sha256').update(`consent-broker demo ${label}`).digest()
 
+/** A listen error turned into the variable to change (no stack): EADDRINUSE / EACCES on a port. */
+function portProblem(error: unknown, variable: string, port: number): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  if (code === 'EADDRINUSE') {
+    return `port ${port} is already in use: set ${variable} to a free port, e.g. ${variable}=${port + 100} npm run demo`
+  }
+  if (code === 'EACCES')
+    return `port ${port} may not be opened by this user: set ${variable} to a port above 1023`
+  return undefined
+}
+
+class DemoStartError extends Error {}
+
 async function main(): Promise<void> {
   const env = process.env
   const port = Number(env.PORT ?? 3000)
@@ -31,10 +47,19 @@ async function main(): Promise<void> {
   let emulatorUrl = env.EMULATOR_URL?.replace(/\/+$/, '')
   let stopEmulator: (() => Promise<void>) | undefined
   if (emulatorUrl === undefined) {
-    const emulator = await startEmulator({ host: '127.0.0.1', port: emulatorPort })
+    const emulator = await startEmulator({ host: '127.0.0.1', port: emulatorPort }).catch(
+      (error: unknown) => {
+        const problem = portProblem(error, 'EMULATOR_PORT', emulatorPort)
+        throw problem === undefined ? error : new DemoStartError(problem)
+      },
+    )
     emulatorUrl = emulator.url
     stopEmulator = emulator.close
   }
+
+  // Operator access: the operator's own tokens when given, else one made for this start only.
+  const operatorConfigured = env.OPERATOR_TOKENS !== undefined || env.OPERATOR_TOKEN_HASHES !== undefined
+  const operatorToken = operatorConfigured ? undefined : randomBytes(24).toString('base64url')
 
   const appsFile = fileURLToPath(new URL('../config/apps.demo.json', import.meta.url))
   let config: ReturnType<typeof loadConfig>
@@ -56,34 +81,53 @@ async function main(): Promise<void> {
       RESOURCE_MANAGER_URL_DOD: emulatorUrl,
       RESOURCE_MANAGER_URL_CHINA: emulatorUrl,
       ...(env.REDIS_URL === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : {}),
+      ...(operatorToken === undefined ? {} : { OPERATOR_TOKENS: `demo:${operatorToken}` }),
       ...demoClientSecretEnv(appsFile),
       ...env,
     })
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message)
-      process.exit(1)
-    }
+    await stopEmulator?.()
+    if (error instanceof ConfigError) throw new DemoStartError(error.message)
     throw error
   }
 
   // The production wiring (src/broker.ts): Redis errors counted, METRICS_PORT honoured.
   const broker = await createBroker(config, createLogger(config.logLevel))
-  await broker.listen()
+  try {
+    await broker.listen()
+  } catch (error) {
+    await broker.close().catch(() => undefined)
+    await stopEmulator?.()
+    const port = (error as { port?: unknown } | null)?.port
+    const problem =
+      port === config.metricsPort
+        ? portProblem(error, 'METRICS_PORT', config.metricsPort ?? 0)
+        : portProblem(error, 'PORT', config.port)
+    throw problem === undefined ? error : new DemoStartError(problem)
+  }
 
   const line = '─'.repeat(72)
   console.log(`\n${line}`)
   console.log(' consent-broker demo')
   console.log(line)
-  console.log(` Apps page:        ${config.publicUrl}/`)
-  console.log(` Entra emulator:   ${emulatorUrl}${stopEmulator ? '' : ' (shared, started elsewhere)'}`)
+  console.log(
+    ` Consent pages:       ${config.publicUrl}/  (one page per app, e.g. ${config.publicUrl}/ms-graph-mail)`,
+  )
+  console.log(
+    ` Tenant self-service: ${config.publicUrl}/{app}/manage  (e.g. ${config.publicUrl}/ms-graph-mail/manage)`,
+  )
+  console.log(` Operator console:    ${config.publicUrl}/admin  (API ${config.publicUrl}/admin/api)`)
+  console.log(` Entra emulator:      ${emulatorUrl}${stopEmulator ? '' : ' (shared, started elsewhere)'}`)
   if (config.redis === undefined) {
-    console.log(' Store:            IN-MEMORY (demo only: registrations vanish when this process stops)')
+    console.log(' Store:               IN-MEMORY (registrations vanish when this process stops;')
+    console.log('                      set REDIS_URL=redis://127.0.0.1:6379 to keep them across restarts)')
   } else {
-    console.log(` Store:            Redis ${env.REDIS_URL}`)
+    console.log(
+      ` Store:               Redis ${redactedUrl(env.REDIS_URL ?? '')} (registrations kept across restarts)`,
+    )
   }
   if (config.metricsPort !== undefined) {
-    console.log(` Metrics:          http://${config.host}:${config.metricsPort}/metrics (no token)`)
+    console.log(` Metrics:             http://${config.host}:${config.metricsPort}/metrics (no token)`)
   }
   console.log('\n Sign in at the emulator as (no password):')
   for (const user of DEMO_USERS) {
@@ -92,21 +136,48 @@ async function main(): Promise<void> {
     )
   }
   console.log(`\n Try: open ${config.publicUrl}/ms-graph-mail and click "Start Authorization Process".`)
-  console.log(`${line}\n`)
+  console.log('\n Operators sign in at /admin, call /admin/api and run the CLI with this token:')
+  console.log(`${line}`)
+  // On a line of its own, exactly this shape, so scripts and tests can read it.
+  if (operatorToken === undefined) {
+    console.log(
+      'Operator tokens: the ones in OPERATOR_TOKENS / OPERATOR_TOKEN_HASHES (none made for this start)',
+    )
+  } else {
+    console.log(`Operator token: ${operatorToken}`)
+  }
+  console.log(`${line}`)
+  console.log(' Stop with Ctrl-C (or SIGTERM): the broker and the emulator stop and free their ports.\n')
 
   let stopping = false
   const stop = async () => {
     if (stopping) return
     stopping = true
-    await broker.close()
-    await stopEmulator?.()
+    // A browser's keep-alive connection must not hold the ports: both servers close them.
+    await Promise.allSettled([broker.close(), stopEmulator?.()])
     process.exit(0)
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+  process.once('SIGHUP', stop)
+}
+
+/** The Redis URL without its password, for the banner. */
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparsable REDIS_URL)'
+  }
 }
 
 main().catch((error: unknown) => {
-  console.error('demo failed to start:', error)
+  if (error instanceof DemoStartError) {
+    console.error(`demo failed to start: ${error.message}`)
+  } else {
+    console.error('demo failed to start:', error)
+  }
   process.exit(1)
 })
