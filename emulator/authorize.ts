@@ -1,10 +1,12 @@
-// Interactive endpoints: /authorize, /adminconsent, the sign-in form and the consent form.
+// Interactive endpoints: /authorize, /adminconsent, the device code verification page
+// (/devicelogin), the sign-in form and the consent form.
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { singleTenantRefusal, unconfiguredPermissions } from './apps.js'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { ADMIN_CONSENT_ROLES } from './demo-data.js'
 import { aadsts, missingParameterText, tenantNotFoundText } from './errors.js'
-import { consentPage, errorPage, formPostPage, signInPage } from './html.js'
+import { consentPage, deviceCodePage, errorPage, formPostPage, messagePage, signInPage } from './html.js'
 import { consentKeys, describeScopes, parseScopes, resourcesOf, splitScopeParam } from './scopes.js'
 import { clearSessionCookie, sessionCookie, setSessionCookie } from './session.js'
 import type { EmulatorState, PendingFlow, ResolvedTenant, ResponseMode } from './state.js'
@@ -112,6 +114,8 @@ function resolveTarget(
       ),
     }
   }
+  const refusal = singleTenantRefusal(tenant, client)
+  if (refusal) return { error: aadsts(refusal.code, refusal.text) }
   const redirectUri = param(query, 'redirect_uri') ?? client.redirectUris[0]
   if (!redirectUri) return { error: missingParameter('redirect_uri') }
   if (!redirectUriAllowed(client, redirectUri)) {
@@ -133,6 +137,16 @@ function isAdmin(user: EmulatorUser): boolean {
 function fitsTenant(tenant: ResolvedTenant, user: EmulatorUser): boolean {
   return tenant.kind === 'tenant' ? tenant.tenant.tid === user.tid : tenant.keyword !== 'consumers'
 }
+
+const flowExpired = (reply: FastifyReply) =>
+  showError(
+    reply,
+    400,
+    aadsts(
+      50089,
+      'Authentication failed due to flow token expired. Start the sign-in again from the application.',
+    ),
+  )
 
 export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorState): void {
   /** The sign-in form; `prefill` (default: the flow's login_hint) goes into the username field. */
@@ -185,6 +199,12 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
 
   const finishWithError = (reply: FastifyReply, flow: PendingFlow, error: string, description: string) => {
     state.pending.delete(flow.id)
+    if (flow.kind === 'device') {
+      // Nothing to redirect to: the device learns it from its next poll.
+      const record = flow.deviceCode === undefined ? undefined : state.deviceCodes.get(flow.deviceCode)
+      if (record?.status === 'pending') record.status = 'declined'
+      return showError(reply, 400, description)
+    }
     return sendToClient(
       reply,
       flow,
@@ -194,6 +214,19 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
 
   const issueCode = (reply: FastifyReply, flow: PendingFlow, user: EmulatorUser) => {
     state.pending.delete(flow.id)
+    if (flow.kind === 'device') {
+      const record = flow.deviceCode === undefined ? undefined : state.deviceCodes.get(flow.deviceCode)
+      if (!record || record.status !== 'pending' || record.expiresAt <= state.now()) return flowExpired(reply)
+      record.status = 'approved'
+      record.oid = user.oid
+      return html(
+        reply,
+        messagePage(
+          `${flow.client.name}`,
+          `You have signed in to the ${flow.client.name} application on your device. You may now close this window.`,
+        ),
+      )
+    }
     const code = state.issueCode({
       clientId: flow.client.clientId,
       redirectUri: flow.redirectUri,
@@ -238,6 +271,18 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
       )
     }
     flow.user = user
+    const unconfigured = unconfiguredPermissions(flow.client, parseScopes(flow.scopes, flow.client))
+    if (unconfigured.length > 0) {
+      return finishWithError(
+        reply,
+        flow,
+        'consent_required',
+        aadsts(
+          65001,
+          `The user or administrator has not consented to use the application with ID '${flow.client.clientId}' named '${flow.client.name}' for ${unconfigured.join(' ')}: these permissions are not configured on the app registration.`,
+        ),
+      )
+    }
     const tenantWide = flow.kind === 'adminconsent' || flow.prompt === 'admin_consent'
     if (tenantWide) {
       if (!isAdmin(user)) {
@@ -319,16 +364,6 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     }
     return flow
   }
-
-  const flowExpired = (reply: FastifyReply) =>
-    showError(
-      reply,
-      400,
-      aadsts(
-        50089,
-        'Authentication failed due to flow token expired. Start the sign-in again from the application.',
-      ),
-    )
 
   app.get('/:tenant/oauth2/v2.0/authorize', async (request, reply) => {
     const q = request.query
@@ -460,6 +495,41 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
       domainHint: param(q, 'domain_hint'),
     })
     return startFlow(reply, flow, prompt, user)
+  })
+
+  // The device code flow's verification page: the user enters the code the device shows, then
+  // signs in and consents as usual; the device's next poll gets the tokens.
+  app.get('/devicelogin', async (_request, reply) => html(reply, deviceCodePage(undefined)))
+
+  app.post('/devicelogin', async (request, reply) => {
+    const entered = param(request.body, 'user_code')?.trim() ?? ''
+    const record = entered === '' ? undefined : state.pendingDeviceCode(entered)
+    if (!record) {
+      return html(
+        reply.code(400),
+        deviceCodePage(
+          aadsts(70000, "That code didn't work. Check the code and try again: it may have expired."),
+        ),
+      )
+    }
+    const client = state.findClient(record.clientId)
+    if (!client) return flowExpired(reply)
+    const flow = state.createFlow({
+      kind: 'device',
+      tenant: record.tenant,
+      client,
+      redirectUri: '',
+      responseMode: 'query',
+      scopes: record.scopes,
+      state: undefined,
+      nonce: undefined,
+      codeChallenge: undefined,
+      prompt: 'select_account',
+      loginHint: undefined,
+      domainHint: undefined,
+      deviceCode: record.deviceCode,
+    })
+    return startFlow(reply, flow, 'select_account', signedInUser(request, reply, record.tenant, undefined))
   })
 
   app.post('/:tenant/login', async (request, reply) => {

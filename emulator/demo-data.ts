@@ -44,6 +44,7 @@ export interface EmulatorPermissions {
 
 export interface EmulatorClient {
   readonly clientId: string
+  /** The client secret; '' when the app has none (a public client registered without one). */
   readonly clientSecret: string
   readonly name: string
   /** The national cloud the app is registered in: which resources it can get tokens for. */
@@ -57,6 +58,18 @@ export interface EmulatorClient {
   /** Resource that bare scopes (`User.Read`) and OIDC-only requests resolve to. */
   readonly defaultResource?: string
   readonly permissions?: readonly EmulatorPermissions[]
+  /**
+   * Single-tenant apps (registered at run time): the one tenant the app lives in. Any other tenant
+   * path answers AADSTS700016, a tenant keyword AADSTS50194. Absent: multi-tenant.
+   */
+  readonly homeTenant?: string
+  /** "Allow public client flows": token requests without a client secret (device code, refresh). */
+  readonly allowPublicClient?: boolean
+  /**
+   * Only the configured permissions can be consented to or granted (AADSTS65001 otherwise), as for
+   * a customer's own app; the demo clients accept dynamic scopes.
+   */
+  readonly strictPermissions?: boolean
 }
 
 export const CONTOSO_TENANT_ID = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'

@@ -134,3 +134,18 @@ ${inputs}
 export function messagePage(title: string, text: string): string {
   return page(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(text)}</p>`)
 }
+
+/** The device code verification page: one field, `user_code`. */
+export function deviceCodePage(error: string | undefined): string {
+  const shown = error ? `<p id="error" class="error" role="alert">${escapeHtml(error)}</p>\n` : ''
+  return page(
+    'Enter code',
+    `<h1>Enter code</h1>
+<p>Enter the code displayed on your app or device.</p>
+${shown}<form method="post" action="/devicelogin">
+<label for="user_code">Code</label>
+<input type="text" id="user_code" name="user_code" autocomplete="off" autofocus>
+<button type="submit">Next</button>
+</form>`,
+  )
+}

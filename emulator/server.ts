@@ -1,5 +1,5 @@
-// Entra ID (v2) emulator: discovery, JWKS, authorize, admin consent, token, sign-out, a single
-// sign-on session cookie, Azure Resource Manager's subscription listings, plus `/_emulator/` test
+// Entra ID (v2) emulator: discovery, JWKS, authorize, admin consent, token, device authorization,
+// sign-out, a single sign-on session cookie, single-tenant app registrations made at run time, Azure Resource Manager's subscription listings, plus `/_emulator/` test
 // hooks. The broker only ever sees it as an authority (and Resource Manager) URL such as
 // `http://127.0.0.1:3001`.
 import type { AddressInfo } from 'node:net'
@@ -8,19 +8,20 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
+import { newSingleTenantApp, parseAppRegistration, singleTenantRefusal } from './apps.js'
 import { param, redirectUriAllowed, registerAuthorizeRoutes } from './authorize.js'
 import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
 import { DEMO_CLIENTS, DEMO_TENANTS, DEMO_USERS } from './demo-data.js'
-import { EntraError, tenantNotFoundText } from './errors.js'
+import { EntraError, missingParameterText, tenantNotFoundText } from './errors.js'
 import { escapeHtml, messagePage } from './html.js'
 import { createSigningKey, publicJwks } from './keys.js'
 import { registerResourceManagerRoutes } from './resource-manager.js'
-import { defaultResourceOf } from './scopes.js'
+import { defaultResourceOf, splitScopeParam } from './scopes.js'
 import { clearSessionCookie, sessionCookie } from './session.js'
 import type { Fault, ResolvedTenant } from './state.js'
 import { CONSUMERS_TENANT_ID, DEFAULT_ACCESS_TOKEN_LIFETIME_SEC, EmulatorState } from './state.js'
 import type { TokenBody } from './tokens.js'
-import { handleTokenRequest, requestedClientId } from './tokens.js'
+import { appNotFound, DEVICE_CODE_GRANT, handleTokenRequest, requestedClientId } from './tokens.js'
 
 export type { EmulatorStats, Fault } from './state.js'
 export { EmulatorState } from './state.js'
@@ -38,6 +39,8 @@ export interface EmulatorOptions {
   tenants?: readonly EmulatorTenant[]
   /** Redirect URIs registered on every demo client, e.g. `http://broker:3000/callback`. */
   redirectUris?: readonly string[]
+  /** Polling interval the device authorization endpoint announces (default 5 s, as Entra). */
+  deviceCodeIntervalSec?: number
   /** Clock in milliseconds (default `Date.now`). */
   now?: () => number
   /** Fastify request logging (default off). */
@@ -240,7 +243,7 @@ function discoveryDocument(state: EmulatorState, tenant: ResolvedTenant) {
       'email',
     ],
     code_challenge_methods_supported: ['S256'],
-    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT],
     tenant_region_scope: tenant.kind === 'tenant' ? tenant.tenant.region : null,
     cloud_instance_name: 'entra-emulator.local',
     msgraph_host: 'graph.microsoft.com',
@@ -280,6 +283,9 @@ export async function buildEmulator(
     clients: withClients(options),
     keys: [await createSigningKey()],
     accessTokenLifetimeSec: options.accessTokenLifetimeSec ?? DEFAULT_ACCESS_TOKEN_LIFETIME_SEC,
+    ...(options.deviceCodeIntervalSec === undefined
+      ? {}
+      : { deviceCodeIntervalSec: options.deviceCodeIntervalSec }),
     now: options.now ?? Date.now,
   })
   const app = Fastify({ logger: options.logger ?? false })
@@ -352,20 +358,40 @@ export async function buildEmulator(
     }
   })
 
+  // Device authorization (RFC 8628): the device shows the user code and polls the token endpoint.
   app.post('/:tenant/oauth2/v2.0/devicecode', async (request, reply) => {
     const tenant = tenantOrError(request, reply)
     if (!tenant) return reply
-    return sendEntraError(
-      request,
-      reply,
-      state,
-      new EntraError(
-        'invalid_request',
-        90100,
-        400,
-        'The Entra ID emulator does not implement the device code flow.',
-      ),
-    )
+    const body = formFields(request)
+    const fail = (err: EntraError) => sendEntraError(request, reply, state, err)
+    if (!body.client_id)
+      return fail(new EntraError('invalid_request', 900144, 400, missingParameterText('client_id')))
+    const client = state.findClient(body.client_id)
+    if (!client) return fail(appNotFound(tenant, body.client_id))
+    const refusal = singleTenantRefusal(tenant, client)
+    if (refusal) {
+      return fail(
+        refusal.code === 700016
+          ? appNotFound(tenant, client.clientId)
+          : new EntraError('invalid_request', refusal.code, 400, refusal.text),
+      )
+    }
+    const scopes = splitScopeParam(body.scope)
+    if (scopes.length === 0)
+      return fail(new EntraError('invalid_request', 900144, 400, missingParameterText('scope')))
+    const record = state.issueDeviceCode({ clientId: client.clientId, tenant, scopes })
+    const verificationUri = `${state.baseUrl}/devicelogin`
+    return reply
+      .headers(NO_STORE)
+      .type('application/json; charset=utf-8')
+      .send({
+        user_code: record.userCode,
+        device_code: record.deviceCode,
+        verification_uri: verificationUri,
+        expires_in: Math.round((record.expiresAt - state.now()) / 1000),
+        interval: record.intervalSec,
+        message: `To sign in, use a web browser to open the page ${verificationUri} and enter the code ${record.userCode} to authenticate.`,
+      })
   })
 
   // Sign-out ends the browser's single sign-on session, whatever the redirect.
@@ -435,6 +461,21 @@ function registerHooks(app: FastifyInstance, state: EmulatorState): void {
     if (tenant?.kind !== 'tenant') return notFound(reply, 'tenant')
     state.revokeTenant(tenant.tenant.tid)
     return { ok: true, tenant: tenant.tenant.tid }
+  })
+
+  // A customer registers their own single-tenant app: answers its client id, and a secret unless
+  // it is a public client.
+  app.post('/_emulator/tenants/:tid/apps', async (request, reply) => {
+    const tenant = state.resolveTenant((request.params as { tid: string }).tid)
+    if (tenant?.kind !== 'tenant') return notFound(reply, 'tenant')
+    const parsed = parseAppRegistration(request.body)
+    if ('error' in parsed) return reply.code(400).send({ error: parsed.error })
+    const client = newSingleTenantApp(tenant.tenant.tid, parsed)
+    state.registerClient(client)
+    return reply.code(201).send({
+      clientId: client.clientId,
+      ...(client.clientSecret === '' ? {} : { clientSecret: client.clientSecret }),
+    })
   })
 
   app.post('/_emulator/tenants/:tid/admin-consent', async (request, reply) => {

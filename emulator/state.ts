@@ -12,6 +12,10 @@ export const FLOW_LIFETIME_MS = 15 * 60 * 1000
 export const REFRESH_TOKEN_INACTIVITY_MS = 90 * 24 * 3600 * 1000
 /** Lifetime of a single sign-on session, counted from the sign-in (emulator clock). */
 export const SESSION_LIFETIME_MS = 60 * 60 * 1000
+/** Device codes live 15 minutes, as Entra's do. */
+export const DEVICE_CODE_LIFETIME_MS = 15 * 60 * 1000
+/** Entra's polling interval for the device code grant, in seconds. */
+export const DEFAULT_DEVICE_CODE_INTERVAL_SEC = 5
 
 export const TENANT_KEYWORDS = ['common', 'organizations', 'consumers'] as const
 export type TenantKeyword = (typeof TENANT_KEYWORDS)[number]
@@ -36,7 +40,8 @@ export type ResponseMode = 'query' | 'fragment' | 'form_post'
 
 export interface PendingFlow {
   readonly id: string
-  readonly kind: 'authorize' | 'adminconsent'
+  /** `device`: the sign-in and consent after a user code was entered on the verification page. */
+  readonly kind: 'authorize' | 'adminconsent' | 'device'
   readonly tenant: ResolvedTenant
   readonly client: EmulatorClient
   readonly redirectUri: string
@@ -50,6 +55,23 @@ export interface PendingFlow {
   readonly domainHint: string | undefined
   readonly expiresAt: number
   user?: EmulatorUser
+  /** `device` flows: the device code the sign-in approves. */
+  readonly deviceCode?: string
+}
+
+/** A device authorization: pending until the user signs in on the verification page. */
+export interface DeviceCodeRecord {
+  readonly deviceCode: string
+  readonly userCode: string
+  readonly clientId: string
+  readonly tenant: ResolvedTenant
+  readonly scopes: readonly string[]
+  readonly expiresAt: number
+  readonly intervalSec: number
+  /** When the client last polled (slow_down below the interval). */
+  lastPollAt: number | undefined
+  status: 'pending' | 'approved' | 'declined' | 'redeemed'
+  oid?: string
 }
 
 /** A browser's single sign-on session: the session cookie names it, the record names the user. */
@@ -120,6 +142,7 @@ export interface EmulatorStateOptions {
   clients: readonly EmulatorClient[]
   keys: readonly SigningKey[]
   accessTokenLifetimeSec: number
+  deviceCodeIntervalSec?: number
   now: () => number
 }
 
@@ -128,7 +151,8 @@ export class EmulatorState {
   baseUrl: string
   readonly tenants: ReadonlyMap<string, EmulatorTenant>
   readonly users: ReadonlyMap<string, EmulatorUser>
-  readonly clients: ReadonlyMap<string, EmulatorClient>
+  /** The demo clients plus the single-tenant apps registered at run time. */
+  readonly clients: Map<string, EmulatorClient>
   /** Signing keys; the first one signs, all are published. */
   keys: SigningKey[]
   readonly pending = new Map<string, PendingFlow>()
@@ -140,6 +164,10 @@ export class EmulatorState {
   readonly userGrants = new Map<string, Set<string>>()
   /** `${tid}|${clientId}` → admin-consented scopes (as requested). */
   readonly adminConsents = new Map<string, Set<string>>()
+  /** Device code → device authorization; `userCodes` maps the user code to the device code. */
+  readonly deviceCodes = new Map<string, DeviceCodeRecord>()
+  readonly userCodes = new Map<string, string>()
+  deviceCodeIntervalSec: number
   faults: Fault[] = []
   stats: EmulatorStats = emptyStats()
   accessTokenLifetimeSec: number
@@ -159,6 +187,7 @@ export class EmulatorState {
     this.defaultLifetimeSec = options.accessTokenLifetimeSec
     this.accessTokenLifetimeSec = options.accessTokenLifetimeSec
     this.clock = options.now
+    this.deviceCodeIntervalSec = options.deviceCodeIntervalSec ?? DEFAULT_DEVICE_CODE_INTERVAL_SEC
   }
 
   /** Emulator time in milliseconds (real clock plus the offset set through `/_emulator/clock`). */
@@ -174,6 +203,8 @@ export class EmulatorState {
     this.refreshTokens.clear()
     this.userGrants.clear()
     this.adminConsents.clear()
+    this.deviceCodes.clear()
+    this.userCodes.clear()
     this.faults = []
     this.stats = emptyStats()
     this.accessTokenLifetimeSec = this.defaultLifetimeSec
@@ -202,6 +233,41 @@ export class EmulatorState {
 
   findClient(clientId: string): EmulatorClient | undefined {
     return this.clients.get(clientId.toLowerCase())
+  }
+
+  /** Adds an app registration (the directory keeps it across `reset()`, like the demo clients). */
+  registerClient(client: EmulatorClient): void {
+    this.clients.set(client.clientId.toLowerCase(), client)
+  }
+
+  /** Starts a device authorization; the user code is 9 letters, unambiguous, as Entra's are. */
+  issueDeviceCode(record: Pick<DeviceCodeRecord, 'clientId' | 'tenant' | 'scopes'>): DeviceCodeRecord {
+    this.sweep()
+    const letters = 'BCDFGHJKLMNPQRSTVWXZ'
+    let userCode = ''
+    do {
+      userCode = [...randomBytes(9)].map((b) => letters[b % letters.length]).join('')
+    } while (this.userCodes.has(userCode))
+    const created: DeviceCodeRecord = {
+      ...record,
+      deviceCode: opaqueToken('DAQABAAEAAAD', 48),
+      userCode,
+      expiresAt: this.now() + DEVICE_CODE_LIFETIME_MS,
+      intervalSec: this.deviceCodeIntervalSec,
+      lastPollAt: undefined,
+      status: 'pending',
+    }
+    this.deviceCodes.set(created.deviceCode, created)
+    this.userCodes.set(userCode, created.deviceCode)
+    return created
+  }
+
+  /** The live, still pending device authorization a user code names (case and spaces ignored). */
+  pendingDeviceCode(userCode: string): DeviceCodeRecord | undefined {
+    const deviceCode = this.userCodes.get(userCode.replace(/[\s-]/g, '').toUpperCase())
+    const record = deviceCode === undefined ? undefined : this.deviceCodes.get(deviceCode)
+    if (!record || record.status !== 'pending' || record.expiresAt <= this.now()) return undefined
+    return record
   }
 
   issuer(tid: string): string {
@@ -356,6 +422,12 @@ export class EmulatorState {
     for (const [id, flow] of this.pending) if (flow.expiresAt < now) this.pending.delete(id)
     for (const [id, session] of this.sessions) if (session.expiresAt <= now) this.sessions.delete(id)
     for (const [code, rec] of this.codes) if (rec.expiresAt + CODE_LIFETIME_MS < now) this.codes.delete(code)
+    for (const [code, rec] of this.deviceCodes) {
+      if (rec.expiresAt + DEVICE_CODE_LIFETIME_MS < now) {
+        this.deviceCodes.delete(code)
+        this.userCodes.delete(rec.userCode)
+      }
+    }
   }
 }
 

@@ -1,6 +1,8 @@
-// Token endpoint: client authentication and the authorization_code, refresh_token and
-// client_credentials grants, minting RS256 ID and access tokens.
+// Token endpoint: client authentication (a secret, or none for a public client) and the
+// authorization_code, refresh_token, client_credentials and device_code grants, minting RS256 ID
+// and access tokens.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import { singleTenantRefusal, unconfiguredPermissions } from './apps.js'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { EntraError, missingParameterText } from './errors.js'
 import { signJwt } from './keys.js'
@@ -106,6 +108,12 @@ function authenticateClient(req: TokenRequest): EmulatorClient {
   if (!clientId) throw missing('client_id')
   const client = state.findClient(clientId)
   if (!client) throw appNotFound(tenant, clientId)
+  const refusal = singleTenantRefusal(tenant, client)
+  if (refusal) {
+    throw refusal.code === 700016
+      ? appNotFound(tenant, client.clientId)
+      : new EntraError('invalid_request', refusal.code, 400, refusal.text)
+  }
   if (body.client_assertion !== undefined) {
     throw new EntraError(
       'invalid_client',
@@ -115,8 +123,12 @@ function authenticateClient(req: TokenRequest): EmulatorClient {
     )
   }
   const secret = basic?.secret ?? body.client_secret
-  if (!secret) throw new EntraError('invalid_client', 7000218, 401)
-  if (!safeEqual(secret, client.clientSecret)) {
+  if (!secret) {
+    // A public client ("Allow public client flows") redeems user grants without a secret.
+    if (client.allowPublicClient && body.grant_type !== 'client_credentials') return client
+    throw new EntraError('invalid_client', 7000218, 401)
+  }
+  if (client.clientSecret === '' || !safeEqual(secret, client.clientSecret)) {
     throw new EntraError(
       'invalid_client',
       7000215,
@@ -138,6 +150,8 @@ export async function handleTokenRequest(req: TokenRequest): Promise<Record<stri
       return refreshTokenGrant(req, client)
     case 'client_credentials':
       return clientCredentialsGrant(req, client)
+    case DEVICE_CODE_GRANT:
+      return deviceCodeGrant(req, client)
     default:
       throw new EntraError(
         'unsupported_grant_type',
@@ -146,6 +160,71 @@ export async function handleTokenRequest(req: TokenRequest): Promise<Record<stri
         `The app requested an unsupported grant type '${grantType}'.`,
       )
   }
+}
+
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code'
+
+/** RFC 8628 polling: pending, slow_down, declined, expired, then the user's tokens once. */
+async function deviceCodeGrant(req: TokenRequest, client: EmulatorClient) {
+  const { state, tenant, body } = req
+  const deviceCode = body.device_code ?? body.code
+  if (!deviceCode) throw missing('device_code')
+  const rec = state.deviceCodes.get(deviceCode)
+  if (!rec || rec.clientId.toLowerCase() !== client.clientId.toLowerCase()) {
+    throw new EntraError(
+      'bad_verification_code',
+      70000,
+      400,
+      'The provided value for the input parameter device_code is not valid.',
+    )
+  }
+  if (rec.tenant.segment !== tenant.segment) throw new EntraError('invalid_grant', 700005)
+  const now = state.now()
+  if (rec.status === 'redeemed') throw new EntraError('invalid_grant', 54005)
+  if (now >= rec.expiresAt) {
+    throw new EntraError('expired_token', 70020, 400, 'The provided device code has expired.')
+  }
+  if (rec.status === 'declined') {
+    throw new EntraError(
+      'authorization_declined',
+      70019,
+      400,
+      'The end user denied the authorization request.',
+    )
+  }
+  const last = rec.lastPollAt
+  rec.lastPollAt = now
+  if (rec.status === 'pending') {
+    if (last !== undefined && now - last < rec.intervalSec * 1000) {
+      throw new EntraError('slow_down', 70016, 400, 'The client is polling too fast: wait the interval.')
+    }
+    throw new EntraError(
+      'authorization_pending',
+      70016,
+      400,
+      'OAuth 2.0 device flow error. Authorization is pending. Continue polling.',
+    )
+  }
+  const user = rec.oid === undefined ? undefined : state.findUserByOid(rec.oid)
+  if (!user) throw new EntraError('invalid_grant', 50173)
+  rec.status = 'redeemed'
+  return delegatedTokens(state, client, user, rec.scopes, {
+    tenant,
+    nonce: undefined,
+    refresh: rec.scopes.some((s) => s.toLowerCase() === 'offline_access'),
+    grantScopes: rec.scopes,
+    explicitScope: false,
+  })
+}
+
+/** AADSTS65001: a customer's app asked for permissions it has no consent (configuration) for. */
+export function notConsented(client: EmulatorClient, what: readonly string[]): EntraError {
+  return new EntraError(
+    'invalid_grant',
+    65001,
+    400,
+    `The user or administrator has not consented to use the application with ID '${client.clientId}' named '${client.name}' for ${what.join(' ')}. Add the permissions to the app registration and grant consent.`,
+  )
 }
 
 function pkceMatches(verifier: string | undefined, challenge: string): boolean {
@@ -274,6 +353,9 @@ async function clientCredentialsGrant(req: TokenRequest, client: EmulatorClient)
   if (!state.hasAdminConsent(tid, client.clientId)) throw appNotFound(tenant, client.clientId)
   const resource = only.resource
   requireResource(tenant, client, resource)
+  if (client.strictPermissions && applicationPermissions(client, resource).length === 0) {
+    throw notConsented(client, [`application permissions on ${resource}`])
+  }
   const roles = grantedRoles(client, resource, state.adminConsentScopes(tid, client.clientId))
   const now = Math.floor(state.now() / 1000)
   const lifetime = state.accessTokenLifetimeSec
@@ -336,6 +418,8 @@ async function delegatedTokens(
   options: DelegatedOptions,
 ): Promise<Record<string, unknown>> {
   const parsed = parseScopes(requested, client)
+  const unconfigured = unconfiguredPermissions(client, parsed)
+  if (unconfigured.length > 0) throw notConsented(client, unconfigured)
   const resources = resourcesOf(parsed)
   if (options.explicitScope && resources.length > 1) {
     throw new EntraError(

@@ -249,7 +249,7 @@ describe('discovery and keys', () => {
     expect(doc.token_endpoint).toBe(`${emu.url}/consumers/oauth2/v2.0/token`)
   })
 
-  it('logout redirects to an allowed post_logout_redirect_uri; device code is not implemented', async () => {
+  it('logout redirects to an allowed post_logout_redirect_uri; the device authorization endpoint answers a user code', async () => {
     const logout = await fetch(
       `${emu.url}/common/oauth2/v2.0/logout?post_logout_redirect_uri=${encodeURIComponent('http://localhost:3000/bye')}&state=s1`,
       { redirect: 'manual' },
@@ -267,8 +267,10 @@ describe('discovery and keys', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ client_id: MAIL.clientId, scope: 'openid' }),
     })
-    expect(device.status).toBe(400)
-    expect(((await device.json()) as Json).error).toBe('invalid_request')
+    expect(device.status).toBe(200)
+    const started = (await device.json()) as Json
+    expect(started.user_code).toMatch(/^[A-Z]{9}$/)
+    expect(started.verification_uri).toBe(`${emu.url}/devicelogin`)
   })
 
   it('JWKS publishes the RS256 signing key with kid and use', async () => {

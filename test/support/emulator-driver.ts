@@ -1,5 +1,6 @@
 // Acts as the browser at the Entra ID emulator: from an authorize or adminconsent URL, signs in,
-// answers the consent page, and returns where the emulator sends the browser back to the client.
+// answers the consent page, and returns where the emulator sends the browser back to the client;
+// or enters a device code on the verification page and signs in and consents the same way.
 
 export interface CompleteAtEmulatorOptions {
   /** Demo username to sign in with, e.g. `admin@contoso.example`. */
@@ -114,4 +115,45 @@ export async function completeAtEmulator(url: string, options: CompleteAtEmulato
     current = action
   }
   throw new Error(`Emulator flow did not finish after 5 steps (last page ${current})`)
+}
+
+/**
+ * Enters `userCode` on the device code verification page, signs in as `username` and answers the
+ * consent page (if shown); returns the final page's status and heading text (the sign-in is done,
+ * or the emulator's error). Nothing is redirected: the device learns the outcome by polling.
+ */
+export async function approveDeviceCode(
+  verificationUri: string,
+  userCode: string,
+  options: CompleteAtEmulatorOptions,
+): Promise<{ status: number; text: string }> {
+  const decision = options.decision ?? 'accept'
+  let current = new URL(verificationUri)
+  let res = await post(current, [['user_code', userCode]])
+  let signedIn = false
+  for (let step = 0; step < 4; step++) {
+    const html = await res.text()
+    const form = res.status === 200 ? parseForm(html) : undefined
+    if (!form) {
+      const main = /<main>([\s\S]*?)<\/main>/i.exec(html)?.[1] ?? html
+      const text = decodeEntities(
+        main
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .trim(),
+      )
+      return { status: res.status, text }
+    }
+    const action = new URL(form.action, current)
+    if (form.inputNames.has('username') && !signedIn) {
+      signedIn = true
+      res = await post(action, [...form.fields, ['username', options.username]])
+    } else if (form.decisions.size > 0) {
+      res = await post(action, [...form.fields, ['decision', decision]])
+    } else {
+      return { status: res.status, text: errorText(html) }
+    }
+    current = action
+  }
+  throw new Error(`Device code sign-in did not finish after 4 steps (last page ${current})`)
 }

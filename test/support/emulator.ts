@@ -7,14 +7,21 @@ import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
  * every test starts from the emulator's initial state (no sessions, grants or issued tokens).
  * Call it at the top level of the file; the returned object reads through to the running emulator.
  */
-export function useEmulator(options: { resetEach?: boolean } = {}): RunningEmulator {
+export function useEmulator(
+  options: { resetEach?: boolean; deviceCodeIntervalSec?: number } = {},
+): RunningEmulator {
   let running: RunningEmulator | undefined
   const current = (): RunningEmulator => {
     if (running === undefined) throw new Error('the emulator runs only while the file’s tests run')
     return running
   }
   beforeAll(async () => {
-    running = await startEmulator({ port: 0 })
+    running = await startEmulator({
+      port: 0,
+      ...(options.deviceCodeIntervalSec === undefined
+        ? {}
+        : { deviceCodeIntervalSec: options.deviceCodeIntervalSec }),
+    })
   })
   afterAll(async () => {
     await running?.close()
