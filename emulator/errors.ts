@@ -20,9 +20,13 @@ const AADSTS_TEXT: Readonly<Record<number, string>> = {
     'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.',
   65001: 'The user or administrator has not consented to use the application.',
   65004: 'User declined to consent to access the app.',
+  50132:
+    "The session is not valid due to password expiration or recent password change. The user's credentials have changed; a fresh sign-in is needed.",
   70000: 'Provided grant is invalid or malformed.',
   70003: 'The app requested an unsupported grant type.',
   70008: 'The provided authorization code or refresh token has expired due to inactivity.',
+  70043: 'The refresh token has expired or is invalid due to sign-in frequency checks by conditional access.',
+  70044: 'The session has expired or is invalid due to sign-in frequency checks by conditional access.',
   70011: "The provided value for the input parameter 'scope' is not valid.",
   90002:
     'Tenant not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.',

@@ -18,8 +18,13 @@ import { createSigningKey, publicJwks } from './keys.js'
 import { registerResourceManagerRoutes } from './resource-manager.js'
 import { defaultResourceOf, splitScopeParam } from './scopes.js'
 import { clearSessionCookie, sessionCookie } from './session.js'
-import type { Fault, ResolvedTenant } from './state.js'
-import { CONSUMERS_TENANT_ID, DEFAULT_ACCESS_TOKEN_LIFETIME_SEC, EmulatorState } from './state.js'
+import type { ExpiryCause, Fault, ResolvedTenant } from './state.js'
+import {
+  CONSUMERS_TENANT_ID,
+  DEFAULT_ACCESS_TOKEN_LIFETIME_SEC,
+  EmulatorState,
+  EXPIRY_CAUSES,
+} from './state.js'
 import type { TokenBody } from './tokens.js'
 import { appNotFound, DEVICE_CODE_GRANT, handleTokenRequest, requestedClientId } from './tokens.js'
 
@@ -495,6 +500,19 @@ function registerHooks(app: FastifyInstance, state: EmulatorState): void {
     if (!user) return notFound(reply, 'user')
     state.revokeUser(user.oid)
     return { ok: true, oid: user.oid }
+  })
+
+  // Ends a user's refresh tokens as Entra would for `cause` (see EmulatorState.expireUserTokens).
+  app.post('/_emulator/users/:user/expire', async (request, reply) => {
+    const key = (request.params as { user: string }).user
+    const user = state.findUser(key) ?? state.findUserByOid(key.toLowerCase())
+    if (!user) return notFound(reply, 'user')
+    const cause = (request.body as { cause?: unknown } | undefined)?.cause
+    if (typeof cause !== 'string' || !(EXPIRY_CAUSES as readonly string[]).includes(cause)) {
+      return reply.code(400).send({ error: `cause must be one of ${EXPIRY_CAUSES.join(', ')}` })
+    }
+    const ended = state.expireUserTokens(user.oid, cause as ExpiryCause)
+    return { ok: true, oid: user.oid, cause, refreshTokensEnded: ended }
   })
 
   app.get('/_emulator/consents', async () => ({

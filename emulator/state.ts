@@ -104,7 +104,18 @@ export interface RefreshRecord {
   readonly scopes: readonly string[]
   readonly issuedAt: number
   revoked: boolean
+  /** Set by a `/_emulator/users/:user/expire` hook: the refresh grant fails with this error. */
+  expiredBy?: { readonly error: string; readonly code: number; readonly text: string }
 }
+
+/** What the `/_emulator/users/:user/expire` hook can do to a user's refresh tokens, as Entra would. */
+export const EXPIRY_CAUSES = [
+  'inactivity',
+  'sign_in_frequency',
+  'sessions_revoked',
+  'consent_removed',
+] as const
+export type ExpiryCause = (typeof EXPIRY_CAUSES)[number]
 
 export interface Fault {
   count: number
@@ -380,6 +391,60 @@ export class EmulatorState {
     this.endSessions((s) => s.oid === oid)
     for (const key of [...this.userGrants.keys()]) if (key.split('|')[1] === oid) this.userGrants.delete(key)
     for (const rt of this.refreshTokens.values()) if (rt.oid === oid) rt.revoked = true
+  }
+
+  /**
+   * Ends one user's refresh tokens the way `cause` does at Entra: 90 days of inactivity
+   * (AADSTS700082), a Conditional Access sign-in frequency policy (AADSTS70043), a password reset
+   * or an admin revoking sessions (AADSTS50173), the consent removed (AADSTS65001, grants deleted).
+   * Returns how many refresh tokens it ended.
+   */
+  expireUserTokens(oid: string, cause: ExpiryCause): number {
+    let ended = 0
+    const now = new Date(this.now()).toISOString()
+    if (cause === 'sessions_revoked') {
+      this.endSessions((s) => s.oid === oid)
+      for (const key of [...this.userGrants.keys()])
+        if (key.split('|')[1] === oid) this.userGrants.delete(key)
+    }
+    for (const rt of this.refreshTokens.values()) {
+      if (rt.oid !== oid || rt.revoked || rt.expiredBy !== undefined) continue
+      ended++
+      const issued = new Date(rt.issuedAt).toISOString()
+      switch (cause) {
+        case 'inactivity':
+          rt.expiredBy = {
+            error: 'invalid_grant',
+            code: 700082,
+            text: `The refresh token has expired due to inactivity. The token was issued on ${issued} and was inactive for 90.00:00:00.`,
+          }
+          break
+        case 'sign_in_frequency':
+          rt.expiredBy = {
+            error: 'invalid_grant',
+            code: 70043,
+            text: `The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on ${issued} and the maximum allowed lifetime for this request is 3600.`,
+          }
+          break
+        case 'sessions_revoked':
+          rt.expiredBy = {
+            error: 'invalid_grant',
+            code: 50173,
+            text: `The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '${issued}' and the TokensValidFrom date (before which tokens are not valid) for this user is '${now}'.`,
+          }
+          break
+        case 'consent_removed': {
+          this.userGrants.delete(`${rt.tid}|${oid}|${rt.clientId}`)
+          rt.expiredBy = {
+            error: 'invalid_grant',
+            code: 65001,
+            text: `The user or administrator has not consented to use the application with ID '${rt.clientId}'. Send an interactive authorization request for this user and resource.`,
+          }
+          break
+        }
+      }
+    }
+    return ended
   }
 
   countTokenRequest(grantType: string, pathSegment: string): void {

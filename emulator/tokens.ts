@@ -291,6 +291,8 @@ async function refreshTokenGrant(req: TokenRequest, client: EmulatorClient) {
   if (!rec) throw new EntraError('invalid_grant', 9002313)
   requireIssuedTo(rec, client, 'refresh token')
   if (rec.revoked) throw new EntraError('invalid_grant', 50173)
+  if (rec.expiredBy !== undefined)
+    throw new EntraError(rec.expiredBy.error, rec.expiredBy.code, 400, rec.expiredBy.text)
   if (state.now() - rec.issuedAt > REFRESH_TOKEN_INACTIVITY_MS) {
     throw new EntraError(
       'invalid_grant',

@@ -82,6 +82,9 @@ async function main(): Promise<void> {
       RESOURCE_MANAGER_URL_CHINA: emulatorUrl,
       ...(env.REDIS_URL === undefined ? { UNSAFE_MEMORY_STORE: 'true' } : {}),
       ...(operatorToken === undefined ? {} : { OPERATOR_TOKENS: `demo:${operatorToken}` }),
+      // the demo's webhook receivers run on this machine (a loopback address)
+      WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
+      UNSAFE_ALLOW_HTTP: 'true',
       ...demoClientSecretEnv(appsFile),
       ...env,
     })

@@ -100,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
         deps.store.registrations.countByStatus(),
       ),
       probeReady: () => deps.store.ping(),
+      countWebhooksPending: () => deps.store.webhooks.countPending(),
     })
 
   app.decorate('config', config)

@@ -21,6 +21,10 @@ export interface Metrics {
   readonly redisErrors: Counter<'operation'>
   /** 1 when the store answered a PING at scrape time (the `/readyz` check), else 0. */
   readonly ready: Gauge
+  /** Webhook attempts by type and outcome: `delivered`, `retry` (failed, will retry), `failed` (gave up). */
+  readonly webhookDeliveries: Counter<'type' | 'outcome'>
+  /** Webhook deliveries waiting (every instance's, read from the store at scrape time). */
+  readonly webhooksPending: Gauge
 }
 
 /**
@@ -50,6 +54,8 @@ export function createMetrics(
     collectRegistrations?: () => Promise<Record<string, number>>
     /** Resolves when the instance is ready (the store answers); without it the gauge reads 1. */
     probeReady?: () => Promise<void>
+    /** Pending webhook deliveries in the store. */
+    countWebhooksPending?: () => Promise<number>
   } = {},
 ): Metrics {
   const registry = new Registry()
@@ -57,6 +63,7 @@ export function createMetrics(
   const registers = [registry]
   const collectRegistrations = options.collectRegistrations
   const probeReady = options.probeReady
+  const countWebhooksPending = options.countWebhooksPending
   return {
     registry,
     obtainTokenRequests: new Counter({
@@ -135,6 +142,22 @@ export function createMetrics(
             return true
           }, SCRAPE_WAIT_MS)) === true
         this.set(ready ? 1 : 0)
+      },
+    }),
+    webhookDeliveries: new Counter({
+      name: 'consent_broker_webhook_deliveries_total',
+      help: 'webhook delivery attempts by event type and outcome (delivered, retry, failed)',
+      labelNames: ['type', 'outcome'],
+      registers,
+    }),
+    webhooksPending: new Gauge({
+      name: 'consent_broker_webhooks_pending',
+      help: 'webhook deliveries waiting for their next attempt (all instances)',
+      registers,
+      async collect() {
+        if (countWebhooksPending === undefined) return
+        const pending = await within(countWebhooksPending, SCRAPE_WAIT_MS)
+        if (pending !== undefined) this.set(pending)
       },
     }),
   }

@@ -170,12 +170,30 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     registrationsGaugeIntervalMs: read.int('METRICS_REGISTRATIONS_INTERVAL_SECONDS', 60, 0, 86_400) * 1000,
     auditMaxLen: read.int('AUDIT_MAX_EVENTS', 100_000, 100, 100_000_000),
     shutdownTimeoutMs,
+    webhooks: readWebhooks(read, allowHttp),
   }
   if (config.tokens.responseDeadlineMs <= config.tokens.upstreamTimeoutMs) {
     problems.push('RESPONSE_DEADLINE_MS: must be greater than UPSTREAM_TIMEOUT_MS')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(config)
+}
+
+/** Webhook delivery: the SSRF switch, timeouts, the retry schedule (short settings are for tests). */
+function readWebhooks(read: EnvReader, allowHttp: boolean): Config['webhooks'] {
+  const timeoutMs = read.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000)
+  return {
+    allowHttp,
+    allowPrivateAddresses: read.bool('WEBHOOK_ALLOW_PRIVATE_ADDRESSES', false),
+    timeoutMs,
+    pollIntervalMs: read.int('WEBHOOK_POLL_INTERVAL_MS', 1000, 20, 60_000),
+    retryBaseMs: read.int('WEBHOOK_RETRY_BASE_MS', 10_000, 10, 3_600_000),
+    retryMaxIntervalMs: read.int('WEBHOOK_RETRY_MAX_INTERVAL_SECONDS', 3600, 1, 86_400) * 1000,
+    retryForMs: read.int('WEBHOOK_RETRY_FOR_SECONDS', 27 * 3600, 1, 30 * 86_400) * 1000,
+    // a lease outlives one attempt (timeout plus a margin), so a live instance is never overtaken
+    leaseMs: timeoutMs + 5000,
+    maxResponseBytes: 64 * 1024,
+  }
 }
 
 /** PUBLIC_URL without a trailing slash ('' when it is missing or unusable, with a problem). */

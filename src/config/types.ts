@@ -124,6 +124,28 @@ export interface Config {
   readonly registrationsGaugeIntervalMs: number
   readonly auditMaxLen: number
   readonly shutdownTimeoutMs: number
+  readonly webhooks: WebhookConfig
+}
+
+/** Webhook delivery settings (docs: README, notifications). */
+export interface WebhookConfig {
+  /** UNSAFE_ALLOW_HTTP: http endpoints on loopback hosts are accepted. */
+  readonly allowHttp: boolean
+  /** Endpoints resolving to private, loopback or link-local addresses are delivered to. */
+  readonly allowPrivateAddresses: boolean
+  /** One delivery attempt's bound (connect, send, read the answer). */
+  readonly timeoutMs: number
+  /** How often each instance looks for due work. */
+  readonly pollIntervalMs: number
+  /** The first retry's delay; doubled per attempt (with jitter) up to retryMaxIntervalMs. */
+  readonly retryBaseMs: number
+  readonly retryMaxIntervalMs: number
+  /** A message still undelivered this long after it was created is marked failed. */
+  readonly retryForMs: number
+  /** How long one instance holds a message it is delivering. */
+  readonly leaseMs: number
+  /** The part of an endpoint's answer read (then the connection is dropped). */
+  readonly maxResponseBytes: number
 }
 
 /** Thrown by `loadConfig` with every problem found, each naming its variable (or the apps file). */

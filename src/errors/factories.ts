@@ -287,6 +287,21 @@ export function appNotFound(slug: string): BrokerError {
   return new BrokerError('not_found', `no app named "${slug}"`)
 }
 
+/** 404 `not_found`: no webhook endpoint with this id. */
+export function webhookEndpointNotFound(id: string): BrokerError {
+  return new BrokerError('not_found', `webhook endpoint ${id} not found`)
+}
+
+/** 404 `not_found`: no delivery of this message to this endpoint. */
+export function webhookDeliveryNotFound(endpointId: string, messageId: string): BrokerError {
+  return new BrokerError('not_found', `no delivery of message ${messageId} to webhook endpoint ${endpointId}`)
+}
+
+/** 400 `invalid_request`: a webhook endpoint URL or event list the broker won't use. */
+export function webhookEndpointRefused(why: string): BrokerError {
+  return new BrokerError('invalid_request', `webhook endpoint refused: ${why}`)
+}
+
 /** 409 `conflict`: a change would bring a revoked registration back. */
 export function revocationIsFinal(id: string, cause?: unknown): BrokerError {
   return new BrokerError('conflict', `registration ${id} is revoked; revocation is final`, withCause(cause))

@@ -90,6 +90,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'tokens', description: 'Access tokens for integrations' },
         { name: 'operators', description: 'Operator API (Authorization: Bearer <operator token>)' },
+        { name: 'webhooks', description: 'Webhook endpoints and deliveries (operator token)' },
         { name: 'operations', description: 'Health and metrics' },
       ],
       components: {

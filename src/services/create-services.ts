@@ -18,6 +18,8 @@ import { manageSessions, type TenantAdminIdentity } from './tenant-admin.js'
 import { TokenIssuer } from './token-issuer.js'
 import { KeepAlive } from './token-keep-alive.js'
 import { ScopeResolver } from './token-scope.js'
+import { WebhookDispatcher } from './webhooks/dispatcher.js'
+import { WebhookEndpoints } from './webhooks/endpoints.js'
 
 /** What every service is built from. */
 export interface ServiceDependencies {
@@ -46,6 +48,11 @@ export interface Services {
   readonly consentFlow: ConsentFlow
   /** Revoking a registration or a tenant's registrations. */
   readonly revocation: Revocation
+  /** Notifications: the operators' endpoints, and the dispatcher started and stopped with the app. */
+  readonly webhooks: {
+    readonly endpoints: WebhookEndpoints
+    readonly dispatcher: WebhookDispatcher
+  }
   /** The browser sessions of the signed-in areas: the admin console's and `/{app}/manage`'s. */
   readonly sessions: {
     readonly console: BrowserSessions<OperatorIdentity>
@@ -75,19 +82,39 @@ export function createServices(deps: ServiceDependencies): Services {
     revocation: new Revocation({ store, clock }),
     sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
     indexRebuild: new IndexRebuild({ store, logger: log }),
+    webhooks: {
+      endpoints: new WebhookEndpoints({ config, store, clock, log }),
+      dispatcher: new WebhookDispatcher({
+        config,
+        store,
+        metrics,
+        clock,
+        log: log.child({ component: 'webhooks' }),
+      }),
+    },
   }
 }
 
-/** Starts the background work (the keep-alive timer, the index rebuild); the app calls it when ready. */
+/**
+ * Starts the background work (the keep-alive timer, the index rebuild, webhook delivery); the app
+ * calls it when ready.
+ */
 export function startServices(services: Services): void {
   services.keepAlive.start()
   services.indexRebuild.start()
+  services.webhooks.dispatcher.start()
 }
 
 /**
- * Stops the background work and waits for it: the keep-alive's run in progress, and a key-rotation
- * pass, which pauses at a batch boundary so the next start resumes it.
+ * Stops the background work and waits for it: the keep-alive's run in progress, a key-rotation
+ * pass, which pauses at a batch boundary so the next start resumes it, and the webhook attempts in
+ * flight (bounded by WEBHOOK_TIMEOUT_MS; an unfinished delivery's lease lets another instance retry).
  */
 export async function stopServices(services: Services): Promise<void> {
-  await Promise.all([services.keepAlive.stop(), services.keyRotation.stop(), services.indexRebuild.stop()])
+  await Promise.all([
+    services.keepAlive.stop(),
+    services.keyRotation.stop(),
+    services.indexRebuild.stop(),
+    services.webhooks.dispatcher.stop(),
+  ])
 }

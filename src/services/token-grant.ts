@@ -21,6 +21,7 @@ import {
 } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { Registration } from '../store/types.js'
+import { consentReason } from './consent-reasons.js'
 import { throttledError } from './token-markers.js'
 import { consentRequiredError } from './token-registration.js'
 import type { AppScopes } from './token-scope.js'
@@ -136,11 +137,8 @@ export function grantFailure(
   switch (decision) {
     case 'needs_consent':
       logger.warn(context, `token request refused (${upstream.label}): registration needs consent`)
-      error = consentRequiredError(
-        config,
-        registration,
-        `Microsoft Entra ID no longer accepts this consent (${upstream.label})`,
-      )
+      // the same plain-language text as the registration.needs_consent notification
+      error = consentRequiredError(config, registration, consentReason(upstream.label).reason)
       break
     case 'misconfigured':
       logger.error(

@@ -45,6 +45,7 @@ import {
 import { RegistrationLifecycle } from './token-registration.js'
 import type { AppScopes } from './token-scope.js'
 import { SingleFlight } from './token-single-flight.js'
+import { recordUpstreamState } from './upstream-state.js'
 
 /** What a TokenIssuer needs; one issuer per broker instance. */
 export interface TokenIssuerDeps {
@@ -303,6 +304,8 @@ export class TokenIssuer {
       throw failure.error
     }
 
+    // a token after a throttle window: `upstream.recovered` (the store answers "no change" otherwise)
+    await recordUpstreamState(store, registration, false, clock(), logger)
     const lifetimeS = Number.isFinite(grant.expiresIn) && grant.expiresIn > 0 ? grant.expiresIn : 3599
     const expiresAt = startedAt + Math.floor(lifetimeS * 1000)
     const token: CachedToken = {

@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { type BrokerError, type ErrorCode, recordedFailure, upstreamThrottled } from '../errors.js'
 import type { Registration, Store } from '../store/types.js'
+import { recordUpstreamState } from './upstream-state.js'
 
 /** How long a published failure is visible to waiters. */
 const FAILURE_MARKER_MS = 5_000
@@ -90,6 +91,7 @@ export async function recordThrottle(
   await store.ephemeral
     .put(throttleKey(registration), String(now + retryAfter * 1000), retryAfter * 1000)
     .catch((e: unknown) => logger.warn({ err: e }, 'could not record the throttle window'))
+  await recordUpstreamState(store, registration, true, now, logger, retryAfter)
 }
 
 /** The 429 answered while Entra throttles this tenant and app. */

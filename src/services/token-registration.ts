@@ -7,6 +7,7 @@ import type { Config } from '../config.js'
 import { type BrokerError, consentRequired, registrationGone, registrationRevoked } from '../errors.js'
 import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import type { Registration, Store } from '../store/types.js'
+import { consentReason } from './consent-reasons.js'
 import { tokenGroup } from './token-groups.js'
 
 /** Where the user or admin consents (again) to an app. */
@@ -14,7 +15,7 @@ export function consentUrl(config: Config, app: string): string {
   return `${config.publicUrl}/${app}`
 }
 
-/** The 401 `consent_required`: `why`, who must consent again and where. */
+/** The 401 `consent_required`: `why` (a consent-reasons.ts text), who must consent again and where. */
 export function consentRequiredError(config: Config, registration: Registration, why: string): BrokerError {
   const url = consentUrl(config, registration.app)
   const who = registration.kind === 'admin' ? 'a tenant administrator' : 'the user'
@@ -31,12 +32,7 @@ export function registrationStatusError(config: Config, registration: Registrati
     const by = detail?.by
     return registrationRevoked({ at, by, reason, consentUrl: url })
   }
-  const code = registration.statusDetail?.code
-  return consentRequiredError(
-    config,
-    registration,
-    `this registration needs consent again${code ? ` (${code})` : ''}`,
-  )
+  return consentRequiredError(config, registration, consentReason(registration.statusDetail?.code).reason)
 }
 
 /** What the registration lifecycle needs. */
@@ -72,7 +68,7 @@ export class RegistrationLifecycle {
     const refreshToken = stored.secrets.refreshToken
     if (refreshToken === undefined || refreshToken === '') {
       await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
-      throw consentRequiredError(config, registration, 'no refresh token is stored for this registration')
+      throw consentRequiredError(config, registration, consentReason('no_refresh_token').reason)
     }
     return { registration, refreshToken }
   }

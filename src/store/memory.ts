@@ -10,6 +10,7 @@ import { MemoryLocks } from './memory/locks.js'
 import { MemoryRateLimiter } from './memory/rate-limiter.js'
 import { MemoryRegistrations } from './memory/registrations.js'
 import { MemoryTokenCache } from './memory/token-cache.js'
+import { MemoryWebhooks } from './memory/webhooks.js'
 import type { Store } from './types.js'
 
 /** What `createMemoryStore` needs: the key ring; the rest has defaults. */
@@ -28,7 +29,8 @@ export interface MemoryStoreOptions {
 export function createMemoryStore(options: MemoryStoreOptions): Store {
   const clock = options.clock ?? Date.now
   const rateLimiter = new MemoryRateLimiter(clock)
-  const registrations = new MemoryRegistrations(options.keyRing, clock, rateLimiter)
+  const webhooks = new MemoryWebhooks(options.keyRing, clock)
+  const registrations = new MemoryRegistrations(options.keyRing, clock, rateLimiter, webhooks)
   const ephemeral = new MemoryEphemeral(options.keyRing, clock)
   const tokens = new MemoryTokenCache(options.keyRing, clock)
   const locks = new MemoryLocks(clock)
@@ -48,6 +50,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     tokens,
     locks,
     rateLimiter,
+    webhooks,
     audit: new MemoryAuditLog(
       clock,
       Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000)),

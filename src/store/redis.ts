@@ -4,6 +4,7 @@
 //   registrations.ts registrations: records, indexes, uniqueness claims, versioned updates
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
 //   secondary-indexes.ts  status and tenant indexes: counts, tenants pages, their one-time rebuild
+//   webhooks.ts      notifications: outbox, endpoints, deliveries (webhook-scripts.ts: its Lua)
 //   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts   the other stores
 // Every Lua script and every multi-key command touches keys of ONE hash slot, so the same code runs
 // on a Cluster — except ADMIT_CLIENT (admit.ts) and UPDATE_RECORD_INDEXED (registrations.ts), which
@@ -16,6 +17,7 @@ import { RedisLocks } from './redis/locks.js'
 import { RedisRateLimiter } from './redis/rate-limiter.js'
 import { RedisRegistrations } from './redis/registrations.js'
 import { RedisTokenCache } from './redis/token-cache.js'
+import { RedisWebhooks } from './redis/webhooks.js'
 import type { RedisClient } from './redis-connection.js'
 import type { Store } from './types.js'
 
@@ -46,9 +48,18 @@ export function createRedisStore(options: RedisStoreOptions): Store {
   const clock = options.clock ?? Date.now
   const keys = redisKeys(keyPrefix)
   const auditMaxLen = Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000))
+  const webhooks = new RedisWebhooks(redis, keys, keyRing, clock)
   return {
     kind: 'redis',
-    registrations: new RedisRegistrations(redis, keys, keyRing, clock, options.claimGraceMs ?? 30_000),
+    registrations: new RedisRegistrations(
+      redis,
+      keys,
+      keyRing,
+      clock,
+      options.claimGraceMs ?? 30_000,
+      (subject) => webhooks.announce(subject),
+    ),
+    webhooks,
     ephemeral: new RedisEphemeral(redis, keys, keyRing),
     tokens: new RedisTokenCache(redis, keys, keyRing),
     locks: new RedisLocks(redis, keys),

@@ -1,6 +1,7 @@
 // The one record shape of a registration in both stores: a flat string hash of metadata, usage,
 // sealed secrets and `version`. Encoding seals secrets (sealing.ts) and decoding never opens one
 // unless asked (decodeStored), so listings can't leak a Key or refresh token by accident.
+import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../crypto/envelope.js'
 import { openSecret, sealSecret } from './sealing.js'
 import {
@@ -15,6 +16,7 @@ import {
   type StoredRegistration,
 } from './types.js'
 import { isoToMs, requireName } from './validation.js'
+import type { OutboxEntry } from './webhook-types.js'
 
 /** A registration as stored: field → string. */
 export type RegistrationHash = Record<string, string>
@@ -206,4 +208,42 @@ export function pairsToHash(pairs: readonly string[]): RegistrationHash {
   const hash: RegistrationHash = {}
   for (let i = 0; i + 1 < pairs.length; i += 2) hash[pairs[i]!] = pairs[i + 1]!
   return hash
+}
+
+/** The `registration.created` outbox entry of a new record: its non-secret fields, a new event id. */
+export function createdEntry(hash: RegistrationHash, at: string): OutboxEntry {
+  const facts: Record<string, string> = {}
+  for (const field of PUBLIC_FIELDS) {
+    const value = hash[field]
+    if (value !== undefined) facts[field] = value
+  }
+  return { id: randomUUID(), kind: 'registration.created', at, facts }
+}
+
+/**
+ * The outbox entry of a versioned update that moved `previous` to the record now in `hash`, or
+ * undefined when the move is not announced (no status change, active → active). The Redis store
+ * builds the same entry in Lua (UPDATE_RECORD).
+ */
+export function transitionEntry(
+  previous: RegistrationStatus,
+  hash: RegistrationHash,
+  at: string,
+): OutboxEntry | undefined {
+  const next = hash.status
+  if (next === previous) return undefined
+  const kind =
+    next === 'revoked'
+      ? 'registration.revoked'
+      : next === 'needs_consent'
+        ? 'registration.needs_consent'
+        : next === 'active' && previous === 'needs_consent'
+          ? 'registration.renewed'
+          : undefined
+  if (kind === undefined) return undefined
+  const facts: Record<string, string> = { previousStatus: previous }
+  for (const [field, value] of Object.entries(hash)) {
+    if (field !== 'key' && field !== 'refreshToken') facts[field] = value
+  }
+  return { id: randomUUID(), kind, at, facts }
 }

@@ -36,6 +36,21 @@ export function openSecret(keyRing: KeyRing, id: string, field: SecretField, sea
   return keyRing.open(sealed, registrationAad(id, field))
 }
 
+/** Associated data of a webhook endpoint's signing secret: binds it to the endpoint. */
+export function webhookSecretAad(endpointId: string): string {
+  return `webhook-endpoint:${endpointId}:secret`
+}
+
+/** Seals a webhook endpoint's signing secret. */
+export function sealWebhookSecret(keyRing: KeyRing, endpointId: string, secret: string): string {
+  return keyRing.seal(secret, webhookSecretAad(endpointId))
+}
+
+/** Opens a webhook endpoint's signing secret; throws when it was sealed for another endpoint. */
+export function openWebhookSecret(keyRing: KeyRing, endpointId: string, sealed: string): string {
+  return keyRing.open(sealed, webhookSecretAad(endpointId))
+}
+
 /** An ephemeral value as stored: sealed for its key when secret. */
 export function sealEphemeral(
   keyRing: KeyRing,

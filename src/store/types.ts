@@ -7,6 +7,7 @@
 // one in clear by mistake and a ciphertext moved to another record fails to open.
 import type { CloudName } from '../clouds.js'
 import type { ConsentKind } from '../consent-kinds.js'
+import type { WebhookStore } from './webhook-types.js'
 
 /**
  * Where a registration stands: `active` issues tokens; `needs_consent` waits for a new consent
@@ -334,6 +335,9 @@ export type AuditType =
   | 'registration.revoked'
   | 'tenant.revoked'
   | 'keys.rotated'
+  | 'webhook.added'
+  | 'webhook.removed'
+  | 'webhook.redelivered'
   | 'operator.signed_in'
   | 'operator.signed_out'
   | 'tenant_admin.signed_in'
@@ -385,6 +389,8 @@ export interface Store {
   readonly locks: LockManager
   readonly rateLimiter: RateLimiter
   readonly audit: AuditLog
+  /** Notifications: the outbox written with each state change, endpoints, deliveries. */
+  readonly webhooks: WebhookStore
   /** Throws when the backend can't answer (readiness). */
   ping(): Promise<void>
   /** Releases the backend (quits the Redis connection, stops the memory sweep). */

@@ -31,6 +31,7 @@ import {
   tenantRevokeBodySchema,
   tenantSummarySchema,
 } from './schemas.js'
+import { webhookApiRoutes } from './webhooks-api.js'
 
 export interface AdminApiOptions {
   keyRotation: KeyRotation
@@ -71,6 +72,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     operators.set(request, operator)
     request.log = request.log.child({ operator })
   })
+
+  await app.register(webhookApiRoutes, { operatorOf })
 
   app.get<{ Querystring: { app?: string; cursor?: string; limit?: number } }>(
     '/admin/api/tenants',

@@ -13,6 +13,7 @@ import {
   matchesQuery,
 } from '../pagination.js'
 import {
+  createdEntry,
   decodeMeta,
   decodeRegistration,
   decodeStored,
@@ -20,6 +21,7 @@ import {
   encodeUpdate,
   encodeUsage,
   type RegistrationHash,
+  transitionEntry,
   uniquenessField,
 } from '../registration-hash.js'
 import { openSecret, SECRET_FIELDS, sealSecret } from '../sealing.js'
@@ -45,6 +47,7 @@ import type {
   TenantQuery,
 } from '../types.js'
 import { admitArguments, isoToMs, validateNewRegistration } from '../validation.js'
+import type { OutboxEntry } from '../webhook-types.js'
 import { ExpiringMap, hitWindow } from './expiring-map.js'
 import type { MemoryRateLimiter } from './rate-limiter.js'
 
@@ -84,6 +87,8 @@ export class MemoryRegistrations implements RegistrationStore {
     private readonly clock: () => number,
     /** The store's shared limiter: admit's `client` key counts where `rateLimiter.hit` would. */
     private readonly rateLimiter: MemoryRateLimiter,
+    /** The notifications outbox, written in the same step as a creation or status change. */
+    private readonly outbox: { record(subject: string, entry: OutboxEntry): void },
   ) {
     this.seen = new ExpiringMap(clock)
     this.windows = new ExpiringMap(clock)
@@ -102,6 +107,7 @@ export class MemoryRegistrations implements RegistrationStore {
     }
     const score = isoToMs(input.createdAt, 'registration.createdAt')
     this.#records.set(id, hash)
+    this.outbox.record(id, createdEntry(hash, new Date(this.clock()).toISOString()))
     const position = { score, id }
     this.#order.splice(firstAfter(this.#order, position), 0, position)
     this.#tenants.add(input.tenantId)
@@ -138,6 +144,12 @@ export class MemoryRegistrations implements RegistrationStore {
     for (const field of changes.del) delete next[field]
     next.version = String(Number(hash.version) + 1)
     this.#records.set(id, next)
+    // the status change's outbox entry, in the same synchronous step as the write
+    const entry =
+      patch.status === undefined
+        ? undefined
+        : transitionEntry(hash.status as RegistrationStatus, next, next.updatedAt ?? '')
+    if (entry !== undefined) this.outbox.record(id, entry)
     const registration = decodeRegistration(next)
     const previous = decodeRegistration(hash).status
     if (previous !== registration.status) {

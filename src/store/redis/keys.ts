@@ -28,6 +28,10 @@
 //   P eph:<key>                      STRING  ephemeral value (sealed when secret), PX expiry
 //   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
 //   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
+//   P outbox:{enc(subject)}          HASH    notifications outbox of one subject (a registration's
+//                                            id: the slot of its record); see redis/webhooks.ts
+//   P upstream:{enc(subject)}        STRING  an app's throttle state in a tenant (notifications)
+//   P{wh}:…                          notifications: subjects, endpoints, deliveries (webhooks.ts)
 import { sha256Hex } from '../../crypto/sha256.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 
@@ -72,6 +76,13 @@ export function redisKeys(prefix: string) {
     lock: (name: string) => `${prefix}lock:${name}`,
     rate: (key: string) => `${prefix}rl:${key}`,
     audit: `${prefix}audit`,
+    outbox: (subject: string) => `${prefix}outbox:{${encodeTagged(subject)}}`,
+    upstreamState: (subject: string) => `${prefix}upstream:{${encodeTagged(subject)}}`,
+    whSubjects: `${prefix}{wh}:subjects`,
+    whEndpoints: `${prefix}{wh}:endpoints`,
+    whDue: `${prefix}{wh}:due`,
+    whDelivery: (member: string) => `${prefix}{wh}:d:${member}`,
+    whByEndpoint: (endpointId: string) => `${prefix}{wh}:by-ep:${endpointId}`,
   }
 }
 

@@ -17,12 +17,16 @@
 //   status change: the record and its status index entry in one script on a single server; on a
 //   Cluster the entry is moved after the record and re-checked against it (secondary-indexes.ts).
 //   Listings verify every item against its record, so a stale entry is never shown.
+//   notifications: creation and every status change write their outbox entry (`outbox:{id}`, the
+//   record's slot) in the same script as the record, announced first (see webhooks.ts).
+import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
 import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
+  createdEntry,
   decodeMeta,
   decodeRegistration,
   decodeStored,
@@ -105,6 +109,8 @@ export class RedisRegistrations implements RegistrationStore {
     private readonly keyRing: KeyRing,
     private readonly clock: () => number,
     private readonly claimGraceMs: number,
+    /** Announces a subject about to get outbox entries (the webhook store's `announce`). */
+    private readonly announce: (subject: string) => Promise<void>,
   ) {
     this.#admission = new RedisAdmission(redis, keys)
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
@@ -168,15 +174,23 @@ export class RedisRegistrations implements RegistrationStore {
     })
     if (claimed !== true && holder !== undefined) return { created: false, existingId: holder.id }
 
-    // 2. the record, only if absent
-    const written = await runScript(this.redis, CREATE_RECORD, [recordKey], flatten(hash))
+    // 2. the record, only if absent, with its `registration.created` outbox entry (announced first)
+    const entry = createdEntry(hash, new Date(this.clock()).toISOString())
+    await this.announce(id)
+    const written = await runScript(
+      this.redis,
+      CREATE_RECORD,
+      [recordKey, this.keys.outbox(id)],
+      [entry.id, JSON.stringify(entry), ...flatten(hash)],
+    )
     if (written !== 1) throw new Error(`registration ${id} already exists`)
 
     // 3. a create that stalled past the grace period may have lost its claim meanwhile
     if (field !== undefined) {
       const current = await this.redis.hget(this.keys.delegated, field)
       if (current !== claim) {
-        await this.redis.del(recordKey)
+        // the record never counted: its outbox entry goes with it (same slot, one transaction)
+        await this.redis.multi().del(recordKey).hdel(this.keys.outbox(id), entry.id).exec()
         await runScript(
           this.redis,
           UNCLAIM_INDEX,
@@ -232,9 +246,21 @@ export class RedisRegistrations implements RegistrationStore {
     patch: RegistrationPatch,
     secrets?: SecretsPatch,
   ): Promise<Registration | null> {
-    const changes = encodeUpdate(this.keyRing, id, patch, secrets, new Date(this.clock()).toISOString())
+    const now = new Date(this.clock()).toISOString()
+    const changes = encodeUpdate(this.keyRing, id, patch, secrets, now)
     const pairs = flatten(changes.set)
-    const args = [String(expectedVersion), patch.status ?? '', pairs.length / 2, ...pairs, ...changes.del]
+    // a status change writes an outbox entry: announced before the write (see redis/webhooks.ts)
+    const eventId = patch.status === undefined ? '' : randomUUID()
+    if (eventId !== '') await this.announce(id)
+    const args = [
+      String(expectedVersion),
+      patch.status ?? '',
+      pairs.length / 2,
+      eventId,
+      now,
+      ...pairs,
+      ...changes.del,
+    ]
     // A status change moves the status index entry in the same script where the server allows it.
     const indexed = patch.status !== undefined && this.#crossSlotScripts
     let reply: [string, string[]] | null | false
@@ -242,7 +268,9 @@ export class RedisRegistrations implements RegistrationStore {
       reply = (await runScript(
         this.redis,
         indexed ? UPDATE_RECORD_INDEXED : UPDATE_RECORD,
-        indexed ? [this.keys.reg(id), this.keys.all, ...this.keys.statuses] : [this.keys.reg(id)],
+        indexed
+          ? [this.keys.reg(id), this.keys.outbox(id), this.keys.all, ...this.keys.statuses]
+          : [this.keys.reg(id), this.keys.outbox(id)],
         args,
       )) as [string, string[]] | null | false
     } catch (error) {

@@ -28,10 +28,15 @@ export async function runScript(
   }
 }
 
-/** KEYS[1] record. ARGV field/value pairs. Writes the record only when it doesn't exist. */
+/**
+ * KEYS[1] record, KEYS[2] its outbox (same slot). ARGV: event id ('' = none), outbox entry JSON,
+ * then field/value pairs. Writes the record only when it doesn't exist, and its
+ * `registration.created` outbox entry in the same step.
+ */
 export const CREATE_RECORD = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
 return 1
 `)
 
@@ -113,26 +118,43 @@ return 1
 `)
 
 /**
- * Lua fragment: `update()` on KEYS[1] record with ARGV expected version, new status ('' =
- * unchanged), n, n field/value pairs, then fields to delete. Returns false (missing or version
- * conflict) or {previous status, HGETALL}.
+ * Lua fragment: `update()` on KEYS[1] record, KEYS[2] its outbox (same slot), with ARGV expected
+ * version, new status ('' = unchanged), n, event id ('' = none), ISO time, n field/value pairs,
+ * then fields to delete. Returns false (missing or version conflict) or {previous status,
+ * HGETALL}. A status change writes its outbox entry (kind, time, the record's non-secret fields)
+ * in the same step, so no notification is lost if the writer dies right after.
  */
 const LUA_UPDATE = `
 local function update()
   local current = redis.call('HMGET', KEYS[1], 'version', 'status')
   if not current[1] or current[1] ~= ARGV[1] then return false end
-  if current[2] == 'revoked' and ARGV[2] ~= '' and ARGV[2] ~= 'revoked' then
+  local old, new = current[2], ARGV[2]
+  if old == 'revoked' and new ~= '' and new ~= 'revoked' then
     return redis.error_reply('REVOKED_FINAL revoked registrations stay revoked')
   end
   local n = tonumber(ARGV[3])
   if n > 0 then
     local changes = {}
-    for i = 4, 3 + 2 * n do changes[#changes + 1] = ARGV[i] end
+    for i = 6, 5 + 2 * n do changes[#changes + 1] = ARGV[i] end
     redis.call('HSET', KEYS[1], unpack(changes))
   end
-  if #ARGV >= 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 4 + 2 * n)) end
+  if #ARGV >= 6 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 6 + 2 * n)) end
   redis.call('HINCRBY', KEYS[1], 'version', 1)
-  return {current[2], redis.call('HGETALL', KEYS[1])}
+  local all = redis.call('HGETALL', KEYS[1])
+  if ARGV[4] ~= '' and new ~= '' and new ~= old then
+    local kind = nil
+    if new == 'revoked' then kind = 'registration.revoked'
+    elseif new == 'needs_consent' then kind = 'registration.needs_consent'
+    elseif new == 'active' and old == 'needs_consent' then kind = 'registration.renewed' end
+    if kind then
+      local facts = { previousStatus = old }
+      for i = 1, #all, 2 do
+        if all[i] ~= 'key' and all[i] ~= 'refreshToken' then facts[all[i]] = all[i + 1] end
+      end
+      redis.call('HSET', KEYS[2], ARGV[4], cjson.encode({ id = ARGV[4], kind = kind, at = ARGV[5], facts = facts }))
+    end
+  end
+  return {old, all}
 end
 `
 
@@ -143,13 +165,13 @@ return update()
 
 /**
  * LUA_UPDATE and, when the status changed, the move of the status index entry, in one step: KEYS
- * 2–5 are all and the three status indexes (slot `{idx}`, not the record's: a single server or
+ * 3–6 are all and the three status indexes (slot `{idx}`, not the record's: a single server or
  * Sentinel primary only, like ADMIT_CLIENT).
  */
 export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_STATUS}
 local reply = update()
 if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' and reply[1] ~= ARGV[2] then
-  move_status(KEYS[2], {active = KEYS[3], needs_consent = KEYS[4], revoked = KEYS[5]},
+  move_status(KEYS[3], {active = KEYS[4], needs_consent = KEYS[5], revoked = KEYS[6]},
     redis.call('HGET', KEYS[1], 'id'), ARGV[2])
 end
 return reply
