@@ -38,6 +38,13 @@ Commands:
   rotation
       Progress of the latest key rotation; exits 4 when it failed, was
       interrupted or could not re-seal some registrations.
+  webhooks list
+  webhooks add <url> [--events <type,type…>]
+  webhooks remove <endpoint id>
+  webhooks deliveries <endpoint id> [--limit <1-200>]
+  webhooks redeliver <endpoint id> <message id>
+      Notification endpoints: add prints the signing secret (shown only once);
+      deliveries shows status, attempts, next retry and the last answer.
 
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
@@ -79,6 +86,7 @@ type Json = Record<string, unknown>
 interface Client {
   get(path: string): Promise<Json>
   post(path: string, body?: Json): Promise<Json>
+  delete(path: string): Promise<Json>
 }
 
 const REQUEST_TIMEOUT_MS = 30_000
@@ -91,7 +99,7 @@ function exitCodeFor(status: number): number {
 }
 
 function makeClient(baseUrl: string, token: string, io: CliIo): Client {
-  const call = async (method: 'GET' | 'POST', path: string, body?: Json): Promise<Json> => {
+  const call = async (method: 'GET' | 'POST' | 'DELETE', path: string, body?: Json): Promise<Json> => {
     let response: Response
     try {
       response = await io.fetch(new URL(path, `${baseUrl}/`), {
@@ -122,11 +130,16 @@ function makeClient(baseUrl: string, token: string, io: CliIo): Client {
         error?.code === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message ?? ''}`
       throw new CliError(`the broker refused the request: ${detail}`, exitCodeFor(response.status))
     }
+    if (response.status === 204) return {}
     if (parsed === undefined)
       throw new CliError(`the broker answered HTTP ${response.status} without JSON`, EXIT.server)
     return parsed
   }
-  return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) }
+  return {
+    get: (path) => call('GET', path),
+    post: (path, body) => call('POST', path, body),
+    delete: (path) => call('DELETE', path),
+  }
 }
 
 // ---- output ----------------------------------------------------------------------------------
@@ -216,6 +229,7 @@ interface Options {
   reason?: string
   wait: boolean
   newestFirst: boolean
+  events?: string
 }
 
 const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
@@ -226,6 +240,7 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   audit: ['cursor', 'since', 'limit', 'all', 'newestFirst'],
   'rotate-keys': ['wait'],
   rotation: [],
+  webhooks: ['events', 'limit'],
 }
 
 async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
@@ -465,6 +480,113 @@ async function showRotation(client: Client, options: Options, io: CliIo): Promis
   return rotationOutcome(rotation, io)
 }
 
+// ---- webhooks ----------------------------------------------------------------------------------
+
+const ENDPOINT_ID = /^ep_[0-9a-f]{24}$/
+const MESSAGE_ID = /^[0-9a-f-]{36}$/
+
+function endpointId(value: string | undefined, what: string): string {
+  if (value === undefined) throw usageError(`webhooks ${what}: give an endpoint id (ep_…)`)
+  if (!ENDPOINT_ID.test(value))
+    throw usageError(`webhooks ${what}: "${printable(value)}" is not an endpoint id (ep_…)`)
+  return value
+}
+
+/** `webhooks list|add|remove|deliveries|redeliver`. */
+async function webhooks(
+  client: Client,
+  args: readonly string[],
+  options: Options,
+  io: CliIo,
+): Promise<number> {
+  const [action, ...rest] = args
+  const allowed: Record<string, { args: number; options: ReadonlyArray<keyof Options> }> = {
+    list: { args: 0, options: [] },
+    add: { args: 1, options: ['events'] },
+    remove: { args: 1, options: [] },
+    deliveries: { args: 1, options: ['limit'] },
+    redeliver: { args: 2, options: [] },
+  }
+  const spec = action === undefined ? undefined : allowed[action]
+  if (spec === undefined) throw usageError(`webhooks: give one of ${Object.keys(allowed).join(', ')}`)
+  if (rest.length > spec.args)
+    throw usageError(`webhooks ${action}: unexpected argument "${printable(rest.at(-1) ?? '')}"`)
+  if (options.events !== undefined && !spec.options.includes('events'))
+    throw usageError(`webhooks ${action}: --events does not apply`)
+  if (options.limit !== undefined && !spec.options.includes('limit'))
+    throw usageError(`webhooks ${action}: --limit does not apply`)
+  switch (action) {
+    case 'list': {
+      const body = await client.get('admin/api/webhooks')
+      if (options.json) return print(io, body)
+      const rows = (body.endpoints as Json[]).map((e) => [
+        text(e.id),
+        text(e.url),
+        (e.events as string[]).join(',') || '*',
+        text(e.createdAt),
+        text(e.createdBy),
+      ])
+      io.stdout(table(['ID', 'URL', 'EVENTS', 'CREATED', 'BY'], rows))
+      return EXIT.ok
+    }
+    case 'add': {
+      const url = rest[0]
+      if (url === undefined) throw usageError('webhooks add: give the endpoint URL')
+      const events = options.events
+        ?.split(',')
+        .map((e) => e.trim())
+        .filter(Boolean)
+      const body = await client.post('admin/api/webhooks', {
+        url,
+        ...(events === undefined ? {} : { events }),
+      })
+      if (options.json) return print(io, body)
+      io.stdout(
+        `added ${text(body.id)}\nsecret: ${text(body.secret)}\n(shown only this once: store it where the receiver verifies signatures)\n`,
+      )
+      return EXIT.ok
+    }
+    case 'remove': {
+      const id = endpointId(rest[0], 'remove')
+      await client.delete(`admin/api/webhooks/${id}`)
+      if (options.json) return print(io, { removed: id })
+      io.stdout(`removed ${id}\n`)
+      return EXIT.ok
+    }
+    case 'deliveries': {
+      const id = endpointId(rest[0], 'deliveries')
+      if (
+        options.limit !== undefined &&
+        (!/^\d+$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 200)
+      )
+        throw usageError(`--limit must be an integer from 1 to 200, got "${printable(options.limit)}"`)
+      const body = await client.get(`admin/api/webhooks/${id}/deliveries${query({ limit: options.limit })}`)
+      if (options.json) return print(io, body)
+      const rows = (body.deliveries as Json[]).map((d) => [
+        text(d.messageId),
+        text(d.type),
+        text(d.status),
+        text(d.attempts),
+        text(d.nextAttemptAt ?? ''),
+        text(d.lastStatusCode ?? ''),
+        text(d.lastError ?? ''),
+      ])
+      io.stdout(table(['MESSAGE', 'TYPE', 'STATUS', 'ATTEMPTS', 'NEXT RETRY', 'CODE', 'LAST ERROR'], rows))
+      return EXIT.ok
+    }
+    default: {
+      const id = endpointId(rest[0], 'redeliver')
+      const messageId = rest[1]
+      if (messageId === undefined || !MESSAGE_ID.test(messageId))
+        throw usageError('webhooks redeliver: give the endpoint id and the message id')
+      const body = await client.post(`admin/api/webhooks/${id}/deliveries/${messageId}/redeliver`)
+      if (options.json) return print(io, body)
+      io.stdout(`queued ${messageId} for ${id} again\n`)
+      return EXIT.ok
+    }
+  }
+}
+
 function print(io: CliIo, value: unknown): number {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`)
   return EXIT.ok
@@ -503,9 +625,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       ...(values.cursor === undefined ? {} : { cursor: values.cursor }),
       ...(values.since === undefined ? {} : { since: values.since }),
       ...(values.reason === undefined ? {} : { reason: values.reason }),
+      ...(values.events === undefined ? {} : { events: values.events }),
     }
     const given: Array<keyof Options> = (
-      ['app', 'tenant', 'status', 'limit', 'cursor', 'since', 'reason'] as const
+      ['app', 'tenant', 'status', 'limit', 'cursor', 'since', 'reason', 'events'] as const
     ).filter((name) => values[name] !== undefined)
     if (values.all === true) given.push('all')
     if (values['no-wait'] === true) given.push('wait')
@@ -515,7 +638,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (!allowed.includes(name)) throw usageError(`${command}: --${flag[name] ?? name} does not apply`)
     }
     const takesId = command === 'registration' || command === 'revoke'
-    if (rest.length > (takesId ? 1 : 0)) throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
+    if (command !== 'webhooks' && rest.length > (takesId ? 1 : 0))
+      throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
     if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
 
     const url = (values.url ?? io.env.CONSENT_BROKER_URL)?.replace(/\/+$/, '')
@@ -545,6 +669,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await audit(client, options, io)
       case 'rotate-keys':
         return await rotateKeys(client, options, io)
+      case 'webhooks':
+        return await webhooks(client, rest, options, io)
       default:
         return await showRotation(client, options, io)
     }
@@ -577,6 +703,7 @@ function parse(argv: readonly string[]) {
       reason: { type: 'string' },
       'no-wait': { type: 'boolean' },
       'newest-first': { type: 'boolean' },
+      events: { type: 'string' },
     },
   })
 }

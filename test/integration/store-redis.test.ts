@@ -158,6 +158,8 @@ describe('Redis store: key layout', () => {
     expect(keys).toEqual(
       [
         `${p}reg:{${registration.id}}`,
+        `${p}outbox:{${registration.id}}`,
+        `${p}{wh}:subjects`,
         `${p}seen:{${registration.id}}:m1`,
         `${p}rl-reg:{${registration.id}}`,
         `${p}{idx}:all`,
@@ -284,7 +286,8 @@ describe('Redis store: crash between index and record writes', () => {
         if (property !== 'evalsha' || typeof value !== 'function') return value
         return async (...args: unknown[]) => {
           const keys = args.slice(2, 2 + Number(args[1])) as string[]
-          if (keys.length === 1 && keys[0] === `${keyPrefix}reg:{${user.id}}`) {
+          // the record's write: CREATE_RECORD (the record and its outbox)
+          if (keys.length === 2 && keys[0] === `${keyPrefix}reg:{${user.id}}`) {
             await target.hset(`${keyPrefix}{idx}:delegated`, field, `${Date.now()}:${usurper}`)
           }
           return (value as (...a: unknown[]) => unknown).apply(target, args)
@@ -299,6 +302,8 @@ describe('Redis store: crash between index and record writes', () => {
     expect(await store.registrations.get(user.id)).toBeNull()
     expect(await redis.zscore(`${keyPrefix}{idx}:all`, user.id)).toBeNull()
     expect(await redis.hget(`${keyPrefix}{idx}:delegated`, field)).toMatch(new RegExp(`:${usurper}$`))
+    // the undone record's registration.created entry went with it
+    expect(await redis.exists(`${keyPrefix}outbox:{${user.id}}`)).toBe(0)
   })
 })
 
