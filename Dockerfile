@@ -23,6 +23,8 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: no install script of a dependency runs in the image.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The package bin (npx consent-broker-admin …) and npm start's launcher; both run the built dist/.
+COPY bin ./bin
 # The apps file is the operator's: mount theirs at /app/config/apps.json (APPS_FILE). The demo
 # apps file (and dist/emulator) serve the compose demo profile only; production never selects them.
 COPY config/apps.demo.json ./config/apps.demo.json

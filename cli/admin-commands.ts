@@ -2,6 +2,9 @@
 // the operator token from CONSENT_BROKER_TOKEN (never from an argument, which would land in shell
 // history and process listings), prints tables by default and JSON with --json.
 import { parseArgs } from 'node:util'
+import { printable, table } from './table.js'
+
+export { printable, table } from './table.js'
 
 export const EXIT = {
   ok: 0,
@@ -15,7 +18,7 @@ export const EXIT = {
   server: 4,
 } as const
 
-const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json] <command> [options]
+const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json | --wide] <command> [options]
 
 Commands:
   tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
@@ -49,6 +52,8 @@ Commands:
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
   --json         print the broker's JSON instead of a table
+  --wide         full ids and times in tables (default: fitted to 120 columns,
+                 ids shortened to their first 8 characters)
   -h, --help     this help
 
 Environment:
@@ -144,26 +149,6 @@ function makeClient(baseUrl: string, token: string, io: CliIo): Client {
 
 // ---- output ----------------------------------------------------------------------------------
 
-/** Control characters (ANSI escapes, newlines) from stored values never reach the terminal raw. */
-export function printable(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-  return value.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
-}
-
-/** A plain-text table: a header row, then one line per row, columns padded to their widest cell. */
-export function table(headers: readonly string[], rawRows: ReadonlyArray<readonly string[]>): string {
-  const rows = rawRows.map((row) => row.map(printable))
-  const widths = headers.map((header, i) =>
-    Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
-  )
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd()
-  return `${[line(headers), ...rows.map(line)].join('\n')}\n`
-}
-
 const text = (value: unknown): string =>
   value === undefined || value === null ? '-' : printable(String(value))
 
@@ -219,6 +204,8 @@ function positiveLimit(value: string | undefined): string | undefined {
 
 interface Options {
   json: boolean
+  /** Full ids and times, no 120-column limit. */
+  wide: boolean
   app?: string
   tenant?: string
   status?: string
@@ -283,6 +270,7 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
           text(t.lastConsentAt),
         ]
       }),
+      options,
     ),
   )
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
@@ -311,7 +299,9 @@ async function registrations(client: Client, options: Options, io: CliIo): Promi
     cursor = nextCursor
   } while (options.all && cursor !== undefined)
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
-  io.stdout(items.length === 0 ? 'no registrations\n' : table(REGISTRATION_HEADERS, registrationRows(items)))
+  io.stdout(
+    items.length === 0 ? 'no registrations\n' : table(REGISTRATION_HEADERS, registrationRows(items), options),
+  )
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
   return EXIT.ok
 }
@@ -324,7 +314,8 @@ async function registration(client: Client, id: string, options: Options, io: Cl
     name,
     typeof value === 'object' && value !== null ? JSON.stringify(value) : text(value),
   ])
-  io.stdout(table(['FIELD', 'VALUE'], rows))
+  // One registration: every value whole (the place to copy a full id from).
+  io.stdout(table(['FIELD', 'VALUE'], rows, { wide: true }))
   return EXIT.ok
 }
 
@@ -356,7 +347,7 @@ async function revoke(client: Client, id: string | undefined, options: Options, 
   io.stdout(
     `tenant ${text(body.tenantId)}${options.app === undefined ? '' : ` (${options.app})`}: revoked ${revoked.length}, already revoked ${text(body.alreadyRevoked)}\n`,
   )
-  if (revoked.length > 0) io.stdout(table(REGISTRATION_HEADERS, registrationRows(revoked)))
+  if (revoked.length > 0) io.stdout(table(REGISTRATION_HEADERS, registrationRows(revoked), options))
   return EXIT.ok
 }
 
@@ -415,6 +406,7 @@ async function audit(client: Client, options: Options, io: CliIo): Promise<numbe
                   .map(([name, value]) => `${name}=${text(value)}`)
                   .join(' '),
           ]),
+          options,
         ),
   )
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
@@ -615,6 +607,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (allowed === undefined) throw usageError(`unknown command "${command}"`)
     const options: Options = {
       json: values.json === true,
+      wide: values.wide === true,
       all: values.all === true,
       wait: values['no-wait'] !== true,
       newestFirst: values['newest-first'] === true,
@@ -692,6 +685,7 @@ function parse(argv: readonly string[]) {
     options: {
       url: { type: 'string' },
       json: { type: 'boolean' },
+      wide: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       app: { type: 'string' },
       tenant: { type: 'string' },

@@ -103,8 +103,17 @@ describe('consent-broker-admin', () => {
     expect(run.stderr).toContain('cannot reach the broker')
   })
 
-  it('lists tenants as a table and as JSON', async () => {
-    const [tableRun, jsonRun] = await Promise.all([cli(['tenants']), cli(['--json', 'tenants'])])
+  it('lists tenants as a table (120 columns, or --wide) and as JSON', async () => {
+    const [narrow, tableRun, jsonRun] = await Promise.all([
+      cli(['tenants']),
+      cli(['--wide', 'tenants']),
+      cli(['--json', 'tenants']),
+    ])
+    expect(narrow.code, narrow.stderr).toBe(0)
+    const narrowLines = narrow.stdout.trimEnd().split('\n')
+    for (const line of narrowLines) expect(line.length).toBeLessThanOrEqual(120)
+    expect(narrowLines.some((line) => line.startsWith(`${CONTOSO_TENANT_ID.slice(0, 8)}…`))).toBe(true)
+    expect(narrow.stdout).not.toContain(CONTOSO_TENANT_ID)
     expect(tableRun.code, tableRun.stderr).toBe(0)
     const lines = tableRun.stdout.trimEnd().split('\n')
     expect(lines[0]).toMatch(/^TENANT\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST TOKEN\s+LAST CONSENT$/)
@@ -117,7 +126,7 @@ describe('consent-broker-admin', () => {
 
   it('pages tenants with --limit/--cursor and follows --all', async () => {
     const sorted = [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort()
-    const first = await cli(['tenants', '--limit', '1'])
+    const first = await cli(['--wide', 'tenants', '--limit', '1'])
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout).toContain(sorted[0])
     expect(first.stdout).not.toContain(sorted[1])
@@ -138,7 +147,16 @@ describe('consent-broker-admin', () => {
 
   it('lists registrations with filters, pages with --limit/--cursor and follows --all', async () => {
     const [filtered, page, all] = await Promise.all([
-      cli(['registrations', '--tenant', FABRIKAM_TENANT_ID, '--app', 'ms-graph-user', '--status', 'active']),
+      cli([
+        '--wide',
+        'registrations',
+        '--tenant',
+        FABRIKAM_TENANT_ID,
+        '--app',
+        'ms-graph-user',
+        '--status',
+        'active',
+      ]),
       cli(['--json', 'registrations', '--limit', '1']),
       cli(['--json', 'registrations', '--all', '--limit', '1']),
     ])
@@ -147,6 +165,10 @@ describe('consent-broker-admin', () => {
     expect(filtered.stdout).not.toContain(fabrikam.registrationId)
     expect(filtered.stdout.split('\n')[0]).toMatch(/^ID\s+TENANT\s+APP/)
     expect(filtered.stdout).not.toContain(fabrikamUser.key)
+    const narrow = await cli(['registrations', '--all'])
+    expect(narrow.code, narrow.stderr).toBe(0)
+    for (const line of narrow.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(120)
+    expect(narrow.stdout).toContain(`${fabrikamUser.registrationId.slice(0, 8)}…`)
 
     const first = JSON.parse(page.stdout) as { items: unknown[]; nextCursor?: string }
     expect(first.items).toHaveLength(1)
@@ -205,10 +227,14 @@ describe('consent-broker-admin', () => {
   })
 
   it('reads the audit trail as a table and as JSON', async () => {
-    const [tableRun, jsonRun] = await Promise.all([
+    const [narrow, tableRun, jsonRun] = await Promise.all([
       cli(['audit', '--all']),
+      cli(['--wide', 'audit', '--all']),
       cli(['--json', 'audit', '--limit', '2']),
     ])
+    expect(narrow.code).toBe(0)
+    for (const line of narrow.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(120)
+    expect(narrow.stdout).toMatch(/registration\.revoked\s+operator:cli/)
     expect(tableRun.code).toBe(0)
     expect(tableRun.stdout).toMatch(/registration\.revoked\s+operator:cli/)
     expect(tableRun.stdout).toContain('reason=rotated by script')

@@ -245,3 +245,21 @@ describe('table output', () => {
     ).toBe('A      LONG HEADER\nvalue  x\nv\n')
   })
 })
+
+describe('narrow tables (the default) and --wide', () => {
+  const guid = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+  it('shortens UUIDs and ISO times, and cuts the widest column to fit 120 columns', () => {
+    const long = 'x'.repeat(200)
+    const out = table(['TENANT', 'AT', 'DETAIL'], [[guid, '2026-11-30T10:04:05.123Z', long]])
+    const lines = out.trimEnd().split('\n')
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(120)
+    expect(lines[1]).toMatch(/^7c3b1e5a… {2,}2026-11-30 10:04Z {2,}x+…$/)
+  })
+
+  it('keeps every cell whole with --wide', () => {
+    const long = 'x'.repeat(200)
+    const out = table(['TENANT', 'DETAIL'], [[guid, long]], { wide: true })
+    expect(out).toContain(guid)
+    expect(out).toContain(long)
+  })
+})
