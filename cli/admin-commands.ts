@@ -391,9 +391,10 @@ async function audit(client: Client, options: Options, io: CliIo): Promise<numbe
     items.length === 0
       ? 'no events\n'
       : table(
-          ['ID', 'AT', 'TYPE', 'ACTOR', 'TENANT', 'APP', 'REGISTRATION', 'DETAIL'],
+          // Narrow, the event id (a paging cursor, printed on the "more:" line) gives way.
+          [...(options.wide ? ['ID'] : []), 'AT', 'TYPE', 'ACTOR', 'TENANT', 'APP', 'REGISTRATION', 'DETAIL'],
           items.map((e) => [
-            text(e.id),
+            ...(options.wide ? [text(e.id)] : []),
             text(e.at),
             text(e.type),
             text(e.actor),

@@ -39,7 +39,8 @@ export function table(
     Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
   )
   if (!options.wide) fitWidths(headers, widths)
-  const cut = (cell: string, width: number) => (cell.length <= width ? cell : `${cell.slice(0, width - 1)}…`)
+  const cut = (cell: string, width: number) =>
+    cell.length <= width ? cell : `${cell.slice(0, width - 1).replace(/…$/, '')}…`
   const line = (cells: readonly string[]) =>
     cells
       .map((cell, i) => {
@@ -51,16 +52,24 @@ export function table(
   return `${[line(headers), ...rows.map(line)].join('\n')}\n`
 }
 
-/** Narrows the widest column, one character at a time, until the table fits (never below its header). */
+/**
+ * Narrows the widest column, one character at a time, until the table fits: first no column below
+ * 20 characters (or its natural width) and the last one (free text) no shorter than 12, then none
+ * below its header.
+ */
 function fitWidths(headers: readonly string[], widths: number[]): void {
   const total = () => widths.reduce((sum, width) => sum + width, 0) + SEPARATOR.length * (widths.length - 1)
-  while (total() > TABLE_WIDTH) {
-    let widest = -1
-    for (let i = 0; i < widths.length; i++) {
-      const floor = Math.max(headers[i]!.length, 6)
-      if (widths[i]! > floor && (widest === -1 || widths[i]! > widths[widest]!)) widest = i
+  const natural = [...widths]
+  const last = widths.length - 1
+  for (const floorOf of [(i: number) => Math.min(natural[i]!, i === last ? 12 : 20), () => 0]) {
+    while (total() > TABLE_WIDTH) {
+      let widest = -1
+      for (let i = 0; i < widths.length; i++) {
+        const floor = Math.max(headers[i]!.length, floorOf(i))
+        if (widths[i]! > floor && (widest === -1 || widths[i]! > widths[widest]!)) widest = i
+      }
+      if (widest === -1) break
+      widths[widest]! -= 1
     }
-    if (widest === -1) return
-    widths[widest]! -= 1
   }
 }
