@@ -7,6 +7,7 @@ import { CONTOSO_TENANT_ID } from '../../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import { consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { consentOverHttp, findFreePort, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { randomMasterKeys } from '../support/config.js'
 import { type ReceivedRequest, startReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
 
@@ -176,4 +177,175 @@ describe('registration events', () => {
     expect(r.received.every((x) => x.verified === true)).toBe(true)
     await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' })
   }, 120_000)
+})
+
+/** A registration created straight in the store (its registration.created outbox entry with it). */
+async function createRegistration(b: RunningBroker) {
+  const now = new Date().toISOString()
+  const id = randomBytes(16)
+    .toString('hex')
+    .replace(/(.{8})(.{4})(.{4})(.{4})(.{12})/, '$1-$2-$3-$4-$5')
+  const created = await b.store.registrations.create(
+    {
+      id,
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: CONTOSO_TENANT_ID,
+      kind: 'admin',
+      status: 'active',
+      createdAt: now,
+      updatedAt: now,
+      consentedAt: now,
+    },
+    { key: randomBytes(32).toString('base64') },
+  )
+  expect(created.created).toBe(true)
+  return id
+}
+
+async function deliveries(b: RunningBroker, endpointId: string) {
+  const response = await b.app.inject({
+    method: 'GET',
+    url: `/admin/api/webhooks/${endpointId}/deliveries`,
+    headers: bearer(OPERATOR),
+  })
+  expect(response.statusCode).toBe(200)
+  return (response.json() as { deliveries: Array<Record<string, unknown>> }).deliveries
+}
+
+describe('delivery', () => {
+  it('a receiver answering 500, then timing out, gets the message once it is back: same id, backoff between attempts', async () => {
+    const b = await broker(sharedEnv({ WEBHOOK_TIMEOUT_MS: '400' }))
+    const r = await receiver('error')
+    const endpointId = await subscribe(b, r, ['registration.created'])
+    await createRegistration(b)
+    await r.waitFor((all) => all.length >= 2)
+    r.mode = 'hang'
+    await r.waitFor((all) => all.length >= 3)
+    r.mode = 'ok'
+    await r.waitFor(() => r.delivered().length === 1, 20_000)
+    const ids = new Set(r.received.map((x) => x.headers['webhook-id']))
+    expect(ids.size).toBe(1)
+    expect(r.received.every((x) => x.verified === true)).toBe(true)
+    // the gaps grow: base 300 ms doubled per attempt, jitter keeping at least half of it
+    const gaps = r.received.slice(1).map((x, i) => x.at - (r.received[i] as ReceivedRequest).at)
+    expect(gaps[0]).toBeGreaterThanOrEqual(140)
+    expect(gaps[1]).toBeGreaterThanOrEqual(290)
+    expect(r.received.length).toBeLessThan(8)
+    const [delivery] = await deliveries(b, endpointId)
+    expect(delivery).toMatchObject({ status: 'delivered', attempts: r.received.length })
+    // a redelivery carries the same id again
+    const redeliver = await b.app.inject({
+      method: 'POST',
+      url: `/admin/api/webhooks/${endpointId}/deliveries/${delivery?.messageId}/redeliver`,
+      headers: bearer(OPERATOR),
+    })
+    expect(redeliver.statusCode).toBe(202)
+    await r.waitFor(() => r.delivered().length === 2)
+    expect(r.delivered()[1]?.headers['webhook-id']).toBe(delivery?.messageId)
+  }, 60_000)
+
+  it('three instances: each message is delivered once', async () => {
+    const keyPrefix = `test:${randomBytes(6).toString('hex')}:`
+    const env = sharedEnv()
+    const [first] = [await broker(env, keyPrefix), await broker(env, keyPrefix), await broker(env, keyPrefix)]
+    const r = await receiver()
+    await subscribe(first as RunningBroker, r, ['registration.created'])
+    const ids: string[] = []
+    for (let i = 0; i < 12; i++) ids.push(await createRegistration(first as RunningBroker))
+    await r.waitFor((all) => all.length >= 12)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const subjects = r.received.map((x) => x.event.subject).sort()
+    expect(subjects).toEqual([...ids].sort())
+  }, 60_000)
+
+  it('the broker SIGKILLed between the state change and the delivery: another instance delivers it', async () => {
+    const port = await findFreePort()
+    const env = productionEnv({
+      port,
+      redisUrl: inject('redisUrl'),
+      authorityUrl: emulator.url,
+      env: {
+        OPERATOR_TOKENS: `ops:${OPERATOR}`,
+        UNSAFE_ALLOW_HTTP: 'true',
+        WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
+        // after its start-up poll, this instance's dispatcher would not look again for a minute
+        WEBHOOK_POLL_INTERVAL_MS: '60000',
+        LOG_LEVEL: 'warn',
+      },
+    })
+    const r = await receiver()
+    const doomed = await spawnBroker({ env })
+    try {
+      const added = await fetch(`${doomed.url}/admin/api/webhooks`, {
+        method: 'POST',
+        headers: { ...bearer(OPERATOR), 'content-type': 'application/json' },
+        body: JSON.stringify({ url: r.url, events: ['registration.created'] }),
+      })
+      expect(added.status).toBe(201)
+      r.secret = ((await added.json()) as { secret: string }).secret
+      const values = await consentOverHttp(doomed.url, {
+        slug: 'ms-graph-mail',
+        username: 'admin@contoso.example',
+      })
+      doomed.signal('SIGKILL')
+      expect((await doomed.exited).signal).toBe('SIGKILL')
+      expect(r.received).toHaveLength(0)
+      // another instance on the same Redis and master keys
+      await broker(
+        sharedEnv({ MASTER_KEYS: env.MASTER_KEYS as string, PUBLIC_URL: env.PUBLIC_URL as string }),
+        env.REDIS_KEY_PREFIX as string,
+      )
+      await r.waitFor((all) => all.length === 1)
+      expect(r.received[0]?.event.subject).toBe(values.registrationId)
+      expect(r.received[0]?.verified).toBe(true)
+    } finally {
+      await doomed.stop(1000)
+    }
+  }, 120_000)
+
+  it('refuses endpoints on private addresses unless allowed, and an http URL off loopback', async () => {
+    const b = await broker(sharedEnv({ WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'false' }))
+    for (const url of [
+      'http://127.0.0.1:9/hook',
+      'https://10.1.2.3/hook',
+      'https://[::1]/hook',
+      'https://169.254.169.254/latest',
+    ]) {
+      const added = await addEndpoint(b, url)
+      expect(added.status).toBe(400)
+      expect(added.body.message ?? JSON.stringify(added.body)).toMatch(/private or loopback|must be https/)
+    }
+    const plain = await addEndpoint(b, 'http://hooks.example.com/x')
+    expect(plain.status).toBe(400)
+    expect(JSON.stringify(plain.body)).toMatch(/must be https/)
+    const unknownType = await addEndpoint(b, 'https://127.0.0.1/x', ['registration.exploded'])
+    expect(unknownType.status).toBe(400)
+  }, 30_000)
+
+  it('does not follow a redirect; a slow or huge answer does not hold up the others', async () => {
+    const b = await broker(sharedEnv({ WEBHOOK_TIMEOUT_MS: '3000' }))
+    const redirecting = await receiver('redirect')
+    const slow = await receiver('slow')
+    const huge = await receiver('huge')
+    const fine = await receiver('ok')
+    const redirectId = await subscribe(b, redirecting, ['registration.created'])
+    await subscribe(b, slow, ['registration.created'])
+    const hugeId = await subscribe(b, huge, ['registration.created'])
+    await subscribe(b, fine, ['registration.created'])
+    const started = Date.now()
+    await createRegistration(b)
+    await fine.waitFor((all) => all.length === 1)
+    // the well-behaved endpoint got it while the slow one was still trickling its answer
+    expect(fine.received[0]?.at).toBeLessThan(started + 2500)
+    await redirecting.waitFor((all) => all.length >= 1)
+    expect(redirecting.received.every((x) => x.path === '/')).toBe(true)
+    await huge.waitFor(() => huge.received.length === 1)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const [redirected] = await deliveries(b, redirectId)
+    expect(redirected).toMatchObject({ lastStatusCode: 302, lastError: 'redirect not followed' })
+    expect(['pending', 'failed']).toContain(redirected?.status)
+    const [cut] = await deliveries(b, hugeId)
+    expect(cut).toMatchObject({ status: 'delivered', lastStatusCode: 200 })
+  }, 60_000)
 })

@@ -138,7 +138,15 @@ export class WebhookDispatcher {
     const { store, config, clock } = this.#deps
     const claimed = await store.webhooks.claimDue(clock(), free, config.webhooks.leaseMs)
     for (const leased of claimed) {
-      const attempt = this.attempt(leased).finally(() => this.#inFlight.delete(attempt))
+      // a store failure mid-attempt leaves the lease to lapse: the delivery comes back then
+      const attempt = this.attempt(leased)
+        .catch((error: unknown) =>
+          this.#deps.log.warn(
+            { err: error, messageId: leased.item.messageId, endpointId: leased.item.endpointId },
+            'webhook attempt could not run; retried when its lease lapses',
+          ),
+        )
+        .finally(() => this.#inFlight.delete(attempt))
       this.#inFlight.add(attempt)
     }
   }

@@ -30,6 +30,7 @@ export function postOnce(
 ): Promise<PostOutcome> {
   return new Promise((resolve) => {
     let settled = false
+    let timer: NodeJS.Timeout | undefined
     const finish = (outcome: PostOutcome) => {
       if (settled) return
       settled = true
@@ -60,7 +61,7 @@ export function postOnce(
       lookup: guardedLookup(options.allowPrivateAddresses) as never,
       agent: false,
     })
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       req.destroy()
       finish({ ok: false, error: `timed out after ${options.timeoutMs} ms` })
     }, options.timeoutMs)
