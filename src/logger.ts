@@ -77,11 +77,40 @@ export function logRequestCompleted(request: FastifyRequest, reply: FastifyReply
   done()
 }
 
+/** Error fields a log line may carry; an allowlist, like the query strings. */
+const LOGGED_ERROR_FIELDS = ['type', 'message', 'stack', 'code', 'name', 'statusCode', 'reason'] as const
+
+/**
+ * What is logged of an error under `err`: its known-safe fields and its causes, nothing else.
+ * Libraries hang request data on their errors (ioredis's `command.args` carries an AUTH password or
+ * a sealed record, an HTTP client's `options` its headers), and a field nobody thought of must not
+ * reach a log line.
+ */
+export function serializeError(error: unknown, depth = 0): unknown {
+  if (error === null || typeof error !== 'object') return error
+  const source = error as Record<string, unknown>
+  const logged: Record<string, unknown> = {
+    type: (error as { constructor?: { name?: unknown } }).constructor?.name ?? 'Object',
+  }
+  for (const field of LOGGED_ERROR_FIELDS) {
+    const value = source[field]
+    if (field !== 'type' && (typeof value === 'string' || typeof value === 'number')) logged[field] = value
+  }
+  // ioredis names the failed command: its name is safe, its arguments are not.
+  const command = source.command as { name?: unknown } | undefined
+  if (command !== null && typeof command === 'object' && typeof command.name === 'string') {
+    logged.command = command.name
+  }
+  if (source.cause !== undefined && depth < 5) logged.cause = serializeError(source.cause, depth + 1)
+  return logged
+}
+
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: REDACTED },
     serializers: {
+      err: serializeError,
       // Whatever is logged under `req` passes here: never throw, never pass a header through.
       req(request: Partial<FastifyRequest> | null | undefined) {
         if (request === null || typeof request !== 'object') return request

@@ -113,6 +113,31 @@ describe('loggerOptions redaction', () => {
     expect(parsed.statusCode).toBe(200)
   })
 
+  it('logs an error by its known-safe fields only: no command arguments, options or unknown fields', () => {
+    const { logger, lines } = memoryLogger()
+    const cause = Object.assign(new Error('WRONGPASS invalid username-password pair'), {
+      command: { name: 'auth', args: ['default', 'hunter2-redis-password'] },
+    })
+    const error = Object.assign(new Error('registration index rebuild failed', { cause }), {
+      code: 'ECONNRESET',
+      options: { headers: { authorization: 'Bearer leaked-header' } },
+      previousErrors: [{ args: ['hunter2-redis-password'] }],
+    })
+    logger.warn({ err: error }, 'rebuild failed')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).not.toContain('hunter2-redis-password')
+    expect(lines[0]).not.toContain('leaked-header')
+    const parsed = JSON.parse(lines[0]!) as { err: Record<string, unknown> }
+    expect(parsed.err).toMatchObject({
+      type: 'Error',
+      message: 'registration index rebuild failed',
+      // `*.code` is censored everywhere (an OAuth code is a secret), an error's code too.
+      code: REDACTED,
+      cause: { type: 'Error', message: 'WRONGPASS invalid username-password pair', command: 'auth' },
+    })
+    expect(Object.keys(parsed.err).sort()).toEqual(['cause', 'code', 'message', 'name', 'stack', 'type'])
+  })
+
   it('honours the configured level', () => {
     const { logger, lines } = memoryLogger('warn')
     logger.info('hidden')
