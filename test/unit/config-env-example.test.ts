@@ -67,7 +67,17 @@ describe('.env.example', () => {
     }
     for (const name of Object.keys(DEMO_CLIENT_SECRET_ENV)) read.delete(name)
     expect(read.size).toBeGreaterThan(20)
-    expect([...read].sort()).toEqual([...documentedNames].sort())
+    // Besides them, exactly the client secrets config/apps.example.json names (APPS_FILE's default).
+    const exampleSecrets = new Set(
+      [
+        ...readFileSync(root('config/apps.example.json'), 'utf8').matchAll(/"clientSecretEnv":\s*"(\w+)"/g),
+      ].map((match) => match[1]!),
+    )
+    expect(exampleSecrets.size).toBeGreaterThan(10)
+    expect(documentedNames.filter((name) => exampleSecrets.has(name)).sort()).toEqual(
+      [...exampleSecrets].sort(),
+    )
+    expect([...read].sort()).toEqual(documentedNames.filter((name) => !exampleSecrets.has(name)).sort())
   })
 
   it('documents the defaults the broker applies: its values change nothing', () => {
