@@ -2,6 +2,7 @@
 # consent-broker image: build with every dependency, run with production dependencies only, as an
 # unprivileged user. `docker build -t consent-broker .`; see docs/deployment.md.
 
+# Node 22 or 24 (package.json engines: ^22.13.0 || >=24).
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 # --- build: compile TypeScript (src/, emulator/) to dist/
