@@ -4,22 +4,23 @@
 import { randomUUID } from 'node:crypto'
 import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
-import helmet from '@fastify/helmet'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
+import { capConnectionsPerAddress, makeClientErrorHandler } from './connection-guard.js'
 import type { IdentityProvider } from './entra/types.js'
 import { makeErrorHandler, pathOf, RouteTable } from './errors.js'
 import { createLogger, logRequestCompleted } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
-import { requireOperator } from './routes/admin/api.js'
 import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
 import { manageRoutes } from './routes/consent/manage.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { isApiPath, registerOpenApi } from './routes/openapi.js'
+import { requireOperator } from './routes/operator-token.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
+import { apiSecurityHeaders, documentSecurityHeaders } from './security-headers.js'
 import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
 import { closeConnectionsWhileClosing } from './shutdown.js'
 import type { Store } from './store/types.js'
@@ -53,6 +54,8 @@ declare module 'fastify' {
      * only); every other parameter is left out of the logged URL. Default: none.
      */
     logQuery?: readonly string[]
+    /** `api`: the JSON API's smaller set of security headers instead of the pages' (security-headers.ts). */
+    securityHeaders?: 'api'
   }
 }
 
@@ -78,8 +81,14 @@ function sampleEvery<T>(intervalMs: number, compute: () => Promise<T>): () => Pr
 }
 
 export async function buildApp(config: Config, deps: AppDependencies): Promise<FastifyInstance> {
+  const logger = deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger)
+  const documentHeaders = documentSecurityHeaders(config)
+  const apiHeaders = apiSecurityHeaders(config)
+  // Set once the metrics exist; the framework's own errors (below) reach it before any route runs.
+  let handleError: ReturnType<typeof makeErrorHandler> | undefined
+  const { requestTimeoutMs, keepAliveTimeoutMs } = config.http
   const app = Fastify({
-    loggerInstance: deps.logger ?? (createLogger(config.logLevel) as FastifyBaseLogger),
+    loggerInstance: logger,
     // Our own completion line (onResponse below) replaces Fastify's request logging.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
@@ -91,7 +100,39 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     bodyLimit: 16 * 1024,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: true },
+    // Bounded request time: headers and body must arrive within REQUEST_TIMEOUT_MS (a slow-body or
+    // never-finished-headers client is cut off, answered 408 by the client-error handler), checked
+    // often enough that the bound holds to within a tenth of it (at most 1 s late).
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    http: {
+      headersTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10))),
+    },
+    clientErrorHandler: makeClientErrorHandler(documentHeaders, logger),
+    // The router's own refusals (a path parameter over 100 characters, a malformed percent-encoding)
+    // go through the one handler with the broker's headers, instead of Fastify's echoing JSON.
+    frameworkErrors: async (error, request, reply) => {
+      reply.headers(documentHeaders)
+      reply.header('x-request-id', request.id)
+      let refused: unknown = error
+      // Under the operator API a caller without a valid token learns nothing, not even this.
+      const path = pathOf(request.url)
+      if (path === '/admin/api' || path.startsWith('/admin/api/')) {
+        try {
+          await requireOperator(app, request, reply)
+        } catch (unauthorized) {
+          refused = unauthorized
+        }
+      }
+      return handleError?.(refused, request, reply)
+    },
   }) as unknown as FastifyInstance
+  capConnectionsPerAddress(app.server, {
+    maxPerAddress: config.http.maxConnectionsPerIp,
+    headers: documentHeaders,
+    log: logger,
+  })
 
   const metrics =
     deps.metrics ??
@@ -129,42 +170,26 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
 
   await app.register(cookie, { secret: config.cookieSecret, hook: 'onRequest' })
   await app.register(formbody, { bodyLimit: 16 * 1024 })
-  const authorityOrigins = [...new Set(Object.values(config.authorities).map((url) => new URL(url).origin))]
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        defaultSrc: ["'none'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        connectSrc: ["'self'"],
-        // The start form redirects to the authority; browsers apply form-action to that redirect.
-        formAction: ["'self'", ...authorityOrigins],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-      },
-    },
-    referrerPolicy: { policy: 'no-referrer' },
-    strictTransportSecurity: config.secureCookies ? { maxAge: 31_536_000, includeSubDomains: true } : false,
-    crossOriginEmbedderPolicy: false,
+  // Security headers on every answer (security-headers.ts), set first so every failure keeps them.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(request.routeOptions.config.securityHeaders === 'api' ? apiHeaders : documentHeaders)
+    done()
   })
 
   // Every failure goes through the one handler, including requests no route answers. A request
   // that failed because Redis could not be reached (refused, dropped or hung) is counted there.
-  app.setErrorHandler(
-    makeErrorHandler(renderErrorPage, {
-      isApiPath,
-      onStoreOutage: () => metrics.redisErrors.inc({ operation: 'command' }),
-    }),
-  )
+  handleError = makeErrorHandler(renderErrorPage, {
+    isApiPath,
+    onStoreOutage: () => metrics.redisErrors.inc({ operation: 'command' }),
+  })
+  app.setErrorHandler(handleError)
   const routes = new RouteTable()
   app.addHook('onRoute', (route) => routes.add(route))
   app.setNotFoundHandler(async (request, reply) => {
     const path = pathOf(request.url)
     // Under the operator API a caller without a valid token learns nothing, not even which paths
     // and methods exist.
-    if (path === '/admin/api' || path.startsWith('/admin/api/')) requireOperator(config, request, reply)
+    if (path === '/admin/api' || path.startsWith('/admin/api/')) await requireOperator(app, request, reply)
     throw routes.notFoundError(request.method, path)
   })
 

@@ -134,11 +134,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
       'SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS (in-flight requests may take that long)',
     )
 
+  const trustProxy = read.bool('TRUST_PROXY', false)
   const config: Config = {
     publicUrl,
     host,
     port,
-    trustProxy: read.bool('TRUST_PROXY', false),
+    trustProxy,
+    http: readHttpLimits(read, trustProxy),
     logLevel,
     redis,
     keyRing: keyRing as KeyRing,
@@ -193,6 +195,19 @@ function readWebhooks(read: EnvReader, allowHttp: boolean): Config['webhooks'] {
     // a lease outlives one attempt (timeout plus a margin), so a live instance is never overtaken
     leaseMs: timeoutMs + 5000,
     maxResponseBytes: 64 * 1024,
+  }
+}
+
+/**
+ * How long a request may take to arrive and how many connections one address may hold. Behind a
+ * proxy (TRUST_PROXY) every connection comes from the proxy, so the per-address cap is off unless
+ * set explicitly: the proxy limits its clients.
+ */
+function readHttpLimits(read: EnvReader, trustProxy: boolean): Config['http'] {
+  return {
+    requestTimeoutMs: read.int('REQUEST_TIMEOUT_MS', 30_000, 1_000, 600_000),
+    keepAliveTimeoutMs: read.int('KEEP_ALIVE_TIMEOUT_MS', 72_000, 1_000, 600_000),
+    maxConnectionsPerIp: read.int('MAX_CONNECTIONS_PER_IP', trustProxy ? 0 : 256, 0, 1_000_000),
   }
 }
 

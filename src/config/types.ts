@@ -84,6 +84,15 @@ export interface Config {
   readonly host: string
   readonly port: number
   readonly trustProxy: boolean
+  /** What the HTTP server allows a client (connection-guard.ts). */
+  readonly http: {
+    /** Headers and body of a request must arrive within this (REQUEST_TIMEOUT_MS). */
+    readonly requestTimeoutMs: number
+    /** An idle keep-alive connection is closed after this (KEEP_ALIVE_TIMEOUT_MS). */
+    readonly keepAliveTimeoutMs: number
+    /** Open connections per socket peer address; 0 = no cap (MAX_CONNECTIONS_PER_IP). */
+    readonly maxConnectionsPerIp: number
+  }
   readonly logLevel: LogLevel
   /** `undefined` = memory store (demo only; requires UNSAFE_MEMORY_STORE=true). */
   readonly redis: RedisConfig | undefined

@@ -10,12 +10,15 @@ import {
   bodyNotJson,
   internalError,
   invalidRequest,
+  malformedUrl,
   methodNotAllowed,
   notFound,
   payloadTooLarge,
   routeNotFound,
   storeFactError,
   storeUnavailable,
+  unsupportedMediaType,
+  uriTooLong,
 } from './factories.js'
 
 /** Socket-level failures of the store connection. */
@@ -67,6 +70,11 @@ export function toBrokerError(error: unknown): BrokerError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return payloadTooLarge(error)
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return unsupportedMediaType(error)
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return uriTooLong(error)
+    case 'FST_ERR_BAD_URL':
+      return malformedUrl(error)
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return invalidRequest(fastifyError.message ?? 'request body is invalid', error)

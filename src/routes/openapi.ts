@@ -19,7 +19,13 @@ export function isDocumentedUrl(url: string): boolean {
  * method, an unknown path) always answer one line of JSON, whatever `Accept` says.
  */
 export function isApiPath(path: string): boolean {
-  return path === '/openapi.json' || isDocumentedUrl(path.length > 1 ? path.replace(/\/$/, '') : path)
+  return (
+    path === '/openapi.json' ||
+    // Everything under the operator API answers JSON, its unknown paths too.
+    path === '/admin/api' ||
+    path.startsWith('/admin/api/') ||
+    isDocumentedUrl(path.length > 1 ? path.replace(/\/$/, '') : path)
+  )
 }
 
 /** Tags, summary and security of routes whose own schema doesn't say. */

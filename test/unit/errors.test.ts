@@ -144,15 +144,20 @@ describe('catalogue entries', () => {
       forbidden: 403,
       not_found: 404,
       method_not_allowed: 405,
+      request_timeout: 408,
       conflict: 409,
       payload_too_large: 413,
+      uri_too_long: 414,
+      unsupported_media_type: 415,
       rate_limited: 429,
+      headers_too_large: 431,
       internal_error: 500,
       broker_misconfigured: 502,
       upstream_error: 502,
       upstream_unavailable: 503,
       upstream_throttled: 503,
       not_ready: 503,
+      too_many_connections: 503,
       store_unavailable: 503,
       upstream_timeout: 504,
     })
@@ -262,7 +267,7 @@ describe('RouteTable', () => {
     })
     expect(table.notFoundError('GET', '/admin/api/nothing')).toMatchObject({
       code: 'not_found',
-      message: 'no route for GET /admin/api/nothing',
+      message: 'no route for GET at this path',
     })
   })
 })

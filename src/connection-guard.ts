@@ -1,0 +1,119 @@
+// What the HTTP server does before any route sees a request: it caps the connections one address
+// may hold open, and it answers, in the broker's own error shape and headers, the requests Node
+// refuses by itself (one that did not arrive within REQUEST_TIMEOUT_MS, headers too large, bytes
+// that are not HTTP). Those answers are written on the socket as they are: no route, no hook runs.
+import { randomUUID } from 'node:crypto'
+import { type Server, STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import {
+  type BrokerError,
+  errorBody,
+  headersTooLarge,
+  malformedHttp,
+  requestTimedOut,
+  tooManyConnections,
+} from './errors.js'
+
+/** How long a refused socket may stay after its answer before it is destroyed. */
+const REFUSED_LINGER_MS = 2_000
+
+/** The answer to a socket no route serves: the broker's JSON error body and headers, then close. */
+export function rawErrorAnswer(error: BrokerError, headers: Readonly<Record<string, string>>): string {
+  const body = JSON.stringify(errorBody(error, randomUUID()))
+  const lines = [
+    `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode] ?? 'Error'}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    'cache-control: no-store',
+    'content-type: application/json; charset=utf-8',
+    ...(error.retryAfter === undefined ? [] : [`retry-after: ${Math.max(1, Math.ceil(error.retryAfter))}`]),
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+  ]
+  return `${lines.join('\r\n')}\r\n\r\n${body}`
+}
+
+/** Writes `answer` and closes the socket, discarding what the client still sends for a moment. */
+function answerAndClose(socket: Socket, answer: string): void {
+  if (socket.destroyed) return
+  // Reading on (and dropping) what arrives keeps the kernel from resetting the connection before
+  // the client has read the answer; the timer ends a client that never closes its side.
+  socket.on('data', () => {})
+  socket.on('error', () => {})
+  socket.end(answer)
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref()
+}
+
+/** The address a connection is counted under: the socket's peer, IPv4-mapped IPv6 unwrapped. */
+export function peerAddress(socket: Socket): string {
+  const address = socket.remoteAddress ?? 'unknown'
+  return address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
+}
+
+export interface ConnectionCapOptions {
+  /** Connections one peer address may hold open; 0 = no cap. */
+  maxPerAddress: number
+  /** The security headers every answer carries. */
+  headers: Readonly<Record<string, string>>
+  log: FastifyBaseLogger
+}
+
+/**
+ * Caps open connections per peer address. A connection past the cap never reaches the HTTP parser:
+ * it gets a 503 `too_many_connections` (Connection: close, Retry-After) and is closed. Counted on the
+ * socket's peer — behind a proxy, that is the proxy (docs/deployment.md).
+ */
+export function capConnectionsPerAddress(server: Server, options: ConnectionCapOptions): void {
+  if (options.maxPerAddress <= 0) return
+  const open = new Map<string, number>()
+  // Node's HTTP server hands each accepted socket to its 'connection' listeners (the parser is
+  // attached there); a refused socket must not get that far.
+  const listeners = server.listeners('connection') as Array<(socket: Socket) => void>
+  server.removeAllListeners('connection')
+  const answer = rawErrorAnswer(tooManyConnections(), options.headers)
+  let lastWarning = 0
+  server.on('connection', (socket: Socket) => {
+    const address = peerAddress(socket)
+    const count = open.get(address) ?? 0
+    if (count >= options.maxPerAddress) {
+      // One line per address and second at most: a flood must not become a log flood.
+      const now = Date.now()
+      if (now - lastWarning >= 1000) {
+        lastWarning = now
+        options.log.warn({ ip: address, open: count }, 'connection refused: too many from this address')
+      }
+      answerAndClose(socket, answer)
+      return
+    }
+    open.set(address, count + 1)
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1
+      if (left <= 0) open.delete(address)
+      else open.set(address, left)
+    })
+    for (const listener of listeners) listener.call(server, socket)
+  })
+}
+
+/**
+ * Node's `clientError`: the request timed out (REQUEST_TIMEOUT_MS), its headers were too large, or
+ * the bytes were not HTTP. Answered in the broker's shape with its headers, then closed; logged at
+ * info with the peer address, never with what was sent.
+ */
+export function makeClientErrorHandler(headers: Readonly<Record<string, string>>, log: FastifyBaseLogger) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    const answer =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? requestTimedOut()
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? headersTooLarge()
+          : malformedHttp()
+    log.info({ ip: peerAddress(socket), code: answer.code }, 'connection closed before a request was read')
+    if (!socket.writable) {
+      socket.destroy()
+      return
+    }
+    answerAndClose(socket, rawErrorAnswer(answer, headers))
+  }
+}
