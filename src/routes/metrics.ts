@@ -5,8 +5,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Registry } from 'prom-client'
 import { errorBodySchema, metricsTokenRequired } from '../errors.js'
-import { authenticateOperator } from '../services/operator-auth.js'
 import { closeConnectionsWhileClosing } from '../shutdown.js'
+import { requireOperator } from './operator-token.js'
 
 const metricsSchema = {
   summary: 'Prometheus metrics (text exposition format)',
@@ -33,11 +33,7 @@ async function exposition(registry: Registry): Promise<{ type: string; body: str
 export async function metricsRoutes(app: FastifyInstance): Promise<void> {
   app.get('/metrics', { schema: metricsSchema }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const operator = authenticateOperator(app.config, request.headers.authorization)
-    if (operator === undefined) {
-      reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
-      throw metricsTokenRequired()
-    }
+    await requireOperator(app, request, reply, metricsTokenRequired)
     const { type, body } = await exposition(app.metrics.registry)
     return reply.type(type).send(body)
   })

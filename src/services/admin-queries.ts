@@ -1,9 +1,11 @@
-// Read model for operators (the admin API and the console): one registration, a page of
-// registrations, and a page of tenants summarised from their registrations (the store pages the
-// tenant ids; each summary reads only that tenant's registrations).
+// Read model for operators (the admin API and the console): one registration (its read audited),
+// a page of registrations, and a page of tenants summarised from their registrations (the store
+// pages the tenant ids; each summary reads only that tenant's registrations).
+import type { FastifyBaseLogger } from 'fastify'
 import { registrationNotFound } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, RegistrationStatus, RegistrationUsage, Store } from '../store/types.js'
+import { actorLabel, recordAudit } from './audit.js'
 
 /** What an operator filters registrations by; every field optional, empty strings already dropped. */
 export interface RegistrationFilter {
@@ -39,6 +41,29 @@ export async function findRegistration(
 ): Promise<Registration & RegistrationUsage> {
   const registration = await store.registrations.getMeta(id)
   if (registration === null) throw registrationNotFound(id)
+  return registration
+}
+
+/**
+ * One registration's details as an operator reads them (API or console): found like
+ * `findRegistration`, and the read is audited (`registration.read`, the operator and where), as
+ * every change is.
+ */
+export async function readRegistrationAsOperator(
+  store: Pick<Store, 'registrations' | 'audit'>,
+  id: string,
+  reader: { operator: string; via: 'api' | 'console' },
+  log: FastifyBaseLogger,
+): Promise<Registration & RegistrationUsage> {
+  const registration = await findRegistration(store, id)
+  await recordAudit(store, log, {
+    type: 'registration.read',
+    actor: actorLabel({ kind: 'operator', name: reader.operator }),
+    tenantId: registration.tenantId,
+    app: registration.app,
+    registrationId: registration.id,
+    detail: { via: reader.via },
+  })
   return registration
 }
 

@@ -333,6 +333,7 @@ export type AuditType =
   | 'consent.failed'
   | 'registration.status_changed'
   | 'registration.revoked'
+  | 'registration.read'
   | 'tenant.revoked'
   | 'keys.rotated'
   | 'webhook.added'

@@ -23,14 +23,19 @@ let contosoListener: ConsentValues
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
 type Json = Record<string, any>
 
+let calls = 0
 async function api(
   method: 'GET' | 'POST',
   url: string,
   options: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
 ): Promise<{ status: number; body: Json; headers: Record<string, unknown> }> {
+  calls += 1
   const response = await broker.app.inject({
     method,
     url,
+    // Each call from its own address: these tests send many refused tokens on purpose, and refused
+    // tokens are throttled per address (attack-operator.test.ts tests that).
+    remoteAddress: `10.${(calls >> 16) & 255}.${(calls >> 8) & 255}.${calls & 255}`,
     headers: {
       ...(options.token === undefined ? {} : bearer(options.token)),
       ...options.headers,

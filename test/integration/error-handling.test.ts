@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, operatorToken } from '../support/admin-helpers.js'
-import { type RunningBroker, startBroker } from '../support/broker.js'
+import { type RunningBroker, startBroker, startFormCredentials } from '../support/broker.js'
 
 const ALICE = operatorToken('alice')
 // The memory store and no consent here: the identity provider is never called.
@@ -101,9 +101,17 @@ describe('requests no route answers', () => {
       { method: 'GET', url: '/admin/api' },
       { method: 'GET', url: '/admin/api/tenants' },
     ]
+    // Each from its own address: refused tokens are throttled per address (attack-operator.test.ts).
+    let address = 0
     for (const { method, url } of cases) {
       for (const headers of [{}, bearer('wrong-token'), { authorization: 'Basic YWxpY2U6eA==' }]) {
-        const response = await broker.app.inject({ method, url, headers })
+        address += 1
+        const response = await broker.app.inject({
+          method,
+          url,
+          headers,
+          remoteAddress: `192.0.2.${address}`,
+        })
         expect(response.statusCode, `${method} ${url}`).toBe(401)
         expect(response.headers['www-authenticate']).toBe('Bearer realm="consent-broker operators"')
         expect(response.json().error.code).toBe('unauthorized')
@@ -117,7 +125,7 @@ describe('requests no route answers', () => {
     expect(unknown.statusCode).toBe(404)
     expect(unknown.json().error).toEqual({
       code: 'not_found',
-      message: 'no route for GET /admin/api/no-such-thing',
+      message: 'no route for GET at this path',
     })
     const wrongMethod = await broker.app.inject({
       method: 'DELETE',
@@ -216,6 +224,7 @@ describe('a Redis that accepts connections and never answers', () => {
 
   it('every route answers 503 store_unavailable with Retry-After once the command times out, each counted', async () => {
     const before = await redisCommandErrors(broker)
+    const form = await startFormCredentials(broker.app)
     const [token, api, consent, readiness] = await Promise.all([
       broker.app.inject({
         method: 'POST',
@@ -231,8 +240,12 @@ describe('a Redis that accepts connections and never answers', () => {
       broker.app.inject({
         method: 'POST',
         url: '/ms-graph-mail/start',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin' },
-        payload: 'cloud=global',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'sec-fetch-site': 'same-origin',
+          cookie: form.cookie,
+        },
+        payload: `cloud=global&csrf=${form.csrf}`,
       }),
       broker.app.inject({ method: 'GET', url: '/readyz' }),
     ])

@@ -1,20 +1,17 @@
 // The operator API, `/admin/api/*`: JSON in, JSON out, `Authorization: Bearer <operator token>`.
 // Authentication runs in onRequest, before body parsing and validation, so a caller without a valid
 // token learns nothing, not even whether its request was well-formed.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Config } from '../../config.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { cursorWithSince, errorBodySchema, operatorUnknown, sinceWithDescendingOrder } from '../../errors.js'
 import {
-  cursorWithSince,
-  errorBodySchema,
-  operatorTokenInvalid,
-  operatorUnknown,
-  sinceWithDescendingOrder,
-} from '../../errors.js'
-import { findRegistration, listRegistrations, summarizeTenants } from '../../services/admin-queries.js'
+  listRegistrations,
+  readRegistrationAsOperator,
+  summarizeTenants,
+} from '../../services/admin-queries.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
-import { authenticateOperator } from '../../services/operator-auth.js'
 import type { RegistrationStatus } from '../../store/types.js'
+import { requireOperator } from '../operator-token.js'
 import {
   appSlugSchema,
   auditRecordSchema,
@@ -46,20 +43,6 @@ function operatorOf(request: FastifyRequest): string {
   return name
 }
 
-/**
- * The operator named by the request's bearer token; else 401 with `WWW-Authenticate`. Used by the
- * API's onRequest hook and by the not-found handler for paths under `/admin/api`, so an unknown
- * path or method there is refused before it is answered 404 or 405.
- */
-export function requireOperator(config: Config, request: FastifyRequest, reply: FastifyReply): string {
-  const operator = authenticateOperator(config, request.headers.authorization)
-  if (operator === undefined) {
-    reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
-    throw operatorTokenInvalid()
-  }
-  return operator
-}
-
 const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
 
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
@@ -68,7 +51,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    const operator = requireOperator(app.config, request, reply)
+    const operator = await requireOperator(app, request, reply)
     operators.set(request, operator)
     request.log = request.log.child({ operator })
   })
@@ -182,7 +165,10 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
       },
     },
     async (request) => {
-      return { registration: await findRegistration(app.store, request.params.id) }
+      const reader = { operator: operatorOf(request), via: 'api' } as const
+      return {
+        registration: await readRegistrationAsOperator(app.store, request.params.id, reader, request.log),
+      }
     },
   )
 

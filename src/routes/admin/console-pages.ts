@@ -2,7 +2,11 @@
 // revoke), the audit trail and key rotation. Pages without a session go to the sign-in page; forms
 // need the session and its CSRF token (SessionArea.requireForm).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { findRegistration, listRegistrations, summarizeTenants } from '../../services/admin-queries.js'
+import {
+  listRegistrations,
+  readRegistrationAsOperator,
+  summarizeTenants,
+} from '../../services/admin-queries.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import type { OperatorIdentity } from '../../services/operator-auth.js'
@@ -199,7 +203,12 @@ export function consolePageRoutes(
       },
     },
     async (request, reply) => {
-      const registration = await findRegistration(app.store, request.params.id)
+      const registration = await readRegistrationAsOperator(
+        app.store,
+        request.params.id,
+        { operator: area.of(request).data.operator, via: 'console' },
+        request.log,
+      )
       return sendPage(
         reply,
         200,

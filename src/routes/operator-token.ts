@@ -1,0 +1,52 @@
+// The operator's bearer token on HTTP routes (the operator API, /metrics): checked against the
+// configured hashes (services/operator-auth.ts), with refused tokens throttled per address across
+// instances.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { type BrokerError, operatorTokenInvalid, rateLimited } from '../errors.js'
+import { authenticateOperator } from '../services/operator-auth.js'
+
+/** Wrong (or missing) operator tokens one address may send per window, every instance counting. */
+const REFUSED_TOKENS_PER_WINDOW = 10
+const REFUSED_TOKENS_WINDOW_MS = 60_000
+
+/**
+ * The operator named by the request's bearer token; else 401 with `WWW-Authenticate`. Used by the
+ * operator API's onRequest hook, by `GET /metrics`, and by the not-found handler and the router's
+ * own refusals for paths under `/admin/api`, so an unknown path or method there is refused before
+ * it is answered 404 or 405.
+ *
+ * Refused tokens are throttled per address across instances, as the console sign-in is: past
+ * REFUSED_TOKENS_PER_WINDOW in a window, the address is answered 429 for the rest of the window
+ * *before* its token is looked at, so a blocked guesser learns nothing from its next guesses.
+ */
+export async function requireOperator(
+  app: Pick<FastifyInstance, 'config' | 'store'>,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  refused: () => BrokerError = operatorTokenInvalid,
+): Promise<string> {
+  const blockedKey = `admin-api-blocked:${request.ip}`
+  const blockedUntil = await app.store.ephemeral.get(blockedKey)
+  if (blockedUntil !== null) throw tooManyRefusedTokens(Number(blockedUntil) - Date.now())
+  const operator = authenticateOperator(app.config, request.headers.authorization)
+  if (operator !== undefined) return operator
+  request.log.info({ ip: request.ip }, 'operator token refused')
+  const counted = await app.store.rateLimiter.hit(
+    `admin-api-refused:${request.ip}`,
+    REFUSED_TOKENS_PER_WINDOW,
+    REFUSED_TOKENS_WINDOW_MS,
+  )
+  if (!counted.allowed) {
+    await app.store.ephemeral.put(blockedKey, String(Date.now() + counted.retryAfterMs), counted.retryAfterMs)
+    throw tooManyRefusedTokens(counted.retryAfterMs)
+  }
+  reply.header('www-authenticate', 'Bearer realm="consent-broker operators"')
+  throw refused()
+}
+
+function tooManyRefusedTokens(retryAfterMs: number) {
+  return rateLimited(
+    'too many wrong operator tokens from this address; wait a minute',
+    Math.max(1, retryAfterMs) / 1000,
+  )
+}
