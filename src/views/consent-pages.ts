@@ -39,9 +39,11 @@ export interface StartPageOptions {
   clouds: readonly CloudName[]
   adminRoleIds: readonly string[]
   flowMinutes: number
+  /** The start form's CSRF token (double submit with its cookie). */
+  csrf: string
 }
 
-export function renderStartPage({ app, clouds, adminRoleIds, flowMinutes }: StartPageOptions): string {
+export function renderStartPage({ app, clouds, adminRoleIds, flowMinutes, csrf }: StartPageOptions): string {
   const who =
     app.consent === 'admin'
       ? html`<p><strong>Admin consent.</strong> An administrator of your Microsoft Entra tenant
@@ -76,6 +78,7 @@ ${app.permissions.map(permissionRow)}</tbody>
 <h2>Who consents</h2>
 ${who}
 <form method="post" action="/${app.slug}/start">
+<input type="hidden" name="csrf" value="${csrf}">
 ${cloudField}
 <button type="submit">Start Authorization Process</button>
 </form>

@@ -26,6 +26,8 @@ export function renderManageSignIn(options: {
   app: AppConfig
   clouds: readonly CloudName[]
   roleNames: readonly string[]
+  /** The sign-in form's CSRF token (double submit with its cookie). */
+  csrf: string
 }): string {
   const { app, clouds } = options
   const cloudField =
@@ -41,6 +43,7 @@ export function renderManageSignIn(options: {
 organization made for this integration, and revoke them. Sign in with your Microsoft work account;
 you will only ever see your own tenant.</p>
 <form method="post" action="/${app.slug}/manage/sign-in">
+<input type="hidden" name="csrf" value="${options.csrf}">
 ${cloudField}
 <p><button type="submit">Sign in as a tenant administrator</button></p>
 </form>

@@ -10,6 +10,7 @@ import {
   browse,
   CookieJar,
   consentViaEmulator,
+  formCsrf,
   pageTitle,
   parseConsentValues,
   pathOf,
@@ -100,6 +101,54 @@ describe('a cross-site link to /callback (state first)', () => {
       'Microsoft said: <code class="provider-message">AADSTS65004: declined</code>',
     )
   })
+})
+
+describe('forms that start a flow (CSRF)', () => {
+  for (const [form, page] of [
+    ['/ms-graph-mail/start', '/ms-graph-mail'],
+    ['/ms-graph-mail/manage/sign-in', '/ms-graph-mail/manage'],
+  ] as const) {
+    it(`${form}: Origin null without Sec-Fetch-Site needs the page's token; a stranger's token is refused`, async () => {
+      const b = await start()
+      const victim = new CookieJar()
+      const victimToken = await formCsrf(b.app, victim, page)
+      const attacker = new CookieJar()
+      const attackerToken = await formCsrf(b.app, attacker, page)
+      expect(attackerToken).not.toBe(victimToken)
+      // What an old browser sends for a form an attacker's page auto-submits: Origin null (or none),
+      // no Fetch Metadata, the victim's cookies.
+      const post = (cookie: string | undefined, payload: string, origin?: string) =>
+        b.app.inject({
+          method: 'POST',
+          url: form,
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            ...(origin === undefined ? {} : { origin }),
+            ...(cookie === undefined ? {} : { cookie }),
+          },
+          payload,
+        })
+      const victimCookie = victim.header(form)
+      expect(victimCookie).toMatch(/cb_form=/)
+      for (const [what, response] of [
+        ['no token, Origin null', await post(victimCookie, 'cloud=global', 'null')],
+        ['no token, no Origin', await post(victimCookie, 'cloud=global')],
+        ['the attacker’s own token', await post(victimCookie, `cloud=global&csrf=${attackerToken}`, 'null')],
+        ['a token without its cookie', await post(undefined, `cloud=global&csrf=${victimToken}`, 'null')],
+        ['an empty token', await post(victimCookie, 'cloud=global&csrf=', 'null')],
+      ] as const) {
+        expect(response.statusCode, what).toBe(403)
+        expect(pageTitle(response.body), what).not.toBe('')
+        expect(response.body, what).toContain('reload the page')
+        expect(response.headers.location, what).toBeUndefined()
+        expect(response.headers['set-cookie'], what).toBeUndefined()
+      }
+      // The victim's own form, as their browser posts it: on to Microsoft.
+      const own = await post(victimCookie, `cloud=global&csrf=${victimToken}`, 'null')
+      expect(own.statusCode).toBe(303)
+      expect(String(own.headers.location)).toContain('/oauth2/v2.0/authorize')
+    })
+  }
 })
 
 describe('the one-time result', () => {
@@ -210,6 +259,8 @@ describe('the audit trail against a stranger', () => {
     )
 
     // The stranger: 1,000 failed callbacks from one address, every kind an anonymous caller can make.
+    const stranger = new CookieJar()
+    const csrf = await formCsrf(b.app, stranger, `/${MAIL}`)
     const statuses = new Map<number, number>()
     const count = (status: number) => statuses.set(status, (statuses.get(status) ?? 0) + 1)
     for (let i = 0; i < 1000; i++) {
@@ -225,10 +276,15 @@ describe('the audit trail against a stranger', () => {
       } else {
         // A real flow of the stranger's own: its callback with a wrong state, or with its state and
         // an error (the stranger "cancels" at Microsoft without ever signing in).
-        const started = await startConsentFlow(b.app, { slug: MAIL })
-        const state = kind === 2 ? 'wrong' : new URL(started.location).searchParams.get('state')!
+        const started = await browse(b.app, stranger, {
+          method: 'POST',
+          url: `/${MAIL}/start`,
+          form: { csrf },
+        })
+        const authorize = new URL(String(started.headers.location))
+        const state = kind === 2 ? 'wrong' : authorize.searchParams.get('state')!
         const query = new URLSearchParams({ error: 'access_denied', error_description: 'flood', state })
-        count((await browse(b.app, started.jar, { url: `/callback?${query}` })).statusCode)
+        count((await browse(b.app, stranger, { url: `/callback?${query}` })).statusCode)
       }
     }
     // No cookie and a forged cookie: 400; the own flow's wrong state: 403; its "cancel": 400.
@@ -242,5 +298,5 @@ describe('the audit trail against a stranger', () => {
       .filter((v) => v.labels.stage === 'failed')
       .reduce((sum, v) => sum + v.value, 0)
     expect(failed).toBe(1000)
-  })
+  }, 300_000)
 })

@@ -1,8 +1,9 @@
 // Consent traffic is bounded per client IP across instances, and callbacks that belong to no flow
 // stay out of the audit trail.
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { startEmulator } from '../../emulator/server.js'
-import { type RunningBroker, startBroker } from '../support/broker.js'
+import { type RunningBroker, startBroker, startFormCredentials } from '../support/broker.js'
 
 let emulator: Awaited<ReturnType<typeof startEmulator>>
 const brokers: RunningBroker[] = []
@@ -16,7 +17,9 @@ afterAll(async () => {
   await emulator?.close()
 })
 
-async function twoInstances(env: Record<string, string>): Promise<[RunningBroker, RunningBroker]> {
+async function twoInstances(own: Record<string, string>): Promise<[RunningBroker, RunningBroker]> {
+  // Instances of one deployment share COOKIE_SECRET: a form opened on one is posted to the other.
+  const env = { COOKIE_SECRET: randomBytes(32).toString('hex'), ...own }
   const first = await startBroker({ authorityUrl: emulator.url, redisUrl: inject('redisUrl'), env })
   const second = await startBroker({
     authorityUrl: emulator.url,
@@ -34,12 +37,13 @@ describe('consent rate limit', () => {
       CONSENT_RATE_LIMIT_PER_IP: '3',
       CONSENT_RATE_LIMIT_WINDOW_SECONDS: '600',
     })
+    const { cookie, csrf } = await startFormCredentials(a.app)
     const start = (broker: RunningBroker) =>
       broker.app.inject({
         method: 'POST',
         url: '/ms-graph-mail/start',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: 'cloud=global',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        payload: `cloud=global&csrf=${csrf}`,
       })
     expect((await start(a)).statusCode).toBe(303)
     expect((await start(b)).statusCode).toBe(303)

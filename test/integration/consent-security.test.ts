@@ -9,11 +9,13 @@ import {
   CookieJar,
   capturingRefreshTokens,
   consentViaEmulator,
+  formCsrf,
   pageTitle,
   parseConsentValues,
   pathOf,
   runConsentViaEmulator,
   startConsentFlow,
+  startFormCredentials,
 } from '../support/broker.js'
 import { useEmulator } from '../support/emulator.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
@@ -82,11 +84,14 @@ describe('cookies', () => {
 
   it('cookies are Secure when PUBLIC_URL is https, and HSTS is sent', async () => {
     const b = await start({ env: { PUBLIC_URL: 'https://consent.example.com' } })
+    const { cookie: formCookie, csrf } = await startFormCredentials(b.app, MAIL)
+    // On https the start form's CSRF cookie is a __Host- cookie: Path=/, Secure, no Domain.
+    expect(formCookie).toMatch(/^__Host-cb_form=/)
     const response = await b.app.inject({
       method: 'POST',
       url: `/${MAIL}/start`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: 'cloud=global',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: formCookie },
+      payload: `cloud=global&csrf=${csrf}`,
     })
     expect(response.statusCode).toBe(303)
     const [cookie] = setCookies(response)
@@ -257,24 +262,26 @@ describe('start and pages', () => {
     const unknown = await browse(b.app, new CookieJar(), { url: '/no-such-app' })
     expect(unknown.statusCode).toBe(404)
     expect(unknown.headers['content-type']).toContain('text/html')
-    const startUnknown = await browse(b.app, new CookieJar(), {
+    const jar = new CookieJar()
+    const csrf = await formCsrf(b.app, jar, `/${MAIL}`)
+    const startUnknown = await browse(b.app, jar, {
       method: 'POST',
       url: '/no-such-app/start',
-      form: {},
+      form: { csrf },
     })
     expect(startUnknown.statusCode).toBe(404)
-    const notOffered = await browse(b.app, new CookieJar(), {
+    const notOffered = await browse(b.app, jar, {
       method: 'POST',
       url: `/${MAIL}/start`,
-      form: { cloud: 'china' },
+      form: { cloud: 'china', csrf },
     })
     expect(notOffered.statusCode).toBe(400)
     expect(notOffered.body).toContain('cloud')
     expect(setCookies(notOffered)).toEqual([])
-    const invalid = await browse(b.app, new CookieJar(), {
+    const invalid = await browse(b.app, jar, {
       method: 'POST',
       url: `/${MAIL}/start`,
-      form: { cloud: 'mars' },
+      form: { cloud: 'mars', csrf },
     })
     expect(invalid.statusCode).toBe(400)
   })
@@ -297,6 +304,7 @@ describe('start and pages', () => {
     })
     expect(foreignOrigin.statusCode).toBe(403)
     // Our own no-referrer policy makes browsers send `Origin: null` on same-origin posts.
+    const { cookie, csrf } = await startFormCredentials(b.app, MAIL)
     const sameSite = await b.app.inject({
       method: 'POST',
       url: `/${MAIL}/start`,
@@ -304,8 +312,9 @@ describe('start and pages', () => {
         'content-type': 'application/x-www-form-urlencoded',
         origin: 'null',
         'sec-fetch-site': 'same-origin',
+        cookie,
       },
-      payload: 'cloud=global',
+      payload: `cloud=global&csrf=${csrf}`,
     })
     expect(sameSite.statusCode).toBe(303)
   })

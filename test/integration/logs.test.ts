@@ -91,7 +91,10 @@ async function browseRecording(
 
 async function consent(slug: string, username: string, decision: 'accept' | 'deny' = 'accept') {
   const jar = new CookieJar()
-  const start = await browseRecording(jar, { method: 'POST', url: `/${slug}/start`, form: {} })
+  const page = await browseRecording(jar, { url: `/${slug}` })
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)![1]!
+  remember('start form csrf', csrf)
+  const start = await browseRecording(jar, { method: 'POST', url: `/${slug}/start`, form: { csrf } })
   expect(start.statusCode, pageTitle(start.body)).toBe(303)
   let atMicrosoft = String(start.headers.location)
   for (let step = 0; step < 3; step++) {

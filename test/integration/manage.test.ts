@@ -9,6 +9,7 @@ import {
   type ConsentValues,
   CookieJar,
   consentViaEmulator,
+  formCsrf,
   pageTitle,
   pathOf,
   startBroker,
@@ -29,7 +30,12 @@ async function manageSignIn(slug: string, username: string) {
   const signInPage = await browse(broker.app, jar, { url: `/${slug}/manage` })
   expect(signInPage.statusCode).toBe(200)
   expect(signInPage.body).toContain(`action="/${slug}/manage/sign-in"`)
-  const started = await browse(broker.app, jar, { method: 'POST', url: `/${slug}/manage/sign-in`, form: {} })
+  const csrf = /name="csrf" value="([^"]+)"/.exec(signInPage.body)![1]!
+  const started = await browse(broker.app, jar, {
+    method: 'POST',
+    url: `/${slug}/manage/sign-in`,
+    form: { csrf },
+  })
   expect(started.statusCode).toBe(303)
   const back = await completeAtEmulator(String(started.headers.location), { username })
   const callback = await browse(broker.app, jar, { url: pathOf(back) })
@@ -93,10 +99,11 @@ describe('tenant self-service', () => {
 
   it('sets a session cookie that is HttpOnly, SameSite=Lax, signed and scoped to the app’s manage pages', async () => {
     const jar = new CookieJar()
+    const formToken = await formCsrf(broker.app, jar, '/ms-graph-mail/manage')
     const started = await browse(broker.app, jar, {
       method: 'POST',
       url: '/ms-graph-mail/manage/sign-in',
-      form: {},
+      form: { csrf: formToken },
     })
     const back = await completeAtEmulator(String(started.headers.location), {
       username: 'admin@fabrikam.example',
@@ -278,14 +285,20 @@ describe('tenant self-service', () => {
       env: { CONSENT_RATE_LIMIT_PER_IP: '4' },
     })
     try {
-      const consentStart = () =>
-        browse(limited.app, new CookieJar(), { method: 'POST', url: '/ms-graph-mail/start', form: {} })
-      const manageSignInStart = () =>
-        browse(limited.app, new CookieJar(), {
+      const consentStart = async () => {
+        const jar = new CookieJar()
+        const csrf = await formCsrf(limited.app, jar, '/ms-graph-mail')
+        return browse(limited.app, jar, { method: 'POST', url: '/ms-graph-mail/start', form: { csrf } })
+      }
+      const manageSignInStart = async () => {
+        const jar = new CookieJar()
+        const csrf = await formCsrf(limited.app, jar, '/ms-graph-mail/manage')
+        return browse(limited.app, jar, {
           method: 'POST',
           url: '/ms-graph-mail/manage/sign-in',
-          form: {},
+          form: { csrf },
         })
+      }
       // Two of each spend the budget of four; then each page is refused: neither has a budget of its
       // own (each alone has spent only two).
       const statuses: number[] = []

@@ -250,13 +250,19 @@ export async function consentOverHttp(
 ): Promise<ConsentValues> {
   const jar = new CookieJar()
   const transport = options.fetch ?? fetch
+  // The start page first, as a browser: its form carries a CSRF token matching a cookie it sets.
+  const page = await browseHttp(baseUrl, jar, { path: `/${options.slug}` }, transport)
+  const csrf = /<input type="hidden" name="csrf" value="([^"]+)">/.exec(page.body)?.[1]
+  if (page.status !== 200 || csrf === undefined) {
+    throw new Error(`start page of ${options.slug} answered ${page.status}: ${pageTitle(page.body)}`)
+  }
   const started = await browseHttp(
     baseUrl,
     jar,
     {
       method: 'POST',
       path: `/${options.slug}/start`,
-      form: options.cloud === undefined ? {} : { cloud: options.cloud },
+      form: { csrf, ...(options.cloud === undefined ? {} : { cloud: options.cloud }) },
     },
     transport,
   )

@@ -240,16 +240,45 @@ export interface StartedConsent {
   location: string
 }
 
+/**
+ * Opens the page of a form that starts a flow (`/{app}` or `/{app}/manage`) in `jar`, as a browser
+ * does before posting it: the page's CSRF cookie lands in the jar; returns the form's token.
+ */
+export async function formCsrf(app: FastifyInstance, jar: CookieJar, page: string): Promise<string> {
+  const response = await browse(app, jar, { url: page })
+  const match = /<input type="hidden" name="csrf" value="([^"]+)">/.exec(response.body)
+  if (response.statusCode !== 200 || match === null) {
+    throw new Error(
+      `${page} answered ${response.statusCode} without a form token: ${pageTitle(response.body)}`,
+    )
+  }
+  return match[1]!
+}
+
+/**
+ * The `Cookie` header and form token of a start form, for tests that post with `app.inject`: what a
+ * browser that opened the consent page of `slug` holds.
+ */
+export async function startFormCredentials(
+  app: FastifyInstance,
+  slug = 'ms-graph-mail',
+): Promise<{ cookie: string; csrf: string }> {
+  const jar = new CookieJar()
+  const csrf = await formCsrf(app, jar, `/${slug}`)
+  return { cookie: jar.header(`/${slug}/start`)!, csrf }
+}
+
 /** Posts the start form of `slug` (optionally choosing `cloud`); expects the 303 to Microsoft. */
 export async function startConsentFlow(
   app: FastifyInstance,
   options: { slug: string; cloud?: CloudName; jar?: CookieJar },
 ): Promise<StartedConsent> {
   const jar = options.jar ?? new CookieJar()
+  const csrf = await formCsrf(app, jar, `/${options.slug}`)
   const response = await browse(app, jar, {
     method: 'POST',
     url: `/${options.slug}/start`,
-    form: options.cloud === undefined ? {} : { cloud: options.cloud },
+    form: { csrf, ...(options.cloud === undefined ? {} : { cloud: options.cloud }) },
   })
   const location = response.headers.location
   if (response.statusCode !== 303 || typeof location !== 'string') {

@@ -59,6 +59,7 @@ describe('consent pages', () => {
       clouds: ['global', 'usgov'],
       adminRoleIds: [GLOBAL_ADMIN, PRIVILEGED_ROLE_ADMIN],
       flowMinutes: 10,
+      csrf: 'c'.repeat(43),
     })
     expectNoActiveContent(page)
     expect(page).toContain('Mail &lt;script&gt;alert(1)&lt;/script&gt;')
@@ -71,7 +72,13 @@ describe('consent pages', () => {
   })
 
   it('start page with one cloud: a hidden field instead of a chooser', () => {
-    const page = renderStartPage({ app, clouds: ['global'], adminRoleIds: [GLOBAL_ADMIN], flowMinutes: 10 })
+    const page = renderStartPage({
+      app,
+      clouds: ['global'],
+      adminRoleIds: [GLOBAL_ADMIN],
+      flowMinutes: 10,
+      csrf: 'c'.repeat(43),
+    })
     expect(page).not.toContain('<select')
     expect(page).toContain('<input type="hidden" name="cloud" value="global">')
   })

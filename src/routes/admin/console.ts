@@ -20,8 +20,13 @@ export interface AdminConsoleOptions {
 
 /** The console's session cookie. */
 export const CONSOLE_COOKIE = 'cb_admin'
-/** The sign-in form's double-submit CSRF cookie, before there is a session. */
-export const SIGN_IN_COOKIE = 'cb_admin_sign_in'
+/**
+ * The sign-in form's double-submit CSRF cookie, before there is a session: `__Host-` prefixed on
+ * https (Path=/, Secure, no Domain, so a sibling subdomain can't plant one), plain on the http demo.
+ */
+export function signInCookieName(secure: boolean): string {
+  return secure ? '__Host-cb_admin_sign_in' : 'cb_admin_sign_in'
+}
 const CONSOLE_PATH = '/admin'
 const SIGN_IN_TTL_MS = 15 * 60_000
 const SIGN_IN_ATTEMPTS_PER_MINUTE = 10
@@ -38,10 +43,11 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
   // Every console response: never cached, and the session (if any) looked up once.
   area.install(app)
 
+  const signInCookie = signInCookieName(app.config.secureCookies)
   const renderSignInPage = async (reply: FastifyReply, status: number, error?: string) => {
     const csrf = randomToken()
-    reply.setCookie(SIGN_IN_COOKIE, csrf, {
-      path: CONSOLE_PATH,
+    reply.setCookie(signInCookie, csrf, {
+      path: '/',
       httpOnly: true,
       sameSite: 'strict',
       secure: app.config.secureCookies,
@@ -87,7 +93,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       preValidation: async (request) =>
         requireFormCsrf(
           request,
-          readSignedCookie(request, SIGN_IN_COOKIE),
+          readSignedCookie(request, signInCookie),
           'the sign-in form expired or did not come from this site; reload it and try again',
         ),
     },
@@ -105,7 +111,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
         return renderSignInPage(reply, 401, 'That token is not an operator token.')
       }
       await area.signIn(request, reply, { operator })
-      reply.clearCookie(SIGN_IN_COOKIE, { path: CONSOLE_PATH })
+      reply.clearCookie(signInCookie, { path: '/', secure: app.config.secureCookies })
       return reply.redirect('/admin/tenants', 303)
     },
   )

@@ -1,11 +1,12 @@
 // What the two pages that start a consent-flow sign-in share — the consent start (`/{app}/start`)
 // and the manage sign-in (`/{app}/manage/sign-in`) — with the one callback both flows end at: the
-// form that picks the cloud, the flow cookie and the per-client-IP budget.
+// form that picks the cloud, its CSRF guard, the flow cookie and the per-client-IP budget.
 import type { CookieSerializeOptions } from '@fastify/cookie'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { CLOUD_NAMES } from '../../clouds.js'
 import type { Config } from '../../config.js'
-import { enforceRateLimit } from '../browser.js'
+import { randomToken } from '../../crypto/tokens.js'
+import { enforceRateLimit, readSignedCookie, refuseCrossSiteForm, requireFormCsrf } from '../browser.js'
 
 /** Carries `<app>.<flow id>`; read only by the callback. */
 export const FLOW_COOKIE = 'cb_consent_flow'
@@ -16,8 +17,55 @@ export const FLOW_COOKIE_PATH = '/callback'
 export const cloudFormSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] } },
+  properties: {
+    cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] },
+    csrf: { type: 'string', maxLength: 256 },
+  },
 } as const
+
+/** How long a start form's CSRF token stays good (the page may sit open a while before its click). */
+const FORM_CSRF_TTL_MS = 2 * 3_600_000
+
+/**
+ * The CSRF guard of the forms that start a flow, on top of Fetch Metadata (which older browsers
+ * don't send): a double-submit token. The page sets a signed cookie and echoes its value in a
+ * hidden field; the post must carry both. One token per browser (reused while it is good), so two
+ * open tabs both work. The cookie is `__Host-` prefixed when PUBLIC_URL is https (Path=/, Secure,
+ * no Domain: a sibling subdomain can't plant one), plain `cb_form` on the http loopback demo.
+ */
+export function startFormGuard(app: FastifyInstance) {
+  const { config } = app
+  const publicOrigin = new URL(config.publicUrl).origin
+  const name = config.secureCookies ? '__Host-cb_form' : 'cb_form'
+  return {
+    /** The token for the page's form; sets (or keeps) its cookie. */
+    issue(request: FastifyRequest, reply: FastifyReply): string {
+      const current = readSignedCookie(request, name)
+      if (current !== undefined && /^[A-Za-z0-9_-]{43}$/.test(current)) return current
+      const csrf = randomToken()
+      reply.setCookie(name, csrf, {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'strict',
+        secure: config.secureCookies,
+        signed: true,
+        maxAge: Math.floor(FORM_CSRF_TTL_MS / 1000),
+      })
+      return csrf
+    },
+    /** preValidation of the post: not cross-site (Fetch Metadata, Origin), and the token matches. */
+    check(message: string) {
+      return async (request: FastifyRequest): Promise<void> => {
+        refuseCrossSiteForm(request, publicOrigin, message)
+        requireFormCsrf(
+          request,
+          readSignedCookie(request, name),
+          'the form expired or did not come from this site; reload the page and try again',
+        )
+      }
+    },
+  }
+}
 
 /** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */
 export function flowCookieOptions(config: Config): CookieSerializeOptions {

@@ -11,13 +11,14 @@ import {
   renderResultPage,
   renderStartPage,
 } from '../../views/consent-pages.js'
-import { readSignedCookie, refuseCrossSiteForm, sendPage } from '../browser.js'
+import { readSignedCookie, sendPage } from '../browser.js'
 import {
   cloudFormSchema,
   FLOW_COOKIE,
   FLOW_COOKIE_PATH,
   flowCookieOptions,
   limitConsentTraffic,
+  startFormGuard,
 } from './flow-start.js'
 import { completeManageSignIn, manageSessionArea } from './manage.js'
 
@@ -63,9 +64,9 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { config } = app
   const flow = app.services.consentFlow
   const manageArea = manageSessionArea(app)
-  const publicOrigin = new URL(config.publicUrl).origin
   const flowCookie = flowCookieOptions(config)
   const resultCookie: CookieSerializeOptions = { ...flowCookie, path: RESULT_COOKIE_PATH }
+  const formGuard = startFormGuard(app)
 
   function sendFailure(request: FastifyRequest, reply: FastifyReply, failure: ConsentFailure): FastifyReply {
     return sendPage(
@@ -106,6 +107,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           clouds: appClouds(hosted),
           adminRoleIds: config.adminRoleIds,
           flowMinutes: Math.round(config.consent.flowTtlMs / 60_000),
+          csrf: formGuard.issue(request, reply),
         }),
       )
     },
@@ -115,6 +117,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     '/:app/start',
     {
       config: { html: true },
+      preValidation: formGuard.check('the authorization must be started from this site'),
       preHandler: limitAuthorizations,
       schema: {
         params: appParams,
@@ -134,7 +137,6 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      refuseCrossSiteForm(request, publicOrigin, 'the authorization must be started from this site')
       const outcome = await flow.start(request.params.app, request.body?.cloud, request.log)
       if (outcome.kind === 'failed') return sendFailure(request, reply, outcome.failure)
       reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)

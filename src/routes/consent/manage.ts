@@ -32,9 +32,15 @@ import {
   REGISTRATION_ID_PATTERN,
   revokeFormSchema,
 } from '../admin/schemas.js'
-import { refuseCrossSiteForm, sendPage } from '../browser.js'
+import { sendPage } from '../browser.js'
 import { notices, SessionArea } from '../browser-session.js'
-import { cloudFormSchema, FLOW_COOKIE, flowCookieOptions, limitConsentTraffic } from './flow-start.js'
+import {
+  cloudFormSchema,
+  FLOW_COOKIE,
+  flowCookieOptions,
+  limitConsentTraffic,
+  startFormGuard,
+} from './flow-start.js'
 
 /** The manage pages' session cookie; its path is the app's `/{app}/manage`. */
 export const MANAGE_COOKIE = 'cb_manage'
@@ -121,7 +127,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
   const area = manageSessionArea(app)
   area.install(app)
   const flow = app.services.consentFlow
-  const publicOrigin = new URL(config.publicUrl).origin
+  const formGuard = startFormGuard(app)
 
   const hostedApp = (slug: string) => {
     const hosted = findApp(config, slug)
@@ -156,6 +162,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
             app: hosted,
             clouds: appClouds(hosted),
             roleNames: roleNames(config.adminRoleIds),
+            csrf: formGuard.issue(request, reply),
           }),
         )
       }
@@ -180,6 +187,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
     '/:app/manage/sign-in',
     {
       config: html,
+      preValidation: formGuard.check('the sign-in must be started from this site'),
       schema: {
         params: appParams,
         querystring: emptyQuery,
@@ -188,7 +196,6 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      refuseCrossSiteForm(request, publicOrigin, 'the sign-in must be started from this site')
       hostedApp(request.params.app)
       // A sign-in is a flow start: same per-IP budget (and counter) as the consent pages.
       await limitConsentTraffic(app, request, 'too many sign-in attempts from this address; try again later')
