@@ -61,7 +61,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   app.get<{ Querystring: { app?: string; cursor?: string; limit?: number } }>(
     '/admin/api/tenants',
     {
-      config: { logQuery: ['app'] },
+      config: { logQuery: ['app', 'cursor', 'limit'] },
       schema: {
         ...common,
         summary:

@@ -96,7 +96,7 @@ export function consolePageRoutes(
   app.get<{ Querystring: { app?: string; cursor?: string } }>(
     '/admin/tenants',
     {
-      config: { ...html, logQuery: ['app'] },
+      config: { ...html, logQuery: ['app', 'cursor'] },
       preHandler: requirePageSession,
       schema: {
         querystring: {
