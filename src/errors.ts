@@ -32,3 +32,4 @@ export {
   RouteTable,
   toBrokerError,
 } from './errors/handler.js'
+export * from './errors/transport-factories.js'

@@ -10,16 +10,14 @@ import {
   bodyNotJson,
   internalError,
   invalidRequest,
-  malformedUrl,
   methodNotAllowed,
   notFound,
   payloadTooLarge,
   routeNotFound,
   storeFactError,
   storeUnavailable,
-  unsupportedMediaType,
-  uriTooLong,
 } from './factories.js'
+import { malformedUrl, unsupportedMediaType, uriTooLong } from './transport-factories.js'
 
 /** Socket-level failures of the store connection. */
 const OUTAGE_CODES = new Set([
