@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID } from '../../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import { bearer, obtainToken, operatorToken } from '../support/admin-helpers.js'
-import { consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import { browse, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
 import { consentOverHttp, findFreePort, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { randomMasterKeys } from '../support/config.js'
 import { type ReceivedRequest, startReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
@@ -243,6 +243,32 @@ describe('delivery', () => {
     expect(redeliver.statusCode).toBe(202)
     await r.waitFor(() => r.delivered().length === 2)
     expect(r.delivered()[1]?.headers['webhook-id']).toBe(delivery?.messageId)
+    // the console shows the delivery and redelivers it through a CSRF-checked form
+    const { jar } = await consoleSignIn(b.app, OPERATOR)
+    const pageResponse = await browse(b.app, jar, { url: '/admin/webhooks' })
+    expect(pageResponse.statusCode).toBe(200)
+    expect(pageResponse.body).toContain(String(delivery?.messageId))
+    expect(pageResponse.body).toContain(endpointId)
+    const action = `/admin/webhooks/${endpointId}/deliveries/${delivery?.messageId}/redeliver`
+    const forged = await browse(b.app, jar, { method: 'POST', url: action, form: { csrf: 'forged' } })
+    expect(forged.statusCode).toBe(403)
+    const sent = await browse(b.app, jar, {
+      method: 'POST',
+      url: action,
+      form: { csrf: csrfOf(pageResponse.body) },
+    })
+    expect(sent.statusCode).toBe(303)
+    await r.waitFor(() => r.delivered().length === 3)
+    expect(r.delivered()[2]?.headers['webhook-id']).toBe(delivery?.messageId)
+    // the audit trail has the endpoint's addition and both redeliveries
+    const audit = await b.app.inject({
+      method: 'GET',
+      url: '/admin/api/audit?limit=500',
+      headers: bearer(OPERATOR),
+    })
+    const types = (audit.json() as { items: Array<{ type: string }> }).items.map((e) => e.type)
+    expect(types.filter((t) => t === 'webhook.added')).toHaveLength(1)
+    expect(types.filter((t) => t === 'webhook.redelivered')).toHaveLength(2)
   }, 60_000)
 
   it('three instances: each message is delivered once', async () => {

@@ -12,6 +12,7 @@ import { renderSignIn } from '../../views/admin.js'
 import { enforceRateLimit, readSignedCookie, requireFormCsrf, sendPage } from '../browser.js'
 import { SessionArea } from '../browser-session.js'
 import { consolePageRoutes, errorPages, html, htmlPage, redirect } from './console-pages.js'
+import { consoleWebhookRoutes } from './console-webhooks.js'
 import { csrfFormSchema, emptyQuery } from './schemas.js'
 
 export interface AdminConsoleOptions {
@@ -134,4 +135,5 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
   )
 
   consolePageRoutes(app, area, keyRotation)
+  consoleWebhookRoutes(app, area)
 }
