@@ -213,6 +213,43 @@ async function deliveries(b: RunningBroker, endpointId: string) {
   return (response.json() as { deliveries: Array<Record<string, unknown>> }).deliveries
 }
 
+describe('upstream events', () => {
+  it('Entra throttling an app in a tenant: one upstream.throttled, then one upstream.recovered', async () => {
+    const b = await broker(sharedEnv())
+    const r = await receiver()
+    await subscribe(b, r, ['upstream.throttled', 'upstream.recovered'])
+    const values = await consentViaEmulator(b.app, {
+      slug: 'ms-graph-mail',
+      username: 'admin@contoso.example',
+    })
+    const fault = (body: Record<string, unknown>) =>
+      fetch(`${emulator.url}/_emulator/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+    await fault({ accessTokenLifetimeSec: 60 })
+    expect((await obtainToken(b.app, values, 'ms-graph-mail')).status).toBe(200)
+    await fault({ status: 429, retryAfter: 1, count: 3, grantType: 'client_credentials' })
+    await obtainToken(b.app, values, 'ms-graph-mail')
+    await obtainToken(b.app, values, 'ms-graph-mail')
+    await r.waitFor((all) => all.length === 1)
+    await fetch(`${emulator.url}/_emulator/faults`, { method: 'DELETE' })
+    await new Promise((resolve) => setTimeout(resolve, 1200))
+    expect((await obtainToken(b.app, values, 'ms-graph-mail')).status).toBe(200)
+    expect((await obtainToken(b.app, values, 'ms-graph-mail')).status).toBe(200)
+    await r.waitFor((all) => all.length === 2)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(r.received.map((x) => x.event.type)).toEqual(['upstream.throttled', 'upstream.recovered'])
+    expect(r.received[0]?.event.data).toMatchObject({
+      app: 'ms-graph-mail',
+      tenantId: CONTOSO_TENANT_ID,
+      retryAfterSeconds: 1,
+    })
+    await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' })
+  }, 60_000)
+})
+
 describe('delivery', () => {
   it('a receiver answering 500, then timing out, gets the message once it is back: same id, backoff between attempts', async () => {
     const b = await broker(sharedEnv({ WEBHOOK_TIMEOUT_MS: '400' }))

@@ -36,7 +36,8 @@ function io(answers: Scripted[], env: Record<string, string> = {}) {
       if (answer === undefined)
         throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') })
       const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
-      return new Response(text, { status: answer.status })
+      // a 204 has no body (the Response constructor refuses one)
+      return new Response(answer.status === 204 ? null : text, { status: answer.status })
     }) as typeof fetch,
   }
   return { fake, out, err, requests, sleeps, stdout: () => out.join(''), stderr: () => err.join('') }
@@ -261,5 +262,80 @@ describe('narrow tables (the default) and --wide', () => {
     const out = table(['TENANT', 'DETAIL'], [[guid, long]], { wide: true })
     expect(out).toContain(guid)
     expect(out).toContain(long)
+  })
+})
+
+describe('consent-broker-admin webhooks', () => {
+  const EP = 'ep_0123456789abcdef01234567'
+  const MSG = '0b8e5d0c-3c38-4f0e-9d0b-5f1c1a2b3c4d'
+
+  it('add posts the URL and events and prints the secret once', async () => {
+    const run = io([{ status: 201, body: { id: EP, secret: 'whsec_abc', endpoint: {} } }])
+    expect(
+      await runCli(
+        ['webhooks', 'add', 'https://hooks.example/x', '--events', 'registration.needs_consent'],
+        run.fake,
+      ),
+    ).toBe(EXIT.ok)
+    expect(run.requests[0]).toMatchObject({
+      method: 'POST',
+      url: 'https://broker.example/admin/api/webhooks',
+    })
+    expect(JSON.parse(run.requests[0]?.body ?? '')).toEqual({
+      url: 'https://hooks.example/x',
+      events: ['registration.needs_consent'],
+    })
+    expect(run.stdout()).toContain('secret: whsec_abc')
+  })
+
+  it('list, deliveries, remove and redeliver call their routes', async () => {
+    const run = io([
+      {
+        status: 200,
+        body: { endpoints: [{ id: EP, url: 'https://h/x', events: [], createdAt: 't', createdBy: 'o' }] },
+      },
+      {
+        status: 200,
+        body: {
+          deliveries: [
+            {
+              messageId: MSG,
+              type: 'registration.created',
+              status: 'pending',
+              attempts: 2,
+              lastStatusCode: 500,
+            },
+          ],
+        },
+      },
+      { status: 204, body: '' },
+      { status: 202, body: { messageId: MSG, status: 'pending' } },
+    ])
+    expect(await runCli(['webhooks', 'list'], run.fake)).toBe(EXIT.ok)
+    expect(await runCli(['webhooks', 'deliveries', EP, '--limit', '5'], run.fake)).toBe(EXIT.ok)
+    expect(await runCli(['webhooks', 'remove', EP], run.fake)).toBe(EXIT.ok)
+    expect(await runCli(['webhooks', 'redeliver', EP, MSG], run.fake)).toBe(EXIT.ok)
+    expect(run.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'GET https://broker.example/admin/api/webhooks',
+      `GET https://broker.example/admin/api/webhooks/${EP}/deliveries?limit=5`,
+      `DELETE https://broker.example/admin/api/webhooks/${EP}`,
+      `POST https://broker.example/admin/api/webhooks/${EP}/deliveries/${MSG}/redeliver`,
+    ])
+    expect(run.stdout()).toContain('registration.created')
+    expect(run.stdout()).toContain(`removed ${EP}`)
+  })
+
+  it('refuses bad usage before calling the broker', async () => {
+    for (const args of [
+      ['webhooks'],
+      ['webhooks', 'explode'],
+      ['webhooks', 'remove', 'not-an-id'],
+      ['webhooks', 'list', '--events', 'x'],
+      ['webhooks', 'redeliver', EP],
+    ]) {
+      const run = io([])
+      expect(await runCli(args, run.fake)).toBe(EXIT.usage)
+      expect(run.requests).toHaveLength(0)
+    }
   })
 })
