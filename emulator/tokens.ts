@@ -352,12 +352,12 @@ async function clientCredentialsGrant(req: TokenRequest, client: EmulatorClient)
     )
   }
   const tid = tenant.tenant.tid
-  if (!state.hasAdminConsent(tid, client.clientId)) throw appNotFound(tenant, client.clientId)
+  // A single-tenant app has a service principal in its own tenant from the start (no roles until
+  // an administrator consents); elsewhere an app exists only once the tenant consented.
+  if (client.homeTenant !== tid && !state.hasAdminConsent(tid, client.clientId))
+    throw appNotFound(tenant, client.clientId)
   const resource = only.resource
   requireResource(tenant, client, resource)
-  if (client.strictPermissions && applicationPermissions(client, resource).length === 0) {
-    throw notConsented(client, [`application permissions on ${resource}`])
-  }
   const roles = grantedRoles(client, resource, state.adminConsentScopes(tid, client.clientId))
   const now = Math.floor(state.now() / 1000)
   const lifetime = state.accessTokenLifetimeSec

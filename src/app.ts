@@ -14,6 +14,7 @@ import { createMetrics, type Metrics } from './metrics.js'
 import { adminRoutes } from './routes/admin/index.js'
 import { consentRoutes } from './routes/consent/index.js'
 import { manageRoutes } from './routes/consent/manage.js'
+import { ownAppRoutes } from './routes/consent/own-app.js'
 import { healthRoutes } from './routes/health.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { isApiPath, registerOpenApi } from './routes/openapi.js'
@@ -204,5 +205,6 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   await app.register(manageRoutes)
   // Last: consent routes own `/:app`, a catch-all for app slugs.
   await app.register(consentRoutes)
+  await app.register(ownAppRoutes)
   return app
 }

@@ -243,8 +243,14 @@ export interface ResolvedApp {
   readonly app: AppConfig
   readonly cloud: CloudName
   readonly clientId: string
+  /** '' for a tenant's own public client: its requests carry no client authentication. */
   readonly clientSecret: string
   readonly authority: string
+  /**
+   * Where sign-in and code redemption happen: a tenant's own (single-tenant) app signs in at its
+   * tenant's GUID; the hosted apps at `organizations` (absent).
+   */
+  readonly signInTenant?: string
   readonly defaultScope: string
   readonly consentScopes: readonly string[]
   readonly allowedScopes: readonly string[]

@@ -174,7 +174,8 @@ export function createEntraIdentityProvider(
       metadata,
       app.clientId,
       undefined,
-      oidc.ClientSecretPost(app.clientSecret),
+      // A tenant's own public client authenticates with nothing (Entra refuses a secret there).
+      app.clientSecret === '' ? oidc.None() : oidc.ClientSecretPost(app.clientSecret),
     )
     if (isInsecure(app.authority)) oidc.allowInsecureRequests(configuration)
     configuration.timeout = timeoutSeconds
@@ -206,7 +207,7 @@ export function createEntraIdentityProvider(
 
   return {
     async signInUrl(app: ResolvedApp, request: SignInRequest): Promise<string> {
-      const metadata = await metadataFor(app, ORGANIZATIONS)
+      const metadata = await metadataFor(app, app.signInTenant ?? ORGANIZATIONS)
       const parameters: Record<string, string> = {
         response_type: 'code',
         response_mode: 'query',
@@ -223,7 +224,7 @@ export function createEntraIdentityProvider(
     },
 
     async redeemCode(app: ResolvedApp, redemption: CodeRedemption): Promise<RedeemedCode> {
-      const metadata = await metadataFor(app, ORGANIZATIONS)
+      const metadata = await metadataFor(app, app.signInTenant ?? ORGANIZATIONS)
       // Hand-written on purpose: the code must be redeemed at the authority path it was issued
       // for, and the ID token validated with the `{tenantid}` template in every cloud.
       const tokenEndpoint = metadata.token_endpoint as string
@@ -236,7 +237,7 @@ export function createEntraIdentityProvider(
           headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
           body: new URLSearchParams({
             client_id: app.clientId,
-            client_secret: app.clientSecret,
+            ...(app.clientSecret === '' ? {} : { client_secret: app.clientSecret }),
             grant_type: 'authorization_code',
             code: redemption.code,
             redirect_uri: redemption.redirectUri,

@@ -90,17 +90,6 @@ export function unknownRegistration(slug: string, publicUrl: string): BrokerErro
   )
 }
 
-/**
- * 401 `unknown_registration` for a caller who proved the Key (the ciphertext authenticated) of a
- * registration that belongs to another app: name that app, since the ID is right and app_name wrong.
- */
-export function registrationOfAnotherApp(registrationApp: string, askedApp: string): BrokerError {
-  return new BrokerError(
-    'unknown_registration',
-    `this ID belongs to a ${registrationApp} registration, not ${askedApp}: send app_name "${registrationApp}" (the integration's app setting), or use the ID of a ${askedApp} registration`,
-  )
-}
-
 /** 401 `unknown_registration`: the registration was deleted while its token was being fetched. */
 export function registrationGone(): BrokerError {
   return new BrokerError('unknown_registration', 'registration no longer exists')

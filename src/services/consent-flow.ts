@@ -25,6 +25,14 @@ import { recordAudit } from './audit.js'
 import { findSubscriptions, type SubscriptionsOutcome } from './azure-subscriptions.js'
 import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import {
+  aadstsCode,
+  appTokenRoles,
+  checkOwnAppSecret,
+  type OwnAppInput,
+  ownAppRefusal,
+  ownAppResolved,
+} from './own-app.js'
+import {
   createAdminRegistration,
   integrationId,
   reactivateAdminRegistrations,
@@ -69,6 +77,8 @@ export interface ConsentResult {
   subscriptions?: SubscriptionsOutcome
   /** Azure admin-consent apps: the app's client id, which an Azure role assignment names. */
   clientId?: string
+  /** The tenant's own app registration (client id) the registration uses, when it brought one. */
+  ownClientId?: string
 }
 
 /** The callback's query parameters the flow reads; Entra's others are ignored. */
@@ -115,6 +125,8 @@ export interface ConsentFlow {
     cloud: string | undefined,
     log: FastifyBaseLogger,
     purpose?: FlowPurpose,
+    /** The tenant's own app (browser method): its secret is checked before the flow starts. */
+    ownApp?: OwnAppInput,
   ): Promise<StartOutcome>
   /** Handles `/callback`; `flowHandle` is the verified flow cookie value, if any. */
   callback(
@@ -271,9 +283,23 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
     refreshToken: string | undefined,
     /** The token consent obtained (admin: the proof's; delegated: the code's), for listSubscriptions. */
     consentAccessToken: string | undefined,
+    ownApp?: OwnAppInput,
   ): Promise<CallbackOutcome> {
     const now = new Date(clock()).toISOString()
-    const base = { app: app.slug, cloud: resolved.cloud, tenantId: user.tid, now }
+    const base = {
+      app: app.slug,
+      cloud: resolved.cloud,
+      tenantId: user.tid,
+      now,
+      ...(ownApp === undefined
+        ? {}
+        : {
+            ownApp: {
+              clientId: ownApp.clientId,
+              ...(ownApp.clientSecret === undefined ? {} : { clientSecret: ownApp.clientSecret }),
+            },
+          }),
+    }
     let registrationId: string
     let key: string
     let reused = false
@@ -326,12 +352,21 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       userName: user.preferredUsername,
       ...(subscriptions === undefined ? {} : { subscriptions }),
       ...(subscriptions !== undefined && app.consent === 'admin' ? { clientId: resolved.clientId } : {}),
+      ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
     }
     const resultHandle = randomToken()
     await records.putResult(resultHandle, result)
     metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'completed', reason: '' })
     log.info(
-      { app: app.slug, kind: app.consent, cloud: resolved.cloud, tenantId: user.tid, registrationId, reused },
+      {
+        app: app.slug,
+        kind: app.consent,
+        cloud: resolved.cloud,
+        tenantId: user.tid,
+        registrationId,
+        reused,
+        ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
+      },
       'consent completed',
     )
     await recordAudit(store, log, {
@@ -345,6 +380,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         cloud: resolved.cloud,
         reused,
         ...(reactivated.length === 0 ? {} : { reactivated: reactivated.length }),
+        ...(ownApp === undefined ? {} : { own_client_id: ownApp.clientId }),
       },
     })
     return { kind: 'completed', resultHandle }
@@ -395,7 +431,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   }
 
   return {
-    async start(slug, cloudInput, log, purpose = 'consent') {
+    async start(slug, cloudInput, log, purpose = 'consent', ownApp = undefined) {
       const app = findApp(config, slug)
       if (app === undefined) throw appNotFound(slug)
       const offered = appClouds(app)
@@ -403,7 +439,16 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       if (!isCloudName(cloud) || !offered.includes(cloud)) {
         throw cloudNotOffered(String(cloud), app.displayName)
       }
-      const resolved = resolveApp(config, app, cloud)!
+      const hosted = resolveApp(config, app, cloud)!
+      const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
+      if (ownApp !== undefined) {
+        // The secret first: a wrong one (or an app not in that tenant) stops here, nothing stored.
+        const checked = await checkOwnAppSecret(idp, resolved, ownApp.tenantId)
+        if (!checked.ok) {
+          const reason = checked.reason ?? upstreamReason(checked.error)
+          return fail(reason, { app, kind: app.consent, purpose, error: checked.error }, log)
+        }
+      }
       const flowId = randomToken()
       const state = randomToken()
       const nonce = randomToken()
@@ -437,6 +482,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         nonce,
         codeVerifier,
         scopes,
+        ...(ownApp === undefined ? {} : { ownApp }),
       })
       if (purpose === 'consent') {
         metrics.consents.inc({ app: app.slug, kind: app.consent, stage: 'started', reason: '' })
@@ -467,8 +513,10 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const { record } = ended
       const app = findApp(config, record.app)
       if (app === undefined) return fail('session_expired', cookieContext, log)
-      const resolved = resolveApp(config, app, record.cloud)
-      if (resolved === undefined) return fail('session_expired', { app, kind: app.consent }, log)
+      const hosted = resolveApp(config, app, record.cloud)
+      if (hosted === undefined) return fail('session_expired', { app, kind: app.consent }, log)
+      const ownApp = record.ownApp
+      const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
       const context: FailureContext = { app, kind: app.consent, ...flowContext(record) }
       const user = context.user
 
@@ -477,6 +525,9 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       if (query.error !== undefined && query.error !== '') {
         const providerMessage = query.error_description ?? query.error
         const withProvider = { ...context, providerMessage, providerCode: query.error }
+        // The tenant's own app: Microsoft's refusal usually names what to fix on the registration.
+        const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(providerMessage))
+        if (refusal !== undefined) return fail(refusal, withProvider, log)
         if (query.error === 'access_denied') return fail('cancelled', withProvider, log)
         if (isTransientOAuthError(query.error)) {
           return fail('idp_unavailable', withProvider, log)
@@ -493,8 +544,13 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         // 5. prove the consent took effect.
         const proof = await proveAdminConsent(resolved, user.tid)
         if (!proof.ok) {
-          const reason = proof.exhausted ? 'consent_not_effective' : 'idp_error'
+          const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(proof.error))
+          const reason = refusal ?? (proof.exhausted ? 'consent_not_effective' : 'idp_error')
           return fail(reason, { ...context, error: proof.error }, log)
+        }
+        // A tenant's own app gets a token even without application permissions: it must carry some.
+        if (ownApp !== undefined && appTokenRoles(proof.accessToken).length === 0) {
+          return fail('own_app_missing_permissions', context, log)
         }
         return complete(
           app,
@@ -503,6 +559,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
           log,
           undefined,
           proof.accessToken,
+          ownApp,
         )
       }
 
@@ -522,11 +579,17 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       } catch (error) {
         observeUpstream('authorization_code', startedAt, error)
         if (error instanceof IdTokenError) return fail('invalid_id_token', { ...context, error }, log)
-        if (error instanceof UpstreamError) return fail(upstreamReason(error), { ...context, error }, log)
+        if (error instanceof UpstreamError) {
+          const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(error))
+          return fail(refusal ?? upstreamReason(error), { ...context, error }, log)
+        }
         throw error
       }
       const idToken = redeemed.idToken
       const signedIn: FailureContext = { ...context, user: { tid: idToken.tid, oid: idToken.oid } }
+      // The tenant's own app is only for the tenant it belongs to.
+      if (ownApp !== undefined && idToken.tid !== ownApp.tenantId)
+        return fail('tenant_mismatch', signedIn, log)
 
       // Tenant self-service (`/{app}/manage`): the admin-role rule of admin consent, then hand over.
       if (record.phase === 'manage-sign-in') {
@@ -536,7 +599,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
 
       if (app.consent === 'delegated') {
         if (redeemed.refreshToken === undefined) return fail('no_refresh_token', signedIn, log)
-        return complete(app, resolved, idToken, log, redeemed.refreshToken, redeemed.accessToken)
+        return complete(app, resolved, idToken, log, redeemed.refreshToken, redeemed.accessToken, ownApp)
       }
 
       // Admin consent: only a directory role that may grant tenant-wide consent goes on.
@@ -559,6 +622,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         tid: idToken.tid,
         oid: idToken.oid,
         userName: idToken.preferredUsername,
+        ...(ownApp === undefined ? {} : { ownApp }),
       })
       return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
     },

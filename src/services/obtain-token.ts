@@ -20,7 +20,6 @@ import {
   type BrokerError,
   cloudWithdrawn,
   registrationBeingChanged,
-  registrationOfAnotherApp,
   replayedToken,
   staleToken,
   tokenMismatch,
@@ -192,9 +191,8 @@ export class ObtainToken {
     for (let attempt = 1; ; attempt++) {
       let checked: { appScopes: AppScopes; scope: string }
       try {
-        // Missing, and belonging to another app, look the same to a caller without its Key.
-        if (meta === null) throw this.#unknownRegistration(appConfig.slug)
-        if (meta.app !== appConfig.slug) throw await this.#otherAppError(meta, raw, appConfig.slug)
+        // Missing and belonging to another app look the same to the caller.
+        if (meta === null || meta.app !== appConfig.slug) throw this.#unknownRegistration(appConfig.slug)
         const key = this.#keys.get(keyCacheKey(meta.id, meta.version))
         checked =
           key === undefined
@@ -256,24 +254,6 @@ export class ObtainToken {
         refresh_token: meta.tenantId,
       }
     }
-  }
-
-  /**
-   * The error for an ID of another app (an error path only: the hits above never come here). A
-   * ciphertext that authenticates under that registration's Key proves the caller holds it, so the
-   * answer may name the registration's app; anything else gets the plain unknown_registration.
-   */
-  async #otherAppError(meta: RegistrationMeta, raw: Buffer, askedApp: string): Promise<BrokerError> {
-    try {
-      const key = this.#keys.get(keyCacheKey(meta.id, meta.version)) ?? (await this.#keyFor(meta))
-      if (key !== null) {
-        openOrThrow(raw, key)
-        return registrationOfAnotherApp(meta.app, askedApp)
-      }
-    } catch {
-      // Not authenticated (or no usable Key): nothing about the registration is revealed.
-    }
-    return this.#unknownRegistration(askedApp)
   }
 
   /** Reads and imports the registration's Key; the caller found none in `keys` for this version. */

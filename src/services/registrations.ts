@@ -43,6 +43,23 @@ export interface AdminRegistrationInput {
   tenantId: string
   /** ISO 8601 */
   now: string
+  /** The tenant's own app, when it brought one: its client id and (confidential) client secret. */
+  ownApp?: OwnAppCredentials
+}
+
+/** A tenant's own app registration as a registration keeps it. */
+export interface OwnAppCredentials {
+  clientId: string
+  /** Absent for a public client (device code flow): nothing secret is kept for the app. */
+  clientSecret?: string
+}
+
+function ownAppFields(input: AdminRegistrationInput) {
+  if (input.ownApp === undefined) return { meta: {}, secrets: {} }
+  return {
+    meta: { ownClientId: input.ownApp.clientId },
+    secrets: input.ownApp.clientSecret === undefined ? {} : { clientSecret: input.ownApp.clientSecret },
+  }
 }
 
 /** Creates an admin-consent registration (a tenant may hold several; each has its own Key). */
@@ -58,12 +75,13 @@ export async function createAdminRegistration(
       cloud: input.cloud,
       tenantId: input.tenantId,
       kind: 'admin',
+      ...ownAppFields(input).meta,
       status: 'active',
       createdAt: input.now,
       updatedAt: input.now,
       consentedAt: input.now,
     },
-    { key },
+    { key, ...ownAppFields(input).secrets },
   )
   // Admin registrations have no uniqueness constraint; `created: false` would be a store bug.
   if (!result.created) throw new RegistrationConflictError('admin registration was not created')
@@ -85,7 +103,13 @@ export async function reactivateAdminRegistrations(
     app: input.app,
     status: 'needs_consent',
   })) {
-    if (item.kind === 'admin' && item.cloud === input.cloud && item.status === 'needs_consent')
+    // Consent to the hosted app says nothing about a tenant's own app, and the other way round.
+    if (
+      item.kind === 'admin' &&
+      item.cloud === input.cloud &&
+      item.status === 'needs_consent' &&
+      item.ownClientId === input.ownApp?.clientId
+    )
       candidates.push(item.id)
   }
 
@@ -136,12 +160,13 @@ export async function upsertDelegatedRegistration(
         kind: 'delegated',
         userOid: input.userOid,
         ...(input.userName === '' ? {} : { userName: input.userName }),
+        ...ownAppFields(input).meta,
         status: 'active',
         createdAt: input.now,
         updatedAt: input.now,
         consentedAt: input.now,
       },
-      { key, refreshToken: input.refreshToken },
+      { key, refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
     )
     if (result.created) return { registration: result.registration, key, reused: false }
     const existing = await store.registrations.get(result.existingId)
@@ -156,7 +181,7 @@ export async function upsertDelegatedRegistration(
         consentedAt: input.now,
         ...(input.userName === '' ? {} : { userName: input.userName }),
       },
-      { refreshToken: input.refreshToken },
+      { refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
     )
     if (updated !== null) return { registration: updated, key: existing.secrets.key, reused: true }
     // A concurrent write (e.g. a token refresh) bumped the version: read again and retry.

@@ -22,6 +22,7 @@ import {
 import type { Metrics } from '../metrics.js'
 import type { Registration } from '../store/types.js'
 import { consentReason } from './consent-reasons.js'
+import { ownAppResolved } from './own-app.js'
 import { throttledError } from './token-markers.js'
 import { consentRequiredError } from './token-registration.js'
 import type { AppScopes } from './token-scope.js'
@@ -60,10 +61,20 @@ export async function requestGrant(
   request: GrantRequest,
   registration: Registration,
   refreshToken: string | undefined,
+  /** The tenant's own app's client secret (absent for the hosted app or a public client). */
+  ownClientSecret?: string,
 ): Promise<TokenGrant> {
   const { idp, clock, metrics, config } = deps
   const grantType = registration.kind === 'admin' ? 'client_credentials' : 'refresh_token'
-  const resolved = request.app.resolved
+  // A tenant's own app: its client id and secret, never the hosted app's.
+  const resolved =
+    registration.ownClientId === undefined
+      ? request.app.resolved
+      : ownAppResolved(request.app.resolved, {
+          tenantId: registration.tenantId,
+          clientId: registration.ownClientId,
+          ...(ownClientSecret === undefined ? {} : { clientSecret: ownClientSecret }),
+        })
   let last: UpstreamError | undefined
   for (let attempt = 0; attempt < 2; attempt++) {
     const budget = request.deadlineAt - clock() - ANSWER_MARGIN_MS

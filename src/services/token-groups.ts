@@ -17,9 +17,12 @@ export function tenantTokenGroup(registration: Pick<Registration, 'app' | 'cloud
   return `tenant:${registration.app}:${registration.cloud}:${registration.tenantId}`
 }
 
-/** Cache group: shared by a tenant's admin-consent registrations of one app; per registration otherwise. */
+/**
+ * Cache group: shared by a tenant's admin-consent registrations of one hosted app; per registration
+ * otherwise (delegated, or the tenant's own app, whose tokens carry that app's permissions).
+ */
 export function tokenGroup(registration: Registration): string {
-  return registration.kind === 'admin'
+  return registration.kind === 'admin' && registration.ownClientId === undefined
     ? tenantTokenGroup(registration)
     : registrationTokenGroup(registration.id)
 }

@@ -281,16 +281,20 @@ export class TokenIssuer {
     const { store, clock, logger, config } = this.#deps
     let registration = request.registration
     let refreshToken: string | undefined
+    let clientSecret: string | undefined
     if (registration.kind === 'delegated') {
       // Admin-consent flights are shared by every registration of the tenant and use no secret of
       // the registration, whose status the caller has just checked; delegated ones re-read it.
-      ;({ registration, refreshToken } = await this.#lifecycle.readForRefresh(registration.id))
+      ;({ registration, refreshToken, clientSecret } = await this.#lifecycle.readForRefresh(registration.id))
+    } else if (registration.ownClientId !== undefined) {
+      // A tenant's own app: its flight is its own, with the app's secret from the store.
+      ;({ registration, clientSecret } = await this.#lifecycle.readOwnAppSecret(registration.id))
     }
 
     const startedAt = clock()
     let grant: TokenGrant
     try {
-      grant = await requestGrant(this.#deps, request, registration, refreshToken)
+      grant = await requestGrant(this.#deps, request, registration, refreshToken, clientSecret)
     } catch (error) {
       const failure = grantFailure(error, registration, config, logger)
       if (failure.decision === 'needs_consent') {

@@ -59,7 +59,9 @@ export class RegistrationLifecycle {
    * the status error when it is no longer active, and marks it `needs_consent` when no refresh
    * token is stored.
    */
-  async readForRefresh(id: string): Promise<{ registration: Registration; refreshToken: string }> {
+  async readForRefresh(
+    id: string,
+  ): Promise<{ registration: Registration; refreshToken: string; clientSecret?: string }> {
     const { store, config } = this.#deps
     const stored = await store.registrations.get(id)
     if (stored === null) throw registrationGone()
@@ -70,7 +72,18 @@ export class RegistrationLifecycle {
       await this.markNeedsConsent(registration, 'no_refresh_token', 'no refresh token is stored')
       throw consentRequiredError(config, registration, consentReason('no_refresh_token').reason)
     }
-    return { registration, refreshToken }
+    const clientSecret = stored.secrets.clientSecret
+    return { registration, refreshToken, ...(clientSecret === undefined ? {} : { clientSecret }) }
+  }
+
+  /** An own-app admin registration's client secret (sealed in the store), read under the lock. */
+  async readOwnAppSecret(id: string): Promise<{ registration: Registration; clientSecret?: string }> {
+    const { store, config } = this.#deps
+    const stored = await store.registrations.get(id)
+    if (stored === null) throw registrationGone()
+    if (stored.registration.status !== 'active') throw registrationStatusError(config, stored.registration)
+    const clientSecret = stored.secrets.clientSecret
+    return { registration: stored.registration, ...(clientSecret === undefined ? {} : { clientSecret }) }
   }
 
   /** Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). */

@@ -1,6 +1,7 @@
 // The one record shape of a registration in both stores: a flat string hash of metadata, usage,
 // sealed secrets and `version`. Encoding seals secrets (sealing.ts) and decoding never opens one
-// unless asked (decodeStored), so listings can't leak a Key or refresh token by accident.
+// unless asked (decodeStored), so listings can't leak a Key, refresh token or client secret by
+// accident.
 import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../crypto/envelope.js'
 import { openSecret, sealSecret } from './sealing.js'
@@ -30,6 +31,7 @@ export const META_FIELDS = [
   'kind',
   'userOid',
   'userName',
+  'ownClientId',
   'status',
   'statusDetail',
   'createdAt',
@@ -49,15 +51,18 @@ export const PUBLIC_FIELDS: readonly string[] = [...META_FIELDS, ...USAGE_FIELDS
  * Entra may spell in either case, so they are lower-cased here (only here).
  */
 export function uniquenessField(
-  registration: Pick<Registration, 'kind' | 'app' | 'cloud' | 'tenantId' | 'userOid'>,
+  registration: Pick<Registration, 'kind' | 'app' | 'cloud' | 'tenantId' | 'userOid' | 'ownClientId'>,
 ) {
   if (registration.kind !== 'delegated' || registration.userOid === undefined) return undefined
-  return JSON.stringify([
+  const key = [
     registration.app,
     registration.cloud,
     registration.tenantId.toLowerCase(),
     registration.userOid.toLowerCase(),
-  ])
+  ]
+  // A user's grant to the tenant's own app is another grant than the one to the hosted app.
+  if (registration.ownClientId !== undefined) key.push(`own:${registration.ownClientId.toLowerCase()}`)
+  return JSON.stringify(key)
 }
 
 /** The full hash of a new registration (version 1), secrets sealed. */
@@ -82,9 +87,12 @@ export function encodeNewRegistration(
   }
   if (registration.userOid !== undefined) hash.userOid = registration.userOid
   if (registration.userName !== undefined) hash.userName = registration.userName
+  if (registration.ownClientId !== undefined) hash.ownClientId = registration.ownClientId
   if (registration.statusDetail !== undefined) hash.statusDetail = JSON.stringify(registration.statusDetail)
   if (secrets.refreshToken !== undefined)
     hash.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
+  if (secrets.clientSecret !== undefined)
+    hash.clientSecret = sealSecret(keyRing, id, 'clientSecret', secrets.clientSecret)
   return hash
 }
 
@@ -125,6 +133,10 @@ export function encodeUpdate(
     requireName(secrets.refreshToken, 'secrets.refreshToken')
     set.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
   }
+  if (secrets?.clientSecret !== undefined) {
+    requireName(secrets.clientSecret, 'secrets.clientSecret')
+    set.clientSecret = sealSecret(keyRing, id, 'clientSecret', secrets.clientSecret)
+  }
   return { set, del }
 }
 
@@ -161,6 +173,7 @@ export function decodeMeta(
   }
   if (hash.userOid !== undefined) registration.userOid = hash.userOid
   if (hash.userName !== undefined) registration.userName = hash.userName
+  if (hash.ownClientId !== undefined) registration.ownClientId = hash.ownClientId
   if (hash.statusDetail !== undefined)
     registration.statusDetail = JSON.parse(hash.statusDetail) as StatusDetail
   for (const field of USAGE_FIELDS) {
@@ -199,6 +212,9 @@ export function decodeStored(
   const secrets: RegistrationSecrets = { key: openSecret(keyRing, registration.id, 'key', sealedKey) }
   if (hash.refreshToken !== undefined) {
     secrets.refreshToken = openSecret(keyRing, registration.id, 'refreshToken', hash.refreshToken)
+  }
+  if (hash.clientSecret !== undefined) {
+    secrets.clientSecret = openSecret(keyRing, registration.id, 'clientSecret', hash.clientSecret)
   }
   return { registration, usage, secrets }
 }

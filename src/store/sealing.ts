@@ -4,12 +4,16 @@ import type { KeyRing } from '../crypto/envelope.js'
 import type { CachedToken } from './types.js'
 
 /** The sealed fields of a registration record. */
-export const SECRET_FIELDS = ['key', 'refreshToken'] as const
+export const SECRET_FIELDS = ['key', 'refreshToken', 'clientSecret'] as const
 
 /** One sealed field of a registration record. */
 export type SecretField = (typeof SECRET_FIELDS)[number]
 
-const AAD_FIELD_NAMES: Record<SecretField, string> = { key: 'key', refreshToken: 'refresh_token' }
+const AAD_FIELD_NAMES: Record<SecretField, string> = {
+  key: 'key',
+  refreshToken: 'refresh_token',
+  clientSecret: 'client_secret',
+}
 
 /** Associated data of a registration's secret field: binds the ciphertext to record and field. */
 export function registrationAad(id: string, field: SecretField): string {

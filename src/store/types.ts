@@ -45,6 +45,11 @@ export interface Registration {
   userOid?: string
   /** Delegated only: the consenting user's display name (UPN), for operators. */
   userName?: string
+  /**
+   * The tenant's own app registration (its client id), when the tenant brought one instead of the
+   * hosted app: every token request of this registration uses that app, at the tenant's authority.
+   */
+  ownClientId?: string
   status: RegistrationStatus
   /** Why it left `active`, when it did. */
   statusDetail?: StatusDetail
@@ -72,6 +77,8 @@ export interface RegistrationSecrets {
   key: string
   /** Delegated only: the newest Microsoft refresh token. Never leaves the broker. */
   refreshToken?: string
+  /** A confidential own app's client secret (absent for a public client). Never leaves the broker. */
+  clientSecret?: string
 }
 
 /** Everything the store holds about one registration, secrets opened (`RegistrationStore.get`). */
@@ -98,6 +105,8 @@ export interface SecretsPatch {
   key?: string
   /** `null` deletes the refresh token (revocation). */
   refreshToken?: string | null
+  /** A replaced own-app client secret (rotation by the tenant administrator). */
+  clientSecret?: string
 }
 
 /** A listing's filters (all optional, combined with AND) and its page position. */

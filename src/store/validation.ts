@@ -78,4 +78,11 @@ export function validateNewRegistration(
   isoToMs(registration.consentedAt, 'registration.consentedAt')
   requireName(secrets.key, 'secrets.key')
   if (secrets.refreshToken !== undefined) requireName(secrets.refreshToken, 'secrets.refreshToken')
+  if (registration.ownClientId !== undefined)
+    requireName(registration.ownClientId, 'registration.ownClientId')
+  if (secrets.clientSecret !== undefined) {
+    if (registration.ownClientId === undefined)
+      throw new TypeError('secrets.clientSecret needs registration.ownClientId')
+    requireName(secrets.clientSecret, 'secrets.clientSecret')
+  }
 }

@@ -216,6 +216,9 @@ export function renderRegistration(
             string,
           ],
         ]),
+    ...(r.ownClientId === undefined
+      ? []
+      : [['App', `the tenant's own app registration, client ID ${r.ownClientId}`] as [string, string]]),
     ['Status', statusBadge(r.status)],
     ...(detail === undefined
       ? []

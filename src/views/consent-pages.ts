@@ -25,7 +25,7 @@ function listText(items: readonly string[]): string {
   return `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`
 }
 
-function permissionRow(permission: Permission): SafeHtml {
+export function permissionRow(permission: Permission): SafeHtml {
   const type =
     permission.type === 'Application'
       ? 'Application (no signed-in user)'
@@ -85,6 +85,12 @@ ${cloudField}
 <p class="muted">You will be sent to Microsoft to sign in${app.consent === 'admin' ? ' and consent for your organization' : ''}.
 Finish within ${flowMinutes} minutes. Afterwards this site shows the ID, Token and Key to paste into the
 integration instance, once.</p>
+</section>
+<section class="card">
+<h2>Your organization cannot use a third-party app?</h2>
+<p>Register the app in your own tenant and let the broker do the rest: no URL building, no code
+copying.</p>
+<p><a class="button secondary" href="/${app.slug}/own-app">Use your own app registration</a></p>
 </section>`,
   })
 }
@@ -161,6 +167,30 @@ function failureText(
       title: 'Incomplete response from Microsoft',
       message: 'The response carries neither an authorization code nor an error.',
     },
+    own_app_invalid: {
+      title: 'The app registration details are incomplete',
+      message:
+        'The tenant ID and the application (client) ID must be GUIDs (Microsoft Entra admin center → App registrations → your app → Overview), and the browser method needs the client secret value.',
+    },
+    own_app_secret_rejected: {
+      title: 'Microsoft refused the client secret',
+      message:
+        'The client secret does not belong to this app or has expired. In the Microsoft Entra admin center, open App registrations → your app → Certificates & secrets, create a new client secret and paste its Value (not its Secret ID).',
+    },
+    own_app_not_in_tenant: {
+      title: 'The app registration is not in that tenant',
+      message:
+        'Microsoft found no app with this application (client) ID in the tenant given, or you signed in to another tenant. Check the Directory (tenant) ID and the Application (client) ID on the app’s Overview page, and sign in with an account of that tenant.',
+    },
+    own_app_public_client_disabled: {
+      title: 'Public client flows are turned off for this app',
+      message:
+        'The device code method needs the app to allow public client flows. In the Microsoft Entra admin center, open App registrations → your app → Authentication → Advanced settings, set "Allow public client flows" to Yes and save, then start again.',
+    },
+    own_app_missing_permissions: {
+      title: 'The app registration lacks permissions',
+      message: `Your app registration does not have (or has no consent for) the permissions ${appName} needs. In the Microsoft Entra admin center, open App registrations → your app → API permissions, add the permissions listed on the own-app page (application permissions for admin consent, delegated for delegated), then start again.`,
+    },
   }
   return texts[reason]
 }
@@ -214,11 +244,24 @@ export function renderResultPage(result: ConsentResult): string {
     ? html`<p>You had already authorized this integration with this account: the existing ID and Key
 stay valid and now use the access you just granted.</p>`
     : html``
+  const own =
+    result.ownClientId === undefined
+      ? html``
+      : html`<p>This authorization uses <strong>your own app registration</strong>, client ID
+<code data-field="own_client_id">${result.ownClientId}</code>: the broker requests every token with that
+app and its secret, which never leaves the broker.</p>`
+  const ownStep =
+    result.ownClientId === undefined
+      ? html`<li>Leave <strong>Use a self-deployed Azure application</strong> unticked.</li>`
+      : html`<li>Leave <strong>Use a self-deployed Azure application</strong> unticked, and leave its
+Application ID, Client Secret and Authorization code fields empty: the broker holds your app's
+credentials and does the self-deployed part for the integration.</li>`
   return page({
     title: 'Authorization complete',
     body: html`<section class="card success">
 <h1>Authorization complete</h1>
 ${intro}
+${own}
 ${reused}
 <p><strong>Copy these three values now: this page is shown only once.</strong> The Key is a secret;
 keep it only in the integration instance.</p>
@@ -235,7 +278,7 @@ search for <strong>${result.appName}</strong> and click <strong>Add instance</st
 <li>Paste the <strong>ID</strong> above into the <strong>ID</strong> field.</li>
 <li>Paste the <strong>Token</strong> above into the <strong>Token</strong> field.</li>
 <li>Paste the <strong>Key</strong> above into the <strong>Key</strong> field.</li>
-<li>Leave <strong>Use a self-deployed Azure application</strong> unticked.</li>
+${ownStep}
 <li>Click <strong>Test</strong>, then <strong>Save &amp; exit</strong>.</li>
 </ol>
 <p class="muted">Every instance configured with the same ID, Token and Key shares this authorization.

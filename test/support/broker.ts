@@ -271,14 +271,18 @@ export async function startFormCredentials(
 /** Posts the start form of `slug` (optionally choosing `cloud`); expects the 303 to Microsoft. */
 export async function startConsentFlow(
   app: FastifyInstance,
-  options: { slug: string; cloud?: CloudName; jar?: CookieJar },
+  options: { slug: string; cloud?: CloudName; jar?: CookieJar; ownApp?: Record<string, string> },
 ): Promise<StartedConsent> {
   const jar = options.jar ?? new CookieJar()
-  const csrf = await formCsrf(app, jar, `/${options.slug}`)
+  // The page first (its form token), then the post: the start form, or with `ownApp` the own-app
+  // form (tenant_id, client_id, client_secret, method).
+  const page = options.ownApp === undefined ? `/${options.slug}` : `/${options.slug}/own-app`
+  const csrf = await formCsrf(app, jar, page)
+  const cloud: Record<string, string> = options.cloud === undefined ? {} : { cloud: options.cloud }
   const response = await browse(app, jar, {
     method: 'POST',
-    url: `/${options.slug}/start`,
-    form: { csrf, ...(options.cloud === undefined ? {} : { cloud: options.cloud }) },
+    url: options.ownApp === undefined ? `/${options.slug}/start` : page,
+    form: { csrf, ...cloud, ...options.ownApp },
   })
   const location = response.headers.location
   if (response.statusCode !== 303 || typeof location !== 'string') {
@@ -339,6 +343,8 @@ export interface ConsentViaEmulatorOptions {
   adminConsentDecision?: 'accept' | 'deny'
   /** Reuse a browser (cookies); a fresh one by default. */
   jar?: CookieJar
+  /** Start from the own-app form with these fields instead of the hosted app's start form. */
+  ownApp?: Record<string, string>
 }
 
 export interface ConsentRun {
@@ -364,6 +370,7 @@ export async function runConsentViaEmulator(
     slug: options.slug,
     ...(options.cloud === undefined ? {} : { cloud: options.cloud }),
     ...(options.jar === undefined ? {} : { jar: options.jar }),
+    ...(options.ownApp === undefined ? {} : { ownApp: options.ownApp }),
   })
   const { jar } = started
   const callbacks: string[] = []

@@ -110,6 +110,10 @@ export const registrationSchema = {
     kind: { type: 'string', enum: ['admin', 'delegated'] },
     userOid: { type: 'string' },
     userName: { type: 'string' },
+    ownClientId: {
+      type: 'string',
+      description: "the tenant's own app registration (client id) the registration uses, if any",
+    },
     status: registrationStatusSchema,
     statusDetail: statusDetailSchema,
     createdAt: isoString,

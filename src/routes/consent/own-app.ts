@@ -1,0 +1,133 @@
+// A tenant's own app registration: the page that says what to configure (`GET /{app}/own-app`) and
+// the form that starts the browser consent with that app (`POST /{app}/own-app`). The flow itself is
+// the hosted one (services/consent-flow.ts) with the tenant's app in place of the hosted app.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { CLOUD_NAMES } from '../../clouds.js'
+import { appClouds, findApp } from '../../config.js'
+import { parseOwnAppInput } from '../../services/own-app.js'
+import { renderFailurePage } from '../../views/consent-pages.js'
+import { renderOwnAppPage } from '../../views/own-app.js'
+import { sendPage } from '../browser.js'
+import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic, startFormGuard } from './flow-start.js'
+
+const htmlPage = { type: 'string' } as const
+const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
+const noParams = { type: 'object', additionalProperties: false, properties: {} } as const
+const appParams = {
+  type: 'object',
+  required: ['app'],
+  additionalProperties: false,
+  properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const
+
+/** The own-app form. GUIDs are checked again (trimmed) by the service, which names what is wrong. */
+const ownAppFormSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenant_id', 'client_id', 'method'],
+  properties: {
+    tenant_id: { type: 'string', maxLength: 64 },
+    client_id: { type: 'string', maxLength: 64 },
+    client_secret: { type: 'string', maxLength: 512 },
+    method: { type: 'string', enum: ['authorization_code'] },
+    cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] },
+    csrf: { type: 'string', maxLength: 256 },
+  },
+} as const
+
+interface OwnAppForm {
+  tenant_id: string
+  client_id: string
+  client_secret?: string
+  method: 'authorization_code'
+  cloud?: string
+  csrf?: string
+}
+
+export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
+  const { config } = app
+  const flow = app.services.consentFlow
+  // The same CSRF guard as the hosted start form (signed double-submit cookie, Fetch Metadata).
+  const formGuard = startFormGuard(app)
+  const flowCookie = flowCookieOptions(config)
+  const limit = (request: FastifyRequest) =>
+    limitConsentTraffic(app, request, 'too many authorization attempts from this address; try again later')
+
+  app.get<{ Params: { app: string } }>(
+    '/:app/own-app',
+    {
+      config: { html: true },
+      schema: { params: appParams, querystring: noParams, response: { 200: htmlPage, 404: htmlPage } },
+    },
+    async (request, reply) => {
+      const hosted = findApp(config, request.params.app)
+      if (hosted === undefined) return reply.callNotFound()
+      return sendPage(
+        reply,
+        200,
+        renderOwnAppPage({
+          app: hosted,
+          clouds: appClouds(hosted),
+          redirectUri: `${config.publicUrl}/callback`,
+          csrf: formGuard.issue(request, reply),
+        }),
+      )
+    },
+  )
+
+  app.post<{ Params: { app: string }; Body: OwnAppForm }>(
+    '/:app/own-app',
+    {
+      config: { html: true },
+      preHandler: limit,
+      preValidation: formGuard.check('the authorization must be started from this site'),
+      schema: {
+        params: appParams,
+        querystring: noParams,
+        body: ownAppFormSchema,
+        response: {
+          303: redirect,
+          400: htmlPage,
+          403: htmlPage,
+          404: htmlPage,
+          429: htmlPage,
+          500: htmlPage,
+          502: htmlPage,
+          503: htmlPage,
+          504: htmlPage,
+        },
+      },
+    },
+    async (request, reply) => {
+      const hosted = findApp(config, request.params.app)
+      if (hosted === undefined) return reply.callNotFound()
+      const body = request.body
+      const ownApp = parseOwnAppInput(
+        { tenantId: body.tenant_id, clientId: body.client_id, clientSecret: body.client_secret },
+        true,
+      )
+      if (ownApp === undefined) {
+        const failure = { reason: 'own_app_invalid', status: 400, app: hosted, purpose: 'consent' } as const
+        return sendPage(
+          reply,
+          400,
+          renderFailurePage({ failure, adminRoleIds: config.adminRoleIds, requestId: request.id }),
+        )
+      }
+      const outcome = await flow.start(hosted.slug, body.cloud, request.log, 'consent', ownApp)
+      if (outcome.kind === 'failed') {
+        return sendPage(
+          reply,
+          outcome.failure.status,
+          renderFailurePage({
+            failure: outcome.failure,
+            adminRoleIds: config.adminRoleIds,
+            requestId: request.id,
+          }),
+        )
+      }
+      reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
+      return reply.header('cache-control', 'no-store').redirect(outcome.location, 303)
+    },
+  )
+}

@@ -1,0 +1,76 @@
+// The own-app page (`/{app}/own-app`): what a tenant administrator configures on their own app
+// registration, and the form that starts the flow with it. Escaped by construction (`html`).
+import { CLOUDS, type CloudName } from '../clouds.js'
+import type { AppConfig } from '../config.js'
+import { integrationsLine, kindBadge } from './app-list.js'
+import { permissionRow } from './consent-pages.js'
+import { html } from './html.js'
+import { page } from './layout.js'
+
+export interface OwnAppPageOptions {
+  app: AppConfig
+  clouds: readonly CloudName[]
+  /** `<PUBLIC_URL>/callback`: the redirect URI the app registration must list. */
+  redirectUri: string
+  /** The form's CSRF token (its signed cookie is set with the page). */
+  csrf: string
+}
+
+export function renderOwnAppPage({ app, clouds, redirectUri, csrf }: OwnAppPageOptions): string {
+  const admin = app.consent === 'admin'
+  const needed = app.permissions.filter((p) => p.type === (admin ? 'Application' : 'Delegated'))
+  const cloudField =
+    clouds.length > 1
+      ? html`<p><label for="cloud">Microsoft cloud</label><br>
+<select name="cloud" id="cloud">
+${clouds.map(
+  (cloud) => html`<option value="${cloud}">${CLOUDS[cloud].label}</option>
+`,
+)}</select></p>`
+      : html`<input type="hidden" name="cloud" value="${clouds[0] ?? ''}">`
+  return page({
+    title: `${app.displayName}: your own app registration`,
+    body: html`<h1>${app.displayName} ${kindBadge(app)}</h1>
+${integrationsLine(app)}
+<section class="card">
+<h2>Use your own app registration</h2>
+<p>Instead of the hosted app, the broker uses an app registered in your own Microsoft Entra tenant.
+You get the same ID, Token and Key; the integration then uses the broker as with the hosted app.</p>
+<h3>Configure your app registration first</h3>
+<ol>
+<li>In the Microsoft Entra admin center, open <strong>App registrations → New registration</strong>
+(single tenant is fine). Note the <strong>Application (client) ID</strong> and the
+<strong>Directory (tenant) ID</strong> on its Overview page.</li>
+<li>Under <strong>Authentication</strong>, add the platform <strong>Web</strong> with the redirect URI
+<code data-field="redirect_uri">${redirectUri}</code> exactly.</li>
+<li>Under <strong>Certificates &amp; secrets</strong>, create a client secret and copy its
+<strong>Value</strong> (not the Secret ID).</li>
+<li>Under <strong>API permissions</strong>, add these ${admin ? 'application' : 'delegated'} permissions${admin ? ' (an administrator grants them during the authorization)' : ''}:
+<table>
+<thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
+<tbody>
+${needed.map(permissionRow)}</tbody>
+</table></li>
+</ol>
+<p class="muted">${
+      admin
+        ? 'Sign in with an administrator of that tenant: the broker asks for admin consent to the application permissions.'
+        : 'Sign in with the account the integration should act as: the broker keeps its access alive and stores it encrypted.'
+    } The client secret is checked with Microsoft before anything is stored, then kept encrypted; it
+never leaves the broker and a tenant administrator can replace it later from the manage page.</p>
+<form method="post" action="/${app.slug}/own-app">
+<input type="hidden" name="csrf" value="${csrf}">
+<p><label for="tenant_id">Directory (tenant) ID</label><br>
+<input type="text" id="tenant_id" name="tenant_id" required autocomplete="off" placeholder="00000000-0000-0000-0000-000000000000"></p>
+<p><label for="client_id">Application (client) ID</label><br>
+<input type="text" id="client_id" name="client_id" required autocomplete="off" placeholder="00000000-0000-0000-0000-000000000000"></p>
+<p><label for="client_secret">Client secret value</label><br>
+<input type="password" id="client_secret" name="client_secret" autocomplete="off"></p>
+<input type="hidden" name="method" value="authorization_code">
+${cloudField}
+<button type="submit">Start Authorization Process</button>
+</form>
+</section>
+<p><a href="/${app.slug}">Back to the hosted app</a></p>`,
+  })
+}
