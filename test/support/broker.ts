@@ -81,7 +81,13 @@ export async function startBroker(options: StartBrokerOptions): Promise<RunningB
   if (options.redisUrl === undefined) {
     store = createMemoryStore({ keyRing: config.keyRing })
   } else {
-    redis = createRedisConnection({ url: options.redisUrl, connectionName: 'consent-broker-test' })
+    // Tests stop Redis on purpose: a listener keeps ioredis from printing "Unhandled error event"
+    // stacks; the store still sees each failed command (and the tests assert those).
+    redis = createRedisConnection({
+      url: options.redisUrl,
+      connectionName: 'consent-broker-test',
+      onError: () => undefined,
+    })
     store = createRedisStore({ redis, keyRing: config.keyRing, keyPrefix })
   }
   const realIdp = createEntraIdentityProvider(config)
@@ -125,7 +131,8 @@ export async function listenOnConfig(
   config: Config,
   storeOptions: StoreFactoryOptions = {},
 ): Promise<ListeningBroker> {
-  const store = createStoreFromConfig(config, storeOptions)
+  // A connection error listener unless the test brings its own (see startBroker).
+  const store = createStoreFromConfig(config, { onRedisError: () => undefined, ...storeOptions })
   const app = await buildApp(config, {
     store,
     idp: createEntraIdentityProvider(config),
