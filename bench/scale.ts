@@ -823,14 +823,16 @@ function writeSamples(path: string, seeded: readonly Seeded[]) {
   writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 })
   log(`wrote 10 sample registrations to ${path}. Serve them with the demo on the same Redis:`)
   log(`  REDIS_URL=${args['redis-url'] ?? '<url>'} REDIS_KEY_PREFIX=${PREFIX} npm run demo`)
-  log("then give the demo emulator the two demo tenants' admin consent once:")
+  log("then give the demo's emulator (EMULATOR_PORT, default 3001) the demo tenants' admin consent once:")
   const clientIds = new Map([
     ['ms-graph-mail', '0b1e6a52-7c3d-4f8e-9a10-000000000001'],
     ['ms-graph-user', '0b1e6a52-7c3d-4f8e-9a10-000000000002'],
   ])
-  for (const [tid, app] of new Set(seeded.slice(0, 10).map((s) => [s.plan.tenantId, s.plan.app] as const))) {
+  const grants = new Set(seeded.slice(0, 10).map((s) => `${s.plan.tenantId} ${clientIds.get(s.plan.app)}`))
+  for (const grant of grants) {
+    const [tid, clientId] = grant.split(' ')
     log(
-      `  curl -X POST -H 'content-type: application/json' -d '{"clientId":"${clientIds.get(app)}"}' http://127.0.0.1:3001/_emulator/tenants/${tid}/admin-consent`,
+      `  curl -X POST -H 'content-type: application/json' -d '{"clientId":"${clientId}"}' http://127.0.0.1:3001/_emulator/tenants/${tid}/admin-consent`,
     )
   }
 }
