@@ -420,10 +420,7 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
   for (const s of seeded) byTenant.set(s.plan.tenantId, (byTenant.get(s.plan.tenantId) ?? 0) + 1)
   const [bigTenant, bigCount] = [...byTenant].sort((a, b) => b[1] - a[1])[0]!
   const reads: Array<[string, string]> = [
-    [
-      `tenant filter, the biggest tenant (${bigCount} registrations)`,
-      `/admin/api/registrations?limit=50&tenant=${bigTenant}`,
-    ],
+    ['tenant filter, the biggest tenant', `/admin/api/registrations?limit=50&tenant=${bigTenant}`],
     ['status=needs_consent (2 %)', '/admin/api/registrations?limit=50&status=needs_consent'],
     ['status=revoked (1 %)', '/admin/api/registrations?limit=50&status=revoked'],
     [
@@ -459,6 +456,7 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
     record('tenants, page of 50 half-way (ms)', size, timing(t))
   }
   record('tenants with a registration', size, String(byTenant.size))
+  record('registrations of the biggest tenant', size, String(bigCount))
   await measureConsole(broker, size)
 }
 
@@ -874,6 +872,11 @@ Redis ${redisVersion}.
 ${header}
 ${rule}
 ${body.join('\n')}
+
+Reading these figures: the machine was shared with several other engineers' test runs (load
+average above 20 on 2 cores throughout), so single figures swing by several times between runs
+and sizes; what matters is whether a cost grows with N. The 10-registration cache-hit baseline was
+taken once, at the start of the run.
 
 ## Against the goals (at ${last.toLocaleString('en-US')})
 ${goals.join('\n')}
