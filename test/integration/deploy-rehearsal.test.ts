@@ -157,6 +157,8 @@ beforeAll(async () => {
     ...(await Promise.all(
       brokerPorts.map((port, i) =>
         spawnBroker({
+          // three start at once on a machine that may be busy: be patient
+          readyTimeoutMs: 120_000,
           env: {
             ...shared,
             PORT: String(port),
@@ -242,7 +244,7 @@ beforeAll(async () => {
     },
     30_000,
   )
-}, 180_000)
+}, 300_000)
 
 afterAll(async () => {
   await stopDaemon(prometheus, 'SIGTERM')
