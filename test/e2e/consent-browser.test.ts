@@ -1,6 +1,7 @@
 // A person's path through the demo, in a real browser: the apps page, Start Authorization Process,
 // sign-in and consent at the emulator, the result page with ID/Token/Key, and those values working
-// at obtain-token. A browser catches what HTTP-level tests can't: the CSP blocking a script, a style
+// at obtain-token; the same with a tenant's own app registration (the own-app page and form).
+// A browser catches what HTTP-level tests can't: the CSP blocking a script, a style
 // or the form's redirect to the authority.
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -171,6 +172,50 @@ describe('consent in a real browser', () => {
     expect(await page.locator('[data-field="key"]').count()).toBe(0)
     expect(await page.locator('a[href="/ms-graph-mail"]').count()).toBeGreaterThan(0)
     expect(problems).toEqual([])
+    await context.close()
+  })
+})
+
+describe('own app registration in a real browser', () => {
+  it('browser method: the own-app page, the form, Microsoft at the tenant, a result that obtain-token accepts', async () => {
+    const registered = await fetch(
+      `${emulator.url}/_emulator/tenants/7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13/apps`,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirectUris: [`${baseUrl}/callback`], allowPublicClient: false }),
+      },
+    )
+    const own = (await registered.json()) as { clientId: string; clientSecret: string }
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    const problems = watchProblems(page)
+    await page.goto(`${baseUrl}/ms-graph-mail`)
+    await page.click('a[href="/ms-graph-mail/own-app"]')
+    expect((await page.textContent('[data-field="redirect_uri"]'))?.trim()).toBe(`${baseUrl}/callback`)
+    await page.fill('input[name="tenant_id"]', '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13')
+    await page.fill('input[name="client_id"]', own.clientId)
+    await page.fill('input[name="client_secret"]', own.clientSecret)
+    await page.getByRole('button', { name: 'Start Authorization Process' }).click()
+    await page.waitForURL((url) => url.origin === emulator.url)
+    // The tenant's own app signs in at the tenant, not at `organizations`.
+    expect(page.url()).not.toContain('/organizations/')
+    for (let step = 0; step < 6 && new URL(page.url()).origin === emulator.url; step++) {
+      await atIdentityProvider(page, 'admin@contoso.example')
+    }
+    await page.waitForURL((url) => url.origin === baseUrl && !url.pathname.startsWith('/callback'))
+    const id = (await page.textContent('[data-field="id"]'))?.trim() ?? ''
+    const token = (await page.textContent('[data-field="token"]'))?.trim() ?? ''
+    const key = (await page.textContent('[data-field="key"]'))?.trim() ?? ''
+    expect((await page.textContent('[data-field="own_client_id"]'))?.trim()).toBe(own.clientId)
+    expect(await page.content()).not.toContain(own.clientSecret)
+    expect(problems).toEqual([])
+    const answer = await new XsoarClient({ id, token, key, appName: 'ms-graph-mail' }).getAccessToken()
+    expect(answer.status).toBe(200)
+    const claims = JSON.parse(Buffer.from(answer.accessToken.split('.')[1]!, 'base64url').toString()) as {
+      appid: string
+    }
+    expect(claims.appid).toBe(own.clientId)
     await context.close()
   })
 })
