@@ -87,6 +87,15 @@ Finish within ${flowMinutes} minutes. Afterwards this site shows the ID, Token a
 integration instance, once.</p>
 </section>
 <section class="card">
+<h2>Already authorized?</h2>
+<p>${
+      app.consent === 'delegated'
+        ? 'Authorizing again with the same account renews its access and keeps the ID, Token and Key it got. '
+        : 'Each admin consent gives a new ID and Key; earlier ones stay valid until revoked. '
+    }An administrator can see and revoke your organization's authorizations:
+<a href="/${app.slug}/manage">manage ${app.displayName}</a>.</p>
+</section>
+<section class="card">
 <h2>Your organization cannot use a third-party app?</h2>
 <p>Register the app in your own tenant and let the broker do the rest: no URL building, no code
 copying.</p>
@@ -282,7 +291,13 @@ ${ownStep}
 <li>Click <strong>Test</strong>, then <strong>Save &amp; exit</strong>.</li>
 </ol>
 <p class="muted">Every instance configured with the same ID, Token and Key shares this authorization.
-To get a new Key, run the authorization again.</p>
+${
+  result.kind === 'delegated'
+    ? 'Authorizing again with the same account renews this access and keeps this ID, Token and Key; another account gets values of its own.'
+    : 'Authorizing again creates another ID and Key for this tenant; these stay valid until they are revoked.'
+}</p>
+<p>See and revoke your organization's authorizations of this integration:
+<a href="/${result.app}/manage">manage ${result.appName}</a>.</p>
 </section>`,
   })
 }

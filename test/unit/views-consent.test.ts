@@ -222,3 +222,30 @@ describe('consent pages', () => {
     expect(page).not.toContain('Microsoft said')
   })
 })
+
+describe('links to /{app}/manage and re-consent wording per consent kind', () => {
+  const start = (consent: 'admin' | 'delegated') =>
+    renderStartPage({
+      app: { ...app, consent },
+      clouds: ['global'],
+      adminRoleIds: [GLOBAL_ADMIN],
+      flowMinutes: 10,
+      csrf: 'c'.repeat(43),
+    })
+
+  it('the app page links to its manage page and says what consenting again does', () => {
+    expect(start('admin')).toContain('<a href="/ms-graph-mail/manage">')
+    expect(start('admin')).toContain('Each admin consent gives a new ID and Key')
+    expect(start('delegated')).toContain('keeps the ID, Token and Key it got')
+    expect(start('delegated')).not.toContain('new ID and Key')
+  })
+
+  it('the result page links to the manage page; delegated keeps the Key, admin makes a new one', () => {
+    const delegated = renderResultPage(result)
+    expect(delegated).toContain('<a href="/ms-graph-mail-listener/manage">')
+    expect(delegated).toContain('renews this access and keeps this ID, Token and Key')
+    expect(delegated).not.toContain('To get a new Key')
+    const admin = renderResultPage({ ...result, kind: 'admin' })
+    expect(admin).toContain('Authorizing again creates another ID and Key for this tenant')
+  })
+})
