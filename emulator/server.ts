@@ -339,12 +339,9 @@ export async function buildEmulator(
     const segment = (request.params as { tenant: string }).tenant.toLowerCase()
     const body = formFields(request)
     const grantType = body.grant_type ?? 'none'
-    state.countTokenRequest(grantType, segment)
-    const faults = state.takeFaults({
-      grantType,
-      tenant: segment,
-      clientId: requestedClientId(body, request.headers.authorization),
-    })
+    const clientId = requestedClientId(body, request.headers.authorization)
+    state.countTokenRequest(grantType, segment, clientId)
+    const faults = state.takeFaults({ grantType, tenant: segment, clientId })
     if (faults.delayMs > 0) await sleep(faults.delayMs)
     if (faults.answer) return sendFault(request, reply, state, faults.answer)
     const tenant = state.resolveTenant(segment)

@@ -137,10 +137,16 @@ export interface Fault {
 export interface EmulatorStats {
   token_requests: Record<string, number>
   by_tenant: Record<string, Record<string, number>>
+  /** Token requests by client id (lower case) and grant type: one app's share of the traffic. */
+  by_client: Record<string, Record<string, number>>
 }
 
 function emptyStats(): EmulatorStats {
-  return { token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 }, by_tenant: {} }
+  return {
+    token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },
+    by_tenant: {},
+    by_client: {},
+  }
 }
 
 export const opaqueToken = (prefix: string, bytes: number): string =>
@@ -447,12 +453,18 @@ export class EmulatorState {
     return ended
   }
 
-  countTokenRequest(grantType: string, pathSegment: string): void {
+  countTokenRequest(grantType: string, pathSegment: string, clientId?: string): void {
     const t = this.stats.token_requests
     t[grantType] = (t[grantType] ?? 0) + 1
     const byTenant = this.stats.by_tenant[pathSegment] ?? {}
     byTenant[grantType] = (byTenant[grantType] ?? 0) + 1
     this.stats.by_tenant[pathSegment] = byTenant
+    if (clientId !== undefined) {
+      const client = clientId.toLowerCase()
+      const byClient = this.stats.by_client[client] ?? {}
+      byClient[grantType] = (byClient[grantType] ?? 0) + 1
+      this.stats.by_client[client] = byClient
+    }
   }
 
   /**

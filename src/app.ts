@@ -23,7 +23,7 @@ import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import { apiSecurityHeaders, documentSecurityHeaders } from './security-headers.js'
 import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
-import { closeConnectionsWhileClosing } from './shutdown.js'
+import { closeConnectionsWhileClosing, type Drain } from './shutdown.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage } from './views/error-page.js'
 
@@ -46,6 +46,8 @@ declare module 'fastify' {
     clock: () => number
     /** Every service, built once per app (services/create-services.ts). */
     services: Services
+    /** Shutdown: unready from the signal on, then closing (shutdown.ts). */
+    drain: Drain
   }
   interface FastifyContextConfig {
     /** Render errors of this route as an HTML page instead of JSON. */
@@ -99,7 +101,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     },
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
-    return503OnClosing: true,
+    // A request arriving on an open connection while closing is answered, not refused (shutdown.ts).
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: true },
     // Bounded request time: headers and body must arrive within REQUEST_TIMEOUT_MS (a slow-body or
     // never-finished-headers client is cut off, answered 408 by the client-error handler), checked
@@ -160,7 +163,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     await stopServices(services)
   })
 
-  closeConnectionsWhileClosing(app)
+  app.decorate('drain', closeConnectionsWhileClosing(app))
   // One completion line per request, with the request id, never a secret. Plain callbacks: an async
   // hook costs a promise and a microtask per request on every route.
   app.addHook('onRequest', (request, reply, done) => {

@@ -21,6 +21,11 @@ export interface Broker {
   /** Listens on HOST:PORT, then on HOST:METRICS_PORT when configured. */
   listen(): Promise<void>
   /**
+   * Marks the instance unready (/readyz 503) and keeps serving for `ms`, so load balancers stop
+   * sending before it stops accepting; responses meanwhile close their keep-alive connections.
+   */
+  drain(ms: number): Promise<void>
+  /**
    * Stops accepting, waits for in-flight requests and runs every onClose hook (locks released) on
    * both listeners, then closes the store.
    */
@@ -57,6 +62,10 @@ export async function createBroker(config: Config, logger: FastifyBaseLogger): P
       if (metricsServer !== undefined) {
         await metricsServer.listen({ host: config.host, port: config.metricsPort })
       }
+    },
+    async drain(ms) {
+      app.drain.begin()
+      if (ms > 0) await new Promise<void>((resolve) => setTimeout(resolve, ms))
     },
     async close() {
       await Promise.all([app.close(), metricsServer?.close()])

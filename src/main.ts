@@ -21,7 +21,10 @@ async function main(): Promise<void> {
 
   closeWithGrace({ delay: config.shutdownTimeoutMs, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'shutting down after an error')
-    else logger.info({ signal }, 'shutting down: finishing in-flight requests')
+    else logger.info({ signal }, 'shutting down: unready, draining for SHUTDOWN_DRAIN_MS')
+    // Unready while still serving, so load balancers move the traffic away first (not on a crash).
+    if (!err) await broker.drain(config.shutdownDrainMs)
+    logger.info('shutting down: finishing in-flight requests')
     // Stops accepting, waits for in-flight requests, runs every plugin's onClose (locks released).
     await broker.close()
     logger.info('shutdown complete')

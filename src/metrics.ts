@@ -25,6 +25,18 @@ export interface Metrics {
   readonly webhookDeliveries: Counter<'type' | 'outcome'>
   /** Webhook deliveries waiting (every instance's, read from the store at scrape time). */
   readonly webhooksPending: Gauge
+  /** outcome: `refreshed` | `adopted` | `other_instance` | `backoff` | `failed`. */
+  readonly refreshAhead: Counter<'app' | 'outcome'>
+  /** Cached tokens served while their group's refresh was failing upstream. */
+  readonly servedDuringUpstreamFailure: Counter<'app'>
+  /** Token groups this instance knows to be backing off, per app (set at scrape time). */
+  readonly upstreamBackoffGroups: Gauge<'app'>
+  /** priority: `caller` | `background`; one per refresh that had to wait for the rate cap. */
+  readonly upstreamRateWaits: Counter<'app' | 'priority'>
+  /** Refresh locks taken over from a holder that stopped renewing them without a result. */
+  readonly lockTakeovers: Counter
+  /** Where the backoff gauge reads its values (the token issuer's guard). */
+  observeUpstreamBackoff(source: () => Record<string, number>): void
 }
 
 /**
@@ -64,6 +76,7 @@ export function createMetrics(
   const collectRegistrations = options.collectRegistrations
   const probeReady = options.probeReady
   const countWebhooksPending = options.countWebhooksPending
+  let backoffSource: (() => Record<string, number>) | undefined
   return {
     registry,
     obtainTokenRequests: new Counter({
@@ -160,5 +173,41 @@ export function createMetrics(
         if (pending !== undefined) this.set(pending)
       },
     }),
+    refreshAhead: new Counter({
+      name: 'consent_broker_refresh_ahead_total',
+      help: 'background refreshes of tokens in use past their refresh-ahead point, by app and outcome',
+      labelNames: ['app', 'outcome'],
+      registers,
+    }),
+    servedDuringUpstreamFailure: new Counter({
+      name: 'consent_broker_tokens_served_during_upstream_failure_total',
+      help: 'cached tokens served while the refresh of their token group was failing upstream',
+      labelNames: ['app'],
+      registers,
+    }),
+    upstreamBackoffGroups: new Gauge({
+      name: 'consent_broker_upstream_backoff_groups',
+      help: 'token groups this instance knows to be backing off after upstream failures, by app',
+      labelNames: ['app'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [app, count] of Object.entries(backoffSource?.() ?? {})) this.set({ app }, count)
+      },
+    }),
+    upstreamRateWaits: new Counter({
+      name: 'consent_broker_upstream_rate_waits_total',
+      help: 'upstream token requests that waited for the per-app rate cap, by app and priority',
+      labelNames: ['app', 'priority'],
+      registers,
+    }),
+    lockTakeovers: new Counter({
+      name: 'consent_broker_lock_takeovers_total',
+      help: 'refresh locks taken over after their holder stopped renewing them without a result',
+      registers,
+    }),
+    observeUpstreamBackoff(source) {
+      backoffSource = source
+    },
   }
 }

@@ -62,6 +62,18 @@ class EnvReader {
     return parsed
   }
 
+  /** A decimal number from `min` to `max` (e.g. a fraction). */
+  decimal(name: string, fallback: number, min: number, max: number): number {
+    const value = this.str(name)
+    if (value === undefined) return fallback
+    const parsed = Number(value)
+    if (!/^\d+(\.\d+)?$/.test(value) || parsed < min || parsed > max) {
+      this.problems.push(`${name}: expected a number from ${min} to ${max}, got "${value}"`)
+      return fallback
+    }
+    return parsed
+  }
+
   oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
     const value = this.str(name)
     if (value === undefined) return fallback
@@ -127,11 +139,19 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
 
   // Shutdown waits for in-flight requests, which the response deadline bounds: the default leaves
   // them that long plus a margin, and a shorter explicit setting would cut them off.
+  // Shutdown first stays unready for the drain (load balancers notice), then waits for in-flight
+  // requests.
   const responseDeadlineMs = read.int('RESPONSE_DEADLINE_MS', 15_000, 200, 120_000)
-  const shutdownTimeoutMs = read.int('SHUTDOWN_TIMEOUT_MS', responseDeadlineMs + 5_000, 100, 180_000)
-  if (shutdownTimeoutMs <= responseDeadlineMs)
+  const shutdownDrainMs = read.int('SHUTDOWN_DRAIN_MS', 5_000, 0, 120_000)
+  const shutdownTimeoutMs = read.int(
+    'SHUTDOWN_TIMEOUT_MS',
+    shutdownDrainMs + responseDeadlineMs + 5_000,
+    100,
+    300_000,
+  )
+  if (shutdownTimeoutMs <= shutdownDrainMs + responseDeadlineMs)
     problems.push(
-      'SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS (in-flight requests may take that long)',
+      'SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS plus SHUTDOWN_DRAIN_MS (the drain, then in-flight requests may take that long)',
     )
 
   const trustProxy = read.bool('TRUST_PROXY', false)
@@ -159,6 +179,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     tokens: {
       maxSkewSeconds: read.int('OBTAIN_TOKEN_MAX_SKEW_SECONDS', 300, 1, 3600),
       refreshMarginSeconds: read.int('TOKEN_REFRESH_MARGIN_SECONDS', 300, 0, 3000),
+      refreshAheadFraction: read.decimal('TOKEN_REFRESH_AHEAD_FRACTION', 0.5, 0, 0.95),
+      upstreamRatePerApp: read.int('UPSTREAM_RATE_PER_APP', 20, 1, 10_000),
       upstreamTimeoutMs: read.int('UPSTREAM_TIMEOUT_MS', 10_000, 100, 60_000),
       responseDeadlineMs,
       keepAliveIdleMs: read.int('KEEPALIVE_IDLE_DAYS', 7, 1, 80) * 86_400_000,
@@ -171,6 +193,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     metricsPort,
     registrationsGaugeIntervalMs: read.int('METRICS_REGISTRATIONS_INTERVAL_SECONDS', 60, 0, 86_400) * 1000,
     auditMaxLen: read.int('AUDIT_MAX_EVENTS', 100_000, 100, 100_000_000),
+    shutdownDrainMs,
     shutdownTimeoutMs,
     webhooks: readWebhooks(read, allowHttp),
   }

@@ -118,7 +118,12 @@ export interface Config {
   }
   readonly tokens: {
     readonly maxSkewSeconds: number
+    /** A cached token is never served with less life left than this. */
     readonly refreshMarginSeconds: number
+    /** Share of a token's lifetime after which a token in use is refreshed in the background; 0 = off. */
+    readonly refreshAheadFraction: number
+    /** Token requests to the identity provider per app per second, across every instance. */
+    readonly upstreamRatePerApp: number
     readonly upstreamTimeoutMs: number
     readonly responseDeadlineMs: number
     readonly keepAliveIdleMs: number
@@ -132,6 +137,8 @@ export interface Config {
   /** How long one count of registrations by status serves metric scrapes; 0 = count on every scrape. */
   readonly registrationsGaugeIntervalMs: number
   readonly auditMaxLen: number
+  /** On SIGTERM, how long /readyz answers 503 while requests are still served, before closing. */
+  readonly shutdownDrainMs: number
   readonly shutdownTimeoutMs: number
   readonly webhooks: WebhookConfig
 }

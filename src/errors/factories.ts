@@ -404,6 +404,11 @@ export function notReady(cause?: unknown): BrokerError {
   return new BrokerError('not_ready', 'store is not reachable', withCause(cause))
 }
 
+/** 503 `not_ready`: the instance is shutting down (draining); it still answers other requests. */
+export function shuttingDown(): BrokerError {
+  return new BrokerError('not_ready', 'shutting down', { retryAfter: 1 })
+}
+
 /** 503 `store_unavailable`: Redis refused, dropped, hung or ran out of reconnects. */
 export function storeUnavailable(cause?: unknown): BrokerError {
   return new BrokerError('store_unavailable', ERROR_CATALOGUE.store_unavailable.message, {

@@ -1,5 +1,6 @@
+// /healthz (liveness) and /readyz (readiness: the store answers and the instance is not shutting down).
 import type { FastifyInstance } from 'fastify'
-import { errorBodySchema, notReady } from '../errors.js'
+import { errorBodySchema, notReady, shuttingDown } from '../errors.js'
 
 const statusSchema = {
   type: 'object',
@@ -20,6 +21,8 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     { schema: { response: { 200: statusSchema, 503: errorBodySchema } } },
     async (_request, reply) => {
       reply.header('cache-control', 'no-store')
+      // Shutting down: unready first, so load balancers stop sending before we stop accepting.
+      if (app.drain.draining) throw shuttingDown()
       try {
         await app.store.ping()
       } catch (cause) {

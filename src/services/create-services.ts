@@ -66,7 +66,7 @@ export interface Services {
 export function createServices(deps: ServiceDependencies): Services {
   const { config, store, idp, metrics, clock, log } = deps
   const scopes = new ScopeResolver(config)
-  const issuer = new TokenIssuer({ config, store, idp, metrics, logger: log, clock })
+  const issuer = new TokenIssuer({ config, store, idp, metrics, logger: log, clock, scopes })
   return {
     scopes,
     issuer,

@@ -52,17 +52,26 @@ export interface GrantRequest {
   deadlineAt: number
 }
 
+/** How a grant is attempted. */
+export interface GrantOptions {
+  /** Attempts in all (default 2: one retry with jitter on 5xx/timeout). */
+  attempts?: number
+  /** Awaited before each attempt (the upstream rate cap); may throw to give up. */
+  beforeAttempt?: () => Promise<void>
+  /** The tenant's own app's client secret (absent for the hosted app or a public client). */
+  ownClientSecret?: string
+}
+
 /**
- * Calls Entra once, and once more with jitter on 5xx/timeout, all inside `request.deadlineAt`.
- * Throws the last UpstreamError (an abort becomes a timeout).
+ * Calls Entra once, and once more with jitter on 5xx/timeout (`options.attempts`), all inside
+ * `request.deadlineAt`. Throws the last UpstreamError (an abort becomes a timeout).
  */
 export async function requestGrant(
   deps: TokenGrantDeps,
   request: GrantRequest,
   registration: Registration,
   refreshToken: string | undefined,
-  /** The tenant's own app's client secret (absent for the hosted app or a public client). */
-  ownClientSecret?: string,
+  options: GrantOptions = {},
 ): Promise<TokenGrant> {
   const { idp, clock, metrics, config } = deps
   const grantType = registration.kind === 'admin' ? 'client_credentials' : 'refresh_token'
@@ -73,10 +82,12 @@ export async function requestGrant(
       : ownAppResolved(request.app.resolved, {
           tenantId: registration.tenantId,
           clientId: registration.ownClientId,
-          ...(ownClientSecret === undefined ? {} : { clientSecret: ownClientSecret }),
+          ...(options.ownClientSecret === undefined ? {} : { clientSecret: options.ownClientSecret }),
         })
+  const attempts = options.attempts ?? 2
   let last: UpstreamError | undefined
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    await options.beforeAttempt?.()
     const budget = request.deadlineAt - clock() - ANSWER_MARGIN_MS
     if (budget < 100) break
     const timeoutMs = Math.min(config.tokens.upstreamTimeoutMs, budget)
@@ -103,7 +114,7 @@ export async function requestGrant(
       )
       const decision = classifyUpstreamError(upstream)
       if (decision !== 'unavailable' && decision !== 'timeout') throw upstream
-      if (attempt === 0) {
+      if (attempt < attempts - 1) {
         const jitter = 50 + Math.floor(Math.random() * 200)
         if (request.deadlineAt - clock() - jitter - ANSWER_MARGIN_MS < 100) break
         await sleep(jitter)
@@ -163,16 +174,17 @@ export function grantFailure(
         MAX_RETRY_AFTER_S,
         Math.max(1, Math.ceil(upstream.retryAfterSeconds ?? DEFAULT_RETRY_AFTER_S)),
       )
-      logger.warn({ ...context, retryAfter }, 'Entra ID throttled a token request')
+      // Transient: the issuer logs the token group's backoff state changes, not every failure.
+      logger.debug({ ...context, retryAfter }, 'Entra ID throttled a token request')
       error = throttledError(retryAfter)
       break
     }
     case 'timeout':
-      logger.warn(context, 'Entra ID did not answer a token request in time')
+      logger.debug(context, 'Entra ID did not answer a token request in time')
       error = upstreamTimedOut(DEFAULT_RETRY_AFTER_S)
       break
     case 'unavailable':
-      logger.warn(context, 'Entra ID is unavailable for token requests')
+      logger.debug(context, 'Entra ID is unavailable for token requests')
       error = upstreamUnavailable(upstream.label, DEFAULT_RETRY_AFTER_S)
       break
     default:

@@ -27,13 +27,18 @@ export function tokenGroup(registration: Registration): string {
     : registrationTokenGroup(registration.id)
 }
 
+/** A token this instance holds, with the scope it is cached under (the grant may name another). */
+export interface HeldToken extends CachedToken {
+  readonly requestedScope: string
+}
+
 /**
  * Fresh tokens this instance has already opened, by group and scope (bounded; the oldest entry
  * goes first). Safe to serve because every request re-reads the registration's status from the
  * store first, and a consent failure drops the group here as it does in Redis.
  */
 export class LocalTokenCache {
-  readonly #entries = new BoundedCache<CachedToken>({ maxEntries: LOCAL_CACHE_MAX })
+  readonly #entries = new BoundedCache<HeldToken>({ maxEntries: LOCAL_CACHE_MAX })
   readonly #marginMs: number
   readonly #clock: () => number
 
@@ -49,7 +54,7 @@ export class LocalTokenCache {
   }
 
   /** The fresh token held for `group` and `scope`, without I/O; a stale one is dropped. */
-  get(group: string, scope: string): CachedToken | undefined {
+  get(group: string, scope: string): HeldToken | undefined {
     const key = `${group}|${scope}`
     const token = this.#entries.get(key)
     if (token === undefined) return undefined
@@ -65,6 +70,8 @@ export class LocalTokenCache {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
       scope: token.scope,
+      ...(token.refreshAt === undefined ? {} : { refreshAt: token.refreshAt }),
+      requestedScope: scope,
     })
   }
 

@@ -1,51 +1,64 @@
-// Access tokens for registrations: served from the sealed cache while fresh, otherwise fetched
-// from Entra ID exactly once per expiry, however many requests and broker instances ask at once.
-// This file is the single-flight and lock core; the pieces it coordinates live beside it:
-//   token-groups.ts        cache groups and this instance's copy of fresh tokens
-//   token-markers.ts       failure and throttle markers shared between instances
-//   token-grant.ts         the call to Entra (grant, retry) and the answer to its failures
-//   token-registration.ts  needs_consent, rotated refresh token, status errors
+// Access tokens for registrations: served from the sealed cache while fresh, refreshed ahead of
+// expiry in the background, otherwise fetched from Entra ID once per expiry, however many requests
+// and broker instances ask at once; bounded upstream whatever fails. This file is the single-flight,
+// refresh-ahead and lock core; the pieces it coordinates live beside it:
+//   token-groups.ts          cache groups and this instance's copy of fresh tokens
+//   token-schedule.ts        refresh-ahead point, backoff with jitter (pure, clock injected)
+//   token-upstream-guard.ts  the shared rate cap and the token groups' backoff
+//   token-markers.ts         failure, backoff and throttle markers shared between instances
+//   token-grant.ts           the call to Entra (grant, retry) and the answer to its failures
+//   token-registration.ts    needs_consent, rotated refresh token, status errors
 //
-//   request ──► cache fresh? ──yes──► hit
-//                 │ no
+//   request ──► cache fresh? ──yes──► hit (past its refresh-ahead point: one background refresh
+//                 │ no                       per instance, which gives way to another instance's)
 //                 ▼
 //   in-process single-flight (one promise per group+scope; other requests of this instance share it)
 //                 │ leader of this instance
 //                 ▼
-//   Redis lock `token-refresh:<group>|<scope>` (random token, compare-and-delete, renewed while held)
-//      │ acquired                                  │ held by another instance
-//      ▼                                           ▼
+//   backoff / throttle marker: no attempt before the next allowed one (short waits are waited)
+//                 ▼
+//   Redis lock `token-refresh:<group>|<scope>` (random token, lease of a few seconds renewed every
+//      │ acquired                                 third of it) │ held by another instance
+//      ▼                                                       ▼
 //   re-read cache (another instance may have     wait: poll the cache (short backoff) until the
 //   just refreshed), re-read the registration,   leader's token appears (`shared`), the leader's
-//   honour a shared throttle marker, call        failure is published, or the lock frees (then try
-//   upstream (≤ upstream timeout, one retry on   to lead); give up at the response deadline
-//   5xx/timeout), store the rotated refresh
-//   token with compare-and-set, cache, release
+//   wait for the app's rate cap, call upstream   failure is published, or the lease lapses (take
+//   (≤ upstream timeout, one retry on 5xx/       over: a killed leader costs one lease); give up
+//   timeout for callers), store the rotated      at the response deadline
+//   refresh token with compare-and-set, cache
+//   with its jittered refresh-ahead point, release
 //
-// Failures are published for waiters (`token-fail:` keys), a 429 sets `throttle:` for every
-// instance until Retry-After, and consent failures move the registration to `needs_consent`.
+// Failures are published for waiters (`token-fail:` keys); transient ones (5xx, timeout, network,
+// 429) put the token group in a shared backoff, during which cached tokens are served and callers
+// without one get the recorded failure; consent failures move the registration to `needs_consent`.
 
 import type { FastifyBaseLogger } from 'fastify'
 import { withDeadline } from '../abortable.js'
+import { BoundedCache } from '../bounded-cache.js'
 import type { Config } from '../config.js'
-import type { IdentityProvider, TokenGrant } from '../entra/types.js'
-import { type ErrorCode, isBrokerError, otherInstanceFetching, tokenDeadlinePassed } from '../errors.js'
+import type { IdentityProvider } from '../entra/types.js'
+import { otherInstanceFetching, tokenDeadlinePassed } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { CachedToken, LockHandle, Registration, Store } from '../store/types.js'
-import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, grantFailure, requestGrant, sleep } from './token-grant.js'
-import { LocalTokenCache, tokenGroup } from './token-groups.js'
 import {
-  checkThrottle,
-  failureError,
-  failureKey,
-  parseFailure,
-  publishFailure,
-  recordThrottle,
-} from './token-markers.js'
+  type FetchContext,
+  fetchUnderLock,
+  type IssuedToken,
+  type IssueRequest,
+  issued,
+  type LeadOptions,
+  type TokenSource,
+} from './token-fetch.js'
+import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, sleep } from './token-grant.js'
+import { type HeldToken, LocalTokenCache, tokenGroup } from './token-groups.js'
+import { backoffError, failureError, failureKey, parseFailure } from './token-markers.js'
 import { RegistrationLifecycle } from './token-registration.js'
-import type { AppScopes } from './token-scope.js'
+import type { Random } from './token-schedule.js'
+import type { AppScopes, ScopeResolver } from './token-scope.js'
 import { SingleFlight } from './token-single-flight.js'
-import { recordUpstreamState } from './upstream-state.js'
+import { UpstreamGuard } from './token-upstream-guard.js'
+
+export type { IssuedToken, IssueRequest, TokenSource } from './token-fetch.js'
 
 /** What a TokenIssuer needs; one issuer per broker instance. */
 export interface TokenIssuerDeps {
@@ -55,67 +68,49 @@ export interface TokenIssuerDeps {
   metrics: Metrics
   logger: FastifyBaseLogger
   clock: () => number
-}
-
-/** One request for an access token. */
-export interface IssueRequest {
-  /** Registration metadata as read for this request (status already checked by the caller). */
-  registration: Registration
-  app: AppScopes
-  scope: string
-  /** Epoch ms (by `clock`) by which the caller must have an answer. */
-  deadlineAt: number
-  /** A cache entry the caller already read for this group+scope (saves a round trip). */
-  cached?: CachedToken | null
-  /** Keep-alive: exchange the refresh token even when the cache is fresh. */
-  force?: boolean
-}
-
-/** Where an issued token came from (the `result` label of the token cache metric). */
-export type TokenSource =
-  /** Fresh in the cache. */
-  | 'hit'
-  /** Fetched upstream by this request. */
-  | 'miss'
-  /** Fetched by another request or instance while this one waited. */
-  | 'shared'
-  /** Upstream throttled or failing: a cached token still valid (inside the refresh margin) served. */
-  | 'stale'
-
-/** An access token as answered to the integration. */
-export interface IssuedToken {
-  accessToken: string
-  /** Epoch ms. */
-  expiresAt: number
-  scope: string
-  source: TokenSource
+  /** The scopes of each app and cloud (a background refresh resolves its app through it). */
+  scopes: ScopeResolver
+  /** Jitter source, [0, 1); default Math.random (tests inject one). */
+  random?: Random
 }
 
 const POLL_START_MS = 15
 const POLL_MAX_MS = 200
-/** Failures during which a cached token inside the refresh margin is still served. */
-const SERVE_STALE_ON: ReadonlySet<ErrorCode> = new Set([
-  'upstream_throttled',
-  'upstream_unavailable',
-  'upstream_timeout',
-])
-/** A stale token is served only while at least this much of its life is left. */
-const STALE_MIN_LEFT_MS = 30_000
+/** The refresh lock's lease: a killed holder blocks the others at most this long. */
+export const REFRESH_LOCK_LEASE_MS = 2_500
+/** Its holder renews it this often while the upstream call runs. */
+const REFRESH_LOCK_RENEW_MS = 800
+/** A token past its refresh-ahead point starts a background refresh at most this often per instance. */
+const AHEAD_RECHECK_MS = 1_000
+const AHEAD_TRACKED_MAX = 10_000
 
-/** Issues access tokens: cache, single-flight per instance, one refresh lock across instances. */
+/** Issues access tokens: cache, refresh-ahead, single-flight per instance, one lock across instances. */
 export class TokenIssuer {
   readonly #deps: TokenIssuerDeps
   readonly #flights = new SingleFlight<IssuedToken>()
   /** Fresh tokens this instance has already opened: a hit costs no Redis read. */
   readonly #local: LocalTokenCache
   readonly #lifecycle: RegistrationLifecycle
-  readonly #lockTtlMs: number
+  readonly #guard: UpstreamGuard
+  readonly #random: Random
+  readonly #marginMs: number
+  /** group|scope → epoch ms before which no new background refresh starts here. */
+  readonly #aheadNotBefore = new BoundedCache<number>({ maxEntries: AHEAD_TRACKED_MAX })
+  readonly #fetchContext: FetchContext
 
   constructor(deps: TokenIssuerDeps) {
     this.#deps = deps
-    // Outlasts both upstream attempts plus the jitter between them; renewed while held anyway.
-    this.#lockTtlMs = deps.config.tokens.upstreamTimeoutMs * 2 + 2_000
-    this.#local = new LocalTokenCache(deps.config.tokens.refreshMarginSeconds * 1000, deps.clock)
+    this.#random = deps.random ?? Math.random
+    this.#marginMs = deps.config.tokens.refreshMarginSeconds * 1000
+    this.#local = new LocalTokenCache(this.#marginMs, deps.clock)
+    this.#guard = new UpstreamGuard({
+      config: deps.config,
+      store: deps.store,
+      metrics: deps.metrics,
+      logger: deps.logger,
+      clock: deps.clock,
+      random: this.#random,
+    })
     this.#lifecycle = new RegistrationLifecycle({
       config: deps.config,
       store: deps.store,
@@ -123,60 +118,142 @@ export class TokenIssuer {
       clock: deps.clock,
       onTokensDropped: (group) => this.#local.forgetGroup(group),
     })
+    this.#fetchContext = {
+      deps,
+      lifecycle: this.#lifecycle,
+      guard: this.#guard,
+      random: this.#random,
+      marginMs: this.#marginMs,
+    }
   }
 
   /** A fresh token this instance holds for the registration's group and scope, without I/O. */
-  peek(registration: Registration, scope: string): CachedToken | undefined {
+  peek(registration: Registration, scope: string): HeldToken | undefined {
     return this.#local.get(tokenGroup(registration), scope)
   }
 
-  /** Serves a fresh cached token, e.g. one `peek` returned: a hit, counted. */
-  served(registration: Registration, token: CachedToken): IssuedToken {
-    this.#deps.metrics.tokenCache.inc({ app: registration.app, result: 'hit' })
-    return issued(token, 'hit')
+  /**
+   * Serves a fresh token `peek` returned: a hit, counted. Past its refresh-ahead point it also
+   * starts a background refresh (the caller never waits for it).
+   */
+  served(registration: Registration, token: HeldToken): IssuedToken {
+    return this.#serve(registration, token, token.requestedScope)
   }
 
   /**
    * An access token for the request: a fresh cached one, else one fetched once for every caller
-   * of every instance; a still-valid cached token when Entra throttles or fails. Throws a
-   * BrokerError (consent required, throttled, upstream failure, deadline).
+   * of every instance. Throws a BrokerError (consent required, throttled, upstream failure while no
+   * servable token exists, deadline).
    */
   async issue(request: IssueRequest): Promise<IssuedToken> {
     const { store, clock, metrics } = this.#deps
     const group = tokenGroup(request.registration)
-    const appLabel = request.registration.app
     const cached =
       request.cached === undefined
         ? (this.peek(request.registration, request.scope) ?? (await store.tokens.get(group, request.scope)))
         : request.cached
     if (!request.force && cached !== null && this.#local.isFresh(cached, clock())) {
       this.#local.remember(group, request.scope, cached)
-      return this.served(request.registration, cached)
+      return this.#serve(request.registration, cached, request.scope)
     }
     const key = `${group}|${request.scope}${request.force ? '|force' : ''}`
     const { promise, shared } = this.#flights.run(key, () => this.#acquireAndFetch(request, group, cached))
-    let result: IssuedToken
-    try {
-      result = await withDeadline(promise, request.deadlineAt - clock(), () =>
-        tokenDeadlinePassed(DEFAULT_RETRY_AFTER_S),
-      )
-    } catch (error) {
-      // Throttled or failing upstream: a token that is still valid beats an error.
-      if (
-        isBrokerError(error) &&
-        SERVE_STALE_ON.has(error.code) &&
-        cached !== null &&
-        cached.expiresAt - STALE_MIN_LEFT_MS > clock()
-      ) {
-        metrics.tokenCache.inc({ app: appLabel, result: 'stale' })
-        return issued(cached, 'stale')
-      }
-      throw error
-    }
+    const result = await withDeadline(promise, request.deadlineAt - clock(), () =>
+      tokenDeadlinePassed(DEFAULT_RETRY_AFTER_S),
+    )
     const source: TokenSource = shared && result.source === 'miss' ? 'shared' : result.source
     this.#local.remember(group, request.scope, result)
-    metrics.tokenCache.inc({ app: appLabel, result: source })
+    metrics.tokenCache.inc({ app: request.registration.app, result: source })
     return { ...result, source }
+  }
+
+  /** A fresh token served; past its refresh-ahead point, a background refresh starts. */
+  #serve(registration: Registration, token: CachedToken, scope: string): IssuedToken {
+    this.#deps.metrics.tokenCache.inc({ app: registration.app, result: 'hit' })
+    if (token.refreshAt !== undefined && token.refreshAt <= this.#deps.clock()) {
+      this.#refreshAheadDue(registration, token, scope)
+    }
+    return issued(token, 'hit')
+  }
+
+  /** Starts a background refresh of a token in use, unless one started here recently. */
+  #refreshAheadDue(registration: Registration, token: CachedToken, scope: string): void {
+    const { clock, metrics, scopes, logger } = this.#deps
+    const now = clock()
+    const group = tokenGroup(registration)
+    if (this.#guard.isFailing(group, now)) metrics.servedDuringUpstreamFailure.inc({ app: registration.app })
+    const key = `${group}|${scope}`
+    const notBefore = this.#aheadNotBefore.get(key)
+    if (notBefore !== undefined && notBefore > now) return
+    this.#aheadNotBefore.set(key, now + AHEAD_RECHECK_MS)
+    const app = scopes.forApp(registration.app, registration.cloud)
+    if (app === undefined) return
+    const { promise } = this.#flights.run(key, () =>
+      this.#refreshAhead(registration, app, scope, group, token),
+    )
+    promise.catch((error: unknown) => {
+      logger.debug({ err: error, group }, 'background token refresh did not refresh')
+    })
+  }
+
+  /**
+   * The background refresh of a token in use: adopts another instance's newer token, skips while
+   * the group backs off or another instance holds the lock, otherwise refreshes under the lock with
+   * background priority and no in-request retry.
+   */
+  async #refreshAhead(
+    registration: Registration,
+    app: AppScopes,
+    scope: string,
+    group: string,
+    seen: CachedToken,
+  ): Promise<IssuedToken> {
+    const { store, clock, metrics, config } = this.#deps
+    const label = registration.app
+    const key = `${group}|${scope}`
+    const [entry, backoff] = await Promise.all([
+      store.tokens.get(group, scope),
+      this.#guard.backingOff(registration, group),
+    ])
+    const now = clock()
+    if (entry !== null && entry.accessToken !== seen.accessToken && this.#local.isFresh(entry, now)) {
+      this.#local.remember(group, scope, entry)
+      this.#aheadNotBefore.delete(key)
+      metrics.refreshAhead.inc({ app: label, outcome: 'adopted' })
+      return issued(entry, 'shared')
+    }
+    if (backoff !== undefined) {
+      this.#aheadNotBefore.set(key, backoff.nextAt)
+      metrics.refreshAhead.inc({ app: label, outcome: 'backoff' })
+      throw backoffError(backoff, now)
+    }
+    const handle = await store.locks.acquire(`token-refresh:${key}`, REFRESH_LOCK_LEASE_MS)
+    if (handle === null) {
+      metrics.refreshAhead.inc({ app: label, outcome: 'other_instance' })
+      throw otherInstanceFetching(1)
+    }
+    const request: IssueRequest = {
+      registration,
+      app,
+      scope,
+      deadlineAt: now + config.tokens.responseDeadlineMs,
+      // The cached token is still fresh: only a different one counts as someone else's result.
+      force: true,
+    }
+    try {
+      const result = await this.#lead(request, group, seen, handle, {
+        waited: false,
+        priority: 'background',
+        attempts: 1,
+      })
+      this.#local.remember(group, scope, result)
+      this.#aheadNotBefore.delete(key)
+      metrics.refreshAhead.inc({ app: label, outcome: result.source === 'miss' ? 'refreshed' : 'adopted' })
+      return result
+    } catch (error) {
+      metrics.refreshAhead.inc({ app: label, outcome: 'failed' })
+      throw error
+    }
   }
 
   /** The instance-level leader: takes the Redis lock or waits for whoever holds it. */
@@ -188,17 +265,21 @@ export class TokenIssuer {
     const { store, clock, metrics } = this.#deps
     const lockName = `token-refresh:${group}|${request.scope}`
     const failKey = failureKey(group, request.scope)
-    await checkThrottle(store, request.registration, clock())
+    await this.#guard.admit(request.registration, group, request.deadlineAt)
 
     const waitStart = clock()
     let delay = POLL_START_MS
     let waited = false
     for (;;) {
-      const handle = await store.locks.acquire(lockName, this.#lockTtlMs)
+      const handle = await store.locks.acquire(lockName, REFRESH_LOCK_LEASE_MS)
       if (handle !== null) {
         metrics.lockWaits.inc({ result: waited ? 'waited' : 'acquired' })
         if (waited) metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
-        return await this.#lead(request, group, seen, handle, failKey)
+        return await this.#lead(request, group, seen, handle, {
+          waited,
+          priority: request.priority ?? 'caller',
+          attempts: request.priority === 'background' ? 1 : 2,
+        })
       }
       // Another instance is refreshing: take its result rather than refreshing again.
       waited = true
@@ -236,18 +317,17 @@ export class TokenIssuer {
     return force ? changed : changed || this.#local.isFresh(entry, now)
   }
 
-  /** Holds the lock (renewed while held) around the re-read and the fetch; always releases it. */
+  /** Holds the lock (lease renewed while held) around the re-read and the fetch; always releases it. */
   async #lead(
     request: IssueRequest,
     group: string,
     seen: CachedToken | null,
     handle: LockHandle,
-    failKey: string,
+    options: LeadOptions,
   ): Promise<IssuedToken> {
-    const { store, logger, clock } = this.#deps
-    const renewEvery = Math.max(250, Math.floor(this.#lockTtlMs / 3))
+    const { store, logger, metrics } = this.#deps
     const renewal = setInterval(() => {
-      store.locks.renew(handle, this.#lockTtlMs).then(
+      store.locks.renew(handle, REFRESH_LOCK_LEASE_MS).then(
         (held) => {
           if (!held)
             logger.warn({ lock: handle.name }, 'token refresh lock lease lost before the refresh ended')
@@ -255,7 +335,7 @@ export class TokenIssuer {
         (error: unknown) =>
           logger.warn({ err: error, lock: handle.name }, 'token refresh lock renewal failed'),
       )
-    }, renewEvery)
+    }, REFRESH_LOCK_RENEW_MS)
     renewal.unref()
     try {
       // Re-read after acquiring: another instance may have refreshed between our miss and our lock.
@@ -263,8 +343,13 @@ export class TokenIssuer {
       if (entry !== null && this.#isNewResult(entry, seen, request.force === true)) {
         return issued(entry, 'shared')
       }
-      await checkThrottle(store, request.registration, clock())
-      return await this.#fetch(request, group, failKey)
+      if (options.waited) {
+        // The holder let its lease lapse (or released it) without a result: it died or hung.
+        metrics.lockTakeovers.inc()
+        logger.info({ lock: handle.name }, 'took over a token refresh whose holder stopped without a result')
+      }
+      const wasBackingOff = await this.#guard.admit(request.registration, group, request.deadlineAt)
+      return await fetchUnderLock(this.#fetchContext, request, group, options, wasBackingOff)
     } finally {
       clearInterval(renewal)
       await store.locks.release(handle).catch((error: unknown) => {
@@ -275,65 +360,4 @@ export class TokenIssuer {
       })
     }
   }
-
-  /** Under the lock: the grant from Entra, the rotated refresh token stored, the token cached. */
-  async #fetch(request: IssueRequest, group: string, failKey: string): Promise<IssuedToken> {
-    const { store, clock, logger, config } = this.#deps
-    let registration = request.registration
-    let refreshToken: string | undefined
-    let clientSecret: string | undefined
-    if (registration.kind === 'delegated') {
-      // Admin-consent flights are shared by every registration of the tenant and use no secret of
-      // the registration, whose status the caller has just checked; delegated ones re-read it.
-      ;({ registration, refreshToken, clientSecret } = await this.#lifecycle.readForRefresh(registration.id))
-    } else if (registration.ownClientId !== undefined) {
-      // A tenant's own app: its flight is its own, with the app's secret from the store.
-      ;({ registration, clientSecret } = await this.#lifecycle.readOwnAppSecret(registration.id))
-    }
-
-    const startedAt = clock()
-    let grant: TokenGrant
-    try {
-      grant = await requestGrant(this.#deps, request, registration, refreshToken, clientSecret)
-    } catch (error) {
-      const failure = grantFailure(error, registration, config, logger)
-      if (failure.decision === 'needs_consent') {
-        const { upstream } = failure
-        await this.#lifecycle.markNeedsConsent(registration, upstream.label, upstream.error ?? upstream.kind)
-      } else if (failure.decision === 'throttled') {
-        // grantFailure's throttled answer always carries Retry-After.
-        await recordThrottle(store, registration, failure.error.retryAfter as number, clock(), logger)
-      }
-      await publishFailure(store, failKey, failure.error, clock(), logger)
-      throw failure.error
-    }
-
-    // a token after a throttle window: `upstream.recovered` (the store answers "no change" otherwise)
-    await recordUpstreamState(store, registration, false, clock(), logger)
-    const lifetimeS = Number.isFinite(grant.expiresIn) && grant.expiresIn > 0 ? grant.expiresIn : 3599
-    const expiresAt = startedAt + Math.floor(lifetimeS * 1000)
-    const token: CachedToken = {
-      accessToken: grant.accessToken,
-      expiresAt,
-      scope: grant.scope === '' ? request.scope : grant.scope,
-    }
-    if (registration.kind === 'delegated') {
-      if (grant.refreshToken !== undefined && grant.refreshToken !== '') {
-        await this.#lifecycle.storeRotatedRefreshToken(
-          registration.id,
-          refreshToken as string,
-          grant.refreshToken,
-        )
-      }
-      this.#lifecycle.recordRefresh(registration.id)
-    }
-    const ttl = Math.max(1_000, expiresAt - clock())
-    await store.tokens.set(group, request.scope, token, ttl)
-    return { ...token, source: 'miss' }
-  }
-}
-
-/** A cached token as served from `source`. */
-function issued(token: CachedToken, source: TokenSource): IssuedToken {
-  return { accessToken: token.accessToken, expiresAt: token.expiresAt, scope: token.scope, source }
 }

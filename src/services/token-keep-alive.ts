@@ -1,8 +1,9 @@
 // Keep-alive for delegated grants: Microsoft lets a refresh token lapse after ~90 days without use,
 // so a delegated registration whose token has not been refreshed for `keepAliveIdleMs` is
-// refreshed in the background. One instance at a time (a lock), through the issuer (so a
-// foreground request and the keep-alive never refresh the same grant twice), and a failure here
-// never reaches the process: it is logged and retried on the next tick.
+// refreshed in the background. One instance at a time (a lock), a few registrations at once,
+// through the issuer (so a foreground request and the keep-alive never refresh the same grant
+// twice, and the keep-alive waits behind callers for the app's upstream rate cap), and a failure
+// here never reaches the process: it is logged and retried on the next tick.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { IdlePosition, Store } from '../store/types.js'
@@ -31,6 +32,8 @@ export interface KeepAliveRun {
 const LOCK_NAME = 'token-keep-alive'
 /** Idle registrations read per page. */
 const BATCH = 200
+/** Registrations refreshed at once within a page (each also waits for the upstream rate cap). */
+export const KEEPALIVE_CONCURRENCY = 4
 
 /** Refreshes idle delegated grants in the background, on one instance at a time. */
 export class KeepAlive {
@@ -96,12 +99,17 @@ export class KeepAlive {
         const page = await store.registrations.listIdleDelegated(before, BATCH, after)
         if (page.length === 0) break
         after = page[page.length - 1]
-        for (const { id } of page) {
-          if (this.#stopped) break
-          if (visited.has(id)) continue
-          visited.add(id)
-          await this.#keepAlive(id, result)
+        const ids = page.map(({ id }) => id).filter((id) => !visited.has(id))
+        for (const id of ids) visited.add(id)
+        // A few workers share the page: bounded concurrency, in page order.
+        let next = 0
+        const worker = async () => {
+          while (!this.#stopped && next < ids.length) {
+            const id = ids[next++] as string
+            await this.#keepAlive(id, result)
+          }
         }
+        await Promise.all(Array.from({ length: Math.min(KEEPALIVE_CONCURRENCY, ids.length) }, worker))
       }
       if (visited.size > 0) logger.info({ ...result }, 'keep-alive pass done')
       return result
@@ -134,6 +142,7 @@ export class KeepAlive {
         scope: app.defaultScope,
         deadlineAt: clock() + config.tokens.responseDeadlineMs,
         force: true,
+        priority: 'background',
       })
       result.refreshed++
     } catch (error) {

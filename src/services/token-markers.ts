@@ -1,9 +1,12 @@
 // What one broker instance tells the others about a token fetch, through short-lived store keys:
-// the failure of a refresh (`token-fail:`), for the instances waiting on its lock, and a throttle
-// window (`throttle:`) after a 429, during which no instance calls Entra for that tenant and app.
+// the failure of a refresh (`token-fail:`), for the instances waiting on its lock; the backoff of a
+// token group after transient failures (`token-backoff:`: consecutive failures and the next allowed
+// attempt, honoured by every instance and every new request); and a throttle window (`throttle:`)
+// after a 429, during which no instance calls Entra for that tenant and app.
 import type { FastifyBaseLogger } from 'fastify'
 import { type BrokerError, type ErrorCode, recordedFailure, upstreamThrottled } from '../errors.js'
 import type { Registration, Store } from '../store/types.js'
+import { BACKOFF_MAX_MS, nextAttemptAt, type Random } from './token-schedule.js'
 import { recordUpstreamState } from './upstream-state.js'
 
 /** How long a published failure is visible to waiters. */
@@ -97,4 +100,75 @@ export async function recordThrottle(
 /** The 429 answered while Entra throttles this tenant and app. */
 export function throttledError(retryAfter: number): BrokerError {
   return upstreamThrottled(retryAfter)
+}
+
+/** A token group backing off after transient failures, as every instance reads it. */
+export interface BackoffMarker {
+  /** Consecutive transient failures. */
+  failures: number
+  /** Epoch ms before which no instance asks Entra for this group's tokens. */
+  nextAt: number
+  /** The last failure, answered to callers who have no servable token meanwhile. */
+  code: ErrorCode
+  message: string
+}
+
+/** Store key of a token group's backoff marker. */
+function backoffKey(group: string): string {
+  return `token-backoff:${group}`
+}
+
+/** The group's backoff marker, or undefined when it is not backing off (or the marker is unreadable). */
+export async function readBackoff(store: Store, group: string): Promise<BackoffMarker | undefined> {
+  const raw = await store.ephemeral.get(backoffKey(group))
+  if (raw === null) return undefined
+  try {
+    const value = JSON.parse(raw) as BackoffMarker
+    return typeof value.nextAt === 'number' && typeof value.failures === 'number' ? value : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Counts one more transient failure of `group` and publishes the next allowed attempt (backoff with
+ * jitter, or Retry-After when longer). The marker outlives that attempt by the longest backoff, so
+ * the count keeps growing while failures go on and starts over once they stop.
+ */
+export async function recordBackoff(
+  store: Store,
+  group: string,
+  error: BrokerError,
+  now: number,
+  random: Random,
+): Promise<{ marker: BackoffMarker; previous: BackoffMarker | undefined }> {
+  const previous = await readBackoff(store, group)
+  const failures = (previous?.failures ?? 0) + 1
+  const marker: BackoffMarker = {
+    failures,
+    nextAt: nextAttemptAt(
+      now,
+      failures,
+      error.code === 'upstream_throttled' ? error.retryAfter : undefined,
+      random,
+    ),
+    code: error.code,
+    message: error.message,
+  }
+  await store.ephemeral.put(backoffKey(group), JSON.stringify(marker), marker.nextAt - now + BACKOFF_MAX_MS)
+  return { marker, previous }
+}
+
+/** Ends the group's backoff (a refresh succeeded). */
+export async function clearBackoff(store: Store, group: string): Promise<void> {
+  await store.ephemeral.delete(backoffKey(group))
+}
+
+/** The error answered while a group backs off and no servable token exists. */
+export function backoffError(marker: BackoffMarker, now: number): BrokerError {
+  return recordedFailure({
+    code: marker.code,
+    message: marker.message,
+    retryAfter: Math.max(1, Math.ceil((marker.nextAt - now) / 1000)),
+  })
 }

@@ -82,6 +82,7 @@ export function sealCachedToken(keyRing: KeyRing, group: string, scope: string, 
     accessToken: token.accessToken,
     expiresAt: token.expiresAt,
     scope: token.scope,
+    ...(token.refreshAt === undefined ? {} : { refreshAt: token.refreshAt }),
   }
   return keyRing.seal(JSON.stringify(payload), tokenAad(group, scope))
 }

@@ -289,6 +289,8 @@ export interface CachedToken {
   expiresAt: number
   /** The scope it was issued for (the cache key within its group). */
   scope: string
+  /** Epoch ms after which a caller's use of it starts a background refresh (refresh-ahead). */
+  refreshAt?: number
 }
 
 /**
@@ -334,6 +336,11 @@ export interface RateLimitResult {
 export interface RateLimiter {
   /** Counts one hit on `key` (the first hit starts a `windowMs` window) and answers. */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult>
+  /**
+   * Takes one slot of `key`'s window only when fewer than `limit` were taken: a refused take is
+   * not counted, so callers asking under a lower limit never eat the slots of a higher one.
+   */
+  take(key: string, limit: number, windowMs: number): Promise<RateLimitResult>
 }
 
 /** What an audit event records. */

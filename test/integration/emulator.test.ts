@@ -972,7 +972,7 @@ describe('test hooks', () => {
     expect(user.expires_in).toBe(120)
   })
 
-  it('stats count every token request by grant type and tenant path, faulted ones included', async () => {
+  it('stats count every token request by grant type, tenant path and client, faulted ones included', async () => {
     const rt = (await signedInTokens()).refresh_token as string
     await adminConsent()
     await hook('POST', 'faults', { count: 1, status: 429, retryAfter: 1 })
@@ -988,6 +988,9 @@ describe('test hooks', () => {
         [CONTOSO_TENANT_ID]: { client_credentials: 2 },
         [FABRIKAM_TENANT_ID]: { client_credentials: 1 },
       },
+      by_client: {
+        [MAIL.clientId.toLowerCase()]: { authorization_code: 1, refresh_token: 1, client_credentials: 3 },
+      },
     })
   })
 
@@ -1002,6 +1005,7 @@ describe('test hooks', () => {
     expect((await hook('GET', 'stats')).json).toEqual({
       token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },
       by_tenant: {},
+      by_client: {},
     })
     expect((await hook('GET', 'faults')).json).toEqual({ faults: [], accessTokenLifetimeSec: 3600 })
     expect((await hook('GET', 'consents')).json).toEqual({ admin_consents: [], user_grants: [] })

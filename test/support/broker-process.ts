@@ -95,6 +95,8 @@ export function productionEnv(options: {
     AUTHORITY_URL_GLOBAL: options.authorityUrl,
     AUTHORITY_URL_USGOV: options.authorityUrl,
     LOG_LEVEL: 'info',
+    // No drain by default: most tests stop brokers they're done with (the shutdown tests set one).
+    SHUTDOWN_DRAIN_MS: '0',
     ...DEMO_CLIENT_SECRET_ENV,
     ...options.env,
   }

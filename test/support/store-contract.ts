@@ -943,6 +943,38 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(fresh).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0 })
       })
 
+      it('take counts only the slots it grants, so a lower limit never eats a higher one', async () => {
+        const low = []
+        for (let i = 0; i < 4; i++) low.push(await store.rateLimiter.take('upstream:a', 2, 300))
+        expect(low.map((r) => r.allowed)).toEqual([true, true, false, false])
+        expect(low[3]!.retryAfterMs).toBeGreaterThan(0)
+        expect(low[3]!.retryAfterMs).toBeLessThanOrEqual(300)
+        // the refused takes were not counted: a higher limit still finds 2 taken of its 4
+        const high = []
+        for (let i = 0; i < 3; i++) high.push(await store.rateLimiter.take('upstream:a', 4, 300))
+        expect(high.map((r) => [r.allowed, r.remaining])).toEqual([
+          [true, 1],
+          [true, 0],
+          [false, 0],
+        ])
+        await elapse(350)
+        expect(await store.rateLimiter.take('upstream:a', 2, 300)).toEqual({
+          allowed: true,
+          remaining: 1,
+          retryAfterMs: 0,
+        })
+      })
+
+      it('counts concurrent takes exactly', async () => {
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).rateLimiter.take('upstream:b', 7, 60_000),
+          ),
+        )
+        expect(results.filter((r) => r.allowed)).toHaveLength(7)
+      })
+
       it('counts concurrent hits exactly', async () => {
         const peer = await harness.peer()
         const results = await Promise.all(

@@ -431,12 +431,44 @@ describe('loadConfig in production', () => {
     ])
   })
 
-  it('gives shutdown more time than an in-flight request may take', () => {
+  it('gives shutdown more time than the drain plus an in-flight request may take', () => {
     const defaults = loadConfig(productionEnv())
-    expect(defaults.shutdownTimeoutMs).toBeGreaterThan(defaults.tokens.responseDeadlineMs)
-    expect(loadConfig(productionEnv({ RESPONSE_DEADLINE_MS: '30000' })).shutdownTimeoutMs).toBe(35_000)
+    expect(defaults.shutdownDrainMs).toBe(5_000)
+    expect(defaults.shutdownTimeoutMs).toBeGreaterThan(
+      defaults.tokens.responseDeadlineMs + defaults.shutdownDrainMs,
+    )
+    expect(loadConfig(productionEnv({ RESPONSE_DEADLINE_MS: '30000' })).shutdownTimeoutMs).toBe(40_000)
+    expect(
+      loadConfig(productionEnv({ RESPONSE_DEADLINE_MS: '30000', SHUTDOWN_DRAIN_MS: '0' })).shutdownTimeoutMs,
+    ).toBe(35_000)
     expect(problemsOf(productionEnv({ SHUTDOWN_TIMEOUT_MS: '15000' }))).toEqual([
-      expect.stringMatching(/^SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS/),
+      expect.stringMatching(
+        /^SHUTDOWN_TIMEOUT_MS: must be greater than RESPONSE_DEADLINE_MS plus SHUTDOWN_DRAIN_MS/,
+      ),
+    ])
+    expect(problemsOf(productionEnv({ SHUTDOWN_TIMEOUT_MS: '19000', SHUTDOWN_DRAIN_MS: '5000' }))).toEqual([
+      expect.stringMatching(/^SHUTDOWN_TIMEOUT_MS: must be greater than/),
+    ])
+  })
+
+  it('reads the refresh-ahead share and the upstream rate cap, refusing what makes no sense', () => {
+    const defaults = loadConfig(productionEnv())
+    expect(defaults.tokens.refreshAheadFraction).toBe(0.5)
+    expect(defaults.tokens.upstreamRatePerApp).toBe(20)
+    expect(loadConfig(productionEnv({ TOKEN_REFRESH_AHEAD_FRACTION: '0' })).tokens.refreshAheadFraction).toBe(
+      0,
+    )
+    expect(
+      loadConfig(productionEnv({ TOKEN_REFRESH_AHEAD_FRACTION: '0.75' })).tokens.refreshAheadFraction,
+    ).toBe(0.75)
+    expect(problemsOf(productionEnv({ TOKEN_REFRESH_AHEAD_FRACTION: '1' }))).toEqual([
+      expect.stringMatching(/^TOKEN_REFRESH_AHEAD_FRACTION: expected a number from 0 to 0.95/),
+    ])
+    expect(
+      problemsOf(productionEnv({ TOKEN_REFRESH_AHEAD_FRACTION: 'half', UPSTREAM_RATE_PER_APP: '0' })),
+    ).toEqual([
+      expect.stringMatching(/^TOKEN_REFRESH_AHEAD_FRACTION: /),
+      expect.stringMatching(/^UPSTREAM_RATE_PER_APP: expected an integer from 1/),
     ])
   })
 

@@ -612,17 +612,31 @@ describe('POST /obtain-token: upstream failures', () => {
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(6)
     expect(h.idp.calls).toHaveLength(1)
 
-    // A cached token inside the refresh margin but still valid is served while throttled.
-    const h2 = await harness({ TOKEN_REFRESH_MARGIN_SECONDS: '300' })
+    // A cached token still served (outside the refresh margin) keeps being served while its
+    // refresh-ahead is throttled, and the throttle holds further attempts back. Refresh-ahead at
+    // 0.01 % of an hour: due after ~0.36 s.
+    const h2 = await harness({ TOKEN_REFRESH_MARGIN_SECONDS: '300', TOKEN_REFRESH_AHEAD_FRACTION: '0.0001' })
     const other = await h2.register({ app: 'ms-graph-mail', kind: 'admin' })
-    h2.idp.lifetimeS = 200 // always inside the margin: every request is a miss
     const fresh = await other.client.getAccessToken()
     expect(fresh.status).toBe(200)
     h2.idp.steps.push(fail('throttled', { status: 429, retryAfterSeconds: 30 }))
-    const stale = await other.client.getAccessToken()
-    expect(stale.status).toBe(200)
-    expect(stale.accessToken).toBe(fresh.accessToken)
+    await new Promise((r) => setTimeout(r, 450))
+    for (let i = 0; i < 5; i++) {
+      const served = await other.client.getAccessToken()
+      expect(served.status).toBe(200)
+      expect(served.accessToken).toBe(fresh.accessToken)
+      await new Promise((r) => setTimeout(r, 50))
+    }
     expect(h2.idp.calls).toHaveLength(2)
+    // A token inside the refresh margin is never served, throttled or not: the caller gets the 503.
+    const h3 = await harness({ TOKEN_REFRESH_MARGIN_SECONDS: '300' })
+    const third = await h3.register({ app: 'ms-graph-mail', kind: 'admin' })
+    h3.idp.lifetimeS = 200 // always inside the margin: every request is a miss
+    expect((await third.client.getAccessToken()).status).toBe(200)
+    h3.idp.steps.push(fail('throttled', { status: 429, retryAfterSeconds: 30 }))
+    const inside = await third.client.getAccessToken()
+    expect(inside.status).toBe(503)
+    expect(errorOf(inside.body).code).toBe('upstream_throttled')
   })
 
   it('5xx → one retry with jitter, then 503; success on the retry is a success', async () => {
@@ -633,6 +647,9 @@ describe('POST /obtain-token: upstream failures', () => {
     expect(answer.status).toBe(503)
     expect(errorOf(answer.body).code).toBe('upstream_unavailable')
     expect(h.idp.calls).toHaveLength(2)
+    // The token group now backs off (1 s ± 25 %) for every instance; once it is over, the next
+    // request calls again, and success on its retry is a success.
+    await new Promise((r) => setTimeout(r, 1300))
     h.idp.steps.push(fail('unavailable', { status: 500 }))
     expect((await client.getAccessToken()).status).toBe(200)
     expect(h.idp.calls).toHaveLength(4)
@@ -640,8 +657,8 @@ describe('POST /obtain-token: upstream failures', () => {
 
   it('an upstream that never answers → 504 upstream_timeout within the response deadline', async () => {
     // The deadline leaves room for both attempts whatever the jitter (≤ 250 ms) between them:
-    // 200 + 250 + 200 ms, plus the answer margins, is well inside 900 ms.
-    const h = await harness({ UPSTREAM_TIMEOUT_MS: '200', RESPONSE_DEADLINE_MS: '900' })
+    // 200 + 250 + 200 ms, plus the answer margins (250 ms of headroom), is inside 1200 ms.
+    const h = await harness({ UPSTREAM_TIMEOUT_MS: '200', RESPONSE_DEADLINE_MS: '1200' })
     const { client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
     h.idp.steps.push(hang, hang, hang)
     const started = Date.now()
@@ -649,7 +666,7 @@ describe('POST /obtain-token: upstream failures', () => {
     const elapsed = Date.now() - started
     expect(answer.status).toBe(504)
     expect(errorOf(answer.body).code).toBe('upstream_timeout')
-    expect(elapsed).toBeLessThan(900 + 300)
+    expect(elapsed).toBeLessThan(1200 + 300)
     expect(h.idp.calls).toHaveLength(2)
   })
 })

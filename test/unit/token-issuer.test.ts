@@ -56,7 +56,16 @@ function setup(instances: number, env: Record<string, string> = {}) {
   const scopes = new ScopeResolver(config)
   const issuers = Array.from(
     { length: instances },
-    () => new TokenIssuer({ config, store, idp, metrics: createMetrics(), logger: silent, clock: Date.now }),
+    () =>
+      new TokenIssuer({
+        config,
+        store,
+        idp,
+        metrics: createMetrics(),
+        logger: silent,
+        clock: Date.now,
+        scopes,
+      }),
   )
   return { config, store, idp, scopes, issuers }
 }

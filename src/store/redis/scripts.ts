@@ -273,6 +273,25 @@ return {count, ttl}
 `)
 
 /**
+ * KEYS[1] counter. ARGV limit, window ms. Counts only while the count is below the limit (the
+ * first count starts the window). Returns {count after, window ms left, 1 taken / 0 refused}.
+ */
+export const RATE_TAKE = new LuaScript(`
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if count >= tonumber(ARGV[1]) then
+  if ttl < 0 then ttl = tonumber(ARGV[2]) end
+  return {count, ttl, 0}
+end
+count = redis.call('INCR', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  ttl = tonumber(ARGV[2])
+end
+return {count, ttl, 1}
+`)
+
+/**
  * Lua fragment: `admit()` on KEYS record, replay marker, window counter (one slot) and ARGV
  * version, replay TTL ms, window ms. Only for an active record at that version: SET NX the marker,
  * count a hit. Returns {0} or {1, marker was new (1/0), count, window ms left}.

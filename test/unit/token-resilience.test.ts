@@ -1,0 +1,398 @@
+// Refresh-ahead, backoff, rate cap and lock takeover of the token issuer, without HTTP: the pure
+// schedule with an injected random source, then issuers (one per "instance") on one memory store
+// with an injected clock, so token lifetimes pass in an instant.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import pino from 'pino'
+import { describe, expect, it, vi } from 'vitest'
+import type { ResolvedApp } from '../../src/config.js'
+import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
+import { isBrokerError } from '../../src/errors.js'
+import { createMetrics, type Metrics } from '../../src/metrics.js'
+import { tokenGroup } from '../../src/services/token-groups.js'
+import { REFRESH_LOCK_LEASE_MS, TokenIssuer } from '../../src/services/token-issuer.js'
+import {
+  BACKOFF_MAX_MS,
+  backoffDelayMs,
+  isRefreshAheadDue,
+  nextAttemptAt,
+  refreshAheadAt,
+} from '../../src/services/token-schedule.js'
+import { ScopeResolver } from '../../src/services/token-scope.js'
+import { createMemoryStore } from '../../src/store/memory.js'
+import type { Registration, Store } from '../../src/store/types.js'
+import { testConfig } from '../support/config.js'
+
+const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
+const LIFETIME_S = 120
+
+describe('the backoff schedule', () => {
+  it('doubles from 1 s per consecutive failure up to 60 s, with ±25 % jitter', () => {
+    const middle = () => 0.5
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 30].map((n) => backoffDelayMs(n, middle))).toEqual([
+      1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000, 60_000,
+    ])
+    expect(backoffDelayMs(1, () => 0)).toBe(750)
+    expect(backoffDelayMs(1, () => 0.999_999)).toBe(1_250)
+    expect(backoffDelayMs(7, () => 0)).toBe(45_000)
+    expect(BACKOFF_MAX_MS).toBe(60_000)
+    // jitter spreads instances that fail together
+    const spread = new Set(Array.from({ length: 50 }, (_, i) => backoffDelayMs(3, () => i / 50)))
+    expect(spread.size).toBeGreaterThan(40)
+    for (const delay of spread) expect(delay >= 3_000 && delay <= 5_000).toBe(true)
+  })
+
+  it('Retry-After wins when longer than the backoff, not when shorter', () => {
+    const now = 1_000_000
+    expect(nextAttemptAt(now, 1, 30, () => 0.5)).toBe(now + 30_000)
+    expect(nextAttemptAt(now, 6, 2, () => 0.5)).toBe(now + 32_000)
+    expect(nextAttemptAt(now, 2, undefined, () => 0.5)).toBe(now + 2_000)
+  })
+})
+
+describe('the refresh-ahead decision', () => {
+  const start = 5_000_000
+  const lifetime = 3_600_000
+  const margin = 300_000
+
+  it('puts the point at the fraction of the lifetime, ±10 %, never past the last served moment', () => {
+    expect(refreshAheadAt(start, lifetime, 0.5, margin, () => 0.5)).toBe(start + 1_800_000)
+    expect(refreshAheadAt(start, lifetime, 0.5, margin, () => 0)).toBe(start + 1_620_000)
+    expect(refreshAheadAt(start, lifetime, 0.5, margin, () => 0.999_999)).toBeCloseTo(start + 1_980_000, -1)
+    // 0.95 of the life is past the margin: clamped to the last moment the token is served
+    expect(refreshAheadAt(start, lifetime, 0.95, margin, () => 0.5)).toBe(start + lifetime - margin)
+    // off, or no life to serve at all
+    expect(refreshAheadAt(start, lifetime, 0, margin, () => 0.5)).toBeUndefined()
+    expect(refreshAheadAt(start, 200_000, 0.5, margin, () => 0.5)).toBeUndefined()
+  })
+
+  it('is due from the point on, while the token is still served', () => {
+    const token = { expiresAt: start + lifetime, refreshAt: start + 1_800_000 }
+    expect(isRefreshAheadDue(token, start + 1_799_999, margin)).toBe(false)
+    expect(isRefreshAheadDue(token, start + 1_800_000, margin)).toBe(true)
+    expect(isRefreshAheadDue(token, start + lifetime - margin - 1, margin)).toBe(true)
+    // inside the margin it is no longer served: a caller fetches, nothing is "ahead"
+    expect(isRefreshAheadDue(token, start + lifetime - margin, margin)).toBe(false)
+    expect(isRefreshAheadDue({ expiresAt: start + lifetime }, start + 3_000_000, margin)).toBe(false)
+  })
+})
+
+/** An identity provider whose answers the test scripts: ok, or a failure per call. */
+class ScriptedIdp implements IdentityProvider {
+  calls = 0
+  failWith: (() => UpstreamError) | undefined
+  delayMs = 0
+  async signInUrl(): Promise<string> {
+    throw new Error('not used')
+  }
+  async redeemCode(): Promise<never> {
+    throw new Error('not used')
+  }
+  async adminConsentUrl(): Promise<string> {
+    throw new Error('not used')
+  }
+  async clientCredentials(_app: ResolvedApp, _tid: string, scope: string): Promise<TokenGrant> {
+    return this.#answer(scope)
+  }
+  async refresh(_app: ResolvedApp, _tid: string, _rt: string, scope: string): Promise<TokenGrant> {
+    const grant = await this.#answer(scope)
+    return { ...grant, refreshToken: `rt-${this.calls}` }
+  }
+  async #answer(scope: string): Promise<TokenGrant> {
+    const n = ++this.calls
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
+    if (this.failWith !== undefined) throw this.failWith()
+    return { accessToken: `at-${n}`, expiresIn: LIFETIME_S, scope }
+  }
+}
+
+function metricValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return metrics.registry.metrics().then((text) => {
+    let sum = 0
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name)) continue
+      if (
+        line.slice(name.length, name.length + 1) !== '{' &&
+        line.slice(name.length, name.length + 1) !== ' '
+      )
+        continue
+      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`)))
+        sum += Number(line.split(' ').pop())
+    }
+    return sum
+  })
+}
+
+function setup(options: { instances?: number; env?: Record<string, string>; clock?: () => number } = {}) {
+  const config = testConfig({
+    authorityUrl: 'http://127.0.0.1:9',
+    env: { TOKEN_REFRESH_MARGIN_SECONDS: '10', ...options.env },
+  })
+  const clock = options.clock ?? Date.now
+  const store = createMemoryStore({ keyRing: config.keyRing, clock })
+  const idp = new ScriptedIdp()
+  const scopes = new ScopeResolver(config)
+  const metrics = Array.from({ length: options.instances ?? 1 }, () => createMetrics())
+  const issuers = metrics.map(
+    (m) =>
+      new TokenIssuer({ config, store, idp, metrics: m, logger: silent, clock, scopes, random: () => 0.5 }),
+  )
+  return { config, store, idp, scopes, issuers, metrics }
+}
+
+async function createRegistration(
+  store: Store,
+  app: string,
+  kind: 'admin' | 'delegated',
+  tenantId = TENANT,
+): Promise<Registration> {
+  const now = new Date().toISOString()
+  const result = await store.registrations.create(
+    {
+      id: randomUUID(),
+      app,
+      cloud: 'global',
+      tenantId,
+      kind,
+      ...(kind === 'delegated' ? { userOid: randomUUID() } : {}),
+      status: 'active',
+      createdAt: now,
+      updatedAt: now,
+      consentedAt: now,
+    },
+    { key: randomBytes(32).toString('base64'), ...(kind === 'delegated' ? { refreshToken: 'rt-0' } : {}) },
+  )
+  if (!result.created) throw new Error('not created')
+  return result.registration
+}
+
+/** A clock the test moves. */
+function manualClock(start = Date.now()) {
+  let now = start
+  return { now: () => now, advance: (ms: number) => (now += ms) }
+}
+
+describe('refresh-ahead', () => {
+  it('a token in use is refreshed once, in the background, past half its life; callers never wait', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers, metrics } = setup({ instances: 3, clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const ask = (i: number) =>
+      issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    expect((await ask(0)).accessToken).toBe('at-1')
+    // Before half-life: hits only, on every instance.
+    time.advance(59_000)
+    for (let i = 0; i < 6; i++) expect((await ask(i)).source).toBe('hit')
+    expect(idp.calls).toBe(1)
+    // Past it: every caller still gets the cached token at once; one refresh runs behind them.
+    time.advance(2_000)
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(i)))
+    expect(new Set(answers.map((a) => a.accessToken))).toEqual(new Set(['at-1']))
+    expect(new Set(answers.map((a) => a.source))).toEqual(new Set(['hit']))
+    await vi.waitFor(async () =>
+      expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe('at-2'),
+    )
+    expect(idp.calls).toBe(2)
+    // The other instances adopt the new token (they look again a second later) instead of
+    // refreshing again.
+    time.advance(1_001)
+    await vi.waitFor(async () => {
+      for (let i = 0; i < 3; i++) expect((await ask(i)).accessToken).toBe('at-2')
+    })
+    expect(idp.calls).toBe(2)
+    const outcomes = await Promise.all(
+      metrics.map((m) => metricValue(m, 'consent_broker_refresh_ahead_total', { outcome: 'refreshed' })),
+    )
+    expect(outcomes.reduce((a, b) => a + b, 0)).toBe(1)
+  })
+
+  it('a token nobody asks for after its refresh point is not refreshed', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({ clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    time.advance(100_000)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(idp.calls).toBe(1)
+    // Once inside the margin, the next caller fetches (and waits): that is the expiry path.
+    time.advance(15_000)
+    const late = await issuers[0]!.issue({
+      registration,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: time.now() + 5000,
+    })
+    expect(late).toMatchObject({ accessToken: 'at-2', source: 'miss' })
+  })
+
+  it('TOKEN_REFRESH_AHEAD_FRACTION=0 turns it off', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({
+      clock: time.now,
+      env: { TOKEN_REFRESH_AHEAD_FRACTION: '0' },
+    })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    time.advance(100_000)
+    expect(
+      (await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 }))
+        .source,
+    ).toBe('hit')
+    await new Promise((r) => setTimeout(r, 50))
+    expect(idp.calls).toBe(1)
+  })
+})
+
+describe('riding out upstream failures', () => {
+  it('503 during refresh-ahead: the cached token is served, every instance honours one shared backoff', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers, metrics } = setup({ instances: 3, clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const ask = (i: number) =>
+      issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await ask(0)
+    idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
+    time.advance(61_000)
+    expect((await ask(0)).accessToken).toBe('at-1')
+    await vi.waitFor(() => expect(idp.calls).toBe(2))
+    await vi.waitFor(async () =>
+      expect(
+        await metricValue(metrics[0]!, 'consent_broker_refresh_ahead_total', { outcome: 'failed' }),
+      ).toBe(1),
+    )
+    // Within the backoff (1 s after the first failure), no instance calls again, whatever the load.
+    time.advance(500)
+    const during = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(i)))
+    expect(new Set(during.map((a) => a.accessToken))).toEqual(new Set(['at-1']))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(idp.calls).toBe(2)
+    // After it, one more attempt (it fails again: the next delay doubles).
+    time.advance(700)
+    for (let i = 0; i < 3; i++) await ask(i)
+    await vi.waitFor(() => expect(idp.calls).toBe(3))
+    time.advance(1_500)
+    for (let i = 0; i < 3; i++) await ask(i)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(idp.calls).toBe(3)
+    // Upstream back: the next allowed attempt succeeds and the backoff ends.
+    idp.failWith = undefined
+    time.advance(1_000)
+    await ask(1)
+    await vi.waitFor(() => expect(idp.calls).toBe(4))
+    time.advance(1_001)
+    await vi.waitFor(async () => {
+      for (let i = 0; i < 3; i++) expect((await ask(i)).accessToken).toBe('at-4')
+    })
+    expect(idp.calls).toBe(4)
+    const served = await Promise.all(
+      metrics.map((m) => metricValue(m, 'consent_broker_tokens_served_during_upstream_failure_total')),
+    )
+    expect(served.reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+  })
+
+  it('no servable token and a backoff under way: the recorded failure at once, no upstream call', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({ instances: 2, clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    idp.failWith = () => new UpstreamError('throttled', 'HTTP 429', { status: 429, retryAfterSeconds: 30 })
+    const first = await issuers[0]!
+      .issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+      .catch((e: unknown) => e)
+    expect(isBrokerError(first) && [first.code, first.retryAfter]).toEqual(['upstream_throttled', 30])
+    expect(idp.calls).toBe(1)
+    // Retry-After (30 s) wins over the first backoff step (1 s), on the other instance too.
+    time.advance(5_000)
+    const second = await issuers[1]!
+      .issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+      .catch((e: unknown) => e)
+    expect(isBrokerError(second) && second.code).toBe('upstream_throttled')
+    expect(isBrokerError(second) && second.retryAfter).toBe(25)
+    expect(idp.calls).toBe(1)
+  })
+
+  it('invalid_grant during refresh-ahead means needs_consent at once', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({ clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    const app = scopes.forApp('ms-graph-mail-listener', 'global')!
+    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    idp.failWith = () =>
+      new UpstreamError('oauth', 'revoked', { status: 400, error: 'invalid_grant', errorCodes: [50173] })
+    time.advance(61_000)
+    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await vi.waitFor(async () =>
+      expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent'),
+    )
+    expect(await store.tokens.get(tokenGroup(registration), app.defaultScope)).toBeNull()
+    expect(issuers[0]!.peek(registration, app.defaultScope)).toBeUndefined()
+  })
+})
+
+describe('the upstream rate cap and the refresh lock', () => {
+  it('token requests per app per second stay under UPSTREAM_RATE_PER_APP across instances; the rest queue', async () => {
+    const { store, idp, scopes, issuers, metrics } = setup({
+      instances: 2,
+      env: { UPSTREAM_RATE_PER_APP: '2' },
+    })
+    const app = scopes.forApp('ms-graph-mail-listener', 'global')!
+    const registrations = await Promise.all(
+      Array.from({ length: 5 }, () => createRegistration(store, 'ms-graph-mail-listener', 'delegated')),
+    )
+    const startedAt: number[] = []
+    const original = idp.refresh.bind(idp)
+    idp.refresh = async (...args) => {
+      startedAt.push(Date.now())
+      return original(...args)
+    }
+    const t0 = Date.now()
+    const answers = await Promise.all(
+      registrations.map((registration, i) =>
+        issuers[i % 2]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 8000 }),
+      ),
+    )
+    expect(answers.every((a) => a.source === 'miss')).toBe(true)
+    expect(startedAt).toHaveLength(5)
+    // Fixed 1 s windows: at most 2 starts per window, so the fifth waits for the third window.
+    const windows = new Map<number, number>()
+    for (const at of startedAt) {
+      const window = Math.floor((at - t0) / 1000)
+      windows.set(window, (windows.get(window) ?? 0) + 1)
+    }
+    expect(Math.max(...windows.values())).toBeLessThanOrEqual(3)
+    expect(Math.max(...startedAt) - t0).toBeGreaterThanOrEqual(900)
+    const waits = await Promise.all(
+      metrics.map((m) => metricValue(m, 'consent_broker_upstream_rate_waits_total')),
+    )
+    expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3)
+  })
+
+  it('a holder that stops renewing its lease is taken over within the short lease', async () => {
+    const { store, idp, scopes, issuers, metrics } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    // A "killed" instance: it took the lock and will never renew or release it.
+    const dead = await store.locks.acquire(
+      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
+      REFRESH_LOCK_LEASE_MS,
+    )
+    expect(dead).not.toBeNull()
+    const started = Date.now()
+    const answer = await issuers[0]!.issue({
+      registration,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: Date.now() + 8000,
+    })
+    expect(answer).toMatchObject({ accessToken: 'at-1', source: 'miss' })
+    expect(REFRESH_LOCK_LEASE_MS).toBeLessThanOrEqual(3000)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(REFRESH_LOCK_LEASE_MS - 100)
+    expect(idp.calls).toBe(1)
+    expect(await metricValue(metrics[0]!, 'consent_broker_lock_takeovers_total')).toBe(1)
+  })
+})
