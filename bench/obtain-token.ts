@@ -1,6 +1,7 @@
 // `npm run bench`: the obtain-token hot path (cache hit, Redis store) against a bare Fastify JSON
 // route started the same way, in the same run; then the cold path (one upstream call to the
-// emulator per request). A third target, `floor`, is the bare route plus only the work a cache hit
+// emulator per request); then latency across many token expiries with refresh-ahead on and off
+// (bench/expiries.ts). A third target, `floor`, is the bare route plus only the work a cache hit
 // must do (AES-GCM open, one Redis call, one log line; see bench/server.ts): what an implementation
 // making one Redis call per request can't beat here (batching a tick's calls was tried: no clear gain). Runs alternate (bare, floor, hit, bare, …) so all see the same machine; prints each
 // run, the medians, their ratios, and writes bench/RESULTS.md with the machine it ran on. `--pin on` (or `auto`: when `taskset` exists and there are ≥ 2 cores) runs the
@@ -26,6 +27,7 @@ import { createRedisConnection } from '../src/store/redis-connection.js'
 import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
 import { startRedisServer } from '../test/support/redis-server.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
+import { expiriesSection, measureExpiries } from './expiries.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -56,6 +58,7 @@ interface Figures {
   rps: number
   p50: number
   p99: number
+  max: number
   non2xx: number
   errors: number
 }
@@ -138,6 +141,7 @@ function medianFigures(name: string, runs: Figures[]): Figures {
     rps: median(runs.map((f) => f.rps)),
     p50: median(runs.map((f) => f.p50)),
     p99: median(runs.map((f) => f.p99)),
+    max: median(runs.map((f) => f.max)),
     non2xx: runs.reduce((sum, f) => sum + f.non2xx, 0),
     errors: runs.reduce((sum, f) => sum + f.errors, 0),
   }
@@ -178,7 +182,7 @@ async function load(
   name: string,
   url: string,
   bodies: string[],
-  options: { connections: number; duration: number },
+  options: { connections: number; duration: number; rate?: number },
 ): Promise<Figures> {
   let next = 0
   let firstFailure: string | undefined
@@ -186,6 +190,7 @@ async function load(
     url,
     connections: options.connections,
     duration: options.duration,
+    ...(options.rate === undefined ? {} : { overallRate: options.rate }),
     requests: [
       {
         method: 'POST',
@@ -214,6 +219,7 @@ async function load(
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
+    max: result.latency.max,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
   }
@@ -401,6 +407,23 @@ async function main(): Promise<void> {
     const c2 = await emulatorStats(emulator.url)
     await stop(cold.child)
 
+    // Across many token expiries, refresh-ahead on and off (bench/expiries.ts).
+    const expiries = await measureExpiries({
+      emulatorUrl: emulator.url,
+      env,
+      client,
+      rounds: ROUNDS,
+      target: (targetEnv) => target('broker', targetEnv),
+      stop,
+      load,
+      upstreamCalls: () => emulatorStats(emulator.url),
+    })
+    for (const f of [...expiries.runs, ...expiries.medians]) {
+      console.log(
+        `${f.name.padEnd(52)} p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   max ${String(f.max).padStart(5)} ms   upstream ${f.upstream}   non-2xx ${f.non2xx}   errors ${f.errors}`,
+      )
+    }
+
     const ratio = hotFigures.rps / bareFigures.rps
     const floorRatio = floorFigures.rps / bareFigures.rps
     const overFloor = hotFigures.rps / floorFigures.rps
@@ -488,6 +511,7 @@ ${figures.map(row).join('\n')}
   request, give or take one in flight when counted: the cost of a miss is the p50 above); ${upstreamN} calls for ${coldN.requests} requests at ${CONNECTIONS}
   connections (concurrent misses of one tenant share one call).
 
+${expiriesSection(expiries)}
 ${NOTES}
 `
     writeFileSync(new URL('./RESULTS.md', import.meta.url), results)
