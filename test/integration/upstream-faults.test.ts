@@ -136,26 +136,31 @@ describe('identity-provider faults under steady load over three instances', () =
     const load = async (phase: Phase) => {
       let n = 0
       const pending: Array<Promise<void>> = []
+      const started = Date.now()
       while (!stop) {
-        const client = clients[phase][n++ % 3]!
-        const sent = Date.now()
-        pending.push(
-          client.post(client.body()).then(
-            (answer) => {
-              samples.push({
-                phase,
-                at: sent - t0,
-                status: answer.status,
-                ms: Date.now() - sent,
-                token: answer.accessToken,
-              })
-            },
-            () => {
-              samples.push({ phase, at: sent - t0, status: 0, ms: Date.now() - sent, token: '' })
-            },
-          ),
-        )
-        await sleep(1000 / REQUESTS_PER_SECOND_PER_APP)
+        // Catch up with the steady rate on every tick, however late a busy machine fires the timer.
+        const due = Math.floor(((Date.now() - started) / 1000) * REQUESTS_PER_SECOND_PER_APP)
+        while (n < due) {
+          const client = clients[phase][n++ % 3]!
+          const sent = Date.now()
+          pending.push(
+            client.post(client.body()).then(
+              (answer) => {
+                samples.push({
+                  phase,
+                  at: sent - t0,
+                  status: answer.status,
+                  ms: Date.now() - sent,
+                  token: answer.accessToken,
+                })
+              },
+              () => {
+                samples.push({ phase, at: sent - t0, status: 0, ms: Date.now() - sent, token: '' })
+              },
+            ),
+          )
+        }
+        await sleep(50)
       }
       await Promise.all(pending)
     }
@@ -187,10 +192,16 @@ describe('identity-provider faults under steady load over three instances', () =
     await Promise.all(loads)
 
     // Not one failed caller, and nobody waited on Microsoft (the slow phase included).
-    expect(samples.length).toBeGreaterThan(3 * REQUESTS_PER_SECOND_PER_APP * 15)
+    expect(samples.length).toBeGreaterThan(3 * REQUESTS_PER_SECOND_PER_APP * (LOAD_UNTIL_S - 2))
     expect(samples.filter((s) => s.status !== 200)).toEqual([])
-    const slowest = Math.max(...samples.map((s) => s.ms))
-    expect(slowest).toBeLessThan(1000)
+    // As the brokers measured it (their completion lines): every answer well under a second. As the
+    // test's own client saw it, on a machine shared with other work: still a few seconds at most.
+    const served = logs
+      .map((line) => JSON.parse(line) as { url?: string; durationMs?: number })
+      .filter((line) => line.url === '/obtain-token' && typeof line.durationMs === 'number')
+    expect(served.length).toBeGreaterThanOrEqual(samples.length)
+    expect(Math.max(...served.map((line) => line.durationMs as number))).toBeLessThan(1000)
+    expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(3000)
     for (const phase of Object.keys(APPS) as Phase[]) {
       const calls = (during[clientIds[phase]] ?? 0) - (before[clientIds[phase]] ?? 0)
       // A handful per fault window across the three instances, not one per request.
