@@ -191,11 +191,6 @@ function failureText(
       message:
         'Microsoft found no app with this application (client) ID in the tenant given, or you signed in to another tenant. Check the Directory (tenant) ID and the Application (client) ID on the app’s Overview page, and sign in with an account of that tenant.',
     },
-    own_app_public_client_disabled: {
-      title: 'Public client flows are turned off for this app',
-      message:
-        'The device code method needs the app to allow public client flows. In the Microsoft Entra admin center, open App registrations → your app → Authentication → Advanced settings, set "Allow public client flows" to Yes and save, then start again.',
-    },
     own_app_missing_permissions: {
       title: 'The app registration lacks permissions',
       message: `Your app registration does not have (or has no consent for) the permissions ${appName} needs. In the Microsoft Entra admin center, open App registrations → your app → API permissions, add the permissions listed on the own-app page (application permissions for admin consent, delegated for delegated), then start again.`,

@@ -319,6 +319,29 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(stored?.secrets).not.toHaveProperty('refreshToken')
       })
 
+      it('keeps an own app’s client id and sealed client secret, replaced by a secrets patch', async () => {
+        const ownClientId = randomUUID()
+        const input = sampleRegistration({ kind: 'admin', ownClientId })
+        const secrets = { ...sampleSecrets(false), clientSecret: 'own-secret-first' }
+        await mustCreate(store, input, secrets)
+        let stored = await store.registrations.get(input.id)
+        expect(stored?.registration.ownClientId).toBe(ownClientId)
+        expect(stored?.secrets).toEqual(secrets)
+        const meta = await store.registrations.getMeta(input.id)
+        expect(meta?.ownClientId).toBe(ownClientId)
+        expect(meta).not.toHaveProperty('clientSecret')
+        await store.registrations.update(input.id, 1, {}, { clientSecret: 'own-secret-second' })
+        stored = await store.registrations.get(input.id)
+        expect(stored?.secrets.clientSecret).toBe('own-secret-second')
+        // A client secret belongs to an own app: refused without its client id.
+        await expect(
+          store.registrations.create(sampleRegistration({ kind: 'admin' }), {
+            ...sampleSecrets(false),
+            clientSecret: 'orphan',
+          }),
+        ).rejects.toThrow(TypeError)
+      })
+
       it('admits a request once per replay marker and counts the per-registration window', async () => {
         const input = sampleRegistration({ kind: 'admin' })
         await mustCreate(store, input, sampleSecrets(false))
