@@ -384,6 +384,24 @@ describe('delivery', () => {
     expect(JSON.stringify(plain.body)).toMatch(/must be https/)
     const unknownType = await addEndpoint(b, 'https://127.0.0.1/x', ['registration.exploded'])
     expect(unknownType.status).toBe(400)
+    // the OpenAPI document covers the endpoint management API, every status it answers
+    const doc = (await b.app.inject({ method: 'GET', url: '/openapi.json' })).json() as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>
+    }
+    const statuses = (path: string, method: string) => Object.keys(doc.paths[path]?.[method]?.responses ?? {})
+    expect(statuses('/admin/api/webhooks', 'post')).toEqual(
+      expect.arrayContaining(['201', '400', '401', '503']),
+    )
+    expect(statuses('/admin/api/webhooks', 'get')).toEqual(expect.arrayContaining(['200', '401', '503']))
+    expect(statuses('/admin/api/webhooks/{id}', 'delete')).toEqual(
+      expect.arrayContaining(['204', '404', '503']),
+    )
+    expect(statuses('/admin/api/webhooks/{id}/deliveries', 'get')).toEqual(
+      expect.arrayContaining(['200', '404', '503']),
+    )
+    expect(statuses('/admin/api/webhooks/{id}/deliveries/{messageId}/redeliver', 'post')).toEqual(
+      expect.arrayContaining(['202', '404', '503']),
+    )
   }, 30_000)
 
   it('does not follow a redirect; a slow or huge answer does not hold up the others', async () => {
