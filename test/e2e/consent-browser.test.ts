@@ -4,15 +4,18 @@
 // A browser catches what HTTP-level tests can't: the CSP blocking a script, a style
 // or the form's redirect to the authority.
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmulator } from '../../emulator/server.js'
 import { type RunningBroker, startBroker } from '../support/broker.js'
 import { findFreePort } from '../support/redis-server.js'
 import { XsoarClient } from '../support/xsoar-client.js'
+
+const IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url))
 
 const CHROMIUM = '/usr/bin/chromium'
 if (!existsSync(CHROMIUM)) {
@@ -80,12 +83,13 @@ async function atIdentityProvider(page: Page, username: string): Promise<void> {
 
 async function consentInBrowser(
   context: BrowserContext,
-  options: { slug: string; username: string; screenshot?: string },
+  options: { slug: string; username: string; screenshot?: string; startScreenshot?: string },
 ): Promise<{ id: string; token: string; key: string; page: Page; problems: string[] }> {
   const page = await context.newPage()
   const problems = watchProblems(page)
   await page.goto(`${baseUrl}/`)
   await page.click(`a[href="/${options.slug}"]`)
+  if (options.startScreenshot) await page.screenshot({ path: options.startScreenshot, fullPage: true })
   await page.getByRole('button', { name: 'Start Authorization Process' }).click()
   // At the identity provider: sign in and consent, as often as it asks (admin consent is a
   // sign-in followed by the tenant-wide consent page), until the broker has the browser back.
@@ -103,11 +107,17 @@ async function consentInBrowser(
 
 describe('consent in a real browser', () => {
   it('admin consent: the result page shows ID/Token/Key that obtain-token accepts', async () => {
-    const context = await browser.newContext()
+    // The README's pictures are this run's pages (1280 px wide), so they show the pages as they are.
+    await mkdir(IMAGES, { recursive: true })
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     const { id, token, key, page, problems } = await consentInBrowser(context, {
       slug: 'ms-graph-mail',
       username: 'admin@contoso.example',
+      startScreenshot: join(IMAGES, 'consent-page.png'),
+      screenshot: join(IMAGES, 'result-page.png'),
     })
+    expect((await stat(join(IMAGES, 'consent-page.png'))).size).toBeGreaterThan(10_000)
+    expect((await stat(join(IMAGES, 'result-page.png'))).size).toBeGreaterThan(10_000)
     expect(id).toMatch(new RegExp(`^[0-9a-f-]{36}@${baseUrl.replace(/[.]/g, '\\.')}/obtain-token$`))
     expect(token).toBe('7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13')
     expect(Buffer.from(key, 'base64')).toHaveLength(32)
