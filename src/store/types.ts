@@ -349,6 +349,7 @@ export type AuditType =
   | 'consent.failed'
   | 'registration.status_changed'
   | 'registration.revoked'
+  | 'registration.client_secret_replaced'
   | 'registration.read'
   | 'tenant.revoked'
   | 'keys.rotated'

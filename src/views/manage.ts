@@ -83,7 +83,17 @@ ${csrfField(csrf)}
 <label for="reason-${r.id}">Reason</label>
 <input type="text" id="reason-${r.id}" name="reason" required maxlength="500" size="24">
 <button type="submit">Revoke</button>
+</form>${
+            r.ownClientId === undefined
+              ? ''
+              : html`<form method="post" action="/${app.slug}/manage/registrations/${encodeURIComponent(r.id)}/client-secret">
+${csrfField(csrf)}
+<p class="muted">Your own app <code>${r.ownClientId}</code></p>
+<label for="secret-${r.id}">New client secret value</label>
+<input type="password" id="secret-${r.id}" name="client_secret" required maxlength="512" autocomplete="off" size="24">
+<button type="submit" class="secondary">Replace secret</button>
 </form>`
+          }`
     }</td>
 </tr>`,
   )

@@ -10,7 +10,7 @@ import {
   CONTOSO_USER,
   FABRIKAM_TENANT_ID,
 } from '../../emulator/demo-data.js'
-import { browse, CookieJar, formCsrf, pageTitle, runConsentViaEmulator } from '../support/broker.js'
+import { browse, CookieJar, formCsrf, pageTitle, pathOf, runConsentViaEmulator } from '../support/broker.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
 import { assertNoSecretLogged, memoryLogger } from '../support/log-capture.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
@@ -145,6 +145,56 @@ describe('own app registration, browser method', () => {
     expect(claims.oid).toBe(CONTOSO_USER.oid)
     expect(claims.scp).toContain('Mail.ReadWrite')
     expect(await redisValues()).not.toContain(own.clientSecret)
+  })
+
+  it('the tenant administrator replaces the secret from /{app}/manage: checked first, same Key', async () => {
+    const own = await registerApp({ redirectUris: [callback()], allowPublicClient: false })
+    const run = await runConsentViaEmulator(broker.app, {
+      slug: 'ms-graph-mail',
+      username: CONTOSO_ADMIN.username,
+      ownApp: form(own),
+    })
+    const values = run.values!
+    // Sign in to the manage pages (the hosted app's sign-in, admin role checked).
+    const jar = new CookieJar()
+    const signInPage = await browse(broker.app, jar, { url: '/ms-graph-mail/manage' })
+    const signInCsrf = /name="csrf" value="([^"]+)"/.exec(signInPage.body)![1]!
+    const started = await browse(broker.app, jar, {
+      method: 'POST',
+      url: '/ms-graph-mail/manage/sign-in',
+      form: { csrf: signInCsrf },
+    })
+    const back = await completeAtEmulator(String(started.headers.location), {
+      username: CONTOSO_ADMIN.username,
+    })
+    await browse(broker.app, jar, { url: pathOf(back) })
+    const managePage = await browse(broker.app, jar, { url: '/ms-graph-mail/manage' })
+    expect(managePage.body).toContain(`/manage/registrations/${values.registrationId}/client-secret`)
+    const csrf = /name="csrf" value="([^"]+)"/.exec(managePage.body)![1]!
+    const replace = (secret: string) =>
+      browse(broker.app, jar, {
+        method: 'POST',
+        url: `/ms-graph-mail/manage/registrations/${values.registrationId}/client-secret`,
+        form: { csrf, client_secret: secret },
+      })
+    const refused = await replace('not-a-secret-of-this-app')
+    expect(refused.headers.location).toBe('/ms-graph-mail/manage?done=secret_rejected')
+    expect((await broker.store.registrations.get(values.registrationId))?.secrets.clientSecret).toBe(
+      own.clientSecret,
+    )
+    // A second secret of the app (the emulator keeps one: the same value stands in for a new one).
+    const accepted = await replace(own.clientSecret)
+    expect(accepted.headers.location).toBe('/ms-graph-mail/manage?done=secret_replaced')
+    const after = await broker.store.registrations.get(values.registrationId)
+    expect(after?.registration.version).toBeGreaterThan(1)
+    // The Key shown on the result page still opens the registration: no new Key was needed.
+    expect(after?.secrets.key).toBe(values.key)
+    const answer = await new XsoarClient({
+      ...values,
+      appName: 'ms-graph-mail',
+      urlOverride: tokenUrl,
+    }).getAccessToken()
+    expect(answer.status).toBe(200)
   })
 
   describe('bad input: a page naming what to fix, nothing stored', () => {

@@ -17,6 +17,7 @@ import {
   manageSignInNotStarted,
   notTenantAdministrator,
 } from '../../errors.js'
+import { replaceOwnAppSecret } from '../../services/own-app-secret.js'
 import {
   holdsAdminRole,
   type TenantAdminIdentity,
@@ -72,6 +73,11 @@ const NOTICES = notices({
   already_revoked: 'That registration was already revoked.',
   revoked_all: "Your tenant's registrations are revoked. Integrations using them get no more access tokens.",
   signed_in: 'Signed in.',
+  secret_replaced:
+    "Your app's client secret is replaced. Integrations keep their ID, Token and Key; the broker now uses the new secret.",
+  secret_rejected:
+    'Microsoft refused that client secret, so nothing changed. Paste the Value of a current secret (Certificates & secrets), not its Secret ID.',
+  secret_not_applicable: 'That registration has no client secret of your own app to replace.',
 })
 type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
 
@@ -240,6 +246,52 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
         request.log,
       )
       const done: NoticeKey = result.alreadyRevoked ? 'already_revoked' : 'revoked'
+      return reply.redirect(`/${session.app}/manage?done=${done}`, 303)
+    },
+  )
+
+  // The tenant's own app: its client secret replaced (checked with Microsoft first), same Key.
+  app.post<{ Params: { app: string; id: string }; Body: { csrf: string; client_secret: string } }>(
+    '/:app/manage/registrations/:id/client-secret',
+    {
+      config: html,
+      preValidation: area.requireForm,
+      schema: {
+        params: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['app', 'id'],
+          properties: {
+            app: appParams.properties.app,
+            id: { type: 'string', pattern: REGISTRATION_ID_PATTERN },
+          },
+        },
+        querystring: emptyQuery,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['client_secret'],
+          properties: {
+            csrf: { type: 'string' },
+            client_secret: { type: 'string', minLength: 1, maxLength: 512 },
+          },
+        },
+        response: { ...pages, ...redirect },
+      },
+    },
+    async (request, reply) => {
+      const session = area.of(request).data
+      const outcome = await replaceOwnAppSecret(
+        { config, store: app.store, idp: app.idp, log: request.log },
+        {
+          id: request.params.id,
+          tenantId: session.tenantId,
+          app: session.app,
+          clientSecret: request.body.client_secret,
+          actor: tenantAdminActor(session),
+        },
+      )
+      const done: NoticeKey = `secret_${outcome}` as const
       return reply.redirect(`/${session.app}/manage?done=${done}`, 303)
     },
   )
