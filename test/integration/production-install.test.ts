@@ -1,7 +1,7 @@
 // Production-install smoke test: what the Dockerfile's runtime stage does, without Docker. The
-// build (dist/, package.json, package-lock.json, the apps file) is copied into an empty directory,
-// `npm ci --omit=dev --ignore-scripts` installs production dependencies only, and `node
-// dist/src/main.js` runs there against a real Redis with the emulator as authority. A runtime
+// build (dist/, bin/, package.json, package-lock.json, the apps file) is copied into an empty directory,
+// `npm ci --omit=dev --ignore-scripts` installs production dependencies only, and `npm start`'s
+// entry (bin/start.js, which runs dist/src/main.js) runs there against a real Redis with the emulator as authority. A runtime
 // import of a devDependency, a file missing from dist/, or a start script pointing at the wrong path
 // fails here.
 import { execFile } from 'node:child_process'
@@ -36,6 +36,8 @@ beforeAll(async () => {
   installDir = await mkdtemp(join(tmpdir(), 'consent-broker-install-'))
   // The runtime stage's inputs, nothing else.
   await cp(join(REPO_ROOT, 'dist'), join(installDir, 'dist'), { recursive: true })
+  // `npm start` and the CLI's bin launch through bin/, which the image ships beside dist/.
+  await cp(join(REPO_ROOT, 'bin'), join(installDir, 'bin'), { recursive: true })
   await cp(join(REPO_ROOT, 'package.json'), join(installDir, 'package.json'))
   await cp(join(REPO_ROOT, 'package-lock.json'), join(installDir, 'package-lock.json'))
   await mkdir(join(installDir, 'config'))
