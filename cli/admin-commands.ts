@@ -48,6 +48,9 @@ Commands:
   webhooks redeliver <endpoint id> <message id>
       Notification endpoints: add prints the signing secret (shown only once);
       deliveries shows status, attempts, next retry and the last answer.
+  credentials [--app <slug>]
+      The hosted apps' own credentials in the order they are tried: kind,
+      thumbprint or name, expiry, last success, and a refusal by Microsoft.
 
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
@@ -228,6 +231,7 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   'rotate-keys': ['wait'],
   rotation: [],
   webhooks: ['events', 'limit'],
+  credentials: ['app'],
 }
 
 async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
@@ -580,6 +584,35 @@ async function webhooks(
   }
 }
 
+/** The apps' credentials (GET /admin/api/credentials), optionally of one app. */
+async function credentials(client: Client, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get('admin/api/credentials')
+  const list = (body.credentials as Json[]).filter((c) => options.app === undefined || c.app === options.app)
+  if (options.json) return print(io, { credentials: list })
+  if (list.length === 0) {
+    io.stdout('no credentials\n')
+    return EXIT.ok
+  }
+  io.stdout(
+    table(
+      ['APP', 'CLOUD', '#', 'KIND', 'THUMBPRINT OR NAME', 'EXPIRES', 'LAST SUCCESS', 'REFUSED'],
+      list.map((c) => [
+        text(c.app),
+        text(c.cloud),
+        text(c.position),
+        text(c.kind),
+        text(c.thumbprint ?? c.credential),
+        c.expiresAt === undefined
+          ? 'unknown'
+          : `${text(c.expiresAt)}${c.expiringSoon === true ? ' (SOON)' : ''}`,
+        text(c.lastSuccessAt),
+        text(c.failing),
+      ]),
+    ),
+  )
+  return EXIT.ok
+}
+
 function print(io: CliIo, value: unknown): number {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`)
   return EXIT.ok
@@ -665,6 +698,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await rotateKeys(client, options, io)
       case 'webhooks':
         return await webhooks(client, rest, options, io)
+      case 'credentials':
+        return await credentials(client, options, io)
       default:
         return await showRotation(client, options, io)
     }

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import { newSingleTenantApp, parseAppRegistration, singleTenantRefusal } from './apps.js'
 import { param, redirectUriAllowed, registerAuthorizeRoutes } from './authorize.js'
+import { registerCredentialHooks } from './credential-hooks.js'
 import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
 import { DEMO_CLIENTS, DEMO_TENANTS, DEMO_USERS } from './demo-data.js'
 import { EntraError, missingParameterText, tenantNotFoundText } from './errors.js'
@@ -440,6 +441,7 @@ function registerHooks(app: FastifyInstance, state: EmulatorState): void {
   const notFound = (reply: FastifyReply, what: string) => reply.code(404).send({ error: `${what} not found` })
 
   app.get('/_emulator/stats', async () => state.stats)
+  registerCredentialHooks(app, state)
 
   app.get('/_emulator/sessions', async () => ({
     sessions: [...state.sessions.values()]

@@ -1,7 +1,9 @@
 // In-memory state of the emulator: directory, pending sign-ins, single sign-on sessions, codes,
 // grants, consents, faults, statistics. Everything but the directory and the initial signing key is
 // reset by `reset()`.
+
 import { randomBytes, randomUUID } from 'node:crypto'
+import { type ClientAuthMethod, ClientCredentialRegistry } from './client-credentials.js'
 import type { EmulatorClient, EmulatorTenant, EmulatorUser } from './demo-data.js'
 import type { SigningKey } from './keys.js'
 
@@ -139,13 +141,16 @@ export interface EmulatorStats {
   by_tenant: Record<string, Record<string, number>>
   /** Token requests by client id (lower case) and grant type: one app's share of the traffic. */
   by_client: Record<string, Record<string, number>>
+  /** Successful client authentications by method (client_secret, private_key_jwt, federated). */
+  client_auth: Record<ClientAuthMethod, number>
 }
 
-function emptyStats(): EmulatorStats {
+function emptyStats(clientAuth: Record<ClientAuthMethod, number>): EmulatorStats {
   return {
     token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },
     by_tenant: {},
     by_client: {},
+    client_auth: clientAuth,
   }
 }
 
@@ -186,7 +191,9 @@ export class EmulatorState {
   readonly userCodes = new Map<string, string>()
   deviceCodeIntervalSec: number
   faults: Fault[] = []
-  stats: EmulatorStats = emptyStats()
+  /** Every client's secrets, certificates and federated credentials (changed through a hook). */
+  readonly credentials: ClientCredentialRegistry
+  stats: EmulatorStats
   accessTokenLifetimeSec: number
   clockOffsetMs = 0
 
@@ -199,6 +206,8 @@ export class EmulatorState {
     this.tenants = new Map(options.tenants.map((t) => [t.tid, t]))
     this.users = new Map(options.users.map((u) => [u.username.toLowerCase(), u]))
     this.clients = new Map(options.clients.map((c) => [c.clientId.toLowerCase(), c]))
+    this.credentials = new ClientCredentialRegistry(() => this.clients.values())
+    this.stats = emptyStats(this.credentials.counts)
     this.initialKeys = [...options.keys]
     this.keys = [...options.keys]
     this.defaultLifetimeSec = options.accessTokenLifetimeSec
@@ -223,7 +232,8 @@ export class EmulatorState {
     this.deviceCodes.clear()
     this.userCodes.clear()
     this.faults = []
-    this.stats = emptyStats()
+    this.credentials.reset()
+    this.stats = emptyStats(this.credentials.counts)
     this.accessTokenLifetimeSec = this.defaultLifetimeSec
     this.clockOffsetMs = 0
     this.keys = [...this.initialKeys]

@@ -3,6 +3,7 @@
 // and access tokens.
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { singleTenantRefusal, unconfiguredPermissions } from './apps.js'
+import { JWT_BEARER } from './client-credentials.js'
 import type { EmulatorClient, EmulatorUser } from './demo-data.js'
 import { EntraError, missingParameterText } from './errors.js'
 import { signJwt } from './keys.js'
@@ -93,7 +94,7 @@ function decodeBasic(authorization: string | undefined): { clientId: string; sec
   return { clientId: decode(decoded.slice(0, colon)), secret: decode(decoded.slice(colon + 1)) }
 }
 
-function authenticateClient(req: TokenRequest): EmulatorClient {
+async function authenticateClient(req: TokenRequest): Promise<EmulatorClient> {
   const { state, tenant, body } = req
   const basic = decodeBasic(req.authorization)
   if (basic && body.client_id && body.client_id.toLowerCase() !== basic.clientId.toLowerCase()) {
@@ -114,35 +115,40 @@ function authenticateClient(req: TokenRequest): EmulatorClient {
       ? appNotFound(tenant, client.clientId)
       : new EntraError('invalid_request', refusal.code, 400, refusal.text)
   }
-  if (body.client_assertion !== undefined) {
-    throw new EntraError(
-      'invalid_client',
-      700027,
-      401,
-      `Client assertion failed signature validation: no certificate is registered on application '${client.clientId}'.`,
-    )
-  }
   const secret = basic?.secret ?? body.client_secret
+  if (body.client_assertion !== undefined) {
+    if (secret) {
+      throw new EntraError(
+        'invalid_request',
+        90100,
+        400,
+        'Invalid request: send a client secret or a client assertion, not both.',
+      )
+    }
+    if (body.client_assertion_type !== JWT_BEARER) {
+      throw new EntraError('invalid_request', 50027, 400, `client_assertion_type must be '${JWT_BEARER}'.`)
+    }
+    await state.credentials.verifyAssertion(client, body.client_assertion, tokenEndpointOf(req), state.now())
+    return client
+  }
   if (!secret) {
     // A public client ("Allow public client flows") redeems user grants without a secret.
     if (client.allowPublicClient && body.grant_type !== 'client_credentials') return client
     throw new EntraError('invalid_client', 7000218, 401)
   }
-  if (client.clientSecret === '' || !safeEqual(secret, client.clientSecret)) {
-    throw new EntraError(
-      'invalid_client',
-      7000215,
-      401,
-      `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${client.clientId}'.`,
-    )
-  }
+  state.credentials.verifySecret(client, secret, state.now())
   return client
+}
+
+/** The URL this request was sent to, which a client assertion's `aud` must name. */
+function tokenEndpointOf(req: TokenRequest): string {
+  return `${req.state.baseUrl}/${req.tenant.segment}/oauth2/v2.0/token`
 }
 
 export async function handleTokenRequest(req: TokenRequest): Promise<Record<string, unknown>> {
   const grantType = req.body.grant_type
   if (!grantType) throw missing('grant_type')
-  const client = authenticateClient(req)
+  const client = await authenticateClient(req)
   switch (grantType) {
     case 'authorization_code':
       return authorizationCodeGrant(req, client)

@@ -11,6 +11,8 @@
 //                         it on a line of its own: `Operator token: <token>`
 //   EMULATOR_URL          use an emulator that is already running (start none): several brokers
 //                         can share one emulator and one Redis
+//   DEMO_CREDENTIAL       secret (default) | certificate | federated: the kind of credential every
+//                         demo app authenticates with (scripts/demo-credentials.ts)
 //   any other broker variable (LOG_LEVEL, PUBLIC_URL, METRICS_PORT …) passes through
 import { createHash, randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -18,8 +20,9 @@ import { DEMO_USERS } from '../emulator/demo-data.js'
 import { demoClientSecretEnv } from '../emulator/demo-secrets.js'
 import { startEmulator } from '../emulator/server.js'
 import { createBroker } from '../src/broker.js'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, type Env, loadConfig, readAppsFile } from '../src/config.js'
 import { createLogger } from '../src/logger.js'
+import { DEMO_CREDENTIALS, type DemoCredential, setUpDemoCredential } from './demo-credentials.js'
 
 // Fixed so that several demo brokers sharing one Redis can read each other's registrations.
 // It is public: never use it (or the demo at all) for real tenants.
@@ -61,16 +64,23 @@ async function main(): Promise<void> {
   const operatorConfigured = env.OPERATOR_TOKENS !== undefined || env.OPERATOR_TOKEN_HASHES !== undefined
   const operatorToken = operatorConfigured ? undefined : randomBytes(24).toString('base64url')
 
-  const appsFile = fileURLToPath(new URL('../config/apps.demo.json', import.meta.url))
+  const demoAppsFile = fileURLToPath(new URL('../config/apps.demo.json', import.meta.url))
+  const credentialKind = (env.DEMO_CREDENTIAL ?? 'secret') as DemoCredential
+  if (!DEMO_CREDENTIALS.includes(credentialKind)) {
+    console.error(`DEMO_CREDENTIAL: must be one of ${DEMO_CREDENTIALS.join(', ')}`)
+    process.exit(1)
+  }
+  const credential = await setUpDemoCredential(credentialKind, demoAppsFile, emulatorUrl)
+  const appsFile = credential.appsFile
   let config: ReturnType<typeof loadConfig>
+  let brokerEnv: Env
   try {
-    config = loadConfig({
+    brokerEnv = {
       PUBLIC_URL: `http://127.0.0.1:${port}`,
       HOST: host,
       PORT: String(port),
       MASTER_KEYS: `demo:${demoKey('master key').toString('base64')}`,
       COOKIE_SECRET: demoKey('cookie secret').toString('hex'),
-      APPS_FILE: appsFile,
       AUTHORITY_URL_GLOBAL: emulatorUrl,
       AUTHORITY_URL_USGOV: emulatorUrl,
       AUTHORITY_URL_DOD: emulatorUrl,
@@ -85,9 +95,12 @@ async function main(): Promise<void> {
       // the demo's webhook receivers run on this machine (a loopback address)
       WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
       UNSAFE_ALLOW_HTTP: 'true',
-      ...demoClientSecretEnv(appsFile),
+      ...demoClientSecretEnv(demoAppsFile),
       ...env,
-    })
+      // After env: a certificate or federated demo runs on the apps file written for it above.
+      APPS_FILE: credentialKind === 'secret' ? (env.APPS_FILE ?? appsFile) : appsFile,
+    }
+    config = loadConfig(brokerEnv)
   } catch (error) {
     await stopEmulator?.()
     if (error instanceof ConfigError) throw new DemoStartError(error.message)
@@ -95,7 +108,7 @@ async function main(): Promise<void> {
   }
 
   // The production wiring (src/broker.ts): Redis errors counted, METRICS_PORT honoured.
-  const broker = await createBroker(config, createLogger(config.logLevel))
+  const broker = await createBroker(config, createLogger(config.logLevel), () => readAppsFile(brokerEnv))
   try {
     await broker.listen()
   } catch (error) {
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
   )
   console.log(` Operator console:    ${config.publicUrl}/admin  (API ${config.publicUrl}/admin/api)`)
   console.log(` Entra emulator:      ${emulatorUrl}${stopEmulator ? '' : ' (shared, started elsewhere)'}`)
+  console.log(` App credential:      ${credentialKind} (DEMO_CREDENTIAL=secret|certificate|federated)`)
   if (config.redis === undefined) {
     console.log(' Store:               IN-MEMORY (registrations vanish when this process stops;')
     console.log('                      set REDIS_URL=redis://127.0.0.1:6379 to keep them across restarts)')
@@ -158,6 +172,7 @@ async function main(): Promise<void> {
     stopping = true
     // A browser's keep-alive connection must not hold the ports: both servers close them.
     await Promise.allSettled([broker.close(), stopEmulator?.()])
+    credential.cleanup()
     process.exit(0)
   }
   process.once('SIGINT', stop)

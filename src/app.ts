@@ -7,6 +7,7 @@ import formbody from '@fastify/formbody'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
 import { capConnectionsPerAddress, makeClientErrorHandler } from './connection-guard.js'
+import type { AppCredentials } from './entra/app-credentials.js'
 import type { IdentityProvider } from './entra/types.js'
 import { makeErrorHandler, pathOf, RouteTable } from './errors.js'
 import { createLogger, logRequestCompleted } from './logger.js'
@@ -22,7 +23,13 @@ import { requireOperator } from './routes/operator-token.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
 import { apiSecurityHeaders, documentSecurityHeaders } from './security-headers.js'
-import { createServices, type Services, startServices, stopServices } from './services/create-services.js'
+import {
+  appCredentialsFor,
+  createServices,
+  type Services,
+  startServices,
+  stopServices,
+} from './services/create-services.js'
 import { closeConnectionsWhileClosing, type Drain } from './shutdown.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage } from './views/error-page.js'
@@ -35,6 +42,8 @@ export interface AppDependencies {
   metrics?: Metrics
   /** Epoch ms; injectable so tests can move time. */
   clock?: () => number
+  /** The apps' credentials the identity provider authenticates with (see broker.ts); default: from config. */
+  credentials?: AppCredentials
 }
 
 declare module 'fastify' {
@@ -138,9 +147,12 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     log: logger,
   })
 
+  const clock = deps.clock ?? Date.now
+  const credentials = deps.credentials ?? appCredentialsFor(config, deps.store, app.log, clock)
   const metrics =
     deps.metrics ??
     createMetrics({
+      credentialExpiries: () => credentials.expirySeconds(),
       collectRegistrations: sampleEvery(config.registrationsGaugeIntervalMs, () =>
         deps.store.registrations.countByStatus(),
       ),
@@ -152,14 +164,27 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.decorate('store', deps.store)
   app.decorate('idp', deps.idp)
   app.decorate('metrics', metrics)
-  const clock = deps.clock ?? Date.now
   app.decorate('clock', clock)
-  const services = createServices({ config, store: deps.store, idp: deps.idp, metrics, clock, log: app.log })
+  const services = createServices({
+    config,
+    store: deps.store,
+    idp: deps.idp,
+    metrics,
+    clock,
+    log: app.log,
+    credentials,
+  })
   app.decorate('services', services)
+  const stopCountingFailures = credentials.onFailure(({ app: slug, cloud, credential, code }) =>
+    metrics.appCredentialFailures.inc({ app: slug, cloud, credential, code }),
+  )
   app.addHook('onReady', async () => {
+    // A warning, not a failure: the instance stays ready while the operator rotates.
+    credentials.warnExpiring(config.credentials.expiryWarningMs)
     startServices(services)
   })
   app.addHook('onClose', async () => {
+    stopCountingFailures()
     await stopServices(services)
   })
 

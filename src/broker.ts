@@ -9,6 +9,8 @@ import type { Config } from './config.js'
 import { createEntraIdentityProvider } from './entra/identity-provider.js'
 import type { Metrics } from './metrics.js'
 import { buildMetricsServer } from './routes/metrics.js'
+import { type AppsFileReader, AppsReload, type ReloadOutcome } from './services/apps-reload.js'
+import { appCredentialsFor } from './services/create-services.js'
 import { createStoreFromConfig } from './store/index.js'
 import type { Store } from './store/types.js'
 
@@ -18,6 +20,8 @@ export interface Broker {
   readonly store: Store
   /** The METRICS_PORT listener; undefined when METRICS_PORT is unset. */
   readonly metricsServer: FastifyInstance | undefined
+  /** Reads the apps file again and applies its credentials when valid (SIGHUP; also on change on disk). */
+  reloadApps(reason: string): ReloadOutcome
   /** Listens on HOST:PORT, then on HOST:METRICS_PORT when configured. */
   listen(): Promise<void>
   /**
@@ -32,8 +36,15 @@ export interface Broker {
   close(): Promise<void>
 }
 
-/** Builds the broker as production runs it; listens on nothing yet. */
-export async function createBroker(config: Config, logger: FastifyBaseLogger): Promise<Broker> {
+/**
+ * Builds the broker as production runs it; listens on nothing yet. `readAppsFile` reads the apps
+ * file again for a reload (main.ts: from the process's environment).
+ */
+export async function createBroker(
+  config: Config,
+  logger: FastifyBaseLogger,
+  readAppsFile: AppsFileReader,
+): Promise<Broker> {
   if (config.redis === undefined) {
     logger.warn(
       'USING THE IN-MEMORY STORE (UNSAFE_MEMORY_STORE=true): registrations vanish on restart and are not shared between instances. Demo only.',
@@ -47,8 +58,19 @@ export async function createBroker(config: Config, logger: FastifyBaseLogger): P
       logger.warn({ redisError: error.message }, 'redis connection error (reconnecting)')
     },
   })
-  const app = await buildApp(config, { store, idp: createEntraIdentityProvider(config), logger })
+  // One credential set for the identity provider and the app (console, metrics, reloads).
+  const credentials = appCredentialsFor(config, store, logger, Date.now)
+  const idp = createEntraIdentityProvider(config, { credentials })
+  const app = await buildApp(config, { store, idp, logger, credentials })
   metrics = app.metrics
+  const appsReload = new AppsReload({
+    read: readAppsFile,
+    credentials,
+    startedWith: config.apps,
+    files: config.appsFiles,
+    log: logger.child({ component: 'apps-reload' }),
+    expiryWarningMs: config.credentials.expiryWarningMs,
+  })
   // Optional scrape listener without authentication (METRICS_PORT); never publish it.
   const metricsServer =
     config.metricsPort === undefined ? undefined : buildMetricsServer(app.metrics.registry, logger)
@@ -57,8 +79,10 @@ export async function createBroker(config: Config, logger: FastifyBaseLogger): P
     app,
     store,
     metricsServer,
+    reloadApps: (reason) => appsReload.reload(reason),
     async listen() {
       await app.listen({ host: config.host, port: config.port })
+      appsReload.start()
       if (metricsServer !== undefined) {
         await metricsServer.listen({ host: config.host, port: config.metricsPort })
       }
@@ -68,6 +92,7 @@ export async function createBroker(config: Config, logger: FastifyBaseLogger): P
       if (ms > 0) await new Promise<void>((resolve) => setTimeout(resolve, ms))
     },
     async close() {
+      appsReload.stop()
       await Promise.all([app.close(), metricsServer?.close()])
       await store.close()
     },

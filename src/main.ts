@@ -2,7 +2,7 @@
 // identity provider, app and metrics listener is broker.ts, shared with `npm run demo`).
 import closeWithGrace from 'close-with-grace'
 import { createBroker } from './broker.js'
-import { ConfigError, loadConfigFromProcess } from './config.js'
+import { ConfigError, loadConfigFromProcess, readAppsFileFromProcess } from './config.js'
 import { createLogger } from './logger.js'
 
 async function main(): Promise<void> {
@@ -17,7 +17,11 @@ async function main(): Promise<void> {
     throw error
   }
   const logger = createLogger(config.logLevel)
-  const broker = await createBroker(config, logger)
+  const broker = await createBroker(config, logger, readAppsFileFromProcess)
+  // SIGHUP re-reads the apps file and the files it names (credential rotation without a restart).
+  process.on('SIGHUP', () => {
+    broker.reloadApps('SIGHUP')
+  })
 
   closeWithGrace({ delay: config.shutdownTimeoutMs, logger }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'shutting down after an error')

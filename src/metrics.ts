@@ -37,6 +37,18 @@ export interface Metrics {
   readonly lockTakeovers: Counter
   /** Where the backoff gauge reads its values (the token issuer's guard). */
   observeUpstreamBackoff(source: () => Record<string, number>): void
+  /** Seconds until each app credential with a known expiry expires (negative once expired). */
+  readonly appCredentialExpiry: Gauge<'app' | 'cloud' | 'credential'>
+  /** Refusals of an app credential by Microsoft; code: the AADSTS label. */
+  readonly appCredentialFailures: Counter<'app' | 'cloud' | 'credential' | 'code'>
+}
+
+/** One app credential's time left, as the expiry gauge exports it. */
+export interface CredentialExpiry {
+  readonly app: string
+  readonly cloud: string
+  readonly credential: string
+  readonly seconds: number
 }
 
 /**
@@ -68,6 +80,8 @@ export function createMetrics(
     probeReady?: () => Promise<void>
     /** Pending webhook deliveries in the store. */
     countWebhooksPending?: () => Promise<number>
+    /** The app credentials' expiries at scrape time (the apps file may have been reloaded). */
+    credentialExpiries?: () => readonly CredentialExpiry[]
   } = {},
 ): Metrics {
   const registry = new Registry()
@@ -77,6 +91,7 @@ export function createMetrics(
   const probeReady = options.probeReady
   const countWebhooksPending = options.countWebhooksPending
   let backoffSource: (() => Record<string, number>) | undefined
+  const credentialExpiries = options.credentialExpiries
   return {
     registry,
     obtainTokenRequests: new Counter({
@@ -209,5 +224,25 @@ export function createMetrics(
     observeUpstreamBackoff(source) {
       backoffSource = source
     },
+    appCredentialExpiry: new Gauge({
+      name: 'consent_broker_app_credential_expiry_seconds',
+      help: 'seconds until an app credential expires (certificates: notAfter; secrets: expiresAt in the apps file)',
+      labelNames: ['app', 'cloud', 'credential'],
+      registers,
+      collect() {
+        if (credentialExpiries === undefined) return
+        // Reset first: a credential removed by a reload must stop being exported.
+        this.reset()
+        for (const { app, cloud, credential, seconds } of credentialExpiries()) {
+          this.set({ app, cloud, credential }, seconds)
+        }
+      },
+    }),
+    appCredentialFailures: new Counter({
+      name: 'consent_broker_app_credential_failures_total',
+      help: 'app credentials refused by Microsoft, by app, cloud, credential and AADSTS code',
+      labelNames: ['app', 'cloud', 'credential', 'code'],
+      registers,
+    }),
   }
 }

@@ -1,11 +1,19 @@
 // The hosted apps: the apps file (APPS_FILE, JSON) read and validated into AppConfig, with each
-// registration's client secret taken from the variable or file it names; and the lookups the rest
-// of the broker does on them (an app by slug, its clouds, its settings for one cloud).
+// registration's credentials read from the variables and files it names (credentials.ts; the old
+// clientSecretEnv / clientSecretFile fields are shorthand for a one-secret list); and the lookups
+// the rest of the broker does on them (an app by slug, its clouds, its settings for one cloud).
 import { isAbsolute, resolve } from 'node:path'
 import { Ajv } from 'ajv'
 import { CLOUD_NAMES, type CloudName, expandResourceTemplate, isCloudName } from '../clouds.js'
 import type { ConsentKind } from '../consent-kinds.js'
 import { GUID_PATTERN } from '../guid.js'
+import {
+  type AppCredential,
+  credentialFiles,
+  credentialSchema,
+  type RawCredential,
+  readCredentials,
+} from './credentials.js'
 import type { AppCloudConfig, AppConfig, Config, Env, Permission } from './types.js'
 
 const appsFileSchema = {
@@ -64,6 +72,7 @@ const appsFileSchema = {
                 clientId: { type: 'string', pattern: GUID_PATTERN },
                 clientSecretEnv: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$' },
                 clientSecretFile: { type: 'string', minLength: 1 },
+                credentials: { type: 'array', minItems: 1, items: credentialSchema },
               },
             },
           },
@@ -86,7 +95,10 @@ interface RawApp {
   consentScopes?: string[]
   allowedScopes?: string[]
   allowedResources?: string[]
-  clouds: Record<string, { clientId: string; clientSecretEnv?: string; clientSecretFile?: string }>
+  clouds: Record<
+    string,
+    { clientId: string; clientSecretEnv?: string; clientSecretFile?: string; credentials?: RawCredential[] }
+  >
 }
 
 /** First path segments the broker's own routes use; an app slug can't take them. */
@@ -103,9 +115,10 @@ const RESERVED_SLUGS = new Set([
 ])
 
 /**
- * Reads and validates the apps file `file` (relative to `cwd`), taking client secrets from `env`
- * or the files the apps file names. Every problem is appended to `problems` (each starting with
- * `APPS_FILE:` or the secret variable's name); the apps are returned as far as they could be read.
+ * Reads and validates the apps file `file` (relative to `cwd`), taking credentials from `env` or
+ * the files the apps file names. Every problem is appended to `problems` (each starting with
+ * `APPS_FILE:` or the variable's name); the apps are returned as far as they could be read. The
+ * apps file's own path and every file it names are added to `files` (to watch them for changes).
  */
 export function loadAppsFile(
   file: string | undefined,
@@ -113,12 +126,14 @@ export function loadAppsFile(
   readFile: (path: string) => string,
   cwd: string,
   problems: string[],
+  files: Set<string> = new Set(),
 ): AppConfig[] {
   if (file === undefined) {
     problems.push('APPS_FILE: required (path to the JSON file listing the hosted apps)')
     return []
   }
   const path = isAbsolute(file) ? file : resolve(cwd, file)
+  files.add(path)
   let raw: unknown
   try {
     raw = JSON.parse(readFile(path))
@@ -147,8 +162,11 @@ export function loadAppsFile(
       if (registration.clientId !== registration.clientId.toLowerCase()) {
         problems.push(`${where}: cloud ${cloud}: clientId must be lower case (as Entra writes it in tokens)`)
       }
-      const clientSecret = clientSecretOf(app.slug, cloud, registration, env, readFile, where, problems)
-      clouds[cloud] = { clientId: registration.clientId, clientSecret: clientSecret ?? '' }
+      const raws = credentialsOf(registration, cloud, where, problems)
+      for (const credentialFile of credentialFiles(raws)) files.add(credentialFile)
+      const shorthand = registration.credentials === undefined
+      const context = { slug: app.slug, cloud, env, readFile, where, problems, shorthand }
+      clouds[cloud] = { clientId: registration.clientId, credentials: readCredentials(raws, context) }
     }
     const templates = [
       app.defaultScope,
@@ -201,41 +219,32 @@ export function loadAppsFile(
   return apps
 }
 
-/** A registration's client secret from the one source it names; undefined (and a problem) otherwise. */
-function clientSecretOf(
-  slug: string,
-  cloud: CloudName,
+/**
+ * A registration's credential list: `credentials`, or the one-secret shorthand (`clientSecretEnv`
+ * or `clientSecretFile` beside `clientId`); both at once, or neither, is a problem.
+ */
+function credentialsOf(
   registration: RawApp['clouds'][string],
-  env: Env,
-  readFile: (path: string) => string,
+  cloud: CloudName,
   where: string,
   problems: string[],
-): string | undefined {
-  if (registration.clientSecretEnv !== undefined && registration.clientSecretFile !== undefined) {
-    problems.push(`${where}: cloud ${cloud}: give clientSecretEnv or clientSecretFile, not both`)
-    return undefined
+): RawCredential[] {
+  const { clientSecretEnv, clientSecretFile, credentials } = registration
+  const shorthand = clientSecretEnv !== undefined || clientSecretFile !== undefined
+  if (credentials !== undefined && shorthand) {
+    problems.push(
+      `${where}: cloud ${cloud}: give credentials or the clientSecretEnv / clientSecretFile shorthand, not both`,
+    )
+    return []
   }
-  if (registration.clientSecretEnv !== undefined) {
-    const clientSecret = env[registration.clientSecretEnv]?.trim() || undefined
-    if (clientSecret === undefined) {
-      problems.push(
-        `${registration.clientSecretEnv}: unset, but ${slug} (${cloud}) takes its client secret from it`,
-      )
-    }
-    return clientSecret
+  if (credentials !== undefined) return credentials
+  if (!shorthand) {
+    problems.push(
+      `${where}: cloud ${cloud}: no client secret or other credential (set credentials, or clientSecretEnv or clientSecretFile)`,
+    )
+    return []
   }
-  if (registration.clientSecretFile !== undefined) {
-    let clientSecret: string | undefined
-    try {
-      clientSecret = readFile(registration.clientSecretFile).trim() || undefined
-    } catch {
-      problems.push(`${where}: cloud ${cloud}: cannot read clientSecretFile ${registration.clientSecretFile}`)
-    }
-    if (clientSecret === undefined) problems.push(`${where}: cloud ${cloud}: clientSecretFile is empty`)
-    return clientSecret
-  }
-  problems.push(`${where}: cloud ${cloud}: no client secret (set clientSecretEnv or clientSecretFile)`)
-  return undefined
+  return [{ clientSecretEnv, clientSecretFile } as RawCredential]
 }
 
 /** An app's settings for one cloud, templates expanded. */
@@ -243,8 +252,8 @@ export interface ResolvedApp {
   readonly app: AppConfig
   readonly cloud: CloudName
   readonly clientId: string
-  /** '' for a tenant's own public client: its requests carry no client authentication. */
-  readonly clientSecret: string
+  /** Newest first; empty for a tenant's own public client (its requests carry no client authentication). */
+  readonly credentials: readonly AppCredential[]
   readonly authority: string
   /**
    * Where sign-in and code redemption happen: a tenant's own (single-tenant) app signs in at its
@@ -265,7 +274,7 @@ export function resolveApp(config: Config, app: AppConfig, cloud: CloudName): Re
     app,
     cloud,
     clientId: registration.clientId,
-    clientSecret: registration.clientSecret,
+    credentials: registration.credentials,
     authority: config.authorities[cloud],
     defaultScope: expandResourceTemplate(app.defaultScope, cloud),
     consentScopes: app.consentScopes.map((s) => expandResourceTemplate(s, cloud)),

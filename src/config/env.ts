@@ -8,6 +8,7 @@ import { sha256Hex } from '../crypto/sha256.js'
 import { isGuid } from '../guid.js'
 import { loadAppsFile } from './apps-file.js'
 import {
+  type AppConfig,
   type Config,
   ConfigError,
   type Env,
@@ -101,6 +102,20 @@ class EnvReader {
   }
 }
 
+/** The apps file as `env` names it, read again (a reload): the apps, every problem, the files it names. */
+export function readAppsFile(
+  env: Env,
+  options: LoadConfigOptions = {},
+): { apps: AppConfig[]; problems: string[]; files: string[] } {
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
+  const problems: string[] = []
+  const files = new Set<string>()
+  const file = env.APPS_FILE?.trim() || undefined
+  const apps = loadAppsFile(file, env, readFile, options.cwd ?? process.cwd(), problems, files)
+  // Frozen like the start-up configuration: the apps are shared by every request.
+  return { apps: apps.map((app) => deepFreeze(app)), problems, files: [...files] }
+}
+
 /** Builds the validated Config from an environment; throws ConfigError listing every problem. */
 export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
@@ -130,7 +145,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   for (const id of adminRoleIds)
     if (!isGuid(id)) problems.push(`ADMIN_ROLE_IDS: "${id}" is not a role template GUID`)
   const operatorTokens = readOperatorTokens(read)
-  const apps = loadAppsFile(read.str('APPS_FILE'), env, readFile, cwd, problems)
+  const appsFiles = new Set<string>()
+  const apps = loadAppsFile(read.str('APPS_FILE'), env, readFile, cwd, problems, appsFiles)
 
   const metricsPortRaw = read.str('METRICS_PORT')
   const metricsPort = metricsPortRaw === undefined ? undefined : read.int('METRICS_PORT', 9464, 1, 65535)
@@ -167,6 +183,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     cookieSecret: cookieSecret ?? '',
     secureCookies: publicUrl.startsWith('https:'),
     apps,
+    appsFiles: [...appsFiles],
     authorities,
     resourceManagerUrls,
     adminRoleIds,
@@ -196,6 +213,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     shutdownDrainMs,
     shutdownTimeoutMs,
     webhooks: readWebhooks(read, allowHttp),
+    credentials: {
+      expiryWarningMs: read.int('CREDENTIAL_EXPIRY_WARNING_DAYS', 30, 1, 365) * 86_400_000,
+      failingMs: read.int('CREDENTIAL_FAILING_SECONDS', 600, 10, 86_400) * 1000,
+    },
   }
   if (config.tokens.responseDeadlineMs <= config.tokens.upstreamTimeoutMs) {
     problems.push('RESPONSE_DEADLINE_MS: must be greater than UPSTREAM_TIMEOUT_MS')

@@ -4,6 +4,7 @@
 import type { CloudName } from '../clouds.js'
 import type { ConsentKind } from '../consent-kinds.js'
 import type { KeyRing } from '../crypto/envelope.js'
+import type { AppCredential } from './credentials.js'
 
 /** The environment as read: variable name → raw value (unset names are `undefined`). */
 export type Env = Readonly<Record<string, string | undefined>>
@@ -24,7 +25,8 @@ export interface Permission {
 /** An app's registration in one cloud. */
 export interface AppCloudConfig {
   readonly clientId: string
-  readonly clientSecret: string
+  /** Newest first (certificates by notBefore, the rest in list order); never empty once valid. */
+  readonly credentials: readonly AppCredential[]
 }
 
 /** One hosted app, as the apps file describes it (templates not expanded). */
@@ -100,6 +102,8 @@ export interface Config {
   readonly cookieSecret: string
   readonly secureCookies: boolean
   readonly apps: readonly AppConfig[]
+  /** The apps file and every file it names (secrets, certificates, keys, token files): watched for changes. */
+  readonly appsFiles: readonly string[]
   /** Authority base URL per cloud, overrides applied, no trailing slash. */
   readonly authorities: Readonly<Record<CloudName, string>>
   /**
@@ -140,6 +144,12 @@ export interface Config {
   /** On SIGTERM, how long /readyz answers 503 while requests are still served, before closing. */
   readonly shutdownDrainMs: number
   readonly shutdownTimeoutMs: number
+  readonly credentials: {
+    /** Start-up (and each reload) warns about app credentials expiring within this. */
+    readonly expiryWarningMs: number
+    /** How long a credential Microsoft refused is tried last (on every instance). */
+    readonly failingMs: number
+  }
   readonly webhooks: WebhookConfig
 }
 

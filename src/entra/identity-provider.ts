@@ -1,6 +1,8 @@
 // The Entra ID identity provider: discovery, authorization URLs, code redemption with our own
 // ID-token validation, client credentials and refresh through openid-client against per-tenant
-// metadata. Speaks to whatever each cloud's authority URL points at; knows nothing else about it.
+// metadata. Every token request authenticates through AppCredentials (app-credentials.ts: secret,
+// certificate or federated assertion, with failover between an app's credentials). Speaks to
+// whatever each cloud's authority URL points at; knows nothing else about it.
 
 import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from 'jose'
 import * as oidc from 'openid-client'
@@ -8,6 +10,8 @@ import { abortable } from '../abortable.js'
 import { BoundedCache } from '../bounded-cache.js'
 import type { Config, ResolvedApp } from '../config.js'
 import { isGuid } from '../guid.js'
+import { AppCredentials } from './app-credentials.js'
+import type { ClientAuthParams } from './client-assertion.js'
 import { verifyIdToken } from './id-token.js'
 import type {
   AdminConsentRequest,
@@ -27,7 +31,14 @@ export interface EntraIdentityProviderOptions {
   metadataTtlMs?: number
   /** Most tenants whose discovery document is kept; default 5000. */
   maxCachedTenants?: number
+  /**
+   * The apps' credentials (shared with the app for the console, metrics and reloads); default: the
+   * configuration's, with failing marks kept in this process and nothing logged.
+   */
+  credentials?: AppCredentials
 }
+
+const SILENT = { warn() {}, info() {} }
 
 const ORGANIZATIONS = 'organizations'
 const DEFAULT_EXPIRES_IN_SECONDS = 3599
@@ -82,6 +93,7 @@ export function createEntraIdentityProvider(
 ): IdentityProvider {
   const timeoutMs = options.timeoutMs ?? config.tokens.upstreamTimeoutMs
   const timeoutSeconds = timeoutMs / 1000
+  const credentials = options.credentials ?? new AppCredentials(config.apps, { logger: SILENT })
   // Per cloud authority and tenant (`organizations` or a GUID); client-independent.
   const metadataCache = new BoundedCache<Promise<Metadata>>({
     maxEntries: options.maxCachedTenants ?? 5000,
@@ -169,14 +181,18 @@ export function createEntraIdentityProvider(
     return keys
   }
 
-  function configurationFor(app: ResolvedApp, metadata: Metadata, signal: AbortSignal | undefined) {
-    const configuration = new oidc.Configuration(
-      metadata,
-      app.clientId,
-      undefined,
-      // A tenant's own public client authenticates with nothing (Entra refuses a secret there).
-      app.clientSecret === '' ? oidc.None() : oidc.ClientSecretPost(app.clientSecret),
-    )
+  function configurationFor(
+    app: ResolvedApp,
+    metadata: Metadata,
+    signal: AbortSignal | undefined,
+    auth: ClientAuthParams = { client_id: app.clientId },
+  ) {
+    // Client authentication is ours (AppCredentials): openid-client's custom ClientAuth hook only
+    // writes the parameters prepared for this one request into its body.
+    const clientAuth: oidc.ClientAuth = (_as, _client, body) => {
+      for (const [name, value] of Object.entries(auth)) body.set(name, value)
+    }
+    const configuration = new oidc.Configuration(metadata, app.clientId, undefined, clientAuth)
     if (isInsecure(app.authority)) oidc.allowInsecureRequests(configuration)
     configuration.timeout = timeoutSeconds
     if (signal !== undefined) {
@@ -184,6 +200,47 @@ export function createEntraIdentityProvider(
         fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, signal]) : signal })
     }
     return configuration
+  }
+
+  /** One authorization-code redemption with one credential's parameters; throws UpstreamError. */
+  async function redeemWith(
+    tokenEndpoint: string,
+    auth: ClientAuthParams,
+    redemption: CodeRedemption,
+  ): Promise<Record<string, unknown>> {
+    try {
+      const response = await fetch(tokenEndpoint, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+        body: new URLSearchParams({
+          ...auth,
+          grant_type: 'authorization_code',
+          code: redemption.code,
+          redirect_uri: redemption.redirectUri,
+          code_verifier: redemption.codeVerifier,
+          scope: redemptionScopes(redemption.scopes).join(' '),
+        }),
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+      if (response.status !== 200) {
+        throw upstreamErrorFromResponse(
+          response.status,
+          response.headers,
+          await readErrorBody(response),
+          'code redemption',
+        )
+      }
+      const parsed: unknown = await response.json()
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new UpstreamError('unavailable', 'code redemption: answer is not a JSON object', {
+          status: 200,
+        })
+      }
+      return parsed as Record<string, unknown>
+    } catch (error) {
+      throw await toUpstreamError(error, 'code redemption')
+    }
   }
 
   function toGrant(response: oidc.TokenEndpointResponse): TokenGrant {
@@ -228,39 +285,11 @@ export function createEntraIdentityProvider(
       // Hand-written on purpose: the code must be redeemed at the authority path it was issued
       // for, and the ID token validated with the `{tenantid}` template in every cloud.
       const tokenEndpoint = metadata.token_endpoint as string
-      let response: Response
       let body: Record<string, unknown>
       try {
-        response = await fetch(tokenEndpoint, {
-          method: 'POST',
-          redirect: 'manual',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-          body: new URLSearchParams({
-            client_id: app.clientId,
-            ...(app.clientSecret === '' ? {} : { client_secret: app.clientSecret }),
-            grant_type: 'authorization_code',
-            code: redemption.code,
-            redirect_uri: redemption.redirectUri,
-            code_verifier: redemption.codeVerifier,
-            scope: redemptionScopes(redemption.scopes).join(' '),
-          }),
-          signal: AbortSignal.timeout(timeoutMs),
-        })
-        if (response.status !== 200) {
-          throw upstreamErrorFromResponse(
-            response.status,
-            response.headers,
-            await readErrorBody(response),
-            'code redemption',
-          )
-        }
-        const parsed: unknown = await response.json()
-        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-          throw new UpstreamError('unavailable', 'code redemption: answer is not a JSON object', {
-            status: 200,
-          })
-        }
-        body = parsed as Record<string, unknown>
+        body = await credentials.authenticate(app, tokenEndpoint, (auth) =>
+          redeemWith(tokenEndpoint, auth, redemption),
+        )
       } catch (error) {
         throw await toUpstreamError(error, 'code redemption')
       }
@@ -302,8 +331,15 @@ export function createEntraIdentityProvider(
       const bounded = combine(timeoutMs, signal)
       try {
         const metadata = await metadataFor(app, tid, bounded)
-        const response = await oidc.clientCredentialsGrant(configurationFor(app, metadata, bounded), {
-          scope,
+        const tokenEndpoint = requireString(metadata, 'token_endpoint', `${app.authority}/${tid}`)
+        const response = await credentials.authenticate(app, tokenEndpoint, async (auth) => {
+          try {
+            return await oidc.clientCredentialsGrant(configurationFor(app, metadata, bounded, auth), {
+              scope,
+            })
+          } catch (error) {
+            throw await toUpstreamError(error, 'client credentials')
+          }
         })
         return toGrant(response)
       } catch (error) {
@@ -325,13 +361,20 @@ export function createEntraIdentityProvider(
       if (!scopes.includes('offline_access')) scopes.push('offline_access')
       try {
         const metadata = await metadataFor(app, tid, bounded)
-        const response = await oidc.refreshTokenGrant(
-          configurationFor(app, metadata, bounded),
-          refreshToken,
-          {
-            scope: scopes.join(' '),
-          },
-        )
+        const tokenEndpoint = requireString(metadata, 'token_endpoint', `${app.authority}/${tid}`)
+        const response = await credentials.authenticate(app, tokenEndpoint, async (auth) => {
+          try {
+            return await oidc.refreshTokenGrant(
+              configurationFor(app, metadata, bounded, auth),
+              refreshToken,
+              {
+                scope: scopes.join(' '),
+              },
+            )
+          } catch (error) {
+            throw await toUpstreamError(error, 'refresh')
+          }
+        })
         return toGrant(response)
       } catch (error) {
         throw await toUpstreamError(error, 'refresh')

@@ -178,8 +178,14 @@ export type UpstreamDecision =
 const CONSENT_CODES: ReadonlySet<number> = new Set([
   70008, 700082, 50173, 65001, 90094, 50076, 50079, 53003, 70043, 700016, 500011, 65004, 50020,
 ])
-/** AADSTS codes meaning "the broker's client secret/certificate is wrong". */
-const CLIENT_CODES: ReadonlySet<number> = new Set([7000215, 7000222, 7000218, 700027, 700023])
+/**
+ * AADSTS codes meaning the broker's own credential was refused (secret wrong or expired, assertion
+ * invalid or out of its time range, certificate or federated credential not registered): an
+ * operator problem, never the tenant's.
+ */
+const CLIENT_CODES: ReadonlySet<number> = new Set([
+  7000215, 7000222, 7000218, 700027, 700023, 700024, 70021, 50027,
+])
 /** AADSTS "tenant not found in this cloud": permanent, consent can't fix it. */
 export const TENANT_NOT_FOUND_CODE = 90002
 const TRANSIENT_CODES: ReadonlySet<number> = new Set([90033])

@@ -4,6 +4,7 @@
 // only take services from there. Tests build the same services without HTTP.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
+import { AppCredentials } from '../entra/app-credentials.js'
 import type { IdentityProvider } from '../entra/types.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
@@ -30,6 +31,11 @@ export interface ServiceDependencies {
   /** Epoch ms. */
   clock: () => number
   log: FastifyBaseLogger
+  /**
+   * The apps' credentials, the same object the identity provider authenticates with (broker.ts
+   * builds both); default: built here from the configuration and the store.
+   */
+  credentials?: AppCredentials
 }
 
 /** The services of one app instance; each exists once. */
@@ -53,6 +59,8 @@ export interface Services {
     readonly endpoints: WebhookEndpoints
     readonly dispatcher: WebhookDispatcher
   }
+  /** The apps' own credentials: their health, expiry and reloads. */
+  readonly credentials: AppCredentials
   /** The browser sessions of the signed-in areas: the admin console's and `/{app}/manage`'s. */
   readonly sessions: {
     readonly console: BrowserSessions<OperatorIdentity>
@@ -80,6 +88,7 @@ export function createServices(deps: ServiceDependencies): Services {
     }),
     consentFlow: createConsentFlow({ config, store, idp, metrics, clock }),
     revocation: new Revocation({ store, clock }),
+    credentials: deps.credentials ?? appCredentialsFor(config, store, log, clock),
     sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
     indexRebuild: new IndexRebuild({ store, logger: log }),
     webhooks: {
@@ -93,6 +102,21 @@ export function createServices(deps: ServiceDependencies): Services {
       }),
     },
   }
+}
+
+/** The apps' credentials as the configuration lists them, their health shared through `store`. */
+export function appCredentialsFor(
+  config: Config,
+  store: Store,
+  log: FastifyBaseLogger,
+  clock: () => number,
+): AppCredentials {
+  return new AppCredentials(config.apps, {
+    health: store.credentialHealth,
+    logger: log.child({ component: 'app-credentials' }),
+    clock,
+    failingTtlMs: config.credentials.failingMs,
+  })
 }
 
 /**

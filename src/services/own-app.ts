@@ -19,7 +19,11 @@ export function ownAppResolved(hosted: ResolvedApp, own: OwnAppInput): ResolvedA
   return {
     ...hosted,
     clientId: own.clientId,
-    clientSecret: own.clientSecret ?? '',
+    // The tenant's own secret; none for a public client (its requests carry no client authentication).
+    credentials:
+      own.clientSecret === undefined
+        ? []
+        : [{ kind: 'secret', name: 'secret:own-app', secret: own.clientSecret, expiresAt: undefined }],
     signInTenant: own.tenantId.toLowerCase(),
   }
 }

@@ -5,6 +5,7 @@
 // process up.
 import type { KeyRing } from '../crypto/envelope.js'
 import { MemoryAuditLog } from './memory/audit-log.js'
+import { MemoryCredentialHealth } from './memory/credential-health.js'
 import { MemoryEphemeral } from './memory/ephemeral.js'
 import { MemoryLocks } from './memory/locks.js'
 import { MemoryRateLimiter } from './memory/rate-limiter.js'
@@ -34,6 +35,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
   const ephemeral = new MemoryEphemeral(options.keyRing, clock)
   const tokens = new MemoryTokenCache(options.keyRing, clock)
   const locks = new MemoryLocks(clock)
+  const credentialHealth = new MemoryCredentialHealth(clock)
   const sweeper = setInterval(() => {
     registrations.seen.sweep()
     registrations.windows.sweep()
@@ -41,6 +43,8 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     tokens.sweep()
     locks.held.sweep()
     rateLimiter.windows.sweep()
+    credentialHealth.marks.sweep()
+    credentialHealth.successes.sweep()
   }, options.sweepIntervalMs ?? 60_000)
   sweeper.unref()
   return {
@@ -51,6 +55,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     locks,
     rateLimiter,
     webhooks,
+    credentialHealth,
     audit: new MemoryAuditLog(
       clock,
       Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000)),

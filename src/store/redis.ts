@@ -5,12 +5,14 @@
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
 //   secondary-indexes.ts  status and tenant indexes: counts, tenants pages, their one-time rebuild
 //   webhooks.ts      notifications: outbox, endpoints, deliveries (webhook-scripts.ts: its Lua)
-//   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts   the other stores
+//   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts,
+//   credential-health.ts                                                   the other stores
 // Every Lua script and every multi-key command touches keys of ONE hash slot, so the same code runs
 // on a Cluster — except ADMIT_CLIENT (admit.ts) and UPDATE_RECORD_INDEXED (registrations.ts), which
 // have a two-command path for a Cluster.
 import type { KeyRing } from '../crypto/envelope.js'
 import { RedisAuditLog } from './redis/audit-log.js'
+import { RedisCredentialHealth } from './redis/credential-health.js'
 import { RedisEphemeral } from './redis/ephemeral.js'
 import { assertKeyPrefix, redisKeys } from './redis/keys.js'
 import { RedisLocks } from './redis/locks.js'
@@ -64,6 +66,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     tokens: new RedisTokenCache(redis, keys, keyRing),
     locks: new RedisLocks(redis, keys),
     rateLimiter: new RedisRateLimiter(redis, keys),
+    credentialHealth: new RedisCredentialHealth(redis, keys),
     audit: new RedisAuditLog(redis, keys, clock, auditMaxLen, options.auditRetentionMs),
     async ping() {
       await redis.ping()

@@ -282,6 +282,25 @@ export interface EphemeralStore {
   delete(key: string): Promise<void>
 }
 
+/**
+ * The health of the apps' own credentials, shared by every instance: a credential Entra refused
+ * (wrong, expired, unregistered) is marked failing for a while so no instance keeps trying it
+ * first, and each credential's last success is kept for the console. Names are the credential ids
+ * (`<app>|<cloud>|<credential name>`), never secret.
+ */
+export interface CredentialHealthStore {
+  /** Marks `credential` failing with `code` for `ttlMs`; true when this call set the mark (a state change). */
+  markFailing(credential: string, code: string, ttlMs: number): Promise<boolean>
+  /** The failing marks among `credentials`: id → code (unmarked ids are absent). */
+  failing(credentials: readonly string[]): Promise<Map<string, string>>
+  /** Removes a failing mark; true when there was one (the credential recovered). */
+  clearFailing(credential: string): Promise<boolean>
+  /** Records a successful use at `atMs` (kept `ttlMs`). */
+  recordSuccess(credential: string, atMs: number, ttlMs: number): Promise<void>
+  /** The last recorded success of each of `credentials` (epoch ms; never used ids are absent). */
+  lastSuccess(credentials: readonly string[]): Promise<Map<string, number>>
+}
+
 /** An access token from Entra as the broker caches it. Never logged. */
 export interface CachedToken {
   accessToken: string
@@ -409,6 +428,7 @@ export interface Store {
   readonly audit: AuditLog
   /** Notifications: the outbox written with each state change, endpoints, deliveries. */
   readonly webhooks: WebhookStore
+  readonly credentialHealth: CredentialHealthStore
   /** Throws when the backend can't answer (readiness). */
   ping(): Promise<void>
   /** Releases the backend (quits the Redis connection, stops the memory sweep). */

@@ -11,15 +11,17 @@ import type { FastifyBaseLogger, FastifyInstance, LightMyRequestResponse as Inje
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.js'
 import type { CloudName } from '../../src/clouds.js'
-import type { Config, Env } from '../../src/config.js'
+import { type Config, type Env, loadConfig, readAppsFile } from '../../src/config.js'
 import { createEntraIdentityProvider } from '../../src/entra/identity-provider.js'
 import type { IdentityProvider } from '../../src/entra/types.js'
+import { AppsReload } from '../../src/services/apps-reload.js'
+import { appCredentialsFor } from '../../src/services/create-services.js'
 import { createStoreFromConfig, type StoreFactoryOptions } from '../../src/store/index.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, type RedisClient } from '../../src/store/redis-connection.js'
 import type { Store } from '../../src/store/types.js'
-import { testConfig } from './config.js'
+import { testEnv } from './config.js'
 import { completeAtEmulator } from './emulator-driver.js'
 
 export interface StartBrokerOptions {
@@ -48,6 +50,8 @@ export interface RunningBroker {
   redis: RedisClient | undefined
   /** The key prefix in use (Redis store). */
   keyPrefix: string
+  /** Reloads of the apps file, as SIGHUP does (`reload`) or a change on disk (`start` watching). */
+  appsReload?: AppsReload
   /** Closes the app and the store (and with it the Redis connection). */
   close(): Promise<void>
 }
@@ -70,12 +74,13 @@ export function capturingRefreshTokens(seen: string[]): (idp: IdentityProvider) 
 /** Builds the broker with the real store and identity provider; never listens (use `app.inject`). */
 export async function startBroker(options: StartBrokerOptions): Promise<RunningBroker> {
   const keyPrefix = options.keyPrefix ?? `test:${randomBytes(6).toString('hex')}:`
-  const config = testConfig({
+  const env = testEnv({
     authorityUrl: options.authorityUrl,
     ...(options.redisUrl === undefined ? {} : { redisUrl: options.redisUrl }),
     keyPrefix,
     ...(options.env === undefined ? {} : { env: options.env }),
   })
+  const config = loadConfig(env)
   let redis: RedisClient | undefined
   let store: Store
   if (options.redisUrl === undefined) {
@@ -90,15 +95,33 @@ export async function startBroker(options: StartBrokerOptions): Promise<RunningB
     })
     store = createRedisStore({ redis, keyRing: config.keyRing, keyPrefix })
   }
-  const realIdp = createEntraIdentityProvider(config)
+  // The identity provider and the app share one credential set, as broker.ts wires them.
+  const credentials = appCredentialsFor(
+    config,
+    store,
+    options.logger ?? pino({ level: 'silent' }),
+    options.clock ?? Date.now,
+  )
+  const realIdp = createEntraIdentityProvider(config, { credentials })
   const idp = options.decorateIdp === undefined ? realIdp : options.decorateIdp(realIdp)
   const app = await buildApp(config, {
     store,
     idp,
+    credentials,
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   })
   await app.ready()
+  // As broker.ts wires it, without watching files (tests reload explicitly, or watch on purpose).
+  const appsReload = new AppsReload({
+    read: () => readAppsFile(env),
+    credentials,
+    startedWith: config.apps,
+    files: config.appsFiles,
+    log: app.log,
+    expiryWarningMs: config.credentials.expiryWarningMs,
+    debounceMs: 100,
+  })
   return {
     app,
     config,
@@ -106,7 +129,9 @@ export async function startBroker(options: StartBrokerOptions): Promise<RunningB
     idp,
     redis,
     keyPrefix,
+    appsReload,
     async close() {
+      appsReload.stop()
       await app.close()
       await store.close()
     },

@@ -27,13 +27,20 @@ export function emulatorCloudEnv(url: string): Env {
  * A Config pointing every cloud at `authorityUrl` (the emulator). `redisUrl` undefined = memory store.
  * `env` overrides anything.
  */
-export function testConfig(options: {
+export function testConfig(options: TestEnvOptions): Config {
+  return loadConfig(testEnv(options))
+}
+
+export interface TestEnvOptions {
   authorityUrl: string
   redisUrl?: string
   keyPrefix?: string
   env?: Env
-}): Config {
-  return loadConfig({
+}
+
+/** The environment testConfig loads (a reload of the apps file reads the same one). */
+export function testEnv(options: TestEnvOptions): Env {
+  return {
     PUBLIC_URL: 'http://127.0.0.1:3000',
     MASTER_KEYS: randomMasterKeys(),
     COOKIE_SECRET: randomBytes(32).toString('hex'),
@@ -45,5 +52,5 @@ export function testConfig(options: {
     CONSENT_PROOF_BUDGET_MS: '5000',
     ...DEMO_CLIENT_SECRET_ENV,
     ...options.env,
-  })
+  }
 }

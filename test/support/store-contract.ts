@@ -857,6 +857,32 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       })
     })
 
+    describe('credential health', () => {
+      const A = 'mail|global|certificate:AB'
+      const B = 'mail|global|secret:MAIL_SECRET'
+      it('marks a credential failing once across concurrent callers, reads marks and clears them', async () => {
+        const marks = await Promise.all(
+          Array.from({ length: 6 }, () => store.credentialHealth.markFailing(A, 'AADSTS700027', 60_000)),
+        )
+        expect(marks.filter(Boolean)).toHaveLength(1)
+        expect(await store.credentialHealth.failing([A, B])).toEqual(new Map([[A, 'AADSTS700027']]))
+        expect(await store.credentialHealth.failing([])).toEqual(new Map())
+        expect(await store.credentialHealth.clearFailing(A)).toBe(true)
+        expect(await store.credentialHealth.clearFailing(A)).toBe(false)
+        expect(await store.credentialHealth.failing([A])).toEqual(new Map())
+      })
+
+      it('expires failing marks and keeps the last success', async () => {
+        expect(await store.credentialHealth.markFailing(B, 'AADSTS7000215', 100)).toBe(true)
+        await store.credentialHealth.recordSuccess(A, 1_700_000_000_000, 60_000)
+        await store.credentialHealth.recordSuccess(A, 1_700_000_001_000, 60_000)
+        expect(await store.credentialHealth.lastSuccess([A, B])).toEqual(new Map([[A, 1_700_000_001_000]]))
+        await elapse(200)
+        expect(await store.credentialHealth.failing([B])).toEqual(new Map())
+        expect(await store.credentialHealth.markFailing(B, 'AADSTS7000215', 100)).toBe(true)
+      })
+    })
+
     describe('token cache', () => {
       const token = (accessToken: string, scope = 'https://graph.microsoft.com/.default') => ({
         accessToken,

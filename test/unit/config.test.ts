@@ -60,9 +60,14 @@ describe('loadConfig in production', () => {
     expect(config.redis?.url).toBe('redis://redis.internal:6379')
     expect(config.secureCookies).toBe(true)
     expect(config.apps.map((a) => a.slug)).toContain('ms-graph-mail')
-    expect(config.apps.find((a) => a.slug === 'ms-graph-mail')?.clouds.global?.clientSecret).toBe(
-      'demo-secret-ms-graph-mail',
-    )
+    expect(config.apps.find((a) => a.slug === 'ms-graph-mail')?.clouds.global?.credentials).toEqual([
+      {
+        kind: 'secret',
+        name: 'secret:MS_GRAPH_MAIL_CLIENT_SECRET',
+        secret: 'demo-secret-ms-graph-mail',
+        expiresAt: undefined,
+      },
+    ])
     expect(Object.isFrozen(config)).toBe(true)
     expect(Object.isFrozen(config.apps[0])).toBe(true)
   })
@@ -287,7 +292,9 @@ describe('loadConfig in production', () => {
     const config = loadConfig(productionEnv({ APPS_FILE: '/etc/broker/apps.json' }), {
       readFile: (path) => files[path] ?? '',
     })
-    expect(config.apps[0]?.clouds.global?.clientSecret).toBe('file-secret')
+    expect(config.apps[0]?.clouds.global?.credentials).toEqual([
+      { kind: 'secret', name: 'secret:/run/secrets/mail', secret: 'file-secret', expiresAt: undefined },
+    ])
   })
 
   it('reports an apps file that is missing or invalid', () => {

@@ -232,7 +232,7 @@ describe('client credentials', () => {
       grant_type: 'client_credentials',
       scope: 'https://graph.microsoft.com/.default',
       client_id: app.clientId,
-      client_secret: app.clientSecret,
+      client_secret: (app.credentials[0] as { secret: string }).secret,
     })
   })
 
@@ -445,7 +445,7 @@ describe('code redemption', () => {
     const call = requests.find((r) => r.path === organizationsTokenPath)!
     expect(Object.fromEntries(call.body)).toEqual({
       client_id: app.clientId,
-      client_secret: app.clientSecret,
+      client_secret: (app.credentials[0] as { secret: string }).secret,
       grant_type: 'authorization_code',
       code: 'code-1',
       redirect_uri: 'http://127.0.0.1:3000/callback',

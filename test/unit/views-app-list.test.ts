@@ -22,7 +22,12 @@ function app(
     consentScopes: [],
     allowedScopes: [],
     allowedResources: [],
-    clouds: { global: { clientId: 'c', clientSecret: 's' } },
+    clouds: {
+      global: {
+        clientId: 'c',
+        credentials: [{ kind: 'secret', name: 'secret:S', secret: 's', expiresAt: undefined }],
+      },
+    },
   }
 }
 

@@ -27,7 +27,16 @@ const app: AppConfig = {
   consentScopes: [],
   allowedScopes: [],
   allowedResources: [],
-  clouds: { global: { clientId: 'c', clientSecret: 's' }, usgov: { clientId: 'c2', clientSecret: 's2' } },
+  clouds: {
+    global: {
+      clientId: 'c',
+      credentials: [{ kind: 'secret', name: 'secret:S', secret: 's', expiresAt: undefined }],
+    },
+    usgov: {
+      clientId: 'c2',
+      credentials: [{ kind: 'secret', name: 'secret:S', secret: 's2', expiresAt: undefined }],
+    },
+  },
 }
 
 const result: ConsentResult = {

@@ -12,6 +12,7 @@ import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import type { RegistrationStatus } from '../../store/types.js'
 import { requireOperator } from '../operator-token.js'
+import { credentialsApiRoute } from './credentials-api.js'
 import {
   appSlugSchema,
   auditRecordSchema,
@@ -55,6 +56,8 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     operators.set(request, operator)
     request.log = request.log.child({ operator })
   })
+
+  credentialsApiRoute(app)
 
   await app.register(webhookApiRoutes, { operatorOf })
 

@@ -1,5 +1,5 @@
 // The admin console's pages behind the sign-in (console.ts): tenants, registrations (list, one,
-// revoke), the audit trail and key rotation. Pages without a session go to the sign-in page; forms
+// revoke), the audit trail, key rotation and the apps' own credentials. Pages without a session go to the sign-in page; forms
 // need the session and its CSRF token (SessionArea.requireForm).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import {
@@ -19,8 +19,10 @@ import {
   renderRegistrations,
   renderTenants,
 } from '../../views/admin.js'
+import { renderCredentials } from '../../views/admin-credentials.js'
 import { sendPage } from '../browser.js'
 import { notices, type SessionArea } from '../browser-session.js'
+import { credentialView } from './credentials-api.js'
 import {
   APP_SLUG_PATTERN,
   csrfFormSchema,
@@ -328,6 +330,23 @@ export function consolePageRoutes(
           ...(window === undefined ? {} : { window }),
         }),
       )
+    },
+  )
+
+  app.get(
+    '/admin/credentials',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
+    },
+    async (request, reply) => {
+      const now = app.clock()
+      const { expiryWarningMs } = app.config.credentials
+      const rows = (await app.services.credentials.status()).map((s) =>
+        credentialView(s, now, expiryWarningMs),
+      )
+      return sendPage(reply, 200, renderCredentials(contextOf(request), rows, expiryWarningMs / 86_400_000))
     },
   )
 

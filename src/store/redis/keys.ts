@@ -32,6 +32,9 @@
 //                                            id: the slot of its record); see redis/webhooks.ts
 //   P upstream:{enc(subject)}        STRING  an app's throttle state in a tenant (notifications)
 //   P{wh}:…                          notifications: subjects, endpoints, deliveries (webhooks.ts)
+//   P{cred}:bad:<credential>         STRING  an app credential Entra refused: the AADSTS label, PX
+//   P{cred}:ok:<credential>          STRING  its last success (epoch ms), PX 90 days
+//                                            (one slot, so one MGET reads a registration's list)
 import { sha256Hex } from '../../crypto/sha256.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 
@@ -83,6 +86,8 @@ export function redisKeys(prefix: string) {
     whDue: `${prefix}{wh}:due`,
     whDelivery: (member: string) => `${prefix}{wh}:d:${member}`,
     whByEndpoint: (endpointId: string) => `${prefix}{wh}:by-ep:${endpointId}`,
+    credentialFailing: (credential: string) => `${prefix}{cred}:bad:${credential}`,
+    credentialSuccess: (credential: string) => `${prefix}{cred}:ok:${credential}`,
   }
 }
 
