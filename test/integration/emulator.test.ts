@@ -991,6 +991,8 @@ describe('test hooks', () => {
       by_client: {
         [MAIL.clientId.toLowerCase()]: { authorization_code: 1, refresh_token: 1, client_credentials: 3 },
       },
+      // Every request but the faulted one authenticated its client (before any grant check).
+      client_auth: { client_secret: 4, private_key_jwt: 0, federated: 0 },
     })
   })
 
@@ -1006,6 +1008,7 @@ describe('test hooks', () => {
       token_requests: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },
       by_tenant: {},
       by_client: {},
+      client_auth: { client_secret: 0, private_key_jwt: 0, federated: 0 },
     })
     expect((await hook('GET', 'faults')).json).toEqual({ faults: [], accessTokenLifetimeSec: 3600 })
     expect((await hook('GET', 'consents')).json).toEqual({ admin_consents: [], user_grants: [] })
