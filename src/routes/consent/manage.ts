@@ -67,6 +67,16 @@ const appParams = {
   required: ['app'],
   properties: { app: appSlugSchema },
 } as const
+/** `/:app/manage/registrations/:id/…`: the app's slug and one registration id. */
+const registrationParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['app', 'id'],
+  properties: {
+    app: appParams.properties.app,
+    id: { type: 'string', pattern: REGISTRATION_ID_PATTERN },
+  },
+} as const
 
 const NOTICES = notices({
   revoked: 'The registration is revoked. Integrations using it get no more access tokens.',
@@ -220,15 +230,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       config: html,
       preValidation: area.requireForm,
       schema: {
-        params: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['app', 'id'],
-          properties: {
-            app: appParams.properties.app,
-            id: { type: 'string', pattern: REGISTRATION_ID_PATTERN },
-          },
-        },
+        params: registrationParams,
         querystring: emptyQuery,
         body: revokeFormSchema,
         response: { ...pages, ...redirect },
@@ -257,15 +259,7 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       config: html,
       preValidation: area.requireForm,
       schema: {
-        params: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['app', 'id'],
-          properties: {
-            app: appParams.properties.app,
-            id: { type: 'string', pattern: REGISTRATION_ID_PATTERN },
-          },
-        },
+        params: registrationParams,
         querystring: emptyQuery,
         body: {
           type: 'object',
