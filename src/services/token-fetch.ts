@@ -1,5 +1,5 @@
 // One token refresh under the refresh lock: the registration re-read (delegated), the grant from
-// Entra ID behind the app's rate cap, what a failure means (needs_consent, a backoff for transient
+// Entra ID behind the rate cap of the app registration that asks, what a failure means (needs_consent, a backoff for transient
 // ones, published for waiters), and on success the rotated refresh token stored and the token
 // cached with its jittered refresh-ahead point. Also the types the issuer's callers see.
 
@@ -94,6 +94,12 @@ export async function fetchUnderLock(
     ;({ registration, clientSecret } = await lifecycle.readOwnAppSecret(registration.id))
   }
 
+  // The rate cap is Microsoft's unit of throttling: the app registration that asks (client id).
+  const caller = {
+    app: registration.app,
+    cloud: registration.cloud,
+    clientId: registration.ownClientId ?? request.app.resolved.clientId,
+  }
   let startedAt = clock()
   let grant: TokenGrant
   try {
@@ -101,7 +107,7 @@ export async function fetchUnderLock(
       attempts: options.attempts,
       ...(clientSecret === undefined ? {} : { ownClientSecret: clientSecret }),
       beforeAttempt: async () => {
-        await guard.permit(registration.app, options.priority, request.deadlineAt)
+        await guard.permit(caller, options.priority, request.deadlineAt)
         startedAt = clock()
       },
     })

@@ -1,6 +1,7 @@
 // What keeps the broker's token requests to Entra ID bounded, whatever happens: the shared rate cap
-// (token requests per app per second across every instance; background refreshes may use only part
-// of it, so callers without a servable token go first), and the token groups' backoff after
+// (token requests per app registration at Microsoft — per client id and cloud, so a tenant's own app
+// has its own — per second across every instance; background refreshes may use only part of it, so
+// callers without a servable token go first), and the token groups' backoff after
 // transient failures (the shared marker of token-markers.ts, honoured before every attempt). It
 // also remembers which groups this instance saw failing (metrics) and logs backoff state changes,
 // not one line per failed request.
@@ -23,6 +24,22 @@ import type { Random } from './token-schedule.js'
 
 /** Who asks for an upstream call: a caller without a servable token, or background work. */
 export type UpstreamPriority = 'caller' | 'background'
+
+/**
+ * Whose rate cap a token request counts against: the app registration at Microsoft that makes it
+ * (the hosted app's client id, or a tenant's own app's), in its cloud. `app` is the broker's app
+ * slug, the metrics label (a client id is not: tenants' own apps are unbounded in number).
+ */
+export interface UpstreamCaller {
+  readonly app: string
+  readonly cloud: string
+  readonly clientId: string
+}
+
+/** The rate limiter key of `caller`'s cap: one per client id and cloud, shared by every instance. */
+export function upstreamRateKey(caller: UpstreamCaller): string {
+  return `upstream:${caller.cloud}:${caller.clientId.toLowerCase()}`
+}
 
 /** A next allowed attempt at most this far away is waited for; a later one is answered at once. */
 const SHORT_WAIT_MS = 1_000
@@ -98,19 +115,21 @@ export class UpstreamGuard {
   }
 
   /**
-   * Waits for a slot of the app's upstream rate cap (shared by every instance). Background work
-   * may use only part of each window; a caller gives up when its deadline would pass.
+   * Waits for a slot of the upstream rate cap of the app registration making the request (its
+   * client id: the hosted app's or a tenant's own; shared by every instance). Background work may
+   * use only part of each window; a caller gives up when its deadline would pass.
    */
-  async permit(app: string, priority: UpstreamPriority, deadlineAt: number): Promise<void> {
+  async permit(caller: UpstreamCaller, priority: UpstreamPriority, deadlineAt: number): Promise<void> {
     const { config, store, clock, metrics, random } = this.#deps
     const cap = config.tokens.upstreamRatePerApp
     const limit = priority === 'caller' ? cap : Math.max(1, Math.floor(cap * BACKGROUND_SHARE))
+    const key = upstreamRateKey(caller)
     let counted = false
     for (;;) {
-      const slot = await store.rateLimiter.take(`upstream:${app}`, limit, RATE_WINDOW_MS)
+      const slot = await store.rateLimiter.take(key, limit, RATE_WINDOW_MS)
       if (slot.allowed) return
       if (!counted) {
-        metrics.upstreamRateWaits.inc({ app, priority })
+        metrics.upstreamRateWaits.inc({ app: caller.app, priority })
         counted = true
       }
       // Spread the waiters over the next window instead of waking them all at its start.

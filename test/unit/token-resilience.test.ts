@@ -19,6 +19,7 @@ import {
   refreshAheadAt,
 } from '../../src/services/token-schedule.js'
 import { ScopeResolver } from '../../src/services/token-scope.js'
+import { upstreamRateKey } from '../../src/services/token-upstream-guard.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -81,6 +82,8 @@ describe('the refresh-ahead decision', () => {
 /** An identity provider whose answers the test scripts: ok, or a failure per call. */
 class ScriptedIdp implements IdentityProvider {
   calls = 0
+  /** The client id of each call, in call order. */
+  readonly clientIds: string[] = []
   failWith: (() => UpstreamError) | undefined
   delayMs = 0
   async signInUrl(): Promise<string> {
@@ -92,10 +95,12 @@ class ScriptedIdp implements IdentityProvider {
   async adminConsentUrl(): Promise<string> {
     throw new Error('not used')
   }
-  async clientCredentials(_app: ResolvedApp, _tid: string, scope: string): Promise<TokenGrant> {
+  async clientCredentials(app: ResolvedApp, _tid: string, scope: string): Promise<TokenGrant> {
+    this.clientIds.push(app.clientId)
     return this.#answer(scope)
   }
-  async refresh(_app: ResolvedApp, _tid: string, _rt: string, scope: string): Promise<TokenGrant> {
+  async refresh(app: ResolvedApp, _tid: string, _rt: string, scope: string): Promise<TokenGrant> {
+    this.clientIds.push(app.clientId)
     const grant = await this.#answer(scope)
     return { ...grant, refreshToken: `rt-${this.calls}` }
   }
@@ -146,6 +151,7 @@ async function createRegistration(
   app: string,
   kind: 'admin' | 'delegated',
   tenantId = TENANT,
+  ownApp?: { clientId: string; clientSecret: string },
 ): Promise<Registration> {
   const now = new Date().toISOString()
   const result = await store.registrations.create(
@@ -156,12 +162,17 @@ async function createRegistration(
       tenantId,
       kind,
       ...(kind === 'delegated' ? { userOid: randomUUID() } : {}),
+      ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
       status: 'active',
       createdAt: now,
       updatedAt: now,
       consentedAt: now,
     },
-    { key: randomBytes(32).toString('base64'), ...(kind === 'delegated' ? { refreshToken: 'rt-0' } : {}) },
+    {
+      key: randomBytes(32).toString('base64'),
+      ...(kind === 'delegated' ? { refreshToken: 'rt-0' } : {}),
+      ...(ownApp === undefined ? {} : { clientSecret: ownApp.clientSecret }),
+    },
   )
   if (!result.created) throw new Error('not created')
   return result.registration
@@ -370,6 +381,47 @@ describe('the upstream rate cap and the refresh lock', () => {
       metrics.map((m) => metricValue(m, 'consent_broker_upstream_rate_waits_total')),
     )
     expect(waits.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3)
+  })
+
+  it("is per app registration at Microsoft: a tenant's own app does not queue behind the hosted app", async () => {
+    const { store, idp, scopes, issuers, metrics } = setup({ env: { UPSTREAM_RATE_PER_APP: '1' } })
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const hostedClientId = app.resolved.clientId
+    const ownClientId = '3f9d2b7c-1e4a-4c6b-8d2f-5a7e9c1b3d60'
+    // Two tenants on the hosted app (two token groups, one client id) and one tenant with its own app.
+    const hostedA = await createRegistration(store, 'ms-graph-mail', 'admin', TENANT)
+    const hostedB = await createRegistration(
+      store,
+      'ms-graph-mail',
+      'admin',
+      '0d5e8a2c-6b1f-4e3d-9c7a-8f2b4d6e1a35',
+    )
+    const own = await createRegistration(
+      store,
+      'ms-graph-mail',
+      'admin',
+      '5b8c1d3e-7f2a-4a6c-b9e1-3d5f7a9c2e48',
+      {
+        clientId: ownClientId,
+        clientSecret: 'own-secret-value',
+      },
+    )
+    const ask = (registration: Registration) =>
+      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 8000 })
+    const answers = await Promise.all([ask(hostedA), ask(hostedB), ask(own)])
+    expect(answers.map((a) => a.source)).toEqual(['miss', 'miss', 'miss'])
+    expect(idp.clientIds.filter((id) => id === hostedClientId)).toHaveLength(2)
+    expect(idp.clientIds.filter((id) => id === ownClientId)).toHaveLength(1)
+    // One slot per second per client id: one of the hosted app's two requests waited for the next
+    // window; the own app's request had a cap of its own and went out among the first two.
+    expect(await metricValue(metrics[0]!, 'consent_broker_upstream_rate_waits_total')).toBe(1)
+    expect(idp.clientIds.slice(0, 2).sort()).toEqual([hostedClientId, ownClientId].sort())
+    expect(
+      upstreamRateKey({ app: 'ms-graph-mail', cloud: 'global', clientId: ownClientId.toUpperCase() }),
+    ).toBe(upstreamRateKey({ app: 'ms-graph-mail-listener', cloud: 'global', clientId: ownClientId }))
+    expect(upstreamRateKey({ app: 'ms-graph-mail', cloud: 'global', clientId: hostedClientId })).not.toBe(
+      upstreamRateKey({ app: 'ms-graph-mail', cloud: 'usgov', clientId: hostedClientId }),
+    )
   })
 
   it('a holder that stops renewing its lease is taken over within the short lease', async () => {
