@@ -2,7 +2,7 @@
 // string (Microsoft's `error_description`) or configuration can never become markup.
 import { CLOUDS, type CloudName } from '../clouds.js'
 import type { AppConfig, Permission } from '../config.js'
-import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../services/consent-flow.js'
+import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../services/consent-flow-types.js'
 import { integrationsLine, kindBadge } from './app-list.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'

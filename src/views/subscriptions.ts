@@ -3,7 +3,7 @@
 // Azure role and how to give it one; or that they could not be listed (the values above still work).
 import type { AzureSubscription } from '../entra/resource-manager.js'
 import type { SubscriptionsOutcome } from '../services/azure-subscriptions.js'
-import type { ConsentResult } from '../services/consent-flow.js'
+import type { ConsentResult } from '../services/consent-flow-types.js'
 import { html, type SafeHtml } from './html.js'
 
 const FAILURE_TEXT: Readonly<Record<Extract<SubscriptionsOutcome, { kind: 'failed' }>['reason'], string>> = {

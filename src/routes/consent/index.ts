@@ -3,7 +3,7 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { appClouds, findApp } from '../../config.js'
-import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow.js'
+import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow-types.js'
 import { MAX_QUERY_LENGTH, renderAppListPage } from '../../views/app-list.js'
 import {
   renderFailurePage,
