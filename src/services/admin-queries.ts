@@ -141,3 +141,33 @@ async function summarizeTenant(
   summary.clouds = [...clouds].sort()
   return summary
 }
+
+/** What revoking a tenant (of one app, when given) would end: shown before the operator confirms. */
+export interface TenantRevocationPreview {
+  /** The tenant's registrations (of `app`) not revoked yet. */
+  toRevoke: number
+  /** The first `shown` of them, in the store's order. */
+  items: Array<Registration & RegistrationUsage>
+}
+
+/**
+ * The tenant's registrations that a tenant revocation would end: reads that tenant's registrations
+ * only (as its summary does), never the whole store.
+ */
+export async function previewTenantRevocation(
+  store: Pick<Store, 'registrations'>,
+  tenantId: string,
+  app: string | undefined,
+  shown: number,
+): Promise<TenantRevocationPreview> {
+  const preview: TenantRevocationPreview = { toRevoke: 0, items: [] }
+  for await (const item of listAllRegistrations(
+    store.registrations,
+    app === undefined ? { tenantId } : { tenantId, app },
+  )) {
+    if (item.status === 'revoked') continue
+    preview.toRevoke += 1
+    if (preview.items.length < shown) preview.items.push(item)
+  }
+  return preview
+}

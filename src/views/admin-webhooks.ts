@@ -3,8 +3,9 @@
 // other forms). Endpoints are added through the API or the CLI, where the secret is shown once.
 import type { Delivery, WebhookEndpoint } from '../store/webhook-types.js'
 import { type ConsoleContext, consolePage } from './admin.js'
+import { ago, shortId } from './console-format.js'
 import { html, type SafeHtml } from './html.js'
-import { csrfField, notice, when } from './parts.js'
+import { csrfField, notice } from './parts.js'
 
 /** One endpoint and its latest deliveries. */
 export interface EndpointView {
@@ -14,12 +15,12 @@ export interface EndpointView {
 
 function deliveryRow(context: ConsoleContext, endpointId: string, d: Delivery): SafeHtml {
   return html`<tr>
-<td><code>${d.messageId}</code></td>
+<td>${shortId(d.messageId, 'message ID')}</td>
 <td>${d.type}</td>
 <td><span class="badge delivery-${d.status}">${d.status}</span></td>
 <td>${String(d.attempts)}</td>
-<td>${d.status === 'pending' ? when(d.nextAttemptAt) : html`<span class="muted">—</span>`}</td>
-<td>${d.lastStatusCode === undefined ? '' : String(d.lastStatusCode)}${d.lastError === undefined ? '' : html` <span class="muted">${d.lastError}</span>`}</td>
+<td>${d.status === 'pending' ? ago(d.nextAttemptAt, context.now) : html`<span class="muted">—</span>`}</td>
+<td class="detail">${d.lastStatusCode === undefined ? '' : String(d.lastStatusCode)}${d.lastError === undefined ? '' : html` <span class="muted">${d.lastError}</span>`}</td>
 <td><form method="post" action="/admin/webhooks/${endpointId}/deliveries/${d.messageId}/redeliver">
 ${csrfField(context.csrf)}
 <button type="submit" class="secondary">Redeliver</button>
@@ -31,8 +32,8 @@ function endpointCard(context: ConsoleContext, view: EndpointView): SafeHtml {
   const { endpoint, deliveries } = view
   return html`<section class="card">
 <h2><code>${endpoint.id}</code></h2>
-<p>${endpoint.url}</p>
-<p class="muted">Events: ${endpoint.events.length === 0 ? 'all' : endpoint.events.join(', ')} · added ${when(endpoint.createdAt)} by ${endpoint.createdBy}</p>
+<p class="wrap">${endpoint.url}</p>
+<p class="muted">Events: ${endpoint.events.length === 0 ? 'all' : endpoint.events.join(', ')} · added ${ago(endpoint.createdAt, context.now)} by ${endpoint.createdBy}</p>
 ${
   deliveries.length === 0
     ? html`<p class="muted">No deliveries yet.</p>`

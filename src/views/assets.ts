@@ -38,6 +38,20 @@ label { font-weight: 600; }
 code.provider-message { word-break: break-word; }
 .card.error h1 { color: #b91c1c; }
 @media (prefers-color-scheme: dark) { .card.error h1 { color: #f87171; } }
+button.danger, .button.danger { background: #dc2626; border-color: #dc2626; color: #fff; }
+main.console { max-width: 80rem; }
+main.console .table-card { padding: .5rem .75rem; }
+main.console td { overflow-wrap: anywhere; }
+main.console td.number { text-align: right; }
+main.console time, main.console .short-id, main.console .badge, main.console td.number { white-space: nowrap; }
+main.console .tenant-label { display: inline-block; max-width: 14rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; }
+main.console code.full-id, main.console .wrap, main.console td.detail { overflow-wrap: anywhere; word-break: break-word; }
+main.console table.details th { width: 12rem; }
+button.copy { font-size: .72rem; padding: 0 .35rem; margin-left: .3rem; border-radius: .25rem; background: transparent; color: var(--accent); vertical-align: baseline; }
+ul.attention { padding-left: 1.2rem; }
+.counts { display: flex; flex-wrap: wrap; gap: 1rem; }
+.counts .card { flex: 1 1 10rem; margin: 0; }
+.counts .count { font-size: 1.8rem; font-weight: 600; display: block; }
 `
 
 export const APP_JS = `'use strict';
@@ -70,6 +84,23 @@ document.addEventListener('click', function (event) {
   } else {
     selectText(source);
     flash(button, 'Press Ctrl+C');
+  }
+});
+// Console copy buttons: <button data-copy-text="value" hidden> copies its value (a full id shown
+// shortened). They are hidden in the HTML and shown here, so without JavaScript there is no button
+// that does nothing (the full value is in the element's title and on its own page).
+document.querySelectorAll('button[data-copy-text]').forEach(function (button) { button.hidden = false; });
+document.addEventListener('click', function (event) {
+  var button = event.target.closest('button[data-copy-text]');
+  if (!button) return;
+  var text = button.getAttribute('data-copy-text');
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(
+      function () { flash(button, 'Copied'); },
+      function () { window.prompt('Copy with Ctrl+C', text); }
+    );
+  } else {
+    window.prompt('Copy with Ctrl+C', text);
   }
 });
 `

@@ -3,10 +3,12 @@ import { html, type SafeHtml } from './html.js'
 export interface PageOptions {
   title: string
   body: SafeHtml
+  /** A class on `<main>` (the admin console's wider layout). */
+  mainClass?: string
 }
 
 /** Every page: no inline script or style (the CSP forbids them), assets from /static. */
-export function page({ title, body }: PageOptions): string {
+export function page({ title, body, mainClass }: PageOptions): string {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -19,7 +21,7 @@ export function page({ title, body }: PageOptions): string {
 </head>
 <body>
 <header class="top"><a href="/" class="brand">Consent Broker</a></header>
-<main>
+${mainClass === undefined ? html`<main>` : html`<main class="${mainClass}">`}
 ${body}
 </main>
 </body>

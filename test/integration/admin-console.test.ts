@@ -130,7 +130,19 @@ describe('pages', () => {
     expect(filtered.statusCode).toBe(200)
     expect(filtered.body).toContain(fabrikam.registrationId)
     expect(filtered.body).not.toContain(contoso.registrationId)
-    expect(filtered.body).toContain(`action="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)
+    // The tenant's revocation is a link to its confirmation page, never a form on this page.
+    expect(filtered.body).toContain(`href="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)
+    expect(filtered.body).not.toContain(`action="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)
+    // Ids shortened to 8 characters, the full value on hover and in a copy button hidden without script.
+    expect(filtered.body).toContain(
+      `title="${fabrikam.registrationId}"><code>${fabrikam.registrationId.slice(0, 8)}…</code>`,
+    )
+    expect(filtered.body).toContain(`data-copy-text="${FABRIKAM_TENANT_ID}"`)
+    expect(filtered.body).toMatch(/<button type="button" class="copy" data-copy-text="[^"]+"[^>]* hidden>/)
+    // Times relative to the server's clock, the exact UTC on hover.
+    expect(filtered.body).toMatch(
+      /<time datetime="[^"]+" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC">(just now|\d+ (minute|hour)s? ago)<\/time>/,
+    )
 
     const injected = await browse(broker.app, jar, { url: '/admin/registrations?tenant=%3Cscript%3E' })
     expect(injected.statusCode).toBe(400)
@@ -140,7 +152,9 @@ describe('pages', () => {
     expect(detail.statusCode).toBe(200)
     expect(detail.body).toContain(contoso.registrationId)
     expect(detail.body).not.toContain(contoso.key)
-    expect(detail.body).toContain(`action="/admin/registrations/${contoso.registrationId}/revoke"`)
+    // Revoke is a link to a confirmation page: no one-click revocation.
+    expect(detail.body).toContain(`href="/admin/registrations/${contoso.registrationId}/revoke"`)
+    expect(detail.body).not.toContain(`action="/admin/registrations/${contoso.registrationId}/revoke"`)
   })
 })
 
@@ -148,9 +162,27 @@ describe('forms', () => {
   it('refuse a missing, wrong or foreign CSRF token and a missing session; then revoke with a reason', async () => {
     const alice = await consoleSignIn(broker.app, ALICE)
     const bob = await consoleSignIn(broker.app, BOB)
+    // The confirmation page: what will be revoked, and a form asking for the reason.
     const page = await browse(broker.app, alice.jar, {
-      url: `/admin/registrations/${contoso.registrationId}`,
+      url: `/admin/registrations/${contoso.registrationId}/revoke`,
     })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('<h1>Revoke a registration?</h1>')
+    expect(page.body).toContain(`<code class="full-id">${contoso.registrationId}</code>`)
+    expect(page.body).toContain(`<code class="full-id">${CONTOSO_TENANT_ID}</code>`)
+    expect(page.body).toContain('ms-graph-mail (admin consent)')
+    expect(page.body).toContain(`action="/admin/registrations/${contoso.registrationId}/revoke"`)
+    expect(page.body).toMatch(/<input type="text" id="reason" name="reason" required/)
+    expect(page.body).toContain(`href="/admin/registrations/${contoso.registrationId}">Cancel</a>`)
+    // Opening it changes nothing.
+    expect(await status(contoso.registrationId)).toBe('active')
+    const unknown = await browse(broker.app, alice.jar, { url: '/admin/registrations/no-such-id/revoke' })
+    expect(unknown.statusCode).toBe(404)
+    const signedOut = await broker.app.inject({
+      url: `/admin/registrations/${contoso.registrationId}/revoke`,
+    })
+    expect(signedOut.statusCode).toBe(303)
+    expect(signedOut.headers.location).toBe('/admin/sign-in')
     const csrf = csrfOf(page.body)
     const bobCsrf = csrfOf((await browse(broker.app, bob.jar, { url: '/admin/tenants' })).body)
     const url = `/admin/registrations/${contoso.registrationId}/revoke`
@@ -172,7 +204,10 @@ describe('forms', () => {
     expect(noSession.statusCode).toBe(401)
     expect(await status(contoso.registrationId)).toBe('active')
 
-    const noReason = await form(broker.app, alice.jar, url, { csrf, reason: '  ' })
+    const blankReason = await form(broker.app, alice.jar, url, { csrf, reason: '  ' })
+    expect(blankReason.statusCode).toBe(400)
+    expect(blankReason.body).toContain('reason')
+    const noReason = await form(broker.app, alice.jar, url, { csrf })
     expect(noReason.statusCode).toBe(400)
     expect(noReason.body).toContain('reason')
     expect(await status(contoso.registrationId)).toBe('active')
@@ -190,6 +225,22 @@ describe('forms', () => {
     expect(after.body).toContain('by <strong>alice</strong>')
     const denied = await obtainToken(broker.app, contoso, 'ms-graph-mail')
     expect(denied.body.error?.code).toBe('revoked')
+    // The audit trail records the revocation with the operator and the reason given.
+    const revocations = (await broker.store.audit.read({ limit: 500 })).items.filter(
+      (event) => event.type === 'registration.revoked' && event.registrationId === contoso.registrationId,
+    )
+    expect(revocations).toEqual([
+      expect.objectContaining({
+        actor: 'operator:alice',
+        detail: expect.objectContaining({ reason: 'offboarded <img src=x onerror=alert(1)>' }),
+      }),
+    ])
+    // Once revoked, its confirmation page says so and offers no form.
+    const again = await browse(broker.app, alice.jar, {
+      url: `/admin/registrations/${contoso.registrationId}/revoke`,
+    })
+    expect(again.body).toContain('already revoked')
+    expect(again.body).not.toContain(`action="/admin/registrations/${contoso.registrationId}/revoke"`)
 
     const audit = await browse(broker.app, alice.jar, { url: '/admin/audit' })
     expect(audit.statusCode).toBe(200)
@@ -213,12 +264,23 @@ describe('forms', () => {
     expect(audit.body).not.toContain('<img src=x')
   })
 
-  it('revokes a tenant from the filtered registrations page, CSRF-checked', async () => {
+  it('revokes a tenant after its confirmation page, with a reason, CSRF-checked', async () => {
     const { jar } = await consoleSignIn(broker.app, BOB)
-    const page = await browse(broker.app, jar, { url: `/admin/registrations?tenant=${FABRIKAM_TENANT_ID}` })
     const url = `/admin/tenants/${FABRIKAM_TENANT_ID}/revoke`
+    const page = await browse(broker.app, jar, { url })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('<h1>Revoke a tenant?</h1>')
+    expect(page.body).toMatch(/: \d+ registrations? not yet revoked\./)
+    expect(page.body).toContain(fabrikam.registrationId.slice(0, 8))
+    expect(page.body).toContain(`action="${url}"`)
+    const forApp = await browse(broker.app, jar, { url: `${url}?app=ms-graph-mail` })
+    expect(forApp.body).toContain('<strong>ms-graph-mail</strong>')
+    expect(forApp.body).toContain('<input type="hidden" name="app" value="ms-graph-mail">')
+    expect(await status(fabrikam.registrationId)).toBe('active')
     const forged = await form(broker.app, jar, url, { reason: 'forged' })
     expect(forged.statusCode).toBe(403)
+    const noReason = await form(broker.app, jar, url, { csrf: csrfOf(page.body) })
+    expect(noReason.statusCode).toBe(400)
     expect(await status(fabrikam.registrationId)).toBe('active')
     const done = await form(broker.app, jar, url, { reason: 'tenant left', csrf: csrfOf(page.body) })
     expect(done.statusCode).toBe(303)
@@ -226,6 +288,17 @@ describe('forms', () => {
     expect(await status(fabrikam.registrationId)).toBe('revoked')
     const after = await browse(broker.app, jar, { url: String(done.headers.location) })
     expect(after.body).toMatch(/\d+ registrations? revoked\./)
+    const tenantEvents = (await broker.store.audit.read({ limit: 500 })).items.filter(
+      (event) => event.type === 'tenant.revoked' && event.tenantId === FABRIKAM_TENANT_ID,
+    )
+    expect(tenantEvents).toEqual([
+      expect.objectContaining({
+        actor: 'operator:bob',
+        detail: expect.objectContaining({ reason: 'tenant left' }),
+      }),
+    ])
+    const nothingLeft = await browse(broker.app, jar, { url })
+    expect(nothingLeft.body).toContain('no registration left to revoke')
   })
 
   it('starts a key rotation from the keys page, CSRF-checked', async () => {

@@ -1,12 +1,12 @@
 // The console's Webhooks page (views/admin-webhooks.ts) and its redeliver form, on the console's
 // session area: pages without a session go to the sign-in page, the form needs the session's CSRF
 // token (SessionArea.requireForm), like the console's other forms.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { OperatorIdentity } from '../../services/operator-auth.js'
 import { renderWebhooks } from '../../views/admin-webhooks.js'
 import { sendPage } from '../browser.js'
 import { notices, type SessionArea } from '../browser-session.js'
-import { errorPages, html, htmlPage, redirect } from './console-pages.js'
+import { consoleHelpers, errorPages, html, htmlPage, redirect } from './console-common.js'
 import { csrfFormSchema, emptyQuery } from './schemas.js'
 import { redeliverParams } from './webhooks-schemas.js'
 
@@ -17,10 +17,7 @@ const DELIVERIES_SHOWN = 20
 
 export function consoleWebhookRoutes(app: FastifyInstance, area: SessionArea<OperatorIdentity>): void {
   const { endpoints } = app.services.webhooks
-  const requirePageSession = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (area.current(request) === undefined) return reply.redirect('/admin/sign-in', 303)
-    return undefined
-  }
+  const { contextOf, requirePageSession } = consoleHelpers(app, area)
 
   app.get<{ Querystring: { done?: NoticeKey } }>(
     '/admin/webhooks',
@@ -37,7 +34,6 @@ export function consoleWebhookRoutes(app: FastifyInstance, area: SessionArea<Ope
       },
     },
     async (request, reply) => {
-      const { data } = area.of(request)
       const list = await endpoints.list()
       const views = await Promise.all(
         list.map(async (endpoint) => ({
@@ -48,10 +44,7 @@ export function consoleWebhookRoutes(app: FastifyInstance, area: SessionArea<Ope
       return sendPage(
         reply,
         200,
-        renderWebhooks(
-          { operator: data.operator, csrf: data.csrf },
-          { endpoints: views, ...NOTICES.of(request.query.done) },
-        ),
+        renderWebhooks(contextOf(request), { endpoints: views, ...NOTICES.of(request.query.done) }),
       )
     },
   )

@@ -11,7 +11,8 @@ import { type OperatorIdentity, operatorForToken } from '../../services/operator
 import { renderSignIn } from '../../views/admin.js'
 import { enforceRateLimit, readSignedCookie, requireFormCsrf, sendPage } from '../browser.js'
 import { SessionArea } from '../browser-session.js'
-import { consolePageRoutes, errorPages, html, htmlPage, redirect } from './console-pages.js'
+import { errorPages, html, htmlPage, redirect } from './console-common.js'
+import { consolePageRoutes } from './console-pages.js'
 import { consoleWebhookRoutes } from './console-webhooks.js'
 import { csrfFormSchema, emptyQuery } from './schemas.js'
 
