@@ -104,7 +104,8 @@ export async function verifyIdToken(
   return {
     tid: tid.toLowerCase(),
     oid: oid.toLowerCase(),
-    preferredUsername: stringClaim(payload, 'preferred_username') ?? '',
+    // Entra's v2 tokens carry `preferred_username`; v1-style tokens (and some guests) only `upn`.
+    preferredUsername: stringClaim(payload, 'preferred_username') ?? stringClaim(payload, 'upn') ?? '',
     name: stringClaim(payload, 'name') ?? '',
     wids: ((widsClaim as string[] | undefined) ?? []).map((w) => w.toLowerCase()),
   }

@@ -1,6 +1,7 @@
 // Read model for operators (the admin API and the console): one registration (its read audited),
 // a page of registrations, and a page of tenants summarised from their registrations (the store
-// pages the tenant ids; each summary reads only that tenant's registrations).
+// pages the tenant ids; each summary reads only that tenant's registrations). Each registration
+// comes with who consented and its tenant's label (one read of the labels per page).
 import type { FastifyBaseLogger } from 'fastify'
 import { registrationNotFound } from '../errors.js'
 import { listAllRegistrations } from '../store/list-all.js'
@@ -19,29 +20,69 @@ export interface RegistrationFilter {
   limit?: number
 }
 
+/** Who consented to a registration, as operators read it: UPN and display name, each when known. */
+export interface ConsentedBy {
+  upn?: string
+  name?: string
+}
+
+/** A registration as operators read it: metadata, usage, who consented and the tenant's label. */
+export type OperatorRegistration = Registration &
+  RegistrationUsage & {
+    /** Absent on registrations written before consents recorded it. */
+    consentedBy?: ConsentedBy
+    /** The tenant's label, when it has one. */
+    tenantLabel?: string
+  }
+
+/** Adds who consented and the tenant labels to registrations (one label read for all of them). */
+export async function withOperatorFacts(
+  store: Pick<Store, 'tenantLabels'>,
+  items: ReadonlyArray<Registration & RegistrationUsage>,
+): Promise<OperatorRegistration[]> {
+  const labels = await store.tenantLabels.get([...new Set(items.map((item) => item.tenantId))])
+  return items.map((item) => {
+    const label = labels.get(item.tenantId)
+    const out: OperatorRegistration = { ...item }
+    if (item.userName !== undefined || item.userDisplayName !== undefined) {
+      out.consentedBy = {
+        ...(item.userName === undefined ? {} : { upn: item.userName }),
+        ...(item.userDisplayName === undefined ? {} : { name: item.userDisplayName }),
+      }
+    }
+    if (label !== undefined) out.tenantLabel = label
+    return out
+  })
+}
+
 /** One page of registrations matching `filter`, metadata and usage only (never a secret). */
-export function listRegistrations(
-  store: Pick<Store, 'registrations'>,
+export async function listRegistrations(
+  store: Pick<Store, 'registrations' | 'tenantLabels'>,
   filter: RegistrationFilter,
-): Promise<{ items: Array<Registration & RegistrationUsage>; nextCursor?: string }> {
+): Promise<{ items: OperatorRegistration[]; nextCursor?: string }> {
   const { tenant, app, status, cursor, limit } = filter
-  return store.registrations.list({
+  const page = await store.registrations.list({
     ...(tenant === undefined ? {} : { tenantId: tenant.toLowerCase() }),
     ...(app === undefined ? {} : { app }),
     ...(status === undefined ? {} : { status }),
     ...(cursor === undefined ? {} : { cursor }),
     ...(limit === undefined ? {} : { limit }),
   })
+  return {
+    items: await withOperatorFacts(store, page.items),
+    ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+  }
 }
 
 /** One registration's metadata and usage; `not_found` when there is no such registration. */
 export async function findRegistration(
-  store: Pick<Store, 'registrations'>,
+  store: Pick<Store, 'registrations' | 'tenantLabels'>,
   id: string,
-): Promise<Registration & RegistrationUsage> {
+): Promise<OperatorRegistration> {
   const registration = await store.registrations.getMeta(id)
   if (registration === null) throw registrationNotFound(id)
-  return registration
+  const [withFacts] = await withOperatorFacts(store, [registration])
+  return withFacts!
 }
 
 /**
@@ -50,11 +91,11 @@ export async function findRegistration(
  * every change is.
  */
 export async function readRegistrationAsOperator(
-  store: Pick<Store, 'registrations' | 'audit'>,
+  store: Pick<Store, 'registrations' | 'audit' | 'tenantLabels'>,
   id: string,
   reader: { operator: string; via: 'api' | 'console' },
   log: FastifyBaseLogger,
-): Promise<Registration & RegistrationUsage> {
+): Promise<OperatorRegistration> {
   const registration = await findRegistration(store, id)
   await recordAudit(store, log, {
     type: 'registration.read',
@@ -70,6 +111,8 @@ export async function readRegistrationAsOperator(
 /** One tenant as the operator's tenant list shows it. */
 export interface TenantSummary {
   tenantId: string
+  /** The tenant's label (default: the first consenting user's domain; operators change it). */
+  label?: string
   /** App slugs with at least one registration of this tenant, sorted. */
   apps: string[]
   clouds: string[]
@@ -97,13 +140,18 @@ export interface TenantSummaryPage {
  * registrations are counted), sorted by tenant id.
  */
 export async function summarizeTenants(
-  store: Pick<Store, 'registrations'>,
+  store: Pick<Store, 'registrations' | 'tenantLabels'>,
   query: { app?: string; cursor?: string; limit?: number } = {},
 ): Promise<TenantSummaryPage> {
   const page = await store.registrations.listTenants(query)
-  const tenants = await Promise.all(
-    page.tenantIds.map((tenantId) => summarizeTenant(store, tenantId, query.app)),
-  )
+  const [tenants, labels] = await Promise.all([
+    Promise.all(page.tenantIds.map((tenantId) => summarizeTenant(store, tenantId, query.app))),
+    store.tenantLabels.get(page.tenantIds),
+  ])
+  for (const tenant of tenants) {
+    const label = labels.get(tenant.tenantId)
+    if (label !== undefined) tenant.label = label
+  }
   return {
     // a tenant id whose only registration never finished being created has nothing to show
     tenants: tenants.filter((tenant) => tenant.registrations.total > 0),

@@ -32,7 +32,9 @@ export interface ConsentCompletionDependencies {
 }
 
 /** Who consented: the validated ID token, or (admin-consent phase) what the flow record kept of it. */
-export type ConsentingUser = VerifiedIdToken | { tid: string; oid: string; preferredUsername: string }
+export type ConsentingUser =
+  | VerifiedIdToken
+  | { tid: string; oid: string; preferredUsername: string; name: string }
 
 /** What was consented, by whom, and what consent obtained. */
 export interface ConsentGranted {
@@ -64,6 +66,7 @@ export async function completeConsent(
     cloud: resolved.cloud,
     tenantId: user.tid,
     now,
+    consentedBy: { upn: user.preferredUsername, name: user.name },
     ...(ownApp === undefined
       ? {}
       : {

@@ -27,6 +27,8 @@ export interface FlowRecord {
   tid?: string
   oid?: string
   userName?: string
+  /** admin-consent phase: the `name` claim of who signed in */
+  name?: string
   /** The tenant's own app, when it brought one (the record is sealed: the secret stays secret). */
   ownApp?: { tenantId: string; clientId: string; clientSecret?: string }
 }

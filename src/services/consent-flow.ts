@@ -199,7 +199,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
           {
             app,
             resolved,
-            user: { ...user, preferredUsername: record.userName ?? '' },
+            user: { ...user, preferredUsername: record.userName ?? '', name: record.name ?? '' },
             refreshToken: undefined,
             consentAccessToken: proof.accessToken,
             ownApp,
@@ -278,6 +278,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         tid: idToken.tid,
         oid: idToken.oid,
         userName: idToken.preferredUsername,
+        name: idToken.name,
         ...(ownApp === undefined ? {} : { ownApp }),
       })
       return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }

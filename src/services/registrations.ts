@@ -5,6 +5,7 @@ import type { CloudName } from '../clouds.js'
 import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import { listAllRegistrations } from '../store/list-all.js'
 import type { Registration, Store } from '../store/types.js'
+import { requireTenantLabel } from '../store/validation.js'
 
 /** A new registration id: a random UUID (never contains `@`, which the integration splits on). */
 export function newRegistrationId(): string {
@@ -33,6 +34,14 @@ export class RegistrationConflictError extends Error {
   override readonly name = 'RegistrationConflictError'
 }
 
+/** Who consented, from the verified ID token; empty strings when the token carried no such claim. */
+export interface ConsentedBy {
+  /** `preferred_username`, else `upn`. */
+  upn: string
+  /** `name`. */
+  name: string
+}
+
 /** What an admin-consent registration is made of, once the consent is proven. */
 export interface AdminRegistrationInput {
   /** The app's slug. */
@@ -45,6 +54,8 @@ export interface AdminRegistrationInput {
   now: string
   /** The tenant's own app, when it brought one: its client id and (confidential) client secret. */
   ownApp?: OwnAppCredentials
+  /** Who consented (the administrator, or the delegated user). */
+  consentedBy?: ConsentedBy
 }
 
 /** A tenant's own app registration as a registration keeps it. */
@@ -62,12 +73,55 @@ function ownAppFields(input: AdminRegistrationInput) {
   }
 }
 
+function consentedByFields(upn: string | undefined, name: string | undefined) {
+  return {
+    ...(upn === undefined || upn === '' ? {} : { userName: upn }),
+    ...(name === undefined || name === '' ? {} : { userDisplayName: name }),
+  }
+}
+
+/**
+ * The default label of a consenting user's tenant: the domain of their UPN (after the last `@`,
+ * lower case), e.g. `contoso.com`; undefined when the UPN has none a label could hold. A guest's
+ * UPN (`alice_fabrikam.com#EXT#@contoso.onmicrosoft.com`) names the tenant they consented in; a
+ * guest whose `preferred_username` is their home address suggests their home domain (operators
+ * correct it).
+ */
+export function defaultTenantLabel(upn: string | undefined): string | undefined {
+  if (upn === undefined) return undefined
+  const at = upn.lastIndexOf('@')
+  const domain =
+    at < 0
+      ? ''
+      : upn
+          .slice(at + 1)
+          .trim()
+          .toLowerCase()
+  try {
+    requireTenantLabel(domain)
+    return domain
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Suggests the consenting user's domain as the tenant's label (the first suggestion of a tenant
+ * wins; an operator's label is never replaced). Runs before the registration is written, so a
+ * consent that completes has its tenant labelled.
+ */
+async function suggestTenantLabel(store: Store, input: AdminRegistrationInput): Promise<void> {
+  const label = defaultTenantLabel(input.consentedBy?.upn)
+  if (label !== undefined) await store.tenantLabels.suggest(input.tenantId, label)
+}
+
 /** Creates an admin-consent registration (a tenant may hold several; each has its own Key). */
 export async function createAdminRegistration(
   store: Store,
   input: AdminRegistrationInput,
 ): Promise<{ registration: Registration; key: string }> {
   const key = newRegistrationKey()
+  await suggestTenantLabel(store, input)
   const result = await store.registrations.create(
     {
       id: newRegistrationId(),
@@ -75,6 +129,7 @@ export async function createAdminRegistration(
       cloud: input.cloud,
       tenantId: input.tenantId,
       kind: 'admin',
+      ...consentedByFields(input.consentedBy?.upn, input.consentedBy?.name),
       ...ownAppFields(input).meta,
       status: 'active',
       createdAt: input.now,
@@ -150,6 +205,8 @@ export async function upsertDelegatedRegistration(
   input: DelegatedRegistrationInput,
 ): Promise<{ registration: Registration; key: string; reused: boolean }> {
   const key = newRegistrationKey()
+  const who = consentedByFields(input.userName, input.consentedBy?.name)
+  await suggestTenantLabel(store, { ...input, consentedBy: { upn: input.userName, name: '' } })
   const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
     const result = await store.registrations.create(
       {
@@ -159,7 +216,7 @@ export async function upsertDelegatedRegistration(
         tenantId: input.tenantId,
         kind: 'delegated',
         userOid: input.userOid,
-        ...(input.userName === '' ? {} : { userName: input.userName }),
+        ...who,
         ...ownAppFields(input).meta,
         status: 'active',
         createdAt: input.now,
@@ -179,7 +236,7 @@ export async function upsertDelegatedRegistration(
         status: 'active',
         statusDetail: null,
         consentedAt: input.now,
-        ...(input.userName === '' ? {} : { userName: input.userName }),
+        ...who,
       },
       { refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
     )

@@ -10,6 +10,7 @@ import { MemoryEphemeral } from './memory/ephemeral.js'
 import { MemoryLocks } from './memory/locks.js'
 import { MemoryRateLimiter } from './memory/rate-limiter.js'
 import { MemoryRegistrations } from './memory/registrations.js'
+import { MemoryTenantLabels } from './memory/tenant-labels.js'
 import { MemoryTokenCache } from './memory/token-cache.js'
 import { MemoryWebhooks } from './memory/webhooks.js'
 import type { Store } from './types.js'
@@ -56,6 +57,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     rateLimiter,
     webhooks,
     credentialHealth,
+    tenantLabels: new MemoryTenantLabels(),
     audit: new MemoryAuditLog(
       clock,
       Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000)),

@@ -6,7 +6,7 @@
 //   secondary-indexes.ts  status and tenant indexes: counts, tenants pages, their one-time rebuild
 //   webhooks.ts      notifications: outbox, endpoints, deliveries (webhook-scripts.ts: its Lua)
 //   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts,
-//   credential-health.ts                                                   the other stores
+//   credential-health.ts, tenant-labels.ts                   the other stores
 // Every Lua script and every multi-key command touches keys of ONE hash slot, so the same code runs
 // on a Cluster — except ADMIT_CLIENT (admit.ts) and UPDATE_RECORD_INDEXED (registrations.ts), which
 // have a two-command path for a Cluster.
@@ -18,6 +18,7 @@ import { assertKeyPrefix, redisKeys } from './redis/keys.js'
 import { RedisLocks } from './redis/locks.js'
 import { RedisRateLimiter } from './redis/rate-limiter.js'
 import { RedisRegistrations } from './redis/registrations.js'
+import { RedisTenantLabels } from './redis/tenant-labels.js'
 import { RedisTokenCache } from './redis/token-cache.js'
 import { RedisWebhooks } from './redis/webhooks.js'
 import type { RedisClient } from './redis-connection.js'
@@ -67,6 +68,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     locks: new RedisLocks(redis, keys),
     rateLimiter: new RedisRateLimiter(redis, keys),
     credentialHealth: new RedisCredentialHealth(redis, keys),
+    tenantLabels: new RedisTenantLabels(redis, keys),
     audit: new RedisAuditLog(redis, keys, clock, auditMaxLen, options.auditRetentionMs),
     async ping() {
       await redis.ping()

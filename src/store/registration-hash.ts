@@ -22,7 +22,11 @@ import type { OutboxEntry } from './webhook-types.js'
 /** A registration as stored: field → string. */
 export type RegistrationHash = Record<string, string>
 
-/** The metadata fields of a record (never secret). */
+/**
+ * The metadata fields of a record (never secret), as hash field names. Each is the property of the
+ * same name, except `name`, which holds `userDisplayName` (short: it is in every admin and
+ * delegated record).
+ */
 export const META_FIELDS = [
   'id',
   'app',
@@ -31,6 +35,7 @@ export const META_FIELDS = [
   'kind',
   'userOid',
   'userName',
+  'name',
   'ownClientId',
   'status',
   'statusDetail',
@@ -87,6 +92,7 @@ export function encodeNewRegistration(
   }
   if (registration.userOid !== undefined) hash.userOid = registration.userOid
   if (registration.userName !== undefined) hash.userName = registration.userName
+  if (registration.userDisplayName !== undefined) hash.name = registration.userDisplayName
   if (registration.ownClientId !== undefined) hash.ownClientId = registration.ownClientId
   if (registration.statusDetail !== undefined) hash.statusDetail = JSON.stringify(registration.statusDetail)
   if (secrets.refreshToken !== undefined)
@@ -124,6 +130,7 @@ export function encodeUpdate(
     set.consentedAt = patch.consentedAt
   }
   if (patch.userName !== undefined) set.userName = patch.userName
+  if (patch.userDisplayName !== undefined) set.name = patch.userDisplayName
   if (secrets?.key !== undefined) {
     requireName(secrets.key, 'secrets.key')
     set.key = sealSecret(keyRing, id, 'key', secrets.key)
@@ -173,6 +180,7 @@ export function decodeMeta(
   }
   if (hash.userOid !== undefined) registration.userOid = hash.userOid
   if (hash.userName !== undefined) registration.userName = hash.userName
+  if (hash.name !== undefined) registration.userDisplayName = hash.name
   if (hash.ownClientId !== undefined) registration.ownClientId = hash.ownClientId
   if (hash.statusDetail !== undefined)
     registration.statusDetail = JSON.parse(hash.statusDetail) as StatusDetail

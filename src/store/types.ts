@@ -43,8 +43,14 @@ export interface Registration {
   kind: ConsentKind
   /** Delegated only: the consenting user. */
   userOid?: string
-  /** Delegated only: the consenting user's display name (UPN), for operators. */
+  /**
+   * Who consented: the UPN (`preferred_username`, else `upn`) of the verified ID token — the user
+   * of a delegated registration, the administrator of an admin consent. Absent on registrations
+   * written before admin consents recorded it.
+   */
   userName?: string
+  /** Who consented: the display name (`name` claim) of the same ID token, when it carried one. */
+  userDisplayName?: string
   /**
    * The tenant's own app registration (its client id), when the tenant brought one instead of the
    * hosted app: every token request of this registration uses that app, at the tenant's authority.
@@ -96,7 +102,9 @@ export interface RegistrationPatch {
   statusDetail?: StatusDetail | null
   /** ISO 8601: a new consent. */
   consentedAt?: string
+  /** Who gave the new consent (UPN and display name). */
   userName?: string
+  userDisplayName?: string
 }
 
 /** The secrets a versioned update may change; absent fields stay as they are. */
@@ -362,6 +370,21 @@ export interface RateLimiter {
   take(key: string, limit: number, windowMs: number): Promise<RateLimitResult>
 }
 
+/**
+ * Tenant labels: one short, operator-readable name per tenant id (e.g. `contoso.com`), kept once per
+ * tenant rather than in each registration. The first consent of a tenant suggests a default (the
+ * consenting user's domain); later suggestions never replace a label, and an operator's label
+ * always does.
+ */
+export interface TenantLabelStore {
+  /** The labels of `tenantIds` (lower-case GUIDs): id → label; ids without one are absent. */
+  get(tenantIds: readonly string[]): Promise<Map<string, string>>
+  /** Sets `label` only when the tenant has none yet (first wins); true when this call set it. */
+  suggest(tenantId: string, label: string): Promise<boolean>
+  /** Sets `label`, replacing any (an operator's edit). */
+  set(tenantId: string, label: string): Promise<void>
+}
+
 /** What an audit event records. */
 export type AuditType =
   | 'consent.completed'
@@ -371,6 +394,7 @@ export type AuditType =
   | 'registration.client_secret_replaced'
   | 'registration.read'
   | 'tenant.revoked'
+  | 'tenant.label_changed'
   | 'keys.rotated'
   | 'webhook.added'
   | 'webhook.removed'
@@ -429,6 +453,7 @@ export interface Store {
   /** Notifications: the outbox written with each state change, endpoints, deliveries. */
   readonly webhooks: WebhookStore
   readonly credentialHealth: CredentialHealthStore
+  readonly tenantLabels: TenantLabelStore
   /** Throws when the backend can't answer (readiness). */
   ping(): Promise<void>
   /** Releases the backend (quits the Redis connection, stops the memory sweep). */

@@ -86,3 +86,21 @@ export function validateNewRegistration(
     requireName(secrets.clientSecret, 'secrets.clientSecret')
   }
 }
+
+/** Longest tenant label, in characters (UTF-16 code units, as JSON Schema's maxLength counts). */
+export const TENANT_LABEL_MAX = 100
+
+/** Asserts a tenant label: 1..TENANT_LABEL_MAX characters, not blank, no control characters. */
+export function requireTenantLabel(value: unknown): asserts value is string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > TENANT_LABEL_MAX ||
+    value.trim() === '' ||
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+    /[\u0000-\u001f\u007f]/.test(value)
+  )
+    throw new TypeError(
+      `a tenant label must be 1 to ${TENANT_LABEL_MAX} characters, without control characters`,
+    )
+}

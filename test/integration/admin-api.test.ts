@@ -25,7 +25,7 @@ type Json = Record<string, any>
 
 let calls = 0
 async function api(
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PATCH',
   url: string,
   options: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
 ): Promise<{ status: number; body: Json; headers: Record<string, unknown> }> {
@@ -85,12 +85,15 @@ beforeAll(async () => {
 })
 
 describe('authentication of every operator endpoint', () => {
-  const endpoints = (id: string): Array<{ method: 'GET' | 'POST'; url: string; body?: unknown }> => [
+  const endpoints = (
+    id: string,
+  ): Array<{ method: 'GET' | 'POST' | 'PATCH'; url: string; body?: unknown }> => [
     { method: 'GET', url: '/admin/api/tenants' },
     { method: 'GET', url: '/admin/api/registrations' },
     { method: 'GET', url: `/admin/api/registrations/${id}` },
     { method: 'POST', url: `/admin/api/registrations/${id}/revoke`, body: { reason: 'attacker' } },
     { method: 'POST', url: `/admin/api/tenants/${CONTOSO_TENANT_ID}/revoke`, body: { reason: 'attacker' } },
+    { method: 'PATCH', url: `/admin/api/tenants/${CONTOSO_TENANT_ID}`, body: { label: 'attacker' } },
     { method: 'GET', url: '/admin/api/audit' },
     { method: 'POST', url: '/admin/api/keys/rotate' },
     { method: 'GET', url: '/admin/api/keys/rotation' },
@@ -291,6 +294,91 @@ describe('tenants and registrations', () => {
     expect(inserted).toBeGreaterThanOrEqual(3 * 7)
     expect(new Set(seen).size).toBe(seen.length)
     for (const registration of initial) expect(seen).toContain(registration.id)
+  })
+})
+
+describe('who consented and tenant labels', () => {
+  it('shows who consented (admin consent included) and the default label, the consenting domain', async () => {
+    const admin = await api('GET', `/admin/api/registrations/${contosoMail.registrationId}`, { token: ALICE })
+    expect(admin.body.registration).toMatchObject({
+      kind: 'admin',
+      consentedBy: { upn: 'admin@contoso.example', name: 'Contoso Admin' },
+      tenantLabel: 'contoso.example',
+    })
+    const delegated = await api(
+      'GET',
+      `/admin/api/registrations?tenant=${CONTOSO_TENANT_ID}&app=ms-graph-mail-listener`,
+      {
+        token: ALICE,
+      },
+    )
+    expect(delegated.body.items[0]).toMatchObject({
+      consentedBy: { upn: 'user@contoso.example', name: 'Contoso User' },
+      tenantLabel: 'contoso.example',
+    })
+    const tenants = (await api('GET', '/admin/api/tenants', { token: ALICE })).body.tenants as Json[]
+    expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).toBe('fabrikam.example')
+    // a registration written before consents recorded who (no userName, no label) still lists
+    const old = await createAdminRegistration(broker.store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: randomUUID(),
+      now: new Date().toISOString(),
+    })
+    const oldOne = await api('GET', `/admin/api/registrations/${old.registration.id}`, { token: ALICE })
+    expect(oldOne.status).toBe(200)
+    expect(oldOne.body.registration).not.toHaveProperty('consentedBy')
+    expect(oldOne.body.registration).not.toHaveProperty('tenantLabel')
+  })
+
+  it("sets a tenant's label (trimmed, audited); later consents keep it", async () => {
+    const before = await lastAuditId()
+    const set = await api('PATCH', `/admin/api/tenants/${FABRIKAM_TENANT_ID.toUpperCase()}`, {
+      token: ALICE,
+      body: { label: '  Fabrikam (EU)  ' },
+    })
+    expect(set.status).toBe(200)
+    expect(set.body).toEqual({
+      tenantId: FABRIKAM_TENANT_ID,
+      label: 'Fabrikam (EU)',
+      previous: 'fabrikam.example',
+    })
+    const events = (await auditSince(before)).filter((e) => e.type === 'tenant.label_changed')
+    expect(events).toEqual([
+      expect.objectContaining({
+        actor: 'operator:alice',
+        tenantId: FABRIKAM_TENANT_ID,
+        detail: { label: 'Fabrikam (EU)', previous: 'fabrikam.example' },
+      }),
+    ])
+    await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@fabrikam.example' })
+    const tenants = (await api('GET', '/admin/api/tenants', { token: BOB })).body.tenants as Json[]
+    expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).toBe('Fabrikam (EU)')
+    const regs = await api('GET', `/admin/api/registrations?tenant=${FABRIKAM_TENANT_ID}`, { token: BOB })
+    expect((regs.body.items as Json[]).every((r) => r.tenantLabel === 'Fabrikam (EU)')).toBe(true)
+  })
+
+  it('refuses a bad label or an unknown tenant, naming what is wrong, and changes nothing', async () => {
+    const url = `/admin/api/tenants/${CONTOSO_TENANT_ID}`
+    for (const body of [{}, { label: '' }, { label: '   ' }, { label: 'a\nb' }, { label: 'x'.repeat(101) }]) {
+      const response = await api('PATCH', url, { token: ALICE, body })
+      expect(response.status, JSON.stringify(body)).toBe(400)
+      expect(response.body.error.code).toBe('invalid_request')
+      expect(response.body.error.message).toMatch(/label|extra|additional/)
+    }
+    const unknown = await api('PATCH', `/admin/api/tenants/${randomUUID()}`, {
+      token: ALICE,
+      body: { label: 'Nobody' },
+    })
+    expect(unknown.status).toBe(404)
+    expect(unknown.body.error.code).toBe('not_found')
+    const notGuid = await api('PATCH', '/admin/api/tenants/contoso', {
+      token: ALICE,
+      body: { label: 'Nobody' },
+    })
+    expect(notGuid.status).toBe(400)
+    const tenants = (await api('GET', '/admin/api/tenants', { token: ALICE })).body.tenants as Json[]
+    expect(tenants.find((t) => t.tenantId === CONTOSO_TENANT_ID)?.label).toBe('contoso.example')
   })
 })
 

@@ -666,6 +666,43 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         await expect(store.registrations.listTenants({ cursor: 'not a cursor!' })).rejects.toThrow(/cursor/)
       })
 
+      it('records who consented, for admin and delegated consents, and reads records without it', async () => {
+        const admin = sampleRegistration({
+          kind: 'admin',
+          userName: 'admin@contoso.example',
+          userDisplayName: 'Ada Admin',
+        })
+        await mustCreate(store, admin)
+        expect(await store.registrations.getMeta(admin.id)).toMatchObject({
+          userName: 'admin@contoso.example',
+          userDisplayName: 'Ada Admin',
+        })
+        const delegated = sampleRegistration({ userDisplayName: 'Alice Example' })
+        await mustCreate(store, delegated)
+        const updated = await store.registrations.update(delegated.id, 1, {
+          userName: 'alice@fabrikam.example',
+          userDisplayName: 'Alice Renamed',
+        })
+        expect(updated).toMatchObject({
+          userName: 'alice@fabrikam.example',
+          userDisplayName: 'Alice Renamed',
+        })
+        const peer = await harness.peer()
+        expect(await peer.registrations.getMeta(delegated.id)).toMatchObject({
+          userDisplayName: 'Alice Renamed',
+          version: 2,
+        })
+        // a record written before these fields existed (an admin consent without them) reads as before
+        const old = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, old)
+        const meta = await store.registrations.getMeta(old.id)
+        expect(meta).toEqual({ ...old, version: 1 })
+        expect(meta).not.toHaveProperty('userName')
+        expect(meta).not.toHaveProperty('userDisplayName')
+        const listed = await store.registrations.list({ tenantId: admin.tenantId })
+        expect(listed.items.map((item) => item.userDisplayName)).toEqual(['Ada Admin'])
+      })
+
       it('counts registrations by status as they are created and change status, across instances', async () => {
         const zero = { active: 0, needs_consent: 0, revoked: 0 }
         expect(await store.registrations.countByStatus()).toEqual(zero)
@@ -810,6 +847,52 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(batches).toBe(4)
         expect(scanned).toHaveLength(11)
         expect(new Set(scanned)).toEqual(ids)
+      })
+    })
+
+    describe('tenant labels', () => {
+      it('keeps the first suggested label, lets an operator replace it, and reads many at once', async () => {
+        const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()]
+        expect(await store.tenantLabels.get([a, b])).toEqual(new Map())
+        expect(await store.tenantLabels.suggest(a, 'contoso.example')).toBe(true)
+        // a later consent of the same tenant suggests another default: the first one stays
+        expect(await store.tenantLabels.suggest(a, 'fabrikam.example')).toBe(false)
+        expect(await store.tenantLabels.get([a])).toEqual(new Map([[a, 'contoso.example']]))
+        await store.tenantLabels.set(a, 'Contoso Ltd (EU)')
+        expect(await store.tenantLabels.suggest(a, 'contoso.example')).toBe(false)
+        await store.tenantLabels.set(b, 'Operator first')
+        expect(await store.tenantLabels.suggest(b, 'b.example')).toBe(false)
+        const peer = await harness.peer()
+        expect(await peer.tenantLabels.get([a, b, c])).toEqual(
+          new Map([
+            [a, 'Contoso Ltd (EU)'],
+            [b, 'Operator first'],
+          ]),
+        )
+        expect(await store.tenantLabels.get([])).toEqual(new Map())
+      })
+
+      it('lets exactly one of many concurrent suggestions win, across instances', async () => {
+        const tenantId = randomUUID()
+        const peer = await harness.peer()
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            (i % 2 === 0 ? store : peer).tenantLabels.suggest(tenantId, `d${i}.example`),
+          ),
+        )
+        expect(results.filter(Boolean)).toHaveLength(1)
+        const winner = results.indexOf(true)
+        expect(await store.tenantLabels.get([tenantId])).toEqual(new Map([[tenantId, `d${winner}.example`]]))
+      })
+
+      it('refuses labels that are blank, too long or carry control characters', async () => {
+        const tenantId = randomUUID()
+        for (const bad of ['', '   ', 'x'.repeat(101), 'line\nbreak', 'tab\there', 'del\u007f']) {
+          await expect(store.tenantLabels.set(tenantId, bad)).rejects.toThrow(/tenant label/)
+          await expect(store.tenantLabels.suggest(tenantId, bad)).rejects.toThrow(/tenant label/)
+        }
+        await store.tenantLabels.set(tenantId, 'x'.repeat(100))
+        expect((await store.tenantLabels.get([tenantId])).get(tenantId)).toHaveLength(100)
       })
     })
 

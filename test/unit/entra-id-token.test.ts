@@ -90,6 +90,22 @@ describe('verifyIdToken', () => {
     expect(verified.preferredUsername).toBe('')
   })
 
+  it('takes the UPN from the upn claim when preferred_username is absent', async () => {
+    const { preferred_username: _user, ...rest } = claims()
+    const verified = await verifyIdToken(
+      await sign({ ...rest, upn: 'ada@contoso.example' }),
+      keys,
+      expectations,
+    )
+    expect(verified.preferredUsername).toBe('ada@contoso.example')
+    const both = await verifyIdToken(
+      await sign({ ...claims(), upn: 'other@contoso.example' }),
+      keys,
+      expectations,
+    )
+    expect(both.preferredUsername).toBe('admin@contoso.example')
+  })
+
   it('rejects a token signed by another key under the same kid', async () => {
     const error = await rejection(await sign(claims(), attackerKey))
     expect(error.reason).toBe('signature')

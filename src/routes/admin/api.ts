@@ -10,6 +10,7 @@ import {
 } from '../../services/admin-queries.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
+import { setTenantLabel } from '../../services/tenant-labels.js'
 import type { RegistrationStatus } from '../../store/types.js'
 import { requireOperator } from '../operator-token.js'
 import { credentialsApiRoute } from './credentials-api.js'
@@ -26,6 +27,7 @@ import {
   rotationStatusSchema,
   TENANT_ID_PATTERN,
   tenantIdParams,
+  tenantLabelBodySchema,
   tenantRevokeBodySchema,
   tenantSummarySchema,
 } from './schemas.js'
@@ -246,6 +248,44 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           reason: request.body.reason,
           ...(request.body.app === undefined ? {} : { app: request.body.app }),
         },
+        request.log,
+      )
+    },
+  )
+
+  app.patch<{ Params: { tenantId: string }; Body: { label: string } }>(
+    '/admin/api/tenants/:tenantId',
+    {
+      schema: {
+        ...common,
+        summary: "Set a tenant's label (audited)",
+        description:
+          "Replaces the tenant's label — by default the domain of the first consenting user — with the operator's; later consents never change it. The tenant must have a registration (404 otherwise). Leading and trailing spaces are trimmed.",
+        params: tenantIdParams,
+        querystring: emptyQuery,
+        body: tenantLabelBodySchema,
+        response: {
+          200: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['tenantId', 'label'],
+            properties: {
+              tenantId: { type: 'string' },
+              label: { type: 'string' },
+              previous: { type: 'string', description: 'the label it replaced, when there was one' },
+            },
+          },
+          404: errorBodySchema,
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      return setTenantLabel(
+        app.store,
+        request.params.tenantId,
+        request.body.label,
+        operatorOf(request),
         request.log,
       )
     },

@@ -6,6 +6,7 @@ import { errorBodySchema } from '../../errors.js'
 import { GUID_PATTERN } from '../../guid.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/pagination.js'
 import { REGISTRATION_STATUSES } from '../../store/types.js'
+import { TENANT_LABEL_MAX } from '../../store/validation.js'
 
 /** Registration ids are UUIDs; accept any id-shaped string and let the store say "not found". */
 export const REGISTRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
@@ -109,7 +110,19 @@ export const registrationSchema = {
     tenantId: { type: 'string' },
     kind: { type: 'string', enum: ['admin', 'delegated'] },
     userOid: { type: 'string' },
-    userName: { type: 'string' },
+    userName: { type: 'string', description: 'the UPN of who consented (the same as `consentedBy.upn`)' },
+    userDisplayName: { type: 'string', description: 'the display name of who consented' },
+    consentedBy: {
+      type: 'object',
+      additionalProperties: false,
+      description:
+        'who consented (the user, or the administrator of an admin consent), from the verified ID token; absent on registrations made before it was recorded',
+      properties: {
+        upn: { type: 'string', description: '`preferred_username` (else `upn`)' },
+        name: { type: 'string', description: 'the `name` claim' },
+      },
+    },
+    tenantLabel: { type: 'string', description: "the tenant's label, when it has one" },
     ownClientId: {
       type: 'string',
       description: "the tenant's own app registration (client id) the registration uses, if any",
@@ -144,6 +157,10 @@ export const tenantSummarySchema = {
   required: ['tenantId', 'apps', 'clouds', 'registrations'],
   properties: {
     tenantId: { type: 'string' },
+    label: {
+      type: 'string',
+      description: "the tenant's label: the first consenting user's domain, until an operator sets another",
+    },
     apps: { type: 'array', items: { type: 'string' } },
     clouds: { type: 'array', items: { type: 'string' } },
     registrations: countsSchema,
@@ -220,6 +237,22 @@ export const tenantRevokeBodySchema = {
     reason: reasonSchema,
     app: appSlugSchema,
   },
+} as const
+
+/** A tenant label: one line, not blank, no control characters (the store checks the same). */
+export const tenantLabelSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: TENANT_LABEL_MAX,
+  pattern: '^(?=.*\\S)[^\\u0000-\\u001f\\u007f]+$',
+  description: 'a short name operators know the tenant by, e.g. `Contoso (EU)`',
+} as const
+
+export const tenantLabelBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['label'],
+  properties: { label: tenantLabelSchema },
 } as const
 
 export const errorResponses = {

@@ -21,6 +21,7 @@
 //                                            data written before them; until then readers fall
 //                                            back to scanning)
 //   P{idx}:tenants                   SET     (before the indexes above; read only until rebuilt)
+//   P{idx}:tenant-labels             HASH    tenant id → the tenant's label (one field per tenant)
 //   P{idx}:delegated                 HASH    JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>"
 //                                            (delegated uniqueness among non-revoked registrations)
 //   P{idx}:idle                      ZSET    delegated non-revoked ids, score = last refresh (or
@@ -72,6 +73,7 @@ export function redisKeys(prefix: string) {
     statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),
     indexes: `${idx}indexes`,
     delegated: `${idx}delegated`,
+    tenantLabels: `${idx}tenant-labels`,
     idle: `${idx}idle`,
     ephemeral: (key: string) => `${prefix}eph:${key}`,
     token: (group: string, scope: string) => `${prefix}tok:{${encodeTagged(group)}}:${sha256Hex(scope)}`,
