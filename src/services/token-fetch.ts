@@ -14,6 +14,7 @@ import type { RegistrationLifecycle } from './token-registration.js'
 import { type Random, refreshAheadAt } from './token-schedule.js'
 import type { AppScopes } from './token-scope.js'
 import type { UpstreamGuard, UpstreamPriority } from './token-upstream-guard.js'
+import { recordUpstreamFailure } from './upstream-failures.js'
 import { recordUpstreamState } from './upstream-state.js'
 
 /** One request for an access token. */
@@ -115,6 +116,13 @@ export async function fetchUnderLock(
     // The rate cap gave up before any call: nothing upstream to record.
     if (isBrokerError(error)) throw error
     const failure = grantFailure(error, registration, config, logger)
+    await recordUpstreamFailure(
+      store,
+      registration.app,
+      failure.decision === 'needs_consent' ? 'needs_consent' : failure.error.code,
+      clock(),
+      logger,
+    )
     if (failure.decision === 'needs_consent') {
       const { upstream } = failure
       await lifecycle.markNeedsConsent(registration, upstream.label, upstream.error ?? upstream.kind)

@@ -12,6 +12,7 @@ import { MemoryRateLimiter } from './memory/rate-limiter.js'
 import { MemoryRegistrations } from './memory/registrations.js'
 import { MemoryTenantLabels } from './memory/tenant-labels.js'
 import { MemoryTokenCache } from './memory/token-cache.js'
+import { MemoryUpstreamFailures } from './memory/upstream-failures.js'
 import { MemoryWebhooks } from './memory/webhooks.js'
 import type { Store } from './types.js'
 
@@ -58,6 +59,7 @@ export function createMemoryStore(options: MemoryStoreOptions): Store {
     webhooks,
     credentialHealth,
     tenantLabels: new MemoryTenantLabels(),
+    upstreamFailures: new MemoryUpstreamFailures(),
     audit: new MemoryAuditLog(
       clock,
       Math.max(1, Math.trunc(options.auditMaxLen ?? 100_000)),

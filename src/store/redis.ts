@@ -20,6 +20,7 @@ import { RedisRateLimiter } from './redis/rate-limiter.js'
 import { RedisRegistrations } from './redis/registrations.js'
 import { RedisTenantLabels } from './redis/tenant-labels.js'
 import { RedisTokenCache } from './redis/token-cache.js'
+import { RedisUpstreamFailures } from './redis/upstream-failures.js'
 import { RedisWebhooks } from './redis/webhooks.js'
 import type { RedisClient } from './redis-connection.js'
 import type { Store } from './types.js'
@@ -69,6 +70,7 @@ export function createRedisStore(options: RedisStoreOptions): Store {
     rateLimiter: new RedisRateLimiter(redis, keys),
     credentialHealth: new RedisCredentialHealth(redis, keys),
     tenantLabels: new RedisTenantLabels(redis, keys),
+    upstreamFailures: new RedisUpstreamFailures(redis, keys),
     audit: new RedisAuditLog(redis, keys, clock, auditMaxLen, options.auditRetentionMs),
     async ping() {
       await redis.ping()

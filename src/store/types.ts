@@ -309,6 +309,29 @@ export interface CredentialHealthStore {
   lastSuccess(credentials: readonly string[]): Promise<Map<string, number>>
 }
 
+/** One line of `UpstreamFailureLog.count`: an app, an error code and how often it happened. */
+export interface UpstreamFailureCount {
+  app: string
+  /** The broker's error code of the failure (`upstream_unavailable`, `upstream_throttled`, …). */
+  code: string
+  failures: number
+}
+
+/**
+ * Failed token requests to Entra ID, counted per app and error code in one-minute buckets kept two
+ * hours: a bounded record (at most 120 buckets, each one counter per app and code that failed in
+ * that minute) behind the console's "upstream failures in the last hour". Not a log of requests.
+ */
+export interface UpstreamFailureLog {
+  /** Counts one failed token request of `app` with `code` in the minute of `atMs`. */
+  record(app: string, code: string, atMs: number): Promise<void>
+  /**
+   * The failures of the whole minutes from the one of `sinceMs` to the one of `untilMs` (at most
+   * two hours: older buckets are gone), one line per app and code, most failures first.
+   */
+  count(sinceMs: number, untilMs: number): Promise<UpstreamFailureCount[]>
+}
+
 /** An access token from Entra as the broker caches it. Never logged. */
 export interface CachedToken {
   accessToken: string
@@ -454,6 +477,8 @@ export interface Store {
   readonly webhooks: WebhookStore
   readonly credentialHealth: CredentialHealthStore
   readonly tenantLabels: TenantLabelStore
+  /** Failed token requests to Entra ID per app and minute (the console's home page). */
+  readonly upstreamFailures: UpstreamFailureLog
   /** Throws when the backend can't answer (readiness). */
   ping(): Promise<void>
   /** Releases the backend (quits the Redis connection, stops the memory sweep). */

@@ -18,7 +18,7 @@ function nav(context: ConsoleContext, current: string): SafeHtml {
   const link = (href: string, label: string) =>
     current === href ? html`<strong>${label}</strong>` : html`<a href="${href}">${label}</a>`
   return html`<nav class="card admin-nav" aria-label="Admin console">
-<p>${link('/admin/tenants', 'Tenants')} · ${link('/admin/registrations', 'Registrations')} · ${link('/admin/audit', 'Audit trail')} · ${link('/admin/keys', 'Master keys')} · ${link('/admin/webhooks', 'Webhooks')} · ${link('/admin/credentials', 'App credentials')}</p>
+<p>${link('/admin/home', 'Home')} · ${link('/admin/tenants', 'Tenants')} · ${link('/admin/registrations', 'Registrations')} · ${link('/admin/audit', 'Audit trail')} · ${link('/admin/keys', 'Master keys')} · ${link('/admin/webhooks', 'Webhooks')} · ${link('/admin/credentials', 'App credentials')}</p>
 <form method="post" action="/admin/sign-out">
 ${csrfField(context.csrf)}
 <p class="muted">Signed in as <strong>${context.operator}</strong> <button type="submit" class="secondary">Sign out</button></p>

@@ -21,7 +21,7 @@ import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
 const BOB = operatorToken('bob')
-const { broker } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` } })
+const { broker, emulator } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` } })
 let contoso: ConsentValues
 let fabrikam: ConsentValues
 
@@ -43,7 +43,14 @@ beforeAll(async () => {
 
 describe('sign-in', () => {
   it('sends a visitor without a session to the sign-in page, served under the strict CSP', async () => {
-    for (const url of ['/admin', '/admin/tenants', '/admin/registrations', '/admin/audit', '/admin/keys']) {
+    for (const url of [
+      '/admin',
+      '/admin/home',
+      '/admin/tenants',
+      '/admin/registrations',
+      '/admin/audit',
+      '/admin/keys',
+    ]) {
       const response = await broker.app.inject({ url, headers: { accept: 'text/html' } })
       expect(response.statusCode, url).toBe(303)
       expect(response.headers.location).toBe('/admin/sign-in')
@@ -84,7 +91,8 @@ describe('sign-in', () => {
   it('opens an HttpOnly, SameSite=Strict, signed session cookie scoped to /admin', async () => {
     const { jar, response } = await consoleSignIn(broker.app, ALICE)
     expect(response.statusCode).toBe(303)
-    expect(response.headers.location).toBe('/admin/tenants')
+    // The first page is the home page: what needs attention.
+    expect(response.headers.location).toBe('/admin/home')
     const setCookie = ([] as string[]).concat(response.headers['set-cookie'] as string[] | string)
     const session = setCookie.find((line) => line.startsWith('cb_admin='))!
     expect(session).toMatch(/HttpOnly/i)
@@ -331,5 +339,77 @@ describe('forms', () => {
     })
     expect(replay.statusCode).toBe(303)
     expect(replay.headers.location).toBe('/admin/sign-in')
+  })
+})
+
+async function emulatorPost(path: string, body?: unknown): Promise<void> {
+  const response = await fetch(`${emulator.url}${path}`, {
+    method: 'POST',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  })
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`)
+}
+
+describe('home page', () => {
+  it('shows what needs attention: registrations needing consent, upstream failures in the last hour, counts by status', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const quiet = await browse(broker.app, jar, { url: '/admin/home' })
+    expect(quiet.statusCode).toBe(200)
+    expect(quiet.body).toContain('<h1>What needs attention</h1>')
+    expect(quiet.body).toContain('No registration needs consent.')
+    expect(quiet.body).toContain('No token request to Entra ID failed in the last hour.')
+
+    // A user's refresh tokens end at Entra: the next token request is refused, the registration
+    // needs consent, and the refusal counts as an upstream failure.
+    const listener = await consentViaEmulator(broker.app, {
+      slug: 'ms-graph-mail-listener',
+      username: 'user@fabrikam.example',
+    })
+    await emulatorPost(`/_emulator/users/${encodeURIComponent('user@fabrikam.example')}/revoke`)
+    await broker.store.tokens.deleteGroup(`reg:${listener.registrationId}`)
+    const refused = await obtainToken(broker.app, listener, 'ms-graph-mail-listener')
+    expect(refused.body.error?.code).toBe('consent_required')
+    expect(await status(listener.registrationId)).toBe('needs_consent')
+
+    // Entra answers 503 to the client-credentials grant of an admin-consent app.
+    const user = await consentViaEmulator(broker.app, {
+      slug: 'ms-graph-user',
+      username: 'admin@contoso.example',
+    })
+    await broker.store.tokens.deleteGroup(`tenant:ms-graph-user:global:${CONTOSO_TENANT_ID}`)
+    await emulatorPost('/_emulator/faults', { status: 503, grantType: 'client_credentials', count: 50 })
+    try {
+      const failed = await obtainToken(broker.app, user, 'ms-graph-user')
+      expect(failed.body.error?.code).toBe('upstream_unavailable')
+    } finally {
+      await fetch(`${emulator.url}/_emulator/faults`, { method: 'DELETE' })
+    }
+
+    const home = await browse(broker.app, jar, { url: '/admin/home' })
+    expect(home.statusCode).toBe(200)
+    const counts = await broker.store.registrations.countByStatus()
+    expect(counts.needs_consent).toBe(1)
+    expect(home.body).toContain('Needs consent: 1 registration')
+    expect(home.body).toContain(`title="${listener.registrationId}"`)
+    expect(home.body).toContain('href="/admin/registrations?status=needs_consent"')
+    expect(home.body).toMatch(
+      /<tr><td>ms-graph-mail-listener<\/td><td><code>needs_consent<\/code><\/td><td>[^<]+<\/td><td class="number">1<\/td><\/tr>/,
+    )
+    expect(home.body).toMatch(
+      /<tr><td>ms-graph-user<\/td><td><code>upstream_unavailable<\/code><\/td><td>[^<]+<\/td><td class="number">1<\/td><\/tr>/,
+    )
+    expect(home.body).toContain('Upstream failures in the last hour: 2')
+    // The counts by status are the store's maintained counts, each linked to its list.
+    for (const [name, label] of [
+      ['active', 'active'],
+      ['needs_consent', 'needs consent'],
+      ['revoked', 'revoked'],
+    ] as const) {
+      expect(home.body).toContain(
+        `<a href="/admin/registrations?status=${name}"><span class="count">${counts[name]}</span>${label}</a>`,
+      )
+    }
+    expect(home.body).toContain('<strong>Home</strong>')
   })
 })

@@ -966,6 +966,40 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       })
     })
 
+    describe('upstream failures', () => {
+      const MINUTE = 60_000
+      // A minute boundary far from any other test's writes.
+      const T = Date.parse('2031-03-04T05:06:00.000Z')
+      it('counts per app and code per minute, sums whole minutes of a window, most first', async () => {
+        const writes = [
+          ['mail', 'upstream_unavailable', T],
+          ['mail', 'upstream_unavailable', T + 59_999],
+          ['mail', 'upstream_unavailable', T + 30 * MINUTE],
+          ['mail', 'upstream_throttled', T + 30 * MINUTE],
+          ['user', 'needs_consent', T + 59 * MINUTE],
+          ['user', 'needs_consent', T + 61 * MINUTE],
+        ] as const
+        await Promise.all(writes.map(([app, code, at]) => store.upstreamFailures.record(app, code, at)))
+        // The hour from T to T + 60 min: the minute of T counts whole, the write after it doesn't.
+        expect(await store.upstreamFailures.count(T + 1_000, T + 60 * MINUTE - 1)).toEqual([
+          { app: 'mail', code: 'upstream_unavailable', failures: 3 },
+          { app: 'mail', code: 'upstream_throttled', failures: 1 },
+          { app: 'user', code: 'needs_consent', failures: 1 },
+        ])
+        expect(await store.upstreamFailures.count(T + 31 * MINUTE, T + 62 * MINUTE)).toEqual([
+          { app: 'user', code: 'needs_consent', failures: 2 },
+        ])
+        expect(await store.upstreamFailures.count(T - 10 * MINUTE, T - MINUTE)).toEqual([])
+        // Older than the kept two hours: not read, whatever the window asks.
+        expect(await store.upstreamFailures.count(T - MINUTE, T + 183 * MINUTE)).toEqual([])
+      })
+
+      it('refuses an app or code that is empty or has a space', async () => {
+        await expect(store.upstreamFailures.record('', 'x', T)).rejects.toThrow(TypeError)
+        await expect(store.upstreamFailures.record('mail', 'a b', T)).rejects.toThrow(TypeError)
+      })
+    })
+
     describe('token cache', () => {
       const token = (accessToken: string, scope = 'https://graph.microsoft.com/.default') => ({
         accessToken,

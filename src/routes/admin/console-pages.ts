@@ -1,13 +1,15 @@
 // The admin console's pages behind the sign-in (console.ts) other than tenants and registrations
-// (console-registrations.ts) and webhooks (console-webhooks.ts): the audit trail, key rotation and
-// the apps' own credentials. Pages without a session go to the sign-in page; forms need the
+// (console-registrations.ts) and webhooks (console-webhooks.ts): the home page (what needs
+// attention), the audit trail, key rotation and the apps' own credentials. Pages without a session go to the sign-in page; forms need the
 // session and its CSRF token (SessionArea.requireForm).
 import type { FastifyInstance } from 'fastify'
+import { readAttention } from '../../services/admin-attention.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import type { OperatorIdentity } from '../../services/operator-auth.js'
 import { renderAudit } from '../../views/admin-audit.js'
 import { renderCredentials } from '../../views/admin-credentials.js'
+import { renderHome } from '../../views/admin-home.js'
 import { renderKeys } from '../../views/admin-keys.js'
 import { sendPage } from '../browser.js'
 import { notices, type SessionArea } from '../browser-session.js'
@@ -27,6 +29,8 @@ const doneQuery = {
   properties: { done: NOTICES.doneSchema },
 } as const
 const noticeOf = NOTICES.of
+/** Registrations needing consent listed on the home page. */
+const HOME_LISTED = 10
 
 /** The console's pages and forms, on the console's session area. */
 export function consolePageRoutes(
@@ -36,6 +40,39 @@ export function consolePageRoutes(
 ): void {
   const { contextOf, requirePageSession, operatorActor } = consoleHelpers(app, area)
   consoleRegistrationRoutes(app, area)
+
+  const credentialRows = async () => {
+    const now = app.clock()
+    const { expiryWarningMs } = app.config.credentials
+    return (await app.services.credentials.status()).map((s) => credentialView(s, now, expiryWarningMs))
+  }
+
+  // The first page after sign-in: what needs attention (services/admin-attention.ts).
+  app.get(
+    '/admin/home',
+    {
+      config: html,
+      preHandler: requirePageSession,
+      schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
+    },
+    async (request, reply) => {
+      const [attention, credentials] = await Promise.all([
+        readAttention(app.store, app.clock(), HOME_LISTED),
+        credentialRows(),
+      ])
+      return sendPage(
+        reply,
+        200,
+        renderHome(contextOf(request), {
+          ...attention,
+          credentialsNeedingAttention: credentials.filter(
+            (row) => row.expiringSoon || row.failing !== undefined,
+          ).length,
+          shown: HOME_LISTED,
+        }),
+      )
+    },
+  )
 
   const AUDIT_WINDOWS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const
 
@@ -94,12 +131,9 @@ export function consolePageRoutes(
       schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
     },
     async (request, reply) => {
-      const now = app.clock()
-      const { expiryWarningMs } = app.config.credentials
-      const rows = (await app.services.credentials.status()).map((s) =>
-        credentialView(s, now, expiryWarningMs),
-      )
-      return sendPage(reply, 200, renderCredentials(contextOf(request), rows, expiryWarningMs / 86_400_000))
+      const rows = await credentialRows()
+      const warningDays = app.config.credentials.expiryWarningMs / 86_400_000
+      return sendPage(reply, 200, renderCredentials(contextOf(request), rows, warningDays))
     },
   )
 

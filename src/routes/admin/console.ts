@@ -63,7 +63,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
     '/admin',
     { config: html, schema: { querystring: emptyQuery, response: { ...redirect, ...errorPages } } },
     async (request, reply) =>
-      reply.redirect(area.current(request) !== undefined ? '/admin/tenants' : '/admin/sign-in', 303),
+      reply.redirect(area.current(request) !== undefined ? '/admin/home' : '/admin/sign-in', 303),
   )
 
   app.get(
@@ -73,7 +73,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       schema: { querystring: emptyQuery, response: { ...htmlPage, ...redirect, ...errorPages } },
     },
     async (request, reply) => {
-      if (area.current(request) !== undefined) return reply.redirect('/admin/tenants', 303)
+      if (area.current(request) !== undefined) return reply.redirect('/admin/home', 303)
       return renderSignInPage(reply, 200)
     },
   )
@@ -114,7 +114,7 @@ export async function adminConsoleRoutes(app: FastifyInstance, options: AdminCon
       }
       await area.signIn(request, reply, { operator })
       reply.clearCookie(signInCookie, { path: '/', secure: app.config.secureCookies })
-      return reply.redirect('/admin/tenants', 303)
+      return reply.redirect('/admin/home', 303)
     },
   )
 

@@ -36,6 +36,9 @@
 //   P{cred}:bad:<credential>         STRING  an app credential Entra refused: the AADSTS label, PX
 //   P{cred}:ok:<credential>          STRING  its last success (epoch ms), PX 90 days
 //                                            (one slot, so one MGET reads a registration's list)
+//   P{upf}:<minute>                  HASH    failed token requests to Entra in one minute (epoch
+//                                            minutes): "<app> <code>" → count, PX 2 hours (one
+//                                            slot: the last hour is one pipeline)
 import { sha256Hex } from '../../crypto/sha256.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 
@@ -90,6 +93,7 @@ export function redisKeys(prefix: string) {
     whByEndpoint: (endpointId: string) => `${prefix}{wh}:by-ep:${endpointId}`,
     credentialFailing: (credential: string) => `${prefix}{cred}:bad:${credential}`,
     credentialSuccess: (credential: string) => `${prefix}{cred}:ok:${credential}`,
+    upstreamFailures: (minute: number) => `${prefix}{upf}:${minute}`,
   }
 }
 
