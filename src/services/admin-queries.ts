@@ -195,7 +195,9 @@ export interface TenantRevocationPreview {
   /** The tenant's registrations (of `app`) not revoked yet. */
   toRevoke: number
   /** The first `shown` of them, in the store's order. */
-  items: Array<Registration & RegistrationUsage>
+  items: OperatorRegistration[]
+  /** The tenant's label, when it has one. */
+  tenantLabel?: string
 }
 
 /**
@@ -203,19 +205,25 @@ export interface TenantRevocationPreview {
  * only (as its summary does), never the whole store.
  */
 export async function previewTenantRevocation(
-  store: Pick<Store, 'registrations'>,
+  store: Pick<Store, 'registrations' | 'tenantLabels'>,
   tenantId: string,
   app: string | undefined,
   shown: number,
 ): Promise<TenantRevocationPreview> {
-  const preview: TenantRevocationPreview = { toRevoke: 0, items: [] }
+  let toRevoke = 0
+  const first: Array<Registration & RegistrationUsage> = []
   for await (const item of listAllRegistrations(
     store.registrations,
     app === undefined ? { tenantId } : { tenantId, app },
   )) {
     if (item.status === 'revoked') continue
-    preview.toRevoke += 1
-    if (preview.items.length < shown) preview.items.push(item)
+    toRevoke += 1
+    if (first.length < shown) first.push(item)
   }
-  return preview
+  const label = (await store.tenantLabels.get([tenantId])).get(tenantId)
+  return {
+    toRevoke,
+    items: await withOperatorFacts(store, first),
+    ...(label === undefined ? {} : { tenantLabel: label }),
+  }
 }

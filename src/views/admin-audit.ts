@@ -17,6 +17,8 @@ export function renderAudit(
   context: ConsoleContext,
   options: {
     items: AuditRecord[]
+    /** Tenant id → label, for the page's tenants that have one. */
+    labels: ReadonlyMap<string, string>
     /** `desc`: newest first, paging back; `asc`: oldest first from a window or cursor. */
     order: 'asc' | 'desc'
     nextCursor?: string
@@ -33,7 +35,7 @@ export function renderAudit(
 <td>${ago(record.at, context.now)}</td>
 <td><code>${record.type}</code></td>
 <td>${record.actor}</td>
-<td>${record.tenantId === undefined ? '' : tenantRef(record.tenantId)}${record.app === undefined ? '' : html` ${record.app}`}${
+<td>${record.tenantId === undefined ? '' : tenantRef(record.tenantId, options.labels.get(record.tenantId))}${record.app === undefined ? '' : html` ${record.app}`}${
       record.registrationId === undefined ? '' : html` ${registrationRef(record.registrationId)}`
     }</td>
 <td class="detail">${auditDetail(record)}</td>

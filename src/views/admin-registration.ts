@@ -2,9 +2,10 @@
 // registration's page links to "Revoke…", which shows what will be revoked and asks for the reason;
 // only that page's form (session CSRF token, required reason) revokes. The tenant's revocation
 // works the same way, showing how many registrations it ends.
-import type { RegistrationMeta } from '../services/revocation.js'
+import type { OperatorRegistration } from '../services/admin-queries.js'
 import {
   type ConsoleContext,
+  consentedByCell,
   consolePage,
   detailTable,
   type Row,
@@ -22,7 +23,7 @@ function fullId(id: string, what: string): SafeHtml {
   return html`<code class="full-id">${id}</code>${copyButton(id, what)}`
 }
 
-function registrationRows(r: RegistrationMeta, now: number): Row[] {
+function registrationRows(r: OperatorRegistration, now: number): Row[] {
   const detail = r.statusDetail
   return [
     ['ID', fullId(r.id, 'registration ID')],
@@ -32,13 +33,14 @@ function registrationRows(r: RegistrationMeta, now: number): Row[] {
       'Tenant',
       html`<a href="${registrationsQuery({ tenant: r.tenantId })}" title="The tenant's registrations"><code class="full-id">${r.tenantId}</code></a>${copyButton(r.tenantId, 'tenant ID')}`,
     ],
-    ...(r.userName === undefined && r.userOid === undefined
+    ...(r.tenantLabel === undefined ? [] : [['Tenant label', r.tenantLabel] as [string, string]]),
+    ...(r.consentedBy === undefined && r.userOid === undefined
       ? []
       : [
-          ['User', `${r.userName ?? ''} ${r.userOid === undefined ? '' : `(${r.userOid})`}`.trim()] as [
-            string,
-            string,
-          ],
+          [
+            'Consented by',
+            html`${consentedByCell(r.consentedBy)}${r.userOid === undefined ? '' : html`<br><span class="muted">object ID <code>${r.userOid}</code></span>`}`,
+          ] as [string, SafeHtml],
         ]),
     ...(r.ownClientId === undefined
       ? []
@@ -65,7 +67,7 @@ const revokePath = (id: string) => `/admin/registrations/${encodeURIComponent(id
 
 export function renderRegistration(
   context: ConsoleContext,
-  options: { registration: RegistrationMeta; notice?: string },
+  options: { registration: OperatorRegistration; notice?: string },
 ): string {
   const r = options.registration
   const revoke =
@@ -104,7 +106,10 @@ ${hidden}
 }
 
 /** The confirmation before revoking one registration (GET /admin/registrations/:id/revoke). */
-export function renderRevokeRegistration(context: ConsoleContext, registration: RegistrationMeta): string {
+export function renderRevokeRegistration(
+  context: ConsoleContext,
+  registration: OperatorRegistration,
+): string {
   const r = registration
   const back = `/admin/registrations/${encodeURIComponent(r.id)}`
   const body =
@@ -129,11 +134,12 @@ export function renderRevokeTenant(
   context: ConsoleContext,
   options: {
     tenantId: string
+    tenantLabel?: string
     app?: string
     /** How many of the tenant's registrations (of `app`) are not revoked yet. */
     toRevoke: number
     /** The first of them. */
-    items: readonly RegistrationMeta[]
+    items: readonly OperatorRegistration[]
   },
 ): string {
   const { tenantId, app, toRevoke } = options
@@ -144,7 +150,7 @@ export function renderRevokeTenant(
       ? html`<section class="card"><p>This tenant has no registration left to revoke${app === undefined ? '' : ` for ${app}`}.</p>
 <p><a class="button secondary" href="${back}">Back to its registrations</a></p></section>`
       : html`<section class="card error">
-<p><strong>This revokes ${scope} of tenant ${tenantRef(tenantId)}: ${String(toRevoke)} registration${toRevoke === 1 ? '' : 's'} not yet revoked.</strong> Integrations using them get <code>revoked</code> at once, on every broker instance. It cannot be undone; a tenant admin can consent again afterwards, which creates new registrations.</p>
+<p><strong>This revokes ${scope} of tenant ${tenantRef(tenantId, options.tenantLabel)}: ${String(toRevoke)} registration${toRevoke === 1 ? '' : 's'} not yet revoked.</strong> Integrations using them get <code>revoked</code> at once, on every broker instance. It cannot be undone; a tenant admin can consent again afterwards, which creates new registrations.</p>
 <p class="muted">Full tenant ID: ${fullId(tenantId, 'tenant ID')}</p>
 ${reasonForm(
   context,

@@ -2,11 +2,11 @@
 // registrations (filtered by tenant, app and status). Ids are shown short with the full value on
 // hover; times relative to the server's clock. A tenant filter offers the tenant's revocation,
 // which asks for confirmation first (admin-revoke.ts).
-import type { TenantSummary } from '../services/admin-queries.js'
-import type { RegistrationMeta } from '../services/revocation.js'
+import type { OperatorRegistration, TenantSummary } from '../services/admin-queries.js'
 import { REGISTRATION_STATUSES } from '../store/types.js'
 import {
   type ConsoleContext,
+  consentedByCell,
   consolePage,
   optionList,
   registrationRef,
@@ -26,7 +26,7 @@ export function renderTenants(
   const { now } = context
   const rows = options.tenants.map(
     (tenant) => html`<tr>
-<td>${tenantRef(tenant.tenantId)}</td>
+<td>${tenantRef(tenant.tenantId, tenant.label)}</td>
 <td>${tenant.apps.join(', ')}</td>
 <td class="number">${tenant.registrations.active}</td>
 <td class="number">${tenant.registrations.needs_consent}</td>
@@ -69,20 +69,20 @@ export interface RegistrationsFilter {
 }
 
 /** The rows of a registrations table (also the home page's "needs consent" list). */
-export function registrationsTable(items: readonly RegistrationMeta[], now: number) {
+export function registrationsTable(items: readonly OperatorRegistration[], now: number) {
   const rows = items.map(
     (item) => html`<tr>
 <td>${registrationRef(item.id)}</td>
-<td>${tenantRef(item.tenantId)}</td>
+<td>${tenantRef(item.tenantId, item.tenantLabel)}</td>
 <td>${item.app} <span class="muted">${item.kind}${item.cloud === 'global' ? '' : `, ${item.cloud}`}</span></td>
-<td>${item.userName ?? ''}</td>
+<td>${consentedByCell(item.consentedBy)}</td>
 <td>${statusBadge(item.status)}</td>
 <td>${ago(item.consentedAt, now)}</td>
 <td>${ago(item.lastIssuedAt, now)}</td>
 </tr>`,
   )
   return html`<section class="card table-card"><table>
-<thead><tr><th>ID</th><th>Tenant</th><th>App</th><th>User</th><th>Status</th><th>Consented</th><th>Last token</th></tr></thead>
+<thead><tr><th>ID</th><th>Tenant</th><th>App</th><th>Consented by</th><th>Status</th><th>Consented</th><th>Last token</th></tr></thead>
 <tbody>${rows}</tbody>
 </table></section>`
 }
@@ -90,7 +90,7 @@ export function registrationsTable(items: readonly RegistrationMeta[], now: numb
 export function renderRegistrations(
   context: ConsoleContext,
   options: {
-    items: RegistrationMeta[]
+    items: OperatorRegistration[]
     nextCursor?: string
     filter: RegistrationsFilter
     apps: readonly string[]

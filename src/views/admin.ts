@@ -81,6 +81,13 @@ export function tenantRef(tenantId: string, label?: string): SafeHtml {
     : html`<span class="tenant-label" title="${label}">${label}</span> ${id}`
 }
 
+/** Who consented: the display name, and the UPN under it (each when known). */
+export function consentedByCell(by: { upn?: string; name?: string } | undefined): SafeHtml {
+  if (by === undefined) return html``
+  if (by.name === undefined) return html`<span class="upn">${by.upn ?? ''}</span>`
+  return html`${by.name}${by.upn === undefined ? html`` : html`<br><span class="muted upn">${by.upn}</span>`}`
+}
+
 /** A registration id, short, linked to its page. */
 export function registrationRef(id: string): SafeHtml {
   return shortId(id, 'registration ID', `/admin/registrations/${encodeURIComponent(id)}`)

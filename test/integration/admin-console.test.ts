@@ -131,6 +131,10 @@ describe('pages', () => {
     expect(tenants.body).toContain(CONTOSO_TENANT_ID)
     expect(tenants.body).toContain(FABRIKAM_TENANT_ID)
     expect(tenants.body).toContain('Signed in as <strong>alice</strong>')
+    // Each tenant by its label (the consenting user's domain by default) beside its short id.
+    expect(tenants.body).toContain(
+      `<span class="tenant-label" title="fabrikam.example">fabrikam.example</span> <span class="short-id"><a href="/admin/registrations?tenant=${FABRIKAM_TENANT_ID}" title="${FABRIKAM_TENANT_ID}"><code>${FABRIKAM_TENANT_ID.slice(0, 8)}…</code></a>`,
+    )
 
     const filtered = await browse(broker.app, jar, {
       url: `/admin/registrations?tenant=${FABRIKAM_TENANT_ID}&app=&status=`,
@@ -138,6 +142,9 @@ describe('pages', () => {
     expect(filtered.statusCode).toBe(200)
     expect(filtered.body).toContain(fabrikam.registrationId)
     expect(filtered.body).not.toContain(contoso.registrationId)
+    // Who consented, admin consent included: the UPN from the ID token.
+    expect(filtered.body).toContain('<th>Consented by</th>')
+    expect(filtered.body).toContain('admin@fabrikam.example')
     // The tenant's revocation is a link to its confirmation page, never a form on this page.
     expect(filtered.body).toContain(`href="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)
     expect(filtered.body).not.toContain(`action="/admin/tenants/${FABRIKAM_TENANT_ID}/revoke"`)

@@ -109,11 +109,17 @@ export function consolePageRoutes(
         limit: 100,
         order: forward ? 'asc' : 'desc',
       })
+      // The page's tenants by label: one read for the whole page.
+      const tenantIds = new Set(
+        page.items.flatMap((item) => (item.tenantId === undefined ? [] : [item.tenantId])),
+      )
+      const labels = await app.store.tenantLabels.get([...tenantIds])
       return sendPage(
         reply,
         200,
         renderAudit(contextOf(request), {
           items: page.items,
+          labels,
           order: forward ? 'asc' : 'desc',
           ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
           ...(cursor === undefined ? {} : { cursor }),
