@@ -22,8 +22,11 @@ const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json | --wide
 
 Commands:
   tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
-      Tenants with their apps, registration counts by status, last token and last consent,
-      by tenant id; --all follows every page.
+      Tenants with their label, apps, registration counts by status, last token and last
+      consent, by tenant id; --all follows every page.
+  tenants label <tid> <label>
+      Set a tenant's label (quote it when it has spaces); replaces the default, the
+      first consenting user's domain. Audited.
   registrations [--tenant <tid>] [--app <slug>] [--status active|needs_consent|revoked]
                 [--limit <1-500>] [--cursor <cursor>] [--all]
       Registrations, oldest first; --all follows every page.
@@ -55,8 +58,9 @@ Commands:
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
   --json         print the broker's JSON instead of a table
-  --wide         full ids and times in tables (default: fitted to 120 columns,
-                 ids shortened to their first 8 characters)
+  --wide         full ids and times in tables, and the registrations' cloud, kind
+                 and consent time (default: fitted to 120 columns, ids shortened
+                 to their first 8 characters)
   -h, --help     this help
 
 Environment:
@@ -94,6 +98,7 @@ type Json = Record<string, unknown>
 interface Client {
   get(path: string): Promise<Json>
   post(path: string, body?: Json): Promise<Json>
+  patch(path: string, body: Json): Promise<Json>
   delete(path: string): Promise<Json>
 }
 
@@ -107,7 +112,11 @@ function exitCodeFor(status: number): number {
 }
 
 function makeClient(baseUrl: string, token: string, io: CliIo): Client {
-  const call = async (method: 'GET' | 'POST' | 'DELETE', path: string, body?: Json): Promise<Json> => {
+  const call = async (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: Json,
+  ): Promise<Json> => {
     let response: Response
     try {
       response = await io.fetch(new URL(path, `${baseUrl}/`), {
@@ -146,6 +155,7 @@ function makeClient(baseUrl: string, token: string, io: CliIo): Client {
   return {
     get: (path) => call('GET', path),
     post: (path, body) => call('POST', path, body),
+    patch: (path, body) => call('PATCH', path, body),
     delete: (path) => call('DELETE', path),
   }
 }
@@ -162,38 +172,47 @@ function query(params: Record<string, string | undefined>): string {
   return encoded === '' ? '' : `?${encoded}`
 }
 
-function registrationRows(items: Json[]): string[][] {
-  return items.map((r) => {
+/** A tenant id with its label beside it, when it has one: `7c3b1e5a-… contoso.com`. */
+function tenantCell(tenantId: unknown, label: unknown): string {
+  return label === undefined || label === null ? text(tenantId) : `${text(tenantId)} ${text(label)}`
+}
+
+/**
+ * Registrations as a table. Narrow (the default) keeps what fits 120 columns: the id, the tenant
+ * with its label, the app, status, who consented, the last token and the detail; --wide adds the
+ * cloud, the kind (an app's kind is fixed by the apps file) and the consent time.
+ */
+function registrationTable(items: Json[], options: Options): string {
+  const wideOnly = (cells: string[]) => (options.wide ? cells : [])
+  const headers = [
+    'ID',
+    'TENANT',
+    'APP',
+    ...wideOnly(['CLOUD', 'KIND']),
+    'STATUS',
+    'USER',
+    ...wideOnly(['CONSENTED']),
+    'LAST TOKEN',
+    'DETAIL',
+  ]
+  const rows = items.map((r) => {
     const detail = r.statusDetail as Json | undefined
     return [
       text(r.id),
-      text(r.tenantId),
+      tenantCell(r.tenantId, r.tenantLabel),
       text(r.app),
-      text(r.cloud),
-      text(r.kind),
+      ...wideOnly([text(r.cloud), text(r.kind)]),
       text(r.status),
-      text(r.userName),
-      text(r.consentedAt),
+      text((r.consentedBy as Json | undefined)?.upn ?? r.userName),
+      ...wideOnly([text(r.consentedAt)]),
       text(r.lastIssuedAt),
       detail === undefined
         ? '-'
         : `${text(detail.code)}${detail.reason === undefined ? '' : `: ${text(detail.reason)}`}`,
     ]
   })
+  return table(headers, rows, options)
 }
-
-const REGISTRATION_HEADERS = [
-  'ID',
-  'TENANT',
-  'APP',
-  'CLOUD',
-  'KIND',
-  'STATUS',
-  'USER',
-  'CONSENTED',
-  'LAST TOKEN',
-  'DETAIL',
-]
 
 function positiveLimit(value: string | undefined): string | undefined {
   if (value === undefined) return undefined
@@ -261,11 +280,12 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
   }
   io.stdout(
     table(
-      ['TENANT', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST TOKEN', 'LAST CONSENT'],
+      ['TENANT', 'LABEL', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST TOKEN', 'LAST CONSENT'],
       list.map((t) => {
         const counts = t.registrations as Json
         return [
           text(t.tenantId),
+          text(t.label),
           (t.apps as string[]).join(','),
           text(counts.active),
           text(counts.needs_consent),
@@ -278,6 +298,28 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
     ),
   )
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
+  return EXIT.ok
+}
+
+async function labelTenant(
+  client: Client,
+  args: readonly string[],
+  options: Options,
+  io: CliIo,
+): Promise<number> {
+  const [tenantId, label, extra] = args
+  if (tenantId === undefined || label === undefined)
+    throw usageError('tenants label: give the tenant id and the label')
+  if (extra !== undefined)
+    throw usageError(`tenants label: unexpected argument "${printable(extra)}" (quote a label with spaces)`)
+  for (const name of ['app', 'limit', 'cursor'] as const)
+    if (options[name] !== undefined) throw usageError(`tenants label: --${name} does not apply`)
+  if (options.all) throw usageError('tenants label: --all does not apply')
+  const body = await client.patch(`admin/api/tenants/${encodeURIComponent(tenantId)}`, { label })
+  if (options.json) return print(io, body)
+  io.stdout(
+    `tenant ${text(body.tenantId)}: label "${text(body.label)}"${body.previous === undefined ? '' : ` (was "${text(body.previous)}")`}\n`,
+  )
   return EXIT.ok
 }
 
@@ -303,9 +345,7 @@ async function registrations(client: Client, options: Options, io: CliIo): Promi
     cursor = nextCursor
   } while (options.all && cursor !== undefined)
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
-  io.stdout(
-    items.length === 0 ? 'no registrations\n' : table(REGISTRATION_HEADERS, registrationRows(items), options),
-  )
+  io.stdout(items.length === 0 ? 'no registrations\n' : registrationTable(items, options))
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)
   return EXIT.ok
 }
@@ -351,7 +391,7 @@ async function revoke(client: Client, id: string | undefined, options: Options, 
   io.stdout(
     `tenant ${text(body.tenantId)}${options.app === undefined ? '' : ` (${options.app})`}: revoked ${revoked.length}, already revoked ${text(body.alreadyRevoked)}\n`,
   )
-  if (revoked.length > 0) io.stdout(table(REGISTRATION_HEADERS, registrationRows(revoked), options))
+  if (revoked.length > 0) io.stdout(registrationTable(revoked, options))
   return EXIT.ok
 }
 
@@ -665,7 +705,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (!allowed.includes(name)) throw usageError(`${command}: --${flag[name] ?? name} does not apply`)
     }
     const takesId = command === 'registration' || command === 'revoke'
-    if (command !== 'webhooks' && rest.length > (takesId ? 1 : 0))
+    const labels = command === 'tenants' && rest[0] === 'label'
+    if (command !== 'webhooks' && !labels && rest.length > (takesId ? 1 : 0))
       throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
     if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
 
@@ -685,7 +726,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const client = makeClient(url, token, io)
     switch (command) {
       case 'tenants':
-        return await tenants(client, options, io)
+        return labels
+          ? await labelTenant(client, rest.slice(1), options, io)
+          : await tenants(client, options, io)
       case 'registrations':
         return await registrations(client, options, io)
       case 'registration':

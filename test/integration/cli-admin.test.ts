@@ -116,8 +116,12 @@ describe('consent-broker-admin', () => {
     expect(narrow.stdout).not.toContain(CONTOSO_TENANT_ID)
     expect(tableRun.code, tableRun.stderr).toBe(0)
     const lines = tableRun.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(/^TENANT\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST TOKEN\s+LAST CONSENT$/)
-    expect(lines.some((line) => line.startsWith(CONTOSO_TENANT_ID))).toBe(true)
+    expect(lines[0]).toMatch(
+      /^TENANT\s+LABEL\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST TOKEN\s+LAST CONSENT$/,
+    )
+    expect(lines.find((line) => line.startsWith(CONTOSO_TENANT_ID))).toMatch(
+      new RegExp(`^${CONTOSO_TENANT_ID}\\s+contoso\\.example\\s`),
+    )
     expect(lines.find((line) => line.startsWith(FABRIKAM_TENANT_ID))).toContain('ms-graph-mail,ms-graph-user')
     expect(jsonRun.code).toBe(0)
     const body = JSON.parse(jsonRun.stdout) as { tenants: Array<{ tenantId: string }> }
@@ -189,6 +193,49 @@ describe('consent-broker-admin', () => {
     const missing = await cli(['registration', '00000000-0000-4000-8000-000000000000'])
     expect(missing.code).toBe(3)
     expect(missing.stderr).toContain('not_found')
+  })
+
+  it("sets a tenant's label, shown beside the tenant id in both tables", async () => {
+    const set = await cli(['tenants', 'label', FABRIKAM_TENANT_ID, 'Fabrikam EU'])
+    expect(set.code, set.stderr).toBe(0)
+    expect(set.stdout).toBe(`tenant ${FABRIKAM_TENANT_ID}: label "Fabrikam EU" (was "fabrikam.example")\n`)
+    const [tenantsRun, registrationsRun, json] = await Promise.all([
+      cli(['tenants']),
+      cli(['registrations', '--tenant', FABRIKAM_TENANT_ID]),
+      cli(['--json', 'registrations', '--tenant', FABRIKAM_TENANT_ID]),
+    ])
+    expect(tenantsRun.stdout).toMatch(
+      new RegExp(`^${FABRIKAM_TENANT_ID.slice(0, 8)}…\\s+Fabrikam EU\\s`, 'm'),
+    )
+    const rows = registrationsRun.stdout.trimEnd().split('\n').slice(1)
+    expect(rows.length).toBeGreaterThan(0)
+    for (const row of rows) {
+      expect(row).toContain(`${FABRIKAM_TENANT_ID.slice(0, 8)}… Fabrikam EU`)
+      expect(row).toContain('admin@fabrikam.example')
+      expect(row.length).toBeLessThanOrEqual(120)
+    }
+    const items = (JSON.parse(json.stdout) as { items: Array<Record<string, unknown>> }).items
+    expect(items[0]).toMatchObject({
+      tenantLabel: 'Fabrikam EU',
+      consentedBy: { upn: 'admin@fabrikam.example', name: 'Fabrikam Admin' },
+    })
+
+    const [noLabel, extra, withAll, blank, unknown] = await Promise.all([
+      cli(['tenants', 'label', FABRIKAM_TENANT_ID]),
+      cli(['tenants', 'label', FABRIKAM_TENANT_ID, 'Fabrikam', 'EU']),
+      cli(['tenants', 'label', FABRIKAM_TENANT_ID, 'x', '--all']),
+      cli(['tenants', 'label', FABRIKAM_TENANT_ID, '  ']),
+      cli(['tenants', 'label', '00000000-0000-4000-8000-000000000000', 'Nobody']),
+    ])
+    expect(noLabel.code).toBe(1)
+    expect(noLabel.stderr).toContain('give the tenant id and the label')
+    expect(extra.code).toBe(1)
+    expect(extra.stderr).toContain('quote a label with spaces')
+    expect(withAll.code).toBe(1)
+    expect(blank.code).toBe(1)
+    expect(blank.stderr).toContain('invalid_request')
+    expect(unknown.code).toBe(3)
+    expect(unknown.stderr).toContain('not_found')
   })
 
   it('revokes a registration (idempotently) and a tenant, and exits 3 for an unknown one', async () => {
