@@ -202,7 +202,15 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     if (flow.kind === 'device') {
       // Nothing to redirect to: the device learns it from its next poll.
       const record = flow.deviceCode === undefined ? undefined : state.deviceCodes.get(flow.deviceCode)
-      if (record?.status === 'pending') record.status = 'declined'
+      if (record?.status === 'pending') {
+        // The person refused: authorization_declined. Permissions the app lacks (AADSTS65001): the
+        // next poll answers that error, as the token endpoint does for a grant without consent.
+        const code = /^AADSTS(\d+): ([\s\S]*)$/.exec(description)
+        if (error === 'consent_required' && code !== null) {
+          record.status = 'refused'
+          record.refusal = { error: 'invalid_grant', code: Number(code[1]), text: code[2]! }
+        } else record.status = 'declined'
+      }
       return showError(reply, 400, description)
     }
     return sendToClient(

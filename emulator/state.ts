@@ -72,8 +72,10 @@ export interface DeviceCodeRecord {
   readonly intervalSec: number
   /** When the client last polled (slow_down below the interval). */
   lastPollAt: number | undefined
-  status: 'pending' | 'approved' | 'declined' | 'redeemed'
+  status: 'pending' | 'approved' | 'declined' | 'refused' | 'redeemed'
   oid?: string
+  /** `refused`: what the next poll answers (the sign-in ended with this error, e.g. AADSTS65001). */
+  refusal?: { readonly error: string; readonly code: number; readonly text: string }
 }
 
 /** A browser's single sign-on session: the session cookie names it, the record names the user. */

@@ -198,6 +198,9 @@ async function deviceCodeGrant(req: TokenRequest, client: EmulatorClient) {
       'The end user denied the authorization request.',
     )
   }
+  if (rec.status === 'refused' && rec.refusal !== undefined) {
+    throw new EntraError(rec.refusal.error, rec.refusal.code, 400, rec.refusal.text)
+  }
   const last = rec.lastPollAt
   rec.lastPollAt = now
   if (rec.status === 'pending') {

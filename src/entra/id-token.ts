@@ -25,8 +25,11 @@ export interface IdTokenExpectations {
   clientId: string
   /** The discovery document's issuer, e.g. `https://login.microsoftonline.com/{tenantid}/v2.0`. */
   issuerTemplate: string
-  /** The nonce sent with this flow's authorization request. */
-  nonce: string
+  /**
+   * The nonce sent with this flow's authorization request; `null` for a grant that sends none (the
+   * device code grant, whose ID token comes straight from the token endpoint): no nonce is required.
+   */
+  nonce: string | null
   /** Defaults to now. */
   currentDate?: Date
 }
@@ -67,7 +70,7 @@ export async function verifyIdToken(
       algorithms: ['RS256'],
       audience: expectations.clientId,
       clockTolerance: ID_TOKEN_CLOCK_TOLERANCE_SECONDS,
-      requiredClaims: ['iss', 'aud', 'exp', 'tid', 'oid', 'nonce'],
+      requiredClaims: ['iss', 'aud', 'exp', 'tid', 'oid', ...(expectations.nonce === null ? [] : ['nonce'])],
       ...(expectations.currentDate === undefined ? {} : { currentDate: expectations.currentDate }),
     }))
   } catch (error) {
@@ -80,7 +83,7 @@ export async function verifyIdToken(
     throw new IdTokenError('claim_aud', 'id token rejected (several audiences)')
   }
   const nonce = stringClaim(payload, 'nonce')
-  if (nonce === undefined || nonce !== expectations.nonce) {
+  if (expectations.nonce !== null && (nonce === undefined || nonce !== expectations.nonce)) {
     throw new IdTokenError('nonce', 'id token rejected (nonce does not match this sign-in)')
   }
   const tid = stringClaim(payload, 'tid')

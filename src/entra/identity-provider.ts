@@ -4,7 +4,6 @@
 // certificate or federated assertion, with failover between an app's credentials). Speaks to
 // whatever each cloud's authority URL points at; knows nothing else about it.
 
-import { createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors } from 'jose'
 import * as oidc from 'openid-client'
 import { abortable } from '../abortable.js'
 import { BoundedCache } from '../bounded-cache.js'
@@ -12,10 +11,14 @@ import type { Config, ResolvedApp } from '../config.js'
 import { isGuid } from '../guid.js'
 import { AppCredentials } from './app-credentials.js'
 import type { ClientAuthParams } from './client-assertion.js'
-import { verifyIdToken } from './id-token.js'
+import { pollDeviceCode, requestDeviceAuthorization } from './device-code.js'
+import { IdTokenError, verifyIdToken } from './id-token.js'
+import { createSigningKeys } from './signing-keys.js'
 import type {
   AdminConsentRequest,
   CodeRedemption,
+  DeviceAuthorization,
+  DevicePoll,
   IdentityProvider,
   RedeemedCode,
   SignInRequest,
@@ -42,8 +45,6 @@ const SILENT = { warn() {}, info() {} }
 
 const ORGANIZATIONS = 'organizations'
 const DEFAULT_EXPIRES_IN_SECONDS = 3599
-const JWKS_COOLDOWN_MS = 30_000
-const JWKS_MAX_AGE_MS = 60 * 60_000
 
 type Metadata = Readonly<oidc.ServerMetadata>
 
@@ -100,8 +101,8 @@ export function createEntraIdentityProvider(
     ttlMs: options.metadataTtlMs ?? 24 * 3_600_000,
     evict: 'least-recently-used',
   })
-  // Per JWKS URI, i.e. per cloud; a handful of entries.
-  const jwksCache = new BoundedCache<JWTVerifyGetKey>({ maxEntries: 32, evict: 'least-recently-used' })
+  // Per JWKS URI, i.e. per cloud.
+  const keysFor = createSigningKeys(timeoutMs)
 
   async function discover(app: ResolvedApp, tenant: string): Promise<Metadata> {
     const where = `${app.authority}/${tenant}`
@@ -145,40 +146,6 @@ export function createEntraIdentityProvider(
       settled.catch(() => metadataCache.delete(key, settled))
     }
     return abortable(pending, signal)
-  }
-
-  function keysFor(metadata: Metadata): JWTVerifyGetKey {
-    const jwksUri = metadata.jwks_uri as string
-    let keys = jwksCache.get(jwksUri)
-    if (keys === undefined) {
-      const remote = createRemoteJWKSet(new URL(jwksUri), {
-        timeoutDuration: Math.ceil(timeoutMs),
-        cooldownDuration: JWKS_COOLDOWN_MS,
-        cacheMaxAge: JWKS_MAX_AGE_MS,
-      })
-      // Fetch failures are the identity provider's, not the token's: report them as such.
-      keys = async (header, token) => {
-        try {
-          return await remote(header, token)
-        } catch (error) {
-          if (
-            error instanceof joseErrors.JWKSNoMatchingKey ||
-            error instanceof joseErrors.JWKSMultipleMatchingKeys
-          )
-            throw error
-          if (error instanceof joseErrors.JWKSTimeout) {
-            throw new UpstreamError('timeout', 'signing keys: no answer from the identity provider in time', {
-              cause: error,
-            })
-          }
-          throw new UpstreamError('unavailable', 'signing keys: could not fetch the identity provider keys', {
-            cause: error,
-          })
-        }
-      }
-      jwksCache.set(jwksUri, keys)
-    }
-    return keys
   }
 
   function configurationFor(
@@ -378,6 +345,46 @@ export function createEntraIdentityProvider(
         return toGrant(response)
       } catch (error) {
         throw await toUpstreamError(error, 'refresh')
+      }
+    },
+
+    async startDeviceAuthorization(
+      app: ResolvedApp,
+      tenantId: string,
+      scopes: readonly string[],
+    ): Promise<DeviceAuthorization> {
+      const tid = requireTenantId(tenantId)
+      const bounded = AbortSignal.timeout(timeoutMs)
+      try {
+        const metadata = await metadataFor(app, tid, bounded)
+        // A public client: its client id alone, whatever credentials the app lists.
+        const configuration = configurationFor(app, metadata, bounded, { client_id: app.clientId })
+        return await requestDeviceAuthorization(configuration, scopes)
+      } catch (error) {
+        throw await toUpstreamError(error, 'device authorization')
+      }
+    },
+
+    async pollDeviceAuthorization(
+      app: ResolvedApp,
+      tenantId: string,
+      deviceCode: string,
+    ): Promise<DevicePoll> {
+      const tid = requireTenantId(tenantId)
+      const bounded = AbortSignal.timeout(timeoutMs)
+      try {
+        const metadata = await metadataFor(app, tid, bounded)
+        const configuration = configurationFor(app, metadata, bounded, { client_id: app.clientId })
+        return await pollDeviceCode(configuration, deviceCode, (idToken) =>
+          verifyIdToken(idToken, keysFor(metadata), {
+            clientId: app.clientId,
+            issuerTemplate: metadata.issuer,
+            nonce: null,
+          }),
+        )
+      } catch (error) {
+        if (error instanceof IdTokenError) throw error
+        throw await toUpstreamError(error, 'device code poll')
       }
     },
   }

@@ -106,6 +106,29 @@ export interface AdminConsentRequest {
   redirectUri: string
 }
 
+/** A started device authorization (RFC 8628) at a tenant. `deviceCode` is a bearer secret. */
+export interface DeviceAuthorization {
+  /** What the poller sends; never shown, never logged. */
+  deviceCode: string
+  /** What the person types at `verificationUri`. */
+  userCode: string
+  verificationUri: string
+  /** Seconds until the device code expires (about 15 minutes at Entra). */
+  expiresIn: number
+  /** Seconds to wait between polls (5 when the answer names none, per RFC 8628). */
+  interval: number
+}
+
+/**
+ * One poll of the device code grant: still `pending`, `slow_down` (poll 5 s less often), or
+ * `granted` with the user's tokens. Every other answer (declined, expired, refused) is thrown as
+ * an UpstreamError whose `error` and AADSTS codes say why.
+ */
+export type DevicePoll =
+  | { status: 'pending' }
+  | { status: 'slow_down' }
+  | { status: 'granted'; tokens: RedeemedCode }
+
 export interface IdentityProvider {
   /** Authorization-code sign-in at the `organizations` authority of the app's cloud. */
   signInUrl(app: ResolvedApp, request: SignInRequest): Promise<string>
@@ -128,4 +151,18 @@ export interface IdentityProvider {
     scope: string,
     signal?: AbortSignal,
   ): Promise<TokenGrant>
+  /**
+   * Starts the device code grant for a public client at its tenant (`/{tid}/oauth2/v2.0/devicecode`):
+   * the client id only, no client authentication.
+   */
+  startDeviceAuthorization(
+    app: ResolvedApp,
+    tenantId: string,
+    scopes: readonly string[],
+  ): Promise<DeviceAuthorization>
+  /**
+   * One poll of the token endpoint for a device code (public client); a granted answer's ID token is
+   * validated (signature, iss by tid, aud, exp; no nonce in this grant).
+   */
+  pollDeviceAuthorization(app: ResolvedApp, tenantId: string, deviceCode: string): Promise<DevicePoll>
 }

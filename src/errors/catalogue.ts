@@ -89,6 +89,12 @@ export const ERROR_CATALOGUE = {
   own_app_invalid: consentPage(400, 'the own app registration form is incomplete or malformed'),
   own_app_secret_rejected: consentPage(400, 'Microsoft Entra ID refused the app’s client secret'),
   own_app_not_in_tenant: consentPage(400, 'the app registration does not exist in that tenant'),
+  own_app_public_client_disabled: consentPage(400, 'the app does not allow public client flows'),
+  own_app_needs_secret: consentPage(
+    400,
+    'this app family needs application permissions, which the device code method cannot obtain',
+  ),
+  device_code_expired: consentPage(400, 'the device code expired before the sign-in was completed'),
   own_app_missing_permissions: consentPage(
     400,
     'the app registration lacks the permissions the app family needs',
@@ -120,6 +126,10 @@ export type ErrorCode = {
  *  - `own_app_invalid`: the own-app form is incomplete (a secret missing for the browser method …);
  *  - `own_app_secret_rejected`: the tenant's own app: Entra refused its client secret;
  *  - `own_app_not_in_tenant`: no such app in the tenant named (or signed in to another tenant);
+ *  - `own_app_public_client_disabled`: device code, and "Allow public client flows" is off;
+ *  - `own_app_needs_secret`: device code for an admin-consent family (application permissions need
+ *    a confidential app: the browser method with a client secret);
+ *  - `device_code_expired`: the device code's lifetime passed before the person signed in;
  *  - `own_app_missing_permissions`: the app lacks (or has no consent for) the family's permissions.
  */
 export type ConsentFailureReason = Exclude<keyof Catalogue, ErrorCode>

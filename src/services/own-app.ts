@@ -60,6 +60,8 @@ export function ownAppRefusal(code: number | undefined, error?: string): Consent
     case 50194:
     case 90002:
       return 'own_app_not_in_tenant'
+    case 7000218:
+      return 'own_app_public_client_disabled'
     case 65001:
     case 650057:
       return 'own_app_missing_permissions'

@@ -64,6 +64,16 @@ function spyingIdp(idp: IdentityProvider): IdentityProvider {
       remember('access token (client credentials)', grant.accessToken)
       return grant
     },
+    async startDeviceAuthorization(app, tenantId, scopes) {
+      const started = await idp.startDeviceAuthorization(app, tenantId, scopes)
+      remember('device code', started.deviceCode)
+      return started
+    },
+    async pollDeviceAuthorization(app, tenantId, deviceCode) {
+      const polled = await idp.pollDeviceAuthorization(app, tenantId, deviceCode)
+      if (polled.status === 'granted') remember('refresh token (device code)', polled.tokens.refreshToken)
+      return polled
+    },
     async refresh(app, tenantId, refreshToken, scope, signal) {
       remember('refresh token (sent)', refreshToken)
       const grant = await idp.refresh(app, tenantId, refreshToken, scope, signal)

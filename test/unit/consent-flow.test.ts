@@ -33,6 +33,12 @@ const log = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
 
 /** A scripted identity provider: records requests, answers from queues. */
 class ScriptedIdp implements IdentityProvider {
+  startDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
+  pollDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
   signIns: SignInRequest[] = []
   consents: AdminConsentRequest[] = []
   redemptions: CodeRedemption[] = []

@@ -114,10 +114,13 @@ describe('catalogue entries', () => {
       'own_app_invalid',
       'own_app_secret_rejected',
       'own_app_not_in_tenant',
+      'own_app_public_client_disabled',
+      'own_app_needs_secret',
+      'device_code_expired',
       'own_app_missing_permissions',
     ])
     expect(CONSENT_FAILURE_REASONS.map((reason) => statusOf(reason))).toEqual([
-      400, 403, 400, 400, 403, 409, 403, 503, 502, 503, 502, 502, 400, 400, 400, 400, 400,
+      400, 403, 400, 400, 403, 409, 403, 503, 502, 503, 502, 502, 400, 400, 400, 400, 400, 400, 400, 400,
     ])
     // A consent failure is never answered as a BrokerError (JSON).
     for (const reason of CONSENT_FAILURE_REASONS) expect(isErrorCode(reason), reason).toBe(false)

@@ -29,6 +29,12 @@ type Step = (call: Call, signal: AbortSignal | undefined) => Promise<TokenGrant>
 
 /** Counts calls; answers with fresh tokens unless a scripted step says otherwise. */
 class ScriptedIdp implements IdentityProvider {
+  startDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
+  pollDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
   readonly calls: Call[] = []
   readonly steps: Step[] = []
   lifetimeS = 3600

@@ -27,6 +27,12 @@ const START = Date.parse('2026-03-01T10:00:00.000Z')
 const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
 
 class CountingIdp implements IdentityProvider {
+  startDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
+  pollDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
   calls = 0
   async signInUrl(): Promise<string> {
     throw new Error('not used')

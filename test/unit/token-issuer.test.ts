@@ -21,6 +21,12 @@ const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
 const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
 
 class CountingIdp implements IdentityProvider {
+  startDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
+  pollDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
   calls = 0
   refreshTokensSeen: string[] = []
   delayMs = 50

@@ -81,6 +81,12 @@ describe('the refresh-ahead decision', () => {
 
 /** An identity provider whose answers the test scripts: ok, or a failure per call. */
 class ScriptedIdp implements IdentityProvider {
+  startDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
+  pollDeviceAuthorization(): never {
+    throw new Error('the device code grant is not used by these tests')
+  }
   calls = 0
   /** The client id of each call, in call order. */
   readonly clientIds: string[] = []
