@@ -129,6 +129,7 @@ export async function completeConsent(
     ...(subscriptions === undefined ? {} : { subscriptions }),
     ...(subscriptions !== undefined && app.consent === 'admin' ? { clientId: resolved.clientId } : {}),
     ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
+    ...(ownApp !== undefined && ownApp.clientSecret === undefined ? { ownAppPublicClient: true } : {}),
   }
   const resultHandle = randomToken()
   await records.putResult(resultHandle, result)

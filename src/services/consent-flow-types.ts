@@ -52,6 +52,8 @@ export interface ConsentResult {
   clientId?: string
   /** The tenant's own app registration (client id) the registration uses, when it brought one. */
   ownClientId?: string
+  /** The tenant's own app is a public client (device code method): no client secret at all. */
+  ownAppPublicClient?: true
 }
 
 /** The callback's query parameters the flow reads; Entra's others are ignored. */

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { BrowserSessions } from './browser-sessions.js'
 import { type ConsentFlow, createConsentFlow } from './consent-flow.js'
+import { DeviceCodeFlow } from './device-code-flow.js'
 import { IndexRebuild } from './index-rebuild.js'
 import { KeyRotation } from './key-rotation.js'
 import { ObtainToken } from './obtain-token.js'
@@ -52,6 +53,8 @@ export interface Services {
   readonly keyRotation: KeyRotation
   /** Consent pages and the manage sign-in: one flow, ending at the same callback. */
   readonly consentFlow: ConsentFlow
+  /** A tenant's own public-client app, device code method: start, page, server-side polling. */
+  readonly deviceCodeFlow: DeviceCodeFlow
   /** Revoking a registration or a tenant's registrations. */
   readonly revocation: Revocation
   /** Notifications: the operators' endpoints, and the dispatcher started and stopped with the app. */
@@ -87,6 +90,14 @@ export function createServices(deps: ServiceDependencies): Services {
       clock,
     }),
     consentFlow: createConsentFlow({ config, store, idp, metrics, clock }),
+    deviceCodeFlow: new DeviceCodeFlow({
+      config,
+      store,
+      idp,
+      metrics,
+      clock,
+      log: log.child({ component: 'device-code' }),
+    }),
     revocation: new Revocation({ store, clock }),
     credentials: deps.credentials ?? appCredentialsFor(config, store, log, clock),
     sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
@@ -132,7 +143,8 @@ export function startServices(services: Services): void {
 /**
  * Stops the background work and waits for it: the keep-alive's run in progress, a key-rotation
  * pass, which pauses at a batch boundary so the next start resumes it, and the webhook attempts in
- * flight (bounded by WEBHOOK_TIMEOUT_MS; an unfinished delivery's lease lets another instance retry).
+ * flight (bounded by WEBHOOK_TIMEOUT_MS; an unfinished delivery's lease lets another instance retry),
+ * and the device code polling, whose leases are released so another instance polls on.
  */
 export async function stopServices(services: Services): Promise<void> {
   await Promise.all([
@@ -140,5 +152,6 @@ export async function stopServices(services: Services): Promise<void> {
     services.keyRotation.stop(),
     services.indexRebuild.stop(),
     services.webhooks.dispatcher.stop(),
+    services.deviceCodeFlow.stop(),
   ])
 }

@@ -191,6 +191,20 @@ function failureText(
       message:
         'Microsoft found no app with this application (client) ID in the tenant given, or you signed in to another tenant. Check the Directory (tenant) ID and the Application (client) ID on the app’s Overview page, and sign in with an account of that tenant.',
     },
+    own_app_public_client_disabled: {
+      title: 'Public client flows are turned off for this app',
+      message:
+        'The device code method needs the app to allow public client flows. In the Microsoft Entra admin center, open App registrations → your app → Authentication → Advanced settings, set "Allow public client flows" to Yes and save, then start again.',
+    },
+    own_app_needs_secret: {
+      title: 'This app family needs the browser method',
+      message: `${appName} uses application permissions, granted by an administrator for the whole organization. Microsoft gives those only to an app that authenticates with a secret or certificate; the device code method signs in a user and yields delegated access only. Use the browser method with your app's client secret (App registrations → your app → Certificates & secrets).`,
+    },
+    device_code_expired: {
+      title: 'The code expired',
+      message:
+        'The code must be entered and the sign-in finished at Microsoft within about 15 minutes. Nothing was created; start again and enter the new code promptly.',
+    },
     own_app_missing_permissions: {
       title: 'The app registration lacks permissions',
       message: `Your app registration does not have (or has no consent for) the permissions ${appName} needs. In the Microsoft Entra admin center, open App registrations → your app → API permissions, add the permissions listed on the own-app page (application permissions for admin consent, delegated for delegated), then start again.`,
@@ -252,14 +266,21 @@ stay valid and now use the access you just granted.</p>`
     result.ownClientId === undefined
       ? html``
       : html`<p>This authorization uses <strong>your own app registration</strong>, client ID
-<code data-field="own_client_id">${result.ownClientId}</code>: the broker requests every token with that
-app and its secret, which never leaves the broker.</p>`
+<code data-field="own_client_id">${result.ownClientId}</code>: ${
+          result.ownAppPublicClient === true
+            ? html`a public client (device code method), so the broker holds no secret of it — only the
+access you just granted, encrypted. Keep <strong>Allow public client flows</strong> turned on for
+the app: the broker renews the access with the app's ID alone.`
+            : html`the broker requests every token with that app and its secret, which never leaves the
+broker.`
+        }</p>`
   const ownStep =
     result.ownClientId === undefined
       ? html`<li>Leave <strong>Use a self-deployed Azure application</strong> unticked.</li>`
       : html`<li>Leave <strong>Use a self-deployed Azure application</strong> unticked, and leave its
-Application ID, Client Secret and Authorization code fields empty: the broker holds your app's
-credentials and does the self-deployed part for the integration.</li>`
+Application ID, Client Secret and Authorization code fields empty (and do not run the
+integration's own device code command): the broker holds your app's grant and does the
+self-deployed part for the integration.</li>`
   return page({
     title: 'Authorization complete',
     body: html`<section class="card success">

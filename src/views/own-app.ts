@@ -41,10 +41,18 @@ You get the same ID, Token and Key; the integration then uses the broker as with
 <li>In the Microsoft Entra admin center, open <strong>App registrations → New registration</strong>
 (single tenant is fine). Note the <strong>Application (client) ID</strong> and the
 <strong>Directory (tenant) ID</strong> on its Overview page.</li>
-<li>Under <strong>Authentication</strong>, add the platform <strong>Web</strong> with the redirect URI
-<code data-field="redirect_uri">${redirectUri}</code> exactly.</li>
-<li>Under <strong>Certificates &amp; secrets</strong>, create a client secret and copy its
-<strong>Value</strong> (not the Secret ID).</li>
+<li>Browser method: under <strong>Authentication</strong>, add the platform <strong>Web</strong> with
+the redirect URI <code data-field="redirect_uri">${redirectUri}</code> exactly; under
+<strong>Certificates &amp; secrets</strong>, create a client secret and copy its <strong>Value</strong>
+(not the Secret ID).</li>
+${
+  admin
+    ? html``
+    : html`<li>Device code method (no secret): under <strong>Authentication → Advanced settings</strong>,
+set <strong>Allow public client flows</strong> to <strong>Yes</strong> and save. The broker shows a
+code; you enter it at Microsoft and sign in.</li>
+`
+}
 <li>Under <strong>API permissions</strong>, add these ${admin ? 'application' : 'delegated'} permissions${admin ? ' (an administrator grants them during the authorization)' : ''}:
 <table>
 <thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
@@ -57,16 +65,29 @@ ${needed.map(permissionRow)}</tbody>
         ? 'Sign in with an administrator of that tenant: the broker asks for admin consent to the application permissions.'
         : 'Sign in with the account the integration should act as: the broker keeps its access alive and stores it encrypted.'
     } The client secret is checked with Microsoft before anything is stored, then kept encrypted; it
-never leaves the broker and a tenant administrator can replace it later from the manage page.</p>
+never leaves the broker and a tenant administrator can replace it later from the manage page.${
+      admin
+        ? html` The device code method is not offered here: it yields delegated access only, and
+Microsoft grants application permissions only to an app with a secret.`
+        : html` The device code method stores nothing of your app but its application ID.`
+    }</p>
 <form method="post" action="/${app.slug}/own-app">
 <input type="hidden" name="csrf" value="${csrf}">
 <p><label for="tenant_id">Directory (tenant) ID</label><br>
 <input type="text" id="tenant_id" name="tenant_id" required autocomplete="off" placeholder="00000000-0000-0000-0000-000000000000"></p>
 <p><label for="client_id">Application (client) ID</label><br>
 <input type="text" id="client_id" name="client_id" required autocomplete="off" placeholder="00000000-0000-0000-0000-000000000000"></p>
-<p><label for="client_secret">Client secret value</label><br>
+${
+  admin
+    ? html`<input type="hidden" name="method" value="authorization_code">
+`
+    : html`<fieldset><legend>Method</legend>
+<p><label><input type="radio" name="method" value="authorization_code" checked> Browser sign-in (client ID and secret)</label><br>
+<label><input type="radio" name="method" value="device_code"> Device code (public client: application ID only)</label></p>
+</fieldset>
+`
+}<p><label for="client_secret">Client secret value${admin ? '' : ' (browser sign-in only)'}</label><br>
 <input type="password" id="client_secret" name="client_secret" autocomplete="off"></p>
-<input type="hidden" name="method" value="authorization_code">
 ${cloudField}
 <button type="submit">Start Authorization Process</button>
 </form>

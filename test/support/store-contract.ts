@@ -6,6 +6,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
+import { DeviceFlowRecords, pollLeaseName } from '../../src/services/device-code-records.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store } from '../../src/store/types.js'
@@ -1088,6 +1089,52 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         // the previous holder can't free the new holder's lock
         expect(await store.locks.release(short!)).toBe(false)
         expect(await store.locks.acquire('short-lease', 2000)).toBeNull()
+      })
+    })
+
+    describe('device code flows', () => {
+      it('share a sealed flow record across instances, poll under one lease, and end once', async () => {
+        const peer = await harness.peer()
+        const here = new DeviceFlowRecords(store, clock.now)
+        const there = new DeviceFlowRecords(peer, clock.now)
+        const flowId = randomBytes(32).toString('base64url')
+        const deviceCode = `DAQABAAEAAAD${randomBytes(24).toString('base64url')}`
+        const record = {
+          v: 1 as const,
+          app: 'ms-graph-mail-listener',
+          cloud: 'global' as const,
+          tenantId: randomUUID(),
+          clientId: randomUUID(),
+          browser: 'b'.repeat(64),
+          deviceCode,
+          userCode: 'BCDFGHJKL',
+          verificationUri: 'https://microsoft.com/devicelogin',
+          expiresAt: clock.now() + 900_000,
+          intervalMs: 5000,
+          nextPollAt: clock.now(),
+          state: 'pending' as const,
+        }
+        await here.put(flowId, record)
+        expect(await there.get(flowId)).toEqual(record)
+        // One poller: the lease goes to one instance; the other gets it once the holder lets it lapse.
+        const lease = pollLeaseName(flowId)
+        const holder = await store.locks.acquire(lease, 300)
+        expect(holder).not.toBeNull()
+        expect(await peer.locks.acquire(lease, 300)).toBeNull()
+        expect(await store.locks.renew(holder!, 300)).toBe(true)
+        await elapse(500)
+        const successor = await peer.locks.acquire(lease, 2000)
+        expect(successor).not.toBeNull()
+        expect(await store.locks.renew(holder!, 2000)).toBe(false)
+        // The successor's schedule change is what the first instance reads next.
+        await there.put(flowId, { ...record, intervalMs: 10_000 })
+        expect((await here.get(flowId))?.intervalMs).toBe(10_000)
+        // The end is claimed once, whichever instance asks first.
+        const claims = await Promise.all([here.claimEnd(flowId, 10_000), there.claimEnd(flowId, 10_000)])
+        expect(claims.filter(Boolean)).toHaveLength(1)
+        // Collected once.
+        expect((await there.take(flowId))?.deviceCode).toBe(deviceCode)
+        expect(await here.take(flowId)).toBeUndefined()
       })
     })
 

@@ -24,7 +24,8 @@ import { completeManageSignIn, manageSessionArea } from './manage.js'
 
 /** Carries the id of the one-time result; read only by the result page. */
 export const RESULT_COOKIE = 'cb_consent_result'
-const RESULT_COOKIE_PATH = '/result'
+/** The result cookie is sent to the result page only. */
+export const RESULT_COOKIE_PATH = '/result'
 
 const htmlPage = { type: 'string' } as const
 const redirect = { type: 'string', description: 'empty body; see the Location header' } as const

@@ -1,6 +1,7 @@
 // A tenant's own app registration: the page that says what to configure (`GET /{app}/own-app`) and
-// the form that starts the browser consent with that app (`POST /{app}/own-app`). The flow itself is
-// the hosted one (services/consent-flow.ts) with the tenant's app in place of the hosted app.
+// the form that starts the flow with that app (`POST /{app}/own-app`). The browser method is the
+// hosted flow (services/consent-flow.ts) with the tenant's app in place of the hosted app; the
+// device code method and its page are in own-app-device.ts.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { CLOUD_NAMES } from '../../clouds.js'
 import { appClouds, findApp } from '../../config.js'
@@ -9,6 +10,7 @@ import { renderFailurePage } from '../../views/consent-pages.js'
 import { renderOwnAppPage } from '../../views/own-app.js'
 import { sendPage } from '../browser.js'
 import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic, startFormGuard } from './flow-start.js'
+import { ownAppDeviceRoutes, startDeviceCode } from './own-app-device.js'
 
 const htmlPage = { type: 'string' } as const
 const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
@@ -29,7 +31,7 @@ const ownAppFormSchema = {
     tenant_id: { type: 'string', maxLength: 64 },
     client_id: { type: 'string', maxLength: 64 },
     client_secret: { type: 'string', maxLength: 512 },
-    method: { type: 'string', enum: ['authorization_code'] },
+    method: { type: 'string', enum: ['authorization_code', 'device_code'] },
     cloud: { type: 'string', enum: [...CLOUD_NAMES, ''] },
     csrf: { type: 'string', maxLength: 256 },
   },
@@ -39,7 +41,7 @@ interface OwnAppForm {
   tenant_id: string
   client_id: string
   client_secret?: string
-  method: 'authorization_code'
+  method: 'authorization_code' | 'device_code'
   cloud?: string
   csrf?: string
 }
@@ -102,9 +104,15 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
       const hosted = findApp(config, request.params.app)
       if (hosted === undefined) return reply.callNotFound()
       const body = request.body
+      const device = body.method === 'device_code'
+      // The device code method is a public client: a secret typed in anyway is neither used nor kept.
       const ownApp = parseOwnAppInput(
-        { tenantId: body.tenant_id, clientId: body.client_id, clientSecret: body.client_secret },
-        true,
+        {
+          tenantId: body.tenant_id,
+          clientId: body.client_id,
+          clientSecret: device ? undefined : body.client_secret,
+        },
+        !device,
       )
       if (ownApp === undefined) {
         const failure = { reason: 'own_app_invalid', status: 400, app: hosted, purpose: 'consent' } as const
@@ -114,6 +122,7 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
           renderFailurePage({ failure, adminRoleIds: config.adminRoleIds, requestId: request.id }),
         )
       }
+      if (device) return startDeviceCode(app, request, reply, hosted.slug, body.cloud, ownApp)
       const outcome = await flow.start(hosted.slug, body.cloud, request.log, 'consent', ownApp)
       if (outcome.kind === 'failed') {
         return sendPage(
@@ -130,4 +139,5 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
       return reply.header('cache-control', 'no-store').redirect(outcome.location, 303)
     },
   )
+  await ownAppDeviceRoutes(app)
 }
