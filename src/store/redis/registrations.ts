@@ -1,5 +1,6 @@
 // Registrations in Redis: one hash per record (slot of `reg:{id}`), secondary indexes and the
-// delegated uniqueness claims in the `{idx}` slot (see keys.ts for the layout).
+// delegated uniqueness claims in the `{idx}` slot (see keys.ts for the layout). Writes and reads by
+// id are here; listings by index (admin lists, tenants, counts, idle walk) in registration-listings.ts.
 //
 //   P rl:<key>                       STRING  fixed-window counter, PX window (also admit's `client`)
 //   P audit                          STREAM  audit events, MAXLEN ~ n (+ optional MINID retention)
@@ -23,7 +24,6 @@ import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../../crypto/envelope.js'
 import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
-import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
   createdEntry,
@@ -62,7 +62,7 @@ import type {
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
 import { INDEXES_VERSION, type RedisKeys } from './keys.js'
-import { indexAfter, walkIndex } from './registration-index.js'
+import { RedisRegistrationListings } from './registration-listings.js'
 import {
   CLAIM_INDEX,
   CREATE_RECORD,
@@ -100,6 +100,7 @@ function parseClaim(value: string): Claim {
 export class RedisRegistrations implements RegistrationStore {
   readonly #admission: RedisAdmission
   readonly #indexes: RedisSecondaryIndexes
+  readonly #listings: RedisRegistrationListings
   /** False on a Cluster, or once the server refused UPDATE_RECORD_INDEXED's two slots. */
   #crossSlotScripts: boolean
 
@@ -114,6 +115,7 @@ export class RedisRegistrations implements RegistrationStore {
   ) {
     this.#admission = new RedisAdmission(redis, keys)
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
+    this.#listings = new RedisRegistrationListings(redis, keys, this.#indexes, (id) => this.getMeta(id))
     this.#crossSlotScripts = !redis.isCluster
   }
 
@@ -319,66 +321,16 @@ export class RedisRegistrations implements RegistrationStore {
     return this.#admission.admit(id, request)
   }
 
-  async list(query: RegistrationQuery): Promise<RegistrationPage> {
-    const limit = clampLimit(query.limit)
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-    const key = await this.#listingIndex(query)
-    const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
-      Promise.all(
-        ids.map(async (id) => {
-          const meta = await this.getMeta(id)
-          if (meta === null) return undefined // dangling index entry
-          return matchesQuery(meta, query) ? meta : undefined
-        }),
-      ),
-    )
-    return { items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  list(query: RegistrationQuery): Promise<RegistrationPage> {
+    return this.#listings.list(query)
   }
 
-  /**
-   * The index a listing walks: the smallest of those its filters name (every item is checked
-   * against its record anyway), so a filter matching few registrations reads few.
-   */
-  async #listingIndex(query: RegistrationQuery): Promise<string> {
-    const candidates: string[] = []
-    if (query.tenantId !== undefined) candidates.push(this.keys.tenant(query.tenantId))
-    if (query.app !== undefined) candidates.push(this.keys.app(query.app))
-    if (query.status !== undefined && (await this.#indexes.complete()))
-      candidates.push(this.keys.status(query.status))
-    return candidates.length === 0 ? this.keys.all : this.#indexes.smallest(candidates)
+  listTenants(query: TenantQuery): Promise<TenantPage> {
+    return this.#listings.listTenants(query)
   }
 
-  async listTenants(query: TenantQuery): Promise<TenantPage> {
-    const indexed = await this.#indexes.listTenants(query)
-    if (indexed !== undefined) return indexed
-    return this.#indexes.listLegacyTenants(query, async () => {
-      const tenants = new Set<string>()
-      for (let cursor: string | undefined, more = true; more; ) {
-        const page = await this.list({
-          app: query.app,
-          limit: 500,
-          ...(cursor === undefined ? {} : { cursor }),
-        })
-        for (const item of page.items) tenants.add(item.tenantId)
-        cursor = page.nextCursor
-        more = cursor !== undefined
-      }
-      return tenants
-    })
-  }
-
-  async countByStatus(): Promise<Record<RegistrationStatus, number>> {
-    const indexed = await this.#indexes.countByStatus()
-    if (indexed !== undefined) return indexed
-    // data written before the status indexes, not rebuilt yet: count by scanning
-    const counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
-    for (let cursor: string | undefined, more = true; more; ) {
-      const page = await this.list({ limit: 500, ...(cursor === undefined ? {} : { cursor }) })
-      for (const item of page.items) counts[item.status] += 1
-      cursor = page.nextCursor
-      more = cursor !== undefined
-    }
-    return counts
+  countByStatus(): Promise<Record<RegistrationStatus, number>> {
+    return this.#listings.countByStatus()
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {
@@ -386,29 +338,8 @@ export class RedisRegistrations implements RegistrationStore {
     return { rebuilt: true, registrations: await this.#indexes.rebuild() }
   }
 
-  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
-    const beforeMs = isoToMs(before, 'before')
-    if (!(limit >= 1)) return []
-    const wanted = Math.trunc(limit)
-    const batchSize = Math.min(Math.max(wanted, 20), 500)
-    const out: IdlePosition[] = []
-    let position: IndexPosition | undefined =
-      after === undefined ? undefined : { score: after.score, id: after.id }
-    while (out.length < wanted) {
-      const entries = await indexAfter(this.redis, this.keys.idle, position, batchSize)
-      const inRange = entries.filter((entry) => entry.score < beforeMs)
-      if (inRange.length === 0) break
-      const states = await Promise.all(
-        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'kind', 'status')),
-      )
-      inRange.forEach((entry, i) => {
-        const [kind, status] = states[i] ?? []
-        if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
-      })
-      if (inRange.length < entries.length) break
-      position = inRange[inRange.length - 1]
-    }
-    return out.slice(0, wanted)
+  listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
+    return this.#listings.listIdleDelegated(before, limit, after)
   }
 
   async reseal(id: string): Promise<boolean> {
@@ -433,14 +364,7 @@ export class RedisRegistrations implements RegistrationStore {
     return rewritten
   }
 
-  async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
-    const limit = clampLimit(count, 100, 1000)
-    const after = cursor === undefined ? undefined : decodeCursor(cursor)
-    const { items, next } = await walkIndex(this.redis, this.keys.all, after, limit, (ids) =>
-      Promise.all(
-        ids.map(async (id) => ((await this.redis.exists(this.keys.reg(id))) === 1 ? id : undefined)),
-      ),
-    )
-    return { ids: items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
+    return this.#listings.scanIds(cursor, count)
   }
 }

@@ -1,0 +1,130 @@
+// Reading registrations in Redis by index: the admin listings (filtered, paged by cursor), the
+// tenants of an app, the counts by status, the idle delegated registrations keep-alive walks, and
+// the id scan of maintenance commands. Every index entry is checked against its record, so a stale
+// or dangling entry is never shown; data written before the status and tenant indexes is served by
+// a scan until they are rebuilt (secondary-indexes.ts). Writes are registrations.ts's.
+import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
+import type { RedisClient } from '../redis-connection.js'
+import type {
+  IdlePosition,
+  Registration,
+  RegistrationPage,
+  RegistrationQuery,
+  RegistrationStatus,
+  RegistrationUsage,
+  TenantPage,
+  TenantQuery,
+} from '../types.js'
+import { isoToMs } from '../validation.js'
+import type { RedisKeys } from './keys.js'
+import { indexAfter, walkIndex } from './registration-index.js'
+import type { RedisSecondaryIndexes } from './secondary-indexes.js'
+
+/** The listing half of `RegistrationStore` on Redis; RedisRegistrations delegates to it. */
+export class RedisRegistrationListings {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: RedisKeys,
+    private readonly indexes: RedisSecondaryIndexes,
+    /** A record's public fields and usage, or null when it is missing. */
+    private readonly getMeta: (id: string) => Promise<(Registration & RegistrationUsage) | null>,
+  ) {}
+
+  async list(query: RegistrationQuery): Promise<RegistrationPage> {
+    const limit = clampLimit(query.limit)
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
+    const key = await this.#listingIndex(query)
+    const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const meta = await this.getMeta(id)
+          if (meta === null) return undefined // dangling index entry
+          return matchesQuery(meta, query) ? meta : undefined
+        }),
+      ),
+    )
+    return { items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  }
+
+  /**
+   * The index a listing walks: the smallest of those its filters name (every item is checked
+   * against its record anyway), so a filter matching few registrations reads few.
+   */
+  async #listingIndex(query: RegistrationQuery): Promise<string> {
+    const candidates: string[] = []
+    if (query.tenantId !== undefined) candidates.push(this.keys.tenant(query.tenantId))
+    if (query.app !== undefined) candidates.push(this.keys.app(query.app))
+    if (query.status !== undefined && (await this.indexes.complete()))
+      candidates.push(this.keys.status(query.status))
+    return candidates.length === 0 ? this.keys.all : this.indexes.smallest(candidates)
+  }
+
+  async listTenants(query: TenantQuery): Promise<TenantPage> {
+    const indexed = await this.indexes.listTenants(query)
+    if (indexed !== undefined) return indexed
+    return this.indexes.listLegacyTenants(query, async () => {
+      const tenants = new Set<string>()
+      for (let cursor: string | undefined, more = true; more; ) {
+        const page = await this.list({
+          app: query.app,
+          limit: 500,
+          ...(cursor === undefined ? {} : { cursor }),
+        })
+        for (const item of page.items) tenants.add(item.tenantId)
+        cursor = page.nextCursor
+        more = cursor !== undefined
+      }
+      return tenants
+    })
+  }
+
+  async countByStatus(): Promise<Record<RegistrationStatus, number>> {
+    const indexed = await this.indexes.countByStatus()
+    if (indexed !== undefined) return indexed
+    // data written before the status indexes, not rebuilt yet: count by scanning
+    const counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
+    for (let cursor: string | undefined, more = true; more; ) {
+      const page = await this.list({ limit: 500, ...(cursor === undefined ? {} : { cursor }) })
+      for (const item of page.items) counts[item.status] += 1
+      cursor = page.nextCursor
+      more = cursor !== undefined
+    }
+    return counts
+  }
+
+  async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
+    const beforeMs = isoToMs(before, 'before')
+    if (!(limit >= 1)) return []
+    const wanted = Math.trunc(limit)
+    const batchSize = Math.min(Math.max(wanted, 20), 500)
+    const out: IdlePosition[] = []
+    let position: IndexPosition | undefined =
+      after === undefined ? undefined : { score: after.score, id: after.id }
+    while (out.length < wanted) {
+      const entries = await indexAfter(this.redis, this.keys.idle, position, batchSize)
+      const inRange = entries.filter((entry) => entry.score < beforeMs)
+      if (inRange.length === 0) break
+      const states = await Promise.all(
+        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'kind', 'status')),
+      )
+      inRange.forEach((entry, i) => {
+        const [kind, status] = states[i] ?? []
+        if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
+      })
+      if (inRange.length < entries.length) break
+      position = inRange[inRange.length - 1]
+    }
+    return out.slice(0, wanted)
+  }
+
+  async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
+    const limit = clampLimit(count, 100, 1000)
+    const after = cursor === undefined ? undefined : decodeCursor(cursor)
+    const { items, next } = await walkIndex(this.redis, this.keys.all, after, limit, (ids) =>
+      Promise.all(
+        ids.map(async (id) => ((await this.redis.exists(this.keys.reg(id))) === 1 ? id : undefined)),
+      ),
+    )
+    return { ids: items, ...(next === undefined ? {} : { nextCursor: encodeCursor(next) }) }
+  }
+}
