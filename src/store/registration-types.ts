@@ -1,0 +1,273 @@
+// The registrations' part of the storage contract (src/store/types.ts re-exports it): what a
+// registration is, its secrets, versioned updates, listings, and the obtain-token admission. Every
+// backend implements RegistrationStore (redis/registrations.ts, memory/registrations.ts).
+import type { CloudName } from '../clouds.js'
+import type { ConsentKind } from '../consent-kinds.js'
+import type { RateLimitResult } from './rate-limit-types.js'
+
+/**
+ * Where a registration stands: `active` issues tokens; `needs_consent` waits for a new consent
+ * (Entra refused the grant); `revoked` is final.
+ */
+export type RegistrationStatus = 'active' | 'needs_consent' | 'revoked'
+/** Every {@link RegistrationStatus}, in lifecycle order. */
+export const REGISTRATION_STATUSES: readonly RegistrationStatus[] = ['active', 'needs_consent', 'revoked']
+
+/** Why a registration left `active`: an AADSTS code for `needs_consent`, who and why for `revoked`. */
+export interface StatusDetail {
+  /** `invalid_grant`, `AADSTS50173`, `operator_revoked` … */
+  code: string
+  message?: string
+  /** ISO 8601 */
+  at: string
+  /** Operator or tenant admin name, for revocations. */
+  by?: string
+  reason?: string
+}
+
+/** Registration metadata: never a secret. Safe to list, log and show to operators. */
+export interface Registration {
+  /** A random UUID; the part before `@` of the integration's ID. */
+  id: string
+  /** The app's slug (apps file). */
+  app: string
+  /** The national cloud the consent was given in; tokens never cross clouds. */
+  cloud: CloudName
+  /** The Entra tenant (GUID) that consented. */
+  tenantId: string
+  /** Admin (tenant-wide) or delegated (one user's refresh token). */
+  kind: ConsentKind
+  /** Delegated only: the consenting user. */
+  userOid?: string
+  /**
+   * Who consented: the UPN (`preferred_username`, else `upn`) of the verified ID token — the user
+   * of a delegated registration, the administrator of an admin consent. Absent on registrations
+   * written before admin consents recorded it.
+   */
+  userName?: string
+  /** Who consented: the display name (`name` claim) of the same ID token, when it carried one. */
+  userDisplayName?: string
+  /**
+   * The tenant's own app registration (its client id), when the tenant brought one instead of the
+   * hosted app: every token request of this registration uses that app, at the tenant's authority.
+   */
+  ownClientId?: string
+  status: RegistrationStatus
+  /** Why it left `active`, when it did. */
+  statusDetail?: StatusDetail
+  /** ISO 8601 timestamps. */
+  createdAt: string
+  updatedAt: string
+  consentedAt: string
+  /** Bumped by every versioned update; compare-and-set uses it. */
+  version: number
+}
+
+/** Usage fields, written without a version check (they must never make a token refresh conflict). */
+export interface RegistrationUsage {
+  /** ISO 8601: when the broker last answered obtain-token for it. */
+  lastIssuedAt?: string
+  /** `X-Content-Name` / `X-Content-Version` of the last client, e.g. `O365 Mail/1.2.3`. */
+  lastClient?: string
+  /** Delegated: when the refresh token was last exchanged (keep-alive looks at this). */
+  lastRefreshAt?: string
+}
+
+/** A registration's secrets, in clear only on their way in and out of the store (sealed inside). */
+export interface RegistrationSecrets {
+  /** Standard base64 of 32 random bytes; the integration's Key. */
+  key: string
+  /** Delegated only: the newest Microsoft refresh token. Never leaves the broker. */
+  refreshToken?: string
+  /** A confidential own app's client secret (absent for a public client). Never leaves the broker. */
+  clientSecret?: string
+}
+
+/** Everything the store holds about one registration, secrets opened (`RegistrationStore.get`). */
+export interface StoredRegistration {
+  registration: Registration
+  usage: RegistrationUsage
+  secrets: RegistrationSecrets
+}
+
+/** The metadata a versioned update may change; absent fields stay as they are. */
+export interface RegistrationPatch {
+  /** Any move but out of `revoked` (revocation is final). */
+  status?: RegistrationStatus
+  /** `null` clears it. */
+  statusDetail?: StatusDetail | null
+  /** ISO 8601: a new consent. */
+  consentedAt?: string
+  /** Who gave the new consent (UPN and display name). */
+  userName?: string
+  userDisplayName?: string
+}
+
+/** The secrets a versioned update may change; absent fields stay as they are. */
+export interface SecretsPatch {
+  /** A new Key (sealed by the store). */
+  key?: string
+  /** `null` deletes the refresh token (revocation). */
+  refreshToken?: string | null
+  /** A replaced own-app client secret (rotation by the tenant administrator). */
+  clientSecret?: string
+}
+
+/** A listing's filters (all optional, combined with AND) and its page position. */
+export interface RegistrationQuery {
+  /** Exact tenant id. */
+  tenantId?: string
+  /** Exact app slug. */
+  app?: string
+  status?: RegistrationStatus
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string
+  /** 1..500, default 50. */
+  limit?: number
+}
+
+/** One page of a listing, in (createdAt, id) order: metadata and usage, never a secret. */
+export interface RegistrationPage {
+  items: Array<Registration & RegistrationUsage>
+  /** Absent on the last page. Stable under concurrent inserts: new items never shift a page. */
+  nextCursor?: string
+}
+
+/** What `RegistrationStore.create` did: created it, or found the delegated registration that holds its slot. */
+export type CreateResult =
+  | { created: true; registration: Registration }
+  /** Delegated only: a non-revoked registration for the same app, cloud, tenant and user exists. */
+  | { created: false; existingId: string }
+
+/** Where a registration stands in the idle index: its id and its last refresh (or creation), epoch ms. */
+export interface IdlePosition {
+  readonly id: string
+  readonly score: number
+}
+
+/** What `RegistrationStore.admit` checks and counts for one authenticated obtain-token request. */
+export interface AdmitRequest {
+  /** The version whose Key the request authenticated under. */
+  version: number
+  /** Names the request (e.g. a fingerprint of its ciphertext); accepted once per registration. */
+  replayMarker: string
+  /** How long a marker is remembered. */
+  replayTtlMs: number
+  /** Hits allowed per registration and window (shared by every instance). */
+  limit: number
+  /** The per-registration window's length. */
+  windowMs: number
+  /**
+   * Also counts a hit on this shared rate-limit key (the caller's address), first and in the same
+   * call, so a request costs one round trip. Over its limit, nothing else is checked or counted.
+   */
+  client?: { key: string; limit: number; windowMs: number }
+}
+
+/**
+ * The answer of `RegistrationStore.admit`: `current` false when the registration is no longer
+ * active at the authenticated version (or the client is over its limit); else the replay verdict
+ * and the per-registration window.
+ */
+export type AdmitResult = (
+  | { current: false }
+  /** `fresh`: the replay marker was new (false: a replay). The hit is counted either way. */
+  | { current: true; fresh: boolean; rate: RateLimitResult }
+) & {
+  /** Only with `client`: its hit. When not allowed, `current` is false and nothing else happened. */
+  client?: RateLimitResult
+}
+
+/** A page request of `RegistrationStore.listTenants`. */
+export interface TenantQuery {
+  /** Only tenants with a registration of this app. */
+  app?: string
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string
+  /** 1..500, default 50. */
+  limit?: number
+}
+
+/** One page of tenant ids, sorted; `nextCursor` absent on the last page. */
+export interface TenantPage {
+  tenantIds: string[]
+  nextCursor?: string
+}
+
+/** What `RegistrationStore.ensureIndexes` did. */
+export interface IndexRebuild {
+  /** False when the indexes were already complete. */
+  rebuilt: boolean
+  /** Registrations indexed by this call. */
+  registrations: number
+}
+
+/** Registrations: records with sealed secrets, versioned (compare-and-set) updates, listings. */
+export interface RegistrationStore {
+  /**
+   * Creates a registration (status from `registration.status`, version 1). For delegated
+   * registrations, (app, cloud, tenantId, userOid) is unique among non-revoked registrations.
+   */
+  create(registration: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult>
+  /** The registration with its secrets opened, or null. Throws when a secret fails to open. */
+  get(id: string): Promise<StoredRegistration | null>
+  /** Metadata and usage only; never opens a secret. */
+  getMeta(id: string): Promise<(Registration & RegistrationUsage) | null>
+  /**
+   * Compare-and-set: applies the patch only when the stored version equals `expectedVersion`.
+   * Returns the updated registration (version + 1), or `null` on a version conflict or a missing id.
+   * Moving to `revoked` also frees the delegated uniqueness slot.
+   */
+  update(
+    id: string,
+    expectedVersion: number,
+    patch: RegistrationPatch,
+    secrets?: SecretsPatch,
+  ): Promise<Registration | null>
+  /** Records usage; no version check, no version bump. A missing id is ignored. */
+  touch(id: string, usage: RegistrationUsage): Promise<void>
+  /**
+   * Admits one request that has authenticated under this registration's Key as of `version` (the
+   * obtain-token check), in one atomic step: only while the registration is still `active` at that
+   * version, it claims the request's replay marker and counts one hit in the per-registration
+   * fixed window. Otherwise (missing, another version, not active) it changes nothing and answers
+   * `{ current: false }`: re-read the registration and check again. Every versioned update bumps
+   * the version, so a revocation or new Key committed before this call is always seen here.
+   * Call it only after authenticating, so a caller without the Key can't fill the replay cache.
+   */
+  admit(id: string, request: AdmitRequest): Promise<AdmitResult>
+  /** One page of registrations matching `query` (metadata and usage only). */
+  list(query: RegistrationQuery): Promise<RegistrationPage>
+  /**
+   * One page of the tenant ids that have a registration (of `query.app`, when given), in id order;
+   * a page costs the same however many tenants there are.
+   */
+  listTenants(query: TenantQuery): Promise<TenantPage>
+  /**
+   * Registrations by status, maintained as statuses change (in Redis: the status indexes, written
+   * in the same script as the record on a single server), so counting costs the same however many
+   * registrations there are. Until `ensureIndexes` has run on data written before those indexes
+   * existed, it counts by scanning.
+   */
+  countByStatus(): Promise<Record<RegistrationStatus, number>>
+  /**
+   * Builds the listing and counting indexes for registrations written before they existed (once:
+   * a marker records completion; a store created empty never needs it). Idempotent, safe while
+   * registrations are written; without anything to do it answers `{ rebuilt: false }` at once.
+   */
+  ensureIndexes(): Promise<IndexRebuild>
+  /**
+   * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
+   * oldest first, at most `limit`, strictly after `after` (a position this method returned): a
+   * caller walks every idle registration page by page, even while it refreshes the ones it has
+   * seen (they leave the range) or some can't be refreshed (they stay, behind the cursor).
+   */
+  listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]>
+  /**
+   * Re-seals every secret of one registration under the key ring's current key (key rotation).
+   * Returns true when something was rewritten. Safe against concurrent updates.
+   */
+  reseal(id: string): Promise<boolean>
+  /** Iterates every registration id in batches (key rotation, exports). */
+  scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }>
+}
