@@ -1,22 +1,16 @@
 // The environment parsed into one Config: each variable checked and every problem collected by
 // name, so an operator fixes them all in one go instead of one per restart. Takes the environment
-// as an argument (config.ts passes process.env); the apps file is apps-file.ts's job.
+// as an argument (config.ts passes process.env); the apps file is apps-file.ts's job. The typed
+// reads are env-reader.ts's; Redis (env-redis.ts) and the secrets (env-secrets.ts) are read apart.
 import { readFileSync } from 'node:fs'
 import { CLOUD_NAMES, CLOUDS, type CloudName, resourceOf } from '../clouds.js'
-import { KeyRing, parseMasterKeys } from '../crypto/envelope.js'
-import { sha256Hex } from '../crypto/sha256.js'
+import { KeyRing } from '../crypto/envelope.js'
 import { isGuid } from '../guid.js'
 import { loadAppsFile } from './apps-file.js'
-import {
-  type AppConfig,
-  type Config,
-  ConfigError,
-  type Env,
-  LOG_LEVELS,
-  type LogLevel,
-  type OperatorToken,
-  type RedisConfig,
-} from './types.js'
+import { EnvReader, isLoopbackHost } from './env-reader.js'
+import { readRedis } from './env-redis.js'
+import { readKeyRing, readOperatorTokens } from './env-secrets.js'
+import { type AppConfig, type Config, ConfigError, type Env, LOG_LEVELS, type LogLevel } from './types.js'
 
 const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
 const PRIVILEGED_ROLE_ADMIN = 'e8611ab8-c189-46e8-94e1-60213ab1f814'
@@ -27,79 +21,6 @@ export interface LoadConfigOptions {
   readFile?: (path: string) => string
   /** Directory a relative APPS_FILE is resolved against; default: the process's. */
   cwd?: string
-}
-
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]' || hostname === '::1'
-}
-
-/** Typed reads of one environment; a bad value becomes a named problem and its fallback is used. */
-class EnvReader {
-  readonly problems: string[] = []
-  constructor(readonly env: Env) {}
-
-  str(name: string): string | undefined {
-    const value = this.env[name]?.trim()
-    return value === undefined || value === '' ? undefined : value
-  }
-
-  bool(name: string, fallback: boolean): boolean {
-    const value = this.str(name)
-    if (value === undefined) return fallback
-    if (/^(1|true|yes|on)$/i.test(value)) return true
-    if (/^(0|false|no|off)$/i.test(value)) return false
-    this.problems.push(`${name}: expected true or false, got "${value}"`)
-    return fallback
-  }
-
-  int(name: string, fallback: number, min: number, max: number): number {
-    const value = this.str(name)
-    if (value === undefined) return fallback
-    const parsed = Number(value)
-    if (!Number.isInteger(parsed) || parsed < min || parsed > max) {
-      this.problems.push(`${name}: expected an integer from ${min} to ${max}, got "${value}"`)
-      return fallback
-    }
-    return parsed
-  }
-
-  /** A decimal number from `min` to `max` (e.g. a fraction). */
-  decimal(name: string, fallback: number, min: number, max: number): number {
-    const value = this.str(name)
-    if (value === undefined) return fallback
-    const parsed = Number(value)
-    if (!/^\d+(\.\d+)?$/.test(value) || parsed < min || parsed > max) {
-      this.problems.push(`${name}: expected a number from ${min} to ${max}, got "${value}"`)
-      return fallback
-    }
-    return parsed
-  }
-
-  oneOf<T extends string>(name: string, choices: readonly T[], fallback: T): T {
-    const value = this.str(name)
-    if (value === undefined) return fallback
-    if ((choices as readonly string[]).includes(value)) return value as T
-    this.problems.push(`${name}: expected one of ${choices.join(', ')}, got "${value}"`)
-    return fallback
-  }
-
-  hostPorts(name: string): Array<{ host: string; port: number }> | undefined {
-    const value = this.str(name)
-    if (value === undefined) return undefined
-    const out: Array<{ host: string; port: number }> = []
-    for (const entry of value
-      .split(',')
-      .map((e) => e.trim())
-      .filter(Boolean)) {
-      const match = /^(.+):(\d{1,5})$/.exec(entry)
-      if (!match) {
-        this.problems.push(`${name}: "${entry}" is not host:port`)
-        continue
-      }
-      out.push({ host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(match[2]) })
-    }
-    return out
-  }
 }
 
 /** The apps file as `env` names it, read again (a reload): the apps, every problem, the files it names. */
@@ -282,74 +203,6 @@ function readPublicUrl(read: EnvReader, allowHttp: boolean): string {
   }
 }
 
-/** The Redis topology and credentials; undefined = the memory store (only when explicitly allowed). */
-function readRedis(read: EnvReader): RedisConfig | undefined {
-  const { problems } = read
-  const keyPrefix = read.str('REDIS_KEY_PREFIX') ?? 'cb:'
-  // Hash tags (`{…}`) in the prefix would move keys to other slots and break every script on a
-  // Cluster; the store refuses such a prefix, so it is a configuration problem here.
-  if (/[{}]/.test(keyPrefix)) problems.push('REDIS_KEY_PREFIX: must not contain { or } (hash tags)')
-  const redisUrl = read.str('REDIS_URL')
-  const sentinels = read.hostPorts('REDIS_SENTINELS')
-  const clusterNodes = read.hostPorts('REDIS_CLUSTER_NODES')
-  const topologies = [redisUrl, sentinels, clusterNodes].filter((t) => t !== undefined).length
-  if (topologies > 1) {
-    problems.push('REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES: set exactly one Redis topology')
-  }
-  let redis: RedisConfig | undefined
-  if (redisUrl !== undefined) {
-    try {
-      const url = new URL(redisUrl)
-      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
-        throw new Error('scheme must be redis: or rediss:')
-    } catch (error) {
-      problems.push(`REDIS_URL: not a redis:// or rediss:// URL (${(error as Error).message})`)
-    }
-    redis = { url: redisUrl, keyPrefix }
-  } else if (sentinels !== undefined) {
-    const sentinelName = read.str('REDIS_SENTINEL_NAME')
-    if (sentinelName === undefined)
-      problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name)')
-    const sentinelPassword = read.str('REDIS_SENTINEL_PASSWORD')
-    redis = {
-      sentinels,
-      keyPrefix,
-      ...(sentinelName === undefined ? {} : { sentinelName }),
-      ...(sentinelPassword === undefined ? {} : { sentinelPassword }),
-    }
-  } else if (clusterNodes !== undefined) {
-    redis = { clusterNodes, keyPrefix }
-  } else if (!read.bool('UNSAFE_MEMORY_STORE', false)) {
-    problems.push(
-      'REDIS_URL: required (or REDIS_SENTINELS / REDIS_CLUSTER_NODES); the in-memory store is for the demo only (UNSAFE_MEMORY_STORE=true)',
-    )
-  }
-  if (redis === undefined) return undefined
-  const username = read.str('REDIS_USERNAME')
-  const password = read.str('REDIS_PASSWORD')
-  const tls = read.bool('REDIS_TLS', false)
-  return {
-    ...redis,
-    ...(username === undefined ? {} : { username }),
-    ...(password === undefined ? {} : { password }),
-    ...(tls ? { tls } : {}),
-  }
-}
-
-function readKeyRing(read: EnvReader): KeyRing | undefined {
-  const masterKeys = read.str('MASTER_KEYS')
-  if (masterKeys === undefined) {
-    read.problems.push('MASTER_KEYS: required ("id:base64-32-bytes", newest first, comma-separated)')
-    return undefined
-  }
-  try {
-    return new KeyRing(parseMasterKeys(masterKeys))
-  } catch (error) {
-    read.problems.push(`MASTER_KEYS: ${(error as Error).message}`)
-    return undefined
-  }
-}
-
 /**
  * A URL per cloud: `fallback(cloud)`, or the `<prefix>_<CLOUD>` override (https; http only for
  * loopback hosts or with UNSAFE_ALLOW_HTTP), no trailing slash.
@@ -384,42 +237,6 @@ function readCloudUrls(
     urls[cloud] = value
   }
   return urls
-}
-
-/** OPERATOR_TOKENS (plain, hashed here) and OPERATOR_TOKEN_HASHES; a secret never enters a problem. */
-function readOperatorTokens(read: EnvReader): OperatorToken[] {
-  const { problems } = read
-  const operatorTokens: OperatorToken[] = []
-  const seenOperators = new Set<string>()
-  for (const [name, hashed] of [
-    ['OPERATOR_TOKENS', false],
-    ['OPERATOR_TOKEN_HASHES', true],
-  ] as const) {
-    for (const entry of (read.str(name) ?? '')
-      .split(',')
-      .map((e) => e.trim())
-      .filter(Boolean)) {
-      const colon = entry.indexOf(':')
-      const operator = colon > 0 ? entry.slice(0, colon) : ''
-      const secret = colon > 0 ? entry.slice(colon + 1) : ''
-      if (!/^[A-Za-z0-9._-]{1,64}$/.test(operator) || secret === '') {
-        problems.push(`${name}: each entry must be "name:${hashed ? 'sha256hex' : 'token'}"`)
-        continue
-      }
-      if (seenOperators.has(operator)) problems.push(`${name}: operator "${operator}" appears twice`)
-      seenOperators.add(operator)
-      if (hashed) {
-        if (!/^[0-9a-f]{64}$/i.test(secret))
-          problems.push(`${name}: hash of "${operator}" is not 64 hex characters`)
-        operatorTokens.push({ name: operator, sha256: secret.toLowerCase() })
-      } else {
-        if (secret.length < 24)
-          problems.push(`${name}: token of "${operator}" must be at least 24 characters`)
-        operatorTokens.push({ name: operator, sha256: sha256Hex(secret) })
-      }
-    }
-  }
-  return operatorTokens
 }
 
 function deepFreeze<T>(value: T): T {
