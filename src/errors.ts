@@ -32,4 +32,5 @@ export {
   RouteTable,
   toBrokerError,
 } from './errors/handler.js'
+export * from './errors/token-factories.js'
 export * from './errors/transport-factories.js'

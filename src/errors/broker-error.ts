@@ -16,10 +16,16 @@ export interface BrokerErrorOptions {
   details?: ErrorDetails
 }
 
+/** The options carrying `cause` when there is one (the factories' `cause?` argument). */
+export function withCause(cause: unknown): BrokerErrorOptions {
+  return cause === undefined ? {} : { cause }
+}
+
 /**
  * A failure answered to the caller: a catalogued code (which fixes the HTTP status), a message
  * safe to show, and optionally `Retry-After` and details. Build one through a factory of
- * `src/errors/factories.ts`, not with `new`, so every message of a code is stated once.
+ * `src/errors/` (factories.ts, token-factories.ts, transport-factories.ts), not with `new`, so every
+ * message of a code is stated once.
  */
 export class BrokerError extends Error {
   override readonly name = 'BrokerError'

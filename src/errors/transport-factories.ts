@@ -1,13 +1,9 @@
 // Factories of the failures the HTTP layer answers before (or instead of) a route: the framework's
 // and Node's own refusals and the connection cap. Kept apart from factories.ts (the routes' and
 // services' failures); both build from the one catalogue.
-import { BrokerError, type BrokerErrorOptions } from './broker-error.js'
+import { BrokerError, withCause } from './broker-error.js'
 import { ERROR_CATALOGUE } from './catalogue.js'
 import { invalidRequest } from './factories.js'
-
-function withCause(cause: unknown): BrokerErrorOptions {
-  return cause === undefined ? {} : { cause }
-}
 
 /** 415 `unsupported_media_type`: the body's content type has no parser on this route. */
 export function unsupportedMediaType(cause?: unknown): BrokerError {
