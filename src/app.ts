@@ -30,7 +30,7 @@ import {
   startServices,
   stopServices,
 } from './services/create-services.js'
-import { closeConnectionsWhileClosing, type Drain } from './shutdown.js'
+import { closeConnectionsWhileClosing, type Drain, idleGraceMs } from './shutdown.js'
 import type { Store } from './store/types.js'
 import { renderErrorPage } from './views/error-page.js'
 
@@ -188,7 +188,16 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     await stopServices(services)
   })
 
-  app.decorate('drain', closeConnectionsWhileClosing(app))
+  app.decorate(
+    'drain',
+    closeConnectionsWhileClosing(app, {
+      graceMs: idleGraceMs({
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        shutdownDrainMs: config.shutdownDrainMs,
+        responseDeadlineMs: config.tokens.responseDeadlineMs,
+      }),
+    }),
+  )
   // One completion line per request, with the request id, never a secret. Plain callbacks: an async
   // hook costs a promise and a microtask per request on every route.
   app.addHook('onRequest', (request, reply, done) => {

@@ -14,6 +14,11 @@ export interface BrokerErrorOptions {
   retryAfter?: number
   /** Extra, non-secret fields merged into the `error` object (e.g. `consent_url`). */
   details?: ErrorDetails
+  /**
+   * A 5xx that is the instance's announced state rather than a fault (the readiness probe while
+   * shutting down): logged at debug instead of error, since a probe asks every few seconds.
+   */
+  expected?: boolean
 }
 
 /** The options carrying `cause` when there is one (the factories' `cause?` argument). */
@@ -37,6 +42,8 @@ export class BrokerError extends Error {
   readonly retryAfter: number | undefined
   /** Extra fields of the body's `error` object. */
   readonly details: ErrorDetails | undefined
+  /** An announced state, not a fault: not logged at error (see BrokerErrorOptions). */
+  readonly expected: boolean
 
   constructor(code: ErrorCode, message: string, options: BrokerErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -44,6 +51,7 @@ export class BrokerError extends Error {
     this.statusCode = statusOf(code)
     this.retryAfter = options.retryAfter
     this.details = options.details
+    this.expected = options.expected === true
   }
 }
 

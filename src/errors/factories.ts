@@ -188,9 +188,12 @@ export function notReady(cause?: unknown): BrokerError {
   return new BrokerError('not_ready', 'store is not reachable', withCause(cause))
 }
 
-/** 503 `not_ready`: the instance is shutting down (draining); it still answers other requests. */
+/**
+ * 503 `not_ready`: the instance is shutting down (draining); it still answers other requests. Not a
+ * fault: logged at debug, not once per probe at error (the signal itself is logged once).
+ */
 export function shuttingDown(): BrokerError {
-  return new BrokerError('not_ready', 'shutting down', { retryAfter: 1 })
+  return new BrokerError('not_ready', 'shutting down', { retryAfter: 1, expected: true })
 }
 
 /** 503 `store_unavailable`: Redis refused, dropped, hung or ran out of reconnects. */

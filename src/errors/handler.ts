@@ -112,7 +112,8 @@ function rendersPage(request: FastifyRequest, isApiPath: (path: string) => boole
 
 /**
  * The one error handler (for `setErrorHandler`); `renderHtml` draws the page of a browser path's
- * error. 5xx causes are logged at error (they are ours to fix); 4xx are the caller's, at info.
+ * error. 5xx causes are logged at error (they are ours to fix) unless expected (shutting down: debug);
+ * 4xx are the caller's, at info.
  */
 export function makeErrorHandler(renderHtml: HtmlErrorRenderer, options: ErrorHandlerOptions = {}) {
   const { isApiPath = () => false, onStoreOutage } = options
@@ -121,7 +122,9 @@ export function makeErrorHandler(renderHtml: HtmlErrorRenderer, options: ErrorHa
     // Counted whatever the code says: a readiness probe answers not_ready for the same outage.
     const outage = isStoreOutage(error) ? error : brokerError.cause
     if (onStoreOutage !== undefined && isStoreOutage(outage)) onStoreOutage(outage)
-    if (brokerError.statusCode >= 500) {
+    if (brokerError.statusCode >= 500 && brokerError.expected) {
+      request.log.debug({ code: brokerError.code, reason: brokerError.message }, 'request refused')
+    } else if (brokerError.statusCode >= 500) {
       request.log.error({ err: brokerError.cause ?? brokerError, code: brokerError.code }, 'request failed')
     } else {
       request.log.info({ code: brokerError.code, reason: brokerError.message }, 'request rejected')

@@ -49,7 +49,8 @@ export function buildMetricsServer(registry: Registry, logger: FastifyBaseLogger
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   }) as unknown as FastifyInstance
-  closeConnectionsWhileClosing(server)
+  // A scrape is repeated a few seconds later: its idle connections close at once, no grace.
+  closeConnectionsWhileClosing(server, { graceMs: 0 })
   server.get('/metrics', { schema: { response: { 200: { type: 'string' } } } }, async (_request, reply) => {
     const { type, body } = await exposition(registry)
     return reply.header('cache-control', 'no-store').type(type).send(body)
