@@ -33,7 +33,7 @@ export function renderAudit(
   const rows = options.items.map(
     (record) => html`<tr>
 <td>${ago(record.at, context.now)}</td>
-<td><code>${record.type}</code></td>
+<td><code class="nowrap">${record.type}</code></td>
 <td>${record.actor}</td>
 <td>${record.tenantId === undefined ? '' : tenantRef(record.tenantId, options.labels.get(record.tenantId))}${record.app === undefined ? '' : html` ${record.app}`}${
       record.registrationId === undefined ? '' : html` ${registrationRef(record.registrationId)}`

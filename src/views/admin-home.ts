@@ -1,7 +1,7 @@
-// The console's first page: what needs an operator's attention now — registrations needing
-// consent (how many, the oldest, a link to all), token requests Entra ID refused or failed in the
-// last hour (per app and reason), app credentials expiring or refused — and the registrations
-// counted by status.
+// The console's first page: the registrations counted by status, then what needs an operator's
+// attention now — token requests Entra ID refused or failed in the last hour (per app and reason),
+// app credentials expiring or refused, registrations needing consent (how many, the oldest, a link
+// to all).
 import type { Attention } from '../services/admin-attention.js'
 import { REGISTRATION_STATUSES } from '../store/types.js'
 import { type ConsoleContext, consolePage, registrationsQuery, statusLabel } from './admin.js'
@@ -22,7 +22,7 @@ const plural = (count: number, one: string, many: string) => `${count} ${count =
 
 export function renderHome(
   context: ConsoleContext,
-  options: Attention & { credentialsNeedingAttention: number; shown: number },
+  options: Attention & { credentialsNeedingAttention: number },
 ): string {
   const { counts, needsConsent, upstreamFailures } = options
   const total = REGISTRATION_STATUSES.reduce((sum, status) => sum + counts[status], 0)
@@ -44,7 +44,7 @@ ${needsConsent.length === 0 ? html`` : registrationsTable(needsConsent, context.
     failures === 0
       ? html`<section class="card" id="upstream"><h2>Upstream failures in the last hour</h2><p>No token request to Entra ID failed in the last hour.</p></section>`
       : html`<section class="card error" id="upstream"><h2>Upstream failures in the last hour: ${String(failures)}</h2>
-<p class="muted">Token requests to Entra ID that failed, on every instance, counted per minute. Cached tokens are served meanwhile; each app and tenant backs off. <a href="/admin/audit?window=1h">The last hour's audit trail</a>.</p>
+<p class="muted">Token requests to Entra ID that failed, on every instance, counted per minute. Cached tokens are served meanwhile; each app and tenant backs off. The registrations that moved to needs consent are in <a href="/admin/audit?window=1h">the last hour's audit trail</a>.</p>
 <table><thead><tr><th>App</th><th>Failure</th><th>Meaning</th><th class="number">Count</th></tr></thead>
 <tbody>${upstreamFailures.map(
           (line) =>
@@ -61,13 +61,12 @@ ${needsConsent.length === 0 ? html`` : registrationsTable(needsConsent, context.
     'What needs attention',
     context,
     '/admin/home',
-    html`${consentCard}
-${upstreamCard}
-${credentialsNote}
-<h2>Registrations by status</h2>
-<div class="counts">${REGISTRATION_STATUSES.map(
+    html`<div class="counts" aria-label="Registrations by status">${REGISTRATION_STATUSES.map(
       (status) =>
         html`<section class="card"><a href="${registrationsQuery({ status })}"><span class="count">${String(counts[status])}</span>${statusLabel(status)}</a></section>`,
-    )}<section class="card"><a href="/admin/registrations"><span class="count">${String(total)}</span>in all</a></section></div>`,
+    )}<section class="card"><a href="/admin/registrations"><span class="count">${String(total)}</span>registrations in all</a></section></div>
+${upstreamCard}
+${credentialsNote}
+${consentCard}`,
   )
 }

@@ -40,16 +40,20 @@ code.provider-message { word-break: break-word; }
 @media (prefers-color-scheme: dark) { .card.error h1 { color: #f87171; } }
 button.danger, .button.danger { background: #dc2626; border-color: #dc2626; color: #fff; }
 main.console { max-width: 80rem; }
+main.console .button.secondary { background: transparent; color: var(--accent); }
 main.console .table-card { padding: .5rem .75rem; }
-main.console td { overflow-wrap: anywhere; }
+main.console td { overflow-wrap: break-word; }
+main.console td code, main.console .upn { overflow-wrap: anywhere; }
+main.console .nowrap { white-space: nowrap; }
 main.console td.number { text-align: right; }
 main.console time, main.console .short-id, main.console .badge, main.console td.number { white-space: nowrap; }
 main.console .tenant-label { display: inline-block; max-width: 14rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; }
 main.console code.full-id, main.console .wrap, main.console td.detail { overflow-wrap: anywhere; word-break: break-word; }
 main.console table.details th { width: 12rem; }
+button.copy[hidden] { display: none; }
 button.copy { font-size: .72rem; padding: 0 .35rem; margin-left: .3rem; border-radius: .25rem; background: transparent; color: var(--accent); vertical-align: baseline; }
 ul.attention { padding-left: 1.2rem; }
-.counts { display: flex; flex-wrap: wrap; gap: 1rem; }
+.counts { display: flex; flex-wrap: wrap; gap: 1rem; margin-bottom: 1.25rem; }
 .counts .card { flex: 1 1 10rem; margin: 0; }
 .counts .count { font-size: 1.8rem; font-weight: 600; display: block; }
 `

@@ -68,7 +68,6 @@ export function consolePageRoutes(
           credentialsNeedingAttention: credentials.filter(
             (row) => row.expiringSoon || row.failing !== undefined,
           ).length,
-          shown: HOME_LISTED,
         }),
       )
     },
