@@ -83,6 +83,8 @@ const DEMO_KEY = `demo:${demoDerived('master key').toString('base64')}`
 const OTHER_KEY = `scale:${createHash('sha256').update('consent-broker scale bench key').digest().toString('base64')}`
 const COOKIE_SECRET = demoDerived('cookie secret').toString('hex')
 
+/** The machine's load when the run started (reported beside the load at the end). */
+const START_LOAD = loadavg()
 const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -235,9 +237,19 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
       redis,
       delegated.map((s) => recordKey(s.id)),
     )) / delegated.length
+  // the sealed refresh token is stored in 64-byte chunks R0, R1, … (src/store/redis/record-layout.ts)
   let sealedRefresh = 0
-  for (const s of delegated) sealedRefresh += (await redis.hstrlen(recordKey(s.id), 'refreshToken')) ?? 0
+  for (const s of delegated) {
+    const fields = await redis.hgetall(recordKey(s.id))
+    for (const [field, value] of Object.entries(fields))
+      if (/^R\d+$/.test(field) || field === 'refreshToken') sealedRefresh += value.length
+  }
   sealedRefresh /= delegated.length
+  const encodings = new Map<string, number>()
+  for (const s of [...admin, ...delegated]) {
+    const encoding = String(await redis.call('OBJECT', 'ENCODING', recordKey(s.id)))
+    encodings.set(encoding, (encodings.get(encoding) ?? 0) + 1)
+  }
   const indexKeys = await scanKeys(redis, `${PREFIX}{idx}:*`)
   const delegatedOnly = [`${PREFIX}{idx}:delegated`, `${PREFIX}{idx}:idle`]
   const sharedIndex = await memoryOf(
@@ -251,85 +263,42 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
     delegatedRecord - sealedRefresh + sharedIndex / size + delegatedIndex / delegatedCount
   figures.set(`admin-bytes:${size}`, adminTotal)
   figures.set(`delegated-beyond:${size}`, delegatedBeyond)
-  const listpackValue = ((await redis.config('GET', 'hash-max-listpack-value')) as string[])[1] ?? '?'
+  record('admin-consent registration: record + index share (B)', size, adminTotal.toFixed(0))
+  record('delegated: record + indexes beyond the sealed refresh token (B)', size, delegatedBeyond.toFixed(0))
+  record('delegated: sealed refresh token, its chunks (B)', size, sealedRefresh.toFixed(0))
   record(
-    `admin-consent registration: record + index share (B; hash-max-listpack-value ${listpackValue})`,
+    'record hash, admin / delegated (B; encodings of the sample)',
     size,
-    adminTotal.toFixed(0),
+    `${adminRecord.toFixed(0)} / ${delegatedRecord.toFixed(0)} (${[...encodings]
+      .map(([encoding, count]) => `${count} ${encoding}`)
+      .join(', ')})`,
   )
+  // where the index bytes go, per registration (delegated-only ones per delegated registration)
+  const share = async (pattern: (key: string) => boolean, per: number) =>
+    (await memoryOf(redis, indexKeys.filter(pattern))) / per
+  const idx = `${PREFIX}{idx}:`
+  const parts = [
+    ['all', await share((key) => key === `${idx}all`, size)],
+    ['app', await share((key) => key.startsWith(`${idx}app:`), size)],
+    [
+      'tenant (per tenant, tenant ids, per app)',
+      await share(
+        (key) =>
+          key.startsWith(`${idx}tenant:`) ||
+          key === `${idx}tenant-ids` ||
+          key.startsWith(`${idx}app-tenants:`),
+        size,
+      ),
+    ],
+    ['status (needs_consent, revoked)', await share((key) => key.startsWith(`${idx}status:`), size)],
+    ['claim (delegated)', await share((key) => key === `${idx}delegated`, delegatedCount)],
+    ['idle (delegated)', await share((key) => key === `${idx}idle`, delegatedCount)],
+  ] as const
   record(
-    `delegated: record + indexes beyond the sealed refresh token (B; same)`,
+    'index share per registration (B): ' + parts.map(([name]) => name).join(' / '),
     size,
-    delegatedBeyond.toFixed(0),
+    parts.map(([, bytes]) => bytes.toFixed(0)).join(' / '),
   )
-  record('delegated: sealed refresh token field (B)', size, sealedRefresh.toFixed(0))
-  record(
-    'record hash, admin / delegated (B)',
-    size,
-    `${adminRecord.toFixed(0)} / ${delegatedRecord.toFixed(0)}`,
-  )
-  record(
-    'index share: every registration / delegated only (B)',
-    size,
-    `${(sharedIndex / size).toFixed(0)} / ${(delegatedIndex / delegatedCount).toFixed(0)}`,
-  )
-  // The sealed Key (and refresh token) are longer than Redis's default hash-max-listpack-value
-  // (64): the record becomes a hashtable. The same records rewritten under 256, for comparison.
-  const tuned = await withListpackValue(redis, '256', async () => ({
-    admin: await probeRecords(
-      redis,
-      admin.map((s) => recordKey(s.id)),
-    ),
-    delegated: await probeRecords(
-      redis,
-      delegated.map((s) => recordKey(s.id)),
-    ),
-  }))
-  if (tuned !== undefined) {
-    const adminTuned = tuned.admin + sharedIndex / size
-    const delegatedTuned =
-      tuned.delegated - sealedRefresh + sharedIndex / size + delegatedIndex / delegatedCount
-    figures.set(`admin-bytes-tuned:${size}`, adminTuned)
-    figures.set(`delegated-beyond-tuned:${size}`, delegatedTuned)
-    record(
-      '… the same records under hash-max-listpack-value 256: admin / delegated beyond the refresh token (B)',
-      size,
-      `${adminTuned.toFixed(0)} / ${delegatedTuned.toFixed(0)}`,
-    )
-  }
-}
-
-/** Runs `work` with the server's hash-max-listpack-value set to `value`, then restores it. */
-async function withListpackValue<T>(
-  redis: RedisClient,
-  value: string,
-  work: () => Promise<T>,
-): Promise<T | undefined> {
-  const original = ((await redis.config('GET', 'hash-max-listpack-value')) as string[])[1]
-  if (original === undefined) return undefined
-  try {
-    await redis.config('SET', 'hash-max-listpack-value', value)
-  } catch {
-    return undefined // CONFIG refused (a managed Redis): no comparison
-  }
-  try {
-    return await work()
-  } finally {
-    await redis.config('SET', 'hash-max-listpack-value', original)
-  }
-}
-
-/** Average MEMORY USAGE of copies of `keys` written now (under the current encoding settings). */
-async function probeRecords(redis: RedisClient, keys: readonly string[]): Promise<number> {
-  let total = 0
-  for (const [i, key] of keys.entries()) {
-    const probe = `${PREFIX}probe:${i}`
-    const fields = await redis.hgetall(key)
-    await redis.hset(probe, fields)
-    total += Number(await redis.call('MEMORY', 'USAGE', probe, 'SAMPLES', '0'))
-    await redis.del(probe)
-  }
-  return total / keys.length
 }
 
 /** A cached access token for every registration, in the group the issuer uses; memory per registration. */
@@ -421,6 +390,13 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
   const [bigTenant, bigCount] = [...byTenant].sort((a, b) => b[1] - a[1])[0]!
   const reads: Array<[string, string]> = [
     ['tenant filter, the biggest tenant', `/admin/api/registrations?limit=50&tenant=${bigTenant}`],
+    ['status=active (97 %)', '/admin/api/registrations?limit=50&status=active'],
+    ['app filter (ms-defender-atp)', '/admin/api/registrations?limit=50&app=ms-defender-atp'],
+    [
+      'the biggest tenant & status=needs_consent',
+      `/admin/api/registrations?limit=50&tenant=${bigTenant}&status=needs_consent`,
+    ],
+    ['one registration by id', `/admin/api/registrations/${seeded[seeded.length >> 1]!.id}`],
     ['status=needs_consent (2 %)', '/admin/api/registrations?limit=50&status=needs_consent'],
     ['status=revoked (1 %)', '/admin/api/registrations?limit=50&status=revoked'],
     [
@@ -457,11 +433,11 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
   }
   record('tenants with a registration', size, String(byTenant.size))
   record('registrations of the biggest tenant', size, String(bigCount))
-  await measureConsole(broker, size)
+  await measureConsole(broker, size, seeded[seeded.length >> 1]!.id)
 }
 
 /** The console's tenants and registrations pages, signed in as an operator (cookie + CSRF). */
-async function measureConsole(broker: BrokerProcess, size: number) {
+async function measureConsole(broker: BrokerProcess, size: number, sampleId: string) {
   const signInPage = await fetch(`${broker.url}/admin/sign-in`)
   const csrf = /name="csrf" value="([^"]+)"/.exec(await signInPage.text())?.[1]
   const cookies = signInPage.headers
@@ -479,6 +455,8 @@ async function measureConsole(broker: BrokerProcess, size: number) {
   for (const [label, path] of [
     ['console: registrations page', '/admin/registrations'],
     ['console: tenants page', '/admin/tenants'],
+    ['console: audit page', '/admin/audit'],
+    ['console: one registration', `/admin/registrations/${sampleId}`],
   ] as const) {
     const t = await timed(READ_REPEATS, async () => {
       const response = await fetch(`${broker.url}${path}`, {
@@ -849,7 +827,6 @@ function writeReport(redisVersion: string) {
   const goals = [
     `- ≤ 2 KB Redis per admin-consent registration: ${ms(figures.get(`admin-bytes:${last}`) ?? Number.NaN)} B at ${last} — ${goal((figures.get(`admin-bytes:${last}`) ?? Infinity) <= 2048)}.`,
     `- ≤ 1 KB per delegated registration beyond the sealed refresh token: ${ms(figures.get(`delegated-beyond:${last}`) ?? Number.NaN)} B — ${goal((figures.get(`delegated-beyond:${last}`) ?? Infinity) <= 1024)}.`,
-    `- the same under \`hash-max-listpack-value 256\` (records rewritten as listpacks): admin ${ms(figures.get(`admin-bytes-tuned:${last}`) ?? Number.NaN)} B — ${goal((figures.get(`admin-bytes-tuned:${last}`) ?? Infinity) <= 2048)}; delegated beyond the refresh token ${ms(figures.get(`delegated-beyond-tuned:${last}`) ?? Number.NaN)} B — ${goal((figures.get(`delegated-beyond-tuned:${last}`) ?? Infinity) <= 1024)}.`,
     `- every operator read ≤ 50 ms per page at ${last}: slowest median ${slowest === undefined ? '?' : `${ms(slowest[1])} ms (${slowest[0].slice(`read:${last}:`.length)})`} — ${goal(slowest !== undefined && slowest[1] <= 50)}.`,
     `- cache-hit latency independent of N: median ${SIZES.map((s) => `${ms(figures.get(`hit:${s}`) ?? Number.NaN)} ms`).join(' → ')} (10 registrations: see the table).`,
     `- start-up independent of N: ${SIZES.map((s) => `${ms(figures.get(`ready:${s}`) ?? Number.NaN)} ms`).join(' → ')}.`,
@@ -864,17 +841,17 @@ ${(Math.max(20, Math.ceil(TOTAL / 5)) + 2).toLocaleString('en-US')} tenants with
 (\`node dist/src/main.js\`) on the same machine, sequential requests, median (p95) of ${READ_REPEATS} unless said.
 
 Machine: ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM,
-load average ${loadavg()
+load average (1, 5, 15 min) ${START_LOAD.map((l) => l.toFixed(2)).join(' ')} at the start and ${loadavg()
     .map((l) => l.toFixed(2))
-    .join(' ')} at the end (shared with other work), Node ${process.version},
+    .join(' ')} at the end, Node ${process.version},
 Redis ${redisVersion}.
 
 ${header}
 ${rule}
 ${body.join('\n')}
 
-Reading these figures: the machine was shared with several other engineers' test runs (load
-average above 20 on 2 cores throughout), so single figures swing by several times between runs
+Reading these figures: a load average above the number of cores means other work shared the
+machine (the run is started with \`nice\`), so single timings swing by several times between runs
 and sizes; what matters is whether a cost grows with N. The 10-registration cache-hit baseline was
 taken once, at the start of the run.
 

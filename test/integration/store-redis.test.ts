@@ -4,13 +4,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
-import { EnvelopeError } from '../../src/crypto/envelope.js'
+import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, type RedisClient, waitForReady } from '../../src/store/redis-connection.js'
-import { uniquenessField } from '../../src/store/registration-hash.js'
+import { encodeNewRegistration, uniquenessField } from '../../src/store/registration-hash.js'
 import type { Store } from '../../src/store/types.js'
 import { type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
-import { newKeyRing, sampleRegistration, sampleSecrets } from '../support/store-contract.js'
+import { masterKey, newKeyRing, sampleRegistration, sampleSecrets } from '../support/store-contract.js'
 
 const clients: RedisClient[] = []
 afterEach(async () => {
@@ -25,7 +25,7 @@ async function connect(url = inject('redisUrl')): Promise<RedisClient> {
 }
 
 async function freshStore(
-  options: { clock?: () => number; claimGraceMs?: number; redis?: RedisClient } = {},
+  options: { clock?: () => number; claimGraceMs?: number; redis?: RedisClient; keyRing?: KeyRing } = {},
 ) {
   const keyPrefix = `t${randomBytes(6).toString('hex')}:`
   const redis = options.redis ?? (await connect())
@@ -112,14 +112,19 @@ describe('Redis store: secrets at rest', () => {
     await store.registrations.create(victim, sampleSecrets())
     await store.registrations.create(attacker, sampleSecrets())
 
-    // Someone with write access to Redis copies the victim's sealed refresh token into their record
+    // Someone with write access to Redis copies the victim's sealed refresh token (its chunks
+    // R0, R1, …) into their record
     const victimKey = `${keyPrefix}reg:{${victim.id}}`
     const attackerKey = `${keyPrefix}reg:{${attacker.id}}`
-    await raw.hset(attackerKey, 'refreshToken', (await raw.hget(victimKey, 'refreshToken'))!)
+    const chunks = async (key: string, prefix: string) =>
+      Object.entries(await raw.hgetall(key)).filter(([field]) => new RegExp(`^${prefix}\\d+$`).test(field))
+    for (const [field, value] of await chunks(victimKey, 'R')) await raw.hset(attackerKey, field, value)
     await expect(store.registrations.get(attacker.id)).rejects.toBeInstanceOf(EnvelopeError)
 
-    // … or the sealed Key into the refresh-token field of the victim's own record
-    await raw.hset(victimKey, 'refreshToken', (await raw.hget(victimKey, 'key'))!)
+    // … or the sealed Key (K0, K1, …) into the refresh-token chunks of the victim's own record
+    await raw.hdel(victimKey, ...(await chunks(victimKey, 'R')).map(([field]) => field))
+    for (const [field, value] of await chunks(victimKey, 'K'))
+      await raw.hset(victimKey, field.replace('K', 'R'), value)
     await expect(store.registrations.get(victim.id)).rejects.toBeInstanceOf(EnvelopeError)
 
     // a cached token moved to another group is a miss, never another tenant's token
@@ -167,7 +172,6 @@ describe('Redis store: key layout', () => {
         `${p}{idx}:app:ms-graph-mail`,
         `${p}{idx}:tenant-ids`,
         `${p}{idx}:app-tenants:ms-graph-mail`,
-        `${p}{idx}:status:active`,
         `${p}{idx}:indexes`,
         `${p}{idx}:delegated`,
         `${p}{idx}:idle`,
@@ -185,7 +189,19 @@ describe('Redis store: key layout', () => {
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
     // the first registration of a new store marks its indexes complete: nothing to rebuild
     expect(await raw.get(`${p}{idx}:indexes`)).toBe('2')
-    expect(await raw.zrange(`${p}{idx}:status:active`, '0', '-1')).toEqual([registration.id])
+    // the record is a compact listpack: short names, no id, ms times, sealed values in 64-byte chunks
+    const recordKey = `${p}reg:{${registration.id}}`
+    expect(await raw.call('OBJECT', 'ENCODING', recordKey)).toBe('listpack')
+    const record = await raw.hgetall(recordKey)
+    expect(
+      Object.keys(record)
+        .filter((field) => !/^[KR]\d+$/.test(field))
+        .sort(),
+    ).toEqual(['a', 'c', 'ca', 'k', 'o', 'status', 't', 'u', 'version'].sort())
+    expect(record.K1).toBeDefined() // a sealed Key is longer than one chunk
+    expect(record.R0).toBeDefined()
+    expect(record.ca).toBe(String(Date.parse(registration.createdAt)))
+    expect(Object.values(record).every((value) => value.length <= 64)).toBe(true)
   })
 
   it('rejects key prefixes that would change hash slots or key names', async () => {
@@ -196,6 +212,97 @@ describe('Redis store: key layout', () => {
       /ioredis keyPrefix/,
     )
     prefixed.disconnect()
+  })
+})
+
+describe('Redis store: records written in the earlier layout', () => {
+  it('reads, updates, touches, re-seals and announces a record written with long names and whole sealed values', async () => {
+    const firstKey = masterKey()
+    const first = new KeyRing([firstKey])
+    const { store, raw, keyPrefix: p } = await freshStore({ keyRing: first })
+    const registration = sampleRegistration({ statusDetail: { code: 'x', at: '2026-01-02T00:00:00.000Z' } })
+    const secrets = sampleSecrets()
+    await store.registrations.create(registration, secrets)
+    // the record as the earlier layout wrote it: every logical field under its own name, `id`,
+    // ISO times, sealed values whole (a hashtable once the sealed Key is over 64 bytes)
+    const recordKey = `${p}reg:{${registration.id}}`
+    const old = encodeNewRegistration(first, registration, secrets)
+    await raw.del(recordKey)
+    await raw.hset(recordKey, { ...old, lastIssuedAt: '2026-01-03T00:00:00.000Z', lastClient: 'xsoar/1' })
+    expect(Object.keys(old)).toEqual(
+      expect.arrayContaining(['id', 'tenantId', 'createdAt', 'key', 'refreshToken']),
+    )
+
+    const read = await store.registrations.get(registration.id)
+    expect(read).toEqual({
+      registration: { ...registration, version: 1 },
+      usage: { lastIssuedAt: '2026-01-03T00:00:00.000Z', lastClient: 'xsoar/1' },
+      secrets,
+    })
+    expect(await store.registrations.getMeta(registration.id)).toEqual({
+      ...registration,
+      version: 1,
+      lastIssuedAt: '2026-01-03T00:00:00.000Z',
+      lastClient: 'xsoar/1',
+    })
+    expect((await store.registrations.list({ tenantId: registration.tenantId })).items).toHaveLength(1)
+
+    // a write moves each field it sets to the new layout; the rest keeps being read as it was
+    // (a status detail longer than the chunks a listing reads at once: read whole all the same)
+    const longDetail = {
+      code: 'AADSTS700082',
+      message: `AADSTS700082: ${'x'.repeat(300)}`,
+      at: '2026-01-04T00:00:00.000Z',
+    }
+    const updated = await store.registrations.update(
+      registration.id,
+      1,
+      { status: 'needs_consent', statusDetail: longDetail },
+      { refreshToken: 'rt-renewed' },
+    )
+    expect(updated).toMatchObject({ status: 'needs_consent', version: 2, tenantId: registration.tenantId })
+    await store.registrations.touch(registration.id, { lastRefreshAt: '2026-01-05T00:00:00.000Z' })
+    expect((await store.registrations.getMeta(registration.id))?.statusDetail).toEqual(longDetail)
+    const mixed = await raw.hgetall(recordKey)
+    expect(mixed.refreshToken).toBeUndefined()
+    expect(mixed.statusDetail).toBeUndefined()
+    expect(mixed.R0).toBeDefined()
+    expect(mixed.tenantId).toBe(registration.tenantId) // untouched: still under its long name
+    const after = await store.registrations.get(registration.id)
+    expect(after?.secrets).toEqual({ key: secrets.key, refreshToken: 'rt-renewed' })
+    expect(after?.usage).toEqual({
+      lastIssuedAt: '2026-01-03T00:00:00.000Z',
+      lastClient: 'xsoar/1',
+      lastRefreshAt: '2026-01-05T00:00:00.000Z',
+    })
+    expect(await store.registrations.countByStatus()).toEqual({ active: 0, needs_consent: 1, revoked: 0 })
+
+    // the status change's outbox entry reads like one of a new record
+    const entries = await store.webhooks.readOutbox(registration.id)
+    const needsConsent = entries.find((entry) => entry.kind === 'registration.needs_consent')
+    expect(needsConsent?.facts).toMatchObject({
+      id: registration.id,
+      app: registration.app,
+      tenantId: registration.tenantId,
+      createdAt: registration.createdAt,
+      previousStatus: 'active',
+      status: 'needs_consent',
+      statusDetail: JSON.stringify(longDetail),
+    })
+    expect(JSON.stringify(needsConsent?.facts)).not.toMatch(/v1\./) // no sealed value
+
+    // a key rotation re-seals the long sealed Key into chunks, under the new key only
+    const second = new KeyRing([masterKey('second'), firstKey])
+    const rotated = createRedisStore({ redis: raw, keyRing: second, keyPrefix: p })
+    expect(await rotated.registrations.reseal(registration.id)).toBe(true)
+    const resealed = await raw.hgetall(recordKey)
+    expect(resealed.key).toBeUndefined()
+    expect(resealed.K0?.startsWith('v1.second.')).toBe(true)
+    expect(resealed.R0?.startsWith('v1.second.')).toBe(true)
+    expect((await rotated.registrations.get(registration.id))?.secrets).toEqual({
+      key: secrets.key,
+      refreshToken: 'rt-renewed',
+    })
   })
 })
 

@@ -5,7 +5,9 @@
 //
 //   P reg:{enc(id)}                  HASH    one registration: metadata fields, usage fields
 //                                            (lastIssuedAt, lastClient, lastRefreshAt), sealed
-//                                            secrets (key, refreshToken) and `version`
+//                                            secrets (key, refreshToken) and `version`, in the
+//                                            compact layout of record-layout.ts (short names,
+//                                            64-byte chunks: a listpack under Redis's defaults)
 //   P seen:{enc(id)}:<marker>        STRING  admit: replay marker of one request, PX replay TTL
 //   P rl-reg:{enc(id)}               STRING  admit: per-registration fixed-window counter, PX window
 //                                            (both in the record's slot: admit is one script)
@@ -14,8 +16,11 @@
 //   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
 //   P{idx}:tenant-ids                ZSET    every tenant id with a registration (score 0: by id)
 //   P{idx}:app-tenants:<app>         ZSET    tenant ids with a registration of the app (score 0)
-//   P{idx}:status:<status>           ZSET    ids by current status, score = createdAt (status
-//                                            filters, and the counts by status: ZCARD)
+//   P{idx}:status:<status>           ZSET    ids of needs_consent / revoked registrations, score =
+//                                            createdAt (status filters, counts: ZCARD; active has
+//                                            none: it walks `all`, its count is what the others
+//                                            leave of `all`; an earlier `status:active` is dropped
+//                                            at start-up)
 //   P{idx}:indexes                   STRING  "2" once the three above are complete (set by the
 //                                            first create of a new store, or by the rebuild of
 //                                            data written before them; until then readers fall

@@ -17,8 +17,12 @@ import type {
 } from '../types.js'
 import { isoToMs } from '../validation.js'
 import type { RedisKeys } from './keys.js'
+import { readNames } from './record-layout.js'
 import { indexAfter, walkIndex } from './registration-index.js'
 import type { RedisSecondaryIndexes } from './secondary-indexes.js'
+
+/** HMGET names of kind and status (either record layout, record-layout.ts). */
+const KIND_STATUS = [...readNames('kind'), 'status']
 
 /** The listing half of `RegistrationStore` on Redis; RedisRegistrations delegates to it. */
 export class RedisRegistrationListings {
@@ -54,7 +58,8 @@ export class RedisRegistrationListings {
     const candidates: string[] = []
     if (query.tenantId !== undefined) candidates.push(this.keys.tenant(query.tenantId))
     if (query.app !== undefined) candidates.push(this.keys.app(query.app))
-    if (query.status !== undefined && (await this.indexes.complete()))
+    // active has no index of its own (nearly every registration is active): walk `all`
+    if (query.status !== undefined && query.status !== 'active' && (await this.indexes.complete()))
       candidates.push(this.keys.status(query.status))
     return candidates.length === 0 ? this.keys.all : this.indexes.smallest(candidates)
   }
@@ -105,10 +110,11 @@ export class RedisRegistrationListings {
       const inRange = entries.filter((entry) => entry.score < beforeMs)
       if (inRange.length === 0) break
       const states = await Promise.all(
-        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'kind', 'status')),
+        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), ...KIND_STATUS)),
       )
       inRange.forEach((entry, i) => {
-        const [kind, status] = states[i] ?? []
+        const [short, long, status] = states[i] ?? []
+        const kind = short ?? long
         if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
       })
       if (inRange.length < entries.length) break

@@ -22,7 +22,6 @@
 //   record's slot) in the same script as the record, announced first (see webhooks.ts).
 import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../../crypto/envelope.js'
-import { KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
@@ -35,10 +34,8 @@ import {
   encodeUsage,
   PUBLIC_FIELDS,
   pairsToHash,
-  type RegistrationHash,
   uniquenessField,
 } from '../registration-hash.js'
-import { openSecret, SECRET_FIELDS, type SecretField, sealSecret } from '../sealing.js'
 import { revokedIsFinal } from '../store-facts.js'
 import type {
   AdmitRequest,
@@ -62,12 +59,20 @@ import type {
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
 import { INDEXES_VERSION, type RedisKeys } from './keys.js'
+import {
+  fromStored,
+  moreChunks,
+  storedNamesOf,
+  toStoredChanges,
+  toStoredRecord,
+  zipStored,
+} from './record-layout.js'
+import { resealRecord } from './record-maintenance.js'
 import { RedisRegistrationListings } from './registration-listings.js'
 import {
   CLAIM_INDEX,
   CREATE_RECORD,
   RELEASE_CLAIM,
-  RESEAL_FIELDS,
   runScript,
   TOUCH_RECORD,
   UNCLAIM_INDEX,
@@ -76,11 +81,8 @@ import {
 } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
 
-function flatten(hash: RegistrationHash): string[] {
-  const out: string[] = []
-  for (const [field, value] of Object.entries(hash)) out.push(field, value)
-  return out
-}
+/** HMGET names of the public fields, in either record layout (record-layout.ts). */
+const PUBLIC_STORED = storedNamesOf(PUBLIC_FIELDS)
 
 const PENDING_POLLS = 10
 const PENDING_POLL_MS = 20
@@ -183,7 +185,7 @@ export class RedisRegistrations implements RegistrationStore {
       this.redis,
       CREATE_RECORD,
       [recordKey, this.keys.outbox(id)],
-      [entry.id, JSON.stringify(entry), ...flatten(hash)],
+      [entry.id, JSON.stringify(entry), ...toStoredRecord(hash)],
     )
     if (written !== 1) throw new Error(`registration ${id} already exists`)
 
@@ -226,20 +228,18 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async get(id: string): Promise<StoredRegistration | null> {
-    const hash = await this.redis.hgetall(this.keys.reg(id))
-    if (hash.id === undefined) return null
-    return decodeStored(this.keyRing, hash)
+    const stored = await this.redis.hgetall(this.keys.reg(id))
+    if (stored.status === undefined) return null
+    return decodeStored(this.keyRing, fromStored(id, stored))
   }
 
   async getMeta(id: string): Promise<(Registration & RegistrationUsage) | null> {
-    const values = await this.redis.hmget(this.keys.reg(id), ...PUBLIC_FIELDS)
-    if (values[0] === null || values[0] === undefined) return null
-    const hash: Record<string, string | undefined> = {}
-    PUBLIC_FIELDS.forEach((field, i) => {
-      const value = values[i]
-      if (value !== null && value !== undefined) hash[field] = value
-    })
-    return decodeMeta(hash)
+    const key = this.keys.reg(id)
+    const stored = zipStored(PUBLIC_STORED, await this.redis.hmget(key, ...PUBLIC_STORED))
+    if (stored.status === undefined) return null
+    const more = moreChunks(stored) // a status detail longer than the chunks read
+    if (more.length > 0) Object.assign(stored, zipStored(more, await this.redis.hmget(key, ...more)))
+    return decodeMeta(fromStored(id, stored))
   }
 
   async update(
@@ -249,18 +249,19 @@ export class RedisRegistrations implements RegistrationStore {
     secrets?: SecretsPatch,
   ): Promise<Registration | null> {
     const now = new Date(this.clock()).toISOString()
-    const changes = encodeUpdate(this.keyRing, id, patch, secrets, now)
-    const pairs = flatten(changes.set)
+    const logical = encodeUpdate(this.keyRing, id, patch, secrets, now)
+    const changes = toStoredChanges(logical.set, logical.del)
     // a status change writes an outbox entry: announced before the write (see redis/webhooks.ts)
     const eventId = patch.status === undefined ? '' : randomUUID()
     if (eventId !== '') await this.announce(id)
     const args = [
       String(expectedVersion),
       patch.status ?? '',
-      pairs.length / 2,
+      changes.set.length / 2,
       eventId,
       now,
-      ...pairs,
+      id,
+      ...changes.set,
       ...changes.del,
     ]
     // A status change moves the status index entry in the same script where the server allows it.
@@ -290,7 +291,7 @@ export class RedisRegistrations implements RegistrationStore {
     }
     // nil (RESP2 conversion of Lua false): missing record or version conflict
     if (reply === null || reply === false) return null
-    const registration = decodeRegistration(pairsToHash(reply[1]))
+    const registration = decodeRegistration(fromStored(id, pairsToHash(reply[1])))
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
       if (field !== undefined) {
@@ -301,9 +302,15 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async touch(id: string, usage: RegistrationUsage): Promise<void> {
-    const set = encodeUsage(usage)
-    if (Object.keys(set).length === 0) return
-    const touched = await runScript(this.redis, TOUCH_RECORD, [this.keys.reg(id)], flatten(set))
+    const usageSet = encodeUsage(usage)
+    if (Object.keys(usageSet).length === 0) return
+    const { set, del } = toStoredChanges(usageSet, [])
+    const touched = await runScript(
+      this.redis,
+      TOUCH_RECORD,
+      [this.keys.reg(id)],
+      [del.length, ...del, ...set],
+    )
     if (touched === 1 && usage.lastRefreshAt !== undefined) {
       // XX: never re-adds a revoked registration; GT: an out-of-order touch never moves it back
       await this.redis.call(
@@ -334,7 +341,10 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {
-    if (await this.#indexes.complete()) return { rebuilt: false, registrations: 0 }
+    if (await this.#indexes.complete()) {
+      await this.#indexes.dropRetired()
+      return { rebuilt: false, registrations: 0 }
+    }
     return { rebuilt: true, registrations: await this.#indexes.rebuild() }
   }
 
@@ -342,26 +352,8 @@ export class RedisRegistrations implements RegistrationStore {
     return this.#listings.listIdleDelegated(before, limit, after)
   }
 
-  async reseal(id: string): Promise<boolean> {
-    const key = this.keys.reg(id)
-    let rewritten = false
-    const done = await retryOnConflict({ attempts: 5 }, async () => {
-      const values = await this.redis.hmget(key, ...SECRET_FIELDS)
-      const args: string[] = []
-      SECRET_FIELDS.forEach((field: SecretField, i) => {
-        const sealed = values[i]
-        if (typeof sealed !== 'string' || KeyRingClass.keyIdOf(sealed) === this.keyRing.current.id) return
-        const plaintext = openSecret(this.keyRing, id, field, sealed)
-        args.push(field, sealed, sealSecret(this.keyRing, id, field, plaintext))
-      })
-      if (args.length === 0) return true
-      const replaced = (await runScript(this.redis, RESEAL_FIELDS, [key], args)) as number
-      if (replaced > 0) rewritten = true
-      // fewer replaced: a field changed underneath (e.g. a new refresh token): read again
-      return replaced === args.length / 3 ? true : CONFLICT
-    })
-    if (done === CONFLICT) throw new Error(`registration ${id}: reseal kept racing with concurrent writes`)
-    return rewritten
+  reseal(id: string): Promise<boolean> {
+    return resealRecord(this.redis, this.keys, this.keyRing, id)
   }
 
   scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {

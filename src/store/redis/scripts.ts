@@ -4,6 +4,7 @@
 // so they run unchanged on a Cluster.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
+import { LUA_CHUNKED_FIELDS } from './record-layout.js'
 
 /** A Lua script and its SHA-1, for EVALSHA. */
 export class LuaScript {
@@ -42,9 +43,11 @@ return 1
 
 /**
  * Lua fragment: `move_status(all, sets, id, status)` puts `id` in the status index of `status` (and
- * in no other), scored like its entry in `all`. `sets` maps active, needs_consent and revoked to
- * their index keys (one slot with `all`). An id `all` doesn't hold (a create that never finished)
- * stays out. Returns 1 when moved, else 0.
+ * in no other), scored like its entry in `all`. `sets` maps needs_consent and revoked to their
+ * index keys (one slot with `all`); `active` has no index of its own (most registrations are
+ * active: an active filter walks `all`, the count is what the other two leave), so moving to
+ * active only removes. An id `all` doesn't hold (a create that never finished) stays out.
+ * Returns 1 when moved, else 0.
  */
 const LUA_MOVE_STATUS = `
 local function move_status(all, sets, id, status)
@@ -60,7 +63,7 @@ end
 
 /**
  * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 delegated, 6 idle, 7–9 status indexes
- * (active, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker.
+ * (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker.
  * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
  *       expected current claim ('' = slot must be free), stale id to drop from the indexes (''),
  *       status, indexes version.
@@ -89,7 +92,7 @@ redis.call('ZADD', KEYS[3], score, id)
 redis.call('ZADD', KEYS[4], 0, ARGV[3])
 redis.call('ZADD', KEYS[10], 0, ARGV[3])
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) end
-move_status(KEYS[1], {active = KEYS[7], needs_consent = KEYS[8], revoked = KEYS[9]}, id, ARGV[9])
+move_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, id, ARGV[9])
 return {1}
 `)
 
@@ -118,13 +121,42 @@ return 1
 `)
 
 /**
- * Lua fragment: `update()` on KEYS[1] record, KEYS[2] its outbox (same slot), with ARGV expected
- * version, new status ('' = unchanged), n, event id ('' = none), ISO time, n field/value pairs,
- * then fields to delete. Returns false (missing or version conflict) or {previous status,
- * HGETALL}. A status change writes its outbox entry (kind, time, the record's non-secret fields)
- * in the same step, so no notification is lost if the writer dies right after.
+ * Lua fragment: `trim_chunks(key, written)` removes the chunks of a chunked field left after the
+ * last one just written (a shorter value, or a deleted field): `written` maps each field name the
+ * caller set to 'set' and each it deleted to 'del' (see record-layout.ts for the chunks).
  */
-const LUA_UPDATE = `
+const LUA_CHUNKS = `
+local CHUNKED = ${LUA_CHUNKED_FIELDS}
+local function trim_chunks(key, written)
+  for _, chunked in ipairs(CHUNKED) do
+    local prefix = chunked[2]
+    if written[prefix .. '0'] then
+      local i = 0
+      while written[prefix .. i] == 'set' do i = i + 1 end
+      local j = i
+      while redis.call('HDEL', key, prefix .. j) == 1 or j == i do j = j + 1 end
+    end
+  end
+end
+local function is_secret(name)
+  for _, chunked in ipairs(CHUNKED) do
+    if chunked[3] and (name == chunked[1] or string.match(name, '^' .. chunked[2] .. '%d+$')) then
+      return true
+    end
+  end
+  return false
+end
+`
+
+/**
+ * Lua fragment: `update()` on KEYS[1] record, KEYS[2] its outbox (same slot), with ARGV expected
+ * version, new status ('' = unchanged), n, event id ('' = none), ISO time, the registration id, n
+ * field/value pairs, then fields to delete. Returns false (missing or version conflict) or
+ * {previous status, HGETALL}. A status change writes its outbox entry (kind, time, the record's
+ * non-secret fields as stored, and its id) in the same step, so no notification is lost if the
+ * writer dies right after.
+ */
+const LUA_UPDATE = `${LUA_CHUNKS}
 local function update()
   local current = redis.call('HMGET', KEYS[1], 'version', 'status')
   if not current[1] or current[1] ~= ARGV[1] then return false end
@@ -133,12 +165,21 @@ local function update()
     return redis.error_reply('REVOKED_FINAL revoked registrations stay revoked')
   end
   local n = tonumber(ARGV[3])
+  local written = {}
   if n > 0 then
     local changes = {}
-    for i = 6, 5 + 2 * n do changes[#changes + 1] = ARGV[i] end
+    for i = 7, 6 + 2 * n, 2 do
+      changes[#changes + 1] = ARGV[i]
+      changes[#changes + 1] = ARGV[i + 1]
+      written[ARGV[i]] = 'set'
+    end
     redis.call('HSET', KEYS[1], unpack(changes))
   end
-  if #ARGV >= 6 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 6 + 2 * n)) end
+  if #ARGV >= 7 + 2 * n then
+    for i = 7 + 2 * n, #ARGV do written[ARGV[i]] = written[ARGV[i]] or 'del' end
+    redis.call('HDEL', KEYS[1], unpack(ARGV, 7 + 2 * n))
+  end
+  trim_chunks(KEYS[1], written)
   redis.call('HINCRBY', KEYS[1], 'version', 1)
   local all = redis.call('HGETALL', KEYS[1])
   if ARGV[4] ~= '' and new ~= '' and new ~= old then
@@ -149,8 +190,9 @@ local function update()
     if kind then
       local facts = { previousStatus = old }
       for i = 1, #all, 2 do
-        if all[i] ~= 'key' and all[i] ~= 'refreshToken' then facts[all[i]] = all[i + 1] end
+        if not is_secret(all[i]) then facts[all[i]] = all[i + 1] end
       end
+      facts.id = ARGV[6]
       redis.call('HSET', KEYS[2], ARGV[4], cjson.encode({ id = ARGV[4], kind = kind, at = ARGV[5], facts = facts }))
     end
   end
@@ -171,15 +213,14 @@ return update()
 export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_STATUS}
 local reply = update()
 if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' and reply[1] ~= ARGV[2] then
-  move_status(KEYS[3], {active = KEYS[4], needs_consent = KEYS[5], revoked = KEYS[6]},
-    redis.call('HGET', KEYS[1], 'id'), ARGV[2])
+  move_status(KEYS[3], {needs_consent = KEYS[5], revoked = KEYS[6]}, ARGV[6], ARGV[2])
 end
 return reply
 `)
 
 /** KEYS: all, then the three status indexes. ARGV: (id, status)… Moves each id to its status index. */
 export const MOVE_STATUS = new LuaScript(`${LUA_MOVE_STATUS}
-local sets = {active = KEYS[2], needs_consent = KEYS[3], revoked = KEYS[4]}
+local sets = {needs_consent = KEYS[3], revoked = KEYS[4]}
 local moved = 0
 for i = 1, #ARGV, 2 do moved = moved + move_status(KEYS[1], sets, ARGV[i], ARGV[i + 1]) end
 return moved
@@ -197,21 +238,53 @@ end
 return 1
 `)
 
-/** KEYS[1] record. ARGV field/value pairs. Usage fields: no version check, missing id ignored. */
+/**
+ * KEYS[1] record. ARGV: d, d fields to delete (the long names of fields now written short), then
+ * field/value pairs. Usage fields: no version check, missing id ignored.
+ */
 export const TOUCH_RECORD = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+local d = tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2 + d))
+if d > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 2, 1 + d)) end
 return 1
 `)
 
-/** KEYS[1] record. ARGV: (field, old ciphertext, new ciphertext)… Replaces only unchanged fields. */
-export const RESEAL_FIELDS = new LuaScript(`
+/**
+ * KEYS[1] record. ARGV: (secret's long name, its chunk prefix, old sealed value, the new
+ * value's number of chunks n, the n chunks)… Replaces a secret only while it still holds the old value
+ * (chunks joined, or the long field of a record written before chunks), writing it as chunks.
+ * Returns how many were replaced.
+ */
+export const RESEAL_FIELDS = new LuaScript(`${LUA_CHUNKS}
 local replaced = 0
-for i = 1, #ARGV, 3 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+local i = 1
+while i <= #ARGV do
+  local long, prefix, old, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local current = nil
+  if redis.call('HEXISTS', KEYS[1], prefix .. '0') == 1 then
+    local parts, j = {}, 0
+    while true do
+      local part = redis.call('HGET', KEYS[1], prefix .. j)
+      if not part then break end
+      parts[#parts + 1] = part
+      j = j + 1
+    end
+    current = table.concat(parts)
+  else
+    current = redis.call('HGET', KEYS[1], long)
+  end
+  if current == old then
+    local written = {}
+    for c = 0, n - 1 do
+      redis.call('HSET', KEYS[1], prefix .. c, ARGV[i + 4 + c])
+      written[prefix .. c] = 'set'
+    end
+    redis.call('HDEL', KEYS[1], long)
+    trim_chunks(KEYS[1], written)
     replaced = replaced + 1
   end
+  i = i + 4 + n
 end
 return replaced
 `)

@@ -15,9 +15,12 @@ import {
   type TenantQuery,
 } from '../types.js'
 import { INDEXES_VERSION, type RedisKeys } from './keys.js'
+import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
 import { ADD_TENANTS, MOVE_STATUS, runScript } from './scripts.js'
 
+/** HMGET names of tenantId and app in either record layout: [short, long] each. */
+const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
 /** Registrations read per step of the rebuild. */
 const REBUILD_BATCH = 500
 /** A status entry re-checked against its record this many times at most (concurrent updates). */
@@ -58,20 +61,34 @@ export class RedisSecondaryIndexes {
     }
   }
 
-  /** ZCARD of each status index, or `undefined` while the indexes are incomplete. */
+  /**
+   * Counts by status, or `undefined` while the indexes are incomplete: ZCARD of the needs_consent
+   * and revoked indexes; active is what they leave of `all` (it has no index of its own).
+   */
   async countByStatus(): Promise<Record<RegistrationStatus, number> | undefined> {
     if (!(await this.complete())) return undefined
-    const multi = this.redis.multi()
-    for (const key of this.keys.statuses) multi.zcard(key)
-    const results = await multi.exec()
+    const results = await this.redis
+      .multi()
+      .zcard(this.keys.all)
+      .zcard(this.keys.status('needs_consent'))
+      .zcard(this.keys.status('revoked'))
+      .exec()
     if (results === null) throw new Error('redis transaction was aborted')
-    const counts = {} as Record<RegistrationStatus, number>
-    REGISTRATION_STATUSES.forEach((status, i) => {
-      const [error, value] = results[i] ?? [new Error('redis transaction lost a reply'), 0]
+    const [all, needsConsent, revoked] = results.map(([error, value]) => {
       if (error) throw error
-      counts[status] = Number(value)
+      return Number(value)
     })
-    return counts
+    if (all === undefined || needsConsent === undefined || revoked === undefined)
+      throw new Error('redis transaction lost a reply')
+    return { active: Math.max(0, all - needsConsent - revoked), needs_consent: needsConsent, revoked }
+  }
+
+  /**
+   * Removes the `status:active` index earlier versions maintained (about 140 bytes per
+   * registration; nothing reads it now). Run at start-up, once the indexes are complete.
+   */
+  async dropRetired(): Promise<void> {
+    await this.redis.unlink(this.keys.status('active'))
   }
 
   /** The smallest of the candidate index keys (by ZCARD): a filtered listing walks the fewest entries. */
@@ -132,12 +149,14 @@ export class RedisSecondaryIndexes {
       if (entries.length === 0) break
       after = entries[entries.length - 1]
       const records = await Promise.all(
-        entries.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'status', 'tenantId', 'app')),
+        entries.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'status', ...TENANT_APP)),
       )
       const found: Array<{ id: string; status: RegistrationStatus }> = []
       const tenants: string[] = []
       const appKeys: string[] = []
-      records.forEach(([status, tenantId, app], i) => {
+      records.forEach(([status, tenantShort, tenantLong, appShort, appLong], i) => {
+        const tenantId = tenantShort ?? tenantLong
+        const app = appShort ?? appLong
         if (!isStatus(status) || !tenantId || !app) return // a dangling entry: no record
         found.push({ id: entries[i]!.id, status })
         const appKey = this.keys.appTenants(app)

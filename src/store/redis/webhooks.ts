@@ -29,6 +29,7 @@ import type {
   WebhookStore,
 } from '../webhook-types.js'
 import type { RedisKeys } from './keys.js'
+import { logicalFacts } from './record-layout.js'
 import { runScript } from './scripts.js'
 import {
   ACK_OUTBOX,
@@ -103,7 +104,11 @@ export class RedisWebhooks implements WebhookStore {
   async readOutbox(subject: string): Promise<OutboxEntry[]> {
     const values = await this.redis.hvals(this.keys.outbox(subject))
     return values
-      .map((value) => JSON.parse(value) as OutboxEntry)
+      .map((value) => {
+        const entry = JSON.parse(value) as OutboxEntry
+        // a registration's facts as the update script copied them from the stored record
+        return { ...entry, facts: logicalFacts(entry.facts) }
+      })
       .sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id))
   }
 
