@@ -25,6 +25,7 @@ const SHORT: Readonly<Record<string, string>> = {
   kind: 'k',
   userOid: 'o',
   userName: 'u',
+  name: 'n',
   ownClientId: 'oc',
   status: 'status',
   createdAt: 'ca',
@@ -35,6 +36,13 @@ const SHORT: Readonly<Record<string, string>> = {
   lastClient: 'lc',
   lastRefreshAt: 'lr',
 }
+
+/** Every short name (a stored field that is not a logical field's own name). */
+const SHORT_NAMES: ReadonlySet<string> = new Set(
+  Object.entries(SHORT)
+    .filter(([logical, short]) => logical !== short)
+    .map(([, short]) => short),
+)
 
 /** Logical fields holding an ISO 8601 time (stored as epoch ms when that round-trips exactly). */
 const TIME_FIELDS: ReadonlySet<string> = new Set([
@@ -163,6 +171,11 @@ export function fromStored(
   for (const [field, prefix] of Object.entries(CHUNKED)) {
     const value = chunkedValue(stored, field, prefix)
     if (value !== undefined) hash[field] = value
+  }
+  // a field this layout has no short name for is stored under its own name: read it as it is
+  for (const [field, value] of Object.entries(stored)) {
+    if (value === undefined || field === 'id' || SHORT_NAMES.has(field) || CHUNK_NAME.test(field)) continue
+    hash[field] ??= value
   }
   return hash
 }
