@@ -7,6 +7,7 @@ import { Ajv } from 'ajv'
 import { CLOUD_NAMES, type CloudName, expandResourceTemplate, isCloudName } from '../clouds.js'
 import type { ConsentKind } from '../consent-kinds.js'
 import { GUID_PATTERN } from '../guid.js'
+import { permissionProblems } from './app-permissions.js'
 import {
   type AppCredential,
   credentialFiles,
@@ -191,6 +192,7 @@ export function loadAppsFile(
     }
     if (!app.defaultScope.endsWith('/.default'))
       problems.push(`${where}: defaultScope must end with /.default`)
+    for (const problem of permissionProblems(app)) problems.push(`${where}: ${problem}`)
     if (app.listSubscriptions === true) {
       // The subscription listing reuses the token consent just obtained, so that token must be
       // for Resource Manager: the admin-consent scope, or the first delegated consent scope.

@@ -27,6 +27,7 @@ import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import type { ConsentFlow, ConsentFlowDependencies, ConsentResult } from './consent-flow-types.js'
 import { proveAdminConsent } from './consent-proof.js'
 import { aadstsCode, appTokenRoles, checkOwnAppSecret, ownAppRefusal, ownAppResolved } from './own-app.js'
+import { signInScopes } from './requested-permissions.js'
 import { holdsAdminRole } from './tenant-admin.js'
 
 export type {
@@ -96,10 +97,8 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       const nonce = randomToken()
       const codeVerifier = randomToken()
       const codeChallenge = createHash('sha256').update(codeVerifier).digest('base64url')
-      const scopes =
-        app.consent === 'admin' || purpose === 'manage'
-          ? ['openid', 'profile']
-          : ['openid', 'profile', 'offline_access', ...resolved.consentScopes]
+      // The same scopes the app's page lists (requested-permissions.ts).
+      const scopes = signInScopes(app, resolved.consentScopes, purpose)
       let location: string
       try {
         location = await idp.signInUrl(resolved, {

@@ -24,6 +24,7 @@ import type { ConsentFailure } from './consent-flow-types.js'
 import { DeviceCodePoller } from './device-code-poller.js'
 import { DeviceFlowRecords, startedBy } from './device-code-records.js'
 import { aadstsCode, type OwnAppInput, ownAppRefusal, ownAppResolved } from './own-app.js'
+import { signInScopes } from './requested-permissions.js'
 
 /** A started device code flow: its page's id, and the browser secret its cookie carries. */
 export type DeviceStartOutcome =
@@ -107,7 +108,8 @@ export class DeviceCodeFlow {
     if (!isCloudName(cloud) || !offered.includes(cloud)) throw cloudNotOffered(String(cloud), app.displayName)
     if (app.consent === 'admin') return this.#failed('own_app_needs_secret', app, log)
     const resolved = ownAppResolved(resolveApp(config, app, cloud)!, { ...ownApp, clientSecret: undefined })
-    const scopes = ['openid', 'profile', 'offline_access', ...resolved.consentScopes]
+    // The same scopes the own-app page lists (requested-permissions.ts).
+    const scopes = signInScopes(app, resolved.consentScopes)
     let started: Awaited<ReturnType<IdentityProvider['startDeviceAuthorization']>>
     try {
       started = await idp.startDeviceAuthorization(resolved, ownApp.tenantId, scopes)

@@ -3,6 +3,7 @@
 import { CLOUDS, type CloudName } from '../clouds.js'
 import type { AppConfig, Permission } from '../config.js'
 import type { ConsentFailure, ConsentFailureReason, ConsentResult } from '../services/consent-flow-types.js'
+import { requestedPermissions } from '../services/requested-permissions.js'
 import { integrationsLine, kindBadge } from './app-list.js'
 import { html, type SafeHtml } from './html.js'
 import { page } from './layout.js'
@@ -32,6 +33,18 @@ export function permissionRow(permission: Permission): SafeHtml {
       : 'Delegated (as the signed-in user)'
   return html`<tr><td><code>${permission.name}</code></td><td>${type}</td><td>${permission.description}</td></tr>
 `
+}
+
+/**
+ * The table of exactly the permissions a consent to `app` requests (sign-in scopes included), as
+ * requested-permissions.ts derives them from the scopes the flow sends.
+ */
+export function requestedPermissionsTable(app: AppConfig): SafeHtml {
+  return html`<table class="permissions">
+<thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
+<tbody>
+${requestedPermissions(app).map(permissionRow)}</tbody>
+</table>`
 }
 
 export interface StartPageOptions {
@@ -68,11 +81,8 @@ ${integrationsLine(app)}
 <p>${app.description}</p>
 <section class="card">
 <h2>What the integration will be allowed to do</h2>
-<table>
-<thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
-<tbody>
-${app.permissions.map(permissionRow)}</tbody>
-</table>
+<p class="muted">Exactly what Microsoft will ask ${app.consent === 'admin' ? 'the administrator' : 'you'} to consent to.</p>
+${requestedPermissionsTable(app)}
 </section>
 <section class="card">
 <h2>Who consents</h2>

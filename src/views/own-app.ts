@@ -3,7 +3,7 @@
 import { CLOUDS, type CloudName } from '../clouds.js'
 import type { AppConfig } from '../config.js'
 import { integrationsLine, kindBadge } from './app-list.js'
-import { permissionRow } from './consent-pages.js'
+import { requestedPermissionsTable } from './consent-pages.js'
 import { html } from './html.js'
 import { page } from './layout.js'
 
@@ -18,7 +18,6 @@ export interface OwnAppPageOptions {
 
 export function renderOwnAppPage({ app, clouds, redirectUri, csrf }: OwnAppPageOptions): string {
   const admin = app.consent === 'admin'
-  const needed = app.permissions.filter((p) => p.type === (admin ? 'Application' : 'Delegated'))
   const cloudField =
     clouds.length > 1
       ? html`<p><label for="cloud">Microsoft cloud</label><br>
@@ -53,12 +52,10 @@ set <strong>Allow public client flows</strong> to <strong>Yes</strong> and save.
 code; you enter it at Microsoft and sign in.</li>
 `
 }
-<li>Under <strong>API permissions</strong>, add these ${admin ? 'application' : 'delegated'} permissions${admin ? ' (an administrator grants them during the authorization)' : ''}:
-<table>
-<thead><tr><th>Permission</th><th>Type</th><th>Allows</th></tr></thead>
-<tbody>
-${needed.map(permissionRow)}</tbody>
-</table></li>
+<li>Under <strong>API permissions</strong>, add the ${admin ? 'application' : 'delegated'} permissions below${admin ? ' (an administrator grants them during the authorization)' : ''}.
+The broker requests exactly these; the sign-in ones (<code>openid</code>, <code>profile</code>${admin ? '' : html`, <code>offline_access</code>`})
+need no configuration.
+${requestedPermissionsTable(app)}</li>
 </ol>
 <p class="muted">${
       admin

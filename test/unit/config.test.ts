@@ -203,6 +203,12 @@ describe('loadConfig in production', () => {
         consent: 'delegated',
         defaultScope: '{management}/.default',
         consentScopes: ['{loganalytics}/Data.Read', '{management}/user_impersonation'],
+        // the pages list what the consent requests: Mail.Send is listed but never requested
+        permissions: ['Data.Read', 'user_impersonation', 'Mail.Send'].map((name) => ({
+          name,
+          type: 'Delegated',
+          description: name,
+        })),
         listSubscriptions: true,
       },
     ])
@@ -210,6 +216,7 @@ describe('loadConfig in production', () => {
       'APPS_FILE: /apps/0 (atp): unknown resource placeholder {nosuch} in "{nosuch}/.default"',
       'APPS_FILE: /apps/0 (atp): {windowsatpservice} does not exist in the china cloud in "{windowsatpservice}/.default"',
       'APPS_FILE: /apps/1 (arm-admin): listSubscriptions needs defaultScope on {management}',
+      'APPS_FILE: /apps/2 (arm-delegated): permission Mail.Send is listed but not in consentScopes (never requested)',
       'APPS_FILE: /apps/2 (arm-delegated): listSubscriptions needs the first consentScopes entry on {management}',
     ])
   })
