@@ -33,8 +33,13 @@ interface RotationProgress {
   unchanged: number
   /** Registrations whose secrets could not be re-sealed (e.g. sealed under a key no longer in the ring). */
   failed: number
-  /** Up to 20 registration ids that failed, to look at. */
+  /** Up to 20 registration ids that failed, to look at (`webhook:<endpoint id>` for an endpoint). */
   failedIds: string[]
+  /**
+   * Webhook endpoints whose signing secret was re-sealed under the new key (at the end of the
+   * pass, after the registrations); an endpoint secret that would not open counts in `failed`.
+   */
+  webhookSecretsResealed?: number
   /** Last error message of a failed pass. Never contains a secret. */
   error?: string
 }
@@ -204,6 +209,7 @@ export class KeyRotation {
         state.heartbeatAt = now
         state.updatedAt = new Date(now).toISOString()
         if (page.nextCursor === undefined) {
+          await this.#resealWebhookSecrets(state)
           delete state.cursor
           state.state = 'completed'
           state.completedAt = state.updatedAt
@@ -250,6 +256,17 @@ export class KeyRotation {
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker))
   }
 
+  /** The endpoints' signing secrets, so deliveries still sign once the old key is retired. */
+  async #resealWebhookSecrets(state: StoredState): Promise<void> {
+    const { resealed, failed } = await this.#store.webhooks.resealEndpointSecrets()
+    state.webhookSecretsResealed = (state.webhookSecretsResealed ?? 0) + resealed.length
+    for (const id of failed) {
+      state.failed++
+      if (state.failedIds.length < MAX_FAILED_IDS) state.failedIds.push(`webhook:${id}`)
+      this.#log.error({ endpointId: id }, 'key rotation could not re-seal a webhook endpoint secret')
+    }
+  }
+
   async #purgeCachedTokens(id: string): Promise<void> {
     const meta = await this.#store.registrations.getMeta(id)
     await this.#store.tokens.deleteGroup(registrationTokenGroup(id))
@@ -267,6 +284,7 @@ export class KeyRotation {
         resealed: state.resealed,
         unchanged: state.unchanged,
         failed: state.failed,
+        webhookSecretsResealed: state.webhookSecretsResealed ?? 0,
       },
     })
   }
@@ -317,6 +335,7 @@ export class KeyRotation {
       unchanged: state.unchanged,
       failed: state.failed,
       failedIds: state.failedIds,
+      webhookSecretsResealed: state.webhookSecretsResealed ?? 0,
       ...(state.error === undefined ? {} : { error: state.error }),
     }
   }

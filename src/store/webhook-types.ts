@@ -110,6 +110,12 @@ export interface WebhookStore {
   getEndpoint(id: string): Promise<{ endpoint: WebhookEndpoint; secret: string } | null>
   /** Deletes the endpoint and stops its pending deliveries. False when there was none. */
   removeEndpoint(id: string): Promise<boolean>
+  /**
+   * Key rotation: re-seals every endpoint's signing secret that is not sealed under the key ring's
+   * current key (only while it still holds the value read). Returns the ids re-sealed and the ids
+   * whose secret could not be opened (sealed under a key no longer in the ring).
+   */
+  resealEndpointSecrets(): Promise<{ resealed: string[]; failed: string[] }>
 
   /** Creates the delivery unless it exists (a repeated fan-out changes nothing). True when created. */
   enqueue(delivery: Delivery): Promise<boolean>

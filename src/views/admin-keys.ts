@@ -24,6 +24,7 @@ export function renderKeys(
     ['Registrations scanned', String(r.scanned)],
     ['Re-sealed', String(r.resealed)],
     ['Already under the newest key', String(r.unchanged)],
+    ['Webhook endpoint secrets re-sealed', String(r.webhookSecretsResealed ?? 0)],
     ['Failed', r.failed === 0 ? '0' : `${r.failed}: ${r.failedIds.join(', ')}`],
     ...(r.error === undefined ? [] : [['Error', r.error] as [string, string]]),
   ]

@@ -322,6 +322,48 @@ describe('delivery', () => {
     expect(subjects).toEqual([...ids].sort())
   }, 60_000)
 
+  it('a master-key rotation re-seals the endpoint secrets: deliveries still sign once the old key is retired', async () => {
+    const keyPrefix = `test:${randomBytes(6).toString('hex')}:`
+    const oldKey = `old:${randomBytes(32).toString('base64')}`
+    const newKey = `new:${randomBytes(32).toString('base64')}`
+    const r = await receiver()
+    const before = await broker(sharedEnv({ MASTER_KEYS: oldKey }), keyPrefix)
+    await subscribe(before, r, ['registration.created'])
+    const first = await createRegistration(before)
+    await r.waitFor((all) => all.some((x) => x.event.subject === first))
+    await before.close()
+    brokers.splice(brokers.indexOf(before), 1)
+
+    // every instance restarts with the new key first, and a pass re-seals everything
+    const rotating = await broker(sharedEnv({ MASTER_KEYS: `${newKey},${oldKey}` }), keyPrefix)
+    const start = await rotating.app.inject({
+      method: 'POST',
+      url: '/admin/api/keys/rotate',
+      headers: bearer(OPERATOR),
+    })
+    expect(start.statusCode).toBe(202)
+    let status: { state: string; failed: number; webhookSecretsResealed: number } | undefined
+    const deadline = Date.now() + 30_000
+    while (status?.state !== 'completed' && status?.state !== 'failed' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      status = (
+        await rotating.app.inject({ url: '/admin/api/keys/rotation', headers: bearer(OPERATOR) })
+      ).json().rotation
+    }
+    expect(status).toMatchObject({ state: 'completed', failed: 0, webhookSecretsResealed: 1 })
+    await rotating.close()
+    brokers.splice(brokers.indexOf(rotating), 1)
+
+    // the old key retired: an instance with the new key alone still signs with the endpoint's secret
+    const after = await broker(sharedEnv({ MASTER_KEYS: newKey }), keyPrefix)
+    const second = await createRegistration(after)
+    await r.waitFor((all) => all.some((x) => x.event.subject === second))
+    const delivered = r.received.filter((x) => x.event.subject === second)
+    expect(delivered.length).toBeGreaterThan(0)
+    expect(delivered.every((x) => x.verified === true)).toBe(true)
+    expect(r.received.every((x) => x.verified === true)).toBe(true)
+  }, 90_000)
+
   it('the broker SIGKILLed between the state change and the delivery: another instance delivers it', async () => {
     const port = await findFreePort()
     const env = productionEnv({

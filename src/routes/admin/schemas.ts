@@ -216,6 +216,7 @@ export const rotationStatusSchema = {
     unchanged: { type: 'integer' },
     failed: { type: 'integer' },
     failedIds: { type: 'array', items: { type: 'string' } },
+    webhookSecretsResealed: { type: 'integer' },
     error: { type: 'string' },
   },
 } as const

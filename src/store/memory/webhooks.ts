@@ -1,7 +1,7 @@
 // Notifications in memory (contract: webhook-types.ts): the same semantics as the Redis store in
 // one process. The outbox is written synchronously with the registration change (registrations.ts
 // calls `record`), so nothing runs between the change and its entry.
-import type { KeyRing } from '../../crypto/envelope.js'
+import { KeyRing } from '../../crypto/envelope.js'
 import { openWebhookSecret, sealWebhookSecret } from '../sealing.js'
 import type {
   AttemptOutcome,
@@ -109,6 +109,22 @@ export class MemoryWebhooks implements WebhookStore {
     const held = this.#endpoints.get(id)
     if (held === undefined) return null
     return { endpoint: held.endpoint, secret: openWebhookSecret(this.keyRing, id, held.sealed) }
+  }
+
+  async resealEndpointSecrets(): Promise<{ resealed: string[]; failed: string[] }> {
+    const resealed: string[] = []
+    const failed: string[] = []
+    for (const [id, held] of this.#endpoints) {
+      if (KeyRing.keyIdOf(held.sealed) === this.keyRing.current.id) continue
+      try {
+        const secret = openWebhookSecret(this.keyRing, id, held.sealed)
+        this.#endpoints.set(id, { ...held, sealed: sealWebhookSecret(this.keyRing, id, secret) })
+        resealed.push(id)
+      } catch {
+        failed.push(id)
+      }
+    }
+    return { resealed, failed }
   }
 
   async removeEndpoint(id: string): Promise<boolean> {

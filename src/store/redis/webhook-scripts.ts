@@ -133,3 +133,13 @@ redis.call('PERSIST', KEYS[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 `)
+
+/**
+ * KEYS: the endpoints hash. ARGV: endpoint id, its JSON as read, the JSON with the secret re-sealed.
+ * Replaces it only while it is unchanged (not removed or re-added meanwhile). Returns 1 or 0.
+ */
+export const RESEAL_ENDPOINT = new LuaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)

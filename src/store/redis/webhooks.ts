@@ -17,7 +17,7 @@
 // The announcement goes first: a crash before the change leaves an announcement the dispatcher
 // drops after the grace period; a crash after it leaves an entry that is already announced.
 import { randomBytes } from 'node:crypto'
-import type { KeyRing } from '../../crypto/envelope.js'
+import { type KeyRing, KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import type { RedisClient } from '../redis-connection.js'
 import { openWebhookSecret, sealWebhookSecret } from '../sealing.js'
 import type {
@@ -39,6 +39,7 @@ import {
   FINISH_ATTEMPT,
   FINISH_SUBJECT,
   REDELIVER,
+  RESEAL_ENDPOINT,
   SET_UPSTREAM_STATE,
 } from './webhook-scripts.js'
 
@@ -177,6 +178,27 @@ export class RedisWebhooks implements WebhookStore {
     if (raw === null) return null
     const { sealedSecret, ...endpoint } = JSON.parse(raw) as StoredEndpoint
     return { endpoint, secret: openWebhookSecret(this.keyRing, id, sealedSecret) }
+  }
+
+  async resealEndpointSecrets(): Promise<{ resealed: string[]; failed: string[] }> {
+    const resealed: string[] = []
+    const failed: string[] = []
+    for (const [id, raw] of Object.entries(await this.redis.hgetall(this.keys.whEndpoints))) {
+      const stored = JSON.parse(raw) as StoredEndpoint
+      if (KeyRingClass.keyIdOf(stored.sealedSecret) === this.keyRing.current.id) continue
+      let secret: string
+      try {
+        secret = openWebhookSecret(this.keyRing, id, stored.sealedSecret)
+      } catch {
+        failed.push(id)
+        continue
+      }
+      const next = JSON.stringify({ ...stored, sealedSecret: sealWebhookSecret(this.keyRing, id, secret) })
+      // 0: removed or replaced meanwhile (a new endpoint is sealed under the current key anyway)
+      if ((await runScript(this.redis, RESEAL_ENDPOINT, [this.keys.whEndpoints], [id, raw, next])) === 1)
+        resealed.push(id)
+    }
+    return { resealed, failed }
   }
 
   async removeEndpoint(id: string): Promise<boolean> {
