@@ -58,9 +58,10 @@ Commands:
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
   --json         print the broker's JSON instead of a table
-  --wide         full ids and times in tables, and the registrations' cloud, kind
-                 and consent time (default: fitted to 120 columns, ids shortened
-                 to their first 8 characters)
+  --wide         full ids and times in tables, and the registrations' cloud, kind,
+                 consent time and own app's client id (default: fitted to 120
+                 columns, ids shortened to their first 8 characters; an own app
+                 registration's app is marked "own")
   -h, --help     this help
 
 Environment:
@@ -178,8 +179,17 @@ function tenantCell(tenantId: unknown, label: unknown): string {
 }
 
 /**
+ * The app's slug, marked `own` when the tenant brought its own app registration; --wide adds that
+ * app's client id (narrow tables keep 120 columns; `registration <id>` and --json show it too).
+ */
+function appCell(app: unknown, ownClientId: unknown, wide: boolean): string {
+  if (ownClientId === undefined || ownClientId === null) return text(app)
+  return wide ? `${text(app)} own ${text(ownClientId)}` : `${text(app)} own`
+}
+
+/**
  * Registrations as a table. Narrow (the default) keeps what fits 120 columns: the id, the tenant
- * with its label, the app, status, who consented, the last token and the detail; --wide adds the
+ * with its label, the app (`own` for a tenant's own app registration), status, who consented, the last token and the detail; --wide adds the
  * cloud, the kind (an app's kind is fixed by the apps file) and the consent time.
  */
 function registrationTable(items: Json[], options: Options): string {
@@ -200,7 +210,7 @@ function registrationTable(items: Json[], options: Options): string {
     return [
       text(r.id),
       tenantCell(r.tenantId, r.tenantLabel),
-      text(r.app),
+      appCell(r.app, r.ownClientId, options.wide),
       ...wideOnly([text(r.cloud), text(r.kind)]),
       text(r.status),
       text((r.consentedBy as Json | undefined)?.upn ?? r.userName),

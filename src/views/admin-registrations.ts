@@ -74,7 +74,11 @@ export function registrationsTable(items: readonly OperatorRegistration[], now: 
     (item) => html`<tr>
 <td>${registrationRef(item.id)}</td>
 <td>${tenantRef(item.tenantId, item.tenantLabel)}</td>
-<td>${item.app} <span class="muted">${item.kind}${item.cloud === 'global' ? '' : `, ${item.cloud}`}</span></td>
+<td>${item.app} <span class="muted">${item.kind}${item.cloud === 'global' ? '' : `, ${item.cloud}`}</span>${
+      item.ownClientId === undefined
+        ? ''
+        : html`<br><span class="muted" title="the tenant's own app registration">own app ${item.ownClientId}</span>`
+    }</td>
 <td>${consentedByCell(item.consentedBy)}</td>
 <td>${statusBadge(item.status)}</td>
 <td>${ago(item.consentedAt, now)}</td>

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { upsertDelegatedRegistration } from '../../src/services/registrations.js'
 import { obtainToken, operatorToken } from '../support/admin-helpers.js'
 import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
@@ -193,6 +194,29 @@ describe('consent-broker-admin', () => {
     const missing = await cli(['registration', '00000000-0000-4000-8000-000000000000'])
     expect(missing.code).toBe(3)
     expect(missing.stderr).toContain('not_found')
+  })
+
+  it('names a tenant’s own app registration (client id) in the registrations table', async () => {
+    const ownClientId = '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
+    const own = await upsertDelegatedRegistration(broker.store, {
+      app: 'ms-graph-mail-listener',
+      cloud: 'global',
+      tenantId: CONTOSO_TENANT_ID,
+      now: new Date().toISOString(),
+      ownApp: { clientId: ownClientId },
+      userOid: '3f6c2a1e-8b4d-4c7a-9e15-0a1b2c3d4e77',
+      userName: 'device@contoso.example',
+      refreshToken: 'refresh-token-of-a-public-client',
+    })
+    const [narrow, wide] = await Promise.all([
+      cli(['registrations', '--app', 'ms-graph-mail-listener']),
+      cli(['--wide', 'registrations', '--app', 'ms-graph-mail-listener']),
+    ])
+    expect(narrow.code, narrow.stderr).toBe(0)
+    const row = narrow.stdout.split('\n').find((line) => line.startsWith(own.registration.id.slice(0, 8)))
+    expect(row).toMatch(/ms-graph-mail-listener own\s/)
+    for (const line of narrow.stdout.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(120)
+    expect(wide.stdout).toContain(`ms-graph-mail-listener own ${ownClientId}`)
   })
 
   it("sets a tenant's label, shown beside the tenant id in both tables", async () => {
