@@ -110,12 +110,18 @@ export function createFailFlow(store: Store, metrics: Metrics): FailFlow {
  */
 export function observeUpstream(
   metrics: Metrics,
-  grant: 'authorization_code' | 'client_credentials',
+  grant: 'authorization_code' | 'client_credentials' | 'device_code',
   startedAt: number,
   error?: unknown,
+  /** An answer that is neither success nor error: a device code poll's `pending` or `slow_down`. */
+  answered?: 'pending' | 'slow_down',
 ): void {
   const outcome =
-    error === undefined ? 'ok' : error instanceof UpstreamError ? error.kind : 'invalid_id_token'
+    error === undefined
+      ? (answered ?? 'ok')
+      : error instanceof UpstreamError
+        ? error.kind
+        : 'invalid_id_token'
   const code =
     error instanceof UpstreamError && error.errorCodes[0] !== undefined ? `AADSTS${error.errorCodes[0]}` : ''
   metrics.upstreamRequests.inc({ grant, outcome, code })

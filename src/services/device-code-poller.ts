@@ -15,7 +15,7 @@ import type { ConsentFailureReason } from '../errors.js'
 import type { LockHandle } from '../store/types.js'
 import type { ConsentCompletionDependencies } from './consent-completion.js'
 import { completeConsent } from './consent-completion.js'
-import { createFailFlow, type FailureContext } from './consent-failures.js'
+import { createFailFlow, type FailureContext, observeUpstream } from './consent-failures.js'
 import { type DeviceFlowRecord, type DeviceFlowRecords, pollLeaseName } from './device-code-records.js'
 import { aadstsCode, ownAppRefusal, ownAppResolved } from './own-app.js'
 
@@ -134,11 +134,20 @@ export class DeviceCodePoller {
     const ownApp = { tenantId: record.tenantId, clientId: record.clientId }
     const resolved = ownAppResolved(hosted, ownApp)
     let answer: DevicePoll
+    const startedAt = performance.now()
     try {
       answer = await idp.pollDeviceAuthorization(resolved, record.tenantId, record.deviceCode)
     } catch (error) {
+      observeUpstream(this.#deps.metrics, 'device_code', startedAt, error)
       return this.#refused(record, error)
     }
+    observeUpstream(
+      this.#deps.metrics,
+      'device_code',
+      startedAt,
+      undefined,
+      answer.status === 'granted' ? undefined : answer.status,
+    )
     const now = clock()
     if (answer.status === 'pending')
       return { next: 'wait', record: { ...record, nextPollAt: now + record.intervalMs } }

@@ -13,7 +13,7 @@ import {
   UpstreamError,
   type VerifiedIdToken,
 } from '../../src/entra/types.js'
-import { createMetrics } from '../../src/metrics.js'
+import { createMetrics, type Metrics } from '../../src/metrics.js'
 import { DeviceCodeFlow } from '../../src/services/device-code-flow.js'
 import { pollLeaseName } from '../../src/services/device-code-records.js'
 import { createMemoryStore } from '../../src/store/memory.js'
@@ -76,13 +76,14 @@ let idp: ScriptedIdp
 let now: number
 let sleeps: number[]
 let flows: DeviceCodeFlow[]
+let metrics: Metrics
 
 function newFlow(): DeviceCodeFlow {
   const flow = new DeviceCodeFlow({
     config,
     store,
     idp,
-    metrics: createMetrics(),
+    metrics,
     clock: () => now,
     log,
     // Time passes only through the poller's own waits.
@@ -102,6 +103,7 @@ beforeEach(() => {
   idp = new ScriptedIdp(() => now)
   sleeps = []
   flows = []
+  metrics = createMetrics()
 })
 
 afterEach(async () => {
@@ -156,6 +158,16 @@ describe('device code polling', () => {
     const { flow, flowId, browserSecret } = await startAndSettle()
     expect(idp.polls.map((t) => t - start)).toEqual([0, 5000, 15_000, 25_000, 40_000])
     expect(sleeps).toEqual([5000, 10_000, 10_000, 15_000])
+    // Every poll is counted as an upstream request of the device_code grant.
+    const scrape = await metrics.registry.metrics()
+    for (const [outcome, count] of [
+      ['pending', 2],
+      ['slow_down', 2],
+      ['ok', 1],
+    ] as const)
+      expect(scrape).toContain(
+        `consent_broker_upstream_requests_total{grant="device_code",outcome="${outcome}",code=""} ${count}`,
+      )
     const view = await flow.view('ms-graph-mail-listener', flowId, browserSecret)
     expect(view.kind).toBe('completed')
     const listed = await store.registrations.list({})
