@@ -453,7 +453,9 @@ async function measureConsole(broker: BrokerProcess, size: number, sampleId: str
   })
   const session = [cookies, ...signedIn.headers.getSetCookie().map((c) => c.split(';')[0])].join('; ')
   for (const [label, path] of [
+    ['console: home page (what needs attention)', '/admin/home'],
     ['console: registrations page', '/admin/registrations'],
+    ['console: registrations needing consent', '/admin/registrations?status=needs_consent'],
     ['console: tenants page', '/admin/tenants'],
     ['console: audit page', '/admin/audit'],
     ['console: one registration', `/admin/registrations/${sampleId}`],

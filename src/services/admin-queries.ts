@@ -192,8 +192,10 @@ async function summarizeTenant(
 
 /** What revoking a tenant (of one app, when given) would end: shown before the operator confirms. */
 export interface TenantRevocationPreview {
-  /** The tenant's registrations (of `app`) not revoked yet. */
+  /** The tenant's registrations (of `app`) not revoked yet, among those read. */
   toRevoke: number
+  /** False when the tenant has more registrations than were read: `toRevoke` is then a minimum. */
+  complete: boolean
   /** The first `shown` of them, in the store's order. */
   items: OperatorRegistration[]
   /** The tenant's label, when it has one. */
@@ -201,29 +203,27 @@ export interface TenantRevocationPreview {
 }
 
 /**
- * The tenant's registrations that a tenant revocation would end: reads that tenant's registrations
- * only (as its summary does), never the whole store.
+ * The tenant's registrations that a tenant revocation would end, from one page of at most `read`
+ * of the tenant's registrations (of `app`): a confirmation page costs the same for a tenant with
+ * five registrations or fifty thousand (`complete: false` then; the revocation itself ends them
+ * all).
  */
 export async function previewTenantRevocation(
   store: Pick<Store, 'registrations' | 'tenantLabels'>,
   tenantId: string,
   app: string | undefined,
-  shown: number,
+  options: { shown: number; read: number },
 ): Promise<TenantRevocationPreview> {
-  let toRevoke = 0
-  const first: Array<Registration & RegistrationUsage> = []
-  for await (const item of listAllRegistrations(
-    store.registrations,
-    app === undefined ? { tenantId } : { tenantId, app },
-  )) {
-    if (item.status === 'revoked') continue
-    toRevoke += 1
-    if (first.length < shown) first.push(item)
-  }
-  const label = (await store.tenantLabels.get([tenantId])).get(tenantId)
+  const [page, labels] = await Promise.all([
+    store.registrations.list({ tenantId, ...(app === undefined ? {} : { app }), limit: options.read }),
+    store.tenantLabels.get([tenantId]),
+  ])
+  const open = page.items.filter((item) => item.status !== 'revoked')
+  const label = labels.get(tenantId)
   return {
-    toRevoke,
-    items: await withOperatorFacts(store, first),
+    toRevoke: open.length,
+    complete: page.nextCursor === undefined,
+    items: await withOperatorFacts(store, open.slice(0, options.shown)),
     ...(label === undefined ? {} : { tenantLabel: label }),
   }
 }

@@ -136,26 +136,31 @@ export function renderRevokeTenant(
     tenantId: string
     tenantLabel?: string
     app?: string
-    /** How many of the tenant's registrations (of `app`) are not revoked yet. */
+    /** How many of the tenant's registrations (of `app`) are not revoked yet (among those read). */
     toRevoke: number
+    /** False when the tenant has more registrations than were read: `toRevoke` is a minimum. */
+    complete: boolean
     /** The first of them. */
     items: readonly OperatorRegistration[]
   },
 ): string {
-  const { tenantId, app, toRevoke } = options
+  const { tenantId, app, toRevoke, complete } = options
+  const howMany = complete
+    ? `${toRevoke} registration${toRevoke === 1 ? '' : 's'} not yet revoked`
+    : `more registrations than this page reads; at least ${toRevoke} not yet revoked`
   const back = registrationsQuery({ tenant: tenantId, app })
   const scope = app === undefined ? 'every registration' : html`every <strong>${app}</strong> registration`
   const body =
-    toRevoke === 0
+    toRevoke === 0 && complete
       ? html`<section class="card"><p>This tenant has no registration left to revoke${app === undefined ? '' : ` for ${app}`}.</p>
 <p><a class="button secondary" href="${back}">Back to its registrations</a></p></section>`
       : html`<section class="card error">
-<p><strong>This revokes ${scope} of tenant ${tenantRef(tenantId, options.tenantLabel)}: ${String(toRevoke)} registration${toRevoke === 1 ? '' : 's'} not yet revoked.</strong> Integrations using them get <code>revoked</code> at once, on every broker instance. It cannot be undone; a tenant admin can consent again afterwards, which creates new registrations.</p>
+<p><strong>This revokes ${scope} of tenant ${tenantRef(tenantId, options.tenantLabel)}: ${howMany}.</strong> Integrations using them get <code>revoked</code> at once, on every broker instance. It cannot be undone; a tenant admin can consent again afterwards, which creates new registrations.</p>
 <p class="muted">Full tenant ID: ${fullId(tenantId, 'tenant ID')}</p>
 ${reasonForm(
   context,
   `/admin/tenants/${tenantId}/revoke`,
-  `Revoke ${toRevoke} registration${toRevoke === 1 ? '' : 's'}`,
+  complete ? `Revoke ${toRevoke} registration${toRevoke === 1 ? '' : 's'}` : 'Revoke all of them',
   app === undefined ? html`` : html`<input type="hidden" name="app" value="${app}">`,
   back,
 )}
@@ -165,6 +170,6 @@ ${reasonForm(
     context,
     '',
     html`${body}
-${options.items.length === 0 ? html`` : html`<h2>${options.items.length < toRevoke ? `The first ${options.items.length}` : 'They are'}</h2>${registrationsTable(options.items, context.now)}`}`,
+${options.items.length === 0 ? html`` : html`<h2>${options.items.length < toRevoke || !complete ? `The first ${options.items.length}` : 'They are'}</h2>${registrationsTable(options.items, context.now)}`}`,
   )
 }

@@ -316,6 +316,40 @@ describe('forms', () => {
     expect(nothingLeft.body).toContain('no registration left to revoke')
   })
 
+  it('confirms a big tenant’s revocation from one page of its registrations, saying "at least"', async () => {
+    const tenantId = 'b16b16b1-0000-4000-8000-000000000051'
+    const iso = new Date().toISOString()
+    for (let i = 0; i < 51; i++) {
+      const created = await broker.store.registrations.create(
+        {
+          id: `big-tenant-${i}`,
+          app: 'ms-graph-mail',
+          cloud: 'global',
+          tenantId,
+          kind: 'admin',
+          status: 'active',
+          createdAt: iso,
+          updatedAt: iso,
+          consentedAt: iso,
+        },
+        { key: Buffer.alloc(32, i).toString('base64') },
+      )
+      expect(created.created).toBe(true)
+    }
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const page = await browse(broker.app, jar, { url: `/admin/tenants/${tenantId}/revoke` })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain('more registrations than this page reads; at least 50 not yet revoked')
+    expect(page.body).toContain('Revoke all of them')
+    expect(page.body).toContain('<h2>The first 20</h2>')
+    const done = await form(broker.app, jar, `/admin/tenants/${tenantId}/revoke`, {
+      csrf: csrfOf(page.body),
+      reason: 'tenant closed',
+    })
+    expect(done.statusCode).toBe(303)
+    expect(String(done.headers.location)).toContain('count=51')
+  })
+
   it('starts a key rotation from the keys page, CSRF-checked', async () => {
     const { jar } = await consoleSignIn(broker.app, ALICE)
     const page = await browse(broker.app, jar, { url: '/admin/keys' })

@@ -41,8 +41,8 @@ const doneQuery = {
   additionalProperties: false,
   properties: { done: NOTICES.doneSchema },
 } as const
-/** Registrations listed on a tenant's confirmation page. */
-const TENANT_PREVIEW_SHOWN = 20
+/** Registrations listed on a tenant's confirmation page, and how many it reads at most to count. */
+const TENANT_PREVIEW = { shown: 20, read: 50 } as const
 
 /** The console's tenant and registration pages and the revocation forms. */
 export function consoleRegistrationRoutes(app: FastifyInstance, area: SessionArea<OperatorIdentity>): void {
@@ -235,7 +235,7 @@ export function consoleRegistrationRoutes(app: FastifyInstance, area: SessionAre
     async (request, reply) => {
       const tenantId = request.params.tenantId.toLowerCase()
       const appFilter = request.query.app || undefined
-      const preview = await previewTenantRevocation(app.store, tenantId, appFilter, TENANT_PREVIEW_SHOWN)
+      const preview = await previewTenantRevocation(app.store, tenantId, appFilter, TENANT_PREVIEW)
       return sendPage(
         reply,
         200,
