@@ -136,8 +136,13 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     webhooks: readWebhooks(read, allowHttp),
     credentials: {
       expiryWarningMs: read.int('CREDENTIAL_EXPIRY_WARNING_DAYS', 30, 1, 365) * 86_400_000,
+      expiryUrgentMs: read.int('CREDENTIAL_EXPIRY_URGENT_DAYS', 7, 1, 365) * 86_400_000,
+      expiryCheckMs: read.int('CREDENTIAL_EXPIRY_CHECK_SECONDS', 3600, 1, 86_400) * 1000,
       failingMs: read.int('CREDENTIAL_FAILING_SECONDS', 600, 10, 86_400) * 1000,
     },
+  }
+  if (config.credentials.expiryUrgentMs >= config.credentials.expiryWarningMs) {
+    problems.push('CREDENTIAL_EXPIRY_URGENT_DAYS: must be less than CREDENTIAL_EXPIRY_WARNING_DAYS')
   }
   if (config.tokens.responseDeadlineMs <= config.tokens.upstreamTimeoutMs) {
     problems.push('RESPONSE_DEADLINE_MS: must be greater than UPSTREAM_TIMEOUT_MS')

@@ -147,6 +147,13 @@ export interface Config {
   readonly credentials: {
     /** Start-up (and each reload) warns about app credentials expiring within this. */
     readonly expiryWarningMs: number
+    /**
+     * Inside the warning window, a second `app_credential.expiring` notification is sent this
+     * close to the expiry (and a third once it has expired).
+     */
+    readonly expiryUrgentMs: number
+    /** How often each instance compares the credentials' expiry with the clock (notifications). */
+    readonly expiryCheckMs: number
     /** How long a credential Microsoft refused is tried last (on every instance). */
     readonly failingMs: number
   }

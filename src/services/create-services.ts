@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
 import type { BrowserSessions } from './browser-sessions.js'
 import { type ConsentFlow, createConsentFlow } from './consent-flow.js'
+import { CredentialExpiryWatch } from './credential-expiry.js'
 import { DeviceCodeFlow } from './device-code-flow.js'
 import { IndexRebuild } from './index-rebuild.js'
 import { KeyRotation } from './key-rotation.js'
@@ -64,6 +65,8 @@ export interface Services {
   }
   /** The apps' own credentials: their health, expiry and reloads. */
   readonly credentials: AppCredentials
+  /** `app_credential.expiring` notifications; started and stopped with the app. */
+  readonly credentialExpiry: CredentialExpiryWatch
   /** The browser sessions of the signed-in areas: the admin console's and `/{app}/manage`'s. */
   readonly sessions: {
     readonly console: BrowserSessions<OperatorIdentity>
@@ -78,6 +81,7 @@ export function createServices(deps: ServiceDependencies): Services {
   const { config, store, idp, metrics, clock, log } = deps
   const scopes = new ScopeResolver(config)
   const issuer = new TokenIssuer({ config, store, idp, metrics, logger: log, clock, scopes })
+  const credentials = deps.credentials ?? appCredentialsFor(config, store, log, clock)
   return {
     scopes,
     issuer,
@@ -99,7 +103,14 @@ export function createServices(deps: ServiceDependencies): Services {
       log: log.child({ component: 'device-code' }),
     }),
     revocation: new Revocation({ store, clock }),
-    credentials: deps.credentials ?? appCredentialsFor(config, store, log, clock),
+    credentials,
+    credentialExpiry: new CredentialExpiryWatch({
+      config,
+      store,
+      credentials,
+      clock,
+      log: log.child({ component: 'credential-expiry' }),
+    }),
     sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
     indexRebuild: new IndexRebuild({ store, logger: log }),
     webhooks: {
@@ -138,6 +149,7 @@ export function startServices(services: Services): void {
   services.keepAlive.start()
   services.indexRebuild.start()
   services.webhooks.dispatcher.start()
+  services.credentialExpiry.start()
 }
 
 /**
@@ -152,6 +164,7 @@ export async function stopServices(services: Services): Promise<void> {
     services.keyRotation.stop(),
     services.indexRebuild.stop(),
     services.webhooks.dispatcher.stop(),
+    services.credentialExpiry.stop(),
     services.deviceCodeFlow.stop(),
   ])
 }

@@ -16,6 +16,7 @@ export type OutboxKind =
   | 'registration.revoked'
   | 'upstream.throttled'
   | 'upstream.recovered'
+  | 'app_credential.expiring'
 
 /** One outbox entry: an event id (the message id of every delivery), when, and non-secret facts. */
 export interface OutboxEntry {
@@ -104,6 +105,13 @@ export interface WebhookStore {
   finishSubject(subject: string, lease: string, handledIds: readonly string[], graceMs: number): Promise<void>
   /** Writes an outbox entry for a subject without a record of its own (throttle state, in its slot). */
   setUpstreamState(subject: string, throttled: boolean, entry: OutboxEntry): Promise<boolean>
+  /**
+   * Sets an app credential's expiry state (`state`: an opaque value, e.g. `expiring:<expiry ms>`)
+   * and, when it changes and `entry` is given, writes `entry` to the subject's outbox in the same
+   * atomic step: however many instances compare the same credential with the clock, one of them
+   * writes each change. True when this call changed the state.
+   */
+  setCredentialExpiryState(subject: string, state: string, entry?: OutboxEntry): Promise<boolean>
 
   addEndpoint(endpoint: WebhookEndpoint, secret: string): Promise<void>
   listEndpoints(): Promise<WebhookEndpoint[]>

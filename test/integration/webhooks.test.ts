@@ -2,13 +2,18 @@
 // that verifies every signature with the `standardwebhooks` verifier. Short retry settings keep
 // the file quick; the schedule itself is the production code's.
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Webhook } from 'standardwebhooks'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID } from '../../emulator/demo-data.js'
+import { writeAppsFileWithCredentials } from '../../emulator/dev-credentials.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import { browse, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
 import { consentOverHttp, findFreePort, productionEnv, spawnBroker } from '../support/broker-process.js'
-import { randomMasterKeys } from '../support/config.js'
+import { DEMO_APPS_FILE, randomMasterKeys } from '../support/config.js'
 import { type ReceivedRequest, startReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
 
 const OPERATOR = operatorToken('ops')
@@ -31,12 +36,17 @@ function sharedEnv(extra: Record<string, string> = {}) {
   }
 }
 
-async function broker(env: Record<string, string>, keyPrefix = `test:${randomBytes(6).toString('hex')}:`) {
+async function broker(
+  env: Record<string, string>,
+  keyPrefix = `test:${randomBytes(6).toString('hex')}:`,
+  clock?: () => number,
+) {
   const running = await startBroker({
     authorityUrl: emulator.url,
     redisUrl: inject('redisUrl'),
     keyPrefix,
     env,
+    ...(clock === undefined ? {} : { clock }),
   })
   brokers.push(running)
   return running
@@ -248,6 +258,93 @@ describe('upstream events', () => {
     })
     await fetch(`${emulator.url}/_emulator/reset`, { method: 'POST' })
   }, 60_000)
+})
+
+describe('app credential events', () => {
+  it('a client secret crossing the warning, urgent and expiry thresholds: one app_credential.expiring per state from three instances', async () => {
+    const DAY = 86_400_000
+    const directory = mkdtempSync(join(tmpdir(), 'credential-expiry-'))
+    try {
+      let now = Date.now()
+      const clock = () => now
+      const expiresAt = now + 40 * DAY
+      const appsFile = join(directory, 'apps.json')
+      writeAppsFileWithCredentials(DEMO_APPS_FILE, appsFile, (slug, cloud) =>
+        slug === 'ms-graph-user' && cloud === 'global'
+          ? [{ clientSecretEnv: 'USER_SECRET', expiresAt: new Date(expiresAt).toISOString() }]
+          : undefined,
+      )
+      const env = sharedEnv({
+        APPS_FILE: appsFile,
+        USER_SECRET: 'demo-secret-ms-graph-user',
+        CREDENTIAL_EXPIRY_CHECK_SECONDS: '1',
+        CREDENTIAL_EXPIRY_WARNING_DAYS: '30',
+        CREDENTIAL_EXPIRY_URGENT_DAYS: '7',
+      })
+      const keyPrefix = `test:${randomBytes(6).toString('hex')}:`
+      const instances = [
+        await broker(env, keyPrefix, clock),
+        await broker(env, keyPrefix, clock),
+        await broker(env, keyPrefix, clock),
+      ]
+      const r = await receiver()
+      await subscribe(instances[0] as RunningBroker, r, ['app_credential.expiring'])
+      const expiring = ofType('app_credential.expiring')
+      const states = () => new Map(expiring(r.received).map((x) => [x.event.id, x.event.data.state]))
+      const checks = () => new Promise((resolve) => setTimeout(resolve, 2_500)) // a few checks on each
+
+      // 40 days left: outside the window, nothing to say
+      await checks()
+      expect(expiring(r.received)).toEqual([])
+
+      // 29 days left: the warning window
+      now += 11 * DAY
+      await r.waitFor((all) => expiring(all).length >= 1)
+      await checks()
+      expect([...states().values()]).toEqual(['expiring'])
+      const first = expiring(r.received)[0]!
+      expect(first.event.subject).toBe('ms-graph-user/global/secret:USER_SECRET')
+      expect(first.event.data).toMatchObject({
+        app: 'ms-graph-user',
+        cloud: 'global',
+        credential: 'secret:USER_SECRET', // the variable's name, never its value
+        credentialKind: 'secret',
+        thumbprint: null,
+        expiresAt: new Date(expiresAt).toISOString(),
+        daysLeft: 29,
+        state: 'expiring',
+        warningDays: 30,
+        urgentDays: 7,
+      })
+      expect(String(first.event.data.action)).toMatch(/Add a new client secret/)
+
+      // 6 days left: urgent; then past the expiry: expired
+      now += 23 * DAY
+      await r.waitFor((all) => new Set(expiring(all).map((x) => x.event.data.state)).has('urgent'))
+      now += 7 * DAY
+      await r.waitFor((all) => new Set(expiring(all).map((x) => x.event.data.state)).has('expired'))
+      await checks()
+      // one message per state (a redelivery would carry the same id), every one signed
+      expect([...states().values()].sort()).toEqual(['expired', 'expiring', 'urgent'])
+      // Signed: the verifier's own signing with the endpoint's secret over the same id, timestamp
+      // and body gives the header's signature (its verify() would also compare the timestamp
+      // with the receiver's real clock, which the broker's injected clock is days ahead of).
+      for (const x of expiring(r.received)) {
+        const id = String(x.headers['webhook-id'])
+        const at = new Date(Number(x.headers['webhook-timestamp']) * 1000)
+        expect(String(x.headers['webhook-signature']).split(' ')).toContain(
+          new Webhook(r.secret!).sign(id, at, x.body),
+        )
+        expect(at.getTime()).toBeGreaterThan(Date.now() + 10 * DAY) // the broker's clock
+      }
+      expect(r.received.some((x) => x.body.includes('demo-secret-ms-graph-user'))).toBe(false)
+      const expired = expiring(r.received).find((x) => x.event.data.state === 'expired')!
+      expect(expired.event.data.daysLeft).toBeLessThan(0)
+      expect(String(expired.event.data.action)).toMatch(/Microsoft refuses this client secret now/)
+    } finally {
+      rmSync(directory, { recursive: true, force: true })
+    }
+  }, 90_000)
 })
 
 describe('delivery', () => {

@@ -84,6 +84,20 @@ describe('loadConfig in production', () => {
     expect(problems.find((p) => p.startsWith('REDIS_URL:'))).toMatch(/UNSAFE_MEMORY_STORE=true/)
   })
 
+  it('refuses an urgent credential-expiry window not inside the warning window', () => {
+    expect(
+      problemsOf(productionEnv({ CREDENTIAL_EXPIRY_WARNING_DAYS: '7', CREDENTIAL_EXPIRY_URGENT_DAYS: '7' })),
+    ).toEqual(['CREDENTIAL_EXPIRY_URGENT_DAYS: must be less than CREDENTIAL_EXPIRY_WARNING_DAYS'])
+    expect(problemsOf(productionEnv({ CREDENTIAL_EXPIRY_CHECK_SECONDS: '0' }))[0]).toMatch(
+      /^CREDENTIAL_EXPIRY_CHECK_SECONDS/,
+    )
+    const config = loadConfig(productionEnv({ CREDENTIAL_EXPIRY_URGENT_DAYS: '3' }))
+    expect(config.credentials).toMatchObject({
+      expiryWarningMs: 30 * 86_400_000,
+      expiryUrgentMs: 3 * 86_400_000,
+    })
+  })
+
   it('the ConfigError message lists each problem on its own line', () => {
     try {
       loadConfig({})

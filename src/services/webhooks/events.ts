@@ -6,6 +6,7 @@ import { CloudEvent } from 'cloudevents'
 import type { Config } from '../../config.js'
 import type { OutboxEntry } from '../../store/webhook-types.js'
 import { consentReason } from '../consent-reasons.js'
+import { type ExpiryState, expiryAction } from '../credential-expiry.js'
 
 /** Every event type an endpoint may subscribe to. */
 export const WEBHOOK_EVENT_TYPES = [
@@ -15,6 +16,7 @@ export const WEBHOOK_EVENT_TYPES = [
   'registration.revoked',
   'upstream.throttled',
   'upstream.recovered',
+  'app_credential.expiring',
 ] as const
 
 /** One event type. */
@@ -78,8 +80,42 @@ function registrationData(config: Config, entry: OutboxEntry): EventData {
   }
 }
 
+/** The data of an app credential event: which credential, when it expires, what to do. */
+function credentialData(config: Config, entry: OutboxEntry): EventData {
+  const f = entry.facts
+  const app = f.app ?? ''
+  const kind = (f.credentialKind ?? 'secret') as Parameters<typeof expiryAction>[1]
+  return {
+    app,
+    appName: config.apps.find((a) => a.slug === app)?.displayName ?? app,
+    cloud: f.cloud ?? '',
+    credential: f.credential ?? '',
+    credentialKind: kind,
+    thumbprint: f.thumbprint ?? null,
+    expiresAt: f.expiresAt ?? '',
+    daysLeft: Number(f.daysLeft ?? '0'),
+    state: f.state ?? '',
+    warningDays: Number(f.warningDays ?? '0'),
+    urgentDays: Number(f.urgentDays ?? '0'),
+    action: expiryAction((f.state ?? 'expiring') as ExpiryState, kind),
+  }
+}
+
 /** The CloudEvent of one outbox entry (its id is the entry's: the same on every delivery). */
 export function toCloudEvent(config: Config, entry: OutboxEntry): CloudEvent<EventData> {
+  if (entry.kind === 'app_credential.expiring') {
+    const f = entry.facts
+    return new CloudEvent<EventData>({
+      specversion: '1.0',
+      id: entry.id,
+      type: entry.kind,
+      source: `${config.publicUrl}/`,
+      subject: `${f.app}/${f.cloud}/${f.credential}`,
+      time: entry.at,
+      datacontenttype: 'application/json',
+      data: credentialData(config, entry),
+    })
+  }
   const upstream = entry.kind === 'upstream.throttled' || entry.kind === 'upstream.recovered'
   const data: EventData = upstream
     ? {

@@ -25,6 +25,8 @@ export class MemoryWebhooks implements WebhookStore {
   readonly #outboxes = new Map<string, Map<string, OutboxEntry>>()
   readonly #subjects = new Map<string, number>()
   readonly #upstream = new Set<string>()
+  /** App credential expiry states by subject (see setCredentialExpiryState). */
+  readonly #credentialExpiry = new Map<string, string>()
   readonly #endpoints = new Map<string, { endpoint: WebhookEndpoint; sealed: string }>()
   readonly #deliveries = new Map<string, HeldDelivery>()
   #leases = 0
@@ -89,6 +91,13 @@ export class MemoryWebhooks implements WebhookStore {
     if (throttled) this.#upstream.add(subject)
     else this.#upstream.delete(subject)
     this.record(subject, entry)
+    return true
+  }
+
+  async setCredentialExpiryState(subject: string, state: string, entry?: OutboxEntry): Promise<boolean> {
+    if (this.#credentialExpiry.get(subject) === state) return false
+    this.#credentialExpiry.set(subject, state)
+    if (entry !== undefined) this.record(subject, entry)
     return true
   }
 

@@ -37,6 +37,8 @@
 //   P outbox:{enc(subject)}          HASH    notifications outbox of one subject (a registration's
 //                                            id: the slot of its record); see redis/webhooks.ts
 //   P upstream:{enc(subject)}        STRING  an app's throttle state in a tenant (notifications)
+//   P credexp:{enc(subject)}         STRING  an app credential's expiry state and expiry
+//                                            (`expiring:<ms>`…: app_credential.expiring, once per state)
 //   P{wh}:…                          notifications: subjects, endpoints, deliveries (webhooks.ts)
 //   P{cred}:bad:<credential>         STRING  an app credential Entra refused: the AADSTS label, PX
 //   P{cred}:ok:<credential>          STRING  its last success (epoch ms), PX 90 days
@@ -91,6 +93,7 @@ export function redisKeys(prefix: string) {
     audit: `${prefix}audit`,
     outbox: (subject: string) => `${prefix}outbox:{${encodeTagged(subject)}}`,
     upstreamState: (subject: string) => `${prefix}upstream:{${encodeTagged(subject)}}`,
+    credentialExpiry: (subject: string) => `${prefix}credexp:{${encodeTagged(subject)}}`,
     whSubjects: `${prefix}{wh}:subjects`,
     whEndpoints: `${prefix}{wh}:endpoints`,
     whDue: `${prefix}{wh}:due`,

@@ -64,6 +64,17 @@ return 1
 `)
 
 /**
+ * KEYS[1] credential expiry state, KEYS[2] outbox (one slot). ARGV: state, entry id ('' = none),
+ * entry JSON. Sets the state and writes the entry only when the state changes; returns 1 then.
+ */
+export const SET_CREDENTIAL_EXPIRY = new LuaScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return 1
+`)
+
+/**
  * KEYS: delivery hash, due ZSET, endpoint's deliveries ZSET. ARGV: member, createdAt ms, due ms,
  * keep (latest per endpoint), then field/value pairs. Creates the delivery only if absent.
  */

@@ -40,6 +40,7 @@ import {
   FINISH_SUBJECT,
   REDELIVER,
   RESEAL_ENDPOINT,
+  SET_CREDENTIAL_EXPIRY,
   SET_UPSTREAM_STATE,
 } from './webhook-scripts.js'
 
@@ -151,6 +152,20 @@ export class RedisWebhooks implements WebhookStore {
       SET_UPSTREAM_STATE,
       [this.keys.upstreamState(subject), this.keys.outbox(subject)],
       [throttled ? '1' : '0', entry.id, JSON.stringify(entry)],
+    )
+    return changed === 1
+  }
+
+  async setCredentialExpiryState(subject: string, state: string, entry?: OutboxEntry): Promise<boolean> {
+    const key = this.keys.credentialExpiry(subject)
+    // cheap read first: an unchanged state needs no announcement
+    if ((await this.redis.get(key)) === state) return false
+    if (entry !== undefined) await this.announce(subject)
+    const changed = await runScript(
+      this.redis,
+      SET_CREDENTIAL_EXPIRY,
+      [key, this.keys.outbox(subject)],
+      [state, entry?.id ?? '', entry === undefined ? '' : JSON.stringify(entry)],
     )
     return changed === 1
   }
