@@ -1,18 +1,40 @@
 // The steady-state figure that matters to callers across many token expiries: obtain-token latency
 // at a fixed request rate while tokens keep expiring (emulator lifetimes of a few seconds, each
 // upstream call held 200 ms as Entra's often are), with refresh-ahead on and off, against the same
-// rate on a token that never expires. Runs alternate (hit, ahead on, ahead off) per round.
-// Called by bench/obtain-token.ts (`npm run bench`), which owns the Redis, emulator and targets.
-import type { ChildProcess } from 'node:child_process'
-import type { Env } from '../src/config.js'
-import { encryptContent, type XsoarClient } from '../test/support/xsoar-client.js'
+// rate on a token that never expires. Runs alternate (hit, ahead on, ahead off) per round. Each
+// target has a registration and token cache of its own (its own key prefix): a shared cache would
+// let the hit target's long-lived token serve the others, and no token would expire during a run.
+// Called by bench/obtain-token.ts (`npm run bench`), which owns the Redis, emulator and targets; or
+// alone, for focused measurements: `npx tsx bench/expiries.ts --help`.
+import { type ChildProcess, fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { startEmulator } from '../emulator/server.js'
+import { type Env, loadConfig } from '../src/config.js'
+import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
+import { createRedisStore } from '../src/store/redis.js'
+import { createRedisConnection } from '../src/store/redis-connection.js'
+import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
+import { startRedisServer } from '../test/support/redis-server.js'
+import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
+
+const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 
 /** What the caller of obtain-token's bench lends this section. */
 export interface ExpiryBenchDeps {
   emulatorUrl: string
+  /** The broker environment; each target gets its own REDIS_KEY_PREFIX and registration. */
   env: Env
-  client: XsoarClient
+  redisUrl: string
   rounds: number
+  /** Seconds per run (default EXPIRY_DURATION_S). */
+  duration?: number
+  /** Requests per second (default EXPIRY_RATE). */
+  rate?: number
   /** Starts a broker target with `env`; returns its URL. */
   target: (env: Env) => Promise<{ url: string; child: ChildProcess }>
   stop: (child: ChildProcess) => Promise<void>
@@ -51,6 +73,39 @@ export interface ExpiryRun {
   non2xx: number
   errors: number
   upstream: number
+  /** Callers that waited for an upstream call (token cache `miss` or `shared`) during the run. */
+  waited: number
+  /** The machine's 1-minute load average around the run. */
+  load: number
+}
+
+/** An admin registration for Contoso under a key prefix of its own; the client to ask for it. */
+async function ownRegistration(env: Env, redisUrl: string): Promise<{ env: Env; client: XsoarClient }> {
+  const keyPrefix = `bench-expiry:${randomBytes(4).toString('hex')}:`
+  const targetEnv = { ...env, REDIS_KEY_PREFIX: keyPrefix }
+  const config = loadConfig(targetEnv)
+  const store = createRedisStore({
+    redis: createRedisConnection({ url: redisUrl }),
+    keyRing: config.keyRing,
+    keyPrefix,
+  })
+  try {
+    const { registration, key } = await createAdminRegistration(store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: CONTOSO,
+      now: new Date().toISOString(),
+    })
+    const client = new XsoarClient({
+      id: integrationId(registration.id, config.publicUrl),
+      token: CONTOSO,
+      key,
+      appName: 'ms-graph-mail',
+    })
+    return { env: targetEnv, client }
+  } finally {
+    await store.close()
+  }
 }
 
 function bodies(client: XsoarClient, count: number): string[] {
@@ -66,6 +121,20 @@ function bodies(client: XsoarClient, count: number): string[] {
   )
 }
 
+/** Callers of a target that waited for an upstream call so far (its token cache misses and shares). */
+async function callersWaited(base: string, operatorToken: string): Promise<number> {
+  const text = await (
+    await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${operatorToken}` } })
+  ).text()
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('consent_broker_token_cache_total{')) continue
+    if (line.includes('result="miss"') || line.includes('result="shared"'))
+      sum += Number(line.split(' ').pop())
+  }
+  return sum
+}
+
 async function emulatorPost(url: string, body: unknown): Promise<void> {
   const response = await fetch(`${url}/_emulator/faults`, {
     method: 'POST',
@@ -79,24 +148,37 @@ async function emulatorPost(url: string, body: unknown): Promise<void> {
 export async function measureExpiries(
   deps: ExpiryBenchDeps,
 ): Promise<{ runs: ExpiryRun[]; medians: ExpiryRun[] }> {
-  const { emulatorUrl, client } = deps
+  const { emulatorUrl } = deps
+  const duration = deps.duration ?? EXPIRY_DURATION_S
+  const rate = deps.rate ?? EXPIRY_RATE
   // Every upstream call takes 200 ms from now on (a fault with a large count).
   await emulatorPost(emulatorUrl, {
     grantType: 'client_credentials',
     delayMs: UPSTREAM_DELAY_MS,
     count: 1_000_000,
   })
-  const margin = { TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN_S) }
-  const targets = {
-    hit: await deps.target({ ...deps.env, ...margin }),
-    on: await deps.target({ ...deps.env, ...margin, TOKEN_REFRESH_AHEAD_FRACTION: '0.5' }),
-    off: await deps.target({ ...deps.env, ...margin, TOKEN_REFRESH_AHEAD_FRACTION: '0' }),
+  // An operator token of the run's own, to read each target's token cache counters.
+  const operatorToken = randomBytes(24).toString('hex')
+  const margin = { TOKEN_REFRESH_MARGIN_SECONDS: String(MARGIN_S), OPERATOR_TOKENS: `bench:${operatorToken}` }
+  const waitedSoFar = (base: string) => callersWaited(base, operatorToken)
+  const settings = {
+    hit: margin,
+    on: { ...margin, TOKEN_REFRESH_AHEAD_FRACTION: '0.5' },
+    off: { ...margin, TOKEN_REFRESH_AHEAD_FRACTION: '0' },
   }
+  const targets: Partial<
+    Record<keyof typeof settings, { url: string; child: ChildProcess; client: XsoarClient }>
+  > = {}
   const runs: ExpiryRun[] = []
   try {
+    for (const kind of ['hit', 'on', 'off'] as const) {
+      const { env, client } = await ownRegistration({ ...deps.env, ...settings[kind] }, deps.redisUrl)
+      targets[kind] = { ...(await deps.target(env)), client }
+    }
     for (let round = 1; round <= deps.rounds; round++) {
       for (const kind of ['hit', 'on', 'off'] as const) {
-        const url = `${targets[kind].url}/obtain-token`
+        const { url: base, client } = targets[kind]!
+        const url = `${base}/obtain-token`
         // hit: a token that outlives the run; on/off: tokens of a few seconds, many expiries per run.
         await emulatorPost(emulatorUrl, { accessTokenLifetimeSec: kind === 'hit' ? 3600 : EXPIRY_LIFETIME_S })
         const prime = bodies(client, 1)
@@ -106,18 +188,27 @@ export async function measureExpiries(
           body: prime[0],
         })
         if (!primed.ok) throw new Error(`priming ${kind} failed: ${primed.status} ${await primed.text()}`)
-        if (kind !== 'hit') await new Promise((r) => setTimeout(r, EXPIRY_LIFETIME_S * 1000))
+        // The run starts on the token just primed (in use from then on: steady state). Idle since
+        // its last run, the target's previous token expired unrefreshed, as it should: refresh-ahead
+        // serves tokens in use, so waiting here would make the run's first requests one miss.
         const before = await deps.upstreamCalls()
+        const waitedBefore = await waitedSoFar(base)
         const name =
           kind === 'hit'
             ? `cache hit, token outlives the run, run ${round}`
             : `${EXPIRY_LIFETIME_S} s tokens, refresh-ahead ${kind}, run ${round}`
-        const figures = await deps.load(name, url, bodies(client, EXPIRY_RATE * (EXPIRY_DURATION_S + 2)), {
+        const loadBefore = loadavg()[0]!
+        const figures = await deps.load(name, url, bodies(client, rate * (duration + 2)), {
           connections: EXPIRY_CONNECTIONS,
-          duration: EXPIRY_DURATION_S,
-          rate: EXPIRY_RATE,
+          duration,
+          rate,
         })
-        runs.push({ ...figures, upstream: (await deps.upstreamCalls()) - before })
+        runs.push({
+          ...figures,
+          upstream: (await deps.upstreamCalls()) - before,
+          waited: (await waitedSoFar(base)) - waitedBefore,
+          load: Math.round(((loadBefore + loadavg()[0]!) / 2) * 10) / 10,
+        })
       }
     }
   } finally {
@@ -136,6 +227,8 @@ export async function measureExpiries(
       non2xx: mine.reduce((s, r) => s + r.non2xx, 0),
       errors: mine.reduce((s, r) => s + r.errors, 0),
       upstream: median(mine.map((r) => r.upstream)),
+      waited: median(mine.map((r) => r.waited)),
+      load: median(mine.map((r) => r.load)),
     }
   })
   return { runs, medians }
@@ -144,18 +237,21 @@ export async function measureExpiries(
 /** The RESULTS.md section. */
 export function expiriesSection(result: { runs: ExpiryRun[]; medians: ExpiryRun[] }): string {
   const row = (r: ExpiryRun) =>
-    `| ${r.name} | ${r.requests} | ${r.p50} | ${r.p99} | ${r.max} | ${r.non2xx} | ${r.errors} | ${r.upstream} |`
+    `| ${r.name} | ${r.requests} | ${r.p50} | ${r.p99} | ${r.max} | ${r.non2xx} | ${r.errors} | ${r.upstream} | ${r.waited} | ${r.load} |`
   const [hit, on, off] = result.medians as [ExpiryRun, ExpiryRun, ExpiryRun]
   return `## Across token expiries (refresh-ahead on and off)
 - ${EXPIRY_RATE} req/s (autocannon \`overallRate\`, ${EXPIRY_CONNECTIONS} connections) for ${EXPIRY_DURATION_S} s per run on one broker
-  target per setting, runs alternating (hit, on, off) each round. Every client-credentials call is
+  target per setting (each with its own registration and token cache), runs alternating (hit, on,
+  off) each round. Every client-credentials call is
   held ${UPSTREAM_DELAY_MS} ms by the emulator. **hit**: a 3600 s token (no expiry during the run).
   **on / off**: ${EXPIRY_LIFETIME_S} s tokens, \`TOKEN_REFRESH_MARGIN_SECONDS=${MARGIN_S}\`, so a token is served for
   ${EXPIRY_LIFETIME_S - MARGIN_S} s and each run spans about ${Math.round(EXPIRY_DURATION_S / (EXPIRY_LIFETIME_S - MARGIN_S))} expiries; \`TOKEN_REFRESH_AHEAD_FRACTION\` 0.5 (on) or 0 (off).
-  \`upstream\`: client-credentials calls during the run.
+  \`upstream\`: client-credentials calls during the run; \`waited\`: callers that waited for one
+  (the target's token cache misses and shares); \`load\`: the machine's 1-minute load average
+  around the run.
 
-| run | requests | p50 ms | p99 ms | max ms | non-2xx | errors | upstream |
-|---|---|---|---|---|---|---|---|
+| run | requests | p50 ms | p99 ms | max ms | non-2xx | errors | upstream | waited | load |
+|---|---|---|---|---|---|---|---|---|---|
 ${result.runs.map(row).join('\n')}
 ${result.medians.map(row).join('\n')}
 
@@ -163,4 +259,139 @@ ${result.medians.map(row).join('\n')}
   (goal: equal); refresh-ahead off: ${off.p99} ms (max ${off.max} ms: callers waiting for the upstream call
   at each expiry).
 `
+}
+
+// ---- alone: `npx tsx bench/expiries.ts [--rounds 3] [--duration 30] [--rate 200]` --------------------
+
+const USAGE = `usage: npx tsx bench/expiries.ts [--rounds N] [--duration S] [--rate R] [--log-level L]
+  Latency of obtain-token across token expiries, refresh-ahead on vs off vs a cache hit, alone
+  (its own redis-server, emulator and three broker targets; runs alternate hit, on, off per round).
+  --rounds     rounds of (hit, on, off)                 default 3
+  --duration   seconds per run                          default ${EXPIRY_DURATION_S}
+  --rate       requests per second (autocannon)         default ${EXPIRY_RATE}
+  --log-level  the targets' log level (lines discarded) default info
+  Prints each run and the medians with p50/p99/max and the machine's load average.`
+
+/** autocannon at a fixed rate, one pre-built body per request (each encrypted_token is accepted once). */
+async function fixedRateLoad(
+  name: string,
+  url: string,
+  requestBodies: string[],
+  options: { connections: number; duration: number; rate: number },
+) {
+  let next = 0
+  const result = await autocannon({
+    url,
+    connections: options.connections,
+    duration: options.duration,
+    overallRate: options.rate,
+    requests: [
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-content-name': 'bench',
+          'x-content-version': '1.0.0',
+        },
+        setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length]! }),
+      },
+    ],
+  })
+  return {
+    name,
+    requests: result.requests.total,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    max: result.latency.max,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  }
+}
+
+async function alone(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      duration: { type: 'string', default: String(EXPIRY_DURATION_S) },
+      rate: { type: 'string', default: String(EXPIRY_RATE) },
+      'log-level': { type: 'string', default: 'info' },
+      help: { type: 'boolean', default: false },
+    },
+  })
+  if (args.help) {
+    console.log(USAGE)
+    return
+  }
+  const redis = await startRedisServer({ appendOnly: false })
+  const emulator = await startEmulator({ port: 0 })
+  const children: ChildProcess[] = []
+  try {
+    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
+    })
+    const env: Env = {
+      PUBLIC_URL: 'http://127.0.0.1:3000',
+      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      COOKIE_SECRET: randomBytes(32).toString('hex'),
+      APPS_FILE: DEMO_APPS_FILE,
+      AUTHORITY_URL_GLOBAL: emulator.url,
+      AUTHORITY_URL_USGOV: emulator.url,
+      REDIS_URL: redis.url,
+      RATE_LIMIT_PER_REGISTRATION: '1000000',
+      RATE_LIMIT_PER_IP: '1000000',
+      ...DEMO_CLIENT_SECRET_ENV,
+    }
+    const result = await measureExpiries({
+      emulatorUrl: emulator.url,
+      env,
+      redisUrl: redis.url,
+      rounds: Math.max(1, Number(args.rounds)),
+      duration: Number(args.duration),
+      rate: Number(args.rate),
+      target: async (targetEnv) => {
+        const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
+          execArgv: ['--import', 'tsx'],
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        })
+        children.push(child)
+        const port = await new Promise<number>((resolve, reject) => {
+          child.once('message', (m: { port: number }) => resolve(m.port))
+          child.once('exit', (code) => reject(new Error(`broker target exited with ${code}`)))
+          child.send({ mode: 'broker', env: targetEnv, logLevel: args['log-level'] })
+        })
+        return { url: `http://127.0.0.1:${port}`, child }
+      },
+      stop: async (child) => {
+        if (child.exitCode !== null) return
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        await exited
+      },
+      load: fixedRateLoad,
+      upstreamCalls: async () => {
+        const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as {
+          token_requests: { client_credentials: number }
+        }
+        return stats.token_requests.client_credentials
+      },
+    })
+    for (const f of [...result.runs, ...result.medians]) {
+      console.log(
+        `${f.name.padEnd(52)} n ${String(f.requests).padStart(5)}   p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   max ${String(f.max).padStart(5)} ms   upstream ${String(f.upstream).padStart(2)}   waited ${String(f.waited).padStart(3)}   non-2xx ${f.non2xx}   errors ${f.errors}   load ${f.load}`,
+      )
+    }
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+    await emulator.close()
+    await redis.destroy()
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  alone().catch((error: unknown) => {
+    console.error(error)
+    process.exit(1)
+  })
 }

@@ -411,7 +411,7 @@ async function main(): Promise<void> {
     const expiries = await measureExpiries({
       emulatorUrl: emulator.url,
       env,
-      client,
+      redisUrl: redis.url,
       rounds: ROUNDS,
       target: (targetEnv) => target('broker', targetEnv),
       stop,
@@ -420,7 +420,7 @@ async function main(): Promise<void> {
     })
     for (const f of [...expiries.runs, ...expiries.medians]) {
       console.log(
-        `${f.name.padEnd(52)} p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   max ${String(f.max).padStart(5)} ms   upstream ${f.upstream}   non-2xx ${f.non2xx}   errors ${f.errors}`,
+        `${f.name.padEnd(52)} p50 ${String(f.p50).padStart(4)} ms   p99 ${String(f.p99).padStart(4)} ms   max ${String(f.max).padStart(5)} ms   upstream ${f.upstream}   waited ${f.waited}   non-2xx ${f.non2xx}   errors ${f.errors}   load ${f.load}`,
       )
     }
 

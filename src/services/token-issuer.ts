@@ -188,11 +188,15 @@ export class TokenIssuer {
     this.#aheadNotBefore.set(key, now + AHEAD_RECHECK_MS)
     const app = scopes.forApp(registration.app, registration.cloud)
     if (app === undefined) return
-    const { promise } = this.#flights.run(key, () =>
-      this.#refreshAhead(registration, app, scope, group, token),
-    )
-    promise.catch((error: unknown) => {
-      logger.debug({ err: error, group }, 'background token refresh did not refresh')
+    // Started on a later turn of the event loop, not this request's: the caller's answer is
+    // written before any of the refresh's work (its Redis commands included) is done.
+    setImmediate(() => {
+      const { promise } = this.#flights.run(key, () =>
+        this.#refreshAhead(registration, app, scope, group, token),
+      )
+      promise.catch((error: unknown) => {
+        logger.debug({ err: error, group }, 'background token refresh did not refresh')
+      })
     })
   }
 

@@ -245,6 +245,44 @@ describe('refresh-ahead', () => {
     expect(late).toMatchObject({ accessToken: 'at-2', source: 'miss' })
   })
 
+  it('the caller who finds the refresh due pays nothing for it: no store or upstream call on its turn', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({ clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const ask = () =>
+      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    expect((await ask()).accessToken).toBe('at-1')
+    time.advance(61_000)
+    // Every store and upstream call from here on is counted.
+    let storeCalls = 0
+    for (const part of [store.tokens, store.locks, store.ephemeral, store.rateLimiter] as unknown as Array<
+      Record<string, unknown>
+    >) {
+      const names = new Set([
+        ...Object.getOwnPropertyNames(Object.getPrototypeOf(part)),
+        ...Object.keys(part),
+      ])
+      for (const name of names) {
+        const original = part[name]
+        if (name === 'constructor' || typeof original !== 'function') continue
+        part[name] = (...args: unknown[]) => {
+          storeCalls++
+          return (original as (...a: unknown[]) => unknown).apply(part, args)
+        }
+      }
+    }
+    const answer = await ask()
+    // Answered from this instance's copy, the refresh not yet begun: it starts on a later turn.
+    expect(answer).toMatchObject({ accessToken: 'at-1', source: 'hit' })
+    expect({ storeCalls, upstream: idp.calls }).toEqual({ storeCalls: 0, upstream: 1 })
+    await vi.waitFor(() => expect(idp.calls).toBe(2))
+    expect(storeCalls).toBeGreaterThan(0)
+    await vi.waitFor(async () =>
+      expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe('at-2'),
+    )
+  })
+
   it('TOKEN_REFRESH_AHEAD_FRACTION=0 turns it off', async () => {
     const time = manualClock()
     const { store, idp, scopes, issuers } = setup({
