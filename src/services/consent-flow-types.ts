@@ -1,6 +1,7 @@
 // The consent flow's vocabulary: what the routes hand in (callback query), what they get back
 // (start and callback outcomes, failures, the one-time result) and what the flow runs on. Kept apart
 // from the flow's steps so views and routes depend on the shapes, not on the behaviour.
+
 import type { FastifyBaseLogger } from 'fastify'
 import type { CloudName } from '../clouds.js'
 import type { AppConfig, Config } from '../config.js'
@@ -77,12 +78,26 @@ export type StartOutcome =
  */
 export type FailedOutcome = { kind: 'failed'; failure: ConsentFailure; flowKept?: true }
 
+/** What the waiting page's status check finds (`ConsentFlow.proofStatus`). */
+export type ProofStatus =
+  /** Still proving: show the waiting page again. */
+  | { kind: 'pending' }
+  | { kind: 'completed'; resultHandle: string }
+  | FailedOutcome
+  /** No proof under this handle (never, expired or already shown). */
+  | { kind: 'unknown' }
+
 /** What the callback route does next. */
 export type CallbackOutcome =
   /** Admin consent, phase 2: on to the tenant-wide consent page with a re-issued flow cookie. */
   | { kind: 'redirect'; location: string; flowHandle: string }
   | { kind: 'completed'; resultHandle: string }
   | FailedOutcome
+  /**
+   * Admin consent, after Microsoft's redirect: the proof takes a while and goes on in the
+   * background; the browser waits on `/callback/status` with this flow cookie.
+   */
+  | { kind: 'proving'; flowHandle: string }
   /** A `manage` sign-in: a tenant administrator (admin role checked), for `/{app}/manage`. */
   | { kind: 'manage-signed-in'; app: string; cloud: CloudName; user: VerifiedIdToken }
 
@@ -109,6 +124,11 @@ export interface ConsentFlow {
     query: CallbackQuery,
     log: FastifyBaseLogger,
   ): Promise<CallbackOutcome>
+  /**
+   * Where a proof the callback left running stands (`flowHandle`: the verified flow cookie). A
+   * finished one is handed out once: the result handle, or the failure.
+   */
+  proofStatus(flowHandle: string | undefined): Promise<ProofStatus>
   /** The one-time result, deleted as it is read; null when already shown or expired. */
   takeResult(resultHandle: string | undefined): Promise<ConsentResult | null>
   /** Whether the one-time result is still there; does not take it (HEAD /result). */
@@ -122,6 +142,8 @@ export interface ConsentFlowDependencies {
   idp: IdentityProvider
   metrics: Metrics
   clock: () => number
+  /** How long the callback waits for a proof before sending the browser to the waiting page; 2 s. */
+  proofInlineWaitMs?: number
   /** Waits between consent-proof attempts; injectable for tests. */
   sleep?: (ms: number) => Promise<void>
   /** Lists an Azure app's subscriptions after consent; default: Resource Manager per config. */

@@ -26,6 +26,7 @@ import { createFailFlow, type FailureContext, observeUpstream, upstreamReason } 
 import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import type { ConsentFlow, ConsentFlowDependencies, ConsentResult } from './consent-flow-types.js'
 import { proveAdminConsent } from './consent-proof.js'
+import { ConsentProofRuns } from './consent-proof-runs.js'
 import { aadstsCode, appTokenRoles, checkOwnAppSecret, ownAppRefusal, ownAppResolved } from './own-app.js'
 import { signInScopes } from './requested-permissions.js'
 import { holdsAdminRole } from './tenant-admin.js'
@@ -64,6 +65,12 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   const fail = createFailFlow(store, metrics)
   const completion = { config, store, metrics, clock, resourceManager, records }
   const proofDeps = { config, idp, metrics, clock, sleep }
+  const proofRuns = new ConsentProofRuns({
+    config,
+    store,
+    clock,
+    ...(deps.proofInlineWaitMs === undefined ? {} : { inlineWaitMs: deps.proofInlineWaitMs }),
+  })
 
   /** Who a flow record says is signed in (admin-consent phase) and what the flow is for. */
   const flowContext = (record: FlowRecord): Pick<FailureContext, 'purpose' | 'user'> => ({
@@ -182,29 +189,40 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         if (query.tenant === undefined || query.tenant.toLowerCase() !== user.tid) {
           return fail('tenant_mismatch', context, log)
         }
-        // 5. prove the consent took effect.
-        const proof = await proveAdminConsent(proofDeps, resolved, user.tid)
-        if (!proof.ok) {
-          const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(proof.error))
-          const reason = refusal ?? (proof.exhausted ? 'consent_not_effective' : 'idp_error')
-          return fail(reason, { ...context, error: proof.error }, log)
-        }
-        // A tenant's own app gets a token even without application permissions: it must carry some.
-        if (ownApp !== undefined && appTokenRoles(proof.accessToken).length === 0) {
-          return fail('own_app_missing_permissions', context, log)
-        }
-        return completeConsent(
-          completion,
-          {
-            app,
-            resolved,
-            user: { ...user, preferredUsername: record.userName ?? '', name: record.name ?? '' },
-            refreshToken: undefined,
-            consentAccessToken: proof.accessToken,
-            ownApp,
+        // 5. prove the consent took effect: in the background once it takes longer than a moment
+        // (Microsoft may need up to a minute), the browser waiting on /callback/status meanwhile.
+        const proofId = randomToken()
+        const proving = await proofRuns.run(
+          proofId,
+          async () => {
+            const proof = await proveAdminConsent(proofDeps, resolved, user.tid)
+            if (!proof.ok) {
+              const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(proof.error))
+              const reason = refusal ?? (proof.exhausted ? 'consent_not_effective' : 'idp_error')
+              return fail(reason, { ...context, error: proof.error }, log)
+            }
+            // A tenant's own app gets a token even without application permissions: it must carry some.
+            if (ownApp !== undefined && appTokenRoles(proof.accessToken).length === 0) {
+              return fail('own_app_missing_permissions', context, log)
+            }
+            return completeConsent(
+              completion,
+              {
+                app,
+                resolved,
+                user: { ...user, preferredUsername: record.userName ?? '', name: record.name ?? '' },
+                refreshToken: undefined,
+                consentAccessToken: proof.accessToken,
+                ownApp,
+              },
+              log,
+            )
           },
           log,
         )
+        return proving.kind === 'pending'
+          ? { kind: 'proving', flowHandle: `${app.slug}.${proofId}` }
+          : proving
       }
 
       // Sign-in phase: redeem the code at the authority it was issued for.
@@ -281,6 +299,11 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         ...(ownApp === undefined ? {} : { ownApp }),
       })
       return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
+    },
+
+    async proofStatus(flowHandle) {
+      const handle = parseFlowHandle(flowHandle)
+      return handle === undefined ? { kind: 'unknown' } : proofRuns.status(handle.flowId)
     },
 
     async takeResult(resultHandle) {

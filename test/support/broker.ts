@@ -389,6 +389,28 @@ export interface ConsentRun {
   values: ConsentValues | undefined
 }
 
+/** The waiting page marks itself so; a browser reloads it (meta refresh) until it answers otherwise. */
+export function isProofWaitingPage(response: InjectResponse): boolean {
+  return response.statusCode === 200 && response.body.includes('data-state="proving-consent"')
+}
+
+/**
+ * Follows the admin-consent waiting page (`/callback/status`) as a browser does, reloading it until
+ * it answers with the result (303 /result) or a failure page; at most `maxLoads` loads.
+ */
+export async function waitOutProof(
+  app: FastifyInstance,
+  jar: CookieJar,
+  maxLoads = 600,
+): Promise<InjectResponse> {
+  for (let load = 0; load < maxLoads; load++) {
+    const response = await browse(app, jar, { url: '/callback/status' })
+    if (!isProofWaitingPage(response)) return response
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error('the admin-consent waiting page never ended')
+}
+
 /**
  * Runs a consent end to end and returns whatever page it ended on: start form → emulator sign-in
  * (and consent) → callback → for admin consent, the tenant-wide consent page → callback → result.
@@ -414,7 +436,9 @@ export async function runConsentViaEmulator(
     const back = await completeAtEmulator(atMicrosoft, { username, decision: answer })
     const callback = pathOf(back)
     callbacks.push(callback)
-    const response = await browse(app, jar, { url: callback })
+    let response = await browse(app, jar, { url: callback })
+    // A slow admin-consent proof: the waiting page reloads itself until the outcome is there.
+    if (response.headers.location === '/callback/status') response = await waitOutProof(app, jar)
     const location = response.headers.location
     if (response.statusCode === 303 && typeof location === 'string' && location === '/result') {
       const result = await browse(app, jar, { url: '/result' })

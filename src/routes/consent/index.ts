@@ -3,6 +3,7 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { appClouds, findApp } from '../../config.js'
+import { statusOf } from '../../errors.js'
 import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow-types.js'
 import { MAX_QUERY_LENGTH, renderAppListPage } from '../../views/app-list.js'
 import {
@@ -11,6 +12,7 @@ import {
   renderResultPage,
   renderStartPage,
 } from '../../views/consent-pages.js'
+import { renderProofWaitingPage } from '../../views/consent-waiting.js'
 import { readSignedCookie, sendPage } from '../browser.js'
 import {
   cloudFormSchema,
@@ -21,6 +23,9 @@ import {
   startFormGuard,
 } from './flow-start.js'
 import { completeManageSignIn, manageSessionArea } from './manage.js'
+
+/** The waiting page of an admin-consent proof (under the flow cookie's path). */
+export const PROOF_STATUS_PATH = '/callback/status'
 
 /** Carries the id of the one-time result; read only by the result page. */
 export const RESULT_COOKIE = 'cb_consent_result'
@@ -186,6 +191,65 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
         case 'manage-signed-in':
           reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
           return completeManageSignIn(manageArea, config, request, reply, outcome)
+        case 'proving':
+          // The proof goes on in the background: the browser waits on a page that reloads itself
+          // (Post/Redirect/Get, so a reload never re-runs this callback).
+          reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
+          return reply.redirect(PROOF_STATUS_PATH, 303)
+      }
+    },
+  )
+
+  // The waiting page of an admin-consent proof, under the flow cookie's path so the cookie that
+  // names the proof reaches it. Each reload is one store read; no rate limit of its own.
+  app.get(
+    PROOF_STATUS_PATH,
+    {
+      config: { html: true },
+      exposeHeadRoute: false,
+      schema: {
+        querystring: noParams,
+        response: {
+          200: htmlPage,
+          303: redirect,
+          400: htmlPage,
+          403: htmlPage,
+          409: htmlPage,
+          500: htmlPage,
+          502: htmlPage,
+          503: htmlPage,
+        },
+      },
+    },
+    async (request, reply) => {
+      const flowHandle = readSignedCookie(request, FLOW_COOKIE)
+      const status = await flow.proofStatus(flowHandle)
+      reply.header('cache-control', 'no-store')
+      switch (status.kind) {
+        case 'pending': {
+          const slug = flowHandle?.slice(0, flowHandle.indexOf('.'))
+          const proving = slug === undefined ? undefined : findApp(config, slug)
+          const budgetSeconds = Math.round(config.consent.proofBudgetMs / 1000)
+          return sendPage(reply, 200, renderProofWaitingPage(proving, budgetSeconds))
+        }
+        case 'completed':
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          reply.setCookie(RESULT_COOKIE, status.resultHandle, resultCookie)
+          return reply.redirect('/result', 303)
+        case 'failed':
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          return sendFailure(request, reply, status.failure)
+        case 'unknown': {
+          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          const reason = flowHandle === undefined ? 'session_missing' : 'session_expired'
+          const slug = flowHandle?.slice(0, flowHandle.indexOf('.'))
+          return sendFailure(request, reply, {
+            reason,
+            status: statusOf(reason),
+            app: slug === undefined ? undefined : findApp(config, slug),
+            purpose: 'consent',
+          })
+        }
       }
     },
   )
