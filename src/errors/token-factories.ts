@@ -166,6 +166,17 @@ export function upstreamRefused(label: string, tenantNotFound: boolean): BrokerE
   )
 }
 
+/**
+ * 502 `upstream_error`: Entra ID refused a tenant's own app registration (its client secret, or a
+ * public client whose "Allow public client flows" was turned off): the tenant's fix, not the operator's.
+ */
+export function ownAppCredentialsRejected(label: string): BrokerError {
+  return new BrokerError(
+    'upstream_error',
+    `Microsoft Entra ID refused the tenant's own app registration (${label}); a tenant administrator must fix the app: a new client secret (replace it from the manage page) or, for the device code method, "Allow public client flows" turned back on`,
+  )
+}
+
 /** 502 `broker_misconfigured`: Entra ID rejected the broker's own client credentials for `app`. */
 export function brokerCredentialsRejected(app: string, label: string): BrokerError {
   return new BrokerError(

@@ -15,6 +15,7 @@ import {
 import {
   type BrokerError,
   brokerCredentialsRejected,
+  ownAppCredentialsRejected,
   upstreamRefused,
   upstreamTimedOut,
   upstreamUnavailable,
@@ -163,6 +164,15 @@ export function grantFailure(
       error = consentRequiredError(config, registration, consentReason(upstream.label).reason)
       break
     case 'misconfigured':
+      if (registration.ownClientId !== undefined) {
+        // The tenant's own app, not the broker's: its administrator fixes it; no operator page.
+        logger.warn(
+          { ...context, ownClientId: registration.ownClientId },
+          `token request refused (${upstream.label}): the tenant's own app registration was refused`,
+        )
+        error = ownAppCredentialsRejected(upstream.label)
+        break
+      }
       logger.error(
         context,
         `OPERATOR ACTION: Entra ID rejected the broker's client credentials for ${registration.app} (${registration.cloud}) with ${upstream.label}; check the client secret`,
