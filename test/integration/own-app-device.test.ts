@@ -246,6 +246,14 @@ describe('own app registration, device code method', () => {
     expect(claims.appid).toBe(clientId)
     expect(claims.tid).toBe(CONTOSO_TENANT_ID)
 
+    // Audited like any consent, naming the tenant's app.
+    const audit = await a.store.audit.read({ order: 'desc', limit: 50 })
+    const completed = audit.items.find(
+      (e) => e.type === 'consent.completed' && e.registrationId === values.registrationId,
+    )
+    expect(completed?.detail?.own_client_id).toBe(clientId)
+    expect(completed?.actor).toMatch(new RegExp(`^user:${CONTOSO_TENANT_ID}/`))
+
     // The device code is on no page and in no Redis value; the refresh token is sealed.
     const deviceCodes = secrets.filter((s) => s.startsWith('DAQABAAEAAAD'))
     expect(deviceCodes.length).toBeGreaterThan(0)
@@ -254,6 +262,26 @@ describe('own app registration, device code method', () => {
       for (const page of [...pages, result.body]) expect(page).not.toContain(secret)
       expect(redis).not.toContain(secret)
     }
+  })
+
+  it('revokes a device code registration like any other: obtain-token answers revoked on every instance', async () => {
+    const clientId = await registerApp({ redirectUris: [], allowPublicClient: true })
+    const flow = started(await startDevice(DELEGATED, clientId))
+    await approveDeviceCode(flow.verificationUri, flow.userCode, { username: CONTOSO_ADMIN.username })
+    await refreshUntilDone(flow)
+    const values = parseConsentValues((await browse(a.app, flow.jar, { url: '/result' })).body)!
+    const client = new XsoarClient({ ...values, appName: DELEGATED, urlOverride: tokenUrl })
+    expect((await client.getAccessToken()).status).toBe(200)
+    const revoked = await b.app.services.revocation.registration(
+      values.registrationId,
+      { actor: { kind: 'operator', name: 'device-code-test' }, reason: 'test revocation' },
+      b.app.log,
+    )
+    expect(revoked.registration.status).toBe('revoked')
+    expect((await a.store.registrations.getMeta(values.registrationId))?.status).toBe('revoked')
+    const refused = await client.getAccessToken()
+    expect(refused.ok).toBe(false)
+    expect(refused.body).toContain('"revoked"')
   })
 
   it('goes on polling from the other instance when the polling one stops', async () => {
