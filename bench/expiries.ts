@@ -263,13 +263,14 @@ ${result.medians.map(row).join('\n')}
 
 // ---- alone: `npx tsx bench/expiries.ts [--rounds 3] [--duration 30] [--rate 200]` --------------------
 
-const USAGE = `usage: npx tsx bench/expiries.ts [--rounds N] [--duration S] [--rate R] [--log-level L]
+const USAGE = `usage: npx tsx bench/expiries.ts [--rounds N] [--duration S] [--rate R] [--log-level L] [--profile DIR]
   Latency of obtain-token across token expiries, refresh-ahead on vs off vs a cache hit, alone
   (its own redis-server, emulator and three broker targets; runs alternate hit, on, off per round).
   --rounds     rounds of (hit, on, off)                 default 3
   --duration   seconds per run                          default ${EXPIRY_DURATION_S}
   --rate       requests per second (autocannon)         default ${EXPIRY_RATE}
   --log-level  the targets' log level (lines discarded) default info
+  --profile    a directory: V8 CPU profiles of the targets (one file each, in start order hit, on, off)
   Prints each run and the medians with p50/p99/max and the machine's load average.`
 
 /** autocannon at a fixed rate, one pre-built body per request (each encrypted_token is accepted once). */
@@ -315,6 +316,7 @@ async function alone(): Promise<void> {
       duration: { type: 'string', default: String(EXPIRY_DURATION_S) },
       rate: { type: 'string', default: String(EXPIRY_RATE) },
       'log-level': { type: 'string', default: 'info' },
+      profile: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   })
@@ -352,7 +354,11 @@ async function alone(): Promise<void> {
       rate: Number(args.rate),
       target: async (targetEnv) => {
         const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
-          execArgv: ['--import', 'tsx'],
+          execArgv: [
+            '--import',
+            'tsx',
+            ...(args.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args.profile}`]),
+          ],
           stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
         })
         children.push(child)
