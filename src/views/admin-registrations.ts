@@ -15,6 +15,7 @@ import {
   statusLabel,
   tenantRef,
 } from './admin.js'
+import { tenantLabelForm } from './admin-tenant-label.js'
 import { ago } from './console-format.js'
 import { html } from './html.js'
 import { notice } from './parts.js'
@@ -122,6 +123,7 @@ export function renderRegistrations(
 <label for="status">Status</label> <select id="status" name="status"><option value="">all</option>${optionList(REGISTRATION_STATUSES, filter.status, statusLabel)}</select>
 <button type="submit" class="secondary">Filter</button></p>
 </form>
+${filter.tenant === undefined || options.items[0] === undefined ? html`` : tenantLabelForm(context, filter.tenant, options.items[0].tenantLabel)}
 ${options.items.length === 0 ? html`<p>No registration matches.</p>` : registrationsTable(options.items, context.now)}
 ${
   options.nextCursor === undefined

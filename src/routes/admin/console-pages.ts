@@ -15,6 +15,7 @@ import { sendPage } from '../browser.js'
 import { notices, type SessionArea } from '../browser-session.js'
 import { consoleHelpers, errorPages, html, htmlPage, redirect } from './console-common.js'
 import { consoleRegistrationRoutes } from './console-registrations.js'
+import { consoleTenantLabelRoute } from './console-tenant-label.js'
 import { credentialView } from './credentials-api.js'
 import { csrfFormSchema, emptyQuery } from './schemas.js'
 
@@ -40,6 +41,7 @@ export function consolePageRoutes(
 ): void {
   const { contextOf, requirePageSession, operatorActor } = consoleHelpers(app, area)
   consoleRegistrationRoutes(app, area)
+  consoleTenantLabelRoute(app, area)
 
   const credentialRows = async () => {
     const now = app.clock()

@@ -34,6 +34,7 @@ const NOTICES = notices({
   revoked: 'The registration is revoked.',
   already_revoked: 'The registration was already revoked; its original revocation is kept.',
   tenant_revoked: 'The tenant’s registrations are revoked.',
+  label_saved: 'The tenant’s label is saved.',
 })
 type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
 const doneQuery = {

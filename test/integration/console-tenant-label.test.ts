@@ -1,0 +1,54 @@
+// The console's tenant label form, as a browser without JavaScript: shown on the registrations page
+// of one tenant, CSRF-checked, validated, audited like the API's PATCH, and the new label is shown
+// beside the tenant id afterwards.
+import { beforeAll, describe, expect, it } from 'vitest'
+import { FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { consoleSignIn, csrfOf, operatorToken } from '../support/admin-helpers.js'
+import { browse, consentViaEmulator } from '../support/broker.js'
+import { useBrokerOnRedis } from '../support/use-broker.js'
+
+const ALICE = operatorToken('alice')
+const { broker } = useBrokerOnRedis({ env: { OPERATOR_TOKENS: `alice:${ALICE}` } })
+
+beforeAll(async () => {
+  await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@fabrikam.example' })
+})
+
+describe('console: tenant label form', () => {
+  it('renames a tenant from its registrations page, CSRF-checked and audited', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const url = `/admin/registrations?tenant=${FABRIKAM_TENANT_ID}`
+    const page = await browse(broker.app, jar, { url })
+    expect(page.statusCode).toBe(200)
+    expect(page.body).toContain(`action="/admin/tenants/${FABRIKAM_TENANT_ID}/label"`)
+    expect(page.body).toMatch(/name="label" value="fabrikam\.example"/)
+    const csrf = csrfOf(page.body)
+    const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
+
+    const noCsrf = await browse(broker.app, jar, { method: 'POST', url: action, form: { label: 'Fabrikam' } })
+    expect(noCsrf.statusCode).toBe(403)
+    const blank = await browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label: '   ' } })
+    expect(blank.statusCode).toBe(400)
+    expect((await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID)).toBe(
+      'fabrikam.example',
+    )
+
+    const saved = await browse(broker.app, jar, {
+      method: 'POST',
+      url: action,
+      form: { csrf, label: 'Fabrikam <EU>' },
+    })
+    expect(saved.statusCode).toBe(303)
+    expect(saved.headers.location).toBe(`/admin/registrations?tenant=${FABRIKAM_TENANT_ID}&done=label_saved`)
+    const after = await browse(broker.app, jar, { url: String(saved.headers.location) })
+    expect(after.body).toContain('The tenant’s label is saved.')
+    expect(after.body).toContain('Fabrikam &lt;EU&gt;')
+    expect(after.body).not.toContain('Fabrikam <EU>')
+    const { items } = await broker.store.audit.read({ order: 'desc', limit: 20 })
+    expect(items.find((e) => e.type === 'tenant.label_changed')).toMatchObject({
+      actor: 'operator:alice',
+      tenantId: FABRIKAM_TENANT_ID,
+      detail: { label: 'Fabrikam <EU>', previous: 'fabrikam.example' },
+    })
+  })
+})
