@@ -56,6 +56,21 @@ export interface StartPageOptions {
   csrf: string
 }
 
+/**
+ * The form field that picks the Microsoft cloud of a flow: a choice when the app is offered in
+ * several, else a hidden field with the one (the start page's and the own-app page's forms).
+ */
+export function cloudField(clouds: readonly CloudName[]): SafeHtml {
+  return clouds.length > 1
+    ? html`<p><label for="cloud">Microsoft cloud</label><br>
+<select name="cloud" id="cloud">
+${clouds.map(
+  (cloud) => html`<option value="${cloud}">${CLOUDS[cloud].label}</option>
+`,
+)}</select></p>`
+    : html`<input type="hidden" name="cloud" value="${clouds[0] ?? ''}">`
+}
+
 export function renderStartPage({ app, clouds, adminRoleIds, flowMinutes, csrf }: StartPageOptions): string {
   const who =
     app.consent === 'admin'
@@ -65,15 +80,6 @@ organization. The integration then works without a signed-in user.</p>`
       : html`<p><strong>User consent.</strong> Sign in with the account the integration should act as.
 The integration works on behalf of that account only; the broker keeps its access alive and stores
 it encrypted.</p>`
-  const cloudField =
-    clouds.length > 1
-      ? html`<p><label for="cloud">Microsoft cloud</label><br>
-<select name="cloud" id="cloud">
-${clouds.map(
-  (cloud) => html`<option value="${cloud}">${CLOUDS[cloud].label}</option>
-`,
-)}</select></p>`
-      : html`<input type="hidden" name="cloud" value="${clouds[0] ?? ''}">`
   return page({
     title: app.displayName,
     body: html`<h1>${app.displayName} ${kindBadge(app)}</h1>
@@ -89,7 +95,7 @@ ${requestedPermissionsTable(app)}
 ${who}
 <form method="post" action="/${app.slug}/start">
 <input type="hidden" name="csrf" value="${csrf}">
-${cloudField}
+${cloudField(clouds)}
 <button type="submit">Start Authorization Process</button>
 </form>
 <p class="muted">You will be sent to Microsoft to sign in${app.consent === 'admin' ? ' and consent for your organization' : ''}.

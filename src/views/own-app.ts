@@ -1,9 +1,9 @@
 // The own-app page (`/{app}/own-app`): what a tenant administrator configures on their own app
 // registration, and the form that starts the flow with it. Escaped by construction (`html`).
-import { CLOUDS, type CloudName } from '../clouds.js'
+import type { CloudName } from '../clouds.js'
 import type { AppConfig } from '../config.js'
 import { integrationsLine, kindBadge } from './app-list.js'
-import { requestedPermissionsTable } from './consent-pages.js'
+import { cloudField, requestedPermissionsTable } from './consent-pages.js'
 import { html } from './html.js'
 import { page } from './layout.js'
 
@@ -18,15 +18,6 @@ export interface OwnAppPageOptions {
 
 export function renderOwnAppPage({ app, clouds, redirectUri, csrf }: OwnAppPageOptions): string {
   const admin = app.consent === 'admin'
-  const cloudField =
-    clouds.length > 1
-      ? html`<p><label for="cloud">Microsoft cloud</label><br>
-<select name="cloud" id="cloud">
-${clouds.map(
-  (cloud) => html`<option value="${cloud}">${CLOUDS[cloud].label}</option>
-`,
-)}</select></p>`
-      : html`<input type="hidden" name="cloud" value="${clouds[0] ?? ''}">`
   return page({
     title: `${app.displayName}: your own app registration`,
     body: html`<h1>${app.displayName} ${kindBadge(app)}</h1>
@@ -85,7 +76,7 @@ ${
 `
 }<p><label for="client_secret">Client secret value${admin ? '' : ' (browser sign-in only)'}</label><br>
 <input type="password" id="client_secret" name="client_secret" autocomplete="off"></p>
-${cloudField}
+${cloudField(clouds)}
 <button type="submit">Start Authorization Process</button>
 </form>
 </section>

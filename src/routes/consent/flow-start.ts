@@ -1,12 +1,22 @@
-// What the two pages that start a consent-flow sign-in share — the consent start (`/{app}/start`)
-// and the manage sign-in (`/{app}/manage/sign-in`) — with the one callback both flows end at: the
-// form that picks the cloud, its CSRF guard, the flow cookie and the per-client-IP budget.
+// What the pages that start a consent-flow sign-in share — the consent start (`/{app}/start`), the
+// own-app form (`/{app}/own-app`) and the manage sign-in (`/{app}/manage/sign-in`) — with the one
+// callback the flows end at: the form page's route, the form that picks the cloud, its CSRF guard,
+// the flow cookie and the per-client-IP budget.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { CLOUD_NAMES } from '../../clouds.js'
-import type { Config } from '../../config.js'
+import { CLOUD_NAMES, type CloudName } from '../../clouds.js'
+import { type AppConfig, appClouds, type Config, findApp } from '../../config.js'
 import { randomToken } from '../../crypto/tokens.js'
-import { enforceRateLimit, readSignedCookie, refuseCrossSiteForm, requireFormCsrf } from '../browser.js'
+import type { ConsentFailure } from '../../services/consent-flow-types.js'
+import { renderFailurePage } from '../../views/consent-pages.js'
+import {
+  enforceRateLimit,
+  readSignedCookie,
+  refuseCrossSiteForm,
+  requireFormCsrf,
+  sendPage,
+} from '../browser.js'
+import { appParams, htmlPage, noParams } from './schemas.js'
 
 /** Carries `<app>.<flow id>`; read only by the callback. */
 export const FLOW_COOKIE = 'cb_consent_flow'
@@ -65,6 +75,55 @@ export function startFormGuard(app: FastifyInstance) {
       }
     },
   }
+}
+
+/** What a hosted app's start-form page is rendered with. */
+export interface StartFormPage {
+  app: AppConfig
+  /** The clouds the app is offered in, the default first. */
+  clouds: readonly CloudName[]
+  /** The form's CSRF token (its signed cookie is set with the page). */
+  csrf: string
+}
+
+/**
+ * `GET <path>` (a path with `:app`): the page of a form that starts a flow for a hosted app (the
+ * consent start page, the own-app page). Not an app: the one not-found handler answers (a page
+ * here; JSON and 405 for `GET /obtain-token` and the other API paths the pattern also matches).
+ */
+export function startFormPageRoute(
+  app: FastifyInstance,
+  path: string,
+  guard: ReturnType<typeof startFormGuard>,
+  render: (page: StartFormPage) => string,
+): void {
+  app.get<{ Params: { app: string } }>(
+    path,
+    {
+      config: { html: true },
+      schema: { params: appParams, querystring: noParams, response: { 200: htmlPage, 404: htmlPage } },
+    },
+    async (request, reply) => {
+      const hosted = findApp(app.config, request.params.app)
+      if (hosted === undefined) return reply.callNotFound()
+      const page = { app: hosted, clouds: appClouds(hosted), csrf: guard.issue(request, reply) }
+      return sendPage(reply, 200, render(page))
+    },
+  )
+}
+
+/** A failed flow's page (consent, own app, device code, manage sign-in), with its status. */
+export function sendFailurePage(
+  app: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  failure: ConsentFailure,
+): FastifyReply {
+  return sendPage(
+    reply,
+    failure.status,
+    renderFailurePage({ failure, adminRoleIds: app.config.adminRoleIds, requestId: request.id }),
+  )
 }
 
 /** The flow cookie, read by the callback whichever page (consent start, manage sign-in) set it. */

@@ -2,16 +2,11 @@
 // Thin: cookies and HTTP here, the flow in services/consent-flow.ts, markup in views/.
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { appClouds, findApp } from '../../config.js'
+import { findApp } from '../../config.js'
 import { statusOf } from '../../errors.js'
 import type { CallbackQuery, ConsentFailure } from '../../services/consent-flow-types.js'
 import { MAX_QUERY_LENGTH, renderAppListPage } from '../../views/app-list.js'
-import {
-  renderFailurePage,
-  renderResultGonePage,
-  renderResultPage,
-  renderStartPage,
-} from '../../views/consent-pages.js'
+import { renderResultGonePage, renderResultPage, renderStartPage } from '../../views/consent-pages.js'
 import { renderProofWaitingPage } from '../../views/consent-waiting.js'
 import { readSignedCookie, sendPage } from '../browser.js'
 import {
@@ -20,9 +15,12 @@ import {
   FLOW_COOKIE_PATH,
   flowCookieOptions,
   limitConsentTraffic,
+  sendFailurePage,
   startFormGuard,
+  startFormPageRoute,
 } from './flow-start.js'
 import { completeManageSignIn, manageSessionArea } from './manage.js'
+import { appParams, flowStartResponses, htmlPage, noParams, redirect } from './schemas.js'
 
 /** The waiting page of an admin-consent proof (under the flow cookie's path). */
 export const PROOF_STATUS_PATH = '/callback/status'
@@ -32,15 +30,6 @@ export const RESULT_COOKIE = 'cb_consent_result'
 /** The result cookie is sent to the result page only. */
 export const RESULT_COOKIE_PATH = '/result'
 
-const htmlPage = { type: 'string' } as const
-const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
-const noParams = { type: 'object', additionalProperties: false, properties: {} } as const
-const appParams = {
-  type: 'object',
-  required: ['app'],
-  additionalProperties: false,
-  properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
-} as const
 const text = (maxLength: number) => ({ type: 'string', maxLength }) as const
 /** The home page's search form: words to find in integration and app names. */
 const appSearchQuery = {
@@ -74,13 +63,8 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const resultCookie: CookieSerializeOptions = { ...flowCookie, path: RESULT_COOKIE_PATH }
   const formGuard = startFormGuard(app)
 
-  function sendFailure(request: FastifyRequest, reply: FastifyReply, failure: ConsentFailure): FastifyReply {
-    return sendPage(
-      reply,
-      failure.status,
-      renderFailurePage({ failure, adminRoleIds: config.adminRoleIds, requestId: request.id }),
-    )
-  }
+  const sendFailure = (request: FastifyRequest, reply: FastifyReply, failure: ConsentFailure) =>
+    sendFailurePage(app, request, reply, failure)
 
   const limitAuthorizations = (request: FastifyRequest) =>
     limitConsentTraffic(app, request, 'too many authorization attempts from this address; try again later')
@@ -94,29 +78,12 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => sendPage(reply, 200, renderAppListPage(config.apps, request.query.q ?? '')),
   )
 
-  app.get<{ Params: { app: string } }>(
-    '/:app',
-    {
-      config: { html: true },
-      schema: { params: appParams, querystring: noParams, response: { 200: htmlPage, 404: htmlPage } },
-    },
-    async (request, reply) => {
-      const hosted = findApp(config, request.params.app)
-      // Not an app: the one not-found handler answers (a page here; JSON and 405 for `GET
-      // /obtain-token` and the other API paths this pattern also matches).
-      if (hosted === undefined) return reply.callNotFound()
-      return sendPage(
-        reply,
-        200,
-        renderStartPage({
-          app: hosted,
-          clouds: appClouds(hosted),
-          adminRoleIds: config.adminRoleIds,
-          flowMinutes: Math.round(config.consent.flowTtlMs / 60_000),
-          csrf: formGuard.issue(request, reply),
-        }),
-      )
-    },
+  startFormPageRoute(app, '/:app', formGuard, (page) =>
+    renderStartPage({
+      ...page,
+      adminRoleIds: config.adminRoleIds,
+      flowMinutes: Math.round(config.consent.flowTtlMs / 60_000),
+    }),
   )
 
   app.post<{ Params: { app: string }; Body: { cloud?: string } | undefined }>(
@@ -129,17 +96,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
         params: appParams,
         querystring: noParams,
         body: cloudFormSchema,
-        response: {
-          303: redirect,
-          400: htmlPage,
-          403: htmlPage,
-          404: htmlPage,
-          429: htmlPage,
-          500: htmlPage,
-          502: htmlPage,
-          503: htmlPage,
-          504: htmlPage,
-        },
+        response: flowStartResponses,
       },
     },
     async (request, reply) => {

@@ -5,18 +5,15 @@
 import type { CookieSerializeOptions } from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { OwnAppInput } from '../../services/own-app.js'
-import { renderFailurePage } from '../../views/consent-pages.js'
 import { renderDeviceCodePage } from '../../views/own-app-device.js'
 import { readSignedCookie, sendPage } from '../browser.js'
-import { flowCookieOptions } from './flow-start.js'
+import { flowCookieOptions, sendFailurePage } from './flow-start.js'
 import { RESULT_COOKIE, RESULT_COOKIE_PATH } from './index.js'
+import { htmlPage, noParams, redirect } from './schemas.js'
 
 /** The secret of the browser that starts device code flows (reused by its later flows). */
 export const DEVICE_BROWSER_COOKIE = 'cb_device_browser'
 
-const htmlPage = { type: 'string' } as const
-const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
-const noParams = { type: 'object', additionalProperties: false, properties: {} } as const
 const deviceParams = {
   type: 'object',
   required: ['app', 'flow'],
@@ -52,15 +49,7 @@ export async function startDeviceCode(
     request.log,
   )
   if (outcome.kind === 'failed') {
-    return sendPage(
-      reply,
-      outcome.failure.status,
-      renderFailurePage({
-        failure: outcome.failure,
-        adminRoleIds: app.config.adminRoleIds,
-        requestId: request.id,
-      }),
-    )
+    return sendFailurePage(app, request, reply, outcome.failure)
   }
   reply.setCookie(DEVICE_BROWSER_COOKIE, outcome.browserSecret, browserCookie(app, slug))
   return reply
@@ -120,15 +109,7 @@ export async function ownAppDeviceRoutes(app: FastifyInstance): Promise<void> {
           reply.setCookie(RESULT_COOKIE, view.resultHandle, resultCookie)
           return reply.redirect('/result', 303)
         case 'failed':
-          return sendPage(
-            reply,
-            view.failure.status,
-            renderFailurePage({
-              failure: view.failure,
-              adminRoleIds: config.adminRoleIds,
-              requestId: request.id,
-            }),
-          )
+          return sendFailurePage(app, request, reply, view.failure)
       }
     },
   )

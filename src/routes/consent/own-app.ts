@@ -4,23 +4,19 @@
 // device code method and its page are in own-app-device.ts.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { CLOUD_NAMES } from '../../clouds.js'
-import { appClouds, findApp } from '../../config.js'
+import { findApp } from '../../config.js'
 import { parseOwnAppInput } from '../../services/own-app.js'
-import { renderFailurePage } from '../../views/consent-pages.js'
 import { renderOwnAppPage } from '../../views/own-app.js'
-import { sendPage } from '../browser.js'
-import { FLOW_COOKIE, flowCookieOptions, limitConsentTraffic, startFormGuard } from './flow-start.js'
+import {
+  FLOW_COOKIE,
+  flowCookieOptions,
+  limitConsentTraffic,
+  sendFailurePage,
+  startFormGuard,
+  startFormPageRoute,
+} from './flow-start.js'
 import { ownAppDeviceRoutes, startDeviceCode } from './own-app-device.js'
-
-const htmlPage = { type: 'string' } as const
-const redirect = { type: 'string', description: 'empty body; see the Location header' } as const
-const noParams = { type: 'object', additionalProperties: false, properties: {} } as const
-const appParams = {
-  type: 'object',
-  required: ['app'],
-  additionalProperties: false,
-  properties: { app: { type: 'string', minLength: 1, maxLength: 200 } },
-} as const
+import { appParams, flowStartResponses, noParams } from './schemas.js'
 
 /** The own-app form. GUIDs are checked again (trimmed) by the service, which names what is wrong. */
 const ownAppFormSchema = {
@@ -55,26 +51,8 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
   const limit = (request: FastifyRequest) =>
     limitConsentTraffic(app, request, 'too many authorization attempts from this address; try again later')
 
-  app.get<{ Params: { app: string } }>(
-    '/:app/own-app',
-    {
-      config: { html: true },
-      schema: { params: appParams, querystring: noParams, response: { 200: htmlPage, 404: htmlPage } },
-    },
-    async (request, reply) => {
-      const hosted = findApp(config, request.params.app)
-      if (hosted === undefined) return reply.callNotFound()
-      return sendPage(
-        reply,
-        200,
-        renderOwnAppPage({
-          app: hosted,
-          clouds: appClouds(hosted),
-          redirectUri: `${config.publicUrl}/callback`,
-          csrf: formGuard.issue(request, reply),
-        }),
-      )
-    },
+  startFormPageRoute(app, '/:app/own-app', formGuard, (page) =>
+    renderOwnAppPage({ ...page, redirectUri: `${config.publicUrl}/callback` }),
   )
 
   app.post<{ Params: { app: string }; Body: OwnAppForm }>(
@@ -87,17 +65,7 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
         params: appParams,
         querystring: noParams,
         body: ownAppFormSchema,
-        response: {
-          303: redirect,
-          400: htmlPage,
-          403: htmlPage,
-          404: htmlPage,
-          429: htmlPage,
-          500: htmlPage,
-          502: htmlPage,
-          503: htmlPage,
-          504: htmlPage,
-        },
+        response: flowStartResponses,
       },
     },
     async (request, reply) => {
@@ -116,24 +84,12 @@ export async function ownAppRoutes(app: FastifyInstance): Promise<void> {
       )
       if (ownApp === undefined) {
         const failure = { reason: 'own_app_invalid', status: 400, app: hosted, purpose: 'consent' } as const
-        return sendPage(
-          reply,
-          400,
-          renderFailurePage({ failure, adminRoleIds: config.adminRoleIds, requestId: request.id }),
-        )
+        return sendFailurePage(app, request, reply, failure)
       }
       if (device) return startDeviceCode(app, request, reply, hosted.slug, body.cloud, ownApp)
       const outcome = await flow.start(hosted.slug, body.cloud, request.log, 'consent', ownApp)
       if (outcome.kind === 'failed') {
-        return sendPage(
-          reply,
-          outcome.failure.status,
-          renderFailurePage({
-            failure: outcome.failure,
-            adminRoleIds: config.adminRoleIds,
-            requestId: request.id,
-          }),
-        )
+        return sendFailurePage(app, request, reply, outcome.failure)
       }
       reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookie)
       return reply.header('cache-control', 'no-store').redirect(outcome.location, 303)
