@@ -198,21 +198,21 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
       }),
     }),
   )
-  // One completion line per request, with the request id, never a secret. Plain callbacks: an async
-  // hook costs a promise and a microtask per request on every route.
+  // The request id and the security headers (security-headers.ts) on every answer, set first so
+  // every failure keeps them; one completion line per request, with the request id, never a
+  // secret. Plain callbacks, and one hook for both headers: each hook, and an async one's promise
+  // and microtask, costs every request on every route.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    reply.headers(request.routeOptions.config.securityHeaders === 'api' ? apiHeaders : documentHeaders)
     done()
   })
   app.addHook('onResponse', logRequestCompleted)
 
-  await app.register(cookie, { secret: config.cookieSecret, hook: 'onRequest' })
+  // Cookies are parsed when a route reads one (routes/browser.ts), not by a hook on every request:
+  // most requests (obtain-token above all) carry none that matter.
+  await app.register(cookie, { secret: config.cookieSecret, hook: false })
   await app.register(formbody, { bodyLimit: 16 * 1024 })
-  // Security headers on every answer (security-headers.ts), set first so every failure keeps them.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(request.routeOptions.config.securityHeaders === 'api' ? apiHeaders : documentHeaders)
-    done()
-  })
 
   // Every failure goes through the one handler, including requests no route answers. A request
   // that failed because Redis could not be reached (refused, dropped or hung) is counted there.

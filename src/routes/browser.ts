@@ -5,9 +5,22 @@ import { tokensMatch } from '../crypto/tokens.js'
 import { csrfFailed, rateLimited } from '../errors.js'
 import type { RateLimiter } from '../store/types.js'
 
+/**
+ * The request's cookies, parsed on first use: the cookie plugin is registered without its parsing
+ * hook (app.ts), so requests that read no cookie don't pay for one.
+ */
+function cookiesOf(request: FastifyRequest): Record<string, string | undefined> {
+  // `cookies` is null until parsed (here, or by the plugin when a reply sets a cookie).
+  const parsed = request.cookies as Record<string, string | undefined> | null
+  if (parsed !== null) return parsed
+  const header = request.headers.cookie
+  request.cookies = header === undefined ? {} : request.server.parseCookie(header)
+  return request.cookies
+}
+
 /** The value of a signed cookie; undefined when it is absent or its signature doesn't verify. */
 export function readSignedCookie(request: FastifyRequest, name: string): string | undefined {
-  const raw = request.cookies[name]
+  const raw = cookiesOf(request)[name]
   if (raw === undefined) return undefined
   const unsigned = request.unsignCookie(raw)
   return unsigned.valid && unsigned.value !== null ? unsigned.value : undefined
