@@ -17,6 +17,7 @@ export type AppsFileReader = () => {
   files: readonly string[]
 }
 
+/** What the reloader reads, applies and watches, and where it reports. */
 export interface AppsReloadOptions {
   read: AppsFileReader
   credentials: AppCredentials
@@ -42,6 +43,11 @@ function withoutCredentials(app: AppConfig): string {
   return JSON.stringify({ ...app, clouds })
 }
 
+/**
+ * Reloads the apps file on demand (`reload`, SIGHUP) and on changes to the files it names, applying
+ * only a valid file's credentials. Built by the production wiring (broker.ts); watches from `start` to
+ * `stop`.
+ */
 export class AppsReload {
   readonly #options: AppsReloadOptions
   readonly #watchers = new Map<string, FSWatcher>()

@@ -17,6 +17,7 @@ export type SubscriptionsOutcome =
   | { kind: 'listed'; subscriptions: AzureSubscription[]; more: boolean }
   | { kind: 'failed'; reason: ResourceManagerFailureKind | 'no_token' }
 
+/** What listing the new registration's subscriptions needs, and what its log lines name. */
 export interface FindSubscriptionsInput {
   resourceManager: ResourceManager
   cloud: CloudName

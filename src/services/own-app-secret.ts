@@ -13,6 +13,11 @@ import { checkOwnAppSecret, ownAppResolved } from './own-app.js'
 /** `replaced`; `rejected` (Microsoft refused the new secret: nothing changed); `not_applicable`. */
 export type SecretReplacement = 'replaced' | 'rejected' | 'not_applicable'
 
+/**
+ * Replaces the client secret of the tenant's own app behind registration `input.id`, once Microsoft
+ * accepted it (a client-credentials request at the tenant); audited. `not_applicable` for anything
+ * but an own-app registration of that tenant and app that is not revoked (nothing said about it).
+ */
 export async function replaceOwnAppSecret(
   deps: { config: Config; store: Store; idp: IdentityProvider; log: FastifyBaseLogger },
   input: { id: string; tenantId: string; app: string; clientSecret: string; actor: Actor },
