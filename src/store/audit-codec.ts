@@ -1,21 +1,24 @@
 // The audit log's record shape in both stores: an event as flat stream fields (what Redis XADD
 // takes), stream ids as cursors, and the page rule (a full page carries a next cursor).
+
+import { clampLimit } from './pagination.js'
 import { pairsToHash } from './registration-hash.js'
 import { malformedAuditCursor } from './store-facts.js'
-import type { AuditEvent, AuditRecord, AuditType } from './types.js'
+import type { AuditEvent, AuditPage, AuditQuery, AuditRecord, AuditType } from './types.js'
 
 const AUDIT_ID = /^\d+-\d+$/
 
-/** Refuses (an `invalid_argument` StoreFact) a cursor that is not a stream id `<ms>-<seq>`. */
-export function assertAuditCursor(cursor: string): void {
-  if (!AUDIT_ID.test(cursor)) throw malformedAuditCursor()
+/**
+ * `AuditLog.read`'s arguments, checked the same way in both stores: the page size clamped, and a
+ * cursor that is not a stream id `<ms>-<seq>` refused (an `invalid_argument` StoreFact).
+ */
+export function auditReadArguments(query: AuditQuery): { limit: number; cursor: string | undefined } {
+  if (query.cursor !== undefined && !AUDIT_ID.test(query.cursor)) throw malformedAuditCursor()
+  return { limit: clampLimit(query.limit), cursor: query.cursor }
 }
 
 /** A page of audit records; a full page carries its last id as the cursor of the next. */
-export function auditPage(
-  items: AuditRecord[],
-  limit: number,
-): { items: AuditRecord[]; nextCursor?: string } {
+export function auditPage(items: AuditRecord[], limit: number): AuditPage {
   const last = items[items.length - 1]
   return { items, ...(items.length === limit && last !== undefined ? { nextCursor: last.id } : {}) }
 }

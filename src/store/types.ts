@@ -173,11 +173,23 @@ export interface AuditLog {
    * `order` `asc` (default): oldest first, after `cursor` (exclusive). `desc`: newest first, before
    * `cursor` (exclusive). `limit` 1..500; a full page's last id is the next page's cursor.
    */
-  read(options: {
-    cursor?: string
-    limit?: number
-    order?: 'asc' | 'desc'
-  }): Promise<{ items: AuditRecord[]; nextCursor?: string }>
+  read(options: AuditQuery): Promise<AuditPage>
+}
+
+/** A page request of `AuditLog.read`. */
+export interface AuditQuery {
+  /** A record id: the page starts after it (`asc`) or before it (`desc`), exclusive. */
+  cursor?: string
+  /** Records per page, 1..500 (clamped); default 50. */
+  limit?: number
+  /** `asc` (default): oldest first; `desc`: newest first. */
+  order?: 'asc' | 'desc'
+}
+
+/** One page of audit records; `nextCursor` only on a full page. */
+export interface AuditPage {
+  items: AuditRecord[]
+  nextCursor?: string
 }
 
 /** The whole storage of the broker, one object per backend (see redis.ts, memory.ts). */

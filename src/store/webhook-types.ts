@@ -78,6 +78,11 @@ export interface AttemptOutcome {
   readonly retryAt?: number
 }
 
+/** What an attempt leaves its delivery as: delivered, pending again (a retry is due), or failed. */
+export function statusAfter(outcome: AttemptOutcome): DeliveryStatus {
+  return outcome.ok ? 'delivered' : outcome.retryAt === undefined ? 'failed' : 'pending'
+}
+
 /** A claimed piece of work: the holder's lease token proves it. */
 export interface Leased<T> {
   readonly item: T

@@ -1,8 +1,7 @@
 // The audit log in memory: stream-like ids (`<ms>-<seq>`) and the same fields, cap and age trim
 // as the Redis stream.
-import { assertAuditCursor, auditPage, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
-import { clampLimit } from '../pagination.js'
-import type { AuditEvent, AuditLog, AuditRecord } from '../types.js'
+import { auditPage, auditReadArguments, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
+import type { AuditEvent, AuditLog, AuditPage, AuditQuery } from '../types.js'
 
 /** `AuditLog` in memory. */
 export class MemoryAuditLog implements AuditLog {
@@ -40,14 +39,9 @@ export class MemoryAuditLog implements AuditLog {
     return id
   }
 
-  async read(options: {
-    cursor?: string
-    limit?: number
-    order?: 'asc' | 'desc'
-  }): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
-    const limit = clampLimit(options.limit)
-    if (options.cursor !== undefined) assertAuditCursor(options.cursor)
-    const cursor = options.cursor?.split('-').map(Number) as [number, number] | undefined
+  async read(options: AuditQuery): Promise<AuditPage> {
+    const { limit, cursor: after } = auditReadArguments(options)
+    const cursor = after?.split('-').map(Number) as [number, number] | undefined
     /** Sign of (entry − cursor) in stream-id order. */
     const versus = (id: string): number => {
       if (cursor === undefined) return 0

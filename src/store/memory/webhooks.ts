@@ -3,13 +3,14 @@
 // calls `record`), so nothing runs between the change and its entry.
 import { KeyRing } from '../../crypto/envelope.js'
 import { openWebhookSecret, sealWebhookSecret } from '../sealing.js'
-import type {
-  AttemptOutcome,
-  Delivery,
-  Leased,
-  OutboxEntry,
-  WebhookEndpoint,
-  WebhookStore,
+import {
+  type AttemptOutcome,
+  type Delivery,
+  type Leased,
+  type OutboxEntry,
+  statusAfter,
+  type WebhookEndpoint,
+  type WebhookStore,
 } from '../webhook-types.js'
 
 const KEEP_PER_ENDPOINT = 200
@@ -178,7 +179,7 @@ export class MemoryWebhooks implements WebhookStore {
   ): Promise<boolean> {
     const held = this.#deliveries.get(`${messageId}:${endpointId}`)
     if (held === undefined || held.lease !== lease) return false
-    const status = outcome.ok ? 'delivered' : outcome.retryAt === undefined ? 'failed' : 'pending'
+    const status = statusAfter(outcome)
     const previous = held.delivery
     const { nextAttemptAt: _n, lastStatusCode: _c, lastError: _e, ...kept } = previous
     held.delivery = {

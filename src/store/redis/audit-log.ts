@@ -1,9 +1,8 @@
 // The audit log in Redis: one stream, capped by MAXLEN ~ and optionally trimmed by age; stream ids
 // are the records' ids and the cursors of the pages.
-import { assertAuditCursor, auditPage, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
-import { clampLimit } from '../pagination.js'
+import { auditPage, auditReadArguments, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
 import type { RedisClient } from '../redis-connection.js'
-import type { AuditEvent, AuditLog, AuditRecord } from '../types.js'
+import type { AuditEvent, AuditLog, AuditPage, AuditQuery } from '../types.js'
 import type { RedisKeys } from './keys.js'
 
 /** `AuditLog` on Redis: the `audit` stream. */
@@ -28,25 +27,20 @@ export class RedisAuditLog implements AuditLog {
     return id
   }
 
-  async read(options: {
-    cursor?: string
-    limit?: number
-    order?: 'asc' | 'desc'
-  }): Promise<{ items: AuditRecord[]; nextCursor?: string }> {
-    const limit = clampLimit(options.limit)
-    if (options.cursor !== undefined) assertAuditCursor(options.cursor)
+  async read(options: AuditQuery): Promise<AuditPage> {
+    const { limit, cursor } = auditReadArguments(options)
     const entries =
       options.order === 'desc'
         ? await this.redis.xrevrange(
             this.keys.audit,
-            options.cursor === undefined ? '+' : `(${options.cursor}`,
+            cursor === undefined ? '+' : `(${cursor}`,
             '-',
             'COUNT',
             limit,
           )
         : await this.redis.xrange(
             this.keys.audit,
-            options.cursor === undefined ? '-' : `(${options.cursor}`,
+            cursor === undefined ? '-' : `(${cursor}`,
             '+',
             'COUNT',
             limit,

@@ -20,13 +20,14 @@ import { randomBytes } from 'node:crypto'
 import { type KeyRing, KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import type { RedisClient } from '../redis-connection.js'
 import { openWebhookSecret, sealWebhookSecret } from '../sealing.js'
-import type {
-  AttemptOutcome,
-  Delivery,
-  Leased,
-  OutboxEntry,
-  WebhookEndpoint,
-  WebhookStore,
+import {
+  type AttemptOutcome,
+  type Delivery,
+  type Leased,
+  type OutboxEntry,
+  statusAfter,
+  type WebhookEndpoint,
+  type WebhookStore,
 } from '../webhook-types.js'
 import type { RedisKeys } from './keys.js'
 import { logicalFacts } from './record-layout.js'
@@ -282,7 +283,7 @@ export class RedisWebhooks implements WebhookStore {
     outcome: AttemptOutcome,
   ): Promise<boolean> {
     const m = member(messageId, endpointId)
-    const status = outcome.ok ? 'delivered' : outcome.retryAt === undefined ? 'failed' : 'pending'
+    const status = statusAfter(outcome)
     const fields: string[] = []
     if (outcome.statusCode !== undefined) fields.push('lastStatusCode', String(outcome.statusCode))
     if (outcome.error !== undefined) fields.push('lastError', outcome.error)
