@@ -112,7 +112,9 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     bodyLimit: 16 * 1024,
     // A request arriving on an open connection while closing is answered, not refused (shutdown.ts).
     return503OnClosing: false,
-    routerOptions: { ignoreTrailingSlash: true },
+    // Path parameters up to the longest id any route accepts (registration ids: 128 characters);
+    // find-my-way's default of 100 answered 414 to valid ids before their schema could speak.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     // Bounded request time: headers and body must arrive within REQUEST_TIMEOUT_MS (a slow-body or
     // never-finished-headers client is cut off, answered 408 by the client-error handler), checked
     // often enough that the bound holds to within a tenth of it (at most 1 s late).

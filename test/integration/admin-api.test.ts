@@ -234,6 +234,12 @@ describe('tenants and registrations', () => {
     const missing = await api('GET', `/admin/api/registrations/${randomUUID()}`, { token: ALICE })
     expect(missing.status).toBe(404)
     expect(missing.body.error.code).toBe('not_found')
+    // the longest id the registration id pattern allows reaches the route (not a 414 from the router)
+    const longest = await api('GET', `/admin/api/registrations/a${'b'.repeat(127)}`, { token: ALICE })
+    expect(longest.status).toBe(404)
+    expect(longest.body.error.code).toBe('not_found')
+    const tooLong = await api('GET', `/admin/api/registrations/a${'b'.repeat(128)}`, { token: ALICE })
+    expect(tooLong.status).toBe(400)
   })
 
   it('rejects malformed filters and cursors with a message naming the field', async () => {
@@ -316,7 +322,10 @@ describe('who consented and tenant labels', () => {
       consentedBy: { upn: 'user@contoso.example', name: 'Contoso User' },
       tenantLabel: 'contoso.example',
     })
-    const tenants = (await api('GET', '/admin/api/tenants', { token: ALICE })).body.tenants as Json[]
+    // one page holds every tenant of this file (earlier tests add dozens with random ids, which may
+    // sort before Fabrikam's): the label is looked for, not where the page happens to end
+    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })).body
+      .tenants as Json[]
     expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).toBe('fabrikam.example')
     // a registration written before consents recorded who (no userName, no label) still lists
     const old = await createAdminRegistration(broker.store, {
@@ -352,7 +361,7 @@ describe('who consented and tenant labels', () => {
       }),
     ])
     await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@fabrikam.example' })
-    const tenants = (await api('GET', '/admin/api/tenants', { token: BOB })).body.tenants as Json[]
+    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: BOB })).body.tenants as Json[]
     expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).toBe('Fabrikam (EU)')
     const regs = await api('GET', `/admin/api/registrations?tenant=${FABRIKAM_TENANT_ID}`, { token: BOB })
     expect((regs.body.items as Json[]).every((r) => r.tenantLabel === 'Fabrikam (EU)')).toBe(true)
@@ -377,7 +386,8 @@ describe('who consented and tenant labels', () => {
       body: { label: 'Nobody' },
     })
     expect(notGuid.status).toBe(400)
-    const tenants = (await api('GET', '/admin/api/tenants', { token: ALICE })).body.tenants as Json[]
+    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })).body
+      .tenants as Json[]
     expect(tenants.find((t) => t.tenantId === CONTOSO_TENANT_ID)?.label).toBe('contoso.example')
   })
 })
