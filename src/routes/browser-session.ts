@@ -99,9 +99,12 @@ export class SessionArea<T extends object> {
  * schema and the notice of a key.
  */
 export function notices<K extends string>(catalogue: Readonly<Record<K, string>>) {
+  const doneSchema = { type: 'string', enum: Object.keys(catalogue) as K[] } as const
   return {
     /** The `done` query property: one of the catalogue's keys. */
-    doneSchema: { type: 'string', enum: Object.keys(catalogue) as K[] } as const,
+    doneSchema,
+    /** The query of a page whose only parameter is `done`. */
+    doneQuery: { type: 'object', additionalProperties: false, properties: { done: doneSchema } } as const,
     /** `{ notice }` for a key, `{}` for none: spread into a page's model. */
     of: (done: K | undefined): { notice?: string } => (done === undefined ? {} : { notice: catalogue[done] }),
   }

@@ -24,11 +24,7 @@ const NOTICES = notices({
   rotation_running: 'A key rotation pass is already running.',
 })
 type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
-const doneQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { done: NOTICES.doneSchema },
-} as const
+const doneQuery = NOTICES.doneQuery
 const noticeOf = NOTICES.of
 /** Registrations needing consent listed on the home page. */
 const HOME_LISTED = 10

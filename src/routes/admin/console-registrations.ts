@@ -37,11 +37,7 @@ const NOTICES = notices({
   label_saved: 'The tenant’s label is saved.',
 })
 type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
-const doneQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { done: NOTICES.doneSchema },
-} as const
+const doneQuery = NOTICES.doneQuery
 /** Registrations listed on a tenant's confirmation page, and how many it reads at most to count. */
 const TENANT_PREVIEW = { shown: 20, read: 50 } as const
 
