@@ -28,7 +28,11 @@ export interface RedisConnectionOptions {
   commandTimeoutMs?: number
   /** TCP connect timeout; default 5000 ms. */
   connectTimeoutMs?: number
-  /** Connection errors (reconnects are automatic); without a listener ioredis prints them. */
+  /**
+   * Connection errors (reconnects are automatic): count and log them here. Without it they are
+   * dropped — never printed as ioredis' "Unhandled error event" stack; the commands that fail
+   * meanwhile still reject, and their callers report them.
+   */
   onError?: (error: Error) => void
 }
 
@@ -123,7 +127,8 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
       clusterOptions,
     )
   }
-  if (options.onError !== undefined) client.on('error', options.onError)
+  // Always a listener: an 'error' event without one makes ioredis print a stack trace.
+  client.on('error', options.onError ?? (() => undefined))
   return client
 }
 

@@ -154,6 +154,7 @@ describe('obtain-token with real consent', () => {
     expect((await obtain(c)).status).toBe(200) // miss: upstream call, cache write, usage
     expect((await obtain(c)).status).toBe(200) // hit
     const monitor = await new Redis(inject('redisUrl')).monitor()
+    monitor.on('error', () => undefined)
     const commands: string[] = []
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       // this broker's commands only (other test files share the server); not those run inside Lua

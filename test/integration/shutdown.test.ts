@@ -31,6 +31,8 @@ beforeAll(async () => {
   emulator = await startEmulator({ port: 0 })
   server = await startRedisServer()
   redis = new Redis(server.url)
+  // The server is stopped in this file: an error listener keeps ioredis from printing stacks.
+  redis.on('error', () => undefined)
 })
 
 afterAll(async () => {
