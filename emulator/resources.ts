@@ -1,6 +1,11 @@
 // The APIs (resource service principals) the emulated directory knows, per national cloud. Entra
 // issues a token only for a resource that exists in the caller's cloud; anything else is
 // AADSTS500011, which is how a scope for the wrong cloud fails against Microsoft too.
+//
+// The table is deliberately the same as src/clouds.ts's resources, written twice: the emulator
+// stands in for Microsoft and never imports src/, so it holds Microsoft's facts on its own (a broker
+// bug in its table fails against the emulator as it would against Entra). A unit test
+// (test/unit/emulator-resources.test.ts) keeps the two in agreement.
 import { resourceKey } from './scopes.js'
 
 export const EMULATOR_CLOUDS = ['global', 'usgov', 'dod', 'china'] as const
