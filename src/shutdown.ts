@@ -2,7 +2,8 @@
 // 1. `begin()` (on SIGTERM): /readyz answers 503 so load balancers stop sending new requests, while
 //    the instance still accepts and answers everything; every response now says `Connection: close`,
 //    so each keep-alive connection ends after its next request instead of being cut later.
-// 2. `app.close()` after SHUTDOWN_DRAIN_MS: stops accepting and waits for every connection to end.
+// 2. `app.close()` after SHUTDOWN_DRAIN_MS (main.ts drains first on a signal, even for 0 ms): stops
+//    accepting and waits for every connection to end.
 //    Node's `server.close()` would also destroy every idle connection at once — including keep-alive
 //    connections that carried no request during the drain, so were never told to close: a client
 //    sending on one of them at that moment sees a reset. Instead those stay open for the grace
@@ -52,7 +53,11 @@ export function closeConnectionsWhileClosing(app: FastifyInstance, options: Drai
     if (!closing) closeIdleConnections()
   }
   app.addHook('preClose', async () => {
+    // Only a drained shutdown (the signal: begin() first) keeps idle connections for the grace; an
+    // app closed without one (a test, an embedding program) closes them at once, as Node does.
+    const drained = draining
     draining = true
+    if (!drained) return
     closing = true
     graceTimer = setTimeout(() => {
       closing = false
