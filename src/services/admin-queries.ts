@@ -1,11 +1,16 @@
 // Read model for operators (the admin API and the console): one registration (its read audited),
-// a page of registrations, and a page of tenants summarised from their registrations (the store
-// pages the tenant ids; each summary reads only that tenant's registrations). Each registration
+// a page of registrations, and a page of tenants with their counts (the store pages the tenant ids
+// and keeps each tenant's counts as its registrations change). Each registration
 // comes with who consented and its tenant's label (one read of the labels per page).
 import type { FastifyBaseLogger } from 'fastify'
 import { registrationNotFound } from '../errors.js'
-import { listAllRegistrations } from '../store/list-all.js'
-import type { Registration, RegistrationStatus, RegistrationUsage, Store } from '../store/types.js'
+import type {
+  Registration,
+  RegistrationStatus,
+  RegistrationUsage,
+  Store,
+  TenantCounts,
+} from '../store/types.js'
 import { actorLabel, recordAudit } from './audit.js'
 
 /** What an operator filters registrations by; every field optional, empty strings already dropped. */
@@ -108,25 +113,15 @@ export async function readRegistrationAsOperator(
   return registration
 }
 
-/** One tenant as the operator's tenant list shows it. */
-export interface TenantSummary {
-  tenantId: string
+/**
+ * One tenant as the operator's tenant list shows it: the store's counts (maintained as
+ * registrations change, never a walk of the tenant's registrations) and the tenant's label.
+ * There is no `lastIssuedAt`: it changes on the token path, and keeping it per tenant would cost
+ * that path another Redis command; a registration's own `lastIssuedAt` is in the registrations list.
+ */
+export type TenantSummary = TenantCounts & {
   /** The tenant's label (default: the first consenting user's domain; operators change it). */
   label?: string
-  /** App slugs with at least one registration of this tenant, sorted. */
-  apps: string[]
-  clouds: string[]
-  registrations: Record<RegistrationStatus, number> & { total: number }
-  /** ISO 8601; absent when no registration ever issued a token. */
-  lastIssuedAt?: string
-  /** ISO 8601: the newest consent among the tenant's registrations. */
-  lastConsentAt?: string
-}
-
-function later(a: string | undefined, b: string | undefined): string | undefined {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  return Date.parse(b) > Date.parse(a) ? b : a
 }
 
 /** One page of tenant summaries; `nextCursor` absent on the last page. */
@@ -137,7 +132,8 @@ export interface TenantSummaryPage {
 
 /**
  * One page of tenants with a registration (of `filter.app`, when given: then only that app's
- * registrations are counted), sorted by tenant id.
+ * registrations are counted), sorted by tenant id: three reads of the store however many
+ * registrations the tenants have.
  */
 export async function summarizeTenants(
   store: Pick<Store, 'registrations' | 'tenantLabels'>,
@@ -145,49 +141,17 @@ export async function summarizeTenants(
 ): Promise<TenantSummaryPage> {
   const page = await store.registrations.listTenants(query)
   const [tenants, labels] = await Promise.all([
-    Promise.all(page.tenantIds.map((tenantId) => summarizeTenant(store, tenantId, query.app))),
+    store.registrations.summarizeTenants(page.tenantIds, query.app),
     store.tenantLabels.get(page.tenantIds),
   ])
+  const out: TenantSummary[] = []
   for (const tenant of tenants) {
-    const label = labels.get(tenant.tenantId)
-    if (label !== undefined) tenant.label = label
-  }
-  return {
     // a tenant id whose only registration never finished being created has nothing to show
-    tenants: tenants.filter((tenant) => tenant.registrations.total > 0),
-    ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
+    if (tenant.registrations.total === 0) continue
+    const label = labels.get(tenant.tenantId)
+    out.push(label === undefined ? tenant : { ...tenant, label })
   }
-}
-
-async function summarizeTenant(
-  store: Pick<Store, 'registrations'>,
-  tenantId: string,
-  app: string | undefined,
-): Promise<TenantSummary> {
-  const summary: TenantSummary = {
-    tenantId,
-    apps: [],
-    clouds: [],
-    registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
-  }
-  const apps = new Set<string>()
-  const clouds = new Set<string>()
-  for await (const item of listAllRegistrations(
-    store.registrations,
-    app === undefined ? { tenantId } : { tenantId, app },
-  )) {
-    apps.add(item.app)
-    clouds.add(item.cloud)
-    summary.registrations[item.status] += 1
-    summary.registrations.total += 1
-    const lastIssuedAt = later(summary.lastIssuedAt, item.lastIssuedAt)
-    if (lastIssuedAt !== undefined) summary.lastIssuedAt = lastIssuedAt
-    const lastConsentAt = later(summary.lastConsentAt, item.consentedAt)
-    if (lastConsentAt !== undefined) summary.lastConsentAt = lastConsentAt
-  }
-  summary.apps = [...apps].sort()
-  summary.clouds = [...clouds].sort()
-  return summary
+  return { tenants: out, ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }) }
 }
 
 /** What revoking a tenant (of one app, when given) would end: shown before the operator confirms. */

@@ -194,6 +194,18 @@ export interface TenantPage {
   nextCursor?: string
 }
 
+/** One tenant's registrations (of one app, when asked), counted: `RegistrationStore.summarizeTenants`. */
+export interface TenantCounts {
+  tenantId: string
+  /** App slugs with at least one registration of the tenant, sorted. */
+  apps: string[]
+  /** Clouds with at least one registration of the tenant, sorted. */
+  clouds: string[]
+  registrations: Record<RegistrationStatus, number> & { total: number }
+  /** ISO 8601: the newest consent among the tenant's registrations; absent without any. */
+  lastConsentAt?: string
+}
+
 /** What `RegistrationStore.ensureIndexes` did. */
 export interface IndexRebuild {
   /** False when the indexes were already complete. */
@@ -243,6 +255,13 @@ export interface RegistrationStore {
    * a page costs the same however many tenants there are.
    */
   listTenants(query: TenantQuery): Promise<TenantPage>
+  /**
+   * The counts of each tenant named (in that order), of `app`'s registrations only when given:
+   * maintained as registrations are created and change status (in Redis: a small hash per tenant
+   * written in the same script as the index entries), so a tenants page costs the same however
+   * many registrations its tenants have. A tenant written before that is counted once, then kept.
+   */
+  summarizeTenants(tenantIds: readonly string[], app?: string): Promise<TenantCounts[]>
   /**
    * Registrations by status, maintained as statuses change (in Redis: the status indexes, written
    * in the same script as the record on a single server), so counting costs the same however many

@@ -32,7 +32,6 @@ export function renderTenants(
 <td class="number">${tenant.registrations.active}</td>
 <td class="number">${tenant.registrations.needs_consent}</td>
 <td class="number">${tenant.registrations.revoked}</td>
-<td>${ago(tenant.lastIssuedAt, now)}</td>
 <td>${ago(tenant.lastConsentAt, now)}</td>
 </tr>`,
   )
@@ -49,7 +48,7 @@ ${
   options.tenants.length === 0
     ? html`<p>No tenant has a registration${options.app === undefined ? '' : ` for ${options.app}`}.</p>`
     : html`<section class="card table-card"><table>
-<thead><tr><th>Tenant</th><th>Apps</th><th>Active</th><th>Needs consent</th><th>Revoked</th><th>Last token</th><th>Last consent</th></tr></thead>
+<thead><tr><th>Tenant</th><th>Apps</th><th>Active</th><th>Needs consent</th><th>Revoked</th><th>Last consent</th></tr></thead>
 <tbody>${rows}</tbody>
 </table></section>`
 }${

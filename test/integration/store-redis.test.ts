@@ -363,6 +363,13 @@ describe('Redis store: crash between index and record writes', () => {
     expect((await store.registrations.list({ tenantId: user.tenantId })).items.map((r) => r.id)).toEqual([
       winner,
     ])
+    // and the tenant counts the winner only
+    expect((await store.registrations.summarizeTenants([user.tenantId]))[0]!.registrations).toEqual({
+      active: 1,
+      needs_consent: 0,
+      revoked: 0,
+      total: 1,
+    })
   })
 
   it('takes over a claim left on a revoked record (crash between revoke and release)', async () => {
@@ -409,8 +416,9 @@ describe('Redis store: crash between index and record writes', () => {
     expect(await store.registrations.get(user.id)).toBeNull()
     expect(await redis.zscore(`${keyPrefix}{idx}:all`, user.id)).toBeNull()
     expect(await redis.hget(`${keyPrefix}{idx}:delegated`, field)).toMatch(new RegExp(`:${usurper}$`))
-    // the undone record's registration.created entry went with it
+    // the undone record's registration.created entry went with it, and its count with its entries
     expect(await redis.exists(`${keyPrefix}outbox:{${user.id}}`)).toBe(0)
+    expect((await store.registrations.summarizeTenants([user.tenantId]))[0]!.registrations.total).toBe(0)
   })
 })
 

@@ -6,10 +6,12 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
+import { summarizeTenants } from '../../src/services/admin-queries.js'
 import { DeviceFlowRecords, pollLeaseName } from '../../src/services/device-code-records.js'
+import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
-import type { Registration, RegistrationSecrets, Store } from '../../src/store/types.js'
+import type { Registration, RegistrationSecrets, Store, TenantCounts } from '../../src/store/types.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -120,6 +122,41 @@ async function allPages(
     if (++pages > 1000) throw new Error('pagination does not terminate')
   } while (cursor !== undefined)
   return { ids, pages }
+}
+
+/**
+ * What a tenant's summary must say, counted the way the tenants page did before summaries: by
+ * walking every registration of the tenant (of `app`).
+ */
+async function walkedSummary(store: Store, tenantId: string, app?: string): Promise<TenantCounts> {
+  const out: TenantCounts = {
+    tenantId,
+    apps: [],
+    clouds: [],
+    registrations: { active: 0, needs_consent: 0, revoked: 0, total: 0 },
+  }
+  const apps = new Set<string>()
+  const clouds = new Set<string>()
+  let last: number | undefined
+  for await (const item of listAllRegistrations(store.registrations, { tenantId, ...(app ? { app } : {}) })) {
+    apps.add(item.app)
+    clouds.add(item.cloud)
+    out.registrations[item.status] += 1
+    out.registrations.total += 1
+    last = Math.max(last ?? 0, Date.parse(item.consentedAt))
+  }
+  out.apps = [...apps].sort()
+  out.clouds = [...clouds].sort()
+  if (last !== undefined) out.lastConsentAt = iso(last)
+  return out
+}
+
+/** Every tenant's summary (with and without each app filter) equals the walk's figures. */
+async function expectSummariesWalked(store: Store, tenantIds: readonly string[], apps: readonly string[]) {
+  for (const app of [undefined, ...apps]) {
+    const expected = await Promise.all(tenantIds.map((tenantId) => walkedSummary(store, tenantId, app)))
+    expect(await store.registrations.summarizeTenants(tenantIds, app), app ?? 'all apps').toEqual(expected)
+  }
 }
 
 export function describeStoreContract(name: string, makeHarness: StoreHarnessFactory): void {
@@ -851,6 +888,94 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       })
     })
 
+    describe('tenant summaries', () => {
+      it('count by app, cloud and status as registrations are created and change status', async () => {
+        const [a, b, none] = [randomUUID(), randomUUID(), randomUUID()]
+        const made: Registration[] = []
+        const plan: Array<Partial<Omit<Registration, 'version'>>> = [
+          { tenantId: a, app: 'ms-graph-mail', cloud: 'global' },
+          { tenantId: a, app: 'ms-graph-mail', cloud: 'global', kind: 'admin' },
+          { tenantId: a, app: 'ms-graph-mail', cloud: 'usgov' },
+          { tenantId: a, app: 'ms-defender-atp', cloud: 'global', kind: 'admin' },
+          { tenantId: b, app: 'ms-defender-atp', cloud: 'global', status: 'needs_consent' },
+          { tenantId: b, app: 'ms-graph-mail', cloud: 'global', status: 'revoked' },
+        ]
+        for (const [i, overrides] of plan.entries()) {
+          made.push(
+            await mustCreate(
+              store,
+              sampleRegistration({ ...overrides, createdAt: iso(T0 + i), consentedAt: iso(T0 + i * 1000) }),
+            ),
+          )
+        }
+        const apps = ['ms-graph-mail', 'ms-defender-atp', 'unknown-app']
+        await expectSummariesWalked(store, [a, b, none], apps)
+        const [first] = await store.registrations.summarizeTenants([a])
+        expect(first).toEqual({
+          tenantId: a,
+          apps: ['ms-defender-atp', 'ms-graph-mail'],
+          clouds: ['global', 'usgov'],
+          registrations: { active: 4, needs_consent: 0, revoked: 0, total: 4 },
+          lastConsentAt: iso(T0 + 3000),
+        })
+        // a tenant without registrations counts nothing
+        expect((await store.registrations.summarizeTenants([none]))[0]!.registrations.total).toBe(0)
+
+        // needs_consent, renewed (with a new consent), revoked; an update without a status change
+        await store.registrations.update(made[0]!.id, 1, { status: 'needs_consent' })
+        await store.registrations.update(made[0]!.id, 2, { status: 'active', consentedAt: iso(T0 + 60_000) })
+        await store.registrations.update(made[1]!.id, 1, { status: 'revoked' })
+        await store.registrations.update(made[2]!.id, 1, { status: 'needs_consent' })
+        await store.registrations.update(made[3]!.id, 1, { userDisplayName: 'Renamed' })
+        await store.registrations.update(made[4]!.id, 1, { status: 'active', consentedAt: iso(T0 + 90_000) })
+        await expectSummariesWalked(store, [a, b], apps)
+        const [afterA, afterB] = await store.registrations.summarizeTenants([a, b], 'ms-graph-mail')
+        expect(afterA).toMatchObject({
+          apps: ['ms-graph-mail'],
+          clouds: ['global', 'usgov'],
+          registrations: { active: 1, needs_consent: 1, revoked: 1, total: 3 },
+          lastConsentAt: iso(T0 + 60_000),
+        })
+        expect(afterB).toMatchObject({
+          registrations: { active: 0, needs_consent: 0, revoked: 1, total: 1 },
+          lastConsentAt: iso(T0 + 5000),
+        })
+        // another instance reads the same figures
+        const peer = await harness.peer()
+        expect(await peer.registrations.summarizeTenants([a, b])).toEqual(
+          await store.registrations.summarizeTenants([a, b]),
+        )
+      })
+
+      it('the tenants page shows the same figures as a walk, with and without an app filter', async () => {
+        const tenants: string[] = [randomUUID(), randomUUID(), randomUUID()]
+        for (let i = 0; i < 15; i++) {
+          const created = await mustCreate(
+            store,
+            sampleRegistration({
+              tenantId: tenants[i % 3]!,
+              app: i % 4 === 0 ? 'ms-defender-atp' : 'ms-graph-mail',
+              cloud: i % 5 === 0 ? 'usgov' : 'global',
+              kind: i % 2 === 0 ? 'admin' : 'delegated',
+              createdAt: iso(T0 + i),
+              consentedAt: iso(T0 + i * 1000),
+            }),
+          )
+          if (i % 6 === 1) await store.registrations.update(created.id, 1, { status: 'revoked' })
+          if (i % 6 === 2) await store.registrations.update(created.id, 1, { status: 'needs_consent' })
+        }
+        const listed = await summarizeTenants(store, { limit: 500 })
+        const mine = listed.tenants.filter((tenant) => tenants.includes(tenant.tenantId))
+        expect(mine).toEqual(await Promise.all([...tenants].sort().map((t) => walkedSummary(store, t))))
+        const ofApp = await summarizeTenants(store, { app: 'ms-defender-atp', limit: 500 })
+        const mineOfApp = ofApp.tenants.filter((tenant) => tenants.includes(tenant.tenantId))
+        const expected = await Promise.all(
+          [...tenants].sort().map((t) => walkedSummary(store, t, 'ms-defender-atp')),
+        )
+        expect(mineOfApp).toEqual(expected.filter((tenant) => tenant.registrations.total > 0))
+      })
+    })
+
     describe('tenant labels', () => {
       it('keeps the first suggested label, lets an operator replace it, and reads many at once', async () => {
         const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()]
@@ -1312,6 +1437,50 @@ export function describeIndexRebuild(
   open: (keyPrefix: string) => Promise<RawRedisHarness>,
 ): void {
   describe(`index rebuild: ${name}`, () => {
+    it('counts a tenant written before tenant summaries once, on its first listing, then keeps it', async () => {
+      const keyPrefix = `ts${randomBytes(6).toString('hex')}:`
+      const harness = await open(keyPrefix)
+      try {
+        const { store, redis } = harness
+        const tenants = [randomUUID(), randomUUID()]
+        const made: Registration[] = []
+        for (let i = 0; i < 12; i++) {
+          made.push(
+            await mustCreate(
+              store,
+              sampleRegistration({
+                tenantId: tenants[i % 2]!,
+                app: i % 3 === 0 ? 'ms-defender-atp' : 'ms-graph-mail',
+                cloud: i % 4 === 0 ? 'usgov' : 'global',
+                createdAt: iso(T0 + i),
+                consentedAt: iso(T0 + i * 1000),
+              }),
+            ),
+          )
+        }
+        await store.registrations.update(made[2]!.id, 1, { status: 'needs_consent' })
+        await store.registrations.update(made[3]!.id, 1, { status: 'revoked' })
+        const apps = ['ms-graph-mail', 'ms-defender-atp']
+        const before = await store.registrations.summarizeTenants(tenants)
+        // the data as a version without summaries left it: one tenant without any, one with
+        // changes counted after (only its generation: an earlier version of this code never wrote one)
+        const keys = redisKeys(keyPrefix)
+        await redis.del(keys.tenantSummary(tenants[0]!))
+        await redis.del(keys.tenantSummary(tenants[1]!))
+        await store.registrations.update(made[1]!.id, 1, { status: 'needs_consent' })
+        expect(await redis.hget(keys.tenantSummary(tenants[1]!), 'v')).toBeNull()
+        await expectSummariesWalked(store, tenants, apps)
+        // repaired: the summaries are complete again and followed from now on
+        for (const tenantId of tenants) expect(await redis.hget(keys.tenantSummary(tenantId), 'v')).toBe('1')
+        expect((await store.registrations.summarizeTenants(tenants))[0]).toEqual(before[0])
+        await store.registrations.update(made[0]!.id, 1, { status: 'revoked' })
+        await store.registrations.update(made[1]!.id, 2, { status: 'active', consentedAt: iso(T0 + 99_000) })
+        await mustCreate(store, sampleRegistration({ tenantId: tenants[0]!, createdAt: iso(T0 + 50) }))
+        await expectSummariesWalked(store, tenants, apps)
+      } finally {
+        await harness.close()
+      }
+    })
     it('answers right before the rebuild and keeps counts exact through a concurrent one', async () => {
       const keyPrefix = `rb${randomBytes(6).toString('hex')}:`
       const writer = await open(keyPrefix)

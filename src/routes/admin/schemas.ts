@@ -164,7 +164,6 @@ export const tenantSummarySchema = {
     apps: { type: 'array', items: { type: 'string' } },
     clouds: { type: 'array', items: { type: 'string' } },
     registrations: countsSchema,
-    lastIssuedAt: isoString,
     lastConsentAt: isoString,
   },
 } as const

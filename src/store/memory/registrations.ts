@@ -26,6 +26,7 @@ import {
 } from '../registration-hash.js'
 import { openSecret, SECRET_FIELDS, sealSecret } from '../sealing.js'
 import { revokedIsFinal } from '../store-facts.js'
+import { foldTenantCounts } from '../tenant-counts.js'
 import type {
   AdmitRequest,
   AdmitResult,
@@ -43,6 +44,7 @@ import type {
   RegistrationUsage,
   SecretsPatch,
   StoredRegistration,
+  TenantCounts,
   TenantPage,
   TenantQuery,
 } from '../types.js'
@@ -76,6 +78,8 @@ export class MemoryRegistrations implements RegistrationStore {
   readonly #tenants = new Set<string>()
   /** App → tenant ids with a registration of it. */
   readonly #appTenants = new Map<string, Set<string>>()
+  /** Tenant → its registrations counted by `app\ncloud\nstatus`, and each app's last consent (ms). */
+  readonly #summaries = new Map<string, { counts: Map<string, number>; consents: Map<string, number> }>()
   /** Registrations by status, changed with every create and status change. */
   readonly #counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
   /** admit: replay markers (`id\nmarker`) and per-registration windows (id → count). */
@@ -115,6 +119,7 @@ export class MemoryRegistrations implements RegistrationStore {
     appTenants.add(input.tenantId)
     this.#appTenants.set(input.app, appTenants)
     this.#counts[input.status] += 1
+    this.#count(input, input.status, 1, input.consentedAt)
     if (field !== undefined) this.#idle.set(id, score)
     return { created: true, registration: decodeRegistration(hash) }
   }
@@ -155,7 +160,12 @@ export class MemoryRegistrations implements RegistrationStore {
     if (previous !== registration.status) {
       this.#counts[previous] -= 1
       this.#counts[registration.status] += 1
+      this.#count(registration, previous, -1)
+      this.#count(registration, registration.status, 1)
     }
+    // a new consent counts with a status change (as in Redis, where that step moves the counts)
+    if (patch.status !== undefined && patch.consentedAt !== undefined)
+      this.#count(registration, registration.status, 0, patch.consentedAt)
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
       if (field !== undefined && this.#delegated.get(field) === id) this.#delegated.delete(field)
@@ -217,6 +227,36 @@ export class MemoryRegistrations implements RegistrationStore {
     return ids.length > limit
       ? { tenantIds, nextCursor: encodeTenantCursor(tenantIds[tenantIds.length - 1]!) }
       : { tenantIds }
+  }
+
+  /** Changes the tenant summary's count of (app, cloud, status) by `delta`; raises the app's last consent. */
+  #count(
+    registration: Pick<Registration, 'tenantId' | 'app' | 'cloud'>,
+    status: RegistrationStatus,
+    delta: number,
+    consentedAt?: string,
+  ): void {
+    const summary = this.#summaries.get(registration.tenantId) ?? { counts: new Map(), consents: new Map() }
+    this.#summaries.set(registration.tenantId, summary)
+    const key = `${registration.app}\n${registration.cloud}\n${status}`
+    const count = (summary.counts.get(key) ?? 0) + delta
+    if (count > 0) summary.counts.set(key, count)
+    else summary.counts.delete(key)
+    if (consentedAt === undefined) return
+    const ms = isoToMs(consentedAt, 'consentedAt')
+    if (ms > (summary.consents.get(registration.app) ?? Number.NEGATIVE_INFINITY))
+      summary.consents.set(registration.app, ms)
+  }
+
+  async summarizeTenants(tenantIds: readonly string[], app?: string): Promise<TenantCounts[]> {
+    return tenantIds.map((tenantId) => {
+      const summary = this.#summaries.get(tenantId)
+      const counts = [...(summary?.counts ?? [])].map(([key, count]) => {
+        const [name, cloud, status] = key.split('\n') as [string, string, RegistrationStatus]
+        return { app: name, cloud, status, count }
+      })
+      return foldTenantCounts(tenantId, counts, summary?.consents ?? new Map(), app)
+    })
   }
 
   async countByStatus(): Promise<Record<RegistrationStatus, number>> {

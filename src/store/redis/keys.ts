@@ -26,6 +26,13 @@
 //                                            data written before them; until then readers fall
 //                                            back to scanning)
 //   P{idx}:tenants                   SET     (before the indexes above; read only until rebuilt)
+//   P{idx}:tenant-summary:<tenantId> HASH    one tenant's registrations counted as they change, by
+//                                            the scripts that move its index entries:
+//                                            `n|<app>|<cloud>|<status>` → count, `c|<app>` → last
+//                                            consent (ms), `g` generation (bumped by every change),
+//                                            `v` SUMMARY_VERSION once complete (a tenant written
+//                                            before summaries has none until its first listing
+//                                            repairs it: tenant-summaries.ts)
 //   P{idx}:tenant-labels             HASH    tenant id → the tenant's label (one field per tenant)
 //   P{idx}:delegated                 HASH    JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>"
 //                                            (delegated uniqueness among non-revoked registrations)
@@ -51,6 +58,9 @@ import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 
 /** The version of the `{idx}` indexes this code maintains (the value of the `indexes` marker). */
 export const INDEXES_VERSION = '2'
+
+/** The version of the tenant summaries this code maintains (their `v` field). */
+export const SUMMARY_VERSION = '1'
 
 /** Refuses (TypeError) a key prefix that would change hash slots: one containing `{` or `}`. */
 export function assertKeyPrefix(keyPrefix: string): void {
@@ -78,6 +88,7 @@ export function redisKeys(prefix: string) {
     legacyTenants: `${idx}tenants`,
     tenantIds: `${idx}tenant-ids`,
     appTenants: (app: string) => `${idx}app-tenants:${app}`,
+    tenantSummary: (tenantId: string) => `${idx}tenant-summary:${tenantId}`,
     status: (status: RegistrationStatus) => `${idx}status:${status}`,
     /** The three status indexes, in REGISTRATION_STATUSES order (active, needs_consent, revoked). */
     statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),

@@ -53,12 +53,13 @@ import type {
   RegistrationUsage,
   SecretsPatch,
   StoredRegistration,
+  TenantCounts,
   TenantPage,
   TenantQuery,
 } from '../types.js'
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
-import { INDEXES_VERSION, type RedisKeys } from './keys.js'
+import { INDEXES_VERSION, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import {
   fromStored,
   moreChunks,
@@ -80,6 +81,7 @@ import {
   UPDATE_RECORD_INDEXED,
 } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
+import { RedisTenantSummaries, readSummaryFacts } from './tenant-summaries.js'
 
 /** HMGET names of the public fields, in either record layout (record-layout.ts). */
 const PUBLIC_STORED = storedNamesOf(PUBLIC_FIELDS)
@@ -103,6 +105,7 @@ export class RedisRegistrations implements RegistrationStore {
   readonly #admission: RedisAdmission
   readonly #indexes: RedisSecondaryIndexes
   readonly #listings: RedisRegistrationListings
+  readonly #summaries: RedisTenantSummaries
   /** False on a Cluster, or once the server refused UPDATE_RECORD_INDEXED's two slots. */
   #crossSlotScripts: boolean
 
@@ -118,6 +121,7 @@ export class RedisRegistrations implements RegistrationStore {
     this.#admission = new RedisAdmission(redis, keys)
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
     this.#listings = new RedisRegistrationListings(redis, keys, this.#indexes, (id) => this.getMeta(id))
+    this.#summaries = new RedisTenantSummaries(redis, keys, this, () => this.#indexes.complete())
     this.#crossSlotScripts = !redis.isCluster
   }
 
@@ -134,6 +138,7 @@ export class RedisRegistrations implements RegistrationStore {
       ...k.statuses,
       k.appTenants(registration.app),
       k.indexes,
+      k.tenantSummary(registration.tenantId),
     ]
   }
 
@@ -165,6 +170,10 @@ export class RedisRegistrations implements RegistrationStore {
         stale,
         input.status,
         INDEXES_VERSION,
+        input.app,
+        input.cloud,
+        isoToMs(input.consentedAt, 'registration.consentedAt'),
+        SUMMARY_VERSION,
       ])) as [number, string?]
       if (reply[0] === 1) return true
       const current = reply[1] ?? ''
@@ -205,8 +214,9 @@ export class RedisRegistrations implements RegistrationStore {
             this.keys.delegated,
             this.keys.idle,
             ...this.keys.statuses,
+            indexKeys[11]!,
           ],
-          [id, '', ''],
+          [id, '', '', input.app, input.cloud, SUMMARY_VERSION],
         )
         if (current === null) throw new Error(`registration ${id}: lost a concurrent create, retry`)
         return { created: false, existingId: parseClaim(current).id }
@@ -253,6 +263,13 @@ export class RedisRegistrations implements RegistrationStore {
     const changes = toStoredChanges(logical.set, logical.del)
     // a status change writes an outbox entry: announced before the write (see redis/webhooks.ts)
     const eventId = patch.status === undefined ? '' : randomUUID()
+    // a status change also moves the tenant summary's counts: which tenant, app and cloud (fixed
+    // for a registration's life) — a missing record is a conflict like any other
+    const counted =
+      patch.status === undefined
+        ? undefined
+        : await readSummaryFacts(this.redis, this.keys, id, patch.consentedAt)
+    if (patch.status !== undefined && counted === undefined) return null
     if (eventId !== '') await this.announce(id)
     const args = [
       String(expectedVersion),
@@ -272,9 +289,15 @@ export class RedisRegistrations implements RegistrationStore {
         this.redis,
         indexed ? UPDATE_RECORD_INDEXED : UPDATE_RECORD,
         indexed
-          ? [this.keys.reg(id), this.keys.outbox(id), this.keys.all, ...this.keys.statuses]
+          ? [
+              this.keys.reg(id),
+              this.keys.outbox(id),
+              this.keys.all,
+              ...this.keys.statuses,
+              this.keys.tenantSummary(counted!.tenantId),
+            ]
           : [this.keys.reg(id), this.keys.outbox(id)],
-        args,
+        indexed ? [...args, SUMMARY_VERSION, counted!.app, counted!.cloud, counted!.consented] : args,
       )) as [string, string[]] | null | false
     } catch (error) {
       if (error instanceof Error && error.message.includes('REVOKED_FINAL')) throw revokedIsFinal(id)
@@ -286,8 +309,13 @@ export class RedisRegistrations implements RegistrationStore {
       }
       throw error
     }
-    if (!indexed && patch.status !== undefined && reply && reply[0] !== patch.status) {
-      await this.#indexes.moveStatus(id, patch.status)
+    if (
+      !indexed &&
+      patch.status !== undefined &&
+      reply &&
+      (reply[0] !== patch.status || counted?.consented !== '')
+    ) {
+      await this.#indexes.moveStatus(id, patch.status, counted)
     }
     // nil (RESP2 conversion of Lua false): missing record or version conflict
     if (reply === null || reply === false) return null
@@ -338,6 +366,10 @@ export class RedisRegistrations implements RegistrationStore {
 
   countByStatus(): Promise<Record<RegistrationStatus, number>> {
     return this.#listings.countByStatus()
+  }
+
+  summarizeTenants(tenantIds: readonly string[], app?: string): Promise<TenantCounts[]> {
+    return this.#summaries.summarize(tenantIds, app)
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {

@@ -4,6 +4,7 @@
 // so they run unchanged on a Cluster.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
+import { LUA_MOVE_COUNTED, LUA_MOVE_STATUS, LUA_SUMMARY, REPAIR_SUMMARY_LUA } from './index-lua.js'
 import { LUA_CHUNKED_FIELDS } from './record-layout.js'
 
 /** A Lua script and its SHA-1, for EVALSHA. */
@@ -42,42 +43,27 @@ return 1
 `)
 
 /**
- * Lua fragment: `move_status(all, sets, id, status)` puts `id` in the status index of `status` (and
- * in no other), scored like its entry in `all`. `sets` maps needs_consent and revoked to their
- * index keys (one slot with `all`); `active` has no index of its own (most registrations are
- * active: an active filter walks `all`, the count is what the other two leave), so moving to
- * active only removes. An id `all` doesn't hold (a create that never finished) stays out.
- * Returns 1 when moved, else 0.
- */
-const LUA_MOVE_STATUS = `
-local function move_status(all, sets, id, status)
-  local score = redis.call('ZSCORE', all, id)
-  if not score then return 0 end
-  for name, key in pairs(sets) do
-    if name ~= status then redis.call('ZREM', key, id) end
-  end
-  if sets[status] then redis.call('ZADD', sets[status], score, id) end
-  return 1
-end
-`
-
-/**
  * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 delegated, 6 idle, 7–9 status indexes
- * (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker.
+ * (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker,
+ * 12 the tenant's summary.
  * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
  *       expected current claim ('' = slot must be free), stale id to drop from the indexes (''),
- *       status, indexes version.
+ *       status, indexes version, app, cloud, consentedAt (ms), summary version.
  * Returns {1} or {0, current claim}. The first registration of a store marks its indexes complete
- * (nothing written before them needs a rebuild).
+ * (nothing written before them needs a rebuild); a tenant's first registration starts its summary
+ * complete (a stale id dropped is of the same tenant, app and cloud: its uniqueness field says so).
  */
-export const CLAIM_INDEX = new LuaScript(`${LUA_MOVE_STATUS}
+export const CLAIM_INDEX = new LuaScript(`${LUA_MOVE_STATUS}${LUA_SUMMARY}
 local id, score = ARGV[1], ARGV[2]
 local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
+local app, cloud, consented, sversion = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
 if field ~= '' then
   local current = redis.call('HGET', KEYS[5], field)
   if current and current ~= expected then return {0, current} end
   redis.call('HSET', KEYS[5], field, claim)
   if stale ~= '' then
+    local was = index_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, stale)
+    if was then summary_add(KEYS[12], sversion, app, cloud, was, -1, '') end
     for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}) do
       redis.call('ZREM', key, stale)
     end
@@ -86,6 +72,13 @@ end
 if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[11]) == 0 then
   redis.call('SET', KEYS[11], ARGV[10])
 end
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[12])
+  redis.call('HSET', KEYS[12], 'v', sversion)
+end
+local was = index_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, id)
+if was then summary_add(KEYS[12], sversion, app, cloud, was, -1, '') end
+summary_add(KEYS[12], sversion, app, cloud, ARGV[9], 1, consented)
 redis.call('ZADD', KEYS[1], score, id)
 redis.call('ZADD', KEYS[2], score, id)
 redis.call('ZADD', KEYS[3], score, id)
@@ -97,13 +90,15 @@ return {1}
 `)
 
 /**
- * KEYS: all, tenant, app, delegated, idle, then the three status indexes. ARGV: id, field, claim.
- * Undoes a lost create.
+ * KEYS: all, tenant, app, delegated, idle, then the three status indexes, the tenant's summary.
+ * ARGV: id, field, claim, app, cloud, summary version. Undoes a lost create (its count too).
  */
-export const UNCLAIM_INDEX = new LuaScript(`
+export const UNCLAIM_INDEX = new LuaScript(`${LUA_SUMMARY}
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
   redis.call('HDEL', KEYS[4], ARGV[2])
 end
+local was = index_status(KEYS[1], {needs_consent = KEYS[7], revoked = KEYS[8]}, ARGV[1])
+if was then summary_add(KEYS[9], ARGV[6], ARGV[4], ARGV[5], was, -1, '') end
 for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
   redis.call('ZREM', key, ARGV[1])
 end
@@ -206,14 +201,19 @@ return update()
 `)
 
 /**
- * LUA_UPDATE and, when the status changed, the move of the status index entry, in one step: KEYS
- * 3–6 are all and the three status indexes (slot `{idx}`, not the record's: a single server or
- * Sentinel primary only, like ADMIT_CLIENT).
+ * LUA_UPDATE and the move of the status index entry with the tenant summary's counts, in one step:
+ * KEYS 3–7 are all, the three status indexes and the tenant's summary (slot `{idx}`, not the
+ * record's: a single server or Sentinel primary only, like ADMIT_CLIENT). ARGV: LUA_UPDATE's, then
+ * summary version, app, cloud, consentedAt (ms, '' = unchanged), taken off before update() reads them.
  */
-export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_STATUS}
+export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_COUNTED}
+local consented = table.remove(ARGV)
+local cloud = table.remove(ARGV)
+local app = table.remove(ARGV)
+local sversion = table.remove(ARGV)
 local reply = update()
-if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' and reply[1] ~= ARGV[2] then
-  move_status(KEYS[3], {needs_consent = KEYS[5], revoked = KEYS[6]}, ARGV[6], ARGV[2])
+if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' then
+  move_counted(KEYS[3], {needs_consent = KEYS[5], revoked = KEYS[6]}, KEYS[7], ARGV[6], ARGV[2], sversion, app, cloud, consented)
 end
 return reply
 `)
@@ -225,6 +225,18 @@ local moved = 0
 for i = 1, #ARGV, 2 do moved = moved + move_status(KEYS[1], sets, ARGV[i], ARGV[i + 1]) end
 return moved
 `)
+
+/**
+ * KEYS: all, the three status indexes, the tenant's summary. ARGV: id, status, summary version, app,
+ * cloud, consentedAt (ms, ''). MOVE_STATUS of one id with its summary's counts (a Cluster's move
+ * after the record's update).
+ */
+export const MOVE_STATUS_COUNTED = new LuaScript(`${LUA_MOVE_COUNTED}
+return move_counted(KEYS[1], {needs_consent = KEYS[3], revoked = KEYS[4]}, KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+`)
+
+/** See REPAIR_SUMMARY_LUA (index-lua.ts). */
+export const REPAIR_SUMMARY = new LuaScript(REPAIR_SUMMARY_LUA)
 
 /**
  * KEYS: tenant ids, then the tenant-id indexes of the apps named. ARGV: (tenantId, index of its

@@ -14,10 +14,10 @@ import {
   type TenantPage,
   type TenantQuery,
 } from '../types.js'
-import { INDEXES_VERSION, type RedisKeys } from './keys.js'
+import { INDEXES_VERSION, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
-import { ADD_TENANTS, MOVE_STATUS, runScript } from './scripts.js'
+import { ADD_TENANTS, MOVE_STATUS, MOVE_STATUS_COUNTED, runScript } from './scripts.js'
 
 /** HMGET names of tenantId and app in either record layout: [short, long] each. */
 const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
@@ -28,6 +28,14 @@ const VERIFY_ROUNDS = 5
 
 function isStatus(value: unknown): value is RegistrationStatus {
   return typeof value === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(value)
+}
+
+/** What a tenant summary needs to count a status move: the registration's tenant, app, cloud and new consent (ms, ''). */
+export interface SummaryFacts {
+  tenantId: string
+  app: string
+  cloud: string
+  consented: string
 }
 
 /** Reads and repairs of the status and tenant indexes of one Redis store. */
@@ -51,10 +59,20 @@ export class RedisSecondaryIndexes {
    * agrees with the last move (a concurrent update may move it in between; the last one to verify
    * leaves the entry right). For a Cluster, where the record and the index are in two slots.
    */
-  async moveStatus(id: string, status: RegistrationStatus): Promise<void> {
+  async moveStatus(id: string, status: RegistrationStatus, facts?: SummaryFacts): Promise<void> {
     let moved = status
     for (let round = 0; round < VERIFY_ROUNDS; round++) {
-      await runScript(this.redis, MOVE_STATUS, [this.keys.all, ...this.keys.statuses], [id, moved])
+      if (facts === undefined) {
+        await runScript(this.redis, MOVE_STATUS, [this.keys.all, ...this.keys.statuses], [id, moved])
+      } else {
+        // the tenant summary's counts move with the entry (same script, same slot)
+        await runScript(
+          this.redis,
+          MOVE_STATUS_COUNTED,
+          [this.keys.all, ...this.keys.statuses, this.keys.tenantSummary(facts.tenantId)],
+          [id, moved, SUMMARY_VERSION, facts.app, facts.cloud, facts.consented],
+        )
+      }
       const now = await this.redis.hget(this.keys.reg(id), 'status')
       if (!isStatus(now) || now === moved) return
       moved = now
