@@ -172,6 +172,7 @@ describe('Redis store: key layout', () => {
         `${p}{idx}:app:ms-graph-mail`,
         `${p}{idx}:tenant-ids`,
         `${p}{idx}:app-tenants:ms-graph-mail`,
+        `${p}{idx}:tenant-summary:tenant-a`,
         `${p}{idx}:indexes`,
         `${p}{idx}:delegated`,
         `${p}{idx}:idle`,
@@ -189,6 +190,13 @@ describe('Redis store: key layout', () => {
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
     // the first registration of a new store marks its indexes complete: nothing to rebuild
     expect(await raw.get(`${p}{idx}:indexes`)).toBe('2')
+    // the tenant's summary: complete from its first registration, one count, its last consent
+    expect(await raw.hgetall(`${p}{idx}:tenant-summary:tenant-a`)).toEqual({
+      v: '1',
+      g: '1',
+      [`n|ms-graph-mail|${registration.cloud}|active`]: '1',
+      'c|ms-graph-mail': String(Date.parse(registration.consentedAt)),
+    })
     // the record is a compact listpack: short names, no id, ms times, sealed values in 64-byte chunks
     const recordKey = `${p}reg:{${registration.id}}`
     expect(await raw.call('OBJECT', 'ENCODING', recordKey)).toBe('listpack')
