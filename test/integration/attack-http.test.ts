@@ -199,7 +199,7 @@ describe('answers the framework gives by itself', () => {
         status: 414,
         code: 'uri_too_long',
         page: true,
-        path: `/${MARKER}${'a'.repeat(120)}`,
+        path: `/${MARKER}${'a'.repeat(300)}`,
         init: {},
       },
       {
@@ -207,7 +207,7 @@ describe('answers the framework gives by itself', () => {
         status: 401,
         code: 'unauthorized',
         page: false,
-        path: `/admin/api/registrations/${MARKER}${'a'.repeat(120)}`,
+        path: `/admin/api/registrations/${MARKER}${'a'.repeat(300)}`,
         init: {},
       },
       {
