@@ -52,7 +52,8 @@ export async function proveAdminConsent(
         resolved,
         tid,
         resolved.defaultScope,
-        AbortSignal.timeout(Math.max(remaining, PROOF_FIRST_DELAY_MS)),
+        // whole milliseconds: AbortSignal.timeout refuses a fraction
+        AbortSignal.timeout(Math.ceil(Math.max(remaining, PROOF_FIRST_DELAY_MS))),
       )
       observeUpstream(metrics, 'client_credentials', startedAt)
       return { ok: true, accessToken: grant.accessToken }

@@ -91,7 +91,9 @@ export async function requestGrant(
     await options.beforeAttempt?.()
     const budget = request.deadlineAt - clock() - ANSWER_MARGIN_MS
     if (budget < 100) break
-    const timeoutMs = Math.min(config.tokens.upstreamTimeoutMs, budget)
+    // Whole milliseconds: AbortSignal.timeout refuses a fraction (RangeError), and a deadline taken
+    // from the request's arrival time usually carries one.
+    const timeoutMs = Math.floor(Math.min(config.tokens.upstreamTimeoutMs, budget))
     const signal = AbortSignal.timeout(timeoutMs)
     const t0 = performance.now()
     try {
