@@ -290,7 +290,8 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
   }
   io.stdout(
     table(
-      ['TENANT', 'LABEL', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST TOKEN', 'LAST CONSENT'],
+      // No last-token column: tenant summaries don't keep one (registrations do; see `registrations`).
+      ['TENANT', 'LABEL', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST CONSENT'],
       list.map((t) => {
         const counts = t.registrations as Json
         return [
@@ -300,7 +301,6 @@ async function tenants(client: Client, options: Options, io: CliIo): Promise<num
           text(counts.active),
           text(counts.needs_consent),
           text(counts.revoked),
-          text(t.lastIssuedAt),
           text(t.lastConsentAt),
         ]
       }),

@@ -66,7 +66,7 @@ describe('npx consent-broker-admin in a fresh clone', () => {
     expect(help.stdout).toContain('Usage: consent-broker-admin')
     const tenants = await npx(['--url', url, '--wide', 'tenants'], { CONSENT_BROKER_TOKEN: TOKEN })
     expect(tenants.code, tenants.stderr).toBe(0)
-    expect(tenants.stdout.split('\n')[0]).toMatch(/^TENANT\s+APPS/)
+    expect(tenants.stdout.split('\n')[0]).toMatch(/^TENANT\s+LABEL\s+APPS/)
     expect(tenants.stdout).toContain(CONTOSO_TENANT_ID)
   }, 120_000)
 
