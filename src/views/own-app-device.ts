@@ -1,21 +1,14 @@
 // The device code page of a tenant's own app (`/{app}/own-app/device/{flow}`): the code to enter
 // and where, while the broker waits for the sign-in at Microsoft. It reloads itself (meta refresh,
 // no script) until the flow ends; then the route shows the result page or the failure page.
-import { CLOUDS, type CloudName } from '../clouds.js'
-import type { AppConfig } from '../config.js'
+import { CLOUDS } from '../clouds.js'
+import type { DeviceView } from '../services/device-code-flow.js'
 import { kindBadge } from './app-list.js'
 import { html } from './html.js'
 import { page } from './layout.js'
 
-export interface DeviceCodePageOptions {
-  app: AppConfig
-  cloud: CloudName
-  userCode: string
-  verificationUri: string
-  /** Whole minutes left before the code expires (0: less than a minute). */
-  minutesLeft: number
-  refreshSeconds: number
-}
+/** What the page shows: the flow's pending view (the service's shape, not a copy of it). */
+export type DeviceCodePageOptions = Omit<Extract<DeviceView, { kind: 'pending' }>, 'kind'>
 
 export function renderDeviceCodePage(options: DeviceCodePageOptions): string {
   const { app, cloud, userCode, verificationUri, minutesLeft, refreshSeconds } = options
