@@ -117,9 +117,7 @@ describe('consent-broker-admin', () => {
     expect(narrow.stdout).not.toContain(CONTOSO_TENANT_ID)
     expect(tableRun.code, tableRun.stderr).toBe(0)
     const lines = tableRun.stdout.trimEnd().split('\n')
-    expect(lines[0]).toMatch(
-      /^TENANT\s+LABEL\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST CONSENT$/,
-    )
+    expect(lines[0]).toMatch(/^TENANT\s+LABEL\s+APPS\s+ACTIVE\s+NEEDS CONSENT\s+REVOKED\s+LAST CONSENT$/)
     expect(lines.find((line) => line.startsWith(CONTOSO_TENANT_ID))).toMatch(
       new RegExp(`^${CONTOSO_TENANT_ID}\\s+contoso\\.example\\s`),
     )

@@ -28,7 +28,11 @@ describe('requestGrant under a deadline', () => {
     const config = testConfig({ authorityUrl: 'https://login.example.test' })
     const now = 1_796_000_000_000
     const calls: AbortSignal[] = []
-    const grant: TokenGrant = { accessToken: 'at', expiresIn: 3600, scope: 'https://graph.microsoft.com/.default' }
+    const grant: TokenGrant = {
+      accessToken: 'at',
+      expiresIn: 3600,
+      scope: 'https://graph.microsoft.com/.default',
+    }
     const idp = {
       clientCredentials: async (_app: unknown, _tid: string, _scope: string, signal?: AbortSignal) => {
         if (signal !== undefined) calls.push(signal)
