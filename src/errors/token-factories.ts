@@ -46,6 +46,19 @@ export function unknownRegistration(slug: string, publicUrl: string): BrokerErro
   )
 }
 
+/**
+ * 401 `unknown_registration`: the ID is of a registration of `registeredApp`, not of `slug`. Only
+ * answered once the encrypted_token authenticates under that registration's Key (the caller holds
+ * its values), so naming the app tells nothing to someone guessing IDs.
+ */
+export function registrationOfAnotherApp(slug: string, registeredApp: string): BrokerError {
+  return new BrokerError(
+    'unknown_registration',
+    `this ID belongs to a ${registeredApp} registration, not ${slug}: use these values with the ${registeredApp} integration (app_name "${registeredApp}")`,
+    { details: { registered_app: registeredApp } },
+  )
+}
+
 /** 401 `unknown_registration`: the registration was deleted while its token was being fetched. */
 export function registrationGone(): BrokerError {
   return new BrokerError('unknown_registration', 'registration no longer exists')

@@ -20,6 +20,7 @@ import {
   type BrokerError,
   cloudWithdrawn,
   registrationBeingChanged,
+  registrationOfAnotherApp,
   replayedToken,
   staleToken,
   tokenMismatch,
@@ -191,8 +192,8 @@ export class ObtainToken {
     for (let attempt = 1; ; attempt++) {
       let checked: { appScopes: AppScopes; scope: string }
       try {
-        // Missing and belonging to another app look the same to the caller.
-        if (meta === null || meta.app !== appConfig.slug) throw this.#unknownRegistration(appConfig.slug)
+        if (meta === null) throw this.#unknownRegistration(appConfig.slug)
+        if (meta.app !== appConfig.slug) throw await this.#otherApp(meta, raw, appConfig.slug)
         const key = this.#keys.get(keyCacheKey(meta.id, meta.version))
         checked =
           key === undefined
@@ -254,6 +255,24 @@ export class ObtainToken {
         refresh_token: meta.tenantId,
       }
     }
+  }
+
+  /**
+   * The error for an ID of another app's registration: which app, when the encrypted_token
+   * authenticates under that registration's Key (the caller holds its values and picked the wrong
+   * integration); otherwise the same answer as a missing ID, so IDs can't be probed.
+   */
+  async #otherApp(meta: RegistrationMeta, raw: Buffer, slug: string): Promise<BrokerError> {
+    try {
+      const key = this.#keys.get(keyCacheKey(meta.id, meta.version)) ?? (await this.#keyFor(meta))
+      if (key !== null) {
+        openOrThrow(raw, key)
+        return registrationOfAnotherApp(slug, meta.app)
+      }
+    } catch {
+      // does not authenticate (or the Key can't be read): say no more than for a missing ID
+    }
+    return this.#unknownRegistration(slug)
   }
 
   /** Reads and imports the registration's Key; the caller found none in `keys` for this version. */

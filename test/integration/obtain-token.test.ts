@@ -1,6 +1,9 @@
 // obtain-token end to end: real consent through the Entra ID emulator, the real identity provider,
 // the Redis store, the broker listening on a real port, and the independent XSOAR test client.
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
@@ -334,5 +337,41 @@ describe('obtain-token when Entra ID says no', () => {
     expect(answer.errorMessage).toMatch(/^upstream_timeout: /)
     expect(elapsed).toBeLessThan(1500 + 250)
     await emulatorPost('/_emulator/reset')
+  })
+})
+
+describe('the README’s obtain-token one-liner', () => {
+  /** The `node -e` script of the README's "Try the values" block, exactly as printed there. */
+  async function readmeScript(): Promise<string> {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    const block = readme.slice(readme.indexOf('Try the values the way an integration uses them'))
+    const match = /node -e '([^']+)' "<app>" "<ID>" "<Token>" "<Key>"/.exec(block)
+    if (match === null)
+      throw new Error('README: the one-liner taking "<app>" "<ID>" "<Token>" "<Key>" is gone')
+    return match[1]!
+  }
+
+  it('gets a token for any app with the values its page shows, and names the right app for the wrong one', async () => {
+    const script = await readmeScript()
+    const { broker: running, url } = await broker()
+    const values = await consent(running, 'ms-graph-user', 'admin@fabrikam.example')
+    const id = `${values.registrationId}@${url}`
+    const run = async (app: string) => {
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        '-e',
+        script,
+        app,
+        id,
+        values.token,
+        values.key,
+      ])
+      return JSON.parse(stdout) as { access_token?: string; error?: { code: string; message: string } }
+    }
+    const answer = await run('ms-graph-user')
+    expect(answer.access_token).toMatch(/^ey/)
+    secrets.add(answer.access_token as string)
+    const wrong = await run('ms-graph-mail')
+    expect(wrong.error?.code).toBe('unknown_registration')
+    expect(wrong.error?.message).toContain('this ID belongs to a ms-graph-user registration')
   })
 })

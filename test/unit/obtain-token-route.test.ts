@@ -338,11 +338,29 @@ describe('POST /obtain-token: rejections', () => {
       id: `${registration.id}@x`,
       urlOverride: h.url,
     })
+    // The right values with the wrong integration: the Key proves the caller holds them, so the
+    // answer names the app the ID belongs to.
     const answer = await wrongApp.getAccessToken()
     expect(answer.status).toBe(401)
-    // Indistinguishable from a missing registration.
-    expect(errorOf(answer.body).message).toBe(
-      errorOf(missing.body).message.replace('ms-graph-mail', 'ms-graph-user'),
+    expect(errorOf(answer.body).code).toBe('unknown_registration')
+    expect(errorOf(answer.body).message).toContain('this ID belongs to a ms-graph-mail registration')
+    expect(JSON.parse(answer.body).error.registered_app).toBe('ms-graph-mail')
+    // Without the Key (someone probing IDs): indistinguishable from a missing registration.
+    const probe = new XsoarClient({
+      ...client.instance,
+      appName: 'ms-graph-user',
+      key: randomBytes(32).toString('base64'),
+      id: `${registration.id}@x`,
+      urlOverride: h.url,
+    })
+    const probed = await probe.getAccessToken()
+    expect(probed.status).toBe(401)
+    expect(JSON.parse(probed.body)).toEqual(
+      JSON.parse(
+        missing.body
+          .replaceAll('ms-graph-mail', 'ms-graph-user')
+          .replace(/"request_id":"[^"]+"/, `"request_id":"${JSON.parse(probed.body).request_id}"`),
+      ),
     )
   })
 

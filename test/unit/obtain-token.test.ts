@@ -199,16 +199,38 @@ describe('ObtainToken: checks and errors, in order', () => {
     expect(calls).toEqual([])
   })
 
-  it('unknown_registration for a missing id and for a registration of another app, alike', async () => {
+  it('unknown_registration for a missing id and for another app’s id without its Key, alike', async () => {
     const t = setup()
     const reg = await t.register({ app: 'ms-graph-user' })
     const missing = await refusal(
       t.obtain(t.request(reg, { app_name: 'ms-graph-mail', registration_id: randomUUID() })),
     )
-    const otherApp = await refusal(t.obtain(t.request(reg, { app_name: 'ms-graph-mail' })))
+    // someone probing IDs: the ciphertext is not under that registration's Key
+    const probe = { ...reg, key: randomBytes(32).toString('base64') }
+    const otherApp = await refusal(t.obtain(t.request(probe, { app_name: 'ms-graph-mail' })))
     const expected = `no ms-graph-mail registration with this ID; check the ID field (<registration_id>@${t.config.publicUrl}/obtain-token)`
     expect(missing).toMatchObject({ code: 'unknown_registration', message: expected })
     expect(otherApp).toMatchObject({ code: 'unknown_registration', message: expected })
+    expect(otherApp.details).toBeUndefined()
+  })
+
+  it('names the app an ID belongs to when the caller holds its Key but picked another app', async () => {
+    const t = setup()
+    const reg = await t.register({ app: 'ms-graph-user' })
+    for (let i = 0; i < 2; i++) {
+      // the second time with the Key already imported by the first
+      const wrong = await refusal(t.obtain(t.request(reg, { app_name: 'ms-graph-mail' })))
+      expect(wrong.code).toBe('unknown_registration')
+      expect(wrong.statusCode).toBe(401)
+      expect(wrong.message).toBe(
+        'this ID belongs to a ms-graph-user registration, not ms-graph-mail: use these values with the ms-graph-user integration (app_name "ms-graph-user")',
+      )
+      expect(wrong.details).toEqual({ registered_app: 'ms-graph-user' })
+    }
+    expect(t.idp.calls).toBe(0)
+    // the same values with the right app name are served
+    const right = await t.obtain(t.request(reg))
+    expect(right.access_token).toBe('at-1')
   })
 
   it('a malformed encrypted_token is invalid_request; one under another Key is invalid_key', async () => {
