@@ -251,12 +251,15 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
     encodings.set(encoding, (encodings.get(encoding) ?? 0) + 1)
   }
   const indexKeys = await scanKeys(redis, `${PREFIX}{idx}:*`)
-  const delegatedOnly = [`${PREFIX}{idx}:delegated`, `${PREFIX}{idx}:idle`]
+  // the delegated-only keys: uniqueness claims (buckets, or the one hash of earlier versions), idle
+  const isClaim = (key: string) => key.startsWith(`${PREFIX}{idx}:dlg:`) || key === `${PREFIX}{idx}:delegated`
+  const isIdle = (key: string) => key === `${PREFIX}{idx}:idle`
+  const delegatedOnly = (key: string) => isClaim(key) || isIdle(key)
   const sharedIndex = await memoryOf(
     redis,
-    indexKeys.filter((key) => !delegatedOnly.includes(key)),
+    indexKeys.filter((key) => !delegatedOnly(key)),
   )
-  const delegatedIndex = await memoryOf(redis, delegatedOnly)
+  const delegatedIndex = await memoryOf(redis, indexKeys.filter(delegatedOnly))
   const delegatedCount = seeded.filter((s) => s.plan.kind === 'delegated').length
   const adminTotal = adminRecord + sharedIndex / size
   const delegatedBeyond =
@@ -291,8 +294,8 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
       ),
     ],
     ['status (needs_consent, revoked)', await share((key) => key.startsWith(`${idx}status:`), size)],
-    ['claim (delegated)', await share((key) => key === `${idx}delegated`, delegatedCount)],
-    ['idle (delegated)', await share((key) => key === `${idx}idle`, delegatedCount)],
+    ['claim (delegated)', await share(isClaim, delegatedCount)],
+    ['idle (delegated)', await share(isIdle, delegatedCount)],
   ] as const
   record(
     'index share per registration (B): ' + parts.map(([name]) => name).join(' / '),

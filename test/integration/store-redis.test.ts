@@ -5,6 +5,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
+import { claimSlot } from '../../src/store/redis/delegated-claims.js'
+import { redisKeys } from '../../src/store/redis/keys.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, type RedisClient, waitForReady } from '../../src/store/redis-connection.js'
 import { encodeNewRegistration, uniquenessField } from '../../src/store/registration-hash.js'
@@ -22,6 +24,11 @@ async function connect(url = inject('redisUrl')): Promise<RedisClient> {
   clients.push(client)
   await waitForReady(client, 10_000)
   return client
+}
+
+/** Where the uniqueness claim of `registration` lives under `prefix` (bucket key and field). */
+function claimOf(prefix: string, registration: Parameters<typeof uniquenessField>[0]) {
+  return claimSlot(redisKeys(prefix), uniquenessField(registration)!)
 }
 
 async function freshStore(
@@ -174,7 +181,7 @@ describe('Redis store: key layout', () => {
         `${p}{idx}:app-tenants:ms-graph-mail`,
         `${p}{idx}:tenant-summary:tenant-a`,
         `${p}{idx}:indexes`,
-        `${p}{idx}:delegated`,
+        claimOf(p, registration).key,
         `${p}{idx}:idle`,
         `${p}tok:{reg:%7Bodd%7D}:${scopeHash}`,
         `${p}tok:{reg:%7Bodd%7D}:members`,
@@ -184,7 +191,7 @@ describe('Redis store: key layout', () => {
         `${p}audit`,
       ].sort(),
     )
-    expect(await raw.hget(`${p}{idx}:delegated`, uniquenessField(registration)!)).toMatch(
+    expect(await raw.hget(claimOf(p, registration).key, claimOf(p, registration).field)).toMatch(
       new RegExp(`^\\d+:${registration.id}$`),
     )
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
@@ -348,10 +355,10 @@ describe('Redis store: crash between index and record writes', () => {
     let now = OLD
     const { store, raw, keyPrefix: p } = await freshStore({ clock: () => now, claimGraceMs: 30_000 })
     const user = sampleRegistration()
-    const field = uniquenessField(user)!
+    const claim = claimOf(p, user)
     const ghost = randomUUID()
     // a claim made at OLD whose record never got written
-    await raw.hset(`${p}{idx}:delegated`, field, `${OLD}:${ghost}`)
+    await raw.hset(claim.key, claim.field, `${OLD}:${ghost}`)
     await raw.zadd(`${p}{idx}:tenant:${user.tenantId}`, 1, ghost)
 
     // within the grace period it may be a create in flight: reported, not taken over
@@ -365,7 +372,7 @@ describe('Redis store: crash between index and record writes', () => {
     const result = await store.registrations.create({ ...user, id: randomUUID() }, sampleSecrets())
     expect(result.created).toBe(true)
     const winner = result.created ? result.registration.id : ''
-    expect(await raw.hget(`${p}{idx}:delegated`, field)).toBe(`${now}:${winner}`)
+    expect(await raw.hget(claim.key, claim.field)).toBe(`${now}:${winner}`)
     // the ghost's index entries went with its claim
     expect(await raw.zscore(`${p}{idx}:tenant:${user.tenantId}`, ghost)).toBeNull()
     expect((await store.registrations.list({ tenantId: user.tenantId })).items.map((r) => r.id)).toEqual([
@@ -377,6 +384,48 @@ describe('Redis store: crash between index and record writes', () => {
       needs_consent: 0,
       revoked: 0,
       total: 1,
+    })
+  })
+
+  it('keeps claims written in the single hash of the previous release, and moves them at start-up', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const legacy = `${p}{idx}:delegated`
+    /** What the previous release wrote: the JSON field in one hash, no bucket. */
+    const asWrittenBefore = async (registration: Parameters<typeof uniquenessField>[0]) => {
+      const claim = claimOf(p, registration)
+      const value = await raw.hget(claim.key, claim.field)
+      await raw.hdel(claim.key, claim.field)
+      await raw.hset(legacy, claim.legacyField, value!)
+    }
+    const first = sampleRegistration()
+    const second = sampleRegistration()
+    for (const r of [first, second]) {
+      await store.registrations.create(r, sampleSecrets())
+      await asWrittenBefore(r)
+    }
+    // a claim only the legacy hash holds is still a claim
+    expect(await store.registrations.create({ ...first, id: randomUUID() }, sampleSecrets())).toEqual({
+      created: false,
+      existingId: first.id,
+    })
+    // revoking releases it there, and the next create claims in its bucket
+    await store.registrations.update(first.id, 1, { status: 'revoked' })
+    expect(await raw.hexists(legacy, claimOf(p, first).legacyField)).toBe(0)
+    const again = { ...first, id: randomUUID() }
+    expect(await store.registrations.create(again, sampleSecrets())).toMatchObject({ created: true })
+    expect(await raw.hget(claimOf(p, again).key, claimOf(p, again).field)).toMatch(
+      new RegExp(`:${again.id}$`),
+    )
+    // start-up moves what is left to the buckets and deletes the legacy hash
+    expect(await raw.hlen(legacy)).toBe(1)
+    await store.registrations.ensureIndexes()
+    expect(await raw.exists(legacy)).toBe(0)
+    expect(await raw.hget(claimOf(p, second).key, claimOf(p, second).field)).toMatch(
+      new RegExp(`^\\d+:${second.id}$`),
+    )
+    expect(await store.registrations.create({ ...second, id: randomUUID() }, sampleSecrets())).toEqual({
+      created: false,
+      existingId: second.id,
     })
   })
 
@@ -398,7 +447,7 @@ describe('Redis store: crash between index and record writes', () => {
     const redis = await connect()
     const keyPrefix = `t${randomBytes(6).toString('hex')}:`
     const user = sampleRegistration()
-    const field = uniquenessField(user)!
+    const claim = claimOf(keyPrefix, user)
     const usurper = randomUUID()
     // Between step 1 (claim) and step 2 (record) another instance decides the claim was abandoned
     // and takes it over: simulated by rewriting the claim just before the record write.
@@ -410,7 +459,7 @@ describe('Redis store: crash between index and record writes', () => {
           const keys = args.slice(2, 2 + Number(args[1])) as string[]
           // the record's write: CREATE_RECORD (the record and its outbox)
           if (keys.length === 2 && keys[0] === `${keyPrefix}reg:{${user.id}}`) {
-            await target.hset(`${keyPrefix}{idx}:delegated`, field, `${Date.now()}:${usurper}`)
+            await target.hset(claim.key, claim.field, `${Date.now()}:${usurper}`)
           }
           return (value as (...a: unknown[]) => unknown).apply(target, args)
         }
@@ -423,7 +472,7 @@ describe('Redis store: crash between index and record writes', () => {
     })
     expect(await store.registrations.get(user.id)).toBeNull()
     expect(await redis.zscore(`${keyPrefix}{idx}:all`, user.id)).toBeNull()
-    expect(await redis.hget(`${keyPrefix}{idx}:delegated`, field)).toMatch(new RegExp(`:${usurper}$`))
+    expect(await redis.hget(claim.key, claim.field)).toMatch(new RegExp(`:${usurper}$`))
     // the undone record's registration.created entry went with it, and its count with its entries
     expect(await redis.exists(`${keyPrefix}outbox:{${user.id}}`)).toBe(0)
     expect((await store.registrations.summarizeTenants([user.tenantId]))[0]!.registrations.total).toBe(0)

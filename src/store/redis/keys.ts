@@ -34,8 +34,13 @@
 //                                            before summaries has none until its first listing
 //                                            repairs it: tenant-summaries.ts)
 //   P{idx}:tenant-labels             HASH    tenant id → the tenant's label (one field per tenant)
-//   P{idx}:delegated                 HASH    JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>"
-//                                            (delegated uniqueness among non-revoked registrations)
+//   P{idx}:dlg:<bucket>              HASH    delegated uniqueness among non-revoked registrations:
+//                                            digest of JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>",
+//                                            4 096 buckets by the digest's first 2 characters, each a
+//                                            small listpack (delegated-claims.ts)
+//   P{idx}:delegated                 HASH    the claims before the buckets (JSON field → the same
+//                                            value); read by every claim script, moved to the buckets
+//                                            at start-up and then deleted
 //   P{idx}:idle                      ZSET    delegated non-revoked ids, score = last refresh (or
 //                                            creation) in ms
 //   P eph:<key>                      STRING  ephemeral value (sealed when secret), PX expiry
@@ -93,7 +98,10 @@ export function redisKeys(prefix: string) {
     /** The three status indexes, in REGISTRATION_STATUSES order (active, needs_consent, revoked). */
     statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),
     indexes: `${idx}indexes`,
-    delegated: `${idx}delegated`,
+    /** The one claims hash written before the buckets (read until moved: delegated-claims.ts). */
+    legacyDelegated: `${idx}delegated`,
+    /** One bucket of delegated uniqueness claims (delegated-claims.ts picks it). */
+    delegatedClaims: (bucket: string) => `${idx}dlg:${bucket}`,
     tenantLabels: `${idx}tenant-labels`,
     idle: `${idx}idle`,
     ephemeral: (key: string) => `${prefix}eph:${key}`,

@@ -59,6 +59,14 @@ import type {
 } from '../types.js'
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
+import {
+  type Claim,
+  type ClaimSlot,
+  claimSlot,
+  migrateLegacyClaims,
+  parseClaim,
+  RELEASE_CLAIM,
+} from './delegated-claims.js'
 import { INDEXES_VERSION, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import {
   fromStored,
@@ -73,7 +81,6 @@ import { RedisRegistrationListings } from './registration-listings.js'
 import {
   CLAIM_INDEX,
   CREATE_RECORD,
-  RELEASE_CLAIM,
   runScript,
   TOUCH_RECORD,
   UNCLAIM_INDEX,
@@ -89,16 +96,6 @@ const PUBLIC_STORED = storedNamesOf(PUBLIC_FIELDS)
 const PENDING_POLLS = 10
 const PENDING_POLL_MS = 20
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-interface Claim {
-  claimedAt: number
-  id: string
-}
-
-function parseClaim(value: string): Claim {
-  const colon = value.indexOf(':')
-  return { claimedAt: Number(value.slice(0, colon)), id: value.slice(colon + 1) }
-}
 
 /** `RegistrationStore` on Redis (see the write order above). */
 export class RedisRegistrations implements RegistrationStore {
@@ -126,19 +123,20 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   /** CLAIM_INDEX's keys (see scripts.ts for their order). */
-  #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>): string[] {
+  #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>, claim: ClaimSlot | undefined): string[] {
     const k = this.keys
     return [
       k.all,
       k.tenant(registration.tenantId),
       k.app(registration.app),
       k.tenantIds,
-      k.delegated,
+      claim?.key ?? k.legacyDelegated, // (untouched without a claim)
       k.idle,
       ...k.statuses,
       k.appTenants(registration.app),
       k.indexes,
       k.tenantSummary(registration.tenantId),
+      k.legacyDelegated,
     ]
   }
 
@@ -149,9 +147,10 @@ export class RedisRegistrations implements RegistrationStore {
     const recordKey = this.keys.reg(id)
     if ((await this.redis.exists(recordKey)) === 1) throw new Error(`registration ${id} already exists`)
     const field = input.status === 'revoked' ? undefined : uniquenessField(input)
+    const slot = field === undefined ? undefined : claimSlot(this.keys, field)
     const score = isoToMs(input.createdAt, 'registration.createdAt')
     const claim = `${Math.trunc(this.clock())}:${id}`
-    const indexKeys = this.#indexKeys(input)
+    const indexKeys = this.#indexKeys(input, slot)
 
     // 1. uniqueness claim + index entries (one slot, atomic)
     // (a compare-and-set on the claim: a stale holder is taken over only while it still holds it)
@@ -163,9 +162,9 @@ export class RedisRegistrations implements RegistrationStore {
         id,
         score,
         input.tenantId,
-        field ?? '',
+        slot?.field ?? '',
         claim,
-        field === undefined ? '' : score,
+        slot === undefined ? '' : score,
         expected,
         stale,
         input.status,
@@ -174,11 +173,12 @@ export class RedisRegistrations implements RegistrationStore {
         input.cloud,
         isoToMs(input.consentedAt, 'registration.consentedAt'),
         SUMMARY_VERSION,
+        slot?.legacyField ?? '',
       ])) as [number, string?]
       if (reply[0] === 1) return true
       const current = reply[1] ?? ''
       holder = parseClaim(current)
-      const state = await this.#claimState(holder)
+      const state = await this.#claimState(holder, field)
       if (state === 'live' || state === 'pending') return false
       // abandoned (record never written) or revoked without its claim released: take it over
       expected = current
@@ -199,8 +199,8 @@ export class RedisRegistrations implements RegistrationStore {
     if (written !== 1) throw new Error(`registration ${id} already exists`)
 
     // 3. a create that stalled past the grace period may have lost its claim meanwhile
-    if (field !== undefined) {
-      const current = await this.redis.hget(this.keys.delegated, field)
+    if (slot !== undefined) {
+      const current = await this.redis.hget(slot.key, slot.field)
       if (current !== claim) {
         // the record never counted: its outbox entry goes with it (same slot, one transaction)
         await this.redis.multi().del(recordKey).hdel(this.keys.outbox(id), entry.id).exec()
@@ -211,7 +211,7 @@ export class RedisRegistrations implements RegistrationStore {
             indexKeys[0]!,
             indexKeys[1]!,
             indexKeys[2]!,
-            this.keys.delegated,
+            slot.key,
             this.keys.idle,
             ...this.keys.statuses,
             indexKeys[11]!,
@@ -225,12 +225,17 @@ export class RedisRegistrations implements RegistrationStore {
     return { created: true, registration: decodeRegistration(hash) }
   }
 
-  async #claimState(holder: Claim): Promise<'live' | 'revoked' | 'abandoned' | 'pending'> {
+  async #claimState(holder: Claim, field?: string): Promise<'live' | 'revoked' | 'abandoned' | 'pending'> {
     // A claim without its record is usually a create between its steps 1 and 2 (a millisecond or
     // two): wait briefly so the caller gets an id it can read.
     for (let poll = 0; ; poll++) {
-      const status = await this.redis.hget(this.keys.reg(holder.id), 'status')
-      if (status !== null) return status === 'revoked' ? 'revoked' : 'live'
+      const record = await this.getMeta(holder.id)
+      if (record !== null) {
+        // the claim's field is a digest (delegated-claims.ts): its holder must be the same grant
+        if (uniquenessField(record) !== field)
+          throw new Error(`registration ${holder.id} holds another grant's uniqueness claim`)
+        return record.status === 'revoked' ? 'revoked' : 'live'
+      }
       if (this.clock() - holder.claimedAt > this.claimGraceMs) return 'abandoned'
       if (poll >= PENDING_POLLS) return 'pending'
       await sleep(PENDING_POLL_MS)
@@ -323,7 +328,13 @@ export class RedisRegistrations implements RegistrationStore {
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
       if (field !== undefined) {
-        await runScript(this.redis, RELEASE_CLAIM, [this.keys.delegated, this.keys.idle], [field, id])
+        const slot = claimSlot(this.keys, field)
+        await runScript(
+          this.redis,
+          RELEASE_CLAIM,
+          [slot.key, this.keys.idle, this.keys.legacyDelegated],
+          [slot.field, id, slot.legacyField],
+        )
       }
     }
     return registration
@@ -373,6 +384,7 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {
+    await migrateLegacyClaims(this.redis, this.keys)
     if (await this.#indexes.complete()) {
       await this.#indexes.dropRetired()
       return { rebuilt: false, registrations: 0 }

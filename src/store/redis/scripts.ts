@@ -43,12 +43,13 @@ return 1
 `)
 
 /**
- * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 delegated, 6 idle, 7–9 status indexes
- * (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's tenant ids, 11 the indexes marker,
- * 12 the tenant's summary.
- * ARGV: id, score, tenantId, uniqueness field ('' = none), claim value, idle score ('' = none),
- *       expected current claim ('' = slot must be free), stale id to drop from the indexes (''),
- *       status, indexes version, app, cloud, consentedAt (ms), summary version.
+ * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 the claim's bucket, 6 idle, 7–9 status
+ * indexes (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's
+ * tenant ids, 11 the indexes marker, 12 the tenant's summary, 13 the legacy claims hash.
+ * ARGV: id, score, tenantId, claim field in the bucket ('' = none), claim value, idle score ('' =
+ *       none), expected current claim ('' = slot must be free), stale id to drop from the indexes
+ *       (''), status, indexes version, app, cloud, consentedAt (ms), summary version, the claim's
+ *       legacy field (delegated-claims.ts: read when the bucket has none, moved when claimed).
  * Returns {1} or {0, current claim}. The first registration of a store marks its indexes complete
  * (nothing written before them needs a rebuild); a tenant's first registration starts its summary
  * complete (a stale id dropped is of the same tenant, app and cloud: its uniqueness field says so).
@@ -58,9 +59,10 @@ local id, score = ARGV[1], ARGV[2]
 local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
 local app, cloud, consented, sversion = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
 if field ~= '' then
-  local current = redis.call('HGET', KEYS[5], field)
+  local current = redis.call('HGET', KEYS[5], field) or redis.call('HGET', KEYS[13], ARGV[15])
   if current and current ~= expected then return {0, current} end
   redis.call('HSET', KEYS[5], field, claim)
+  redis.call('HDEL', KEYS[13], ARGV[15])
   if stale ~= '' then
     local was = index_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, stale)
     if was then summary_add(KEYS[12], sversion, app, cloud, was, -1, '') end
@@ -90,8 +92,8 @@ return {1}
 `)
 
 /**
- * KEYS: all, tenant, app, delegated, idle, then the three status indexes, the tenant's summary.
- * ARGV: id, field, claim, app, cloud, summary version. Undoes a lost create (its count too).
+ * KEYS: all, tenant, app, the claim's bucket, idle, then the three status indexes, the tenant's
+ * summary. ARGV: id, field, claim, app, cloud, summary version. Undoes a lost create (its count too).
  */
 export const UNCLAIM_INDEX = new LuaScript(`${LUA_SUMMARY}
 if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
@@ -102,16 +104,6 @@ if was then summary_add(KEYS[9], ARGV[6], ARGV[4], ARGV[5], was, -1, '') end
 for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
   redis.call('ZREM', key, ARGV[1])
 end
-return 1
-`)
-
-/** KEYS: delegated, idle. ARGV: field, id. Frees the uniqueness slot only if it names this id. */
-export const RELEASE_CLAIM = new LuaScript(`
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if current and string.match(current, '^%d+:(.*)$') == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-redis.call('ZREM', KEYS[2], ARGV[2])
 return 1
 `)
 
