@@ -281,19 +281,13 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
     (await memoryOf(redis, indexKeys.filter(pattern))) / per
   const idx = `${PREFIX}{idx}:`
   const parts = [
-    ['all', await share((key) => key === `${idx}all`, size)],
-    ['app', await share((key) => key.startsWith(`${idx}app:`), size)],
+    ['app × status', await share((key) => key.startsWith(`${idx}as:`) || key === `${idx}apps`, size)],
+    ['tenant × app × status', await share((key) => key.startsWith(`${idx}ts:`), size)],
     [
-      'tenant (per tenant, tenant ids, per app)',
-      await share(
-        (key) =>
-          key.startsWith(`${idx}tenant:`) ||
-          key === `${idx}tenant-ids` ||
-          key.startsWith(`${idx}app-tenants:`),
-        size,
-      ),
+      'tenant ids (overall, per app)',
+      await share((key) => key === `${idx}tenant-ids` || key.startsWith(`${idx}app-tenants:`), size),
     ],
-    ['status (needs_consent, revoked)', await share((key) => key.startsWith(`${idx}status:`), size)],
+    ['tenant summaries', await share((key) => key.startsWith(`${idx}tenant-summary:`), size)],
     ['claim (delegated)', await share(isClaim, delegatedCount)],
     ['idle (delegated)', await share(isIdle, delegatedCount)],
   ] as const
@@ -391,6 +385,11 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
   const byTenant = new Map<string, number>()
   for (const s of seeded) byTenant.set(s.plan.tenantId, (byTenant.get(s.plan.tenantId) ?? 0) + 1)
   const [bigTenant, bigCount] = [...byTenant].sort((a, b) => b[1] - a[1])[0]!
+  // the app the biggest tenant has fewest registrations of: a tenant & app filter's worst case
+  const bigApps = new Map<string, number>()
+  for (const s of seeded)
+    if (s.plan.tenantId === bigTenant) bigApps.set(s.plan.app, (bigApps.get(s.plan.app) ?? 0) + 1)
+  const [bigRare] = [...bigApps].sort((a, b) => a[1] - b[1])[0]!
   const reads: Array<[string, string]> = [
     ['tenant filter, the biggest tenant', `/admin/api/registrations?limit=50&tenant=${bigTenant}`],
     ['status=active (97 %)', '/admin/api/registrations?limit=50&status=active'],
@@ -405,6 +404,18 @@ async function measureReads(broker: BrokerProcess, size: number, seeded: readonl
     [
       'app=ms-azure-log-analytics & status=revoked (matches nothing)',
       '/admin/api/registrations?limit=50&app=ms-azure-log-analytics&status=revoked',
+    ],
+    [
+      'app=ms-defender-atp & status=needs_consent',
+      '/admin/api/registrations?limit=50&app=ms-defender-atp&status=needs_consent',
+    ],
+    [
+      `the biggest tenant & its rarest app (${bigRare})`,
+      `/admin/api/registrations?limit=50&tenant=${bigTenant}&app=${bigRare}`,
+    ],
+    [
+      `the biggest tenant & ${bigRare} & status=revoked`,
+      `/admin/api/registrations?limit=50&tenant=${bigTenant}&app=${bigRare}&status=revoked`,
     ],
     ['tenants, first page of 50', '/admin/api/tenants?limit=50'],
     ['tenants of one app, first page of 50', '/admin/api/tenants?limit=50&app=ms-defender-atp'],

@@ -174,9 +174,9 @@ describe('Redis store: key layout', () => {
         `${p}{wh}:subjects`,
         `${p}seen:{${registration.id}}:m1`,
         `${p}rl-reg:{${registration.id}}`,
-        `${p}{idx}:all`,
-        `${p}{idx}:tenant:tenant-a`,
-        `${p}{idx}:app:ms-graph-mail`,
+        `${p}{idx}:as:active:ms-graph-mail`,
+        `${p}{idx}:ts:active:ms-graph-mail:tenant-a`,
+        `${p}{idx}:apps`,
         `${p}{idx}:tenant-ids`,
         `${p}{idx}:app-tenants:ms-graph-mail`,
         `${p}{idx}:tenant-summary:tenant-a`,
@@ -196,7 +196,7 @@ describe('Redis store: key layout', () => {
     )
     expect(await raw.pttl(`${p}tok:{reg:%7Bodd%7D}:members`)).toBeGreaterThan(0)
     // the first registration of a new store marks its indexes complete: nothing to rebuild
-    expect(await raw.get(`${p}{idx}:indexes`)).toBe('2')
+    expect(await raw.get(`${p}{idx}:indexes`)).toBe('3')
     // the tenant's summary: complete from its first registration, one count, its last consent
     expect(await raw.hgetall(`${p}{idx}:tenant-summary:tenant-a`)).toEqual({
       v: '1',
@@ -332,9 +332,8 @@ describe('Redis store: crash between index and record writes', () => {
     // what a crash after step 1 of create leaves behind
     const ghost = randomUUID()
     const score = Date.parse(real.createdAt) - 1
-    await raw.zadd(`${p}{idx}:all`, score, ghost)
-    await raw.zadd(`${p}{idx}:tenant:${tenantId}`, score, ghost)
-    await raw.zadd(`${p}{idx}:app:${real.app}`, score, ghost)
+    await raw.zadd(`${p}{idx}:as:active:${real.app}`, score, ghost)
+    await raw.zadd(`${p}{idx}:ts:active:${real.app}:${tenantId}`, score, ghost)
     await raw.zadd(`${p}{idx}:idle`, score, ghost)
 
     expect((await store.registrations.list({ tenantId })).items.map((r) => r.id)).toEqual([real.id])
@@ -359,7 +358,8 @@ describe('Redis store: crash between index and record writes', () => {
     const ghost = randomUUID()
     // a claim made at OLD whose record never got written
     await raw.hset(claim.key, claim.field, `${OLD}:${ghost}`)
-    await raw.zadd(`${p}{idx}:tenant:${user.tenantId}`, 1, ghost)
+    await raw.zadd(`${p}{idx}:as:active:${user.app}`, 1, ghost)
+    await raw.zadd(`${p}{idx}:ts:active:${user.app}:${user.tenantId}`, 1, ghost)
 
     // within the grace period it may be a create in flight: reported, not taken over
     now = OLD + 1000
@@ -374,7 +374,8 @@ describe('Redis store: crash between index and record writes', () => {
     const winner = result.created ? result.registration.id : ''
     expect(await raw.hget(claim.key, claim.field)).toBe(`${now}:${winner}`)
     // the ghost's index entries went with its claim
-    expect(await raw.zscore(`${p}{idx}:tenant:${user.tenantId}`, ghost)).toBeNull()
+    expect(await raw.zscore(`${p}{idx}:ts:active:${user.app}:${user.tenantId}`, ghost)).toBeNull()
+    expect(await raw.zscore(`${p}{idx}:as:active:${user.app}`, ghost)).toBeNull()
     expect((await store.registrations.list({ tenantId: user.tenantId })).items.map((r) => r.id)).toEqual([
       winner,
     ])
@@ -471,7 +472,8 @@ describe('Redis store: crash between index and record writes', () => {
       existingId: usurper,
     })
     expect(await store.registrations.get(user.id)).toBeNull()
-    expect(await redis.zscore(`${keyPrefix}{idx}:all`, user.id)).toBeNull()
+    expect(await redis.zscore(`${keyPrefix}{idx}:as:active:${user.app}`, user.id)).toBeNull()
+    expect(await redis.zscore(`${keyPrefix}{idx}:ts:active:${user.app}:${user.tenantId}`, user.id)).toBeNull()
     expect(await redis.hget(claim.key, claim.field)).toMatch(new RegExp(`:${usurper}$`))
     // the undone record's registration.created entry went with it, and its count with its entries
     expect(await redis.exists(`${keyPrefix}outbox:{${user.id}}`)).toBe(0)

@@ -12,6 +12,7 @@ import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store, TenantCounts } from '../../src/store/types.js'
+import { expectEveryListing, recorded, toEarlierLayout } from './listing-checks.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -606,6 +607,32 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         const page = await store.registrations.list({ tenantId: tenantA, limit: 1 })
         expect(page.items[0]).toEqual({ ...made[0], version: 1 })
         expect(page.items[0]).not.toHaveProperty('key')
+      })
+
+      it('lists every combination of tenant, app and status filters a page at a time, oldest first', async () => {
+        const tenants = [randomUUID(), randomUUID(), randomUUID()]
+        const apps = ['ms-graph-mail', 'ms-defender-atp', 'ms-azure-log-analytics']
+        const ids: string[] = []
+        for (let i = 0; i < 30; i++) {
+          const registration = sampleRegistration({
+            kind: i % 3 === 0 ? 'admin' : 'delegated',
+            // a spread of tenants and apps: some combinations have nobody
+            tenantId: tenants[i % 7 === 0 ? 2 : i % 2]!,
+            app: i % 7 === 0 ? apps[0]! : apps[i % 5 === 0 ? 2 : i % 2 === 0 ? 1 : 0]!,
+            // groups of three share a millisecond (ties ordered by id), not in creation order
+            createdAt: iso(T0 + ((i * 7) % 10) * 1000),
+            status: i % 11 === 5 ? 'needs_consent' : 'active',
+          })
+          ids.push(registration.id)
+          await mustCreate(store, registration)
+        }
+        for (const i of [1, 4, 8, 13])
+          await store.registrations.update(ids[i]!, 1, { status: 'needs_consent' })
+        for (const i of [2, 9, 20]) await store.registrations.update(ids[i]!, 1, { status: 'revoked' })
+        await store.registrations.update(ids[4]!, 2, { status: 'active' })
+        await expectEveryListing(store, await recorded(store, ids))
+        // another instance reads the same
+        await expectEveryListing(await harness.peer(), await recorded(store, ids), 4)
       })
 
       it('paginates exactly: the last page has no cursor, limits are clamped, bad cursors rejected', async () => {
@@ -1481,88 +1508,127 @@ export function describeIndexRebuild(
         await harness.close()
       }
     })
-    it('answers right before the rebuild and keeps counts exact through a concurrent one', async () => {
-      const keyPrefix = `rb${randomBytes(6).toString('hex')}:`
-      const writer = await open(keyPrefix)
-      const reader = await open(keyPrefix)
-      try {
-        const tenants = [randomUUID(), randomUUID(), randomUUID()]
-        const made: Array<Omit<Registration, 'version'>> = []
-        for (let i = 0; i < 40; i++) {
-          const registration = sampleRegistration({
-            kind: i % 3 === 0 ? 'delegated' : 'admin',
-            tenantId: tenants[i % 3]!,
-            app: i % 12 === 0 ? 'ms-defender-atp' : 'ms-graph-mail',
-            createdAt: iso(T0 + i * 1000),
+    for (const earlier of [
+      { marker: '2', what: 'the previous release (marker "2")' },
+      { marker: undefined, what: 'the release before (no marker, tenants SET)' },
+    ] as const) {
+      it(`answers right from data of ${earlier.what} before, during and after a concurrent rebuild`, async () => {
+        const keyPrefix = `rb${randomBytes(6).toString('hex')}:`
+        const writer = await open(keyPrefix)
+        const reader = await open(keyPrefix)
+        try {
+          const tenants = [randomUUID(), randomUUID(), randomUUID()]
+          const made: Array<Omit<Registration, 'version'>> = []
+          for (let i = 0; i < 40; i++) {
+            const registration = sampleRegistration({
+              kind: i % 3 === 0 ? 'delegated' : 'admin',
+              tenantId: tenants[i % 3]!,
+              app: i % 12 === 0 ? 'ms-defender-atp' : 'ms-graph-mail',
+              createdAt: iso(T0 + i * 1000),
+            })
+            made.push(registration)
+            await mustCreate(writer.store, registration)
+          }
+          for (let i = 0; i < 8; i++)
+            await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
+          for (let i = 8; i < 12; i++)
+            await writer.store.registrations.update(made[i]!.id, 1, { status: 'revoked' })
+          const ids = made.map((r) => r.id)
+          const expected = { active: 28, needs_consent: 8, revoked: 4 }
+          expect(await writer.store.registrations.countByStatus()).toEqual(expected)
+
+          // the data as the earlier layout left it
+          const keys = await toEarlierLayout(
+            writer.redis,
+            keyPrefix,
+            await recorded(writer.store, ids),
+            earlier.marker,
+          )
+
+          // a fresh instance reads right before any rebuild, from the earlier indexes
+          const store = reader.store
+          expect(await store.registrations.countByStatus()).toEqual(expected)
+          expect((await store.registrations.listTenants({})).tenantIds).toEqual([...tenants].sort())
+          // ms-defender-atp: registrations 0, 12, 24, 36, all of the first tenant
+          expect((await store.registrations.listTenants({ app: 'ms-defender-atp' })).tenantIds).toEqual([
+            tenants[0],
+          ])
+          await expectEveryListing(store, await recorded(writer.store, ids))
+          // writes before the rebuild keep the earlier indexes exact: a new app, a status change
+          const late = sampleRegistration({
+            kind: 'admin',
+            tenantId: tenants[1]!,
+            app: 'ms-azure-log-analytics',
+            createdAt: iso(T0 + 5500),
           })
-          made.push(registration)
-          await mustCreate(writer.store, registration)
+          await mustCreate(writer.store, late)
+          ids.push(late.id)
+          await writer.store.registrations.update(made[30]!.id, 1, { status: 'needs_consent' })
+          await writer.store.registrations.update(made[30]!.id, 2, { status: 'active' })
+          await expectEveryListing(store, await recorded(writer.store, ids))
+
+          // the rebuild, while another instance changes statuses
+          const [rebuild] = await Promise.all([
+            store.registrations.ensureIndexes(),
+            (async () => {
+              for (let i = 12; i < 20; i++)
+                await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
+              for (let i = 0; i < 4; i++)
+                await writer.store.registrations.update(made[i]!.id, 2, { status: 'active' })
+            })(),
+          ])
+          expect(rebuild).toEqual({ rebuilt: true, registrations: 41 })
+          expect(await writer.redis.get(keys.indexes)).toBe('3')
+          // the earlier indexes are gone
+          const apps = ['ms-graph-mail', 'ms-defender-atp', 'ms-azure-log-analytics']
+          const earlierKeys = [
+            keys.all,
+            keys.legacyTenants,
+            ...keys.statuses,
+            ...tenants.map((tenantId) => keys.tenant(tenantId)),
+            ...apps.map((app) => keys.app(app)),
+          ]
+          expect(await writer.redis.exists(...earlierKeys)).toBe(0)
+          const after = { active: 25, needs_consent: 12, revoked: 4 }
+          expect(await store.registrations.countByStatus()).toEqual(after)
+          expect(await writer.store.registrations.countByStatus()).toEqual(after)
+          const now = await recorded(writer.store, ids)
+          for (const i of made.keys()) expect(now[i]!.status, `registration ${i}`).toBe(statusAfter(i))
+          await expectEveryListing(store, now)
+          await expectEveryListing(writer.store, now, 5)
+          // the indexes themselves agree with the records
+          for (const app of apps) {
+            for (const status of ['active', 'needs_consent', 'revoked'] as const) {
+              const indexed = (await writer.redis.zrange(keys.appStatus(status, app), '0', '-1')).sort()
+              const want = now
+                .filter((r) => r.app === app && r.status === status)
+                .map((r) => r.id)
+                .sort()
+              expect(indexed, `${app} ${status}`).toEqual(want)
+              for (const tenantId of tenants) {
+                const ofTenant = (
+                  await writer.redis.zrange(keys.tenantStatus(status, app, tenantId), '0', '-1')
+                ).sort()
+                const wantOfTenant = now
+                  .filter((r) => r.app === app && r.status === status && r.tenantId === tenantId)
+                  .map((r) => r.id)
+                  .sort()
+                expect(ofTenant, `${app} ${status} ${tenantId}`).toEqual(wantOfTenant)
+              }
+            }
+          }
+          expect((await store.registrations.listTenants({ limit: 2 })).tenantIds).toEqual(
+            [...tenants].sort().slice(0, 2),
+          )
+          expect(await store.registrations.ensureIndexes()).toEqual({ rebuilt: false, registrations: 0 })
+          // tenant summaries agree with a walk (data written before summaries is repaired on reading)
+          await expectSummariesWalked(store, tenants, apps)
+        } finally {
+          await writer.close()
+          await reader.close()
         }
-        for (let i = 0; i < 8; i++)
-          await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
-        for (let i = 8; i < 12; i++)
-          await writer.store.registrations.update(made[i]!.id, 1, { status: 'revoked' })
-        const expected = { active: 28, needs_consent: 8, revoked: 4 }
-        expect(await writer.store.registrations.countByStatus()).toEqual(expected)
-
-        // the data as the earlier layout left it
-        const keys = redisKeys(keyPrefix)
-        await writer.redis.del(
-          keys.indexes,
-          keys.tenantIds,
-          ...keys.statuses,
-          keys.appTenants('ms-graph-mail'),
-          keys.appTenants('ms-defender-atp'),
-        )
-        await writer.redis.sadd(keys.legacyTenants, ...tenants)
-
-        // a fresh instance reads right before any rebuild, by scanning
-        const store = reader.store
-        expect(await store.registrations.countByStatus()).toEqual(expected)
-        expect((await store.registrations.listTenants({})).tenantIds).toEqual([...tenants].sort())
-        // ms-defender-atp: registrations 0, 12, 24, 36, all of the first tenant
-        expect((await store.registrations.listTenants({ app: 'ms-defender-atp' })).tenantIds).toEqual([
-          tenants[0],
-        ])
-        expect((await allPages(store, { status: 'revoked' }, 3)).ids).toEqual(
-          made.slice(8, 12).map((r) => r.id),
-        )
-
-        // the rebuild, while another instance changes statuses
-        const [rebuild] = await Promise.all([
-          store.registrations.ensureIndexes(),
-          (async () => {
-            for (let i = 12; i < 20; i++)
-              await writer.store.registrations.update(made[i]!.id, 1, { status: 'needs_consent' })
-            for (let i = 0; i < 4; i++)
-              await writer.store.registrations.update(made[i]!.id, 2, { status: 'active' })
-          })(),
-        ])
-        expect(rebuild).toEqual({ rebuilt: true, registrations: 40 })
-        expect(await writer.redis.get(keys.indexes)).toBe('2')
-        expect(await writer.redis.exists(keys.legacyTenants)).toBe(0)
-        const after = { active: 24, needs_consent: 12, revoked: 4 }
-        expect(await store.registrations.countByStatus()).toEqual(after)
-        expect(await writer.store.registrations.countByStatus()).toEqual(after)
-        // the indexes themselves agree with the records (active has no index of its own)
-        expect(await writer.redis.exists(keys.status('active'))).toBe(0)
-        for (const status of ['needs_consent', 'revoked'] as const) {
-          const indexed = (await writer.redis.zrange(keys.status(status), '0', '-1')).sort()
-          const recorded = made
-            .filter((_, i) => statusAfter(i) === status)
-            .map((r) => r.id)
-            .sort()
-          expect(indexed, status).toEqual(recorded)
-        }
-        expect((await store.registrations.listTenants({ limit: 2 })).tenantIds).toEqual(
-          [...tenants].sort().slice(0, 2),
-        )
-        expect(await store.registrations.ensureIndexes()).toEqual({ rebuilt: false, registrations: 0 })
-      } finally {
-        await writer.close()
-        await reader.close()
-      }
-    })
+      })
+    }
   })
 }
 

@@ -11,21 +11,34 @@
 //   P seen:{enc(id)}:<marker>        STRING  admit: replay marker of one request, PX replay TTL
 //   P rl-reg:{enc(id)}               STRING  admit: per-registration fixed-window counter, PX window
 //                                            (both in the record's slot: admit is one script)
-//   P{idx}:all                       ZSET    every registration id, score = createdAt (ms)
-//   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
-//   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
+//   P{idx}:as:<status>:<app>         ZSET    ids of one app with one status, score = createdAt (ms):
+//                                            every registration is in exactly one; an app filter, a
+//                                            status filter and the unfiltered listing merge a few of
+//                                            them (apps × statuses), an app+status filter reads one
+//   P{idx}:ts:<status>:<enc(app)>:<tenantId> ZSET  ids of one tenant's registrations of one app with
+//                                            one status, score = createdAt (`enc` also encodes `:`):
+//                                            every registration is in exactly one; a tenant filter
+//                                            merges those of the apps and statuses asked for
+//   P{idx}:apps                      SET     every app with a registration (which `as`/`ts` to merge)
 //   P{idx}:tenant-ids                ZSET    every tenant id with a registration (score 0: by id)
 //   P{idx}:app-tenants:<app>         ZSET    tenant ids with a registration of the app (score 0)
-//   P{idx}:status:<status>           ZSET    ids of needs_consent / revoked registrations, score =
-//                                            createdAt (status filters, counts: ZCARD; active has
-//                                            none: it walks `all`, its count is what the others
-//                                            leave of `all`; an earlier `status:active` is dropped
-//                                            at start-up)
-//   P{idx}:indexes                   STRING  "2" once the three above are complete (set by the
-//                                            first create of a new store, or by the rebuild of
-//                                            data written before them; until then readers fall
-//                                            back to scanning)
-//   P{idx}:tenants                   SET     (before the indexes above; read only until rebuilt)
+//   P{idx}:indexes                   STRING  INDEXES_VERSION ("3") once the indexes above hold every
+//                                            registration (set by the first create of a new store,
+//                                            or by the rebuild of data written before them:
+//                                            services/index-rebuild.ts)
+//   Counts by status are the ZCARDs of the `as` keys; a page reads at most (apps × 3) × page
+//   entries, never an entry the filters don't match.
+//   Before the `indexes` marker says "3" (data of an earlier release, until its rebuild), the
+//   scripts also keep the earlier release's indexes, and readers read those:
+//   P{idx}:all                       ZSET    every registration id, score = createdAt
+//   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
+//   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
+//   P{idx}:status:<status>           ZSET    ids of needs_consent / revoked registrations (complete
+//                                            when the marker is "2"; an older `status:active` is
+//                                            dropped)
+//   The rebuild deletes them once the marker says "3" (`all` last: while it exists, the cleanup
+//   is unfinished and the next start-up finishes it).
+//   P{idx}:tenants                   SET     (before `tenant-ids`; read only until rebuilt)
 //   P{idx}:tenant-summary:<tenantId> HASH    one tenant's registrations counted as they change, by
 //                                            the scripts that move its index entries:
 //                                            `n|<app>|<cloud>|<status>` → count, `c|<app>` → last
@@ -62,7 +75,10 @@ import { sha256Hex } from '../../crypto/sha256.js'
 import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 
 /** The version of the `{idx}` indexes this code maintains (the value of the `indexes` marker). */
-export const INDEXES_VERSION = '2'
+export const INDEXES_VERSION = '3'
+
+/** The marker of the earlier release's indexes (all/tenant/app/status, complete), read until the rebuild. */
+export const LEGACY_INDEXES_VERSION = '2'
 
 /** The version of the tenant summaries this code maintains (their `v` field). */
 export const SUMMARY_VERSION = '1'
@@ -79,6 +95,11 @@ function encodeTagged(value: string): string {
   return value.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
+/** Percent-encodes what would make a `ts` key ambiguous or change its hash tag (`%{}:`). */
+function encodePart(value: string): string {
+  return value.replace(/[%{}:]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+}
+
 /** Every key name of a store with `prefix` (see the layout above). */
 export function redisKeys(prefix: string) {
   const idx = `${prefix}{idx}:`
@@ -86,6 +107,11 @@ export function redisKeys(prefix: string) {
     reg: (id: string) => `${prefix}reg:{${encodeTagged(id)}}`,
     seen: (id: string, marker: string) => `${prefix}seen:{${encodeTagged(id)}}:${marker}`,
     registrationRate: (id: string) => `${prefix}rl-reg:{${encodeTagged(id)}}`,
+    appStatus: (status: RegistrationStatus, app: string) => `${idx}as:${status}:${app}`,
+    tenantStatus: (status: RegistrationStatus, app: string, tenantId: string) =>
+      `${idx}ts:${status}:${encodePart(app)}:${tenantId}`,
+    apps: `${idx}apps`,
+    /** The earlier release's indexes (see the layout above): kept only until the rebuild. */
     all: `${idx}all`,
     tenant: (tenantId: string) => `${idx}tenant:${tenantId}`,
     app: (app: string) => `${idx}app:${app}`,
@@ -95,7 +121,7 @@ export function redisKeys(prefix: string) {
     appTenants: (app: string) => `${idx}app-tenants:${app}`,
     tenantSummary: (tenantId: string) => `${idx}tenant-summary:${tenantId}`,
     status: (status: RegistrationStatus) => `${idx}status:${status}`,
-    /** The three status indexes, in REGISTRATION_STATUSES order (active, needs_consent, revoked). */
+    /** The earlier release's three status indexes (active, needs_consent, revoked). */
     statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),
     indexes: `${idx}indexes`,
     /** The one claims hash written before the buckets (read until moved: delegated-claims.ts). */
@@ -123,6 +149,29 @@ export function redisKeys(prefix: string) {
     upstreamFailures: (minute: number) => `${prefix}{upf}:${minute}`,
   }
 }
+
+/**
+ * The `{idx}` keys one registration's index entries live in, in the order the Lua's `index_keys`
+ * reads them (index-lua.ts): marker, apps, its app's three `as` keys, its tenant's three `ts` keys
+ * (active, needs_consent, revoked), then the earlier release's all, tenant, app, needs_consent and
+ * revoked indexes (written only until the rebuild).
+ */
+export function indexBlock(keys: RedisKeys, app: string, tenantId: string): string[] {
+  return [
+    keys.indexes,
+    keys.apps,
+    ...REGISTRATION_STATUSES.map((status) => keys.appStatus(status, app)),
+    ...REGISTRATION_STATUSES.map((status) => keys.tenantStatus(status, app, tenantId)),
+    keys.all,
+    keys.tenant(tenantId),
+    keys.app(app),
+    keys.status('needs_consent'),
+    keys.status('revoked'),
+  ]
+}
+
+/** How many keys `indexBlock` gives. */
+export const INDEX_BLOCK_SIZE = 13
 
 /** The key names of one store (`redisKeys(prefix)`). */
 export type RedisKeys = ReturnType<typeof redisKeys>

@@ -1,8 +1,10 @@
 // Reading registrations in Redis by index: the admin listings (filtered, paged by cursor), the
 // tenants of an app, the counts by status, the idle delegated registrations keep-alive walks, and
-// the id scan of maintenance commands. Every index entry is checked against its record, so a stale
-// or dangling entry is never shown; data written before the status and tenant indexes is served by
-// a scan until they are rebuilt (secondary-indexes.ts). Writes are registrations.ts's.
+// the id scan of maintenance commands. A listing reads exactly the indexes its filters name
+// (merged: secondary-indexes.ts), so a page costs the same however many registrations don't match.
+// Every index entry is checked against its record, so a stale or dangling entry is never shown;
+// data written before these indexes is served from the earlier release's indexes (a walk of the
+// smallest, or a scan) until they are rebuilt. Writes are registrations.ts's.
 import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import type {
@@ -37,7 +39,7 @@ export class RedisRegistrationListings {
   async list(query: RegistrationQuery): Promise<RegistrationPage> {
     const limit = clampLimit(query.limit)
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor)
-    const key = await this.#listingIndex(query)
+    const key = (await this.indexes.listingKeys(query)) ?? (await this.#legacyListingIndex(query))
     const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
       Promise.all(
         ids.map(async (id) => {
@@ -51,15 +53,19 @@ export class RedisRegistrationListings {
   }
 
   /**
-   * The index a listing walks: the smallest of those its filters name (every item is checked
-   * against its record anyway), so a filter matching few registrations reads few.
+   * Before the rebuild, the earlier release's index a listing walks: the smallest of those its
+   * filters name (every item is checked against its record anyway).
    */
-  async #listingIndex(query: RegistrationQuery): Promise<string> {
+  async #legacyListingIndex(query: RegistrationQuery): Promise<string> {
     const candidates: string[] = []
     if (query.tenantId !== undefined) candidates.push(this.keys.tenant(query.tenantId))
     if (query.app !== undefined) candidates.push(this.keys.app(query.app))
     // active has no index of its own (nearly every registration is active): walk `all`
-    if (query.status !== undefined && query.status !== 'active' && (await this.indexes.complete()))
+    if (
+      query.status !== undefined &&
+      query.status !== 'active' &&
+      (await this.indexes.legacyStatusesComplete())
+    )
       candidates.push(this.keys.status(query.status))
     return candidates.length === 0 ? this.keys.all : this.indexes.smallest(candidates)
   }
@@ -126,7 +132,8 @@ export class RedisRegistrationListings {
   async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
     const limit = clampLimit(count, 100, 1000)
     const after = cursor === undefined ? undefined : decodeCursor(cursor)
-    const { items, next } = await walkIndex(this.redis, this.keys.all, after, limit, (ids) =>
+    const key = (await this.indexes.listingKeys({})) ?? this.keys.all
+    const { items, next } = await walkIndex(this.redis, key, after, limit, (ids) =>
       Promise.all(
         ids.map(async (id) => ((await this.redis.exists(this.keys.reg(id))) === 1 ? id : undefined)),
       ),

@@ -67,7 +67,8 @@ import {
   parseClaim,
   RELEASE_CLAIM,
 } from './delegated-claims.js'
-import { INDEXES_VERSION, type RedisKeys, SUMMARY_VERSION } from './keys.js'
+import { CLAIM_INDEX, UNCLAIM_INDEX, UPDATE_RECORD_INDEXED } from './index-lua.js'
+import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import {
   fromStored,
   moreChunks,
@@ -78,15 +79,7 @@ import {
 } from './record-layout.js'
 import { resealRecord } from './record-maintenance.js'
 import { RedisRegistrationListings } from './registration-listings.js'
-import {
-  CLAIM_INDEX,
-  CREATE_RECORD,
-  runScript,
-  TOUCH_RECORD,
-  UNCLAIM_INDEX,
-  UPDATE_RECORD,
-  UPDATE_RECORD_INDEXED,
-} from './scripts.js'
+import { CREATE_RECORD, runScript, TOUCH_RECORD, UPDATE_RECORD } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
 import { RedisTenantSummaries, readSummaryFacts } from './tenant-summaries.js'
 
@@ -122,20 +115,16 @@ export class RedisRegistrations implements RegistrationStore {
     this.#crossSlotScripts = !redis.isCluster
   }
 
-  /** CLAIM_INDEX's keys (see scripts.ts for their order). */
+  /** CLAIM_INDEX's keys (see index-lua.ts for their order). */
   #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>, claim: ClaimSlot | undefined): string[] {
     const k = this.keys
     return [
-      k.all,
-      k.tenant(registration.tenantId),
-      k.app(registration.app),
-      k.tenantIds,
       claim?.key ?? k.legacyDelegated, // (untouched without a claim)
       k.idle,
-      ...k.statuses,
+      k.tenantIds,
       k.appTenants(registration.app),
-      k.indexes,
       k.tenantSummary(registration.tenantId),
+      ...indexBlock(k, registration.app, registration.tenantId),
       k.legacyDelegated,
     ]
   }
@@ -168,7 +157,6 @@ export class RedisRegistrations implements RegistrationStore {
         expected,
         stale,
         input.status,
-        INDEXES_VERSION,
         input.app,
         input.cloud,
         isoToMs(input.consentedAt, 'registration.consentedAt'),
@@ -208,13 +196,10 @@ export class RedisRegistrations implements RegistrationStore {
           this.redis,
           UNCLAIM_INDEX,
           [
-            indexKeys[0]!,
-            indexKeys[1]!,
-            indexKeys[2]!,
             slot.key,
             this.keys.idle,
-            ...this.keys.statuses,
-            indexKeys[11]!,
+            this.keys.tenantSummary(input.tenantId),
+            ...indexBlock(this.keys, input.app, input.tenantId),
           ],
           [id, '', '', input.app, input.cloud, SUMMARY_VERSION],
         )
@@ -297,9 +282,8 @@ export class RedisRegistrations implements RegistrationStore {
           ? [
               this.keys.reg(id),
               this.keys.outbox(id),
-              this.keys.all,
-              ...this.keys.statuses,
               this.keys.tenantSummary(counted!.tenantId),
+              ...indexBlock(this.keys, counted!.app, counted!.tenantId),
             ]
           : [this.keys.reg(id), this.keys.outbox(id)],
         indexed ? [...args, SUMMARY_VERSION, counted!.app, counted!.cloud, counted!.consented] : args,
@@ -317,8 +301,9 @@ export class RedisRegistrations implements RegistrationStore {
     if (
       !indexed &&
       patch.status !== undefined &&
+      counted !== undefined &&
       reply &&
-      (reply[0] !== patch.status || counted?.consented !== '')
+      (reply[0] !== patch.status || counted.consented !== '')
     ) {
       await this.#indexes.moveStatus(id, patch.status, counted)
     }

@@ -1,10 +1,10 @@
-// Every Lua script of the Redis store, beside the one way to run them (EVALSHA, falling back to
-// EVAL when the server has not cached the script yet). Each script touches keys of ONE hash slot,
+// The Lua scripts of the Redis store's records, locks, rate limits and token cache, beside the one
+// way to run them (EVALSHA, falling back to EVAL when the server has not cached the script yet);
+// those of the `{idx}` indexes are in index-lua.ts. Each script touches keys of ONE hash slot,
 // except ADMIT_CLIENT and UPDATE_RECORD_INDEXED (see their comments; a Cluster never runs them),
 // so they run unchanged on a Cluster.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
-import { LUA_MOVE_COUNTED, LUA_MOVE_STATUS, LUA_SUMMARY, REPAIR_SUMMARY_LUA } from './index-lua.js'
 import { LUA_CHUNKED_FIELDS } from './record-layout.js'
 
 /** A Lua script and its SHA-1, for EVALSHA. */
@@ -39,71 +39,6 @@ export const CREATE_RECORD = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
-return 1
-`)
-
-/**
- * KEYS (one slot): 1 all, 2 tenant, 3 app, 4 tenant ids, 5 the claim's bucket, 6 idle, 7–9 status
- * indexes (active — no longer written, see move_status —, needs_consent, revoked), 10 the app's
- * tenant ids, 11 the indexes marker, 12 the tenant's summary, 13 the legacy claims hash.
- * ARGV: id, score, tenantId, claim field in the bucket ('' = none), claim value, idle score ('' =
- *       none), expected current claim ('' = slot must be free), stale id to drop from the indexes
- *       (''), status, indexes version, app, cloud, consentedAt (ms), summary version, the claim's
- *       legacy field (delegated-claims.ts: read when the bucket has none, moved when claimed).
- * Returns {1} or {0, current claim}. The first registration of a store marks its indexes complete
- * (nothing written before them needs a rebuild); a tenant's first registration starts its summary
- * complete (a stale id dropped is of the same tenant, app and cloud: its uniqueness field says so).
- */
-export const CLAIM_INDEX = new LuaScript(`${LUA_MOVE_STATUS}${LUA_SUMMARY}
-local id, score = ARGV[1], ARGV[2]
-local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
-local app, cloud, consented, sversion = ARGV[11], ARGV[12], ARGV[13], ARGV[14]
-if field ~= '' then
-  local current = redis.call('HGET', KEYS[5], field) or redis.call('HGET', KEYS[13], ARGV[15])
-  if current and current ~= expected then return {0, current} end
-  redis.call('HSET', KEYS[5], field, claim)
-  redis.call('HDEL', KEYS[13], ARGV[15])
-  if stale ~= '' then
-    local was = index_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, stale)
-    if was then summary_add(KEYS[12], sversion, app, cloud, was, -1, '') end
-    for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[6], KEYS[7], KEYS[8], KEYS[9]}) do
-      redis.call('ZREM', key, stale)
-    end
-  end
-end
-if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[11]) == 0 then
-  redis.call('SET', KEYS[11], ARGV[10])
-end
-if redis.call('ZCARD', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[12])
-  redis.call('HSET', KEYS[12], 'v', sversion)
-end
-local was = index_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, id)
-if was then summary_add(KEYS[12], sversion, app, cloud, was, -1, '') end
-summary_add(KEYS[12], sversion, app, cloud, ARGV[9], 1, consented)
-redis.call('ZADD', KEYS[1], score, id)
-redis.call('ZADD', KEYS[2], score, id)
-redis.call('ZADD', KEYS[3], score, id)
-redis.call('ZADD', KEYS[4], 0, ARGV[3])
-redis.call('ZADD', KEYS[10], 0, ARGV[3])
-if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) end
-move_status(KEYS[1], {needs_consent = KEYS[8], revoked = KEYS[9]}, id, ARGV[9])
-return {1}
-`)
-
-/**
- * KEYS: all, tenant, app, the claim's bucket, idle, then the three status indexes, the tenant's
- * summary. ARGV: id, field, claim, app, cloud, summary version. Undoes a lost create (its count too).
- */
-export const UNCLAIM_INDEX = new LuaScript(`${LUA_SUMMARY}
-if ARGV[2] ~= '' and redis.call('HGET', KEYS[4], ARGV[2]) == ARGV[3] then
-  redis.call('HDEL', KEYS[4], ARGV[2])
-end
-local was = index_status(KEYS[1], {needs_consent = KEYS[7], revoked = KEYS[8]}, ARGV[1])
-if was then summary_add(KEYS[9], ARGV[6], ARGV[4], ARGV[5], was, -1, '') end
-for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}) do
-  redis.call('ZREM', key, ARGV[1])
-end
 return 1
 `)
 
@@ -143,7 +78,7 @@ end
  * non-secret fields as stored, and its id) in the same step, so no notification is lost if the
  * writer dies right after.
  */
-const LUA_UPDATE = `${LUA_CHUNKS}
+export const LUA_UPDATE = `${LUA_CHUNKS}
 local function update()
   local current = redis.call('HMGET', KEYS[1], 'version', 'status')
   if not current[1] or current[1] ~= ARGV[1] then return false end
@@ -190,56 +125,6 @@ end
 /** See LUA_UPDATE: the record alone (a Cluster moves its status index entry afterwards). */
 export const UPDATE_RECORD = new LuaScript(`${LUA_UPDATE}
 return update()
-`)
-
-/**
- * LUA_UPDATE and the move of the status index entry with the tenant summary's counts, in one step:
- * KEYS 3–7 are all, the three status indexes and the tenant's summary (slot `{idx}`, not the
- * record's: a single server or Sentinel primary only, like ADMIT_CLIENT). ARGV: LUA_UPDATE's, then
- * summary version, app, cloud, consentedAt (ms, '' = unchanged), taken off before update() reads them.
- */
-export const UPDATE_RECORD_INDEXED = new LuaScript(`${LUA_UPDATE}${LUA_MOVE_COUNTED}
-local consented = table.remove(ARGV)
-local cloud = table.remove(ARGV)
-local app = table.remove(ARGV)
-local sversion = table.remove(ARGV)
-local reply = update()
-if type(reply) == 'table' and reply[1] and ARGV[2] ~= '' then
-  move_counted(KEYS[3], {needs_consent = KEYS[5], revoked = KEYS[6]}, KEYS[7], ARGV[6], ARGV[2], sversion, app, cloud, consented)
-end
-return reply
-`)
-
-/** KEYS: all, then the three status indexes. ARGV: (id, status)… Moves each id to its status index. */
-export const MOVE_STATUS = new LuaScript(`${LUA_MOVE_STATUS}
-local sets = {needs_consent = KEYS[3], revoked = KEYS[4]}
-local moved = 0
-for i = 1, #ARGV, 2 do moved = moved + move_status(KEYS[1], sets, ARGV[i], ARGV[i + 1]) end
-return moved
-`)
-
-/**
- * KEYS: all, the three status indexes, the tenant's summary. ARGV: id, status, summary version, app,
- * cloud, consentedAt (ms, ''). MOVE_STATUS of one id with its summary's counts (a Cluster's move
- * after the record's update).
- */
-export const MOVE_STATUS_COUNTED = new LuaScript(`${LUA_MOVE_COUNTED}
-return move_counted(KEYS[1], {needs_consent = KEYS[3], revoked = KEYS[4]}, KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-`)
-
-/** See REPAIR_SUMMARY_LUA (index-lua.ts). */
-export const REPAIR_SUMMARY = new LuaScript(REPAIR_SUMMARY_LUA)
-
-/**
- * KEYS: tenant ids, then the tenant-id indexes of the apps named. ARGV: (tenantId, index of its
- * app's key in KEYS)… Adds each tenant to both (the rebuild of indexes written before them).
- */
-export const ADD_TENANTS = new LuaScript(`
-for i = 1, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], 0, ARGV[i])
-  redis.call('ZADD', KEYS[tonumber(ARGV[i + 1])], 0, ARGV[i])
-end
-return 1
 `)
 
 /**

@@ -1,23 +1,33 @@
 // The `{idx}` indexes that keep operator reads and counts independent of how many registrations
-// there are: ids by status (status filters; counts are their ZCARDs), tenant ids in id order (the
-// tenants pages) overall and per app. create and update maintain them (keys.ts, scripts.ts); this
-// file reads them, moves a status entry where a Cluster can't do it in the record's script, and
+// there are: ids by (app, status) and by (tenant, app, status) — every listing filter reads exactly
+// the indexes it names, merged, and counts by status are their ZCARDs —, and tenant ids in id order
+// (the tenants pages) overall and per app. create and update maintain them (keys.ts, index-lua.ts);
+// this file reads them, moves an entry where a Cluster can't do it in the record's script, and
 // rebuilds them once for registrations written before they existed.
 //
-// Until the rebuild has set the `indexes` marker, readers fall back to what existed before (a scan
-// of `all`, the old tenants SET), so an upgraded store answers correctly from its first request.
+// Until the rebuild has set the `indexes` marker to this version, the scripts also keep the earlier
+// release's indexes (`all`, tenant, app, status) and readers read those (with a scan of `all`
+// where even they are incomplete), so an upgraded store answers correctly from its first request.
 import { clampLimit, decodeTenantCursor, encodeTenantCursor, type IndexPosition } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
   REGISTRATION_STATUSES,
+  type RegistrationQuery,
   type RegistrationStatus,
   type TenantPage,
   type TenantQuery,
 } from '../types.js'
-import { INDEXES_VERSION, type RedisKeys, SUMMARY_VERSION } from './keys.js'
+import { MOVE_STATUS_COUNTED, REBUILD_ENTRY } from './index-lua.js'
+import {
+  INDEXES_VERSION,
+  indexBlock,
+  LEGACY_INDEXES_VERSION,
+  type RedisKeys,
+  SUMMARY_VERSION,
+} from './keys.js'
 import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
-import { ADD_TENANTS, MOVE_STATUS, MOVE_STATUS_COUNTED, runScript } from './scripts.js'
+import { runScript } from './scripts.js'
 
 /** HMGET names of tenantId and app in either record layout: [short, long] each. */
 const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
@@ -38,7 +48,7 @@ export interface SummaryFacts {
   consented: string
 }
 
-/** Reads and repairs of the status and tenant indexes of one Redis store. */
+/** Reads and repairs of the listing and tenant indexes of one Redis store. */
 export class RedisSecondaryIndexes {
   /** Once complete, always complete: the marker is never removed by the broker. */
   #complete = false
@@ -48,65 +58,134 @@ export class RedisSecondaryIndexes {
     private readonly keys: RedisKeys,
   ) {}
 
-  /** Whether the indexes hold every registration (the marker is set). */
+  /** Whether the (app, status) and (tenant, app, status) indexes hold every registration. */
   async complete(): Promise<boolean> {
     if (!this.#complete) this.#complete = (await this.redis.get(this.keys.indexes)) === INDEXES_VERSION
     return this.#complete
   }
 
+  /** This version's marker, or the earlier release's complete indexes ("2"), or neither. */
+  async #state(): Promise<'complete' | 'legacy' | 'incomplete'> {
+    if (this.#complete) return 'complete'
+    const marker = await this.redis.get(this.keys.indexes)
+    if (marker === INDEXES_VERSION) this.#complete = true
+    return marker === INDEXES_VERSION
+      ? 'complete'
+      : marker === LEGACY_INDEXES_VERSION
+        ? 'legacy'
+        : 'incomplete'
+  }
+
+  /** Whether the earlier release's status indexes are complete (read until the rebuild). */
+  async legacyStatusesComplete(): Promise<boolean> {
+    return (await this.#state()) === 'legacy'
+  }
+
   /**
-   * Puts `id` in the status index of the status its record has now, until a read of the record
+   * Puts `id`'s index entries under the status its record has now, until a read of the record
    * agrees with the last move (a concurrent update may move it in between; the last one to verify
-   * leaves the entry right). For a Cluster, where the record and the index are in two slots.
+   * leaves the entries right), its tenant summary's counts with them. For a Cluster, where the
+   * record and the indexes are in two slots.
    */
-  async moveStatus(id: string, status: RegistrationStatus, facts?: SummaryFacts): Promise<void> {
+  async moveStatus(id: string, status: RegistrationStatus, facts: SummaryFacts): Promise<void> {
     let moved = status
+    const keys = [
+      this.keys.tenantSummary(facts.tenantId),
+      ...indexBlock(this.keys, facts.app, facts.tenantId),
+    ]
     for (let round = 0; round < VERIFY_ROUNDS; round++) {
-      if (facts === undefined) {
-        await runScript(this.redis, MOVE_STATUS, [this.keys.all, ...this.keys.statuses], [id, moved])
-      } else {
-        // the tenant summary's counts move with the entry (same script, same slot)
-        await runScript(
-          this.redis,
-          MOVE_STATUS_COUNTED,
-          [this.keys.all, ...this.keys.statuses, this.keys.tenantSummary(facts.tenantId)],
-          [id, moved, SUMMARY_VERSION, facts.app, facts.cloud, facts.consented],
-        )
-      }
+      await runScript(this.redis, MOVE_STATUS_COUNTED, keys, [
+        id,
+        moved,
+        SUMMARY_VERSION,
+        facts.app,
+        facts.cloud,
+        facts.consented,
+      ])
       const now = await this.redis.hget(this.keys.reg(id), 'status')
       if (!isStatus(now) || now === moved) return
       moved = now
     }
   }
 
-  /**
-   * Counts by status, or `undefined` while the indexes are incomplete: ZCARD of the needs_consent
-   * and revoked indexes; active is what they leave of `all` (it has no index of its own).
-   */
-  async countByStatus(): Promise<Record<RegistrationStatus, number> | undefined> {
-    if (!(await this.complete())) return undefined
-    const results = await this.redis
-      .multi()
-      .zcard(this.keys.all)
-      .zcard(this.keys.status('needs_consent'))
-      .zcard(this.keys.status('revoked'))
-      .exec()
-    if (results === null) throw new Error('redis transaction was aborted')
-    const [all, needsConsent, revoked] = results.map(([error, value]) => {
-      if (error) throw error
-      return Number(value)
-    })
-    if (all === undefined || needsConsent === undefined || revoked === undefined)
-      throw new Error('redis transaction lost a reply')
-    return { active: Math.max(0, all - needsConsent - revoked), needs_consent: needsConsent, revoked }
+  /** Every app with a registration, sorted (which `as` and `ts` keys a listing merges). */
+  async apps(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.apps)).sort()
   }
 
   /**
-   * Removes the `status:active` index earlier versions maintained (about 140 bytes per
-   * registration; nothing reads it now). Run at start-up, once the indexes are complete.
+   * The indexes a listing reads, merged: exactly the registrations its filters name (the
+   * (tenant, app, status) ones with a tenant, else the (app, status) ones); `undefined` while the
+   * indexes are incomplete.
+   */
+  async listingKeys(
+    query: Pick<RegistrationQuery, 'tenantId' | 'app' | 'status'>,
+  ): Promise<string[] | undefined> {
+    if (!(await this.complete())) return undefined
+    const apps = query.app === undefined ? await this.apps() : [query.app]
+    const statuses = query.status === undefined ? REGISTRATION_STATUSES : [query.status]
+    const { tenantId } = query
+    return apps.flatMap((app) =>
+      statuses.map((status) =>
+        tenantId === undefined
+          ? this.keys.appStatus(status, app)
+          : this.keys.tenantStatus(status, app, tenantId),
+      ),
+    )
+  }
+
+  /**
+   * Counts by status, or `undefined` while no index is complete: the ZCARDs of the (app, status)
+   * indexes (before the rebuild: of the earlier release's status indexes; active is what they
+   * leave of `all`).
+   */
+  async countByStatus(): Promise<Record<RegistrationStatus, number> | undefined> {
+    const state = await this.#state()
+    if (state === 'incomplete') return undefined
+    const counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
+    const multi = this.redis.multi()
+    const counted: RegistrationStatus[] = []
+    if (state === 'complete') {
+      for (const app of await this.apps()) {
+        for (const status of REGISTRATION_STATUSES) {
+          multi.zcard(this.keys.appStatus(status, app))
+          counted.push(status)
+        }
+      }
+    } else {
+      multi.zcard(this.keys.all)
+      multi.zcard(this.keys.status('needs_consent'))
+      multi.zcard(this.keys.status('revoked'))
+      counted.push('active', 'needs_consent', 'revoked')
+    }
+    if (counted.length === 0) return counts
+    const results = await multi.exec()
+    if (results === null) throw new Error('redis transaction was aborted')
+    results.forEach(([error, value], i) => {
+      if (error) throw error
+      counts[counted[i]!] += Number(value)
+    })
+    if (state === 'legacy') counts.active = Math.max(0, counts.active - counts.needs_consent - counts.revoked)
+    return counts
+  }
+
+  /**
+   * Removes what earlier versions kept and nothing reads once the indexes are complete: their
+   * indexes (all, tenant, app, status) and tenants SET. Run at start-up; `all` goes last, so an
+   * interrupted cleanup is finished by the next start-up.
    */
   async dropRetired(): Promise<void> {
-    await this.redis.unlink(this.keys.status('active'))
+    const k = this.keys
+    if ((await this.redis.exists(k.all)) === 0) return
+    const apps = await this.apps()
+    await this.redis.unlink(k.legacyTenants, ...k.statuses, ...apps.map((app) => k.app(app)))
+    for (let after = '-'; ; ) {
+      const tenants = await this.redis.zrange(k.tenantIds, after, '+', 'BYLEX', 'LIMIT', 0, REBUILD_BATCH)
+      if (tenants.length === 0) break
+      await this.redis.unlink(...tenants.map((tenantId) => k.tenant(tenantId)))
+      after = `(${tenants[tenants.length - 1]}`
+    }
+    await this.redis.unlink(k.all)
   }
 
   /** The smallest of the candidate index keys (by ZCARD): a filtered listing walks the fewest entries. */
@@ -126,7 +205,7 @@ export class RedisSecondaryIndexes {
 
   /** One page of tenant ids from the sorted indexes; `undefined` while they are incomplete. */
   async listTenants(query: TenantQuery): Promise<TenantPage | undefined> {
-    if (!(await this.complete())) return undefined
+    if ((await this.#state()) === 'incomplete') return undefined
     const limit = clampLimit(query.limit)
     const after = query.cursor === undefined ? undefined : decodeTenantCursor(query.cursor)
     const key = query.app === undefined ? this.keys.tenantIds : this.keys.appTenants(query.app)
@@ -155,9 +234,11 @@ export class RedisSecondaryIndexes {
   }
 
   /**
-   * Indexes every registration of `all` by status, tenant and app, in batches, then sets the
-   * marker. Concurrent creates and updates maintain the indexes themselves meanwhile; an entry
-   * the rebuild wrote from a status read before such an update is corrected by its re-check.
+   * Indexes every registration of the earlier release's `all` by (app, status), (tenant, app,
+   * status) and tenant, in batches, then sets the marker and drops the earlier indexes. Concurrent
+   * creates and updates maintain the new indexes themselves meanwhile (and the earlier ones, while
+   * the marker is not set); an entry one of them wrote is never overwritten by the rebuild's older
+   * read of the record.
    */
   async rebuild(): Promise<number> {
     let after: IndexPosition | undefined
@@ -169,34 +250,24 @@ export class RedisSecondaryIndexes {
       const records = await Promise.all(
         entries.map((entry) => this.redis.hmget(this.keys.reg(entry.id), 'status', ...TENANT_APP)),
       )
-      const found: Array<{ id: string; status: RegistrationStatus }> = []
-      const tenants: string[] = []
-      const appKeys: string[] = []
-      records.forEach(([status, tenantShort, tenantLong, appShort, appLong], i) => {
+      const writes = records.map(([status, tenantShort, tenantLong, appShort, appLong], i) => {
         const tenantId = tenantShort ?? tenantLong
         const app = appShort ?? appLong
-        if (!isStatus(status) || !tenantId || !app) return // a dangling entry: no record
-        found.push({ id: entries[i]!.id, status })
-        const appKey = this.keys.appTenants(app)
-        let appIndex = appKeys.indexOf(appKey)
-        if (appIndex < 0) appIndex = appKeys.push(appKey) - 1
-        tenants.push(tenantId, String(appIndex + 2)) // KEYS[1] is tenantIds
+        if (!isStatus(status) || !tenantId || !app) return undefined // a dangling entry: no record
+        const id = entries[i]!.id
+        return runScript(
+          this.redis,
+          REBUILD_ENTRY,
+          [this.keys.tenantIds, this.keys.appTenants(app), ...indexBlock(this.keys, app, tenantId)],
+          [id, status, tenantId, app],
+        )
       })
-      if (found.length === 0) continue
-      const moves = found.flatMap(({ id, status }) => [id, status])
-      await runScript(this.redis, MOVE_STATUS, [this.keys.all, ...this.keys.statuses], moves)
-      await runScript(this.redis, ADD_TENANTS, [this.keys.tenantIds, ...appKeys], tenants)
-      // re-check: a status changed since it was read (a concurrent update) is moved again
-      const now = await Promise.all(found.map(({ id }) => this.redis.hget(this.keys.reg(id), 'status')))
-      for (const [i, { id, status }] of found.entries()) {
-        const current = now[i]
-        if (isStatus(current) && current !== status) await this.moveStatus(id, current)
-      }
-      indexed += found.length
+      await Promise.all(writes)
+      indexed += writes.filter((write) => write !== undefined).length
     }
     await this.redis.set(this.keys.indexes, INDEXES_VERSION)
-    await this.redis.del(this.keys.legacyTenants)
     this.#complete = true
+    await this.dropRetired()
     return indexed
   }
 }

@@ -13,9 +13,10 @@ import {
 } from '../registration-types.js'
 import { type CountedRegistrations, foldTenantCounts } from '../tenant-counts.js'
 import { isoToMs } from '../validation.js'
+import { REPAIR_SUMMARY } from './index-lua.js'
 import { type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import { readNames } from './record-layout.js'
-import { REPAIR_SUMMARY, runScript } from './scripts.js'
+import { runScript } from './scripts.js'
 import type { SummaryFacts } from './secondary-indexes.js'
 
 /** HMGET names of tenantId, app and cloud, in either record layout: [short, long] each. */
@@ -74,7 +75,7 @@ export class RedisTenantSummaries {
     private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly registrations: Pick<RegistrationStore, 'list'>,
-    /** Whether the status indexes are complete (a repair counts statuses from them). */
+    /** Whether the listing indexes are complete (a repair counts statuses from them). */
     private readonly indexesComplete: () => Promise<boolean>,
   ) {}
 
@@ -101,11 +102,14 @@ export class RedisTenantSummaries {
   /** Counts the tenant by walking its registrations, and writes its summary unless it changed meanwhile. */
   async #repair(tenantId: string, generation: string, app: string | undefined): Promise<TenantCounts> {
     const args: string[] = []
+    const apps: string[] = []
     const walked = new Map<string, number>()
     const consents = new Map<string, number>()
     for await (const item of listAllRegistrations(this.registrations, { tenantId })) {
       const consented = isoToMs(item.consentedAt, 'consentedAt')
-      args.push(item.id, item.app, item.cloud, String(consented))
+      let appIndex = apps.indexOf(item.app)
+      if (appIndex < 0) appIndex = apps.push(item.app) - 1
+      args.push(item.id, String(appIndex), item.app, item.cloud, String(consented))
       const key = `${item.app}\n${item.cloud}\n${item.status}`
       walked.set(key, (walked.get(key) ?? 0) + 1)
       consents.set(item.app, Math.max(consents.get(item.app) ?? 0, consented))
@@ -116,7 +120,12 @@ export class RedisTenantSummaries {
       : await runScript(
           this.redis,
           REPAIR_SUMMARY,
-          [key, this.keys.all, this.keys.status('needs_consent'), this.keys.status('revoked')],
+          [
+            key,
+            ...apps.flatMap((name) =>
+              REGISTRATION_STATUSES.map((status) => this.keys.tenantStatus(status, name, tenantId)),
+            ),
+          ],
           [generation, SUMMARY_VERSION, ...args],
         )
     if (written === 1) {
