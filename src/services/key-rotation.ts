@@ -4,12 +4,18 @@
 // MASTER_KEYS and the old keys still listed, so whatever any instance writes meanwhile is sealed
 // under the new key and everything old still opens.
 //
-// The pass walks `registrations.scanIds` in batches; `reseal` is the store's concurrency-safe
-// rewrite, so tokens keep being served throughout. Cached access tokens of each registration are
-// dropped (they are sealed too, and the cache has no re-seal): the next request fetches a fresh one
-// sealed under the new key. Progress (the scan cursor and counts) is kept in the ephemeral store
-// after every batch, so a pass interrupted by a restart resumes where it stopped; a lock makes sure
-// only one instance runs a pass at a time.
+// The pass walks `registrations.scanIds` in batches; `resealBatch` is the store's concurrency-safe
+// rewrite (a record changed meanwhile is read again, never overwritten with what was read before),
+// so tokens keep being served throughout. Cached access tokens of each registration are dropped
+// (they are sealed too, and the cache has no re-seal): the next request fetches a fresh one sealed
+// under the new key. A batch costs a few round trips whatever its size (lock renewal and scan,
+// one read of every record, one write of every record, the token drops, the progress), not a few
+// per registration: the pass's pace is set by Redis round trips, and under load by event-loop
+// turns. Progress (the scan cursor and counts) is kept in the ephemeral store after every batch,
+// so a pass interrupted by a restart resumes where it stopped (a shutdown finishes its batch
+// first; after a crash the batch in flight is done again, what it had re-sealed counting as
+// unchanged); a lock makes sure only one instance runs a pass at a time. A store error fails the pass (`failed`, resumable), rather than counting every record of
+// an outage as failed.
 import type { FastifyBaseLogger } from 'fastify'
 import type { KeyRing } from '../crypto/envelope.js'
 import type { LockHandle, Store } from '../store/types.js'
@@ -94,10 +100,8 @@ export interface KeyRotationOptions {
   keyRing: KeyRing
   log: FastifyBaseLogger
   clock: () => number
-  /** Registrations per scan batch; default 100. */
+  /** Registrations per batch (one scan, one read, one write of them all); default 100. */
   batchSize?: number
-  /** Re-seals in flight at once within a batch; default 8. */
-  concurrency?: number
 }
 
 /**
@@ -110,7 +114,6 @@ export class KeyRotation {
   readonly #log: FastifyBaseLogger
   readonly #clock: () => number
   readonly #batchSize: number
-  readonly #concurrency: number
   #running: Promise<void> | undefined
   #stopping = false
 
@@ -120,7 +123,6 @@ export class KeyRotation {
     this.#log = options.log
     this.#clock = options.clock
     this.#batchSize = options.batchSize ?? 100
-    this.#concurrency = options.concurrency ?? 8
   }
 
   /** The latest pass as stored (shared by every instance), `idle` when none ever ran. */
@@ -198,11 +200,15 @@ export class KeyRotation {
           )
           return
         }
-        if (!(await this.#store.locks.renew(lock, LOCK_TTL_MS))) {
+        // the renewal and the next ids in one round trip (the scan only reads)
+        const [renewed, page] = await Promise.all([
+          this.#store.locks.renew(lock, LOCK_TTL_MS),
+          this.#store.registrations.scanIds(state.cursor, this.#batchSize),
+        ])
+        if (!renewed) {
           this.#log.warn('key rotation lost its lock; another instance may continue the pass')
           return
         }
-        const page = await this.#store.registrations.scanIds(state.cursor, this.#batchSize)
         await this.#processBatch(state, page.ids)
         state.scanned += page.ids.length
         const now = this.#clock()
@@ -236,24 +242,32 @@ export class KeyRotation {
     }
   }
 
+  /**
+   * One batch in a few round trips: the store re-seals every record (one read of all, one
+   * compare-and-set write per record, sent together), then the cached tokens of the batch are
+   * dropped at once (each group once, though many admin registrations share a tenant's).
+   */
   async #processBatch(state: StoredState, ids: readonly string[]): Promise<void> {
-    let next = 0
-    const worker = async () => {
-      while (next < ids.length) {
-        const id = ids[next++]!
-        try {
-          const changed = await this.#store.registrations.reseal(id)
-          if (changed) state.resealed++
-          else state.unchanged++
-          await this.#purgeCachedTokens(id)
-        } catch (err) {
-          state.failed++
-          if (state.failedIds.length < MAX_FAILED_IDS) state.failedIds.push(id)
-          this.#log.error({ err, registrationId: id }, 'key rotation could not re-seal a registration')
-        }
+    const groups = new Set<string>()
+    for (const result of await this.#store.registrations.resealBatch(ids)) {
+      if (result.outcome === 'failed') {
+        state.failed++
+        if (state.failedIds.length < MAX_FAILED_IDS) state.failedIds.push(result.id)
+        this.#log.error(
+          { err: result.error, registrationId: result.id },
+          'key rotation could not re-seal a registration',
+        )
+        continue
+      }
+      // a record deleted since the scan has nothing left to re-seal
+      if (result.outcome === 'resealed') state.resealed++
+      else state.unchanged++
+      groups.add(registrationTokenGroup(result.id))
+      if (result.outcome !== 'missing' && result.registration.kind === 'admin') {
+        groups.add(tenantTokenGroup(result.registration))
       }
     }
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker))
+    await Promise.all([...groups].map((group) => this.#store.tokens.deleteGroup(group)))
   }
 
   /** The endpoints' signing secrets, so deliveries still sign once the old key is retired. */
@@ -265,12 +279,6 @@ export class KeyRotation {
       if (state.failedIds.length < MAX_FAILED_IDS) state.failedIds.push(`webhook:${id}`)
       this.#log.error({ endpointId: id }, 'key rotation could not re-seal a webhook endpoint secret')
     }
-  }
-
-  async #purgeCachedTokens(id: string): Promise<void> {
-    const meta = await this.#store.registrations.getMeta(id)
-    await this.#store.tokens.deleteGroup(registrationTokenGroup(id))
-    if (meta !== null && meta.kind === 'admin') await this.#store.tokens.deleteGroup(tenantTokenGroup(meta))
   }
 
   async #audit(state: StoredState, phase: 'completed' | 'failed'): Promise<void> {

@@ -12,6 +12,7 @@ import {
   type RegistrationSecrets,
   type RegistrationStatus,
   type RegistrationUsage,
+  type ResealedRegistration,
   type SecretsPatch,
   type StatusDetail,
   type StoredRegistration,
@@ -270,4 +271,19 @@ export function transitionEntry(
     if (field !== 'key' && field !== 'refreshToken') facts[field] = value
   }
   return { id: randomUUID(), kind, at, facts }
+}
+
+/** The facts of a logical record hash a re-seal reports (RegistrationStore.resealBatch). */
+export function resealedFacts(
+  id: string,
+  hash: Readonly<Record<string, string | undefined>>,
+): ResealedRegistration {
+  return {
+    id,
+    kind: hash.kind as Registration['kind'],
+    app: hash.app ?? '',
+    cloud: hash.cloud as Registration['cloud'],
+    tenantId: hash.tenantId ?? '',
+    ...(hash.ownClientId === undefined ? {} : { ownClientId: hash.ownClientId }),
+  }
 }

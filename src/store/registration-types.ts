@@ -284,9 +284,46 @@ export interface RegistrationStore {
   listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]>
   /**
    * Re-seals every secret of one registration under the key ring's current key (key rotation).
-   * Returns true when something was rewritten. Safe against concurrent updates.
+   * Returns true when something was rewritten (false when absent). Safe against concurrent
+   * updates; throws when a secret won't open or the rewrite kept losing to concurrent writes.
    */
   reseal(id: string): Promise<boolean>
+  /**
+   * {@link reseal} for a batch of registrations in a few round trips (one read of every record,
+   * one compare-and-set write per record, sent together; the records that changed meanwhile are
+   * read again and retried): one outcome per id, in order. Never throws for one record: its
+   * failure is its outcome.
+   */
+  resealBatch(ids: readonly string[]): Promise<ResealOutcome[]>
   /** Iterates every registration id in batches (key rotation, exports). */
   scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }>
 }
+
+/** The facts of a registration a re-seal read (what its cached tokens are grouped by). */
+export type ResealedRegistration = Pick<
+  Registration,
+  'id' | 'kind' | 'app' | 'cloud' | 'tenantId' | 'ownClientId'
+>
+
+/**
+ * What re-sealing one registration came to: `resealed` (a secret was rewritten under the current
+ * key), `unchanged` (all already under it), `missing` (no such record, e.g. deleted meanwhile) or
+ * `failed` (a secret won't open — sealed under a key no longer in the ring — or every rewrite lost
+ * to a concurrent write; the record keeps what the concurrent writes left).
+ */
+export type ResealOutcome =
+  | {
+      id: string
+      outcome: 'resealed' | 'unchanged'
+      /** The record's facts as read, so a caller drops its cached tokens without another read. */
+      registration: ResealedRegistration
+    }
+  | { id: string; outcome: 'missing' }
+  | {
+      id: string
+      outcome: 'failed'
+      /** Why, for the log; never contains a secret. */
+      error: Error
+      /** The record's facts as read, when it could be read. */
+      registration?: ResealedRegistration
+    }

@@ -892,6 +892,67 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect((await store.registrations.get(admin.id))?.secrets).toEqual(adminSecrets)
       })
 
+      it('reseals a batch: one outcome per id, in order, a failure its own outcome', async () => {
+        const lostKey = masterKey('lost')
+        const oldKey = masterKey('old')
+        const newKey = masterKey('new')
+        rotation.swap(new KeyRing([lostKey]))
+        const orphan = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, orphan, sampleSecrets(false))
+        rotation.swap(new KeyRing([oldKey]))
+        const delegated = sampleRegistration()
+        const delegatedSecrets = sampleSecrets()
+        await mustCreate(store, delegated, delegatedSecrets)
+        const admin = sampleRegistration({ kind: 'admin', app: 'ms-defender-atp', cloud: 'usgov' })
+        const adminSecrets = sampleSecrets(false)
+        await mustCreate(store, admin, adminSecrets)
+        rotation.swap(new KeyRing([newKey, oldKey]))
+        const current = sampleRegistration({ kind: 'admin', ownClientId: randomUUID() })
+        await mustCreate(store, current, sampleSecrets(false))
+
+        const ids = [delegated.id, 'missing', orphan.id, admin.id, current.id]
+        const outcomes = await store.registrations.resealBatch(ids)
+        expect(outcomes.map((o) => [o.id, o.outcome])).toEqual([
+          [delegated.id, 'resealed'],
+          ['missing', 'missing'],
+          [orphan.id, 'failed'],
+          [admin.id, 'resealed'],
+          [current.id, 'unchanged'],
+        ])
+        const failed = outcomes[2]
+        expect(failed?.outcome === 'failed' && failed.error.message).toMatch(/unknown key "lost"/)
+        const facts = (o: (typeof outcomes)[number]) => ('registration' in o ? o.registration : undefined)
+        expect(facts(outcomes[0]!)).toEqual({
+          id: delegated.id,
+          kind: 'delegated',
+          app: delegated.app,
+          cloud: delegated.cloud,
+          tenantId: delegated.tenantId,
+        })
+        expect(facts(outcomes[3]!)).toEqual({
+          id: admin.id,
+          kind: 'admin',
+          app: 'ms-defender-atp',
+          cloud: 'usgov',
+          tenantId: admin.tenantId,
+        })
+        expect(facts(outcomes[4]!)).toMatchObject({ ownClientId: current.ownClientId })
+        expect(await store.registrations.resealBatch([])).toEqual([])
+        // a second pass finds nothing left to do
+        expect((await store.registrations.resealBatch(ids)).map((o) => o.outcome)).toEqual([
+          'unchanged',
+          'missing',
+          'failed',
+          'unchanged',
+          'unchanged',
+        ])
+
+        // the old key can be retired: what was re-sealed opens with the new key alone
+        rotation.swap(new KeyRing([newKey]))
+        expect((await store.registrations.get(delegated.id))?.secrets).toEqual(delegatedSecrets)
+        expect((await store.registrations.get(admin.id))?.secrets).toEqual(adminSecrets)
+      })
+
       it('scans every registration id in batches', async () => {
         const ids = new Set<string>()
         for (let i = 0; i < 11; i++) {

@@ -21,6 +21,7 @@ import {
   encodeUpdate,
   encodeUsage,
   type RegistrationHash,
+  resealedFacts,
   transitionEntry,
   uniquenessField,
 } from '../registration-hash.js'
@@ -42,6 +43,7 @@ import type {
   RegistrationStatus,
   RegistrationStore,
   RegistrationUsage,
+  ResealOutcome,
   SecretsPatch,
   StoredRegistration,
   TenantCounts,
@@ -280,18 +282,32 @@ export class MemoryRegistrations implements RegistrationStore {
   }
 
   async reseal(id: string): Promise<boolean> {
-    const hash = this.#records.get(id)
-    if (hash === undefined) return false
-    const next = { ...hash }
-    let rewritten = false
-    for (const field of SECRET_FIELDS) {
-      const sealed = hash[field]
-      if (sealed === undefined || KeyRing.keyIdOf(sealed) === this.keyRing.current.id) continue
-      next[field] = sealSecret(this.keyRing, id, field, openSecret(this.keyRing, id, field, sealed))
-      rewritten = true
-    }
-    if (rewritten) this.#records.set(id, next)
-    return rewritten
+    const [result] = await this.resealBatch([id])
+    if (result?.outcome === 'failed') throw result.error
+    return result?.outcome === 'resealed'
+  }
+
+  async resealBatch(ids: readonly string[]): Promise<ResealOutcome[]> {
+    return ids.map((id): ResealOutcome => {
+      const hash = this.#records.get(id)
+      if (hash === undefined) return { id, outcome: 'missing' }
+      const registration = resealedFacts(id, hash)
+      const next = { ...hash }
+      let rewritten = false
+      try {
+        for (const field of SECRET_FIELDS) {
+          const sealed = hash[field]
+          if (sealed === undefined || KeyRing.keyIdOf(sealed) === this.keyRing.current.id) continue
+          next[field] = sealSecret(this.keyRing, id, field, openSecret(this.keyRing, id, field, sealed))
+          rewritten = true
+        }
+      } catch (cause) {
+        const error = cause instanceof Error ? cause : new Error('re-seal failed')
+        return { id, outcome: 'failed', error, registration }
+      }
+      if (rewritten) this.#records.set(id, next)
+      return { id, outcome: rewritten ? 'resealed' : 'unchanged', registration }
+    })
   }
 
   async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {

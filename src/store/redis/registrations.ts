@@ -51,6 +51,7 @@ import type {
   RegistrationStatus,
   RegistrationStore,
   RegistrationUsage,
+  ResealOutcome,
   SecretsPatch,
   StoredRegistration,
   TenantCounts,
@@ -77,7 +78,7 @@ import {
   toStoredRecord,
   zipStored,
 } from './record-layout.js'
-import { resealRecord } from './record-maintenance.js'
+import { resealRecord, resealRecords } from './record-maintenance.js'
 import { RedisRegistrationListings } from './registration-listings.js'
 import { CREATE_RECORD, runScript, TOUCH_RECORD, UPDATE_RECORD } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
@@ -383,6 +384,10 @@ export class RedisRegistrations implements RegistrationStore {
 
   reseal(id: string): Promise<boolean> {
     return resealRecord(this.redis, this.keys, this.keyRing, id)
+  }
+
+  resealBatch(ids: readonly string[]): Promise<ResealOutcome[]> {
+    return resealRecords(this.redis, this.keys, this.keyRing, ids)
   }
 
   scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {
