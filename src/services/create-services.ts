@@ -72,7 +72,7 @@ export interface Services {
     readonly console: BrowserSessions<OperatorIdentity>
     readonly manage: BrowserSessions<TenantAdminIdentity>
   }
-  /** The one-time indexing of registrations written before the store's status and tenant indexes. */
+  /** The one-time indexing of registrations written before the store's listing and tenant indexes. */
   readonly indexRebuild: IndexRebuild
 }
 

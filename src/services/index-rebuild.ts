@@ -1,7 +1,8 @@
-// The one-time rebuild of the store's status and tenant indexes for registrations written before
+// The one-time rebuild of the store's listing and tenant indexes for registrations written before
 // they existed (an upgraded deployment): started when the app is ready, in the background, on one
 // instance at a time (a lock), retried a minute later when Redis fails meanwhile. Until it is done
-// the store answers counts, status filters and tenants pages by scanning, so nothing waits for it.
+// the store answers counts, filters and tenants pages from the earlier release's indexes (or by
+// scanning, for older data), so nothing waits for it.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Store } from '../store/types.js'
 

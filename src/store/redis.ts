@@ -1,9 +1,9 @@
 // The production store: Redis (single server, Sentinel or Cluster), assembled from src/store/redis/:
 //   keys.ts          the key layout (every key name, the prefix, the Cluster hash tags)
-//   scripts.ts       every Lua script and how they run
+//   scripts.ts       the records' Lua scripts and how scripts run (index-lua.ts: the indexes')
 //   registrations.ts registrations: records, indexes, uniqueness claims, versioned updates
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
-//   secondary-indexes.ts  status and tenant indexes: counts, tenants pages, their one-time rebuild
+//   secondary-indexes.ts  listing and tenant indexes: counts, tenants pages, their one-time rebuild
 //   webhooks.ts      notifications: outbox, endpoints, deliveries (webhook-scripts.ts: its Lua)
 //   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts,
 //   credential-health.ts, tenant-labels.ts                   the other stores

@@ -263,10 +263,10 @@ export interface RegistrationStore {
    */
   summarizeTenants(tenantIds: readonly string[], app?: string): Promise<TenantCounts[]>
   /**
-   * Registrations by status, maintained as statuses change (in Redis: the status indexes, written
-   * in the same script as the record on a single server), so counting costs the same however many
-   * registrations there are. Until `ensureIndexes` has run on data written before those indexes
-   * existed, it counts by scanning.
+   * Registrations by status, maintained as statuses change (in Redis: the sizes of the (app, status)
+   * indexes, written in the same script as the record on a single server), so counting costs the
+   * same however many registrations there are. Until `ensureIndexes` has run on data written before
+   * those indexes existed, it counts from the earlier release's indexes, or by scanning.
    */
   countByStatus(): Promise<Record<RegistrationStatus, number>>
   /**

@@ -92,7 +92,7 @@ export class RedisRegistrationListings {
   async countByStatus(): Promise<Record<RegistrationStatus, number>> {
     const indexed = await this.indexes.countByStatus()
     if (indexed !== undefined) return indexed
-    // data written before the status indexes, not rebuilt yet: count by scanning
+    // data written before any complete status index, not rebuilt yet: count by scanning
     const counts: Record<RegistrationStatus, number> = { active: 0, needs_consent: 0, revoked: 0 }
     for (let cursor: string | undefined, more = true; more; ) {
       const page = await this.list({ limit: 500, ...(cursor === undefined ? {} : { cursor }) })

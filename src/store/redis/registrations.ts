@@ -15,7 +15,7 @@
 //   is taken over by the next create. A record never exists without its uniqueness claim.
 //   revoke: 1. versioned update of the record, 2. release the claim only if it still names this id
 //   (a crash in between leaves a claim on a revoked record, which the next create takes over).
-//   status change: the record and its status index entry in one script on a single server; on a
+//   status change: the record and its index entries in one script on a single server; on a
 //   Cluster the entry is moved after the record and re-checked against it (secondary-indexes.ts).
 //   Listings verify every item against its record, so a stale entry is never shown.
 //   notifications: creation and every status change write their outbox entry (`outbox:{id}`, the
@@ -272,7 +272,7 @@ export class RedisRegistrations implements RegistrationStore {
       ...changes.set,
       ...changes.del,
     ]
-    // A status change moves the status index entry in the same script where the server allows it.
+    // A status change moves the index entries in the same script where the server allows it.
     const indexed = patch.status !== undefined && this.#crossSlotScripts
     let reply: [string, string[]] | null | false
     try {

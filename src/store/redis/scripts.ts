@@ -122,7 +122,7 @@ local function update()
 end
 `
 
-/** See LUA_UPDATE: the record alone (a Cluster moves its status index entry afterwards). */
+/** See LUA_UPDATE: the record alone (a Cluster moves its index entries afterwards). */
 export const UPDATE_RECORD = new LuaScript(`${LUA_UPDATE}
 return update()
 `)

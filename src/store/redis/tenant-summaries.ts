@@ -1,5 +1,5 @@
 // Reading the per-tenant summaries of the `{idx}` slot (keys.ts): one HGETALL per tenant of a page,
-// in one pipeline. The scripts that create registrations and move their status index entries keep
+// in one pipeline. The scripts that create registrations and move their index entries keep
 // the counts (index-lua.ts); a tenant whose summary is not complete (written before summaries
 // existed) is counted once by walking its registrations and its summary written then, only if no
 // change came meanwhile (its generation `g` is unchanged), so start-up never scans anything.
@@ -132,7 +132,7 @@ export class RedisTenantSummaries {
       const { counts, consents: stored } = parseSummary(await this.redis.hgetall(key))
       return foldTenantCounts(tenantId, counts, stored, app)
     }
-    // changed while walking (or the status indexes not rebuilt yet): answer from the walk; the
+    // changed while walking (or the indexes not rebuilt yet): answer from the walk; the
     // next listing repairs it
     const counts = [...walked].map(([combined, count]) => {
       const [name, cloud, status] = combined.split('\n') as [string, string, RegistrationStatus]
