@@ -251,9 +251,9 @@ async function measureMemory(redis: RedisClient, size: number, baseline: number,
     encodings.set(encoding, (encodings.get(encoding) ?? 0) + 1)
   }
   const indexKeys = await scanKeys(redis, `${PREFIX}{idx}:*`)
-  // the delegated-only keys: uniqueness claims (buckets, or the one hash of earlier versions), idle
+  // the delegated-only keys: uniqueness claims and the idle index (buckets, or the one key of earlier versions)
   const isClaim = (key: string) => key.startsWith(`${PREFIX}{idx}:dlg:`) || key === `${PREFIX}{idx}:delegated`
-  const isIdle = (key: string) => key === `${PREFIX}{idx}:idle`
+  const isIdle = (key: string) => key.startsWith(`${PREFIX}{idx}:idle:`) || key === `${PREFIX}{idx}:idle`
   const delegatedOnly = (key: string) => isClaim(key) || isIdle(key)
   const sharedIndex = await memoryOf(
     redis,

@@ -277,9 +277,10 @@ export interface RegistrationStore {
   ensureIndexes(): Promise<IndexRebuild>
   /**
    * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
-   * oldest first, at most `limit`, strictly after `after` (a position this method returned): a
-   * caller walks every idle registration page by page, even while it refreshes the ones it has
-   * seen (they leave the range) or some can't be refreshed (they stay, behind the cursor).
+   * in idle order (idle-order.ts: by a bucket hashed from the id, oldest first within a bucket), at
+   * most `limit`, strictly after `after` (a position this method returned): a caller walks every
+   * idle registration page by page, even while it refreshes the ones it has seen (they leave the
+   * range) or some can't be refreshed (they stay, behind the cursor).
    */
   listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]>
   /**

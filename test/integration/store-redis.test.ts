@@ -6,6 +6,7 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
 import { claimSlot } from '../../src/store/redis/delegated-claims.js'
+import { idleKeyOf } from '../../src/store/redis/idle-buckets.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, type RedisClient, waitForReady } from '../../src/store/redis-connection.js'
@@ -182,7 +183,7 @@ describe('Redis store: key layout', () => {
         `${p}{idx}:tenant-summary:tenant-a`,
         `${p}{idx}:indexes`,
         claimOf(p, registration).key,
-        `${p}{idx}:idle`,
+        idleKeyOf(redisKeys(p), registration.id),
         `${p}tok:{reg:%7Bodd%7D}:${scopeHash}`,
         `${p}tok:{reg:%7Bodd%7D}:members`,
         `${p}eph:flow:1`,
@@ -334,7 +335,7 @@ describe('Redis store: crash between index and record writes', () => {
     const score = Date.parse(real.createdAt) - 1
     await raw.zadd(`${p}{idx}:as:active:${real.app}`, score, ghost)
     await raw.zadd(`${p}{idx}:ts:active:${real.app}:${tenantId}`, score, ghost)
-    await raw.zadd(`${p}{idx}:idle`, score, ghost)
+    await raw.zadd(idleKeyOf(redisKeys(p), ghost), score, ghost)
 
     expect((await store.registrations.list({ tenantId })).items.map((r) => r.id)).toEqual([real.id])
     expect((await store.registrations.list({ limit: 1 })).items.map((r) => r.id)).toEqual([real.id])
@@ -428,6 +429,36 @@ describe('Redis store: crash between index and record writes', () => {
       created: false,
       existingId: second.id,
     })
+  })
+
+  it('keeps the idle set written by the previous release, and moves it to its buckets at start-up', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const keys = redisKeys(p)
+    const legacy = `${p}{idx}:idle`
+    const [a, b, c] = [0, 1, 2].map((i) => sampleRegistration({ createdAt: new Date(OLD + i).toISOString() }))
+    /** What the previous release wrote: the entry in the one idle set, no bucket. */
+    for (const r of [a!, b!, c!]) {
+      await store.registrations.create(r, sampleSecrets())
+      const score = await raw.zscore(idleKeyOf(keys, r.id), r.id)
+      await raw.zrem(idleKeyOf(keys, r.id), r.id)
+      await raw.zadd(legacy, score!, r.id)
+    }
+    // before the move: a refresh raises the legacy entry, a revoke drops it
+    await store.registrations.touch(a!.id, { lastRefreshAt: new Date(OLD + 100).toISOString() })
+    await store.registrations.update(c!.id, 1, { status: 'revoked' })
+    expect(await raw.zrange(legacy, '0', '-1', 'WITHSCORES')).toEqual(
+      [
+        [b!.id, String(OLD + 1)],
+        [a!.id, String(OLD + 100)],
+      ].flat(),
+    )
+    await store.registrations.ensureIndexes()
+    expect(await raw.exists(legacy)).toBe(0)
+    expect(await raw.zscore(idleKeyOf(keys, a!.id), a!.id)).toBe(String(OLD + 100))
+    expect(await raw.zscore(idleKeyOf(keys, b!.id), b!.id)).toBe(String(OLD + 1))
+    expect(await raw.zscore(idleKeyOf(keys, c!.id), c!.id)).toBeNull()
+    const idle = await store.registrations.listIdleDelegated(new Date(OLD + 1000).toISOString(), 10)
+    expect(idle.map((position) => position.id).sort()).toEqual([a!.id, b!.id].sort())
   })
 
   it('takes over a claim left on a revoked record (crash between revoke and release)', async () => {

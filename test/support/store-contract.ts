@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
 import { summarizeTenants } from '../../src/services/admin-queries.js'
 import { DeviceFlowRecords, pollLeaseName } from '../../src/services/device-code-records.js'
+import { compareIdle, idleBucketOf } from '../../src/store/idle-order.js'
 import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
@@ -815,7 +816,7 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         }
       })
 
-      it('lists idle delegated registrations by last refresh or creation', async () => {
+      it('lists idle delegated registrations by last refresh or creation, in idle order', async () => {
         const oldest = sampleRegistration({ createdAt: iso(T0) })
         const refreshed = sampleRegistration({ createdAt: iso(T0 + 1000) })
         const newer = sampleRegistration({ createdAt: iso(T0 + 2000) })
@@ -831,26 +832,41 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
 
         const idle = async (before: string, limit: number, after?: { id: string; score: number }) =>
           (await store.registrations.listIdleDelegated(before, limit, after)).map((position) => position.id)
-        expect(await idle(iso(T0 + 5000), 10)).toEqual([oldest.id, needsConsent.id, newer.id])
-        expect(await idle(iso(T0 + 5000), 2)).toEqual([oldest.id, needsConsent.id])
-        expect(await idle(iso(T0 + 2000), 10)).toEqual([oldest.id, needsConsent.id])
-        expect(await idle(iso(T0 + 20_000), 10)).toEqual([oldest.id, needsConsent.id, newer.id, refreshed.id])
+        // idle order: by the id's bucket (idle-order.ts), then by idle-since time, then by id
+        const positions = {
+          [oldest.id]: { id: oldest.id, score: T0 },
+          [needsConsent.id]: { id: needsConsent.id, score: T0 + 500 },
+          [newer.id]: { id: newer.id, score: T0 + 2000 },
+          [refreshed.id]: { id: refreshed.id, score: T0 + 10_000 },
+        }
+        const ordered = (...ids: string[]) => ids.map((id) => positions[id]!).sort(compareIdle)
+        const inOrder = (...ids: string[]) => ordered(...ids).map((position) => position.id)
+        expect(await idle(iso(T0 + 5000), 10)).toEqual(inOrder(oldest.id, needsConsent.id, newer.id))
+        expect(await idle(iso(T0 + 5000), 2)).toEqual(
+          inOrder(oldest.id, needsConsent.id, newer.id).slice(0, 2),
+        )
+        expect(await idle(iso(T0 + 2000), 10)).toEqual(inOrder(oldest.id, needsConsent.id))
+        const all = inOrder(oldest.id, needsConsent.id, newer.id, refreshed.id)
+        expect(await idle(iso(T0 + 20_000), 10)).toEqual(all)
         expect(await idle(iso(T0), 10)).toEqual([])
         // positions carry the idle-since time; a page continues strictly after the position given
         const first = await store.registrations.listIdleDelegated(iso(T0 + 20_000), 2)
-        expect(first).toEqual([
-          { id: oldest.id, score: T0 },
-          { id: needsConsent.id, score: T0 + 500 },
-        ])
-        expect(await idle(iso(T0 + 20_000), 2, first[1])).toEqual([newer.id, refreshed.id])
+        expect(first).toEqual(ordered(oldest.id, needsConsent.id, newer.id, refreshed.id).slice(0, 2))
+        expect(await idle(iso(T0 + 20_000), 2, first[1])).toEqual(all.slice(2))
         // the cursor holds even when the entries it has passed are refreshed meanwhile
-        await store.registrations.touch(oldest.id, { lastRefreshAt: iso(T0 + 30_000) })
-        await store.registrations.touch(needsConsent.id, { lastRefreshAt: iso(T0 + 30_000) })
-        expect(await idle(iso(T0 + 20_000), 10, first[1])).toEqual([newer.id, refreshed.id])
-        expect(await idle(iso(T0 + 20_000), 10, { id: newer.id, score: T0 + 2000 })).toEqual([refreshed.id])
+        for (const position of first)
+          await store.registrations.touch(position.id, { lastRefreshAt: iso(T0 + 30_000) })
+        expect(await idle(iso(T0 + 20_000), 10, first[1])).toEqual(all.slice(2))
+        expect(await idle(iso(T0 + 20_000), 10, positions[all[2]!])).toEqual(all.slice(3))
 
-        // a tie (one millisecond) larger than a page: paging continues inside it, in id order
-        const tied = Array.from({ length: 5 }, () => sampleRegistration({ createdAt: iso(T0 - 1000) }))
+        // a tie (one millisecond) larger than a page, in one bucket: paging continues inside it, in
+        // id order (ids picked so they share a bucket)
+        const tied: Array<Omit<Registration, 'version'>> = []
+        while (tied.length < 5) {
+          const id = randomUUID()
+          if (idleBucketOf(id) === idleBucketOf(oldest.id))
+            tied.push(sampleRegistration({ id, createdAt: iso(T0 - 1000) }))
+        }
         for (const r of tied) await mustCreate(store, r)
         const walked: string[] = []
         let cursor: { id: string; score: number } | undefined
@@ -861,7 +877,10 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
           cursor = page[page.length - 1]
         }
         expect(walked).toEqual(
-          tied.map((r) => r.id).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+          tied
+            .map((r) => ({ id: r.id, score: T0 - 1000 }))
+            .sort(compareIdle)
+            .map((position) => position.id),
         )
       })
 

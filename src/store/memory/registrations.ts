@@ -2,6 +2,7 @@
 // an ordered index for listings, the delegated uniqueness map and the idle index; admit's replay
 // markers and per-registration windows expire like Redis keys.
 import { KeyRing } from '../../crypto/envelope.js'
+import { compareIdle } from '../idle-order.js'
 import {
   clampLimit,
   comparePositions,
@@ -276,8 +277,8 @@ export class MemoryRegistrations implements RegistrationStore {
     return [...this.#idle]
       .filter(([, score]) => score < beforeMs)
       .map(([id, score]) => ({ id, score }))
-      .filter((position) => after === undefined || comparePositions(position, after) > 0)
-      .sort(comparePositions)
+      .filter((position) => after === undefined || compareIdle(position, after) > 0)
+      .sort(compareIdle)
       .slice(0, Math.trunc(limit))
   }
 

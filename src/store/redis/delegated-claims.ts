@@ -14,6 +14,7 @@
 // and deletes the legacy hash. Every key is in the `{idx}` slot, so each script stays atomic.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
+import { idleKeyOf } from './idle-buckets.js'
 import type { RedisKeys } from './keys.js'
 import { LuaScript, runScript } from './scripts.js'
 
@@ -52,16 +53,34 @@ export function claimSlot(keys: RedisKeys, uniquenessField: string): ClaimSlot {
 }
 
 /**
- * KEYS: bucket, idle, legacy hash. ARGV: field, id, legacy field. Frees the uniqueness slot only
- * where it names this id (in the bucket, or in the legacy hash), and drops the idle entry.
+ * KEYS: claim bucket, idle bucket, legacy claims hash, legacy idle set. ARGV: field, id, legacy
+ * field. Frees the uniqueness slot only where it names this id (in the bucket, or in the legacy
+ * hash), and drops the idle entry (in its bucket, or in the legacy set).
  */
-export const RELEASE_CLAIM = new LuaScript(`
+const RELEASE_CLAIM = new LuaScript(`
 local function names(current) return current and string.match(current, '^%d+:(.*)$') == ARGV[2] end
 if names(redis.call('HGET', KEYS[1], ARGV[1])) then redis.call('HDEL', KEYS[1], ARGV[1]) end
 if names(redis.call('HGET', KEYS[3], ARGV[3])) then redis.call('HDEL', KEYS[3], ARGV[3]) end
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
 return 1
 `)
+
+/** Frees the claim of `uniquenessField` if it names `id`, and drops `id`'s idle entry (a revoke). */
+export async function releaseClaim(
+  redis: RedisClient,
+  keys: RedisKeys,
+  uniquenessField: string,
+  id: string,
+): Promise<void> {
+  const slot = claimSlot(keys, uniquenessField)
+  await runScript(
+    redis,
+    RELEASE_CLAIM,
+    [slot.key, idleKeyOf(keys, id), keys.legacyDelegated, keys.legacyIdle],
+    [slot.field, id, slot.legacyField],
+  )
+}
 
 /**
  * KEYS: legacy hash, then bucket keys. ARGV: (legacy field, its value as read, index of its bucket

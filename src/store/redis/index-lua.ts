@@ -115,9 +115,9 @@ end
 `
 
 /**
- * KEYS (one slot): 1 the claim's bucket, 2 idle, 3 tenant ids, 4 the app's tenant ids, 5 the
- * tenant's summary, 6–18 the registration's index block (keys.ts `indexBlock`), 19 the legacy
- * claims hash.
+ * KEYS (one slot): 1 the claim's bucket, 2 the id's idle bucket, 3 tenant ids, 4 the app's tenant
+ * ids, 5 the tenant's summary, 6–18 the registration's index block (keys.ts `indexBlock`), 19 the
+ * legacy claims hash, 20 the stale id's idle bucket, 21 the legacy idle set (idle-buckets.ts).
  * ARGV: id, score, tenantId, claim field in the bucket ('' = none), claim value, idle score ('' =
  *       none), expected current claim ('' = slot must be free), stale id to drop from the indexes
  *       (''), status, app, cloud, consentedAt (ms), summary version, the claim's legacy field
@@ -140,7 +140,8 @@ if field ~= '' then
     local was = index_entry(ix, stale)
     if was then summary_add(KEYS[5], sversion, app, cloud, was, -1, '') end
     index_drop(ix, stale)
-    redis.call('ZREM', KEYS[2], stale)
+    redis.call('ZREM', KEYS[20], stale)
+    redis.call('ZREM', KEYS[21], stale)
   end
 end
 if legacy(ix) and redis.call('ZCARD', ix.all) == 0 then
@@ -165,8 +166,9 @@ return {1}
 `)
 
 /**
- * KEYS: the claim's bucket, idle, the tenant's summary, then the index block. ARGV: id, field,
- * claim, app, cloud, summary version. Undoes a lost create (its count too).
+ * KEYS: the claim's bucket, the id's idle bucket, the tenant's summary, then the index block, the
+ * legacy idle set. ARGV: id, field, claim, app, cloud, summary version. Undoes a lost create (its
+ * count too).
  */
 export const UNCLAIM_INDEX = new LuaScript(`${LUA_INDEX}${LUA_SUMMARY}
 local ix = index_keys(4)
@@ -177,6 +179,7 @@ local was = index_entry(ix, ARGV[1])
 if was then summary_add(KEYS[3], ARGV[6], ARGV[4], ARGV[5], was, -1, '') end
 index_drop(ix, ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[17], ARGV[1])
 return 1
 `)
 

@@ -54,8 +54,11 @@
 //   P{idx}:delegated                 HASH    the claims before the buckets (JSON field → the same
 //                                            value); read by every claim script, moved to the buckets
 //                                            at start-up and then deleted
-//   P{idx}:idle                      ZSET    delegated non-revoked ids, score = last refresh (or
-//                                            creation) in ms
+//   P{idx}:idle:<bucket>             ZSET    delegated non-revoked ids, score = last refresh (or
+//                                            creation) in ms; 4 096 buckets by the id's hash, each a
+//                                            small listpack (src/store/idle-order.ts, idle-buckets.ts)
+//   P{idx}:idle                      ZSET    the same before the buckets; read by the scripts that
+//                                            drop an entry, moved to the buckets at start-up, deleted
 //   P eph:<key>                      STRING  ephemeral value (sealed when secret), PX expiry
 //   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
 //   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
@@ -129,7 +132,10 @@ export function redisKeys(prefix: string) {
     /** One bucket of delegated uniqueness claims (delegated-claims.ts picks it). */
     delegatedClaims: (bucket: string) => `${idx}dlg:${bucket}`,
     tenantLabels: `${idx}tenant-labels`,
-    idle: `${idx}idle`,
+    /** The one idle sorted set written before the buckets (read until moved: idle-buckets.ts). */
+    legacyIdle: `${idx}idle`,
+    /** One bucket of the idle index (idle-order.ts: 0 … 4 095, as 3 hex digits). */
+    idleBucket: (bucket: number) => `${idx}idle:${bucket.toString(16).padStart(3, '0')}`,
     ephemeral: (key: string) => `${prefix}eph:${key}`,
     token: (group: string, scope: string) => `${prefix}tok:{${encodeTagged(group)}}:${sha256Hex(scope)}`,
     tokenMembers: (group: string) => `${prefix}tok:{${encodeTagged(group)}}:members`,

@@ -5,7 +5,7 @@
 // Every index entry is checked against its record, so a stale or dangling entry is never shown;
 // data written before these indexes is served from the earlier release's indexes (a walk of the
 // smallest, or a scan) until they are rebuilt. Writes are registrations.ts's.
-import { clampLimit, decodeCursor, encodeCursor, type IndexPosition, matchesQuery } from '../pagination.js'
+import { clampLimit, decodeCursor, encodeCursor, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import type {
   IdlePosition,
@@ -18,9 +18,10 @@ import type {
   TenantQuery,
 } from '../types.js'
 import { isoToMs } from '../validation.js'
+import { walkIdle } from './idle-buckets.js'
 import type { RedisKeys } from './keys.js'
 import { readNames } from './record-layout.js'
-import { indexAfter, walkIndex } from './registration-index.js'
+import { walkIndex } from './registration-index.js'
 import type { RedisSecondaryIndexes } from './secondary-indexes.js'
 
 /** HMGET names of kind and status (either record layout, record-layout.ts). */
@@ -107,25 +108,19 @@ export class RedisRegistrationListings {
     const beforeMs = isoToMs(before, 'before')
     if (!(limit >= 1)) return []
     const wanted = Math.trunc(limit)
-    const batchSize = Math.min(Math.max(wanted, 20), 500)
     const out: IdlePosition[] = []
-    let position: IndexPosition | undefined =
-      after === undefined ? undefined : { score: after.score, id: after.id }
-    while (out.length < wanted) {
-      const entries = await indexAfter(this.redis, this.keys.idle, position, batchSize)
-      const inRange = entries.filter((entry) => entry.score < beforeMs)
-      if (inRange.length === 0) break
+    // bucket by bucket (idle-buckets.ts); each entry checked against its record
+    await walkIdle(this.redis, this.keys, beforeMs, after, async (entries) => {
       const states = await Promise.all(
-        inRange.map((entry) => this.redis.hmget(this.keys.reg(entry.id), ...KIND_STATUS)),
+        entries.map((entry) => this.redis.hmget(this.keys.reg(entry.id), ...KIND_STATUS)),
       )
-      inRange.forEach((entry, i) => {
+      entries.forEach((entry, i) => {
         const [short, long, status] = states[i] ?? []
         const kind = short ?? long
         if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
       })
-      if (inRange.length < entries.length) break
-      position = inRange[inRange.length - 1]
-    }
+      return out.length < wanted
+    })
     return out.slice(0, wanted)
   }
 

@@ -66,8 +66,9 @@ import {
   claimSlot,
   migrateLegacyClaims,
   parseClaim,
-  RELEASE_CLAIM,
+  releaseClaim,
 } from './delegated-claims.js'
+import { idleKeyOf, migrateLegacyIdle, raiseIdle } from './idle-buckets.js'
 import { CLAIM_INDEX, UNCLAIM_INDEX, UPDATE_RECORD_INDEXED } from './index-lua.js'
 import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import {
@@ -117,16 +118,22 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   /** CLAIM_INDEX's keys (see index-lua.ts for their order). */
-  #indexKeys(registration: Pick<Registration, 'tenantId' | 'app'>, claim: ClaimSlot | undefined): string[] {
+  #indexKeys(
+    registration: Pick<Registration, 'id' | 'tenantId' | 'app'>,
+    claim: ClaimSlot | undefined,
+    stale: string,
+  ): string[] {
     const k = this.keys
     return [
       claim?.key ?? k.legacyDelegated, // (untouched without a claim)
-      k.idle,
+      idleKeyOf(k, registration.id),
       k.tenantIds,
       k.appTenants(registration.app),
       k.tenantSummary(registration.tenantId),
       ...indexBlock(k, registration.app, registration.tenantId),
       k.legacyDelegated,
+      stale === '' ? k.legacyIdle : idleKeyOf(k, stale), // (untouched without a stale id)
+      k.legacyIdle,
     ]
   }
 
@@ -140,7 +147,6 @@ export class RedisRegistrations implements RegistrationStore {
     const slot = field === undefined ? undefined : claimSlot(this.keys, field)
     const score = isoToMs(input.createdAt, 'registration.createdAt')
     const claim = `${Math.trunc(this.clock())}:${id}`
-    const indexKeys = this.#indexKeys(input, slot)
 
     // 1. uniqueness claim + index entries (one slot, atomic)
     // (a compare-and-set on the claim: a stale holder is taken over only while it still holds it)
@@ -148,7 +154,7 @@ export class RedisRegistrations implements RegistrationStore {
     let stale = ''
     let holder: Claim | undefined
     const claimed = await retryOnConflict({ attempts: 4 }, async () => {
-      const reply = (await runScript(this.redis, CLAIM_INDEX, indexKeys, [
+      const reply = (await runScript(this.redis, CLAIM_INDEX, this.#indexKeys(input, slot, stale), [
         id,
         score,
         input.tenantId,
@@ -198,9 +204,10 @@ export class RedisRegistrations implements RegistrationStore {
           UNCLAIM_INDEX,
           [
             slot.key,
-            this.keys.idle,
+            idleKeyOf(this.keys, id),
             this.keys.tenantSummary(input.tenantId),
             ...indexBlock(this.keys, input.app, input.tenantId),
+            this.keys.legacyIdle,
           ],
           [id, '', '', input.app, input.cloud, SUMMARY_VERSION],
         )
@@ -313,15 +320,7 @@ export class RedisRegistrations implements RegistrationStore {
     const registration = decodeRegistration(fromStored(id, pairsToHash(reply[1])))
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
-      if (field !== undefined) {
-        const slot = claimSlot(this.keys, field)
-        await runScript(
-          this.redis,
-          RELEASE_CLAIM,
-          [slot.key, this.keys.idle, this.keys.legacyDelegated],
-          [slot.field, id, slot.legacyField],
-        )
-      }
+      if (field !== undefined) await releaseClaim(this.redis, this.keys, field, id)
     }
     return registration
   }
@@ -337,15 +336,7 @@ export class RedisRegistrations implements RegistrationStore {
       [del.length, ...del, ...set],
     )
     if (touched === 1 && usage.lastRefreshAt !== undefined) {
-      // XX: never re-adds a revoked registration; GT: an out-of-order touch never moves it back
-      await this.redis.call(
-        'ZADD',
-        this.keys.idle,
-        'XX',
-        'GT',
-        isoToMs(usage.lastRefreshAt, 'lastRefreshAt'),
-        id,
-      )
+      await raiseIdle(this.redis, this.keys, id, isoToMs(usage.lastRefreshAt, 'lastRefreshAt'))
     }
   }
 
@@ -371,6 +362,7 @@ export class RedisRegistrations implements RegistrationStore {
 
   async ensureIndexes(): Promise<IndexRebuild> {
     await migrateLegacyClaims(this.redis, this.keys)
+    await migrateLegacyIdle(this.redis, this.keys)
     if (await this.#indexes.complete()) {
       await this.#indexes.dropRetired()
       return { rebuilt: false, registrations: 0 }
