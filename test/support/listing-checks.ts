@@ -84,13 +84,14 @@ export async function expectEveryListing(
  * Rewrites the `{idx}` listing indexes of `registrations` as an earlier release left them: `all`,
  * per tenant, per app and the needs_consent / revoked indexes, with the marker "2" (the release
  * before this one); with `marker: undefined`, as the release before that (no marker, no sorted
- * tenant ids, the tenants SET).
+ * tenant ids, the tenants SET); with "3", as the previous release writes them into a store this
+ * release has already indexed (a rolling upgrade).
  */
 export async function toEarlierLayout(
   redis: RedisClient,
   keyPrefix: string,
   registrations: readonly Listed[],
-  marker: '2' | undefined,
+  marker: '2' | '3' | undefined,
 ): Promise<RedisKeys> {
   const keys = redisKeys(keyPrefix)
   const apps = [...new Set([...(await redis.smembers(keys.apps)), ...registrations.map((r) => r.app)])]
@@ -101,7 +102,12 @@ export async function toEarlierLayout(
       ...tenants.map((tenantId) => keys.tenantStatus(status, app, tenantId)),
     ]),
   )
-  await redis.del(keys.apps, keys.indexes, ...current)
+  if (marker === '3') {
+    // only these registrations' entries: the rest of the store stays indexed
+    for (const r of registrations) for (const key of current) await redis.zrem(key, r.id)
+  } else {
+    await redis.del(keys.apps, keys.indexes, ...current)
+  }
   for (const r of registrations) {
     const score = Date.parse(r.createdAt)
     await redis.zadd(keys.all, score, r.id)

@@ -13,7 +13,7 @@ import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store, TenantCounts } from '../../src/store/types.js'
-import { expectEveryListing, recorded, toEarlierLayout } from './listing-checks.js'
+import { expectEveryListing, listedIds, recorded, toEarlierLayout } from './listing-checks.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -1703,6 +1703,21 @@ export function describeIndexRebuild(
           expect(await store.registrations.ensureIndexes()).toEqual({ rebuilt: false, registrations: 0 })
           // tenant summaries agree with a walk (data written before summaries is repaired on reading)
           await expectSummariesWalked(store, tenants, apps)
+
+          // a rolling upgrade: an instance of the previous release creates a registration after the
+          // rebuild (in its indexes only); the next start-up indexes it and drops them again
+          const straggler = sampleRegistration({
+            kind: 'admin',
+            tenantId: tenants[2]!,
+            createdAt: iso(T0 + 2500),
+          })
+          await mustCreate(writer.store, straggler)
+          ids.push(straggler.id)
+          await toEarlierLayout(writer.redis, keyPrefix, await recorded(writer.store, [straggler.id]), '3')
+          expect((await listedIds(store, { tenantId: tenants[2]! }, 50)).includes(straggler.id)).toBe(false)
+          expect(await store.registrations.ensureIndexes()).toEqual({ rebuilt: false, registrations: 0 })
+          expect(await writer.redis.exists(keys.all, keys.tenant(tenants[2]!))).toBe(0)
+          await expectEveryListing(store, await recorded(writer.store, ids))
         } finally {
           await writer.close()
           await reader.close()

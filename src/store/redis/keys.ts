@@ -36,8 +36,10 @@
 //   P{idx}:status:<status>           ZSET    ids of needs_consent / revoked registrations (complete
 //                                            when the marker is "2"; an older `status:active` is
 //                                            dropped)
-//   The rebuild deletes them once the marker says "3" (`all` last: while it exists, the cleanup
-//   is unfinished and the next start-up finishes it).
+//   The rebuild deletes them once the marker says "3" (`all` last). While `all` exists, each
+//   start-up indexes what it holds and deletes them again: an interrupted cleanup, or creates by
+//   an instance of the previous release after the rebuild (a rolling upgrade; a status change such
+//   an instance makes meanwhile is not followed by these indexes: finish the rollout first).
 //   P{idx}:tenants                   SET     (before `tenant-ids`; read only until rebuilt)
 //   P{idx}:tenant-summary:<tenantId> HASH    one tenant's registrations counted as they change, by
 //                                            the scripts that move its index entries:

@@ -170,13 +170,24 @@ export class RedisSecondaryIndexes {
   }
 
   /**
-   * Removes what earlier versions kept and nothing reads once the indexes are complete: their
-   * indexes (all, tenant, app, status) and tenants SET. Run at start-up; `all` goes last, so an
-   * interrupted cleanup is finished by the next start-up.
+   * Once the indexes are complete, what earlier releases left in their indexes: an interrupted
+   * cleanup, or registrations an instance of the previous release created after the rebuild (a
+   * rolling upgrade; they are in its `all` only) — indexed, then the earlier indexes dropped. Run
+   * at start-up; costs one EXISTS when there is nothing.
    */
   async dropRetired(): Promise<void> {
+    if ((await this.redis.exists(this.keys.all)) === 0) return
+    await this.#indexEarlier()
+    await this.#dropEarlier()
+  }
+
+  /**
+   * Deletes what earlier versions kept and nothing reads once the indexes are complete: their
+   * indexes (all, tenant, app, status) and tenants SET; `all` goes last, so an interrupted cleanup
+   * is finished by the next start-up.
+   */
+  async #dropEarlier(): Promise<void> {
     const k = this.keys
-    if ((await this.redis.exists(k.all)) === 0) return
     const apps = await this.apps()
     await this.redis.unlink(k.legacyTenants, ...k.statuses, ...apps.map((app) => k.app(app)))
     for (let after = '-'; ; ) {
@@ -241,6 +252,15 @@ export class RedisSecondaryIndexes {
    * read of the record.
    */
   async rebuild(): Promise<number> {
+    const indexed = await this.#indexEarlier()
+    await this.redis.set(this.keys.indexes, INDEXES_VERSION)
+    this.#complete = true
+    await this.#dropEarlier()
+    return indexed
+  }
+
+  /** Gives every registration of the earlier `all` its entries (REBUILD_ENTRY); how many have a record. */
+  async #indexEarlier(): Promise<number> {
     let after: IndexPosition | undefined
     let indexed = 0
     for (;;) {
@@ -265,9 +285,6 @@ export class RedisSecondaryIndexes {
       await Promise.all(writes)
       indexed += writes.filter((write) => write !== undefined).length
     }
-    await this.redis.set(this.keys.indexes, INDEXES_VERSION)
-    this.#complete = true
-    await this.dropRetired()
     return indexed
   }
 }
