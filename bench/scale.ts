@@ -70,8 +70,9 @@ const HIT_REQUESTS = 400
 const CACHED_TOKEN_SAMPLE = 10_000
 /**
  * A rotation or keep-alive pass still running after this is stopped and reported as it stands
- * (its rate, and how many it covered): on this shared 2-core machine a full pass at 100 000 would
- * take longer than a run can.
+ * (its rate, and how many it covered): on this shared 2-core machine a full keep-alive pass at
+ * 100 000 takes longer than a run can (it is paced by the upstream rate cap). A rotation re-seals
+ * a batch in a few round trips and fits the budget at 100 000 unless the machine is very busy.
  */
 const ROTATION_BUDGET_MS = 6 * 60_000
 const KEEPALIVE_BUDGET_MS = 4 * 60_000
