@@ -42,10 +42,12 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () =
     return Promise.reject(onTimeout())
   }
   return new Promise<T>((resolve, reject) => {
+    // Whole milliseconds: Node keeps one timer list per distinct duration, so fractional budgets
+    // (every request's differs) would cost a list and a priority-queue insert each on the hot path.
     const timer = setTimeout(() => {
       promise.catch(() => {})
       reject(onTimeout())
-    }, ms)
+    }, Math.ceil(ms))
     promise.then(
       (value) => {
         clearTimeout(timer)

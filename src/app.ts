@@ -211,9 +211,6 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   })
   app.addHook('onResponse', logRequestCompleted)
 
-  // Cookies are parsed when a route reads one (routes/browser.ts), not by a hook on every request:
-  // most requests (obtain-token above all) carry none that matter.
-  await app.register(cookie, { secret: config.cookieSecret, hook: false })
   await app.register(formbody, { bodyLimit: 16 * 1024 })
 
   // Every failure goes through the one handler, including requests no route answers. A request
@@ -239,11 +236,22 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(tokenRoutes)
+  await app.register(browserRoutes)
+  return app
+}
+
+/**
+ * The routes with cookies (the console, consent pages, tenant self-service), in one encapsulated
+ * scope with the cookie plugin: its onSend hook (writing the cookies a reply sets) then runs for
+ * these answers only, not for obtain-token, health or metrics. Cookies are parsed when a route reads
+ * one (routes/browser.ts), not by the plugin's hook on every request.
+ */
+async function browserRoutes(app: FastifyInstance): Promise<void> {
+  await app.register(cookie, { secret: app.config.cookieSecret, hook: false })
   await app.register(adminRoutes)
   // Tenant self-service `/:app/manage…`, before the consent routes' `/:app` catch-all.
   await app.register(manageRoutes)
   // Last: consent routes own `/:app`, a catch-all for app slugs.
   await app.register(consentRoutes)
   await app.register(ownAppRoutes)
-  return app
 }

@@ -9,7 +9,7 @@
 // command per cache hit (two on a Cluster, where the per-IP counter is in another slot). A request
 // refused before admit is still counted against its address. Failures are thrown as BrokerErrors.
 //
-// Per instance it keeps, each in one BoundedCache: imported Keys (by registration id and version),
+// Per instance it keeps, each in one BoundedCache: imported Keys (by registration id, with the version they belong to),
 // registrations admitted before (as of the version admitted), the last usage written per
 // registration, and the keys the shared rate limiter refused until their window ends. None is
 // trusted past a change: admit re-checks the version in the store on every request.
@@ -121,8 +121,8 @@ export class ObtainToken {
   readonly #clock: () => number
   readonly #replayWindowMs: number
   readonly #hosted: string
-  /** Imported Keys by registration id + version (a new Key always bumps the version). */
-  readonly #keys = new BoundedCache<ImportedKey>({ maxEntries: KEY_CACHE_MAX })
+  /** Imported Keys by registration id, with the version they belong to (a new Key always bumps it). */
+  readonly #keys = new BoundedCache<VersionedKey>({ maxEntries: KEY_CACHE_MAX })
   /**
    * Registrations admitted before, by id, as of the version admitted: every versioned update bumps
    * the version and admit refuses another version, so an entry is never trusted past a change.
@@ -194,7 +194,7 @@ export class ObtainToken {
       try {
         if (meta === null) throw this.#unknownRegistration(appConfig.slug)
         if (meta.app !== appConfig.slug) throw await this.#otherApp(meta, raw, appConfig.slug)
-        const key = this.#keys.get(keyCacheKey(meta.id, meta.version))
+        const key = this.#importedKey(meta)
         checked =
           key === undefined
             ? await this.#authenticate(meta, raw, body, appConfig.slug)
@@ -204,8 +204,7 @@ export class ObtainToken {
       }
       const { appScopes, scope } = checked
       const local = this.#issuer.peek(meta, scope)
-      const regKey = `obtain-token:reg:${meta.id}`
-      this.#checkBlocked(regKey, 'for this registration')
+      this.#checkBlocked(registrationLimitKey(meta.id), 'for this registration')
       // Only now, authenticated: one atomic store call claims the ciphertext (replay cache), counts
       // the per-registration limit (and the address's, unless counted above) and confirms the
       // registration is still active at this version, so a revocation or new Key on any instance
@@ -239,7 +238,11 @@ export class ObtainToken {
         throw replayedToken()
       }
       if (!admission.rate.allowed)
-        throw this.#rateLimited(regKey, admission.rate.retryAfterMs, 'for this registration')
+        throw this.#rateLimited(
+          registrationLimitKey(meta.id),
+          admission.rate.retryAfterMs,
+          'for this registration',
+        )
       if (this.#current.get(meta.id) !== meta) this.#current.set(meta.id, meta)
       const token =
         local === undefined
@@ -264,7 +267,7 @@ export class ObtainToken {
    */
   async #otherApp(meta: RegistrationMeta, raw: Buffer, slug: string): Promise<BrokerError> {
     try {
-      const key = this.#keys.get(keyCacheKey(meta.id, meta.version)) ?? (await this.#keyFor(meta))
+      const key = this.#importedKey(meta) ?? (await this.#keyFor(meta))
       if (key !== null) {
         openOrThrow(raw, key)
         return registrationOfAnotherApp(slug, meta.app)
@@ -280,8 +283,14 @@ export class ObtainToken {
     const stored = await this.#store.registrations.get(meta.id)
     if (stored === null) return null
     const imported = importKeyOrThrow(stored.secrets.key, meta, this.#config, this.#log)
-    this.#keys.set(keyCacheKey(meta.id, stored.registration.version), imported)
+    this.#keys.set(meta.id, { version: stored.registration.version, key: imported })
     return imported
+  }
+
+  /** The Key imported before for this very version of the registration, if any. */
+  #importedKey(meta: Registration): ImportedKey | undefined {
+    const cached = this.#keys.get(meta.id)
+    return cached !== undefined && cached.version === meta.version ? cached.key : undefined
   }
 
   /**
@@ -340,6 +349,7 @@ export class ObtainToken {
   }
 
   #checkBlocked(key: string, what: string): void {
+    if (this.#blocked.size === 0) return
     const until = this.#blocked.get(key)
     if (until === undefined) return
     const left = until - this.#clock()
@@ -367,6 +377,12 @@ export class ObtainToken {
 }
 
 /** Entry of the imported-Key cache: a registration's Key as of one version. */
-function keyCacheKey(id: string, version: number): string {
-  return `${id}\n${version}`
+interface VersionedKey {
+  version: number
+  key: ImportedKey
+}
+
+/** The per-registration limit's key (the shared limiter's, and the local block's). */
+function registrationLimitKey(id: string): string {
+  return `obtain-token:reg:${id}`
 }

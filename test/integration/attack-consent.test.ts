@@ -10,6 +10,7 @@ import {
   browse,
   CookieJar,
   consentViaEmulator,
+  cookieSigner,
   formCsrf,
   pageTitle,
   parseConsentValues,
@@ -205,14 +206,14 @@ describe('the one-time result', () => {
     for (const candidate of candidates) {
       const asResult = await b.app.inject({
         url: '/result',
-        headers: { cookie: `cb_consent_result=${encodeURIComponent(b.app.signCookie(candidate))}` },
+        headers: { cookie: `cb_consent_result=${encodeURIComponent(cookieSigner(b.app).sign(candidate))}` },
       })
       expect(asResult.statusCode, candidate).toBe(410)
       expect(asResult.body).not.toContain('data-field="key"')
       const asFlow = await b.app.inject({
         url: `/callback?code=x&state=${candidate}`,
         headers: {
-          cookie: `cb_consent_flow=${encodeURIComponent(b.app.signCookie(`${MAIL}.${candidate}`))}`,
+          cookie: `cb_consent_flow=${encodeURIComponent(cookieSigner(b.app).sign(`${MAIL}.${candidate}`))}`,
         },
       })
       expect([400, 403], candidate).toContain(asFlow.statusCode)
@@ -268,7 +269,11 @@ describe('the audit trail against a stranger', () => {
       if (kind === 0) {
         count((await b.app.inject({ url: `/callback?error=access_denied&state=s${i}` })).statusCode)
       } else if (kind === 1) {
-        const forged = encodeURIComponent(b.app.signCookie(`${MAIL}.${'A'.repeat(43)}`).slice(0, -1))
+        const forged = encodeURIComponent(
+          cookieSigner(b.app)
+            .sign(`${MAIL}.${'A'.repeat(43)}`)
+            .slice(0, -1),
+        )
         count(
           (await b.app.inject({ url: '/callback?code=x', headers: { cookie: `cb_consent_flow=${forged}` } }))
             .statusCode,

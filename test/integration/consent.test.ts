@@ -18,6 +18,7 @@ import {
   CookieJar,
   capturingRefreshTokens,
   consentViaEmulator,
+  cookieSigner,
   pageTitle,
   pathOf,
   type RunningBroker,
@@ -589,7 +590,7 @@ describe('callback protection', () => {
   it('an expired flow: 400, nothing created', async () => {
     const b = await start()
     const { jar, callback } = await signedInCallback(b)
-    const unsigned = b.app.unsignCookie(jar.get('cb_consent_flow')!)
+    const unsigned = cookieSigner(b.app).unsign(jar.get('cb_consent_flow')!)
     expect(unsigned.valid).toBe(true)
     const flowId = unsigned.value!.split('.')[1]!
     // What the TTL does after 10 minutes.

@@ -7,6 +7,7 @@
 //     slug: 'ms-graph-mail', username: 'admin@contoso.example' })
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { Signer } from '@fastify/cookie'
 import type { FastifyBaseLogger, FastifyInstance, LightMyRequestResponse as InjectResponse } from 'fastify'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.js'
@@ -23,6 +24,17 @@ import { createRedisConnection, type RedisClient } from '../../src/store/redis-c
 import type { Store } from '../../src/store/types.js'
 import { testEnv } from './config.js'
 import { completeAtEmulator } from './emulator-driver.js'
+
+/**
+ * Signs and checks cookies as the broker's browser routes do (COOKIE_SECRET): the cookie plugin is
+ * registered in the browser routes' own scope (app.ts), so the app itself has no signCookie.
+ */
+export function cookieSigner(app: FastifyInstance): {
+  sign(value: string): string
+  unsign(value: string): { valid: boolean; value: string | null }
+} {
+  return new Signer(app.config.cookieSecret)
+}
 
 export interface StartBrokerOptions {
   /** Authority URL of every cloud (the emulator's `url`). */

@@ -97,6 +97,8 @@ export function assertKeyPrefix(keyPrefix: string): void {
 
 /** Percent-encodes the characters that would change a key's hash tag. */
 function encodeTagged(value: string): string {
+  // Registration ids never hold these: skip the replacement's scan and copy on the hot path.
+  if (value.indexOf('%') < 0 && value.indexOf('{') < 0 && value.indexOf('}') < 0) return value
   return value.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
