@@ -87,6 +87,28 @@ describe('encrypted_token', () => {
     expect(reason(() => decodeEncryptedToken('!!!!'))).toBe('malformed')
   })
 
+  it('accepts exactly the strings the standard padded base64 expression accepts (fast round-trip check)', () => {
+    const STANDARD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+    const base = Buffer.alloc(40, 7).toString('base64') // 40 bytes: ends in one '='
+    const variants = [
+      base,
+      // stray bits after the last byte: not canonical, still matched by the expression
+      `${base.slice(0, -2)}B=`,
+      `${Buffer.alloc(41, 7).toString('base64').slice(0, -3)}B==`,
+      `${base.slice(0, -1)}`,
+      `${base}=`,
+      ` ${base}`,
+      base.replace('B', '-'),
+      base.replace('B', '\n'),
+      `${base.slice(0, 4)}=${base.slice(5)}`,
+      Buffer.alloc(42, 1).toString('base64'),
+    ]
+    for (const variant of variants) {
+      const accepted = reason(() => decodeEncryptedToken(variant)) === undefined
+      expect([variant, accepted]).toEqual([variant, STANDARD.test(variant)])
+    }
+  })
+
   it('rejects an authenticated plaintext without "<seconds>:" as bad_plaintext', () => {
     const seal = (plaintext: string) => {
       const nonce = randomBytes(12)
