@@ -52,17 +52,29 @@ const HOST = '127.0.0.1'
 const SHARED_PORT = 6379
 const LOG_LINES = 200
 
-/** A port nobody listens on right now (listen on 0, read it, close). */
+/** Ports this process has handed out: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>()
+
+/**
+ * A port nobody listens on right now (listen on 0, read it, close), never one this process handed
+ * out before: callers take several in a row before starting anything on them, and the kernel gave
+ * the same port twice in one such row (a demo test saw METRICS_PORT equal to PORT).
+ */
 export async function findFreePort(): Promise<number> {
-  const server = createServer()
-  server.unref()
-  server.listen(0, HOST)
-  await once(server, 'listening')
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  if (port === 0) throw new Error('could not find a free port')
-  return port
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const server = createServer()
+    server.unref()
+    server.listen(0, HOST)
+    await once(server, 'listening')
+    const address = server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : 0
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+    if (port !== 0 && !handedOut.has(port)) {
+      handedOut.add(port)
+      return port
+    }
+  }
+  throw new Error('could not find a free port')
 }
 
 /** Sends one inline command and resolves with the first reply line (e.g. `+PONG`). */
