@@ -1,0 +1,200 @@
+// Server CPU time per request of the floor and of the obtain-token cache hit over real sockets, at a
+// FIXED request rate both can sustain: each target runs in its own process (bench/server.ts, as
+// `npm run bench` starts them) and its user + system time is read from /proc/<pid>/stat around each
+// run. Unlike a throughput ratio at saturation, this barely moves when other work shares the
+// machine (the load generator, Redis and other processes are not counted), so it is the figure to
+// compare a hot-path change with on a busy machine. Linux only (/proc). Rounds alternate floor and
+// hit; reported: every round, the medians and floor / hit (what the throughput ratio would be if the
+// server's CPU were the only limit).
+//
+//   npx tsx bench/cpu-per-request.ts [--rate 4000] [--duration 5] [--rounds 5] [--connections 50]
+import { type ChildProcess, fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { startEmulator } from '../emulator/server.js'
+import { type Env, loadConfig } from '../src/config.js'
+import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
+import { createRedisStore } from '../src/store/redis.js'
+import { createRedisConnection } from '../src/store/redis-connection.js'
+import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
+import { startRedisServer } from '../test/support/redis-server.js'
+import { encryptContent } from '../test/support/xsoar-client.js'
+import type { Start } from './targets.js'
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '4000' },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+  },
+})
+const RATE = Number(args.rate)
+const DURATION = Number(args.duration)
+const ROUNDS = Number(args.rounds)
+const CONNECTIONS = Number(args.connections)
+for (const [name, value] of Object.entries({ RATE, DURATION, ROUNDS, CONNECTIONS })) {
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`--${name.toLowerCase()} must be a positive integer`)
+}
+const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
+/** USER_HZ: /proc reports CPU time in clock ticks of 10 ms on Linux. */
+const MS_PER_TICK = 10
+
+const children: ChildProcess[] = []
+
+/** User + system CPU time of a process so far, in ms. */
+function cpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+async function target(start: Start): Promise<{ url: string; pid: number }> {
+  const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
+  children.push(child)
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port))
+    child.once('exit', (code) => reject(new Error(`${start.mode} target exited with ${code}`)))
+    child.send(start)
+  })
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid! }
+}
+
+/** One run at the fixed rate; every body is used once. Returns CPU µs per answered request. */
+async function run(
+  url: string,
+  pid: number,
+  bodies: string[],
+): Promise<{ usPerRequest: number; rps: number }> {
+  let next = 0
+  let failure: string | undefined
+  const before = cpuMs(pid)
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    overallRate: RATE,
+    requests: [
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-content-name': 'bench',
+          'x-content-version': '1.0.0',
+        },
+        setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length]! }),
+        onResponse: (status, body) => {
+          if (status !== 200 && failure === undefined) failure = `${status} ${body.slice(0, 300)}`
+        },
+      },
+    ],
+  })
+  if (failure !== undefined) throw new Error(`${url}: ${failure}`)
+  if (next > bodies.length) throw new Error(`${url}: ${next} requests, only ${bodies.length} bodies`)
+  return {
+    usPerRequest: ((cpuMs(pid) - before) * 1000) / result.requests.total,
+    rps: result.requests.average,
+  }
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer({ appendOnly: false })
+  const emulator = await startEmulator({ port: 0 })
+  try {
+    const keyPrefix = `bench:${randomBytes(4).toString('hex')}:`
+    const env: Env = {
+      PUBLIC_URL: 'http://127.0.0.1:3000',
+      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      COOKIE_SECRET: randomBytes(32).toString('hex'),
+      APPS_FILE: DEMO_APPS_FILE,
+      AUTHORITY_URL_GLOBAL: emulator.url,
+      AUTHORITY_URL_USGOV: emulator.url,
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: keyPrefix,
+      RATE_LIMIT_PER_REGISTRATION: '1000000',
+      RATE_LIMIT_PER_IP: '1000000',
+      ...DEMO_CLIENT_SECRET_ENV,
+    }
+    const config = loadConfig(env)
+    const store = createRedisStore({
+      redis: createRedisConnection({ url: redis.url }),
+      keyRing: config.keyRing,
+      keyPrefix,
+    })
+    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
+    })
+    const { registration, key } = await createAdminRegistration(store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: CONTOSO,
+      now: new Date().toISOString(),
+    })
+    const id = integrationId(registration.id, config.publicUrl).split('@')[0]!
+    const bodies = (count: number) => {
+      const now = Math.floor(Date.now() / 1000)
+      return Array.from({ length: count }, () =>
+        JSON.stringify({
+          app_name: 'ms-graph-mail',
+          registration_id: id,
+          encrypted_token: encryptContent(CONTOSO, key, now),
+          scope: null,
+          resource: '',
+        }),
+      )
+    }
+    const floor = await target({ mode: 'floor', env, logLevel: 'info', key })
+    const hit = await target({ mode: 'broker', env, logLevel: 'info' })
+    const perRun = Math.ceil(RATE * DURATION * 1.2)
+    // Warm-up (and the hit's one upstream call, priming its token cache).
+    await run(`${floor.url}/json`, floor.pid, bodies(perRun))
+    await run(`${hit.url}/obtain-token`, hit.pid, bodies(perRun))
+    const floorRuns: number[] = []
+    const hitRuns: number[] = []
+    console.log(`${ROUNDS} rounds of ${DURATION} s at ${RATE} req/s, ${CONNECTIONS} connections`)
+    for (let round = 1; round <= ROUNDS; round++) {
+      const f = await run(`${floor.url}/json`, floor.pid, bodies(perRun))
+      const h = await run(`${hit.url}/obtain-token`, hit.pid, bodies(perRun))
+      floorRuns.push(f.usPerRequest)
+      hitRuns.push(h.usPerRequest)
+      console.log(
+        `round ${round}: floor ${f.usPerRequest.toFixed(1)} µs (${f.rps.toFixed(0)} req/s), hit ${h.usPerRequest.toFixed(1)} µs (${h.rps.toFixed(0)} req/s); load ${loadavg()[0]!.toFixed(1)}`,
+      )
+    }
+    const f = median(floorRuns)
+    const h = median(hitRuns)
+    console.log(
+      `medians: floor ${f.toFixed(1)} µs, hit ${h.toFixed(1)} µs server CPU per request; floor / hit ${(f / h).toFixed(2)}`,
+    )
+  } finally {
+    for (const child of children) child.kill('SIGTERM')
+    await emulator.close()
+    await redis.destroy()
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error)
+    for (const child of children) child.kill('SIGTERM')
+    process.exit(1)
+  },
+)
