@@ -9,20 +9,12 @@
 //
 //   npx tsx bench/cpu-per-request.ts [--rate 4000] [--duration 5] [--rounds 5] [--connections 50]
 import { type ChildProcess, fork } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { startEmulator } from '../emulator/server.js'
-import { type Env, loadConfig } from '../src/config.js'
-import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
-import { createRedisStore } from '../src/store/redis.js'
-import { createRedisConnection } from '../src/store/redis-connection.js'
-import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
-import { startRedisServer } from '../test/support/redis-server.js'
-import { encryptContent } from '../test/support/xsoar-client.js'
+import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
 import type { Start } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -41,8 +33,6 @@ for (const [name, value] of Object.entries({ RATE, DURATION, ROUNDS, CONNECTIONS
   if (!Number.isInteger(value) || value < 1)
     throw new Error(`--${name.toLowerCase()} must be a positive integer`)
 }
-const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
-const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 /** USER_HZ: /proc reports CPU time in clock ticks of 10 ms on Linux. */
 const MS_PER_TICK = 10
 
@@ -113,53 +103,12 @@ async function run(
 }
 
 async function main(): Promise<void> {
-  const redis = await startRedisServer({ appendOnly: false })
-  const emulator = await startEmulator({ port: 0 })
+  const backend = await startBackend()
   try {
-    const keyPrefix = `bench:${randomBytes(4).toString('hex')}:`
-    const env: Env = {
-      PUBLIC_URL: 'http://127.0.0.1:3000',
-      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
-      COOKIE_SECRET: randomBytes(32).toString('hex'),
-      APPS_FILE: DEMO_APPS_FILE,
-      AUTHORITY_URL_GLOBAL: emulator.url,
-      AUTHORITY_URL_USGOV: emulator.url,
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: keyPrefix,
-      RATE_LIMIT_PER_REGISTRATION: '1000000',
-      RATE_LIMIT_PER_IP: '1000000',
-      ...DEMO_CLIENT_SECRET_ENV,
-    }
-    const config = loadConfig(env)
-    const store = createRedisStore({
-      redis: createRedisConnection({ url: redis.url }),
-      keyRing: config.keyRing,
-      keyPrefix,
-    })
-    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
-    })
-    const { registration, key } = await createAdminRegistration(store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId: CONTOSO,
-      now: new Date().toISOString(),
-    })
-    const id = integrationId(registration.id, config.publicUrl).split('@')[0]!
-    const bodies = (count: number) => {
-      const now = Math.floor(Date.now() / 1000)
-      return Array.from({ length: count }, () =>
-        JSON.stringify({
-          app_name: 'ms-graph-mail',
-          registration_id: id,
-          encrypted_token: encryptContent(CONTOSO, key, now),
-          scope: null,
-          resource: '',
-        }),
-      )
-    }
+    const { env } = backend
+    const registration = await contosoRegistration(env)
+    const key = registration.key
+    const bodies = (count: number) => encryptedBodies(registration, count)
     const floor = await target({ mode: 'floor', env, logLevel: 'info', key })
     const hit = await target({ mode: 'broker', env, logLevel: 'info' })
     const perRun = Math.ceil(RATE * DURATION * 1.2)
@@ -185,8 +134,7 @@ async function main(): Promise<void> {
     )
   } finally {
     for (const child of children) child.kill('SIGTERM')
-    await emulator.close()
-    await redis.destroy()
+    await backend.close()
   }
 }
 

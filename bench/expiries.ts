@@ -12,17 +12,12 @@ import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { startEmulator } from '../emulator/server.js'
 import { type Env, loadConfig } from '../src/config.js'
 import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createRedisConnection } from '../src/store/redis-connection.js'
-import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
-import { startRedisServer } from '../test/support/redis-server.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
-
-const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
-const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
+import { CONTOSO, startBackend } from './backend.js'
 
 /** What the caller of obtain-token's bench lends this section. */
 export interface ExpiryBenchDeps {
@@ -331,31 +326,14 @@ async function alone(): Promise<void> {
     console.log(USAGE)
     return
   }
-  const redis = await startRedisServer({ appendOnly: false })
-  const emulator = await startEmulator({ port: 0 })
+  const backend = await startBackend()
   const children: ChildProcess[] = []
   try {
-    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
-    })
-    const env: Env = {
-      PUBLIC_URL: 'http://127.0.0.1:3000',
-      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
-      COOKIE_SECRET: randomBytes(32).toString('hex'),
-      APPS_FILE: DEMO_APPS_FILE,
-      AUTHORITY_URL_GLOBAL: emulator.url,
-      AUTHORITY_URL_USGOV: emulator.url,
-      REDIS_URL: redis.url,
-      RATE_LIMIT_PER_REGISTRATION: '1000000',
-      RATE_LIMIT_PER_IP: '1000000',
-      ...DEMO_CLIENT_SECRET_ENV,
-    }
+    const { env } = backend
     const result = await measureExpiries({
-      emulatorUrl: emulator.url,
+      emulatorUrl: backend.emulatorUrl,
       env,
-      redisUrl: redis.url,
+      redisUrl: backend.redisUrl,
       rounds: Math.max(1, Number(args.rounds)),
       duration: Number(args.duration),
       rate: Number(args.rate),
@@ -384,7 +362,7 @@ async function alone(): Promise<void> {
       },
       load: fixedRateLoad,
       upstreamCalls: async () => {
-        const stats = (await (await fetch(`${emulator.url}/_emulator/stats`)).json()) as {
+        const stats = (await (await fetch(`${backend.emulatorUrl}/_emulator/stats`)).json()) as {
           token_requests: { client_credentials: number }
         }
         return stats.token_requests.client_credentials
@@ -397,8 +375,7 @@ async function alone(): Promise<void> {
     }
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-    await emulator.close()
-    await redis.destroy()
+    await backend.close()
   }
 }
 

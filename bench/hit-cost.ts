@@ -9,19 +9,11 @@
 //   [--only hit] (with valgrind: `valgrind --tool=callgrind --collect-atstart=no`, and the
 //   measured requests are bracketed by callgrind_control -i on/off)
 import { execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { startEmulator } from '../emulator/server.js'
-import { type Env, loadConfig } from '../src/config.js'
-import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
-import { createRedisStore } from '../src/store/redis.js'
-import { createRedisConnection } from '../src/store/redis-connection.js'
-import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
-import { startRedisServer } from '../test/support/redis-server.js'
-import { encryptContent } from '../test/support/xsoar-client.js'
+import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
 import { buildTarget } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -37,8 +29,6 @@ const { values: args } = parseArgs({
 const REQUESTS = Number(args.requests)
 const CONCURRENCY = Number(args.concurrency)
 const ROUNDS = Number(args.rounds)
-const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
-const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 const HEADERS = {
   'content-type': 'application/json',
   'x-content-name': 'bench',
@@ -73,41 +63,12 @@ async function drive(app: FastifyInstance, url: string, bodies: string[]): Promi
 }
 
 async function main(): Promise<void> {
-  const redis = await startRedisServer({ appendOnly: false })
-  const emulator = await startEmulator({ port: 0 })
+  const backend = await startBackend()
   const apps: FastifyInstance[] = []
   try {
-    const keyPrefix = `bench:${randomBytes(4).toString('hex')}:`
-    const env: Env = {
-      PUBLIC_URL: 'http://127.0.0.1:3000',
-      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
-      COOKIE_SECRET: randomBytes(32).toString('hex'),
-      APPS_FILE: DEMO_APPS_FILE,
-      AUTHORITY_URL_GLOBAL: emulator.url,
-      AUTHORITY_URL_USGOV: emulator.url,
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: keyPrefix,
-      RATE_LIMIT_PER_REGISTRATION: '1000000',
-      RATE_LIMIT_PER_IP: '1000000',
-      ...DEMO_CLIENT_SECRET_ENV,
-    }
-    const config = loadConfig(env)
-    const store = createRedisStore({
-      redis: createRedisConnection({ url: redis.url }),
-      keyRing: config.keyRing,
-      keyPrefix,
-    })
-    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
-    })
-    const { registration, key } = await createAdminRegistration(store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId: CONTOSO,
-      now: new Date().toISOString(),
-    })
+    const { env } = backend
+    const registration = await contosoRegistration(env)
+    const key = registration.key
     // Both targets log to the same discarding destination, synchronously, as the bench's do.
     const sink = pino.destination({ dest: '/dev/null', sync: true })
     const logLevel = args['log-level']
@@ -115,19 +76,7 @@ async function main(): Promise<void> {
     const broker = await buildTarget({ mode: 'broker', env, logLevel }, sink)
     apps.push(floor, broker)
     await Promise.all([floor.ready(), broker.ready()])
-    const id = integrationId(registration.id, config.publicUrl).split('@')[0]!
-    const bodies = (count: number) => {
-      const now = Math.floor(Date.now() / 1000)
-      return Array.from({ length: count }, () =>
-        JSON.stringify({
-          app_name: 'ms-graph-mail',
-          registration_id: id,
-          encrypted_token: encryptContent(CONTOSO, key, now),
-          scope: null,
-          resource: '',
-        }),
-      )
-    }
+    const bodies = (count: number) => encryptedBodies(registration, count)
     // Prime the cache (the hit path's one upstream call) and warm both up.
     await drive(broker, '/obtain-token', bodies(1))
     await drive(floor, '/json', bodies(Math.min(REQUESTS, 5000)))
@@ -150,8 +99,7 @@ async function main(): Promise<void> {
     )
   } finally {
     for (const app of apps) await app.close()
-    await emulator.close()
-    await redis.destroy()
+    await backend.close()
   }
 }
 

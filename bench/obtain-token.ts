@@ -13,20 +13,16 @@
 //                    [--log-level info] [--profile <dir>]
 // (--profile writes V8 CPU profiles of the targets, for finding hot-path costs)
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { startEmulator } from '../emulator/server.js'
 import { type Env, loadConfig } from '../src/config.js'
-import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createRedisConnection } from '../src/store/redis-connection.js'
-import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
-import { startRedisServer } from '../test/support/redis-server.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
+import { CONTOSO, contosoRegistration, startBackend } from './backend.js'
 import { expiriesSection, measureExpiries } from './expiries.js'
 
 const { values: args } = parseArgs({
@@ -48,8 +44,6 @@ const HIT_BODIES_PER_SECOND = 25_000
 const WARMUP = 3
 const COLD_DURATION = Math.max(3, Math.round(DURATION / 2))
 const LOG_LEVEL = args['log-level']
-const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
-const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 
 interface Figures {
   name: string
@@ -278,45 +272,21 @@ function row(f: Figures): string {
 async function main(): Promise<void> {
   // Before anything starts: redis-server and the emulator (in this process) inherit the affinity.
   if (PIN !== undefined) pin(process.pid, PIN.rest)
-  const redis = await startRedisServer({ appendOnly: false })
-  const emulator = await startEmulator({ port: 0 })
+  const backend = await startBackend()
   try {
-    const keyPrefix = `bench:${randomBytes(4).toString('hex')}:`
-    const env: Env = {
-      PUBLIC_URL: 'http://127.0.0.1:3000',
-      MASTER_KEYS: `k1:${randomBytes(32).toString('base64')}`,
-      COOKIE_SECRET: randomBytes(32).toString('hex'),
-      APPS_FILE: DEMO_APPS_FILE,
-      AUTHORITY_URL_GLOBAL: emulator.url,
-      AUTHORITY_URL_USGOV: emulator.url,
-      REDIS_URL: redis.url,
-      REDIS_KEY_PREFIX: keyPrefix,
-      // The benchmark sends from one address for one registration: lift the rate limits.
-      RATE_LIMIT_PER_REGISTRATION: '1000000',
-      RATE_LIMIT_PER_IP: '1000000',
-      ...DEMO_CLIENT_SECRET_ENV,
-    }
+    const { env } = backend
+    const keyPrefix = env.REDIS_KEY_PREFIX ?? ''
     const config = loadConfig(env)
-    const connection = createRedisConnection({ url: redis.url })
+    const connection = createRedisConnection({ url: backend.redisUrl })
     const store = createRedisStore({ redis: connection, keyRing: config.keyRing, keyPrefix })
     // An admin-consent registration for Contoso, consented at the emulator.
-    await fetch(`${emulator.url}/_emulator/tenants/${CONTOSO}/admin-consent`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ clientId: MAIL_CLIENT_ID }),
-    })
-    const { registration, key } = await createAdminRegistration(store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId: CONTOSO,
-      now: new Date().toISOString(),
-    })
+    const { integrationId: id, key } = await contosoRegistration(env)
 
     const bare = await target('bare', env)
     const floor = await target('floor', env, key)
     const broker = await target('broker', env)
     const client = new XsoarClient({
-      id: integrationId(registration.id, config.publicUrl),
+      id,
       token: CONTOSO,
       key,
       appName: 'ms-graph-mail',
@@ -396,7 +366,7 @@ async function main(): Promise<void> {
     // Cold path: tokens live 60 s at the emulator, inside the 300 s refresh margin, so no request is
     // served from the cache. At 1 connection every request is one upstream call; at CONNECTIONS
     // concurrent misses of one tenant share a call (single-flight), which the ratio below shows.
-    const lifetime = await fetch(`${emulator.url}/_emulator/faults`, {
+    const lifetime = await fetch(`${backend.emulatorUrl}/_emulator/faults`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ accessTokenLifetimeSec: 60 }),
@@ -412,7 +382,7 @@ async function main(): Promise<void> {
       connections: 1,
       duration: 2,
     })
-    const c0 = await emulatorStats(emulator.url)
+    const c0 = await emulatorStats(backend.emulatorUrl)
     const cold1 = await load(
       'obtain-token, cold (miss), 1 connection',
       `${cold.url}/obtain-token`,
@@ -422,26 +392,26 @@ async function main(): Promise<void> {
         duration: COLD_DURATION,
       },
     )
-    const c1 = await emulatorStats(emulator.url)
+    const c1 = await emulatorStats(backend.emulatorUrl)
     const coldN = await load(
       `obtain-token, cold (miss), ${CONNECTIONS} connections`,
       `${cold.url}/obtain-token`,
       coldBodies.slice(12_000),
       { connections: CONNECTIONS, duration: COLD_DURATION },
     )
-    const c2 = await emulatorStats(emulator.url)
+    const c2 = await emulatorStats(backend.emulatorUrl)
     await stop(cold.child)
 
     // Across many token expiries, refresh-ahead on and off (bench/expiries.ts).
     const expiries = await measureExpiries({
-      emulatorUrl: emulator.url,
+      emulatorUrl: backend.emulatorUrl,
       env,
-      redisUrl: redis.url,
+      redisUrl: backend.redisUrl,
       rounds: ROUNDS,
       target: (targetEnv) => target('broker', targetEnv),
       stop,
       load,
-      upstreamCalls: () => emulatorStats(emulator.url),
+      upstreamCalls: () => emulatorStats(backend.emulatorUrl),
     })
     for (const f of [...expiries.runs, ...expiries.medians]) {
       console.log(
@@ -543,8 +513,7 @@ ${NOTES}
     console.log('wrote bench/RESULTS.md')
   } finally {
     for (const child of children) await stop(child)
-    await emulator.close()
-    await redis.destroy()
+    await backend.close()
   }
 }
 
