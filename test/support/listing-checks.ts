@@ -15,6 +15,15 @@ export async function listedIds(
   query: { tenantId?: string; app?: string; status?: Registration['status'] },
   limit: number,
 ): Promise<string[]> {
+  return (await walkListing(store, query, limit)).ids
+}
+
+/** listedIds, and how many pages it took. */
+export async function walkListing(
+  store: Store,
+  query: { tenantId?: string; app?: string; status?: Registration['status'] },
+  limit: number,
+): Promise<{ ids: string[]; pages: number }> {
   const ids: string[] = []
   let cursor: string | undefined
   let pages = 0
@@ -29,7 +38,7 @@ export async function listedIds(
     cursor = page.nextCursor
     if (++pages > 1000) throw new Error('pagination does not terminate')
   } while (cursor !== undefined)
-  return ids
+  return { ids, pages }
 }
 
 /** The registrations as their records say now (ids the store no longer has are left out). */

@@ -13,7 +13,7 @@ import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store, TenantCounts } from '../../src/store/types.js'
-import { expectEveryListing, listedIds, recorded, toEarlierLayout } from './listing-checks.js'
+import { expectEveryListing, listedIds, recorded, toEarlierLayout, walkListing } from './listing-checks.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -109,21 +109,7 @@ async function allPages(
   query: { tenantId?: string; app?: string; status?: Registration['status'] },
   limit: number,
 ) {
-  const ids: string[] = []
-  let cursor: string | undefined
-  let pages = 0
-  do {
-    const page = await store.registrations.list({
-      ...query,
-      limit,
-      ...(cursor === undefined ? {} : { cursor }),
-    })
-    expect(page.items.length).toBeLessThanOrEqual(limit)
-    ids.push(...page.items.map((item) => item.id))
-    cursor = page.nextCursor
-    if (++pages > 1000) throw new Error('pagination does not terminate')
-  } while (cursor !== undefined)
-  return { ids, pages }
+  return walkListing(store, query, limit)
 }
 
 /**
