@@ -12,12 +12,9 @@ import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { type Env, loadConfig } from '../src/config.js'
-import { createAdminRegistration, integrationId } from '../src/services/registrations.js'
-import { createRedisStore } from '../src/store/redis.js'
-import { createRedisConnection } from '../src/store/redis-connection.js'
+import type { Env } from '../src/config.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
-import { CONTOSO, startBackend } from './backend.js'
+import { CONTOSO, contosoRegistration, startBackend } from './backend.js'
 
 /** What the caller of obtain-token's bench lends this section. */
 export interface ExpiryBenchDeps {
@@ -78,31 +75,14 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** An admin registration for Contoso under a key prefix of its own; the client to ask for it. */
 async function ownRegistration(env: Env, redisUrl: string): Promise<{ env: Env; client: XsoarClient }> {
-  const keyPrefix = `bench-expiry:${randomBytes(4).toString('hex')}:`
-  const targetEnv = { ...env, REDIS_KEY_PREFIX: keyPrefix }
-  const config = loadConfig(targetEnv)
-  const store = createRedisStore({
-    redis: createRedisConnection({ url: redisUrl }),
-    keyRing: config.keyRing,
-    keyPrefix,
-  })
-  try {
-    const { registration, key } = await createAdminRegistration(store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId: CONTOSO,
-      now: new Date().toISOString(),
-    })
-    const client = new XsoarClient({
-      id: integrationId(registration.id, config.publicUrl),
-      token: CONTOSO,
-      key,
-      appName: 'ms-graph-mail',
-    })
-    return { env: targetEnv, client }
-  } finally {
-    await store.close()
+  const targetEnv = {
+    ...env,
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: `bench-expiry:${randomBytes(4).toString('hex')}:`,
   }
+  const { integrationId, key } = await contosoRegistration(targetEnv)
+  const client = new XsoarClient({ id: integrationId, token: CONTOSO, key, appName: 'ms-graph-mail' })
+  return { env: targetEnv, client }
 }
 
 function bodies(client: XsoarClient, count: number): string[] {
