@@ -1,9 +1,9 @@
-// The order in which both stores walk idle delegated registrations (keep-alive): by bucket — a
+// The order in which both stores list idle delegated registrations (keep-alive): by bucket — a
 // hash of the id, one of 4 096 —, then by last refresh (or creation), then by id. Why buckets: in
 // Redis each bucket is a small sorted set that stays a compact listpack under the default
-// `zset-max-listpack-entries` 128 (~100 registrations per bucket at 400 000 delegated ones), about
-// a third of one big sorted set's cost; a keep-alive pass still reaches every idle registration
-// once, oldest first within each bucket. The memory store walks the same order, so the two agree.
+// `zset-max-listpack-entries` 128 (~98 delegated registrations per bucket on average at 400 000),
+// about a third of one big sorted set's cost. The memory store lists in the same order, so the two
+// agree. The keep-alive (services/token-keep-alive.ts) decides where a pass starts in this order.
 import { sha256Hex } from '../crypto/sha256.js'
 import { compareIds } from './pagination.js'
 import type { IdlePosition } from './types.js'
@@ -16,9 +16,23 @@ export function idleBucketOf(id: string): number {
   return Number.parseInt(sha256Hex(id).slice(0, 3), 16)
 }
 
-/** Orders idle positions by bucket, then last refresh, then id (as the Redis buckets are walked). */
-export function compareIdle(a: IdlePosition, b: IdlePosition): number {
-  const bucket = idleBucketOf(a.id) - idleBucketOf(b.id)
-  if (bucket !== 0) return bucket
+/** An idle position with its bucket worked out once, for comparing many times. */
+export interface IdleSortKey extends IdlePosition {
+  readonly bucket: number
+}
+
+/** The sort key of an idle position (hashes the id). */
+export function idleSortKey(position: IdlePosition): IdleSortKey {
+  return { id: position.id, score: position.score, bucket: idleBucketOf(position.id) }
+}
+
+/** Orders sort keys by bucket, then last refresh, then id (as the Redis buckets are read). */
+export function compareIdleKeys(a: IdleSortKey, b: IdleSortKey): number {
+  if (a.bucket !== b.bucket) return a.bucket - b.bucket
   return a.score === b.score ? compareIds(a.id, b.id) : a.score < b.score ? -1 : 1
+}
+
+/** {@link compareIdleKeys} on positions (two hashes per call: for a few comparisons only). */
+export function compareIdle(a: IdlePosition, b: IdlePosition): number {
+  return compareIdleKeys(idleSortKey(a), idleSortKey(b))
 }

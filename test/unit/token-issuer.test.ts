@@ -13,6 +13,7 @@ import { TokenIssuer } from '../../src/services/token-issuer.js'
 import { KeepAlive } from '../../src/services/token-keep-alive.js'
 import { ScopeResolver } from '../../src/services/token-scope.js'
 import { SingleFlight } from '../../src/services/token-single-flight.js'
+import { compareIdle, IDLE_BUCKETS, idleBucketOf } from '../../src/store/idle-order.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -80,11 +81,12 @@ async function createRegistration(
   store: Store,
   app: string,
   kind: 'admin' | 'delegated',
+  options: { id?: string; createdAt?: string; refreshToken?: string } = {},
 ): Promise<Registration> {
-  const now = new Date().toISOString()
+  const now = options.createdAt ?? new Date().toISOString()
   const result = await store.registrations.create(
     {
-      id: randomUUID(),
+      id: options.id ?? randomUUID(),
       app,
       cloud: 'global',
       tenantId: TENANT,
@@ -95,7 +97,10 @@ async function createRegistration(
       updatedAt: now,
       consentedAt: now,
     },
-    { key: randomBytes(32).toString('base64'), ...(kind === 'delegated' ? { refreshToken: 'rt-0' } : {}) },
+    {
+      key: randomBytes(32).toString('base64'),
+      ...(kind === 'delegated' ? { refreshToken: options.refreshToken ?? 'rt-0' } : {}),
+    },
   )
   if (!result.created) throw new Error('not created')
   return result.registration
@@ -255,6 +260,92 @@ describe('KeepAlive', () => {
     expect((await store.registrations.get(active.id))?.secrets.refreshToken).toBe('rt-1')
   })
 
+  it('refreshes a registration close to the lapse first, even in the last bucket', async () => {
+    const { config, store, idp, scopes, issuers } = setup(1, {
+      KEEPALIVE_IDLE_DAYS: '7',
+      UPSTREAM_RATE_PER_APP: '1000',
+    })
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000).toISOString()
+    for (let i = 0; i < 30; i++)
+      await createRegistration(store, 'ms-graph-mail-listener', 'delegated', { createdAt: daysAgo(10) })
+    let id = randomUUID()
+    while (idleBucketOf(id) !== IDLE_BUCKETS - 1) id = randomUUID()
+    await createRegistration(store, 'ms-graph-mail-listener', 'delegated', {
+      id,
+      createdAt: daysAgo(70),
+      refreshToken: 'rt-near-lapse',
+    })
+    const seen = recordingStore(store)
+    const keepAlive = new KeepAlive({
+      config,
+      store: seen.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    expect(await keepAlive.runOnce()).toMatchObject({ ran: true, refreshed: 31, failed: 0, skipped: 0 })
+    expect(seen.ids[0]).toBe(id)
+    expect(idp.refreshTokensSeen[0]).toBe('rt-near-lapse')
+    expect(new Set(seen.ids).size).toBe(31)
+  })
+
+  it('a pass stopped midway continues on the next instance where it stopped, then wraps around', async () => {
+    const { config, store, scopes, issuers } = setup(1, {
+      KEEPALIVE_IDLE_DAYS: '1',
+      UPSTREAM_RATE_PER_APP: '1000',
+    })
+    const createdAt = new Date(Date.now() - 3 * 86_400_000).toISOString()
+    const created: Registration[] = []
+    for (let i = 0; i < 12; i++)
+      created.push(await createRegistration(store, 'ms-graph-mail-listener', 'delegated', { createdAt }))
+    const order = created.map(({ id }) => ({ id, score: Date.parse(createdAt) })).sort(compareIdle)
+    const ids = order.map(({ id }) => id)
+    // Two of the first five wait for consent: they stay idle, so a pass starting over at the
+    // beginning would take them before the rest.
+    const stuck = [ids[1]!, ids[3]!]
+    for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
+
+    const first = recordingStore(store)
+    const stopped = new KeepAlive({
+      config,
+      store: first.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    first.onGet = () => {
+      if (first.ids.length === 5) void stopped.stop()
+    }
+    expect(await stopped.runOnce()).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
+    expect(first.ids).toEqual(ids.slice(0, 5))
+
+    const second = recordingStore(store)
+    const next = new KeepAlive({
+      config,
+      store: second.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    expect(await next.runOnce()).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
+    expect(second.ids).toEqual([...ids.slice(5), ...stuck])
+    // the ring goes on: the next pass starts after the last registration this one took
+    const third = recordingStore(store)
+    const after = new KeepAlive({
+      config,
+      store: third.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    expect(await after.runOnce()).toMatchObject({ ran: true, refreshed: 0, skipped: 2 })
+    expect(third.ids).toEqual([stuck[0], stuck[1]])
+  })
+
   it('a failing refresh is logged and counted, never thrown', async () => {
     const { config, store, idp, scopes, issuers } = setup(1, { KEEPALIVE_IDLE_DAYS: '1' })
     await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
@@ -311,3 +402,22 @@ describe('classifyUpstreamError', () => {
     expect(classifyUpstreamError(error)).toBe(decision)
   })
 })
+
+/** The store as the keep-alive sees it, recording the ids it takes (in page order), as it takes them. */
+function recordingStore(store: Store): { store: Store; ids: string[]; onGet: () => void } {
+  const seen = { store, ids: [] as string[], onGet: () => {} }
+  const registrations = new Proxy(store.registrations, {
+    get(target, property) {
+      if (property === 'getMeta')
+        return (id: string) => {
+          seen.ids.push(id)
+          seen.onGet()
+          return target.getMeta(id)
+        }
+      const value = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+  seen.store = { ...store, registrations }
+  return seen
+}

@@ -2,7 +2,7 @@
 // an ordered index for listings, the delegated uniqueness map and the idle index; admit's replay
 // markers and per-registration windows expire like Redis keys.
 import { KeyRing } from '../../crypto/envelope.js'
-import { compareIdle } from '../idle-order.js'
+import { compareIdleKeys, type IdleSortKey, idleSortKey } from '../idle-order.js'
 import {
   clampLimit,
   comparePositions,
@@ -77,7 +77,8 @@ export class MemoryRegistrations implements RegistrationStore {
   /** Delegated uniqueness field → id. */
   readonly #delegated = new Map<string, string>()
   /** Delegated non-revoked id → last refresh (or creation), ms. */
-  readonly #idle = new Map<string, number>()
+  /** Idle index: each entry's sort key (its bucket hashed once, at creation). */
+  readonly #idle = new Map<string, IdleSortKey>()
   readonly #tenants = new Set<string>()
   /** App → tenant ids with a registration of it. */
   readonly #appTenants = new Map<string, Set<string>>()
@@ -123,7 +124,7 @@ export class MemoryRegistrations implements RegistrationStore {
     this.#appTenants.set(input.app, appTenants)
     this.#counts[input.status] += 1
     this.#count(input, input.status, 1, input.consentedAt)
-    if (field !== undefined) this.#idle.set(id, score)
+    if (field !== undefined) this.#idle.set(id, idleSortKey({ id, score }))
     return { created: true, registration: decodeRegistration(hash) }
   }
 
@@ -200,7 +201,8 @@ export class MemoryRegistrations implements RegistrationStore {
     this.#records.set(id, { ...hash, ...set })
     const idle = this.#idle.get(id)
     if (usage.lastRefreshAt !== undefined && idle !== undefined) {
-      this.#idle.set(id, Math.max(idle, isoToMs(usage.lastRefreshAt, 'lastRefreshAt')))
+      const score = Math.max(idle.score, isoToMs(usage.lastRefreshAt, 'lastRefreshAt'))
+      this.#idle.set(id, { ...idle, score })
     }
   }
 
@@ -274,12 +276,12 @@ export class MemoryRegistrations implements RegistrationStore {
   async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
     const beforeMs = isoToMs(before, 'before')
     if (!(limit >= 1)) return []
-    return [...this.#idle]
-      .filter(([, score]) => score < beforeMs)
-      .map(([id, score]) => ({ id, score }))
-      .filter((position) => after === undefined || compareIdle(position, after) > 0)
-      .sort(compareIdle)
+    const from = after === undefined ? undefined : idleSortKey(after)
+    return [...this.#idle.values()]
+      .filter((key) => key.score < beforeMs && (from === undefined || compareIdleKeys(key, from) > 0))
+      .sort(compareIdleKeys)
       .slice(0, Math.trunc(limit))
+      .map(({ id, score }) => ({ id, score }))
   }
 
   async reseal(id: string): Promise<boolean> {
