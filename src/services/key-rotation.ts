@@ -14,8 +14,8 @@
 // turns. Progress (the scan cursor and counts) is kept in the ephemeral store after every batch,
 // so a pass interrupted by a restart resumes where it stopped (a shutdown finishes its batch
 // first; after a crash the batch in flight is done again, what it had re-sealed counting as
-// unchanged); a lock makes sure only one instance runs a pass at a time. A store error fails the pass (`failed`, resumable), rather than counting every record of
-// an outage as failed.
+// unchanged); a lock makes sure only one instance runs a pass at a time. A store error fails the
+// pass (`failed`, resumable), rather than counting every record of an outage as failed.
 import type { FastifyBaseLogger } from 'fastify'
 import type { KeyRing } from '../crypto/envelope.js'
 import type { LockHandle, Store } from '../store/types.js'

@@ -9,10 +9,10 @@
 // command per cache hit (two on a Cluster, where the per-IP counter is in another slot). A request
 // refused before admit is still counted against its address. Failures are thrown as BrokerErrors.
 //
-// Per instance it keeps, each in one BoundedCache: imported Keys (by registration id, with the version they belong to),
-// registrations admitted before (as of the version admitted), the last usage written per
-// registration, and the keys the shared rate limiter refused until their window ends. None is
-// trusted past a change: admit re-checks the version in the store on every request.
+// Per instance it keeps, each in one BoundedCache: imported Keys (by registration id, with the
+// version they belong to), registrations admitted before (as of the version admitted), the last
+// usage written per registration, and the keys the shared rate limiter refused until their window
+// ends. None is trusted past a change: admit re-checks the version in the store on every request.
 import { BoundedCache } from '../bounded-cache.js'
 import { type Config, findApp } from '../config.js'
 import { constantTimeEqual, type ImportedKey, replayMarker } from '../crypto/obtain-token.js'

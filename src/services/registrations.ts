@@ -4,6 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { CloudName } from '../clouds.js'
 import { CONFLICT, retryOnConflict } from '../store/compare-and-set.js'
 import { listAllRegistrations } from '../store/list-all.js'
+import { uniquenessField } from '../store/registration-hash.js'
 import type { Registration, Store } from '../store/types.js'
 import { requireTenantLabel } from '../store/validation.js'
 
@@ -26,9 +27,10 @@ export function integrationId(registrationId: string, publicUrl: string): string
 const MAX_CAS_ATTEMPTS = 5
 
 /**
- * A registration could not be written: a new id was already taken, or the delegated registration
- * kept changing under compare-and-set (every attempt lost to another writer). The consent fails
- * rather than overwrite a newer state.
+ * A registration could not be written: a new id was already taken, the delegated registration
+ * kept changing under compare-and-set (every attempt lost to another writer), or the store named
+ * another grant's registration as the holder of this one's uniqueness slot (a digest collision).
+ * The consent fails rather than overwrite a newer state or another user's grant.
  */
 export class RegistrationConflictError extends Error {
   override readonly name = 'RegistrationConflictError'
@@ -208,27 +210,37 @@ export async function upsertDelegatedRegistration(
   const who = consentedByFields(input.userName, input.consentedBy?.name)
   await suggestTenantLabel(store, { ...input, consentedBy: { upn: input.userName, name: '' } })
   const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
-    const result = await store.registrations.create(
-      {
-        id: newRegistrationId(),
-        app: input.app,
-        cloud: input.cloud,
-        tenantId: input.tenantId,
-        kind: 'delegated',
-        userOid: input.userOid,
-        ...who,
-        ...ownAppFields(input).meta,
-        status: 'active',
-        createdAt: input.now,
-        updatedAt: input.now,
-        consentedAt: input.now,
-      },
-      { key, refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
-    )
+    const candidate = {
+      id: newRegistrationId(),
+      app: input.app,
+      cloud: input.cloud,
+      tenantId: input.tenantId,
+      kind: 'delegated' as const,
+      userOid: input.userOid,
+      ...who,
+      ...ownAppFields(input).meta,
+      status: 'active' as const,
+      createdAt: input.now,
+      updatedAt: input.now,
+      consentedAt: input.now,
+    }
+    const result = await store.registrations.create(candidate, {
+      key,
+      refreshToken: input.refreshToken,
+      ...ownAppFields(input).secrets,
+    })
     if (result.created) return { registration: result.registration, key, reused: false }
     const existing = await store.registrations.get(result.existingId)
-    // Revoked (or gone) in between: its uniqueness slot is free again, so create anew.
-    if (existing === null || existing.registration.status === 'revoked') return CONFLICT
+    if (existing === null) return CONFLICT // gone in between: its uniqueness slot is free again
+    // The Redis store finds the holder by a digest of (app, cloud, tenant, user): should two
+    // grants ever share one, this user's refresh token must not go into the other's registration.
+    if (uniquenessField(existing.registration) !== uniquenessField(candidate)) {
+      throw new RegistrationConflictError(
+        `registration ${existing.registration.id} holds the uniqueness slot of another delegated grant`,
+      )
+    }
+    // Revoked in between: its uniqueness slot is free again, so create anew.
+    if (existing.registration.status === 'revoked') return CONFLICT
     const updated = await store.registrations.update(
       existing.registration.id,
       existing.registration.version,

@@ -5,6 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
+import { RegistrationConflictError, upsertDelegatedRegistration } from '../../src/services/registrations.js'
 import { claimSlot } from '../../src/store/redis/delegated-claims.js'
 import { idleKeyOf } from '../../src/store/redis/idle-buckets.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
@@ -509,6 +510,58 @@ describe('Redis store: crash between index and record writes', () => {
     // the undone record's registration.created entry went with it, and its count with its entries
     expect(await redis.exists(`${keyPrefix}outbox:{${user.id}}`)).toBe(0)
     expect((await store.registrations.summarizeTenants([user.tenantId]))[0]!.registrations.total).toBe(0)
+  })
+
+  it("fails a consent whose claim turns out to name another user's registration (a digest collision)", async () => {
+    const redis = await connect()
+    const keyPrefix = `t${randomBytes(6).toString('hex')}:`
+    const tenantId = randomUUID()
+    const consent = (userOid: string, refreshToken: string) => ({
+      app: 'ms-graph-mail-listener',
+      cloud: 'global' as const,
+      tenantId,
+      now: new Date().toISOString(),
+      userOid,
+      userName: `${userOid}@contoso.example`,
+      refreshToken,
+    })
+    const firstUser = randomUUID()
+    const secondUser = randomUUID()
+    let other = ''
+    let collide = false
+    // As if the second user's claim digest equalled the first user's: while the second user's
+    // record is written, its claim is rewritten to name the first user's registration (the path
+    // where the store answers the holder without reading its record).
+    const colliding = new Proxy(redis, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver)
+        if (property !== 'evalsha' || typeof value !== 'function') return value
+        return async (...args: unknown[]) => {
+          const keys = args.slice(2, 2 + Number(args[1])) as string[]
+          if (collide && keys.length === 2 && keys[0]!.startsWith(`${keyPrefix}reg:{`)) {
+            collide = false
+            const claim = claimOf(keyPrefix, { ...consent(secondUser, ''), kind: 'delegated' })
+            await target.hset(claim.key, claim.field, `${Date.now()}:${other}`)
+          }
+          return (value as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      },
+    })
+    const store: Store = createRedisStore({ redis: colliding, keyRing: newKeyRing(), keyPrefix })
+    const first = await upsertDelegatedRegistration(store, consent(firstUser, 'rt-first-user'))
+    other = first.registration.id
+    collide = true
+    await expect(upsertDelegatedRegistration(store, consent(secondUser, 'rt-second-user'))).rejects.toThrow(
+      RegistrationConflictError,
+    )
+    expect(collide).toBe(false) // the collision was staged
+    const kept = await store.registrations.get(other)
+    expect(kept?.secrets.refreshToken).toBe('rt-first-user')
+    expect(kept?.registration.version).toBe(first.registration.version)
+    // the same user consenting again still reuses their registration and its Key
+    const again = await upsertDelegatedRegistration(store, consent(firstUser.toUpperCase(), 'rt-first-again'))
+    expect(again).toMatchObject({ reused: true, key: first.key })
+    expect(again.registration.id).toBe(other)
   })
 })
 

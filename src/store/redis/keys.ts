@@ -180,8 +180,5 @@ export function indexBlock(keys: RedisKeys, app: string, tenantId: string): stri
   ]
 }
 
-/** How many keys `indexBlock` gives. */
-export const INDEX_BLOCK_SIZE = 13
-
 /** The key names of one store (`redisKeys(prefix)`). */
 export type RedisKeys = ReturnType<typeof redisKeys>
