@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
 import { summarizeTenants } from '../../src/services/admin-queries.js'
 import { DeviceFlowRecords, pollLeaseName } from '../../src/services/device-code-records.js'
-import { compareIdle, idleBucketOf } from '../../src/store/idle-order.js'
+import { compareIdle, IDLE_BUCKETS, idleBucketOf } from '../../src/store/idle-order.js'
 import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
@@ -868,6 +868,34 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
             .sort(compareIdle)
             .map((position) => position.id),
         )
+      })
+
+      it('lists idle registrations from any position as a ring, and by a cutoff across every bucket', async () => {
+        // what the keep-alive relies on (services/token-keep-alive.ts)
+        const DAY = 86_400_000
+        const idleNow = Array.from({ length: 6 }, () => sampleRegistration({ createdAt: iso(T0) }))
+        let lastId = randomUUID()
+        while (idleBucketOf(lastId) !== IDLE_BUCKETS - 1) lastId = randomUUID()
+        const nearLapse = sampleRegistration({ id: lastId, createdAt: iso(T0 - 70 * DAY) })
+        for (const r of [...idleNow, nearLapse]) await mustCreate(store, r)
+        const ids = async (before: number, limit: number, after?: { id: string; score: number }) =>
+          (await store.registrations.listIdleDelegated(iso(before), limit, after)).map((p) => p.id)
+        // a cutoff close to the lapse finds the one registration that old, in the last bucket
+        expect(await ids(T0 - 60 * DAY, 10)).toEqual([nearLapse.id])
+        const order = [
+          ...idleNow.map((r) => ({ id: r.id, score: T0 })),
+          { id: lastId, score: T0 - 70 * DAY },
+        ].sort(compareIdle)
+        expect(order[order.length - 1]!.id).toBe(lastId)
+        // from a position in the middle: the rest up to the last bucket, then from the first bucket on
+        const start = order[3]!
+        const tail = await ids(T0 + 1, 10, start)
+        const head = (await ids(T0 + 1, 10)).filter(
+          (id) => compareIdle(order.find((p) => p.id === id)!, start) <= 0,
+        )
+        expect([...tail, ...head]).toEqual([...order.slice(4), ...order.slice(0, 4)].map((p) => p.id))
+        // after the last registration of the last bucket, nothing follows
+        expect(await ids(T0 + 1, 10, order[order.length - 1])).toEqual([])
       })
 
       it('reseals every secret under the current key after rotation', async () => {
