@@ -126,6 +126,7 @@ export class KeepAlive {
    */
   async #sweep(name: string, beforeMs: number, visited: Set<string>, result: KeepAliveRun): Promise<void> {
     const { store } = this.#deps
+    if (this.#stopped) return
     const before = new Date(beforeMs).toISOString()
     const start = await this.#readCursor(name)
     const end = start === undefined ? undefined : idleSortKey(start)
