@@ -3,6 +3,7 @@
 // history and process listings), prints tables by default and JSON with --json.
 import { parseArgs } from 'node:util'
 import { printable, table } from './table.js'
+import { finishUpgrade, showUpgrade, type UpgradeCommandContext } from './upgrade-commands.js'
 
 export { printable, table } from './table.js'
 
@@ -14,7 +15,11 @@ export const EXIT = {
   auth: 2,
   /** The registration or tenant does not exist (404). */
   notFound: 3,
-  /** Network failure, timeout, 5xx or an unexpected answer; a key rotation that failed, was interrupted or has failures (rotate-keys, rotation). */
+  /**
+   * Network failure, timeout, 5xx or an unexpected answer; a key rotation that failed, was
+   * interrupted or has failures (rotate-keys, rotation); an upgrade finish that failed or did not
+   * complete (upgrade, finish-upgrade).
+   */
   server: 4,
 } as const
 
@@ -54,6 +59,15 @@ Commands:
   credentials [--app <slug>]
       The hosted apps' own credentials in the order they are tried: kind,
       thumbprint or name, expiry, last success, and a refusal by Microsoft.
+  upgrade
+      Whether the store still keeps the previous release's layout (expanded: a
+      rolling upgrade, rollback possible) or not (contracted); exits 4 when the
+      last finish failed.
+  finish-upgrade [--no-wait]
+      Once EVERY instance runs this release: re-sync the indexes from the
+      records, move claims and idle entries, drop the previous release's
+      layout; waits until contracted. Rolling back to the previous release is
+      not supported afterwards. Idempotent; audited.
 
 Options:
   --url <url>    broker base URL (default: $CONSENT_BROKER_URL)
@@ -71,7 +85,8 @@ Environment:
 Exit codes: 0 ok, 1 usage or invalid request, 2 authentication, 3 not found,
             4 server or network error, or a key rotation that failed, was
               interrupted or left registrations it could not re-seal
-              (rotate-keys, rotation).
+              (rotate-keys, rotation), or an upgrade finish that failed or
+              did not complete (upgrade, finish-upgrade).
 `
 
 class CliError extends Error {
@@ -261,6 +276,8 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   rotation: [],
   webhooks: ['events', 'limit'],
   credentials: ['app'],
+  upgrade: [],
+  'finish-upgrade': ['wait'],
 }
 
 async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
@@ -663,6 +680,10 @@ async function credentials(client: Client, options: Options, io: CliIo): Promise
   return EXIT.ok
 }
 
+function upgradeContext(client: Client, options: Options, io: CliIo): UpgradeCommandContext {
+  return { client, io, json: options.json, wait: options.wait, exit: { ok: EXIT.ok, server: EXIT.server } }
+}
+
 function print(io: CliIo, value: unknown): number {
   io.stdout(`${JSON.stringify(value, null, 2)}\n`)
   return EXIT.ok
@@ -753,6 +774,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await webhooks(client, rest, options, io)
       case 'credentials':
         return await credentials(client, options, io)
+      case 'upgrade':
+        return await showUpgrade(upgradeContext(client, options, io))
+      case 'finish-upgrade':
+        return await finishUpgrade(upgradeContext(client, options, io))
       default:
         return await showRotation(client, options, io)
     }

@@ -3,7 +3,8 @@
 //   scripts.ts       the records' Lua scripts and how scripts run (index-lua.ts: the indexes')
 //   registrations.ts registrations: records, indexes, uniqueness claims, versioned updates
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
-//   secondary-indexes.ts  listing and tenant indexes: counts, tenants pages, their one-time rebuild
+//   secondary-indexes.ts  listing and tenant indexes: counts, tenants pages
+//   store-upgrade.ts      expand/contract of the previous release's layout (rolling upgrade, finish)
 //   webhooks.ts      notifications: outbox, endpoints, deliveries (webhook-scripts.ts: its Lua)
 //   ephemeral.ts, token-cache.ts, locks.ts, rate-limiter.ts, audit-log.ts,
 //   credential-health.ts, tenant-labels.ts                   the other stores

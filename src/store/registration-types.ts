@@ -212,6 +212,24 @@ export interface IndexRebuild {
   rebuilt: boolean
   /** Registrations indexed by this call. */
   registrations: number
+  /** The store's layout afterwards (`upgradeState`). */
+  upgrade: UpgradeState
+}
+
+/**
+ * Where a store is in an upgrade from the previous release's layout: `expanded` while it keeps
+ * that layout too (instances of both releases can share it: a rolling upgrade, or a rollback), until
+ * the operator finishes the upgrade; `contracted` with only this release's layout (finished, or a
+ * store created by this release). The memory store is always contracted.
+ */
+export type UpgradeState = 'expanded' | 'contracted'
+
+/** What `RegistrationStore.finishUpgrade` did. */
+export interface UpgradeFinish {
+  /** Registrations whose index entries were re-set from their record (0 when already contracted). */
+  registrations: number
+  /** Index entries of deleted registrations removed. */
+  pruned: number
 }
 
 /** Registrations: records with sealed secrets, versioned (compare-and-set) updates, listings. */
@@ -265,16 +283,27 @@ export interface RegistrationStore {
   /**
    * Registrations by status, maintained as statuses change (in Redis: the sizes of the (app, status)
    * indexes, written in the same script as the record on a single server), so counting costs the
-   * same however many registrations there are. Until `ensureIndexes` has run on data written before
-   * those indexes existed, it counts from the earlier release's indexes, or by scanning.
+   * same however many registrations there are. While the store is expanded (`upgradeState`), it
+   * counts from the previous release's indexes (or by scanning, for data older than those).
    */
   countByStatus(): Promise<Record<RegistrationStatus, number>>
   /**
-   * Builds the listing and counting indexes for registrations written before they existed (once:
-   * a marker records completion; a store created empty never needs it). Idempotent, safe while
-   * registrations are written; without anything to do it answers `{ rebuilt: false }` at once.
+   * Start-up: a store of the previous release stays expanded (its layout kept for its instances),
+   * data older than that is indexed that release's way first, a contracted store gets what an
+   * interrupted `finishUpgrade` left done, a store created empty is contracted. Idempotent, safe
+   * while registrations are written; without anything to do it answers `{ rebuilt: false }` at once.
    */
   ensureIndexes(): Promise<IndexRebuild>
+  /** The store's layout state in an upgrade from the previous release (`UpgradeState`). */
+  upgradeState(): Promise<UpgradeState>
+  /**
+   * Finishes an upgrade from the previous release: re-sets every registration's index entries from
+   * its record, moves the previous layout's claims and idle entries, then drops that layout. Call
+   * only once no instance of the previous release runs (it would misbehave on the result; there is
+   * no rollback after this). Idempotent and resumable; on a contracted store it completes what an
+   * interrupted call left.
+   */
+  finishUpgrade(): Promise<UpgradeFinish>
   /**
    * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
    * in idle order (idle-order.ts: by a bucket hashed from the id, oldest first within a bucket), at

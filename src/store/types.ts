@@ -136,6 +136,7 @@ export type AuditType =
   | 'tenant.revoked'
   | 'tenant.label_changed'
   | 'keys.rotated'
+  | 'store.upgrade_finished'
   | 'webhook.added'
   | 'webhook.removed'
   | 'webhook.redelivered'

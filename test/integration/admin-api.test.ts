@@ -97,6 +97,8 @@ describe('authentication of every operator endpoint', () => {
     { method: 'GET', url: '/admin/api/audit' },
     { method: 'POST', url: '/admin/api/keys/rotate' },
     { method: 'GET', url: '/admin/api/keys/rotation' },
+    { method: 'GET', url: '/admin/api/upgrade' },
+    { method: 'POST', url: '/admin/api/upgrade/finish' },
   ]
 
   it('answers 401 unauthorized, revealing nothing, without a token or with a wrong one', async () => {
@@ -135,6 +137,7 @@ describe('authentication of every operator endpoint', () => {
     const meta = await broker.store.registrations.getMeta(contosoMail.registrationId)
     expect(meta?.status).toBe('active')
     expect((await api('GET', '/admin/api/keys/rotation', { token: ALICE })).body.rotation.state).toBe('idle')
+    expect((await auditSince(undefined)).some((e) => e.type === 'store.upgrade_finished')).toBe(false)
   })
 
   it('answers 401 before validating the request, so a malformed request reveals nothing either', async () => {
@@ -603,5 +606,34 @@ describe('audit trail', () => {
     expect(mixed.body.error.message).toContain('order=desc')
     const wrong = await api('GET', '/admin/api/audit?order=newest', { token: ALICE })
     expect(wrong.status).toBe(400)
+  })
+})
+
+describe('store upgrade', () => {
+  it('shows the layout state, and finishes (idempotent, audited) on request', async () => {
+    // a store this release created is contracted from the start
+    const before = await api('GET', '/admin/api/upgrade', { token: ALICE })
+    expect(before.status).toBe(200)
+    expect(before.body).toEqual({ upgrade: { state: 'contracted' } })
+
+    const started = await api('POST', '/admin/api/upgrade/finish', { token: ALICE })
+    expect(started.status).toBe(202)
+    expect(started.body.started).toBe(true)
+    expect(['finishing', 'contracted']).toContain(started.body.upgrade.state)
+    let state = started.body.upgrade.state as string
+    for (let polls = 0; state === 'finishing'; polls++) {
+      if (polls > 200) throw new Error('the finish does not end')
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      state = (await api('GET', '/admin/api/upgrade', { token: ALICE })).body.upgrade.state
+    }
+    expect(state).toBe('contracted')
+    const events = (await auditSince(undefined)).filter((e) => e.type === 'store.upgrade_finished')
+    expect(events.map((e) => [e.actor, e.detail?.phase])).toEqual([
+      ['operator:alice', 'started'],
+      ['operator:alice', 'completed'],
+    ])
+    expect(events[1]!.detail).toMatchObject({ registrations: 0, pruned: 0 })
+    // the listings still answer
+    expect((await api('GET', '/admin/api/registrations', { token: ALICE })).status).toBe(200)
   })
 })

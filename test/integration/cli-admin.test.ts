@@ -324,4 +324,16 @@ describe('consent-broker-admin', () => {
     expect(status.code, status.stderr).toBe(0)
     expect((JSON.parse(status.stdout) as { rotation: { state: string } }).rotation.state).toBe('completed')
   })
+
+  it('shows the store upgrade state and finishes it, waiting until contracted', async () => {
+    const state = await cli(['upgrade'])
+    expect(state.code, state.stderr).toBe(0)
+    expect(state.stdout).toMatch(/^contracted: finished/)
+    const run = await cli(['finish-upgrade'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/^(started|already running)\n/)
+    expect(run.stdout.trimEnd().split('\n').at(-1)).toMatch(/^contracted: /)
+    const json = await cli(['--json', 'upgrade'])
+    expect(JSON.parse(json.stdout)).toEqual({ upgrade: { state: 'contracted' } })
+  })
 })

@@ -20,6 +20,7 @@ import {
   sampleRegistration,
   sampleSecrets,
 } from '../support/store-contract.js'
+import { describeRollingUpgrade } from '../support/upgrade-contract.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 let cluster: RedisClusterHandle | undefined
@@ -55,7 +56,8 @@ describeStoreContract('redis cluster (3 masters)', async (options): Promise<Stor
   }
 })
 
-describeIndexRebuild('redis cluster (3 masters)', async (keyPrefix) => {
+/** A store and a raw client of its own on the three-master cluster. */
+async function rawClusterHarness(keyPrefix: string) {
   const store = await openStore({ keyRing: newKeyRing('k1'), clock: Date.now, keyPrefix })
   if (cluster === undefined) throw new Error('cluster not started')
   const redis = createRedisConnection({ clusterNodes: [...cluster.nodes] })
@@ -68,7 +70,11 @@ describeIndexRebuild('redis cluster (3 masters)', async (keyPrefix) => {
       redis.disconnect()
     },
   }
-})
+}
+
+describeRollingUpgrade('redis cluster (3 masters)', rawClusterHarness)
+
+describeIndexRebuild('redis cluster (3 masters)', rawClusterHarness)
 
 describe('redis cluster (3 masters): the data really spreads', () => {
   it('is a healthy three-master cluster with the slots split', async () => {

@@ -20,6 +20,7 @@ import {
   type StoreHarness,
   type StoreHarnessOptions,
 } from '../support/store-contract.js'
+import { describeRollingUpgrade } from '../support/upgrade-contract.js'
 
 describeStoreContract('memory', async (options) => {
   const store = createMemoryStore(options)
@@ -92,6 +93,19 @@ function rawRedisHarness(connection: () => RedisConnectionOptions) {
 describeIndexRebuild(
   'redis',
   rawRedisHarness(() => ({ url: inject('redisUrl') })),
+)
+
+describeRollingUpgrade(
+  'redis',
+  rawRedisHarness(() => ({ url: inject('redisUrl') })),
+)
+
+describeRollingUpgrade(
+  'redis cluster (one node)',
+  rawRedisHarness(() => {
+    if (clusterNode === undefined) throw new Error('cluster node not started')
+    return { clusterNodes: [{ host: clusterNode.host, port: clusterNode.port }] }
+  }),
 )
 
 describeIndexRebuild(

@@ -339,3 +339,67 @@ describe('consent-broker-admin webhooks', () => {
     }
   })
 })
+
+describe('store upgrade commands', () => {
+  const upgrade = (state: string, error?: string) => ({ upgrade: { state, ...(error ? { error } : {}) } })
+
+  it('shows the state, and exits 4 when the last finish failed', async () => {
+    const expanded = io([{ status: 200, body: upgrade('expanded') }])
+    expect(await runCli(['upgrade'], expanded.fake)).toBe(EXIT.ok)
+    expect(expanded.requests[0]).toMatchObject({
+      method: 'GET',
+      url: 'https://broker.example/admin/api/upgrade',
+    })
+    expect(expanded.stdout()).toContain('expanded: the store keeps the previous release layout too')
+    const failed = io([{ status: 200, body: upgrade('failed', 'store unavailable') }])
+    expect(await runCli(['upgrade'], failed.fake)).toBe(EXIT.server)
+    expect(failed.stderr()).toBe('finishing the upgrade failed: store unavailable\n')
+    const json = io([{ status: 200, body: upgrade('contracted') }])
+    expect(await runCli(['--json', 'upgrade'], json.fake)).toBe(EXIT.ok)
+    expect(JSON.parse(json.stdout())).toEqual(upgrade('contracted'))
+  })
+
+  it('finishes and waits until contracted, or exits 4 when it fails', async () => {
+    const run = io([
+      { status: 202, body: { ...upgrade('finishing'), started: true } },
+      { status: 200, body: upgrade('finishing') },
+      { status: 200, body: upgrade('contracted') },
+    ])
+    expect(await runCli(['finish-upgrade'], run.fake)).toBe(EXIT.ok)
+    expect(run.requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'POST https://broker.example/admin/api/upgrade/finish',
+      'GET https://broker.example/admin/api/upgrade',
+      'GET https://broker.example/admin/api/upgrade',
+    ])
+    expect(run.stdout()).toBe(
+      'started\ncontracted: finished (rolling back to the previous release is not supported now)\n',
+    )
+    const failing = io([
+      { status: 202, body: { ...upgrade('finishing'), started: true } },
+      { status: 200, body: upgrade('failed', 'boom') },
+    ])
+    expect(await runCli(['finish-upgrade'], failing.fake)).toBe(EXIT.server)
+    expect(failing.stderr()).toBe('finishing the upgrade failed: boom\n')
+    const noWait = io([{ status: 202, body: { ...upgrade('finishing'), started: true } }])
+    expect(await runCli(['finish-upgrade', '--no-wait'], noWait.fake)).toBe(EXIT.ok)
+    expect(noWait.requests).toHaveLength(1)
+  })
+
+  it('gives up with exit 4 when every poll answers expanded (no instance is finishing)', async () => {
+    const answers: Array<{ status: number; body: unknown }> = [
+      { status: 202, body: { ...upgrade('finishing'), started: false } },
+    ]
+    for (let i = 0; i < 30; i++) answers.push({ status: 200, body: upgrade('expanded') })
+    const run = io(answers)
+    expect(await runCli(['finish-upgrade'], run.fake)).toBe(EXIT.server)
+    expect(run.stderr()).toContain('the store is still expanded')
+    expect(run.requests.length).toBeLessThan(30)
+  })
+
+  it('refuses options that do not apply', async () => {
+    const run = io([])
+    expect(await runCli(['upgrade', '--no-wait'], run.fake)).toBe(EXIT.usage)
+    expect(await runCli(['finish-upgrade', '--app', 'x'], run.fake)).toBe(EXIT.usage)
+    expect(run.requests).toHaveLength(0)
+  })
+})

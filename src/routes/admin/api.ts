@@ -31,6 +31,7 @@ import {
   tenantRevokeBodySchema,
   tenantSummarySchema,
 } from './schemas.js'
+import { upgradeApiRoutes } from './upgrade-api.js'
 import { webhookApiRoutes } from './webhooks-api.js'
 
 export interface AdminApiOptions {
@@ -60,6 +61,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
   })
 
   credentialsApiRoute(app)
+  upgradeApiRoutes(app, operatorOf)
 
   await app.register(webhookApiRoutes, { operatorOf })
 

@@ -50,6 +50,8 @@ import type {
   TenantCounts,
   TenantPage,
   TenantQuery,
+  UpgradeFinish,
+  UpgradeState,
 } from '../types.js'
 import { admitArguments, isoToMs, validateNewRegistration } from '../validation.js'
 import type { OutboxEntry } from '../webhook-types.js'
@@ -270,7 +272,17 @@ export class MemoryRegistrations implements RegistrationStore {
 
   /** Memory never holds data written by another version: nothing to rebuild. */
   async ensureIndexes(): Promise<IndexRebuild> {
-    return { rebuilt: false, registrations: 0 }
+    return { rebuilt: false, registrations: 0, upgrade: 'contracted' }
+  }
+
+  /** Memory has one layout: always contracted. */
+  async upgradeState(): Promise<UpgradeState> {
+    return 'contracted'
+  }
+
+  /** Memory has one layout: nothing to finish. */
+  async finishUpgrade(): Promise<UpgradeFinish> {
+    return { registrations: 0, pruned: 0 }
   }
 
   async listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {

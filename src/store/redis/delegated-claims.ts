@@ -9,9 +9,11 @@
 // claim's holder is checked against its record on every conflict (registrations.ts), so a digest
 // collision would fail loudly instead of answering another user's registration.
 //
-// Upgrade: every script that reads a claim also reads the legacy field and moves it to its bucket
-// when it claims; `migrateLegacyClaims` (start-up, under the index rebuild's lock) moves the rest
-// and deletes the legacy hash. Every key is in the `{idx}` slot, so each script stays atomic.
+// Upgrade (store-upgrade.ts): while the store is expanded (a rolling upgrade from the previous
+// release, which reads and writes only the legacy hash), claims are taken in the legacy hash only.
+// Once contracted, every script that reads a claim also reads the legacy field and moves it to its
+// bucket when it claims; `migrateLegacyClaims` (the finish, or start-up, under the migration lock)
+// moves the rest and deletes the legacy hash. Every key is in the `{idx}` slot: each script is atomic.
 import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
 import { idleKeyOf } from './idle-buckets.js'
@@ -65,6 +67,30 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 return 1
 `)
+
+/**
+ * KEYS: claim bucket, legacy claims hash. ARGV: field, legacy field. The claim wherever it is: in its
+ * bucket (contracted), or in the legacy hash (expanded: a rolling upgrade, store-upgrade.ts; or
+ * not moved yet) — one script, so a move in between can't hide it.
+ */
+const READ_CLAIM = new LuaScript(`
+return redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('HGET', KEYS[2], ARGV[2])
+`)
+
+/** The current claim value of `slot` ("<claimedAtMs>:<id>"), or null when free. */
+export async function readClaim(
+  redis: RedisClient,
+  keys: RedisKeys,
+  slot: ClaimSlot,
+): Promise<string | null> {
+  const value = await runScript(
+    redis,
+    READ_CLAIM,
+    [slot.key, keys.legacyDelegated],
+    [slot.field, slot.legacyField],
+  )
+  return typeof value === 'string' ? value : null
+}
 
 /** Frees the claim of `uniquenessField` if it names `id`, and drops `id`'s idle entry (a revoke). */
 export async function releaseClaim(

@@ -1,9 +1,11 @@
 // The idle index in Redis: which delegated registrations the keep-alive should refresh, in 4 096
 // small sorted sets (buckets by a hash of the id, src/store/idle-order.ts) instead of one big one
 // (~145 B per entry as a skiplist, ~55 B in a listpack bucket). Reading walks the buckets in order;
-// every key is in the `{idx}` slot. Data written before the buckets (one `{idx}:idle` set) is
-// moved at start-up (`migrateLegacyIdle`, under the index rebuild's lock); until then the scripts
-// that drop an entry drop it there too, and a touch raises it there too.
+// every key is in the `{idx}` slot. Data written before the buckets (one `{idx}:idle` set): while
+// the store is expanded (a rolling upgrade, store-upgrade.ts) new entries go there and keep-alive
+// reads it, as the previous release does; the finish moves it (`migrateLegacyIdle`, under the
+// migration lock). Until then the scripts that drop an entry drop it there too, and a touch raises
+// it there too.
 import { IDLE_BUCKETS, idleBucketOf } from '../idle-order.js'
 import { compareIds } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'

@@ -1,18 +1,21 @@
 // The Lua of the `{idx}` indexes and tenant summaries (one slot) and the scripts that write them:
 // putting a registration's entry in the (app, status) and (tenant, app, status) indexes, moving it
 // when its status changes, counting a tenant's registrations by (app, cloud, status) as they
-// change, the rebuild of data written before these indexes, and repairing a summary of a tenant
-// written before summaries (tenant-summaries.ts). Key layout: keys.ts.
+// change, indexing what the earlier release's `all` holds (store-upgrade.ts), and repairing a
+// summary of a tenant written before summaries (tenant-summaries.ts). Key layout: keys.ts.
 import { INDEXES_VERSION } from './keys.js'
 import { LUA_UPDATE, LuaScript } from './scripts.js'
 
 /**
  * Lua fragment over one registration's index block (keys.ts `indexBlock`, KEYS from `at`):
  * - `index_keys(at)` names them;
- * - `legacy(ix)`: the store is not on this version yet (earlier data, not rebuilt): the earlier
- *   release's indexes (all, tenant, app, status) are kept too, so readers can keep reading them;
+ * - `legacy(ix)`: the store is not contracted to this version (marker not "3": a rolling upgrade
+ *   from the previous release until the operator finishes it, store-upgrade.ts): the earlier
+ *   release's indexes (all, tenant, app, status) are kept too, and they are the authority —
+ *   instances of the previous release maintain only them;
  * - `index_entry(ix, id)`: the status the indexes give `id` and its score (createdAt), or false;
- *   before the rebuild, an id only the earlier indexes hold is found there;
+ *   while legacy, read from the earlier indexes only (a status change made by a previous-release
+ *   instance is only there: the new ones are re-synced from the records when the upgrade finishes);
  * - `index_put(ix, id, score, status)`: `id` in exactly the `as` and `ts` keys of `status`;
  * - `index_drop(ix, id)`: `id` out of every index of its block.
  */
@@ -31,17 +34,19 @@ local function legacy(ix)
   return redis.call('GET', ix.marker) ~= '${INDEXES_VERSION}'
 end
 local function index_entry(ix, id)
+  if legacy(ix) then
+    local score = redis.call('ZSCORE', ix.all, id)
+    if not score then return false end
+    for s, key in pairs(ix.status) do
+      if redis.call('ZSCORE', key, id) then return s, score end
+    end
+    return 'active', score
+  end
   for _, s in ipairs(STATUSES) do
     local score = redis.call('ZSCORE', ix.as[s], id)
     if score then return s, score end
   end
-  if not legacy(ix) then return false end
-  local score = redis.call('ZSCORE', ix.all, id)
-  if not score then return false end
-  for s, key in pairs(ix.status) do
-    if redis.call('ZSCORE', key, id) then return s, score end
-  end
-  return 'active', score
+  return false
 end
 local function index_put(ix, id, score, status)
   for _, s in ipairs(STATUSES) do
@@ -122,20 +127,32 @@ end
  *       none), expected current claim ('' = slot must be free), stale id to drop from the indexes
  *       (''), status, app, cloud, consentedAt (ms), summary version, the claim's legacy field
  *       (delegated-claims.ts: read when the bucket has none, moved when claimed).
- * Returns {1} or {0, current claim}. The first registration of a store marks its indexes complete
- * (nothing written before them needs a rebuild); a tenant's first registration starts its summary
- * complete (a stale id dropped is of the same tenant, app and cloud: its uniqueness field says so).
+ * Returns {1} or {0, current claim}. The first registration of a store without a marker marks it
+ * contracted (nothing written before needs a rebuild; a previous-release store has "2"); a tenant's
+ * first registration starts its summary complete (a stale id dropped is of the same tenant, app and
+ * cloud: its uniqueness field says so). While not contracted (a rolling upgrade), the claim and the
+ * idle entry go where the previous release reads and writes them: the legacy hash and set.
  */
 export const CLAIM_INDEX = new LuaScript(`${LUA_INDEX}${LUA_SUMMARY}
 local ix = index_keys(6)
 local id, score, tenant = ARGV[1], ARGV[2], ARGV[3]
 local field, claim, expected, stale = ARGV[4], ARGV[5], ARGV[7], ARGV[8]
 local status, app, cloud, consented, sversion = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+if not redis.call('GET', ix.marker) and redis.call('ZCARD', ix.all) == 0 then
+  redis.call('SET', ix.marker, '${INDEXES_VERSION}')
+end
+local expand = legacy(ix)
 if field ~= '' then
-  local current = redis.call('HGET', KEYS[1], field) or redis.call('HGET', KEYS[19], ARGV[14])
+  local current
+  if expand then current = redis.call('HGET', KEYS[19], ARGV[14])
+  else current = redis.call('HGET', KEYS[1], field) or redis.call('HGET', KEYS[19], ARGV[14]) end
   if current and current ~= expected then return {0, current} end
-  redis.call('HSET', KEYS[1], field, claim)
-  redis.call('HDEL', KEYS[19], ARGV[14])
+  if expand then
+    redis.call('HSET', KEYS[19], ARGV[14], claim)
+  else
+    redis.call('HSET', KEYS[1], field, claim)
+    redis.call('HDEL', KEYS[19], ARGV[14])
+  end
   if stale ~= '' then
     local was = index_entry(ix, stale)
     if was then summary_add(KEYS[5], sversion, app, cloud, was, -1, '') end
@@ -144,11 +161,8 @@ if field ~= '' then
     redis.call('ZREM', KEYS[21], stale)
   end
 end
-if legacy(ix) and redis.call('ZCARD', ix.all) == 0 then
-  redis.call('SET', ix.marker, '${INDEXES_VERSION}')
-end
 local first
-if legacy(ix) then first = redis.call('ZCARD', ix.tenant) == 0
+if expand then first = redis.call('ZCARD', ix.tenant) == 0
 else first = not redis.call('ZSCORE', KEYS[3], tenant) end
 if first then
   redis.call('DEL', KEYS[5])
@@ -161,7 +175,7 @@ index_put(ix, id, score, status)
 redis.call('ZADD', KEYS[3], 0, tenant)
 redis.call('ZADD', KEYS[4], 0, tenant)
 redis.call('SADD', ix.apps, app)
-if ARGV[6] ~= '' then redis.call('ZADD', KEYS[2], ARGV[6], id) end
+if ARGV[6] ~= '' then redis.call('ZADD', expand and KEYS[21] or KEYS[2], ARGV[6], id) end
 return {1}
 `)
 

@@ -22,24 +22,26 @@
 //   P{idx}:apps                      SET     every app with a registration (which `as`/`ts` to merge)
 //   P{idx}:tenant-ids                ZSET    every tenant id with a registration (score 0: by id)
 //   P{idx}:app-tenants:<app>         ZSET    tenant ids with a registration of the app (score 0)
-//   P{idx}:indexes                   STRING  INDEXES_VERSION ("3") once the indexes above hold every
-//                                            registration (set by the first create of a new store,
-//                                            or by the rebuild of data written before them:
-//                                            services/index-rebuild.ts)
+//   P{idx}:indexes                   STRING  INDEXES_VERSION ("3") once the store is contracted:
+//                                            only the layout above (set by the start-up of a new
+//                                            store, or its first create; by the operator's finish
+//                                            of an upgrade: store-upgrade.ts). "2" (the previous
+//                                            release's) while expanded
 //   Counts by status are the ZCARDs of the `as` keys; a page reads at most (apps × 3) × page
 //   entries, never an entry the filters don't match.
-//   Before the `indexes` marker says "3" (data of an earlier release, until its rebuild), the
-//   scripts also keep the earlier release's indexes, and readers read those:
+//   While the marker is not "3" (expanded: a store the previous release wrote, during a rolling
+//   upgrade and until the operator finishes it), the scripts also keep the previous release's
+//   indexes, claims hash and idle set exactly as it does, and read those as the authority (its
+//   instances keep only them); readers read them too:
 //   P{idx}:all                       ZSET    every registration id, score = createdAt
 //   P{idx}:tenant:<tenantId>         ZSET    ids of one tenant, score = createdAt
 //   P{idx}:app:<app>                 ZSET    ids of one app, score = createdAt
 //   P{idx}:status:<status>           ZSET    ids of needs_consent / revoked registrations (complete
 //                                            when the marker is "2"; an older `status:active` is
 //                                            dropped)
-//   The rebuild deletes them once the marker says "3" (`all` last). While `all` exists, each
-//   start-up indexes what it holds and deletes them again: an interrupted cleanup, or creates by
-//   an instance of the previous release after the rebuild (a rolling upgrade; a status change such
-//   an instance makes meanwhile is not followed by these indexes: finish the rollout first).
+//   The finish re-syncs the layout above from the records, sets "3", moves the claims and idle
+//   entries into their buckets and deletes these (`all` last: a start-up completes an
+//   interrupted one).
 //   P{idx}:tenants                   SET     (before `tenant-ids`; read only until rebuilt)
 //   P{idx}:tenant-summary:<tenantId> HASH    one tenant's registrations counted as they change, by
 //                                            the scripts that move its index entries:
@@ -54,13 +56,13 @@
 //                                            4 096 buckets by the digest's first 2 characters, each a
 //                                            small listpack (delegated-claims.ts)
 //   P{idx}:delegated                 HASH    the claims before the buckets (JSON field → the same
-//                                            value); read by every claim script, moved to the buckets
-//                                            at start-up and then deleted
+//                                            value): where claims are taken while expanded; read by
+//                                            every claim script, moved to the buckets by the finish
 //   P{idx}:idle:<bucket>             ZSET    delegated non-revoked ids, score = last refresh (or
 //                                            creation) in ms; 4 096 buckets by the id's hash, each a
 //                                            small listpack (src/store/idle-order.ts, idle-buckets.ts)
-//   P{idx}:idle                      ZSET    the same before the buckets; read by the scripts that
-//                                            drop an entry, moved to the buckets at start-up, deleted
+//   P{idx}:idle                      ZSET    the same before the buckets: written and walked while
+//                                            expanded; moved to the buckets by the finish, deleted
 //   P eph:<key>                      STRING  ephemeral value (sealed when secret), PX expiry
 //   P tok:{enc(group)}:<sha256(scope)> STRING sealed cached access token, PX expiry
 //   P tok:{enc(group)}:members       SET     token keys of the group (same slot), expiry ≥ members'
@@ -82,7 +84,7 @@ import { REGISTRATION_STATUSES, type RegistrationStatus } from '../types.js'
 /** The version of the `{idx}` indexes this code maintains (the value of the `indexes` marker). */
 export const INDEXES_VERSION = '3'
 
-/** The marker of the earlier release's indexes (all/tenant/app/status, complete), read until the rebuild. */
+/** The marker of the previous release's layout (all/tenant/app/status complete): an expanded store. */
 export const LEGACY_INDEXES_VERSION = '2'
 
 /** The version of the tenant summaries this code maintains (their `v` field). */
@@ -118,7 +120,7 @@ export function redisKeys(prefix: string) {
     tenantStatus: (status: RegistrationStatus, app: string, tenantId: string) =>
       `${idx}ts:${status}:${encodePart(app)}:${tenantId}`,
     apps: `${idx}apps`,
-    /** The earlier release's indexes (see the layout above): kept only until the rebuild. */
+    /** The earlier release's indexes (see the layout above): kept only while expanded. */
     all: `${idx}all`,
     tenant: (tenantId: string) => `${idx}tenant:${tenantId}`,
     app: (app: string) => `${idx}app:${app}`,
@@ -164,7 +166,7 @@ export function redisKeys(prefix: string) {
  * The `{idx}` keys one registration's index entries live in, in the order the Lua's `index_keys`
  * reads them (index-lua.ts): marker, apps, its app's three `as` keys, its tenant's three `ts` keys
  * (active, needs_consent, revoked), then the earlier release's all, tenant, app, needs_consent and
- * revoked indexes (written only until the rebuild).
+ * revoked indexes (written only while expanded).
  */
 export function indexBlock(keys: RedisKeys, app: string, tenantId: string): string[] {
   return [

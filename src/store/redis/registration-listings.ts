@@ -3,8 +3,9 @@
 // the id scan of maintenance commands. A listing reads exactly the indexes its filters name
 // (merged: secondary-indexes.ts), so a page costs the same however many registrations don't match.
 // Every index entry is checked against its record, so a stale or dangling entry is never shown;
-// data written before these indexes is served from the earlier release's indexes (a walk of the
-// smallest, or a scan) until they are rebuilt. Writes are registrations.ts's.
+// a store not contracted yet (a rolling upgrade, store-upgrade.ts) is served from the earlier
+// release's indexes and idle set (a walk of the smallest, or a scan), which every instance of
+// either release keeps. Writes are registrations.ts's.
 import { clampLimit, decodeCursor, encodeCursor, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import type {
@@ -21,11 +22,13 @@ import { isoToMs } from '../validation.js'
 import { walkIdle } from './idle-buckets.js'
 import type { RedisKeys } from './keys.js'
 import { readNames } from './record-layout.js'
-import { walkIndex } from './registration-index.js'
+import { indexAfter, walkIndex } from './registration-index.js'
 import type { RedisSecondaryIndexes } from './secondary-indexes.js'
 
 /** HMGET names of kind and status (either record layout, record-layout.ts). */
 const KIND_STATUS = [...readNames('kind'), 'status']
+/** Legacy idle entries read per round trip (an expanded store). */
+const LEGACY_IDLE_BATCH = 200
 
 /** The listing half of `RegistrationStore` on Redis; RedisRegistrations delegates to it. */
 export class RedisRegistrationListings {
@@ -54,7 +57,7 @@ export class RedisRegistrationListings {
   }
 
   /**
-   * Before the rebuild, the earlier release's index a listing walks: the smallest of those its
+   * While expanded (store-upgrade.ts), the earlier release's index a listing walks: the smallest of those its
    * filters name (every item is checked against its record anyway).
    */
   async #legacyListingIndex(query: RegistrationQuery): Promise<string> {
@@ -109,8 +112,7 @@ export class RedisRegistrationListings {
     if (!(limit >= 1)) return []
     const wanted = Math.trunc(limit)
     const out: IdlePosition[] = []
-    // bucket by bucket (idle-buckets.ts); each entry checked against its record
-    await walkIdle(this.redis, this.keys, beforeMs, after, async (entries) => {
+    const take = async (entries: IdlePosition[]) => {
       const states = await Promise.all(
         entries.map((entry) => this.redis.hmget(this.keys.reg(entry.id), ...KIND_STATUS)),
       )
@@ -120,8 +122,26 @@ export class RedisRegistrationListings {
         if (kind === 'delegated' && typeof status === 'string' && status !== 'revoked') out.push(entry)
       })
       return out.length < wanted
-    })
+    }
+    // bucket by bucket (idle-buckets.ts), or, while expanded, the one legacy set every instance
+    // writes (store-upgrade.ts); each entry checked against its record
+    if (await this.indexes.complete()) await walkIdle(this.redis, this.keys, beforeMs, after, take)
+    else await this.#walkLegacyIdle(beforeMs, after, take)
     return out.slice(0, wanted)
+  }
+
+  /** The legacy idle set by score then id (as the previous release walks it), a batch at a time. */
+  async #walkLegacyIdle(
+    beforeMs: number,
+    after: IdlePosition | undefined,
+    take: (entries: IdlePosition[]) => Promise<boolean>,
+  ): Promise<void> {
+    for (let position = after; ; ) {
+      const entries = await indexAfter(this.redis, this.keys.legacyIdle, position, LEGACY_IDLE_BATCH)
+      const inRange = entries.filter((entry) => entry.score < beforeMs)
+      if (inRange.length === 0 || !(await take(inRange)) || inRange.length < entries.length) return
+      position = inRange[inRange.length - 1]
+    }
   }
 
   async scanIds(cursor: string | undefined, count: number): Promise<{ ids: string[]; nextCursor?: string }> {

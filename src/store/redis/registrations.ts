@@ -57,6 +57,8 @@ import type {
   TenantCounts,
   TenantPage,
   TenantQuery,
+  UpgradeFinish,
+  UpgradeState,
 } from '../types.js'
 import { isoToMs, validateNewRegistration } from '../validation.js'
 import { RedisAdmission } from './admit.js'
@@ -64,11 +66,11 @@ import {
   type Claim,
   type ClaimSlot,
   claimSlot,
-  migrateLegacyClaims,
   parseClaim,
+  readClaim,
   releaseClaim,
 } from './delegated-claims.js'
-import { idleKeyOf, migrateLegacyIdle, raiseIdle } from './idle-buckets.js'
+import { idleKeyOf, raiseIdle } from './idle-buckets.js'
 import { CLAIM_INDEX, UNCLAIM_INDEX, UPDATE_RECORD_INDEXED } from './index-lua.js'
 import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import {
@@ -83,6 +85,7 @@ import { resealRecord, resealRecords } from './record-maintenance.js'
 import { RedisRegistrationListings } from './registration-listings.js'
 import { CREATE_RECORD, runScript, TOUCH_RECORD, UPDATE_RECORD } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
+import { RedisStoreUpgrade } from './store-upgrade.js'
 import { RedisTenantSummaries, readSummaryFacts } from './tenant-summaries.js'
 
 /** HMGET names of the public fields, in either record layout (record-layout.ts). */
@@ -98,6 +101,7 @@ export class RedisRegistrations implements RegistrationStore {
   readonly #indexes: RedisSecondaryIndexes
   readonly #listings: RedisRegistrationListings
   readonly #summaries: RedisTenantSummaries
+  readonly #upgrade: RedisStoreUpgrade
   /** False on a Cluster, or once the server refused UPDATE_RECORD_INDEXED's two slots. */
   #crossSlotScripts: boolean
 
@@ -114,6 +118,7 @@ export class RedisRegistrations implements RegistrationStore {
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
     this.#listings = new RedisRegistrationListings(redis, keys, this.#indexes, (id) => this.getMeta(id))
     this.#summaries = new RedisTenantSummaries(redis, keys, this, () => this.#indexes.complete())
+    this.#upgrade = new RedisStoreUpgrade(redis, keys, this.#indexes)
     this.#crossSlotScripts = !redis.isCluster
   }
 
@@ -195,7 +200,7 @@ export class RedisRegistrations implements RegistrationStore {
 
     // 3. a create that stalled past the grace period may have lost its claim meanwhile
     if (slot !== undefined) {
-      const current = await this.redis.hget(slot.key, slot.field)
+      const current = await readClaim(this.redis, this.keys, slot)
       if (current !== claim) {
         // the record never counted: its outbox entry goes with it (same slot, one transaction)
         await this.redis.multi().del(recordKey).hdel(this.keys.outbox(id), entry.id).exec()
@@ -361,13 +366,16 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {
-    await migrateLegacyClaims(this.redis, this.keys)
-    await migrateLegacyIdle(this.redis, this.keys)
-    if (await this.#indexes.complete()) {
-      await this.#indexes.dropRetired()
-      return { rebuilt: false, registrations: 0 }
-    }
-    return { rebuilt: true, registrations: await this.#indexes.rebuild() }
+    const { registrations, state } = await this.#upgrade.atStartUp()
+    return { rebuilt: registrations > 0, registrations, upgrade: state }
+  }
+
+  upgradeState(): Promise<UpgradeState> {
+    return this.#upgrade.state()
+  }
+
+  finishUpgrade(): Promise<UpgradeFinish> {
+    return this.#upgrade.finish()
   }
 
   listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {

@@ -3,11 +3,12 @@
 // the indexes it names, merged, and counts by status are their ZCARDs —, and tenant ids in id order
 // (the tenants pages) overall and per app. create and update maintain them (keys.ts, index-lua.ts);
 // this file reads them, moves an entry where a Cluster can't do it in the record's script, and
-// rebuilds them once for registrations written before they existed.
+// indexes what the earlier release's `all` holds (store-upgrade.ts decides when).
 //
-// Until the rebuild has set the `indexes` marker to this version, the scripts also keep the earlier
-// release's indexes (`all`, tenant, app, status) and readers read those (with a scan of `all`
-// where even they are incomplete), so an upgraded store answers correctly from its first request.
+// Until the store is contracted (the `indexes` marker is this version: store-upgrade.ts, once the
+// operator finishes a rolling upgrade), the scripts also keep the earlier release's indexes (`all`,
+// tenant, app, status) and readers read those (with a scan of `all` where even they are
+// incomplete): instances of the previous release keep only them, so they are the complete ones.
 import { clampLimit, decodeTenantCursor, encodeTenantCursor, type IndexPosition } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
@@ -31,7 +32,7 @@ import { runScript } from './scripts.js'
 
 /** HMGET names of tenantId and app in either record layout: [short, long] each. */
 const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
-/** Registrations read per step of the rebuild. */
+/** Registrations read per step of indexing the earlier `all`. */
 const REBUILD_BATCH = 500
 /** A status entry re-checked against its record this many times at most (concurrent updates). */
 const VERIFY_ROUNDS = 5
@@ -76,7 +77,7 @@ export class RedisSecondaryIndexes {
         : 'incomplete'
   }
 
-  /** Whether the earlier release's status indexes are complete (read until the rebuild). */
+  /** Whether the earlier release's status indexes are complete (marker "2": read while expanded). */
   async legacyStatusesComplete(): Promise<boolean> {
     return (await this.#state()) === 'legacy'
   }
@@ -136,7 +137,7 @@ export class RedisSecondaryIndexes {
 
   /**
    * Counts by status, or `undefined` while no index is complete: the ZCARDs of the (app, status)
-   * indexes (before the rebuild: of the earlier release's status indexes; active is what they
+   * indexes (while expanded: of the earlier release's status indexes; active is what they
    * leave of `all`).
    */
   async countByStatus(): Promise<Record<RegistrationStatus, number> | undefined> {
@@ -170,23 +171,22 @@ export class RedisSecondaryIndexes {
   }
 
   /**
-   * Once the indexes are complete, what earlier releases left in their indexes: an interrupted
-   * cleanup, or registrations an instance of the previous release created after the rebuild (a
-   * rolling upgrade; they are in its `all` only) — indexed, then the earlier indexes dropped. Run
-   * at start-up; costs one EXISTS when there is nothing.
+   * Once the store is contracted, what earlier releases left in their indexes (an interrupted
+   * finish, store-upgrade.ts) — indexed, then the earlier indexes dropped. Run at start-up and by
+   * every finish; costs one EXISTS when there is nothing.
    */
   async dropRetired(): Promise<void> {
     if ((await this.redis.exists(this.keys.all)) === 0) return
-    await this.#indexEarlier()
-    await this.#dropEarlier()
+    await this.indexEarlier()
+    await this.dropEarlier()
   }
 
   /**
-   * Deletes what earlier versions kept and nothing reads once the indexes are complete: their
+   * Deletes what earlier versions kept and nothing reads once the store is contracted: their
    * indexes (all, tenant, app, status) and tenants SET; `all` goes last, so an interrupted cleanup
    * is finished by the next start-up.
    */
-  async #dropEarlier(): Promise<void> {
+  async dropEarlier(): Promise<void> {
     const k = this.keys
     const apps = await this.apps()
     await this.redis.unlink(k.legacyTenants, ...k.statuses, ...apps.map((app) => k.app(app)))
@@ -232,7 +232,7 @@ export class RedisSecondaryIndexes {
     return page(ids, limit)
   }
 
-  /** The tenants page from the SET written before the sorted indexes (read until the rebuild). */
+  /** The tenants page from the SET written before the sorted indexes (read until indexed at start-up). */
   async listLegacyTenants(query: TenantQuery, tenantsOfApp: () => Promise<Set<string>>): Promise<TenantPage> {
     const limit = clampLimit(query.limit)
     const after = query.cursor === undefined ? undefined : decodeTenantCursor(query.cursor)
@@ -244,23 +244,13 @@ export class RedisSecondaryIndexes {
     return page(after === undefined ? ids : ids.filter((id) => id > after), limit)
   }
 
-  /**
-   * Indexes every registration of the earlier release's `all` by (app, status), (tenant, app,
-   * status) and tenant, in batches, then sets the marker and drops the earlier indexes. Concurrent
-   * creates and updates maintain the new indexes themselves meanwhile (and the earlier ones, while
-   * the marker is not set); an entry one of them wrote is never overwritten by the rebuild's older
-   * read of the record.
-   */
-  async rebuild(): Promise<number> {
-    const indexed = await this.#indexEarlier()
-    await this.redis.set(this.keys.indexes, INDEXES_VERSION)
+  /** Records that the store is contracted (store-upgrade.ts sets the marker): readers switch now. */
+  markComplete(): void {
     this.#complete = true
-    await this.#dropEarlier()
-    return indexed
   }
 
   /** Gives every registration of the earlier `all` its entries (REBUILD_ENTRY); how many have a record. */
-  async #indexEarlier(): Promise<number> {
+  async indexEarlier(): Promise<number> {
     let after: IndexPosition | undefined
     let indexed = 0
     for (;;) {
