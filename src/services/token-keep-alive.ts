@@ -10,7 +10,7 @@
 // any instance) stopped, so a pass cut short by restarts never leaves the high buckets unread.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
-import { compareIdleKeys, idleSortKey } from '../store/idle-order.js'
+import { compareIdleKeys, expandedIdleSortKey, idleSortKey } from '../store/idle-order.js'
 import type { IdlePosition, Store } from '../store/types.js'
 import type { TokenIssuer } from './token-issuer.js'
 import type { ScopeResolver } from './token-scope.js'
@@ -129,7 +129,11 @@ export class KeepAlive {
     if (this.#stopped) return
     const before = new Date(beforeMs).toISOString()
     const start = await this.#readCursor(name)
-    const end = start === undefined ? undefined : idleSortKey(start)
+    // a store still expanded by a rolling upgrade lists the previous release's one idle set, by
+    // last refresh then id (idle-order.ts): the ring's end is found in that order then
+    const sortKey =
+      (await store.registrations.upgradeState()) === 'expanded' ? expandedIdleSortKey : idleSortKey
+    const end = start === undefined ? undefined : sortKey(start)
     let wrapped = start === undefined
     let after = start
     while (!this.#stopped) {
@@ -137,7 +141,7 @@ export class KeepAlive {
       let last = false
       if (wrapped && end !== undefined) {
         // past the starting cursor: the first part of the sweep has seen the rest
-        const past = page.findIndex((position) => compareIdleKeys(idleSortKey(position), end) > 0)
+        const past = page.findIndex((position) => compareIdleKeys(sortKey(position), end) > 0)
         if (past >= 0) {
           page = page.slice(0, past)
           last = true

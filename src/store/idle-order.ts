@@ -21,6 +21,15 @@ export interface IdleSortKey extends IdlePosition {
   readonly bucket: number
 }
 
+/**
+ * The sort key of a position in the previous release's order — one idle set, by last refresh then
+ * id (every position in "bucket" 0) —: what a Redis store lists while it is expanded during a
+ * rolling upgrade (redis/store-upgrade.ts), until the upgrade is finished.
+ */
+export function expandedIdleSortKey(position: IdlePosition): IdleSortKey {
+  return { id: position.id, score: position.score, bucket: 0 }
+}
+
 /** The sort key of an idle position (hashes the id). */
 export function idleSortKey(position: IdlePosition): IdleSortKey {
   return { id: position.id, score: position.score, bucket: idleBucketOf(position.id) }

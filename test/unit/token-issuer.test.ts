@@ -15,7 +15,7 @@ import { ScopeResolver } from '../../src/services/token-scope.js'
 import { SingleFlight } from '../../src/services/token-single-flight.js'
 import { compareIdle, IDLE_BUCKETS, idleBucketOf } from '../../src/store/idle-order.js'
 import { createMemoryStore } from '../../src/store/memory.js'
-import type { Registration, Store } from '../../src/store/types.js'
+import type { IdlePosition, Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
 
 const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -344,6 +344,70 @@ describe('KeepAlive', () => {
     })
     expect(await after.runOnce()).toMatchObject({ ran: true, refreshed: 0, skipped: 2 })
     expect(third.ids).toEqual([stuck[0], stuck[1]])
+  })
+
+  it('while a Redis store is expanded (rolling upgrade), walks the ring in its by-score order', async () => {
+    const { config, store, scopes, issuers } = setup(1, {
+      KEEPALIVE_IDLE_DAYS: '1',
+      UPSTREAM_RATE_PER_APP: '1000',
+    })
+    // ids whose buckets run opposite to their creation order: the two orders disagree everywhere
+    const ids = Array.from({ length: 12 }, () => randomUUID()).sort(
+      (a, b) => idleBucketOf(b) - idleBucketOf(a) || (a < b ? -1 : 1),
+    )
+    for (const [i, id] of ids.entries()) {
+      const createdAt = new Date(Date.now() - 3 * 86_400_000 + i * 1000).toISOString()
+      await createRegistration(store, 'ms-graph-mail-listener', 'delegated', { id, createdAt })
+    }
+    // two of the first five wait for consent: they stay idle, before the cursor in the ring
+    const stuck = [ids[1]!, ids[3]!]
+    for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
+    // what a Redis store lists while expanded: the one legacy idle set, by score then id
+    const expanded: Store = {
+      ...store,
+      registrations: new Proxy(store.registrations, {
+        get(target, property) {
+          if (property === 'upgradeState') return async () => 'expanded'
+          if (property === 'listIdleDelegated')
+            return async (before: string, limit: number, after?: IdlePosition) => {
+              const all = (await target.listIdleDelegated(before, 1000)).sort(
+                (a, b) => a.score - b.score || (a.id < b.id ? -1 : 1),
+              )
+              const from = after === undefined ? 0 : all.findIndex((p) => p.score > after.score)
+              return (from < 0 ? [] : all.slice(from)).slice(0, limit)
+            }
+          const value = Reflect.get(target, property, target)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      }),
+    }
+    const first = recordingStore(expanded)
+    const stopped = new KeepAlive({
+      config,
+      store: first.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    first.onGet = () => {
+      if (first.ids.length === 5) void stopped.stop()
+    }
+    expect(await stopped.runOnce()).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
+    expect(first.ids).toEqual(ids.slice(0, 5))
+    // the next pass takes the other seven from the cursor, wraps to the two still idle before
+    // it (in by-score order, not by bucket), and stops at the cursor
+    const second = recordingStore(expanded)
+    const next = new KeepAlive({
+      config,
+      store: second.store,
+      issuer: issuers[0]!,
+      scopes,
+      logger: silent,
+      clock: Date.now,
+    })
+    expect(await next.runOnce()).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
+    expect(second.ids).toEqual([...ids.slice(5), ...stuck])
   })
 
   it('a failing refresh is logged and counted, never thrown', async () => {
