@@ -112,6 +112,11 @@ export function describeRollingUpgrade(
         await store.registrations.update(made[5]!.id, 1, { status: 'revoked' })
         await old.setStatus(made[7]!, 'revoked')
         await old.setStatus(made[1]!, 'active')
+        // a new instance moves what an old one moved last: the earlier indexes say where it is
+        expect(await store.registrations.update(newInOldTenant.id, 2, { status: 'active' })).toMatchObject({
+          status: 'active',
+        })
+        await old.setStatus(made[10]!, 'needs_consent')
         // uniqueness holds across releases: each sees the other's claims
         const dupOfOld = { ...made[8]!, id: randomUUID() }
         expect(await store.registrations.create(dupOfOld, sampleSecrets())).toEqual({
