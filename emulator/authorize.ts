@@ -224,7 +224,7 @@ export function registerAuthorizeRoutes(app: FastifyInstance, state: EmulatorSta
     state.pending.delete(flow.id)
     if (flow.kind === 'device') {
       const record = flow.deviceCode === undefined ? undefined : state.deviceCodes.get(flow.deviceCode)
-      if (!record || record.status !== 'pending' || record.expiresAt <= state.now()) return flowExpired(reply)
+      if (record?.status !== 'pending' || record.expiresAt <= state.now()) return flowExpired(reply)
       record.status = 'approved'
       record.oid = user.oid
       return html(

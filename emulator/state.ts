@@ -295,7 +295,7 @@ export class EmulatorState {
   pendingDeviceCode(userCode: string): DeviceCodeRecord | undefined {
     const deviceCode = this.userCodes.get(userCode.replace(/[\s-]/g, '').toUpperCase())
     const record = deviceCode === undefined ? undefined : this.deviceCodes.get(deviceCode)
-    if (!record || record.status !== 'pending' || record.expiresAt <= this.now()) return undefined
+    if (record?.status !== 'pending' || record.expiresAt <= this.now()) return undefined
     return record
   }
 

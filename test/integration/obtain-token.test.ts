@@ -4,12 +4,12 @@ import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { Env } from '../../src/config.js'
 import { type ConsentValues, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
 import { assertNoSecretLogged, memoryLogger } from '../support/log-capture.js'
+import { monitorRedis } from '../support/redis-monitor.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -156,27 +156,25 @@ describe('obtain-token with real consent', () => {
     const c = client(values, 'ms-graph-mail', url)
     expect((await obtain(c)).status).toBe(200) // miss: upstream call, cache write, usage
     expect((await obtain(c)).status).toBe(200) // hit
-    const monitor = await new Redis(inject('redisUrl')).monitor()
-    monitor.on('error', () => undefined)
     const commands: string[] = []
-    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    const marker = `${b.keyPrefix}request-done`
+    let markerSeen: () => void = () => undefined
+    const done = new Promise<void>((resolve) => {
+      markerSeen = resolve
+    })
+    const monitor = await monitorRedis(inject('redisUrl'), ({ args, source }) => {
       // this broker's commands only (other test files share the server); not those run inside Lua
       if (source !== 'lua' && args.some((arg) => arg.includes(b.keyPrefix))) commands.push(args[0]!)
+      if (args[1] === marker) markerSeen()
     })
-    const marker = `${b.keyPrefix}request-done`
     try {
       expect((await obtain(c)).status).toBe(200)
       // MONITOR reports asynchronously: wait for a command sent after the request on the broker's
       // own connection (so it is reported after the request's commands)
-      const done = new Promise<void>((resolve) =>
-        monitor.on('monitor', (_time: string, args: string[]) => {
-          if (args[1] === marker) resolve()
-        }),
-      )
       await b.redis?.echo(marker)
       await done
     } finally {
-      monitor.disconnect()
+      monitor.close()
     }
     expect(commands.map((name) => name.toLowerCase())).toEqual(['evalsha', 'echo'])
   })
