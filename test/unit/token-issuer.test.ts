@@ -306,43 +306,16 @@ describe('KeepAlive', () => {
     const stuck = [ids[1]!, ids[3]!]
     for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
 
-    const first = recordingStore(store)
-    const stopped = new KeepAlive({
-      config,
-      store: first.store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: Date.now,
-    })
-    first.onGet = () => {
-      if (first.ids.length === 5) void stopped.stop()
-    }
-    expect(await stopped.runOnce()).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
+    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, store, 5)
+    expect(first.result).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
     expect(first.ids).toEqual(ids.slice(0, 5))
 
-    const second = recordingStore(store)
-    const next = new KeepAlive({
-      config,
-      store: second.store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: Date.now,
-    })
-    expect(await next.runOnce()).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
+    const second = await recordedPass({ config, scopes, issuer: issuers[0]! }, store)
+    expect(second.result).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
     expect(second.ids).toEqual([...ids.slice(5), ...stuck])
     // the ring goes on: the next pass starts after the last registration this one took
-    const third = recordingStore(store)
-    const after = new KeepAlive({
-      config,
-      store: third.store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: Date.now,
-    })
-    expect(await after.runOnce()).toMatchObject({ ran: true, refreshed: 0, skipped: 2 })
+    const third = await recordedPass({ config, scopes, issuer: issuers[0]! }, store)
+    expect(third.result).toMatchObject({ ran: true, refreshed: 0, skipped: 2 })
     expect(third.ids).toEqual([stuck[0], stuck[1]])
   })
 
@@ -381,32 +354,13 @@ describe('KeepAlive', () => {
         },
       }),
     }
-    const first = recordingStore(expanded)
-    const stopped = new KeepAlive({
-      config,
-      store: first.store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: Date.now,
-    })
-    first.onGet = () => {
-      if (first.ids.length === 5) void stopped.stop()
-    }
-    expect(await stopped.runOnce()).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
+    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, expanded, 5)
+    expect(first.result).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
     expect(first.ids).toEqual(ids.slice(0, 5))
     // the next pass takes the other seven from the cursor, wraps to the two still idle before
     // it (in by-score order, not by bucket), and stops at the cursor
-    const second = recordingStore(expanded)
-    const next = new KeepAlive({
-      config,
-      store: second.store,
-      issuer: issuers[0]!,
-      scopes,
-      logger: silent,
-      clock: Date.now,
-    })
-    expect(await next.runOnce()).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
+    const second = await recordedPass({ config, scopes, issuer: issuers[0]! }, expanded)
+    expect(second.result).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
     expect(second.ids).toEqual([...ids.slice(5), ...stuck])
   })
 
@@ -468,6 +422,24 @@ describe('classifyUpstreamError', () => {
 })
 
 /** The store as the keep-alive sees it, recording the ids it takes (in page order), as it takes them. */
+/**
+ * One keep-alive pass on `store`, recording the registrations it reads; with `stopAfter`, the pass is
+ * stopped once it has read that many (as a shutdown would).
+ */
+async function recordedPass(
+  deps: Pick<ConstructorParameters<typeof KeepAlive>[0], 'config' | 'scopes' | 'issuer'>,
+  store: Store,
+  stopAfter?: number,
+) {
+  const recorded = recordingStore(store)
+  const keepAlive = new KeepAlive({ ...deps, store: recorded.store, logger: silent, clock: Date.now })
+  if (stopAfter !== undefined)
+    recorded.onGet = () => {
+      if (recorded.ids.length === stopAfter) void keepAlive.stop()
+    }
+  return { result: await keepAlive.runOnce(), ids: recorded.ids }
+}
+
 function recordingStore(store: Store): { store: Store; ids: string[]; onGet: () => void } {
   const seen = { store, ids: [] as string[], onGet: () => {} }
   const registrations = new Proxy(store.registrations, {
