@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
+import { createRedisConnection } from '../src/store/redis-connection.js'
 import type { Start } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -65,15 +66,21 @@ async function target(start: Start): Promise<{ url: string; pid: number }> {
   return { url: `http://127.0.0.1:${port}`, pid: child.pid! }
 }
 
-/** One run at the fixed rate; every body is used once. Returns CPU µs per answered request. */
-async function run(
-  url: string,
-  pid: number,
-  bodies: string[],
-): Promise<{ usPerRequest: number; rps: number }> {
+/** CPU µs per answered request of one run: the target's, Redis's and the load generator's (this process). */
+interface RunCost {
+  usPerRequest: number
+  redisUs: number
+  clientUs: number
+  rps: number
+}
+
+/** One run at the fixed rate; every body is used once. */
+async function run(url: string, pid: number, redisPid: number, bodies: string[]): Promise<RunCost> {
   let next = 0
   let failure: string | undefined
   const before = cpuMs(pid)
+  const redisBefore = cpuMs(redisPid)
+  const clientBefore = process.cpuUsage()
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -96,9 +103,26 @@ async function run(
   })
   if (failure !== undefined) throw new Error(`${url}: ${failure}`)
   if (next > bodies.length) throw new Error(`${url}: ${next} requests, only ${bodies.length} bodies`)
+  const total = result.requests.total
+  const client = process.cpuUsage(clientBefore)
   return {
-    usPerRequest: ((cpuMs(pid) - before) * 1000) / result.requests.total,
+    usPerRequest: ((cpuMs(pid) - before) * 1000) / total,
+    redisUs: ((cpuMs(redisPid) - redisBefore) * 1000) / total,
+    clientUs: (client.user + client.system) / total,
     rps: result.requests.average,
+  }
+}
+
+/** redis-server's process id, from INFO (the backend's server is a child of this process). */
+async function redisPidOf(redisUrl: string): Promise<number> {
+  const redis = createRedisConnection({ url: redisUrl })
+  try {
+    const info = (await redis.info('server')) as string
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
+    if (!Number.isInteger(pid)) throw new Error('INFO server named no process_id')
+    return pid
+  } finally {
+    redis.disconnect()
   }
 }
 
@@ -106,6 +130,7 @@ async function main(): Promise<void> {
   const backend = await startBackend()
   try {
     const { env } = backend
+    const redisPid = await redisPidOf(backend.redisUrl)
     const registration = await contosoRegistration(env)
     const key = registration.key
     const bodies = (count: number) => encryptedBodies(registration, count)
@@ -113,24 +138,34 @@ async function main(): Promise<void> {
     const hit = await target({ mode: 'broker', env, logLevel: 'info' })
     const perRun = Math.ceil(RATE * DURATION * 1.2)
     // Warm-up (and the hit's one upstream call, priming its token cache).
-    await run(`${floor.url}/json`, floor.pid, bodies(perRun))
-    await run(`${hit.url}/obtain-token`, hit.pid, bodies(perRun))
-    const floorRuns: number[] = []
-    const hitRuns: number[] = []
+    await run(`${floor.url}/json`, floor.pid, redisPid, bodies(perRun))
+    await run(`${hit.url}/obtain-token`, hit.pid, redisPid, bodies(perRun))
+    const floorRuns: RunCost[] = []
+    const hitRuns: RunCost[] = []
+    const describe = (c: RunCost) =>
+      `${c.usPerRequest.toFixed(1)} µs (Redis ${c.redisUs.toFixed(1)}, load generator ${c.clientUs.toFixed(1)}; ${c.rps.toFixed(0)} req/s)`
     console.log(`${ROUNDS} rounds of ${DURATION} s at ${RATE} req/s, ${CONNECTIONS} connections`)
     for (let round = 1; round <= ROUNDS; round++) {
-      const f = await run(`${floor.url}/json`, floor.pid, bodies(perRun))
-      const h = await run(`${hit.url}/obtain-token`, hit.pid, bodies(perRun))
-      floorRuns.push(f.usPerRequest)
-      hitRuns.push(h.usPerRequest)
-      console.log(
-        `round ${round}: floor ${f.usPerRequest.toFixed(1)} µs (${f.rps.toFixed(0)} req/s), hit ${h.usPerRequest.toFixed(1)} µs (${h.rps.toFixed(0)} req/s); load ${loadavg()[0]!.toFixed(1)}`,
-      )
+      const f = await run(`${floor.url}/json`, floor.pid, redisPid, bodies(perRun))
+      const h = await run(`${hit.url}/obtain-token`, hit.pid, redisPid, bodies(perRun))
+      floorRuns.push(f)
+      hitRuns.push(h)
+      console.log(`round ${round}: floor ${describe(f)}, hit ${describe(h)}; load ${loadavg()[0]!.toFixed(1)}`)
     }
-    const f = median(floorRuns)
-    const h = median(hitRuns)
+    const medianOf = (runs: RunCost[], pick: (c: RunCost) => number) => median(runs.map(pick))
+    const total = (c: RunCost) => c.usPerRequest + c.redisUs + c.clientUs
+    const f = medianOf(floorRuns, (c) => c.usPerRequest)
+    const h = medianOf(hitRuns, (c) => c.usPerRequest)
     console.log(
       `medians: floor ${f.toFixed(1)} µs, hit ${h.toFixed(1)} µs server CPU per request; floor / hit ${(f / h).toFixed(2)}`,
+    )
+    console.log(
+      `  Redis: floor ${medianOf(floorRuns, (c) => c.redisUs).toFixed(1)} µs, hit ${medianOf(hitRuns, (c) => c.redisUs).toFixed(1)} µs; load generator: floor ${medianOf(floorRuns, (c) => c.clientUs).toFixed(1)} µs, hit ${medianOf(hitRuns, (c) => c.clientUs).toFixed(1)} µs`,
+    )
+    // On a machine where all three share the cores, throughput at saturation goes as the inverse
+    // of their sum.
+    console.log(
+      `  all three: floor ${medianOf(floorRuns, total).toFixed(1)} µs, hit ${medianOf(hitRuns, total).toFixed(1)} µs; floor / hit ${(medianOf(floorRuns, total) / medianOf(hitRuns, total)).toFixed(2)}`,
     )
   } finally {
     for (const child of children) child.kill('SIGTERM')
