@@ -14,8 +14,8 @@ import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
 import { createRedisConnection } from '../src/store/redis-connection.js'
+import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
 import type { Start } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -150,7 +150,9 @@ async function main(): Promise<void> {
       const h = await run(`${hit.url}/obtain-token`, hit.pid, redisPid, bodies(perRun))
       floorRuns.push(f)
       hitRuns.push(h)
-      console.log(`round ${round}: floor ${describe(f)}, hit ${describe(h)}; load ${loadavg()[0]!.toFixed(1)}`)
+      console.log(
+        `round ${round}: floor ${describe(f)}, hit ${describe(h)}; load ${loadavg()[0]!.toFixed(1)}`,
+      )
     }
     const medianOf = (runs: RunCost[], pick: (c: RunCost) => number) => median(runs.map(pick))
     const total = (c: RunCost) => c.usPerRequest + c.redisUs + c.clientUs
