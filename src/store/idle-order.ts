@@ -3,10 +3,11 @@
 // Redis each bucket is a small sorted set that stays a compact listpack under the default
 // `zset-max-listpack-entries` 128 (~98 delegated registrations per bucket on average at 400 000),
 // about a third of one big sorted set's cost. The memory store lists in the same order, so the two
-// agree. The keep-alive (services/token-keep-alive.ts) decides where a pass starts in this order.
+// agree. A Redis store expanded by a rolling upgrade lists the previous release's order instead; a
+// store hands out the order it lists in (`RegistrationStore.idleOrder`), so callers never pick one.
 import { sha256Hex } from '../crypto/sha256.js'
-import { compareIds } from './pagination.js'
-import type { IdlePosition } from './types.js'
+import { compareIds, comparePositions } from './pagination.js'
+import type { IdleOrder, IdlePosition } from './types.js'
 
 /** Number of idle buckets (3 hex digits of the id's SHA-256). */
 export const IDLE_BUCKETS = 4096
@@ -45,3 +46,12 @@ export function compareIdleKeys(a: IdleSortKey, b: IdleSortKey): number {
 export function compareIdle(a: IdlePosition, b: IdlePosition): number {
   return compareIdleKeys(idleSortKey(a), idleSortKey(b))
 }
+
+/** This release's idle order: by bucket, then last refresh, then id. */
+export const BUCKETED_IDLE_ORDER: IdleOrder = { compare: compareIdle }
+
+/**
+ * The previous release's idle order — one idle set, by last refresh then id —: what a Redis store
+ * lists while it is expanded during a rolling upgrade (redis/store-upgrade.ts), until it is finished.
+ */
+export const SINGLE_SET_IDLE_ORDER: IdleOrder = { compare: comparePositions }

@@ -145,6 +145,16 @@ export interface IdlePosition {
   readonly score: number
 }
 
+/**
+ * How a store orders idle positions as `RegistrationStore.listIdleDelegated` lists them (its layout
+ * decides: idle-order.ts), so a caller compares positions without knowing that layout. Given a
+ * cursor, it lists exactly the idle positions `p` with `compare(p, cursor) > 0`.
+ */
+export interface IdleOrder {
+  /** Negative when `a` is listed before `b`, positive when after, 0 for the same position. */
+  compare(a: IdlePosition, b: IdlePosition): number
+}
+
 /** What `RegistrationStore.admit` checks and counts for one authenticated obtain-token request. */
 export interface AdmitRequest {
   /** The version whose Key the request authenticated under. */
@@ -306,12 +316,20 @@ export interface RegistrationStore {
   finishUpgrade(): Promise<UpgradeFinish>
   /**
    * Delegated, non-revoked registrations whose last refresh (or creation) is before `before` (ISO),
-   * in idle order (idle-order.ts: by a bucket hashed from the id, oldest first within a bucket), at
-   * most `limit`, strictly after `after` (a position this method returned): a caller walks every
-   * idle registration page by page, even while it refreshes the ones it has seen (they leave the
-   * range) or some can't be refreshed (they stay, behind the cursor).
+   * in idle order (`idleOrder`; idle-order.ts: by a bucket hashed from the id, oldest first within a
+   * bucket; a Redis store expanded by a rolling upgrade: oldest first), at most `limit`, strictly
+   * after `after` (a position this method returned): a caller walks every idle registration page by
+   * page, even while it refreshes the ones it has seen (they leave the range) or some can't be
+   * refreshed (they stay, behind the cursor).
    */
   listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]>
+  /**
+   * The order {@link listIdleDelegated} lists in for the store's layout now: what a caller compares
+   * positions with, e.g. to stop a walk that wrapped around where it started. Read it again after
+   * `finishUpgrade` (a Redis store expanded by a rolling upgrade lists the previous release's order
+   * until then); the memory store's never changes.
+   */
+  idleOrder(): Promise<IdleOrder>
   /**
    * Re-seals every secret of one registration under the key ring's current key (key rotation).
    * Returns true when something was rewritten (false when absent). Safe against concurrent

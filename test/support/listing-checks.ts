@@ -1,11 +1,18 @@
-// Checks shared by the store contract's listing and index-rebuild tests: every combination of
-// listing filters, read a page at a time, must give exactly the registrations the records say, in
-// (createdAt, id) order; and the `{idx}` indexes rewritten as an earlier release left them.
+// Checks shared by the store contract's listing, index-rebuild and upgrade tests: every combination
+// of listing filters, read a page at a time, must give exactly the registrations the records say, in
+// (createdAt, id) order; the idle listing follows the order the store hands out; and the `{idx}`
+// indexes rewritten as an earlier release left them.
+import { randomUUID } from 'node:crypto'
 import { expect } from 'vitest'
 import { compareIds } from '../../src/store/pagination.js'
 import { type RedisKeys, redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
-import { REGISTRATION_STATUSES, type Registration, type Store } from '../../src/store/types.js'
+import {
+  type IdlePosition,
+  REGISTRATION_STATUSES,
+  type Registration,
+  type Store,
+} from '../../src/store/types.js'
 
 type Listed = Pick<Registration, 'id' | 'tenantId' | 'app' | 'status' | 'createdAt'>
 
@@ -87,6 +94,34 @@ export async function expectEveryListing(
   const counts = { active: 0, needs_consent: 0, revoked: 0 }
   for (const r of expected) counts[r.status] += 1
   expect(await store.registrations.countByStatus()).toEqual(counts)
+}
+
+/**
+ * The store's idle order (`idleOrder`) is the one it lists in as its layout is now: the idle
+ * listing (before `before`, at least two entries) ascends in it, and from any cursor — each listed
+ * position, and positions of ids it doesn't hold (a saved cursor whose registration has moved) —
+ * lists exactly the positions the order puts after the cursor (what the keep-alive relies on to
+ * find where a ring walk ends). Returns the listing.
+ */
+export async function expectIdleOrder(store: Store, before: string): Promise<IdlePosition[]> {
+  const order = await store.registrations.idleOrder()
+  const listed = await store.registrations.listIdleDelegated(before, 1000)
+  expect(listed.length).toBeGreaterThan(1)
+  for (const [i, position] of listed.entries()) {
+    expect(order.compare(position, position)).toBe(0)
+    if (i === 0) continue
+    expect(order.compare(listed[i - 1]!, position), `${i - 1} before ${i}`).toBeLessThan(0)
+    expect(order.compare(position, listed[i - 1]!), `${i} after ${i - 1}`).toBeGreaterThan(0)
+  }
+  const elsewhere = [listed[0]!, listed[listed.length >> 1]!, listed[listed.length - 1]!].map(
+    ({ score }) => ({ id: randomUUID(), score }),
+  )
+  for (const cursor of [...listed, ...elsewhere]) {
+    expect(await store.registrations.listIdleDelegated(before, 1000, cursor), JSON.stringify(cursor)).toEqual(
+      listed.filter((position) => order.compare(position, cursor) > 0),
+    )
+  }
+  return listed
 }
 
 /**

@@ -13,7 +13,14 @@ import { listAllRegistrations } from '../../src/store/list-all.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import type { RedisClient } from '../../src/store/redis-connection.js'
 import type { Registration, RegistrationSecrets, Store, TenantCounts } from '../../src/store/types.js'
-import { expectEveryListing, listedIds, recorded, toEarlierLayout, walkListing } from './listing-checks.js'
+import {
+  expectEveryListing,
+  expectIdleOrder,
+  listedIds,
+  recorded,
+  toEarlierLayout,
+  walkListing,
+} from './listing-checks.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -900,6 +907,24 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect([...tail, ...head]).toEqual([...order.slice(4), ...order.slice(0, 4)].map((p) => p.id))
         // after the last registration of the last bucket, nothing follows
         expect(await ids(T0 + 1, 10, order[order.length - 1])).toEqual([])
+      })
+
+      it('hands out the order it lists idle registrations in (idleOrder)', async () => {
+        // ties (one millisecond, ordered by id) and registrations that are never listed among them
+        const listed = [0, 0, 0, 1000, 2000, 2000, 3000, 4000].map((ms) =>
+          sampleRegistration({ createdAt: iso(T0 + ms) }),
+        )
+        const admin = sampleRegistration({ kind: 'admin', createdAt: iso(T0) })
+        const revoked = sampleRegistration({ createdAt: iso(T0) })
+        for (const r of [...listed, admin, revoked]) await mustCreate(store, r)
+        await store.registrations.update(revoked.id, 1, { status: 'revoked' })
+        await store.registrations.touch(listed[0]!.id, { lastRefreshAt: iso(T0 + 5000) })
+        const positions = await expectIdleOrder(store, iso(T0 + 10_000))
+        expect(positions.map((p) => p.id).sort()).toEqual(listed.map((r) => r.id).sort())
+        // this release's layout: the bucket order
+        const order = await store.registrations.idleOrder()
+        for (const a of positions)
+          for (const b of positions) expect(Math.sign(order.compare(a, b))).toBe(Math.sign(compareIdle(a, b)))
       })
 
       it('reseals every secret under the current key after rotation', async () => {

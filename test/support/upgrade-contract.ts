@@ -7,12 +7,14 @@
 // exactly what the records say, and the earlier keys are gone.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
+import { compareIdle } from '../../src/store/idle-order.js'
+import { comparePositions } from '../../src/store/pagination.js'
 import { claimSlot } from '../../src/store/redis/delegated-claims.js'
 import { idleKeyOf } from '../../src/store/redis/idle-buckets.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
 import { uniquenessField } from '../../src/store/registration-hash.js'
 import { REGISTRATION_STATUSES, type Registration } from '../../src/store/types.js'
-import { expectEveryListing, recorded } from './listing-checks.js'
+import { expectEveryListing, expectIdleOrder, recorded } from './listing-checks.js'
 import { PreviousReleaseInstance } from './previous-release.js'
 import {
   expectSummariesWalked,
@@ -164,6 +166,8 @@ export function describeRollingUpgrade(
         await expectSummariesWalked(store, tenants, apps)
         const idleBefore = await store.registrations.listIdleDelegated(FAR, 1000)
         expect(idleBefore.map((p) => p.id).sort()).toEqual(delegatedLive(now).sort())
+        // in the previous release's order (by last refresh, then id), which the store hands out
+        expect(await expectIdleOrder(store, FAR)).toEqual([...idleBefore].sort(comparePositions))
         // the old layout is what the previous release reads: complete and right
         expect((await redis.zrange(keys.all, '0', '-1')).sort()).toEqual([...ids].sort())
         for (const status of ['needs_consent', 'revoked'] as const) {
@@ -247,6 +251,8 @@ export function describeRollingUpgrade(
         // idle entries in their buckets, with the scores the touches left
         const idleAfter = await store.registrations.listIdleDelegated(FAR, 1000)
         expect(idleAfter.map((p) => p.id).sort()).toEqual(delegatedLive(now).sort())
+        // in this release's order (by bucket), which the store now hands out
+        expect(await expectIdleOrder(store, FAR)).toEqual([...idleAfter].sort(compareIdle))
         expect(await redis.zscore(idleKeyOf(keys, made[10]!.id), made[10]!.id)).toBe(String(T0 + 90_000))
         expect(await redis.zscore(idleKeyOf(keys, made[11]!.id), made[11]!.id)).toBe(String(T0 + 80_000))
         expect(await redis.zscore(idleKeyOf(keys, oldInOldTenant.id), oldInOldTenant.id)).toBe(

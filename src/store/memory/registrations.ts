@@ -2,7 +2,7 @@
 // an ordered index for listings, the delegated uniqueness map and the idle index; admit's replay
 // markers and per-registration windows expire like Redis keys.
 import { KeyRing } from '../../crypto/envelope.js'
-import { compareIdleKeys, type IdleSortKey, idleSortKey } from '../idle-order.js'
+import { BUCKETED_IDLE_ORDER, compareIdleKeys, type IdleSortKey, idleSortKey } from '../idle-order.js'
 import {
   clampLimit,
   comparePositions,
@@ -33,6 +33,7 @@ import type {
   AdmitRequest,
   AdmitResult,
   CreateResult,
+  IdleOrder,
   IdlePosition,
   IndexRebuild,
   RateLimitResult,
@@ -294,6 +295,11 @@ export class MemoryRegistrations implements RegistrationStore {
       .sort(compareIdleKeys)
       .slice(0, Math.trunc(limit))
       .map(({ id, score }) => ({ id, score }))
+  }
+
+  /** Memory has one layout: always this release's order. */
+  async idleOrder(): Promise<IdleOrder> {
+    return BUCKETED_IDLE_ORDER
   }
 
   async reseal(id: string): Promise<boolean> {

@@ -6,9 +6,11 @@
 // a store not contracted yet (a rolling upgrade, store-upgrade.ts) is served from the earlier
 // release's indexes and idle set (a walk of the smallest, or a scan), which every instance of
 // either release keeps. Writes are registrations.ts's.
+import { BUCKETED_IDLE_ORDER, SINGLE_SET_IDLE_ORDER } from '../idle-order.js'
 import { clampLimit, decodeCursor, encodeCursor, matchesQuery } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import type {
+  IdleOrder,
   IdlePosition,
   Registration,
   RegistrationPage,
@@ -128,6 +130,11 @@ export class RedisRegistrationListings {
     if (await this.indexes.complete()) await walkIdle(this.redis, this.keys, beforeMs, after, take)
     else await this.#walkLegacyIdle(beforeMs, after, take)
     return out.slice(0, wanted)
+  }
+
+  /** The order listIdleDelegated lists in: by bucket once contracted, the legacy set's before (same test). */
+  async idleOrder(): Promise<IdleOrder> {
+    return (await this.indexes.complete()) ? BUCKETED_IDLE_ORDER : SINGLE_SET_IDLE_ORDER
   }
 
   /** The legacy idle set by score then id (as the previous release walks it), a batch at a time. */

@@ -41,6 +41,7 @@ import type {
   AdmitRequest,
   AdmitResult,
   CreateResult,
+  IdleOrder,
   IdlePosition,
   IndexRebuild,
   Registration,
@@ -380,6 +381,10 @@ export class RedisRegistrations implements RegistrationStore {
 
   listIdleDelegated(before: string, limit: number, after?: IdlePosition): Promise<IdlePosition[]> {
     return this.#listings.listIdleDelegated(before, limit, after)
+  }
+
+  idleOrder(): Promise<IdleOrder> {
+    return this.#listings.idleOrder()
   }
 
   reseal(id: string): Promise<boolean> {
