@@ -5,12 +5,11 @@
 // twice, and the keep-alive waits behind callers for the app's upstream rate cap), and a failure
 // here never reaches the process: it is logged and retried on the next tick.
 // Order of a pass: first every registration idle for URGENT_IDLE_MS (close to the lapse), across
-// all buckets; then the rest. Each of the two sweeps walks the store's idle order (idle-order.ts)
+// all buckets; then the rest. Each of the two sweeps walks the store's idle order (its idleOrder)
 // as a ring from a cursor kept in the ephemeral store: a pass starts where the previous one (on
 // any instance) stopped, so a pass cut short by restarts never leaves the high buckets unread.
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
-import { compareIdleKeys, expandedIdleSortKey, idleSortKey } from '../store/idle-order.js'
 import type { IdlePosition, Store } from '../store/types.js'
 import type { TokenIssuer } from './token-issuer.js'
 import type { ScopeResolver } from './token-scope.js'
@@ -129,19 +128,17 @@ export class KeepAlive {
     if (this.#stopped) return
     const before = new Date(beforeMs).toISOString()
     const start = await this.#readCursor(name)
-    // a store still expanded by a rolling upgrade lists the previous release's one idle set, by
-    // last refresh then id (idle-order.ts): the ring's end is found in that order then
-    const sortKey =
-      (await store.registrations.upgradeState()) === 'expanded' ? expandedIdleSortKey : idleSortKey
-    const end = start === undefined ? undefined : sortKey(start)
+    // the ring ends at the starting cursor in the order the store lists in (its layout decides:
+    // a Redis store mid-upgrade lists another order than a finished one)
+    const order = await store.registrations.idleOrder()
     let wrapped = start === undefined
     let after = start
     while (!this.#stopped) {
       let page = await store.registrations.listIdleDelegated(before, BATCH, after)
       let last = false
-      if (wrapped && end !== undefined) {
+      if (wrapped && start !== undefined) {
         // past the starting cursor: the first part of the sweep has seen the rest
-        const past = page.findIndex((position) => compareIdleKeys(sortKey(position), end) > 0)
+        const past = page.findIndex((position) => order.compare(position, start) > 0)
         if (past >= 0) {
           page = page.slice(0, past)
           last = true

@@ -22,15 +22,6 @@ export interface IdleSortKey extends IdlePosition {
   readonly bucket: number
 }
 
-/**
- * The sort key of a position in the previous release's order — one idle set, by last refresh then
- * id (every position in "bucket" 0) —: what a Redis store lists while it is expanded during a
- * rolling upgrade (redis/store-upgrade.ts), until the upgrade is finished.
- */
-export function expandedIdleSortKey(position: IdlePosition): IdleSortKey {
-  return { id: position.id, score: position.score, bucket: 0 }
-}
-
 /** The sort key of an idle position (hashes the id). */
 export function idleSortKey(position: IdlePosition): IdleSortKey {
   return { id: position.id, score: position.score, bucket: idleBucketOf(position.id) }
@@ -42,12 +33,12 @@ export function compareIdleKeys(a: IdleSortKey, b: IdleSortKey): number {
   return a.score === b.score ? compareIds(a.id, b.id) : a.score < b.score ? -1 : 1
 }
 
-/** {@link compareIdleKeys} on positions (two hashes per call: for a few comparisons only). */
+/** {@link compareIdleKeys} on positions (two hashes per call: not for sorting many). */
 export function compareIdle(a: IdlePosition, b: IdlePosition): number {
   return compareIdleKeys(idleSortKey(a), idleSortKey(b))
 }
 
-/** This release's idle order: by bucket, then last refresh, then id. */
+/** This release's idle order: by bucket, then last refresh, then id (two hashes per comparison). */
 export const BUCKETED_IDLE_ORDER: IdleOrder = { compare: compareIdle }
 
 /**

@@ -13,7 +13,7 @@ import { TokenIssuer } from '../../src/services/token-issuer.js'
 import { KeepAlive } from '../../src/services/token-keep-alive.js'
 import { ScopeResolver } from '../../src/services/token-scope.js'
 import { SingleFlight } from '../../src/services/token-single-flight.js'
-import { compareIdle, IDLE_BUCKETS, idleBucketOf } from '../../src/store/idle-order.js'
+import { compareIdle, IDLE_BUCKETS, idleBucketOf, SINGLE_SET_IDLE_ORDER } from '../../src/store/idle-order.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { IdlePosition, Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -335,12 +335,13 @@ describe('KeepAlive', () => {
     // two of the first five wait for consent: they stay idle, before the cursor in the ring
     const stuck = [ids[1]!, ids[3]!]
     for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
-    // what a Redis store lists while expanded: the one legacy idle set, by score then id
+    // what a Redis store lists while expanded: the one legacy idle set, by score then id, and the
+    // order it hands out then
     const expanded: Store = {
       ...store,
       registrations: new Proxy(store.registrations, {
         get(target, property) {
-          if (property === 'upgradeState') return async () => 'expanded'
+          if (property === 'idleOrder') return async () => SINGLE_SET_IDLE_ORDER
           if (property === 'listIdleDelegated')
             return async (before: string, limit: number, after?: IdlePosition) => {
               const all = (await target.listIdleDelegated(before, 1000)).sort(
