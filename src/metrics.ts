@@ -5,10 +5,20 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export interface Metrics {
   readonly registry: Registry
-  /** outcome: `success` or an error code (`consent_required`, `rate_limited` …). */
+  /**
+   * outcome: `success` or an error code (`consent_required`, `rate_limited` …). Counted with
+   * `countObtainToken`; read it with `get()` or a scrape.
+   */
   readonly obtainTokenRequests: Counter<'app' | 'outcome'>
-  /** result: `hit` | `miss` | `shared` (a waiter took another request's or instance's result). */
+  /** One obtain-token answer, by app label and outcome (see {@link deferredCounter}). */
+  countObtainToken(app: string, outcome: string): void
+  /**
+   * result: `hit` | `miss` | `shared` (a waiter took another request's or instance's result).
+   * Counted with `countTokenCache`; read it with `get()` or a scrape.
+   */
   readonly tokenCache: Counter<'app' | 'result'>
+  /** One access-token cache lookup, by app and result (see {@link deferredCounter}). */
+  countTokenCache(app: string, result: string): void
   /** grant: `client_credentials` | `refresh_token` | `authorization_code`; outcome: `ok` | failure kind; code: AADSTS or ''. */
   readonly upstreamRequests: Counter<'grant' | 'outcome' | 'code'>
   readonly upstreamLatency: Histogram<'grant' | 'outcome'>
@@ -73,6 +83,51 @@ async function within<T>(work: () => Promise<T>, timeoutMs: number): Promise<T |
   }
 }
 
+/**
+ * A two-label counter whose increments are plain additions kept here and added to the prom-client
+ * counter when it is read (a scrape, or `get()`, both run its `collect`). prom-client hashes and
+ * validates the labels on every `inc`, a cost a cache hit would pay twice; this costs two Map
+ * lookups with strings the caller already holds. Label values must come from a bounded set, as for
+ * any counter.
+ */
+export function deferredCounter<A extends string, B extends string>(options: {
+  name: string
+  help: string
+  labelNames: readonly [A, B]
+  registers: Registry[]
+}): { counter: Counter<A | B>; count(a: string, b: string): void } {
+  const [first, second] = options.labelNames
+  // value of `first` → value of `second` → increments not yet added (0 once added: no allocation
+  // on the hot path once every label pair has been seen)
+  const pending = new Map<string, Map<string, number>>()
+  const counter = new Counter<A | B>({
+    name: options.name,
+    help: options.help,
+    labelNames: options.labelNames,
+    registers: options.registers,
+    collect() {
+      for (const [a, byB] of pending) {
+        for (const [b, n] of byB) {
+          if (n === 0) continue
+          this.inc({ [first]: a, [second]: b } as Partial<Record<A | B, string>>, n)
+          byB.set(b, 0)
+        }
+      }
+    },
+  })
+  return {
+    counter,
+    count(a, b) {
+      let byB = pending.get(a)
+      if (byB === undefined) {
+        byB = new Map()
+        pending.set(a, byB)
+      }
+      byB.set(b, (byB.get(b) ?? 0) + 1)
+    },
+  }
+}
+
 export function createMetrics(
   options: {
     collectRegistrations?: () => Promise<Record<string, number>>
@@ -92,20 +147,24 @@ export function createMetrics(
   const countWebhooksPending = options.countWebhooksPending
   let backoffSource: (() => Record<string, number>) | undefined
   const credentialExpiries = options.credentialExpiries
+  const obtainToken = deferredCounter({
+    name: 'consent_broker_obtain_token_requests_total',
+    help: 'obtain-token requests by app and outcome',
+    labelNames: ['app', 'outcome'],
+    registers,
+  })
+  const tokenCache = deferredCounter({
+    name: 'consent_broker_token_cache_total',
+    help: 'access-token cache lookups by app and result (hit, miss, shared)',
+    labelNames: ['app', 'result'],
+    registers,
+  })
   return {
     registry,
-    obtainTokenRequests: new Counter({
-      name: 'consent_broker_obtain_token_requests_total',
-      help: 'obtain-token requests by app and outcome',
-      labelNames: ['app', 'outcome'],
-      registers,
-    }),
-    tokenCache: new Counter({
-      name: 'consent_broker_token_cache_total',
-      help: 'access-token cache lookups by app and result (hit, miss, shared)',
-      labelNames: ['app', 'result'],
-      registers,
-    }),
+    obtainTokenRequests: obtainToken.counter,
+    countObtainToken: obtainToken.count,
+    tokenCache: tokenCache.counter,
+    countTokenCache: tokenCache.count,
     upstreamRequests: new Counter({
       name: 'consent_broker_upstream_requests_total',
       help: 'token requests to the identity provider by grant, outcome and AADSTS code',
