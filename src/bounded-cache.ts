@@ -84,11 +84,6 @@ export class BoundedCache<V> {
     this.#drop(key)
   }
 
-  /** Drops every entry whose key matches. */
-  deleteMatching(matches: (key: string) => boolean): void {
-    for (const key of this.#entries.keys()) if (matches(key)) this.#drop(key)
-  }
-
   #drop(key: string): void {
     this.#entries.delete(key)
     this.#expiresAt?.delete(key)

@@ -136,11 +136,11 @@ export function replayMarker(raw: Buffer): string {
 }
 
 /**
- * String equality in constant time for equal lengths; unequal lengths return at once (only for
- * values whose length is no secret, like the Token: a tenant GUID).
+ * Whether `content` (an opened token's) is the Token whose UTF-8 bytes are `token`: constant time
+ * for equal lengths (unequal lengths return at once: the Token's length, a tenant GUID's, is no
+ * secret), with the Token's side encoded once by the caller.
  */
-export function constantTimeEqual(a: string, b: string): boolean {
-  const ba = Buffer.from(a, 'utf8')
-  const bb = Buffer.from(b, 'utf8')
-  return ba.length === bb.length && timingSafeEqual(ba, bb)
+export function matchesToken(content: string, token: Buffer): boolean {
+  const bytes = Buffer.from(content, 'utf8')
+  return bytes.length === token.length && timingSafeEqual(bytes, token)
 }

@@ -10,12 +10,13 @@
 // refused before admit is still counted against its address. Failures are thrown as BrokerErrors.
 //
 // Per instance it keeps, each in one BoundedCache: imported Keys (by registration id, with the
-// version they belong to), registrations admitted before (as of the version admitted), the last
-// usage written per registration, and the keys the shared rate limiter refused until their window
-// ends. None is trusted past a change: admit re-checks the version in the store on every request.
+// version they belong to), registrations admitted before (as of the version admitted, with what
+// their checks need prepared once: Key, Token bytes, scopes, token group), the last usage written
+// per registration, and the keys the shared rate limiter refused until their window ends. None is
+// trusted past a change: admit re-checks the version in the store on every request.
 import { BoundedCache } from '../bounded-cache.js'
-import { type Config, findApp } from '../config.js'
-import { constantTimeEqual, type ImportedKey, replayMarker } from '../crypto/obtain-token.js'
+import type { AppConfig, Config } from '../config.js'
+import { type ImportedKey, matchesToken, replayMarker } from '../crypto/obtain-token.js'
 import {
   type BrokerError,
   cloudWithdrawn,
@@ -87,6 +88,23 @@ export interface ObtainTokenDeps {
 
 type RegistrationMeta = Registration & RegistrationUsage
 
+/**
+ * A registration at one version with what its checks need, prepared once: a registration admitted
+ * before is served from one cache read, without importing, encoding or looking anything up again.
+ */
+interface Prepared {
+  readonly meta: RegistrationMeta
+  readonly key: ImportedKey
+  /** The Token (the tenant id) as UTF-8, for the constant-time comparison. */
+  readonly token: Buffer
+  /** Undefined when the app no longer offers the registration's cloud (answered after the status). */
+  readonly appScopes: AppScopes | undefined
+  /** Its token cache group ({@link tokenGroup}). */
+  readonly group: string
+  /** Its per-registration rate limit key. */
+  readonly limitKey: string
+}
+
 /** Usage (`lastIssuedAt`, `lastClient`) is written at most this often per registration and instance. */
 export const TOUCH_EVERY_MS = 30_000
 const KEY_CACHE_MAX = 10_000
@@ -121,13 +139,15 @@ export class ObtainToken {
   readonly #clock: () => number
   readonly #replayWindowMs: number
   readonly #hosted: string
+  /** The hosted apps by slug. */
+  readonly #apps: ReadonlyMap<string, AppConfig>
   /** Imported Keys by registration id, with the version they belong to (a new Key always bumps it). */
   readonly #keys = new BoundedCache<VersionedKey>({ maxEntries: KEY_CACHE_MAX })
   /**
    * Registrations admitted before, by id, as of the version admitted: every versioned update bumps
    * the version and admit refuses another version, so an entry is never trusted past a change.
    */
-  readonly #current = new BoundedCache<RegistrationMeta>({ maxEntries: CURRENT_CACHE_MAX })
+  readonly #current = new BoundedCache<Prepared>({ maxEntries: CURRENT_CACHE_MAX })
   /** Last usage written per registration: when, and the raw client headers it named. */
   readonly #touched = new BoundedCache<Touch>({ maxEntries: TOUCH_CACHE_MAX })
   /**
@@ -145,6 +165,7 @@ export class ObtainToken {
     this.#clock = deps.clock
     this.#replayWindowMs = (deps.config.tokens.maxSkewSeconds * 2 + 1) * 1000
     this.#hosted = deps.config.apps.map((a) => a.slug).join(', ')
+    this.#apps = new Map(deps.config.apps.map((app) => [app.slug, app]))
   }
 
   /**
@@ -156,7 +177,7 @@ export class ObtainToken {
     const config = this.#config
     const store = this.#store
     const body = input.body
-    const appConfig = findApp(config, body.app_name)
+    const appConfig = this.#apps.get(body.app_name)
     if (appConfig === undefined) {
       throw unknownApp(clip(body.app_name), this.#hosted)
     }
@@ -172,7 +193,9 @@ export class ObtainToken {
     // from `current` and its request costs one store call: admit counts the address too (and
     // re-checks, in the store, that the registration is still active at that version). Anything
     // else is read first, in parallel with the address's hit.
-    let meta: RegistrationMeta | null | undefined = this.#current.get(body.registration_id)
+    let prepared = this.#current.get(body.registration_id)
+    let fromCurrent = prepared !== undefined
+    let meta: RegistrationMeta | null | undefined = prepared?.meta
     let ipCounted = false
     if (meta === undefined) {
       const [hit, read] = await Promise.all([
@@ -190,21 +213,24 @@ export class ObtainToken {
       return this.#refuse(error, ipCounted ? undefined : ipLimit)
     }
     for (let attempt = 1; ; attempt++) {
-      let checked: { appScopes: AppScopes; scope: string }
+      let scope: string
       try {
         if (meta === null) throw this.#unknownRegistration(appConfig.slug)
         if (meta.app !== appConfig.slug) throw await this.#otherApp(meta, raw, appConfig.slug)
-        const key = this.#importedKey(meta)
-        checked =
-          key === undefined
-            ? await this.#authenticate(meta, raw, body, appConfig.slug)
-            : this.#verify(meta, raw, body, key)
+        if (prepared === undefined) {
+          const key = this.#importedKey(meta) ?? (await this.#keyFor(meta))
+          if (key === null) throw this.#unknownRegistration(appConfig.slug)
+          prepared = this.#prepare(meta, key)
+          fromCurrent = false
+        }
+        scope = this.#verify(prepared, raw, body)
       } catch (error) {
         return this.#refuse(error, ipCounted ? undefined : ipLimit)
       }
-      const { appScopes, scope } = checked
-      const local = this.#issuer.peek(meta, scope)
-      this.#checkBlocked(registrationLimitKey(meta.id), 'for this registration')
+      // (#verify refused a registration whose cloud is no longer offered)
+      const appScopes = prepared.appScopes as AppScopes
+      const local = this.#issuer.peekGroup(prepared.group, scope)
+      this.#checkBlocked(prepared.limitKey, 'for this registration')
       // Only now, authenticated: one atomic store call claims the ciphertext (replay cache), counts
       // the per-registration limit (and the address's, unless counted above) and confirms the
       // registration is still active at this version, so a revocation or new Key on any instance
@@ -219,7 +245,7 @@ export class ObtainToken {
       })
       const [admission, cached] =
         local === undefined
-          ? await Promise.all([admitting, store.tokens.get(tokenGroup(meta), scope)])
+          ? await Promise.all([admitting, store.tokens.get(prepared.group, scope)])
           : [await admitting, local]
       ipCounted = true
       if (admission.client !== undefined && !admission.client.allowed) {
@@ -232,18 +258,15 @@ export class ObtainToken {
           throw registrationBeingChanged()
         }
         meta = await store.registrations.getMeta(body.registration_id)
+        prepared = undefined
         continue
       }
       if (!admission.fresh) {
         throw replayedToken()
       }
       if (!admission.rate.allowed)
-        throw this.#rateLimited(
-          registrationLimitKey(meta.id),
-          admission.rate.retryAfterMs,
-          'for this registration',
-        )
-      if (this.#current.get(meta.id) !== meta) this.#current.set(meta.id, meta)
+        throw this.#rateLimited(prepared.limitKey, admission.rate.retryAfterMs, 'for this registration')
+      if (!fromCurrent) this.#current.set(meta.id, prepared)
       const token =
         local === undefined
           ? await this.#issuer.issue({ registration: meta, app: appScopes, scope, deadlineAt, cached })
@@ -293,29 +316,35 @@ export class ObtainToken {
     return cached !== undefined && cached.version === meta.version ? cached.key : undefined
   }
 
-  /**
-   * Checks that need the registration: the encrypted_token authenticates under its Key, the
-   * timestamp is in the window, the content is the Token, the status is active, the scope resolves.
-   */
-  async #authenticate(meta: RegistrationMeta, raw: Buffer, body: ObtainTokenBody, slug: string) {
-    const key = await this.#keyFor(meta)
-    if (key === null) throw this.#unknownRegistration(slug)
-    return this.#verify(meta, raw, body, key)
+  /** What the checks of `meta` at this version need, prepared once (kept once it is admitted). */
+  #prepare(meta: RegistrationMeta, key: ImportedKey): Prepared {
+    return {
+      meta,
+      key,
+      token: Buffer.from(meta.tenantId, 'utf8'),
+      appScopes: this.#scopes.forApp(meta.app, meta.cloud),
+      group: tokenGroup(meta),
+      limitKey: registrationLimitKey(meta.id),
+    }
   }
 
-  /** authenticate, once the Key is at hand (synchronous: the hot path doesn't yield here). */
-  #verify(meta: RegistrationMeta, raw: Buffer, body: ObtainTokenBody, key: ImportedKey) {
+  /**
+   * Checks that need the registration, synchronous (the hot path doesn't yield here): the
+   * encrypted_token authenticates under its Key, the timestamp is in the window, the content is the
+   * Token, the status is active, the scope resolves. Returns the scope to serve.
+   */
+  #verify(prepared: Prepared, raw: Buffer, body: ObtainTokenBody): string {
     const config = this.#config
-    const opened = openOrThrow(raw, key)
+    const { meta, appScopes } = prepared
+    const opened = openOrThrow(raw, prepared.key)
     const skew = Math.round(opened.timestamp - this.#clock() / 1000)
     if (Math.abs(skew) > config.tokens.maxSkewSeconds) {
       throw staleToken(skew, config.tokens.maxSkewSeconds)
     }
-    if (!constantTimeEqual(opened.content, meta.tenantId)) {
+    if (!matchesToken(opened.content, prepared.token)) {
       throw tokenMismatch()
     }
     if (meta.status !== 'active') throw registrationStatusError(config, meta)
-    const appScopes = this.#scopes.forApp(meta.app, meta.cloud)
     if (appScopes === undefined) {
       this.#log.error(
         { registrationId: meta.id, app: meta.app, cloud: meta.cloud },
@@ -323,7 +352,7 @@ export class ObtainToken {
       )
       throw cloudWithdrawn(meta.app, meta.cloud)
     }
-    return { appScopes, scope: ScopeResolver.resolve(appScopes, body.scope, body.resource) }
+    return ScopeResolver.resolve(appScopes, body.scope, body.resource)
   }
 
   /** Writes `lastIssuedAt`/`lastClient` unless written recently for the same client headers. */

@@ -4,7 +4,7 @@
 import { BoundedCache } from '../bounded-cache.js'
 import type { CachedToken, Registration } from '../store/types.js'
 
-/** Most tokens kept in the per-instance cache. */
+/** Most token groups kept in the per-instance cache (each holds a token per scope asked for). */
 const LOCAL_CACHE_MAX = 10_000
 
 /** Cache group of a registration's own tokens (delegated). */
@@ -33,12 +33,14 @@ export interface HeldToken extends CachedToken {
 }
 
 /**
- * Fresh tokens this instance has already opened, by group and scope (bounded; the oldest entry
- * goes first). Safe to serve because every request re-reads the registration's status from the
- * store first, and a consent failure drops the group here as it does in Redis.
+ * Fresh tokens this instance has already opened, by group, then scope (bounded by groups; the group
+ * written longest ago goes first; a group holds at most one token per allowlisted scope). Two Map
+ * lookups with strings the caller already holds, instead of one under a key built per request: a
+ * cache hit reads this on every request. Safe to serve because every request re-checks the
+ * registration's status in the store, and a consent failure drops the group here as it does in Redis.
  */
 export class LocalTokenCache {
-  readonly #entries = new BoundedCache<HeldToken>({ maxEntries: LOCAL_CACHE_MAX })
+  readonly #groups = new BoundedCache<Map<string, HeldToken>>({ maxEntries: LOCAL_CACHE_MAX })
   readonly #marginMs: number
   readonly #clock: () => number
 
@@ -55,18 +57,24 @@ export class LocalTokenCache {
 
   /** The fresh token held for `group` and `scope`, without I/O; a stale one is dropped. */
   get(group: string, scope: string): HeldToken | undefined {
-    const key = `${group}|${scope}`
-    const token = this.#entries.get(key)
+    const tokens = this.#groups.get(group)
+    if (tokens === undefined) return undefined
+    const token = tokens.get(scope)
     if (token === undefined) return undefined
     if (this.isFresh(token, this.#clock())) return token
-    this.#entries.delete(key)
+    tokens.delete(scope)
     return undefined
   }
 
   /** Keeps a copy of `token` while it is fresh (a stale one is not kept). */
   remember(group: string, scope: string, token: CachedToken): void {
     if (!this.isFresh(token, this.#clock())) return
-    this.#entries.set(`${group}|${scope}`, {
+    let tokens = this.#groups.get(group)
+    if (tokens === undefined) {
+      tokens = new Map()
+      this.#groups.set(group, tokens)
+    }
+    tokens.set(scope, {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,
       scope: token.scope,
@@ -77,6 +85,6 @@ export class LocalTokenCache {
 
   /** Drops every token of `group` (its registration needs consent again). */
   forgetGroup(group: string): void {
-    this.#entries.deleteMatching((key) => key.startsWith(`${group}|`))
+    this.#groups.delete(group)
   }
 }

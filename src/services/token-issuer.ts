@@ -132,6 +132,11 @@ export class TokenIssuer {
     return this.#local.get(tokenGroup(registration), scope)
   }
 
+  /** `peek` with the registration's {@link tokenGroup} already at hand (obtain-token keeps it). */
+  peekGroup(group: string, scope: string): HeldToken | undefined {
+    return this.#local.get(group, scope)
+  }
+
   /**
    * Serves a fresh token `peek` returned: a hit, counted. Past its refresh-ahead point it also
    * starts a background refresh (the caller never waits for it).
@@ -163,13 +168,13 @@ export class TokenIssuer {
     )
     const source: TokenSource = shared && result.source === 'miss' ? 'shared' : result.source
     this.#local.remember(group, request.scope, result)
-    metrics.tokenCache.inc({ app: request.registration.app, result: source })
+    metrics.countTokenCache(request.registration.app, source)
     return { ...result, source }
   }
 
   /** A fresh token served; past its refresh-ahead point, a background refresh starts. */
   #serve(registration: Registration, token: CachedToken, scope: string): IssuedToken {
-    this.#deps.metrics.tokenCache.inc({ app: registration.app, result: 'hit' })
+    this.#deps.metrics.countTokenCache(registration.app, 'hit')
     if (token.refreshAt !== undefined && token.refreshAt <= this.#deps.clock()) {
       this.#refreshAheadDue(registration, token, scope)
     }

@@ -2,9 +2,9 @@ import { createCipheriv, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
-  constantTimeEqual,
   decodeEncryptedToken,
   importRegistrationKey,
+  matchesToken,
   ObtainTokenCryptoError,
   openEncryptedToken,
   replayMarker,
@@ -135,9 +135,12 @@ describe('encrypted_token', () => {
     expect(Buffer.from(marker, 'base64url')).toEqual(Buffer.concat([raw.subarray(0, 12), raw.subarray(-16)]))
     // the same content encrypted again (new nonce) is another request
     expect(replayMarker(decodeEncryptedToken(encryptContent('x', key32)))).not.toBe(marker)
-    expect(constantTimeEqual('abc', 'abc')).toBe(true)
-    expect(constantTimeEqual('é', 'é')).toBe(true)
-    expect(constantTimeEqual('abc', 'abd')).toBe(false)
-    expect(constantTimeEqual('abc', 'abcd')).toBe(false)
+    const utf8 = (text: string) => Buffer.from(text, 'utf8')
+    expect(matchesToken('abc', utf8('abc'))).toBe(true)
+    expect(matchesToken('é', utf8('é'))).toBe(true)
+    expect(matchesToken('abc', utf8('abd'))).toBe(false)
+    expect(matchesToken('abc', utf8('abcd'))).toBe(false)
+    // the same length in characters, not in bytes
+    expect(matchesToken('é', utf8('e'))).toBe(false)
   })
 })
