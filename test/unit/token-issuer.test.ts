@@ -306,7 +306,7 @@ describe('KeepAlive', () => {
     const stuck = [ids[1]!, ids[3]!]
     for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
 
-    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, store, 5)
+    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, store, { stopAfter: 5 })
     expect(first.result).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
     expect(first.ids).toEqual(ids.slice(0, 5))
 
@@ -317,6 +317,49 @@ describe('KeepAlive', () => {
     const third = await recordedPass({ config, scopes, issuer: issuers[0]! }, store)
     expect(third.result).toMatchObject({ ran: true, refreshed: 0, skipped: 2 })
     expect(third.ids).toEqual([stuck[0], stuck[1]])
+  })
+
+  it('a pass that wraps stops at its start: one turned idle past the start meanwhile waits for the next pass', async () => {
+    const { config, store, scopes, issuers } = setup(1, {
+      KEEPALIVE_IDLE_DAYS: '1',
+      UPSTREAM_RATE_PER_APP: '1000',
+    })
+    const deps = { config, scopes, issuer: issuers[0]! }
+    const createdAt = new Date(Date.now() - 3 * 86_400_000).toISOString()
+    const score = Date.parse(createdAt)
+    const created: Registration[] = []
+    for (let i = 0; i < 12; i++)
+      created.push(await createRegistration(store, 'ms-graph-mail-listener', 'delegated', { createdAt }))
+    const ids = created
+      .map(({ id }) => ({ id, score }))
+      .sort(compareIdle)
+      .map(({ id }) => id)
+    const stuck = [ids[1]!, ids[3]!]
+    for (const id of stuck) await store.registrations.update(id, 1, { status: 'needs_consent' })
+    const first = await recordedPass(deps, store, { stopAfter: 5 })
+    expect(first.ids).toEqual(ids.slice(0, 5))
+
+    // `late` turns idle (created with a creation date already past the cutoff) once the second pass
+    // has listed the stretch after its start (ids[4]) up to ids[11], inside which it falls: the
+    // pass could only reach it by going on past its start after wrapping.
+    let late = randomUUID()
+    const between = (id: string) =>
+      compareIdle({ id, score }, { id: ids[4]!, score }) > 0 &&
+      compareIdle({ id, score }, { id: ids[11]!, score }) < 0
+    while (!between(late)) late = randomUUID()
+    const second = await recordedPass(deps, store, {
+      onRead: async (read) => {
+        if (read.length === 1)
+          await createRegistration(store, 'ms-graph-mail-listener', 'delegated', { id: late, createdAt })
+      },
+    })
+    // the seven after the cursor, the two still idle before it, and no further: not `late`
+    expect(second.result).toMatchObject({ ran: true, refreshed: 7, skipped: 2 })
+    expect(second.ids).toEqual([...ids.slice(5), ...stuck])
+    // the next pass starts where this one stopped (after ids[3]): `late` first
+    const third = await recordedPass(deps, store)
+    expect(third.result).toMatchObject({ ran: true, refreshed: 1, skipped: 2 })
+    expect(third.ids).toEqual([late, ...stuck])
   })
 
   it('while a Redis store is expanded (rolling upgrade), walks the ring in its by-score order', async () => {
@@ -355,7 +398,7 @@ describe('KeepAlive', () => {
         },
       }),
     }
-    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, expanded, 5)
+    const first = await recordedPass({ config, scopes, issuer: issuers[0]! }, expanded, { stopAfter: 5 })
     expect(first.result).toMatchObject({ ran: true, refreshed: 3, skipped: 2 })
     expect(first.ids).toEqual(ids.slice(0, 5))
     // the next pass takes the other seven from the cursor, wraps to the two still idle before
@@ -422,33 +465,33 @@ describe('classifyUpstreamError', () => {
   })
 })
 
-/** The store as the keep-alive sees it, recording the ids it takes (in page order), as it takes them. */
 /**
  * One keep-alive pass on `store`, recording the registrations it reads; with `stopAfter`, the pass is
- * stopped once it has read that many (as a shutdown would).
+ * stopped once it has read that many (as a shutdown would); `onRead` runs (awaited) as it reads each.
  */
 async function recordedPass(
   deps: Pick<ConstructorParameters<typeof KeepAlive>[0], 'config' | 'scopes' | 'issuer'>,
   store: Store,
-  stopAfter?: number,
+  { stopAfter, onRead }: { stopAfter?: number; onRead?: (ids: readonly string[]) => Promise<void> } = {},
 ) {
   const recorded = recordingStore(store)
   const keepAlive = new KeepAlive({ ...deps, store: recorded.store, logger: silent, clock: Date.now })
-  if (stopAfter !== undefined)
-    recorded.onGet = () => {
-      if (recorded.ids.length === stopAfter) void keepAlive.stop()
-    }
+  recorded.onGet = async () => {
+    if (recorded.ids.length === stopAfter) void keepAlive.stop()
+    await onRead?.(recorded.ids)
+  }
   return { result: await keepAlive.runOnce(), ids: recorded.ids }
 }
 
-function recordingStore(store: Store): { store: Store; ids: string[]; onGet: () => void } {
-  const seen = { store, ids: [] as string[], onGet: () => {} }
+/** The store as the keep-alive sees it, recording the ids it takes (in page order), as it takes them. */
+function recordingStore(store: Store): { store: Store; ids: string[]; onGet: () => Promise<void> } {
+  const seen = { store, ids: [] as string[], onGet: async () => {} }
   const registrations = new Proxy(store.registrations, {
     get(target, property) {
       if (property === 'getMeta')
-        return (id: string) => {
+        return async (id: string) => {
           seen.ids.push(id)
-          seen.onGet()
+          await seen.onGet()
           return target.getMeta(id)
         }
       const value = Reflect.get(target, property, target)
