@@ -2,6 +2,7 @@
 //   keys.ts          the key layout (every key name, the prefix, the Cluster hash tags)
 //   scripts.ts       the records' Lua scripts and how scripts run (index-lua.ts: the indexes')
 //   registrations.ts registrations: records, indexes, uniqueness claims, versioned updates
+//                    (registration-creation.ts: the create steps)
 //   admit.ts         the obtain-token admission (replay claim + rate windows in one call)
 //   secondary-indexes.ts  listing and tenant indexes: counts, tenants pages
 //   store-upgrade.ts      expand/contract of the previous release's layout (rolling upgrade, finish)

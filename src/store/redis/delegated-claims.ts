@@ -6,8 +6,8 @@
 // (22 base64url characters: 2 pick one of 4 096 bucket hashes, 20 are the field), so every bucket
 // stays a small listpack under Redis's defaults (`hash-max-listpack-entries` 128: ~100 claims per
 // bucket at 400 000 delegated registrations). The value is unchanged: "<claimedAtMs>:<id>", and a
-// claim's holder is checked against its record on every conflict (registrations.ts), so a digest
-// collision would fail loudly instead of answering another user's registration.
+// claim's holder is checked against its record on every conflict (registration-creation.ts), so a
+// digest collision would fail loudly instead of answering another user's registration.
 //
 // Upgrade (store-upgrade.ts): while the store is expanded (a rolling upgrade from the previous
 // release, which reads and writes only the legacy hash), claims are taken in the legacy hash only.

@@ -1,6 +1,7 @@
 // Registrations in Redis: one hash per record (slot of `reg:{id}`), secondary indexes and the
 // delegated uniqueness claims in the `{idx}` slot (see keys.ts for the layout). Writes and reads by
-// id are here; listings by index (admin lists, tenants, counts, idle walk) in registration-listings.ts.
+// id are here, the create steps in registration-creation.ts; listings by index (admin lists,
+// tenants, counts, idle walk) in registration-listings.ts.
 //
 //   P rl:<key>                       STRING  fixed-window counter, PX window (also admit's `client`)
 //   P audit                          STREAM  audit events, MAXLEN ~ n (+ optional MINID retention)
@@ -22,14 +23,11 @@
 //   record's slot) in the same script as the record, announced first (see webhooks.ts).
 import { randomUUID } from 'node:crypto'
 import type { KeyRing } from '../../crypto/envelope.js'
-import { CONFLICT, retryOnConflict } from '../compare-and-set.js'
 import type { RedisClient } from '../redis-connection.js'
 import {
-  createdEntry,
   decodeMeta,
   decodeRegistration,
   decodeStored,
-  encodeNewRegistration,
   encodeUpdate,
   encodeUsage,
   PUBLIC_FIELDS,
@@ -61,30 +59,17 @@ import type {
   UpgradeFinish,
   UpgradeState,
 } from '../types.js'
-import { isoToMs, validateNewRegistration } from '../validation.js'
+import { isoToMs } from '../validation.js'
 import { RedisAdmission } from './admit.js'
-import {
-  type Claim,
-  type ClaimSlot,
-  claimSlot,
-  parseClaim,
-  readClaim,
-  releaseClaim,
-} from './delegated-claims.js'
-import { idleKeyOf, raiseIdle } from './idle-buckets.js'
-import { CLAIM_INDEX, UNCLAIM_INDEX, UPDATE_RECORD_INDEXED } from './index-lua.js'
+import { releaseClaim } from './delegated-claims.js'
+import { raiseIdle } from './idle-buckets.js'
+import { UPDATE_RECORD_INDEXED } from './index-lua.js'
 import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
-import {
-  fromStored,
-  moreChunks,
-  storedNamesOf,
-  toStoredChanges,
-  toStoredRecord,
-  zipStored,
-} from './record-layout.js'
+import { fromStored, moreChunks, storedNamesOf, toStoredChanges, zipStored } from './record-layout.js'
 import { resealRecord, resealRecords } from './record-maintenance.js'
+import { RedisRegistrationCreation } from './registration-creation.js'
 import { RedisRegistrationListings } from './registration-listings.js'
-import { CREATE_RECORD, runScript, TOUCH_RECORD, UPDATE_RECORD } from './scripts.js'
+import { runScript, TOUCH_RECORD, UPDATE_RECORD } from './scripts.js'
 import { RedisSecondaryIndexes } from './secondary-indexes.js'
 import { RedisStoreUpgrade } from './store-upgrade.js'
 import { RedisTenantSummaries, readSummaryFacts } from './tenant-summaries.js'
@@ -92,13 +77,10 @@ import { RedisTenantSummaries, readSummaryFacts } from './tenant-summaries.js'
 /** HMGET names of the public fields, in either record layout (record-layout.ts). */
 const PUBLIC_STORED = storedNamesOf(PUBLIC_FIELDS)
 
-const PENDING_POLLS = 10
-const PENDING_POLL_MS = 20
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
 /** `RegistrationStore` on Redis (see the write order above). */
 export class RedisRegistrations implements RegistrationStore {
   readonly #admission: RedisAdmission
+  readonly #creation: RedisRegistrationCreation
   readonly #indexes: RedisSecondaryIndexes
   readonly #listings: RedisRegistrationListings
   readonly #summaries: RedisTenantSummaries
@@ -111,11 +93,20 @@ export class RedisRegistrations implements RegistrationStore {
     private readonly keys: RedisKeys,
     private readonly keyRing: KeyRing,
     private readonly clock: () => number,
-    private readonly claimGraceMs: number,
+    claimGraceMs: number,
     /** Announces a subject about to get outbox entries (the webhook store's `announce`). */
     private readonly announce: (subject: string) => Promise<void>,
   ) {
     this.#admission = new RedisAdmission(redis, keys)
+    this.#creation = new RedisRegistrationCreation(
+      redis,
+      keys,
+      keyRing,
+      clock,
+      claimGraceMs,
+      announce,
+      (id) => this.getMeta(id),
+    )
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
     this.#listings = new RedisRegistrationListings(redis, keys, this.#indexes, (id) => this.getMeta(id))
     this.#summaries = new RedisTenantSummaries(redis, keys, this, () => this.#indexes.complete())
@@ -123,122 +114,8 @@ export class RedisRegistrations implements RegistrationStore {
     this.#crossSlotScripts = !redis.isCluster
   }
 
-  /** CLAIM_INDEX's keys (see index-lua.ts for their order). */
-  #indexKeys(
-    registration: Pick<Registration, 'id' | 'tenantId' | 'app'>,
-    claim: ClaimSlot | undefined,
-    stale: string,
-  ): string[] {
-    const k = this.keys
-    return [
-      claim?.key ?? k.legacyDelegated, // (untouched without a claim)
-      idleKeyOf(k, registration.id),
-      k.tenantIds,
-      k.appTenants(registration.app),
-      k.tenantSummary(registration.tenantId),
-      ...indexBlock(k, registration.app, registration.tenantId),
-      k.legacyDelegated,
-      stale === '' ? k.legacyIdle : idleKeyOf(k, stale), // (untouched without a stale id)
-      k.legacyIdle,
-    ]
-  }
-
-  async create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
-    validateNewRegistration(input, secrets)
-    const id = input.id
-    const hash = encodeNewRegistration(this.keyRing, input, secrets)
-    const recordKey = this.keys.reg(id)
-    if ((await this.redis.exists(recordKey)) === 1) throw new Error(`registration ${id} already exists`)
-    const field = input.status === 'revoked' ? undefined : uniquenessField(input)
-    const slot = field === undefined ? undefined : claimSlot(this.keys, field)
-    const score = isoToMs(input.createdAt, 'registration.createdAt')
-    const claim = `${Math.trunc(this.clock())}:${id}`
-
-    // 1. uniqueness claim + index entries (one slot, atomic)
-    // (a compare-and-set on the claim: a stale holder is taken over only while it still holds it)
-    let expected = ''
-    let stale = ''
-    let holder: Claim | undefined
-    const claimed = await retryOnConflict({ attempts: 4 }, async () => {
-      const reply = (await runScript(this.redis, CLAIM_INDEX, this.#indexKeys(input, slot, stale), [
-        id,
-        score,
-        input.tenantId,
-        slot?.field ?? '',
-        claim,
-        slot === undefined ? '' : score,
-        expected,
-        stale,
-        input.status,
-        input.app,
-        input.cloud,
-        isoToMs(input.consentedAt, 'registration.consentedAt'),
-        SUMMARY_VERSION,
-        slot?.legacyField ?? '',
-      ])) as [number, string?]
-      if (reply[0] === 1) return true
-      const current = reply[1] ?? ''
-      holder = parseClaim(current)
-      const state = await this.#claimState(holder, field)
-      if (state === 'live' || state === 'pending') return false
-      // abandoned (record never written) or revoked without its claim released: take it over
-      expected = current
-      stale = state === 'abandoned' ? holder.id : ''
-      return CONFLICT
-    })
-    if (claimed !== true && holder !== undefined) return { created: false, existingId: holder.id }
-
-    // 2. the record, only if absent, with its `registration.created` outbox entry (announced first)
-    const entry = createdEntry(hash, new Date(this.clock()).toISOString())
-    await this.announce(id)
-    const written = await runScript(
-      this.redis,
-      CREATE_RECORD,
-      [recordKey, this.keys.outbox(id)],
-      [entry.id, JSON.stringify(entry), ...toStoredRecord(hash)],
-    )
-    if (written !== 1) throw new Error(`registration ${id} already exists`)
-
-    // 3. a create that stalled past the grace period may have lost its claim meanwhile
-    if (slot !== undefined) {
-      const current = await readClaim(this.redis, this.keys, slot)
-      if (current !== claim) {
-        // the record never counted: its outbox entry goes with it (same slot, one transaction)
-        await this.redis.multi().del(recordKey).hdel(this.keys.outbox(id), entry.id).exec()
-        await runScript(
-          this.redis,
-          UNCLAIM_INDEX,
-          [
-            slot.key,
-            idleKeyOf(this.keys, id),
-            this.keys.tenantSummary(input.tenantId),
-            ...indexBlock(this.keys, input.app, input.tenantId),
-            this.keys.legacyIdle,
-          ],
-          [id, '', '', input.app, input.cloud, SUMMARY_VERSION],
-        )
-        if (current === null) throw new Error(`registration ${id}: lost a concurrent create, retry`)
-        return { created: false, existingId: parseClaim(current).id }
-      }
-    }
-    return { created: true, registration: decodeRegistration(hash) }
-  }
-
-  async #claimState(holder: Claim, field?: string): Promise<'live' | 'revoked' | 'abandoned' | 'pending'> {
-    // A claim without its record is usually a create between its steps 1 and 2 (a millisecond or
-    // two): wait briefly so the caller gets an id it can read.
-    for (let poll = 0; ; poll++) {
-      const record = await this.getMeta(holder.id)
-      if (record !== null) {
-        // the claim's field is a digest (delegated-claims.ts): its holder must be the same grant
-        if (uniquenessField(record) !== field)
-          throw new Error(`registration ${holder.id} holds another grant's uniqueness claim`)
-        return record.status === 'revoked' ? 'revoked' : 'live'
-      }
-      if (this.clock() - holder.claimedAt > this.claimGraceMs) return 'abandoned'
-      if (poll >= PENDING_POLLS) return 'pending'
-      await sleep(PENDING_POLL_MS)
-    }
+  create(input: Omit<Registration, 'version'>, secrets: RegistrationSecrets): Promise<CreateResult> {
+    return this.#creation.create(input, secrets)
   }
 
   async get(id: string): Promise<StoredRegistration | null> {
