@@ -314,6 +314,22 @@ describe('POST /obtain-token: rejections', () => {
     expect(h.idp.calls).toHaveLength(0)
   })
 
+  it('string bounds of the body count UTF-16 code units: at the bound passes the schema, one past is refused', async () => {
+    const h = await harness()
+    const { client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
+    const body = JSON.parse(client.body())
+    const post = (app_name: string) => client.post(JSON.stringify({ ...body, app_name }))
+    // 64 code units: past the schema, refused as an unknown app
+    expect(errorOf((await post('a'.repeat(64))).body).code).toBe('unknown_app')
+    const tooLong = errorOf((await post('a'.repeat(65))).body)
+    expect(tooLong.code).toBe('invalid_request')
+    expect(tooLong.message).toMatch(/app_name must NOT have more than 64 characters/)
+    // 33 characters outside the BMP are 66 code units
+    expect(errorOf((await post('😀'.repeat(33))).body).message).toMatch(/more than 64 characters/)
+    expect(errorOf((await post('😀'.repeat(32))).body).code).toBe('unknown_app')
+    expect(h.idp.calls).toHaveLength(0)
+  })
+
   it('unknown fields are ignored', async () => {
     const h = await harness()
     const { client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
