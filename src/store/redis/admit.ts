@@ -33,32 +33,42 @@ export class RedisAdmission {
   async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
     const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
     const keys = [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)]
-    const args: Array<string | number> = [String(request.version), replayTtlMs, windowMs]
+    const version = String(request.version)
     const { client } = request
     if (client === undefined || clientWindowMs === undefined) {
-      return admitted((await runScript(this.redis, ADMIT, keys, args)) as AdmitReply, request.limit)
+      const reply = (await runScript(this.redis, ADMIT, keys, [version, replayTtlMs, windowMs])) as AdmitReply
+      return admitted(reply, request.limit)
     }
     if (this.redis.isCluster || !this.#crossSlotScripts) {
-      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
+      return this.#admitInTwo(keys, [version, replayTtlMs, windowMs], request.limit, client, clientWindowMs)
     }
     let reply: number[]
     try {
       // {client count, client ms left} then, unless over the client's limit, ADMIT's reply
-      reply = (await runScript(
-        this.redis,
-        ADMIT_CLIENT,
-        [...keys, this.keys.rate(client.key)],
-        [...args, clientWindowMs, client.limit],
-      )) as number[]
+      keys.push(this.keys.rate(client.key))
+      reply = (await runScript(this.redis, ADMIT_CLIENT, keys, [
+        version,
+        replayTtlMs,
+        windowMs,
+        clientWindowMs,
+        client.limit,
+      ])) as number[]
     } catch (error) {
       // A sharded Redis behind one endpoint (a cluster proxy) refuses keys of two slots before
       // running anything: send two commands from now on, as on a Cluster.
       if (!(error instanceof Error) || !error.message.startsWith('CROSSSLOT')) throw error
       this.#crossSlotScripts = false
-      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
+      keys.pop()
+      return this.#admitInTwo(keys, [version, replayTtlMs, windowMs], request.limit, client, clientWindowMs)
     }
     const clientRate = rateLimitResult(reply[0]!, client.limit, reply[1]!)
-    return { ...admitted(reply.slice(2) as AdmitReply, request.limit), client: clientRate }
+    if (reply[2] !== 1) return { current: false, client: clientRate }
+    return {
+      current: true,
+      fresh: reply[3] === 1,
+      rate: rateLimitResult(reply[4]!, request.limit, reply[5]!),
+      client: clientRate,
+    }
   }
 
   /** admit's `client` hit first, then ADMIT: for keys in two hash slots (a Cluster, or a proxy). */
