@@ -6,8 +6,10 @@
 // and reads the process's CPU time (user + system). Redis runs in its own process (not counted).
 //
 //   npx tsx bench/hit-cost.ts [--requests 20000] [--concurrency 50] [--rounds 5] [--log-level info]
-//   [--only hit] (with valgrind: `valgrind --tool=callgrind --collect-atstart=no`, and the
-//   measured requests are bracketed by callgrind_control -i on/off)
+//   [--warmup 5000] [--only hit] [--callgrind] (with `valgrind --tool=callgrind --instr-atstart=no`:
+//   instructions are counted over the measured rounds only, bracketed by callgrind_control -i on/off,
+//   not over start-up or the warm-up; the total is a count of instructions, repeatable run to run
+//   whatever else the machine does, for comparing two versions of the hot path)
 import { execFileSync } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
@@ -19,6 +21,7 @@ import { buildTarget } from './targets.js'
 const { values: args } = parseArgs({
   options: {
     requests: { type: 'string', default: '20000' },
+    warmup: { type: 'string', default: '5000' },
     concurrency: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '5' },
     'log-level': { type: 'string', default: 'info' },
@@ -29,6 +32,7 @@ const { values: args } = parseArgs({
 const REQUESTS = Number(args.requests)
 const CONCURRENCY = Number(args.concurrency)
 const ROUNDS = Number(args.rounds)
+const WARMUP = Number(args.warmup)
 const HEADERS = {
   'content-type': 'application/json',
   'x-content-name': 'bench',
@@ -42,7 +46,8 @@ function median(values: number[]): number {
 }
 
 /** Sends every body, `CONCURRENCY` in flight; returns CPU µs per request. */
-async function drive(app: FastifyInstance, url: string, bodies: string[]): Promise<number> {
+/** Sends every body once, `CONCURRENCY` at a time; CPU µs per request. Counted by callgrind when `measured`. */
+async function drive(app: FastifyInstance, url: string, bodies: string[], measured = true): Promise<number> {
   let next = 0
   let failure: string | undefined
   const worker = async () => {
@@ -54,9 +59,10 @@ async function drive(app: FastifyInstance, url: string, bodies: string[]): Promi
     }
   }
   const before = process.cpuUsage()
-  if (args.callgrind) execFileSync('callgrind_control', ['-i', 'on', String(process.pid)])
+  const counted = args.callgrind && measured
+  if (counted) execFileSync('callgrind_control', ['-i', 'on', String(process.pid)])
   await Promise.all(Array.from({ length: CONCURRENCY }, worker))
-  if (args.callgrind) execFileSync('callgrind_control', ['-i', 'off', String(process.pid)])
+  if (counted) execFileSync('callgrind_control', ['-i', 'off', String(process.pid)])
   const used = process.cpuUsage(before)
   if (failure !== undefined) throw new Error(`${url}: ${failure}`)
   return (used.user + used.system) / bodies.length
@@ -78,9 +84,9 @@ async function main(): Promise<void> {
     await Promise.all([floor.ready(), broker.ready()])
     const bodies = (count: number) => encryptedBodies(registration, count)
     // Prime the cache (the hit path's one upstream call) and warm both up.
-    await drive(broker, '/obtain-token', bodies(1))
-    await drive(floor, '/json', bodies(Math.min(REQUESTS, 5000)))
-    await drive(broker, '/obtain-token', bodies(Math.min(REQUESTS, 5000)))
+    await drive(broker, '/obtain-token', bodies(1), false)
+    if (args.only !== 'hit') await drive(floor, '/json', bodies(WARMUP), false)
+    if (args.only !== 'floor') await drive(broker, '/obtain-token', bodies(WARMUP), false)
     const floorRuns: number[] = []
     const hitRuns: number[] = []
     for (let round = 1; round <= ROUNDS; round++) {
