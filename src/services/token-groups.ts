@@ -33,19 +33,22 @@ export interface HeldToken extends CachedToken {
 }
 
 /**
- * Fresh tokens this instance has already opened, by group, then scope (bounded by groups; the group
- * written longest ago goes first; a group holds at most one token per allowlisted scope). Two Map
+ * Fresh tokens this instance has already opened, by group, then scope: at most `maxGroups` groups
+ * (the group written to longest ago goes first), each holding at most one token per scope its app
+ * allows (scopes are resolved from the app's allowlist before they get here), so at most
+ * `maxGroups` × the largest allowlist tokens. Two Map
  * lookups with strings the caller already holds, instead of one under a key built per request: a
  * cache hit reads this on every request. Safe to serve because every request re-checks the
  * registration's status in the store, and a consent failure drops the group here as it does in Redis.
  */
 export class LocalTokenCache {
-  readonly #groups = new BoundedCache<Map<string, HeldToken>>({ maxEntries: LOCAL_CACHE_MAX })
+  readonly #groups: BoundedCache<Map<string, HeldToken>>
   readonly #marginMs: number
   readonly #clock: () => number
 
   /** `marginMs`: a token is fresh while more than this is left of its life. */
-  constructor(marginMs: number, clock: () => number) {
+  constructor(marginMs: number, clock: () => number, maxGroups = LOCAL_CACHE_MAX) {
+    this.#groups = new BoundedCache({ maxEntries: maxGroups })
     this.#marginMs = marginMs
     this.#clock = clock
   }
@@ -63,17 +66,17 @@ export class LocalTokenCache {
     if (token === undefined) return undefined
     if (this.isFresh(token, this.#clock())) return token
     tokens.delete(scope)
+    // an emptied group gives its place back
+    if (tokens.size === 0) this.#groups.delete(group, tokens)
     return undefined
   }
 
   /** Keeps a copy of `token` while it is fresh (a stale one is not kept). */
   remember(group: string, scope: string, token: CachedToken): void {
     if (!this.isFresh(token, this.#clock())) return
-    let tokens = this.#groups.get(group)
-    if (tokens === undefined) {
-      tokens = new Map()
-      this.#groups.set(group, tokens)
-    }
+    const tokens = this.#groups.get(group) ?? new Map<string, HeldToken>()
+    // (re)written as the newest group: the one written to longest ago is evicted first
+    this.#groups.set(group, tokens)
     tokens.set(scope, {
       accessToken: token.accessToken,
       expiresAt: token.expiresAt,

@@ -36,3 +36,35 @@ describe('LocalTokenCache', () => {
     expect(cache.get('reg:r1', 'scope')).toBeUndefined()
   })
 })
+
+describe('LocalTokenCache bound', () => {
+  const now = 1_000_000
+  const fresh = (name: string) => token(name, now + 3_600_000)
+
+  it('evicts the group written to longest ago: writing to a group makes it the newest', () => {
+    const cache = new LocalTokenCache(MARGIN_MS, () => now, 3)
+    cache.remember('g1', 'a', fresh('g1a'))
+    cache.remember('g2', 'a', fresh('g2a'))
+    cache.remember('g3', 'a', fresh('g3a'))
+    cache.remember('g1', 'b', fresh('g1b'))
+    cache.remember('g4', 'a', fresh('g4a'))
+    expect(cache.get('g2', 'a')).toBeUndefined()
+    expect(
+      [cache.get('g1', 'a'), cache.get('g1', 'b'), cache.get('g3', 'a'), cache.get('g4', 'a')].map(
+        (t) => t?.accessToken,
+      ),
+    ).toEqual(['g1a', 'g1b', 'g3a', 'g4a'])
+  })
+
+  it('a group whose last token went stale gives its place back', () => {
+    let clock = now
+    const cache = new LocalTokenCache(MARGIN_MS, () => clock, 2)
+    cache.remember('g2', 'a', token('g2a', now + 3_600_000))
+    cache.remember('g1', 'a', token('g1a', now + MARGIN_MS + 1_000))
+    clock = now + 1_000
+    expect(cache.get('g1', 'a')).toBeUndefined()
+    cache.remember('g3', 'a', token('g3a', now + 3_600_000))
+    expect(cache.get('g2', 'a')?.accessToken).toBe('g2a')
+    expect(cache.get('g3', 'a')?.accessToken).toBe('g3a')
+  })
+})
