@@ -47,7 +47,6 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
-/** Sends every body, `CONCURRENCY` in flight; returns CPU µs per request. */
 /** Sends every body once, `CONCURRENCY` at a time; CPU µs per request. Counted by callgrind when `measured`. */
 async function drive(app: FastifyInstance, url: string, bodies: string[], measured = true): Promise<number> {
   let next = 0

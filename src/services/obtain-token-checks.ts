@@ -1,6 +1,6 @@
 // The small pieces of ObtainToken's checks that need no state: decoding and opening the
-// encrypted_token with the broker's error codes, importing a stored Key, the errors it answers, and
-// the client label recorded as usage.
+// encrypted_token with the broker's error codes, importing a stored Key, what a registration's
+// checks need prepared once, the errors it answers, and the client label recorded as usage.
 import type { Config } from '../config.js'
 import {
   decodeEncryptedToken,
@@ -18,9 +18,10 @@ import {
   unknownRegistration,
   unusableKey,
 } from '../errors.js'
-import type { Registration } from '../store/types.js'
+import type { Registration, RegistrationUsage } from '../store/types.js'
+import { tokenGroup } from './token-groups.js'
 import { registrationStatusError } from './token-registration.js'
-import { clip } from './token-scope.js'
+import { type AppScopes, clip, type ScopeResolver } from './token-scope.js'
 
 /** A crypto failure as the broker answers it: `invalid_key` when the tag fails, else `invalid_request`. */
 export function cryptoError(error: unknown): BrokerError {
@@ -85,4 +86,42 @@ export function rateLimitedError(retryAfterMs: number, what: string): BrokerErro
 export function clientOf(name: string | undefined, version: string | undefined): string | undefined {
   if (name === undefined && version === undefined) return undefined
   return clip(`${name ?? '?'}/${version ?? '?'}`, 160)
+}
+
+/** A registration's metadata with its usage, as the store's `getMeta` returns it. */
+export type RegistrationMeta = Registration & RegistrationUsage
+
+/**
+ * A registration at one version with what its checks need, prepared once: a registration admitted
+ * before is served from one cache read, without importing, encoding or looking anything up again.
+ */
+export interface Prepared {
+  readonly meta: RegistrationMeta
+  readonly key: ImportedKey
+  /** The Token (the tenant id) as UTF-8, for the constant-time comparison. */
+  readonly token: Buffer
+  /** Undefined when the app no longer offers the registration's cloud (answered after the status). */
+  readonly appScopes: AppScopes | undefined
+  /** Its token cache group ({@link tokenGroup}). */
+  readonly group: string
+  /** Its per-registration rate limit key (the shared limiter's, and the local block's). */
+  readonly limitKey: string
+}
+
+/** What the checks of `meta` at this version need, with its imported Key. */
+export function prepare(meta: RegistrationMeta, key: ImportedKey, scopes: ScopeResolver): Prepared {
+  return {
+    meta,
+    key,
+    token: Buffer.from(meta.tenantId, 'utf8'),
+    appScopes: scopes.forApp(meta.app, meta.cloud),
+    group: tokenGroup(meta),
+    limitKey: `obtain-token:reg:${meta.id}`,
+  }
+}
+
+/** Entry of the imported-Key cache: a registration's Key as of one version. */
+export interface VersionedKey {
+  version: number
+  key: ImportedKey
 }

@@ -27,16 +27,19 @@ import {
   tokenMismatch,
   unknownApp,
 } from '../errors.js'
-import type { Registration, RegistrationUsage, Store } from '../store/types.js'
+import type { Registration, Store } from '../store/types.js'
 import {
   clientOf,
   decodeOrThrow,
   importKeyOrThrow,
   openOrThrow,
+  type Prepared,
+  prepare,
+  type RegistrationMeta,
   rateLimitedError,
   unknownRegistrationError,
+  type VersionedKey,
 } from './obtain-token-checks.js'
-import { tokenGroup } from './token-groups.js'
 import type { TokenIssuer } from './token-issuer.js'
 import { registrationStatusError } from './token-registration.js'
 import { type AppScopes, clip, ScopeResolver } from './token-scope.js'
@@ -84,25 +87,6 @@ export interface ObtainTokenDeps {
     warn(object: Record<string, unknown>, message: string): void
   }
   clock: () => number
-}
-
-type RegistrationMeta = Registration & RegistrationUsage
-
-/**
- * A registration at one version with what its checks need, prepared once: a registration admitted
- * before is served from one cache read, without importing, encoding or looking anything up again.
- */
-interface Prepared {
-  readonly meta: RegistrationMeta
-  readonly key: ImportedKey
-  /** The Token (the tenant id) as UTF-8, for the constant-time comparison. */
-  readonly token: Buffer
-  /** Undefined when the app no longer offers the registration's cloud (answered after the status). */
-  readonly appScopes: AppScopes | undefined
-  /** Its token cache group ({@link tokenGroup}). */
-  readonly group: string
-  /** Its per-registration rate limit key. */
-  readonly limitKey: string
 }
 
 /** Usage (`lastIssuedAt`, `lastClient`) is written at most this often per registration and instance. */
@@ -220,7 +204,7 @@ export class ObtainToken {
         if (prepared === undefined) {
           const key = this.#importedKey(meta) ?? (await this.#keyFor(meta))
           if (key === null) throw this.#unknownRegistration(appConfig.slug)
-          prepared = this.#prepare(meta, key)
+          prepared = prepare(meta, key, this.#scopes)
           fromCurrent = false
         }
         scope = this.#verify(prepared, raw, body)
@@ -316,18 +300,6 @@ export class ObtainToken {
     return cached !== undefined && cached.version === meta.version ? cached.key : undefined
   }
 
-  /** What the checks of `meta` at this version need, prepared once (kept once it is admitted). */
-  #prepare(meta: RegistrationMeta, key: ImportedKey): Prepared {
-    return {
-      meta,
-      key,
-      token: Buffer.from(meta.tenantId, 'utf8'),
-      appScopes: this.#scopes.forApp(meta.app, meta.cloud),
-      group: tokenGroup(meta),
-      limitKey: registrationLimitKey(meta.id),
-    }
-  }
-
   /**
    * Checks that need the registration, synchronous (the hot path doesn't yield here): the
    * encrypted_token authenticates under its Key, the timestamp is in the window, the content is the
@@ -403,15 +375,4 @@ export class ObtainToken {
   #unknownRegistration(slug: string): BrokerError {
     return unknownRegistrationError(this.#config, slug)
   }
-}
-
-/** Entry of the imported-Key cache: a registration's Key as of one version. */
-interface VersionedKey {
-  version: number
-  key: ImportedKey
-}
-
-/** The per-registration limit's key (the shared limiter's, and the local block's). */
-function registrationLimitKey(id: string): string {
-  return `obtain-token:reg:${id}`
 }

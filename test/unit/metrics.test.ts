@@ -29,7 +29,7 @@ describe('deferredCounter', () => {
     expect(text).toContain('test_lookups_total{app="teams",result="hit"} 1')
   })
 
-  it('the obtain-token and token-cache counters are deferred ones', async () => {
+  it('countObtainToken and countTokenCache reach the scraped obtain-token and token-cache counters', async () => {
     const metrics = createMetrics()
     metrics.countObtainToken('ms-graph-mail', 'success')
     metrics.countObtainToken('unknown', 'invalid_request')
