@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// consent-broker-admin: the operator CLI's executable (package bin → dist/cli/admin.js). The commands
-// live in admin-commands.ts; this file only wires them to the process.
+// consent-broker-admin: the operator CLI's executable (package bin → dist/cli/admin.js). The command
+// line is read in admin-commands.ts, which runs the commands; this file only wires it to the process.
 import { runCli } from './admin-commands.js'
 
 process.exitCode = await runCli(process.argv.slice(2), {

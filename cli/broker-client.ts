@@ -1,0 +1,81 @@
+// consent-broker-admin's HTTP client for the operator API: the operator token as a bearer token, a
+// timeout per request, and every refusal or unreachable broker turned into a CliError with the exit
+// code it calls for (401/403 auth, 404 not found, 400/413 usage, anything else server).
+import type { CliIo } from './command-context.js'
+import { CliError, EXIT } from './exit-codes.js'
+
+/** A JSON object as the broker answers it. */
+export type Json = Record<string, unknown>
+
+export interface Client {
+  get(path: string): Promise<Json>
+  post(path: string, body?: Json): Promise<Json>
+  patch(path: string, body: Json): Promise<Json>
+  delete(path: string): Promise<Json>
+}
+
+const REQUEST_TIMEOUT_MS = 30_000
+
+function exitCodeFor(status: number): number {
+  if (status === 401 || status === 403) return EXIT.auth
+  if (status === 404) return EXIT.notFound
+  if (status === 400 || status === 413) return EXIT.usage
+  return EXIT.server
+}
+
+export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
+  const call = async (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    body?: Json,
+  ): Promise<Json> => {
+    let response: Response
+    try {
+      response = await io.fetch(new URL(path, `${baseUrl}/`), {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      })
+    } catch (error) {
+      const reason =
+        error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : ''
+      throw new CliError(`cannot reach the broker at ${baseUrl}: ${reason}`, EXIT.server)
+    }
+    const text = await response.text()
+    let parsed: Json | undefined
+    try {
+      parsed = JSON.parse(text) as Json
+    } catch {
+      parsed = undefined
+    }
+    if (!response.ok) {
+      const error = parsed?.error as { code?: string; message?: string } | undefined
+      const detail =
+        error?.code === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message ?? ''}`
+      throw new CliError(`the broker refused the request: ${detail}`, exitCodeFor(response.status))
+    }
+    if (response.status === 204) return {}
+    if (parsed === undefined)
+      throw new CliError(`the broker answered HTTP ${response.status} without JSON`, EXIT.server)
+    return parsed
+  }
+  return {
+    get: (path) => call('GET', path),
+    post: (path, body) => call('POST', path, body),
+    patch: (path, body) => call('PATCH', path, body),
+    delete: (path) => call('DELETE', path),
+  }
+}
+
+/** A query string (`?a=1&b=2`, or empty) from the parameters that are set. */
+export function query(params: Record<string, string | undefined>): string {
+  const search = new URLSearchParams()
+  for (const [name, value] of Object.entries(params)) if (value !== undefined) search.set(name, value)
+  const encoded = search.toString()
+  return encoded === '' ? '' : `?${encoded}`
+}

@@ -1,0 +1,35 @@
+// consent-broker-admin's `credentials` command: the hosted apps' own credentials in the order they
+// are tried, with expiry, last success and a refusal by Microsoft.
+import type { Client, Json } from './broker-client.js'
+import { type CliIo, type Options, print, text } from './command-context.js'
+import { EXIT } from './exit-codes.js'
+import { table } from './table.js'
+
+/** The apps' credentials (GET /admin/api/credentials), optionally of one app. */
+export async function credentials(client: Client, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get('admin/api/credentials')
+  const list = (body.credentials as Json[]).filter((c) => options.app === undefined || c.app === options.app)
+  if (options.json) return print(io, { credentials: list })
+  if (list.length === 0) {
+    io.stdout('no credentials\n')
+    return EXIT.ok
+  }
+  io.stdout(
+    table(
+      ['APP', 'CLOUD', '#', 'KIND', 'THUMBPRINT OR NAME', 'EXPIRES', 'LAST SUCCESS', 'REFUSED'],
+      list.map((c) => [
+        text(c.app),
+        text(c.cloud),
+        text(c.position),
+        text(c.kind),
+        text(c.thumbprint ?? c.credential),
+        c.expiresAt === undefined
+          ? 'unknown'
+          : `${text(c.expiresAt)}${c.expiringSoon === true ? ' (SOON)' : ''}`,
+        text(c.lastSuccessAt),
+        text(c.failing),
+      ]),
+    ),
+  )
+  return EXIT.ok
+}
