@@ -1,8 +1,7 @@
 // consent-broker-admin's store-upgrade commands (`upgrade`, `finish-upgrade`): the state of an
 // upgrade from the previous release and its finish, over the operator API (routes/admin/upgrade-api.ts).
 // Kept apart from admin-commands.ts, which wires them, by what they change for: the upgrade steps.
-
-type Json = Record<string, unknown>
+import type { Json } from './broker-client.js'
 
 /** What these commands need of the CLI: its API client, output and clock. */
 export interface UpgradeCommandContext {
