@@ -11,6 +11,7 @@ import { credentials } from './credentials-command.js'
 import { CliError, EXIT, usageError } from './exit-codes.js'
 import { rotateKeys, showRotation } from './key-rotation-commands.js'
 import { registration, registrations, revoke } from './registration-commands.js'
+import { printable } from './table.js'
 import { labelTenant, tenants } from './tenant-commands.js'
 import { finishUpgrade, showUpgrade, type UpgradeCommandContext } from './upgrade-commands.js'
 import { webhooks } from './webhook-commands.js'
@@ -121,7 +122,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const [command, ...rest] = positionals
     if (command === undefined) throw usageError('no command given')
     const allowed = ALLOWED[command]
-    if (allowed === undefined) throw usageError(`unknown command "${command}"`)
+    if (allowed === undefined) throw usageError(`unknown command "${printable(command)}"`)
     const options: Options = {
       json: values.json === true,
       wide: values.wide === true,
@@ -150,7 +151,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const takesId = command === 'registration' || command === 'revoke'
     const labels = command === 'tenants' && rest[0] === 'label'
     if (command !== 'webhooks' && !labels && rest.length > (takesId ? 1 : 0))
-      throw usageError(`${command}: unexpected argument "${rest.at(-1)}"`)
+      throw usageError(`${command}: unexpected argument "${printable(rest.at(-1) ?? '')}"`)
     if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
 
     const url = (values.url ?? io.env.CONSENT_BROKER_URL)?.replace(/\/+$/, '')
@@ -160,7 +161,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const parsedUrl = new URL(url)
       if (parsedUrl.protocol !== 'https:' && parsedUrl.protocol !== 'http:') throw new Error('not http(s)')
     } catch {
-      throw usageError(`--url: "${url}" is not an http(s) URL`)
+      throw usageError(`--url: "${printable(url)}" is not an http(s) URL`)
     }
     const token = io.env.CONSENT_BROKER_TOKEN?.trim()
     if (token === undefined || token === '') {

@@ -3,7 +3,7 @@
 import { type Client, type Json, query } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
-import { table } from './table.js'
+import { printable, table } from './table.js'
 
 /** `--since`: an ISO 8601 time, or an age such as `30m`, `24h`, `7d` before `now`. */
 export function sinceTime(value: string, now: number): string {
@@ -14,7 +14,9 @@ export function sinceTime(value: string, now: number): string {
   }
   const ms = Date.parse(value)
   if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || !Number.isFinite(ms)) {
-    throw usageError(`--since must be an ISO 8601 time or an age like 30m, 24h, 7d; got "${value}"`)
+    throw usageError(
+      `--since must be an ISO 8601 time or an age like 30m, 24h, 7d; got "${printable(value)}"`,
+    )
   }
   return new Date(ms).toISOString()
 }

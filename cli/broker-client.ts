@@ -3,6 +3,7 @@
 // code it calls for (401/403 auth, 404 not found, 400/413 usage, anything else server).
 import type { CliIo } from './command-context.js'
 import { CliError, EXIT } from './exit-codes.js'
+import { printable } from './table.js'
 
 /** A JSON object as the broker answers it. */
 export type Json = Record<string, unknown>
@@ -57,7 +58,7 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
       const error = parsed?.error as { code?: string; message?: string } | undefined
       const detail =
         error?.code === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message ?? ''}`
-      throw new CliError(`the broker refused the request: ${detail}`, exitCodeFor(response.status))
+      throw new CliError(`the broker refused the request: ${printable(detail)}`, exitCodeFor(response.status))
     }
     if (response.status === 204) return {}
     if (parsed === undefined)

@@ -41,7 +41,7 @@ export function print(io: CliIo, value: unknown): number {
 export function positiveLimit(value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 500) {
-    throw usageError(`--limit must be an integer from 1 to 500, got "${value}"`)
+    throw usageError(`--limit must be an integer from 1 to 500, got "${printable(value)}"`)
   }
   return value
 }

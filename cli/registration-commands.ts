@@ -4,7 +4,7 @@
 import { type Client, type Json, query } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
-import { table } from './table.js'
+import { printable, table } from './table.js'
 
 /** A tenant id with its label beside it, when it has one: `7c3b1e5a-… contoso.com`. */
 function tenantCell(tenantId: unknown, label: unknown): string {
@@ -59,7 +59,7 @@ function registrationTable(items: Json[], options: Options): string {
 
 export async function registrations(client: Client, options: Options, io: CliIo): Promise<number> {
   if (options.status !== undefined && !['active', 'needs_consent', 'revoked'].includes(options.status)) {
-    throw usageError(`--status must be active, needs_consent or revoked, got "${options.status}"`)
+    throw usageError(`--status must be active, needs_consent or revoked, got "${printable(options.status)}"`)
   }
   const items: Json[] = []
   let cursor = options.cursor

@@ -229,6 +229,29 @@ describe('audit --since', () => {
   })
 })
 
+describe('error messages', () => {
+  it('never echo control characters from the command line or the broker to the terminal', async () => {
+    const clear = '\u001b[2J'
+    for (const args of [
+      [`${clear}wipe`],
+      ['tenants', `${clear}extra`],
+      ['registrations', '--status', `${clear}active`],
+      ['audit', '--since', `${clear}1h`],
+      ['tenants', '--limit', `${clear}5`],
+      ['tenants', '--url', `${clear}ftp://x`],
+    ]) {
+      const run = io([])
+      expect(await runCli(args, run.fake), args.join(' ')).toBe(EXIT.usage)
+      expect(run.stderr(), args.join(' ')).toContain('?[2J')
+      expect(run.stderr(), args.join(' ')).not.toContain('\u001b')
+    }
+    const refused = io([{ status: 400, body: error('invalid_request', `bad ${clear}value`) }])
+    expect(await runCli(['tenants'], refused.fake)).toBe(EXIT.usage)
+    expect(refused.stderr()).toContain('bad ?[2Jvalue')
+    expect(refused.stderr()).not.toContain('\u001b')
+  })
+})
+
 describe('table output', () => {
   it('never lets control characters from stored values reach the terminal', () => {
     expect(table(['REASON'], [['\u001b[2Jwiped\nline\u009b']])).toBe('REASON\n?[2Jwiped?line?\n')
