@@ -127,9 +127,12 @@ differ between runs by ±15 %; the table above is what counts).
   µs, floor 94–95). Tried and dropped: a request logger that makes its pino child only when used
   (0.84/0.90 without it, 0.78/0.76 with it: no gain). Under callgrind (1 000 measured requests after a
   3 000-request warm-up): 795 million instructions before, 740 after, floor 626 — but the same code
-  twice counted 781 and 848, so only the direction is shown. The table above: hit / floor 0.75 over
-  5 rounds (0.66–0.84), hit / bare 0.40 (0.32 before); an earlier 3-round run of the same hot path
-  on a slower moment of this machine (bare 19 949) gave 0.87 (0.71, 0.88, 1.00).
+  twice counted 781 and 848, so only the direction is shown. The table above (1efe0a7, the final hot
+  path): hit / floor 0.78 over 5 rounds (0.74–0.80), hit / bare 0.35, hit p99 11 ms while the machine
+  slowed during the run (bare 33 487 → 25 832 req/s, its own p99 4 → 7 ms). Two earlier runs of
+  nearly the same hot path the same afternoon: 5 rounds at 460cf08, hit / floor 0.75 (0.66–0.84),
+  hit / bare 0.40, p99 8 ms; 3 rounds at a slower moment (bare 19 949), 0.87 (0.71, 0.88, 1.00).
+  The session before: 0.76, hit / bare 0.32, p99 10 ms.
 - Why the throughput ratio moves less than the server's CPU: at saturation the server, redis-server
   and the load generator share the two cores, and \`cpu-per-request\` (now reporting all three)
   shows each of them pays for the hit: Redis 14–16 µs per request against the floor's 11 (admit also
@@ -137,8 +140,8 @@ differ between runs by ±15 %; the table above is what counts).
   request, and reads the windows' time left), and the load generator parses 11 response headers
   (405 bytes) against the floor's 5 (155 bytes): five of the API's security headers and the request
   id are what the floor leaves out. Floor / hit of the three together was 0.75 and 0.88 in two runs
-  20 minutes apart (server alone 0.70 and 0.80), the same range as the two throughput runs (0.75,
-  0.87): the run-to-run spread is as large as the whole remaining gap. Reaching 0.85 reliably would
+  20 minutes apart (server alone 0.70 and 0.80), the same range as the throughput runs (0.75–0.87):
+  the run-to-run spread is as large as the whole remaining gap. Reaching 0.85 reliably would
   take removing required work: the registration check in admit, the security headers or the
   request id.
 `
