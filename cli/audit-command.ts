@@ -1,6 +1,6 @@
 // consent-broker-admin's `audit` command: the audit trail, oldest first (or --newest-first), from a
 // cursor or a time (--since, an ISO 8601 time or an age such as 24h), page by page or --all.
-import { type Client, type Json, query } from './broker-client.js'
+import { type Client, type Json, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
 import { printable, table } from './table.js'
@@ -29,19 +29,15 @@ export async function audit(client: Client, options: Options, io: CliIo): Promis
     throw usageError('audit: --since reads oldest first; not with --newest-first')
   }
   const order = options.newestFirst ? 'desc' : undefined
-  const items: Json[] = []
-  let cursor = options.cursor
-  let since = options.since === undefined ? undefined : sinceTime(options.since, io.now())
-  let nextCursor: string | undefined
-  do {
-    const page = await client.get(
-      `admin/api/audit${query({ cursor, since, limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined), order })}`,
-    )
-    since = undefined
-    items.push(...(page.items as Json[]))
-    nextCursor = page.nextCursor as string | undefined
-    cursor = nextCursor
-  } while (options.all && cursor !== undefined)
+  const since = options.since === undefined ? undefined : sinceTime(options.since, io.now())
+  const limit = positiveLimit(options.limit) ?? (options.all ? '500' : undefined)
+  const { items, nextCursor } = await readPages(
+    client,
+    // `since` starts the walk; the cursors carry it on
+    (cursor, first) => `admin/api/audit${query({ cursor, since: first ? since : undefined, limit, order })}`,
+    'items',
+    options,
+  )
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
   io.stdout(
     items.length === 0

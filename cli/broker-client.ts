@@ -80,3 +80,26 @@ export function query(params: Record<string, string | undefined>): string {
   const encoded = search.toString()
   return encoded === '' ? '' : `?${encoded}`
 }
+
+/**
+ * One page of an operator API listing, or every page with `all`, from `cursor` on: `url` names each
+ * page's request (`first` for parameters sent with the first request only), `field` holds the items.
+ * `nextCursor` is the cursor after the last page read (undefined at the end).
+ */
+export async function readPages(
+  client: Client,
+  url: (cursor: string | undefined, first: boolean) => string,
+  field: string,
+  options: { all: boolean; cursor?: string | undefined },
+): Promise<{ items: Json[]; nextCursor: string | undefined }> {
+  const items: Json[] = []
+  let cursor = options.cursor
+  let first = true
+  do {
+    const page = await client.get(url(cursor, first))
+    first = false
+    items.push(...(page[field] as Json[]))
+    cursor = page.nextCursor as string | undefined
+  } while (options.all && cursor !== undefined)
+  return { items, nextCursor: cursor }
+}

@@ -1,7 +1,7 @@
 // consent-broker-admin's registration commands: `registrations` (the list, page by page or --all),
 // `registration <id>` (one, every field) and `revoke` (one registration, or a tenant's), and the
 // registrations table that the list and a tenant's revocation print.
-import { type Client, type Json, query } from './broker-client.js'
+import { type Client, type Json, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
 import { printable, table } from './table.js'
@@ -61,23 +61,14 @@ export async function registrations(client: Client, options: Options, io: CliIo)
   if (options.status !== undefined && !['active', 'needs_consent', 'revoked'].includes(options.status)) {
     throw usageError(`--status must be active, needs_consent or revoked, got "${printable(options.status)}"`)
   }
-  const items: Json[] = []
-  let cursor = options.cursor
-  let nextCursor: string | undefined
-  do {
-    const page = await client.get(
-      `admin/api/registrations${query({
-        tenant: options.tenant,
-        app: options.app,
-        status: options.status,
-        limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined),
-        cursor,
-      })}`,
-    )
-    items.push(...(page.items as Json[]))
-    nextCursor = page.nextCursor as string | undefined
-    cursor = nextCursor
-  } while (options.all && cursor !== undefined)
+  const limit = positiveLimit(options.limit) ?? (options.all ? '500' : undefined)
+  const { items, nextCursor } = await readPages(
+    client,
+    (cursor) =>
+      `admin/api/registrations${query({ tenant: options.tenant, app: options.app, status: options.status, limit, cursor })}`,
+    'items',
+    options,
+  )
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
   io.stdout(items.length === 0 ? 'no registrations\n' : registrationTable(items, options))
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)

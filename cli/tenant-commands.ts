@@ -1,26 +1,18 @@
 // consent-broker-admin's tenant commands: `tenants` (the tenant summaries, page by page or --all) and
 // `tenants label <tid> <label>` (sets a tenant's label).
-import { type Client, type Json, query } from './broker-client.js'
+import { type Client, type Json, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
 import { printable, table } from './table.js'
 
 export async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
-  const list: Json[] = []
-  let cursor = options.cursor
-  let nextCursor: string | undefined
-  do {
-    const page = await client.get(
-      `admin/api/tenants${query({
-        app: options.app,
-        limit: positiveLimit(options.limit) ?? (options.all ? '500' : undefined),
-        cursor,
-      })}`,
-    )
-    list.push(...(page.tenants as Json[]))
-    nextCursor = page.nextCursor as string | undefined
-    cursor = nextCursor
-  } while (options.all && cursor !== undefined)
+  const limit = positiveLimit(options.limit) ?? (options.all ? '500' : undefined)
+  const { items: list, nextCursor } = await readPages(
+    client,
+    (cursor) => `admin/api/tenants${query({ app: options.app, limit, cursor })}`,
+    'tenants',
+    options,
+  )
   if (options.json) return print(io, { tenants: list, ...(nextCursor === undefined ? {} : { nextCursor }) })
   if (list.length === 0) {
     io.stdout(
