@@ -387,6 +387,51 @@ function peakOf(read: () => Promise<number> | number, everyMs: number) {
   }
 }
 
+/** When (ms after the finish started) each step of store-upgrade.ts `finish()` was first seen done. */
+interface Phases {
+  /** The marker says "3": every entry re-set, deleted ones pruned, summaries marked (before it). */
+  marker?: number
+  /** The legacy claims hash is gone (migrateLegacyClaims). */
+  claims?: number
+  /** The legacy idle set is gone (migrateLegacyIdle). */
+  idle?: number
+  /** The earlier `all` is gone (dropRetired: it re-indexes from `all`, then drops the earlier keys). */
+  dropped?: number
+}
+
+/**
+ * Watches the keys each step of the finish removes or sets, from outside (src/ is not instrumented):
+ * how the wall time splits. Resolution: the poll interval plus a round trip.
+ */
+function watchPhases(probe: RedisClient, start: number, everyMs: number) {
+  const phases: Phases = {}
+  let running = true
+  const loop = (async () => {
+    while (running) {
+      const [[, marker], [, claims], [, idle], [, all]] = ((await probe
+        .pipeline()
+        .get(keys.indexes)
+        .exists(keys.legacyDelegated)
+        .exists(keys.legacyIdle)
+        .exists(keys.all)
+        .exec()) ?? []) as Array<[Error | null, unknown]>
+      const at = performance.now() - start
+      if (marker === '3') phases.marker ??= at
+      if (claims === 0) phases.claims ??= at
+      if (idle === 0) phases.idle ??= at
+      if (all === 0) phases.dropped ??= at
+      await sleep(everyMs)
+    }
+  })()
+  return {
+    async stop(): Promise<Phases> {
+      running = false
+      await loop
+      return phases
+    },
+  }
+}
+
 interface Report {
   seedMs: number
   finishMs: number
@@ -396,6 +441,7 @@ interface Report {
   memoryBefore: number
   memoryAfter: number
   memoryPeak: number
+  phases: Phases
   redisCpuS: number
   commands: number
   slow: Array<{ us: number; command: string }>
@@ -445,6 +491,7 @@ async function run(server: RedisServerHandle): Promise<Report> {
     const redisMemory = peakOf(() => usedMemory(probe), 250)
     log(`finishing the upgrade${loading ? ` with ${LOAD_CLIENTS} obtain-token-like clients` : ''} …`)
     const start = performance.now()
+    const watcher = watchPhases(probe, start, 25)
     let finish: { registrations: number; pruned: number }
     try {
       finish = await store.registrations.finishUpgrade()
@@ -455,6 +502,7 @@ async function run(server: RedisServerHandle): Promise<Report> {
     const load = await loading
     const rssPeak = await rss.stop()
     const memoryPeak = await redisMemory.stop()
+    const phases = await watcher.stop()
     const redisCpuS = (await redisCpu(probe)) - cpuBefore
     // the probe's own INFO calls are in the count; a few hundred at most against hundreds of thousands
     const commands = (await commandsProcessed(probe)) - commandsBefore
@@ -482,6 +530,7 @@ async function run(server: RedisServerHandle): Promise<Report> {
       memoryBefore,
       memoryAfter,
       memoryPeak,
+      phases,
       redisCpuS,
       commands,
       slow,
@@ -495,6 +544,11 @@ async function run(server: RedisServerHandle): Promise<Report> {
     probe.disconnect()
     redis.disconnect()
   }
+}
+
+/** A step's duration from when the one before it was seen done (watched every 25 ms). */
+function phase(end: number | undefined, from: number | undefined): string {
+  return end === undefined || from === undefined ? 'not seen' : seconds(end - from)
 }
 
 function section(report: Report, redisVersion: string): string {
@@ -523,8 +577,12 @@ function section(report: Report, redisVersion: string): string {
     `| registrations re-set / index entries pruned | ${r.finish.registrations} / ${r.finish.pruned} |`,
     `| bench process RSS before / peak during the finish | ${mib(r.rssBefore)} / ${mib(r.rssPeak)} |`,
     `| Redis used_memory before / after (highest sample meanwhile) | ${mib(r.memoryBefore)} / ${mib(r.memoryAfter)} (${mib(r.memoryPeak)}) |`,
+    `| … until the marker "3" (every entry re-set from its record, deleted ones pruned, summaries marked) | ${phase(r.phases.marker, 0)} |`,
+    `| … then the legacy claims moved into their buckets | ${phase(r.phases.claims, r.phases.marker)} |`,
+    `| … then the legacy idle entries moved into their buckets | ${phase(r.phases.idle, r.phases.claims)} |`,
+    `| … then dropRetired(): every registration of the earlier \`all\` re-indexed again (indexEarlier), then the earlier keys dropped | ${phase(r.phases.dropped, r.phases.idle)} |`,
     `| Redis CPU (user + sys) during the finish | ${r.redisCpuS.toFixed(1)} s |`,
-    `| Redis commands during the finish${r.load === undefined ? '' : " (the traffic's included)"} | ${r.commands.toLocaleString('en')} (${(r.commands / TOTAL).toFixed(1)} per registration) |`,
+    `| Redis commands processed during the finish (INFO total_commands_processed: the scripts' own calls count${r.load === undefined ? '' : ", the traffic's too"}) | ${r.commands.toLocaleString('en')} (${(r.commands / TOTAL).toFixed(1)} per registration) |`,
     `| Redis commands slower than ${SLOW_US / 1000} ms (SLOWLOG) | ${r.slow.length === 0 ? 'none' : `${r.slow.length}, slowest ${(Math.max(...r.slow.map((s) => s.us)) / 1000).toFixed(1)} ms`} |`,
   ]
   if (r.load !== undefined) {
