@@ -19,7 +19,7 @@
 // demo's http://127.0.0.1:3000 by default). The demo's fresh emulator needs the tenants' admin
 // consent once before it issues their tokens (the bench prints the two commands).
 import { createHash, randomBytes } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
 import { CONTOSO_TENANT_ID } from '../emulator/demo-data.js'
@@ -898,8 +898,20 @@ ${goals.join('\n')}
 - Rotation: \`POST /admin/api/keys/rotate\` on the broker (MASTER_KEYS new,old) and polling its status,
   while 4 concurrent clients request tokens; failed = any non-200 answer.
 `
-  writeFileSync(args.out, text)
+  writeFileSync(args.out, `${text}${upgradeSection(args.out)}`)
   log(`wrote ${args.out}`)
+}
+
+/**
+ * The section bench/upgrade-finish.ts writes into the same file (`npm run bench:upgrade`), kept
+ * when this run rewrites the rest: its figures come from another run, not this one.
+ */
+function upgradeSection(path: string): string {
+  const old = existsSync(path) ? readFileSync(path, 'utf8') : ''
+  const at = old.indexOf('\n## Finishing a rolling upgrade\n')
+  if (at < 0) return ''
+  const next = old.indexOf('\n## ', at + 1)
+  return `\n${old.slice(at + 1, next < 0 ? old.length : next + 1)}`
 }
 
 main().catch((error: unknown) => {

@@ -573,7 +573,7 @@ function section(report: Report, redisVersion: string): string {
     '|---|---:|',
     `| seeding as the previous release (pipelined, ${CONCURRENCY} in flight) | ${seconds(r.seedMs)} (${Math.round(TOTAL / (r.seedMs / 1000))}/s) |`,
     `| finishUpgrade() wall time | ${seconds(r.finishMs)} |`,
-    `| registrations re-set per second | ${rate} |`,
+    `| registrations per second (re-set / wall time) | ${rate} |`,
     `| registrations re-set / index entries pruned | ${r.finish.registrations} / ${r.finish.pruned} |`,
     `| bench process RSS before / peak during the finish | ${mib(r.rssBefore)} / ${mib(r.rssPeak)} |`,
     `| Redis used_memory before / after (highest sample meanwhile) | ${mib(r.memoryBefore)} / ${mib(r.memoryAfter)} (${mib(r.memoryPeak)}) |`,
@@ -583,7 +583,7 @@ function section(report: Report, redisVersion: string): string {
     `| … then dropRetired(): every registration of the earlier \`all\` re-indexed again (indexEarlier), then the earlier keys dropped | ${phase(r.phases.dropped, r.phases.idle)} |`,
     `| Redis CPU (user + sys) during the finish | ${r.redisCpuS.toFixed(1)} s |`,
     `| Redis commands processed during the finish (INFO total_commands_processed: the scripts' own calls count${r.load === undefined ? '' : ", the traffic's too"}) | ${r.commands.toLocaleString('en')} (${(r.commands / TOTAL).toFixed(1)} per registration) |`,
-    `| Redis commands slower than ${SLOW_US / 1000} ms (SLOWLOG) | ${r.slow.length === 0 ? 'none' : `${r.slow.length}, slowest ${(Math.max(...r.slow.map((s) => s.us)) / 1000).toFixed(1)} ms`} |`,
+    `| SLOWLOG entries over ${SLOW_US / 1000} ms (Redis 7 logs a script's slow inner command beside the script) | ${r.slow.length === 0 ? 'none' : `${r.slow.length}, slowest ${(Math.max(...r.slow.map((s) => s.us)) / 1000).toFixed(1)} ms`} |`,
   ]
   if (r.load !== undefined) {
     lines.push(
@@ -593,7 +593,10 @@ function section(report: Report, redisVersion: string): string {
   }
   lines.push('', 'Verified afterwards (the run fails otherwise):', ...r.verified.map((v) => `- ${v}`))
   if (r.slow.length > 0) {
-    lines.push('', 'Slow commands (SLOWLOG, slowest first):')
+    lines.push(
+      '',
+      'Slow commands (SLOWLOG, slowest first; an EVALSHA and a command it ran with the same time are one event):',
+    )
     for (const s of [...r.slow].sort((a, b) => b.us - a.us).slice(0, 5))
       lines.push(`- ${(s.us / 1000).toFixed(1)} ms: \`${s.command}\``)
   }
@@ -605,7 +608,7 @@ const INTRO = `${HEADING}
 
 How long \`finishUpgrade()\` (\`consent-broker-admin finish-upgrade\`) takes on a store the previous release
 wrote, written by bench/upgrade-finish.ts (\`npm run bench:upgrade\`), one subsection per size; each run
-replaces its own size's. bench/scale.ts rewrites this file whole: run bench:upgrade again after it.
+replaces its own size's (bench/scale.ts keeps this section when it rewrites the rest of the file).
 `
 
 /**
