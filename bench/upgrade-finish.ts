@@ -6,17 +6,19 @@
 // recently refreshed delegated ones), opens this release's store on it as the broker does
 // (createRedisConnection + createRedisStore, then ensureIndexes), checks it stays expanded, and
 // times `finishUpgrade()`: wall time, registrations per second, the bench process's peak RSS, Redis
-// used_memory before / after (and its highest sample meanwhile), Redis CPU and commands, and any
-// Redis command slower than 10 ms (SLOWLOG: a step that blocks every other client). --under-load
+// used_memory before / after (and its highest sample meanwhile), Redis CPU and commands, any Redis
+// command slower than 10 ms (SLOWLOG: a step that blocks every other client), and how the time
+// splits between the finish's steps (watched from outside: src/ is not instrumented). --under-load
 // runs obtain-token-like traffic meanwhile (read a registration, admit a request under its
 // version) and counts failures. Then it verifies the contracted store against what it seeded:
 // marker and earlier keys, counts, every listing of each app and status and of the biggest and some
-// sampled tenants, tenant summaries, every claim and idle entry. It measures what it saw; the
-// figures are never typed in. With --out (default bench/SCALE.md) it replaces the section
-// "Finishing a rolling upgrade" there (or appends it) with this run's; --no-write leaves it alone.
+// sampled tenants, tenant summaries, every claim and idle entry, a second finish doing nothing; a
+// mismatch fails the run (exit 1). It measures what it saw; the figures are never typed in. With
+// --out (default bench/SCALE.md) it puts this run's figures in the section "Finishing a rolling
+// upgrade" there, one subsection per size (replacing that size's); --no-write leaves it alone.
 //
 //   npm run bench:upgrade -- [--registrations 100000] [--under-load] [--load-clients 4]
-//                            [--out bench/SCALE.md] [--no-write] [--concurrency 128]
+//                            [--out bench/SCALE.md] [--no-write] [--concurrency 128] [--help]
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
