@@ -6,7 +6,7 @@
 // agree. A Redis store expanded by a rolling upgrade lists the previous release's order instead; a
 // store hands out the order it lists in (`RegistrationStore.idleOrder`), so callers never pick one.
 import { sha256Hex } from '../crypto/sha256.js'
-import { compareIds, comparePositions } from './pagination.js'
+import { comparePositions } from './pagination.js'
 import type { IdleOrder, IdlePosition } from './types.js'
 
 /** Number of idle buckets (3 hex digits of the id's SHA-256). */
@@ -29,8 +29,7 @@ export function idleSortKey(position: IdlePosition): IdleSortKey {
 
 /** Orders sort keys by bucket, then last refresh, then id (as the Redis buckets are read). */
 export function compareIdleKeys(a: IdleSortKey, b: IdleSortKey): number {
-  if (a.bucket !== b.bucket) return a.bucket - b.bucket
-  return a.score === b.score ? compareIds(a.id, b.id) : a.score < b.score ? -1 : 1
+  return a.bucket !== b.bucket ? a.bucket - b.bucket : comparePositions(a, b)
 }
 
 /** {@link compareIdleKeys} on positions (two hashes per call: not for sorting many). */

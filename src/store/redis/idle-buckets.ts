@@ -7,7 +7,7 @@
 // migration lock). Until then the scripts that drop an entry drop it there too, and a touch raises
 // it there too.
 import { IDLE_BUCKETS, idleBucketOf } from '../idle-order.js'
-import { compareIds } from '../pagination.js'
+import { comparePositions } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { IdlePosition } from '../types.js'
 import type { RedisKeys } from './keys.js'
@@ -63,9 +63,7 @@ export async function walkIdle(
       let entries: IdlePosition[] = []
       for (let j = 0; j + 1 < flat.length; j += 2) entries.push({ id: flat[j]!, score: Number(flat[j + 1]) })
       if (after !== undefined && from + i === first) {
-        entries = entries.filter(
-          (e) => e.score > after.score || (e.score === after.score && compareIds(e.id, after.id) > 0),
-        )
+        entries = entries.filter((e) => comparePositions(e, after) > 0)
       }
       if (entries.length > 0 && !(await take(entries))) return
     }
