@@ -16,6 +16,13 @@ import { encryptContent } from '../test/support/xsoar-client.js'
 export const CONTOSO = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
 export const MAIL_CLIENT_ID = '0b1e6a52-7c3d-4f8e-9a10-000000000001'
 
+/** The headers of every benchmark's obtain-token request: JSON, and the integration's name and version. */
+export const TOKEN_REQUEST_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'application/json',
+  'x-content-name': 'bench',
+  'x-content-version': '1.0.0',
+})
+
 /** A running backend: stop it with `close` (redis-server and emulator). */
 export interface BenchBackend {
   redisUrl: string

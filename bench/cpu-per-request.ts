@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createRedisConnection } from '../src/store/redis-connection.js'
-import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
+import { contosoRegistration, encryptedBodies, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import type { Start } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -89,11 +89,7 @@ async function run(url: string, pid: number, redisPid: number, bodies: string[])
     requests: [
       {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-content-name': 'bench',
-          'x-content-version': '1.0.0',
-        },
+        headers: { ...TOKEN_REQUEST_HEADERS },
         setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length]! }),
         onResponse: (status, body) => {
           if (status !== 200 && failure === undefined) failure = `${status} ${body.slice(0, 300)}`

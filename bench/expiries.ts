@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import type { Env } from '../src/config.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
-import { CONTOSO, contosoRegistration, startBackend } from './backend.js'
+import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 
 /** What the caller of obtain-token's bench lends this section. */
 export interface ExpiryBenchDeps {
@@ -271,11 +271,7 @@ async function fixedRateLoad(
     requests: [
       {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-content-name': 'bench',
-          'x-content-version': '1.0.0',
-        },
+        headers: { ...TOKEN_REQUEST_HEADERS },
         setupRequest: (request) => ({ ...request, body: requestBodies[next++ % requestBodies.length]! }),
       },
     ],

@@ -17,7 +17,7 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { contosoRegistration, encryptedBodies, startBackend } from './backend.js'
+import { contosoRegistration, encryptedBodies, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import { buildTarget } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -35,11 +35,6 @@ const REQUESTS = Number(args.requests)
 const CONCURRENCY = Number(args.concurrency)
 const ROUNDS = Number(args.rounds)
 const WARMUP = Number(args.warmup)
-const HEADERS = {
-  'content-type': 'application/json',
-  'x-content-name': 'bench',
-  'x-content-version': '1.0.0',
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
@@ -54,7 +49,12 @@ async function drive(app: FastifyInstance, url: string, bodies: string[], measur
   const worker = async () => {
     while (next < bodies.length) {
       const payload = bodies[next++]!
-      const response = await app.inject({ method: 'POST', url, headers: HEADERS, payload })
+      const response = await app.inject({
+        method: 'POST',
+        url,
+        headers: { ...TOKEN_REQUEST_HEADERS },
+        payload,
+      })
       if (response.statusCode !== 200 && failure === undefined)
         failure = `${response.statusCode} ${response.body}`
     }

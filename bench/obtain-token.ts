@@ -22,7 +22,7 @@ import { type Env, loadConfig } from '../src/config.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createRedisConnection } from '../src/store/redis-connection.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
-import { CONTOSO, contosoRegistration, startBackend } from './backend.js'
+import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import { expiriesSection, measureExpiries } from './expiries.js'
 
 const { values: args } = parseArgs({
@@ -241,11 +241,7 @@ async function load(
     requests: [
       {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-content-name': 'bench',
-          'x-content-version': '1.0.0',
-        },
+        headers: { ...TOKEN_REQUEST_HEADERS },
         setupRequest: (request) => {
           const body = bodies[next++ % bodies.length]!
           return { ...request, body }
