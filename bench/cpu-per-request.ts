@@ -8,6 +8,8 @@
 // server's CPU were the only limit).
 //
 //   npx tsx bench/cpu-per-request.ts [--rate 4000] [--duration 5] [--rounds 5] [--connections 50]
+//   [--cpu-prof DIR] (each target writes a V8 CPU profile into DIR when it stops, for finding where
+//   its time goes; profiling slows both, so read its figures as relative)
 import { type ChildProcess, fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -24,6 +26,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
+    'cpu-prof': { type: 'string' },
   },
 })
 const RATE = Number(args.rate)
@@ -54,7 +57,11 @@ function median(values: number[]): number {
 
 async function target(start: Start): Promise<{ url: string; pid: number }> {
   const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(args['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`]),
+    ],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   })
   children.push(child)
