@@ -232,6 +232,60 @@ describe('Redis store: key layout', () => {
   })
 })
 
+describe('Redis store: rate-limit windows', () => {
+  it('starts each window with its first hit and answers the time left once over the limit', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    const registration = sampleRegistration()
+    await store.registrations.create(registration, sampleSecrets())
+    const admit = (marker: string) =>
+      store.registrations.admit(registration.id, {
+        version: 1,
+        replayMarker: marker,
+        replayTtlMs: 60_000,
+        limit: 3,
+        windowMs: 5_000,
+        client: { key: 'ip:w', limit: 3, windowMs: 7_000 },
+      })
+    for (const marker of ['m1', 'm2', 'm3']) {
+      const admitted = await admit(marker)
+      expect(admitted).toMatchObject({ current: true, fresh: true, rate: { allowed: true, retryAfterMs: 0 } })
+      expect(admitted.client).toMatchObject({ allowed: true, retryAfterMs: 0 })
+      const registrationLeft = await raw.pttl(`${p}rl-reg:{${registration.id}}`)
+      const clientLeft = await raw.pttl(`${p}rl:ip:w`)
+      expect(registrationLeft).toBeGreaterThan(4_000)
+      expect(registrationLeft).toBeLessThanOrEqual(5_000)
+      expect(clientLeft).toBeGreaterThan(6_000)
+      expect(clientLeft).toBeLessThanOrEqual(7_000)
+    }
+    const over = await admit('m4')
+    expect(over.current).toBe(false)
+    expect(over.client?.allowed).toBe(false)
+    expect(over.client?.retryAfterMs).toBeGreaterThan(6_000)
+    expect(over.client?.retryAfterMs).toBeLessThanOrEqual(7_000)
+  })
+
+  it('gives a counter found without an expiry its window once it passes the limit', async () => {
+    const { store, raw, keyPrefix: p } = await freshStore()
+    // This code never leaves a counter without an expiry; an operator's PERSIST could.
+    await raw.set(`${p}rl:ip:stuck`, '2')
+    expect(await store.rateLimiter.hit('ip:stuck', 3, 9_000)).toEqual({
+      allowed: true,
+      remaining: 0,
+      retryAfterMs: 0,
+    })
+    expect(await raw.pttl(`${p}rl:ip:stuck`)).toBe(-1) // within the limit the time left is not read
+    const over = await store.rateLimiter.hit('ip:stuck', 3, 9_000)
+    expect(over).toEqual({ allowed: false, remaining: 0, retryAfterMs: 9_000 })
+    const left = await raw.pttl(`${p}rl:ip:stuck`)
+    expect(left).toBeGreaterThan(8_000)
+    expect(left).toBeLessThanOrEqual(9_000)
+    // and from then on it answers the time left of that window
+    const again = await store.rateLimiter.hit('ip:stuck', 3, 9_000)
+    expect(again.retryAfterMs).toBeLessThanOrEqual(left)
+    expect(again.retryAfterMs).toBeGreaterThan(7_000)
+  })
+})
+
 describe('Redis store: records written in the earlier layout', () => {
   it('reads, updates, touches, re-seals and announces a record written with long names and whole sealed values', async () => {
     const firstKey = masterKey()

@@ -33,23 +33,22 @@ export class RedisAdmission {
   async admit(id: string, request: AdmitRequest): Promise<AdmitResult> {
     const { replayTtlMs, windowMs, clientWindowMs } = admitArguments(id, request)
     const keys = [this.keys.reg(id), this.keys.seen(id, request.replayMarker), this.keys.registrationRate(id)]
-    const version = String(request.version)
+    // ADMIT's ARGV (scripts.ts)
+    const args: Array<string | number> = [String(request.version), replayTtlMs, windowMs, request.limit]
     const { client } = request
     if (client === undefined || clientWindowMs === undefined) {
-      const reply = (await runScript(this.redis, ADMIT, keys, [version, replayTtlMs, windowMs])) as AdmitReply
+      const reply = (await runScript(this.redis, ADMIT, keys, args)) as AdmitReply
       return admitted(reply, request.limit)
     }
     if (this.redis.isCluster || !this.#crossSlotScripts) {
-      return this.#admitInTwo(keys, [version, replayTtlMs, windowMs], request.limit, client, clientWindowMs)
+      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
     }
     let reply: number[]
     try {
       // {client count, client ms left} then, unless over the client's limit, ADMIT's reply
       keys.push(this.keys.rate(client.key))
       reply = (await runScript(this.redis, ADMIT_CLIENT, keys, [
-        version,
-        replayTtlMs,
-        windowMs,
+        ...args,
         clientWindowMs,
         client.limit,
       ])) as number[]
@@ -59,7 +58,7 @@ export class RedisAdmission {
       if (!(error instanceof Error) || !error.message.startsWith('CROSSSLOT')) throw error
       this.#crossSlotScripts = false
       keys.pop()
-      return this.#admitInTwo(keys, [version, replayTtlMs, windowMs], request.limit, client, clientWindowMs)
+      return this.#admitInTwo(keys, args, request.limit, client, clientWindowMs)
     }
     const clientRate = rateLimitResult(reply[0]!, client.limit, reply[1]!)
     if (reply[2] !== 1) return { current: false, client: clientRate }

@@ -15,7 +15,10 @@ export async function rateHit(
   limit: number,
   windowMs: number,
 ): Promise<RateLimitResult> {
-  const [count, ttl] = (await runScript(redis, RATE_HIT, [keys.rate(key)], [windowMs])) as [number, number]
+  const [count, ttl] = (await runScript(redis, RATE_HIT, [keys.rate(key)], [windowMs, limit])) as [
+    number,
+    number,
+  ]
   return rateLimitResult(count, limit, ttl)
 }
 
