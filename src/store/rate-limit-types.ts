@@ -13,7 +13,10 @@ export interface RateLimitResult {
 
 /** Fixed-window counter shared by every instance. */
 export interface RateLimiter {
-  /** Counts one hit on `key` (the first hit starts a `windowMs` window) and answers. */
+  /**
+   * Counts one hit on `key` (the first hit starts a `windowMs` window) and answers. `limit` is a
+   * positive integer (RangeError otherwise), as for `take`.
+   */
   hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult>
   /**
    * Takes one slot of `key`'s window only when fewer than `limit` were taken: a refused take is

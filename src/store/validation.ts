@@ -21,7 +21,8 @@ export function requireName(value: unknown, what: string): asserts value is stri
     throw new TypeError(`${what} must be a non-empty string`)
 }
 
-function requirePositiveInteger(value: number, what: string): void {
+/** Asserts a safe integer of at least 1 (versions, limits); RangeError otherwise. */
+export function requirePositiveInteger(value: number, what: string): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${what} must be a positive integer`)
 }
 

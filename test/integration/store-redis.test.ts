@@ -233,35 +233,51 @@ describe('Redis store: key layout', () => {
 })
 
 describe('Redis store: rate-limit windows', () => {
-  it('starts each window with its first hit and answers the time left once over the limit', async () => {
+  it('starts each window with its first hit and answers its time left once over the limit', async () => {
     const { store, raw, keyPrefix: p } = await freshStore()
     const registration = sampleRegistration()
     await store.registrations.create(registration, sampleSecrets())
-    const admit = (marker: string) =>
+    const registrationCounter = `${p}rl-reg:{${registration.id}}`
+    const clientCounter = `${p}rl:ip:w`
+    const admit = (marker: string, client: boolean) =>
       store.registrations.admit(registration.id, {
         version: 1,
         replayMarker: marker,
         replayTtlMs: 60_000,
         limit: 3,
         windowMs: 5_000,
-        client: { key: 'ip:w', limit: 3, windowMs: 7_000 },
+        ...(client ? { client: { key: 'ip:w', limit: 4, windowMs: 7_000 } } : {}),
       })
+    const lefts: Array<[number, number]> = []
     for (const marker of ['m1', 'm2', 'm3']) {
-      const admitted = await admit(marker)
-      expect(admitted).toMatchObject({ current: true, fresh: true, rate: { allowed: true, retryAfterMs: 0 } })
-      expect(admitted.client).toMatchObject({ allowed: true, retryAfterMs: 0 })
-      const registrationLeft = await raw.pttl(`${p}rl-reg:{${registration.id}}`)
-      const clientLeft = await raw.pttl(`${p}rl:ip:w`)
-      expect(registrationLeft).toBeGreaterThan(4_000)
-      expect(registrationLeft).toBeLessThanOrEqual(5_000)
-      expect(clientLeft).toBeGreaterThan(6_000)
-      expect(clientLeft).toBeLessThanOrEqual(7_000)
+      const admitted = await admit(marker, true)
+      expect(admitted).toMatchObject({ current: true, fresh: true, rate: { allowed: true } })
+      expect(admitted.client?.allowed).toBe(true)
+      lefts.push([await raw.pttl(registrationCounter), await raw.pttl(clientCounter)])
+      await new Promise((resolve) => setTimeout(resolve, 300))
     }
-    const over = await admit('m4')
-    expect(over.current).toBe(false)
-    expect(over.client?.allowed).toBe(false)
-    expect(over.client?.retryAfterMs).toBeGreaterThan(6_000)
-    expect(over.client?.retryAfterMs).toBeLessThanOrEqual(7_000)
+    // Both windows started with the first hit and were not restarted by the next ones.
+    expect(lefts[0]![0]).toBeGreaterThan(4_500)
+    expect(lefts[0]![1]).toBeGreaterThan(6_500)
+    expect(lefts[2]![0]).toBeLessThanOrEqual(lefts[0]![0] - 500)
+    expect(lefts[2]![1]).toBeLessThanOrEqual(lefts[0]![1] - 500)
+    // The registration's limit (3) refuses the 4th, with the time left of its window; the client
+    // (limit 4) still lets it through.
+    const overRegistration = await admit('m4', true)
+    expect(overRegistration).toMatchObject({ current: true, fresh: true, rate: { allowed: false } })
+    expect(overRegistration.client?.allowed).toBe(true)
+    const registrationLeft = overRegistration.current ? overRegistration.rate.retryAfterMs : 0
+    expect(registrationLeft).toBeGreaterThan(3_500)
+    expect(registrationLeft).toBeLessThanOrEqual(lefts[2]![0])
+    // The same without a client key (the single-key script).
+    const alone = await admit('m5', false)
+    expect(alone.current && alone.rate.retryAfterMs).toBeGreaterThan(3_500)
+    // Then the client's limit (4) refuses the 6th first, with its window's time left.
+    const overClient = await admit('m6', true)
+    expect(overClient.current).toBe(false)
+    expect(overClient.client?.allowed).toBe(false)
+    expect(overClient.client?.retryAfterMs).toBeGreaterThan(5_500)
+    expect(overClient.client?.retryAfterMs).toBeLessThanOrEqual(lefts[2]![1])
   })
 
   it('gives a counter found without an expiry its window once it passes the limit', async () => {
@@ -283,6 +299,21 @@ describe('Redis store: rate-limit windows', () => {
     const again = await store.rateLimiter.hit('ip:stuck', 3, 9_000)
     expect(again.retryAfterMs).toBeLessThanOrEqual(left)
     expect(again.retryAfterMs).toBeGreaterThan(7_000)
+
+    // The same repair inside admit, for the registration's counter.
+    const registration = sampleRegistration()
+    await store.registrations.create(registration, sampleSecrets())
+    await raw.set(`${p}rl-reg:{${registration.id}}`, '3')
+    const admitted = await store.registrations.admit(registration.id, {
+      version: 1,
+      replayMarker: 'm1',
+      replayTtlMs: 60_000,
+      limit: 3,
+      windowMs: 6_000,
+      client: { key: 'ip:fine', limit: 10, windowMs: 6_000 },
+    })
+    expect(admitted).toMatchObject({ current: true, rate: { allowed: false, retryAfterMs: 6_000 } })
+    expect(await raw.pttl(`${p}rl-reg:{${registration.id}}`)).toBeGreaterThan(5_000)
   })
 })
 

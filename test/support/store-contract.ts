@@ -1431,6 +1431,14 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(fresh).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0 })
       })
 
+      it('refuses a limit that is not a positive integer, before counting', async () => {
+        for (const limit of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.rateLimiter.hit('reg:bad', limit, 300)).rejects.toThrow(/limit/)
+          await expect(store.rateLimiter.take('reg:bad', limit, 300)).rejects.toThrow(/limit/)
+        }
+        expect((await store.rateLimiter.hit('reg:bad', 2, 300)).remaining).toBe(1)
+      })
+
       it('take counts only the slots it grants, so a lower limit never eats a higher one', async () => {
         const low = []
         for (let i = 0; i < 4; i++) low.push(await store.rateLimiter.take('upstream:a', 2, 300))

@@ -1,6 +1,6 @@
 // Fixed-window rate limits in memory (one process); admit counts its `client` key here too.
 import type { RateLimiter, RateLimitResult } from '../types.js'
-import { requireName, requirePositiveMs } from '../validation.js'
+import { requireName, requirePositiveInteger, requirePositiveMs } from '../validation.js'
 import { ExpiringMap, hitWindow } from './expiring-map.js'
 
 /** `RateLimiter` in memory. */
@@ -12,11 +12,13 @@ export class MemoryRateLimiter implements RateLimiter {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
+    requirePositiveInteger(limit, 'limit')
     return this.count(key, limit, requirePositiveMs(windowMs, 'windowMs'))
   }
 
   async take(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
+    requirePositiveInteger(limit, 'limit')
     const window = requirePositiveMs(windowMs, 'windowMs')
     const count = this.windows.get(key) ?? 0
     const ttl = this.windows.ttl(key) ?? window

@@ -3,7 +3,7 @@
 import { rateLimitResult } from '../rate-window.js'
 import type { RedisClient } from '../redis-connection.js'
 import type { RateLimiter, RateLimitResult } from '../types.js'
-import { requireName, requirePositiveMs } from '../validation.js'
+import { requireName, requirePositiveInteger, requirePositiveMs } from '../validation.js'
 import type { RedisKeys } from './keys.js'
 import { RATE_HIT, RATE_TAKE, runScript } from './scripts.js'
 
@@ -31,11 +31,13 @@ export class RedisRateLimiter implements RateLimiter {
 
   async hit(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
+    requirePositiveInteger(limit, 'limit')
     return rateHit(this.redis, this.keys, key, limit, requirePositiveMs(windowMs, 'windowMs'))
   }
 
   async take(key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
     requireName(key, 'rate-limit key')
+    requirePositiveInteger(limit, 'limit')
     const window = requirePositiveMs(windowMs, 'windowMs')
     const [count, ttl, taken] = (await runScript(
       this.redis,

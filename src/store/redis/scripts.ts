@@ -214,9 +214,10 @@ return 0
 
 /**
  * Inline Lua counting one hit on the fixed-window counter `key` (the first hit starts the window):
- * sets locals `count` and `ttl`, the window's ms left. That time only matters past the limit (it
- * becomes Retry-After), so within the limit it is not read and `ttl` is 0: the obtain-token hot
- * path counts two windows per request, and each PTTL is a command. A counter found past the limit
+ * sets the locals named by `count` and `ttl`, the count and the window's ms left. That time only
+ * matters past the limit (it becomes Retry-After), so within the limit it is not read: `ttl` is the
+ * whole window on the first hit and 0 on the others. The obtain-token hot path counts two windows
+ * per request, and each PTTL is a command. A counter found past the limit
  * without an expiry (this code never leaves one) gets its window then, so it can't refuse for ever.
  * Inline rather than a Lua function: a closure made on every call costs every request too (the
  * flattened ADMIT_CLIENT ran in about 5.0 µs of Redis CPU against 6.1 µs for the function-based one
@@ -239,7 +240,7 @@ end
 `
 }
 
-/** KEYS[1] counter. ARGV window ms, limit. Returns {count, window ms left (0 within the limit)}. */
+/** KEYS[1] counter. ARGV window ms, limit. Returns {count, window ms left (see luaHit: past the limit)}. */
 export const RATE_HIT = new LuaScript(`${luaHit('count', 'ttl', 'KEYS[1]', 'ARGV[1]', 'ARGV[2]')}
 return {count, ttl}
 `)
@@ -266,8 +267,8 @@ return {count, ttl, 1}
 /**
  * Inline Lua of `admit()` on KEYS record, replay marker, window counter (one slot) and ARGV
  * version, replay TTL ms, window ms, limit. Only for an active record at that version: SET NX the
- * marker, count a hit. Replies {0} or {1, marker was new (1/0), count, window ms left (0 within the
- * limit)}, each after `before` (the reply's leading fields, if any).
+ * marker, count a hit. Replies {0} or {1, marker was new (1/0), count, window ms left (see luaHit:
+ * past the limit)}, each after `before` (the reply's leading fields, if any).
  */
 function luaAdmit(before: string): string {
   return `
