@@ -217,11 +217,11 @@ return 0
  * sets the locals named by `count` and `ttl`, the count and the window's ms left. That time only
  * matters past the limit (it becomes Retry-After), so within the limit it is not read: `ttl` is the
  * whole window on the first hit and 0 on the others. The obtain-token hot path counts two windows
- * per request, and each PTTL is a command. A counter found past the limit
- * without an expiry (this code never leaves one) gets its window then, so it can't refuse for ever.
- * Inline rather than a Lua function: a closure made on every call costs every request too (the
- * flattened ADMIT_CLIENT ran in about 5.0 µs of Redis CPU against 6.1 µs for the function-based one
- * with PTTLs, and 5.8 µs for function-based without them).
+ * per request, and each PTTL is a command. A counter found past the limit without an expiry (this
+ * code never leaves one) gets its window then, so it can't refuse for ever. Inline rather than a
+ * Lua function: a closure made on every call costs every request too (the flattened ADMIT_CLIENT
+ * ran in about 5.0 µs of Redis CPU against 6.1 µs for the function-based one with PTTLs, and 5.8 µs
+ * for function-based without them).
  */
 function luaHit(count: string, ttl: string, key: string, window: string, limit: string): string {
   return `
