@@ -36,10 +36,10 @@ export interface HeldToken extends CachedToken {
  * Fresh tokens this instance has already opened, by group, then scope: at most `maxGroups` groups
  * (the group written to longest ago goes first), each holding at most one token per scope its app
  * allows (scopes are resolved from the app's allowlist before they get here), so at most
- * `maxGroups` × the largest allowlist tokens. Two Map
- * lookups with strings the caller already holds, instead of one under a key built per request: a
- * cache hit reads this on every request. Safe to serve because every request re-checks the
- * registration's status in the store, and a consent failure drops the group here as it does in Redis.
+ * `maxGroups` × the largest allowlist tokens. Two Map lookups with strings the caller already
+ * holds, instead of one under a key built per request: a cache hit reads this on every request.
+ * Safe to serve because every request re-checks the registration's status in the store, and a
+ * consent failure drops the group here as it does in Redis.
  */
 export class LocalTokenCache {
   readonly #groups: BoundedCache<Map<string, HeldToken>>

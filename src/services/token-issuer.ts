@@ -129,7 +129,7 @@ export class TokenIssuer {
 
   /** A fresh token this instance holds for the registration's group and scope, without I/O. */
   peek(registration: Registration, scope: string): HeldToken | undefined {
-    return this.#local.get(tokenGroup(registration), scope)
+    return this.peekGroup(tokenGroup(registration), scope)
   }
 
   /** `peek` with the registration's {@link tokenGroup} already at hand (obtain-token keeps it). */
@@ -155,7 +155,7 @@ export class TokenIssuer {
     const group = tokenGroup(request.registration)
     const cached =
       request.cached === undefined
-        ? (this.peek(request.registration, request.scope) ?? (await store.tokens.get(group, request.scope)))
+        ? (this.peekGroup(group, request.scope) ?? (await store.tokens.get(group, request.scope)))
         : request.cached
     if (!request.force && cached !== null && this.#local.isFresh(cached, clock())) {
       this.#local.remember(group, request.scope, cached)
