@@ -38,10 +38,11 @@ export function print(io: CliIo, value: unknown): number {
   return EXIT.ok
 }
 
-export function positiveLimit(value: string | undefined): string | undefined {
+/** `--limit` as given, checked to be an integer from 1 to `max` (the route's bound); a usage error otherwise. */
+export function positiveLimit(value: string | undefined, max = 500): string | undefined {
   if (value === undefined) return undefined
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 500) {
-    throw usageError(`--limit must be an integer from 1 to 500, got "${printable(value)}"`)
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw usageError(`--limit must be an integer from 1 to ${max}, got "${printable(value)}"`)
   }
   return value
 }

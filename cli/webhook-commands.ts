@@ -1,7 +1,7 @@
 // consent-broker-admin's `webhooks` command: the notification endpoints (list, add, remove) and their
 // deliveries (deliveries, redeliver), with the checks of each action's arguments and flags.
 import { type Client, type Json, query } from './broker-client.js'
-import { type CliIo, type Options, print, text } from './command-context.js'
+import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
 import { printable, table } from './table.js'
 
@@ -78,12 +78,8 @@ export async function webhooks(
     }
     case 'deliveries': {
       const id = endpointId(rest[0], 'deliveries')
-      if (
-        options.limit !== undefined &&
-        (!/^\d+$/.test(options.limit) || Number(options.limit) < 1 || Number(options.limit) > 200)
-      )
-        throw usageError(`--limit must be an integer from 1 to 200, got "${printable(options.limit)}"`)
-      const body = await client.get(`admin/api/webhooks/${id}/deliveries${query({ limit: options.limit })}`)
+      const limit = positiveLimit(options.limit, 200)
+      const body = await client.get(`admin/api/webhooks/${id}/deliveries${query({ limit })}`)
       if (options.json) return print(io, body)
       const rows = (body.deliveries as Json[]).map((d) => [
         text(d.messageId),

@@ -355,11 +355,16 @@ describe('consent-broker-admin webhooks', () => {
       ['webhooks', 'remove', 'not-an-id'],
       ['webhooks', 'list', '--events', 'x'],
       ['webhooks', 'redeliver', EP],
+      ['webhooks', 'deliveries', EP, '--limit', '201'],
+      ['webhooks', 'deliveries', EP, '--limit', '0'],
     ]) {
       const run = io([])
       expect(await runCli(args, run.fake)).toBe(EXIT.usage)
       expect(run.requests).toHaveLength(0)
     }
+    const over = io([])
+    await runCli(['webhooks', 'deliveries', EP, '--limit', '201'], over.fake)
+    expect(over.stderr()).toContain('--limit must be an integer from 1 to 200, got "201"')
   })
 })
 
