@@ -5,7 +5,7 @@
 // token; each command lives in its own file (tenant-commands.ts, registration-commands.ts, …).
 import { parseArgs } from 'node:util'
 import { audit } from './audit-command.js'
-import { type Client, makeClient } from './broker-client.js'
+import { makeClient } from './broker-client.js'
 import type { CliIo, Options } from './command-context.js'
 import { credentials } from './credentials-command.js'
 import { CliError, EXIT, usageError } from './exit-codes.js'
@@ -13,7 +13,7 @@ import { rotateKeys, showRotation } from './key-rotation-commands.js'
 import { registration, registrations, revoke } from './registration-commands.js'
 import { printable } from './table.js'
 import { labelTenant, tenants } from './tenant-commands.js'
-import { finishUpgrade, showUpgrade, type UpgradeCommandContext } from './upgrade-commands.js'
+import { finishUpgrade, showUpgrade } from './upgrade-commands.js'
 import { webhooks } from './webhook-commands.js'
 
 export type { CliIo } from './command-context.js'
@@ -100,10 +100,6 @@ const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
   'finish-upgrade': ['wait'],
 }
 
-function upgradeContext(client: Client, options: Options, io: CliIo): UpgradeCommandContext {
-  return { client, io, json: options.json, wait: options.wait, exit: { ok: EXIT.ok, server: EXIT.server } }
-}
-
 /** Runs one command line; returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   try {
@@ -188,9 +184,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'credentials':
         return await credentials(client, options, io)
       case 'upgrade':
-        return await showUpgrade(upgradeContext(client, options, io))
+        return await showUpgrade(client, options, io)
       case 'finish-upgrade':
-        return await finishUpgrade(upgradeContext(client, options, io))
+        return await finishUpgrade(client, options, io)
       default:
         return await showRotation(client, options, io)
     }

@@ -1,17 +1,8 @@
 // consent-broker-admin's store-upgrade commands (`upgrade`, `finish-upgrade`): the state of an
 // upgrade from the previous release and its finish, over the operator API (routes/admin/upgrade-api.ts).
-// Kept apart from admin-commands.ts, which wires them, by what they change for: the upgrade steps.
-import type { Json } from './broker-client.js'
-
-/** What these commands need of the CLI: its API client, output and clock. */
-export interface UpgradeCommandContext {
-  client: { get(path: string): Promise<Json>; post(path: string): Promise<Json> }
-  io: { stdout: (text: string) => void; stderr: (text: string) => void; sleep: (ms: number) => Promise<void> }
-  json: boolean
-  wait: boolean
-  /** Exit codes: ok, and server (a finish that failed or did not complete). */
-  exit: { ok: number; server: number }
-}
+import type { Client, Json } from './broker-client.js'
+import { type CliIo, type Options, print } from './command-context.js'
+import { EXIT } from './exit-codes.js'
 
 const POLL_MS = 500
 /** Polls answering `expanded` in a row (another instance answered, or none is finishing) before giving up. */
@@ -31,43 +22,39 @@ function describe(upgrade: Json): string {
   return `${DESCRIPTION[state] ?? state}${error}`
 }
 
-function outcome(upgrade: Json, context: UpgradeCommandContext): number {
+/** Prints `body` (--json) or the state's description; exits `server` when the last finish failed. */
+function report(body: Json, upgrade: Json, options: Options, io: CliIo): number {
+  if (options.json) print(io, body)
+  else io.stdout(`${describe(upgrade)}\n`)
   if (upgrade.state === 'failed') {
-    context.io.stderr(`finishing the upgrade failed: ${String(upgrade.error ?? 'unknown error')}\n`)
-    return context.exit.server
+    io.stderr(`finishing the upgrade failed: ${String(upgrade.error ?? 'unknown error')}\n`)
+    return EXIT.server
   }
-  return context.exit.ok
+  return EXIT.ok
 }
 
 /** `upgrade`: the store's upgrade state; exits `server` when the last finish failed. */
-export async function showUpgrade(context: UpgradeCommandContext): Promise<number> {
-  const body = await context.client.get('admin/api/upgrade')
-  const upgrade = body.upgrade as Json
-  context.io.stdout(context.json ? `${JSON.stringify(body, null, 2)}\n` : `${describe(upgrade)}\n`)
-  return outcome(upgrade, context)
+export async function showUpgrade(client: Client, options: Options, io: CliIo): Promise<number> {
+  const body = await client.get('admin/api/upgrade')
+  return report(body, body.upgrade as Json, options, io)
 }
 
 /** `finish-upgrade [--no-wait]`: starts the finish, then waits until the store is contracted. */
-export async function finishUpgrade(context: UpgradeCommandContext): Promise<number> {
-  const { client, io } = context
+export async function finishUpgrade(client: Client, options: Options, io: CliIo): Promise<number> {
   const started = await client.post('admin/api/upgrade/finish')
   let upgrade = started.upgrade as Json
-  if (!context.wait) {
-    io.stdout(context.json ? `${JSON.stringify(started, null, 2)}\n` : `${describe(upgrade)}\n`)
-    return outcome(upgrade, context)
-  }
-  if (!context.json) io.stdout(`${started.started === true ? 'started' : 'already running'}\n`)
+  if (!options.wait) return report(started, upgrade, options, io)
+  if (!options.json) io.stdout(`${started.started === true ? 'started' : 'already running'}\n`)
   for (let expanded = 0; upgrade.state === 'finishing' || upgrade.state === 'expanded'; ) {
     expanded = upgrade.state === 'expanded' ? expanded + 1 : 0
     if (expanded > EXPANDED_POLLS) {
       io.stderr(
         'the store is still expanded: check `consent-broker-admin upgrade` later, or run finish-upgrade again\n',
       )
-      return context.exit.server
+      return EXIT.server
     }
     await io.sleep(POLL_MS)
     upgrade = (await client.get('admin/api/upgrade')).upgrade as Json
   }
-  io.stdout(context.json ? `${JSON.stringify({ upgrade }, null, 2)}\n` : `${describe(upgrade)}\n`)
-  return outcome(upgrade, context)
+  return report({ upgrade }, upgrade, options, io)
 }
