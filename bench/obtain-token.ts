@@ -18,13 +18,13 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import type { Redis } from 'ioredis'
 import { type Env, loadConfig } from '../src/config.js'
 import { createRedisStore } from '../src/store/redis.js'
-import { createRedisConnection } from '../src/store/redis-connection.js'
+import { createRedisConnection, type RedisClient } from '../src/store/redis-connection.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import { expiriesSection, measureExpiries } from './expiries.js'
+import { scanKeys, sleep } from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -323,26 +323,16 @@ async function emulatorStats(url: string): Promise<number> {
 
 /**
  * Deletes the replay markers every run leaves (the floor's and the broker's, one per request, kept
- * 601 s), then gives Redis a moment to shrink its key table. Without this the keyspace grew by
- * ~200 000 keys a run and Redis rehashed its key table in whichever run crossed 2^19, 2^20 or 2^21
- * keys: SET cost ~3× as much for the next ~350 000 keys (measured), and the run caught in it lost up
- * to a quarter of its rate (in three runs out of three the hit's fifth round). Every run now starts
- * from the same keyspace.
+ * 601 s), then gives Redis a moment to shrink its key table, so every run starts from the same
+ * keyspace. Without this the keyspace grew by ~200 000 keys a run, and a SET costs ~3× as much
+ * (measured) for the ~350 000 keys after the keyspace crosses a power of two while Redis rehashes
+ * its key table: whichever run crossed 2^20 or 2^21 paid for it (by the count of keys written,
+ * the hit's fifth run in each of three runs of the benchmark).
  */
-async function dropReplayMarkers(redis: ReturnType<typeof createRedisConnection>, keyPrefix: string) {
-  let cursor = '0'
-  do {
-    const [next, keys] = (await (redis as Redis).scan(
-      cursor,
-      'MATCH',
-      `${keyPrefix}*seen:*`,
-      'COUNT',
-      5000,
-    )) as [string, string[]]
-    cursor = next
-    if (keys.length > 0) await redis.del(...keys)
-  } while (cursor !== '0')
-  await new Promise((resolve) => setTimeout(resolve, 1000))
+async function dropReplayMarkers(redis: RedisClient, keyPrefix: string): Promise<void> {
+  const markers = await scanKeys(redis, `${keyPrefix}*seen:*`)
+  for (let i = 0; i < markers.length; i += 5000) await redis.del(...markers.slice(i, i + 5000))
+  await sleep(1000)
 }
 
 function row(f: Figures): string {

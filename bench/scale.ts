@@ -38,6 +38,16 @@ import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.j
 import { startRedisServer } from '../test/support/redis-server.js'
 import { XsoarClient } from '../test/support/xsoar-client.js'
 import { parallel, population, type Seeded, seed } from './scale-seed.js'
+import {
+  infoField,
+  log,
+  quantile,
+  scanKeys,
+  sectionBounds,
+  sleep,
+  UPGRADE_HEADING,
+  usedMemory,
+} from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -86,15 +96,8 @@ const COOKIE_SECRET = demoDerived('cookie secret').toString('hex')
 
 /** The machine's load when the run started (reported beside the load at the end). */
 const START_LOAD = loadavg()
-const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 // ---- measuring ------------------------------------------------------------------------------------
-
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
-}
 
 interface Timing {
   median: number
@@ -172,26 +175,6 @@ async function openStore(config: Config, prefix = PREFIX): Promise<{ store: Stor
   const redis = createRedisConnection({ url, connectionName: 'bench-scale' })
   await waitForReady(redis, 10_000)
   return { redis, store: createRedisStore({ redis, keyRing: config.keyRing, keyPrefix: prefix }) }
-}
-
-async function infoField(redis: RedisClient, section: string, field: string): Promise<string> {
-  const line = (await redis.info(section)).split(/\r?\n/).find((l) => l.startsWith(`${field}:`))
-  return line === undefined ? '' : line.slice(field.length + 1)
-}
-
-async function usedMemory(redis: RedisClient): Promise<number> {
-  return Number(await infoField(redis, 'memory', 'used_memory'))
-}
-
-async function scanKeys(redis: RedisClient, pattern: string): Promise<string[]> {
-  const keys: string[] = []
-  let cursor = '0'
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000)
-    keys.push(...batch)
-    cursor = next
-  } while (cursor !== '0')
-  return keys
 }
 
 /** Σ MEMORY USAGE (exact: SAMPLES 0) of `keys`. */
@@ -908,10 +891,8 @@ ${goals.join('\n')}
  */
 function upgradeSection(path: string): string {
   const old = existsSync(path) ? readFileSync(path, 'utf8') : ''
-  const at = old.indexOf('\n## Finishing a rolling upgrade\n')
-  if (at < 0) return ''
-  const next = old.indexOf('\n## ', at + 1)
-  return `\n${old.slice(at + 1, next < 0 ? old.length : next + 1)}`
+  const at = sectionBounds(old, UPGRADE_HEADING)
+  return at === undefined ? '' : `\n${old.slice(at.start + 1, at.end)}`
 }
 
 main().catch((error: unknown) => {

@@ -41,6 +41,7 @@ import { listedIds } from '../test/support/listing-checks.js'
 import { PreviousReleaseInstance } from '../test/support/previous-release.js'
 import { type RedisServerHandle, startRedisServer } from '../test/support/redis-server.js'
 import { parallel, population } from './scale-seed.js'
+import { infoField, log, quantile, sectionBounds, sleep, UPGRADE_HEADING, usedMemory } from './support.js'
 
 const USAGE =
   'usage: npm run bench:upgrade -- [--registrations N] [--under-load] [--load-clients N] [--out PATH] [--no-write] [--concurrency N]'
@@ -88,8 +89,6 @@ const SLOW_US = 10_000
 /** Tenants whose listings and summaries are checked: the biggest ones and a random sample. */
 const TENANT_SAMPLE = 40
 
-const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const iso = (ms: number) => new Date(ms).toISOString()
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`
@@ -102,11 +101,6 @@ interface Seeded {
   idleScore: Map<string, number>
 }
 
-async function infoField(redis: RedisClient, section: string, field: string): Promise<string> {
-  const line = (await redis.info(section)).split(/\r?\n/).find((l) => l.startsWith(`${field}:`))
-  return line === undefined ? '' : line.slice(field.length + 1)
-}
-const usedMemory = async (redis: RedisClient) => Number(await infoField(redis, 'memory', 'used_memory'))
 async function redisCpu(redis: RedisClient): Promise<number> {
   return (
     Number(await infoField(redis, 'cpu', 'used_cpu_user')) +
@@ -217,11 +211,6 @@ function runLoad(
     }
   }
   return Promise.all(Array.from({ length: clients }, client)).then(() => load)
-}
-
-function quantile(values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN
 }
 
 // ---- verifying the contracted store ----------------------------------------------------------
@@ -435,6 +424,7 @@ function watchPhases(probe: RedisClient, start: number, everyMs: number) {
 }
 
 interface Report {
+  redisVersion: string
   seedMs: number
   finishMs: number
   finish: { registrations: number; pruned: number }
@@ -460,17 +450,17 @@ async function run(server: RedisServerHandle): Promise<Report> {
   try {
     await waitForReady(redis, 10_000)
     await waitForReady(probe, 10_000)
+    const redisVersion = (await infoField(probe, 'server', 'redis_version')) || 'unknown'
+    log(`redis-server ${redisVersion} on ${server.url}`)
     const keyRing = new KeyRing([{ id: 'bench', key: randomBytes(32) }])
 
     log(`seeding ${TOTAL.toLocaleString('en')} registrations as the previous release wrote them …`)
     const seedStart = performance.now()
     const seeded = await seedPrevious(redis, keyRing)
     const seedMs = performance.now() - seedStart
-    log(
-      `  seeded in ${seconds(seedMs)} (${Math.round(TOTAL / (seedMs / 1000))}/s); marker ${await redis.get(keys.indexes)}`,
-    )
-    if ((await redis.get(keys.indexes)) !== '2')
-      throw new Error('the seeded store lacks the previous release marker "2"')
+    const marker = await redis.get(keys.indexes)
+    log(`  seeded in ${seconds(seedMs)} (${Math.round(TOTAL / (seedMs / 1000))}/s); marker ${marker}`)
+    if (marker !== '2') throw new Error('the seeded store lacks the previous release marker "2"')
 
     // this release's instance on it, as main.ts opens it (broker.ts: createStoreFromConfig)
     const store = createRedisStore({ redis, keyRing, keyPrefix: PREFIX })
@@ -524,6 +514,7 @@ async function run(server: RedisServerHandle): Promise<Report> {
     }
     log(`  ${checks.passed} checks passed`)
     return {
+      redisVersion,
       seedMs,
       finishMs,
       finish,
@@ -553,7 +544,7 @@ function phase(end: number | undefined, from: number | undefined): string {
   return end === undefined || from === undefined ? 'not seen' : seconds(end - from)
 }
 
-function section(report: Report, redisVersion: string): string {
+function section(report: Report): string {
   const r = report
   const n = TOTAL.toLocaleString('en')
   const rate = Math.round(r.finish.registrations / (r.finishMs / 1000))
@@ -569,7 +560,7 @@ function section(report: Report, redisVersion: string): string {
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, load average`,
     `(1, 5, 15 min) ${loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ')} at the end, Node ${process.version}, Redis ${redisVersion}.`,
+      .join(' ')} at the end, Node ${process.version}, Redis ${r.redisVersion}.`,
     '',
     '| figure | value |',
     '|---|---:|',
@@ -605,8 +596,7 @@ function section(report: Report, redisVersion: string): string {
   return `${lines.join('\n')}\n`
 }
 
-const HEADING = '## Finishing a rolling upgrade'
-const INTRO = `${HEADING}
+const INTRO = `${UPGRADE_HEADING}
 
 How long \`finishUpgrade()\` (\`consent-broker-admin finish-upgrade\`) takes on a store the previous release
 wrote, written by bench/upgrade-finish.ts (\`npm run bench:upgrade\`), one subsection per size; each run
@@ -619,15 +609,12 @@ replaces its own size's (bench/scale.ts keeps this section when it rewrites the 
  */
 function writeSection(path: string, subsection: string): void {
   let text = readFileSync(path, 'utf8')
-  let start = text.indexOf(`\n${HEADING}\n`)
-  if (start < 0) {
+  let bounds = sectionBounds(text, UPGRADE_HEADING)
+  if (bounds === undefined) {
     text = `${text.trimEnd()}\n\n${INTRO}`
-    start = text.indexOf(`\n${HEADING}\n`)
+    bounds = sectionBounds(text, UPGRADE_HEADING) as { start: number; end: number }
   }
-  const sectionEnd = (() => {
-    const next = text.indexOf('\n## ', start + 1)
-    return next < 0 ? text.length : next + 1
-  })()
+  const { start, end: sectionEnd } = bounds
   const title = subsection.slice(0, subsection.indexOf('\n') + 1)
   const at = text.indexOf(`\n${title}`, start)
   if (at >= 0 && at < sectionEnd) {
@@ -645,20 +632,8 @@ function writeSection(path: string, subsection: string): void {
 const server = await startRedisServer()
 let failed = false
 try {
-  const version = String(
-    (await (async () => {
-      const c = createRedisConnection({ url: server.url, connectionName: 'bench-upgrade-version' })
-      try {
-        await waitForReady(c, 10_000)
-        return infoField(c, 'server', 'redis_version')
-      } finally {
-        c.disconnect()
-      }
-    })()) || 'unknown',
-  )
-  log(`redis-server ${version} on ${server.url}`)
   const report = await run(server)
-  const text = section(report, version)
+  const text = section(report)
   console.log(`\n${text}`)
   if (report.load !== undefined && report.load.failures > 0) {
     console.log(`first failure under load: ${report.load.firstFailure}`)
