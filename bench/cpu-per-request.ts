@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createRedisConnection } from '../src/store/redis-connection.js'
 import { contosoRegistration, encryptedBodies, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
+import { median } from './support.js'
 import type { Start } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -47,12 +48,6 @@ function cpuMs(pid: number): number {
   // Fields after the command name (which may hold spaces, so split after its closing parenthesis).
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return (Number(fields[11]) + Number(fields[12])) * MS_PER_TICK
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 async function target(start: Start): Promise<{ url: string; pid: number }> {

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { contosoRegistration, encryptedBodies, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
+import { median } from './support.js'
 import { buildTarget } from './targets.js'
 
 const { values: args } = parseArgs({
@@ -35,12 +36,6 @@ const REQUESTS = Number(args.requests)
 const CONCURRENCY = Number(args.concurrency)
 const ROUNDS = Number(args.rounds)
 const WARMUP = Number(args.warmup)
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 /** Sends every body once, `CONCURRENCY` at a time; CPU µs per request. Counted by callgrind when `measured`. */
 async function drive(app: FastifyInstance, url: string, bodies: string[], measured = true): Promise<number> {

@@ -24,7 +24,7 @@ import { createRedisConnection, type RedisClient } from '../src/store/redis-conn
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import { expiriesSection, measureExpiries } from './expiries.js'
-import { scanKeys, sleep } from './support.js'
+import { median, scanKeys, sleep } from './support.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -204,12 +204,6 @@ const PIN = resolvePinning(args.pin)
 function pin(pid: number | undefined, cpu: string): void {
   if (pid === undefined) throw new Error('cannot pin a process without a pid')
   execFileSync('taskset', ['-a', '-p', '-c', cpu, String(pid)], { stdio: 'ignore' })
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 function medianFigures(name: string, runs: Figures[]): Figures {

@@ -1,12 +1,19 @@
-// Small pieces the bench scripts share: a timestamped log line, sleeping, a quantile, one field of
-// Redis INFO, the keys matching a pattern, and where a `## ` section of a results file runs (SCALE.md
-// holds bench/scale.ts's figures and, in its own section, bench/upgrade-finish.ts's).
+// Small pieces the bench scripts share: a timestamped log line, sleeping, a median and a quantile,
+// one field of Redis INFO, the keys matching a pattern, and where a `## ` section of a results file
+// runs (SCALE.md holds bench/scale.ts's figures and, in its own section, bench/upgrade-finish.ts's).
 import type { RedisClient } from '../src/store/redis-connection.js'
 
 /** Prints `message` after the time of day (UTC, to the second). */
 export const log = (message: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`)
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** The middle value of `values` (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
 
 /** The value at quantile `q` (0…1) of `values` (nearest rank); NaN for none. */
 export function quantile(values: readonly number[], q: number): number {
