@@ -12,9 +12,15 @@ import { memoryLogger } from '../support/log-capture.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const LIFETIME_S = 40
-/** Faults start before the refresh-ahead point (18–22 s) and end before the token stops being served (38 s). */
+/**
+ * Faults start before the refresh-ahead point (18–22 s) and end at 24 s, after every app's first
+ * attempt has met its fault. Not later: a failed attempt waits up to 10 s after its fourth consecutive
+ * failure (8 s ± 25 %), and the other instances adopt the new token within a second or so after it;
+ * ending at 24 s keeps the last refresh at 34 s at worst, clear of the late samples (after 36 s).
+ * Ending at 27 s let the fifth attempt fall as late as 37 s, which failed a CI run.
+ */
 const FAULT_FROM_S = 15
-const FAULT_UNTIL_S = 27
+const FAULT_UNTIL_S = 24
 const LOAD_UNTIL_S = 37
 const REQUESTS_PER_SECOND_PER_APP = 12
 const SLOW_MS = 12_000
@@ -210,8 +216,11 @@ describe('identity-provider faults under steady load over three instances', () =
       // Once the fault is over (or the slow answer came), callers get the refreshed token before
       // the old one stops being served.
       const late = samples.filter((s) => s.phase === phase && s.at > (LOAD_UNTIL_S - 1) * 1000)
-      expect(late.length).toBeGreaterThan(0)
-      expect(late.every((s) => s.token !== initial[phase])).toBe(true)
+      expect(late.length, phase).toBeGreaterThan(0)
+      expect(
+        late.filter((s) => s.token === initial[phase]).map((s) => s.at),
+        `${phase}: samples after ${LOAD_UNTIL_S - 1} s still given the first token, sent at (ms)`,
+      ).toEqual([])
     }
 
     const metrics = await Promise.all(brokers.map(({ broker }) => broker.app.metrics.registry.metrics()))
