@@ -2,7 +2,9 @@
 // single server, Cluster, Sentinel …) runs `describeStoreContract` with its own harness factory.
 //
 // Time: stores get a fake clock; Redis expiries run on the server's clock. `elapse(ms)` advances
-// the fake clock AND sleeps, so TTL tests hold for both (TTLs are kept short).
+// the fake clock AND sleeps, so TTL tests hold for both. A TTL a test waits out is short; calls that
+// must all land inside one window or lease get a long one (≥ 1 s of slack), since Redis's clock runs
+// on while a busy machine delays the test's next call.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { KeyRing, type MasterKey } from '../../src/crypto/envelope.js'
@@ -384,8 +386,14 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         await mustCreate(store, input, sampleSecrets(false))
         const other = sampleRegistration({ kind: 'admin' })
         await mustCreate(store, other, sampleSecrets(false))
-        const admit = (id: string, replayMarker: string, version = 1, replayTtlMs = 60_000) =>
-          store.registrations.admit(id, { version, replayMarker, replayTtlMs, limit: 3, windowMs: 300 })
+        const WINDOW_MS = 60_000
+        const admit = (
+          id: string,
+          replayMarker: string,
+          version = 1,
+          replayTtlMs = 60_000,
+          windowMs = WINDOW_MS,
+        ) => store.registrations.admit(id, { version, replayMarker, replayTtlMs, limit: 3, windowMs })
 
         const first = await admit(input.id, 'm1')
         expect(first).toEqual({
@@ -408,7 +416,7 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(over).toMatchObject({ current: true, fresh: true, rate: { allowed: false, remaining: 0 } })
         if (!over.current) throw new Error('unreachable')
         expect(over.rate.retryAfterMs).toBeGreaterThan(0)
-        expect(over.rate.retryAfterMs).toBeLessThanOrEqual(300)
+        expect(over.rate.retryAfterMs).toBeLessThanOrEqual(WINDOW_MS)
 
         // markers and windows are per registration
         expect(await admit(other.id, 'm1')).toEqual({
@@ -417,16 +425,23 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
           rate: { allowed: true, remaining: 2, retryAfterMs: 0 },
         })
 
-        // the window restarts; markers outlive it (their own TTL)
+        // the window restarts (one admit counted, then none: 2 remaining, not 1); markers outlive
+        // it (their own TTL)
+        const brief = sampleRegistration({ kind: 'admin' })
+        await mustCreate(store, brief, sampleSecrets(false))
+        expect(await admit(brief.id, 'm1', 1, 60_000, 300)).toMatchObject({
+          fresh: true,
+          rate: { remaining: 2 },
+        })
         await elapse(350)
-        expect(await admit(input.id, 'm1')).toEqual({
+        expect(await admit(brief.id, 'm1', 1, 60_000, 300)).toEqual({
           current: true,
           fresh: false,
           rate: { allowed: true, remaining: 2, retryAfterMs: 0 },
         })
-        expect(await admit(input.id, 'short', 1, 100)).toMatchObject({ fresh: true })
+        expect(await admit(brief.id, 'short', 1, 100, 300)).toMatchObject({ fresh: true })
         await elapse(200)
-        expect(await admit(input.id, 'short', 1, 100)).toMatchObject({ fresh: true })
+        expect(await admit(brief.id, 'short', 1, 100, 300)).toMatchObject({ fresh: true })
       })
 
       it('admits only an active registration at the given version, and then changes nothing', async () => {
@@ -1350,20 +1365,20 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       })
 
       it('renews a lease while held; an expired lease is lost', async () => {
-        const handle = await store.locks.acquire('lease', 300)
+        const handle = await store.locks.acquire('lease', 1000)
         await elapse(100)
-        expect(await store.locks.renew(handle!, 2000)).toBe(true)
-        await elapse(400) // past the original lease
-        expect(await store.locks.acquire('lease', 300)).toBeNull()
+        expect(await store.locks.renew(handle!, 3000)).toBe(true)
+        await elapse(1100) // past the original lease
+        expect(await store.locks.acquire('lease', 1000)).toBeNull()
 
         const short = await store.locks.acquire('short-lease', 100)
         await elapse(200)
-        expect(await store.locks.renew(short!, 2000)).toBe(false)
-        const other = await store.locks.acquire('short-lease', 2000)
+        expect(await store.locks.renew(short!, 10_000)).toBe(false)
+        const other = await store.locks.acquire('short-lease', 10_000)
         expect(other).not.toBeNull()
         // the previous holder can't free the new holder's lock
         expect(await store.locks.release(short!)).toBe(false)
-        expect(await store.locks.acquire('short-lease', 2000)).toBeNull()
+        expect(await store.locks.acquire('short-lease', 10_000)).toBeNull()
       })
     })
 
@@ -1393,14 +1408,14 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         expect(await there.get(flowId)).toEqual(record)
         // One poller: the lease goes to one instance; the other gets it once the holder lets it lapse.
         const lease = pollLeaseName(flowId)
-        const holder = await store.locks.acquire(lease, 300)
+        const holder = await store.locks.acquire(lease, 1000)
         expect(holder).not.toBeNull()
-        expect(await peer.locks.acquire(lease, 300)).toBeNull()
-        expect(await store.locks.renew(holder!, 300)).toBe(true)
-        await elapse(500)
-        const successor = await peer.locks.acquire(lease, 2000)
+        expect(await peer.locks.acquire(lease, 1000)).toBeNull()
+        expect(await store.locks.renew(holder!, 1000)).toBe(true)
+        await elapse(1100)
+        const successor = await peer.locks.acquire(lease, 10_000)
         expect(successor).not.toBeNull()
-        expect(await store.locks.renew(holder!, 2000)).toBe(false)
+        expect(await store.locks.renew(holder!, 10_000)).toBe(false)
         // The successor's schedule change is what the first instance reads next.
         await there.put(flowId, { ...record, intervalMs: 10_000 })
         expect((await here.get(flowId))?.intervalMs).toBe(10_000)
@@ -1414,47 +1429,53 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
     })
 
     describe('rate limiter', () => {
+      const WINDOW_MS = 60_000
+
       it('counts a fixed window and reports when a slot frees', async () => {
         const results = []
-        for (let i = 0; i < 4; i++) results.push(await store.rateLimiter.hit('reg:1', 3, 300))
+        for (let i = 0; i < 4; i++) results.push(await store.rateLimiter.hit('reg:1', 3, WINDOW_MS))
         expect(results.map((r) => r.allowed)).toEqual([true, true, true, false])
         expect(results.map((r) => r.remaining)).toEqual([2, 1, 0, 0])
         expect(results.slice(0, 3).every((r) => r.retryAfterMs === 0)).toBe(true)
         expect(results[3]!.retryAfterMs).toBeGreaterThan(0)
-        expect(results[3]!.retryAfterMs).toBeLessThanOrEqual(300)
+        expect(results[3]!.retryAfterMs).toBeLessThanOrEqual(WINDOW_MS)
 
         // another key has its own window
-        expect((await store.rateLimiter.hit('reg:2', 3, 300)).remaining).toBe(2)
+        expect((await store.rateLimiter.hit('reg:2', 3, WINDOW_MS)).remaining).toBe(2)
 
+        // a window ends and the next hit starts a new one (2 remaining, not 1)
+        expect((await store.rateLimiter.hit('reg:3', 3, 300)).remaining).toBe(2)
         await elapse(350)
-        const fresh = await store.rateLimiter.hit('reg:1', 3, 300)
+        const fresh = await store.rateLimiter.hit('reg:3', 3, 300)
         expect(fresh).toEqual({ allowed: true, remaining: 2, retryAfterMs: 0 })
       })
 
       it('refuses a limit that is not a positive integer, before counting', async () => {
         for (const limit of [0, -1, 1.5, Number.NaN]) {
-          await expect(store.rateLimiter.hit('reg:bad', limit, 300)).rejects.toThrow(/limit/)
-          await expect(store.rateLimiter.take('reg:bad', limit, 300)).rejects.toThrow(/limit/)
+          await expect(store.rateLimiter.hit('reg:bad', limit, WINDOW_MS)).rejects.toThrow(/limit/)
+          await expect(store.rateLimiter.take('reg:bad', limit, WINDOW_MS)).rejects.toThrow(/limit/)
         }
-        expect((await store.rateLimiter.hit('reg:bad', 2, 300)).remaining).toBe(1)
+        expect((await store.rateLimiter.hit('reg:bad', 2, WINDOW_MS)).remaining).toBe(1)
       })
 
       it('take counts only the slots it grants, so a lower limit never eats a higher one', async () => {
         const low = []
-        for (let i = 0; i < 4; i++) low.push(await store.rateLimiter.take('upstream:a', 2, 300))
+        for (let i = 0; i < 4; i++) low.push(await store.rateLimiter.take('upstream:a', 2, WINDOW_MS))
         expect(low.map((r) => r.allowed)).toEqual([true, true, false, false])
         expect(low[3]!.retryAfterMs).toBeGreaterThan(0)
-        expect(low[3]!.retryAfterMs).toBeLessThanOrEqual(300)
+        expect(low[3]!.retryAfterMs).toBeLessThanOrEqual(WINDOW_MS)
         // the refused takes were not counted: a higher limit still finds 2 taken of its 4
         const high = []
-        for (let i = 0; i < 3; i++) high.push(await store.rateLimiter.take('upstream:a', 4, 300))
+        for (let i = 0; i < 3; i++) high.push(await store.rateLimiter.take('upstream:a', 4, WINDOW_MS))
         expect(high.map((r) => [r.allowed, r.remaining])).toEqual([
           [true, 1],
           [true, 0],
           [false, 0],
         ])
+        // a window ends and the next take starts a new one (1 remaining, not 0)
+        expect((await store.rateLimiter.take('upstream:c', 2, 300)).remaining).toBe(1)
         await elapse(350)
-        expect(await store.rateLimiter.take('upstream:a', 2, 300)).toEqual({
+        expect(await store.rateLimiter.take('upstream:c', 2, 300)).toEqual({
           allowed: true,
           remaining: 1,
           retryAfterMs: 0,
