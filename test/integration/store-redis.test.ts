@@ -239,14 +239,17 @@ describe('Redis store: rate-limit windows', () => {
     await store.registrations.create(registration, sampleSecrets())
     const registrationCounter = `${p}rl-reg:{${registration.id}}`
     const clientCounter = `${p}rl:ip:w`
+    // Windows far longer than the test (nothing waits for them to end), so a busy machine's late
+    // timers can't bring the time left under the lower bounds below; the client's window ends a
+    // minute after the registration's, so the two answers can't be mistaken for each other.
     const admit = (marker: string, client: boolean) =>
       store.registrations.admit(registration.id, {
         version: 1,
         replayMarker: marker,
         replayTtlMs: 60_000,
         limit: 3,
-        windowMs: 5_000,
-        ...(client ? { client: { key: 'ip:w', limit: 4, windowMs: 7_000 } } : {}),
+        windowMs: 60_000,
+        ...(client ? { client: { key: 'ip:w', limit: 4, windowMs: 120_000 } } : {}),
       })
     const lefts: Array<[number, number]> = []
     for (const marker of ['m1', 'm2', 'm3']) {
@@ -257,8 +260,8 @@ describe('Redis store: rate-limit windows', () => {
       await new Promise((resolve) => setTimeout(resolve, 300))
     }
     // Both windows started with the first hit and were not restarted by the next ones.
-    expect(lefts[0]![0]).toBeGreaterThan(4_500)
-    expect(lefts[0]![1]).toBeGreaterThan(6_500)
+    expect(lefts[0]![0]).toBeGreaterThan(50_000)
+    expect(lefts[0]![1]).toBeGreaterThan(110_000)
     expect(lefts[2]![0]).toBeLessThanOrEqual(lefts[0]![0] - 500)
     expect(lefts[2]![1]).toBeLessThanOrEqual(lefts[0]![1] - 500)
     // The registration's limit (3) refuses the 4th, with the time left of its window; the client
@@ -267,38 +270,40 @@ describe('Redis store: rate-limit windows', () => {
     expect(overRegistration).toMatchObject({ current: true, fresh: true, rate: { allowed: false } })
     expect(overRegistration.client?.allowed).toBe(true)
     const registrationLeft = overRegistration.current ? overRegistration.rate.retryAfterMs : 0
-    expect(registrationLeft).toBeGreaterThan(3_500)
+    expect(registrationLeft).toBeGreaterThan(50_000)
     expect(registrationLeft).toBeLessThanOrEqual(lefts[2]![0])
     // The same without a client key (the single-key script).
     const alone = await admit('m5', false)
-    expect(alone.current && alone.rate.retryAfterMs).toBeGreaterThan(3_500)
-    // Then the client's limit (4) refuses the 6th first, with its window's time left.
+    expect(alone.current && alone.rate.retryAfterMs).toBeGreaterThan(50_000)
+    // Then the client's limit (4) refuses the 6th first, with its window's time left (more than the
+    // registration's window could have left).
     const overClient = await admit('m6', true)
     expect(overClient.current).toBe(false)
     expect(overClient.client?.allowed).toBe(false)
-    expect(overClient.client?.retryAfterMs).toBeGreaterThan(5_500)
+    expect(overClient.client?.retryAfterMs).toBeGreaterThan(60_000)
     expect(overClient.client?.retryAfterMs).toBeLessThanOrEqual(lefts[2]![1])
   })
 
   it('gives a counter found without an expiry its window once it passes the limit', async () => {
     const { store, raw, keyPrefix: p } = await freshStore()
-    // This code never leaves a counter without an expiry; an operator's PERSIST could.
+    // This code never leaves a counter without an expiry; an operator's PERSIST could. (Windows of a
+    // minute, never waited out: the lower bounds below leave ~10 s for a busy machine's delays.)
     await raw.set(`${p}rl:ip:stuck`, '2')
-    expect(await store.rateLimiter.hit('ip:stuck', 3, 9_000)).toEqual({
+    expect(await store.rateLimiter.hit('ip:stuck', 3, 60_000)).toEqual({
       allowed: true,
       remaining: 0,
       retryAfterMs: 0,
     })
     expect(await raw.pttl(`${p}rl:ip:stuck`)).toBe(-1) // within the limit the time left is not read
-    const over = await store.rateLimiter.hit('ip:stuck', 3, 9_000)
-    expect(over).toEqual({ allowed: false, remaining: 0, retryAfterMs: 9_000 })
+    const over = await store.rateLimiter.hit('ip:stuck', 3, 60_000)
+    expect(over).toEqual({ allowed: false, remaining: 0, retryAfterMs: 60_000 })
     const left = await raw.pttl(`${p}rl:ip:stuck`)
-    expect(left).toBeGreaterThan(8_000)
-    expect(left).toBeLessThanOrEqual(9_000)
+    expect(left).toBeGreaterThan(50_000)
+    expect(left).toBeLessThanOrEqual(60_000)
     // and from then on it answers the time left of that window
-    const again = await store.rateLimiter.hit('ip:stuck', 3, 9_000)
+    const again = await store.rateLimiter.hit('ip:stuck', 3, 60_000)
     expect(again.retryAfterMs).toBeLessThanOrEqual(left)
-    expect(again.retryAfterMs).toBeGreaterThan(7_000)
+    expect(again.retryAfterMs).toBeGreaterThan(50_000)
 
     // The same repair inside admit, for the registration's counter.
     const registration = sampleRegistration()
@@ -309,11 +314,11 @@ describe('Redis store: rate-limit windows', () => {
       replayMarker: 'm1',
       replayTtlMs: 60_000,
       limit: 3,
-      windowMs: 6_000,
-      client: { key: 'ip:fine', limit: 10, windowMs: 6_000 },
+      windowMs: 60_000,
+      client: { key: 'ip:fine', limit: 10, windowMs: 60_000 },
     })
-    expect(admitted).toMatchObject({ current: true, rate: { allowed: false, retryAfterMs: 6_000 } })
-    expect(await raw.pttl(`${p}rl-reg:{${registration.id}}`)).toBeGreaterThan(5_000)
+    expect(admitted).toMatchObject({ current: true, rate: { allowed: false, retryAfterMs: 60_000 } })
+    expect(await raw.pttl(`${p}rl-reg:{${registration.id}}`)).toBeGreaterThan(50_000)
   })
 })
 
