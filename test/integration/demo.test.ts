@@ -16,21 +16,20 @@ let metricsUrl: string
 
 beforeAll(async () => {
   redis = await startRedisServer()
-  const [port, emulatorPort, metricsPort] = [await findFreePort(), await findFreePort(), await findFreePort()]
-  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
   demo = await spawnBroker({
     entry: join(REPO_ROOT, 'scripts/demo.ts'),
     nodeArgs: ['--import', 'tsx'],
-    env: {
+    env: async (port) => ({
       PORT: String(port),
-      EMULATOR_PORT: String(emulatorPort),
-      METRICS_PORT: String(metricsPort),
+      EMULATOR_PORT: String(await findFreePort()),
+      METRICS_PORT: String(await findFreePort()),
       REDIS_URL: redis.url,
       REDIS_KEY_PREFIX: `demo:${randomBytes(6).toString('hex')}:`,
       LOG_LEVEL: 'warn',
-    },
+    }),
     readyTimeoutMs: 45_000,
   })
+  metricsUrl = `http://127.0.0.1:${demo.env.METRICS_PORT}/metrics`
 })
 
 afterAll(async () => {

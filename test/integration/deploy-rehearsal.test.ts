@@ -146,31 +146,29 @@ beforeAll(async () => {
   publicUrl = `https://127.0.0.1:${httpsPort}`
   // The app registrations' redirect URI is the public https one (Entra allows only loopback http).
   emulator = await startEmulator({ port: 0, redirectUris: [`${publicUrl}/callback`] })
-  const brokerPorts: number[] = []
-  for (let i = 0; i < 3; i++) {
-    brokerPorts.push(await findFreePort())
-    metricsPorts.push(await findFreePort())
-  }
   // One deployment: the same keys, secrets and prefix on every instance.
-  const shared = productionEnv({ port: brokerPorts[0]!, redisUrl: redis.url, authorityUrl: emulator.url })
+  const shared = productionEnv({ port: 0, redisUrl: redis.url, authorityUrl: emulator.url })
   brokers.push(
     ...(await Promise.all(
-      brokerPorts.map((port, i) =>
+      [0, 1, 2].map((i) =>
         spawnBroker({
           // three start at once on a machine that may be busy: be patient
           readyTimeoutMs: 120_000,
-          env: {
+          env: async (port) => ({
             ...shared,
             PORT: String(port),
             PUBLIC_URL: publicUrl,
-            METRICS_PORT: String(metricsPorts[i]),
+            METRICS_PORT: String(await findFreePort()),
             METRICS_REGISTRATIONS_INTERVAL_SECONDS: '0',
             ...(TRUSTS_PROXY[i] ? { TRUST_PROXY: 'true' } : {}),
-          },
+          }),
         }),
       ),
     )),
   )
+  // (the ports the brokers ended up on: nginx and Prometheus are configured with them below)
+  const brokerPorts = brokers.map((broker) => broker.port)
+  metricsPorts.push(...brokers.map((broker) => Number(broker.env.METRICS_PORT)))
 
   // nginx: the shipped site configuration with this machine's ports, paths and brokers.
   let site = await readFile(SHIPPED.nginx, 'utf8')

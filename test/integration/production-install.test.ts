@@ -17,7 +17,6 @@ import {
   type BrokerProcess,
   consentOverHttp,
   ensureBuilt,
-  findFreePort,
   productionEnv,
   REPO_ROOT,
   spawnBroker,
@@ -49,7 +48,6 @@ beforeAll(async () => {
   })
 
   emulator = await startEmulator({ port: 0 })
-  const port = await findFreePort()
   const pkg = JSON.parse(await readFile(join(installDir, 'package.json'), 'utf8')) as {
     scripts: { start: string }
   }
@@ -58,12 +56,13 @@ beforeAll(async () => {
   broker = await spawnBroker({
     entry: join(installDir, entry),
     cwd: installDir,
-    env: productionEnv({
-      port,
-      redisUrl: inject('redisUrl'),
-      authorityUrl: emulator.url,
-      env: { APPS_FILE: 'config/apps.json', OPERATOR_TOKENS: `smoke:${OPERATOR_TOKEN}` },
-    }),
+    env: (port) =>
+      productionEnv({
+        port,
+        redisUrl: inject('redisUrl'),
+        authorityUrl: emulator.url,
+        env: { APPS_FILE: 'config/apps.json', OPERATOR_TOKENS: `smoke:${OPERATOR_TOKEN}` },
+      }),
   })
 }, 300_000)
 

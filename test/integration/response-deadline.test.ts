@@ -9,13 +9,7 @@ import { cpus } from 'node:os'
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import type { ConsentValues } from '../support/broker.js'
-import {
-  type BrokerProcess,
-  consentOverHttp,
-  findFreePort,
-  productionEnv,
-  spawnBroker,
-} from '../support/broker-process.js'
+import { type BrokerProcess, consentOverHttp, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 const RESPONSE_DEADLINE_MS = 3_000
@@ -46,25 +40,25 @@ function busyLoop(): ChildProcess {
 
 describe('the response deadline under CPU contention', () => {
   it('every obtain-token answer within RESPONSE_DEADLINE_MS by the server, identity provider stalled, CPU contended', async () => {
-    const port = await findFreePort()
     broker = await spawnBroker({
-      env: productionEnv({
-        port,
-        redisUrl: inject('redisUrl'),
-        authorityUrl: emulator.url,
-        env: {
-          REDIS_KEY_PREFIX: `proc:${randomBytes(6).toString('hex')}:`,
-          RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
-          // The upstream call is cut by what is left of the request's deadline, not by its own timeout.
-          UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1),
-          // No cached token is ever servable (tokens live 60 s, the margin is 120 s): every request
-          // needs the identity provider.
-          TOKEN_REFRESH_MARGIN_SECONDS: '120',
-          RATE_LIMIT_PER_REGISTRATION: '1000000',
-          RATE_LIMIT_PER_IP: '1000000',
-          LOG_LEVEL: 'info',
-        },
-      }),
+      env: (port) =>
+        productionEnv({
+          port,
+          redisUrl: inject('redisUrl'),
+          authorityUrl: emulator.url,
+          env: {
+            REDIS_KEY_PREFIX: `proc:${randomBytes(6).toString('hex')}:`,
+            RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
+            // The upstream call is cut by what is left of the request's deadline, not by its own timeout.
+            UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1),
+            // No cached token is ever servable (tokens live 60 s, the margin is 120 s): every request
+            // needs the identity provider.
+            TOKEN_REFRESH_MARGIN_SECONDS: '120',
+            RATE_LIMIT_PER_REGISTRATION: '1000000',
+            RATE_LIMIT_PER_IP: '1000000',
+            LOG_LEVEL: 'info',
+          },
+        }),
       readyTimeoutMs: 90_000,
     })
     const registrations: Array<{ values: ConsentValues; app: string }> = []

@@ -13,13 +13,7 @@ import { Agent, request as httpRequest, type IncomingMessage } from 'node:http'
 import { createConnection, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
-import {
-  type BrokerProcess,
-  consentOverHttp,
-  findFreePort,
-  productionEnv,
-  spawnBroker,
-} from '../support/broker-process.js'
+import { type BrokerProcess, consentOverHttp, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { randomMasterKeys } from '../support/config.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
@@ -57,9 +51,9 @@ afterAll(async () => {
 })
 
 async function startInstance(): Promise<BrokerProcess> {
-  const port = await findFreePort()
   const broker = await spawnBroker({
-    env: productionEnv({ port, redisUrl: inject('redisUrl'), authorityUrl: emulator.url, env: shared }),
+    env: (port) =>
+      productionEnv({ port, redisUrl: inject('redisUrl'), authorityUrl: emulator.url, env: shared }),
     // (start-up on a loaded 2-core machine, while the others carry the load, can take a while)
     readyTimeoutMs: 90_000,
   })

@@ -41,23 +41,26 @@ afterAll(async () => {
   await emulator?.close()
 })
 
-async function startProductionBroker(extra: Record<string, string> = {}): Promise<{
+/** A production broker on free ports (with `metrics`, a METRICS_PORT listener too). */
+async function startProductionBroker(options: { metrics?: boolean } = {}): Promise<{
   broker: BrokerProcess
   keyPrefix: string
 }> {
-  const port = await findFreePort()
-  const env = productionEnv({
-    port,
-    redisUrl: server.url,
-    authorityUrl: emulator.url,
-    env: {
-      RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
-      UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1000),
-      SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
-      ...extra,
-    },
+  const broker = await spawnBroker({
+    env: async (port) =>
+      productionEnv({
+        port,
+        redisUrl: server.url,
+        authorityUrl: emulator.url,
+        env: {
+          RESPONSE_DEADLINE_MS: String(RESPONSE_DEADLINE_MS),
+          UPSTREAM_TIMEOUT_MS: String(RESPONSE_DEADLINE_MS - 1000),
+          SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
+          ...(options.metrics ? { METRICS_PORT: String(await findFreePort()) } : {}),
+        },
+      }),
   })
-  return { broker: await spawnBroker({ env }), keyPrefix: env.REDIS_KEY_PREFIX! }
+  return { broker, keyPrefix: broker.env.REDIS_KEY_PREFIX! }
 }
 
 describe('graceful shutdown of the built broker', () => {
@@ -157,9 +160,8 @@ describe('graceful shutdown of the built broker', () => {
   }, 60_000)
 
   it('SIGINT on an idle broker exits 0 at once, closing the METRICS_PORT listener too', async () => {
-    const metricsPort = await findFreePort()
-    const { broker } = await startProductionBroker({ METRICS_PORT: String(metricsPort) })
-    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
+    const { broker } = await startProductionBroker({ metrics: true })
+    const metricsUrl = `http://127.0.0.1:${broker.env.METRICS_PORT}/metrics`
     const scrape = await fetch(metricsUrl)
     expect(scrape.status).toBe(200)
     expect(await scrape.text()).toMatch(/^# HELP consent_broker_/m)

@@ -12,7 +12,7 @@ import { writeAppsFileWithCredentials } from '../../emulator/dev-credentials.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import { browse, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
-import { consentOverHttp, findFreePort, productionEnv, spawnBroker } from '../support/broker-process.js'
+import { consentOverHttp, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { DEMO_APPS_FILE, randomMasterKeys } from '../support/config.js'
 import { type ReceivedRequest, startReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
 
@@ -462,22 +462,24 @@ describe('delivery', () => {
   }, 90_000)
 
   it('the broker SIGKILLed between the state change and the delivery: another instance delivers it', async () => {
-    const port = await findFreePort()
-    const env = productionEnv({
-      port,
-      redisUrl: inject('redisUrl'),
-      authorityUrl: emulator.url,
-      env: {
-        OPERATOR_TOKENS: `ops:${OPERATOR}`,
-        UNSAFE_ALLOW_HTTP: 'true',
-        WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
-        // after its start-up poll, this instance's dispatcher would not look again for a minute
-        WEBHOOK_POLL_INTERVAL_MS: '60000',
-        LOG_LEVEL: 'warn',
-      },
-    })
     const r = await receiver()
-    const doomed = await spawnBroker({ env })
+    const doomed = await spawnBroker({
+      env: (port) =>
+        productionEnv({
+          port,
+          redisUrl: inject('redisUrl'),
+          authorityUrl: emulator.url,
+          env: {
+            OPERATOR_TOKENS: `ops:${OPERATOR}`,
+            UNSAFE_ALLOW_HTTP: 'true',
+            WEBHOOK_ALLOW_PRIVATE_ADDRESSES: 'true',
+            // after its start-up poll, this instance's dispatcher would not look again for a minute
+            WEBHOOK_POLL_INTERVAL_MS: '60000',
+            LOG_LEVEL: 'warn',
+          },
+        }),
+    })
+    const { env } = doomed
     try {
       const added = await fetch(`${doomed.url}/admin/api/webhooks`, {
         method: 'POST',

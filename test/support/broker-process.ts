@@ -4,7 +4,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, readdir, rmdir, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, readlink, rmdir, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -105,6 +105,8 @@ export function productionEnv(options: {
 export interface BrokerProcess {
   readonly url: string
   readonly port: number
+  /** The environment it was started with (with `env` as a function: the one built for its port). */
+  readonly env: Env
   readonly child: ChildProcess
   /** stdout lines so far (pino JSON). */
   readonly stdout: string[]
@@ -118,26 +120,66 @@ export interface BrokerProcess {
 }
 
 export interface SpawnBrokerOptions {
-  /** The full environment of the process (PATH is added); nothing is inherited. */
-  env: Env
+  /**
+   * The full environment of the process (PATH is added); nothing is inherited. As a function it is
+   * given a free port for PORT (and may take more, e.g. METRICS_PORT, with findFreePort): when
+   * another process takes a port between its probe and the child's bind (EADDRINUSE), the broker
+   * is started again with new ones. A plain environment's ports are the caller's: no retry.
+   */
+  env: Env | ((port: number) => Env | Promise<Env>)
   /** Entry file; default the repository's dist/src/main.js. */
   entry?: string
   /** Node options before the entry, e.g. `['--import', 'tsx']` to run a TypeScript script. */
   nodeArgs?: string[]
   cwd?: string
-  /** Wait until /readyz answers 200 (default true). */
-  waitReady?: boolean
+  /**
+   * true (default): wait until the child itself listens on PORT (and METRICS_PORT) and /readyz
+   * answers 200; 'listening': until it listens (e.g. its Redis is down on purpose); false: return at
+   * once (for start-up failures).
+   */
+  waitReady?: boolean | 'listening'
   readyTimeoutMs?: number
 }
+
+/** Attempts when `env` is a function and a port turns out taken (as startRedisServer's). */
+const PORT_ATTEMPTS = 5
 
 /** Starts the built broker. With `waitReady: false` it returns at once (for start-up failures). */
 export async function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerProcess> {
   const entry = options.entry ?? (await ensureBuilt())
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
-  for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
+  const { env } = options
+  const waitReady = options.waitReady ?? true
+  const attempts = typeof env === 'function' && waitReady !== false ? PORT_ATTEMPTS : 1
+  for (let attempt = 1; ; attempt++) {
+    const started = startChild(
+      entry,
+      typeof env === 'function' ? await env(await findFreePort()) : env,
+      options,
+    )
+    const { handle } = started
+    if (waitReady === false) return handle
+    const outcome = await untilReady(started, waitReady, options.readyTimeoutMs ?? 30_000)
+    if (outcome === 'ready') return handle
+    if (attempt >= attempts) {
+      throw new Error(
+        `broker exited during start-up (a port in use, ${attempt} attempts):\n${handle.stderr()}\n${handle.stdout.join('\n')}`,
+      )
+    }
+  }
+}
+
+interface StartedChild {
+  handle: BrokerProcess
+  /** Resolves once its stdout and stderr are closed too (after `exit`, all output is read). */
+  closed: Promise<void>
+}
+
+function startChild(entry: string, env: Env, options: SpawnBrokerOptions): StartedChild {
+  const childEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), entry], {
     cwd: options.cwd ?? REPO_ROOT,
-    env,
+    env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const stdout: string[] = []
@@ -161,15 +203,16 @@ export async function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerPr
       })
     },
   )
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()))
   const killOnExit = () => child.kill('SIGKILL')
   process.once('exit', killOnExit)
   void exited.then(() => process.removeListener('exit', killOnExit))
 
-  const port = Number(options.env.PORT ?? 3000)
-  const url = `http://127.0.0.1:${port}`
+  const port = Number(env.PORT ?? 3000)
   const handle: BrokerProcess = {
-    url,
+    url: `http://127.0.0.1:${port}`,
     port,
+    env,
     child,
     stdout,
     stderr: () => stderr,
@@ -185,25 +228,75 @@ export async function spawnBroker(options: SpawnBrokerOptions): Promise<BrokerPr
       clearTimeout(timer)
     },
   }
-  if (options.waitReady === false) return handle
+  return { handle, closed }
+}
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000)
+/**
+ * Waits until the child itself listens on its ports, then (`true`) until /readyz answers 200.
+ * 'port-taken' when it exited because a port was in use; throws on any other exit or the timeout.
+ * An answer on the port alone proves nothing: another process may hold a port found free earlier.
+ */
+async function untilReady(
+  { handle, closed }: StartedChild,
+  waitReady: true | 'listening',
+  timeoutMs: number,
+): Promise<'ready' | 'port-taken'> {
+  const { child, env } = handle
+  const ports = [handle.port, ...(env.METRICS_PORT === undefined ? [] : [Number(env.METRICS_PORT)])]
+  const deadline = Date.now() + timeoutMs
+  let listens = false
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
+      await closed
+      // main.ts prints Node's "EADDRINUSE"; the demo says "port N is already in use".
+      if (/EADDRINUSE|already in use/.test(handle.stderr())) return 'port-taken'
       throw new Error(
-        `broker exited during start-up (${child.exitCode ?? child.signalCode}):\n${stderr}\n${stdout.join('\n')}`,
+        `broker exited during start-up (${child.exitCode ?? child.signalCode}):\n${handle.stderr()}\n${handle.stdout.join('\n')}`,
       )
     }
-    const status = await fetch(`${url}/readyz`)
-      .then((response) => response.status)
-      .catch(() => 0)
-    if (status === 200) return handle
+    if (!listens && child.pid !== undefined) listens = await listensOnAll(child.pid, ports)
+    if (listens) {
+      if (waitReady === 'listening') return 'ready'
+      const status = await fetch(`${handle.url}/readyz`)
+        .then((response) => response.status)
+        .catch(() => 0)
+      // (checked again: a 200 counts only while the child that listens is still there)
+      if (status === 200 && child.exitCode === null && child.signalCode === null) return 'ready'
+    }
     if (Date.now() > deadline) {
       await handle.stop(1000)
-      throw new Error(`broker not ready within the timeout:\n${stderr}\n${stdout.join('\n')}`)
+      throw new Error(`broker not ready within the timeout:\n${handle.stderr()}\n${handle.stdout.join('\n')}`)
     }
     await sleep(50)
   }
+}
+
+/**
+ * Whether process `pid` has a listening TCP socket on each of `ports` (Linux: the LISTEN sockets
+ * of /proc/net/tcp and tcp6 on those ports, matched by inode against the process's descriptors).
+ */
+async function listensOnAll(pid: number, ports: number[]): Promise<boolean> {
+  // Without /proc (not Linux) only the answer on the port is left: trusted, as before.
+  if (!existsSync('/proc/net/tcp')) return true
+  const inodesByPort = new Map<number, Set<string>>(ports.map((port) => [port, new Set()]))
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(table, 'utf8').catch(() => '')
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st … inode: "0100007F:1F90", state 0A is LISTEN
+      const fields = line.trim().split(/\s+/)
+      const local = fields[1]
+      if (local === undefined || fields[3] !== '0A') continue
+      inodesByPort.get(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16))?.add(fields[9]!)
+    }
+  }
+  const own = new Set<string>()
+  const descriptors = await readdir(`/proc/${pid}/fd`).catch(() => [])
+  for (const fd of descriptors) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+    if (inode !== undefined) own.add(inode)
+  }
+  return [...inodesByPort.values()].every((inodes) => [...inodes].some((inode) => own.has(inode)))
 }
 
 export { findFreePort }
