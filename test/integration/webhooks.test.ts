@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Webhook } from 'standardwebhooks'
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest'
 import { CONTOSO_TENANT_ID } from '../../emulator/demo-data.js'
 import { writeAppsFileWithCredentials } from '../../emulator/dev-credentials.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
@@ -563,11 +563,16 @@ describe('delivery', () => {
     await redirecting.waitFor((all) => all.length >= 1)
     expect(redirecting.received.every((x) => x.path === '/')).toBe(true)
     await huge.waitFor(() => huge.received.length === 1)
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    const [redirected] = await deliveries(b, redirectId)
-    expect(redirected).toMatchObject({ lastStatusCode: 302, lastError: 'redirect not followed' })
-    expect(['pending', 'failed']).toContain(redirected?.status)
-    const [cut] = await deliveries(b, hugeId)
-    expect(cut).toMatchObject({ status: 'delivered', lastStatusCode: 200 })
+    // The outcomes are recorded once the broker has read the answers: polled, not slept.
+    await vi.waitFor(
+      async () => {
+        const [redirected] = await deliveries(b, redirectId)
+        expect(redirected).toMatchObject({ lastStatusCode: 302, lastError: 'redirect not followed' })
+        expect(['pending', 'failed']).toContain(redirected?.status)
+        const [cut] = await deliveries(b, hugeId)
+        expect(cut).toMatchObject({ status: 'delivered', lastStatusCode: 200 })
+      },
+      { timeout: 10_000, interval: 50 },
+    )
   }, 60_000)
 })
