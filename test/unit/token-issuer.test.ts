@@ -206,7 +206,8 @@ describe('TokenIssuer', () => {
       .issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 400 })
       .catch((e: unknown) => e)
     expect(isBrokerError(error) && error.code).toBe('upstream_timeout')
-    expect(Date.now() - started).toBeLessThan(600)
+    // At its deadline (400 ms), not the lock's 60 s: the bound leaves room for late timers.
+    expect(Date.now() - started).toBeLessThan(2000)
   })
 })
 
