@@ -697,8 +697,10 @@ describe('POST /obtain-token: upstream failures', () => {
 
   it('an upstream that never answers → 504 upstream_timeout within the response deadline', async () => {
     // The deadline leaves room for both attempts whatever the jitter (≤ 250 ms) between them:
-    // 200 + 250 + 200 ms, plus the answer margins (250 ms of headroom), is inside 1200 ms.
-    const h = await harness({ UPSTREAM_TIMEOUT_MS: '200', RESPONSE_DEADLINE_MS: '1200' })
+    // 200 + 250 + 200 ms, plus the answer margins (250 ms of headroom), is inside 3000 ms with ~2 s
+    // to spare, so late timers can't leave the retry without time (it is skipped under 100 ms).
+    const DEADLINE_MS = 3000
+    const h = await harness({ UPSTREAM_TIMEOUT_MS: '200', RESPONSE_DEADLINE_MS: String(DEADLINE_MS) })
     const { client } = await h.register({ app: 'ms-graph-mail', kind: 'admin' })
     h.idp.steps.push(hang, hang, hang)
     const started = Date.now()
@@ -706,7 +708,7 @@ describe('POST /obtain-token: upstream failures', () => {
     const elapsed = Date.now() - started
     expect(answer.status).toBe(504)
     expect(errorOf(answer.body).code).toBe('upstream_timeout')
-    expect(elapsed).toBeLessThan(1200 + 300)
+    expect(elapsed).toBeLessThan(DEADLINE_MS + 300)
     expect(h.idp.calls).toHaveLength(2)
   })
 })
