@@ -27,6 +27,8 @@ import { testConfig } from '../support/config.js'
 const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
 const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
 const LIFETIME_S = 120
+/** What runs behind a caller can lag on a busy machine: vi.waitFor's default of 1 s is too short. */
+const WAIT = { timeout: 5_000 }
 
 describe('the backoff schedule', () => {
   it('doubles from 1 s per consecutive failure up to 60 s, with ±25 % jitter', () => {
@@ -208,8 +210,12 @@ describe('refresh-ahead', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => ask(i)))
     expect(new Set(answers.map((a) => a.accessToken))).toEqual(new Set(['at-1']))
     expect(new Set(answers.map((a) => a.source))).toEqual(new Set(['hit']))
-    await vi.waitFor(async () =>
-      expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe('at-2'),
+    await vi.waitFor(
+      async () =>
+        expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe(
+          'at-2',
+        ),
+      WAIT,
     )
     expect(idp.calls).toBe(2)
     // The other instances adopt the new token (they look again a second later) instead of
@@ -217,7 +223,7 @@ describe('refresh-ahead', () => {
     time.advance(1_001)
     await vi.waitFor(async () => {
       for (let i = 0; i < 3; i++) expect((await ask(i)).accessToken).toBe('at-2')
-    })
+    }, WAIT)
     expect(idp.calls).toBe(2)
     const outcomes = await Promise.all(
       metrics.map((m) => metricValue(m, 'consent_broker_refresh_ahead_total', { outcome: 'refreshed' })),
@@ -276,10 +282,14 @@ describe('refresh-ahead', () => {
     // Answered from this instance's copy, the refresh not yet begun: it starts on a later turn.
     expect(answer).toMatchObject({ accessToken: 'at-1', source: 'hit' })
     expect({ storeCalls, upstream: idp.calls }).toEqual({ storeCalls: 0, upstream: 1 })
-    await vi.waitFor(() => expect(idp.calls).toBe(2))
+    await vi.waitFor(() => expect(idp.calls).toBe(2), WAIT)
     expect(storeCalls).toBeGreaterThan(0)
-    await vi.waitFor(async () =>
-      expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe('at-2'),
+    await vi.waitFor(
+      async () =>
+        expect((await store.tokens.get(tokenGroup(registration), app.defaultScope))?.accessToken).toBe(
+          'at-2',
+        ),
+      WAIT,
     )
   })
 
@@ -314,11 +324,13 @@ describe('riding out upstream failures', () => {
     idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
     time.advance(61_000)
     expect((await ask(0)).accessToken).toBe('at-1')
-    await vi.waitFor(() => expect(idp.calls).toBe(2))
-    await vi.waitFor(async () =>
-      expect(
-        await metricValue(metrics[0]!, 'consent_broker_refresh_ahead_total', { outcome: 'failed' }),
-      ).toBe(1),
+    await vi.waitFor(() => expect(idp.calls).toBe(2), WAIT)
+    await vi.waitFor(
+      async () =>
+        expect(
+          await metricValue(metrics[0]!, 'consent_broker_refresh_ahead_total', { outcome: 'failed' }),
+        ).toBe(1),
+      WAIT,
     )
     // Within the backoff (1 s after the first failure), no instance calls again, whatever the load.
     time.advance(500)
@@ -329,7 +341,7 @@ describe('riding out upstream failures', () => {
     // After it, one more attempt (it fails again: the next delay doubles).
     time.advance(700)
     for (let i = 0; i < 3; i++) await ask(i)
-    await vi.waitFor(() => expect(idp.calls).toBe(3))
+    await vi.waitFor(() => expect(idp.calls).toBe(3), WAIT)
     time.advance(1_500)
     for (let i = 0; i < 3; i++) await ask(i)
     await new Promise((r) => setTimeout(r, 50))
@@ -338,11 +350,11 @@ describe('riding out upstream failures', () => {
     idp.failWith = undefined
     time.advance(1_000)
     await ask(1)
-    await vi.waitFor(() => expect(idp.calls).toBe(4))
+    await vi.waitFor(() => expect(idp.calls).toBe(4), WAIT)
     time.advance(1_001)
     await vi.waitFor(async () => {
       for (let i = 0; i < 3; i++) expect((await ask(i)).accessToken).toBe('at-4')
-    })
+    }, WAIT)
     expect(idp.calls).toBe(4)
     const served = await Promise.all(
       metrics.map((m) => metricValue(m, 'consent_broker_tokens_served_during_upstream_failure_total')),
@@ -381,8 +393,9 @@ describe('riding out upstream failures', () => {
       new UpstreamError('oauth', 'revoked', { status: 400, error: 'invalid_grant', errorCodes: [50173] })
     time.advance(61_000)
     await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
-    await vi.waitFor(async () =>
-      expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent'),
+    await vi.waitFor(
+      async () => expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent'),
+      WAIT,
     )
     expect(await store.tokens.get(tokenGroup(registration), app.defaultScope)).toBeNull()
     expect(issuers[0]!.peek(registration, app.defaultScope)).toBeUndefined()
