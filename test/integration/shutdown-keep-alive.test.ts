@@ -61,11 +61,14 @@ async function startInstance(): Promise<BrokerProcess> {
   return broker
 }
 
-/** One /readyz probe on a connection of its own: the status, or `refused` when nothing listens. */
+/**
+ * One /readyz probe on a connection of its own: the status, or `refused` when nothing listens. A
+ * healthy instance on a loaded 2-core machine can take a while: 5 s before it counts as no answer.
+ */
 function probe(port: number): Promise<number | 'refused'> {
   return new Promise((resolve) => {
     const req = httpRequest(
-      { host: '127.0.0.1', port, path: '/readyz', agent: false, timeout: 2_000 },
+      { host: '127.0.0.1', port, path: '/readyz', agent: false, timeout: 5_000 },
       (res) => {
         res.resume()
         res.on('end', () => resolve(res.statusCode ?? 0))
@@ -99,7 +102,7 @@ class Balancer {
   readonly socketTarget = new WeakMap<Socket, BrokerProcess>()
   #next = 0
   #polling = true
-  readonly #poller: Promise<void>
+  readonly #pollers: Array<Promise<void>> = []
 
   constructor(instances: BrokerProcess[]) {
     for (const instance of instances) this.add(instance)
@@ -114,39 +117,40 @@ class Balancer {
       this.socketTarget.set(socket, target)
       return socket
     }
-    this.#poller = this.#poll()
   }
 
   add(instance: BrokerProcess): void {
     this.#ready.set(instance, true)
     this.readiness.set(instance, {})
+    this.#pollers.push(this.#poll(instance))
   }
 
   remove(instance: BrokerProcess): void {
     this.#ready.delete(instance)
   }
 
-  async #poll(): Promise<void> {
-    while (this.#polling) {
-      await Promise.all(
-        [...this.#ready.keys()].map(async (instance) => {
-          const status = await probe(instance.port)
-          const log = this.readiness.get(instance)
-          if (log === undefined || !this.#ready.has(instance)) return
-          const at = Date.now()
-          if (status !== 200 && log.firstUnreadyAt === undefined) log.firstUnreadyAt = at
-          if (status === 503 && log.first503At === undefined) log.first503At = at
-          if (status === 'refused' && log.firstRefusedAt === undefined) log.firstRefusedAt = at
-          this.#ready.set(instance, status === 200)
-        }),
-      )
+  /**
+   * Probes one instance every POLL_MS until it is removed, each on its own (as a Kubernetes probe
+   * per pod): a slow answer from one instance delays no other's, so the victim's 503 is seen early
+   * in its drain whatever the others take.
+   */
+  async #poll(instance: BrokerProcess): Promise<void> {
+    while (this.#polling && this.#ready.has(instance)) {
+      const status = await probe(instance.port)
+      const log = this.readiness.get(instance)
+      if (log === undefined || !this.#ready.has(instance)) return
+      const at = Date.now()
+      if (status !== 200 && log.firstUnreadyAt === undefined) log.firstUnreadyAt = at
+      if (status === 503 && log.first503At === undefined) log.first503At = at
+      if (status === 'refused' && log.firstRefusedAt === undefined) log.firstRefusedAt = at
+      this.#ready.set(instance, status === 200)
       await sleep(POLL_MS)
     }
   }
 
   async stop(): Promise<void> {
     this.#polling = false
-    await this.#poller
+    await Promise.all(this.#pollers)
     this.agent.destroy()
   }
 }
