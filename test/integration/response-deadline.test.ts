@@ -112,7 +112,6 @@ describe('the response deadline under CPU contention', () => {
     await vi.waitFor(() => expect(completedLines()).toHaveLength(statuses.length), { timeout: 10_000 })
     const completed = completedLines()
     expect(statuses.every((status) => status >= 500)).toBe(true)
-    // The deadline itself cut some of them (a stalled identity provider, no backoff answer yet).
     // The deadline itself cut some of them (the identity provider stalled, no backoff answer yet).
     expect(
       completed.filter((line) => (line.durationMs ?? 0) >= RESPONSE_DEADLINE_MS / 2).length,
