@@ -176,6 +176,17 @@ differ between runs by ±15 %; the table above is what counts).
   base64 round trip (80 ns), the deadline timer (~0.2 µs), deoptimisations (none on the hot path),
   dropping CORP and Referrer-Policy from the API's headers (the load generator's parser pays ~0.2
   µs per header; kept, security first).
+- Session of 2026-11-30, late night, on a slower 2-core AMD EPYC (bare ~7 200–7 400 req/s, floor
+  ~4 800–5 000; \`cpu-per-request\` at 4 000 req/s: floor 201.9, hit 249.5 µs of server CPU per
+  request, 0.81, against ~40 and ~50 µs the evening before), the hot path unchanged since the runs
+  above: hit / floor 0.87 in 3 rounds (0.82, 0.87, 0.72), then two 5-round runs, 0.77 (0.88, 0.83,
+  0.71, 0.73, 0.79; hit p99 28 ms) and 0.78 (0.78, 0.80, 0.76, 0.74, 0.82; p99 26 ms: the table
+  above). Around those two, in the same hour and on the same machine, the code as it was before this
+  work on the hot path (d5ad8df, with its own benchmark script, in a worktree of its own): 0.71 (0.76,
+  0.68, 0.66, 0.73, 0.69; hit p99 30 ms) just before, 0.66 (0.64, 0.68, 0.65, 0.75, 0.62; p99 29 ms)
+  just after. So, alternating old, new, new, old: the ratio rose by 0.06–0.12 and the hit's p99 fell
+  (29–30 → 26–28 ms), but over the seven 5-round runs on two machines since the last hot-path change
+  hit / floor was 0.77–0.87 (median 0.80), and 0.85 is reached in two of them: not reliably.
 `
 
 const children: ChildProcess[] = []
