@@ -99,8 +99,9 @@ async function run(url: string, pid: number, redisPid: number, bodies: string[])
       },
     ],
   })
-  if (failure !== undefined) throw new Error(`${url}: ${failure}`)
+  // (checked first: once the bodies run out they are sent again, and the replays are refused)
   if (next > bodies.length) throw new Error(`${url}: ${next} requests, only ${bodies.length} bodies`)
+  if (failure !== undefined) throw new Error(`${url}: ${failure}`)
   const total = result.requests.total
   const client = process.cpuUsage(clientBefore)
   return {
