@@ -211,8 +211,6 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   })
   app.addHook('onResponse', logRequestCompleted)
 
-  await app.register(formbody, { bodyLimit: 16 * 1024 })
-
   // Every failure goes through the one handler, including requests no route answers. A request
   // that failed because Redis could not be reached (refused, dropped or hung) is counted there.
   handleError = makeErrorHandler(renderErrorPage, {
@@ -244,10 +242,12 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
  * The routes with cookies (the console, consent pages, tenant self-service), in one encapsulated
  * scope with the cookie plugin: its onSend hook (writing the cookies a reply sets) then runs for
  * these answers only, not for obtain-token, health or metrics. Cookies are parsed when a route reads
- * one (routes/browser.ts), not by the plugin's hook on every request.
+ * one (routes/browser.ts), not by the plugin's hook on every request. The pages' forms are parsed
+ * in this scope only; the operator API under it takes JSON alone (routes/json-bodies.ts).
  */
 async function browserRoutes(app: FastifyInstance): Promise<void> {
   await app.register(cookie, { secret: app.config.cookieSecret, hook: false })
+  await app.register(formbody, { bodyLimit: 16 * 1024 })
   await app.register(adminRoutes)
   // Tenant self-service `/:app/manage…`, before the consent routes' `/:app` catch-all.
   await app.register(manageRoutes)

@@ -69,7 +69,11 @@ describe('requests no route answers', () => {
       const metric = await broker.app.metrics.obtainTokenRequests.get()
       return metric.values.find((v) => v.labels.outcome === outcome && v.labels.app === 'unknown')?.value ?? 0
     }
-    const before = { invalid: await counted('invalid_request'), tooLarge: await counted('payload_too_large') }
+    const before = {
+      invalid: await counted('invalid_request'),
+      tooLarge: await counted('payload_too_large'),
+      mediaType: await counted('unsupported_media_type'),
+    }
     const post = (contentType: string, payload: string) =>
       broker.app.inject({
         method: 'POST',
@@ -86,11 +90,64 @@ describe('requests no route answers', () => {
     expect(answers.map((a) => [a.statusCode, a.json().error.code])).toEqual([
       [400, 'invalid_request'],
       [400, 'invalid_request'],
-      [400, 'invalid_request'],
+      [415, 'unsupported_media_type'],
       [413, 'payload_too_large'],
     ])
-    expect((await counted('invalid_request')) - before.invalid).toBe(3)
+    expect((await counted('invalid_request')) - before.invalid).toBe(2)
     expect((await counted('payload_too_large')) - before.tooLarge).toBe(1)
+    expect((await counted('unsupported_media_type')) - before.mediaType).toBe(1)
+  })
+
+  it('the JSON APIs take a JSON body only: a form or plain text is 415, never parsed', async () => {
+    const fields = {
+      app_name: 'ms-graph-mail',
+      registration_id: 'b2f1c7a0-0000-4000-8000-000000000001',
+      encrypted_token: Buffer.alloc(48, 1).toString('base64'),
+    }
+    const form = new URLSearchParams(fields).toString()
+    const cases = [
+      { url: '/obtain-token', type: 'application/x-www-form-urlencoded', payload: form, headers: {} },
+      { url: '/obtain-token', type: 'text/plain', payload: JSON.stringify(fields), headers: {} },
+      {
+        url: '/admin/api/registrations/b2f1c7a0-0000-4000-8000-000000000001/revoke',
+        type: 'application/x-www-form-urlencoded',
+        payload: 'reason=test',
+        headers: bearer(ALICE),
+      },
+      {
+        url: '/admin/api/webhooks',
+        type: 'text/plain',
+        payload: JSON.stringify({ url: 'https://example.com/hook' }),
+        headers: bearer(ALICE),
+      },
+    ]
+    for (const { url, type, payload, headers } of cases) {
+      const response = await broker.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...headers, 'content-type': type },
+        payload,
+      })
+      expect(response.statusCode, `${type} to ${url}: ${response.body}`).toBe(415)
+      expect(response.headers['content-type']).toContain('application/json')
+      expect(response.json().error.code).toBe('unsupported_media_type')
+    }
+    // The same operator request as JSON is parsed (and refused for what it says, not how).
+    const json = await broker.app.inject({
+      method: 'POST',
+      url: '/admin/api/registrations/b2f1c7a0-0000-4000-8000-000000000001/revoke',
+      headers: { ...bearer(ALICE), 'content-type': 'application/json' },
+      payload: JSON.stringify({ reason: 'test' }),
+    })
+    expect(json.statusCode, json.body).toBe(404)
+    // Without a token the operator API still says nothing but 401, whatever the body.
+    const anonymous = await broker.app.inject({
+      method: 'POST',
+      url: '/admin/api/webhooks',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'x',
+    })
+    expect(anonymous.statusCode).toBe(401)
   })
 
   it('under /admin/api, any path and method without a valid token is 401 before 404 or 405', async () => {

@@ -1,13 +1,14 @@
 // POST /obtain-token: the XSOAR MicrosoftApiModule's token endpoint (see the obtain-token
-// protocol). The route parses (body schema, strict: no coercion), sets the JSON API's security
-// headers, counts the request by app and outcome, and answers within the response deadline; every
-// check after the schema, and their order, is services/obtain-token.ts's. Errors are the one-line
-// JSON of errors.ts.
+// protocol). The route parses (a JSON body only, its schema strict: no coercion), sets the JSON
+// API's security headers, counts the request by app and outcome, and answers within the response
+// deadline; every check after the schema, and their order, is services/obtain-token.ts's. Errors
+// are the one-line JSON of errors.ts.
 import { Ajv } from 'ajv'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { withDeadline } from '../../abortable.js'
 import { invalidRequest, responseDeadlinePassed, toBrokerError } from '../../errors.js'
 import type { ObtainTokenBody } from '../../services/obtain-token.js'
+import { acceptJsonBodiesOnly } from '../json-bodies.js'
 import { obtainTokenBodySchema, obtainTokenResponseSchemas } from './schemas.js'
 
 /**
@@ -48,6 +49,7 @@ export async function tokenRoutes(app: FastifyInstance): Promise<void> {
     },
   })
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema))
+  acceptJsonBodiesOnly(app)
 
   app.post(
     '/obtain-token',
