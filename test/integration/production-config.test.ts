@@ -15,7 +15,7 @@ import {
   spawnBroker,
 } from '../support/broker-process.js'
 import { DEMO_CLIENT_SECRET_ENV } from '../support/config.js'
-import { type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
+import { type HeldPort, holdFreePort, type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
 
 const run = promisify(execFile)
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -113,11 +113,14 @@ describe('start-up with an invalid configuration', () => {
 
 describe('health while Redis is down', () => {
   let redisPort: number
+  // Held (every connection reset) until Redis starts on it: no other process can take it meanwhile.
+  let held: HeldPort | undefined
   let broker: BrokerProcess | undefined
   let redis: RedisServerHandle | undefined
 
   beforeAll(async () => {
-    redisPort = await findFreePort()
+    held = await holdFreePort()
+    redisPort = held.port
     // Listening whatever Redis does (not ready: /readyz would wait for Redis).
     broker = await spawnBroker({
       env: (port) =>
@@ -133,6 +136,7 @@ describe('health while Redis is down', () => {
 
   afterAll(async () => {
     await broker?.stop()
+    await held?.release()
     await redis?.destroy()
   })
 
@@ -143,6 +147,7 @@ describe('health while Redis is down', () => {
     expect(notReady.status).toBe(503)
     expect(((await notReady.json()) as { error: { code: string } }).error.code).toBe('not_ready')
 
+    await held!.release()
     redis = await startRedisServer({ port: redisPort })
     const deadline = Date.now() + 20_000
     let status = 0

@@ -55,6 +55,38 @@ const LOG_LINES = 200
 /** Ports this process has handed out: the kernel may offer a just-closed port again. */
 const handedOut = new Set<number>()
 
+/** A port held until the process that will own it starts (see holdFreePort). */
+export interface HeldPort {
+  readonly port: number
+  /** Frees the port (idempotent); start its owner right after. */
+  release(): Promise<void>
+}
+
+/**
+ * A free port held by a listener that resets every connection: a Redis that is down, as a client
+ * sees it (ECONNRESET), for as long as a test needs one. A port found free and left unbound instead
+ * could be taken meanwhile by another test file's process; this one is freed only by `release()`,
+ * just before the server that will own it binds it.
+ */
+export async function holdFreePort(): Promise<HeldPort> {
+  const server = createServer((socket) => socket.resetAndDestroy())
+  server.listen(0, HOST)
+  await once(server, 'listening')
+  const address = server.address()
+  if (typeof address !== 'object' || address === null) throw new Error('no port to hold')
+  handedOut.add(address.port)
+  let released: Promise<void> | undefined
+  return {
+    port: address.port,
+    release() {
+      released ??= new Promise<void>((resolve) => {
+        server.close(() => resolve())
+      })
+      return released
+    },
+  }
+}
+
 /**
  * A port nobody listens on right now (listen on 0, read it, close), never one this process handed
  * out before: callers take several in a row before starting anything on them, and the kernel gave
