@@ -61,17 +61,23 @@ let port: number
 let emulatorPort: number
 
 beforeAll(async () => {
-  port = await findFreePort()
-  emulatorPort = await findFreePort()
-  demo = runDemo({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) })
-  await waitFor(
-    () => /^Operator token: \S+$/m.test(demo.output()) || demo.child.exitCode !== null,
-    60_000,
-    'banner',
-  )
+  // Ports found free can be taken by another test file's process before the demo binds them: on
+  // the demo's own busy-port message, start it again on new ones (as spawnBroker does).
+  for (let attempt = 1; ; attempt++) {
+    port = await findFreePort()
+    emulatorPort = await findFreePort()
+    demo = runDemo({ PORT: String(port), EMULATOR_PORT: String(emulatorPort) })
+    await waitFor(
+      () => /^Operator token: \S+$/m.test(demo.output()) || demo.child.exitCode !== null,
+      60_000,
+      'banner',
+    )
+    if (demo.child.exitCode === null || attempt >= 5 || !demo.output().includes('is already in use')) break
+    await demo.exited
+  }
   // The banner is printed once both listeners are up.
   expect(demo.child.exitCode, demo.output()).toBeNull()
-}, 80_000)
+}, 120_000)
 
 afterAll(async () => {
   if (demo.child.exitCode === null && demo.child.signalCode === null) {
