@@ -3,7 +3,7 @@
 // (consent-reasons.ts), what the tenant's admin should do and the re-consent link. Never a secret:
 // the facts come from the record's non-secret fields only.
 import { CloudEvent } from 'cloudevents'
-import type { Config } from '../../config.js'
+import { type Config, findApp } from '../../config.js'
 import type { OutboxEntry } from '../../store/webhook-types.js'
 import { consentReason } from '../consent-reasons.js'
 import { type ExpiryState, expiryAction } from '../credential-expiry.js'
@@ -42,7 +42,7 @@ function registrationData(config: Config, entry: OutboxEntry): EventData {
   const base: EventData = {
     registrationId: f.id ?? '',
     app,
-    appName: config.apps.find((a) => a.slug === app)?.displayName ?? app,
+    appName: findApp(config, app)?.displayName ?? app,
     cloud: f.cloud ?? '',
     tenantId: f.tenantId ?? '',
     kind: f.kind ?? '',
@@ -87,7 +87,7 @@ function credentialData(config: Config, entry: OutboxEntry): EventData {
   const kind = (f.credentialKind ?? 'secret') as Parameters<typeof expiryAction>[1]
   return {
     app,
-    appName: config.apps.find((a) => a.slug === app)?.displayName ?? app,
+    appName: findApp(config, app)?.displayName ?? app,
     cloud: f.cloud ?? '',
     credential: f.credential ?? '',
     credentialKind: kind,
