@@ -15,6 +15,7 @@ import autocannon from 'autocannon'
 import type { Env } from '../src/config.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
+import { median } from './support.js'
 
 /** What the caller of obtain-token's bench lends this section. */
 export interface ExpiryBenchDeps {
@@ -197,7 +198,6 @@ export async function measureExpiries(
     for (const t of Object.values(targets)) await deps.stop(t.child)
     await fetch(`${emulatorUrl}/_emulator/faults`, { method: 'DELETE' })
   }
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
   const medians = ['cache hit', 'refresh-ahead on', 'refresh-ahead off'].map((label, i) => {
     const mine = runs.filter((_, index) => index % 3 === i)
     return {
