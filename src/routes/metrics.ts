@@ -33,7 +33,10 @@ async function exposition(registry: Registry): Promise<{ type: string; body: str
 export async function metricsRoutes(app: FastifyInstance): Promise<void> {
   app.get('/metrics', { schema: metricsSchema }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
-    await requireOperator(app, request, reply, metricsTokenRequired)
+    await requireOperator(app, request, reply, {
+      refused: metricsTokenRequired,
+      acceptDuringStoreOutage: true,
+    })
     const { type, body } = await exposition(app.metrics.registry)
     return reply.type(type).send(body)
   })

@@ -1,13 +1,25 @@
 // The operator's bearer token on HTTP routes (the operator API, /metrics): checked against the
 // configured hashes (services/operator-auth.ts), with refused tokens throttled per address across
-// instances.
+// instances (in the store). /metrics still answers a valid token while the store is down.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { type BrokerError, operatorTokenInvalid, rateLimited } from '../errors.js'
+import { type BrokerError, isStoreOutage, operatorTokenInvalid, rateLimited } from '../errors.js'
 import { authenticateOperator } from '../services/operator-auth.js'
 
 /** Wrong (or missing) operator tokens one address may send per window, every instance counting. */
 const REFUSED_TOKENS_PER_WINDOW = 10
 const REFUSED_TOKENS_WINDOW_MS = 60_000
+
+/** How a route asks for the operator's token (see requireOperator). */
+export interface OperatorTokenOptions {
+  /** The 401 of a missing or wrong token; default `operator_token_invalid`. */
+  refused?: () => BrokerError
+  /**
+   * Whether a valid token is still accepted while the store (holding the throttle) can't be
+   * reached. Only for routes that need no store themselves: /metrics, whose scrape must go on
+   * reporting `consent_broker_ready 0` through a Redis outage, or the outage alert never fires.
+   */
+  acceptDuringStoreOutage?: boolean
+}
 
 /**
  * The operator named by the request's bearer token; else 401 with `WWW-Authenticate`. Used by the
@@ -18,15 +30,31 @@ const REFUSED_TOKENS_WINDOW_MS = 60_000
  * Refused tokens are throttled per address across instances, as the console sign-in is: past
  * REFUSED_TOKENS_PER_WINDOW in a window, the address is answered 429 for the rest of the window
  * *before* its token is looked at, so a blocked guesser learns nothing from its next guesses.
+ * When the store can't be reached the throttle can't be read either: the request fails with the
+ * store outage (503), except that with `acceptDuringStoreOutage` a valid token still passes; a
+ * wrong one still fails with the outage, never a 401, since it could not be counted.
  */
 export async function requireOperator(
   app: Pick<FastifyInstance, 'config' | 'store'>,
   request: FastifyRequest,
   reply: FastifyReply,
-  refused: () => BrokerError = operatorTokenInvalid,
+  options: OperatorTokenOptions = {},
 ): Promise<string> {
+  const { refused = operatorTokenInvalid, acceptDuringStoreOutage = false } = options
   const blockedKey = `admin-api-blocked:${request.ip}`
-  const blockedUntil = await app.store.ephemeral.get(blockedKey)
+  let blockedUntil: string | null
+  try {
+    blockedUntil = await app.store.ephemeral.get(blockedKey)
+  } catch (error) {
+    if (!acceptDuringStoreOutage || !isStoreOutage(error)) throw error
+    const operator = authenticateOperator(app.config, request.headers.authorization)
+    if (operator === undefined) throw error
+    request.log.warn(
+      { ip: request.ip },
+      'operator token accepted without the refused-token throttle (store unreachable)',
+    )
+    return operator
+  }
   if (blockedUntil !== null) throw tooManyRefusedTokens(Number(blockedUntil) - Date.now())
   const operator = authenticateOperator(app.config, request.headers.authorization)
   if (operator !== undefined) return operator
