@@ -3,9 +3,26 @@
 // (and the pages' form parser is never registered there), so any other body is answered 415
 // `unsupported_media_type` by the one handler. A form post is a request a browser sends across
 // origins without asking first: an API that parsed one would answer pages it never meant to serve.
+// A JSON body states its own types, so it is validated as sent, never coerced.
+import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { FastifyInstance } from 'fastify'
 
 /** Leaves `application/json` the only body the routes of `app`'s scope (and its children) accept. */
 export function acceptJsonBodiesOnly(app: FastifyInstance): void {
   app.removeContentTypeParser(['text/plain', 'application/x-www-form-urlencoded'])
+}
+
+/**
+ * The validators of `app`'s scope (and its children): Fastify's own compiler and options (formats,
+ * defaults, unknown fields of closed objects dropped) for every part, except that bodies are not
+ * coerced. Fastify's default turns `{"reason": true}` into the reason "true" and `["x"]` into "x":
+ * a script's bug would then revoke for real. Path parameters and query strings are text by nature
+ * and are still converted to the types their schemas give. (POST /obtain-token has its own strict
+ * compiler: routes/token/index.ts.)
+ */
+export function validateBodiesAsSent(app: FastifyInstance): void {
+  const compilers = AjvCompiler()
+  const forBodies = compilers({}, { customOptions: { coerceTypes: false } })
+  const forText = compilers({}, { customOptions: {} })
+  app.setValidatorCompiler((route) => (route.httpPart === 'body' ? forBodies(route) : forText(route)))
 }

@@ -637,3 +637,35 @@ describe('store upgrade', () => {
     expect((await api('GET', '/admin/api/registrations', { token: ALICE })).status).toBe(200)
   })
 })
+
+describe('JSON bodies validated as sent', () => {
+  it('refuses wrong-typed fields instead of converting them, and changes nothing', async () => {
+    const revoke = `/admin/api/registrations/${fabrikamMail.registrationId}/revoke`
+    for (const reason of [true, 12345, ['customer left'], null]) {
+      const response = await api('POST', revoke, { token: ALICE, body: { reason } })
+      expect(response.status, JSON.stringify(reason)).toBe(400)
+      expect(response.body.error.code).toBe('invalid_request')
+      expect(response.body.error.message).toMatch(/reason.*must be string/)
+    }
+    expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
+
+    const tenant = `/admin/api/tenants/${FABRIKAM_TENANT_ID}`
+    const label = await api('PATCH', tenant, { token: ALICE, body: { label: 42 } })
+    expect(label.status).toBe(400)
+    expect(label.body.error.message).toMatch(/label.*must be string/)
+    const oneApp = await api('POST', `${tenant}/revoke`, {
+      token: ALICE,
+      body: { reason: 'app as a list', app: ['ms-graph-mail'] },
+    })
+    expect(oneApp.status).toBe(400)
+    expect(oneApp.body.error.message).toMatch(/app.*must be string/)
+    expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
+    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })).body.tenants as Json[]
+    expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).not.toBe('42')
+
+    // Query strings are text: a number there is still read as one.
+    const page = await api('GET', '/admin/api/tenants?limit=1', { token: ALICE })
+    expect(page.status).toBe(200)
+    expect(page.body.tenants).toHaveLength(1)
+  })
+})

@@ -12,7 +12,7 @@ import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { setTenantLabel } from '../../services/tenant-labels.js'
 import type { RegistrationStatus } from '../../store/types.js'
-import { acceptJsonBodiesOnly } from '../json-bodies.js'
+import { acceptJsonBodiesOnly, validateBodiesAsSent } from '../json-bodies.js'
 import { requireOperator } from '../operator-token.js'
 import { credentialsApiRoute } from './credentials-api.js'
 import {
@@ -53,8 +53,9 @@ const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { keyRotation } = options
   const { revocation } = app.services
-  // Before any child scope is made: they take JSON alone too.
+  // Before any child scope is made: they take JSON alone too, validated as sent.
   acceptJsonBodiesOnly(app)
+  validateBodiesAsSent(app)
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
