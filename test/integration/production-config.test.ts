@@ -15,7 +15,12 @@ import {
   spawnBroker,
 } from '../support/broker-process.js'
 import { DEMO_CLIENT_SECRET_ENV } from '../support/config.js'
-import { type HeldPort, holdFreePort, type RedisServerHandle, startRedisServer } from '../support/redis-server.js'
+import {
+  type HeldPort,
+  holdFreePort,
+  type RedisServerHandle,
+  startRedisServer,
+} from '../support/redis-server.js'
 
 const run = promisify(execFile)
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
