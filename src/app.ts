@@ -218,7 +218,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     onStoreOutage: () => metrics.redisErrors.inc({ operation: 'command' }),
   })
   app.setErrorHandler(handleError)
-  const routes = new RouteTable()
+  // `:app` is only ever a hosted app's slug: another first segment is no page, so no 405 for it.
+  const routes = new RouteTable({ app: new Set(config.apps.map((a) => a.slug)) })
   app.addHook('onRoute', (route) => routes.add(route))
   app.setNotFoundHandler(async (request, reply) => {
     const path = pathOf(request.url)

@@ -172,11 +172,14 @@ export function routeNotFound(method: string, _path: string): BrokerError {
   return new BrokerError('not_found', `no route for ${method} at this path`)
 }
 
-/** 405 `method_not_allowed`: the path exists for `allowed` methods only (sent as `Allow`). */
-export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): BrokerError {
+/**
+ * 405 `method_not_allowed`: the route exists for `allowed` methods only (sent as `Allow`). `route`
+ * is the route as declared (`/{app}`), never the request's own path.
+ */
+export function methodNotAllowed(method: string, route: string, allowed: readonly string[]): BrokerError {
   return new BrokerError(
     'method_not_allowed',
-    `${method} is not allowed on ${path}; use ${allowed.join(', ')}`,
+    `${method} is not allowed on ${route}; use ${allowed.join(', ')}`,
     {
       details: { allow: allowed.join(', ') },
     },

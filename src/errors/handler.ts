@@ -102,12 +102,21 @@ export function pathOf(url: string): string {
 }
 
 /**
- * Whether the error of `request` renders as a page: never on an API path; on other paths when the
- * route says so (`config.html`) or no route matched (a browser asked for a page that is not there).
+ * Whether the error of `request` renders as a page: never on an API path, nor for a request with a
+ * JSON body (an API client, e.g. an integration posting to a mistyped token URL: no browser form
+ * sends one); on other paths when the route says so (`config.html`) or no route matched (a browser
+ * asked for a page that is not there).
  */
 function rendersPage(request: FastifyRequest, isApiPath: (path: string) => boolean): boolean {
   if (isApiPath(pathOf(request.url))) return false
+  if (sendsJson(request)) return false
   return request.is404 || (request.routeOptions.config as { html?: boolean } | undefined)?.html === true
+}
+
+/** Whether the request's body is declared JSON (`application/json`, any parameters, any case). */
+function sendsJson(request: FastifyRequest): boolean {
+  const type = request.headers['content-type']
+  return typeof type === 'string' && /^\s*application\/json\s*(;|$)/i.test(type)
 }
 
 /**
@@ -154,42 +163,76 @@ export interface RouteShape {
  * The app's routes by path, to tell "no such path" (404) from "not with this method" (405, with
  * `Allow`). Among the patterns a path matches, the most specific (fewest parameters) decide, the
  * way the router picks a static route over `/:app`: `GET /obtain-token` is 405 (POST only), not
- * the `/:app` page.
+ * the `/:app` page. A parameter given its values (`app`: the hosted slugs) matches those only, so
+ * `POST /obtain-tokn` (a typo of the token URL) is 404, not "use GET" on a page that isn't there.
  */
 export class RouteTable {
-  readonly #routes: Array<{ pattern: RegExp; params: number; methods: string[] }> = []
+  readonly #routes: Array<{ url: string; pattern: RegExp; params: number; methods: string[] }> = []
+  readonly #paramValues: Readonly<Record<string, ReadonlySet<string>>>
+
+  /** `paramValues`: the only values a path parameter of that name takes (e.g. `app` → the slugs). */
+  constructor(paramValues: Readonly<Record<string, ReadonlySet<string>>> = {}) {
+    this.#paramValues = paramValues
+  }
 
   /** Records a route (from an `onRoute` hook). */
   add(route: RouteShape): void {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     const segments = route.url.split('/').map((segment) => {
-      if (segment.startsWith(':')) return '[^/]+'
+      if (segment.startsWith(':')) return `(?<${segment.slice(1).replace(/\W/g, '_')}>[^/]+)`
       if (segment === '*') return '.*'
       return segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
     })
     const params = route.url.split('/').filter((segment) => segment.startsWith(':') || segment === '*').length
-    this.#routes.push({ pattern: new RegExp(`^${segments.join('/')}/?$`), params, methods })
+    this.#routes.push({ url: route.url, pattern: new RegExp(`^${segments.join('/')}/?$`), params, methods })
+  }
+
+  /** The most specific routes matching `path` (see the class); empty when none matches. */
+  #matching(path: string): Array<{ url: string; methods: string[] }> {
+    let best = Number.POSITIVE_INFINITY
+    let found: Array<{ url: string; methods: string[] }> = []
+    for (const route of this.#routes) {
+      const match = route.pattern.exec(path)
+      if (match === null || !this.#takes(match.groups)) continue
+      if (route.params < best) {
+        best = route.params
+        found = []
+      }
+      if (route.params === best) found.push(route)
+    }
+    return found
+  }
+
+  /** Whether every constrained parameter holds one of its values. */
+  #takes(groups: Record<string, string> | undefined): boolean {
+    if (groups === undefined) return true
+    for (const [name, value] of Object.entries(groups)) {
+      if (this.#paramValues[name] !== undefined && !this.#paramValues[name].has(value)) return false
+    }
+    return true
   }
 
   /** The methods the most specific routes matching `path` answer; empty when none matches. */
   allowedMethods(path: string): string[] {
-    let best = Number.POSITIVE_INFINITY
-    let methods = new Set<string>()
-    for (const route of this.#routes) {
-      if (!route.pattern.test(path)) continue
-      if (route.params < best) {
-        best = route.params
-        methods = new Set()
-      }
-      if (route.params === best) for (const method of route.methods) methods.add(method)
-    }
-    return [...methods].sort()
+    return [...new Set(this.#matching(path).flatMap((route) => route.methods))].sort()
   }
 
-  /** The error for a request no route answered: 405 when the path exists for other methods, else 404. */
+  /**
+   * The error for a request no route answered: 405 when the path exists for other methods, else
+   * 404. Neither repeats the request's path (the caller's text, shown on a page of this origin):
+   * the 405 names the route as declared (`/{app}`).
+   */
   notFoundError(method: string, path: string): BrokerError {
-    const allowed = this.allowedMethods(path)
-    if (allowed.length > 0 && !allowed.includes(method)) return methodNotAllowed(method, path, allowed)
+    const matching = this.#matching(path)
+    const allowed = [...new Set(matching.flatMap((route) => route.methods))].sort()
+    if (allowed.length > 0 && !allowed.includes(method)) {
+      return methodNotAllowed(method, declared(matching[0]!.url), allowed)
+    }
     return routeNotFound(method, path)
   }
+}
+
+/** A route's URL as the docs write it: `/admin/api/registrations/{id}`. */
+function declared(url: string): string {
+  return url.replace(/:(\w+)/g, '{$1}')
 }

@@ -660,7 +660,8 @@ describe('JSON bodies validated as sent', () => {
     expect(oneApp.status).toBe(400)
     expect(oneApp.body.error.message).toMatch(/app.*must be string/)
     expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
-    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })).body.tenants as Json[]
+    const tenants = (await api('GET', '/admin/api/tenants?limit=500', { token: ALICE })).body
+      .tenants as Json[]
     expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).not.toBe('42')
 
     // Query strings are text: a number there is still read as one.

@@ -64,6 +64,54 @@ describe('requests no route answers', () => {
     expect(wrongMethod.headers['content-type']).toContain('text/html')
   })
 
+  it('a JSON request to a mistyped token URL gets the JSON not_found, never a page', async () => {
+    const body = JSON.stringify({ app_name: 'ms-graph-mail', registration_id: 'x', encrypted_token: 'x' })
+    for (const url of [
+      '/obtain-tokn',
+      '/Obtain-Token',
+      '/obtain_token',
+      '/obtain-token/x',
+      '/v1/obtain-token',
+    ]) {
+      const response = await broker.app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload: body,
+      })
+      expect(response.statusCode, url).toBe(404)
+      expect(response.headers['content-type'], url).toContain('application/json')
+      expect(response.json(), url).toMatchObject({
+        error: { code: 'not_found' },
+        request_id: response.headers['x-request-id'],
+      })
+    }
+  })
+
+  it("a 405 names the route as declared, never the request's own path", async () => {
+    // A form post another site could send: the page must not show text of its choosing.
+    const planted = '/Security-notice:your-consent-was-revoked.Call-support-at-555-0100'
+    const unknown = await broker.app.inject({
+      method: 'POST',
+      url: planted,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'a=b',
+    })
+    expect(unknown.statusCode).toBe(404)
+    expect(unknown.headers['content-type']).toContain('text/html')
+    expect(unknown.body).not.toContain('Call-support')
+    const page = await broker.app.inject({
+      method: 'POST',
+      url: '/ms-graph-mail',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'a=b',
+    })
+    expect(page.statusCode).toBe(405)
+    expect(page.headers.allow).toBe('GET, HEAD')
+    expect(page.headers['content-type']).toContain('text/html')
+    expect(page.body).toContain('POST is not allowed on /{app}; use GET, HEAD')
+  })
+
   it('POST /obtain-token counts every answer, bodies the parser refuses included', async () => {
     const counted = async (outcome: string) => {
       const metric = await broker.app.metrics.obtainTokenRequests.get()

@@ -277,6 +277,32 @@ describe('RouteTable', () => {
       message: 'no route for GET at this path',
     })
   })
+
+  it("names the route as declared in a 405, never the request's path", () => {
+    expect(table.notFoundError('PUT', '/admin/api/registrations/say-something-here')).toMatchObject({
+      message: 'PUT is not allowed on /admin/api/registrations/{id}; use GET, HEAD',
+    })
+    expect(table.notFoundError('POST', '/Call-support-at-555-0100').message).not.toContain('Call-support')
+  })
+
+  it('a parameter given its values matches those only: a typo of a static path is 404', () => {
+    const slugs = new RouteTable({ app: new Set(['ms-graph-mail']) })
+    slugs.add({ method: ['GET', 'HEAD'], url: '/:app' })
+    slugs.add({ method: 'POST', url: '/:app/start' })
+    slugs.add({ method: 'POST', url: '/obtain-token' })
+    slugs.add({ method: ['GET', 'HEAD'], url: '/admin/api/registrations/:id' })
+    expect(slugs.notFoundError('POST', '/ms-graph-mail')).toMatchObject({
+      statusCode: 405,
+      message: 'POST is not allowed on /{app}; use GET, HEAD',
+    })
+    for (const typo of ['/obtain-tokn', '/Obtain-Token', '/obtain_token']) {
+      expect(slugs.notFoundError('POST', typo), typo).toMatchObject({ statusCode: 404, code: 'not_found' })
+    }
+    expect(slugs.allowedMethods('/not-an-app/start')).toEqual([])
+    expect(slugs.allowedMethods('/ms-graph-mail/start')).toEqual(['POST'])
+    // Parameters without values match anything, as before.
+    expect(slugs.allowedMethods('/admin/api/registrations/abc')).toEqual(['GET', 'HEAD'])
+  })
 })
 
 describe('store facts', () => {
