@@ -1,7 +1,8 @@
 // What the HTTP server does before any route sees a request: it caps the connections one address
 // may hold open, and it answers, in the broker's own error shape and headers, the requests Node
 // refuses by itself (one that did not arrive within REQUEST_TIMEOUT_MS, headers too large, bytes
-// that are not HTTP). Those answers are written on the socket as they are: no route, no hook runs.
+// that are not HTTP). Those answers are written on the socket as they are: no route, no hook runs;
+// each still gets its own request id (body, `X-Request-Id`, log line), as every routed answer does.
 import { randomUUID } from 'node:crypto'
 import { type Server, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
@@ -18,12 +19,20 @@ import {
 /** How long a refused socket may stay after its answer before it is destroyed. */
 const REFUSED_LINGER_MS = 2_000
 
-/** The answer to a socket no route serves: the broker's JSON error body and headers, then close. */
-export function rawErrorAnswer(error: BrokerError, headers: Readonly<Record<string, string>>): string {
-  const body = JSON.stringify(errorBody(error, randomUUID()))
+/**
+ * The answer to a socket no route serves: the broker's JSON error body and headers, then close.
+ * `requestId` goes in the body and in `X-Request-Id`, so support finds the answer's log line.
+ */
+export function rawErrorAnswer(
+  error: BrokerError,
+  headers: Readonly<Record<string, string>>,
+  requestId: string,
+): string {
+  const body = JSON.stringify(errorBody(error, requestId))
   const lines = [
     `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode] ?? 'Error'}`,
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    `x-request-id: ${requestId}`,
     'cache-control: no-store',
     'content-type: application/json; charset=utf-8',
     ...(error.retryAfter === undefined ? [] : [`retry-after: ${Math.max(1, Math.ceil(error.retryAfter))}`]),
@@ -70,19 +79,25 @@ export function capConnectionsPerAddress(server: Server, options: ConnectionCapO
   // attached there); a refused socket must not get that far.
   const listeners = server.listeners('connection') as Array<(socket: Socket) => void>
   server.removeAllListeners('connection')
-  const answer = rawErrorAnswer(tooManyConnections(), options.headers)
+  const refusal = tooManyConnections()
   let lastWarning = 0
   server.on('connection', (socket: Socket) => {
     const address = peerAddress(socket)
     const count = open.get(address) ?? 0
     if (count >= options.maxPerAddress) {
-      // One line per address and second at most: a flood must not become a log flood.
+      // Built per refusal, each with its own id: one id shared by every refusal finds none of them.
+      const requestId = randomUUID()
+      // One warning per second at most: a flood must not become a log flood. The others go to
+      // debug, so each refusal's id can still be found where debug is kept.
       const now = Date.now()
+      const line = { reqId: requestId, ip: address, open: count }
       if (now - lastWarning >= 1000) {
         lastWarning = now
-        options.log.warn({ ip: address, open: count }, 'connection refused: too many from this address')
+        options.log.warn(line, 'connection refused: too many from this address')
+      } else {
+        options.log.debug(line, 'connection refused: too many from this address')
       }
-      answerAndClose(socket, answer)
+      answerAndClose(socket, rawErrorAnswer(refusal, options.headers, requestId))
       return
     }
     open.set(address, count + 1)
@@ -98,7 +113,7 @@ export function capConnectionsPerAddress(server: Server, options: ConnectionCapO
 /**
  * Node's `clientError`: the request timed out (REQUEST_TIMEOUT_MS), its headers were too large, or
  * the bytes were not HTTP. Answered in the broker's shape with its headers, then closed; logged at
- * info with the peer address, never with what was sent.
+ * info with the peer address and the answer's request id, never with what was sent.
  */
 export function makeClientErrorHandler(headers: Readonly<Record<string, string>>, log: FastifyBaseLogger) {
   return (error: Error & { code?: string }, socket: Socket): void => {
@@ -109,11 +124,15 @@ export function makeClientErrorHandler(headers: Readonly<Record<string, string>>
         : error.code === 'HPE_HEADER_OVERFLOW'
           ? headersTooLarge()
           : malformedHttp()
-    log.info({ ip: peerAddress(socket), code: answer.code }, 'connection closed before a request was read')
+    const requestId = randomUUID()
+    log.info(
+      { reqId: requestId, ip: peerAddress(socket), code: answer.code },
+      'connection closed before a request was read',
+    )
     if (!socket.writable) {
       socket.destroy()
       return
     }
-    answerAndClose(socket, rawErrorAnswer(answer, headers))
+    answerAndClose(socket, rawErrorAnswer(answer, headers, requestId))
   }
 }

@@ -1,13 +1,16 @@
 // The HTTP server tried the way an attacker would, over raw sockets against a listening broker on
 // real Redis: bodies trickled a byte every 5 s, headers never finished, connections past the
 // per-address cap, and the answers Fastify and Node give by themselves (414, 404, 405, 413, 415,
-// parser errors, 408, 431) — each must carry the broker's headers and error shape, never the path.
+// parser errors, 408, 431) — each must carry the broker's headers and error shape, never the path,
+// and those written on the socket their own request id (header, body and log line).
 
 import type { AddressInfo } from 'node:net'
 import { connect, type Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
 import { afterEach, describe, expect, inject, it } from 'vitest'
 import { type RunningBroker, startBroker } from '../support/broker.js'
 import { useEmulator } from '../support/emulator.js'
+import { memoryLogger } from '../support/log-capture.js'
 
 const emulator = useEmulator()
 const running: RunningBroker[] = []
@@ -18,8 +21,16 @@ afterEach(async () => {
   for (const broker of running.splice(0)) await broker.close()
 })
 
-async function listening(env: Record<string, string>): Promise<{ broker: RunningBroker; port: number }> {
-  const broker = await startBroker({ authorityUrl: emulator.url, redisUrl: inject('redisUrl'), env })
+async function listening(
+  env: Record<string, string>,
+  logger?: FastifyBaseLogger,
+): Promise<{ broker: RunningBroker; port: number }> {
+  const broker = await startBroker({
+    authorityUrl: emulator.url,
+    redisUrl: inject('redisUrl'),
+    env,
+    ...(logger === undefined ? {} : { logger }),
+  })
   running.push(broker)
   await broker.app.listen({ host: '127.0.0.1', port: 0 })
   return { broker, port: (broker.app.server.address() as AddressInfo).port }
@@ -306,5 +317,43 @@ describe('answers the framework gives by itself', () => {
     expectBrokerHeaders(headersOf(garbage.received()), '400')
     expect(garbage.received()).toContain('"code":"invalid_request"')
     expect(garbage.received()).not.toContain(MARKER)
+  })
+})
+
+describe('answers written on the socket, outside Fastify', () => {
+  /** Sends `request` on a new connection; the answer's X-Request-Id and body `request_id`. */
+  async function refusedIds(port: number, request: string): Promise<{ header: string; body: string }> {
+    const connection = await open(port)
+    connection.socket.write(request)
+    await connection.closed
+    const raw = connection.received()
+    const body = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { request_id: string }
+    return { header: headersOf(raw).get('x-request-id') ?? '', body: body.request_id }
+  }
+
+  it('each carries its own request id, in X-Request-Id and the body, and it is logged', async () => {
+    const { logger, lines } = memoryLogger('debug')
+    const hugeHeaders = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`
+    const notHttp = '\x16\x03\x01 not http\r\n\r\n'
+    const parsed = await listening({}, logger)
+    const answers = [
+      await refusedIds(parsed.port, hugeHeaders),
+      await refusedIds(parsed.port, notHttp),
+      await refusedIds(parsed.port, notHttp),
+    ]
+    // Past the connection cap: the first refusal of a second is a warning, the next one debug.
+    const capped = await listening({ MAX_CONNECTIONS_PER_IP: '1' }, logger)
+    await open(capped.port)
+    const healthz = 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+    answers.push(await refusedIds(capped.port, healthz), await refusedIds(capped.port, healthz))
+
+    const logged = lines.map((line) => JSON.parse(line) as { reqId?: string; msg?: string })
+    for (const { header, body } of answers) {
+      expect(header).toMatch(/^[0-9a-f-]{36}$/)
+      expect(body).toBe(header)
+      const line = logged.find((entry) => entry.reqId === header)
+      expect(line?.msg, header).toMatch(/^connection (closed before a request was read|refused)/)
+    }
+    expect(new Set(answers.map(({ header }) => header)).size).toBe(answers.length)
   })
 })
