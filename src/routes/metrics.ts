@@ -19,8 +19,8 @@ const metricsSchema = {
       description: 'Prometheus text format 0.0.4',
       content: { 'text/plain': { schema: { type: 'string' } } },
     },
-    // Errors are the one-line JSON of every route.
-    401: errorBodySchema,
+    // Errors are the one-line JSON of every route; 401 and 429 (the operator token) are added to
+    // the document with the HTTP layer's (openapi-responses.ts).
     503: errorBodySchema,
   },
 } as const

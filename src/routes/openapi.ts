@@ -1,9 +1,11 @@
 // OpenAPI 3 document generated from the route schemas (@fastify/swagger), served at
 // `/openapi.json`. It documents the machine-facing API only: obtain-token, the operator API
 // (`/admin/api/*`), health and metrics. HTML pages (consent, callback, admin UI) and static assets
-// are hidden here by URL, so a page added later can't leak into the document by accident.
+// are hidden here by URL, so a page added later can't leak into the document by accident. Each
+// operation also gets the answers no route states itself (openapi-responses.ts).
 import swagger from '@fastify/swagger'
 import type { FastifyInstance, FastifySchema } from 'fastify'
+import { withLayerResponses } from './openapi-responses.js'
 
 /** Version of the documented API (not of the package): bumped when the wire contract changes. */
 const API_VERSION = '1.0.0'
@@ -113,7 +115,14 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       const base: FastifySchema = schema ?? {}
       const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
       if (hidden) return { schema: { ...base, hide: true }, url }
-      return { schema: { ...defaultsFor(url), ...documentIgnoredFields(base) }, url }
+      const documented: FastifySchema = { ...defaultsFor(url), ...documentIgnoredFields(base) }
+      const response = withLayerResponses(documented.response as Record<string, unknown> | undefined, {
+        method: route.method,
+        url,
+        ...(documented.security === undefined ? {} : { security: documented.security }),
+        connectionCap: app.config.http.maxConnectionsPerIp > 0,
+      })
+      return { schema: { ...documented, response }, url }
     },
   })
 

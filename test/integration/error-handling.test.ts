@@ -1,6 +1,7 @@
 // The one handler, over HTTP: requests no route answers (404 / 405, JSON on API paths, a page on
-// browser paths), the operator API authenticating before it says whether a path exists, and a
-// Redis that hangs answered as store_unavailable and counted, on every kind of route.
+// browser paths), the operator API authenticating before it says whether a path exists, the OpenAPI
+// document listing the statuses and headers the server really answers, and a Redis that hangs
+// answered as store_unavailable and counted, on every kind of route.
 import { once } from 'node:events'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -298,6 +299,133 @@ describe('the OpenAPI document says what the server does', () => {
     expect(operations.length).toBeGreaterThan(5)
     for (const [name, operation] of operations)
       expect(Object.keys(operation.responses), name).toContain('503')
+  })
+
+  // POST /obtain-token (a body), an operator route with a body and one without, and /metrics.
+  const OBTAIN = ['/obtain-token', 'post'] as const
+  const REVOKE = ['/admin/api/registrations/{id}/revoke', 'post'] as const
+  const TENANTS = ['/admin/api/tenants', 'get'] as const
+  const METRICS = ['/metrics', 'get'] as const
+  // biome-ignore lint/suspicious/noExplicitAny: the document is walked generically
+  const responsesOf = ([path, method]: readonly [string, string]): Record<string, any> =>
+    doc.paths[path][method].responses
+
+  it('lists the answers no route states itself: the HTTP layer’s and the operator token’s', () => {
+    const statuses = (operation: readonly [string, string]) => Object.keys(responsesOf(operation))
+    // Node's own (408, 431) and the connection cap (503) answer any request.
+    for (const operation of [OBTAIN, REVOKE, TENANTS, METRICS]) {
+      expect(statuses(operation), operation.join(' ')).toEqual(expect.arrayContaining(['408', '431', '503']))
+    }
+    // A body that is not JSON or too large, on a method that carries one.
+    for (const operation of [OBTAIN, REVOKE]) {
+      expect(statuses(operation), operation.join(' ')).toEqual(expect.arrayContaining(['413', '415']))
+    }
+    for (const operation of [TENANTS, METRICS]) {
+      expect(statuses(operation), operation.join(' ')).not.toContain('415')
+      expect(statuses(operation), operation.join(' ')).not.toContain('413')
+    }
+    // Too many wrong operator tokens from an address: 429 on every route that asks for one.
+    for (const operation of [REVOKE, TENANTS, METRICS]) {
+      expect(statuses(operation), operation.join(' ')).toEqual(expect.arrayContaining(['401', '429']))
+    }
+    expect(statuses(REVOKE)).toContain('414')
+    // POST /obtain-token is never answered 404 or 405: those are other paths and methods.
+    expect(statuses(OBTAIN)).toEqual(expect.arrayContaining(['400', '401', '429', '500', '502', '504']))
+    expect(statuses(OBTAIN)).not.toContain('404')
+    expect(statuses(OBTAIN)).not.toContain('405')
+    expect(responsesOf(OBTAIN)['415'].description).toContain('`unsupported_media_type`')
+    expect(Object.keys(responsesOf(OBTAIN)['415'].content['application/json'].schema.properties)).toEqual([
+      'error',
+      'message',
+      'request_id',
+    ])
+  })
+
+  it('declares X-Request-Id on every answer, Retry-After on 429 and 503, WWW-Authenticate on an operator 401', () => {
+    for (const operation of [OBTAIN, REVOKE, TENANTS, METRICS]) {
+      for (const [status, response] of Object.entries(responsesOf(operation))) {
+        const where = `${operation.join(' ')} ${status}`
+        expect(response.headers?.['X-Request-Id']?.schema, where).toEqual({ type: 'string' })
+        if (status === '429' || status === '503') {
+          expect(response.headers['Retry-After']?.schema, where).toMatchObject({ type: 'integer' })
+        }
+        if (status.startsWith('2')) expect(response.headers['Retry-After'], where).toBeUndefined()
+      }
+    }
+    for (const operation of [REVOKE, TENANTS, METRICS]) {
+      expect(responsesOf(operation)['401'].headers['WWW-Authenticate'], operation.join(' ')).toBeDefined()
+    }
+    expect(responsesOf(OBTAIN)['401'].headers['WWW-Authenticate']).toBeUndefined()
+  })
+
+  it('the statuses it documents are the ones the server answers, with the headers it declares', async () => {
+    const cases = [
+      {
+        operation: OBTAIN,
+        status: 415,
+        request: {
+          method: 'POST',
+          url: '/obtain-token',
+          headers: { 'content-type': 'text/plain' },
+          payload: '{}',
+        },
+      },
+      {
+        operation: REVOKE,
+        status: 415,
+        request: {
+          method: 'POST',
+          url: '/admin/api/registrations/no-such-id/revoke',
+          headers: { ...bearer(ALICE), 'content-type': 'text/plain' },
+          payload: 'offboarding',
+        },
+      },
+      {
+        operation: REVOKE,
+        status: 413,
+        request: {
+          method: 'POST',
+          url: '/admin/api/registrations/no-such-id/revoke',
+          headers: { ...bearer(ALICE), 'content-type': 'application/json' },
+          payload: JSON.stringify({ reason: 'x'.repeat(20_000) }),
+        },
+      },
+      {
+        operation: REVOKE,
+        status: 414,
+        request: {
+          method: 'POST',
+          url: `/admin/api/registrations/${'a'.repeat(300)}/revoke`,
+          headers: { ...bearer(ALICE), 'content-type': 'application/json' },
+          payload: JSON.stringify({ reason: 'offboarding' }),
+        },
+      },
+    ] as const
+    for (const { operation, status, request } of cases) {
+      const response = await broker.app.inject(request)
+      const where = `${request.method} ${request.url.slice(0, 60)}`
+      expect(response.statusCode, `${where}: ${response.body}`).toBe(status)
+      expect(Object.keys(responsesOf(operation)), where).toContain(String(status))
+      expect(response.headers['x-request-id'], where).toBe(response.json().request_id)
+    }
+
+    // Wrong tokens from one address (its own, so the other tests' address is not blocked): 401 ten
+    // times, then 429 with Retry-After, on /metrics and on the operator API alike.
+    const guesser = { remoteAddress: '203.0.113.77', headers: bearer('wrong-token-wrong-token-wrong') }
+    for (let i = 0; i < 10; i++) {
+      const refused = await broker.app.inject({ method: 'GET', url: '/metrics', ...guesser })
+      expect(refused.statusCode).toBe(401)
+    }
+    for (const [operation, url] of [
+      [METRICS, '/metrics'],
+      [TENANTS, '/admin/api/tenants'],
+    ] as const) {
+      const blocked = await broker.app.inject({ method: 'GET', url, ...guesser })
+      expect(blocked.statusCode, url).toBe(429)
+      expect(Object.keys(responsesOf(operation)), url).toContain('429')
+      expect(Number(blocked.headers['retry-after']), url).toBeGreaterThanOrEqual(1)
+      expect(blocked.headers['x-request-id'], url).toBe(blocked.json().request_id)
+    }
   })
 })
 

@@ -255,9 +255,12 @@ export const tenantLabelBodySchema = {
   properties: { label: tenantLabelSchema },
 } as const
 
+/**
+ * The failures every operator route answers itself. 401 and 429 (the operator token), 413, 415 and
+ * the HTTP layer's are added to the OpenAPI document by routes/openapi-responses.ts.
+ */
 export const errorResponses = {
   400: errorBodySchema,
-  401: errorBodySchema,
   500: errorBodySchema,
   /** `store_unavailable` (Redis unreachable or not answering), with `Retry-After`. */
   503: errorBodySchema,

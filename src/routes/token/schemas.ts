@@ -1,4 +1,5 @@
-// JSON schemas of POST /obtain-token (body and every response status).
+// JSON schemas of POST /obtain-token: its body and the responses of the route itself (the HTTP
+// layer's own, 408, 413, 415, 431…, are added to the OpenAPI document by routes/openapi-responses.ts).
 import { errorBodySchema } from '../../errors.js'
 
 export const obtainTokenBodySchema = {
@@ -33,7 +34,6 @@ export const obtainTokenResponseSchemas = {
   200: obtainTokenSuccessSchema,
   400: errorBodySchema,
   401: errorBodySchema,
-  413: errorBodySchema,
   429: errorBodySchema,
   500: errorBodySchema,
   502: errorBodySchema,
