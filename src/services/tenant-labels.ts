@@ -4,7 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { invalidRequest, tenantWithoutRegistrations } from '../errors.js'
 import type { Store } from '../store/types.js'
-import { requireTenantLabel, TENANT_LABEL_MAX } from '../store/validation.js'
+import { hasControlCharacter, isTenantLabel, TENANT_LABEL_MAX } from '../store/validation.js'
 import { actorLabel, recordAudit } from './audit.js'
 
 /** A tenant's label after an operator set it. */
@@ -16,9 +16,25 @@ export interface TenantLabelChange {
 }
 
 /**
+ * The label an operator's input names: the input trimmed of white space at either end, which must
+ * then be 1 to {@link TENANT_LABEL_MAX} characters, not blank, without control characters;
+ * `invalid_request` otherwise. The API and the console both come here, so this is the one place
+ * the rule is applied to input.
+ */
+export function tenantLabelFromInput(input: string): string {
+  const label = input.trim()
+  // The input as sent is checked too: trim() also drops line breaks and tabs at the ends, and a
+  // label that arrived with them is refused rather than quietly cleaned.
+  if (hasControlCharacter(input) || !isTenantLabel(label))
+    throw invalidRequest(
+      `label must be 1 to ${TENANT_LABEL_MAX} characters once trimmed, not blank, without control characters`,
+    )
+  return label
+}
+
+/**
  * Sets the label of a tenant that has at least one registration (`not_found` otherwise, so a
- * mistyped tenant id is caught); `invalid_request` for a blank label, one over
- * {@link TENANT_LABEL_MAX} characters or one with control characters. The label is trimmed.
+ * mistyped tenant id is caught); the label is {@link tenantLabelFromInput}'s.
  */
 export async function setTenantLabel(
   store: Pick<Store, 'registrations' | 'tenantLabels' | 'audit'>,
@@ -28,14 +44,7 @@ export async function setTenantLabel(
   log: FastifyBaseLogger,
 ): Promise<TenantLabelChange> {
   const tenantId = tenantIdInput.toLowerCase()
-  const label = labelInput.trim()
-  try {
-    requireTenantLabel(label)
-  } catch {
-    throw invalidRequest(
-      `label must be 1 to ${TENANT_LABEL_MAX} characters, not blank, without control characters`,
-    )
-  }
+  const label = tenantLabelFromInput(labelInput)
   const page = await store.registrations.list({ tenantId, limit: 1 })
   if (page.items.length === 0) throw tenantWithoutRegistrations(tenantId)
   const previous = (await store.tenantLabels.get([tenantId])).get(tenantId)

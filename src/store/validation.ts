@@ -88,19 +88,34 @@ export function validateNewRegistration(
   }
 }
 
-/** Longest tenant label, in characters (UTF-16 code units, as JSON Schema's maxLength counts). */
+/**
+ * Longest tenant label, in characters as JavaScript counts them (UTF-16 code units: a character
+ * outside the Basic Multilingual Plane, e.g. an emoji, counts two).
+ */
 export const TENANT_LABEL_MAX = 100
 
-/** Asserts a tenant label: 1..TENANT_LABEL_MAX characters, not blank, no control characters. */
-export function requireTenantLabel(value: unknown): asserts value is string {
-  if (
-    typeof value !== 'string' ||
-    value.length === 0 ||
-    value.length > TENANT_LABEL_MAX ||
-    value.trim() === '' ||
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-    /[\u0000-\u001f\u007f]/.test(value)
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
+
+/** Whether `value` has a control character anywhere. */
+export function hasControlCharacter(value: string): boolean {
+  return CONTROL_CHARACTER.test(value)
+}
+
+/** Whether `value` is a tenant label: 1..TENANT_LABEL_MAX characters, not blank, no control characters. */
+export function isTenantLabel(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= TENANT_LABEL_MAX &&
+    value.trim() !== '' &&
+    !hasControlCharacter(value)
   )
+}
+
+/** Asserts a tenant label (see {@link isTenantLabel}); TypeError otherwise. */
+export function requireTenantLabel(value: unknown): asserts value is string {
+  if (!isTenantLabel(value))
     throw new TypeError(
       `a tenant label must be 1 to ${TENANT_LABEL_MAX} characters, without control characters`,
     )

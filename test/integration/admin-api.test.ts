@@ -393,6 +393,27 @@ describe('who consented and tenant labels', () => {
       .tenants as Json[]
     expect(tenants.find((t) => t.tenantId === CONTOSO_TENANT_ID)?.label).toBe('contoso.example')
   })
+
+  it("counts a label's length after trimming it", async () => {
+    const tenantId = randomUUID()
+    await createAdminRegistration(broker.store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId,
+      now: new Date().toISOString(),
+    })
+    const url = `/admin/api/tenants/${tenantId}`
+    const padded = await api('PATCH', url, { token: ALICE, body: { label: ` ${'a'.repeat(100)} ` } })
+    expect(padded.status).toBe(200)
+    expect(padded.body.label).toBe('a'.repeat(100))
+    const long = await api('PATCH', url, { token: ALICE, body: { label: ` ${'b'.repeat(101)} ` } })
+    expect(long.status).toBe(400)
+    expect(long.body.error.code).toBe('invalid_request')
+    expect(long.body.error.message).toContain('label must be 1 to 100 characters')
+    const tooMuchPadding = await api('PATCH', url, { token: ALICE, body: { label: `${' '.repeat(1000)}c` } })
+    expect(tooMuchPadding.status).toBe(400)
+    expect((await broker.store.tenantLabels.get([tenantId])).get(tenantId)).toBe('a'.repeat(100))
+  })
 })
 
 describe('revocation', () => {

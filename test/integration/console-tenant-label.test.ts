@@ -1,6 +1,6 @@
 // The console's tenant label form, as a browser without JavaScript: shown on the registrations page
-// of one tenant, CSRF-checked, validated, audited like the API's PATCH, and the new label is shown
-// beside the tenant id afterwards.
+// of one tenant, CSRF-checked, validated (trimmed, then one line of 1 to 100 characters), audited
+// like the API's PATCH, and the new label is shown beside the tenant id afterwards.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
 import { consoleSignIn, csrfOf, operatorToken } from '../support/admin-helpers.js'
@@ -50,5 +50,24 @@ describe('console: tenant label form', () => {
       tenantId: FABRIKAM_TENANT_ID,
       detail: { label: 'Fabrikam <EU>', previous: 'fabrikam.example' },
     })
+  })
+
+  it('counts the label after trimming it', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
+    const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
+    const post = (label: string) =>
+      browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label } })
+    const stored = async () =>
+      (await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID)
+
+    const padded = await post(` ${'a'.repeat(100)} `)
+    expect(padded.statusCode).toBe(303)
+    expect(await stored()).toBe('a'.repeat(100))
+    const long = await post(` ${'b'.repeat(101)} `)
+    expect(long.statusCode).toBe(400)
+    expect(long.headers['content-type']).toMatch(/text\/html/)
+    expect(long.body).toContain('label must be 1 to 100 characters')
+    expect(await stored()).toBe('a'.repeat(100))
   })
 })

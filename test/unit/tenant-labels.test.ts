@@ -1,5 +1,6 @@
 // Who consented and the tenant label a consent records, on the memory store: the default label is
-// the consenting user's domain, the first consent of a tenant wins, an operator's label stays.
+// the consenting user's domain, the first consent of a tenant wins, an operator's label stays. And
+// an operator's label as typed: trimmed, then 1 to 100 characters of one line.
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
@@ -7,6 +8,7 @@ import {
   defaultTenantLabel,
   upsertDelegatedRegistration,
 } from '../../src/services/registrations.js'
+import { tenantLabelFromInput } from '../../src/services/tenant-labels.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import { newKeyRing } from '../support/store-contract.js'
 
@@ -78,5 +80,28 @@ describe('a consent records who and labels its tenant', () => {
     expect(made.registration).not.toHaveProperty('userDisplayName')
     expect(await store.tenantLabels.get([tenantId])).toEqual(new Map())
     await store.close()
+  })
+})
+
+describe("an operator's label input", () => {
+  it('is trimmed first, then must be 1 to 100 characters', () => {
+    expect(tenantLabelFromInput(` ${'a'.repeat(100)} `)).toBe('a'.repeat(100))
+    expect(tenantLabelFromInput(`\u00a0 Contoso (EU)\u3000`)).toBe('Contoso (EU)')
+    expect(() => tenantLabelFromInput(` ${'a'.repeat(101)} `)).toThrow(/label must be 1 to 100 characters/)
+    for (const blank of ['', '   ', '\u00a0']) {
+      expect(() => tenantLabelFromInput(blank), JSON.stringify(blank)).toThrow(/label must be/)
+    }
+  })
+
+  it('refuses a control character inside the label or at its ends (trimming does not clean it)', () => {
+    for (const input of ['Con\ntoso', 'Contoso\n', '\tContoso', 'Contoso\u007f']) {
+      expect(() => tenantLabelFromInput(input), JSON.stringify(input)).toThrow(
+        expect.objectContaining({ code: 'invalid_request' }),
+      )
+    }
+  })
+
+  it('takes plain text in any script', () => {
+    expect(tenantLabelFromInput("Zoë's tenant — 東京")).toBe("Zoë's tenant — 東京")
   })
 })
