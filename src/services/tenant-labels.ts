@@ -3,8 +3,9 @@
 // user's domain, see registrations.ts) and is never replaced by a later consent. Audited.
 import type { FastifyBaseLogger } from 'fastify'
 import { invalidRequest, tenantWithoutRegistrations } from '../errors.js'
+import { isOneLineText, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
 import type { Store } from '../store/types.js'
-import { hasControlCharacter, isTenantLabel, TENANT_LABEL_MAX } from '../store/validation.js'
+import { isTenantLabel, TENANT_LABEL_MAX } from '../store/validation.js'
 import { actorLabel, recordAudit } from './audit.js'
 
 /** A tenant's label after an operator set it. */
@@ -17,17 +18,16 @@ export interface TenantLabelChange {
 
 /**
  * The label an operator's input names: the input trimmed of white space at either end, which must
- * then be 1 to {@link TENANT_LABEL_MAX} characters, not blank, without control characters;
- * `invalid_request` otherwise. The API and the console both come here, so this is the one place
- * the rule is applied to input.
+ * then be 1 to {@link TENANT_LABEL_MAX} characters of one-line text; `invalid_request` otherwise.
+ * The API and the console both come here, so this is the one place the rule is applied to input.
  */
 export function tenantLabelFromInput(input: string): string {
   const label = input.trim()
-  // The input as sent is checked too: trim() also drops line breaks and tabs at the ends, and a
-  // label that arrived with them is refused rather than quietly cleaned.
-  if (hasControlCharacter(input) || !isTenantLabel(label))
+  // The input as sent is checked too: trim() also drops line breaks and separators at the ends,
+  // and a label that arrived with them is refused rather than quietly cleaned.
+  if (!isOneLineText(input) || !isTenantLabel(label))
     throw invalidRequest(
-      `label must be 1 to ${TENANT_LABEL_MAX} characters once trimmed, not blank, without control characters`,
+      `label must be 1 to ${TENANT_LABEL_MAX} characters once trimmed, not blank, without ${REFUSED_CHARACTERS_WORDS}`,
     )
   return label
 }

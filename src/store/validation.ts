@@ -2,6 +2,7 @@
 // RangeError (same message) from Redis and memory alike, and nothing half-valid is ever written.
 import { isCloudName } from '../clouds.js'
 import { CONSENT_KINDS } from '../consent-kinds.js'
+import { isOneLineText, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
 import {
   type AdmitRequest,
   REGISTRATION_STATUSES,
@@ -94,29 +95,15 @@ export function validateNewRegistration(
  */
 export const TENANT_LABEL_MAX = 100
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/
-
-/** Whether `value` has a control character anywhere. */
-export function hasControlCharacter(value: string): boolean {
-  return CONTROL_CHARACTER.test(value)
-}
-
-/** Whether `value` is a tenant label: 1..TENANT_LABEL_MAX characters, not blank, no control characters. */
+/** Whether `value` is a tenant label: 1..TENANT_LABEL_MAX characters of one-line text. */
 export function isTenantLabel(value: unknown): value is string {
-  return (
-    typeof value === 'string' &&
-    value.length > 0 &&
-    value.length <= TENANT_LABEL_MAX &&
-    value.trim() !== '' &&
-    !hasControlCharacter(value)
-  )
+  return typeof value === 'string' && value.length <= TENANT_LABEL_MAX && isOneLineText(value)
 }
 
 /** Asserts a tenant label (see {@link isTenantLabel}); TypeError otherwise. */
 export function requireTenantLabel(value: unknown): asserts value is string {
   if (!isTenantLabel(value))
     throw new TypeError(
-      `a tenant label must be 1 to ${TENANT_LABEL_MAX} characters, without control characters`,
+      `a tenant label must be 1 to ${TENANT_LABEL_MAX} characters, without ${REFUSED_CHARACTERS_WORDS}`,
     )
 }

@@ -8,6 +8,7 @@ import { createAdminRegistration } from '../../src/services/registrations.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
 import { bearer, consoleSignIn, obtainToken, operatorToken } from '../support/admin-helpers.js'
 import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
+import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
@@ -414,6 +415,29 @@ describe('who consented and tenant labels', () => {
     expect(tooMuchPadding.status).toBe(400)
     expect((await broker.store.tenantLabels.get([tenantId])).get(tenantId)).toBe('a'.repeat(100))
   })
+
+  it('refuses a label with any control, separator or bidi character; takes plain text in any script', async () => {
+    const tenantId = randomUUID()
+    await createAdminRegistration(broker.store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId,
+      now: new Date().toISOString(),
+    })
+    const url = `/admin/api/tenants/${tenantId}`
+    for (const [name, character] of REFUSED_EXAMPLES) {
+      for (const label of [`Con${character}toso`, `Contoso${character}`]) {
+        const response = await api('PATCH', url, { token: ALICE, body: { label } })
+        expect(response.status, name).toBe(400)
+        expect(response.body.error.code, name).toBe('invalid_request')
+        expect(response.body.error.message, name).toContain('label')
+      }
+    }
+    expect(await broker.store.tenantLabels.get([tenantId])).toEqual(new Map())
+    const plain = await api('PATCH', url, { token: ALICE, body: { label: PLAIN_UNICODE } })
+    expect(plain.status).toBe(200)
+    expect((await broker.store.tenantLabels.get([tenantId])).get(tenantId)).toBe(PLAIN_UNICODE)
+  })
 })
 
 describe('revocation', () => {
@@ -562,6 +586,36 @@ describe('revocation', () => {
       expect(response.body.error.message).toContain('reason')
     }
     expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
+  })
+
+  it('refuses a reason with any control, separator or bidi character; takes plain text in any script', async () => {
+    const tenantId = randomUUID()
+    const { registration } = await createAdminRegistration(broker.store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId,
+      now: new Date().toISOString(),
+    })
+    const one = `/admin/api/registrations/${registration.id}/revoke`
+    const tenant = `/admin/api/tenants/${tenantId}/revoke`
+    const reasons = [
+      'line1\u2028line2\u0085line3',
+      ...REFUSED_EXAMPLES.map(([, character]) => `customer${character}offboarded`),
+    ]
+    for (const reason of reasons) {
+      for (const url of [one, tenant]) {
+        const response = await api('POST', url, { token: ALICE, body: { reason } })
+        expect(response.status, `${url} ${JSON.stringify(reason)}`).toBe(400)
+        expect(response.body.error.code).toBe('invalid_request')
+        expect(response.body.error.message).toContain('reason')
+      }
+    }
+    expect((await broker.store.registrations.getMeta(registration.id))?.status).toBe('active')
+    const revoked = await api('POST', one, { token: ALICE, body: { reason: PLAIN_UNICODE } })
+    expect(revoked.status).toBe(200)
+    expect(revoked.body.registration.statusDetail.reason).toBe(PLAIN_UNICODE)
+    const all = await api('POST', tenant, { token: ALICE, body: { reason: PLAIN_UNICODE } })
+    expect(all.status).toBe(200)
   })
 
   it('a new consent after a revocation creates a new, working registration', async () => {

@@ -1,7 +1,9 @@
 // The admin console (/admin) over HTTP as a browser without JavaScript: sign-in, session cookie,
 // CSRF on every form, listing and filtering, revocation with a reason, audit trail, sign-out.
+import { randomUUID } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { createAdminRegistration } from '../../src/services/registrations.js'
 import {
   bearer,
   consoleSignIn,
@@ -17,6 +19,7 @@ import {
   consentViaEmulator,
   type RunningBroker,
 } from '../support/broker.js'
+import { REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
@@ -31,6 +34,33 @@ function form(app: RunningBroker['app'], jar: CookieJar, url: string, fields: Re
 
 async function status(id: string) {
   return (await broker.store.registrations.getMeta(id))?.status
+}
+
+/**
+ * Posts a reason with each refused character (one-line text) to the revocation forms of a fresh
+ * registration and its tenant: every one answers its error page, and nothing is revoked. Takes a
+ * signed-in jar, since sign-ins are rate-limited per address and this file signs in often.
+ */
+async function expectRefusedReasons(jar: CookieJar, csrf: string): Promise<void> {
+  const tenantId = randomUUID()
+  const { registration } = await createAdminRegistration(broker.store, {
+    app: 'ms-graph-mail',
+    cloud: 'global',
+    tenantId,
+    now: new Date().toISOString(),
+  })
+  for (const [name, character] of REFUSED_EXAMPLES) {
+    for (const url of [
+      `/admin/registrations/${registration.id}/revoke`,
+      `/admin/tenants/${tenantId}/revoke`,
+    ]) {
+      const refused = await form(broker.app, jar, url, { csrf, reason: `offboarded${character}now` })
+      expect(refused.statusCode, `${name} ${url}`).toBe(400)
+      expect(refused.headers['content-type']).toMatch(/text\/html/)
+      expect(refused.body).toContain('reason')
+    }
+  }
+  expect(await status(registration.id)).toBe('active')
 }
 
 beforeAll(async () => {
@@ -296,6 +326,7 @@ describe('forms', () => {
     expect(forged.statusCode).toBe(403)
     const noReason = await form(broker.app, jar, url, { csrf: csrfOf(page.body) })
     expect(noReason.statusCode).toBe(400)
+    await expectRefusedReasons(jar, csrfOf(page.body))
     expect(await status(fabrikam.registrationId)).toBe('active')
     const done = await form(broker.app, jar, url, { reason: 'tenant left', csrf: csrfOf(page.body) })
     expect(done.statusCode).toBe(303)

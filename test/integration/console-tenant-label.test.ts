@@ -1,10 +1,11 @@
 // The console's tenant label form, as a browser without JavaScript: shown on the registrations page
-// of one tenant, CSRF-checked, validated (trimmed, then one line of 1 to 100 characters), audited
+// of one tenant, CSRF-checked, validated (trimmed, then 1 to 100 characters of one-line text), audited
 // like the API's PATCH, and the new label is shown beside the tenant id afterwards.
 import { beforeAll, describe, expect, it } from 'vitest'
 import { FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
 import { consoleSignIn, csrfOf, operatorToken } from '../support/admin-helpers.js'
 import { browse, consentViaEmulator } from '../support/broker.js'
+import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
@@ -69,5 +70,26 @@ describe('console: tenant label form', () => {
     expect(long.headers['content-type']).toMatch(/text\/html/)
     expect(long.body).toContain('label must be 1 to 100 characters')
     expect(await stored()).toBe('a'.repeat(100))
+  })
+
+  it('refuses control, separator and bidi characters on its error page; takes plain text in any script', async () => {
+    const { jar } = await consoleSignIn(broker.app, ALICE)
+    const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
+    const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
+    const post = (label: string) =>
+      browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label } })
+    const stored = async () =>
+      (await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID)
+    const before = await stored()
+
+    for (const [name, character] of REFUSED_EXAMPLES) {
+      const refused = await post(`Fabrikam${character}EU`)
+      expect(refused.statusCode, name).toBe(400)
+      expect(refused.headers['content-type'], name).toMatch(/text\/html/)
+      expect(refused.body, name).toContain('label must be')
+    }
+    expect(await stored()).toBe(before)
+    expect((await post(PLAIN_UNICODE)).statusCode).toBe(303)
+    expect(await stored()).toBe(PLAIN_UNICODE)
   })
 })

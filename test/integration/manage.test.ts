@@ -3,6 +3,7 @@
 // and revokes only their own tenant's registrations.
 import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
+import { createAdminRegistration } from '../../src/services/registrations.js'
 import { bearer, csrfOf, obtainToken, operatorToken, storedSession } from '../support/admin-helpers.js'
 import {
   browse,
@@ -15,6 +16,7 @@ import {
   startBroker,
 } from '../support/broker.js'
 import { completeAtEmulator } from '../support/emulator-driver.js'
+import { REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const OPERATOR = operatorToken('ops')
@@ -276,6 +278,33 @@ describe('tenant self-service', () => {
     expect(events.some((e) => e.type === 'tenant_admin.signed_in' && e.tenantId === CONTOSO_TENANT_ID)).toBe(
       true,
     )
+  })
+
+  it('refuses a reason with any control, separator or bidi character on its error page, revoking nothing', async () => {
+    const { registration } = await createAdminRegistration(broker.store, {
+      app: 'ms-graph-mail',
+      cloud: 'global',
+      tenantId: FABRIKAM_TENANT_ID,
+      now: new Date().toISOString(),
+    })
+    const { jar, page } = await manageSignIn('ms-graph-mail', 'admin@fabrikam.example')
+    const csrf = csrfOf(page.body)
+    for (const [name, character] of REFUSED_EXAMPLES) {
+      for (const url of [
+        `/ms-graph-mail/manage/registrations/${registration.id}/revoke`,
+        '/ms-graph-mail/manage/revoke-all',
+      ]) {
+        const refused = await browse(broker.app, jar, {
+          method: 'POST',
+          url,
+          form: { csrf, reason: `moving${character}on` },
+        })
+        expect(refused.statusCode, `${name} ${url}`).toBe(400)
+        expect(refused.headers['content-type']).toMatch(/text\/html/)
+        expect(refused.body).toContain('reason')
+      }
+    }
+    expect(await status(registration.id)).toBe('active')
   })
 
   it('limits sign-in starts per client address, sharing the consent pages’ budget', async () => {

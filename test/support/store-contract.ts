@@ -23,6 +23,7 @@ import {
   toEarlierLayout,
   walkListing,
 } from './listing-checks.js'
+import { REFUSED_EXAMPLES } from './one-line-text.js'
 
 export interface StoreHarnessOptions {
   keyRing: KeyRing
@@ -1178,7 +1179,8 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
 
       it('refuses labels that are blank, too long or carry control characters', async () => {
         const tenantId = randomUUID()
-        for (const bad of ['', '   ', 'x'.repeat(101), 'line\nbreak', 'tab\there', 'del\u007f']) {
+        const refused = REFUSED_EXAMPLES.map(([, character]) => `one${character}line`)
+        for (const bad of ['', '   ', 'x'.repeat(101), 'line\nbreak', 'tab\there', 'del\u007f', ...refused]) {
           await expect(store.tenantLabels.set(tenantId, bad)).rejects.toThrow(/tenant label/)
           await expect(store.tenantLabels.suggest(tenantId, bad)).rejects.toThrow(/tenant label/)
         }

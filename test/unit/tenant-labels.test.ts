@@ -1,6 +1,6 @@
 // Who consented and the tenant label a consent records, on the memory store: the default label is
 // the consenting user's domain, the first consent of a tenant wins, an operator's label stays. And
-// an operator's label as typed: trimmed, then 1 to 100 characters of one line.
+// an operator's label as typed: trimmed, then 1 to 100 characters of one-line text.
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import {
@@ -10,6 +10,7 @@ import {
 } from '../../src/services/registrations.js'
 import { tenantLabelFromInput } from '../../src/services/tenant-labels.js'
 import { createMemoryStore } from '../../src/store/memory.js'
+import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { newKeyRing } from '../support/store-contract.js'
 
 describe('defaultTenantLabel', () => {
@@ -101,7 +102,15 @@ describe("an operator's label input", () => {
     }
   })
 
+  it.each(REFUSED_EXAMPLES)('refuses a %s, inside the label or at its ends', (_name, character) => {
+    for (const input of [`Con${character}toso`, `Contoso${character}`, `${character} Contoso`]) {
+      expect(() => tenantLabelFromInput(input), JSON.stringify(input)).toThrow(
+        expect.objectContaining({ code: 'invalid_request' }),
+      )
+    }
+  })
+
   it('takes plain text in any script', () => {
-    expect(tenantLabelFromInput("Zoë's tenant — 東京")).toBe("Zoë's tenant — 東京")
+    expect(tenantLabelFromInput(PLAIN_UNICODE)).toBe(PLAIN_UNICODE)
   })
 })

@@ -4,6 +4,7 @@
 import { CLOUD_NAMES } from '../../clouds.js'
 import { errorBodySchema } from '../../errors.js'
 import { GUID_PATTERN } from '../../guid.js'
+import { ONE_LINE_TEXT_PATTERN } from '../../one-line-text.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../store/pagination.js'
 import { REGISTRATION_STATUSES } from '../../store/types.js'
 import { TENANT_LABEL_MAX } from '../../store/validation.js'
@@ -44,14 +45,15 @@ export const tenantIdParams = {
 } as const
 
 /**
- * A revocation reason: one line of text, not blank, no control characters (it is shown in
- * terminals by the CLI and sent to integrations in the `revoked` error).
+ * A revocation reason: one-line text (src/one-line-text.ts: not blank, no control characters, line
+ * separators or bidi controls); it is shown in terminals by the CLI and sent to integrations in the
+ * `revoked` error.
  */
 export const reasonSchema = {
   type: 'string',
   minLength: 1,
   maxLength: REASON_MAX,
-  pattern: '^(?=.*\\S)[^\\u0000-\\u001f\\u007f]+$',
+  pattern: ONE_LINE_TEXT_PATTERN,
   description: 'why, in one line (recorded and shown to the integration)',
 } as const
 
@@ -241,8 +243,8 @@ export const tenantRevokeBodySchema = {
 
 /**
  * The longest label field taken before trimming. The label's rule (1 to TENANT_LABEL_MAX characters
- * once trimmed, one line) is applied by services/tenant-labels.ts alone, since a schema only sees
- * the untrimmed text; this bound lets padding through while refusing absurd input early.
+ * once trimmed, one-line text) is applied by services/tenant-labels.ts alone, since a schema only
+ * sees the untrimmed text; this bound lets padding through while refusing absurd input early.
  */
 export const TENANT_LABEL_INPUT_MAX = 1000
 
@@ -250,7 +252,7 @@ export const TENANT_LABEL_INPUT_MAX = 1000
 export const tenantLabelSchema = {
   type: 'string',
   maxLength: TENANT_LABEL_INPUT_MAX,
-  description: `a short name operators know the tenant by, e.g. \`Contoso (EU)\`: 1–${TENANT_LABEL_MAX} characters once trimmed, one line (no control characters)`,
+  description: `a short name operators know the tenant by, e.g. \`Contoso (EU)\`: 1–${TENANT_LABEL_MAX} characters once trimmed, one line (no control characters, line separators or bidi controls)`,
 } as const
 
 export const tenantLabelBodySchema = {

@@ -1,0 +1,22 @@
+// Examples for the one-line text rule (src/one-line-text.ts), shared by the unit test of the rule
+// and the tests of every route that takes such text.
+
+/** One example of each class of refused character, named. */
+export const REFUSED_EXAMPLES: ReadonlyArray<[string, string]> = [
+  ['C0 control (NUL)', '\u0000'],
+  ['C0 control (line feed)', '\n'],
+  ['C0 control (escape)', '\u001b'],
+  ['DEL', '\u007f'],
+  ['C1 control (next line)', '\u0085'],
+  ['C1 control (CSI)', '\u009b'],
+  ['C1 control (last)', '\u009f'],
+  ['line separator', '\u2028'],
+  ['paragraph separator', '\u2029'],
+  ['left-to-right embedding', '\u202a'],
+  ['right-to-left override', '\u202e'],
+  ['left-to-right isolate', '\u2066'],
+  ['pop directional isolate', '\u2069'],
+]
+
+/** Plain text outside ASCII that must still be taken. */
+export const PLAIN_UNICODE = "Zoë's tenant — 東京"

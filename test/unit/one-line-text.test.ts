@@ -1,0 +1,46 @@
+// One-line free text (src/one-line-text.ts): every class of refused character is refused, by the
+// check in code and by the JSON schemas that use the pattern (compiled by Ajv, as Fastify does),
+// and plain text in any script is taken.
+import { Ajv } from 'ajv'
+import { describe, expect, it } from 'vitest'
+import { isOneLineText } from '../../src/one-line-text.js'
+import { reasonSchema } from '../../src/routes/admin/schemas.js'
+import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
+
+const ACCEPTED = [
+  'customer offboarded (ticket 42)',
+  PLAIN_UNICODE,
+  'Contoso <EU> & "partners"',
+  'non\u00a0breaking space',
+  'emoji 😀 and Ελληνικά',
+  'right-to-left mark \u200f is not an override',
+]
+
+describe('one-line text', () => {
+  const validReason = new Ajv({ strict: true }).compile(reasonSchema)
+
+  it.each(REFUSED_EXAMPLES)('refuses a %s anywhere in the text', (_name, character) => {
+    for (const text of [`before${character}after`, `${character}start`, `end${character}`]) {
+      expect(isOneLineText(text), JSON.stringify(text)).toBe(false)
+      expect(validReason(text), JSON.stringify(text)).toBe(false)
+    }
+  })
+
+  it('refuses empty and blank text', () => {
+    for (const text of ['', ' ', '   ', '\u00a0', '\u3000']) {
+      expect(isOneLineText(text), JSON.stringify(text)).toBe(false)
+      expect(validReason(text), JSON.stringify(text)).toBe(false)
+    }
+  })
+
+  it('takes plain text in any script, punctuation and symbols included', () => {
+    for (const text of ACCEPTED) {
+      expect(isOneLineText(text), text).toBe(true)
+      expect(validReason(text), text).toBe(true)
+    }
+    // the characters just outside the refused ranges
+    for (const text of ['a\u00a0b', 'a\u2027b', 'a\u202fb', 'a\u2065b', 'a\u206ab']) {
+      expect(isOneLineText(text), JSON.stringify(text)).toBe(true)
+    }
+  })
+})
