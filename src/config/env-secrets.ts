@@ -3,6 +3,7 @@
 // secret never enters a problem message.
 import { KeyRing, parseMasterKeys } from '../crypto/envelope.js'
 import { sha256Hex } from '../crypto/sha256.js'
+import { operatorTokenFormProblem } from '../operator-token-form.js'
 import type { EnvReader } from './env-reader.js'
 import type { OperatorToken } from './types.js'
 
@@ -50,6 +51,9 @@ export function readOperatorTokens(read: EnvReader): OperatorToken[] {
       } else {
         if (secret.length < 24)
           problems.push(`${name}: token of "${operator}" must be at least 24 characters`)
+        // A token the authenticator would never compare is refused now, not at the first sign-in.
+        const formProblem = operatorTokenFormProblem(secret)
+        if (formProblem !== undefined) problems.push(`${name}: token of "${operator}" ${formProblem}`)
         operatorTokens.push({ name: operator, sha256: sha256Hex(secret) })
       }
     }

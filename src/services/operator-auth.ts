@@ -1,15 +1,14 @@
-// Operator authentication: `Authorization: Bearer <token>` checked against the configured SHA-256
-// hashes. Every configured hash is compared (no early exit) with timingSafeEqual, so neither the
-// answer time nor the answer itself says which operator, if any, came close. The console signs an
-// operator in with the same token and keeps them in a browser session (consoleSessions).
+// Operator authentication: `Authorization: Bearer <token>`, of the form operator-token-form.ts
+// defines, checked against the configured SHA-256 hashes. Every configured hash is compared (no
+// early exit) with timingSafeEqual, so neither the answer time nor the answer itself says which
+// operator, if any, came close. The console signs an operator in with the same token and keeps them
+// in a browser session (consoleSessions).
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Config } from '../config.js'
+import { isOperatorTokenForm } from '../operator-token-form.js'
 import type { Store } from '../store/types.js'
 import { actorLabel } from './audit.js'
 import { BrowserSessions } from './browser-sessions.js'
-
-/** Tokens shorter than this can't be operator tokens (config requires 24); longer ones are junk. */
-const MAX_TOKEN_LENGTH = 512
 
 /** The token of a `Bearer` authorization header, or undefined when there is none. */
 export function bearerToken(authorization: string | undefined): string | undefined {
@@ -23,9 +22,11 @@ export function operatorForToken(
   config: Pick<Config, 'operatorTokens'>,
   token: string | undefined,
 ): string | undefined {
+  // Only a token of the form the configuration accepts is compared (operator-token-form.ts).
+  const wellFormed = token !== undefined && isOperatorTokenForm(token)
   // Hash even when there is nothing to compare, so a missing token costs what a wrong one costs.
   const candidate = createHash('sha256')
-    .update(token !== undefined && token.length <= MAX_TOKEN_LENGTH ? token : '', 'utf8')
+    .update(wellFormed ? token : '', 'utf8')
     .digest()
   let found: string | undefined
   for (const operator of config.operatorTokens) {
@@ -33,7 +34,7 @@ export function operatorForToken(
     const equal = expected.length === candidate.length && timingSafeEqual(expected, candidate)
     if (equal && found === undefined) found = operator.name
   }
-  if (token === undefined || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return undefined
+  if (!wellFormed) return undefined
   return found
 }
 

@@ -29,6 +29,26 @@ describe('operator authentication', () => {
     expect(authenticateOperator(config, `Bearer ${'a'.repeat(10_000)}`)).toBeUndefined()
   })
 
+  it('compares only tokens of the form the configuration accepts, even when a configured hash matches', () => {
+    // OPERATOR_TOKEN_HASHES can name any token; the console's sign-in form could carry these.
+    const spaced = 'a token with spaces 0123456789'
+    const nonAscii = 'tökén-outside-ascii-0123456789'
+    const tooLong = 'y'.repeat(513)
+    const hashed = {
+      operatorTokens: [spaced, nonAscii, tooLong].map((token, i) => ({
+        name: `op${i}`,
+        sha256: sha256Hex(token),
+      })),
+    }
+    expect(operatorForToken(hashed, spaced)).toBeUndefined()
+    expect(operatorForToken(hashed, nonAscii)).toBeUndefined()
+    expect(operatorForToken(hashed, tooLong)).toBeUndefined()
+    const longest = 'y'.repeat(512)
+    expect(operatorForToken({ operatorTokens: [{ name: 'max', sha256: sha256Hex(longest) }] }, longest)).toBe(
+      'max',
+    )
+  })
+
   it('never accepts the hash itself as a token', () => {
     expect(authenticateOperator(config, `Bearer ${sha256Hex(ALICE)}`)).toBeUndefined()
   })

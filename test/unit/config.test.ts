@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, type Env, loadConfig } from '../../src/config.js'
+import { authenticateOperator } from '../../src/services/operator-auth.js'
 import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV, randomMasterKeys } from '../support/config.js'
 
 /** A complete, valid production environment (Redis, https, demo apps file with its secrets). */
@@ -522,6 +523,52 @@ describe('loadConfig in production', () => {
         'PORT',
       ]),
     )
+  })
+
+  it('refuses operator tokens that could never sign in, naming the operator, never the token', () => {
+    const tooLong = `long-${'x'.repeat(595)}`
+    const spaced = 'a token with spaces in it 0123456789'
+    const nonAscii = 'tökén-outside-ascii-0123456789abcdef'
+    const control = 'control\u0001character-0123456789abcd'
+    const bad = { bob: tooLong, carol: spaced, dave: nonAscii, erin: control }
+    const problems = problemsOf(
+      productionEnv({
+        OPERATOR_TOKENS: Object.entries(bad)
+          .map(([name, token]) => `${name}:${token}`)
+          .join(','),
+        COOKIE_SECRET: 'short',
+      }),
+    )
+    const form = 'must be printable ASCII without spaces (what an Authorization: Bearer header carries)'
+    expect(problems).toEqual([
+      'COOKIE_SECRET: must be at least 32 characters',
+      'OPERATOR_TOKENS: token of "bob" must be at most 512 characters',
+      `OPERATOR_TOKENS: token of "carol" ${form}`,
+      `OPERATOR_TOKENS: token of "dave" ${form}`,
+      `OPERATOR_TOKENS: token of "erin" ${form}`,
+    ])
+    for (const problem of problems) {
+      for (const token of Object.values(bad)) expect(problem).not.toContain(token)
+    }
+    // A short token with a space breaks two rules: both are named.
+    expect(problemsOf(productionEnv({ OPERATOR_TOKENS: 'frank:two words' }))).toEqual([
+      'OPERATOR_TOKENS: token of "frank" must be at least 24 characters',
+      `OPERATOR_TOKENS: token of "frank" ${form}`,
+    ])
+  })
+
+  it('loads the longest token of every printable character, and that token signs in', () => {
+    // Every printable ASCII character but the comma, which separates the entries.
+    const characters = Array.from({ length: 0x7e - 0x21 + 1 }, (_, i) => String.fromCharCode(0x21 + i))
+      .filter((c) => c !== ',')
+      .join('')
+    const token = characters.repeat(6).slice(0, 512)
+    expect(token).toHaveLength(512)
+    const config = loadConfig(productionEnv({ OPERATOR_TOKENS: `bob:${token}` }))
+    expect(authenticateOperator(config, `Bearer ${token}`)).toBe('bob')
+    expect(problemsOf(productionEnv({ OPERATOR_TOKENS: `bob:${token}x` }))).toEqual([
+      'OPERATOR_TOKENS: token of "bob" must be at most 512 characters',
+    ])
   })
 
   it('never puts a secret value into a problem message', () => {
