@@ -125,7 +125,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10))),
     },
     clientErrorHandler: makeClientErrorHandler(documentHeaders, logger),
-    // The router's own refusals (a path parameter over 100 characters, a malformed percent-encoding)
+    // The router's own refusals (a path parameter over 256 characters, a malformed percent-encoding)
     // go through the one handler with the broker's headers, instead of Fastify's echoing JSON.
     frameworkErrors: async (error, request, reply) => {
       reply.headers(documentHeaders)
