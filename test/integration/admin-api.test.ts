@@ -6,7 +6,13 @@ import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.
 import { sha256Hex } from '../../src/crypto/sha256.js'
 import { createAdminRegistration } from '../../src/services/registrations.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
-import { bearer, consoleSignIn, obtainToken, operatorToken } from '../support/admin-helpers.js'
+import {
+  bearer,
+  consoleSignIn,
+  freshAdminRegistration,
+  obtainToken,
+  operatorToken,
+} from '../support/admin-helpers.js'
 import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
 import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
@@ -396,13 +402,7 @@ describe('who consented and tenant labels', () => {
   })
 
   it("counts a label's length after trimming it", async () => {
-    const tenantId = randomUUID()
-    await createAdminRegistration(broker.store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId,
-      now: new Date().toISOString(),
-    })
+    const { tenantId } = await freshAdminRegistration(broker.store)
     const url = `/admin/api/tenants/${tenantId}`
     const padded = await api('PATCH', url, { token: ALICE, body: { label: ` ${'a'.repeat(100)} ` } })
     expect(padded.status).toBe(200)
@@ -417,13 +417,7 @@ describe('who consented and tenant labels', () => {
   })
 
   it('refuses a label with any control, separator or bidi character; takes plain text in any script', async () => {
-    const tenantId = randomUUID()
-    await createAdminRegistration(broker.store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId,
-      now: new Date().toISOString(),
-    })
+    const { tenantId } = await freshAdminRegistration(broker.store)
     const url = `/admin/api/tenants/${tenantId}`
     for (const [name, character] of REFUSED_EXAMPLES) {
       for (const label of [`Con${character}toso`, `Contoso${character}`]) {
@@ -589,13 +583,7 @@ describe('revocation', () => {
   })
 
   it('refuses a reason with any control, separator or bidi character; takes plain text in any script', async () => {
-    const tenantId = randomUUID()
-    const { registration } = await createAdminRegistration(broker.store, {
-      app: 'ms-graph-mail',
-      cloud: 'global',
-      tenantId,
-      now: new Date().toISOString(),
-    })
+    const { tenantId, registration } = await freshAdminRegistration(broker.store)
     const one = `/admin/api/registrations/${registration.id}/revoke`
     const tenant = `/admin/api/tenants/${tenantId}/revoke`
     const reasons = [

@@ -1,13 +1,12 @@
 // The admin console (/admin) over HTTP as a browser without JavaScript: sign-in, session cookie,
 // CSRF on every form, listing and filtering, revocation with a reason, audit trail, sign-out.
-import { randomUUID } from 'node:crypto'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
-import { createAdminRegistration } from '../../src/services/registrations.js'
 import {
   bearer,
   consoleSignIn,
   csrfOf,
+  freshAdminRegistration,
   obtainToken,
   operatorToken,
   storedSession,
@@ -42,13 +41,7 @@ async function status(id: string) {
  * signed-in jar, since sign-ins are rate-limited per address and this file signs in often.
  */
 async function expectRefusedReasons(jar: CookieJar, csrf: string): Promise<void> {
-  const tenantId = randomUUID()
-  const { registration } = await createAdminRegistration(broker.store, {
-    app: 'ms-graph-mail',
-    cloud: 'global',
-    tenantId,
-    now: new Date().toISOString(),
-  })
+  const { tenantId, registration } = await freshAdminRegistration(broker.store)
   for (const [name, character] of REFUSED_EXAMPLES) {
     for (const url of [
       `/admin/registrations/${registration.id}/revoke`,

@@ -15,6 +15,17 @@ beforeAll(async () => {
   await consentViaEmulator(broker.app, { slug: 'ms-graph-mail', username: 'admin@fabrikam.example' })
 })
 
+/** A signed-in console's label form for Fabrikam: `post` sends a label, `stored` reads the label kept. */
+async function labelForm() {
+  const { jar } = await consoleSignIn(broker.app, ALICE)
+  const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
+  const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
+  return {
+    post: (label: string) => browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label } }),
+    stored: async () => (await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID),
+  }
+}
+
 describe('console: tenant label form', () => {
   it('renames a tenant from its registrations page, CSRF-checked and audited', async () => {
     const { jar } = await consoleSignIn(broker.app, ALICE)
@@ -54,13 +65,7 @@ describe('console: tenant label form', () => {
   })
 
   it('counts the label after trimming it', async () => {
-    const { jar } = await consoleSignIn(broker.app, ALICE)
-    const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
-    const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
-    const post = (label: string) =>
-      browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label } })
-    const stored = async () =>
-      (await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID)
+    const { post, stored } = await labelForm()
 
     const padded = await post(` ${'a'.repeat(100)} `)
     expect(padded.statusCode).toBe(303)
@@ -73,13 +78,7 @@ describe('console: tenant label form', () => {
   })
 
   it('refuses control, separator and bidi characters on its error page; takes plain text in any script', async () => {
-    const { jar } = await consoleSignIn(broker.app, ALICE)
-    const csrf = csrfOf((await browse(broker.app, jar, { url: '/admin/tenants' })).body)
-    const action = `/admin/tenants/${FABRIKAM_TENANT_ID}/label`
-    const post = (label: string) =>
-      browse(broker.app, jar, { method: 'POST', url: action, form: { csrf, label } })
-    const stored = async () =>
-      (await broker.store.tenantLabels.get([FABRIKAM_TENANT_ID])).get(FABRIKAM_TENANT_ID)
+    const { post, stored } = await labelForm()
     const before = await stored()
 
     for (const [name, character] of REFUSED_EXAMPLES) {

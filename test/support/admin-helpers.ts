@@ -1,6 +1,8 @@
 // Helpers shared by the operator tests (admin API, console, revocation, key rotation, CLI).
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { createAdminRegistration } from '../../src/services/registrations.js'
+import type { Registration, Store } from '../../src/store/types.js'
 import { browse, type ConsentValues, CookieJar, type RunningBroker } from './broker.js'
 import { XsoarClient } from './xsoar-client.js'
 
@@ -77,4 +79,19 @@ export async function storedSession(broker: RunningBroker, namespace: string, co
     if ((await redis.type(key)) === 'string') strings.push((await redis.get(key)) ?? '')
   }
   return { id, keys, record: await redis.get(`${broker.keyPrefix}eph:${namespace}:${hash}`), strings }
+}
+
+/** An active admin registration of `app` (global cloud) in a new tenant, written straight to the store. */
+export async function freshAdminRegistration(
+  store: Store,
+  app = 'ms-graph-mail',
+): Promise<{ tenantId: string; registration: Registration }> {
+  const tenantId = randomUUID()
+  const { registration } = await createAdminRegistration(store, {
+    app,
+    cloud: 'global',
+    tenantId,
+    now: new Date().toISOString(),
+  })
+  return { tenantId, registration }
 }
