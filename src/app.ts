@@ -22,6 +22,7 @@ import { isApiPath, registerOpenApi } from './routes/openapi.js'
 import { requireOperator } from './routes/operator-token.js'
 import { staticRoutes } from './routes/static.js'
 import { tokenRoutes } from './routes/token/index.js'
+import { schemaErrorMessage } from './routes/validation-messages.js'
 import { apiSecurityHeaders, documentSecurityHeaders } from './security-headers.js'
 import {
   appCredentialsFor,
@@ -125,6 +126,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10))),
     },
     clientErrorHandler: makeClientErrorHandler(documentHeaders, logger),
+    // A refused pattern in words, not as its regular expression (routes/validation-messages.ts).
+    schemaErrorFormatter: schemaErrorMessage,
     // The router's own refusals (a path parameter over 256 characters, a malformed percent-encoding)
     // go through the one handler with the broker's headers, instead of Fastify's echoing JSON.
     frameworkErrors: async (error, request, reply) => {

@@ -727,6 +727,16 @@ describe('JSON bodies validated as sent', () => {
       .tenants as Json[]
     expect(tenants.find((t) => t.tenantId === FABRIKAM_TENANT_ID)?.label).not.toBe('42')
 
+    // A refused pattern is said in words, not as its regular expression.
+    const twoLines = await api('POST', revoke, { token: ALICE, body: { reason: 'two\nlines' } })
+    expect(twoLines.body.error.message).toBe(
+      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators or bidi controls',
+    )
+    const notGuid = await api('GET', '/admin/api/registrations?tenant=contoso', { token: ALICE })
+    expect(notGuid.body.error.message).toBe(
+      'querystring/tenant must be a GUID (8-4-4-4-12 hexadecimal digits)',
+    )
+
     // Query strings are text: a number there is still read as one.
     const page = await api('GET', '/admin/api/tenants?limit=1', { token: ALICE })
     expect(page.status).toBe(200)

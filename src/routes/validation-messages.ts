@@ -1,0 +1,43 @@
+// Validation failures in words a caller can act on. Ajv names a refused pattern by its regular
+// expression (`body/reason must match pattern "^(?=.*\S)[^\u0000-…]+$"`), which says nothing to the
+// operator who sent it; the patterns the broker's schemas use are described here instead, and every
+// other failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
+// the message of each request validation error with this (app.ts: schemaErrorFormatter).
+import type { FastifySchemaValidationError } from 'fastify'
+import { GUID_PATTERN } from '../guid.js'
+import { ONE_LINE_TEXT_PATTERN, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
+import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN } from './admin/schemas.js'
+import { ENDPOINT_ID_PATTERN, MESSAGE_ID_PATTERN } from './admin/webhooks-schemas.js'
+
+/** What each of the schemas' patterns asks for. */
+const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
+  [ONE_LINE_TEXT_PATTERN, `must be one line of text, not blank, without ${REFUSED_CHARACTERS_WORDS}`],
+  [GUID_PATTERN, 'must be a GUID (8-4-4-4-12 hexadecimal digits)'],
+  [REGISTRATION_ID_PATTERN, 'must be a registration ID (letters, digits, ".", "_" and "-", at most 128)'],
+  [APP_SLUG_PATTERN, 'must be an app name (lower-case letters and digits joined by "-")'],
+  [ENDPOINT_ID_PATTERN, 'must be a webhook endpoint ID (ep_ and 24 hexadecimal digits)'],
+  [MESSAGE_ID_PATTERN, 'must be a delivery message ID (36 hexadecimal digits and "-")'],
+  ['^\\d+-\\d+$', 'must be a cursor from an earlier page'],
+  ['^(\\d+-\\d+)?$', 'must be a cursor from an earlier page, or be empty'],
+])
+
+/** A pattern's words; a pattern made optional (`^(?:…)?$`, console filters) reads as its own. */
+function patternWords(pattern: unknown): string | undefined {
+  if (typeof pattern !== 'string') return undefined
+  const optional = /^\^\(\?:(.*)\)\?\$$/.exec(pattern)
+  const inner = optional === null ? pattern : `^${optional[1]}$`
+  const words = PATTERN_WORDS.get(pattern) ?? PATTERN_WORDS.get(inner)
+  return words === undefined || optional === null ? words : `${words}, or be empty`
+}
+
+/**
+ * Fastify's `schemaErrorFormatter`: `<part><path> <what is wrong>` for each failure, joined by ", "
+ * (Fastify's own shape), with a refused pattern described in words.
+ */
+export function schemaErrorMessage(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const described = errors.map((error) => {
+    const words = error.keyword === 'pattern' ? patternWords(error.params.pattern) : undefined
+    return `${dataVar}${error.instancePath ?? ''} ${words ?? error.message}`
+  })
+  return new Error(described.join(', '))
+}

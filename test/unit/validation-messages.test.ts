@@ -1,0 +1,53 @@
+// Validation failures in words: a refused pattern is described, not quoted as a regular expression;
+// every other failure keeps Ajv's message, in Fastify's `<part><path> <message>` shape.
+import { Ajv } from 'ajv'
+import type { FastifySchemaValidationError } from 'fastify'
+import { describe, expect, it } from 'vitest'
+import { GUID_PATTERN } from '../../src/guid.js'
+import { ONE_LINE_TEXT_PATTERN } from '../../src/one-line-text.js'
+import { optional } from '../../src/routes/admin/console-common.js'
+import { APP_SLUG_PATTERN } from '../../src/routes/admin/schemas.js'
+import { schemaErrorMessage } from '../../src/routes/validation-messages.js'
+
+/** The errors Ajv reports for `data` under `schema` (all of them). */
+function errorsOf(schema: object, data: unknown): FastifySchemaValidationError[] {
+  const validate = new Ajv({ allErrors: true }).compile(schema)
+  expect(validate(data)).toBe(false)
+  return (validate.errors ?? []) as FastifySchemaValidationError[]
+}
+
+describe('schemaErrorMessage', () => {
+  it('describes the one-line text pattern in words, naming the field', () => {
+    const schema = {
+      type: 'object',
+      properties: { reason: { type: 'string', pattern: ONE_LINE_TEXT_PATTERN } },
+    }
+    const message = schemaErrorMessage(errorsOf(schema, { reason: 'two\nlines' }), 'body').message
+    expect(message).toBe(
+      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators or bidi controls',
+    )
+    expect(message).not.toContain('\\u')
+  })
+
+  it('describes a GUID, and an optional pattern (a console filter) as the same or empty', () => {
+    const guid = { type: 'object', properties: { tenant: { type: 'string', pattern: GUID_PATTERN } } }
+    expect(schemaErrorMessage(errorsOf(guid, { tenant: 'contoso' }), 'querystring').message).toBe(
+      'querystring/tenant must be a GUID (8-4-4-4-12 hexadecimal digits)',
+    )
+    const filter = { type: 'object', properties: { app: optional(APP_SLUG_PATTERN) } }
+    expect(schemaErrorMessage(errorsOf(filter, { app: 'Not A Slug' }), 'querystring').message).toBe(
+      'querystring/app must be an app name (lower-case letters and digits joined by "-"), or be empty',
+    )
+  })
+
+  it("keeps Ajv's own message for every other failure, and for a pattern it has no words for", () => {
+    const schema = {
+      type: 'object',
+      required: ['reason'],
+      properties: { limit: { type: 'integer', maximum: 500 }, code: { type: 'string', pattern: '^x+$' } },
+    }
+    expect(schemaErrorMessage(errorsOf(schema, { limit: 501, code: 'y' }), 'body').message).toBe(
+      'body must have required property \'reason\', body/limit must be <= 500, body/code must match pattern "^x+$"',
+    )
+  })
+})
