@@ -101,6 +101,30 @@ describe('a slow admin-consent proof', () => {
     expect(failed.body).toContain(`href="/${MAIL}"`)
   })
 
+  it('a link to the waiting page during the sign-in does not end the flow in progress', async () => {
+    const b = await start()
+    const started = await startConsentFlow(b.app, { slug: MAIL })
+    // What a link from another site does: a top-level GET, which carries the (SameSite=Lax) cookie.
+    const linked = await browse(b.app, started.jar, { url: '/callback/status' })
+    expect(linked.statusCode).toBe(400)
+    expect(isProofWaitingPage(linked)).toBe(false)
+    const signedIn = await completeAtEmulator(started.location, {
+      username: CONTOSO_ADMIN.username,
+      decision: 'accept',
+    })
+    const toConsent = await browse(b.app, started.jar, { url: pathOf(signedIn) })
+    expect(toConsent.statusCode, toConsent.body).toBe(303)
+    const consented = await completeAtEmulator(String(toConsent.headers.location), {
+      username: CONTOSO_ADMIN.username,
+      decision: 'accept',
+    })
+    let done = await browse(b.app, started.jar, { url: pathOf(consented) })
+    if (done.headers.location === '/callback/status') done = await waitOutProof(b.app, started.jar)
+    expect(done.headers.location).toBe('/result')
+    const values = parseConsentValues((await browse(b.app, started.jar, { url: '/result' })).body)
+    expect(values?.token).toBe(CONTOSO_TENANT_ID)
+  })
+
   it('lets another instance answer the waiting page (the state is in the store)', async () => {
     // Two instances of one deployment: the same Redis keys, master keys and cookie secret.
     const shared = {

@@ -197,7 +197,9 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
           reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
           return sendFailure(request, reply, status.failure)
         case 'unknown': {
-          reply.clearCookie(FLOW_COOKIE, { path: FLOW_COOKIE_PATH })
+          // The cookie is left alone: it may name a sign-in still in progress, which a link to this
+          // page from another site (SameSite=Lax sends the cookie) must not end. An expired one is
+          // refused by /callback and expires by itself.
           const reason = flowHandle === undefined ? 'session_missing' : 'session_expired'
           const slug = flowHandle?.slice(0, flowHandle.indexOf('.'))
           return sendFailure(request, reply, {
