@@ -24,8 +24,8 @@ const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json | --wide
 
 Commands:
   tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
-      Tenants with their label, apps, registration counts by status, last token and last
-      consent, by tenant id; --all follows every page.
+      Tenants with their label, apps, registration counts by status and last consent,
+      by tenant id; --all follows every page.
   tenants label <tid> <label>
       Set a tenant's label (quote it when it has spaces); replaces the default, the
       first consenting user's domain. Audited.
