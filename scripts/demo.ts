@@ -8,7 +8,8 @@
 //   REDIS_URL             use Redis instead of the in-memory store: registrations survive a restart
 //                         (the demo's master key is fixed)
 //   OPERATOR_TOKENS       operator tokens for /admin; unset, the demo makes one per start and prints
-//                         it on a line of its own: `Operator token: <token>`
+//                         it on a line of its own: `Operator token: <token>`, then the README's CLI
+//                         command with it and the demo's URL filled in
 //   EMULATOR_URL          use an emulator that is already running (start none): several brokers
 //                         can share one emulator and one Redis
 //   DEMO_CREDENTIAL       secret (default) | certificate | federated: the kind of credential every
@@ -164,7 +165,13 @@ async function main(): Promise<void> {
     console.log(`Operator token: ${operatorToken}`)
   }
   console.log(`${line}`)
-  console.log(' Stop with Ctrl-C (or SIGTERM): the broker and the emulator stop and free their ports.\n')
+  // The README's CLI command with this start's URL and token filled in, ready to paste (the CLI
+  // has no default URL).
+  console.log(' List the tenants with the CLI:')
+  console.log(
+    `   CONSENT_BROKER_URL=${config.publicUrl} CONSENT_BROKER_TOKEN=${operatorToken ?? '<token>'} npx consent-broker-admin tenants`,
+  )
+  console.log('\n Stop with Ctrl-C (or SIGTERM): the broker and the emulator stop and free their ports.\n')
 
   let stopping = false
   const stop = async () => {

@@ -1,12 +1,14 @@
-// `npx consent-broker-admin …` exactly as the README gives it, in a fresh clone of the repository
-// (git clone of the tested checkout's HEAD): first right after the install — no build, the package
-// bin's launcher runs the TypeScript source through tsx; `npm start` then explains that a build is
-// needed —, then after `npm run build`, when the launcher runs the
-// compiled dist/cli/admin.js, which the build leaves executable. Installing: the clone's
-// node_modules is a symlink to this checkout's (the same lock file, already installed by `npm ci`);
-// a real `npm ci` per test run would download and unpack several hundred MB for nothing it tests.
+// `npx consent-broker-admin …` in a fresh clone of the repository (git clone of the tested
+// checkout's HEAD), first the README's own demo command, read out of the clone's README.md (only
+// its <token> placeholder and the demo's address are replaced, so a change to the README is what
+// gets tested): right after the install — no build, the package bin's launcher runs the TypeScript
+// source through tsx; `npm start` then explains that a build is needed —, then after
+// `npm run build`, when the launcher runs the compiled dist/cli/admin.js, which the build leaves
+// executable. Installing: the clone's node_modules is a symlink to this checkout's (the same lock
+// file, already installed by `npm ci`); a real `npm ci` per test run would download and unpack
+// several hundred MB for nothing it tests.
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, stat, symlink } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -30,17 +32,55 @@ interface Result {
   stderr: string
 }
 
-async function npx(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return run('npx', ['--no-install', 'consent-broker-admin', ...args], {
-    cwd: clone,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
-    timeout: 60_000,
-  }).then(
+function outcome(running: Promise<{ stdout: string; stderr: string }>): Promise<Result> {
+  return running.then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code?: number; stdout?: string; stderr?: string }) => ({
       code: typeof error.code === 'number' ? error.code : -1,
       stdout: error.stdout ?? '',
       stderr: error.stderr ?? '',
+    }),
+  )
+}
+
+async function npx(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return outcome(
+    run('npx', ['--no-install', 'consent-broker-admin', ...args], {
+      cwd: clone,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      timeout: 60_000,
+    }),
+  )
+}
+
+/** The demo's address in the README's commands; the test's broker listens elsewhere. */
+const README_BROKER_URL = 'http://127.0.0.1:3000'
+
+/** The README's CLI command for the demo: its one line that runs the CLI with a `<token>`. */
+async function readmeCliCommand(): Promise<string> {
+  const readme = await readFile(join(clone, 'README.md'), 'utf8')
+  const lines = readme
+    .split('\n')
+    .filter(
+      (line) => line.includes('CONSENT_BROKER_TOKEN=<token>') && line.includes('npx consent-broker-admin'),
+    )
+  expect(lines).toHaveLength(1)
+  expect(lines[0]).toContain(`CONSENT_BROKER_URL=${README_BROKER_URL} `)
+  return lines[0]!.trim()
+}
+
+/** A README command line as a user pastes it into a shell, in the clone. */
+async function shell(command: string): Promise<Result> {
+  return outcome(
+    run('sh', ['-c', command], {
+      cwd: clone,
+      // offline: npx must run the clone's own bin, never fetch a package of that name
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        npm_config_offline: 'true',
+      },
+      timeout: 60_000,
     }),
   )
 }
@@ -59,11 +99,18 @@ afterAll(async () => {
 })
 
 describe('npx consent-broker-admin in a fresh clone', () => {
-  it('runs without a build: --help and a real command against the broker', async () => {
+  it("runs without a build: --help, the README's command and --wide against the broker", async () => {
     await expect(stat(join(clone, 'dist'))).rejects.toThrow()
     const help = await npx(['--help'])
     expect(help.code, help.stderr).toBe(0)
     expect(help.stdout).toContain('Usage: consent-broker-admin')
+    const readme = await shell(
+      (await readmeCliCommand()).replace('<token>', TOKEN).replace(README_BROKER_URL, url),
+    )
+    expect(readme.code, readme.stderr).toBe(0)
+    expect(readme.stdout.split('\n')[0]).toMatch(/^TENANT\s+LABEL\s+APPS/)
+    // the default table shortens ids to their first 8 characters
+    expect(readme.stdout).toContain(CONTOSO_TENANT_ID.slice(0, 8))
     const tenants = await npx(['--url', url, '--wide', 'tenants'], { CONSENT_BROKER_TOKEN: TOKEN })
     expect(tenants.code, tenants.stderr).toBe(0)
     expect(tenants.stdout.split('\n')[0]).toMatch(/^TENANT\s+LABEL\s+APPS/)

@@ -1,9 +1,13 @@
 // `npm run demo` as a new user runs it (through npm, as the README says): the banner names the
 // consent pages, /admin, /{app}/manage and prints a per-start operator token on a line of its own,
-// which opens /admin/api; SIGTERM to npm stops the broker and the emulator and frees both ports;
-// a busy port is reported with the variable to change, not as an EADDRINUSE stack.
-import { type ChildProcess, spawn } from 'node:child_process'
+// which opens /admin/api, and the README's CLI command with that token and the demo's URL, which
+// runs; SIGTERM to npm stops the broker and the emulator and frees both ports; a busy port is
+// reported with the variable to change, not as an EADDRINUSE stack.
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT } from '../support/broker-process.js'
 import { findFreePort } from '../support/redis-server.js'
@@ -105,6 +109,41 @@ describe('npm run demo: operator side', () => {
     })
     expect(without.status).toBe(401)
   })
+
+  it("prints the README's CLI command with the token and the demo's URL, and it runs", async () => {
+    const out = demo.output()
+    const token = /^Operator token: (\S+)$/m.exec(out)?.[1]
+    expect(token).toBeDefined()
+    // The README's line (test/integration/cli-fresh-clone.test.ts runs it in a fresh clone).
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
+      .split('\n')
+      .filter(
+        (line) => line.includes('CONSENT_BROKER_TOKEN=<token>') && line.includes('npx consent-broker-admin'),
+      )
+    expect(readme).toHaveLength(1)
+    const printed = out
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line.includes('npx consent-broker-admin'))
+    expect(printed).toEqual([
+      readme[0]!
+        .trim()
+        .replace('<token>', token!)
+        .replace('http://127.0.0.1:3000', `http://127.0.0.1:${port}`),
+    ])
+    const { stdout } = await promisify(execFile)('sh', ['-c', printed[0]!], {
+      cwd: REPO_ROOT,
+      // offline: npx must run the repository's own bin, never fetch a package of that name
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: process.env.HOME ?? '/tmp',
+        npm_config_offline: 'true',
+      },
+      timeout: 60_000,
+    })
+    // the demo's store starts empty
+    expect(stdout).toBe('no tenants\n')
+  }, 70_000)
 
   it('stops the broker and the emulator on SIGTERM to npm, freeing both ports', async () => {
     expect(await listening(port)).toBe(true)
