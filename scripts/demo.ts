@@ -6,7 +6,8 @@
 //
 //   PORT, EMULATOR_PORT   listen ports (default 3000, 3001)
 //   REDIS_URL             use Redis instead of the in-memory store: registrations survive a restart
-//                         (the demo's master key is fixed)
+//                         (the demo's master key is fixed); they keep issuing tokens only with an
+//                         EMULATOR_URL that outlives the demo (its own emulator forgets its grants)
 //   OPERATOR_TOKENS       operator tokens for /admin; unset, the demo makes one per start and prints
 //                         it on a line of its own: `Operator token: <token>`, then the README's CLI
 //                         command with it and the demo's URL filled in
@@ -143,6 +144,13 @@ async function main(): Promise<void> {
     console.log(
       ` Store:               Redis ${redactedUrl(env.REDIS_URL ?? '')} (registrations kept across restarts)`,
     )
+    // The emulator started here keeps its grants in memory: a restarted demo's registrations
+    // would turn needs_consent at their next refresh.
+    if (stopEmulator !== undefined) {
+      console.log('                      This emulator forgets its consents when the demo stops: to')
+      console.log('                      keep the registrations usable, run `npm run emulator` and')
+      console.log('                      give the demo EMULATOR_URL (see the README).')
+    }
   }
   if (config.metricsPort !== undefined) {
     console.log(` Metrics:             http://${config.host}:${config.metricsPort}/metrics (no token)`)
