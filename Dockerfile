@@ -2,7 +2,8 @@
 # consent-broker image: build with every dependency, run with production dependencies only, as an
 # unprivileged user. `docker build -t consent-broker .`; see docs/deployment.md.
 
-# Node 22 or 24 (package.json engines: ^22.13.0 || >=24).
+# Node.js 22.13 or a later 22.x, or 24 or later (package.json engines: ^22.13.0 || >=24).
+# This image: Node 22.
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 # --- build: compile TypeScript (src/, emulator/) to dist/

@@ -1,5 +1,6 @@
-// README, package.json `engines` and the Dockerfile agree on the supported Node versions, and no
-// installed package asks for a Node those versions don't satisfy (npm ci would warn EBADENGINE).
+// README, DEVELOPERS.md, package.json `engines` and the Dockerfile agree on the supported Node
+// versions (the prose, word for word the same in each, quotes `engines` and says what it admits), and
+// no installed package asks for a Node those versions don't satisfy (npm ci would warn EBADENGINE).
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
@@ -18,10 +19,17 @@ const lock = JSON.parse(readFileSync(root('package-lock.json'), 'utf8')) as {
 const SUPPORTED = ['22.13.0', '24.0.0']
 
 describe('supported Node versions', () => {
-  it('engines admits 22.13+ and 24, not the end-of-life 20', () => {
+  it('engines admits 22.13+ and 24, not the end-of-life 20, and the docs say so in the same words', () => {
     for (const version of SUPPORTED) expect(semver.satisfies(version, pkg.engines.node), version).toBe(true)
     expect(semver.satisfies('20.19.0', pkg.engines.node)).toBe(false)
-    expect(readFileSync(root('README.md'), 'utf8')).toContain('Node.js 22 (22.13 or later) or 24')
+    // what the prose promises: a later 22.x and anything from 24 on, not 22.12 or 23
+    for (const version of ['22.99.0', '25.0.0', '26.1.0'])
+      expect(semver.satisfies(version, pkg.engines.node), version).toBe(true)
+    for (const version of ['22.12.0', '23.11.0'])
+      expect(semver.satisfies(version, pkg.engines.node), version).toBe(false)
+    const prose = `Node.js 22.13 or a later 22.x, or 24 or later (package.json engines: ${pkg.engines.node})`
+    for (const file of ['README.md', 'DEVELOPERS.md', 'Dockerfile'])
+      expect(readFileSync(root(file), 'utf8').replace(/\n(?:# )?/g, ' '), file).toContain(prose)
   })
 
   it('the Docker image runs a supported Node', () => {
