@@ -99,6 +99,33 @@ describe('tenant self-service', () => {
     expect(withQuery.body).not.toContain(contosoMail.registrationId)
   })
 
+  it('a new sign-in ends the session the browser had', async () => {
+    const { jar } = await manageSignIn('ms-graph-mail', 'admin@fabrikam.example')
+    const first = jar.get('cb_manage')!
+    const csrf = await formCsrf(broker.app, jar, '/ms-graph-mail')
+    const started = await browse(broker.app, jar, {
+      method: 'POST',
+      url: '/ms-graph-mail/manage/sign-in',
+      form: { csrf },
+    })
+    expect(started.statusCode).toBe(303)
+    const back = await completeAtEmulator(String(started.headers.location), {
+      username: 'admin@fabrikam.example',
+    })
+    const callback = await browse(broker.app, jar, { url: pathOf(back) })
+    expect(callback.headers.location).toBe('/ms-graph-mail/manage?done=signed_in')
+    expect(jar.get('cb_manage')).not.toBe(first)
+    expect((await browse(broker.app, jar, { url: '/ms-graph-mail/manage' })).body).not.toContain(
+      'Sign in as a tenant administrator',
+    )
+    // The first session's cookie opens nothing any more.
+    const old = await broker.app.inject({
+      url: '/ms-graph-mail/manage',
+      headers: { cookie: `cb_manage=${first}` },
+    })
+    expect(old.body).toContain('Sign in as a tenant administrator')
+  })
+
   it('sets a session cookie that is HttpOnly, SameSite=Lax, signed and scoped to the app’s manage pages', async () => {
     const jar = new CookieJar()
     const formToken = await formCsrf(broker.app, jar, '/ms-graph-mail/manage')

@@ -219,6 +219,9 @@ export async function manageRoutes(app: FastifyInstance): Promise<void> {
       if (outcome.kind === 'failed') {
         throw manageSignInNotStarted(outcome.failure.status)
       }
+      // The session this browser had ends here: its cookie reaches this path, not /callback, where
+      // the new one is opened, so a sign-in never leaves two sessions for one browser.
+      if (area.current(request) !== undefined) await area.signOut(request, reply)
       reply.setCookie(FLOW_COOKIE, outcome.flowHandle, flowCookieOptions(config))
       return reply.redirect(outcome.location, 303)
     },
