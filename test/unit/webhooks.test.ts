@@ -4,7 +4,11 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { consentReason } from '../../src/services/consent-reasons.js'
-import { isPrivateAddress } from '../../src/services/webhooks/address-guard.js'
+import {
+  checkHost,
+  isPrivateAddress,
+  RefusedAddressError,
+} from '../../src/services/webhooks/address-guard.js'
 import { retryDelayMs } from '../../src/services/webhooks/dispatcher.js'
 import { postOnce } from '../../src/services/webhooks/http-post.js'
 import { createMemoryStore } from '../../src/store/memory.js'
@@ -31,6 +35,91 @@ describe('address guard', () => {
       expect([address, isPrivateAddress(address)]).toEqual([address, true])
     for (const address of ['8.8.8.8', '20.190.160.1', '2606:4700::1111', '::ffff:8.8.8.8'])
       expect([address, isPrivateAddress(address)]).toEqual([address, false])
+  })
+
+  // Only global unicast passes: every row is [address, refused?].
+  it.each([
+    // IPv4 special-purpose ranges
+    ['127.0.0.1', true],
+    ['10.1.2.3', true],
+    ['172.16.0.1', true],
+    ['172.31.255.255', true],
+    ['192.168.0.1', true],
+    ['169.254.169.254', true],
+    ['0.0.0.0', true],
+    ['0.1.2.3', true],
+    ['100.64.0.1', true],
+    ['192.0.0.1', true],
+    ['192.0.2.1', true],
+    ['198.18.0.1', true],
+    ['198.51.100.1', true],
+    ['203.0.113.1', true],
+    ['224.0.0.1', true],
+    ['240.0.0.1', true],
+    ['255.255.255.255', true],
+    // IPv6 outside global unicast, and forms embedding or reaching an IPv4 address
+    ['::1', true],
+    ['::', true],
+    ['::ffff:127.0.0.1', true],
+    ['::ffff:7f00:1', true],
+    ['::ffff:192.168.1.1', true],
+    ['::127.0.0.1', true],
+    ['::7f00:1', true],
+    ['::8.8.8.8', true],
+    ['::ffff:0:7f00:1', true],
+    ['::ffff:0:808:808', true],
+    ['64:ff9b::7f00:1', true],
+    ['64:ff9b::808:808', true],
+    ['64:ff9b:1::7f00:1', true],
+    ['2002:7f00:1::', true],
+    ['2002:808:808::1', true],
+    ['2001::1', true],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', true],
+    ['2001:db8::1', true],
+    ['3fff::1', true],
+    ['fec0::1', true],
+    ['100::1', true],
+    ['fc00::1', true],
+    ['fdff:ffff::1', true],
+    ['fe80::1', true],
+    ['febf::1', true],
+    ['fe80::1%eth0', true],
+    ['2606:4700::1111%eth0', true],
+    ['ff02::1', true],
+    ['ff0e::1', true],
+    ['1::1', true],
+    ['4000::1', true],
+    ['not-an-address', true],
+    ['127.1', true],
+    // global unicast
+    ['93.184.216.34', false],
+    ['8.8.8.8', false],
+    ['1.1.1.1', false],
+    ['2606:4700::1111', false],
+    ['2a00:1450:4001:80b::200e', false],
+    ['::ffff:93.184.216.34', false],
+    ['::ffff:5db8:d822', false],
+  ])('%s: refused %s', (address, refused) => {
+    expect(isPrivateAddress(address)).toBe(refused)
+  })
+
+  it('checkHost refuses a bracketed IPv6 literal that reaches loopback, with the usual message', async () => {
+    for (const host of ['[::127.0.0.1]', '[::7f00:1]', '[64:ff9b::7f00:1]', '[::1]']) {
+      const refused = checkHost(host, false)
+      await expect(refused).rejects.toBeInstanceOf(RefusedAddressError)
+      await expect(refused).rejects.toThrow(
+        /^\[[0-9a-f:.]+\] resolves to a private or loopback address \([0-9a-f:.]+\); set WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true to allow it$/,
+      )
+    }
+    await expect(checkHost('[::127.0.0.1]', true)).resolves.toBeUndefined()
+    await expect(checkHost('[2606:4700::1111]', false)).resolves.toBeUndefined()
+    await expect(checkHost('[::ffff:93.184.216.34]', false)).resolves.toBeUndefined()
+  })
+
+  it('delivery refuses an IPv4-compatible IPv6 literal before connecting', async () => {
+    const options = { timeoutMs: 2000, maxResponseBytes: 1024, allowPrivateAddresses: false }
+    const posted = await postOnce('http://[::127.0.0.1]:9/', {}, '{}', options)
+    expect(posted).toEqual({ ok: false, error: 'refused: ::7f00:1 is a private or loopback address' })
   })
 
   it('checks the address the connection resolves to (a name resolving to loopback is refused)', async () => {

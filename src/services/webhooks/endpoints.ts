@@ -1,6 +1,6 @@
 // Operators' webhook endpoints: add (the URL checked — https, or http on a loopback host with
-// UNSAFE_ALLOW_HTTP; no private address unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES — and a `whsec_`
-// secret made and shown once), list, remove, the deliveries of one endpoint and redelivery.
+// UNSAFE_ALLOW_HTTP; global unicast addresses only unless WEBHOOK_ALLOW_PRIVATE_ADDRESSES — and a
+// `whsec_` secret made and shown once), list, remove, the deliveries of one endpoint and redelivery.
 // Every change is audited; the audit keeps the URL without its query (it may carry a token).
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
