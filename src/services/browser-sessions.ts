@@ -2,11 +2,14 @@
 // tenant administrators of `/{app}/manage`). The cookie carries only a random session id (signed by
 // @fastify/cookie); the session record lives server-side in the ephemeral store, sealed, under the
 // SHA-256 of that id, so neither a Redis read nor a log line yields a usable cookie. Each session
-// has its own CSRF token, echoed in a hidden field of every form. Signing in and out are audited
-// here, so no area can open or end a session without its event.
+// has its own CSRF token, echoed in a hidden field of every form. An area may bind its sessions to a
+// credential that can be withdrawn (the console: the operator's configured token): a session is then
+// read only while its identity still holds the credential it was opened with. Signing in and out are
+// audited here, so no area can open or end a session without its event.
+import { createHmac } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { sha256Hex } from '../crypto/sha256.js'
-import { randomToken } from '../crypto/tokens.js'
+import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import type { AuditEvent, Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
 
@@ -16,6 +19,11 @@ export type SessionData<T> = T & {
   readonly csrf: string
   /** Epoch ms of the sign-in. */
   readonly createdAt: number
+  /**
+   * In an area that binds its sessions to a credential: the credential the session was opened
+   * with, as {@link credentialFingerprint} derives it. Never log it.
+   */
+  readonly credential?: string
 }
 
 /** A session as a request sees it: its id (the cookie's value) and its record. */
@@ -35,6 +43,13 @@ export interface SessionAreaSpec<T> {
   readonly signedIn: (identity: T) => AuditEvent
   /** The audit event of a sign-out. */
   readonly signedOut: (identity: T) => AuditEvent
+  /**
+   * The credential `identity` signs in with now (the console: its operator's configured token
+   * hash), or undefined when it has none. Given, a session is bound at sign-in to its identity's
+   * credential and read only while that is still the identity's credential: a withdrawn or
+   * changed credential, or a record opened without one, ends the session as its expiry does.
+   */
+  readonly credential?: (identity: T) => string | undefined
 }
 
 /** Session ids are 43 base64url characters; anything else is not worth a store lookup. */
@@ -42,6 +57,20 @@ const SESSION_ID = /^[A-Za-z0-9_-]{43}$/
 
 function storageKey(namespace: string, id: string): string {
   return `${namespace}:${sha256Hex(id)}`
+}
+
+/**
+ * What a session record keeps of the credential it is bound to: 128 bits of an HMAC of the
+ * credential keyed by the session id, which the store never holds (only its SHA-256). Someone who
+ * reads the records, even unsealed, can neither test a guess at the credential nor tell which
+ * sessions share one; a request, which brings the id, can tell whether the credential is the same.
+ */
+export function credentialFingerprint(namespace: string, sessionId: string, credential: string): string {
+  return createHmac('sha256', sessionId)
+    .update(`${namespace}\0${credential}`, 'utf8')
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url')
 }
 
 /** The sessions of one area: open (sign in), look up, end (sign out). */
@@ -68,7 +97,12 @@ export class BrowserSessions<T extends object> {
   async signIn(identity: T, log: FastifyBaseLogger, previousId?: string): Promise<SessionHandle<T>> {
     if (previousId !== undefined) await this.#destroy(previousId)
     const id = randomToken()
-    const session: SessionData<T> = { ...identity, csrf: randomToken(), createdAt: this.#clock() }
+    const session: SessionData<T> = {
+      ...identity,
+      csrf: randomToken(),
+      createdAt: this.#clock(),
+      ...this.#binding(identity, id),
+    }
     await this.#store.ephemeral.put(this.#key(id), JSON.stringify(session), this.#spec.ttlMs, {
       secret: true,
     })
@@ -76,7 +110,11 @@ export class BrowserSessions<T extends object> {
     return { id, data: session }
   }
 
-  /** The session with this id, or null when the id is missing, malformed, unknown or expired. */
+  /**
+   * The session with this id, or null when the id is missing, malformed, unknown or expired, or
+   * the session no longer holds its credential (see {@link SessionAreaSpec.credential}; that
+   * record is deleted too).
+   */
   async read(id: string | undefined): Promise<SessionData<T> | null> {
     if (id === undefined || !SESSION_ID.test(id)) return null
     const raw = await this.#store.ephemeral.get(this.#key(id), { secret: true })
@@ -84,6 +122,10 @@ export class BrowserSessions<T extends object> {
     const session = JSON.parse(raw) as SessionData<T>
     // The store's TTL is the authority; this guards against a clock-skewed or TTL-less backend.
     if (this.#clock() - session.createdAt > this.#spec.ttlMs) return null
+    if (!this.#holdsCredential(id, session)) {
+      await this.#destroy(id)
+      return null
+    }
     return session
   }
 
@@ -91,6 +133,27 @@ export class BrowserSessions<T extends object> {
   async signOut(session: SessionHandle<T>, log: FastifyBaseLogger): Promise<void> {
     await this.#destroy(session.id)
     await recordAudit(this.#store, log, this.#spec.signedOut(session.data))
+  }
+
+  /** The `credential` field of a new session of `identity` (none when the area binds none). */
+  #binding(identity: T, id: string): { credential?: string } {
+    const current = this.#spec.credential
+    if (current === undefined) return {}
+    const credential = current(identity)
+    // The caller has just authenticated the identity against the same configuration.
+    if (credential === undefined) throw new Error(`${this.#spec.namespace}: the identity has no credential`)
+    return { credential: credentialFingerprint(this.#spec.namespace, id, credential) }
+  }
+
+  /** Whether the session's identity still holds the credential the session was opened with. */
+  #holdsCredential(id: string, session: SessionData<T>): boolean {
+    const current = this.#spec.credential
+    if (current === undefined) return true
+    // A record without the field (opened before sessions were bound) can't be checked: it ends.
+    if (typeof session.credential !== 'string') return false
+    const credential = current(session)
+    if (credential === undefined) return false
+    return tokensMatch(credentialFingerprint(this.#spec.namespace, id, credential), session.credential)
   }
 
   async #destroy(id: string): Promise<void> {

@@ -111,7 +111,7 @@ export function createServices(deps: ServiceDependencies): Services {
       clock,
       log: log.child({ component: 'credential-expiry' }),
     }),
-    sessions: { console: consoleSessions(store, clock), manage: manageSessions(store, clock) },
+    sessions: { console: consoleSessions(store, clock, config), manage: manageSessions(store, clock) },
     indexRebuild: new IndexRebuild({ store, logger: log }),
     webhooks: {
       endpoints: new WebhookEndpoints({ config, store, clock, log }),

@@ -2,7 +2,8 @@
 // defines, checked against the configured SHA-256 hashes. Every configured hash is compared (no
 // early exit) with timingSafeEqual, so neither the answer time nor the answer itself says which
 // operator, if any, came close. The console signs an operator in with the same token and keeps them
-// in a browser session (consoleSessions).
+// in a browser session (consoleSessions), bound to that token: once an instance runs a configuration
+// without the operator, or with another token for them, it ends their sessions at their next request.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Config } from '../config.js'
 import { isOperatorTokenForm } from '../operator-token-form.js'
@@ -55,10 +56,16 @@ export interface OperatorIdentity {
 /** How long a console session lasts. */
 export const CONSOLE_SESSION_TTL_MS = 8 * 3_600_000
 
-/** The admin console's sessions: one per signed-in operator, audited as `operator.signed_in/out`. */
+/**
+ * The admin console's sessions: one per signed-in operator, audited as `operator.signed_in/out`.
+ * Each is bound to the operator's configured token hash at sign-in and read only while `config`
+ * still gives the operator that hash: a token leak ends with the token's removal or rotation (and
+ * the restart that applies it), not 8 hours later.
+ */
 export function consoleSessions(
   store: Pick<Store, 'ephemeral' | 'audit'>,
   clock: () => number,
+  config: Pick<Config, 'operatorTokens'>,
 ): BrowserSessions<OperatorIdentity> {
   const event = (type: 'operator.signed_in' | 'operator.signed_out', identity: OperatorIdentity) => ({
     type,
@@ -70,5 +77,8 @@ export function consoleSessions(
     ttlMs: CONSOLE_SESSION_TTL_MS,
     signedIn: (identity) => event('operator.signed_in', identity),
     signedOut: (identity) => event('operator.signed_out', identity),
+    // Hex of either case names the same token (configuration lower-cases it already).
+    credential: (identity) =>
+      config.operatorTokens.find((entry) => entry.name === identity.operator)?.sha256.toLowerCase(),
   })
 }
