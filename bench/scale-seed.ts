@@ -183,7 +183,7 @@ export async function seed(options: {
         oid: user.oid,
         scopes: ['openid', 'profile', 'offline_access', ...(app.consentScopes ?? [])],
       })
-      made = await upsertDelegatedRegistration(store, {
+      const upserted = await upsertDelegatedRegistration(store, {
         app: p.app,
         cloud: p.cloud,
         tenantId: p.tenantId,
@@ -192,6 +192,9 @@ export async function seed(options: {
         userName: user.username,
         refreshToken,
       })
+      // Every planned user is a fresh oid: a renewal (which returns no Key) means a broken plan.
+      if (upserted.reused) throw new Error(`plan ${i}: user ${user.oid} was seeded twice`)
+      made = upserted
     }
     const id = made.registration.id
     if (p.status === 'needs_consent') {

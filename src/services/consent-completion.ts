@@ -1,7 +1,7 @@
 // The end of a successful consent: create (admin consent) or renew (delegated) the registration,
-// list an Azure app's subscriptions, keep the one-time result (ID, Token, Key) under a fresh handle,
-// then count, log and audit the completion. Whatever follows the registration's creation never
-// fails the flow: the values must reach their one-time page.
+// list an Azure app's subscriptions, keep the one-time result (ID, Token and, for a new
+// registration, its Key) under a fresh handle, then count, log and audit the completion. Whatever
+// follows the registration's creation never fails the flow: the values must reach their one-time page.
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppConfig, Config, ResolvedApp } from '../config.js'
 import { randomToken } from '../crypto/tokens.js'
@@ -77,8 +77,9 @@ export async function completeConsent(
         }),
   }
   let registrationId: string
-  let key: string
-  let reused = false
+  // A renewal's Key is never shown again: the integration has it, and whoever could sign in as the
+  // user (an unlocked session, a phished device code) would otherwise walk away with it.
+  let shown: { reused: false; key: string } | { reused: true }
   let reactivated: string[] = []
   if (app.consent === 'delegated') {
     const upserted = await upsertDelegatedRegistration(store, {
@@ -88,12 +89,11 @@ export async function completeConsent(
       refreshToken: refreshToken as string,
     })
     registrationId = upserted.registration.id
-    key = upserted.key
-    reused = upserted.reused
+    shown = upserted.reused ? { reused: true } : { reused: false, key: upserted.key }
   } else {
     const created = await createAdminRegistration(store, base)
     registrationId = created.registration.id
-    key = created.key
+    shown = { reused: false, key: created.key }
     // The new registration must reach its result page even if re-activating older ones fails.
     try {
       reactivated = await reactivateAdminRegistrations(store, base)
@@ -123,8 +123,7 @@ export async function completeConsent(
     registrationId,
     id: integrationId(registrationId, config.publicUrl),
     token: user.tid,
-    key,
-    reused,
+    ...shown,
     userName: user.preferredUsername,
     ...(subscriptions === undefined ? {} : { subscriptions }),
     ...(subscriptions !== undefined && app.consent === 'admin' ? { clientId: resolved.clientId } : {}),
@@ -141,7 +140,7 @@ export async function completeConsent(
       cloud: resolved.cloud,
       tenantId: user.tid,
       registrationId,
-      reused,
+      reused: shown.reused,
       ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
     },
     'consent completed',
@@ -155,7 +154,7 @@ export async function completeConsent(
     detail: {
       kind: app.consent,
       cloud: resolved.cloud,
-      reused,
+      reused: shown.reused,
       ...(reactivated.length === 0 ? {} : { reactivated: reactivated.length }),
       ...(ownApp === undefined ? {} : { own_client_id: ownApp.clientId }),
     },

@@ -31,8 +31,27 @@ export interface ConsentFailure {
   providerCode?: string
 }
 
-/** Everything the one-time result page shows. Contains the Key: kept sealed, shown once. */
-export interface ConsentResult {
+/**
+ * Everything the one-time result page shows. A new registration's holds its Key (kept sealed, shown
+ * once); a renewed one's does not: its integration already has the Key, and a result that showed it
+ * again would hand the live Key to anyone who can sign in as that user.
+ */
+export type ConsentResult = ConsentResultFields &
+  (
+    | {
+        /** A new registration. */
+        reused: false
+        /** The integration's Key. */
+        key: string
+      }
+    | {
+        /** An existing (delegated) registration was renewed: same ID and Key, the Key not shown. */
+        reused: true
+      }
+  )
+
+/** What every one-time result holds, Key or not. */
+export interface ConsentResultFields {
   app: string
   appName: string
   kind: ConsentKind
@@ -42,10 +61,6 @@ export interface ConsentResult {
   id: string
   /** The integration's Token: the tenant id. */
   token: string
-  /** The integration's Key. */
-  key: string
-  /** True when an existing registration (and its Key) was renewed instead of a new one made. */
-  reused: boolean
   userName: string
   /** Azure apps: the subscriptions the new registration sees (listSubscriptions in the apps file). */
   subscriptions?: SubscriptionsOutcome

@@ -197,15 +197,21 @@ export interface DelegatedRegistrationInput extends AdminRegistrationInput {
   refreshToken: string
 }
 
+/** A delegated consent's registration: a new one with its new Key, or an existing one renewed. */
+export type UpsertedDelegatedRegistration =
+  | { registration: Registration; reused: false; key: string }
+  /** Renewed: its Key is unchanged and not returned, so no caller can show it again. */
+  | { registration: Registration; reused: true }
+
 /**
  * Creates the delegated registration of (app, cloud, tenant, user), or — when a non-revoked one
- * exists — stores the new refresh token in it, makes it active again and returns its existing Key,
- * so integrations already configured with it keep working.
+ * exists — stores the new refresh token in it and makes it active again, keeping its ID and Key so
+ * integrations already configured with them keep working.
  */
 export async function upsertDelegatedRegistration(
   store: Store,
   input: DelegatedRegistrationInput,
-): Promise<{ registration: Registration; key: string; reused: boolean }> {
+): Promise<UpsertedDelegatedRegistration> {
   const key = newRegistrationKey()
   const who = consentedByFields(input.userName, input.consentedBy?.name)
   await suggestTenantLabel(store, { ...input, consentedBy: { upn: input.userName, name: '' } })
@@ -229,7 +235,7 @@ export async function upsertDelegatedRegistration(
       refreshToken: input.refreshToken,
       ...ownAppFields(input).secrets,
     })
-    if (result.created) return { registration: result.registration, key, reused: false }
+    if (result.created) return { registration: result.registration, key, reused: false as const }
     const existing = await store.registrations.get(result.existingId)
     if (existing === null) return CONFLICT // gone in between: its uniqueness slot is free again
     // The Redis store finds the holder by a digest of (app, cloud, tenant, user): should two
@@ -252,7 +258,7 @@ export async function upsertDelegatedRegistration(
       },
       { refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
     )
-    if (updated !== null) return { registration: updated, key: existing.secrets.key, reused: true }
+    if (updated !== null) return { registration: updated, reused: true as const }
     // A concurrent write (e.g. a token refresh) bumped the version: read again and retry.
     return CONFLICT
   })

@@ -106,7 +106,7 @@ integration instance, once.</p>
 <h2>Already authorized?</h2>
 <p>${
       app.consent === 'delegated'
-        ? 'Authorizing again with the same account renews its access and keeps the ID, Token and Key it got. '
+        ? 'Authorizing again with the same account renews its access and keeps the ID, Token and Key it got, without showing the Key again; for a new Key, revoke the authorization first. '
         : 'Each admin consent gives a new ID and Key; earlier ones stay valid until revoked. '
     }An administrator can see and revoke your organization's authorizations:
 <a href="/${app.slug}/manage">manage ${app.displayName}</a>.</p>
@@ -267,6 +267,35 @@ function valueRow(label: string, field: 'id' | 'token' | 'key', value: string): 
 `
 }
 
+/**
+ * A renewed registration's page: ID and Token, never the Key (the integration has it; showing it
+ * again would hand it to anyone who can sign in as the user), and how to replace a lost Key.
+ */
+function renewedPage(result: ConsentResult, intro: SafeHtml, own: SafeHtml): string {
+  return page({
+    title: 'Authorization renewed',
+    body: html`<section class="card success" data-result="renewed">
+<h1>Authorization renewed</h1>
+${intro}
+${own}
+<p>You had already authorized this integration with this account, so this renewed that
+authorization instead of creating another: its ID, Token and Key stay the same and now use the access
+you just granted. <strong>Nothing needs pasting:</strong> the integration instance keeps working with
+the ID and Key it already has.</p>
+${valueRow('ID', 'id', result.id)}
+${valueRow('Token', 'token', result.token)}
+<p>The Key is shown only once, when an authorization is created, and is not shown again.</p>
+</section>
+${subscriptionsSection(result)}
+<section class="card">
+<h2>Lost the Key?</h2>
+<p>Revoke this authorization — a tenant administrator can, on <a href="/${result.app}/manage">manage
+${result.appName}</a>, or the broker's operator — then authorize again: that creates a new
+authorization with a new ID and Key, shown once.</p>
+</section>`,
+  })
+}
+
 export function renderResultPage(result: ConsentResult): string {
   const intro =
     result.kind === 'admin'
@@ -274,10 +303,6 @@ export function renderResultPage(result: ConsentResult): string {
 (${CLOUDS[result.cloud].label}) without a signed-in user.</p>`
       : html`<p>${result.appName} can now act as <strong>${result.userName}</strong> in tenant
 <code>${result.token}</code> (${CLOUDS[result.cloud].label}).</p>`
-  const reused = result.reused
-    ? html`<p>You had already authorized this integration with this account: the existing ID and Key
-stay valid and now use the access you just granted.</p>`
-    : html``
   const own =
     result.ownClientId === undefined
       ? html``
@@ -290,6 +315,7 @@ the app: the broker renews the access with the app's ID alone.`
             : html`the broker requests every token with that app and its secret, which never leaves the
 broker.`
         }</p>`
+  if (result.reused) return renewedPage(result, intro, own)
   const ownStep =
     result.ownClientId === undefined
       ? html`<li>Leave <strong>Use a self-deployed Azure application</strong> unticked.</li>`
@@ -303,7 +329,6 @@ self-deployed part for the integration.</li>`
 <h1>Authorization complete</h1>
 ${intro}
 ${own}
-${reused}
 <p><strong>Copy these three values now: this page is shown only once.</strong> The Key is a secret;
 keep it only in the integration instance.</p>
 ${valueRow('ID', 'id', result.id)}
@@ -325,7 +350,7 @@ ${ownStep}
 <p class="muted">Every instance configured with the same ID, Token and Key shares this authorization.
 ${
   result.kind === 'delegated'
-    ? 'Authorizing again with the same account renews this access and keeps this ID, Token and Key; another account gets values of its own.'
+    ? 'Authorizing again with the same account renews this access and keeps this ID, Token and Key (the Key is not shown again); another account gets values of its own.'
     : 'Authorizing again creates another ID and Key for this tenant; these stay valid until they are revoked.'
 }</p>
 <p>See and revoke your organization's authorizations of this integration:
@@ -341,7 +366,9 @@ export function renderResultGonePage(): string {
 <h1>These values were already shown</h1>
 <p>For safety, the ID, Token and Key of an authorization are shown only once, right after it
 completes, and this page can't show them again. If you did not copy them, run the authorization
-again from the integration's page: it gives you new values.</p>
+again from the integration's page: an admin consent gives new values. A user's authorization is
+renewed instead, keeping its ID and Key without showing the Key again: for a new Key, a tenant
+administrator revokes it first on the integration's manage page.</p>
 <p><a class="button" href="/">See the integrations</a></p>
 </section>`,
   })

@@ -1,6 +1,6 @@
-// The result page's Azure section: the subscriptions (and resource groups) the new registration can
+// The result page's Azure section: the subscriptions (and resource groups) the registration can
 // see, to paste as Subscription ID and Resource Group Name; or, when it sees none, that it needs an
-// Azure role and how to give it one; or that they could not be listed (the values above still work).
+// Azure role and how to give it one; or that they could not be listed (the values still work).
 import type { AzureSubscription } from '../entra/resource-manager.js'
 import type { SubscriptionsOutcome } from '../services/azure-subscriptions.js'
 import type { ConsentResult } from '../services/consent-flow-types.js'
@@ -64,7 +64,7 @@ export function subscriptionsSection(result: ConsentResult): SafeHtml {
     return html`<section class="card" id="subscriptions">
 <h2>Azure subscriptions</h2>
 <p>The subscriptions this authorization can see could not be listed: ${FAILURE_TEXT[outcome.reason]}
-The ID, Token and Key above are valid all the same.</p>
+${result.reused ? 'The ID, Token and Key the integration has are valid all the same.' : 'The ID, Token and Key above are valid all the same.'}</p>
 <p>Find the <strong>Subscription ID</strong> in the Azure portal under <strong>Subscriptions</strong>, and
 the <strong>Resource Group Name</strong> under the subscription's <strong>Resource groups</strong>.</p>
 </section>`

@@ -13,6 +13,7 @@ import type { ConsentKind } from '../../src/consent-kinds.js'
 import { sha256Hex } from '../../src/crypto/sha256.js'
 import { IdTokenError } from '../../src/entra/id-token.js'
 import type { AuditRecord, Registration } from '../../src/store/types.js'
+import { obtainToken } from '../support/admin-helpers.js'
 import {
   browse,
   CookieJar,
@@ -20,6 +21,7 @@ import {
   consentViaEmulator,
   cookieSigner,
   pageTitle,
+  parseRenewedValues,
   pathOf,
   type RunningBroker,
   runConsentViaEmulator,
@@ -369,7 +371,7 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     expect(await consentMetric(b, { app: LISTENER, kind: 'delegated', stage: 'completed' })).toBe(1)
   })
 
-  it('consenting again keeps the ID and Key, stores the new refresh token and re-activates', async () => {
+  it('consenting again renews: same ID and Key, the Key not shown again, new refresh token, re-activated', async () => {
     const seen: string[] = []
     const b = await start({ decorateIdp: capturingRefreshTokens(seen) })
     const first = await consentViaEmulator(b.app, { slug: LISTENER, username: CONTOSO_USER.username })
@@ -380,9 +382,26 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     })
 
     const again = await runConsentViaEmulator(b.app, { slug: LISTENER, username: CONTOSO_USER.username })
-    expect(again.values).toEqual(first)
-    expect(again.response.body).toContain('already authorized this integration')
+    const page = again.response.body
+    expect(again.response.statusCode).toBe(200)
+    expect(pageTitle(page)).toBe('Authorization renewed')
+    // Whoever can sign in as the user does not walk away with the Key the integration uses now.
+    expect(page).not.toContain(first.key)
+    expect(page).not.toContain('data-field="key"')
+    expect(again.values).toBeUndefined()
+    expect(parseRenewedValues(page)).toEqual({
+      id: first.id,
+      token: first.token,
+      registrationId: first.registrationId,
+    })
+    expect(page).toContain('already authorized this integration')
+    expect(page).toContain('<strong>Nothing needs pasting:</strong>')
+    expect(page).toContain(`<a href="/${LISTENER}/manage">`)
+    expect(page).toContain('with a new ID and Key, shown once')
     const stored = await b.store.registrations.get(first.registrationId)
+    expect(stored?.secrets.key).toBe(first.key)
+    // The integration keeps working with the ID, Token and Key it already has.
+    expect((await obtainToken(b.app, first, LISTENER)).status).toBe(200)
     expect(stored?.registration.status).toBe('active')
     expect(stored?.registration.statusDetail).toBeUndefined()
     expect(seen).toHaveLength(2)
@@ -408,6 +427,9 @@ describe('delegated consent (ms-graph-mail-listener)', () => {
     )
     const second = await consentViaEmulator(b.app, { slug: LISTENER, username: CONTOSO_USER.username })
     expect(second.registrationId).not.toBe(first.registrationId)
+    // A lost Key is replaced so: the new registration's page shows its own, new Key.
+    expectValidKey(second.key)
+    expect(second.key).not.toBe(first.key)
     expect((await b.store.registrations.getMeta(first.registrationId))?.status).toBe('revoked')
   })
 

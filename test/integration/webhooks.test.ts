@@ -11,7 +11,14 @@ import { CONTOSO_TENANT_ID } from '../../emulator/demo-data.js'
 import { writeAppsFileWithCredentials } from '../../emulator/dev-credentials.js'
 import { type RunningEmulator, startEmulator } from '../../emulator/server.js'
 import { bearer, consoleSignIn, csrfOf, obtainToken, operatorToken } from '../support/admin-helpers.js'
-import { browse, consentViaEmulator, type RunningBroker, startBroker } from '../support/broker.js'
+import {
+  browse,
+  type ConsentValues,
+  consentViaEmulator,
+  type RunningBroker,
+  renewViaEmulator,
+  startBroker,
+} from '../support/broker.js'
 import { consentOverHttp, productionEnv, spawnBroker } from '../support/broker-process.js'
 import { DEMO_APPS_FILE, randomMasterKeys } from '../support/config.js'
 import { type ReceivedRequest, startReceiver, type WebhookReceiver } from '../support/webhook-receiver.js'
@@ -126,10 +133,15 @@ describe('registration events', () => {
         words: /consent was removed/,
       },
     ]
-    let registrationId = ''
+    let first: ConsentValues | undefined
     for (const [i, { cause, code, family, words }] of causes.entries()) {
-      const values = await consentViaEmulator(b.app, { slug: DELEGATED, username: 'user@contoso.example' })
-      registrationId = values.registrationId
+      // The first consent shows the values; each later one renews that registration (no Key shown)
+      // and the integration goes on with the values it has.
+      const consent = { slug: DELEGATED, username: 'user@contoso.example' }
+      if (first === undefined) first = await consentViaEmulator(b.app, consent)
+      else expect((await renewViaEmulator(b.app, consent)).registrationId).toBe(first.registrationId)
+      const values = first
+      const registrationId = values.registrationId
       expect((await obtainToken(b.app, values, DELEGATED)).status).toBe(200)
       const expired = await fetch(`${emulator.url}/_emulator/users/user@contoso.example/expire`, {
         method: 'POST',
@@ -166,7 +178,8 @@ describe('registration events', () => {
     await r.waitFor((all) => ofType('registration.renewed')(all).length === 3)
     expect(ofType('registration.created')(r.received)).toHaveLength(1)
     // a renewal after the last cause, then an operator's revocation: who and why
-    await consentViaEmulator(b.app, { slug: DELEGATED, username: 'user@contoso.example' })
+    const registrationId = first!.registrationId
+    await renewViaEmulator(b.app, { slug: DELEGATED, username: 'user@contoso.example' })
     const revoked = await b.app.inject({
       method: 'POST',
       url: `/admin/api/registrations/${registrationId}/revoke`,

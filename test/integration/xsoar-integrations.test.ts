@@ -18,6 +18,7 @@ import {
 import {
   type ConsentValues,
   consentViaEmulator,
+  integrationValuesViaEmulator,
   pageTitle,
   type RunningBroker,
   runConsentViaEmulator,
@@ -128,7 +129,8 @@ describe('Azure Log Analytics: the two-resource loop in every cloud', () => {
     '%s: Resource Manager then Log Analytics, with and without trailing slashes',
     async (cloud: CatalogueCloud) => {
       const row = XSOAR_CATALOGUE.find((r) => r.appName === 'ms-azure-log-analytics')!
-      const values = await consentViaEmulator(broker.app, {
+      // In the global cloud the catalogue test above has consented as this user: a renewal.
+      const values = await integrationValuesViaEmulator(broker, {
         slug: row.appName,
         cloud,
         username: CONTOSO_ADMIN.username,
@@ -154,7 +156,8 @@ describe('Azure Log Analytics: the two-resource loop in every cloud', () => {
 describe('Management Activity API', () => {
   it("returns Microsoft's token itself: the integration reads the tenant from its tid claim", async () => {
     const row = XSOAR_CATALOGUE.find((r) => r.appName === 'ms-management-api')!
-    const values = await consentViaEmulator(broker.app, {
+    // The catalogue test above has consented as this user: a renewal.
+    const values = await integrationValuesViaEmulator(broker, {
       slug: row.appName,
       username: CONTOSO_ADMIN.username,
     })

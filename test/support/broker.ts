@@ -374,6 +374,29 @@ export function parseConsentValues(body: string): ConsentValues | undefined {
   return { id, token, key, registrationId: id.slice(0, id.indexOf('@')) }
 }
 
+/** What a renewed registration's result page shows: ID and Token, never the Key. */
+export interface RenewedValues {
+  id: string
+  token: string
+  registrationId: string
+}
+
+/**
+ * ID and Token from the result page of a renewal (a delegated re-consent); undefined for any other
+ * page, and for a page that shows a Key (a renewal must not).
+ */
+export function parseRenewedValues(body: string): RenewedValues | undefined {
+  if (!body.includes('data-result="renewed"') || body.includes('data-field="key"')) return undefined
+  const field = (name: string) => {
+    const match = new RegExp(`<[a-z]+ data-field="${name}">([^<]*)</`).exec(body)
+    return match === null ? undefined : decodeHtml(match[1]!.trim())
+  }
+  const id = field('id')
+  const token = field('token')
+  if (id === undefined || token === undefined) return undefined
+  return { id, token, registrationId: id.slice(0, id.indexOf('@')) }
+}
+
 export interface ConsentViaEmulatorOptions {
   slug: string
   /** Demo user signing in, e.g. `admin@contoso.example`. */
@@ -463,6 +486,42 @@ export async function runConsentViaEmulator(
     }
     return { jar, response, callbacks, values: undefined }
   }
+}
+
+/** Runs a delegated re-consent that must renew the registration; the ID and Token shown. */
+export async function renewViaEmulator(
+  app: FastifyInstance,
+  options: ConsentViaEmulatorOptions,
+): Promise<RenewedValues> {
+  const run = await runConsentViaEmulator(app, options)
+  const renewed = parseRenewedValues(run.response.body)
+  if (renewed === undefined) {
+    throw new Error(
+      `re-consent for ${options.slug} as ${options.username} did not renew: HTTP ${run.response.statusCode}: ${pageTitle(run.response.body)}`,
+    )
+  }
+  return renewed
+}
+
+/**
+ * The ID, Token and Key an integration configured by this user holds after a consent that must
+ * succeed: a new registration's, from its page; after a renewal (its page shows no Key), the Key
+ * the integration already has, read from the store.
+ */
+export async function integrationValuesViaEmulator(
+  broker: RunningBroker,
+  options: ConsentViaEmulatorOptions,
+): Promise<ConsentValues> {
+  const run = await runConsentViaEmulator(broker.app, options)
+  if (run.values !== undefined) return run.values
+  const renewed = parseRenewedValues(run.response.body)
+  const stored = renewed && (await broker.store.registrations.get(renewed.registrationId))
+  if (renewed === undefined || !stored) {
+    throw new Error(
+      `consent for ${options.slug} as ${options.username} ended with HTTP ${run.response.statusCode}: ${pageTitle(run.response.body)}`,
+    )
+  }
+  return { ...renewed, key: stored.secrets.key }
 }
 
 /** Runs a consent that must succeed and returns the ID, Token and Key shown. */

@@ -244,9 +244,49 @@ describe('delegated consent', () => {
     )
     expect(results.every((r) => r !== null)).toBe(true)
     expect(results[0]!.registrationId).toBe(results[1]!.registrationId)
-    expect(results[0]!.key).toBe(results[1]!.key)
     expect(results.map((r) => r!.reused).sort()).toEqual([false, true])
+    // The one that created the registration shows its Key; the renewal shows none.
+    const stored = await store.registrations.get(results[0]!.registrationId)
+    expect(results.find((r) => r?.reused === false)).toMatchObject({ key: stored?.secrets.key })
+    expect(results.find((r) => r?.reused === true)).not.toHaveProperty('key')
     expect((await store.registrations.list({})).items).toHaveLength(1)
+  })
+
+  /** A delegated consent as USER to its completion; the result handle. */
+  async function delegatedConsent(): Promise<string> {
+    idp.idToken = USER
+    const started = await flow.start('ms-graph-mail-listener', undefined, log)
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    const state = idp.signIns.at(-1)!.state
+    const outcome = await flow.callback(started.flowHandle, { code: 'c', state }, log)
+    if (outcome.kind !== 'completed') throw new Error(`consent ended ${outcome.kind}`)
+    return outcome.resultHandle
+  }
+
+  /** The one-time result as the store keeps it (unsealed), before the page takes it. */
+  const storedResult = (handle: string) =>
+    store.ephemeral.get(`consent:result:${createHash('sha256').update(handle).digest('hex')}`, {
+      secret: true,
+    })
+
+  it('a renewal keeps no Key in its one-time result; a new registration keeps the one it made', async () => {
+    const firstHandle = await delegatedConsent()
+    expect(await storedResult(firstHandle)).not.toBeNull()
+    const first = await flow.takeResult(firstHandle)
+    if (first === null || first.reused) throw new Error('the first consent must create the registration')
+    const stored = await store.registrations.get(first.registrationId)
+    expect(first.key).toBe(stored?.secrets.key)
+
+    const againHandle = await delegatedConsent()
+    const raw = await storedResult(againHandle)
+    expect(raw).not.toBeNull()
+    expect(raw).not.toContain(first.key)
+    expect(JSON.parse(raw!)).not.toHaveProperty('key')
+    const again = await flow.takeResult(againHandle)
+    expect(again).toMatchObject({ registrationId: first.registrationId, id: first.id, reused: true })
+    expect(again).not.toHaveProperty('key')
+    // The renewal changed nothing of the Key the integration holds.
+    expect((await store.registrations.get(first.registrationId))?.secrets.key).toBe(first.key)
   })
 })
 

@@ -173,15 +173,48 @@ describe('consent pages', () => {
     expect(page).toContain('shown only once')
   })
 
-  it('a renewed registration says its ID and Key are unchanged', () => {
-    expect(renderResultPage({ ...result, reused: true })).toContain('existing ID and Key')
-    expect(renderResultPage(result)).not.toContain('existing ID and Key')
+  it('a renewed registration: ID and Token, never the Key, nothing to paste, how to replace a lost Key', () => {
+    // A result stored before renewals dropped their Key still carries one: the page must not show it.
+    const renewed = renderResultPage({ ...result, reused: true })
+    expectNoActiveContent(renewed)
+    expect(renewed).toContain('<h1>Authorization renewed</h1>')
+    expect(renewed).toContain(
+      '<code data-field="id">reg-1@https://consent.example.com/obtain-token</code><button type="button" class="secondary" data-copy="id">Copy</button>',
+    )
+    expect(renewed).toContain(`<code data-field="token">${result.token}</code>`)
+    expect(renewed).not.toContain(result.key)
+    expect(renewed).not.toContain('data-field="key"')
+    expect(renewed).not.toContain('data-copy="key"')
+    expect(renewed).toContain('keeps working with\nthe ID and Key it already has')
+    expect(renewed).toContain('<strong>Nothing needs pasting:</strong>')
+    expect(renewed).toContain('<a href="/ms-graph-mail-listener/manage">')
+    expect(renewed).toContain('creates a new\nauthorization with a new ID and Key')
+    expect(renewed).not.toContain('Copy these three values')
+    expect(renewed).not.toContain('Paste the <strong>Key</strong>')
+
+    const created = renderResultPage(result)
+    expect(created).toContain('<h1>Authorization complete</h1>')
+    expect(created).not.toContain('Authorization renewed')
+    expect(created).toContain('<code data-field="key">ab+/cd==</code>')
+  })
+
+  it('a renewed Azure registration whose subscriptions could not be listed points at the values the integration has', () => {
+    const failed = renderResultPage({
+      ...result,
+      reused: true,
+      subscriptions: { kind: 'failed', reason: 'timeout' },
+    })
+    expect(failed).toContain('The ID, Token and Key the integration has are valid all the same.')
+    expect(failed).not.toContain('data-field="key"')
   })
 
   it('the already-shown page shows no values', () => {
     const page = renderResultGonePage()
     expect(page).toContain('These values were already shown')
     expect(page).not.toContain('data-field')
+    // Consenting again gives a user back no Key: theirs is renewed, so it is revoked first.
+    expect(page).toContain('an admin consent gives new values')
+    expect(page).toContain('keeping its ID and Key without showing the Key again')
   })
 
   it('every failure has its own title, an escaped provider message and a link back to the app', () => {
@@ -245,14 +278,18 @@ describe('links to /{app}/manage and re-consent wording per consent kind', () =>
   it('the app page links to its manage page and says what consenting again does', () => {
     expect(start('admin')).toContain('<a href="/ms-graph-mail/manage">')
     expect(start('admin')).toContain('Each admin consent gives a new ID and Key')
-    expect(start('delegated')).toContain('keeps the ID, Token and Key it got')
+    expect(start('delegated')).toContain(
+      'keeps the ID, Token and Key it got, without showing the Key again; for a new Key, revoke the authorization first',
+    )
     expect(start('delegated')).not.toContain('new ID and Key')
   })
 
   it('the result page links to the manage page; delegated keeps the Key, admin makes a new one', () => {
     const delegated = renderResultPage(result)
     expect(delegated).toContain('<a href="/ms-graph-mail-listener/manage">')
-    expect(delegated).toContain('renews this access and keeps this ID, Token and Key')
+    expect(delegated).toContain(
+      'renews this access and keeps this ID, Token and Key (the Key is not shown again)',
+    )
     expect(delegated).not.toContain('To get a new Key')
     const admin = renderResultPage({ ...result, kind: 'admin' })
     expect(admin).toContain('Authorizing again creates another ID and Key for this tenant')
