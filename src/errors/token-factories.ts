@@ -3,6 +3,7 @@
 // (timeouts, outages, throttling, refusals, consent required, revoked). Kept apart from
 // factories.ts (operators, tenant admins, the broker itself); all build from the one catalogue.
 // Messages never carry a secret; values interpolated from the request are clipped by the caller.
+import type { ConsentKind } from '../consent-kinds.js'
 import { BrokerError, type BrokerErrorOptions, type ErrorDetails, withCause } from './broker-error.js'
 import { ERROR_CATALOGUE, isErrorCode } from './catalogue.js'
 import { internalError } from './factories.js'
@@ -198,13 +199,17 @@ export function brokerCredentialsRejected(app: string, label: string): BrokerErr
   )
 }
 
-/** 401 `consent_required`: `who` must consent again at `consentUrl` (`why` opens the message). */
-export function consentRequired(why: string, who: string, consentUrl: string): BrokerError {
-  return new BrokerError(
-    'consent_required',
-    `${why}: ${who} must consent again at ${consentUrl} and then use the ID, Token and Key shown there`,
-    { details: { consent_url: consentUrl } },
-  )
+/**
+ * 401 `consent_required`: the tenant administrator (`admin`) or the user (`delegated`) must consent
+ * again at `consentUrl` (`why` opens the message). A user's consent renews their registration and
+ * shows no Key, so the integration keeps its values; an admin consent shows a new registration's.
+ */
+export function consentRequired(why: string, kind: ConsentKind, consentUrl: string): BrokerError {
+  const message =
+    kind === 'admin'
+      ? `${why}: a tenant administrator must consent again at ${consentUrl} and then use the ID, Token and Key shown there`
+      : `${why}: the user must consent again at ${consentUrl}; the integration keeps its ID, Token and Key, nothing to change`
+  return new BrokerError('consent_required', message, { details: { consent_url: consentUrl } })
 }
 
 /** What a revoked registration's 401 says. */

@@ -17,9 +17,7 @@ export function consentUrl(config: Config, app: string): string {
 
 /** The 401 `consent_required`: `why` (a consent-reasons.ts text), who must consent again and where. */
 export function consentRequiredError(config: Config, registration: Registration, why: string): BrokerError {
-  const url = consentUrl(config, registration.app)
-  const who = registration.kind === 'admin' ? 'a tenant administrator' : 'the user'
-  return consentRequired(why, who, url)
+  return consentRequired(why, registration.kind, consentUrl(config, registration.app))
 }
 
 /** The 401 for a registration that is not `active`. */

@@ -193,10 +193,17 @@ describe('factories', () => {
   it('carry details and the cause', () => {
     const cause = new Error('underlying')
     expect(invalidRequest('body is odd', cause).cause).toBe(cause)
-    expect(consentRequired('gone', 'the user', 'https://b/x')).toMatchObject({
+    // A user's consent renews their registration without showing the Key: nothing to paste.
+    expect(consentRequired('gone', 'delegated', 'https://b/x')).toMatchObject({
       code: 'consent_required',
       message:
-        'gone: the user must consent again at https://b/x and then use the ID, Token and Key shown there',
+        'gone: the user must consent again at https://b/x; the integration keeps its ID, Token and Key, nothing to change',
+      details: { consent_url: 'https://b/x' },
+    })
+    expect(consentRequired('gone', 'admin', 'https://b/x')).toMatchObject({
+      code: 'consent_required',
+      message:
+        'gone: a tenant administrator must consent again at https://b/x and then use the ID, Token and Key shown there',
       details: { consent_url: 'https://b/x' },
     })
     const revoked = registrationRevoked({
