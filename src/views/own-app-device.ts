@@ -27,8 +27,8 @@ export function renderDeviceCodePage(options: DeviceCodePageOptions): string {
 <li>Sign in with the account the integration should act as, and accept the permissions your app
 registration asks for.</li>
 </ol>
-<p>This page refreshes itself every few seconds and shows the integration's ID, Token and Key as
-soon as you have signed in. The code works for ${left} more.</p>
+<p>This page refreshes itself every few seconds and shows the integration's ID and Token (and, for a
+new authorization, its Key) as soon as you have signed in. The code works for ${left} more.</p>
 <p class="muted">Enter this code only if you started this authorization on this page yourself. Never
 enter a code that someone sent you: whoever started the authorization gets the access it grants.</p>
 </section>
