@@ -187,6 +187,13 @@ differ between runs by ±15 %; the table above is what counts).
   just after. So, alternating old, new, new, old: the ratio rose by 0.06–0.12 and the hit's p99 fell
   (29–30 → 26–28 ms), but over the seven 5-round runs on two machines since the last hot-path change
   hit / floor was 0.77–0.87 (median 0.80), and 0.85 is reached in two of them: not reliably.
+- Session of 2026-12-01 (a 2-core AMD EPYC of middling speed: bare ~17 000–22 000 req/s, floor
+  ~8 000–11 000), the hot path unchanged (this session changed only which bodies obtain-token
+  accepts, JSON alone, and how unknown paths are answered): two 5-round runs back to back. hit / floor
+  0.83 (0.85, 0.82, 0.84, 0.89, 0.64; hit p99 20 ms; the table above, bare steady at 16 700–22 500
+  req/s), then 0.79 (0.85, 0.86, 0.79, 0.71, 0.92; hit p99 30 ms, the machine slowing during the run:
+  bare 21 309 → 12 588 req/s). Over the nine 5-round runs on three machines since the last hot-path
+  change, hit / floor was 0.77–0.87, median 0.80; 0.85 is reached in two of them: not reliably.
 `
 
 const children: ChildProcess[] = []
