@@ -36,6 +36,12 @@ export interface FlowRecord {
 const FLOW_KEY = 'consent:flow:'
 const FLOW_USED_KEY = 'consent:flow-used:'
 const RESULT_KEY = 'consent:result:'
+/**
+ * A renewal's result (no Key) lives under its own prefix: an instance of the release before, met
+ * during a rolling upgrade or a rollback, reads only RESULT_KEY and so answers "already shown"
+ * instead of a result page with an empty Key field to paste over the integration's working Key.
+ */
+const RENEWAL_RESULT_KEY = 'consent:result-renewed:'
 
 function parseRecord(raw: string): FlowRecord | undefined {
   try {
@@ -86,10 +92,13 @@ export class ConsentFlowRecords {
     return (await this.#store.ephemeral.get(FLOW_USED_KEY + sha256Hex(flowId))) !== null
   }
 
-  /** Stores a one-time result (it holds a Key: sealed) under the hash of its handle. */
-  async putResult(resultHandle: string, result: object): Promise<void> {
+  /**
+   * Stores a one-time result (a new registration's holds its Key: sealed) under the hash of its
+   * handle; a renewal's (`reused`) under RENEWAL_RESULT_KEY.
+   */
+  async putResult(resultHandle: string, result: { reused: boolean }): Promise<void> {
     await this.#store.ephemeral.put(
-      RESULT_KEY + sha256Hex(resultHandle),
+      (result.reused ? RENEWAL_RESULT_KEY : RESULT_KEY) + sha256Hex(resultHandle),
       JSON.stringify(result),
       this.#ttlMs,
       {
@@ -100,11 +109,19 @@ export class ConsentFlowRecords {
 
   /** Takes the one-time result (atomic read-and-delete); null when already taken or expired. */
   async takeResult(resultHandle: string): Promise<string | null> {
-    return this.#store.ephemeral.take(RESULT_KEY + sha256Hex(resultHandle), { secret: true })
+    const hash = sha256Hex(resultHandle)
+    return (
+      (await this.#store.ephemeral.take(RESULT_KEY + hash, { secret: true })) ??
+      (await this.#store.ephemeral.take(RENEWAL_RESULT_KEY + hash, { secret: true }))
+    )
   }
 
   /** Whether the one-time result is still there, without taking it (HEAD /result). */
   async hasResult(resultHandle: string): Promise<boolean> {
-    return (await this.#store.ephemeral.get(RESULT_KEY + sha256Hex(resultHandle))) !== null
+    const hash = sha256Hex(resultHandle)
+    return (
+      (await this.#store.ephemeral.get(RESULT_KEY + hash)) !== null ||
+      (await this.#store.ephemeral.get(RENEWAL_RESULT_KEY + hash)) !== null
+    )
   }
 }
