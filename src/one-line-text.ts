@@ -6,21 +6,26 @@
 /**
  * The refused characters, as the body of a regex character class: C0 and C1 controls and DEL
  * (U+0000–001F, U+007F–009F; U+0085 and U+009B break lines or start terminal sequences), the line
- * and paragraph separators (U+2028, U+2029), and the bidi embeddings, overrides and isolates
- * (U+202A–202E, U+2066–2069), which reorder how the text around them is displayed.
+ * and paragraph separators (U+2028, U+2029), and the bidi controls — the Arabic letter, left-to-right
+ * and right-to-left marks (U+061C, U+200E, U+200F), embeddings, overrides and isolates (U+202A–202E,
+ * U+2066–2069) — which reorder how the text around them is displayed.
  */
-const REFUSED = '\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069'
+const REFUSED =
+  '\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069'
 
 /** The refused characters in words, for error messages. */
 export const REFUSED_CHARACTERS_WORDS = 'control characters, line or paragraph separators or bidi controls'
 
-/** JSON-schema `pattern` of one-line text: none of the refused characters, and not only white space. */
-export const ONE_LINE_TEXT_PATTERN = `^(?=.*\\S)[^${REFUSED}]+$`
+/**
+ * JSON-schema `pattern` of one-line text: none of the refused characters, and something visible —
+ * not only white space and invisible format characters (zero-width space and joiners, the BOM).
+ */
+export const ONE_LINE_TEXT_PATTERN = `^(?=.*[^\\s\\p{Cf}])[^${REFUSED}]+$`
 
 // The `u` flag, as Ajv compiles a schema's `pattern`: the check in code is the schemas' own.
 const ONE_LINE_TEXT = new RegExp(ONE_LINE_TEXT_PATTERN, 'u')
 
-/** Whether `value` is one-line text: not empty, not only white space, no refused character. */
+/** Whether `value` is one-line text: something visible, no refused character. */
 export function isOneLineText(value: string): boolean {
   return ONE_LINE_TEXT.test(value)
 }
