@@ -46,7 +46,7 @@ export class SessionArea<T extends object> {
       reply.header('cache-control', 'no-store')
       const id = readSignedCookie(request, this.#options.cookie.name)
       if (id === undefined) return
-      const data = await this.#options.sessions.read(id)
+      const data = await this.#options.sessions.read(id, request.log)
       if (data === null || !(this.#options.accepts?.(data, request) ?? true)) return
       this.#loaded.set(request, { id, data })
       request.log = request.log.child(this.#options.logFields(data))

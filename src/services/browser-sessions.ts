@@ -113,9 +113,9 @@ export class BrowserSessions<T extends object> {
   /**
    * The session with this id, or null when the id is missing, malformed, unknown or expired, or
    * the session no longer holds its credential (see {@link SessionAreaSpec.credential}; that
-   * record is deleted too).
+   * record is deleted too, and with `log` the end is audited as a sign-out with `detail.ended`).
    */
-  async read(id: string | undefined): Promise<SessionData<T> | null> {
+  async read(id: string | undefined, log?: FastifyBaseLogger): Promise<SessionData<T> | null> {
     if (id === undefined || !SESSION_ID.test(id)) return null
     const raw = await this.#store.ephemeral.get(this.#key(id), { secret: true })
     if (raw === null) return null
@@ -124,6 +124,14 @@ export class BrowserSessions<T extends object> {
     if (this.#clock() - session.createdAt > this.#spec.ttlMs) return null
     if (!this.#holdsCredential(id, session)) {
       await this.#destroy(id)
+      // Audited as a sign-out with its cause, so an incident's timeline shows when a session opened
+      // with a withdrawn token ended.
+      if (log !== undefined) {
+        const ended = this.#spec.signedOut(session)
+        const cause =
+          typeof session.credential === 'string' ? 'credential_withdrawn' : 'opened_before_binding'
+        await recordAudit(this.#store, log, { ...ended, detail: { ...ended.detail, ended: cause } })
+      }
       return null
     }
     return session

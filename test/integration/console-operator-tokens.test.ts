@@ -58,6 +58,11 @@ async function sessionPower(broker: RunningBroker, jar: CookieJar, csrf: string)
   return { home: home.statusCode, homeLocation: home.headers.location, rotate: rotate.statusCode }
 }
 
+/** What a session can do (see sessionPower) once ended: the sign-in page, and no form is taken. */
+const ENDED = { home: 303, homeLocation: '/admin/sign-in', rotate: 401 }
+/** What a live session can do: its home page, and a form (start a key rotation) taken. */
+const WORKING = { home: 200, homeLocation: undefined, rotate: 303 }
+
 describe('console sessions after the operator tokens change', () => {
   it('end for an operator removed from the configuration; the others carry on', async () => {
     const instance = deployment()
@@ -71,21 +76,18 @@ describe('console sessions after the operator tokens change', () => {
     expect((await second.app.inject({ url: '/admin/api/tenants', headers: bearer(ALICE) })).statusCode).toBe(
       401,
     )
-    expect(await sessionPower(second, alice.jar, alice.csrf)).toEqual({
-      home: 303,
-      homeLocation: '/admin/sign-in',
-      rotate: 401,
-    })
+    expect(await sessionPower(second, alice.jar, alice.csrf)).toEqual(ENDED)
+    // Audited, with its cause: an incident's timeline shows when the session ended.
+    const { items } = await second.store.audit.read({ order: 'desc', limit: 20 })
+    expect(items.filter((e) => e.type === 'operator.signed_out' && e.actor === 'operator:alice')).toEqual([
+      expect.objectContaining({ detail: { via: 'console', ended: 'credential_withdrawn' } }),
+    ])
     // Ended for good: deleted from the store, so not even an instance still on the old
     // configuration opens it any more.
     expect((await storedSession(second, 'admin-session', alicesCookie)).record).toBeNull()
     expect((await browse(first.app, alice.jar, { url: '/admin/home' })).statusCode).toBe(303)
 
-    expect(await sessionPower(second, bob.jar, bob.csrf)).toEqual({
-      home: 200,
-      homeLocation: undefined,
-      rotate: 303,
-    })
+    expect(await sessionPower(second, bob.jar, bob.csrf)).toEqual(WORKING)
   })
 
   it('end for an operator whose token was replaced; the new token signs in', async () => {
@@ -98,19 +100,11 @@ describe('console sessions after the operator tokens change', () => {
     expect((await second.app.inject({ url: '/admin/api/tenants', headers: bearer(ALICE) })).statusCode).toBe(
       401,
     )
-    expect(await sessionPower(second, alice.jar, alice.csrf)).toEqual({
-      home: 303,
-      homeLocation: '/admin/sign-in',
-      rotate: 401,
-    })
+    expect(await sessionPower(second, alice.jar, alice.csrf)).toEqual(ENDED)
     expect((await storedSession(second, 'admin-session', alice.jar.get('cb_admin')!)).record).toBeNull()
 
     const renewed = await signedIn(second, rotated)
-    expect(await sessionPower(second, renewed.jar, renewed.csrf)).toEqual({
-      home: 200,
-      homeLocation: undefined,
-      rotate: 303,
-    })
+    expect(await sessionPower(second, renewed.jar, renewed.csrf)).toEqual(WORKING)
   })
 
   it('carry on across a restart with the same tokens, on any instance', async () => {
@@ -121,10 +115,6 @@ describe('console sessions after the operator tokens change', () => {
     running.splice(running.indexOf(first), 1)
 
     const restarted = await instance(`alice:${ALICE},bob:${BOB}`)
-    expect(await sessionPower(restarted, alice.jar, alice.csrf)).toEqual({
-      home: 200,
-      homeLocation: undefined,
-      rotate: 303,
-    })
+    expect(await sessionPower(restarted, alice.jar, alice.csrf)).toEqual(WORKING)
   })
 })
