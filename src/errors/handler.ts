@@ -214,7 +214,7 @@ export class RouteTable {
 
   /** The methods the most specific routes matching `path` answer; empty when none matches. */
   allowedMethods(path: string): string[] {
-    return [...new Set(this.#matching(path).flatMap((route) => route.methods))].sort()
+    return methodsOf(this.#matching(path))
   }
 
   /**
@@ -224,12 +224,17 @@ export class RouteTable {
    */
   notFoundError(method: string, path: string): BrokerError {
     const matching = this.#matching(path)
-    const allowed = [...new Set(matching.flatMap((route) => route.methods))].sort()
+    const allowed = methodsOf(matching)
     if (allowed.length > 0 && !allowed.includes(method)) {
       return methodNotAllowed(method, declared(matching[0]!.url), allowed)
     }
     return routeNotFound(method, path)
   }
+}
+
+/** The methods of `routes`, each once, sorted (the `Allow` header's list). */
+function methodsOf(routes: ReadonlyArray<{ methods: string[] }>): string[] {
+  return [...new Set(routes.flatMap((route) => route.methods))].sort()
 }
 
 /** A route's URL as the docs write it: `/admin/api/registrations/{id}`. */

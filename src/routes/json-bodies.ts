@@ -1,9 +1,10 @@
 // The JSON APIs (POST /obtain-token, the operator API) take `application/json` bodies and nothing
-// else, as their protocols say: Fastify's built-in text/plain parser is removed from their scope
-// (and the pages' form parser is never registered there), so any other body is answered 415
-// `unsupported_media_type` by the one handler. A form post is a request a browser sends across
-// origins without asking first: an API that parsed one would answer pages it never meant to serve.
-// A JSON body states its own types, so it is validated as sent, never coerced.
+// else, as their protocols say: Fastify's built-in text/plain parser and the pages' form parser
+// (which the operator API inherits from the browser routes' scope) are removed from their scope, so
+// any other body is answered 415 `unsupported_media_type` by the one handler. A form post is a
+// request a browser sends across origins without asking first: an API that parsed one would answer
+// pages it never meant to serve. A JSON body states its own types, so it is validated as sent,
+// never coerced.
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { FastifyInstance } from 'fastify'
 

@@ -6,19 +6,27 @@
 import type { FastifySchemaValidationError } from 'fastify'
 import { GUID_PATTERN } from '../guid.js'
 import { ONE_LINE_TEXT_PATTERN, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
-import { APP_SLUG_PATTERN, REGISTRATION_ID_PATTERN } from './admin/schemas.js'
+import {
+  APP_SLUG_PATTERN,
+  AUDIT_CURSOR_PATTERN,
+  OPTIONAL_AUDIT_CURSOR_PATTERN,
+  REGISTRATION_ID_PATTERN,
+} from './admin/schemas.js'
 import { ENDPOINT_ID_PATTERN, MESSAGE_ID_PATTERN } from './admin/webhooks-schemas.js'
 
 /** What each of the schemas' patterns asks for. */
 const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   [ONE_LINE_TEXT_PATTERN, `must be one line of text, not blank, without ${REFUSED_CHARACTERS_WORDS}`],
   [GUID_PATTERN, 'must be a GUID (8-4-4-4-12 hexadecimal digits)'],
-  [REGISTRATION_ID_PATTERN, 'must be a registration ID (letters, digits, ".", "_" and "-", at most 128)'],
+  [
+    REGISTRATION_ID_PATTERN,
+    'must be a registration ID (a letter or digit, then letters, digits, ".", "_" and "-", at most 128 in all)',
+  ],
   [APP_SLUG_PATTERN, 'must be an app name (lower-case letters and digits joined by "-")'],
   [ENDPOINT_ID_PATTERN, 'must be a webhook endpoint ID (ep_ and 24 hexadecimal digits)'],
   [MESSAGE_ID_PATTERN, 'must be a delivery message ID (36 hexadecimal digits and "-")'],
-  ['^\\d+-\\d+$', 'must be a cursor from an earlier page'],
-  ['^(\\d+-\\d+)?$', 'must be a cursor from an earlier page, or be empty'],
+  [AUDIT_CURSOR_PATTERN, 'must be a cursor from an earlier page'],
+  [OPTIONAL_AUDIT_CURSOR_PATTERN, 'must be a cursor from an earlier page, or be empty'],
 ])
 
 /** A pattern's words; a pattern made optional (`^(?:…)?$`, console filters) reads as its own. */

@@ -106,7 +106,7 @@ integration instance, once.</p>
 <h2>Already authorized?</h2>
 <p>${
       app.consent === 'delegated'
-        ? 'Authorizing again with the same account renews its access and keeps the ID, Token and Key it got, without showing the Key again; for a new Key, revoke the authorization first. '
+        ? 'Authorizing again with the same account renews its access and keeps the ID, Token and Key it got, without showing the Key again; for a new Key, a tenant administrator (or the operator) revokes the authorization first. '
         : 'Each admin consent gives a new ID and Key; earlier ones stay valid until revoked. '
     }An administrator can see and revoke your organization's authorizations:
 <a href="/${app.slug}/manage">manage ${app.displayName}</a>.</p>

@@ -279,7 +279,7 @@ describe('links to /{app}/manage and re-consent wording per consent kind', () =>
     expect(start('admin')).toContain('<a href="/ms-graph-mail/manage">')
     expect(start('admin')).toContain('Each admin consent gives a new ID and Key')
     expect(start('delegated')).toContain(
-      'keeps the ID, Token and Key it got, without showing the Key again; for a new Key, revoke the authorization first',
+      'keeps the ID, Token and Key it got, without showing the Key again; for a new Key, a tenant administrator (or the operator) revokes the authorization first',
     )
     expect(start('delegated')).not.toContain('new ID and Key')
   })

@@ -16,6 +16,7 @@ import { acceptJsonBodiesOnly, validateBodiesAsSent } from '../json-bodies.js'
 import { requireOperator } from '../operator-token.js'
 import { credentialsApiRoute } from './credentials-api.js'
 import {
+  AUDIT_CURSOR_PATTERN,
   appSlugSchema,
   auditRecordSchema,
   emptyQuery,
@@ -309,7 +310,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           type: 'object',
           additionalProperties: false,
           properties: {
-            cursor: { type: 'string', pattern: '^\\d+-\\d+$', maxLength: 64 },
+            cursor: { type: 'string', pattern: AUDIT_CURSOR_PATTERN, maxLength: 64 },
             since: {
               type: 'string',
               format: 'date-time',

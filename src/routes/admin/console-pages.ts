@@ -17,7 +17,7 @@ import { consoleHelpers, errorPages, html, htmlPage, redirect } from './console-
 import { consoleRegistrationRoutes } from './console-registrations.js'
 import { consoleTenantLabelRoute } from './console-tenant-label.js'
 import { credentialView } from './credentials-api.js'
-import { csrfFormSchema, emptyQuery } from './schemas.js'
+import { csrfFormSchema, emptyQuery, OPTIONAL_AUDIT_CURSOR_PATTERN } from './schemas.js'
 
 const NOTICES = notices({
   rotation_started: 'Key rotation started.',
@@ -85,8 +85,8 @@ export function consolePageRoutes(
           type: 'object',
           additionalProperties: false,
           properties: {
-            cursor: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 },
-            before: { type: 'string', pattern: '^(\\d+-\\d+)?$', maxLength: 64 },
+            cursor: { type: 'string', pattern: OPTIONAL_AUDIT_CURSOR_PATTERN, maxLength: 64 },
+            before: { type: 'string', pattern: OPTIONAL_AUDIT_CURSOR_PATTERN, maxLength: 64 },
             window: { type: 'string', enum: Object.keys(AUDIT_WINDOWS) },
           },
         },

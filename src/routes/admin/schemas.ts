@@ -13,6 +13,10 @@ import { TENANT_LABEL_MAX } from '../../store/validation.js'
 export const REGISTRATION_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$'
 export const TENANT_ID_PATTERN = GUID_PATTERN
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
+/** An audit cursor (`<ms>-<seq>`, as a page gave it). */
+export const AUDIT_CURSOR_PATTERN = '^\\d+-\\d+$'
+/** An audit cursor, or empty (a console form left blank). */
+export const OPTIONAL_AUDIT_CURSOR_PATTERN = '^(\\d+-\\d+)?$'
 export const REASON_MAX = 500
 
 /** An app slug in a query, body or path. */
