@@ -19,6 +19,7 @@ import { operatorToken } from '../support/admin-helpers.js'
 import { consentViaEmulator } from '../support/broker.js'
 import { REPO_ROOT } from '../support/broker-process.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
+import { userShellEnv } from '../support/user-shell.js'
 
 const run = promisify(execFile)
 const TOKEN = operatorToken('clone')
@@ -74,12 +75,7 @@ async function shell(command: string): Promise<Result> {
   return outcome(
     run('sh', ['-c', command], {
       cwd: clone,
-      // offline: npx must run the clone's own bin, never fetch a package of that name
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? '/tmp',
-        npm_config_offline: 'true',
-      },
+      env: userShellEnv(),
       timeout: 60_000,
     }),
   )

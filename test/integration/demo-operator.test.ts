@@ -11,6 +11,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { REPO_ROOT } from '../support/broker-process.js'
 import { findFreePort } from '../support/redis-server.js'
+import { userShellEnv } from '../support/user-shell.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -133,12 +134,7 @@ describe('npm run demo: operator side', () => {
     ])
     const { stdout } = await promisify(execFile)('sh', ['-c', printed[0]!], {
       cwd: REPO_ROOT,
-      // offline: npx must run the repository's own bin, never fetch a package of that name
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: process.env.HOME ?? '/tmp',
-        npm_config_offline: 'true',
-      },
+      env: userShellEnv(),
       timeout: 60_000,
     })
     // the demo's store starts empty
