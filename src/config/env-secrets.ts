@@ -39,7 +39,11 @@ export function readOperatorTokens(read: EnvReader): OperatorToken[] {
       const operator = colon > 0 ? entry.slice(0, colon) : ''
       const secret = colon > 0 ? entry.slice(colon + 1) : ''
       if (!/^[A-Za-z0-9._-]{1,64}$/.test(operator) || secret === '') {
-        problems.push(`${name}: each entry must be "name:${hashed ? 'sha256hex' : 'token'}"`)
+        // A comma inside a token splits its entry in two: say so, since the half after it is what
+        // lands here (never echoed: it is part of a secret).
+        problems.push(
+          `${name}: each entry must be "name:${hashed ? 'sha256hex' : 'token'}" (name: letters, digits, ".", "_", "-"), entries separated by commas${hashed ? '' : ', so a token can hold no comma'}`,
+        )
         continue
       }
       if (seenOperators.has(operator)) problems.push(`${name}: operator "${operator}" appears twice`)

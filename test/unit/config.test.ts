@@ -402,6 +402,13 @@ describe('loadConfig in production', () => {
     expect(problemsOf(productionEnv({ OPERATOR_TOKEN_HASHES: 'bob:abc' }))).toEqual([
       'OPERATOR_TOKEN_HASHES: hash of "bob" is not 64 hex characters',
     ])
+    // A comma inside a token: the entry splits in two, and the problem says why, echoing neither half.
+    const halves = ['first-half-of-a-long-token', 'second-half-of-it']
+    const comma = problemsOf(productionEnv({ OPERATOR_TOKENS: `alice:${halves.join(',')}` }))
+    expect(comma).toEqual([
+      'OPERATOR_TOKENS: each entry must be "name:token" (name: letters, digits, ".", "_", "-"), entries separated by commas, so a token can hold no comma',
+    ])
+    for (const half of halves) expect(comma.join('\n')).not.toContain(half)
     const token = 'a-long-enough-operator-token-123'
     const config = loadConfig(
       productionEnv({
