@@ -1,13 +1,38 @@
 // The operator's bearer token on HTTP routes (the operator API, /metrics): checked against the
 // configured hashes (services/operator-auth.ts), with refused tokens throttled per address across
-// instances (in the store). /metrics still answers a valid token while the store is down.
+// instances (in the store). /metrics still answers a valid token while the store is down, with this
+// instance counting refused tokens meanwhile.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BoundedCache } from '../bounded-cache.js'
 import { type BrokerError, isStoreOutage, operatorTokenInvalid, rateLimited } from '../errors.js'
 import { authenticateOperator } from '../services/operator-auth.js'
+import type { Store } from '../store/types.js'
 
 /** Wrong (or missing) operator tokens one address may send per window, every instance counting. */
 const REFUSED_TOKENS_PER_WINDOW = 10
 const REFUSED_TOKENS_WINDOW_MS = 60_000
+
+/** Refused tokens per address in the current window, counted by this instance alone. */
+interface LocalRefusals {
+  count: number
+  windowEnds: number
+}
+
+/**
+ * The refused-token throttle while the store can't be read (acceptDuringStoreOutage): the same
+ * budget per address and window, counted per instance, so an outage is no time to guess in. One per
+ * store, i.e. per app.
+ */
+const refusedDuringOutage = new WeakMap<Store, BoundedCache<LocalRefusals>>()
+
+function localRefusals(store: Store): BoundedCache<LocalRefusals> {
+  let refusals = refusedDuringOutage.get(store)
+  if (refusals === undefined) {
+    refusals = new BoundedCache<LocalRefusals>({ maxEntries: 10_000, ttlMs: REFUSED_TOKENS_WINDOW_MS })
+    refusedDuringOutage.set(store, refusals)
+  }
+  return refusals
+}
 
 /** How a route asks for the operator's token (see requireOperator). */
 export interface OperatorTokenOptions {
@@ -32,7 +57,8 @@ export interface OperatorTokenOptions {
  * *before* its token is looked at, so a blocked guesser learns nothing from its next guesses.
  * When the store can't be reached the throttle can't be read either: the request fails with the
  * store outage (503), except that with `acceptDuringStoreOutage` a valid token still passes; a
- * wrong one still fails with the outage, never a 401, since it could not be counted.
+ * wrong one still fails with the outage, never a 401 (the shared count can't be kept), and is
+ * counted by this instance, which answers 429 past the same budget.
  */
 export async function requireOperator(
   app: Pick<FastifyInstance, 'config' | 'store'>,
@@ -47,11 +73,24 @@ export async function requireOperator(
     blockedUntil = await app.store.ephemeral.get(blockedKey)
   } catch (error) {
     if (!acceptDuringStoreOutage || !isStoreOutage(error)) throw error
+    const refusals = localRefusals(app.store)
+    const now = Date.now()
+    const counted = refusals.get(request.ip)
+    const current = counted !== undefined && counted.windowEnds > now ? counted : undefined
+    if (current !== undefined && current.count >= REFUSED_TOKENS_PER_WINDOW) {
+      throw tooManyRefusedTokens(current.windowEnds - now)
+    }
     const operator = authenticateOperator(app.config, request.headers.authorization)
-    if (operator === undefined) throw error
+    if (operator === undefined) {
+      refusals.set(request.ip, {
+        count: (current?.count ?? 0) + 1,
+        windowEnds: current?.windowEnds ?? now + REFUSED_TOKENS_WINDOW_MS,
+      })
+      throw error
+    }
     request.log.warn(
       { ip: request.ip },
-      'operator token accepted without the refused-token throttle (store unreachable)',
+      'operator token accepted with this instance counting refused tokens (store unreachable)',
     )
     return operator
   }

@@ -1,8 +1,9 @@
 // GET /metrics on the public listener through a Redis outage (its own redis-server, stopped): a
 // valid operator token still gets the scrape, which reports consent_broker_ready 0 (what the
 // critical outage alert fires on), although the refused-token throttle lives in Redis; a wrong
-// token is answered 503 store_unavailable (it could not be counted), and the operator API, which
-// needs the store for everything it does, is not relaxed.
+// token is answered 503 store_unavailable (the shared count can't be kept) and counted by the
+// instance itself, which answers 429 past the usual budget; the operator API, which needs the store
+// for everything it does, is not relaxed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, operatorToken } from '../support/admin-helpers.js'
 import { type RunningBroker, startBroker } from '../support/broker.js'
@@ -49,6 +50,36 @@ describe('GET /metrics while Redis is down', () => {
     expect(wrong.json().error.code).toBe('store_unavailable')
     expect(Number(wrong.headers['retry-after'])).toBeGreaterThan(0)
 
+    // Guessing is throttled meanwhile by this instance: past ten wrong tokens from an address, it is
+    // answered 429 before its token is looked at, a valid one included; other addresses carry on.
+    const guesser = '10.9.9.9'
+    const guesses = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        broker.app.inject({
+          method: 'GET',
+          url: '/metrics',
+          headers: bearer(operatorToken('mallory')),
+          remoteAddress: guesser,
+        }),
+      ),
+    )
+    expect(guesses.map((g) => g.statusCode)).toEqual(Array(10).fill(503))
+    const blocked = await broker.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: bearer(ALICE),
+      remoteAddress: guesser,
+    })
+    expect(blocked.statusCode, blocked.body).toBe(429)
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0)
+    const elsewhere = await broker.app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: bearer(ALICE),
+      remoteAddress: '10.9.9.10',
+    })
+    expect(elsewhere.statusCode).toBe(200)
+
     const api = await broker.app.inject({ method: 'GET', url: '/admin/api/tenants', headers: bearer(ALICE) })
     expect(api.statusCode, api.body).toBe(503)
     expect(api.json().error.code).toBe('store_unavailable')
@@ -56,5 +87,5 @@ describe('GET /metrics while Redis is down', () => {
     // Counted as Redis errors, as every request that failed on the outage is.
     const after = await scrape(bearer(ALICE))
     expect(after.body).toMatch(/^consent_broker_redis_errors_total\{operation="command"\} [1-9]\d*$/m)
-  }, 60_000)
+  }, 150_000)
 })
