@@ -6,16 +6,12 @@
 import type { FastifySchemaValidationError } from 'fastify'
 import { GUID_PATTERN } from '../guid.js'
 import { ONE_LINE_TEXT_PATTERN, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
-import {
-  APP_SLUG_PATTERN,
-  AUDIT_CURSOR_PATTERN,
-  OPTIONAL_AUDIT_CURSOR_PATTERN,
-  REGISTRATION_ID_PATTERN,
-} from './admin/schemas.js'
+import { optional } from './admin/console-common.js'
+import { APP_SLUG_PATTERN, AUDIT_CURSOR_PATTERN, REGISTRATION_ID_PATTERN } from './admin/schemas.js'
 import { ENDPOINT_ID_PATTERN, MESSAGE_ID_PATTERN } from './admin/webhooks-schemas.js'
 
 /** What each of the schemas' patterns asks for. */
-const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
+const WORDS: ReadonlyArray<readonly [string, string]> = [
   [ONE_LINE_TEXT_PATTERN, `must be one line of text, not blank, without ${REFUSED_CHARACTERS_WORDS}`],
   [GUID_PATTERN, 'must be a GUID (8-4-4-4-12 hexadecimal digits)'],
   [
@@ -26,17 +22,15 @@ const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   [ENDPOINT_ID_PATTERN, 'must be a webhook endpoint ID (ep_ and 24 hexadecimal digits)'],
   [MESSAGE_ID_PATTERN, 'must be a delivery message ID (36 hexadecimal digits and "-")'],
   [AUDIT_CURSOR_PATTERN, 'must be a cursor from an earlier page'],
-  [OPTIONAL_AUDIT_CURSOR_PATTERN, 'must be a cursor from an earlier page, or be empty'],
-])
+]
 
-/** A pattern's words; a pattern made optional (`^(?:…)?$`, console filters) reads as its own. */
-function patternWords(pattern: unknown): string | undefined {
-  if (typeof pattern !== 'string') return undefined
-  const optional = /^\^\(\?:(.*)\)\?\$$/.exec(pattern)
-  const inner = optional === null ? pattern : `^${optional[1]}$`
-  const words = PATTERN_WORDS.get(pattern) ?? PATTERN_WORDS.get(inner)
-  return words === undefined || optional === null ? words : `${words}, or be empty`
-}
+/** Each pattern, and the same made optional by the console's filters (`optional`), in words. */
+const PATTERN_WORDS: ReadonlyMap<string, string> = new Map(
+  WORDS.flatMap(([pattern, words]) => [
+    [pattern, words],
+    [optional(pattern).pattern, `${words}, or be empty`],
+  ]),
+)
 
 /**
  * Fastify's `schemaErrorFormatter`: `<part><path> <what is wrong>` for each failure, joined by ", "
@@ -44,7 +38,7 @@ function patternWords(pattern: unknown): string | undefined {
  */
 export function schemaErrorMessage(errors: FastifySchemaValidationError[], dataVar: string): Error {
   const described = errors.map((error) => {
-    const words = error.keyword === 'pattern' ? patternWords(error.params.pattern) : undefined
+    const words = error.keyword === 'pattern' ? PATTERN_WORDS.get(String(error.params.pattern)) : undefined
     return `${dataVar}${error.instancePath ?? ''} ${words ?? error.message}`
   })
   return new Error(described.join(', '))

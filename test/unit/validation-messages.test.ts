@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { GUID_PATTERN } from '../../src/guid.js'
 import { ONE_LINE_TEXT_PATTERN } from '../../src/one-line-text.js'
 import { optional } from '../../src/routes/admin/console-common.js'
-import { APP_SLUG_PATTERN } from '../../src/routes/admin/schemas.js'
+import { APP_SLUG_PATTERN, AUDIT_CURSOR_PATTERN } from '../../src/routes/admin/schemas.js'
 import { schemaErrorMessage } from '../../src/routes/validation-messages.js'
 
 /** The errors Ajv reports for `data` under `schema` (all of them). */
@@ -33,6 +33,10 @@ describe('schemaErrorMessage', () => {
     const guid = { type: 'object', properties: { tenant: { type: 'string', pattern: GUID_PATTERN } } }
     expect(schemaErrorMessage(errorsOf(guid, { tenant: 'contoso' }), 'querystring').message).toBe(
       'querystring/tenant must be a GUID (8-4-4-4-12 hexadecimal digits)',
+    )
+    const cursor = { type: 'object', properties: { before: optional(AUDIT_CURSOR_PATTERN) } }
+    expect(schemaErrorMessage(errorsOf(cursor, { before: 'abc' }), 'querystring').message).toBe(
+      'querystring/before must be a cursor from an earlier page, or be empty',
     )
     const filter = { type: 'object', properties: { app: optional(APP_SLUG_PATTERN) } }
     expect(schemaErrorMessage(errorsOf(filter, { app: 'Not A Slug' }), 'querystring').message).toBe(

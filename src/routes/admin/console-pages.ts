@@ -13,11 +13,11 @@ import { renderHome } from '../../views/admin-home.js'
 import { renderKeys } from '../../views/admin-keys.js'
 import { sendPage } from '../browser.js'
 import { notices, type SessionArea } from '../browser-session.js'
-import { consoleHelpers, errorPages, html, htmlPage, redirect } from './console-common.js'
+import { consoleHelpers, errorPages, html, htmlPage, optional, redirect } from './console-common.js'
 import { consoleRegistrationRoutes } from './console-registrations.js'
 import { consoleTenantLabelRoute } from './console-tenant-label.js'
 import { credentialView } from './credentials-api.js'
-import { csrfFormSchema, emptyQuery, OPTIONAL_AUDIT_CURSOR_PATTERN } from './schemas.js'
+import { AUDIT_CURSOR_PATTERN, csrfFormSchema, emptyQuery } from './schemas.js'
 
 const NOTICES = notices({
   rotation_started: 'Key rotation started.',
@@ -85,8 +85,8 @@ export function consolePageRoutes(
           type: 'object',
           additionalProperties: false,
           properties: {
-            cursor: { type: 'string', pattern: OPTIONAL_AUDIT_CURSOR_PATTERN, maxLength: 64 },
-            before: { type: 'string', pattern: OPTIONAL_AUDIT_CURSOR_PATTERN, maxLength: 64 },
+            cursor: { ...optional(AUDIT_CURSOR_PATTERN), maxLength: 64 },
+            before: { ...optional(AUDIT_CURSOR_PATTERN), maxLength: 64 },
             window: { type: 'string', enum: Object.keys(AUDIT_WINDOWS) },
           },
         },

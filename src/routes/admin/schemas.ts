@@ -15,8 +15,6 @@ export const TENANT_ID_PATTERN = GUID_PATTERN
 export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 /** An audit cursor (`<ms>-<seq>`, as a page gave it). */
 export const AUDIT_CURSOR_PATTERN = '^\\d+-\\d+$'
-/** An audit cursor, or empty (a console form left blank). */
-export const OPTIONAL_AUDIT_CURSOR_PATTERN = '^(\\d+-\\d+)?$'
 export const REASON_MAX = 500
 
 /** An app slug in a query, body or path. */
