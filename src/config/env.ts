@@ -4,7 +4,7 @@
 // reads are env-reader.ts's; Redis (env-redis.ts) and the secrets (env-secrets.ts) are read apart.
 import { readFileSync } from 'node:fs'
 import { CLOUD_NAMES, CLOUDS, type CloudName, resourceOf } from '../clouds.js'
-import { KeyRing } from '../crypto/envelope.js'
+import type { KeyRing } from '../crypto/envelope.js'
 import { isGuid } from '../guid.js'
 import { loadAppsFile } from './apps-file.js'
 import { EnvReader, isLoopbackHost } from './env-reader.js'
@@ -244,10 +244,22 @@ function readCloudUrls(
   return urls
 }
 
+/**
+ * Freezes the configuration's own data: plain objects and arrays, all the way down. Instances of
+ * classes (the KeyRing, a certificate's KeyObject) are left as they are: they keep private state
+ * of their own, and Node caches a KeyObject's details on the object when first asked — a frozen one
+ * throws, which on Node 22 broke every client assertion (jose asks for the details there).
+ */
 function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !(value instanceof KeyRing) && !Object.isFrozen(value)) {
-    Object.freeze(value)
-    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child)
-  }
+  if (!isPlainData(value) || Object.isFrozen(value)) return value
+  Object.freeze(value)
+  for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child)
   return value
+}
+
+function isPlainData(value: unknown): value is object {
+  if (Array.isArray(value)) return true
+  if (value === null || typeof value !== 'object') return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }

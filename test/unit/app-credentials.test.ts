@@ -187,6 +187,15 @@ function certificateCredential(): CertificateCredential {
 }
 
 describe('client assertions', () => {
+  it('sign with the configured key: the frozen configuration leaves the KeyObject itself unfrozen', () => {
+    const credential = certificateCredential()
+    // Node caches a key's type and details on the KeyObject when first asked; a frozen one throws
+    // here, and on Node 22 jose asks before every signature.
+    expect(credential.privateKey.asymmetricKeyType).toBe('rsa')
+    expect(credential.privateKey.asymmetricKeyDetails?.modulusLength).toBe(2048)
+    expect(Object.isFrozen(credential)).toBe(true)
+  })
+
   it('follow Entra: aud = token endpoint, iss = sub = client id, unique jti, nbf/iat now, exp in 5 minutes, x5t#S256', async () => {
     const credential = certificateCredential()
     const endpoint =
