@@ -6,10 +6,10 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
-import { capConnectionsPerAddress, makeClientErrorHandler } from './connection-guard.js'
+import { answerConnectRequests, capConnectionsPerAddress, makeClientErrorHandler } from './connection-guard.js'
 import type { AppCredentials } from './entra/app-credentials.js'
 import type { IdentityProvider } from './entra/types.js'
-import { makeErrorHandler, pathOf, RouteTable } from './errors.js'
+import { hostHeaderMissing, makeErrorHandler, pathOf, RouteTable } from './errors.js'
 import { createLogger, logRequestCompleted } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { adminRoutes } from './routes/admin/index.js'
@@ -124,6 +124,9 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     http: {
       headersTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(requestTimeoutMs / 10))),
+      // Node's own refusal of an HTTP/1.1 request without Host is an empty 400 with no request id or
+      // headers; the onRequest hook below refuses it through the one handler instead.
+      requireHostHeader: false,
     },
     clientErrorHandler: makeClientErrorHandler(documentHeaders, logger),
     // A refused pattern in words, not as its regular expression (routes/validation-messages.ts).
@@ -151,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
     headers: documentHeaders,
     log: logger,
   })
+  answerConnectRequests(app.server, documentHeaders, logger)
 
   const clock = deps.clock ?? Date.now
   const credentials = deps.credentials ?? appCredentialsFor(config, deps.store, app.log, clock)
@@ -210,6 +214,10 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     reply.headers(request.routeOptions.config.securityHeaders === 'api' ? apiHeaders : documentHeaders)
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      done(hostHeaderMissing())
+      return
+    }
     done()
   })
   app.addHook('onResponse', logRequestCompleted)

@@ -1,7 +1,7 @@
 // What the HTTP server does before any route sees a request: it caps the connections one address
 // may hold open, and it answers, in the broker's own error shape and headers, the requests Node
 // refuses by itself (one that did not arrive within REQUEST_TIMEOUT_MS, headers too large, bytes
-// that are not HTTP). Those answers are written on the socket as they are: no route, no hook runs;
+// that are not HTTP, a CONNECT, which Node would close without a word). Those answers are written on the socket as they are: no route, no hook runs;
 // each still gets its own request id (body, `X-Request-Id`, log line), as every routed answer does.
 import { randomUUID } from 'node:crypto'
 import { type Server, STATUS_CODES } from 'node:http'
@@ -9,6 +9,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import {
   type BrokerError,
+  connectNotServed,
   errorBody,
   headersTooLarge,
   malformedHttp,
@@ -135,4 +136,22 @@ export function makeClientErrorHandler(headers: Readonly<Record<string, string>>
     }
     answerAndClose(socket, rawErrorAnswer(answer, headers, requestId))
   }
+}
+
+/**
+ * Node hands a CONNECT request to the server's `connect` listeners and, with none, closes the
+ * socket without an answer. The broker is no proxy: it answers 400 in its own shape, then closes.
+ */
+export function answerConnectRequests(
+  server: Server,
+  headers: Readonly<Record<string, string>>,
+  log: FastifyBaseLogger,
+): void {
+  const refusal = connectNotServed()
+  server.on('connect', (_request: unknown, socket: Socket) => {
+    const requestId = randomUUID()
+    // The target (host:port) is the caller's text: not logged.
+    log.info({ reqId: requestId, ip: peerAddress(socket), code: refusal.code }, 'CONNECT refused')
+    answerAndClose(socket, rawErrorAnswer(refusal, headers, requestId))
+  })
 }

@@ -39,6 +39,16 @@ export function malformedHttp(): BrokerError {
   return invalidRequest('the request is not valid HTTP')
 }
 
+/** 400: a CONNECT request (this server is no proxy). */
+export function connectNotServed(): BrokerError {
+  return invalidRequest('CONNECT is not served: this server is not a proxy')
+}
+
+/** 400: an HTTP/1.1 request without a Host header (RFC 9112 §3.2 makes it invalid). */
+export function hostHeaderMissing(): BrokerError {
+  return invalidRequest('an HTTP/1.1 request needs a Host header')
+}
+
 /** 503 `too_many_connections`: the address already holds MAX_CONNECTIONS_PER_IP connections. */
 export function tooManyConnections(): BrokerError {
   return new BrokerError('too_many_connections', ERROR_CATALOGUE.too_many_connections.message, {

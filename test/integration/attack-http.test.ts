@@ -317,6 +317,32 @@ describe('answers the framework gives by itself', () => {
     expectBrokerHeaders(headersOf(garbage.received()), '400')
     expect(garbage.received()).toContain('"code":"invalid_request"')
     expect(garbage.received()).not.toContain(MARKER)
+
+    // CONNECT: Node would close the socket without a word (no `connect` listener).
+    const tunnel = await open(port)
+    tunnel.socket.write(`CONNECT ${MARKER}.example:443 HTTP/1.1\r\nHost: ${MARKER}.example:443\r\n\r\n`)
+    await tunnel.closed
+    expect(tunnel.received().split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request')
+    expectBrokerHeaders(headersOf(tunnel.received()), 'CONNECT')
+    expect(tunnel.received()).toContain('CONNECT is not served: this server is not a proxy')
+    expect(headersOf(tunnel.received()).get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(tunnel.received()).not.toContain(MARKER)
+
+    // HTTP/1.1 without Host: Node's own answer was an empty 400 without headers or request id.
+    const hostless = await open(port)
+    hostless.socket.write(`GET /${MARKER} HTTP/1.1\r\nConnection: close\r\n\r\n`)
+    await hostless.closed
+    const raw = hostless.received()
+    expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request')
+    expectBrokerHeaders(headersOf(raw), 'no Host')
+    expect(headersOf(raw).get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(raw).toContain('an HTTP/1.1 request needs a Host header')
+    expect(raw).not.toContain(MARKER)
+    // HTTP/1.0 never required one: still served.
+    const old = await open(port)
+    old.socket.write('GET /healthz HTTP/1.0\r\n\r\n')
+    await old.closed
+    expect(old.received().split('\r\n')[0]).toBe('HTTP/1.1 200 OK')
   })
 })
 
