@@ -93,19 +93,25 @@ export interface Leased<T> {
 export interface WebhookStore {
   /**
    * Announces that `subject` is about to get outbox entries; called BEFORE the atomic change that
-   * writes them, so a crash in between leaves only an announcement with nothing behind it.
+   * writes them, so a crash in between leaves only an announcement with nothing behind it. The
+   * subject is due at once, and its announcement time (where its grace starts) is now, whatever
+   * it was: claimed, rescheduled or not announced.
    */
   announce(subject: string): Promise<void>
   /**
-   * Subjects announced at least `graceMs` ago or due again, each leased for `leaseMs` to this
-   * caller (another caller skips them meanwhile); at most `limit`.
+   * Subjects due now (announced, rescheduled by `finishSubject`, or whose lease lapsed), each
+   * leased for `leaseMs` to this caller (another caller skips them meanwhile); at most `limit`.
+   * The lease carries the subject's announcement time, which a claim never changes.
    */
   claimSubjects(limit: number, leaseMs: number): Promise<Array<Leased<string>>>
   /** The outbox entries of `subject`, oldest first. */
   readOutbox(subject: string): Promise<OutboxEntry[]>
   /**
-   * Removes handled entries; then drops the announcement when the outbox is empty and no writer
-   * announced since `graceMs` before the claim (else it comes back after the grace).
+   * Removes handled entries; then, only while `lease` holds (no announcement since the claim):
+   * drops the subject when the outbox is empty and it was announced at least `graceMs` ago; due
+   * again when the grace has passed when it is empty but announced later (a writer may still be
+   * between its announcement and its write), so once more and then dropped; due again at once
+   * when entries are left. The announcement time stays what it was.
    */
   finishSubject(subject: string, lease: string, handledIds: readonly string[], graceMs: number): Promise<void>
   /** Writes an outbox entry for a subject without a record of its own (throttle state, in its slot). */

@@ -1,6 +1,7 @@
 // Redis-only properties of the store: what an attacker with a copy of Redis sees (no plaintext
 // secrets), ciphertexts bound to their record, the documented key layout, recovery from a crash
-// between the index and record writes, and connection behaviour during an outage.
+// between the index and record writes, webhook subjects as the previous release left them, and
+// connection behaviour during an outage.
 import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
@@ -410,6 +411,68 @@ describe('Redis store: records written in the earlier layout', () => {
       key: secrets.key,
       refreshToken: 'rt-renewed',
     })
+  })
+})
+
+describe('Redis store: webhook subjects the previous release wrote', () => {
+  // The previous release kept one score per subject (its announcement, or what its claim or finish
+  // set) and no announcement time; instances of both releases share `{wh}:subjects` while rolling.
+  const GRACE = 30_000
+  const LEASE = 15_000
+  const T = Date.parse('2026-03-01T00:00:00.000Z')
+
+  async function outboxStore() {
+    let now = T
+    const { store, raw, keyPrefix } = await freshStore({ clock: () => now })
+    const keys = redisKeys(keyPrefix)
+    /** One dispatcher poll at `at`: the subjects it claimed (every entry handled). */
+    const pollAt = async (at: number) => {
+      now = at
+      const claimed = await store.webhooks.claimSubjects(100, LEASE)
+      for (const { item, lease } of claimed) {
+        const entries = await store.webhooks.readOutbox(item)
+        await store.webhooks.finishSubject(
+          item,
+          lease,
+          entries.map((e) => e.id),
+          GRACE,
+        )
+      }
+      return claimed.map((c) => c.item)
+    }
+    return { raw, keys, pollAt }
+  }
+
+  it('drops what it announced or rescheduled after at most one claim more, and keeps no announcement time', async () => {
+    const { raw, keys, pollAt } = await outboxStore()
+    // announced by the old release at T; rescheduled by its finish at the old announcement + grace
+    await raw.zadd(keys.whSubjects, T, 'announced-old', T - 5_000 + GRACE, 'rescheduled-old')
+    expect(await pollAt(T + 1_000)).toEqual(['announced-old'])
+    expect(await pollAt(T + GRACE - 5_000)).toEqual(['rescheduled-old'])
+    expect(await pollAt(T + GRACE)).toEqual(['announced-old'])
+    expect(await pollAt(T + 2 * GRACE - 5_000)).toEqual(['rescheduled-old'])
+    expect(await pollAt(T + 10 * GRACE)).toEqual([])
+    expect(await raw.zcard(keys.whSubjects)).toBe(0)
+    expect(await raw.exists(keys.whAnnounced)).toBe(0)
+  })
+
+  it("restarts the grace at the old release's announcement of a subject this one rescheduled", async () => {
+    const { raw, keys, pollAt } = await outboxStore()
+    await raw.zadd(keys.whSubjects, T, 's')
+    expect(await pollAt(T + 1_000)).toEqual(['s'])
+    expect(await raw.hget(keys.whAnnounced, 's')).toBe(`${T}:${T + GRACE}`)
+    // an old instance's writer announces (its announce is a plain ZADD) and is still writing
+    await raw.zadd(keys.whSubjects, T + 10_000, 's')
+    expect(await pollAt(T + 10_000)).toEqual(['s'])
+    expect(await pollAt(T + GRACE)).toEqual([])
+    expect(await pollAt(T + 10_000 + GRACE)).toEqual(['s'])
+    expect(await pollAt(T + 10 * GRACE)).toEqual([])
+    // a field an old instance's drop left behind: its score is not the subject's, so it doesn't count
+    await raw.hset(keys.whAnnounced, 'left', `${T}:${T + GRACE}`)
+    await raw.zadd(keys.whSubjects, T + 10 * GRACE, 'left')
+    expect(await pollAt(T + 10 * GRACE)).toEqual(['left'])
+    expect(await pollAt(T + 11 * GRACE)).toEqual(['left'])
+    expect(await raw.exists(keys.whAnnounced)).toBe(0)
   })
 })
 

@@ -1,5 +1,6 @@
 // Notifications without Redis: the SSRF guard (also at connect time), the retry schedule, the
-// plain-language reasons, and the memory store's outbox, fan-out idempotence and leases.
+// plain-language reasons, and the memory store's outbox (a handled subject dropped after the grace),
+// fan-out idempotence and leases.
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it } from 'vitest'
@@ -200,6 +201,30 @@ describe('memory store: outbox and deliveries', () => {
       0,
     )
     expect(await store.webhooks.readOutbox(registration.id)).toEqual([])
+    await store.close()
+  })
+
+  it('a handled subject is claimed twice (its event, then once after the grace) and never again', async () => {
+    // The dispatcher polling every second for 10 minutes, as its fan-out claims, reads and finishes.
+    let now = Date.parse('2026-01-01T00:00:00.000Z')
+    const store = createMemoryStore({ keyRing: newKeyRing(), clock: () => now })
+    const registration = sampleRegistration({ kind: 'admin' })
+    await store.registrations.create(registration, sampleSecrets(false))
+    const claimedAt: number[] = []
+    for (let second = 1; second <= 600; second++) {
+      now += 1_000
+      for (const { item, lease } of await store.webhooks.claimSubjects(100, 15_000)) {
+        const entries = await store.webhooks.readOutbox(item)
+        await store.webhooks.finishSubject(
+          item,
+          lease,
+          entries.map((e) => e.id),
+          30_000,
+        )
+        if (item === registration.id) claimedAt.push(second)
+      }
+    }
+    expect(claimedAt).toEqual([1, 30])
     await store.close()
   })
 

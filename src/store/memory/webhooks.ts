@@ -15,6 +15,12 @@ import {
 
 const KEEP_PER_ENDPOINT = 200
 
+/** An announced subject: when to claim it next, and when it was last announced (its grace's start). */
+interface HeldSubject {
+  due: number
+  announced: number
+}
+
 interface HeldDelivery {
   delivery: Delivery
   due?: number
@@ -24,7 +30,7 @@ interface HeldDelivery {
 /** `WebhookStore` in memory. */
 export class MemoryWebhooks implements WebhookStore {
   readonly #outboxes = new Map<string, Map<string, OutboxEntry>>()
-  readonly #subjects = new Map<string, number>()
+  readonly #subjects = new Map<string, HeldSubject>()
   readonly #upstream = new Set<string>()
   /** App credential expiry states by subject (see setCredentialExpiryState). */
   readonly #credentialExpiry = new Map<string, string>()
@@ -45,21 +51,26 @@ export class MemoryWebhooks implements WebhookStore {
       this.#outboxes.set(subject, outbox)
     }
     outbox.set(entry.id, entry)
-    if (!this.#subjects.has(subject)) this.#subjects.set(subject, this.clock())
+    if (!this.#subjects.has(subject)) this.#announceNow(subject)
   }
 
   async announce(subject: string): Promise<void> {
-    this.#subjects.set(subject, this.clock())
+    this.#announceNow(subject)
+  }
+
+  #announceNow(subject: string): void {
+    const now = this.clock()
+    this.#subjects.set(subject, { due: now, announced: now })
   }
 
   async claimSubjects(limit: number, leaseMs: number): Promise<Array<Leased<string>>> {
     const now = this.clock()
     const out: Array<Leased<string>> = []
-    for (const [subject, score] of this.#subjects) {
+    for (const [subject, held] of this.#subjects) {
       if (out.length >= limit) break
-      if (score > now) continue
-      this.#subjects.set(subject, now + leaseMs)
-      out.push({ item: subject, lease: `${now + leaseMs}:${score}` })
+      if (held.due > now) continue
+      held.due = now + leaseMs
+      out.push({ item: subject, lease: `${held.due}:${held.announced}` })
     }
     return out
   }
@@ -80,11 +91,14 @@ export class MemoryWebhooks implements WebhookStore {
     for (const id of handledIds) outbox?.delete(id)
     const empty = outbox === undefined || outbox.size === 0
     if (empty) this.#outboxes.delete(subject)
-    const [leaseScore, announced] = lease.split(':').map(Number) as [number, number]
-    if (this.#subjects.get(subject) !== leaseScore) return
+    const held = this.#subjects.get(subject)
+    // only while our lease holds: a writer that announced since the claim made the subject due anew
+    if (held === undefined || `${held.due}:${held.announced}` !== lease) return
     const now = this.clock()
-    if (empty && announced <= now - graceMs) this.#subjects.delete(subject)
-    else this.#subjects.set(subject, empty ? announced + graceMs : now)
+    if (empty && held.announced <= now - graceMs) this.#subjects.delete(subject)
+    // once more after the grace (a writer may be between its announcement and its write); at once
+    // for entries left; the announcement time stays, so the next finish can drop it
+    else held.due = empty ? held.announced + graceMs : now
   }
 
   async setUpstreamState(subject: string, throttled: boolean, entry: OutboxEntry): Promise<boolean> {

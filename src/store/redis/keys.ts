@@ -152,6 +152,7 @@ export function redisKeys(prefix: string) {
     upstreamState: (subject: string) => `${prefix}upstream:{${encodeTagged(subject)}}`,
     credentialExpiry: (subject: string) => `${prefix}credexp:{${encodeTagged(subject)}}`,
     whSubjects: `${prefix}{wh}:subjects`,
+    whAnnounced: `${prefix}{wh}:announced`,
     whEndpoints: `${prefix}{wh}:endpoints`,
     whDue: `${prefix}{wh}:due`,
     whDelivery: (member: string) => `${prefix}{wh}:d:${member}`,

@@ -1,42 +1,84 @@
 // The Lua scripts of notifications (see webhooks.ts). The outbox scripts touch one subject's slot
 // (`outbox:{subject}`, the registration's slot for registration events); every other script
 // touches only keys tagged `{wh}`, whose names it builds from the prefix it is given (they all
-// hash to the one `{wh}` slot, so the scripts run unchanged on a Cluster).
+// hash to the one `{wh}` slot, so the scripts run unchanged on a Cluster). The subject scripts
+// also read the form the previous release left: a score without a kept announcement time.
 import { LuaScript } from './scripts.js'
 
 /**
- * KEYS[1] subjects ZSET. ARGV: now, limit, leaseMs. Claims announced subjects due now: their score
- * becomes now + lease. Returns {subject, previous score}…
+ * KEYS[1] subjects ZSET, KEYS[2] announced HASH. ARGV: subject, now. Announces: due now, and any
+ * announcement time kept by a claim is forgotten (the score is the announcement again).
  */
-export const CLAIM_SUBJECTS = new LuaScript(`
+export const ANNOUNCE_SUBJECT = new LuaScript(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+`)
+
+/**
+ * Lua fragment: `schedule(subject, announced, due)` sets when to claim the subject next and keeps
+ * its announcement time beside it, with the score it goes with (see `announced_of`).
+ */
+const LUA_SCHEDULE = `
+local function schedule(subject, announced, due)
+  redis.call('ZADD', KEYS[1], due, subject)
+  redis.call('HSET', KEYS[2], subject, string.format('%d:%d', announced, due))
+end
+`
+
+/**
+ * Lua fragment: `announced_of(subject, score)`: the announcement time kept with this very score,
+ * else the score itself. The score is the announcement when nothing was kept (announced, or left
+ * by the previous release, whose score was its only time) or when the previous release, which
+ * knows nothing of the hash, set the score since (its announce, claim or finish); it never sets
+ * one earlier than the announcement, so a subject is never dropped early and comes back once more.
+ */
+const LUA_ANNOUNCED_OF = `
+local function announced_of(subject, score)
+  local kept = redis.call('HGET', KEYS[2], subject)
+  if kept then
+    local announced, due = string.match(kept, '^(%d+):(%d+)$')
+    if due and tonumber(due) == tonumber(score) then return tonumber(announced) end
+  end
+  return tonumber(score)
+end
+`
+
+/**
+ * KEYS[1] subjects ZSET, KEYS[2] announced HASH. ARGV: now, limit, leaseMs. Claims the subjects
+ * due now: each is due again at now + lease. Returns {subject, announcement time}…
+ */
+export const CLAIM_SUBJECTS = new LuaScript(`${LUA_SCHEDULE}${LUA_ANNOUNCED_OF}
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local until_ = tonumber(ARGV[1]) + tonumber(ARGV[3])
 local out = {}
 for i = 1, #due, 2 do
-  redis.call('ZADD', KEYS[1], until_, due[i])
+  local announced = announced_of(due[i], due[i + 1])
+  schedule(due[i], announced, until_)
   out[#out + 1] = due[i]
-  out[#out + 1] = due[i + 1]
+  out[#out + 1] = string.format('%d', announced)
 end
 return out
 `)
 
 /**
- * KEYS[1] subjects ZSET. ARGV: subject, lease score, announced score, empty (1/0), now, graceMs.
- * Only while our lease holds: an empty outbox announced before the grace is dropped; otherwise
- * the subject comes back when the grace has passed (a writer may still be between its
- * announcement and its write).
+ * KEYS[1] subjects ZSET, KEYS[2] announced HASH. ARGV: subject, lease score, announcement time,
+ * empty (1/0), now, graceMs. Only while our lease holds (no announcement since the claim): an empty
+ * outbox announced at least the grace ago is dropped; an empty one announced later comes back once,
+ * when the grace has passed (a writer may still be between its announcement and its write); one
+ * with entries left comes back at once. The announcement time is kept, so the next finish drops it.
  */
-export const FINISH_SUBJECT = new LuaScript(`
+export const FINISH_SUBJECT = new LuaScript(`${LUA_SCHEDULE}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 local announced, now, grace = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
 if ARGV[4] == '1' and announced <= now - grace then
   redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
   return 1
 end
 local again = now
 if ARGV[4] == '1' then again = announced + grace end
-redis.call('ZADD', KEYS[1], again, ARGV[1])
+schedule(ARGV[1], announced, again)
 return 2
 `)
 

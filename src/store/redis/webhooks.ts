@@ -5,7 +5,14 @@
 //                                            entry is written by the same Lua call as the change
 //   P upstream:{enc(subject)}        STRING  '1' while an app is throttled in a tenant (same slot
 //                                            as its outbox)
-//   P{wh}:subjects                   ZSET    announced subjects, score = when to look (ms)
+//   P{wh}:subjects                   ZSET    announced subjects, score = when to look (ms): the
+//                                            announcement, else what a claim or finish set
+//   P{wh}:announced                  HASH    subject → "<announced ms>:<score>": the announcement
+//                                            time beside the score a claim or finish set. No field,
+//                                            or one for another score (the previous release's form:
+//                                            it never writes here): the score is the announcement.
+//                                            A field that release's drop leaves goes with the
+//                                            subject's next announce
 //   P{wh}:endpoints                  HASH    endpoint id → JSON (url, events, sealed secret …)
 //   P{wh}:d:<message>:<endpoint>     HASH    one delivery (status, attempts, body, lease …);
 //                                            expires 7 days after it is delivered or failed
@@ -16,6 +23,8 @@
 // subject's slot and the shared index in `{wh}`'s, so they can't be written atomically together.
 // The announcement goes first: a crash before the change leaves an announcement the dispatcher
 // drops after the grace period; a crash after it leaves an entry that is already announced.
+// A handled subject is dropped once its announcement is older than the grace, so the grace runs
+// from the real announcement, never from a later claim or reschedule (the announced hash).
 import { randomBytes } from 'node:crypto'
 import { type KeyRing, KeyRing as KeyRingClass } from '../../crypto/envelope.js'
 import type { RedisClient } from '../redis-connection.js'
@@ -34,6 +43,7 @@ import { logicalFacts } from './record-layout.js'
 import { runScript } from './scripts.js'
 import {
   ACK_OUTBOX,
+  ANNOUNCE_SUBJECT,
   CLAIM_DUE,
   CLAIM_SUBJECTS,
   ENQUEUE_DELIVERY,
@@ -86,7 +96,12 @@ export class RedisWebhooks implements WebhookStore {
   ) {}
 
   async announce(subject: string): Promise<void> {
-    await this.redis.zadd(this.keys.whSubjects, Math.trunc(this.clock()), subject)
+    await runScript(
+      this.redis,
+      ANNOUNCE_SUBJECT,
+      [this.keys.whSubjects, this.keys.whAnnounced],
+      [subject, Math.trunc(this.clock())],
+    )
   }
 
   async claimSubjects(limit: number, leaseMs: number): Promise<Array<Leased<string>>> {
@@ -94,7 +109,7 @@ export class RedisWebhooks implements WebhookStore {
     const reply = (await runScript(
       this.redis,
       CLAIM_SUBJECTS,
-      [this.keys.whSubjects],
+      [this.keys.whSubjects, this.keys.whAnnounced],
       [now, limit, leaseMs],
     )) as string[]
     const out: Array<Leased<string>> = []
@@ -131,7 +146,7 @@ export class RedisWebhooks implements WebhookStore {
     await runScript(
       this.redis,
       FINISH_SUBJECT,
-      [this.keys.whSubjects],
+      [this.keys.whSubjects, this.keys.whAnnounced],
       [
         subject,
         leaseScore ?? '',
