@@ -1,6 +1,7 @@
 // Notifications in memory (contract: webhook-types.ts): the same semantics as the Redis store in
 // one process. The outbox is written synchronously with the registration change (registrations.ts
-// calls `record`), so nothing runs between the change and its entry.
+// calls `record`), so nothing runs between the change and its entry; `record` announces the
+// subject anew like a Redis writer does, so the entry is claimable at once.
 import { KeyRing } from '../../crypto/envelope.js'
 import { openWebhookSecret, sealWebhookSecret } from '../sealing.js'
 import {
@@ -51,7 +52,7 @@ export class MemoryWebhooks implements WebhookStore {
       this.#outboxes.set(subject, outbox)
     }
     outbox.set(entry.id, entry)
-    if (!this.#subjects.has(subject)) this.#announceNow(subject)
+    this.#announceNow(subject)
   }
 
   async announce(subject: string): Promise<void> {
