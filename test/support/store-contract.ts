@@ -1430,6 +1430,128 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
       })
     })
 
+    describe('webhooks outbox', () => {
+      // The dispatcher's grace and a lease as it configures them; the claims run on the store's clock.
+      const GRACE = 30_000
+      const LEASE = 15_000
+
+      /** Claims due subjects and, like the dispatcher, handles every entry read (or none). */
+      const fanOut = async (on: Store = store, handle = true) => {
+        const claimed = await on.webhooks.claimSubjects(100, LEASE)
+        for (const { item, lease } of claimed) {
+          const entries = await on.webhooks.readOutbox(item)
+          await on.webhooks.finishSubject(item, lease, handle ? entries.map((e) => e.id) : [], GRACE)
+        }
+        return claimed.map((c) => c.item)
+      }
+
+      it('claims an announcement at once, leased to one caller, and ignores a finish without the lease', async () => {
+        const peer = await harness.peer()
+        await store.webhooks.announce('s-1')
+        const [claimed, ...more] = await store.webhooks.claimSubjects(100, LEASE)
+        expect(claimed?.item).toBe('s-1')
+        expect(more).toEqual([])
+        expect(await peer.webhooks.claimSubjects(100, LEASE)).toEqual([])
+        // a lease that isn't this subject's current one changes nothing
+        await peer.webhooks.finishSubject('s-1', `${clock.now() + LEASE + 1}:${clock.now()}`, [], GRACE)
+        expect(await peer.webhooks.claimSubjects(100, LEASE)).toEqual([])
+        clock.advance(LEASE)
+        // the lease lapsed (its holder died): due again, for another caller
+        expect((await peer.webhooks.claimSubjects(100, LEASE)).map((c) => c.item)).toEqual(['s-1'])
+      })
+
+      it('drops a handled subject once its grace has passed: one claim more, not one every grace', async () => {
+        const registration = await mustCreate(store, sampleRegistration())
+        clock.advance(1_000)
+        expect(await fanOut()).toEqual([registration.id])
+        expect(await store.webhooks.readOutbox(registration.id)).toEqual([])
+        // a writer may still be between its announcement and its write: it comes back after the grace
+        clock.advance(GRACE - 1_001)
+        expect(await fanOut()).toEqual([])
+        clock.advance(1)
+        expect(await fanOut()).toEqual([registration.id])
+        // then it is gone, however long the dispatcher keeps polling
+        let later = 0
+        for (let i = 0; i < 20; i++) {
+          clock.advance(GRACE)
+          later += (await fanOut()).length
+        }
+        expect(later).toBe(0)
+      })
+
+      it('keeps an announcement without an entry for the grace, then drops it', async () => {
+        // a conditional update that lost on its version announced but wrote nothing
+        await store.webhooks.announce('s-empty')
+        clock.advance(1_000)
+        expect(await fanOut()).toEqual(['s-empty'])
+        clock.advance(GRACE - 1_001)
+        expect(await fanOut()).toEqual([])
+        clock.advance(1)
+        expect(await fanOut()).toEqual(['s-empty'])
+        clock.advance(10 * GRACE)
+        expect(await fanOut()).toEqual([])
+      })
+
+      it('an entry written within the grace after a handled one is claimable at once, then dropped', async () => {
+        const registration = await mustCreate(store, sampleRegistration({ kind: 'admin' }))
+        clock.advance(1_000)
+        expect(await fanOut()).toEqual([registration.id])
+        clock.advance(1_000)
+        await store.registrations.update(registration.id, 1, {
+          status: 'revoked',
+          statusDetail: { code: 'operator_revoked', at: iso(clock.now()) },
+        })
+        const [claimed] = await store.webhooks.claimSubjects(100, LEASE)
+        expect(claimed?.item).toBe(registration.id)
+        const entries = await store.webhooks.readOutbox(registration.id)
+        expect(entries.map((e) => e.kind)).toEqual(['registration.revoked'])
+        await store.webhooks.finishSubject(registration.id, claimed!.lease, [entries[0]!.id], GRACE)
+        // the grace runs from the latest announcement (2 s after the first), once
+        clock.advance(GRACE - 1)
+        expect(await fanOut()).toEqual([])
+        clock.advance(1)
+        expect(await fanOut()).toEqual([registration.id])
+        clock.advance(GRACE)
+        expect(await fanOut()).toEqual([])
+      })
+
+      it('an announcement while the subject is leased makes it due again when that lease is finished', async () => {
+        const peer = await harness.peer()
+        await store.webhooks.announce('s-2')
+        clock.advance(1_000)
+        const [claimed] = await store.webhooks.claimSubjects(100, LEASE)
+        // another writer announces (and writes) while the dispatcher holds the subject
+        clock.advance(1_000)
+        await peer.webhooks.announce('s-2')
+        await store.webhooks.finishSubject('s-2', claimed!.lease, [], GRACE)
+        expect(await fanOut(peer)).toEqual(['s-2'])
+        clock.advance(GRACE - 1)
+        expect(await fanOut(peer)).toEqual([])
+        clock.advance(1)
+        expect(await fanOut(peer)).toEqual(['s-2'])
+        clock.advance(GRACE)
+        expect(await fanOut(peer)).toEqual([])
+      })
+
+      it('keeps the announcement time across a lapsed lease and across entries left unhandled', async () => {
+        const registration = await mustCreate(store, sampleRegistration())
+        clock.advance(1_000)
+        // claimed, then its holder died: due again when the lease ends, its grace still from the creation
+        expect((await store.webhooks.claimSubjects(100, LEASE)).map((c) => c.item)).toEqual([registration.id])
+        clock.advance(LEASE)
+        // read but not handled: due again at once
+        expect(await fanOut(store, false)).toEqual([registration.id])
+        expect(await fanOut()).toEqual([registration.id])
+        expect(await store.webhooks.readOutbox(registration.id)).toEqual([])
+        clock.advance(GRACE - LEASE - 1_001)
+        expect(await fanOut()).toEqual([])
+        clock.advance(1)
+        expect(await fanOut()).toEqual([registration.id])
+        clock.advance(GRACE)
+        expect(await fanOut()).toEqual([])
+      })
+    })
+
     describe('rate limiter', () => {
       const WINDOW_MS = 60_000
 
