@@ -6,7 +6,11 @@ import cookie from '@fastify/cookie'
 import formbody from '@fastify/formbody'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config.js'
-import { answerConnectRequests, capConnectionsPerAddress, makeClientErrorHandler } from './connection-guard.js'
+import {
+  answerConnectRequests,
+  capConnectionsPerAddress,
+  makeClientErrorHandler,
+} from './connection-guard.js'
 import type { AppCredentials } from './entra/app-credentials.js'
 import type { IdentityProvider } from './entra/types.js'
 import { hostHeaderMissing, makeErrorHandler, pathOf, RouteTable } from './errors.js'
