@@ -298,6 +298,23 @@ export interface RegistrationStore {
    */
   countByStatus(): Promise<Record<RegistrationStatus, number>>
   /**
+   * Puts the registration's index entries (listings, counts, its tenant's summary) where its record
+   * says. Where a status change writes them after the record (a Redis Cluster), a failure in
+   * between leaves them behind; whoever finds a record already where they wanted it (a retried
+   * revocation) calls this, as the retry itself writes nothing. A missing id is ignored; the
+   * memory store, which writes both at once, has nothing to do.
+   */
+  syncIndexes(id: string): Promise<void>
+  /**
+   * Completes the index moves of status changes interrupted between their record and their index
+   * entries (a Redis Cluster's two steps, journaled before the record's write): every registration
+   * journaled gets its entries where its record says; journal entries old enough that their writer
+   * is done or gone are dropped, and counted in the result. Cheap when there is nothing (one read);
+   * run periodically by the index maintenance, and before reading an index to decide something
+   * (re-activating what waits for consent). The memory store has nothing to do.
+   */
+  repairIndexes(): Promise<number>
+  /**
    * Start-up: a store of the previous release stays expanded (its layout kept for its instances),
    * data older than that is indexed that release's way first, a contracted store gets what an
    * interrupted `finishUpgrade` left done, a store created empty is contracted. Idempotent, safe

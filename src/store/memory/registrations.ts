@@ -271,6 +271,14 @@ export class MemoryRegistrations implements RegistrationStore {
     return { ...this.#counts }
   }
 
+  /** Memory writes a record and its index entries at once: never out of step. */
+  async syncIndexes(_id: string): Promise<void> {}
+
+  /** Memory writes a record and its index entries at once: nothing is ever pending. */
+  async repairIndexes(): Promise<number> {
+    return 0
+  }
+
   /** Memory never holds data written by another version: nothing to rebuild. */
   async ensureIndexes(): Promise<IndexRebuild> {
     return { rebuilt: false, registrations: 0, upgrade: 'contracted' }

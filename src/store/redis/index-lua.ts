@@ -218,7 +218,7 @@ return reply
 /**
  * KEYS: the tenant's summary, then the index block. ARGV: id, status, summary version, app, cloud,
  * consentedAt (ms, ''). The move of one id with its summary's counts (a Cluster's move after the
- * record's update).
+ * record's update, and the completion of one a failure interrupted: index-moves.ts).
  */
 export const MOVE_STATUS_COUNTED = new LuaScript(`${LUA_MOVE_COUNTED}
 return move_counted(index_keys(2), KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])

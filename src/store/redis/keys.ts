@@ -51,6 +51,10 @@
 //                                            before summaries has none until its first listing
 //                                            repairs it: tenant-summaries.ts)
 //   P{idx}:tenant-labels             HASH    tenant id → the tenant's label (one field per tenant)
+//   P{idx}:moves                     ZSET    pending index moves where the record and its entries
+//                                            are written in two steps (a Cluster): `<uuid>:<id>`,
+//                                            score = when (ms); empty but for a status change in
+//                                            flight or interrupted (index-moves.ts)
 //   P{idx}:dlg:<bucket>              HASH    delegated uniqueness among non-revoked registrations:
 //                                            digest of JSON [app, cloud, tenant, oid] → "<claimedAtMs>:<id>",
 //                                            4 096 buckets by the digest's first 2 characters, each a
@@ -133,6 +137,8 @@ export function redisKeys(prefix: string) {
     /** The earlier release's three status indexes (active, needs_consent, revoked). */
     statuses: REGISTRATION_STATUSES.map((status) => `${idx}status:${status}`),
     indexes: `${idx}indexes`,
+    /** The journal of index moves pending on a Cluster (index-moves.ts). */
+    indexMoves: `${idx}moves`,
     /** The one claims hash written before the buckets (read until moved: delegated-claims.ts). */
     legacyDelegated: `${idx}delegated`,
     /** One bucket of delegated uniqueness claims (delegated-claims.ts picks it). */

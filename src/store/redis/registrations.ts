@@ -17,7 +17,8 @@
 //   revoke: 1. versioned update of the record, 2. release the claim only if it still names this id
 //   (a crash in between leaves a claim on a revoked record, which the next create takes over).
 //   status change: the record and its index entries in one script on a single server; on a
-//   Cluster the entry is moved after the record and re-checked against it (secondary-indexes.ts).
+//   Cluster a journal entry first, the record, then the move, re-checked against the record, and
+//   the journal entry removed; what a failure between them leaves is replayed (index-moves.ts).
 //   Listings verify every item against its record, so a stale entry is never shown.
 //   notifications: creation and every status change write their outbox entry (`outbox:{id}`, the
 //   record's slot) in the same script as the record, announced first (see webhooks.ts).
@@ -64,6 +65,7 @@ import { RedisAdmission } from './admit.js'
 import { releaseClaim } from './delegated-claims.js'
 import { raiseIdle } from './idle-buckets.js'
 import { UPDATE_RECORD_INDEXED } from './index-lua.js'
+import { RedisIndexMoves } from './index-moves.js'
 import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import { fromStored, moreChunks, storedNamesOf, toStoredChanges, zipStored } from './record-layout.js'
 import { resealRecord, resealRecords } from './record-maintenance.js'
@@ -83,6 +85,7 @@ export class RedisRegistrations implements RegistrationStore {
   readonly #creation: RedisRegistrationCreation
   readonly #indexes: RedisSecondaryIndexes
   readonly #listings: RedisRegistrationListings
+  readonly #moves: RedisIndexMoves
   readonly #summaries: RedisTenantSummaries
   readonly #upgrade: RedisStoreUpgrade
   /** False on a Cluster, or once the server refused UPDATE_RECORD_INDEXED's two slots. */
@@ -108,6 +111,7 @@ export class RedisRegistrations implements RegistrationStore {
       (id) => this.getMeta(id),
     )
     this.#indexes = new RedisSecondaryIndexes(redis, keys)
+    this.#moves = new RedisIndexMoves(redis, keys, clock, (id) => this.getMeta(id))
     this.#listings = new RedisRegistrationListings(redis, keys, this.#indexes, (id) => this.getMeta(id))
     this.#summaries = new RedisTenantSummaries(redis, keys, this, () => this.#indexes.complete())
     this.#upgrade = new RedisStoreUpgrade(redis, keys, this.#indexes)
@@ -162,8 +166,10 @@ export class RedisRegistrations implements RegistrationStore {
       ...changes.set,
       ...changes.del,
     ]
-    // A status change moves the index entries in the same script where the server allows it.
+    // A status change moves the index entries in the same script where the server allows it;
+    // elsewhere it is journaled first, so a failure before the move is repaired (index-moves.ts).
     const indexed = patch.status !== undefined && this.#crossSlotScripts
+    const mark = patch.status !== undefined && !indexed ? await this.#moves.begin(id) : undefined
     let reply: [string, string[]] | null | false
     try {
       reply = (await runScript(
@@ -180,7 +186,10 @@ export class RedisRegistrations implements RegistrationStore {
         indexed ? [...args, SUMMARY_VERSION, counted!.app, counted!.cloud, counted!.consented] : args,
       )) as [string, string[]] | null | false
     } catch (error) {
-      if (error instanceof Error && error.message.includes('REVOKED_FINAL')) throw revokedIsFinal(id)
+      if (error instanceof Error && error.message.includes('REVOKED_FINAL')) {
+        if (mark !== undefined) await this.#moves.forget(mark) // refused: nothing was written
+        throw revokedIsFinal(id)
+      }
       // A sharded Redis behind one endpoint refuses keys of two slots before running anything:
       // from now on the record first, then its index entry, as on a Cluster.
       if (indexed && error instanceof Error && error.message.startsWith('CROSSSLOT')) {
@@ -189,17 +198,14 @@ export class RedisRegistrations implements RegistrationStore {
       }
       throw error
     }
-    if (
-      !indexed &&
-      patch.status !== undefined &&
-      counted !== undefined &&
-      reply &&
-      (reply[0] !== patch.status || counted.consented !== '')
-    ) {
-      await this.#indexes.moveStatus(id, patch.status, counted)
-    }
     // nil (RESP2 conversion of Lua false): missing record or version conflict
-    if (reply === null || reply === false) return null
+    if (reply === null || reply === false) {
+      if (mark !== undefined) await this.#moves.forget(mark)
+      return null
+    }
+    // Moved even when the status was already this one: it puts right what an interrupted change
+    // of this registration left (its mark may still wait for the repair).
+    if (mark !== undefined) await this.#moves.complete(mark, id, patch.status!, counted!)
     const registration = decodeRegistration(fromStored(id, pairsToHash(reply[1])))
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
@@ -241,6 +247,14 @@ export class RedisRegistrations implements RegistrationStore {
 
   summarizeTenants(tenantIds: readonly string[], app?: string): Promise<TenantCounts[]> {
     return this.#summaries.summarize(tenantIds, app)
+  }
+
+  async syncIndexes(id: string): Promise<void> {
+    await this.#moves.sync(id)
+  }
+
+  repairIndexes(): Promise<number> {
+    return this.#moves.repair()
   }
 
   async ensureIndexes(): Promise<IndexRebuild> {

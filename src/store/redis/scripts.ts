@@ -122,7 +122,7 @@ local function update()
 end
 `
 
-/** See LUA_UPDATE: the record alone (a Cluster moves its index entries afterwards). */
+/** See LUA_UPDATE: the record alone (a Cluster moves its index entries afterwards: index-moves.ts). */
 export const UPDATE_RECORD = new LuaScript(`${LUA_UPDATE}
 return update()
 `)

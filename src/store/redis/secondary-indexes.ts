@@ -1,9 +1,9 @@
 // The `{idx}` indexes that keep operator reads and counts independent of how many registrations
 // there are: ids by (app, status) and by (tenant, app, status) — every listing filter reads exactly
 // the indexes it names, merged, and counts by status are their ZCARDs —, and tenant ids in id order
-// (the tenants pages) overall and per app. create and update maintain them (keys.ts, index-lua.ts);
-// this file reads them, moves an entry where a Cluster can't do it in the record's script, and
-// indexes what the earlier release's `all` holds (store-upgrade.ts decides when).
+// (the tenants pages) overall and per app. create and update maintain them (keys.ts, index-lua.ts;
+// where a Cluster can't move an entry in the record's script, index-moves.ts); this file reads them
+// and indexes what the earlier release's `all` holds (store-upgrade.ts decides when).
 //
 // Until the store is contracted (the `indexes` marker is this version: store-upgrade.ts, once the
 // operator finishes a rolling upgrade), the scripts also keep the earlier release's indexes (`all`,
@@ -18,14 +18,8 @@ import {
   type TenantPage,
   type TenantQuery,
 } from '../types.js'
-import { MOVE_STATUS_COUNTED, REBUILD_ENTRY } from './index-lua.js'
-import {
-  INDEXES_VERSION,
-  indexBlock,
-  LEGACY_INDEXES_VERSION,
-  type RedisKeys,
-  SUMMARY_VERSION,
-} from './keys.js'
+import { REBUILD_ENTRY } from './index-lua.js'
+import { INDEXES_VERSION, indexBlock, LEGACY_INDEXES_VERSION, type RedisKeys } from './keys.js'
 import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
 import { runScript } from './scripts.js'
@@ -34,8 +28,6 @@ import { runScript } from './scripts.js'
 const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
 /** Registrations read per step of indexing the earlier `all`. */
 const REBUILD_BATCH = 500
-/** A status entry re-checked against its record this many times at most (concurrent updates). */
-const VERIFY_ROUNDS = 5
 
 function isStatus(value: unknown): value is RegistrationStatus {
   return typeof value === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(value)
@@ -80,33 +72,6 @@ export class RedisSecondaryIndexes {
   /** Whether the earlier release's status indexes are complete (marker "2": read while expanded). */
   async legacyStatusesComplete(): Promise<boolean> {
     return (await this.#state()) === 'legacy'
-  }
-
-  /**
-   * Puts `id`'s index entries under the status its record has now, until a read of the record
-   * agrees with the last move (a concurrent update may move it in between; the last one to verify
-   * leaves the entries right), its tenant summary's counts with them. For a Cluster, where the
-   * record and the indexes are in two slots.
-   */
-  async moveStatus(id: string, status: RegistrationStatus, facts: SummaryFacts): Promise<void> {
-    let moved = status
-    const keys = [
-      this.keys.tenantSummary(facts.tenantId),
-      ...indexBlock(this.keys, facts.app, facts.tenantId),
-    ]
-    for (let round = 0; round < VERIFY_ROUNDS; round++) {
-      await runScript(this.redis, MOVE_STATUS_COUNTED, keys, [
-        id,
-        moved,
-        SUMMARY_VERSION,
-        facts.app,
-        facts.cloud,
-        facts.consented,
-      ])
-      const now = await this.redis.hget(this.keys.reg(id), 'status')
-      if (!isStatus(now) || now === moved) return
-      moved = now
-    }
   }
 
   /** Every app with a registration, sorted (which `as` and `ts` keys a listing merges). */
