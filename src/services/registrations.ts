@@ -154,6 +154,10 @@ export async function reactivateAdminRegistrations(
   store: Store,
   input: AdminRegistrationInput,
 ): Promise<string[]> {
+  // The needs_consent index is read to decide: first complete the moves status changes left
+  // pending (a Redis Cluster writes the record, then its index entry), or a registration whose
+  // move to needs_consent was interrupted would wait for a consent that already came.
+  await store.registrations.repairIndexes()
   const candidates: string[] = []
   for await (const item of listAllRegistrations(store.registrations, {
     tenantId: input.tenantId,
@@ -174,7 +178,13 @@ export async function reactivateAdminRegistrations(
   for (const id of candidates) {
     const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
       const current = await store.registrations.getMeta(id)
-      if (current === null || current.status !== 'needs_consent') return false
+      if (current === null) return false
+      if (current.status !== 'needs_consent') {
+        // Re-activated meanwhile: should that change have failed after its record's write, this
+        // completes its index move.
+        if (current.status === 'active') await store.registrations.syncIndexes(id)
+        return false
+      }
       const updated = await store.registrations.update(id, current.version, {
         status: 'active',
         statusDetail: null,

@@ -87,7 +87,12 @@ async function transition(
     async (): Promise<RevokeResult | Conflict> => {
       const meta = await deps.store.registrations.getMeta(id)
       if (meta === null || !inScope(meta, scope)) throw registrationNotFound(id)
-      if (meta.status === 'revoked') return { registration: meta, alreadyRevoked: true }
+      if (meta.status === 'revoked') {
+        // A revocation that failed after its record's write (its index move, on a Redis Cluster)
+        // is retried here: the retry writes nothing, so it completes that move.
+        await deps.store.registrations.syncIndexes(id)
+        return { registration: meta, alreadyRevoked: true }
+      }
       const updated = await deps.store.registrations.update(
         id,
         meta.version,
