@@ -72,7 +72,11 @@ export interface Services {
     readonly console: BrowserSessions<OperatorIdentity>
     readonly manage: BrowserSessions<TenantAdminIdentity>
   }
-  /** The one-time indexing of registrations written before the store's listing and tenant indexes. */
+  /**
+   * The store's index maintenance: the one-time indexing of registrations written before its
+   * listing and tenant indexes, the upgrade's finish, and the periodic repair of index moves a
+   * Redis Cluster's status change left undone.
+   */
   readonly indexRebuild: IndexRebuild
 }
 
@@ -142,8 +146,8 @@ export function appCredentialsFor(
 }
 
 /**
- * Starts the background work (the keep-alive timer, the index rebuild, webhook delivery); the app
- * calls it when ready.
+ * Starts the background work (the keep-alive timer, the index maintenance, webhook delivery); the
+ * app calls it when ready.
  */
 export function startServices(services: Services): void {
   services.keepAlive.start()

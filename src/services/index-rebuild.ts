@@ -1,9 +1,14 @@
-// The store's layout migrations, one instance at a time (a lock shared by both):
+// The store's index maintenance: its layout migrations and the repair of interrupted index moves,
+// one instance at a time (a lock shared by all three):
 // - at start-up, in the background, `store.registrations.ensureIndexes()`: indexes data of older
 //   releases, leaves a store the previous release wrote expanded (both layouts kept, so instances
 //   of both releases can share it during a rolling upgrade), completes an interrupted finish;
 // - on the operator's word (`finishUpgrade`, once every instance runs this release), the contract:
-//   `store.registrations.finishUpgrade()` (store/redis/store-upgrade.ts), audited.
+//   `store.registrations.finishUpgrade()` (store/redis/store-upgrade.ts), audited;
+// - after either, and every REPAIR_EVERY_MS, `store.registrations.repairIndexes()`: on a Redis
+//   Cluster a status change writes its record, then its index entries; the moves a failure between
+//   the two left undone (journaled: store/redis/index-moves.ts) are completed, so listings, counts
+//   and tenant summaries never stay stale for a change nobody retries.
 // An instance that finds the lock held (another is migrating, or one crashed holding it until its
 // TTL lapses) tries again later with a bounded backoff, as after a Redis failure. Meanwhile the
 // store answers from whichever layout is complete, so nothing waits for either.
@@ -17,6 +22,8 @@ const LOCK_TTL_MS = 120_000
 /** First wait before trying again (lock held, or Redis failed); doubled up to RETRY_MAX_MS. */
 const RETRY_MIN_MS = 5_000
 const RETRY_MAX_MS = 120_000
+/** How often interrupted index moves are looked for (one read of an empty journal, normally). */
+const REPAIR_EVERY_MS = 30_000
 
 /** An upgrade's state as an operator sees it: the store's, or this instance's finish running or failed. */
 export interface UpgradeStatus {
@@ -26,9 +33,20 @@ export interface UpgradeStatus {
   error?: string
 }
 
-type Job = 'start-up' | 'finish'
+type Job = 'start-up' | 'finish' | 'repair'
 
-/** Runs the store's layout migrations: the start-up one once per process, the finish on request. */
+/** What the index maintenance needs. */
+export interface IndexRebuildDeps {
+  store: Store
+  logger: FastifyBaseLogger
+  /** Between two repairs of interrupted index moves; default REPAIR_EVERY_MS (tests shorten it). */
+  repairEveryMs?: number
+}
+
+/**
+ * Runs the store's index maintenance: the start-up migration once per process, the finish on
+ * request, the repair of interrupted index moves after them and periodically.
+ */
 export class IndexRebuild {
   #timer: NodeJS.Timeout | undefined
   #running: Promise<void> | undefined
@@ -38,8 +56,11 @@ export class IndexRebuild {
   /** The finish requested on this instance: who asked, and whether it failed. */
   #finish: { actor: string; error?: string } | undefined
   #finishing = false
+  readonly #repairEveryMs: number
 
-  constructor(private readonly deps: { store: Store; logger: FastifyBaseLogger }) {}
+  constructor(private readonly deps: IndexRebuildDeps) {
+    this.#repairEveryMs = deps.repairEveryMs ?? REPAIR_EVERY_MS
+  }
 
   /** Starts the first attempt (returns at once). */
   start(): void {
@@ -90,7 +111,8 @@ export class IndexRebuild {
       if (this.#running !== undefined) return
       this.#running = this.#attempt().finally(() => {
         this.#running = undefined
-        if (this.#next() !== undefined) this.#schedule(0)
+        // a job requested meanwhile at once, else the next repair (a retry already scheduled wins)
+        this.#schedule(this.#next() !== undefined ? 0 : this.#repairEveryMs)
       })
     }, delayMs)
     this.#timer.unref()
@@ -102,11 +124,13 @@ export class IndexRebuild {
     return this.#finishing ? 'finish' : undefined
   }
 
-  /** Runs the pending jobs under the lock; a held lock or a failure is retried later. */
+  /**
+   * Runs the pending jobs under the lock, then a repair; a held lock or a failure is retried later
+   * (a failed finish waits for the operator's next request).
+   */
   async #attempt(): Promise<void> {
     const { store, logger } = this.deps
-    let job = this.#next()
-    if (job === undefined) return
+    let job: Job = this.#next() ?? 'repair'
     try {
       const handle = await store.locks.acquire(LOCK_NAME, LOCK_TTL_MS)
       if (handle === null) {
@@ -118,10 +142,11 @@ export class IndexRebuild {
       }, LOCK_TTL_MS / 3)
       renewal.unref()
       try {
-        for (; job !== undefined; job = this.#next()) {
+        for (; job !== 'repair'; job = this.#next() ?? 'repair') {
           if (job === 'start-up') await this.#startUp()
           else await this.#finishNow()
         }
+        await this.#repair()
       } finally {
         clearInterval(renewal)
         await store.locks.release(handle).catch(() => {})
@@ -139,7 +164,12 @@ export class IndexRebuild {
         })
         return
       }
-      logger.warn({ err: error, retryInMs: this.#retryMs }, 'registration index migration failed; retrying')
+      logger.warn(
+        { err: error, retryInMs: this.#retryMs },
+        job === 'repair'
+          ? 'repairing interrupted registration index moves failed; retrying'
+          : 'registration index migration failed; retrying',
+      )
       this.#retry()
     }
   }
@@ -159,6 +189,16 @@ export class IndexRebuild {
     if (result.upgrade === 'expanded') {
       this.deps.logger.info(
         'store keeps the previous release layout too (rolling upgrade): finish the upgrade once every instance runs this release',
+      )
+    }
+  }
+
+  async #repair(): Promise<void> {
+    const repaired = await this.deps.store.registrations.repairIndexes()
+    if (repaired > 0) {
+      this.deps.logger.warn(
+        { registrations: repaired },
+        'registration index entries repaired: status changes had been interrupted before their index move',
       )
     }
   }

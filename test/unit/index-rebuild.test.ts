@@ -1,6 +1,7 @@
 // The store's layout migrations service (services/index-rebuild.ts): an instance that finds the
 // migration lock held tries again later with a bounded backoff (it used to give up until its next
-// restart), and the operator's finish runs after the start-up job, under the same lock, audited.
+// restart), and the operator's finish runs after the start-up job, under the same lock, audited;
+// the repair of interrupted index moves follows them, and runs every 30 s.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import pino from 'pino'
@@ -79,5 +80,26 @@ describe('IndexRebuild', () => {
     expect(finish).toHaveBeenCalledTimes(2)
     expect(await service.upgradeStatus()).toEqual({ state: 'expanded' })
     await service.stop()
+  })
+
+  it('repairs interrupted index moves after the start-up job and every 30 s, retrying a failure', async () => {
+    const repair = vi
+      .spyOn(store.registrations, 'repairIndexes')
+      .mockResolvedValueOnce(0)
+      .mockRejectedValueOnce(new Error('CLUSTERDOWN'))
+      .mockResolvedValue(0)
+    const service = new IndexRebuild({ store, logger: log })
+    service.start()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(repair).toHaveBeenCalledTimes(1)
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(repair).toHaveBeenCalledTimes(2) // failed: tried again 5 s later
+    await vi.advanceTimersByTimeAsync(5_000)
+    expect(repair).toHaveBeenCalledTimes(3)
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(repair).toHaveBeenCalledTimes(5)
+    await service.stop()
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(repair).toHaveBeenCalledTimes(5)
   })
 })
