@@ -1,10 +1,17 @@
 // The Store contract on a real three-master Redis Cluster (redis-cli --cluster create): keys of a
 // registration, its indexes, token cache, locks and audit land on different masters, so every
 // script and multi-key command must stay in one hash slot (CROSSSLOT otherwise) and the client must
-// follow MOVED redirections. The suite is the same one memory and single-server Redis pass.
+// follow MOVED redirections. The suite is the same one memory and single-server Redis pass. A
+// status change, which writes the record and then its index entries on another master, is failed
+// between the two, and completed afterwards.
 import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startEmulator } from '../../emulator/server.js'
+import { IndexRebuild } from '../../src/services/index-rebuild.js'
+import { revokeRegistration } from '../../src/services/revocation.js'
+import { MOVE_STATUS_COUNTED } from '../../src/store/redis/index-lua.js'
 import { createRedisStore } from '../../src/store/redis.js'
 import { createRedisConnection, waitForReady } from '../../src/store/redis-connection.js'
 import type { Store } from '../../src/store/types.js'
@@ -24,6 +31,7 @@ import { describeRollingUpgrade } from '../support/upgrade-contract.js'
 import { XsoarClient } from '../support/xsoar-client.js'
 
 let cluster: RedisClusterHandle | undefined
+const silent = pino({ level: 'silent' }) as unknown as FastifyBaseLogger
 
 beforeAll(async () => {
   cluster = await startRedisCluster({ masters: 3 })
@@ -128,6 +136,85 @@ describe('redis cluster (3 masters): auto-pipelining', () => {
       expect(await Promise.all(keys.map((key) => redis.get(key)))).toEqual(keys.map((_, i) => String(i)))
     } finally {
       await redis.quit()
+    }
+  })
+})
+
+describe('redis cluster (3 masters): a status change whose index move fails', () => {
+  it('is completed by the retry that finds it done, or by the index maintenance of another instance', async () => {
+    const keyPrefix = `f${randomBytes(6).toString('hex')}:`
+    let failMoves = 0
+    let now = Date.now()
+    const options = { keyRing: newKeyRing('k1'), clock: () => now, keyPrefix }
+    const redis = createRedisConnection({ clusterNodes: [...cluster!.nodes] })
+    await waitForReady(redis, 15_000)
+    // the `{idx}` master failing over just after the record's write: its next move is refused
+    const failing = new Proxy(redis, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target)
+        if (property === 'evalsha' && typeof value === 'function') {
+          return (sha: string, ...rest: unknown[]) => {
+            if (sha === MOVE_STATUS_COUNTED.sha && failMoves > 0) {
+              failMoves--
+              return Promise.reject(new Error('CLUSTERDOWN The cluster is down'))
+            }
+            return value.call(target, sha, ...rest)
+          }
+        }
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    const store = createRedisStore({ redis: failing, ...options })
+    const peer = await openStore(options)
+    try {
+      // registrations whose record is on another master than the `{idx}` slot
+      const idxOwner = await cluster!.ownerOf(`${keyPrefix}{idx}:moves`)
+      const elsewhere = async () => {
+        for (;;) {
+          const registration = sampleRegistration({ kind: 'admin' })
+          if ((await cluster!.ownerOf(`${keyPrefix}reg:{${registration.id}}`)) === idxOwner) continue
+          expect((await store.registrations.create(registration, sampleSecrets(false))).created).toBe(true)
+          return registration
+        }
+      }
+      const revoked = await elsewhere()
+      const waiting = await elsewhere()
+      const deps = { store, clock: () => now, log: silent }
+      const revocation = { actor: { kind: 'operator', name: 'alice' } as const, reason: 'offboarded' }
+      failMoves = 1
+      await expect(revokeRegistration(deps, revoked.id, revocation)).rejects.toThrow(/CLUSTERDOWN/)
+      expect((await revokeRegistration(deps, revoked.id, revocation)).alreadyRevoked).toBe(true)
+      expect((await store.registrations.list({ status: 'revoked' })).items.map((r) => r.id)).toEqual([
+        revoked.id,
+      ])
+
+      failMoves = 1
+      const detail = { code: 'AADSTS65001', at: new Date(now).toISOString() }
+      await expect(
+        store.registrations.update(waiting.id, 1, { status: 'needs_consent', statusDetail: detail }),
+      ).rejects.toThrow(/CLUSTERDOWN/)
+      // nobody retries it: another instance's index maintenance, once the change is minutes old
+      now += 3_600_000
+      const maintenance = new IndexRebuild({
+        store: peer,
+        logger: silent,
+        repairEveryMs: 50,
+      })
+      maintenance.start()
+      try {
+        await expect.poll(() => redis.zcard(`${keyPrefix}{idx}:moves`), { timeout: 15_000 }).toBe(0)
+      } finally {
+        await maintenance.stop()
+      }
+      expect((await peer.registrations.list({ status: 'needs_consent' })).items.map((r) => r.id)).toEqual([
+        waiting.id,
+      ])
+      expect(await peer.registrations.countByStatus()).toEqual({ active: 0, needs_consent: 1, revoked: 1 })
+      const [summary] = await peer.registrations.summarizeTenants([waiting.tenantId])
+      expect(summary?.registrations).toEqual({ active: 0, needs_consent: 1, revoked: 0, total: 1 })
+    } finally {
+      await store.close()
+      await peer.close()
     }
   })
 })
