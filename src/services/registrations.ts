@@ -207,22 +207,30 @@ export interface DelegatedRegistrationInput extends AdminRegistrationInput {
   refreshToken: string
 }
 
-/** A delegated consent's registration: a new one with its new Key, or an existing one renewed. */
+/**
+ * A delegated consent's registration: a new one with its new Key, an existing one whose Key was
+ * never handed out given a new Key (`reissued`), or an existing one renewed. A new or re-issued Key
+ * comes with `unshownKey`, the id its one-time result must present to be shown ({@link markKeyShown}).
+ */
 export type UpsertedDelegatedRegistration =
-  | { registration: Registration; reused: false; key: string }
+  | { registration: Registration; reused: false; key: string; unshownKey: string; reissued: boolean }
   /** Renewed: its Key is unchanged and not returned, so no caller can show it again. */
   | { registration: Registration; reused: true }
 
 /**
  * Creates the delegated registration of (app, cloud, tenant, user), or — when a non-revoked one
  * exists — stores the new refresh token in it and makes it active again, keeping its ID and Key so
- * integrations already configured with them keep working.
+ * integrations already configured with them keep working. An existing one whose Key was never handed
+ * out (its result was lost: the store failed, or the process died, before the page took it) gets a
+ * new Key instead, in the same compare-and-set write: the unshown Key is discarded, so the only Key
+ * ever shown is one that no integration can be using yet.
  */
 export async function upsertDelegatedRegistration(
   store: Store,
   input: DelegatedRegistrationInput,
 ): Promise<UpsertedDelegatedRegistration> {
   const key = newRegistrationKey()
+  const unshownKey = randomUUID()
   const who = consentedByFields(input.userName, input.consentedBy?.name)
   await suggestTenantLabel(store, { ...input, consentedBy: { upn: input.userName, name: '' } })
   const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
@@ -235,6 +243,9 @@ export async function upsertDelegatedRegistration(
       userOid: input.userOid,
       ...who,
       ...ownAppFields(input).meta,
+      // In the record from its first write: a create that fails after it (a lost claim re-check, a
+      // dropped connection) leaves a registration the next consent knows was never shown.
+      unshownKey,
       status: 'active' as const,
       createdAt: input.now,
       updatedAt: input.now,
@@ -245,7 +256,8 @@ export async function upsertDelegatedRegistration(
       refreshToken: input.refreshToken,
       ...ownAppFields(input).secrets,
     })
-    if (result.created) return { registration: result.registration, key, reused: false as const }
+    if (result.created)
+      return { registration: result.registration, key, unshownKey, reused: false as const, reissued: false }
     const existing = await store.registrations.get(result.existingId)
     if (existing === null) return CONFLICT // gone in between: its uniqueness slot is free again
     // The Redis store finds the holder by a digest of (app, cloud, tenant, user): should two
@@ -257,6 +269,8 @@ export async function upsertDelegatedRegistration(
     }
     // Revoked in between: its uniqueness slot is free again, so create anew.
     if (existing.registration.status === 'revoked') return CONFLICT
+    // Never handed out (a record of the previous release has no marker: it counts as shown).
+    const reissue = existing.registration.unshownKey !== undefined
     const updated = await store.registrations.update(
       existing.registration.id,
       existing.registration.version,
@@ -265,13 +279,38 @@ export async function upsertDelegatedRegistration(
         statusDetail: null,
         consentedAt: input.now,
         ...who,
+        ...(reissue ? { unshownKey } : {}),
       },
-      { refreshToken: input.refreshToken, ...ownAppFields(input).secrets },
+      { refreshToken: input.refreshToken, ...ownAppFields(input).secrets, ...(reissue ? { key } : {}) },
     )
-    if (updated !== null) return { registration: updated, reused: true as const }
-    // A concurrent write (e.g. a token refresh) bumped the version: read again and retry.
-    return CONFLICT
+    // A concurrent write (e.g. a token refresh, the other tab's page showing the Key) bumped the
+    // version: read again and retry, so a Key handed out meanwhile is never replaced.
+    if (updated === null) return CONFLICT
+    if (reissue) return { registration: updated, key, unshownKey, reused: false as const, reissued: true }
+    return { registration: updated, reused: true as const }
   })
   if (outcome !== CONFLICT) return outcome
   throw new RegistrationConflictError('delegated registration kept changing during consent')
+}
+
+/**
+ * Marks the Key named by `unshownKey` as handed out, just before its one-time result page shows it:
+ * true when it is still the registration's unshown Key (now marked shown, compare-and-set), false
+ * when it is not — a later consent re-issued the Key (it was never shown either: two tabs), or the
+ * registration is gone or revoked — and the page must not show it. Throws what the store throws:
+ * the page fails, the Key stays unshown and the next consent by the user issues a new one.
+ */
+export async function markKeyShown(
+  store: Store,
+  registrationId: string,
+  unshownKey: string,
+): Promise<boolean> {
+  const outcome = await retryOnConflict({ attempts: MAX_CAS_ATTEMPTS }, async () => {
+    const current = await store.registrations.getMeta(registrationId)
+    if (current === null || current.status === 'revoked' || current.unshownKey !== unshownKey) return false
+    const updated = await store.registrations.update(registrationId, current.version, { unshownKey: null })
+    return updated === null ? CONFLICT : true
+  })
+  if (outcome !== CONFLICT) return outcome
+  throw new RegistrationConflictError(`registration ${registrationId} kept changing while its Key was shown`)
 }

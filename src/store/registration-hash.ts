@@ -38,6 +38,7 @@ export const META_FIELDS = [
   'userName',
   'name',
   'ownClientId',
+  'unshownKey',
   'status',
   'statusDetail',
   'createdAt',
@@ -95,6 +96,7 @@ export function encodeNewRegistration(
   if (registration.userName !== undefined) hash.userName = registration.userName
   if (registration.userDisplayName !== undefined) hash.name = registration.userDisplayName
   if (registration.ownClientId !== undefined) hash.ownClientId = registration.ownClientId
+  if (registration.unshownKey !== undefined) hash.unshownKey = registration.unshownKey
   if (registration.statusDetail !== undefined) hash.statusDetail = JSON.stringify(registration.statusDetail)
   if (secrets.refreshToken !== undefined)
     hash.refreshToken = sealSecret(keyRing, id, 'refreshToken', secrets.refreshToken)
@@ -132,6 +134,11 @@ export function encodeUpdate(
   }
   if (patch.userName !== undefined) set.userName = patch.userName
   if (patch.userDisplayName !== undefined) set.name = patch.userDisplayName
+  if (patch.unshownKey === null) del.push('unshownKey')
+  else if (patch.unshownKey !== undefined) {
+    requireName(patch.unshownKey, 'patch.unshownKey')
+    set.unshownKey = patch.unshownKey
+  }
   if (secrets?.key !== undefined) {
     requireName(secrets.key, 'secrets.key')
     set.key = sealSecret(keyRing, id, 'key', secrets.key)
@@ -183,6 +190,7 @@ export function decodeMeta(
   if (hash.userName !== undefined) registration.userName = hash.userName
   if (hash.name !== undefined) registration.userDisplayName = hash.name
   if (hash.ownClientId !== undefined) registration.ownClientId = hash.ownClientId
+  if (hash.unshownKey !== undefined) registration.unshownKey = hash.unshownKey
   if (hash.statusDetail !== undefined)
     registration.statusDetail = JSON.parse(hash.statusDetail) as StatusDetail
   for (const field of USAGE_FIELDS) {

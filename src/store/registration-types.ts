@@ -52,6 +52,12 @@ export interface Registration {
    * hosted app: every token request of this registration uses that app, at the tenant's authority.
    */
   ownClientId?: string
+  /**
+   * Delegated only: set while the registration's Key has never been handed out (its one-time result
+   * page not yet taken), to a random id naming that Key; cleared once the page shows it. Absent on
+   * records written before this field: those count as shown.
+   */
+  unshownKey?: string
   status: RegistrationStatus
   /** Why it left `active`, when it did. */
   statusDetail?: StatusDetail
@@ -101,6 +107,8 @@ export interface RegistrationPatch {
   /** Who gave the new consent (UPN and display name). */
   userName?: string
   userDisplayName?: string
+  /** A new unshown Key's id (with a new Key); `null` clears it (the Key was handed out). */
+  unshownKey?: string | null
 }
 
 /** The secrets a versioned update may change; absent fields stay as they are. */

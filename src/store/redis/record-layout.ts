@@ -27,6 +27,7 @@ const SHORT: Readonly<Record<string, string>> = {
   userName: 'u',
   name: 'n',
   ownClientId: 'oc',
+  unshownKey: 'uk',
   status: 'status',
   createdAt: 'ca',
   updatedAt: 'ua',
