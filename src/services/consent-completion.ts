@@ -1,6 +1,6 @@
 // The end of a successful consent: create (admin consent) or renew (delegated) the registration,
 // list an Azure app's subscriptions, keep the one-time result (ID, Token and, for a new
-// registration, its Key) under a fresh handle, then count, log and audit the completion. Whatever
+// registration or one whose Key was never shown, its Key) under a fresh handle, then count, log and audit the completion. Whatever
 // follows the registration's creation never fails the flow: the values must reach their one-time page.
 import type { FastifyBaseLogger } from 'fastify'
 import type { AppConfig, Config, ResolvedApp } from '../config.js'
@@ -12,11 +12,12 @@ import type { Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
 import { findSubscriptions } from './azure-subscriptions.js'
 import type { ConsentFlowRecords } from './consent-flow-records.js'
-import type { CallbackOutcome, ConsentResult } from './consent-flow-types.js'
+import type { CallbackOutcome, ConsentResult, StoredConsentResult } from './consent-flow-types.js'
 import type { OwnAppInput } from './own-app.js'
 import {
   createAdminRegistration,
   integrationId,
+  markKeyShown,
   reactivateAdminRegistrations,
   upsertDelegatedRegistration,
 } from './registrations.js'
@@ -78,8 +79,11 @@ export async function completeConsent(
   }
   let registrationId: string
   // A renewal's Key is never shown again: the integration has it, and whoever could sign in as the
-  // user (an unlocked session, a phished device code) would otherwise walk away with it.
-  let shown: { reused: false; key: string } | { reused: true }
+  // user (an unlocked session, a phished device code) would otherwise walk away with it. A delegated
+  // Key that was never shown is re-issued instead (registrations.ts), and carries the id the result
+  // page presents to mark it shown.
+  let shown: { reused: false; key: string; unshownKey?: string } | { reused: true }
+  let reissued = false
   let reactivated: string[] = []
   if (app.consent === 'delegated') {
     const upserted = await upsertDelegatedRegistration(store, {
@@ -89,7 +93,11 @@ export async function completeConsent(
       refreshToken: refreshToken as string,
     })
     registrationId = upserted.registration.id
-    shown = upserted.reused ? { reused: true } : { reused: false, key: upserted.key }
+    if (upserted.reused) shown = { reused: true }
+    else {
+      shown = { reused: false, key: upserted.key, unshownKey: upserted.unshownKey }
+      reissued = upserted.reissued
+    }
   } else {
     const created = await createAdminRegistration(store, base)
     registrationId = created.registration.id
@@ -115,7 +123,7 @@ export async function completeConsent(
         tenantId: user.tid,
       })
     : undefined
-  const result: ConsentResult = {
+  const result: StoredConsentResult = {
     app: app.slug,
     appName: app.displayName,
     kind: app.consent,
@@ -141,6 +149,7 @@ export async function completeConsent(
       tenantId: user.tid,
       registrationId,
       reused: shown.reused,
+      ...(reissued ? { keyReissued: true } : {}),
       ...(ownApp === undefined ? {} : { ownClientId: ownApp.clientId }),
     },
     'consent completed',
@@ -155,9 +164,26 @@ export async function completeConsent(
       kind: app.consent,
       cloud: resolved.cloud,
       reused: shown.reused,
+      // The registration existed, but its Key had never been shown: a new one replaced it.
+      ...(reissued ? { key_reissued: true } : {}),
       ...(reactivated.length === 0 ? {} : { reactivated: reactivated.length }),
       ...(ownApp === undefined ? {} : { own_client_id: ownApp.clientId }),
     },
   })
   return { kind: 'completed', resultHandle }
+}
+
+/**
+ * The one-time result as its page shows it, from what was taken under its handle. A delegated Key
+ * not yet handed out is marked shown first (`markKeyShown`), so a Key is only ever shown once the
+ * store says so; one a later consent replaced (another tab) is not shown: the result reads as a
+ * renewal, the Key being on that consent's page. Throws what the store throws (the Key stays
+ * unshown, and the user's next consent issues a new one).
+ */
+export async function handOutResult(store: Store, raw: string): Promise<ConsentResult> {
+  const stored = JSON.parse(raw) as StoredConsentResult
+  if (stored.reused || stored.unshownKey === undefined) return stored
+  const { unshownKey, key, ...fields } = stored
+  if (await markKeyShown(store, stored.registrationId, unshownKey)) return { ...fields, reused: false, key }
+  return { ...fields, reused: true }
 }

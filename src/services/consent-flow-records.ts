@@ -42,6 +42,19 @@ const RESULT_KEY = 'consent:result:'
  * instead of a result page with an empty Key field to paste over the integration's working Key.
  */
 const RENEWAL_RESULT_KEY = 'consent:result-renewed:'
+/**
+ * A result whose delegated Key must be marked shown before the page shows it (`unshownKey`) lives
+ * under its own prefix too: an instance of the release before would show that Key without marking
+ * it, and the next consent would then replace a Key the integration may already hold. It answers
+ * "already shown" instead; the Key stays unshown and the user's next consent issues a new one.
+ */
+const UNSHOWN_RESULT_KEY = 'consent:result-unshown:'
+const RESULT_PREFIXES = [RESULT_KEY, UNSHOWN_RESULT_KEY, RENEWAL_RESULT_KEY]
+
+function resultPrefix(result: { reused: boolean; unshownKey?: string }): string {
+  if (result.reused) return RENEWAL_RESULT_KEY
+  return result.unshownKey === undefined ? RESULT_KEY : UNSHOWN_RESULT_KEY
+}
 
 function parseRecord(raw: string): FlowRecord | undefined {
   try {
@@ -94,11 +107,12 @@ export class ConsentFlowRecords {
 
   /**
    * Stores a one-time result (a new registration's holds its Key: sealed) under the hash of its
-   * handle; a renewal's (`reused`) under RENEWAL_RESULT_KEY.
+   * handle; a renewal's (`reused`) under RENEWAL_RESULT_KEY, one with an unshown delegated Key under
+   * UNSHOWN_RESULT_KEY.
    */
-  async putResult(resultHandle: string, result: { reused: boolean }): Promise<void> {
+  async putResult(resultHandle: string, result: { reused: boolean; unshownKey?: string }): Promise<void> {
     await this.#store.ephemeral.put(
-      (result.reused ? RENEWAL_RESULT_KEY : RESULT_KEY) + sha256Hex(resultHandle),
+      resultPrefix(result) + sha256Hex(resultHandle),
       JSON.stringify(result),
       this.#ttlMs,
       {
@@ -110,18 +124,19 @@ export class ConsentFlowRecords {
   /** Takes the one-time result (atomic read-and-delete); null when already taken or expired. */
   async takeResult(resultHandle: string): Promise<string | null> {
     const hash = sha256Hex(resultHandle)
-    return (
-      (await this.#store.ephemeral.take(RESULT_KEY + hash, { secret: true })) ??
-      (await this.#store.ephemeral.take(RENEWAL_RESULT_KEY + hash, { secret: true }))
-    )
+    for (const prefix of RESULT_PREFIXES) {
+      const raw = await this.#store.ephemeral.take(prefix + hash, { secret: true })
+      if (raw !== null) return raw
+    }
+    return null
   }
 
   /** Whether the one-time result is still there, without taking it (HEAD /result). */
   async hasResult(resultHandle: string): Promise<boolean> {
     const hash = sha256Hex(resultHandle)
-    return (
-      (await this.#store.ephemeral.get(RESULT_KEY + hash)) !== null ||
-      (await this.#store.ephemeral.get(RENEWAL_RESULT_KEY + hash)) !== null
-    )
+    for (const prefix of RESULT_PREFIXES) {
+      if ((await this.#store.ephemeral.get(prefix + hash)) !== null) return true
+    }
+    return false
   }
 }

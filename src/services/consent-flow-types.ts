@@ -50,6 +50,12 @@ export type ConsentResult = ConsentResultFields &
       }
   )
 
+/**
+ * A one-time result as stored: a delegated Key not yet handed out also names itself
+ * (`unshownKey`, see `markKeyShown` in registrations.ts); taking the result strips it.
+ */
+export type StoredConsentResult = ConsentResult & { unshownKey?: string }
+
 /** What every one-time result holds, Key or not. */
 export interface ConsentResultFields {
   app: string

@@ -21,10 +21,10 @@ import { createResourceManager } from '../entra/resource-manager.js'
 import { type IdentityProvider, UpstreamError } from '../entra/types.js'
 import { isTransientOAuthError } from '../entra/upstream-errors.js'
 import { appNotFound, cloudNotOffered } from '../errors.js'
-import { completeConsent } from './consent-completion.js'
+import { completeConsent, handOutResult } from './consent-completion.js'
 import { createFailFlow, type FailureContext, observeUpstream, upstreamReason } from './consent-failures.js'
 import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
-import type { ConsentFlow, ConsentFlowDependencies, ConsentResult } from './consent-flow-types.js'
+import type { ConsentFlow, ConsentFlowDependencies } from './consent-flow-types.js'
 import { proveAdminConsent } from './consent-proof.js'
 import { ConsentProofRuns } from './consent-proof-runs.js'
 import { aadstsCode, appTokenRoles, checkOwnAppSecret, ownAppRefusal, ownAppResolved } from './own-app.js'
@@ -309,7 +309,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
     async takeResult(resultHandle) {
       if (resultHandle === undefined || !RESULT_HANDLE.test(resultHandle)) return null
       const raw = await records.takeResult(resultHandle)
-      return raw === null ? null : (JSON.parse(raw) as ConsentResult)
+      return raw === null ? null : handOutResult(store, raw)
     },
 
     async hasResult(resultHandle) {

@@ -6,7 +6,11 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { EnvelopeError, KeyRing } from '../../src/crypto/envelope.js'
-import { RegistrationConflictError, upsertDelegatedRegistration } from '../../src/services/registrations.js'
+import {
+  markKeyShown,
+  RegistrationConflictError,
+  upsertDelegatedRegistration,
+} from '../../src/services/registrations.js'
 import { claimSlot } from '../../src/store/redis/delegated-claims.js'
 import { idleKeyOf } from '../../src/store/redis/idle-buckets.js'
 import { redisKeys } from '../../src/store/redis/keys.js'
@@ -711,13 +715,81 @@ describe('Redis store: crash between index and record writes', () => {
     const kept = await store.registrations.get(other)
     expect(kept?.secrets.refreshToken).toBe('rt-first-user')
     expect(kept?.registration.version).toBe(first.registration.version)
-    // the same user consenting again still reuses their registration and its Key (kept, not returned)
+    // the same user consenting again, once their Key was shown, still reuses their registration
+    // and its Key (kept, not returned)
     if (first.reused) throw new Error('the first consent must create the registration')
+    expect(await markKeyShown(store, other, first.unshownKey)).toBe(true)
     const again = await upsertDelegatedRegistration(store, consent(firstUser.toUpperCase(), 'rt-first-again'))
     expect(again).toMatchObject({ reused: true })
     expect(again).not.toHaveProperty('key')
     expect(again.registration.id).toBe(other)
     expect((await store.registrations.get(other))?.secrets.key).toBe(first.key)
+  })
+})
+
+describe('Redis store: a delegated Key never shown', () => {
+  const consent = (tenantId: string, userOid: string, refreshToken: string) => ({
+    app: 'ms-graph-mail-listener',
+    cloud: 'global' as const,
+    tenantId,
+    now: new Date().toISOString(),
+    userOid,
+    userName: 'alice@contoso.example',
+    refreshToken,
+  })
+
+  it('a create whose last step failed leaves a registration whose Key the next consent re-issues', async () => {
+    const redis = await connect()
+    const keyPrefix = `t${randomBytes(6).toString('hex')}:`
+    let recordWritten = false
+    let failed = false
+    // The record is written (CREATE_RECORD), then the claim re-check (step 3) fails: a Redis blip.
+    const flaky = new Proxy(redis, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver)
+        // (EVAL too: a script the server doesn't know yet is sent again with it)
+        if ((property !== 'evalsha' && property !== 'eval') || typeof value !== 'function') return value
+        return async (...args: unknown[]) => {
+          const keys = args.slice(2, 2 + Number(args[1])) as string[]
+          if (recordWritten && !failed) {
+            failed = true
+            throw new Error('ETIMEDOUT (a Redis blip)')
+          }
+          const reply = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args)
+          if (keys.length === 2 && keys[0]!.startsWith(`${keyPrefix}reg:{`)) recordWritten = true
+          return reply
+        }
+      },
+    })
+    const store: Store = createRedisStore({ redis: flaky, keyRing: newKeyRing(), keyPrefix })
+    const tenantId = randomUUID()
+    const userOid = randomUUID()
+    await expect(upsertDelegatedRegistration(store, consent(tenantId, userOid, 'rt-1'))).rejects.toThrow(
+      /blip/,
+    )
+    expect(failed).toBe(true)
+    const { items } = await store.registrations.list({ tenantId })
+    expect(items).toHaveLength(1)
+    const lost = (await store.registrations.get(items[0]!.id))!
+    expect(lost.registration.unshownKey).toBeDefined()
+
+    const retry = await upsertDelegatedRegistration(store, consent(tenantId, userOid, 'rt-2'))
+    if (retry.reused) throw new Error('a Key never shown must be re-issued')
+    expect(retry).toMatchObject({ reissued: true, registration: { id: lost.registration.id } })
+    expect(retry.key).not.toBe(lost.secrets.key)
+    const reissued = (await store.registrations.get(lost.registration.id))!
+    expect(reissued.secrets).toMatchObject({ key: retry.key, refreshToken: 'rt-2' })
+    expect(reissued.registration.unshownKey).toBe(retry.unshownKey)
+    // The first Key's id no longer marks anything shown; the new one's does, once.
+    expect(await markKeyShown(store, lost.registration.id, lost.registration.unshownKey!)).toBe(false)
+    expect(await markKeyShown(store, lost.registration.id, retry.unshownKey)).toBe(true)
+    expect((await store.registrations.getMeta(lost.registration.id))?.unshownKey).toBeUndefined()
+    expect(await markKeyShown(store, lost.registration.id, retry.unshownKey)).toBe(false)
+
+    // Shown: the next consent renews and keeps that Key.
+    const renewed = await upsertDelegatedRegistration(store, consent(tenantId, userOid, 'rt-3'))
+    expect(renewed).toMatchObject({ reused: true })
+    expect((await store.registrations.get(lost.registration.id))?.secrets.key).toBe(retry.key)
   })
 })
 

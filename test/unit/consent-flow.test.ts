@@ -271,7 +271,9 @@ describe('delegated consent', () => {
 
   it('a renewal keeps no Key in its one-time result; a new registration keeps the one it made', async () => {
     const firstHandle = await delegatedConsent()
-    expect(await storedResult(firstHandle)).not.toBeNull()
+    // Under its own prefix too: the release before would show the Key without marking it shown.
+    expect(await storedResult(firstHandle)).toBeNull()
+    expect(await storedResult(firstHandle, 'consent:result-unshown:')).not.toBeNull()
     const first = await flow.takeResult(firstHandle)
     if (first === null || first.reused) throw new Error('the first consent must create the registration')
     const stored = await store.registrations.get(first.registrationId)
@@ -291,6 +293,127 @@ describe('delegated consent', () => {
     expect(again).not.toHaveProperty('key')
     // The renewal changed nothing of the Key the integration holds.
     expect((await store.registrations.get(first.registrationId))?.secrets.key).toBe(first.key)
+  })
+})
+
+describe('delegated consent: a Key never shown', () => {
+  /** A delegated consent as USER: the callback's outcome (throws what the callback throws). */
+  async function consentAsUser() {
+    idp.idToken = USER
+    const started = await flow.start('ms-graph-mail-listener', undefined, log)
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    return flow.callback(started.flowHandle, { code: 'c', state: idp.signIns.at(-1)!.state }, log)
+  }
+
+  async function completedHandle(): Promise<string> {
+    const outcome = await consentAsUser()
+    if (outcome.kind !== 'completed') throw new Error(`consent ended ${outcome.kind}`)
+    return outcome.resultHandle
+  }
+
+  /** Makes the next write of a one-time result fail, as a Redis blip would. */
+  function failNextResultWrite(): void {
+    const put = store.ephemeral.put.bind(store.ephemeral)
+    let fail = true
+    store.ephemeral.put = async (key, value, ttlMs, options) => {
+      if (fail && key.startsWith('consent:result')) {
+        fail = false
+        throw new Error('ETIMEDOUT (a Redis blip)')
+      }
+      return put(key, value, ttlMs, options)
+    }
+  }
+
+  const onlyRegistration = async () => {
+    const { items } = await store.registrations.list({})
+    expect(items).toHaveLength(1)
+    return (await store.registrations.get(items[0]!.id))!
+  }
+
+  it('a result that could not be stored: the next consent issues a new Key and shows it once', async () => {
+    failNextResultWrite()
+    await expect(consentAsUser()).rejects.toThrow(/blip/)
+    const lost = await onlyRegistration()
+    expect(lost.registration.unshownKey).toBeDefined()
+
+    const retry = await flow.takeResult(await completedHandle())
+    if (retry === null || retry.reused) throw new Error('the retry must show a Key')
+    const renewed = await onlyRegistration()
+    expect(retry.registrationId).toBe(lost.registration.id)
+    // A new Key (the one never shown is discarded), the one the registration now holds, marked shown.
+    expect(retry.key).not.toBe(lost.secrets.key)
+    expect(retry.key).toBe(renewed.secrets.key)
+    expect(renewed.registration.unshownKey).toBeUndefined()
+
+    // Shown once: the consent after that is a renewal again, and changes nothing of the Key.
+    const third = await flow.takeResult(await completedHandle())
+    expect(third).toMatchObject({ registrationId: lost.registration.id, reused: true })
+    expect(third).not.toHaveProperty('key')
+    expect((await onlyRegistration()).secrets.key).toBe(retry.key)
+  })
+
+  it('a result stored but never taken (the tab closed, the page failed): the next consent issues a new Key', async () => {
+    const abandoned = await completedHandle()
+    const first = await onlyRegistration()
+    const retry = await flow.takeResult(await completedHandle())
+    if (retry === null || retry.reused) throw new Error('the retry must show a Key')
+    expect(retry.key).not.toBe(first.secrets.key)
+    // The abandoned page, taken now, shows no Key: the one it held is no longer the registration's.
+    const late = await flow.takeResult(abandoned)
+    expect(late).toMatchObject({ registrationId: first.registration.id, reused: true })
+    expect(late).not.toHaveProperty('key')
+    expect((await onlyRegistration()).secrets.key).toBe(retry.key)
+  })
+
+  it('two tabs: the page taken first shows its Key, and the other tab then shows none', async () => {
+    const [a, b] = [await completedHandle(), await completedHandle()]
+    const [first, second] = [await flow.takeResult(b), await flow.takeResult(a)]
+    if (first === null || first.reused) throw new Error('the later consent holds the live Key')
+    expect(first.key).toBe((await onlyRegistration()).secrets.key)
+    expect(second).toMatchObject({ reused: true })
+    expect(second).not.toHaveProperty('key')
+    // Once one page showed a Key, no consent replaces it.
+    const again = await flow.takeResult(await completedHandle())
+    expect(again).toMatchObject({ reused: true })
+    expect((await onlyRegistration()).secrets.key).toBe(first.key)
+  })
+
+  it('a page that fails to mark its Key shown shows nothing; the next consent issues a new Key', async () => {
+    const handle = await completedHandle()
+    const update = store.registrations.update.bind(store.registrations)
+    store.registrations.update = async () => {
+      throw new Error('ETIMEDOUT (a Redis blip)')
+    }
+    await expect(flow.takeResult(handle)).rejects.toThrow(/blip/)
+    store.registrations.update = update
+    const unshown = await onlyRegistration()
+    expect(unshown.registration.unshownKey).toBeDefined()
+    const retry = await flow.takeResult(await completedHandle())
+    if (retry === null || retry.reused) throw new Error('the retry must show a Key')
+    expect(retry.key).not.toBe(unshown.secrets.key)
+  })
+
+  it('a registration of the previous release (no marker) counts as shown: a renewal, no Key', async () => {
+    const existing = await store.registrations.create(
+      {
+        id: '0b6c0b5e-54a4-4c1c-9a4a-8f2f3f6a1d01',
+        app: 'ms-graph-mail-listener',
+        cloud: 'global',
+        tenantId: TID,
+        kind: 'delegated',
+        userOid: USER.oid,
+        status: 'active',
+        createdAt: '2025-12-01T00:00:00.000Z',
+        updatedAt: '2025-12-01T00:00:00.000Z',
+        consentedAt: '2025-12-01T00:00:00.000Z',
+      },
+      { key: 'bGl2ZSBrZXkgb2YgdGhlIHByZXZpb3VzIHJlbGVhc2UhIQ==', refreshToken: 'rt-old' },
+    )
+    if (!existing.created) throw new Error('not created')
+    const again = await flow.takeResult(await completedHandle())
+    expect(again).toMatchObject({ registrationId: existing.registration.id, reused: true })
+    expect(again).not.toHaveProperty('key')
+    expect((await onlyRegistration()).secrets.key).toBe('bGl2ZSBrZXkgb2YgdGhlIHByZXZpb3VzIHJlbGVhc2UhIQ==')
   })
 })
 
