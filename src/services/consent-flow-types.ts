@@ -149,11 +149,16 @@ export interface ConsentFlow {
    * Where a proof the callback left running stands (`flowHandle`: the verified flow cookie). A
    * finished one is handed out once: the result handle, or the failure.
    */
-  proofStatus(flowHandle: string | undefined): Promise<ProofStatus>
+  proofStatus(flowHandle: string | undefined, log: FastifyBaseLogger): Promise<ProofStatus>
   /** The one-time result, deleted as it is read; null when already shown or expired. */
   takeResult(resultHandle: string | undefined): Promise<ConsentResult | null>
   /** Whether the one-time result is still there; does not take it (HEAD /result). */
   hasResult(resultHandle: string | undefined): Promise<boolean>
+  /**
+   * Graceful shutdown: interrupts the admin-consent proofs running on this instance and hands them
+   * over to the waiting page's next poll (on any instance), which resumes them.
+   */
+  stop(): Promise<void>
 }
 
 /** What a consent flow runs on. */

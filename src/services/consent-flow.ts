@@ -13,6 +13,7 @@
 // (consent-proof.ts) and what a successful consent creates (consent-completion.ts).
 import { createHash } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
+import type { FastifyBaseLogger } from 'fastify'
 import { isCloudName } from '../clouds.js'
 import { appClouds, findApp, resolveApp } from '../config.js'
 import { randomToken, tokensMatch } from '../crypto/tokens.js'
@@ -26,7 +27,7 @@ import { createFailFlow, type FailureContext, observeUpstream, upstreamReason } 
 import { ConsentFlowRecords, type FlowRecord } from './consent-flow-records.js'
 import type { ConsentFlow, ConsentFlowDependencies } from './consent-flow-types.js'
 import { proveAdminConsent } from './consent-proof.js'
-import { ConsentProofRuns } from './consent-proof-runs.js'
+import { ConsentProofRuns, PROOF_INTERRUPTED, type ProofWork } from './consent-proof-runs.js'
 import { aadstsCode, appTokenRoles, checkOwnAppSecret, ownAppRefusal, ownAppResolved } from './own-app.js'
 import { signInScopes } from './requested-permissions.js'
 import { holdsAdminRole } from './tenant-admin.js'
@@ -70,6 +71,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
     store,
     clock,
     ...(deps.proofInlineWaitMs === undefined ? {} : { inlineWaitMs: deps.proofInlineWaitMs }),
+    resume: (record, log) => proveAndComplete(record, log),
   })
 
   /** Who a flow record says is signed in (admin-consent phase) and what the flow is for. */
@@ -79,6 +81,47 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       ? { user: { tid: record.tid, oid: record.oid } }
       : {}),
   })
+
+  /**
+   * The admin-consent phase after its checks: prove the consent, then create the registration. Built
+   * from the flow record alone, so an instance can resume a proof another one handed over.
+   */
+  const proveAndComplete =
+    (record: FlowRecord, log: FastifyBaseLogger): ProofWork =>
+    async (signal) => {
+      const app = findApp(config, record.app)
+      const hosted = app === undefined ? undefined : resolveApp(config, app, record.cloud)
+      if (app === undefined || hosted === undefined)
+        return fail('session_expired', { app, kind: app?.consent }, log)
+      const ownApp = record.ownApp
+      const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
+      const context: FailureContext = { app, kind: app.consent, ...flowContext(record) }
+      const user = context.user
+      if (user === undefined) return fail('session_expired', context, log)
+      const proof = await proveAdminConsent(proofDeps, resolved, user.tid, signal)
+      if (!proof.ok) {
+        if ('interrupted' in proof) return PROOF_INTERRUPTED
+        const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(proof.error))
+        const reason = refusal ?? (proof.exhausted ? 'consent_not_effective' : 'idp_error')
+        return fail(reason, { ...context, error: proof.error }, log)
+      }
+      // A tenant's own app gets a token even without application permissions: it must carry some.
+      if (ownApp !== undefined && appTokenRoles(proof.accessToken).length === 0) {
+        return fail('own_app_missing_permissions', context, log)
+      }
+      return completeConsent(
+        completion,
+        {
+          app,
+          resolved,
+          user: { ...user, preferredUsername: record.userName ?? '', name: record.name ?? '' },
+          refreshToken: undefined,
+          consentAccessToken: proof.accessToken,
+          ownApp,
+        },
+        log,
+      )
+    }
 
   return {
     async start(slug, cloudInput, log, purpose = 'consent', ownApp = undefined) {
@@ -192,34 +235,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         // 5. prove the consent took effect: in the background once it takes longer than a moment
         // (Microsoft may need up to a minute), the browser waiting on /callback/status meanwhile.
         const proofId = randomToken()
-        const proving = await proofRuns.run(
-          proofId,
-          async () => {
-            const proof = await proveAdminConsent(proofDeps, resolved, user.tid)
-            if (!proof.ok) {
-              const refusal = ownApp === undefined ? undefined : ownAppRefusal(aadstsCode(proof.error))
-              const reason = refusal ?? (proof.exhausted ? 'consent_not_effective' : 'idp_error')
-              return fail(reason, { ...context, error: proof.error }, log)
-            }
-            // A tenant's own app gets a token even without application permissions: it must carry some.
-            if (ownApp !== undefined && appTokenRoles(proof.accessToken).length === 0) {
-              return fail('own_app_missing_permissions', context, log)
-            }
-            return completeConsent(
-              completion,
-              {
-                app,
-                resolved,
-                user: { ...user, preferredUsername: record.userName ?? '', name: record.name ?? '' },
-                refreshToken: undefined,
-                consentAccessToken: proof.accessToken,
-                ownApp,
-              },
-              log,
-            )
-          },
-          log,
-        )
+        const proving = await proofRuns.run(proofId, proveAndComplete(record, log), record, log)
         return proving.kind === 'pending'
           ? { kind: 'proving', flowHandle: `${app.slug}.${proofId}` }
           : proving
@@ -301,9 +317,13 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       return { kind: 'redirect', location, flowHandle: `${app.slug}.${flowId}` }
     },
 
-    async proofStatus(flowHandle) {
+    async proofStatus(flowHandle, log) {
       const handle = parseFlowHandle(flowHandle)
-      return handle === undefined ? { kind: 'unknown' } : proofRuns.status(handle.flowId)
+      return handle === undefined ? { kind: 'unknown' } : proofRuns.status(handle.flowId, log)
+    },
+
+    async stop() {
+      await proofRuns.stop()
     },
 
     async takeResult(resultHandle) {

@@ -20,6 +20,8 @@ const PROOF_FATAL_ERRORS = new Set(['invalid_client', 'invalid_scope', 'unsuppor
 export type ConsentProof =
   | { ok: true; accessToken: string }
   | { ok: false; error: UpstreamError | undefined; exhausted: boolean }
+  /** Stopped by `signal` (the instance is shutting down) before a token was issued. */
+  | { ok: false; interrupted: true }
 
 /** What a proof runs on. */
 export interface ConsentProofDependencies {
@@ -31,33 +33,44 @@ export interface ConsentProofDependencies {
   sleep: (ms: number) => Promise<void>
 }
 
+/** A promise that settles when `signal` aborts (never, without one). */
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }))
+}
+
 /**
  * Retries client credentials for tenant `tid` with doubling delays until a token is issued, a fatal
  * OAuth error answers, or `config.consent.proofBudgetMs` is spent. Every attempt is counted and timed.
+ * `signal` stops it at once, the attempt in flight included (`interrupted`).
  */
 export async function proveAdminConsent(
   deps: ConsentProofDependencies,
   resolved: ResolvedApp,
   tid: string,
+  signal?: AbortSignal,
 ): Promise<ConsentProof> {
   const { config, idp, metrics, clock, sleep } = deps
   const deadline = clock() + config.consent.proofBudgetMs
   let delay = PROOF_FIRST_DELAY_MS
   let lastError: UpstreamError | undefined
+  const interrupted = aborted(signal)
   for (;;) {
+    if (signal?.aborted) return { ok: false, interrupted: true }
     const startedAt = performance.now()
     const remaining = Math.max(deadline - clock(), 0)
+    // whole milliseconds: AbortSignal.timeout refuses a fraction
+    const timeout = AbortSignal.timeout(Math.ceil(Math.max(remaining, PROOF_FIRST_DELAY_MS)))
     try {
       const grant = await idp.clientCredentials(
         resolved,
         tid,
         resolved.defaultScope,
-        // whole milliseconds: AbortSignal.timeout refuses a fraction
-        AbortSignal.timeout(Math.ceil(Math.max(remaining, PROOF_FIRST_DELAY_MS))),
+        signal === undefined ? timeout : AbortSignal.any([timeout, signal]),
       )
       observeUpstream(metrics, 'client_credentials', startedAt)
       return { ok: true, accessToken: grant.accessToken }
     } catch (error) {
+      if (signal?.aborted) return { ok: false, interrupted: true }
       observeUpstream(metrics, 'client_credentials', startedAt, error)
       if (!(error instanceof UpstreamError)) throw error
       lastError = error
@@ -71,7 +84,7 @@ export async function proveAdminConsent(
       lastError?.kind === 'throttled' && lastError.retryAfterSeconds !== undefined
         ? Math.max(lastError.retryAfterSeconds * 1000, delay)
         : delay
-    await sleep(Math.min(wanted, left))
+    await Promise.race([sleep(Math.min(wanted, left)), interrupted])
     delay = Math.min(delay * 2, PROOF_MAX_DELAY_MS)
   }
 }

@@ -160,7 +160,9 @@ export function startServices(services: Services): void {
  * Stops the background work and waits for it: the keep-alive's run in progress, a key-rotation
  * pass, which pauses at a batch boundary so the next start resumes it, and the webhook attempts in
  * flight (bounded by WEBHOOK_TIMEOUT_MS; an unfinished delivery's lease lets another instance retry),
- * and the device code polling, whose leases are released so another instance polls on.
+ * the device code polling, whose leases are released so another instance polls on, and the
+ * admin-consent proofs, interrupted and handed over to the waiting page's next poll (which any
+ * instance resumes) once what they were writing is written.
  */
 export async function stopServices(services: Services): Promise<void> {
   await Promise.all([
@@ -170,5 +172,6 @@ export async function stopServices(services: Services): Promise<void> {
     services.webhooks.dispatcher.stop(),
     services.credentialExpiry.stop(),
     services.deviceCodeFlow.stop(),
+    services.consentFlow.stop(),
   ])
 }

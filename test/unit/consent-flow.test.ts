@@ -16,6 +16,7 @@ import {
 } from '../../src/entra/types.js'
 import { createMetrics } from '../../src/metrics.js'
 import { type ConsentFlow, createConsentFlow } from '../../src/services/consent-flow.js'
+import { createServices, stopServices } from '../../src/services/create-services.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -414,6 +415,80 @@ describe('delegated consent: a Key never shown', () => {
     expect(again).toMatchObject({ registrationId: existing.registration.id, reused: true })
     expect(again).not.toHaveProperty('key')
     expect((await onlyRegistration()).secrets.key).toBe('bGl2ZSBrZXkgb2YgdGhlIHByZXZpb3VzIHJlbGVhc2UhIQ==')
+  })
+})
+
+describe('admin consent proof: graceful shutdown', () => {
+  /** Microsoft has not answered yet: each attempt hangs until the broker gives up on it. */
+  class HangingIdp extends ScriptedIdp {
+    override async clientCredentials(
+      _app?: unknown,
+      _tid?: string,
+      _scope?: string,
+      signal?: AbortSignal,
+    ): Promise<TokenGrant> {
+      this.proofCalls++
+      return new Promise((_, reject) =>
+        signal?.addEventListener('abort', () => reject(new UpstreamError('timeout', 'aborted'))),
+      )
+    }
+  }
+
+  it('a stopping instance hands its running proof over; the waiting page resumes it on another instance', async () => {
+    const hanging = new HangingIdp()
+    const stopping = createServices({
+      config,
+      store,
+      idp: hanging,
+      metrics: createMetrics(),
+      clock: () => now,
+      log,
+    })
+    const started = await stopping.consentFlow.start('ms-graph-mail', undefined, log)
+    if (started.kind !== 'redirect') throw new Error('start failed')
+    const signedIn = await stopping.consentFlow.callback(
+      started.flowHandle,
+      { code: 'code-1', state: hanging.signIns.at(-1)!.state },
+      log,
+    )
+    if (signedIn.kind !== 'redirect') throw new Error('sign-in failed')
+    const consentState = hanging.consents.at(-1)!.state
+    const proving = await stopping.consentFlow.callback(
+      signedIn.flowHandle,
+      { admin_consent: 'True', tenant: TID, state: consentState },
+      log,
+    )
+    if (proving.kind !== 'proving') throw new Error(`the callback answered ${proving.kind}`)
+    expect(hanging.proofCalls).toBe(1)
+
+    // SIGTERM: the app closes and stops its services while Microsoft still hasn't answered.
+    await stopServices(stopping)
+    expect(await store.registrations.countByStatus()).toMatchObject({ active: 0 })
+    // The stopping instance resumes nothing, even when polled.
+    expect(await stopping.consentFlow.proofStatus(proving.flowHandle, log)).toEqual({ kind: 'pending' })
+
+    // Long after the stopped run's deadline, the page's next poll lands on another instance, which
+    // resumes the proof (Microsoft now answers) instead of giving up as consent_not_effective.
+    now += 10 * 60_000
+    expect(await flow.proofStatus(proving.flowHandle, log)).toEqual({ kind: 'pending' })
+    let status = await flow.proofStatus(proving.flowHandle, log)
+    for (let polls = 0; status.kind === 'pending' && polls < 100; polls++) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      status = await flow.proofStatus(proving.flowHandle, log)
+    }
+    if (status.kind !== 'completed') throw new Error(`the resumed proof ended ${JSON.stringify(status)}`)
+    expect(idp.proofCalls).toBe(1)
+    const result = await flow.takeResult(status.resultHandle)
+    if (result === null || result.reused) throw new Error('the result must show a new Key')
+    const { items } = await store.registrations.list({})
+    expect(items).toHaveLength(1)
+    expect(items[0]).toMatchObject({
+      id: result.registrationId,
+      tenantId: TID,
+      kind: 'admin',
+      status: 'active',
+    })
+    expect((await store.registrations.get(result.registrationId))?.secrets.key).toBe(result.key)
   })
 })
 

@@ -180,7 +180,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const flowHandle = readSignedCookie(request, FLOW_COOKIE)
-      const status = await flow.proofStatus(flowHandle)
+      const status = await flow.proofStatus(flowHandle, request.log)
       reply.header('cache-control', 'no-store')
       switch (status.kind) {
         case 'pending': {
