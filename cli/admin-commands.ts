@@ -9,6 +9,7 @@ import { makeClient } from './broker-client.js'
 import type { CliIo, Options } from './command-context.js'
 import { credentials } from './credentials-command.js'
 import { CliError, EXIT, usageError } from './exit-codes.js'
+import { brokerUrl, operatorToken } from './input-checks.js'
 import { rotateKeys, showRotation } from './key-rotation-commands.js'
 import { registration, registrations, revoke } from './registration-commands.js'
 import { printable } from './table.js'
@@ -150,19 +151,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       throw usageError(`${command}: unexpected argument "${printable(rest.at(-1) ?? '')}"`)
     if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
 
-    const url = (values.url ?? io.env.CONSENT_BROKER_URL)?.replace(/\/+$/, '')
-    if (url === undefined || url === '')
-      throw usageError('give the broker URL with --url or CONSENT_BROKER_URL')
-    try {
-      const parsedUrl = new URL(url)
-      if (parsedUrl.protocol !== 'https:' && parsedUrl.protocol !== 'http:') throw new Error('not http(s)')
-    } catch {
-      throw usageError(`--url: "${printable(url)}" is not an http(s) URL`)
-    }
-    const token = io.env.CONSENT_BROKER_TOKEN?.trim()
-    if (token === undefined || token === '') {
-      throw new CliError('set CONSENT_BROKER_TOKEN to an operator token', EXIT.auth)
-    }
+    const url = brokerUrl(values.url ?? io.env.CONSENT_BROKER_URL)
+    const token = operatorToken(io.env.CONSENT_BROKER_TOKEN)
     const client = makeClient(url, token, io)
     switch (command) {
       case 'tenants':

@@ -24,6 +24,52 @@ function exitCodeFor(status: number): number {
   return EXIT.server
 }
 
+/** Error codes of a failed connection (Node's and undici's), in words. */
+const FAILURE_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (is the broker running, on that host and port?)',
+  ENOTFOUND: 'the host name does not resolve (DNS)',
+  EAI_AGAIN: 'the host name could not be resolved now (DNS)',
+  ECONNRESET: 'the connection was reset',
+  UND_ERR_SOCKET: 'the connection closed before an answer',
+  ETIMEDOUT: 'connecting timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connecting timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
+  UND_ERR_BODY_TIMEOUT: 'the answer stopped arriving',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+}
+
+/** The code of a fetch failure's cause (the first of an AggregateError's, as for `localhost`). */
+function causeCode(error: unknown): string | undefined {
+  const cause = (error as { cause?: unknown } | null)?.cause as
+    | { code?: unknown; errors?: Array<{ code?: unknown }> }
+    | undefined
+  const code = cause?.code ?? cause?.errors?.[0]?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+/**
+ * Why a request failed, in words made from the error's name and cause code only: fetch's messages
+ * can repeat the request — an invalid header with the operator token in it, a URL with its
+ * password — so none is printed. An unknown code is shown only when it has a code's form.
+ */
+export function fetchFailure(error: unknown): string {
+  const name = (error as { name?: unknown } | null)?.name
+  if (name === 'TimeoutError') return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
+  if (name === 'AbortError') return 'the request was aborted'
+  const code = causeCode(error)
+  if (code !== undefined && FAILURE_CODES[code] !== undefined) return FAILURE_CODES[code]
+  if (code !== undefined && /^(ERR_SSL_|ERR_TLS_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/.test(code))
+    return `TLS failed (${code}): check the URL's scheme and the broker's certificate`
+  if (code?.startsWith('HPE_')) return `the answer is not HTTP (${code}): check the URL's scheme and port`
+  // undici refuses the ports the fetch standard blocks with this fixed message (and no code)
+  if ((error as { cause?: { message?: unknown } } | null)?.cause?.message === 'bad port')
+    return 'fetch refuses to connect to this port (one reserved for other protocols)'
+  return code !== undefined && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)
+    ? `the request failed (${code})`
+    : 'the request failed'
+}
+
 export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
   const call = async (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
@@ -43,9 +89,7 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       })
     } catch (error) {
-      const reason =
-        error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : ''
-      throw new CliError(`cannot reach the broker at ${baseUrl}: ${reason}`, EXIT.server)
+      throw new CliError(`cannot reach the broker at ${baseUrl}: ${fetchFailure(error)}`, EXIT.server)
     }
     const text = await response.text()
     let parsed: Json | undefined

@@ -34,7 +34,9 @@ function io(answers: Scripted[], env: Record<string, string> = {}) {
       })
       const answer = answers.shift()
       if (answer === undefined)
-        throw new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED') })
+        throw new TypeError('fetch failed', {
+          cause: Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:443'), { code: 'ECONNREFUSED' }),
+        })
       const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
       // a 204 has no body (the Response constructor refuses one)
       return new Response(answer.status === 204 ? null : text, { status: answer.status })
@@ -65,7 +67,7 @@ describe('consent-broker-admin exit codes', () => {
   it('exits 4 on a network failure and on a success without JSON', async () => {
     const down = io([])
     expect(await runCli(['tenants'], down.fake)).toBe(EXIT.server)
-    expect(down.stderr()).toContain('cannot reach the broker at https://broker.example: connect ECONNREFUSED')
+    expect(down.stderr()).toContain('cannot reach the broker at https://broker.example: connection refused')
     const garbled = io([{ status: 200, body: 'not json' }])
     expect(await runCli(['tenants'], garbled.fake)).toBe(EXIT.server)
   })

@@ -1,0 +1,76 @@
+// consent-broker-admin's checks of what the operator hands it — the token and the broker URL — made
+// before any request. Without them a bad value reached fetch, whose error repeated it (the token, a
+// URL's password) on stderr. The CLI imports nothing from src/ (admin-commands.ts), so the forms the
+// server accepts are restated here; test/unit/cli-input-checks.test.ts holds them to the server's.
+import { CliError, EXIT, usageError } from './exit-codes.js'
+import { printable } from './table.js'
+
+/** src/operator-token-form.ts: the longest operator token the broker compares. */
+const TOKEN_MAX_LENGTH = 512
+/** src/operator-token-form.ts: printable ASCII without the space, what a Bearer header carries. */
+const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/
+
+/** What kind of character `char` is, in words: never the character itself (it is part of a secret). */
+function characterKind(char: string): string {
+  if (char === '\n' || char === '\r') return 'a line break'
+  if (char === ' ' || char === '\t') return 'white space'
+  const code = char.codePointAt(0) ?? 0
+  if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return 'a control character'
+  return 'a character outside ASCII'
+}
+
+/**
+ * CONSENT_BROKER_TOKEN, trimmed, once it has an operator token's form; an `auth` error otherwise,
+ * as for no token: a token of another form could never sign in. The message says where the token
+ * goes wrong, never what it holds.
+ */
+export function operatorToken(raw: string | undefined): string {
+  const token = raw?.trim()
+  if (token === undefined || token === '')
+    throw new CliError('set CONSENT_BROKER_TOKEN to an operator token', EXIT.auth)
+  if (token.length > TOKEN_MAX_LENGTH)
+    throw new CliError(
+      `CONSENT_BROKER_TOKEN is not an operator token: it has ${token.length} characters, at most ${TOKEN_MAX_LENGTH} are allowed`,
+      EXIT.auth,
+    )
+  if (!TOKEN_CHARACTERS.test(token)) {
+    const at = [...token].findIndex((char) => !TOKEN_CHARACTERS.test(char))
+    const char = [...token][at]!
+    throw new CliError(
+      `CONSENT_BROKER_TOKEN is not an operator token: it holds ${characterKind(char)} (character ${at + 1}); a token is printable ASCII without spaces`,
+      EXIT.auth,
+    )
+  }
+  return token
+}
+
+/** A URL as it may be shown: any `user:password@` replaced, since a password must not be printed. */
+function shownUrl(url: string): string {
+  return printable(url.replace(/^([^/?#]*\/\/)[^/?#]*@/, '$1…@'))
+}
+
+/**
+ * The broker's base URL (--url or CONSENT_BROKER_URL) without trailing slashes, once it is http(s)
+ * with no credentials (fetch refuses them, and repeated the password in its error), query or
+ * fragment (a base URL's query and fragment are dropped from every request: a mistake to point out).
+ */
+export function brokerUrl(raw: string | undefined): string {
+  const url = raw?.replace(/\/+$/, '')
+  if (url === undefined || url === '')
+    throw usageError('give the broker URL with --url or CONSENT_BROKER_URL')
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw usageError(`--url: "${shownUrl(url)}" is not an http(s) URL`)
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    throw usageError(`--url: "${shownUrl(url)}" is not an http(s) URL`)
+  if (parsed.username !== '' || parsed.password !== '')
+    throw usageError(
+      '--url: the URL holds a user name or password; give the broker URL without them (the operator token goes in CONSENT_BROKER_TOKEN)',
+    )
+  if (parsed.search !== '' || parsed.hash !== '')
+    throw usageError('--url: give the broker base URL without a query (?…) or fragment (#…)')
+  return url
+}

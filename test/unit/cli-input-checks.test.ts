@@ -1,0 +1,184 @@
+// What consent-broker-admin does with bad input before and around a request: a token or URL that
+// could never work is refused locally with the documented exit code, a failed request is described
+// from its cause without repeating fetch's message (which can hold the token or a URL's password),
+// and the forms the CLI checks are the server's (the CLI imports nothing from src/, so they are
+// restated in cli/input-checks.ts and held to the originals here).
+import { createServer } from 'node:net'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { type CliIo, EXIT, runCli } from '../../cli/admin-commands.js'
+import { fetchFailure } from '../../cli/broker-client.js'
+import { operatorToken } from '../../cli/input-checks.js'
+import { isOperatorTokenForm } from '../../src/operator-token-form.js'
+
+const TOKEN = 'fuzz-rYCtiIGUwhN4CC7oFrTzE68jXwv_5e3c'
+
+/** One command line against scripted answers (a body per request); `fetch` replaces the fake. */
+async function cli(
+  argv: string[],
+  options: { env?: Record<string, string>; answers?: unknown[]; fetch?: typeof fetch } = {},
+) {
+  const answers = [...(options.answers ?? [])]
+  let stdout = ''
+  let stderr = ''
+  const requests: string[] = []
+  const io: CliIo = {
+    env: { CONSENT_BROKER_URL: 'https://broker.example', CONSENT_BROKER_TOKEN: TOKEN, ...options.env },
+    stdout: (text) => {
+      stdout += text
+    },
+    stderr: (text) => {
+      stderr += text
+    },
+    sleep: async () => undefined,
+    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
+    fetch:
+      options.fetch ??
+      ((async (input: URL) => {
+        requests.push(String(input))
+        const answer = answers.shift()
+        if (answer === undefined) throw new TypeError('fetch failed')
+        const { status = 200, body } = answer as { status?: number; body: unknown }
+        return new Response(typeof body === 'string' ? body : JSON.stringify(body), { status })
+      }) as typeof fetch),
+  }
+  return { code: await runCli(argv, io), stdout, stderr, requests }
+}
+
+describe('the operator token', () => {
+  it.each([
+    ['a line break and a second secret', `${TOKEN}\nother-secret`, 'a line break (character 38)'],
+    ['a character outside Latin-1', `${TOKEN}€`, 'a character outside ASCII (character 38)'],
+    ['a space', `${TOKEN} other-secret`, 'white space (character 38)'],
+    ['a control character', `${TOKEN}\u0007`, 'a control character (character 38)'],
+  ])('with %s is refused before any request, without echoing it (exit 2)', async (_, token, where) => {
+    const run = await cli(['tenants'], { env: { CONSENT_BROKER_TOKEN: token } })
+    expect(run.code).toBe(EXIT.auth)
+    expect(run.requests).toEqual([])
+    expect(run.stderr).toBe(
+      `consent-broker-admin: CONSENT_BROKER_TOKEN is not an operator token: it holds ${where}; a token is printable ASCII without spaces\n`,
+    )
+    expect(run.stderr).not.toContain('fuzz-')
+    expect(run.stderr).not.toContain('other-secret')
+  })
+
+  it('longer than the broker compares is refused (exit 2)', async () => {
+    const run = await cli(['tenants'], { env: { CONSENT_BROKER_TOKEN: 'x'.repeat(513) } })
+    expect(run.code).toBe(EXIT.auth)
+    expect(run.stderr).toContain('it has 513 characters, at most 512 are allowed')
+    expect(run.requests).toEqual([])
+  })
+
+  it('is accepted exactly when the server accepts its form (src/operator-token-form.ts)', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ maxLength: 600 }), fc.string({ unit: 'binary', maxLength: 40 })),
+        (raw) => {
+          const trimmed = raw.trim()
+          let accepted = true
+          try {
+            operatorToken(raw)
+          } catch {
+            accepted = false
+          }
+          expect(accepted).toBe(trimmed !== '' && isOperatorTokenForm(trimmed))
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+})
+
+describe('the broker URL', () => {
+  it.each([
+    ['http://u:secretpw@127.0.0.1:1'],
+    ['https://operator:secretpw@broker.example/'],
+    ['https://secretpw@broker.example'],
+  ])('%s: credentials are refused as a usage error, not echoed', async (url) => {
+    const run = await cli(['--url', url, 'tenants'])
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.requests).toEqual([])
+    expect(run.stderr).toContain('--url: the URL holds a user name or password')
+    expect(run.stderr).not.toContain('secretpw')
+  })
+
+  it('an unparsable URL is echoed without its credentials', async () => {
+    const run = await cli(['--url', 'http://u:secretpw@[broken/', 'tenants'])
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.stderr).toContain('--url: "http://…@[broken" is not an http(s) URL')
+    expect(run.stderr).not.toContain('secretpw')
+  })
+
+  it('a query or fragment is refused (every request would drop it)', async () => {
+    for (const url of ['https://broker.example/?key=secretpw', 'https://broker.example/#x']) {
+      const run = await cli(['--url', url, 'tenants'])
+      expect(run.code, url).toBe(EXIT.usage)
+      expect(run.stderr).not.toContain('secretpw')
+    }
+  })
+})
+
+describe('a failed request', () => {
+  const failure = (code: string, message = `${code} Bearer ${TOKEN}`) =>
+    new TypeError('fetch failed', { cause: Object.assign(new Error(message), { code }) })
+
+  it.each([
+    [failure('ECONNREFUSED'), 'connection refused (is the broker running, on that host and port?)'],
+    [failure('ENOTFOUND'), 'the host name does not resolve (DNS)'],
+    [failure('UND_ERR_SOCKET'), 'the connection closed before an answer'],
+    [
+      failure('CERT_HAS_EXPIRED'),
+      "TLS failed (CERT_HAS_EXPIRED): check the URL's scheme and the broker's certificate",
+    ],
+    [
+      failure('ERR_SSL_WRONG_VERSION_NUMBER'),
+      "TLS failed (ERR_SSL_WRONG_VERSION_NUMBER): check the URL's scheme and the broker's certificate",
+    ],
+    [
+      failure('HPE_INVALID_CONSTANT'),
+      "the answer is not HTTP (HPE_INVALID_CONSTANT): check the URL's scheme and port",
+    ],
+    [failure('EPROTO'), 'the request failed (EPROTO)'],
+    [failure(`Bearer ${TOKEN}`), 'the request failed'],
+    [new DOMException('The operation was aborted due to timeout', 'TimeoutError'), 'no answer within 30 s'],
+    [
+      new TypeError('fetch failed', { cause: new Error('bad port') }),
+      'fetch refuses to connect to this port (one reserved for other protocols)',
+    ],
+    [
+      new TypeError('fetch failed', { cause: new AggregateError([failure('ECONNREFUSED').cause], 'x') }),
+      'connection refused (is the broker running, on that host and port?)',
+    ],
+    [
+      new TypeError(`Headers.append: "Bearer ${TOKEN}\nother-secret" is an invalid header value.`),
+      'the request failed',
+    ],
+  ])('is described from its cause, never by its message (case %#)', (error, words) => {
+    expect(fetchFailure(error)).toBe(words)
+  })
+
+  it('prints no part of fetch’s message (exit 4)', async () => {
+    const run = await cli(['tenants'], {
+      fetch: (async () => {
+        throw new TypeError(`Headers.append: "Bearer ${TOKEN}" is an invalid header value.`)
+      }) as typeof fetch,
+    })
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toBe(
+      'consent-broker-admin: cannot reach the broker at https://broker.example: the request failed\n',
+    )
+  })
+
+  it('to a closed port, with the real fetch, says the connection was refused (exit 4)', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await new Promise((resolve) => server.close(resolve))
+    const url = `http://127.0.0.1:${port}`
+    const run = await cli(['--url', url, 'tenants'], { fetch: globalThis.fetch })
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toBe(
+      `consent-broker-admin: cannot reach the broker at ${url}: connection refused (is the broker running, on that host and port?)\n`,
+    )
+  })
+})
