@@ -149,7 +149,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const labels = command === 'tenants' && rest[0] === 'label'
     if (command !== 'webhooks' && !labels && rest.length > (takesId ? 1 : 0))
       throw usageError(`${command}: unexpected argument "${printable(rest.at(-1) ?? '')}"`)
-    if (command === 'registration' && rest[0] === undefined) throw usageError('registration: give an id')
 
     const url = brokerUrl(values.url ?? io.env.CONSENT_BROKER_URL)
     const token = operatorToken(io.env.CONSENT_BROKER_TOKEN)
@@ -162,7 +161,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'registrations':
         return await registrations(client, options, io)
       case 'registration':
-        return await registration(client, rest[0]!, options, io)
+        return await registration(client, rest[0], options, io)
       case 'revoke':
         return await revoke(client, rest[0], options, io)
       case 'audit':

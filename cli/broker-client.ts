@@ -107,6 +107,8 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
     if (response.status === 204) return {}
     if (parsed === undefined)
       throw new CliError(`the broker answered HTTP ${response.status} without JSON`, EXIT.server)
+    if (!isObject(parsed))
+      throw new CliError(`the broker answered HTTP ${response.status} without a JSON object`, EXIT.server)
     return parsed
   }
   return {
@@ -115,6 +117,31 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
     patch: (path, body) => call('PATCH', path, body),
     delete: (path) => call('DELETE', path),
   }
+}
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+
+/**
+ * The answer's unexpected shape as a `server` error: commands read fields through objectField and
+ * arrayField, so an answer without them (another service at the URL, another version of the API)
+ * is reported as such instead of failing as a TypeError.
+ */
+const unexpected = (name: string, what: string) =>
+  new CliError(`unexpected answer from the broker: "${printable(name)}" is not ${what}`, EXIT.server)
+
+/** `body[name]`, a JSON object. */
+export function objectField(body: Json, name: string): Json {
+  const value = body[name]
+  if (!isObject(value)) throw unexpected(name, 'an object')
+  return value
+}
+
+/** `body[name]`, an array of JSON objects. */
+export function arrayField(body: Json, name: string): Json[] {
+  const value = body[name]
+  if (!Array.isArray(value) || !value.every(isObject)) throw unexpected(name, 'a list of objects')
+  return value
 }
 
 /** A query string (`?a=1&b=2`, or empty) from the parameters that are set. */
@@ -142,8 +169,8 @@ export async function readPages(
   do {
     const page = await client.get(url(cursor, first))
     first = false
-    items.push(...(page[field] as Json[]))
-    cursor = page.nextCursor as string | undefined
+    items.push(...arrayField(page, field))
+    cursor = typeof page.nextCursor === 'string' ? page.nextCursor : undefined
   } while (options.all && cursor !== undefined)
   return { items, nextCursor: cursor }
 }

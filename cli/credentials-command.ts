@@ -1,6 +1,6 @@
 // consent-broker-admin's `credentials` command: the hosted apps' own credentials in the order they
 // are tried, with expiry, last success and a refusal by Microsoft.
-import type { Client, Json } from './broker-client.js'
+import { arrayField, type Client } from './broker-client.js'
 import { type CliIo, type Options, print, text } from './command-context.js'
 import { EXIT } from './exit-codes.js'
 import { table } from './table.js'
@@ -8,7 +8,9 @@ import { table } from './table.js'
 /** The apps' credentials (GET /admin/api/credentials), optionally of one app. */
 export async function credentials(client: Client, options: Options, io: CliIo): Promise<number> {
   const body = await client.get('admin/api/credentials')
-  const list = (body.credentials as Json[]).filter((c) => options.app === undefined || c.app === options.app)
+  const list = arrayField(body, 'credentials').filter(
+    (c) => options.app === undefined || c.app === options.app,
+  )
   if (options.json) return print(io, { credentials: list })
   if (list.length === 0) {
     io.stdout('no credentials\n')

@@ -1,6 +1,8 @@
-// consent-broker-admin's checks of what the operator hands it — the token and the broker URL — made
-// before any request. Without them a bad value reached fetch, whose error repeated it (the token, a
-// URL's password) on stderr. The CLI imports nothing from src/ (admin-commands.ts), so the forms the
+// consent-broker-admin's checks of what the operator hands it — the token, the broker URL and the
+// ids that become path segments — made before any request. Without them a bad value reached fetch,
+// whose error repeated it (the token, a URL's password) on stderr, or changed the request: an id of
+// `.` or `..` is a dot segment that URL resolution removes, so `registration .` asked for the
+// registration listing. The CLI imports nothing from src/ (admin-commands.ts), so the forms the
 // server accepts are restated here; test/unit/cli-input-checks.test.ts holds them to the server's.
 import { CliError, EXIT, usageError } from './exit-codes.js'
 import { printable } from './table.js'
@@ -9,6 +11,10 @@ import { printable } from './table.js'
 const TOKEN_MAX_LENGTH = 512
 /** src/operator-token-form.ts: printable ASCII without the space, what a Bearer header carries. */
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/
+/** src/routes/admin/schemas.ts REGISTRATION_ID_PATTERN (no dot segment can match: it starts alphanumeric). */
+export const REGISTRATION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+/** src/guid.ts GUID_PATTERN, the API's TENANT_ID_PATTERN. */
+export const TENANT_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
 /** What kind of character `char` is, in words: never the character itself (it is part of a secret). */
 function characterKind(char: string): string {
@@ -73,4 +79,27 @@ export function brokerUrl(raw: string | undefined): string {
   if (parsed.search !== '' || parsed.hash !== '')
     throw usageError('--url: give the broker base URL without a query (?…) or fragment (#…)')
   return url
+}
+
+/** An argument as an error may show it: control characters neutralised, cut at 80 characters. */
+const shownArg = (value: string) => `${printable(value.slice(0, 80))}${value.length > 80 ? '…' : ''}`
+
+/** A registration id argument (`registration <id>`, `revoke <id>`) of the form the API accepts. */
+export function registrationIdArg(value: string | undefined, command: string): string {
+  if (value === undefined || value === '') throw usageError(`${command}: give a registration id`)
+  if (!REGISTRATION_ID.test(value))
+    throw usageError(
+      `${command}: "${shownArg(value)}" is not a registration id (letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters)`,
+    )
+  return value
+}
+
+/** A tenant id argument or --tenant value: a GUID, as the API accepts. */
+export function tenantIdArg(value: string | undefined, what: string): string {
+  if (value === undefined || value === '') throw usageError(`${what}: give a tenant id`)
+  if (!TENANT_ID.test(value))
+    throw usageError(
+      `${what}: "${shownArg(value)}" is not a tenant id (a GUID such as 7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13)`,
+    )
+  return value
 }

@@ -2,7 +2,7 @@
 // under the newest master key, and waits showing progress) and `rotation` (the latest rotation's
 // progress); they exit `server` when the rotation they end on failed, was interrupted or has failures
 // (rotate-keys --no-wait does not wait to see).
-import type { Client, Json } from './broker-client.js'
+import { type Client, type Json, objectField } from './broker-client.js'
 import { type CliIo, type Options, print, text } from './command-context.js'
 import { EXIT } from './exit-codes.js'
 
@@ -21,7 +21,7 @@ function rotationOutcome(rotation: Json, io: CliIo): number {
     return EXIT.server
   }
   if (rotation.state === 'failed' || Number(rotation.failed) > 0) {
-    const ids = (rotation.failedIds as string[] | undefined) ?? []
+    const ids = Array.isArray(rotation.failedIds) ? rotation.failedIds.map(text) : []
     const what =
       rotation.state === 'failed'
         ? `failed: ${text(rotation.error)}`
@@ -36,7 +36,7 @@ function rotationOutcome(rotation: Json, io: CliIo): number {
 
 export async function rotateKeys(client: Client, options: Options, io: CliIo): Promise<number> {
   const started = await client.post('admin/api/keys/rotate')
-  let rotation = started.rotation as Json
+  let rotation = objectField(started, 'rotation')
   if (!options.wait) {
     if (options.json) return print(io, started)
     io.stdout(`${started.started === true ? 'started' : 'already running'}: ${progress(rotation)}\n`)
@@ -49,7 +49,7 @@ export async function rotateKeys(client: Client, options: Options, io: CliIo): P
     if (!options.json && line !== last) io.stdout(`${line}\n`)
     last = line
     await io.sleep(500)
-    rotation = (await client.get('admin/api/keys/rotation')).rotation as Json
+    rotation = objectField(await client.get('admin/api/keys/rotation'), 'rotation')
   }
   if (options.json) print(io, { rotation })
   else io.stdout(`${progress(rotation)}\n`)
@@ -59,7 +59,7 @@ export async function rotateKeys(client: Client, options: Options, io: CliIo): P
 /** The latest rotation's status; exits EXIT.server when it shows a problem, so scripts can tell. */
 export async function showRotation(client: Client, options: Options, io: CliIo): Promise<number> {
   const body = await client.get('admin/api/keys/rotation')
-  const rotation = body.rotation as Json
+  const rotation = objectField(body, 'rotation')
   if (options.json) print(io, body)
   else io.stdout(`${progress(rotation)}\n`)
   return rotationOutcome(rotation, io)

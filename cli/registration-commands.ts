@@ -1,9 +1,10 @@
 // consent-broker-admin's registration commands: `registrations` (the list, page by page or --all),
 // `registration <id>` (one, every field) and `revoke` (one registration, or a tenant's), and the
 // registrations table that the list and a tenant's revocation print.
-import { type Client, type Json, query, readPages } from './broker-client.js'
+import { arrayField, type Client, type Json, objectField, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
+import { registrationIdArg, tenantIdArg } from './input-checks.js'
 import { printable, table } from './table.js'
 
 /** A tenant id with its label beside it, when it has one: `7c3b1e5a-… contoso.com`. */
@@ -61,6 +62,7 @@ export async function registrations(client: Client, options: Options, io: CliIo)
   if (options.status !== undefined && !['active', 'needs_consent', 'revoked'].includes(options.status)) {
     throw usageError(`--status must be active, needs_consent or revoked, got "${printable(options.status)}"`)
   }
+  if (options.tenant !== undefined) tenantIdArg(options.tenant, 'registrations --tenant')
   const limit = positiveLimit(options.limit) ?? (options.all ? '500' : undefined)
   const { items, nextCursor } = await readPages(
     client,
@@ -75,10 +77,16 @@ export async function registrations(client: Client, options: Options, io: CliIo)
   return EXIT.ok
 }
 
-export async function registration(client: Client, id: string, options: Options, io: CliIo): Promise<number> {
-  const body = await client.get(`admin/api/registrations/${encodeURIComponent(id)}`)
+export async function registration(
+  client: Client,
+  id: string | undefined,
+  options: Options,
+  io: CliIo,
+): Promise<number> {
+  const checked = registrationIdArg(id, 'registration')
+  const body = await client.get(`admin/api/registrations/${encodeURIComponent(checked)}`)
   if (options.json) return print(io, body)
-  const r = body.registration as Json
+  const r = objectField(body, 'registration')
   const rows = Object.entries(r).map(([name, value]) => [
     name,
     typeof value === 'object' && value !== null ? JSON.stringify(value) : text(value),
@@ -101,10 +109,13 @@ export async function revoke(
   }
   if (id !== undefined) {
     if (options.app !== undefined) throw usageError('revoke: --app goes with --tenant only')
-    const body = await client.post(`admin/api/registrations/${encodeURIComponent(id)}/revoke`, { reason })
+    const checked = registrationIdArg(id, 'revoke')
+    const body = await client.post(`admin/api/registrations/${encodeURIComponent(checked)}/revoke`, {
+      reason,
+    })
     if (options.json) return print(io, body)
-    const r = body.registration as Json
-    const detail = r.statusDetail as Json
+    const r = objectField(body, 'registration')
+    const detail = objectField(r, 'statusDetail')
     io.stdout(
       body.alreadyRevoked === true
         ? `${text(r.id)} was already revoked on ${text(detail.at)} by ${text(detail.by)}: ${text(detail.reason)}\n`
@@ -112,12 +123,13 @@ export async function revoke(
     )
     return EXIT.ok
   }
-  const body = await client.post(`admin/api/tenants/${encodeURIComponent(options.tenant!)}/revoke`, {
+  const tenantId = tenantIdArg(options.tenant, 'revoke --tenant')
+  const body = await client.post(`admin/api/tenants/${encodeURIComponent(tenantId)}/revoke`, {
     reason,
     ...(options.app === undefined ? {} : { app: options.app }),
   })
   if (options.json) return print(io, body)
-  const revoked = body.revoked as Json[]
+  const revoked = arrayField(body, 'revoked')
   io.stdout(
     `tenant ${text(body.tenantId)}${options.app === undefined ? '' : ` (${options.app})`}: revoked ${revoked.length}, already revoked ${text(body.alreadyRevoked)}\n`,
   )

@@ -3,6 +3,7 @@
 import { type Client, type Json, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
+import { tenantIdArg } from './input-checks.js'
 import { printable, table } from './table.js'
 
 export async function tenants(client: Client, options: Options, io: CliIo): Promise<number> {
@@ -27,11 +28,12 @@ export async function tenants(client: Client, options: Options, io: CliIo): Prom
       // No last-token column: tenant summaries don't keep one (registrations do; see `registrations`).
       ['TENANT', 'LABEL', 'APPS', 'ACTIVE', 'NEEDS CONSENT', 'REVOKED', 'LAST CONSENT'],
       list.map((t) => {
-        const counts = t.registrations as Json
+        // an answer's missing field shows as '-', not as a TypeError
+        const counts = (t.registrations ?? {}) as Json
         return [
           text(t.tenantId),
           text(t.label),
-          (t.apps as string[]).join(','),
+          Array.isArray(t.apps) ? t.apps.map(text).join(',') : '-',
           text(counts.active),
           text(counts.needs_consent),
           text(counts.revoked),
@@ -59,7 +61,8 @@ export async function labelTenant(
   for (const name of ['app', 'limit', 'cursor'] as const)
     if (options[name] !== undefined) throw usageError(`tenants label: --${name} does not apply`)
   if (options.all) throw usageError('tenants label: --all does not apply')
-  const body = await client.patch(`admin/api/tenants/${encodeURIComponent(tenantId)}`, { label })
+  const checked = tenantIdArg(tenantId, 'tenants label')
+  const body = await client.patch(`admin/api/tenants/${encodeURIComponent(checked)}`, { label })
   if (options.json) return print(io, body)
   io.stdout(
     `tenant ${text(body.tenantId)}: label "${text(body.label)}"${body.previous === undefined ? '' : ` (was "${text(body.previous)}")`}\n`,

@@ -1,6 +1,6 @@
 // consent-broker-admin's store-upgrade commands (`upgrade`, `finish-upgrade`): the state of an
 // upgrade from the previous release and its finish, over the operator API (routes/admin/upgrade-api.ts).
-import type { Client, Json } from './broker-client.js'
+import { type Client, type Json, objectField } from './broker-client.js'
 import { type CliIo, type Options, print } from './command-context.js'
 import { EXIT } from './exit-codes.js'
 
@@ -36,13 +36,13 @@ function report(body: Json, upgrade: Json, options: Options, io: CliIo): number 
 /** `upgrade`: the store's upgrade state; exits `server` when the last finish failed. */
 export async function showUpgrade(client: Client, options: Options, io: CliIo): Promise<number> {
   const body = await client.get('admin/api/upgrade')
-  return report(body, body.upgrade as Json, options, io)
+  return report(body, objectField(body, 'upgrade'), options, io)
 }
 
 /** `finish-upgrade [--no-wait]`: starts the finish, then waits until the store is contracted. */
 export async function finishUpgrade(client: Client, options: Options, io: CliIo): Promise<number> {
   const started = await client.post('admin/api/upgrade/finish')
-  let upgrade = started.upgrade as Json
+  let upgrade = objectField(started, 'upgrade')
   if (!options.wait) return report(started, upgrade, options, io)
   if (!options.json) io.stdout(`${started.started === true ? 'started' : 'already running'}\n`)
   for (let expanded = 0; upgrade.state === 'finishing' || upgrade.state === 'expanded'; ) {
@@ -54,7 +54,7 @@ export async function finishUpgrade(client: Client, options: Options, io: CliIo)
       return EXIT.server
     }
     await io.sleep(POLL_MS)
-    upgrade = (await client.get('admin/api/upgrade')).upgrade as Json
+    upgrade = objectField(await client.get('admin/api/upgrade'), 'upgrade')
   }
   return report({ upgrade }, upgrade, options, io)
 }

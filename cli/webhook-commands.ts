@@ -1,6 +1,6 @@
 // consent-broker-admin's `webhooks` command: the notification endpoints (list, add, remove) and their
 // deliveries (deliveries, redeliver), with the checks of each action's arguments and flags.
-import { type Client, type Json, query } from './broker-client.js'
+import { arrayField, type Client, query } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
 import { printable, table } from './table.js'
@@ -42,10 +42,10 @@ export async function webhooks(
     case 'list': {
       const body = await client.get('admin/api/webhooks')
       if (options.json) return print(io, body)
-      const rows = (body.endpoints as Json[]).map((e) => [
+      const rows = arrayField(body, 'endpoints').map((e) => [
         text(e.id),
         text(e.url),
-        (e.events as string[]).join(',') || '*',
+        (Array.isArray(e.events) ? e.events.map(text).join(',') : '') || '*',
         text(e.createdAt),
         text(e.createdBy),
       ])
@@ -81,7 +81,7 @@ export async function webhooks(
       const limit = positiveLimit(options.limit, 200)
       const body = await client.get(`admin/api/webhooks/${id}/deliveries${query({ limit })}`)
       if (options.json) return print(io, body)
-      const rows = (body.deliveries as Json[]).map((d) => [
+      const rows = arrayField(body, 'deliveries').map((d) => [
         text(d.messageId),
         text(d.type),
         text(d.status),

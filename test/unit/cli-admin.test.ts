@@ -100,16 +100,17 @@ describe('consent-broker-admin exit codes', () => {
   })
 
   it('posts the reason of a tenant revocation, with the app', async () => {
-    const run = io([{ status: 200, body: { tenantId: 't', app: 'a', revoked: [], alreadyRevoked: 2 } }])
-    expect(await runCli(['revoke', '--tenant', 't', '--app', 'a', '--reason', 'done'], run.fake)).toBe(
+    const tid = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+    const run = io([{ status: 200, body: { tenantId: tid, app: 'a', revoked: [], alreadyRevoked: 2 } }])
+    expect(await runCli(['revoke', '--tenant', tid, '--app', 'a', '--reason', 'done'], run.fake)).toBe(
       EXIT.ok,
     )
     expect(run.requests[0]).toMatchObject({
       method: 'POST',
-      url: 'https://broker.example/admin/api/tenants/t/revoke',
+      url: `https://broker.example/admin/api/tenants/${tid}/revoke`,
     })
     expect(JSON.parse(run.requests[0]!.body!)).toEqual({ reason: 'done', app: 'a' })
-    expect(run.stdout()).toBe('tenant t (a): revoked 0, already revoked 2\n')
+    expect(run.stdout()).toBe(`tenant ${tid} (a): revoked 0, already revoked 2\n`)
   })
 
   it('waits for a key rotation, printing progress, and exits 4 when registrations failed', async () => {

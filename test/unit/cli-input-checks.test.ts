@@ -8,8 +8,9 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { type CliIo, EXIT, runCli } from '../../cli/admin-commands.js'
 import { fetchFailure } from '../../cli/broker-client.js'
-import { operatorToken } from '../../cli/input-checks.js'
+import { operatorToken, REGISTRATION_ID, TENANT_ID } from '../../cli/input-checks.js'
 import { isOperatorTokenForm } from '../../src/operator-token-form.js'
+import { REGISTRATION_ID_PATTERN, TENANT_ID_PATTERN } from '../../src/routes/admin/schemas.js'
 
 const TOKEN = 'fuzz-rYCtiIGUwhN4CC7oFrTzE68jXwv_5e3c'
 
@@ -180,5 +181,79 @@ describe('a failed request', () => {
     expect(run.stderr).toBe(
       `consent-broker-admin: cannot reach the broker at ${url}: connection refused (is the broker running, on that host and port?)\n`,
     )
+  })
+})
+
+describe('ids that become a path segment', () => {
+  const tid = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+
+  it('have the forms of the API routes’ parameters', () => {
+    expect(REGISTRATION_ID.source).toBe(REGISTRATION_ID_PATTERN)
+    expect(TENANT_ID.source).toBe(TENANT_ID_PATTERN)
+  })
+
+  it.each([
+    ['registration: "." is not a registration id', ['registration', '.']],
+    ['registration: ".." is not a registration id', ['registration', '..']],
+    ['registration: give a registration id', ['registration', '']],
+    ['registration: give a registration id', ['registration']],
+    ['registration: "a/b" is not a registration id', ['registration', 'a/b']],
+    [`registration: "${'x'.repeat(80)}…" is not a registration id`, ['registration', 'x'.repeat(5000)]],
+    ['revoke: "." is not a registration id', ['revoke', '.', '--reason', 'x']],
+    ['revoke: ".." is not a registration id', ['revoke', '..', '--reason', 'x']],
+    ['revoke --tenant: "." is not a tenant id', ['revoke', '--tenant', '.', '--reason', 'x']],
+    ['revoke --tenant: give a tenant id', ['revoke', '--tenant', '', '--reason', 'x']],
+    ['tenants label: "." is not a tenant id', ['tenants', 'label', '.', 'x']],
+    ['tenants label: ".." is not a tenant id', ['tenants', 'label', '..', 'x']],
+    ['tenants label: give a tenant id', ['tenants', 'label', '', 'x']],
+    ['registrations --tenant: "contoso" is not a tenant id', ['registrations', '--tenant', 'contoso']],
+  ])('%s: a usage error before any request', async (message, argv) => {
+    const run = await cli(argv)
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.requests).toEqual([])
+    expect(run.stderr.split('\n')[0]).toContain(`consent-broker-admin: ${message}`)
+  })
+
+  it('of the accepted forms are sent (a tenant id in either case)', async () => {
+    const run = await cli(['tenants', 'label', tid.toUpperCase(), 'x'], {
+      answers: [{ body: { tenantId: tid, label: 'x' } }],
+    })
+    expect(run.code).toBe(EXIT.ok)
+    expect(run.requests).toEqual([`https://broker.example/admin/api/tenants/${tid.toUpperCase()}`])
+  })
+})
+
+describe('an answer of an unexpected shape', () => {
+  const tid = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
+  it.each([
+    [['registration', 'x'], {}, '"registration" is not an object'],
+    [['registration', 'x'], { registration: null }, '"registration" is not an object'],
+    [['revoke', 'x', '--reason', 'r'], { registration: { id: 'x' } }, '"statusDetail" is not an object'],
+    [['revoke', '--tenant', tid, '--reason', 'r'], { revoked: 3 }, '"revoked" is not a list of objects'],
+    [['tenants'], { tenants: null }, '"tenants" is not a list of objects'],
+    [['registrations'], { items: [null] }, '"items" is not a list of objects'],
+    [['audit'], {}, '"items" is not a list of objects'],
+    [['credentials'], { credentials: {} }, '"credentials" is not a list of objects'],
+    [['webhooks', 'list'], {}, '"endpoints" is not a list of objects'],
+    [['rotation'], {}, '"rotation" is not an object'],
+    [['upgrade'], { upgrade: 'x' }, '"upgrade" is not an object'],
+  ])('%j answered %j is a clear error (exit 4)', async (argv, body, what) => {
+    const run = await cli(argv, { answers: [{ body }] })
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toBe(`consent-broker-admin: unexpected answer from the broker: ${what}\n`)
+  })
+
+  it('JSON that is not an object is a clear error (exit 4)', async () => {
+    for (const body of [null, [], 'text', 3]) {
+      const run = await cli(['registration', 'x'], { answers: [{ body: JSON.stringify(body) }] })
+      expect(run.code).toBe(EXIT.server)
+      expect(run.stderr).toBe('consent-broker-admin: the broker answered HTTP 200 without a JSON object\n')
+    }
+  })
+
+  it('a tenant summary without its lists shows "-"', async () => {
+    const run = await cli(['tenants'], { answers: [{ body: { tenants: [{ tenantId: tid }] } }] })
+    expect(run.code).toBe(EXIT.ok)
+    expect(run.stdout.split('\n')[1]).toMatch(/^7c3b1e5a… +- +- +- +- +- +-$/)
   })
 })
