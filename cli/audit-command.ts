@@ -10,7 +10,11 @@ export function sinceTime(value: string, now: number): string {
   const age = /^(\d+)([mhd])$/.exec(value)
   if (age !== null) {
     const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[age[2] as 'm' | 'h' | 'd']
-    return new Date(now - Number(age[1]) * unit).toISOString()
+    const at = new Date(now - Number(age[1]) * unit)
+    // An age past what a Date holds (about 273,790 years) is an Invalid Date, whose toISOString throws
+    if (Number.isNaN(at.getTime()))
+      throw usageError(`--since: the age "${printable(value)}" reaches back before any time a date can hold`)
+    return at.toISOString()
   }
   const ms = Date.parse(value)
   if (!/^\d{4}-\d{2}-\d{2}T/.test(value) || !Number.isFinite(ms)) {

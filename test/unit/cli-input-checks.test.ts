@@ -257,3 +257,23 @@ describe('an answer of an unexpected shape', () => {
     expect(run.stdout.split('\n')[1]).toMatch(/^7c3b1e5a… +- +- +- +- +- +-$/)
   })
 })
+
+describe('audit --since', () => {
+  it.each(['99999999999d', '9999999999999h', `${'9'.repeat(30)}m`])(
+    'an age past what a date holds (%s) is a usage error',
+    async (age) => {
+      const run = await cli(['audit', '--since', age])
+      expect(run.code).toBe(EXIT.usage)
+      expect(run.requests).toEqual([])
+      expect(run.stderr.split('\n')[0]).toBe(
+        `consent-broker-admin: --since: the age "${age}" reaches back before any time a date can hold`,
+      )
+    },
+  )
+
+  it('a long age that a date still holds is sent', async () => {
+    const run = await cli(['audit', '--since', '99999999d'], { answers: [{ body: { items: [] } }] })
+    expect(run.code).toBe(EXIT.ok)
+    expect(run.requests[0]).toContain('since=-')
+  })
+})
