@@ -1,6 +1,6 @@
 // consent-broker-admin's HTTP client for the operator API: the operator token as a bearer token, a
 // timeout per request, and every refusal or unreachable broker turned into a CliError with the exit
-// code it calls for (401/403 auth, 404 not found, 400/413 usage, anything else server).
+// code it calls for (401/403 auth, 404 not found, 400/413/414/431 usage, anything else server).
 import type { CliIo } from './command-context.js'
 import { CliError, EXIT } from './exit-codes.js'
 import { printable } from './table.js'
@@ -20,7 +20,9 @@ const REQUEST_TIMEOUT_MS = 30_000
 function exitCodeFor(status: number): number {
   if (status === 401 || status === 403) return EXIT.auth
   if (status === 404) return EXIT.notFound
-  if (status === 400 || status === 413) return EXIT.usage
+  // 413, 414 and 431: the request was too large — a body, an id in the path, a header — as the
+  // command line made it, so the operator's to change like a 400
+  if (status === 400 || status === 413 || status === 414 || status === 431) return EXIT.usage
   return EXIT.server
 }
 

@@ -3,7 +3,7 @@
 
 export const EXIT = {
   ok: 0,
-  /** Bad command line, or the broker refused the request as invalid (400). */
+  /** Bad command line, or the broker refused the request as invalid (400) or too large (413, 414, 431). */
   usage: 1,
   /** No token, or the broker refused it (401/403). */
   auth: 2,

@@ -277,3 +277,11 @@ describe('audit --since', () => {
     expect(run.requests[0]).toContain('since=-')
   })
 })
+
+describe('a request the broker finds too large', () => {
+  it.each([413, 414, 431])('HTTP %i is a usage error, like a 400', async (status) => {
+    const run = await cli(['registration', 'x'], { answers: [{ status, body: '' }] })
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.stderr).toBe(`consent-broker-admin: the broker refused the request: HTTP ${status}\n`)
+  })
+})
