@@ -285,3 +285,35 @@ describe('a request the broker finds too large', () => {
     expect(run.stderr).toBe(`consent-broker-admin: the broker refused the request: HTTP ${status}\n`)
   })
 })
+
+describe('credentials --app', () => {
+  const listed = {
+    credentials: [
+      { app: 'ms-graph-mail', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:A' },
+      { app: 'ms-graph-mail', cloud: 'usgov', position: 1, kind: 'secret', credential: 'secret:B' },
+      { app: 'ms-graph-user', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:C' },
+    ],
+  }
+
+  it('naming no hosted app is "not found", naming the hosted apps (exit 3)', async () => {
+    for (const argv of [
+      ['credentials', '--app', 'nope'],
+      ['--json', 'credentials', '--app', 'nope'],
+    ]) {
+      const run = await cli(argv, { answers: [{ body: listed }] })
+      expect(run.code).toBe(EXIT.notFound)
+      expect(run.stdout).toBe('')
+      expect(run.stderr).toBe(
+        'consent-broker-admin: credentials: no hosted app "nope" (hosted: ms-graph-mail, ms-graph-user)\n',
+      )
+    }
+  })
+
+  it('naming a hosted app lists its credentials only', async () => {
+    const run = await cli(['--json', 'credentials', '--app', 'ms-graph-user'], {
+      answers: [{ body: listed }],
+    })
+    expect(run.code).toBe(EXIT.ok)
+    expect(JSON.parse(run.stdout)).toEqual({ credentials: [listed.credentials[2]] })
+  })
+})
