@@ -195,7 +195,8 @@ describe('the one-time result', () => {
 
     // Everything Redis holds, and every token-like string in it, becomes a candidate handle.
     const dump = await dumpRedis(b)
-    expect(dump.some(({ key }) => key.includes('consent:result:'))).toBe(true)
+    // (a new delegated registration's result, with a Key not shown yet, has its own prefix)
+    expect(dump.some(({ key }) => key.includes('consent:result-unshown:'))).toBe(true)
     expect(dump.some(({ key }) => key.includes('consent:flow:'))).toBe(true)
     const candidates = new Set<string>()
     for (const { key, value } of dump) {

@@ -370,9 +370,10 @@ describe('secrets at rest and in logs', () => {
     const back = await completeAtEmulator(started.location, { username: CONTOSO_USER.username })
     const done = await browse(b.app, started.jar, { url: pathOf(back) })
     expect(done.statusCode).toBe(303)
-    // The one-time result (with the Key) waits in Redis now: sealed.
+    // The one-time result (with the Key) waits in Redis now: sealed (a new delegated registration's
+    // result, its Key not shown yet, has its own prefix).
     const beforeShown = await dumpRedis(b.keyPrefix)
-    expect(beforeShown).toContain('consent:result:')
+    expect(beforeShown).toContain('consent:result-unshown:')
     const result = await browse(b.app, started.jar, { url: '/result' })
     const values = parseConsentValues(result.body)!
     const afterShown = await dumpRedis(b.keyPrefix)
