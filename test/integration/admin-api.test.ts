@@ -730,7 +730,7 @@ describe('JSON bodies validated as sent', () => {
     // A refused pattern is said in words, not as its regular expression.
     const twoLines = await api('POST', revoke, { token: ALICE, body: { reason: 'two\nlines' } })
     expect(twoLines.body.error.message).toBe(
-      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators or bidi controls',
+      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators, bidi controls or lone surrogates',
     )
     const notGuid = await api('GET', '/admin/api/registrations?tenant=contoso', { token: ALICE })
     expect(notGuid.body.error.message).toBe(

@@ -19,6 +19,8 @@ export const REFUSED_EXAMPLES: ReadonlyArray<[string, string]> = [
   ['right-to-left override', '\u202e'],
   ['left-to-right isolate', '\u2066'],
   ['pop directional isolate', '\u2069'],
+  ['lone high surrogate', '\ud800'],
+  ['lone low surrogate', '\udfff'],
 ]
 
 /** Plain text outside ASCII that must still be taken. */

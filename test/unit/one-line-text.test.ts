@@ -3,7 +3,7 @@
 // and plain text in any script is taken.
 import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
-import { isOneLineText } from '../../src/one-line-text.js'
+import { displayableText, isOneLineText } from '../../src/one-line-text.js'
 import { reasonSchema } from '../../src/routes/admin/schemas.js'
 import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
 
@@ -41,5 +41,33 @@ describe('one-line text', () => {
     for (const text of ['a\u00a0b', 'a\u2027b', 'a\u202fb', 'a\u2065b', 'a\u206ab', 'a\u200db', 'a\u061bb']) {
       expect(isOneLineText(text), JSON.stringify(text)).toBe(true)
     }
+  })
+})
+
+describe('displayable text', () => {
+  it.each(REFUSED_EXAMPLES)('takes no %s through', (_name, character) => {
+    for (const text of [`before${character}after`, `${character}start`, `end${character}`]) {
+      const shown = displayableText(text, 100)
+      expect(isOneLineText(shown), JSON.stringify(shown)).toBe(true)
+      expect(shown.replace(/ /g, ''), JSON.stringify(text)).toBe(text.replace(character, ''))
+    }
+  })
+
+  it('turns line breaks into one space and removes the rest', () => {
+    expect(displayableText('AADSTS50105: \u202eContact\u0000\u001b[31m', 100)).toBe(
+      'AADSTS50105: Contact[31m',
+    )
+    expect(displayableText('Trace ID: 1\r\nCorrelation ID: 2\u2028Timestamp: 3', 100)).toBe(
+      'Trace ID: 1 Correlation ID: 2 Timestamp: 3',
+    )
+    expect(displayableText(`ok${PLAIN_UNICODE} 😀`, 100)).toBe(`ok${PLAIN_UNICODE} 😀`)
+  })
+
+  it('cuts long text to the bound by code point, never inside a surrogate pair', () => {
+    expect(displayableText('abcdef', 6)).toBe('abcdef')
+    expect(displayableText('abcdefg', 6)).toBe('abcde…')
+    const cut = displayableText('😀'.repeat(10), 4)
+    expect(cut).toBe('😀😀😀…')
+    expect(isOneLineText(cut)).toBe(true)
   })
 })

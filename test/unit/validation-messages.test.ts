@@ -24,7 +24,7 @@ describe('schemaErrorMessage', () => {
     }
     const message = schemaErrorMessage(errorsOf(schema, { reason: 'two\nlines' }), 'body').message
     expect(message).toBe(
-      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators or bidi controls',
+      'body/reason must be one line of text, not blank, without control characters, line or paragraph separators, bidi controls or lone surrogates',
     )
     expect(message).not.toContain('\\u')
   })

@@ -48,7 +48,7 @@ export const tenantIdParams = {
 
 /**
  * A revocation reason: one-line text (src/one-line-text.ts: not blank, no control characters, line
- * separators or bidi controls); it is shown in terminals by the CLI and sent to integrations in the
+ * separators, bidi controls or lone surrogates); it is shown in terminals by the CLI and sent to integrations in the
  * `revoked` error.
  */
 export const reasonSchema = {
@@ -254,7 +254,7 @@ export const TENANT_LABEL_INPUT_MAX = 1000
 export const tenantLabelSchema = {
   type: 'string',
   maxLength: TENANT_LABEL_INPUT_MAX,
-  description: `a short name operators know the tenant by, e.g. \`Contoso (EU)\`: 1–${TENANT_LABEL_MAX} characters once trimmed, one line (no control characters, line separators or bidi controls)`,
+  description: `a short name operators know the tenant by, e.g. \`Contoso (EU)\`: 1–${TENANT_LABEL_MAX} characters once trimmed, one line (no control characters, line separators, bidi controls or lone surrogates)`,
 } as const
 
 export const tenantLabelBodySchema = {
