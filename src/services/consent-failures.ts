@@ -8,6 +8,7 @@ import { IdTokenError } from '../entra/id-token.js'
 import { UpstreamError } from '../entra/types.js'
 import { type ConsentFailureReason, statusOf } from '../errors.js'
 import type { Metrics } from '../metrics.js'
+import { displayableText } from '../one-line-text.js'
 import type { Store } from '../store/types.js'
 import { recordAudit } from './audit.js'
 import type { FailedOutcome, FlowPurpose } from './consent-flow-types.js'
@@ -16,10 +17,6 @@ import type { FailedOutcome, FlowPurpose } from './consent-flow-types.js'
 const MAX_PROVIDER_MESSAGE = 400
 /** Longest provider error code shown on a failure page or kept in the audit trail. */
 const MAX_PROVIDER_CODE = 64
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
-}
 
 /** What is known about a flow when it fails: the failure page, the log and the audit use it. */
 export interface FailureContext {
@@ -30,9 +27,13 @@ export interface FailureContext {
   /** Who Microsoft signed in, when someone did: only then is the failure audited. */
   user?: { tid: string; oid: string }
   error?: UpstreamError | IdTokenError | undefined
-  /** What the identity provider said; untrusted text. */
+  /**
+   * What the identity provider said; untrusted text (a callback's `error_description` can be
+   * forged), shown and audited only through displayableText: bounded, without controls, bidi
+   * controls or lone surrogates, so it can neither reorder the page's words nor reach a terminal raw.
+   */
   providerMessage?: string
-  /** The OAuth `error` or AADSTS label; untrusted text. */
+  /** The OAuth `error` or AADSTS label; untrusted text, shown the same way. */
   providerCode?: string
 }
 
@@ -83,7 +84,7 @@ export function createFailFlow(store: Store, metrics: Metrics): FailFlow {
           ...(upstream === undefined ? {} : { upstream: upstream.label }),
           ...(context.providerCode === undefined
             ? {}
-            : { provider_error: truncate(context.providerCode, MAX_PROVIDER_CODE) }),
+            : { provider_error: displayableText(context.providerCode, MAX_PROVIDER_CODE) }),
         },
       })
     return {
@@ -95,10 +96,10 @@ export function createFailFlow(store: Store, metrics: Metrics): FailFlow {
         purpose: context.purpose ?? 'consent',
         ...(context.providerMessage === undefined
           ? {}
-          : { providerMessage: truncate(context.providerMessage, MAX_PROVIDER_MESSAGE) }),
+          : { providerMessage: displayableText(context.providerMessage, MAX_PROVIDER_MESSAGE) }),
         ...(context.providerCode === undefined
           ? {}
-          : { providerCode: truncate(context.providerCode, MAX_PROVIDER_CODE) }),
+          : { providerCode: displayableText(context.providerCode, MAX_PROVIDER_CODE) }),
       },
     }
   }

@@ -4,6 +4,7 @@ import type { CloudName } from '../clouds.js'
 import { graphDefaultScope } from '../clouds.js'
 import { appClouds, type Config, type ResolvedApp, resolveApp } from '../config.js'
 import { resourceNotAllowed, scopeNotAllowed, scopeWithResource } from '../errors.js'
+import { displayableText } from '../one-line-text.js'
 
 /** What requests for one app in one cloud may ask for, resolved once. */
 export interface AppScopes {
@@ -102,8 +103,11 @@ export class ScopeResolver {
   }
 }
 
-/** Request values echoed in messages or stored are clipped and stripped of control characters. */
+/**
+ * Request values echoed in messages or stored: made displayable by the one definition of what
+ * displayed text may not carry (src/one-line-text.ts: controls, bidi controls, lone surrogates …)
+ * and clipped to `max` characters.
+ */
 export function clip(value: string, max = 200): string {
-  const clean = value.replace(/\p{Cc}/gu, '')
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean
+  return displayableText(value, max)
 }

@@ -546,6 +546,24 @@ describe('callback checks', () => {
     expect(idp.redemptions).toEqual([])
   })
 
+  it('what the provider said is shown without controls, bidi controls or lone surrogates, bounded', async () => {
+    const { handle, state } = await startSignIn()
+    const outcome = await flow.callback(
+      handle,
+      {
+        error: 'access_denied',
+        error_description: `AADSTS50105: \u202eContact\u0000\u001b[31m evil\r\nTrace ID: 1\ud800${'x'.repeat(1000)}`,
+        state,
+      },
+      log,
+    )
+    if (outcome.kind !== 'failed') throw new Error('expected a failure')
+    const shown = outcome.failure.providerMessage ?? ''
+    expect(shown.startsWith('AADSTS50105: Contact[31m evil Trace ID: 1xxx')).toBe(true)
+    expect(shown).not.toMatch(/[\p{Cc}\u202e\p{Cs}]/u)
+    expect(Array.from(shown)).toHaveLength(400)
+  })
+
   it('an error without the flow’s state is state_mismatch: the flow goes on, the text is not shown', async () => {
     const { handle, state } = await startSignIn()
     const forged = await flow.callback(

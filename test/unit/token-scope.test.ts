@@ -91,4 +91,9 @@ describe('scope resolution', () => {
     expect(resolver.forApp('ms-graph-user', 'usgov')).toBeUndefined()
     expect(resolver.forApp('nope', 'global')).toBeUndefined()
   })
+
+  it('echoes a refused scope without controls, bidi controls or lone surrogates', () => {
+    const message = rejects(() => ScopeResolver.resolve(mail, 'https://evil\u202e.example/\u0000x\ud800', ''))
+    expect(message).toMatch(/^invalid_scope: scope "https:\/\/evil\.example\/x" is not allowed/)
+  })
 })
