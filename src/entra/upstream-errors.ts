@@ -22,6 +22,22 @@ export interface OAuthErrorBody {
 }
 
 /**
+ * What an authorization redirect's `error` looks like: RFC 6749 §4.1.2.1 allows printable ASCII
+ * without `"` and `\\`, and every code Entra sends (`access_denied`, `consent_required`,
+ * `server_error` …) is lower-case words joined by `_`; 64 characters is far more than any is.
+ */
+const OAUTH_ERROR_CODE = /^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$/
+const OAUTH_ERROR_CODE_MAX = 64
+
+/**
+ * Whether `error` can be an authorization server's error code. Anything else on a callback (`<zz>`,
+ * `%`, an emoji) is a forged or broken URL, not the provider's answer: the caller's bad input.
+ */
+export function isOAuthErrorCode(error: string): boolean {
+  return error.length <= OAUTH_ERROR_CODE_MAX && OAUTH_ERROR_CODE.test(error)
+}
+
+/**
  * Whether an OAuth `error` code (token endpoint answer or authorization redirect) means "the
  * identity provider is briefly unavailable, try again" rather than "this request is wrong".
  */

@@ -85,7 +85,7 @@ export const ERROR_CATALOGUE = {
   idp_unavailable: consentPage(503, 'Microsoft Entra ID is unreachable, failing or too slow'),
   invalid_id_token: consentPage(502, 'the ID token from Microsoft Entra ID is not valid'),
   no_refresh_token: consentPage(502, 'Microsoft Entra ID answered without a refresh token'),
-  invalid_callback: consentPage(400, 'the callback carries neither a code nor an error'),
+  invalid_callback: consentPage(400, 'the callback carries neither a code nor a well-formed error'),
   own_app_invalid: consentPage(400, 'the own app registration form is incomplete or malformed'),
   own_app_secret_rejected: consentPage(400, 'Microsoft Entra ID refused the app’s client secret'),
   own_app_not_in_tenant: consentPage(400, 'the app registration does not exist in that tenant'),
@@ -122,7 +122,8 @@ export type ErrorCode = {
  *  - `idp_unavailable`: Microsoft unreachable, failing or too slow;
  *  - `invalid_id_token`: the ID token failed validation;
  *  - `no_refresh_token`: delegated consent answered without a refresh token;
- *  - `invalid_callback`: the callback carries neither a code nor an error;
+ *  - `invalid_callback`: the callback carries neither a code nor an error, or an `error` that is no
+ *    OAuth error code (RFC 6749 §4.1.2.1; Entra's are lower-case words joined by `_`);
  *  - `own_app_invalid`: the own-app form is incomplete (a secret missing for the browser method …);
  *  - `own_app_secret_rejected`: the tenant's own app: Entra refused its client secret;
  *  - `own_app_not_in_tenant`: no such app in the tenant named (or signed in to another tenant);

@@ -20,7 +20,7 @@ import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import { IdTokenError } from '../entra/id-token.js'
 import { createResourceManager } from '../entra/resource-manager.js'
 import { type IdentityProvider, UpstreamError } from '../entra/types.js'
-import { isTransientOAuthError } from '../entra/upstream-errors.js'
+import { isOAuthErrorCode, isTransientOAuthError } from '../entra/upstream-errors.js'
 import { appNotFound, cloudNotOffered } from '../errors.js'
 import { completeConsent, handOutResult } from './consent-completion.js'
 import { createFailFlow, type FailureContext, observeUpstream, upstreamReason } from './consent-failures.js'
@@ -214,6 +214,9 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       // 3. then the error: Microsoft (or the user) ended this flow; its text is shown only now,
       // under the page's own explanation.
       if (query.error !== undefined && query.error !== '') {
+        // An `error` no authorization server sends is a malformed callback (400), not Microsoft
+        // failing (5xx); its text is not shown as what Microsoft said.
+        if (!isOAuthErrorCode(query.error)) return fail('invalid_callback', context, log)
         const providerMessage = query.error_description ?? query.error
         const withProvider = { ...context, providerMessage, providerCode: query.error }
         // The tenant's own app: Microsoft's refusal usually names what to fix on the registration.

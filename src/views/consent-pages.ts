@@ -190,7 +190,7 @@ function failureText(
     },
     invalid_callback: {
       title: 'Incomplete response from Microsoft',
-      message: 'The response carries neither an authorization code nor an error.',
+      message: 'The response carries neither an authorization code nor a well-formed error.',
     },
     own_app_invalid: {
       title: 'The app registration details are incomplete',

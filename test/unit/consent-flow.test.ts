@@ -564,6 +564,40 @@ describe('callback checks', () => {
     expect(Array.from(shown)).toHaveLength(400)
   })
 
+  it.each([
+    ['markup', '<zz>'],
+    ['a lone %', '%'],
+    ['an emoji', '😀'],
+    ['upper case', 'Access_Denied'],
+    ['a space', 'access denied'],
+    ['too long', `a${'_b'.repeat(40)}`],
+  ])(
+    'an error that is no OAuth error code (%s) is invalid_callback (400), its text not shown',
+    async (_name, error) => {
+      const { handle, state } = await startSignIn()
+      const outcome = await flow.callback(
+        handle,
+        { error, error_description: 'Call +1 555 0100', state },
+        log,
+      )
+      expect(outcome).toMatchObject({ kind: 'failed', failure: { reason: 'invalid_callback', status: 400 } })
+      expect(outcome.kind === 'failed' && outcome.failure.providerMessage).toBe(undefined)
+      expect(idp.redemptions).toEqual([])
+    },
+  )
+
+  it.each([
+    ['access_denied', 'cancelled', 400],
+    ['server_error', 'idp_unavailable', 503],
+    ['temporarily_unavailable', 'idp_unavailable', 503],
+    ['consent_required', 'idp_error', 502],
+    ['invalid_request', 'idp_error', 502],
+  ])('the provider code %s keeps its answer (%s, %i)', async (error, reason, status) => {
+    const { handle, state } = await startSignIn()
+    const outcome = await flow.callback(handle, { error, state }, log)
+    expect(outcome).toMatchObject({ kind: 'failed', failure: { reason, status, providerCode: error } })
+  })
+
   it('an error without the flow’s state is state_mismatch: the flow goes on, the text is not shown', async () => {
     const { handle, state } = await startSignIn()
     const forged = await flow.callback(
