@@ -2,23 +2,21 @@
 // Authentication runs in onRequest, before body parsing and validation, so a caller without a valid
 // token learns nothing, not even whether its request was well-formed.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { cursorWithSince, errorBodySchema, operatorUnknown, sinceWithDescendingOrder } from '../../errors.js'
+import { errorBodySchema, operatorUnknown } from '../../errors.js'
 import {
   listRegistrations,
   readRegistrationAsOperator,
   summarizeTenants,
 } from '../../services/admin-queries.js'
-import { auditCursorSince, readAudit } from '../../services/audit.js'
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { setTenantLabel } from '../../services/tenant-labels.js'
 import type { RegistrationStatus } from '../../store/types.js'
 import { acceptJsonBodiesOnly, validateBodiesAsSent } from '../json-bodies.js'
 import { requireOperator } from '../operator-token.js'
+import { auditApiRoute } from './audit-api.js'
 import { credentialsApiRoute } from './credentials-api.js'
 import {
-  AUDIT_CURSOR_PATTERN,
   appSlugSchema,
-  auditRecordSchema,
   emptyQuery,
   errorResponses,
   pageLimitSchema,
@@ -298,65 +296,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     },
   )
 
-  app.get<{ Querystring: { cursor?: string; since?: string; limit?: number; order?: 'asc' | 'desc' } }>(
-    '/admin/api/audit',
-    {
-      config: { logQuery: ['cursor', 'since', 'limit', 'order'] },
-      schema: {
-        ...common,
-        summary:
-          'The audit trail: oldest first after `cursor` (exclusive) or from `since`; or newest first (`order=desc`) before `cursor`',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            cursor: { type: 'string', pattern: AUDIT_CURSOR_PATTERN, maxLength: 64 },
-            since: {
-              type: 'string',
-              format: 'date-time',
-              description: 'first event recorded at or after this time (ISO 8601)',
-            },
-            limit: pageLimitSchema,
-            order: {
-              type: 'string',
-              enum: ['asc', 'desc'],
-              description: '`asc` (default): oldest first; `desc`: newest first (not with `since`)',
-            },
-          },
-        },
-        response: {
-          200: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['items'],
-            properties: {
-              items: { type: 'array', items: auditRecordSchema },
-              nextCursor: {
-                type: 'string',
-                description: 'the id of the last item; present when the page was full',
-              },
-            },
-          },
-          ...errorResponses,
-        },
-      },
-    },
-    async (request) => {
-      const { since, limit, order } = request.query
-      if (since !== undefined && request.query.cursor !== undefined) {
-        throw cursorWithSince()
-      }
-      if (since !== undefined && order === 'desc') {
-        throw sinceWithDescendingOrder()
-      }
-      const cursor = since === undefined ? request.query.cursor : auditCursorSince(Date.parse(since))
-      return readAudit(app.store, {
-        ...(cursor === undefined ? {} : { cursor }),
-        ...(limit === undefined ? {} : { limit }),
-        ...(order === undefined ? {} : { order }),
-      })
-    },
-  )
+  auditApiRoute(app)
 
   const rotationResponse = {
     type: 'object',
