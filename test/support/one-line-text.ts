@@ -19,9 +19,20 @@ export const REFUSED_EXAMPLES: ReadonlyArray<[string, string]> = [
   ['right-to-left override', '\u202e'],
   ['left-to-right isolate', '\u2066'],
   ['pop directional isolate', '\u2069'],
+]
+
+/**
+ * Lone surrogates, refused too. Only JSON (`"\ud800"`) and code can carry one: a form body is UTF-8,
+ * which has no encoding for it (URLSearchParams and browsers send U+FFFD instead), so form tests use
+ * REFUSED_EXAMPLES alone.
+ */
+export const LONE_SURROGATES: ReadonlyArray<[string, string]> = [
   ['lone high surrogate', '\ud800'],
   ['lone low surrogate', '\udfff'],
 ]
+
+/** Every example, for JSON bodies and checks in code. */
+export const REFUSED_IN_JSON: ReadonlyArray<[string, string]> = [...REFUSED_EXAMPLES, ...LONE_SURROGATES]
 
 /** Plain text outside ASCII that must still be taken. */
 export const PLAIN_UNICODE = "Zoë's tenant — 東京"

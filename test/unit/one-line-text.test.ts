@@ -5,7 +5,7 @@ import { Ajv } from 'ajv'
 import { describe, expect, it } from 'vitest'
 import { displayableText, isOneLineText } from '../../src/one-line-text.js'
 import { reasonSchema } from '../../src/routes/admin/schemas.js'
-import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
+import { PLAIN_UNICODE, REFUSED_IN_JSON } from '../support/one-line-text.js'
 
 const ACCEPTED = [
   'customer offboarded (ticket 42)',
@@ -18,7 +18,7 @@ const ACCEPTED = [
 describe('one-line text', () => {
   const validReason = new Ajv({ strict: true }).compile(reasonSchema)
 
-  it.each(REFUSED_EXAMPLES)('refuses a %s anywhere in the text', (_name, character) => {
+  it.each(REFUSED_IN_JSON)('refuses a %s anywhere in the text', (_name, character) => {
     for (const text of [`before${character}after`, `${character}start`, `end${character}`]) {
       expect(isOneLineText(text), JSON.stringify(text)).toBe(false)
       expect(validReason(text), JSON.stringify(text)).toBe(false)
@@ -45,7 +45,7 @@ describe('one-line text', () => {
 })
 
 describe('displayable text', () => {
-  it.each(REFUSED_EXAMPLES)('takes no %s through', (_name, character) => {
+  it.each(REFUSED_IN_JSON)('takes no %s through', (_name, character) => {
     for (const text of [`before${character}after`, `${character}start`, `end${character}`]) {
       const shown = displayableText(text, 100)
       expect(isOneLineText(shown), JSON.stringify(shown)).toBe(true)

@@ -10,7 +10,7 @@ import {
 } from '../../src/services/registrations.js'
 import { tenantLabelFromInput } from '../../src/services/tenant-labels.js'
 import { createMemoryStore } from '../../src/store/memory.js'
-import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
+import { PLAIN_UNICODE, REFUSED_IN_JSON } from '../support/one-line-text.js'
 import { newKeyRing } from '../support/store-contract.js'
 
 describe('defaultTenantLabel', () => {
@@ -102,7 +102,7 @@ describe("an operator's label input", () => {
     }
   })
 
-  it.each(REFUSED_EXAMPLES)('refuses a %s, inside the label or at its ends', (_name, character) => {
+  it.each(REFUSED_IN_JSON)('refuses a %s, inside the label or at its ends', (_name, character) => {
     for (const input of [`Con${character}toso`, `Contoso${character}`, `${character} Contoso`]) {
       expect(() => tenantLabelFromInput(input), JSON.stringify(input)).toThrow(
         expect.objectContaining({ code: 'invalid_request' }),
