@@ -33,6 +33,14 @@ export function malformedAuditCursor(): StoreFact {
   return new StoreFact('invalid_argument', 'audit cursor is malformed')
 }
 
+/** An audit cursor shaped as a record id whose parts are past what a stream id holds. */
+export function auditCursorOutOfRange(): StoreFact {
+  return new StoreFact(
+    'invalid_argument',
+    'audit cursor is out of range: both numbers of <ms>-<seq> are at most 18446744073709551615',
+  )
+}
+
 /** A patch that would bring revoked registration `id` back: revocation is final. */
 export function revokedIsFinal(id: string): StoreFact {
   return new StoreFact('conflict', `registration ${id} is revoked; revocation is final`)

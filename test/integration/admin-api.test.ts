@@ -14,7 +14,7 @@ import {
   operatorToken,
 } from '../support/admin-helpers.js'
 import { type ConsentValues, consentViaEmulator } from '../support/broker.js'
-import { PLAIN_UNICODE, REFUSED_EXAMPLES } from '../support/one-line-text.js'
+import { PLAIN_UNICODE, REFUSED_IN_JSON } from '../support/one-line-text.js'
 import { useBrokerOnRedis } from '../support/use-broker.js'
 
 const ALICE = operatorToken('alice')
@@ -419,7 +419,7 @@ describe('who consented and tenant labels', () => {
   it('refuses a label with any control, separator or bidi character; takes plain text in any script', async () => {
     const { tenantId } = await freshAdminRegistration(broker.store)
     const url = `/admin/api/tenants/${tenantId}`
-    for (const [name, character] of REFUSED_EXAMPLES) {
+    for (const [name, character] of REFUSED_IN_JSON) {
       for (const label of [`Con${character}toso`, `Contoso${character}`]) {
         const response = await api('PATCH', url, { token: ALICE, body: { label } })
         expect(response.status, name).toBe(400)
@@ -588,7 +588,7 @@ describe('revocation', () => {
     const tenant = `/admin/api/tenants/${tenantId}/revoke`
     const reasons = [
       'line1\u2028line2\u0085line3',
-      ...REFUSED_EXAMPLES.map(([, character]) => `customer${character}offboarded`),
+      ...REFUSED_IN_JSON.map(([, character]) => `customer${character}offboarded`),
     ]
     for (const reason of reasons) {
       for (const url of [one, tenant]) {
@@ -669,6 +669,33 @@ describe('audit trail', () => {
     expect(mixed.body.error.message).toContain('order=desc')
     const wrong = await api('GET', '/admin/api/audit?order=newest', { token: ALICE })
     expect(wrong.status).toBe(400)
+  })
+
+  it('refuses a cursor past a stream id’s range (400); past either end of the trail, an empty page', async () => {
+    const MAX = '18446744073709551615'
+    for (const query of [
+      'cursor=99999999999999999999-1',
+      'cursor=99999999999999999999-1&order=desc',
+      `cursor=1-${MAX}0`,
+    ]) {
+      const refused = await api('GET', `/admin/api/audit?${query}`, { token: ALICE })
+      expect(refused.status, query).toBe(400)
+      expect(refused.body.error.code, query).toBe('invalid_request')
+      expect(refused.body.error.message, query).toContain('audit cursor is out of range')
+    }
+    for (const query of [`cursor=${MAX}-${MAX}`, `cursor=${MAX}-${MAX}&order=asc`, 'cursor=0-0&order=desc']) {
+      const empty = await api('GET', `/admin/api/audit?${query}`, { token: ALICE })
+      expect(empty.status, query).toBe(200)
+      expect(empty.body, query).toEqual({ items: [] })
+    }
+    const all = await auditSince(undefined)
+    const whole = await api('GET', `/admin/api/audit?cursor=${MAX}-${MAX}&order=desc&limit=500`, { token: ALICE })
+    expect((whole.body.items as AuditRecord[]).map((e) => e.id)).toEqual(
+      all
+        .map((e) => e.id)
+        .reverse()
+        .slice(0, 500),
+    )
   })
 })
 

@@ -294,6 +294,15 @@ describe('forms', () => {
     const older = await browse(broker.app, alice.jar, { url: `/admin/audit?before=${newestId}` })
     expect(older.statusCode).toBe(200)
     expect(older.body).toContain('Latest events')
+    // before the first possible id: nothing older; a cursor past a stream id's range: 400
+    const beforeAll = await browse(broker.app, alice.jar, { url: '/admin/audit?before=0-0' })
+    expect(beforeAll.statusCode).toBe(200)
+    expect(beforeAll.body).toContain('No older events.')
+    for (const query of ['cursor=99999999999999999999-1', 'before=1-18446744073709551616']) {
+      const refused = await browse(broker.app, alice.jar, { url: `/admin/audit?${query}` })
+      expect(refused.statusCode, query).toBe(400)
+      expect(refused.body, query).toContain('audit cursor is out of range')
+    }
     const recent = await browse(broker.app, alice.jar, { url: '/admin/audit?window=1h' })
     expect(recent.statusCode).toBe(200)
     expect(recent.body).toContain('registration.revoked')

@@ -1699,6 +1699,36 @@ export function describeStoreContract(name: string, makeHarness: StoreHarnessFac
         })
       })
 
+      it('refuses a cursor past a stream id’s range; past either end of the log, an empty page', async () => {
+        const MAX = '18446744073709551615'
+        const older = await store.audit.append({ type: 'operator.signed_in', actor: 'operator:alice' })
+        const newer = await store.audit.append({ type: 'operator.signed_out', actor: 'operator:alice' })
+        for (const order of ['asc', 'desc'] as const) {
+          for (const cursor of [
+            '99999999999999999999-1',
+            '18446744073709551616-0',
+            `0-18446744073709551616`,
+            `${'9'.repeat(60)}-${'9'.repeat(60)}`,
+          ]) {
+            await expect(store.audit.read({ cursor, order }), `${order} ${cursor}`).rejects.toMatchObject({
+              code: 'invalid_argument',
+              message: expect.stringContaining('out of range'),
+            })
+          }
+        }
+        const ids = async (cursor: string, order: 'asc' | 'desc') =>
+          (await store.audit.read({ cursor, order })).items.map((r) => r.id)
+        // an exclusive cursor with nothing beyond it
+        expect(await ids(`${MAX}-${MAX}`, 'asc')).toEqual([])
+        expect(await ids('0-0', 'desc')).toEqual([])
+        expect(await ids(`${MAX}-0`, 'asc')).toEqual([])
+        expect(await ids('0-1', 'desc')).toEqual([])
+        // the same bounds read the whole log the other way; leading zeros are the same id
+        expect(await ids(`${MAX}-${MAX}`, 'desc')).toEqual([newer, older])
+        expect(await ids('0-0', 'asc')).toEqual([older, newer])
+        expect(await ids(`0${older}`, 'asc')).toEqual([newer])
+      })
+
       it('trims events past the retention period', async () => {
         const retained = await makeHarness({
           keyRing: rotation.ring,

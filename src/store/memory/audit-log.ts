@@ -1,6 +1,13 @@
 // The audit log in memory: stream-like ids (`<ms>-<seq>`) and the same fields, cap and age trim
 // as the Redis stream.
-import { auditPage, auditReadArguments, decodeAuditFields, encodeAuditFields } from '../audit-codec.js'
+import {
+  auditPage,
+  auditPosition,
+  auditReadArguments,
+  compareAuditPositions,
+  decodeAuditFields,
+  encodeAuditFields,
+} from '../audit-codec.js'
 import type { AuditEvent, AuditLog, AuditPage, AuditQuery } from '../types.js'
 
 /** `AuditLog` in memory. */
@@ -40,18 +47,15 @@ export class MemoryAuditLog implements AuditLog {
   }
 
   async read(options: AuditQuery): Promise<AuditPage> {
-    const { limit, cursor: after } = auditReadArguments(options)
-    const cursor = after?.split('-').map(Number) as [number, number] | undefined
-    /** Sign of (entry − cursor) in stream-id order. */
-    const versus = (id: string): number => {
-      if (cursor === undefined) return 0
-      const [ms, seq] = id.split('-').map(Number) as [number, number]
-      return ms === cursor[0] ? Math.sign(seq - cursor[1]) : Math.sign(ms - cursor[0])
-    }
+    const { limit, position, exhausted } = auditReadArguments(options)
+    if (exhausted) return auditPage([], limit)
+    // BigInt, as a stream id's parts go past Number's exact integers
+    const versus = (id: string): number =>
+      position === undefined ? 0 : compareAuditPositions(auditPosition(id), position)
     const picked =
       options.order === 'desc'
-        ? this.#entries.filter((entry) => cursor === undefined || versus(entry.id) < 0).reverse()
-        : this.#entries.filter((entry) => cursor === undefined || versus(entry.id) > 0)
+        ? this.#entries.filter((entry) => position === undefined || versus(entry.id) < 0).reverse()
+        : this.#entries.filter((entry) => position === undefined || versus(entry.id) > 0)
     return auditPage(
       picked.slice(0, limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
       limit,

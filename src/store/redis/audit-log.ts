@@ -28,7 +28,9 @@ export class RedisAuditLog implements AuditLog {
   }
 
   async read(options: AuditQuery): Promise<AuditPage> {
-    const { limit, cursor } = auditReadArguments(options)
+    const { limit, cursor, exhausted } = auditReadArguments(options)
+    // `(0-0` newest first or `(max-max` oldest first: Redis refuses the range, and it holds nothing
+    if (exhausted) return auditPage([], limit)
     const entries =
       options.order === 'desc'
         ? await this.redis.xrevrange(
