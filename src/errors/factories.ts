@@ -39,6 +39,16 @@ export function cursorWithSince(): BrokerError {
   return invalidRequest('querystring: give cursor or since, not both')
 }
 
+/**
+ * 400: the audit query's `since` has the date-time format but names no instant: a leap second
+ * (`23:59:60`), which the format allows and JavaScript's dates can't hold.
+ */
+export function sinceNotAnInstant(): BrokerError {
+  return invalidRequest(
+    'querystring/since is not an instant the broker can read (a leap second such as 23:59:60 is not); give an ISO 8601 time such as 2024-01-31T12:00:00Z',
+  )
+}
+
 /** 400: the audit query gave `since` (oldest first) with `order=desc`. */
 export function sinceWithDescendingOrder(): BrokerError {
   return invalidRequest('querystring: since reads oldest first; not with order=desc')

@@ -65,9 +65,12 @@ export const AUDIT_PAGE_MAX = 500
 /**
  * The cursor that starts a read at the first event at or after `sinceMs`: stream ids are
  * `<ms>-<seq>` and a read starts after its cursor, so this is the last possible id of the previous
- * millisecond. Undefined (= from the beginning) for a time before the epoch.
+ * millisecond. Undefined (= from the beginning) for a time before the epoch; a RangeError for NaN
+ * or an infinity (the caller checks its input first).
  */
 export function auditCursorSince(sinceMs: number): string | undefined {
+  // a caller's unreadable time (NaN) must not become the cursor `NaN-…`, refused as "malformed"
+  if (!Number.isFinite(sinceMs)) throw new RangeError(`auditCursorSince: ${sinceMs} is not a time`)
   const ms = Math.floor(sinceMs)
   return ms <= 0 ? undefined : `${ms - 1}-18446744073709551615`
 }

@@ -689,13 +689,27 @@ describe('audit trail', () => {
       expect(empty.body, query).toEqual({ items: [] })
     }
     const all = await auditSince(undefined)
-    const whole = await api('GET', `/admin/api/audit?cursor=${MAX}-${MAX}&order=desc&limit=500`, { token: ALICE })
+    const whole = await api('GET', `/admin/api/audit?cursor=${MAX}-${MAX}&order=desc&limit=500`, {
+      token: ALICE,
+    })
     expect((whole.body.items as AuditRecord[]).map((e) => e.id)).toEqual(
       all
         .map((e) => e.id)
         .reverse()
         .slice(0, 500),
     )
+  })
+
+  it('refuses a since that is no real instant (a leap second, 31 February) as a since, not a cursor', async () => {
+    for (const since of ['2016-12-31T23:59:60Z', '2021-02-31T00:00:00Z']) {
+      const refused = await api('GET', `/admin/api/audit?since=${encodeURIComponent(since)}`, {
+        token: ALICE,
+      })
+      expect(refused.status, since).toBe(400)
+      expect(refused.body.error.code, since).toBe('invalid_request')
+      expect(refused.body.error.message, since).toContain('since')
+      expect(refused.body.error.message, since).not.toContain('cursor')
+    }
   })
 })
 

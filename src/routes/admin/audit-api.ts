@@ -2,7 +2,7 @@
 // newest first before a cursor. Registered inside the operator API's scope, so its bearer check
 // applies; reads are not audited.
 import type { FastifyInstance } from 'fastify'
-import { cursorWithSince, sinceWithDescendingOrder } from '../../errors.js'
+import { cursorWithSince, sinceNotAnInstant, sinceWithDescendingOrder } from '../../errors.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
 import { AUDIT_CURSOR_PATTERN, auditRecordSchema, errorResponses, pageLimitSchema } from './schemas.js'
 
@@ -60,7 +60,10 @@ export function auditApiRoute(app: FastifyInstance): void {
       if (since !== undefined && order === 'desc') {
         throw sinceWithDescendingOrder()
       }
-      const cursor = since === undefined ? request.query.cursor : auditCursorSince(Date.parse(since))
+      const sinceMs = since === undefined ? undefined : Date.parse(since)
+      // the date-time format takes a leap second, which Date.parse can't read (NaN)
+      if (sinceMs !== undefined && !Number.isFinite(sinceMs)) throw sinceNotAnInstant()
+      const cursor = sinceMs === undefined ? request.query.cursor : auditCursorSince(sinceMs)
       return readAudit(app.store, {
         ...(cursor === undefined ? {} : { cursor }),
         ...(limit === undefined ? {} : { limit }),
