@@ -7,7 +7,12 @@ import type { FastifySchemaValidationError } from 'fastify'
 import { GUID_PATTERN } from '../guid.js'
 import { ONE_LINE_TEXT_PATTERN, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
 import { optional } from './admin/console-common.js'
-import { APP_SLUG_PATTERN, AUDIT_CURSOR_PATTERN, REGISTRATION_ID_PATTERN } from './admin/schemas.js'
+import {
+  APP_SLUG_PATTERN,
+  AUDIT_CURSOR_PATTERN,
+  DECIMAL_COUNT_PATTERN,
+  REGISTRATION_ID_PATTERN,
+} from './admin/schemas.js'
 import { ENDPOINT_ID_PATTERN, MESSAGE_ID_PATTERN } from './admin/webhooks-schemas.js'
 
 /** What each of the schemas' patterns asks for. */
@@ -22,6 +27,7 @@ const WORDS: ReadonlyArray<readonly [string, string]> = [
   [ENDPOINT_ID_PATTERN, 'must be a webhook endpoint ID (ep_ and 24 hexadecimal digits)'],
   [MESSAGE_ID_PATTERN, 'must be a delivery message ID (36 hexadecimal digits and "-")'],
   [AUDIT_CURSOR_PATTERN, 'must be a cursor from an earlier page'],
+  [DECIMAL_COUNT_PATTERN, 'must be a whole number in decimal digits, at most 999999999'],
 ]
 
 /** Each pattern, and the same made optional by the console's filters (`optional`), in words. */

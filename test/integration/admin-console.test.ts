@@ -381,6 +381,28 @@ describe('forms', () => {
     })
     expect(done.statusCode).toBe(303)
     expect(String(done.headers.location)).toContain('count=51')
+    const revoked = await browse(broker.app, jar, { url: String(done.headers.location) })
+    expect(revoked.body).toContain('51 registrations revoked.')
+
+    // The notice counts what its own redirect says; a count that is no decimal number is refused.
+    // (This test's session: another console sign-in would spend the address's sign-in budget.)
+    const list = '/admin/registrations?done=tenant_revoked'
+    for (const [count, notice] of [
+      ['3', '3 registrations revoked.'],
+      ['1', '1 registration revoked.'],
+      ['0', '0 registrations revoked.'],
+      ['999999999', '999999999 registrations revoked.'],
+    ] as const) {
+      const shown = await browse(broker.app, jar, { url: `${list}&count=${count}` })
+      expect(shown.statusCode, count).toBe(200)
+      expect(shown.body, count).toContain(notice)
+    }
+    for (const count of ['1e400', '0x10', '1e3', '-1', '1.5', '%201', '01', '1000000000', 'Infinity', '']) {
+      const shown = await browse(broker.app, jar, { url: `${list}&count=${count}` })
+      expect(shown.statusCode, count).toBe(400)
+      expect(shown.body, count).toContain('querystring/count must be a whole number in decimal digits')
+      expect(shown.body, count).not.toContain('Infinity registrations')
+    }
   })
 
   it('starts a key rotation from the keys page, CSRF-checked', async () => {

@@ -22,6 +22,7 @@ import { notices, type SessionArea } from '../browser-session.js'
 import { consoleHelpers, errorPages, html, htmlPage, optional, redirect } from './console-common.js'
 import {
   APP_SLUG_PATTERN,
+  DECIMAL_COUNT_PATTERN,
   emptyQuery,
   reasonSchema,
   registrationIdParams,
@@ -38,6 +39,15 @@ const NOTICES = notices({
 })
 type NoticeKey = (typeof NOTICES.doneSchema.enum)[number]
 const doneQuery = NOTICES.doneQuery
+/**
+ * The notice after a tenant revocation: how many were revoked when the redirect's `count` is a
+ * whole number (the schema takes decimal digits only), else the notice without a number.
+ */
+function tenantRevokedNotice(count: string | undefined): { notice?: string } {
+  const revoked = count === undefined ? Number.NaN : Number(count)
+  if (!Number.isSafeInteger(revoked) || revoked < 0) return NOTICES.of('tenant_revoked')
+  return { notice: `${revoked} registration${revoked === 1 ? '' : 's'} revoked.` }
+}
 /** Registrations listed on a tenant's confirmation page, and how many it reads at most to count. */
 const TENANT_PREVIEW = { shown: 20, read: 50 } as const
 
@@ -96,7 +106,7 @@ export function consoleRegistrationRoutes(app: FastifyInstance, area: SessionAre
       status?: string
       cursor?: string
       done?: NoticeKey
-      count?: number
+      count?: string
     }
   }>(
     '/admin/registrations',
@@ -113,7 +123,7 @@ export function consoleRegistrationRoutes(app: FastifyInstance, area: SessionAre
             status: { type: 'string', enum: ['', ...REGISTRATION_STATUSES] },
             cursor: { type: 'string', maxLength: 512 },
             done: doneQuery.properties.done,
-            count: { type: 'integer', minimum: 0 },
+            count: { type: 'string', pattern: DECIMAL_COUNT_PATTERN },
           },
         },
         response: { ...htmlPage, ...redirect, ...errorPages },
@@ -144,9 +154,7 @@ export function consoleRegistrationRoutes(app: FastifyInstance, area: SessionAre
             ...(status === undefined ? {} : { status }),
           },
           apps: appSlugs,
-          ...(done === 'tenant_revoked' && count !== undefined
-            ? { notice: `${count} registration${count === 1 ? '' : 's'} revoked.` }
-            : NOTICES.of(done)),
+          ...(done === 'tenant_revoked' ? tenantRevokedNotice(count) : NOTICES.of(done)),
         }),
       )
     },

@@ -16,6 +16,12 @@ export const APP_SLUG_PATTERN = '^[a-z0-9]+(-[a-z0-9]+)*$'
 /** An audit cursor (`<ms>-<seq>`, as a page gave it). */
 export const AUDIT_CURSOR_PATTERN = '^\\d+-\\d+$'
 export const REASON_MAX = 500
+/**
+ * A count the console puts in its own redirect (`count` after a tenant revocation): decimal digits
+ * only, at most 9 — an integer schema would coerce `0x10`, `1e3` and `1e400` (Infinity) too — which
+ * is far past any tenant's registrations.
+ */
+export const DECIMAL_COUNT_PATTERN = '^(?:0|[1-9][0-9]{0,8})$'
 
 /** An app slug in a query, body or path. */
 export const appSlugSchema = { type: 'string', pattern: APP_SLUG_PATTERN, maxLength: 64 } as const
