@@ -276,5 +276,34 @@ describe.each(TOPOLOGIES)(
         needs_consent: [],
       })
     })
+
+    it('still revokes when the journal cannot be written: the record first, its entries moved after', async () => {
+      const faults = { moves: 0, journal: 0 }
+      const { store } = await open(faults, Date.now)
+      const registration = await createAdmin(store)
+      const deps = { store, clock: Date.now, log }
+      const options = { actor: { kind: 'operator', name: 'alice' } as const, reason: 'offboarded' }
+      faults.journal = 1
+      const revoked = await revokeRegistration(deps, registration.id, options)
+      expect(revoked.alreadyRevoked).toBe(false)
+      expect(await indexed(store, registration)).toEqual({
+        record: 'revoked',
+        active: [],
+        needs_consent: [],
+        revoked: [registration.id],
+        counts: { active: 0, needs_consent: 0, revoked: 1 },
+        summary: { active: 0, needs_consent: 0, revoked: 1, total: 1 },
+      })
+
+      // Journal and move both failing: the revocation still holds (no token is served), the caller
+      // is told of the failure, and its retry puts the entries right.
+      const second = await createAdmin(store)
+      faults.journal = 1
+      faults.moves = 1
+      await expect(revokeRegistration(deps, second.id, options)).rejects.toThrow(/CLUSTERDOWN/)
+      expect((await store.registrations.getMeta(second.id))?.status).toBe('revoked')
+      expect((await revokeRegistration(deps, second.id, options)).alreadyRevoked).toBe(true)
+      expect((await indexed(store, second)).revoked).toContain(second.id)
+    })
   },
 )

@@ -169,7 +169,19 @@ export class RedisRegistrations implements RegistrationStore {
     // A status change moves the index entries in the same script where the server allows it;
     // elsewhere it is journaled first, so a failure before the move is repaired (index-moves.ts).
     const indexed = patch.status !== undefined && this.#crossSlotScripts
-    const mark = patch.status !== undefined && !indexed ? await this.#moves.begin(id) : undefined
+    const journaled = patch.status !== undefined && !indexed
+    let mark: string | undefined
+    let unjournaled: unknown
+    if (journaled) {
+      try {
+        mark = await this.#moves.begin(id)
+      } catch (error) {
+        // A revocation must cut tokens off even while the `{idx}` master is away: its record is
+        // written anyway and its entries moved without a mark (below); any other change waits.
+        if (patch.status !== 'revoked') throw error
+        unjournaled = error
+      }
+    }
     let reply: [string, string[]] | null | false
     try {
       reply = (await runScript(
@@ -200,12 +212,20 @@ export class RedisRegistrations implements RegistrationStore {
     }
     // nil (RESP2 conversion of Lua false): missing record or version conflict
     if (reply === null || reply === false) {
-      if (mark !== undefined) await this.#moves.forget(mark)
+      // (a mark left here only costs the repair one sync: never an error instead of the conflict)
+      if (mark !== undefined) await this.#moves.forget(mark).catch(() => undefined)
       return null
     }
     // Moved even when the status was already this one: it puts right what an interrupted change
     // of this registration left (its mark may still wait for the repair).
     if (mark !== undefined) await this.#moves.complete(mark, id, patch.status!, counted!)
+    else if (journaled) {
+      // The unjournaled revocation: written; its entries follow now, or the caller learns of the
+      // failure and retries (a retried revocation finds it revoked and syncs them).
+      await this.#moves.move(id, patch.status!, counted!).catch(() => {
+        throw unjournaled
+      })
+    }
     const registration = decodeRegistration(fromStored(id, pairsToHash(reply[1])))
     if (registration.status === 'revoked') {
       const field = uniquenessField(registration)
@@ -250,6 +270,8 @@ export class RedisRegistrations implements RegistrationStore {
   }
 
   async syncIndexes(id: string): Promise<void> {
+    // Where the record and its entries are written in one script, nothing can be out of step.
+    if (this.#crossSlotScripts) return
     await this.#moves.sync(id)
   }
 
