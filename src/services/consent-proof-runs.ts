@@ -183,8 +183,10 @@ export class ConsentProofRuns {
           const work = this.#deps.resume(handover.flow, log)
           this.#background(key, settled(work(interrupt.signal)), interrupt, handover.flow, log)
           log.info('admin-consent proof handed over by a stopping instance resumed here')
+          return { kind: 'pending' }
         }
-        return { kind: 'pending' }
+        // Claimed elsewhere: that instance rewrites the record as its own run; should it stop
+        // before doing so, the deadline below still ends the wait.
       }
       if (clock() <= record.deadline) return { kind: 'pending' }
       if ((await store.ephemeral.take(key, { secret: true })) === null) return { kind: 'unknown' }
