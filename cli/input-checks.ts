@@ -50,9 +50,13 @@ export function operatorToken(raw: string | undefined): string {
   return token
 }
 
-/** A URL as it may be shown: any `user:password@` replaced, since a password must not be printed. */
+/**
+ * A URL as it may be shown in an error. One with an `@` anywhere is not shown at all: a password
+ * may hold `/`, `?` or `#`, so no pattern can tell where user information ends in text that is not a
+ * valid URL (`https://admin:s3cr#t@host` was printed in full).
+ */
 function shownUrl(url: string): string {
-  return printable(url.replace(/^([^/?#]*\/\/)[^/?#]*@/, '$1…@'))
+  return url.includes('@') ? '(not shown: it holds "@", maybe a password)' : `"${printable(url)}"`
 }
 
 /**
@@ -68,10 +72,10 @@ export function brokerUrl(raw: string | undefined): string {
   try {
     parsed = new URL(url)
   } catch {
-    throw usageError(`--url: "${shownUrl(url)}" is not an http(s) URL`)
+    throw usageError(`--url: ${shownUrl(url)} is not an http(s) URL`)
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
-    throw usageError(`--url: "${shownUrl(url)}" is not an http(s) URL`)
+    throw usageError(`--url: ${shownUrl(url)} is not an http(s) URL`)
   if (parsed.username !== '' || parsed.password !== '')
     throw usageError(
       '--url: the URL holds a user name or password; give the broker URL without them (the operator token goes in CONSENT_BROKER_TOKEN)',

@@ -103,11 +103,23 @@ describe('the broker URL', () => {
     expect(run.stderr).not.toContain('secretpw')
   })
 
-  it('an unparsable URL is echoed without its credentials', async () => {
-    const run = await cli(['--url', 'http://u:secretpw@[broken/', 'tenants'])
+  it.each([
+    ['http://u:secretpw@[broken/'],
+    // a password holding '#', '/' or '?': no longer a URL with user information to strip
+    ['https://admin:s3cr#tsecretpw@broker.example'],
+    ['https://admin:p/secretpw@broker.example'],
+    ['https://admin:p?secretpw@broker.example'],
+  ])('%s: an unparsable URL with an @ is not echoed at all', async (url) => {
+    const run = await cli(['--url', url, 'tenants'])
     expect(run.code).toBe(EXIT.usage)
-    expect(run.stderr).toContain('--url: "http://…@[broken" is not an http(s) URL')
+    expect(run.stderr).toContain('--url: (not shown: it holds "@", maybe a password) is not an http(s) URL')
     expect(run.stderr).not.toContain('secretpw')
+  })
+
+  it('an unparsable URL without an @ is echoed, to show what was wrong', async () => {
+    const run = await cli(['--url', 'http://[broken/', 'tenants'])
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.stderr).toContain('--url: "http://[broken" is not an http(s) URL')
   })
 
   it('a query or fragment is refused (every request would drop it)', async () => {
