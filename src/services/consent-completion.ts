@@ -176,8 +176,9 @@ export async function completeConsent(
 /**
  * The one-time result as its page shows it, from what was taken under its handle. A delegated Key
  * not yet handed out is marked shown first (`markKeyShown`), so a Key is only ever shown once the
- * store says so; one a later consent replaced (another tab) is not shown: the result reads as a
- * renewal, the Key being on that consent's page. Throws what the store throws (the Key stays
+ * store says so; one a later consent replaced (another tab), or whose registration was revoked
+ * meanwhile, is not shown: the result says so (`keyWithdrawn`), the live Key being on that
+ * consent's page. Throws what the store throws (the Key stays
  * unshown, and the user's next consent issues a new one).
  */
 export async function handOutResult(store: Store, raw: string): Promise<ConsentResult> {
@@ -185,5 +186,5 @@ export async function handOutResult(store: Store, raw: string): Promise<ConsentR
   if (stored.reused || stored.unshownKey === undefined) return stored
   const { unshownKey, key, ...fields } = stored
   if (await markKeyShown(store, stored.registrationId, unshownKey)) return { ...fields, reused: false, key }
-  return { ...fields, reused: true }
+  return { ...fields, reused: true, keyWithdrawn: true }
 }

@@ -47,6 +47,11 @@ export type ConsentResult = ConsentResultFields &
     | {
         /** An existing (delegated) registration was renewed: same ID and Key, the Key not shown. */
         reused: true
+        /**
+         * Set when this result was a new Key that can no longer be shown: a later consent by the
+         * same user replaced it (another tab), or the registration was revoked meanwhile.
+         */
+        keyWithdrawn?: true
       }
   )
 

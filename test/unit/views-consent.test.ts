@@ -3,12 +3,8 @@ import type { AppConfig } from '../../src/config.js'
 import { CONSENT_FAILURE_REASONS, statusOf } from '../../src/errors.js'
 import type { ConsentResult } from '../../src/services/consent-flow.js'
 import { renderAppListPage } from '../../src/views/app-list.js'
-import {
-  renderFailurePage,
-  renderResultGonePage,
-  renderResultPage,
-  renderStartPage,
-} from '../../src/views/consent-pages.js'
+import { renderFailurePage, renderStartPage } from '../../src/views/consent-pages.js'
+import { renderResultGonePage, renderResultPage } from '../../src/views/consent-result-pages.js'
 
 const GLOBAL_ADMIN = '62e90394-69f5-4237-9190-012177145e10'
 const PRIVILEGED_ROLE_ADMIN = 'e8611ab8-c189-46e8-94e1-60213ab1f814'
@@ -196,6 +192,17 @@ describe('consent pages', () => {
     expect(created).toContain('<h1>Authorization complete</h1>')
     expect(created).not.toContain('Authorization renewed')
     expect(created).toContain('<code data-field="key">ab+/cd==</code>')
+  })
+
+  it('a Key another consent replaced: no value to paste, no claim that the integration has a Key', () => {
+    const withdrawn = renderResultPage({ ...result, reused: true, keyWithdrawn: true })
+    expectNoActiveContent(withdrawn)
+    expect(withdrawn).toContain('<h1>This Key was replaced</h1>')
+    expect(withdrawn).toContain('Use the values the latest page showed')
+    expect(withdrawn).not.toContain(result.key)
+    expect(withdrawn).not.toContain('data-field="key"')
+    expect(withdrawn).not.toContain('Authorization renewed')
+    expect(withdrawn).not.toContain('keeps working')
   })
 
   it('a renewed Azure registration whose subscriptions could not be listed points at the values the integration has', () => {
