@@ -444,7 +444,7 @@ describe('Redis store: webhook subjects the previous release wrote', () => {
       }
       return claimed.map((c) => c.item)
     }
-    return { raw, keys, pollAt }
+    return { store, raw, keys, pollAt }
   }
 
   it('drops what it announced or rescheduled after at most one claim more, and keeps no announcement time', async () => {
@@ -477,6 +477,17 @@ describe('Redis store: webhook subjects the previous release wrote', () => {
     expect(await pollAt(T + 10 * GRACE)).toEqual(['left'])
     expect(await pollAt(T + 11 * GRACE)).toEqual(['left'])
     expect(await raw.exists(keys.whAnnounced)).toBe(0)
+  })
+
+  it('finishing the upgrade removes the fields of subjects an old instance dropped, and keeps the others', async () => {
+    const { store, raw, keys, pollAt } = await outboxStore()
+    await raw.zadd(keys.whSubjects, String(T), 'kept')
+    expect(await pollAt(T + 1_000)).toEqual(['kept'])
+    // two subjects this release claimed, then an old instance dropped (a plain ZREM: fields left)
+    await raw.hset(keys.whAnnounced, 'dropped-1', `${T}:${T + GRACE}`, 'dropped-2', `${T}:${T + LEASE}`)
+    await store.registrations.finishUpgrade()
+    expect(await raw.hkeys(keys.whAnnounced)).toEqual(['kept'])
+    expect(await raw.zrange(keys.whSubjects, '0', '-1')).toEqual(['kept'])
   })
 })
 

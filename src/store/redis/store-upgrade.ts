@@ -27,6 +27,7 @@ import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
 import { LuaScript, runScript } from './scripts.js'
 import type { RedisSecondaryIndexes } from './secondary-indexes.js'
+import { pruneAnnouncedFields } from './webhooks.js'
 
 /** HMGET names of tenantId and app in either record layout: [short, long] each. */
 const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
@@ -135,11 +136,15 @@ export class RedisStoreUpgrade {
     return counts
   }
 
-  /** Claims and idle entries into their buckets, then the earlier indexes dropped (marker "3"). */
+  /**
+   * Claims and idle entries into their buckets, then the earlier indexes dropped (marker "3"), and
+   * the webhook announcement fields the previous release's instances left behind removed.
+   */
   async #contract(): Promise<void> {
     await migrateLegacyClaims(this.redis, this.keys)
     await migrateLegacyIdle(this.redis, this.keys)
     await this.indexes.dropRetired()
+    await pruneAnnouncedFields(this.redis, this.keys)
   }
 
   /** Every registration of the earlier `all` re-set from its record (SYNC_ENTRY); how many. */

@@ -196,3 +196,22 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 `)
+
+/**
+ * KEYS[1] subjects ZSET, KEYS[2] announced HASH. ARGV: HSCAN cursor. One HSCAN page: fields whose
+ * subject is no longer announced are removed (a previous-release instance dropped the subject and
+ * left its field: nothing announces a revoked registration again). Returns the next cursor and how
+ * many were removed. A field of a subject still in the ZSET is this release's, kept.
+ */
+export const PRUNE_ANNOUNCED = new LuaScript(`
+local page = redis.call('HSCAN', KEYS[2], ARGV[1], 'COUNT', 500)
+local removed = 0
+local fields = page[2]
+for i = 1, #fields, 2 do
+  if not redis.call('ZSCORE', KEYS[1], fields[i]) then
+    redis.call('HDEL', KEYS[2], fields[i])
+    removed = removed + 1
+  end
+end
+return {page[1], removed}
+`)

@@ -12,7 +12,8 @@
 //                                            or one for another score (the previous release's form:
 //                                            it never writes here): the score is the announcement.
 //                                            A field that release's drop leaves goes with the
-//                                            subject's next announce
+//                                            subject's next announce, or when the upgrade is
+//                                            finished (pruneAnnouncedFields)
 //   P{wh}:endpoints                  HASH    endpoint id → JSON (url, events, sealed secret …)
 //   P{wh}:d:<message>:<endpoint>     HASH    one delivery (status, attempts, body, lease …);
 //                                            expires 7 days after it is delivered or failed
@@ -49,6 +50,7 @@ import {
   ENQUEUE_DELIVERY,
   FINISH_ATTEMPT,
   FINISH_SUBJECT,
+  PRUNE_ANNOUNCED,
   REDELIVER,
   RESEAL_ENDPOINT,
   SET_CREDENTIAL_EXPIRY,
@@ -341,4 +343,25 @@ export class RedisWebhooks implements WebhookStore {
   async countPending(): Promise<number> {
     return this.redis.zcard(this.keys.whDue)
   }
+}
+
+/**
+ * Removes the `{wh}:announced` fields of subjects no longer announced — left by instances of the
+ * previous release, which drop subjects without knowing the hash — in one pass; how many. Run when
+ * the rolling upgrade is finished (store-upgrade.ts): no instance leaves such fields after that.
+ */
+export async function pruneAnnouncedFields(redis: RedisClient, keys: RedisKeys): Promise<number> {
+  let removed = 0
+  let cursor = '0'
+  do {
+    const [next, count] = (await runScript(
+      redis,
+      PRUNE_ANNOUNCED,
+      [keys.whSubjects, keys.whAnnounced],
+      [cursor],
+    )) as [string, number]
+    cursor = next
+    removed += Number(count)
+  } while (cursor !== '0')
+  return removed
 }
