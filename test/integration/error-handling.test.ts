@@ -49,6 +49,15 @@ describe('requests no route answers', () => {
     expect(openapi.headers['content-type']).toContain('application/json')
   })
 
+  it('/static/ serves its two assets; any other file there is 404, not a validation error', async () => {
+    for (const file of ['app.css', 'app.js']) {
+      expect((await broker.app.inject({ method: 'GET', url: `/static/${file}` })).statusCode, file).toBe(200)
+    }
+    const missing = await broker.app.inject({ method: 'GET', url: '/static/nope' })
+    expect(missing.statusCode).toBe(404)
+    expect(missing.body).not.toContain('allowed values')
+  })
+
   it('browser paths answer the not-found page, whatever Accept says', async () => {
     for (const accept of ['text/html', 'application/json']) {
       const missing = await broker.app.inject({ method: 'GET', url: '/no-such-app', headers: { accept } })
