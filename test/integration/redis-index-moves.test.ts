@@ -150,6 +150,22 @@ describe.each(TOPOLOGIES)(
       }
     }
 
+    const revoke = (store: Store, id: string) =>
+      revokeRegistration({ store, clock: Date.now, log }, id, {
+        actor: { kind: 'operator', name: 'alice' },
+        reason: 'offboarded',
+      })
+
+    /** What `indexed` says of a store whose one registration, `id`, is revoked. */
+    const revokedOnly = (id: string) => ({
+      record: 'revoked',
+      active: [],
+      needs_consent: [],
+      revoked: [id],
+      counts: { active: 0, needs_consent: 0, revoked: 1 },
+      summary: { active: 0, needs_consent: 0, revoked: 1, total: 1 },
+    })
+
     const needsConsent = () => ({
       status: 'needs_consent' as const,
       statusDetail: { code: 'AADSTS65001', at: new Date().toISOString() },
@@ -186,20 +202,11 @@ describe.each(TOPOLOGIES)(
       const faults = { moves: 0, journal: 0 }
       const { store } = await open(faults, Date.now)
       const registration = await createAdmin(store)
-      const deps = { store, clock: Date.now, log }
-      const options = { actor: { kind: 'operator', name: 'alice' } as const, reason: 'offboarded' }
       faults.moves = 1
-      await expect(revokeRegistration(deps, registration.id, options)).rejects.toThrow(/CLUSTERDOWN/)
-      const again = await revokeRegistration(deps, registration.id, options)
+      await expect(revoke(store, registration.id)).rejects.toThrow(/CLUSTERDOWN/)
+      const again = await revoke(store, registration.id)
       expect(again.alreadyRevoked).toBe(true)
-      expect(await indexed(store, registration)).toEqual({
-        record: 'revoked',
-        active: [],
-        needs_consent: [],
-        revoked: [registration.id],
-        counts: { active: 0, needs_consent: 0, revoked: 1 },
-        summary: { active: 0, needs_consent: 0, revoked: 1, total: 1 },
-      })
+      expect(await indexed(store, registration)).toEqual(revokedOnly(registration.id))
     })
 
     it("another instance's index maintenance repairs a move nobody retries", async () => {
@@ -281,28 +288,19 @@ describe.each(TOPOLOGIES)(
       const faults = { moves: 0, journal: 0 }
       const { store } = await open(faults, Date.now)
       const registration = await createAdmin(store)
-      const deps = { store, clock: Date.now, log }
-      const options = { actor: { kind: 'operator', name: 'alice' } as const, reason: 'offboarded' }
       faults.journal = 1
-      const revoked = await revokeRegistration(deps, registration.id, options)
+      const revoked = await revoke(store, registration.id)
       expect(revoked.alreadyRevoked).toBe(false)
-      expect(await indexed(store, registration)).toEqual({
-        record: 'revoked',
-        active: [],
-        needs_consent: [],
-        revoked: [registration.id],
-        counts: { active: 0, needs_consent: 0, revoked: 1 },
-        summary: { active: 0, needs_consent: 0, revoked: 1, total: 1 },
-      })
+      expect(await indexed(store, registration)).toEqual(revokedOnly(registration.id))
 
       // Journal and move both failing: the revocation still holds (no token is served), the caller
       // is told of the failure, and its retry puts the entries right.
       const second = await createAdmin(store)
       faults.journal = 1
       faults.moves = 1
-      await expect(revokeRegistration(deps, second.id, options)).rejects.toThrow(/CLUSTERDOWN/)
+      await expect(revoke(store, second.id)).rejects.toThrow(/CLUSTERDOWN/)
       expect((await store.registrations.getMeta(second.id))?.status).toBe('revoked')
-      expect((await revokeRegistration(deps, second.id, options)).alreadyRevoked).toBe(true)
+      expect((await revoke(store, second.id)).alreadyRevoked).toBe(true)
       expect((await indexed(store, second)).revoked).toContain(second.id)
     })
   },

@@ -20,6 +20,7 @@ import {
   emptyQuery,
   errorResponses,
   pageLimitSchema,
+  pageSchema,
   reasonBodySchema,
   registrationIdParams,
   registrationSchema,
@@ -136,15 +137,7 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
           },
         },
         response: {
-          200: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['items'],
-            properties: {
-              items: { type: 'array', items: registrationSchema },
-              nextCursor: { type: 'string', description: 'absent on the last page' },
-            },
-          },
+          200: pageSchema(registrationSchema, 'absent on the last page'),
           ...errorResponses,
         },
       },

@@ -4,7 +4,13 @@
 import type { FastifyInstance } from 'fastify'
 import { cursorWithSince, sinceNotAnInstant, sinceWithDescendingOrder } from '../../errors.js'
 import { auditCursorSince, readAudit } from '../../services/audit.js'
-import { AUDIT_CURSOR_PATTERN, auditRecordSchema, errorResponses, pageLimitSchema } from './schemas.js'
+import {
+  AUDIT_CURSOR_PATTERN,
+  auditRecordSchema,
+  errorResponses,
+  pageLimitSchema,
+  pageSchema,
+} from './schemas.js'
 
 const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
 
@@ -36,18 +42,7 @@ export function auditApiRoute(app: FastifyInstance): void {
           },
         },
         response: {
-          200: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['items'],
-            properties: {
-              items: { type: 'array', items: auditRecordSchema },
-              nextCursor: {
-                type: 'string',
-                description: 'the id of the last item; present when the page was full',
-              },
-            },
-          },
+          200: pageSchema(auditRecordSchema, 'the id of the last item; present when the page was full'),
           ...errorResponses,
         },
       },

@@ -34,6 +34,22 @@ export const pageLimitSchema = {
   default: DEFAULT_PAGE_SIZE,
 } as const
 
+/**
+ * A page of a listing: its `items` and, when more are left, `nextCursor` (its description says
+ * what the cursor is for this listing).
+ */
+export function pageSchema<Item extends object>(items: Item, nextCursorDescription: string) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['items'],
+    properties: {
+      items: { type: 'array', items },
+      nextCursor: { type: 'string', description: nextCursorDescription },
+    },
+  } as const
+}
+
 export const registrationStatusSchema = { type: 'string', enum: [...REGISTRATION_STATUSES] } as const
 
 export const emptyQuery = { type: 'object', additionalProperties: false, properties: {} } as const
