@@ -16,13 +16,13 @@
 // by whoever finds a record already where they wanted it (a revocation retried).
 import { randomUUID } from 'node:crypto'
 import type { RedisClient } from '../redis-connection.js'
-import { REGISTRATION_STATUSES, type Registration, type RegistrationStatus } from '../types.js'
+import type { Registration, RegistrationStatus } from '../types.js'
 import { isoToMs } from '../validation.js'
 import { MOVE_STATUS_COUNTED } from './index-lua.js'
 import { indexBlock, type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import { indexAfter } from './registration-index.js'
 import { runScript } from './scripts.js'
-import type { SummaryFacts } from './secondary-indexes.js'
+import { isStatus, type SummaryFacts } from './secondary-indexes.js'
 
 /** A status entry re-checked against its record this many times at most (concurrent updates). */
 const VERIFY_ROUNDS = 5
@@ -31,7 +31,7 @@ const VERIFY_ROUNDS = 5
  * write (commands time out after 5 s, retried twice through reconnects and failovers): minutes
  * longer, and clocks of instances apart by as much still agree.
  */
-export const MARK_GRACE_MS = 5 * 60_000
+const MARK_GRACE_MS = 5 * 60_000
 /** Marks read per round trip of a repair. */
 const REPAIR_BATCH = 200
 /** Length of a mark's UUID and its `:` separator, before the registration id. */
@@ -134,8 +134,4 @@ export class RedisIndexMoves {
       }
     }
   }
-}
-
-function isStatus(value: unknown): value is RegistrationStatus {
-  return typeof value === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(value)
 }

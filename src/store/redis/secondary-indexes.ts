@@ -29,7 +29,8 @@ const TENANT_APP = [...readNames('tenantId'), ...readNames('app')]
 /** Registrations read per step of indexing the earlier `all`. */
 const REBUILD_BATCH = 500
 
-function isStatus(value: unknown): value is RegistrationStatus {
+/** A status this release knows (index keys and records hold text). */
+export function isStatus(value: unknown): value is RegistrationStatus {
   return typeof value === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(value)
 }
 

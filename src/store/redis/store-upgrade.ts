@@ -18,7 +18,7 @@
 //   of the previous release started on it would downgrade the marker: no rollback after finishing.
 import type { IndexPosition } from '../pagination.js'
 import type { RedisClient } from '../redis-connection.js'
-import { REGISTRATION_STATUSES, type RegistrationStatus, type UpgradeState } from '../types.js'
+import { REGISTRATION_STATUSES, type UpgradeState } from '../types.js'
 import { migrateLegacyClaims } from './delegated-claims.js'
 import { migrateLegacyIdle } from './idle-buckets.js'
 import { LUA_INDEX } from './index-lua.js'
@@ -26,7 +26,7 @@ import { INDEXES_VERSION, indexBlock, LEGACY_INDEXES_VERSION, type RedisKeys } f
 import { readNames } from './record-layout.js'
 import { indexAfter } from './registration-index.js'
 import { LuaScript, runScript } from './scripts.js'
-import type { RedisSecondaryIndexes } from './secondary-indexes.js'
+import { isStatus, type RedisSecondaryIndexes } from './secondary-indexes.js'
 import { pruneAnnouncedFields } from './webhooks.js'
 
 /** HMGET names of tenantId and app in either record layout: [short, long] each. */
@@ -69,10 +69,6 @@ for i = 1, #ARGV, 2 do
 end
 return pruned
 `)
-
-function isStatus(value: unknown): value is RegistrationStatus {
-  return typeof value === 'string' && (REGISTRATION_STATUSES as readonly string[]).includes(value)
-}
 
 /** What a finish did. */
 export interface FinishCounts {

@@ -17,7 +17,7 @@ import { REPAIR_SUMMARY } from './index-lua.js'
 import { type RedisKeys, SUMMARY_VERSION } from './keys.js'
 import { readNames } from './record-layout.js'
 import { runScript } from './scripts.js'
-import type { SummaryFacts } from './secondary-indexes.js'
+import { isStatus, type SummaryFacts } from './secondary-indexes.js'
 
 /** HMGET names of tenantId, app and cloud, in either record layout: [short, long] each. */
 const SUMMARY_NAMES = [...readNames('tenantId'), ...readNames('app'), ...readNames('cloud')]
@@ -42,10 +42,6 @@ export async function readSummaryFacts(
   if (!tenantId || !app || !cloud) return undefined
   const consented = consentedAt === undefined ? '' : String(isoToMs(consentedAt, 'patch.consentedAt'))
   return { tenantId, app, cloud, consented }
-}
-
-function isStatus(value: string): value is RegistrationStatus {
-  return (REGISTRATION_STATUSES as readonly string[]).includes(value)
 }
 
 /** A stored summary hash as counts and last consents (fields `n|app|cloud|status`, `c|app`). */
