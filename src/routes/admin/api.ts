@@ -48,8 +48,6 @@ function operatorOf(request: FastifyRequest): string {
   return name
 }
 
-const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
-
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { keyRotation } = options
   const { revocation } = app.services
@@ -74,7 +72,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     {
       config: { logQuery: ['app', 'cursor', 'limit'] },
       schema: {
-        ...common,
         summary:
           'Tenants with a registration, by tenant id, a page at a time: apps, counts by status, last token, last consent',
         querystring: {
@@ -123,7 +120,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     {
       config: { logQuery: ['tenant', 'app', 'status', 'cursor', 'limit'] },
       schema: {
-        ...common,
         summary: 'Registrations, newest last, paged with a cursor that is stable under inserts',
         querystring: {
           type: 'object',
@@ -151,7 +147,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/registrations/:id',
     {
       schema: {
-        ...common,
         summary: 'One registration: metadata and usage, never a secret',
         params: registrationIdParams,
         querystring: emptyQuery,
@@ -179,7 +174,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/registrations/:id/revoke',
     {
       schema: {
-        ...common,
         summary: 'Revoke one registration (idempotent)',
         description:
           'Deletes the refresh token and cached access tokens; obtain-token answers 401 `revoked` at once on every instance. Revoking a revoked registration returns it unchanged, with the original detail.',
@@ -215,7 +209,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/tenants/:tenantId/revoke',
     {
       schema: {
-        ...common,
         summary: "Revoke every registration of a tenant, or of one of the tenant's apps",
         params: tenantIdParams,
         querystring: emptyQuery,
@@ -255,7 +248,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/tenants/:tenantId',
     {
       schema: {
-        ...common,
         summary: "Set a tenant's label (audited)",
         description:
           "Replaces the tenant's label — by default the domain of the first consenting user — with the operator's; later consents never change it. The tenant must have a registration (404 otherwise). Leading and trailing spaces are trimmed.",
@@ -302,7 +294,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/keys/rotate',
     {
       schema: {
-        ...common,
         summary: 'Re-seal every stored secret under the newest master key (background, resumable)',
         description:
           'Starts a pass, or resumes an interrupted one, unless one is running on any instance; answers 202 at once with the progress. Poll `GET /admin/api/keys/rotation`.',
@@ -320,7 +311,6 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     '/admin/api/keys/rotation',
     {
       schema: {
-        ...common,
         summary: 'Progress of the latest key rotation pass',
         querystring: emptyQuery,
         response: { 200: rotationResponse, ...errorResponses },

@@ -12,15 +12,12 @@ import {
   pageSchema,
 } from './schemas.js'
 
-const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
-
 export function auditApiRoute(app: FastifyInstance): void {
   app.get<{ Querystring: { cursor?: string; since?: string; limit?: number; order?: 'asc' | 'desc' } }>(
     '/admin/api/audit',
     {
       config: { logQuery: ['cursor', 'since', 'limit', 'order'] },
       schema: {
-        ...common,
         summary:
           'The audit trail: oldest first after `cursor` (exclusive) or from `since`; or newest first (`order=desc`) before `cursor`',
         querystring: {

@@ -27,8 +27,6 @@ const upgradeResponse = {
   properties: { upgrade: upgradeStatusSchema, started: { type: 'boolean' } },
 } as const
 
-const common = { tags: ['operators'], security: [{ operatorToken: [] }] }
-
 /** The upgrade routes; `operatorOf` names the authenticated operator (the API's onRequest hook). */
 export function upgradeApiRoutes(
   app: FastifyInstance,
@@ -40,7 +38,6 @@ export function upgradeApiRoutes(
     '/admin/api/upgrade',
     {
       schema: {
-        ...common,
         summary: 'Whether the store still keeps the previous release layout (a rolling upgrade)',
         querystring: emptyQuery,
         response: { 200: upgradeResponse, ...errorResponses },
@@ -53,7 +50,6 @@ export function upgradeApiRoutes(
     '/admin/api/upgrade/finish',
     {
       schema: {
-        ...common,
         summary: 'Finish an upgrade from the previous release once every instance runs this one (background)',
         description:
           'Re-syncs the listing indexes from the records, moves the delegated claims and idle entries into their buckets, then drops the previous release layout. Only once no instance of the previous release runs: it would misbehave afterwards, and rolling back to it is not supported after this. Idempotent; answers 202 at once. Poll `GET /admin/api/upgrade` until `contracted`. Audited (`store.upgrade_finished`).',
