@@ -68,13 +68,8 @@ export function brokerUrl(raw: string | undefined): string {
   const url = raw?.replace(/\/+$/, '')
   if (url === undefined || url === '')
     throw usageError('give the broker URL with --url or CONSENT_BROKER_URL')
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    throw usageError(`--url: ${shownUrl(url)} is not an http(s) URL`)
-  }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+  const parsed = URL.canParse(url) ? new URL(url) : undefined
+  if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:'))
     throw usageError(`--url: ${shownUrl(url)} is not an http(s) URL`)
   if (parsed.username !== '' || parsed.password !== '')
     throw usageError(
