@@ -47,15 +47,17 @@ export class MemoryAuditLog implements AuditLog {
   }
 
   async read(options: AuditQuery): Promise<AuditPage> {
-    const { limit, position, exhausted } = auditReadArguments(options)
-    if (exhausted) return auditPage([], limit)
+    // (a cursor at the edge of the id range leaves nothing beyond it: the filter finds nothing)
+    const { limit, position } = auditReadArguments(options)
+    const before = options.order === 'desc'
     // BigInt, as a stream id's parts go past Number's exact integers
-    const versus = (id: string): number =>
-      position === undefined ? 0 : compareAuditPositions(auditPosition(id), position)
-    const picked =
-      options.order === 'desc'
-        ? this.#entries.filter((entry) => position === undefined || versus(entry.id) < 0).reverse()
-        : this.#entries.filter((entry) => position === undefined || versus(entry.id) > 0)
+    const beyond = (id: string): boolean => {
+      if (position === undefined) return true
+      const versus = compareAuditPositions(auditPosition(id), position)
+      return before ? versus < 0 : versus > 0
+    }
+    const picked = this.#entries.filter((entry) => beyond(entry.id))
+    if (before) picked.reverse()
     return auditPage(
       picked.slice(0, limit).map((entry) => decodeAuditFields(entry.id, entry.fields)),
       limit,
