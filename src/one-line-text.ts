@@ -39,6 +39,9 @@ export function isOneLineText(value: string): boolean {
 const LINE_BREAKING = /[\t-\r\u0085\u2028\u2029]+/gu
 const REFUSED_ANY = new RegExp(`[${REFUSED}]`, 'gu')
 
+/** How much of a request value an error message or record echoes back (see displayableText). */
+export const ECHOED_TEXT_MAX = 200
+
 /**
  * `value` made safe to display on one line, for text the broker shows but does not take (an
  * identity provider's message, a request value echoed in an error): runs of line-breaking

@@ -18,10 +18,11 @@ import {
   unknownRegistration,
   unusableKey,
 } from '../errors.js'
+import { displayableText } from '../one-line-text.js'
 import type { Registration, RegistrationUsage } from '../store/types.js'
 import { tokenGroup } from './token-groups.js'
 import { registrationStatusError } from './token-registration.js'
-import { type AppScopes, clip, type ScopeResolver } from './token-scope.js'
+import type { AppScopes, ScopeResolver } from './token-scope.js'
 
 /** A crypto failure as the broker answers it: `invalid_key` when the tag fails, else `invalid_request`. */
 export function cryptoError(error: unknown): BrokerError {
@@ -85,7 +86,7 @@ export function rateLimitedError(retryAfterMs: number, what: string): BrokerErro
 /** `X-Content-Name/X-Content-Version`, printable and bounded; undefined when neither is sent. */
 export function clientOf(name: string | undefined, version: string | undefined): string | undefined {
   if (name === undefined && version === undefined) return undefined
-  return clip(`${name ?? '?'}/${version ?? '?'}`, 160)
+  return displayableText(`${name ?? '?'}/${version ?? '?'}`, 160)
 }
 
 /** A registration's metadata with its usage, as the store's `getMeta` returns it. */

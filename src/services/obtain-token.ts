@@ -27,6 +27,7 @@ import {
   tokenMismatch,
   unknownApp,
 } from '../errors.js'
+import { displayableText, ECHOED_TEXT_MAX } from '../one-line-text.js'
 import type { Registration, Store } from '../store/types.js'
 import {
   clientOf,
@@ -42,7 +43,7 @@ import {
 } from './obtain-token-checks.js'
 import type { TokenIssuer } from './token-issuer.js'
 import { registrationStatusError } from './token-registration.js'
-import { type AppScopes, clip, ScopeResolver } from './token-scope.js'
+import { type AppScopes, ScopeResolver } from './token-scope.js'
 
 /** The body of POST /obtain-token as its schema admits it. */
 export interface ObtainTokenBody {
@@ -163,7 +164,7 @@ export class ObtainToken {
     const body = input.body
     const appConfig = this.#apps.get(body.app_name)
     if (appConfig === undefined) {
-      throw unknownApp(clip(body.app_name), this.#hosted)
+      throw unknownApp(displayableText(body.app_name, ECHOED_TEXT_MAX), this.#hosted)
     }
     const ipLimit: Limit = {
       key: `obtain-token:ip:${input.clientIp}`,

@@ -4,7 +4,7 @@ import type { CloudName } from '../clouds.js'
 import { graphDefaultScope } from '../clouds.js'
 import { appClouds, type Config, type ResolvedApp, resolveApp } from '../config.js'
 import { resourceNotAllowed, scopeNotAllowed, scopeWithResource } from '../errors.js'
-import { displayableText } from '../one-line-text.js'
+import { displayableText, ECHOED_TEXT_MAX } from '../one-line-text.js'
 
 /** What requests for one app in one cloud may ask for, resolved once. */
 export interface AppScopes {
@@ -90,7 +90,11 @@ export class ScopeResolver {
       if (normaliseResource(`${resource as string}`) + '/.default' === app.defaultScope.toLowerCase()) {
         return app.defaultScope
       }
-      throw resourceNotAllowed(clip(resource as string), slug, app.allowedDescription)
+      throw resourceNotAllowed(
+        displayableText(resource as string, ECHOED_TEXT_MAX),
+        slug,
+        app.allowedDescription,
+      )
     }
     if (!wantsScope) return app.defaultScope
     const requested = (scope as string).trim()
@@ -99,15 +103,6 @@ export class ScopeResolver {
       throw scopeNotAllowed('graph', slug, app.allowedDescription)
     }
     if (app.scopes.has(requested)) return requested
-    throw scopeNotAllowed(clip(requested), slug, app.allowedDescription)
+    throw scopeNotAllowed(displayableText(requested, ECHOED_TEXT_MAX), slug, app.allowedDescription)
   }
-}
-
-/**
- * Request values echoed in messages or stored: made displayable by the one definition of what
- * displayed text may not carry (src/one-line-text.ts: controls, bidi controls, lone surrogates …)
- * and clipped to `max` characters.
- */
-export function clip(value: string, max = 200): string {
-  return displayableText(value, max)
 }
