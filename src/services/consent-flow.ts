@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleepFor } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { isCloudName } from '../clouds.js'
-import { appClouds, findApp, resolveApp } from '../config.js'
+import { type AppConfig, appClouds, findApp, type ResolvedApp, resolveApp } from '../config.js'
 import { randomToken, tokensMatch } from '../crypto/tokens.js'
 import { IdTokenError } from '../entra/id-token.js'
 import { createResourceManager } from '../entra/resource-manager.js'
@@ -53,6 +53,14 @@ function parseFlowHandle(handle: string | undefined): { slug: string; flowId: st
   return match === null ? undefined : { slug: match[1]!, flowId: match[2]! }
 }
 
+/** The app a flow record is for, as its callback and its proof use it. */
+interface FlowTarget {
+  app: AppConfig
+  resolved: ResolvedApp
+  ownApp: FlowRecord['ownApp']
+  context: FailureContext
+}
+
 /**
  * The consent flow over its dependencies. It keeps no state of its own: each flow lives in the
  * ephemeral store under its id, so any instance can serve its callback.
@@ -83,19 +91,34 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   })
 
   /**
+   * What a flow record is for: its app, resolved for its cloud (as the tenant's own app when it
+   * brought one), and the context its failures report. `expired`, with the context to report, when
+   * the configuration no longer has the app (`appGone`: the callback's names the cookie's app) or no
+   * longer offers it in the record's cloud.
+   */
+  const flowTarget = (
+    record: FlowRecord,
+    appGone: FailureContext,
+  ): FlowTarget | { expired: FailureContext } => {
+    const app = findApp(config, record.app)
+    if (app === undefined) return { expired: appGone }
+    const hosted = resolveApp(config, app, record.cloud)
+    if (hosted === undefined) return { expired: { app, kind: app.consent } }
+    const ownApp = record.ownApp
+    const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
+    return { app, resolved, ownApp, context: { app, kind: app.consent, ...flowContext(record) } }
+  }
+
+  /**
    * The admin-consent phase after its checks: prove the consent, then create the registration. Built
    * from the flow record alone, so an instance can resume a proof another one handed over.
    */
   const proveAndComplete =
     (record: FlowRecord, log: FastifyBaseLogger): ProofWork =>
     async (signal) => {
-      const app = findApp(config, record.app)
-      const hosted = app === undefined ? undefined : resolveApp(config, app, record.cloud)
-      if (app === undefined || hosted === undefined)
-        return fail('session_expired', { app, kind: app?.consent }, log)
-      const ownApp = record.ownApp
-      const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
-      const context: FailureContext = { app, kind: app.consent, ...flowContext(record) }
+      const target = flowTarget(record, { app: undefined, kind: undefined })
+      if ('expired' in target) return fail('session_expired', target.expired, log)
+      const { app, resolved, ownApp, context } = target
       const user = context.user
       if (user === undefined) return fail('session_expired', context, log)
       const proof = await proveAdminConsent(proofDeps, resolved, user.tid, signal)
@@ -202,13 +225,9 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
       if ('replayed' in ended) return fail('replayed', cookieContext, log)
       if ('expired' in ended) return fail('session_expired', cookieContext, log)
       const { record } = ended
-      const app = findApp(config, record.app)
-      if (app === undefined) return fail('session_expired', cookieContext, log)
-      const hosted = resolveApp(config, app, record.cloud)
-      if (hosted === undefined) return fail('session_expired', { app, kind: app.consent }, log)
-      const ownApp = record.ownApp
-      const resolved = ownApp === undefined ? hosted : ownAppResolved(hosted, ownApp)
-      const context: FailureContext = { app, kind: app.consent, ...flowContext(record) }
+      const target = flowTarget(record, cookieContext)
+      if ('expired' in target) return fail('session_expired', target.expired, log)
+      const { app, resolved, ownApp, context } = target
       const user = context.user
 
       // 3. then the error: Microsoft (or the user) ended this flow; its text is shown only now,
