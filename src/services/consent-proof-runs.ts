@@ -88,10 +88,7 @@ export class ConsentProofRuns {
     log: FastifyBaseLogger,
   ): Promise<CallbackOutcome | { kind: 'pending' }> {
     const key = PROOF_KEY + sha256Hex(proofId)
-    await this.#putRunning(key)
-    const interrupt = new AbortController()
-    if (this.#stopped) interrupt.abort()
-    const outcome = settled(work(interrupt.signal))
+    const { outcome, background } = await this.#start(key, work, flow, log)
     const waited = new AbortController()
     const inline = await Promise.race([
       outcome,
@@ -105,9 +102,27 @@ export class ConsentProofRuns {
       if ('error' in inline) throw inline.error
       return inline.done as CallbackOutcome
     }
-    this.#background(key, outcome, interrupt, flow, log)
+    background()
     log.info('admin-consent proof continues in the background; the browser waits on /callback/status')
     return { kind: 'pending' }
+  }
+
+  /**
+   * Starts `work` under `key` (a new run or a resumed one): records it running, then runs it with
+   * what interrupts it, interrupted at once when this instance is stopping. `background` leaves it
+   * to go on there, its outcome stored for `status`.
+   */
+  async #start(
+    key: string,
+    work: ProofWork,
+    flow: FlowRecord,
+    log: FastifyBaseLogger,
+  ): Promise<{ outcome: Promise<Settled>; background: () => void }> {
+    await this.#putRunning(key)
+    const interrupt = new AbortController()
+    if (this.#stopped) interrupt.abort()
+    const outcome = settled(work(interrupt.signal))
+    return { outcome, background: () => this.#background(key, outcome, interrupt, flow, log) }
   }
 
   async #putRunning(key: string, handover?: { id: string; flow: FlowRecord }): Promise<void> {
@@ -172,16 +187,13 @@ export class ConsentProofRuns {
       if (handover !== undefined && !this.#stopped) {
         const resumed = PROOF_RESUMED_KEY + sha256Hex(handover.id)
         if (await store.ephemeral.claim(resumed, config.consent.flowTtlMs)) {
-          try {
-            await this.#putRunning(key)
-          } catch (err) {
+          const work = this.#deps.resume(handover.flow, log)
+          const started = await this.#start(key, work, handover.flow, log).catch(async (err: unknown) => {
             // Not resumed after all: the next poll (here or elsewhere) may claim it again.
             await store.ephemeral.delete(resumed).catch(() => undefined)
             throw err
-          }
-          const interrupt = new AbortController()
-          const work = this.#deps.resume(handover.flow, log)
-          this.#background(key, settled(work(interrupt.signal)), interrupt, handover.flow, log)
+          })
+          started.background()
           log.info('admin-consent proof handed over by a stopping instance resumed here')
           return { kind: 'pending' }
         }
