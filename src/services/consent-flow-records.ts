@@ -56,6 +56,20 @@ function resultPrefix(result: { reused: boolean; unshownKey?: string }): string 
   return result.unshownKey === undefined ? RESULT_KEY : UNSHOWN_RESULT_KEY
 }
 
+/**
+ * The value one of the lookups under RESULT_PREFIXES found, or null. A lookup's error is thrown only
+ * when none found it: a result already taken is handed out rather than lost to another prefix's
+ * failure (on a Redis Cluster the prefixes' keys can live on different masters).
+ */
+function found(lookups: PromiseSettledResult<string | null>[]): string | null {
+  for (const lookup of lookups) {
+    if (lookup.status === 'fulfilled' && lookup.value !== null) return lookup.value
+  }
+  const failed = lookups.find((lookup) => lookup.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  return null
+}
+
 function parseRecord(raw: string): FlowRecord | undefined {
   try {
     const value = JSON.parse(raw) as FlowRecord
@@ -121,22 +135,25 @@ export class ConsentFlowRecords {
     )
   }
 
-  /** Takes the one-time result (atomic read-and-delete); null when already taken or expired. */
+  /**
+   * Takes the one-time result (atomic read-and-delete); null when already taken or expired. Under
+   * every prefix at once, one round trip: a handle is random and its result stored under one prefix
+   * only, so the other takes find nothing to delete.
+   */
   async takeResult(resultHandle: string): Promise<string | null> {
     const hash = sha256Hex(resultHandle)
-    for (const prefix of RESULT_PREFIXES) {
-      const raw = await this.#store.ephemeral.take(prefix + hash, { secret: true })
-      if (raw !== null) return raw
-    }
-    return null
+    const lookups = await Promise.allSettled(
+      RESULT_PREFIXES.map((prefix) => this.#store.ephemeral.take(prefix + hash, { secret: true })),
+    )
+    return found(lookups)
   }
 
-  /** Whether the one-time result is still there, without taking it (HEAD /result). */
+  /** Whether the one-time result is still there, without taking it (HEAD /result); every prefix at once. */
   async hasResult(resultHandle: string): Promise<boolean> {
     const hash = sha256Hex(resultHandle)
-    for (const prefix of RESULT_PREFIXES) {
-      if ((await this.#store.ephemeral.get(prefix + hash)) !== null) return true
-    }
-    return false
+    const lookups = await Promise.allSettled(
+      RESULT_PREFIXES.map((prefix) => this.#store.ephemeral.get(prefix + hash)),
+    )
+    return found(lookups) !== null
   }
 }
