@@ -4,7 +4,9 @@
 // any other body is answered 415 `unsupported_media_type` by the one handler. A form post is a
 // request a browser sends across origins without asking first: an API that parsed one would answer
 // pages it never meant to serve. A JSON body states its own types, so it is validated as sent,
-// never coerced.
+// never coerced. The operator API refuses what its schemas don't name instead of dropping it: a
+// misspelt field or parameter would otherwise widen a call (`{"ap": …}` in a tenant revocation
+// revoking the tenant's registrations of every app, `?stauts=…` listing every status).
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { FastifyInstance } from 'fastify'
 
@@ -15,15 +17,16 @@ export function acceptJsonBodiesOnly(app: FastifyInstance): void {
 
 /**
  * The validators of `app`'s scope (and its children): Fastify's own compiler and options (formats,
- * defaults, unknown fields of closed objects dropped) for every part, except that bodies are not
- * coerced. Fastify's default turns `{"reason": true}` into the reason "true" and `["x"]` into "x":
- * a script's bug would then revoke for real. Path parameters and query strings are text by nature
- * and are still converted to the types their schemas give. (POST /obtain-token has its own strict
+ * defaults), except that bodies are not coerced and a property a closed object's schema
+ * (`additionalProperties: false`) does not name is refused (400), not dropped. Fastify's default
+ * turns `{"reason": true}` into the reason "true" and `["x"]` into "x", and drops `{"ap": …}`: a
+ * script's bug would then revoke for real. Path parameters and query strings are text by nature
+ * and are still converted to the types their schemas give. (POST /obtain-token has its own
  * compiler: routes/token/index.ts.)
  */
-export function validateBodiesAsSent(app: FastifyInstance): void {
+export function validateOperatorRequests(app: FastifyInstance): void {
   const compilers = AjvCompiler()
-  const forBodies = compilers({}, { customOptions: { coerceTypes: false } })
-  const forText = compilers({}, { customOptions: {} })
+  const forBodies = compilers({}, { customOptions: { coerceTypes: false, removeAdditional: false } })
+  const forText = compilers({}, { customOptions: { removeAdditional: false } })
   app.setValidatorCompiler((route) => (route.httpPart === 'body' ? forBodies(route) : forText(route)))
 }

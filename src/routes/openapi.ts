@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifySchema } from 'fastify'
 import { withLayerResponses } from './openapi-responses.js'
 
 /** Version of the documented API (not of the package): bumped when the wire contract changes. */
-const API_VERSION = '1.0.0'
+const API_VERSION = '1.1.0'
 
 const DOCUMENTED = [/^\/obtain-token$/, /^\/admin\/api(\/|$)/, /^\/healthz$/, /^\/readyz$/, /^\/metrics$/]
 
@@ -45,41 +45,6 @@ function defaultsFor(url: string): FastifySchema {
   return { tags: ['operations'] }
 }
 
-/** The request parts whose unknown properties Fastify's validator drops (`removeAdditional`). */
-const REQUEST_PARTS = ['body', 'querystring', 'params', 'headers'] as const
-
-const IGNORED_FIELDS_NOTE =
-  'Unknown properties are ignored (dropped before the request is handled), not refused.'
-
-/**
- * A copy of `schema` that says what the server does with unknown request properties: the route
- * schemas say `additionalProperties: false`, which makes Fastify's validator drop them, while in
- * OpenAPI it would mean "refused". Responses keep it: the server never sends an unlisted field.
- */
-function documentIgnoredFields(schema: FastifySchema): FastifySchema {
-  const copy: Record<string, unknown> = { ...schema }
-  for (const part of REQUEST_PARTS) {
-    if (copy[part] !== undefined) copy[part] = withoutClosedObjects(copy[part])
-  }
-  return copy as FastifySchema
-}
-
-function withoutClosedObjects(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(withoutClosedObjects)
-  if (node === null || typeof node !== 'object') return node
-  const result: Record<string, unknown> = {}
-  let closed = false
-  for (const [key, value] of Object.entries(node)) {
-    if (key === 'additionalProperties' && value === false) closed = true
-    else result[key] = withoutClosedObjects(value)
-  }
-  if (closed) {
-    const description = typeof result.description === 'string' ? `${result.description} ` : ''
-    result.description = `${description}${IGNORED_FIELDS_NOTE}`
-  }
-  return result
-}
-
 /**
  * Registers the generator and `GET /openapi.json`. Call before any route is registered: the
  * generator collects routes as they are added.
@@ -91,7 +56,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       info: {
         title: 'consent-broker',
         description:
-          'Token endpoint for integrations (obtain-token) and the operator API of the consent broker.',
+          'Token endpoint for integrations (obtain-token) and the operator API of the consent broker. ' +
+          'The operator API refuses (400 `invalid_request`, naming it) a query parameter or body field it ' +
+          'does not know; obtain-token ignores body fields it does not know.',
         version: API_VERSION,
       },
       servers: [{ url: app.config.publicUrl }],
@@ -115,7 +82,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       const base: FastifySchema = schema ?? {}
       const hidden = !isDocumentedUrl(url) || (route.config as { html?: boolean } | undefined)?.html === true
       if (hidden) return { schema: { ...base, hide: true }, url }
-      const documented: FastifySchema = { ...defaultsFor(url), ...documentIgnoredFields(base) }
+      const documented: FastifySchema = { ...defaultsFor(url), ...base }
       const response = withLayerResponses(documented.response as Record<string, unknown> | undefined, {
         method: route.method,
         url,

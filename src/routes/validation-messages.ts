@@ -1,7 +1,8 @@
 // Validation failures in words a caller can act on. Ajv names a refused pattern by its regular
 // expression (`body/reason must match pattern "^(?=.*\S)[^\u0000-…]+$"`), which says nothing to the
-// operator who sent it; the patterns the broker's schemas use are described here instead, and every
-// other failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
+// operator who sent it; the patterns the broker's schemas use are described here instead, an
+// unknown property is named (Ajv says only "must NOT have additional properties"), and every other
+// failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
 // the message of each request validation error with this (app.ts: schemaErrorFormatter).
 import type { FastifySchemaValidationError } from 'fastify'
 import { GUID_PATTERN } from '../guid.js'
@@ -39,13 +40,30 @@ const PATTERN_WORDS: ReadonlyMap<string, string> = new Map(
 )
 
 /**
+ * A property name the message may repeat: the request chose it, and the message is logged, so only
+ * a plain name (what every schema's properties look like) is echoed, never free text.
+ */
+const PLAIN_PROPERTY_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+
+/** What is wrong, in words where Ajv's own would not help: a refused pattern, an unknown property. */
+function wordsFor(error: FastifySchemaValidationError): string | undefined {
+  if (error.keyword === 'pattern') return PATTERN_WORDS.get(String(error.params.pattern))
+  if (error.keyword === 'additionalProperties') {
+    const name = String(error.params.additionalProperty)
+    return PLAIN_PROPERTY_NAME.test(name)
+      ? `has an unknown property "${name}"`
+      : 'has an unknown property (not a plain name)'
+  }
+  return undefined
+}
+
+/**
  * Fastify's `schemaErrorFormatter`: `<part><path> <what is wrong>` for each failure, joined by ", "
- * (Fastify's own shape), with a refused pattern described in words.
+ * (Fastify's own shape), with a refused pattern and an unknown property described in words.
  */
 export function schemaErrorMessage(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const described = errors.map((error) => {
-    const words = error.keyword === 'pattern' ? PATTERN_WORDS.get(String(error.params.pattern)) : undefined
-    return `${dataVar}${error.instancePath ?? ''} ${words ?? error.message}`
-  })
+  const described = errors.map(
+    (error) => `${dataVar}${error.instancePath ?? ''} ${wordsFor(error) ?? error.message}`,
+  )
   return new Error(described.join(', '))
 }

@@ -783,4 +783,36 @@ describe('JSON bodies validated as sent', () => {
     expect(page.status).toBe(200)
     expect(page.body.tenants).toHaveLength(1)
   })
+
+  it('refuses a field or parameter it does not know, naming it, so a misspelt one never widens a call', async () => {
+    // `ap` for `app`: dropped, it would revoke the tenant's registrations of every app.
+    const misspelt = await api('POST', `/admin/api/tenants/${FABRIKAM_TENANT_ID}/revoke`, {
+      token: ALICE,
+      body: { reason: 'one app only', ap: 'ms-defender-atp' },
+    })
+    expect(misspelt.status).toBe(400)
+    expect(misspelt.body.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'body has an unknown property "ap"',
+    })
+    expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
+
+    // `stauts` for `status`: dropped, it would list every status.
+    const listing = await api('GET', '/admin/api/registrations?stauts=revoked', { token: ALICE })
+    expect(listing.status).toBe(400)
+    expect(listing.body.error.message).toBe('querystring has an unknown property "stauts"')
+    const audit = await api('GET', '/admin/api/audit?limt=5', { token: ALICE })
+    expect(audit.body.error.message).toBe('querystring has an unknown property "limt"')
+    const webhook = await api('POST', '/admin/api/webhooks', {
+      token: ALICE,
+      body: { url: 'https://hooks.example/x', event: ['registration.revoked'] },
+    })
+    expect(webhook.status).toBe(400)
+    expect(webhook.body.error.message).toBe('body has an unknown property "event"')
+
+    // A name that is not a plain one (the request chose it; the message is logged) is not repeated.
+    const odd = await api('GET', `/admin/api/tenants?${encodeURIComponent('x y\u202e')}=1`, { token: ALICE })
+    expect(odd.status).toBe(400)
+    expect(odd.body.error.message).toBe('querystring has an unknown property (not a plain name)')
+  })
 })

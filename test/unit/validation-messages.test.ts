@@ -1,5 +1,5 @@
 // Validation failures in words: a refused pattern is described, not quoted as a regular expression;
-// every other failure keeps Ajv's message, in Fastify's `<part><path> <message>` shape.
+// an unknown property is named when its name is a plain one; every other failure keeps Ajv's message, in Fastify's `<part><path> <message>` shape.
 import { Ajv } from 'ajv'
 import type { FastifySchemaValidationError } from 'fastify'
 import { describe, expect, it } from 'vitest'
@@ -42,6 +42,28 @@ describe('schemaErrorMessage', () => {
     expect(schemaErrorMessage(errorsOf(filter, { app: 'Not A Slug' }), 'querystring').message).toBe(
       'querystring/app must be an app name (lower-case letters and digits joined by "-"), or be empty',
     )
+  })
+
+  it('names an unknown property, at its depth, when the name is a plain one, and only then', () => {
+    const schema = {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        app: { type: 'string' },
+        nested: { type: 'object', additionalProperties: false, properties: {} },
+      },
+    }
+    expect(schemaErrorMessage(errorsOf(schema, { ap: 'x' }), 'body').message).toBe(
+      'body has an unknown property "ap"',
+    )
+    expect(schemaErrorMessage(errorsOf(schema, { nested: { 'retry.after_ms-2': 1 } }), 'body').message).toBe(
+      'body/nested has an unknown property "retry.after_ms-2"',
+    )
+    for (const name of ['two words', 'x'.repeat(65), '"quoted"', 'bidi\u202e', '']) {
+      expect(schemaErrorMessage(errorsOf(schema, { [name]: 1 }), 'querystring').message, name).toBe(
+        'querystring has an unknown property (not a plain name)',
+      )
+    }
   })
 
   it("keeps Ajv's own message for every other failure, and for a pattern it has no words for", () => {

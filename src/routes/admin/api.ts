@@ -11,7 +11,7 @@ import {
 import type { KeyRotation } from '../../services/key-rotation.js'
 import { setTenantLabel } from '../../services/tenant-labels.js'
 import type { RegistrationStatus } from '../../store/types.js'
-import { acceptJsonBodiesOnly, validateBodiesAsSent } from '../json-bodies.js'
+import { acceptJsonBodiesOnly, validateOperatorRequests } from '../json-bodies.js'
 import { requireOperator } from '../operator-token.js'
 import { auditApiRoute } from './audit-api.js'
 import { credentialsApiRoute } from './credentials-api.js'
@@ -51,9 +51,9 @@ function operatorOf(request: FastifyRequest): string {
 export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const { keyRotation } = options
   const { revocation } = app.services
-  // Before any child scope is made: they take JSON alone too, validated as sent.
+  // Before any child scope is made: they take JSON alone too, validated as sent, unknown fields refused.
   acceptJsonBodiesOnly(app)
-  validateBodiesAsSent(app)
+  validateOperatorRequests(app)
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')

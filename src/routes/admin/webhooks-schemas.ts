@@ -27,7 +27,7 @@ export const eventTypeSchema = { type: 'string', enum: [...WEBHOOK_EVENT_TYPES] 
 
 export const addEndpointBodySchema = {
   type: 'object',
-  description: 'Unknown properties are ignored.',
+  additionalProperties: false,
   required: ['url'],
   properties: {
     url: {
