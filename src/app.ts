@@ -133,7 +133,8 @@ export async function buildApp(config: Config, deps: AppDependencies): Promise<F
       requireHostHeader: false,
     },
     clientErrorHandler: makeClientErrorHandler(documentHeaders, logger),
-    // A refused pattern in words, not as its regular expression (routes/validation-messages.ts).
+    // A refused pattern in words, not as its regular expression; an unknown property by the ones taken
+    // (routes/validation-messages.ts).
     schemaErrorFormatter: schemaErrorMessage,
     // The router's own refusals (a path parameter over 256 characters, a malformed percent-encoding)
     // go through the one handler with the broker's headers, instead of Fastify's echoing JSON.

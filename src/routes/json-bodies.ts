@@ -26,7 +26,15 @@ export function acceptJsonBodiesOnly(app: FastifyInstance): void {
  */
 export function validateOperatorRequests(app: FastifyInstance): void {
   const compilers = AjvCompiler()
-  const forBodies = compilers({}, { customOptions: { coerceTypes: false, removeAdditional: false } })
-  const forText = compilers({}, { customOptions: { removeAdditional: false } })
-  app.setValidatorCompiler((route) => (route.httpPart === 'body' ? forBodies(route) : forText(route)))
+  // Verbose: a refusal carries its schema, so its message can say which properties are taken
+  // (routes/validation-messages.ts). Headers keep Fastify's defaults: a closed header schema must
+  // not refuse the headers every request carries.
+  const strict = { removeAdditional: false, verbose: true } as const
+  const forBodies = compilers({}, { customOptions: { ...strict, coerceTypes: false } })
+  const forText = compilers({}, { customOptions: strict })
+  const forHeaders = compilers({}, { customOptions: {} })
+  app.setValidatorCompiler((route) => {
+    if (route.httpPart === 'body') return forBodies(route)
+    return route.httpPart === 'headers' ? forHeaders(route) : forText(route)
+  })
 }

@@ -57,8 +57,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
         title: 'consent-broker',
         description:
           'Token endpoint for integrations (obtain-token) and the operator API of the consent broker. ' +
-          'The operator API refuses (400 `invalid_request`, naming it) a query parameter or body field it ' +
-          'does not know; obtain-token ignores body fields it does not know.',
+          'The operator API refuses (400 `invalid_request`) a query parameter or body field an endpoint ' +
+          'does not take, and a body sent to an endpoint that takes none (`{}` aside); obtain-token ' +
+          'ignores body fields it does not know.',
         version: API_VERSION,
       },
       servers: [{ url: app.config.publicUrl }],

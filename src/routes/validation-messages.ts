@@ -1,9 +1,14 @@
 // Validation failures in words a caller can act on. Ajv names a refused pattern by its regular
 // expression (`body/reason must match pattern "^(?=.*\S)[^\u0000-…]+$"`), which says nothing to the
-// operator who sent it; the patterns the broker's schemas use are described here instead, an
-// unknown property is named (Ajv says only "must NOT have additional properties"), and every other
-// failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
+// operator who sent it; the patterns the broker's schemas use are described here instead. For an
+// unknown property (Ajv says only "must NOT have additional properties") the message names the
+// properties the schema takes, or the one a misspelt name was meant to be. It never repeats a name
+// the request chose otherwise: the message is logged, and a parameter's name may be anything, a
+// secret included (logger.ts keeps unknown parameters out of log lines, names and values). Every
+// other failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
 // the message of each request validation error with this (app.ts: schemaErrorFormatter).
+
+import { distance } from 'fastest-levenshtein'
 import type { FastifySchemaValidationError } from 'fastify'
 import { GUID_PATTERN } from '../guid.js'
 import { ONE_LINE_TEXT_PATTERN, REFUSED_CHARACTERS_WORDS } from '../one-line-text.js'
@@ -39,21 +44,43 @@ const PATTERN_WORDS: ReadonlyMap<string, string> = new Map(
   ]),
 )
 
+/** A name the message may repeat as a misspelling: plain characters, like every property's. */
+const PLAIN_NAME = /^[A-Za-z0-9_-]{1,64}$/
+/** At most this many edits away from a property the schema takes, a name is that one misspelt. */
+const MISSPELT_WITHIN = 2
+
 /**
- * A property name the message may repeat: the request chose it, and the message is logged, so only
- * a plain name (what every schema's properties look like) is echoed, never free text.
+ * The unknown property's words: the property it misspells, when it is within MISSPELT_WITHIN edits
+ * of one the schema takes (a name that close to a known one can't carry a secret, so it is
+ * repeated), else the properties the schema takes. `parentSchema` is there when the validator
+ * reports verbosely (routes/json-bodies.ts); without it, no names at all.
  */
-const PLAIN_PROPERTY_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+function unknownPropertyWords(error: FastifySchemaValidationError): string {
+  const properties = (error as { parentSchema?: { properties?: Record<string, unknown> } }).parentSchema
+    ?.properties
+  if (properties === undefined) return 'has an unknown property'
+  const known = Object.keys(properties)
+  if (known.length === 0) return 'takes no properties'
+  const name = String(error.params.additionalProperty)
+  if (PLAIN_NAME.test(name)) {
+    let meant: string | undefined
+    let nearest = MISSPELT_WITHIN + 1
+    for (const candidate of known) {
+      const edits = distance(name.toLowerCase(), candidate.toLowerCase())
+      if (edits < nearest) {
+        nearest = edits
+        meant = candidate
+      }
+    }
+    if (meant !== undefined) return `has an unknown property "${name}" (did you mean "${meant}"?)`
+  }
+  return `has an unknown property (it takes ${known.join(', ')})`
+}
 
 /** What is wrong, in words where Ajv's own would not help: a refused pattern, an unknown property. */
 function wordsFor(error: FastifySchemaValidationError): string | undefined {
   if (error.keyword === 'pattern') return PATTERN_WORDS.get(String(error.params.pattern))
-  if (error.keyword === 'additionalProperties') {
-    const name = String(error.params.additionalProperty)
-    return PLAIN_PROPERTY_NAME.test(name)
-      ? `has an unknown property "${name}"`
-      : 'has an unknown property (not a plain name)'
-  }
+  if (error.keyword === 'additionalProperties') return unknownPropertyWords(error)
   return undefined
 }
 

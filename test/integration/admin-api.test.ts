@@ -32,7 +32,7 @@ type Json = Record<string, any>
 
 let calls = 0
 async function api(
-  method: 'GET' | 'POST' | 'PATCH',
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
   url: string,
   options: { token?: string; headers?: Record<string, string>; body?: unknown } = {},
 ): Promise<{ status: number; body: Json; headers: Record<string, unknown> }> {
@@ -793,26 +793,56 @@ describe('JSON bodies validated as sent', () => {
     expect(misspelt.status).toBe(400)
     expect(misspelt.body.error).toMatchObject({
       code: 'invalid_request',
-      message: 'body has an unknown property "ap"',
+      message: 'body has an unknown property "ap" (did you mean "app"?)',
     })
     expect((await broker.store.registrations.getMeta(fabrikamMail.registrationId))?.status).toBe('active')
 
     // `stauts` for `status`: dropped, it would list every status.
     const listing = await api('GET', '/admin/api/registrations?stauts=revoked', { token: ALICE })
     expect(listing.status).toBe(400)
-    expect(listing.body.error.message).toBe('querystring has an unknown property "stauts"')
+    expect(listing.body.error.message).toBe(
+      'querystring has an unknown property "stauts" (did you mean "status"?)',
+    )
     const audit = await api('GET', '/admin/api/audit?limt=5', { token: ALICE })
-    expect(audit.body.error.message).toBe('querystring has an unknown property "limt"')
+    expect(audit.body.error.message).toBe(
+      'querystring has an unknown property "limt" (did you mean "limit"?)',
+    )
     const webhook = await api('POST', '/admin/api/webhooks', {
       token: ALICE,
       body: { url: 'https://hooks.example/x', event: ['registration.revoked'] },
     })
     expect(webhook.status).toBe(400)
-    expect(webhook.body.error.message).toBe('body has an unknown property "event"')
+    expect(webhook.body.error.message).toBe('body has an unknown property "event" (did you mean "events"?)')
 
-    // A name that is not a plain one (the request chose it; the message is logged) is not repeated.
-    const odd = await api('GET', `/admin/api/tenants?${encodeURIComponent('x y\u202e')}=1`, { token: ALICE })
-    expect(odd.status).toBe(400)
-    expect(odd.body.error.message).toBe('querystring has an unknown property (not a plain name)')
+    // Any other name (the request chose it, and the message is logged) is not repeated: the
+    // message lists the names taken instead.
+    for (const name of ['zz_unknown', 'x y\u202e', 'a'.repeat(64)]) {
+      const odd = await api('GET', `/admin/api/tenants?${encodeURIComponent(name)}=1`, { token: ALICE })
+      expect(odd.status).toBe(400)
+      expect(odd.body.error.message).toBe('querystring has an unknown property (it takes app, cursor, limit)')
+    }
+    const none = await api('GET', `/admin/api/registrations/${fabrikamMail.registrationId}?full=1`, {
+      token: ALICE,
+    })
+    expect(none.body.error.message).toBe('querystring takes no properties')
+  })
+
+  it('refuses a body sent to an endpoint that takes none (an empty object aside), and does nothing', async () => {
+    const before = (await api('GET', '/admin/api/keys/rotation', { token: ALICE })).body
+    const rotate = await api('POST', '/admin/api/keys/rotate', { token: ALICE, body: { dryRun: true } })
+    expect(rotate.status).toBe(400)
+    expect(rotate.body.error).toMatchObject({
+      code: 'invalid_request',
+      message: 'this endpoint takes no request body (send none, or {})',
+    })
+    const finish = await api('POST', '/admin/api/upgrade/finish', { token: ALICE, body: [1] })
+    expect(finish.status).toBe(400)
+    const endpoint = `/admin/api/webhooks/ep_${'0'.repeat(24)}`
+    const remove = await api('DELETE', endpoint, { token: ALICE, body: { force: true } })
+    expect(remove.status).toBe(400)
+    // The empty object reaches the endpoint (here: no such webhook endpoint).
+    expect((await api('DELETE', endpoint, { token: ALICE, body: {} })).status).toBe(404)
+    // Nothing was started: the rotation's state is as it was.
+    expect((await api('GET', '/admin/api/keys/rotation', { token: ALICE })).body).toEqual(before)
   })
 })

@@ -305,7 +305,10 @@ describe('the OpenAPI document says what the server does', () => {
             : { headers: { ...bearer(ALICE), 'content-type': 'application/json' }, payload: '{}' }),
         })
         expect(answer.statusCode, `${method} ${path}`).toBe(400)
-        expect(answer.json().error.message, `${method} ${path}`).toContain('zz_unknown')
+        // (the name itself is not repeated: it is no misspelling of one taken)
+        expect(answer.json().error.message, `${method} ${path}`).toMatch(
+          /^querystring (has an unknown property \(it takes [a-z, ]+\)|takes no properties)$/,
+        )
       }
     }
     expect(bodies).toBeGreaterThanOrEqual(4)
@@ -314,7 +317,9 @@ describe('the OpenAPI document says what the server does', () => {
     // …and the server does refuse them: an unknown query parameter or body field is a 400.
     const listed = await broker.app.inject({ url: '/admin/api/tenants?bogus=1', headers: bearer(ALICE) })
     expect(listed.statusCode).toBe(400)
-    expect(listed.json().error.message).toBe('querystring has an unknown property "bogus"')
+    expect(listed.json().error.message).toBe(
+      'querystring has an unknown property (it takes app, cursor, limit)',
+    )
     const revoke = await broker.app.inject({
       method: 'POST',
       url: '/admin/api/registrations/no-such-id/revoke',

@@ -214,6 +214,8 @@ describe('logs of a full consent and token flow', () => {
       `/result?bearer=${stranger}`,
       `/ms-graph-mail/manage?done=signed_in&bearer=${stranger}`,
       `/admin/api/audit?limit=1&bearer=${stranger}`,
+      // refused (an unknown parameter of the operator API), its name must not be in the refusal
+      `/admin/api/audit?${stranger}=1`,
       `/admin/tenants?bearer=${stranger}`,
       `/obtain-token?bearer=${stranger}`,
       `/healthz?bearer=${stranger}`,

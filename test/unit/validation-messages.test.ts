@@ -1,5 +1,5 @@
 // Validation failures in words: a refused pattern is described, not quoted as a regular expression;
-// an unknown property is named when its name is a plain one; every other failure keeps Ajv's message, in Fastify's `<part><path> <message>` shape.
+// an unknown property by the one it misspells or the ones taken; every other failure keeps Ajv's message, in Fastify's `<part><path> <message>` shape.
 import { Ajv } from 'ajv'
 import type { FastifySchemaValidationError } from 'fastify'
 import { describe, expect, it } from 'vitest'
@@ -44,26 +44,41 @@ describe('schemaErrorMessage', () => {
     )
   })
 
-  it('names an unknown property, at its depth, when the name is a plain one, and only then', () => {
+  it('names the property an unknown one misspells, else the ones taken, never another name', () => {
     const schema = {
       type: 'object',
       additionalProperties: false,
       properties: {
         app: { type: 'string' },
+        status: { type: 'string' },
         nested: { type: 'object', additionalProperties: false, properties: {} },
       },
     }
-    expect(schemaErrorMessage(errorsOf(schema, { ap: 'x' }), 'body').message).toBe(
-      'body has an unknown property "ap"',
+    // (the operator API's validators report verbosely: each error carries its schema)
+    const errors = (data: unknown) => {
+      const validate = new Ajv({ verbose: true }).compile(schema)
+      expect(validate(data)).toBe(false)
+      return (validate.errors ?? []) as FastifySchemaValidationError[]
+    }
+    expect(schemaErrorMessage(errors({ ap: 'x' }), 'body').message).toBe(
+      'body has an unknown property "ap" (did you mean "app"?)',
     )
-    expect(schemaErrorMessage(errorsOf(schema, { nested: { 'retry.after_ms-2': 1 } }), 'body').message).toBe(
-      'body/nested has an unknown property "retry.after_ms-2"',
+    expect(schemaErrorMessage(errors({ Stauts: 'x' }), 'querystring').message).toBe(
+      'querystring has an unknown property "Stauts" (did you mean "status"?)',
     )
-    for (const name of ['two words', 'x'.repeat(65), '"quoted"', 'bidi\u202e', '']) {
-      expect(schemaErrorMessage(errorsOf(schema, { [name]: 1 }), 'querystring').message, name).toBe(
-        'querystring has an unknown property (not a plain name)',
+    expect(schemaErrorMessage(errors({ nested: { x: 1 } }), 'body').message).toBe(
+      'body/nested takes no properties',
+    )
+    // Three edits or more from every name taken, or not a plain name: not repeated.
+    for (const name of ['zz_unknown', 'a1b2'.repeat(16), 'stat\nus', 'státus', '']) {
+      expect(schemaErrorMessage(errors({ [name]: 1 }), 'querystring').message, name).toBe(
+        'querystring has an unknown property (it takes app, status, nested)',
       )
     }
+    // Without the schema (a validator not reporting verbosely): no names at all.
+    expect(schemaErrorMessage(errorsOf(schema, { ap: 'x' }), 'body').message).toBe(
+      'body has an unknown property',
+    )
   })
 
   it("keeps Ajv's own message for every other failure, and for a pattern it has no words for", () => {

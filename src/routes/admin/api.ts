@@ -2,7 +2,7 @@
 // Authentication runs in onRequest, before body parsing and validation, so a caller without a valid
 // token learns nothing, not even whether its request was well-formed.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { errorBodySchema, operatorUnknown } from '../../errors.js'
+import { errorBodySchema, invalidRequest, operatorUnknown } from '../../errors.js'
 import {
   listRegistrations,
   readRegistrationAsOperator,
@@ -60,6 +60,19 @@ export async function adminApiRoutes(app: FastifyInstance, options: AdminApiOpti
     const operator = await requireOperator(app, request, reply)
     operators.set(request, operator)
     request.log = request.log.child({ operator })
+  })
+  // An endpoint without a body schema takes no body: one sent anyway (`{"dryRun": true}` to start a
+  // key rotation) is refused like an unknown field, not ignored. `{}` passes: some clients send an
+  // empty object with every POST. (Schemas can't say this: Fastify validates an absent body too.)
+  app.addHook('preValidation', (request, _reply, done) => {
+    const body = request.body
+    const sent = body !== undefined && body !== null
+    const empty = sent && typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0
+    if (sent && !empty && request.routeOptions.schema?.body === undefined) {
+      done(invalidRequest('this endpoint takes no request body (send none, or {})'))
+      return
+    }
+    done()
   })
 
   credentialsApiRoute(app)
