@@ -88,41 +88,62 @@ export class ConsentProofRuns {
     log: FastifyBaseLogger,
   ): Promise<CallbackOutcome | { kind: 'pending' }> {
     const key = PROOF_KEY + sha256Hex(proofId)
-    const { outcome, background } = await this.#start(key, work, flow, log)
-    const waited = new AbortController()
-    const inline = await Promise.race([
-      outcome,
-      sleepFor(this.#deps.inlineWaitMs ?? PROOF_INLINE_WAIT_MS, 'waiting' as const, {
-        signal: waited.signal,
-      }).catch(() => 'waiting' as const),
-    ])
-    waited.abort()
-    if (inline !== 'waiting' && !('done' in inline && inline.done === PROOF_INTERRUPTED)) {
-      await this.#deps.store.ephemeral.delete(key)
-      if ('error' in inline) throw inline.error
-      return inline.done as CallbackOutcome
+    const { outcome, background, release } = await this.#start(key, work, flow, log)
+    try {
+      const waited = new AbortController()
+      const inline = await Promise.race([
+        outcome,
+        sleepFor(this.#deps.inlineWaitMs ?? PROOF_INLINE_WAIT_MS, 'waiting' as const, {
+          signal: waited.signal,
+        }).catch(() => 'waiting' as const),
+      ])
+      waited.abort()
+      if (inline !== 'waiting' && !('done' in inline && inline.done === PROOF_INTERRUPTED)) {
+        await this.#deps.store.ephemeral.delete(key)
+        if ('error' in inline) throw inline.error
+        return inline.done as CallbackOutcome
+      }
+      background()
+      log.info('admin-consent proof continues in the background; the browser waits on /callback/status')
+      return { kind: 'pending' }
+    } finally {
+      release()
     }
-    background()
-    log.info('admin-consent proof continues in the background; the browser waits on /callback/status')
-    return { kind: 'pending' }
   }
 
   /**
    * Starts `work` under `key` (a new run or a resumed one): records it running, then runs it with
    * what interrupts it, interrupted at once when this instance is stopping. `background` leaves it
-   * to go on there, its outcome stored for `status`.
+   * to go on there, its outcome stored for `status`. The run is tracked from its start, so `stop`
+   * interrupts and waits for one still in the callback's inline wait too; `release` ends that
+   * tracking (idempotent), once the run returned inline or `background` tracks its storing instead.
    */
   async #start(
     key: string,
     work: ProofWork,
     flow: FlowRecord,
     log: FastifyBaseLogger,
-  ): Promise<{ outcome: Promise<Settled>; background: () => void }> {
+  ): Promise<{ outcome: Promise<Settled>; background: () => void; release: () => void }> {
     await this.#putRunning(key)
     const interrupt = new AbortController()
     if (this.#stopped) interrupt.abort()
     const outcome = settled(work(interrupt.signal))
-    return { outcome, background: () => this.#background(key, outcome, interrupt, flow, log) }
+    let release: () => void = () => undefined
+    this.#track(new Promise<void>((resolve) => (release = resolve)), interrupt)
+    return {
+      outcome,
+      background: () => {
+        this.#background(key, outcome, interrupt, flow, log)
+        release()
+      },
+      release,
+    }
+  }
+
+  /** Keeps `running` (and what interrupts it) for `stop` until it settles. */
+  #track(running: Promise<void>, interrupt: AbortController): void {
+    this.#running.set(running, interrupt)
+    void running.finally(() => this.#running.delete(running))
   }
 
   async #putRunning(key: string, handover?: { id: string; flow: FlowRecord }): Promise<void> {
@@ -166,8 +187,7 @@ export class ConsentProofRuns {
         log.error({ err }, 'could not record the outcome of an admin-consent proof')
       }
     })
-    this.#running.set(stored, interrupt)
-    void stored.finally(() => this.#running.delete(stored))
+    this.#track(stored, interrupt)
   }
 
   /**
@@ -213,9 +233,12 @@ export class ConsentProofRuns {
     return { kind: 'failed', failure: { ...rest, app: app === undefined ? undefined : findApp(config, app) } }
   }
 
-  /** Waits for the proofs still running on this instance (tests). */
+  /**
+   * Waits for the proofs running on this instance, and for those they hand on to (a run leaving its
+   * inline wait is tracked by its storing before its start stops being), until none is left.
+   */
   async settle(): Promise<void> {
-    await Promise.all([...this.#running.keys()])
+    while (this.#running.size > 0) await Promise.all([...this.#running.keys()])
   }
 
   /**

@@ -1,5 +1,6 @@
 // ConsentProofRuns without HTTP: a proof handed over by a stopping instance, claimed by another
-// instance that then stops too before taking it over, still ends at its deadline.
+// instance that then stops too before taking it over, still ends at its deadline; a proof still in
+// the callback's inline wait when its instance stops is interrupted and handed over too.
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { sha256Hex } from '../../src/crypto/sha256.js'
@@ -62,5 +63,40 @@ describe('a handed-over admin-consent proof', () => {
     expect(ended.kind).toBe('failed')
     expect(ended.kind === 'failed' && ended.failure.reason).toBe('consent_not_effective')
     expect(resumedBy).toEqual([])
+  })
+
+  it('interrupts a proof still in the inline wait when the instance stops, and waits for its hand-over', async () => {
+    const config = testConfig({ authorityUrl: 'http://127.0.0.1:9' })
+    const store = createMemoryStore({ keyRing: config.keyRing })
+    const flow = { v: 1, app: 'ms-graph-mail', cloud: 'global', kind: 'admin', phase: 'admin-consent' }
+    // A callback waits up to a minute inline: stop() comes while it still does.
+    const runs = new ConsentProofRuns({
+      config,
+      store,
+      clock: Date.now,
+      inlineWaitMs: 60_000,
+      resume: () => async () => PROOF_INTERRUPTED as never,
+    })
+    const interrupted: boolean[] = []
+    let started!: () => void
+    const begun = new Promise<void>((resolve) => (started = resolve))
+    const work = (signal: AbortSignal) =>
+      new Promise<typeof PROOF_INTERRUPTED>((resolve) => {
+        started()
+        signal.addEventListener('abort', () => {
+          interrupted.push(true)
+          resolve(PROOF_INTERRUPTED)
+        })
+      })
+    const callback = runs.run('proof-2', work as never, flow as never, log)
+    await begun
+    const stoppedAt = Date.now()
+    await runs.stop()
+    // Interrupted at once, not after the inline wait, and handed over before stop() returned.
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000)
+    expect(interrupted).toEqual([true])
+    const raw = await store.ephemeral.get(`consent:proof:${sha256Hex('proof-2')}`, { secret: true })
+    expect(JSON.parse(raw!)).toMatchObject({ state: 'running', handover: { flow } })
+    expect(await callback).toEqual({ kind: 'pending' })
   })
 })
