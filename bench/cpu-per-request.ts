@@ -6,38 +6,37 @@
 // compare a hot-path change with on a busy machine. Linux only (/proc). Rounds alternate floor and
 // hit; reported: every round, the medians and floor / hit (what the throughput ratio would be if the
 // server's CPU were the only limit).
-//
-//   npx tsx bench/cpu-per-request.ts [--rate 4000] [--duration 5] [--rounds 5] [--connections 50]
-//   [--cpu-prof DIR] (each target writes a V8 CPU profile into DIR when it stops, for finding where
-//   its time goes; profiling slows both, so read its figures as relative)
+// Its options: USAGE below (`npx tsx bench/cpu-per-request.ts --help`).
 import { type ChildProcess, fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { createRedisConnection } from '../src/store/redis-connection.js'
 import { contosoRegistration, encryptedBodies, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
+import { benchOptions, integerOption } from './options.js'
 import { median } from './support.js'
 import type { Start } from './targets.js'
 
-const { values: args } = parseArgs({
-  options: {
-    rate: { type: 'string', default: '4000' },
-    duration: { type: 'string', default: '5' },
-    rounds: { type: 'string', default: '5' },
-    connections: { type: 'string', default: '50' },
-    'cpu-prof': { type: 'string' },
-  },
+const USAGE = `usage: npx tsx bench/cpu-per-request.ts [--rate R] [--duration S] [--rounds N] [--connections N]
+                                        [--cpu-prof DIR]
+  --rate         requests per second, the same for both targets  default 4000
+  --duration     seconds per run                                 default 5
+  --rounds       rounds of (floor, hit)                          default 5
+  --connections  autocannon connections                          default 50
+  --cpu-prof     a directory: each target writes a V8 CPU profile there when it stops, for finding
+                 where its time goes (profiling slows both: read its figures as relative)`
+const args = benchOptions(USAGE, {
+  rate: { type: 'string', default: '4000' },
+  duration: { type: 'string', default: '5' },
+  rounds: { type: 'string', default: '5' },
+  connections: { type: 'string', default: '50' },
+  'cpu-prof': { type: 'string' },
 })
-const RATE = Number(args.rate)
-const DURATION = Number(args.duration)
-const ROUNDS = Number(args.rounds)
-const CONNECTIONS = Number(args.connections)
-for (const [name, value] of Object.entries({ RATE, DURATION, ROUNDS, CONNECTIONS })) {
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`--${name.toLowerCase()} must be a positive integer`)
-}
+const RATE = integerOption(USAGE, 'rate', args.rate, 1)
+const DURATION = integerOption(USAGE, 'duration', args.duration, 1, 3600)
+const ROUNDS = integerOption(USAGE, 'rounds', args.rounds, 1, 1000)
+const CONNECTIONS = integerOption(USAGE, 'connections', args.connections, 1, 10_000)
 /** USER_HZ: /proc reports CPU time in clock ticks of 10 ms on Linux. */
 const MS_PER_TICK = 10
 

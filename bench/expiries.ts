@@ -10,11 +10,12 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { fileURLToPath, pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
+import { LOG_LEVELS } from '../src/config/types.js'
 import type { Env } from '../src/config.js'
 import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
+import { benchOptions, choiceOption, integerOption } from './options.js'
 import { median } from './support.js'
 
 /** What the caller of obtain-token's bench lends this section. */
@@ -288,20 +289,17 @@ async function fixedRateLoad(
 }
 
 async function alone(): Promise<void> {
-  const { values: args } = parseArgs({
-    options: {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: String(EXPIRY_DURATION_S) },
-      rate: { type: 'string', default: String(EXPIRY_RATE) },
-      'log-level': { type: 'string', default: 'info' },
-      profile: { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
+  const args = benchOptions(USAGE, {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: String(EXPIRY_DURATION_S) },
+    rate: { type: 'string', default: String(EXPIRY_RATE) },
+    'log-level': { type: 'string', default: 'info' },
+    profile: { type: 'string' },
   })
-  if (args.help) {
-    console.log(USAGE)
-    return
-  }
+  const rounds = integerOption(USAGE, 'rounds', args.rounds, 1, 1000)
+  const duration = integerOption(USAGE, 'duration', args.duration, 1, 3600)
+  const rate = integerOption(USAGE, 'rate', args.rate, 1)
+  const logLevel = choiceOption(USAGE, 'log-level', args['log-level'], LOG_LEVELS)
   const backend = await startBackend()
   const children: ChildProcess[] = []
   try {
@@ -310,9 +308,9 @@ async function alone(): Promise<void> {
       emulatorUrl: backend.emulatorUrl,
       env,
       redisUrl: backend.redisUrl,
-      rounds: Math.max(1, Number(args.rounds)),
-      duration: Number(args.duration),
-      rate: Number(args.rate),
+      rounds,
+      duration,
+      rate,
       target: async (targetEnv) => {
         const child = fork(fileURLToPath(new URL('./server.ts', import.meta.url)), [], {
           execArgv: [
@@ -326,7 +324,7 @@ async function alone(): Promise<void> {
         const port = await new Promise<number>((resolve, reject) => {
           child.once('message', (m: { port: number }) => resolve(m.port))
           child.once('exit', (code) => reject(new Error(`broker target exited with ${code}`)))
-          child.send({ mode: 'broker', env: targetEnv, logLevel: args['log-level'] })
+          child.send({ mode: 'broker', env: targetEnv, logLevel })
         })
         return { url: `http://127.0.0.1:${port}`, child }
       },

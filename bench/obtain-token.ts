@@ -8,16 +8,13 @@
 // measured server on CPU 0 and everything else (autocannon, redis-server, emulator) on CPU 1 — the
 // same for bare and broker. Off by default: pinned, the bare route fell to ~55 % of its unpinned rate
 // and the load generator may then be what limits it, which would flatter the ratio.
-//
-//   npm run bench -- [--connections 50] [--duration 10] [--rounds 3] [--pin off|auto|on]
-//                    [--log-level info] [--profile <dir>]
-// (--profile writes V8 CPU profiles of the targets, for finding hot-path costs)
+// Its options: USAGE below (`npm run bench -- --help`).
 import { type ChildProcess, execFileSync, fork } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
+import { LOG_LEVELS } from '../src/config/types.js'
 import { type Env, loadConfig } from '../src/config.js'
 import { createRedisStore } from '../src/store/redis.js'
 import { createRedisConnection, type RedisClient } from '../src/store/redis-connection.js'
@@ -25,27 +22,35 @@ import { encryptContent, XsoarClient } from '../test/support/xsoar-client.js'
 import { CONTOSO, contosoRegistration, startBackend, TOKEN_REQUEST_HEADERS } from './backend.js'
 import { expiriesSection, measureExpiries } from './expiries.js'
 import { BENCH_NOTES } from './notes.js'
+import { benchOptions, choiceOption, integerOption, usageError } from './options.js'
 import { median, scanKeys, sleep } from './support.js'
 
-const { values: args } = parseArgs({
-  options: {
-    connections: { type: 'string', default: '50' },
-    duration: { type: 'string', default: '10' },
-    rounds: { type: 'string', default: '3' },
-    pin: { type: 'string', default: 'off' },
-    'log-level': { type: 'string', default: 'info' },
-    profile: { type: 'string' },
-  },
+const USAGE = `usage: npm run bench -- [--connections N] [--duration S] [--rounds N] [--pin off|auto|on]
+                        [--log-level L] [--profile DIR]
+  --connections  autocannon connections                       default 50
+  --duration     seconds per run (the cold runs: half, ≥ 3)    default 10
+  --rounds       rounds of (bare, floor, hit)                 default 3
+  --pin          the measured server on CPU 0, the rest on 1  default off
+  --log-level    the targets' log level (lines discarded)     default info
+  --profile      a directory: V8 CPU profiles of the targets, for finding hot-path costs
+  Writes bench/RESULTS.md.`
+const args = benchOptions(USAGE, {
+  connections: { type: 'string', default: '50' },
+  duration: { type: 'string', default: '10' },
+  rounds: { type: 'string', default: '3' },
+  pin: { type: 'string', default: 'off' },
+  'log-level': { type: 'string', default: 'info' },
+  profile: { type: 'string' },
 })
-const CONNECTIONS = Number(args.connections)
-const DURATION = Number(args.duration)
+const CONNECTIONS = integerOption(USAGE, 'connections', args.connections, 1, 10_000)
+const DURATION = integerOption(USAGE, 'duration', args.duration, 1, 3600)
 const PROFILE = args.profile
-const ROUNDS = Math.max(1, Number(args.rounds))
+const ROUNDS = integerOption(USAGE, 'rounds', args.rounds, 1, 1000)
 // Pre-built encrypted tokens per second of a hit run (each is accepted once); above the rates seen.
 const HIT_BODIES_PER_SECOND = 25_000
 const WARMUP = 3
 const COLD_DURATION = Math.max(3, Math.round(DURATION / 2))
-const LOG_LEVEL = args['log-level']
+const LOG_LEVEL = choiceOption(USAGE, 'log-level', args['log-level'], LOG_LEVELS)
 
 interface Figures {
   name: string
@@ -67,7 +72,7 @@ interface Pinning {
   rest: string
 }
 
-function resolvePinning(mode: string | undefined): Pinning | undefined {
+function resolvePinning(mode: 'off' | 'auto' | 'on'): Pinning | undefined {
   if (mode === 'off') return undefined
   let available = true
   try {
@@ -75,11 +80,10 @@ function resolvePinning(mode: string | undefined): Pinning | undefined {
   } catch {
     available = false
   }
-  if (mode === 'on' && !available) throw new Error('--pin on: taskset (util-linux) not found')
-  if (mode !== 'on' && mode !== 'auto') throw new Error(`--pin ${mode}: expected auto, on or off`)
+  if (mode === 'on' && !available) usageError(USAGE, '--pin on: taskset (util-linux) not found')
   return available && cpus().length >= 2 ? { server: '0', rest: '1' } : undefined
 }
-const PIN = resolvePinning(args.pin)
+const PIN = resolvePinning(choiceOption(USAGE, 'pin', args.pin, ['off', 'auto', 'on']))
 
 /** Pins every thread of `pid` (and what it starts later) to `cpu`. */
 function pin(pid: number | undefined, cpu: string): void {

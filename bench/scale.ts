@@ -21,7 +21,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
-import { parseArgs } from 'node:util'
 import { CONTOSO_TENANT_ID } from '../emulator/demo-data.js'
 import { type RunningEmulator, startEmulator } from '../emulator/server.js'
 import { type Config, type Env, loadConfig } from '../src/config.js'
@@ -37,6 +36,7 @@ import { type BrokerProcess, ensureBuilt, findFreePort, spawnBroker } from '../t
 import { DEMO_APPS_FILE, DEMO_CLIENT_SECRET_ENV } from '../test/support/config.js'
 import { startRedisServer } from '../test/support/redis-server.js'
 import { XsoarClient } from '../test/support/xsoar-client.js'
+import { benchOptions, integerOption, usageError } from './options.js'
 import { parallel, population, type Seeded, seed } from './scale-seed.js'
 import {
   infoField,
@@ -49,27 +49,36 @@ import {
   usedMemory,
 } from './support.js'
 
-const { values: args } = parseArgs({
-  options: {
-    registrations: { type: 'string', default: '100000' },
-    'redis-url': { type: 'string' },
-    prefix: { type: 'string', default: 'scale:' },
-    keep: { type: 'boolean', default: false },
-    'seed-only': { type: 'boolean', default: false },
-    'sample-file': { type: 'string' },
-    'public-url': { type: 'string', default: 'http://127.0.0.1:3000' },
-    out: { type: 'string', default: new URL('./SCALE.md', import.meta.url).pathname },
-    concurrency: { type: 'string', default: '24' },
-  },
+const USAGE = `usage: npm run bench:scale -- [--registrations N] [--redis-url URL] [--prefix P] [--keep]
+                              [--seed-only] [--sample-file PATH] [--public-url URL] [--out PATH]
+                              [--concurrency N]
+  --registrations  the largest size measured (≥ 20)                       default 100000
+  --redis-url      an existing Redis (default: its own, removed at exit)
+  --prefix         key prefix in that Redis (no { or })                   default scale:
+  --keep           leave the data (needs --redis-url)
+  --seed-only      seed, measure nothing (needs --redis-url)
+  --sample-file    write 10 demo-tenant registrations as JSON lines
+  --public-url     the public URL their ID field names                    default http://127.0.0.1:3000
+  --out            where the figures go                                   default bench/SCALE.md
+  --concurrency    operations in flight while seeding and caching tokens  default 24`
+const args = benchOptions(USAGE, {
+  registrations: { type: 'string', default: '100000' },
+  'redis-url': { type: 'string' },
+  prefix: { type: 'string', default: 'scale:' },
+  keep: { type: 'boolean', default: false },
+  'seed-only': { type: 'boolean', default: false },
+  'sample-file': { type: 'string' },
+  'public-url': { type: 'string', default: 'http://127.0.0.1:3000' },
+  out: { type: 'string', default: new URL('./SCALE.md', import.meta.url).pathname },
+  concurrency: { type: 'string', default: '24' },
 })
-const TOTAL = Number(args.registrations)
-if (!Number.isInteger(TOTAL) || TOTAL < 20) throw new Error('--registrations must be an integer ≥ 20')
+const TOTAL = integerOption(USAGE, 'registrations', args.registrations, 20)
 if ((args.keep || args['seed-only']) && args['redis-url'] === undefined) {
-  throw new Error('--keep and --seed-only need --redis-url: the bench removes its own Redis at exit')
+  usageError(USAGE, '--keep and --seed-only need --redis-url: the bench removes its own Redis at exit')
 }
 const PREFIX = args.prefix
-if (/[{}]/.test(PREFIX)) throw new Error('--prefix must not contain { or }')
-const CONCURRENCY = Math.max(1, Number(args.concurrency))
+if (/[{}]/.test(PREFIX)) usageError(USAGE, '--prefix must not contain { or }')
+const CONCURRENCY = integerOption(USAGE, 'concurrency', args.concurrency, 1, 10_000)
 const SIZES = [...new Set([1000, 10_000, 100_000, 1_000_000].filter((n) => n < TOTAL).concat(TOTAL))]
 const OPERATOR_TOKEN = `bench-${randomBytes(16).toString('hex')}`
 /** Sequential requests per timed operator read (median and p95 reported). */

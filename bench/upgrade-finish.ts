@@ -16,13 +16,11 @@
 // mismatch fails the run (exit 1). It measures what it saw; the figures are never typed in. With
 // --out (default bench/SCALE.md) it puts this run's figures in the section "Finishing a rolling
 // upgrade" there, one subsection per size (replacing that size's); --no-write leaves it alone.
-//
-//   npm run bench:upgrade -- [--registrations 100000] [--under-load] [--load-clients 4]
-//                            [--out bench/SCALE.md] [--no-write] [--concurrency 128] [--help]
+// Its options: USAGE below (`npm run bench:upgrade -- --help`).
 import { randomBytes, randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
-import { isDeepStrictEqual, parseArgs } from 'node:util'
+import { isDeepStrictEqual } from 'node:util'
 import { KeyRing } from '../src/crypto/envelope.js'
 import { compareIds } from '../src/store/pagination.js'
 import { claimSlot } from '../src/store/redis/delegated-claims.js'
@@ -40,44 +38,27 @@ import {
 import { listedIds } from '../test/support/listing-checks.js'
 import { PreviousReleaseInstance } from '../test/support/previous-release.js'
 import { type RedisServerHandle, startRedisServer } from '../test/support/redis-server.js'
+import { benchOptions, integerOption } from './options.js'
 import { parallel, population } from './scale-seed.js'
 import { infoField, log, quantile, sectionBounds, sleep, UPGRADE_HEADING, usedMemory } from './support.js'
 
-const USAGE =
-  'usage: npm run bench:upgrade -- [--registrations N] [--under-load] [--load-clients N] [--out PATH] [--no-write] [--concurrency N]'
-
-function options() {
-  try {
-    return parseArgs({
-      options: {
-        registrations: { type: 'string', default: '100000' },
-        'under-load': { type: 'boolean', default: false },
-        'load-clients': { type: 'string', default: '4' },
-        out: { type: 'string', default: new URL('./SCALE.md', import.meta.url).pathname },
-        'no-write': { type: 'boolean', default: false },
-        concurrency: { type: 'string', default: '128' },
-        help: { type: 'boolean', default: false },
-      },
-    }).values
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`)
-    process.exit(2)
-  }
-}
-const args = options()
-if (args.help) {
-  console.log(USAGE)
-  process.exit(0)
-}
-/** A positive integer option, or a clear error naming it. */
-function integer(name: string, value: string, min: number): number {
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
-    console.error(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}\n${USAGE}`)
-    process.exit(2)
-  }
-  return n
-}
+const USAGE = `usage: npm run bench:upgrade -- [--registrations N] [--under-load] [--load-clients N] [--out PATH]
+                                [--no-write] [--concurrency N]
+  --registrations  how many to seed (≥ 20)                          default 100000
+  --under-load     obtain-token-like traffic during the finish (read, admit), failures counted
+  --load-clients   clients of that traffic                          default 4
+  --out            the file whose upgrade section is rewritten      default bench/SCALE.md
+  --no-write       print the figures only
+  --concurrency    seeding writes in flight                         default 128`
+const args = benchOptions(USAGE, {
+  registrations: { type: 'string', default: '100000' },
+  'under-load': { type: 'boolean', default: false },
+  'load-clients': { type: 'string', default: '4' },
+  out: { type: 'string', default: new URL('./SCALE.md', import.meta.url).pathname },
+  'no-write': { type: 'boolean', default: false },
+  concurrency: { type: 'string', default: '128' },
+})
+const integer = (name: string, value: string, min: number) => integerOption(USAGE, name, value, min)
 // scale-seed.ts gives the first ten plans to the demo tenants: fewer than 20 is not the mix
 const TOTAL = integer('registrations', args.registrations, 20)
 const LOAD_CLIENTS = integer('load-clients', args['load-clients'], 1)
