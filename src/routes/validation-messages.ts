@@ -4,8 +4,9 @@
 // unknown property (Ajv says only "must NOT have additional properties") the message names the
 // properties the schema takes, or the one a misspelt name was meant to be. It never repeats a name
 // the request chose otherwise: the message is logged, and a parameter's name may be anything, a
-// secret included (logger.ts keeps unknown parameters out of log lines, names and values). Every
-// other failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
+// secret included (logger.ts keeps unknown parameters out of log lines, names and values). A value
+// outside a list is answered with the list, a missing body as missing. Every other failure keeps
+// Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
 // the message of each request validation error with this (app.ts: schemaErrorFormatter).
 
 import { distance } from 'fastest-levenshtein'
@@ -77,10 +78,35 @@ function unknownPropertyWords(error: FastifySchemaValidationError): string {
   return `has an unknown property (it takes ${known.join(', ')})`
 }
 
-/** What is wrong, in words where Ajv's own would not help: a refused pattern, an unknown property. */
-function wordsFor(error: FastifySchemaValidationError): string | undefined {
+/** At most this many allowed values are listed in a message (the rest as "…"). */
+const LISTED_VALUES = 12
+
+/**
+ * What is wrong, in words where Ajv's own would not help: a refused pattern, an unknown property,
+ * a value outside a list (Ajv says only "must be equal to one of the allowed values": the list is
+ * the schema's, so naming it repeats nothing the request chose), and a body that was not sent.
+ */
+function wordsFor(error: FastifySchemaValidationError, dataVar: string): string | undefined {
   if (error.keyword === 'pattern') return PATTERN_WORDS.get(String(error.params.pattern))
   if (error.keyword === 'additionalProperties') return unknownPropertyWords(error)
+  if (error.keyword === 'enum') {
+    const allowed = (error.params.allowedValues as unknown[] | undefined)?.map(String)
+    if (allowed === undefined || allowed.length === 0) return undefined
+    const listed = allowed.slice(0, LISTED_VALUES).join(', ')
+    return `must be one of ${listed}${allowed.length > LISTED_VALUES ? ', …' : ''}`
+  }
+  // (`data` is there when the validator reports verbosely: the operator API's)
+  const data = (error as { data?: unknown }).data
+  if (
+    error.keyword === 'type' &&
+    dataVar === 'body' &&
+    error.instancePath === '' &&
+    'data' in error &&
+    // (Fastify validates a request without a body as null; a JSON `null` carries nothing either)
+    data == null
+  ) {
+    return 'is missing: send a JSON object, with Content-Type: application/json'
+  }
   return undefined
 }
 
@@ -90,7 +116,7 @@ function wordsFor(error: FastifySchemaValidationError): string | undefined {
  */
 export function schemaErrorMessage(errors: FastifySchemaValidationError[], dataVar: string): Error {
   const described = errors.map(
-    (error) => `${dataVar}${error.instancePath ?? ''} ${wordsFor(error) ?? error.message}`,
+    (error) => `${dataVar}${error.instancePath ?? ''} ${wordsFor(error, dataVar) ?? error.message}`,
   )
   return new Error(described.join(', '))
 }

@@ -821,6 +821,16 @@ describe('JSON bodies validated as sent', () => {
       expect(odd.status).toBe(400)
       expect(odd.body.error.message).toBe('querystring has an unknown property (it takes app, cursor, limit)')
     }
+    // A value outside a list is answered with the list; a body not sent, as missing.
+    const status = await api('GET', '/admin/api/registrations?status=activ', { token: ALICE })
+    expect(status.body.error.message).toBe('querystring/status must be one of active, needs_consent, revoked')
+    const bodiless = await api('POST', `/admin/api/registrations/${fabrikamMail.registrationId}/revoke`, {
+      token: ALICE,
+    })
+    expect(bodiless.status).toBe(400)
+    expect(bodiless.body.error.message).toBe(
+      'body is missing: send a JSON object, with Content-Type: application/json',
+    )
     const none = await api('GET', `/admin/api/registrations/${fabrikamMail.registrationId}?full=1`, {
       token: ALICE,
     })

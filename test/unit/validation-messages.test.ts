@@ -81,6 +81,38 @@ describe('schemaErrorMessage', () => {
     )
   })
 
+  it("lists the allowed values of an enum (the schema's, at most twelve), and calls an absent body missing", () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        status: { type: 'string', enum: ['active', 'needs_consent', 'revoked'] },
+        many: { enum: Array.from({ length: 14 }, (_, i) => `v${i}`) },
+      },
+    }
+    expect(schemaErrorMessage(errorsOf(schema, { status: 'activ' }), 'querystring').message).toBe(
+      'querystring/status must be one of active, needs_consent, revoked',
+    )
+    expect(schemaErrorMessage(errorsOf(schema, { many: 'x' }), 'body').message).toBe(
+      'body/many must be one of v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, …',
+    )
+    const verbose = new Ajv({ verbose: true }).compile(schema)
+    expect(verbose(undefined)).toBe(false)
+    const missing = (verbose.errors ?? []) as FastifySchemaValidationError[]
+    expect(schemaErrorMessage(missing, 'body').message).toBe(
+      'body is missing: send a JSON object, with Content-Type: application/json',
+    )
+    // (Fastify hands a request without a body to the validator as null)
+    expect(verbose(null)).toBe(false)
+    expect(schemaErrorMessage((verbose.errors ?? []) as FastifySchemaValidationError[], 'body').message).toBe(
+      'body is missing: send a JSON object, with Content-Type: application/json',
+    )
+    // A body sent as something else keeps Ajv's words.
+    expect(verbose([1])).toBe(false)
+    expect(schemaErrorMessage((verbose.errors ?? []) as FastifySchemaValidationError[], 'body').message).toBe(
+      'body must be object',
+    )
+  })
+
   it("keeps Ajv's own message for every other failure, and for a pattern it has no words for", () => {
     const schema = {
       type: 'object',
