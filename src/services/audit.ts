@@ -1,6 +1,7 @@
 // The audit trail: who did what, when and why. Appends go to the store's append-only log (a Redis
 // stream with a retention); reads page through it oldest first by stream id.
 import type { FastifyBaseLogger } from 'fastify'
+import { displayableText } from '../one-line-text.js'
 import type { AuditEvent, AuditRecord, Store } from '../store/types.js'
 
 /** Who acted. Operators by their configured name, tenant admins by tenant and object id. */
@@ -25,6 +26,18 @@ export function actorLabel(actor: Actor): string {
     case 'system':
       return 'system'
   }
+}
+
+/** Longest user name (UPN) kept in an audit record's detail; Entra's are at most 113 characters. */
+const MAX_AUDITED_USER = 128
+
+/**
+ * The `user` field of a consent event's detail: the ID token's preferred_username, so an operator
+ * reading the trail can tell who it was (the actor names the user by GUIDs only); displayable text,
+ * bounded. Nothing when unknown.
+ */
+export function auditedUser(upn: string | undefined): { user?: string } {
+  return upn ? { user: displayableText(upn, MAX_AUDITED_USER) } : {}
 }
 
 /** The human name recorded in a registration's `statusDetail.by`. */

@@ -9,7 +9,7 @@ import type { ResourceManager } from '../entra/resource-manager.js'
 import type { VerifiedIdToken } from '../entra/types.js'
 import type { Metrics } from '../metrics.js'
 import type { Store } from '../store/types.js'
-import { recordAudit } from './audit.js'
+import { auditedUser, recordAudit } from './audit.js'
 import { findSubscriptions } from './azure-subscriptions.js'
 import type { ConsentFlowRecords } from './consent-flow-records.js'
 import type { CallbackOutcome, ConsentResult, StoredConsentResult } from './consent-flow-types.js'
@@ -163,6 +163,7 @@ export async function completeConsent(
     detail: {
       kind: app.consent,
       cloud: resolved.cloud,
+      ...auditedUser(user.preferredUsername),
       reused: shown.reused,
       // The registration existed, but its Key had never been shown: a new one replaced it.
       ...(reissued ? { key_reissued: true } : {}),

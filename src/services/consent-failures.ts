@@ -10,7 +10,7 @@ import { type ConsentFailureReason, statusOf } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { displayableText } from '../one-line-text.js'
 import type { Store } from '../store/types.js'
-import { recordAudit } from './audit.js'
+import { auditedUser, recordAudit } from './audit.js'
 import type { FailedOutcome, FlowPurpose } from './consent-flow-types.js'
 
 /** Longest provider text shown on a failure page. */
@@ -24,8 +24,11 @@ export interface FailureContext {
   kind: ConsentKind | undefined
   /** Default `consent`. */
   purpose?: FlowPurpose
-  /** Who Microsoft signed in, when someone did: only then is the failure audited. */
-  user?: { tid: string; oid: string }
+  /**
+   * Who Microsoft signed in, when someone did: only then is the failure audited. `upn` (the ID
+   * token's preferred_username) lets an operator reading the trail tell who it was.
+   */
+  user?: { tid: string; oid: string; upn?: string | undefined }
   error?: UpstreamError | IdTokenError | undefined
   /**
    * What the identity provider said; untrusted text (a callback's `error_description` can be
@@ -81,6 +84,7 @@ export function createFailFlow(store: Store, metrics: Metrics): FailFlow {
         detail: {
           reason,
           kind,
+          ...auditedUser(context.user.upn),
           ...(upstream === undefined ? {} : { upstream: upstream.label }),
           ...(context.providerCode === undefined
             ? {}

@@ -86,7 +86,7 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
   const flowContext = (record: FlowRecord): Pick<FailureContext, 'purpose' | 'user'> => ({
     purpose: record.phase === 'manage-sign-in' ? 'manage' : 'consent',
     ...(record.tid !== undefined && record.oid !== undefined
-      ? { user: { tid: record.tid, oid: record.oid } }
+      ? { user: { tid: record.tid, oid: record.oid, upn: record.userName } }
       : {}),
   })
 
@@ -286,7 +286,10 @@ export function createConsentFlow(deps: ConsentFlowDependencies): ConsentFlow {
         throw error
       }
       const idToken = redeemed.idToken
-      const signedIn: FailureContext = { ...context, user: { tid: idToken.tid, oid: idToken.oid } }
+      const signedIn: FailureContext = {
+        ...context,
+        user: { tid: idToken.tid, oid: idToken.oid, upn: idToken.preferredUsername },
+      }
       // The tenant's own app is only for the tenant it belongs to.
       if (ownApp !== undefined && idToken.tid !== ownApp.tenantId)
         return fail('tenant_mismatch', signedIn, log)

@@ -135,7 +135,8 @@ describe('admin consent (ms-graph-mail)', () => {
       tenantId: CONTOSO_TENANT_ID,
       app: MAIL,
       registrationId: values.registrationId,
-      detail: { kind: 'admin', cloud: 'global' },
+      // who, by name too: the actor names the user by GUIDs only
+      detail: { kind: 'admin', cloud: 'global', user: CONTOSO_ADMIN.username },
     })
     expect(await consentMetric(b, { app: MAIL, kind: 'admin', stage: 'started' })).toBe(1)
     expect(await consentMetric(b, { app: MAIL, kind: 'admin', stage: 'completed' })).toBe(1)
@@ -258,7 +259,13 @@ describe('admin consent (ms-graph-mail)', () => {
     expect(failed[0]).toMatchObject({
       actor: `user:${CONTOSO_TENANT_ID}/${CONTOSO_ADMIN.oid}`,
       app: MAIL,
-      detail: { reason: 'consent_not_effective', kind: 'admin', upstream: 'AADSTS700016' },
+      // (the admin-consent phase knows the user from its flow record)
+      detail: {
+        reason: 'consent_not_effective',
+        kind: 'admin',
+        user: CONTOSO_ADMIN.username,
+        upstream: 'AADSTS700016',
+      },
     })
     expect(
       await consentMetric(b, { app: MAIL, kind: 'admin', stage: 'failed', reason: 'consent_not_effective' }),
@@ -292,7 +299,7 @@ describe('admin consent (ms-graph-mail)', () => {
     const failed = await auditOf(b, 'consent.failed')
     expect(failed[0]).toMatchObject({
       actor: `user:${CONTOSO_TENANT_ID}/${CONTOSO_USER.oid}`,
-      detail: { reason: 'not_admin', kind: 'admin' },
+      detail: { reason: 'not_admin', kind: 'admin', user: CONTOSO_USER.username },
     })
   })
 
