@@ -118,9 +118,13 @@ export function openEncryptedToken(raw: Buffer, key: ImportedKey): OpenedToken {
   const colon = plaintext.indexOf(':')
   const stamp = colon < 0 ? '' : plaintext.slice(0, colon)
   if (!TIMESTAMP.test(stamp)) {
+    // A client written against Date.now() sends milliseconds: say so rather than only the shape.
+    const milliseconds = /^\d{13,16}$/.test(stamp)
     throw new ObtainTokenCryptoError(
       'bad_plaintext',
-      'encrypted_token does not hold "<unix seconds>:<content>"',
+      milliseconds
+        ? 'encrypted_token holds a timestamp in milliseconds; send "<unix seconds>:<content>" (seconds, e.g. Math.floor(Date.now() / 1000))'
+        : 'encrypted_token does not hold "<unix seconds>:<content>"',
     )
   }
   return { timestamp: Number(stamp), content: plaintext.slice(colon + 1) }

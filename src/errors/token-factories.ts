@@ -40,10 +40,14 @@ export function scopeNotAllowed(scope: string, slug: string, allowed: string): B
 }
 
 /** 401 `unknown_registration`: no registration of `slug` with the given ID. */
-export function unknownRegistration(slug: string, publicUrl: string): BrokerError {
+export function unknownRegistration(slug: string, publicUrl: string, registrationId?: string): BrokerError {
+  // No registration ID holds '@': the caller sent the whole ID field, which XSOAR's client splits.
+  const whole = registrationId?.includes('@') === true
   return new BrokerError(
     'unknown_registration',
-    `no ${slug} registration with this ID; check the ID field (<registration_id>@${publicUrl}/obtain-token)`,
+    whole
+      ? `no ${slug} registration with this ID: registration_id holds the whole ID field; send only the part before "@" (the ID field is <registration_id>@${publicUrl}/obtain-token)`
+      : `no ${slug} registration with this ID; check the ID field (<registration_id>@${publicUrl}/obtain-token)`,
   )
 }
 

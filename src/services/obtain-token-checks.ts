@@ -74,8 +74,8 @@ export function importKeyOrThrow(
 }
 
 /** Missing, and belonging to another app, look the same to the caller. */
-export function unknownRegistrationError(config: Config, slug: string): BrokerError {
-  return unknownRegistration(slug, config.publicUrl)
+export function unknownRegistrationError(config: Config, slug: string, registrationId?: string): BrokerError {
+  return unknownRegistration(slug, config.publicUrl, registrationId)
 }
 
 /** The 429 of a rate limit, with Retry-After in whole seconds (at least 1). */

@@ -200,7 +200,7 @@ export class ObtainToken {
     for (let attempt = 1; ; attempt++) {
       let scope: string
       try {
-        if (meta === null) throw this.#unknownRegistration(appConfig.slug)
+        if (meta === null) throw this.#unknownRegistration(appConfig.slug, body.registration_id)
         if (meta.app !== appConfig.slug) throw await this.#otherApp(meta, raw, appConfig.slug)
         if (prepared === undefined) {
           const key = this.#importedKey(meta) ?? (await this.#keyFor(meta))
@@ -373,7 +373,7 @@ export class ObtainToken {
     throw error
   }
 
-  #unknownRegistration(slug: string): BrokerError {
-    return unknownRegistrationError(this.#config, slug)
+  #unknownRegistration(slug: string, registrationId?: string): BrokerError {
+    return unknownRegistrationError(this.#config, slug, registrationId)
   }
 }

@@ -119,6 +119,19 @@ describe('encrypted_token', () => {
     for (const plaintext of ['no-colon', ':content', 'abc:content', '-1:content', '1.5:x']) {
       expect(reason(() => open(seal(plaintext), key32))).toBe('bad_plaintext')
     }
+    const message = (plaintext: string) => {
+      try {
+        open(seal(plaintext), key32)
+      } catch (error) {
+        return (error as Error).message
+      }
+      return undefined
+    }
+    expect(message('abc:content')).toBe('encrypted_token does not hold "<unix seconds>:<content>"')
+    // A timestamp in milliseconds (Date.now()) is named as such.
+    expect(message(`${Date.now()}:content`)).toBe(
+      'encrypted_token holds a timestamp in milliseconds; send "<unix seconds>:<content>" (seconds, e.g. Math.floor(Date.now() / 1000))',
+    )
   })
 
   it('imports only standard base64 keys of 16, 24 or 32 bytes', () => {

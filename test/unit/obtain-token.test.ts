@@ -212,6 +212,19 @@ describe('ObtainToken: checks and errors, in order', () => {
     expect(missing).toMatchObject({ code: 'unknown_registration', message: expected })
     expect(otherApp).toMatchObject({ code: 'unknown_registration', message: expected })
     expect(otherApp.details).toBeUndefined()
+    // The whole ID field sent as registration_id: told to send only the part before "@".
+    const whole = await refusal(
+      t.obtain(
+        t.request(reg, {
+          app_name: 'ms-graph-mail',
+          registration_id: `${randomUUID()}@${t.config.publicUrl}/obtain-token`,
+        }),
+      ),
+    )
+    expect(whole).toMatchObject({
+      code: 'unknown_registration',
+      message: `no ms-graph-mail registration with this ID: registration_id holds the whole ID field; send only the part before "@" (the ID field is <registration_id>@${t.config.publicUrl}/obtain-token)`,
+    })
   })
 
   it('names the app an ID belongs to when the caller holds its Key but picked another app', async () => {
