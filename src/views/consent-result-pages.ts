@@ -63,10 +63,10 @@ once.</p>
 export function renderResultPage(result: ConsentResult): string {
   const intro =
     result.kind === 'admin'
-      ? html`<p>${result.appName} can now get tokens for tenant <code>${result.token}</code>
-(${CLOUDS[result.cloud].label}) without a signed-in user.</p>`
+      ? html`<p>${result.appName} can now get tokens for tenant <code>${result.token}</code> in the
+${CLOUDS[result.cloud].label} cloud without a signed-in user.</p>`
       : html`<p>${result.appName} can now act as <strong>${result.userName}</strong> in tenant
-<code>${result.token}</code> (${CLOUDS[result.cloud].label}).</p>`
+<code>${result.token}</code>, in the ${CLOUDS[result.cloud].label} cloud.</p>`
   const own =
     result.ownClientId === undefined
       ? html``

@@ -21,8 +21,8 @@ export function renderDeviceCodePage(options: DeviceCodePageOptions): string {
 <section class="card" data-state="pending">
 <h2>Sign in at Microsoft with this code</h2>
 <ol>
-<li>Open <a data-field="verification_uri" href="${verificationUri}" target="_blank" rel="noopener noreferrer">${verificationUri}</a>
-(${CLOUDS[cloud].label}).</li>
+<li>Open <a data-field="verification_uri" href="${verificationUri}" target="_blank" rel="noopener noreferrer">${verificationUri}</a>,
+Microsoft's code page in the ${CLOUDS[cloud].label} cloud.</li>
 <li>Enter the code <code class="user-code" data-field="user_code">${userCode}</code></li>
 <li>Sign in with the account the integration should act as, and accept the permissions your app
 registration asks for.</li>
