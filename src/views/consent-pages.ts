@@ -144,7 +144,7 @@ function failureText(
     session_missing: {
       title: 'No authorization in progress',
       message:
-        'This browser has no authorization in progress: it expired, was started in another browser, or cookies are blocked for this site. Start again from the integration page.',
+        'This browser has no authorization in progress: it expired, was started in another browser, or cookies are blocked for this site. A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its ID, Token and Key were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
     },
     session_expired: {
       title: 'Your authorization expired',
@@ -229,6 +229,12 @@ function failureText(
   return texts[reason]
 }
 
+/**
+ * Failures a link already used also lands on (a reloaded callback): an authorization it finished
+ * stands, so the page says only that this page created nothing.
+ */
+const LINK_USED: ReadonlySet<ConsentFailureReason> = new Set(['session_missing', 'replayed'])
+
 export interface FailurePageOptions {
   failure: ConsentFailure
   adminRoleIds: readonly string[]
@@ -254,7 +260,7 @@ export function renderFailurePage({ failure, adminRoleIds, requestId }: FailureP
 <h1>${title}</h1>
 <p>${message}</p>
 ${provider}
-<p>${manage ? 'You are not signed in; nothing was changed.' : 'Nothing was created.'}</p>
+<p>${manage ? 'You are not signed in; nothing was changed.' : LINK_USED.has(failure.reason) ? 'Nothing was created by this page.' : 'Nothing was created.'}</p>
 <p>${again}</p>
 <p class="muted">Reason: <code>${failure.reason}</code> · Request ID: <code>${requestId}</code></p>
 </section>`,

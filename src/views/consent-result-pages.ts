@@ -1,6 +1,6 @@
 // The one-time result pages of the consent flow: the new authorization's ID, Token and Key (shown
-// once), a renewal (never the Key), a Key another consent replaced, and a result already taken.
-// Every value is interpolated through `html`.
+// once), a renewal (never the Key), a Key another consent replaced, and no result (already taken, or
+// never in this browser). Every value is interpolated through `html`.
 import { CLOUDS } from '../clouds.js'
 import type { ConsentResult } from '../services/consent-flow-types.js'
 import { html, type SafeHtml } from './html.js'
@@ -127,11 +127,12 @@ ${
 
 export function renderResultGonePage(): string {
   return page({
-    title: 'Already shown',
+    title: 'No values to show',
     body: html`<section class="card error">
-<h1>These values were already shown</h1>
+<h1>No values to show</h1>
 <p>For safety, the ID, Token and Key of an authorization are shown only once, right after it
-completes, and this page can't show them again. If you did not copy them, run the authorization
+completes, in the browser that completed it. This page has none to show: they were already shown,
+or no authorization just completed in this browser. If you did not copy them, run the authorization
 again from the integration's page: an admin consent gives new values. A user's authorization is
 renewed instead, keeping its ID and Key without showing the Key again: for a new Key, a tenant
 administrator revokes it first on the integration's manage page.</p>

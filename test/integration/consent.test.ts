@@ -605,6 +605,21 @@ describe('callback protection', () => {
     expect(await tokenRequests('authorization_code')).toBe(1)
   })
 
+  it('the same browser reopening a used callback: 400, saying a used link lands there and the values were shown once', async () => {
+    const b = await start()
+    const { jar, callback } = await signedInCallback(b)
+    const first = await browse(b.app, jar, { url: callback })
+    expect(first.statusCode).toBe(303)
+    // The browser dropped the flow cookie with the first answer: nothing names the flow any more.
+    const reopened = await browse(b.app, jar, { url: callback })
+    expect(reopened.statusCode).toBe(400)
+    expect(pageTitle(reopened.body)).toBe('No authorization in progress')
+    expect(reopened.body).toContain('A link already used lands here too')
+    expect(reopened.body).toContain('were shown once, on the page that followed')
+    expect(reopened.body).toContain('Nothing was created by this page.')
+    expect(await registrations(b)).toHaveLength(1)
+  })
+
   it('concurrent deliveries of one callback complete it once', async () => {
     const b = await start()
     const { jar, callback } = await signedInCallback(b)

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest'
 import { CLOUD_NAMES, CLOUDS } from '../../src/clouds.js'
 import type { AppConfig } from '../../src/config.js'
 import type { ConsentResult } from '../../src/services/consent-flow.js'
-import { renderResultPage } from '../../src/views/consent-result-pages.js'
+import { renderFailurePage } from '../../src/views/consent-pages.js'
+import { renderResultGonePage, renderResultPage } from '../../src/views/consent-result-pages.js'
 import { renderDeviceCodePage } from '../../src/views/own-app-device.js'
 
 const TENANT = '7c3b1e5a-4d2f-4b8e-9a61-2f0c8d4e6b13'
@@ -76,5 +77,34 @@ describe('cloud labels in a sentence', () => {
       )
       expect(page, cloud).not.toContain(`(${label})`)
     }
+  })
+})
+
+describe('pages a used link lands on', () => {
+  it('"no authorization in progress" also explains a used link, and says when to start again', () => {
+    const page = text(
+      renderFailurePage({
+        failure: { reason: 'session_missing', status: 400, app: undefined, purpose: 'consent' },
+        adminRoleIds: [],
+        requestId: 'r',
+      }),
+    )
+    expect(page).toContain('No authorization in progress')
+    expect(page).toContain(
+      'A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its ID, Token and Key were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
+    )
+    // Not "Nothing was created": the authorization the link finished earlier was.
+    expect(page).toContain('Nothing was created by this page.')
+  })
+
+  it('/result without a result claims neither that it was shown nor that it never existed', () => {
+    const page = text(renderResultGonePage())
+    expect(page).not.toContain('These values were already shown')
+    expect(page).toContain('No values to show')
+    expect(page).toContain(
+      'This page has none to show: they were already shown, or no authorization just completed in this browser.',
+    )
+    // The one-time rule stays stated.
+    expect(page).toContain('shown only once, right after it completes')
   })
 })
