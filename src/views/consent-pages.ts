@@ -87,7 +87,13 @@ ${integrationsLine(app)}
 <p>${app.description}</p>
 <section class="card">
 <h2>What the integration will be allowed to do</h2>
-<p class="muted">Exactly what Microsoft will ask ${app.consent === 'admin' ? 'the administrator' : 'you'} to consent to.</p>
+<p class="muted">${
+      // Admin consent grants every permission on the app registration, which often carries more
+      // than the integration needs (User.Read by default); a user consents to the scopes asked.
+      app.consent === 'admin'
+        ? "What the integration needs. Microsoft's consent page lists every permission the app registration has, which can be a few more (often User.Read)."
+        : 'Exactly what Microsoft will ask you to consent to.'
+    }</p>
 ${requestedPermissionsTable(app)}
 </section>
 <section class="card">

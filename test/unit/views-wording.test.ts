@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { CLOUD_NAMES, CLOUDS } from '../../src/clouds.js'
 import type { AppConfig } from '../../src/config.js'
 import type { ConsentResult } from '../../src/services/consent-flow.js'
-import { renderFailurePage } from '../../src/views/consent-pages.js'
+import { renderFailurePage, renderStartPage } from '../../src/views/consent-pages.js'
 import { renderResultGonePage, renderResultPage } from '../../src/views/consent-result-pages.js'
 import { renderDeviceCodePage } from '../../src/views/own-app-device.js'
 
@@ -44,6 +44,7 @@ function text(page: string): string {
   return page
     .replace(/<[^>]+>/g, '')
     .replace(/\s+/g, ' ')
+    .replace(/&#39;/g, "'")
     .replace(/&amp;/g, '&')
 }
 
@@ -106,5 +107,30 @@ describe('pages a used link lands on', () => {
     )
     // The one-time rule stays stated.
     expect(page).toContain('shown only once, right after it completes')
+  })
+})
+
+describe('the start page on what Microsoft asks', () => {
+  const start = (consent: AppConfig['consent']) =>
+    text(
+      renderStartPage({
+        app: { ...app, consent },
+        clouds: ['global'],
+        adminRoleIds: [],
+        flowMinutes: 10,
+        csrf: 'c'.repeat(43),
+      }),
+    )
+
+  it('admin consent: the list is what the integration needs; Microsoft lists the whole app registration', () => {
+    const page = start('admin')
+    expect(page).not.toContain('Exactly what Microsoft will ask')
+    expect(page).toContain(
+      "What the integration needs. Microsoft's consent page lists every permission the app registration has, which can be a few more (often User.Read).",
+    )
+  })
+
+  it('user consent: Microsoft asks for exactly the scopes requested', () => {
+    expect(start('delegated')).toContain('Exactly what Microsoft will ask you to consent to.')
   })
 })
