@@ -17,6 +17,7 @@
 //                         demo app authenticates with (scripts/demo-credentials.ts)
 //   any other broker variable (LOG_LEVEL, PUBLIC_URL, METRICS_PORT …) passes through
 import { createHash, randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { DEMO_USERS } from '../emulator/demo-data.js'
 import { demoClientSecretEnv } from '../emulator/demo-secrets.js'
@@ -43,11 +44,43 @@ function portProblem(error: unknown, variable: string, port: number): string | u
 
 class DemoStartError extends Error {}
 
+/** Whether `port` can be listened on at `host` now (a listen and close, before anything starts). */
+function portFree(host: string, port: number): Promise<unknown> {
+  return new Promise((resolve) => {
+    const probe = createServer()
+    probe.once('error', (error) => resolve(error))
+    probe.listen(port, host, () => probe.close(() => resolve(undefined)))
+  })
+}
+
+/**
+ * Every port the demo will open that can't be, each with the variable to change, checked before
+ * anything starts: two busy ports are both named at once, not one per attempt. (Only a check: the
+ * real listens still report a port taken in between.)
+ */
+async function portProblems(host: string, ports: ReadonlyArray<[string, number]>): Promise<string[]> {
+  const problems: string[] = []
+  for (const [variable, port] of ports) {
+    const problem = portProblem(await portFree(host, port), variable, port)
+    if (problem !== undefined) problems.push(problem)
+  }
+  return problems
+}
+
 async function main(): Promise<void> {
   const env = process.env
   const port = Number(env.PORT ?? 3000)
   const emulatorPort = Number(env.EMULATOR_PORT ?? 3001)
   const host = env.HOST ?? '127.0.0.1'
+  const metricsPort = env.METRICS_PORT === undefined ? undefined : Number(env.METRICS_PORT)
+  const busy = await portProblems(host, [
+    ...(env.EMULATOR_URL === undefined ? [['EMULATOR_PORT', emulatorPort] as [string, number]] : []),
+    ['PORT', port],
+    ...(metricsPort === undefined || !Number.isInteger(metricsPort)
+      ? []
+      : [['METRICS_PORT', metricsPort] as [string, number]]),
+  ])
+  if (busy.length > 0) throw new DemoStartError(busy.join('\n'))
 
   let emulatorUrl = env.EMULATOR_URL?.replace(/\/+$/, '')
   let stopEmulator: (() => Promise<void>) | undefined
@@ -182,12 +215,14 @@ async function main(): Promise<void> {
   console.log('\n Stop with Ctrl-C (or SIGTERM): the broker and the emulator stop and free their ports.\n')
 
   let stopping = false
-  const stop = async () => {
+  const stop = async (signal: NodeJS.Signals) => {
     if (stopping) return
     stopping = true
+    console.log(`\n ${signal}: stopping the broker${stopEmulator === undefined ? '' : ' and the emulator'} …`)
     // A browser's keep-alive connection must not hold the ports: both servers close them.
     await Promise.allSettled([broker.close(), stopEmulator?.()])
     credential.cleanup()
+    console.log(' Stopped; the ports are free.')
     process.exit(0)
   }
   process.once('SIGINT', stop)

@@ -152,6 +152,9 @@ describe('npm run demo: operator side', () => {
       if (!freed) await sleep(100)
     }
     expect(freed).toBe(true)
+    // It says so, before and after.
+    expect(demo.output()).toContain('SIGTERM: stopping the broker and the emulator …')
+    expect(demo.output()).toContain('Stopped; the ports are free.')
   }, 20_000)
 
   it('names the variable to change when a port is busy, without a stack trace', async () => {
@@ -167,6 +170,23 @@ describe('npm run demo: operator side', () => {
       expect(run.output()).not.toContain('Operator token:')
     } finally {
       await new Promise<void>((resolve) => busy.close(() => resolve()))
+    }
+  }, 60_000)
+
+  it('names every busy port at once, before starting anything', async () => {
+    const held = [createServer(), createServer()]
+    const ports = [await findFreePort(), await findFreePort()]
+    for (const [i, server] of held.entries()) {
+      await new Promise<void>((resolve) => server.listen(ports[i], '127.0.0.1', resolve))
+    }
+    try {
+      const run = runDemo({ PORT: String(ports[0]), EMULATOR_PORT: String(ports[1]) })
+      expect(await run.exited).toBe(1)
+      expect(run.output()).toContain(`port ${ports[1]} is already in use: set EMULATOR_PORT to a free port`)
+      expect(run.output()).toContain(`port ${ports[0]} is already in use: set PORT to a free port`)
+      expect(run.output()).not.toMatch(/^\s+at /m)
+    } finally {
+      for (const server of held) await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }, 60_000)
 })
