@@ -78,6 +78,11 @@ function unknownPropertyWords(error: FastifySchemaValidationError): string {
   return `has an unknown property (it takes ${known.join(', ')})`
 }
 
+/** The formats the schemas use, in words with an example (Ajv says `must match format "date-time"`). */
+const FORMAT_WORDS: ReadonlyMap<string, string> = new Map([
+  ['date-time', 'must be an ISO 8601 date and time with its offset, e.g. 2026-12-01T09:30:00Z'],
+])
+
 /** At most this many allowed values are listed in a message (the rest as "…"). */
 const LISTED_VALUES = 12
 
@@ -88,6 +93,7 @@ const LISTED_VALUES = 12
  */
 function wordsFor(error: FastifySchemaValidationError, dataVar: string): string | undefined {
   if (error.keyword === 'pattern') return PATTERN_WORDS.get(String(error.params.pattern))
+  if (error.keyword === 'format') return FORMAT_WORDS.get(String(error.params.format))
   if (error.keyword === 'additionalProperties') return unknownPropertyWords(error)
   if (error.keyword === 'enum') {
     const allowed = (error.params.allowedValues as unknown[] | undefined)?.map(String)

@@ -710,6 +710,11 @@ describe('audit trail', () => {
       expect(refused.body.error.message, since).toContain('since')
       expect(refused.body.error.message, since).not.toContain('cursor')
     }
+    // An age (the CLI's --since takes one) is not a time here: the message says what is, with an example.
+    const age = await api('GET', '/admin/api/audit?since=1h', { token: ALICE })
+    expect(age.body.error.message).toBe(
+      'querystring/since must be an ISO 8601 date and time with its offset, e.g. 2026-12-01T09:30:00Z',
+    )
   })
 })
 
