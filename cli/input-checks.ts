@@ -5,7 +5,7 @@
 // registration listing. The CLI imports nothing from src/ (admin-commands.ts), so the forms the
 // server accepts are restated here; test/unit/cli-input-checks.test.ts holds them to the server's.
 import { CliError, EXIT, usageError } from './exit-codes.js'
-import { printable } from './table.js'
+import { printable, SHORT_ID_HINT } from './table.js'
 
 /** src/operator-token-form.ts: the longest operator token the broker compares. */
 const TOKEN_MAX_LENGTH = 512
@@ -88,7 +88,10 @@ export function registrationIdArg(value: string | undefined, command: string): s
   if (value === undefined || value === '') throw usageError(`${command}: give a registration id`)
   if (!REGISTRATION_ID.test(value))
     throw usageError(
-      `${command}: "${shownArg(value)}" is not a registration id (letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters)`,
+      `${command}: "${shownArg(value)}" is not a registration id (letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128 characters)${
+        // a narrow table's cell, "…" and all
+        value.includes('…') ? `\n${SHORT_ID_HINT}` : ''
+      }`,
     )
   return value
 }

@@ -3,9 +3,23 @@
 // registrations table that the list and a tenant's revocation print.
 import { arrayField, type Client, type Json, objectField, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
-import { EXIT, usageError } from './exit-codes.js'
+import { CliError, EXIT, usageError } from './exit-codes.js'
 import { registrationIdArg, tenantIdArg } from './input-checks.js'
-import { printable, table } from './table.js'
+import { printable, SHORT_ID_HINT, SHORT_ID_LENGTH, table } from './table.js'
+
+/**
+ * `request`, with SHORT_ID_HINT added to its not-found error when `id` is no longer than the ids a
+ * narrow table shows: an operator who typed one back gets told why it is not found.
+ */
+async function hintingShortId(id: string, request: Promise<Json>): Promise<Json> {
+  try {
+    return await request
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === EXIT.notFound && id.length <= SHORT_ID_LENGTH)
+      throw new CliError(`${error.message}\n${SHORT_ID_HINT}`, error.exitCode)
+    throw error
+  }
+}
 
 /** A tenant id with its label beside it, when it has one: `7c3b1e5a-… contoso.com`. */
 function tenantCell(tenantId: unknown, label: unknown): string {
@@ -84,7 +98,10 @@ export async function registration(
   io: CliIo,
 ): Promise<number> {
   const checked = registrationIdArg(id, 'registration')
-  const body = await client.get(`admin/api/registrations/${encodeURIComponent(checked)}`)
+  const body = await hintingShortId(
+    checked,
+    client.get(`admin/api/registrations/${encodeURIComponent(checked)}`),
+  )
   if (options.json) return print(io, body)
   const r = objectField(body, 'registration')
   const rows = Object.entries(r).map(([name, value]) => [
@@ -110,9 +127,10 @@ export async function revoke(
   if (id !== undefined) {
     if (options.app !== undefined) throw usageError('revoke: --app goes with --tenant only')
     const checked = registrationIdArg(id, 'revoke')
-    const body = await client.post(`admin/api/registrations/${encodeURIComponent(checked)}/revoke`, {
-      reason,
-    })
+    const body = await hintingShortId(
+      checked,
+      client.post(`admin/api/registrations/${encodeURIComponent(checked)}/revoke`, { reason }),
+    )
     if (options.json) return print(io, body)
     const r = objectField(body, 'registration')
     const detail = objectField(r, 'statusDetail')

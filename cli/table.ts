@@ -3,6 +3,13 @@
 // minute, then the widest columns cut (with "…") until the line fits.
 
 export const TABLE_WIDTH = 120
+/** How many of a UUID's characters a narrow table shows (`7c3b1e5a…`, its first group: UUID below). */
+export const SHORT_ID_LENGTH = 8
+/**
+ * Said when an id no longer than a narrow table's is not found, or one holds the table's "…": it
+ * was likely copied from a table, and ids are not resolved by prefix (that would be one more request).
+ */
+export const SHORT_ID_HINT = `tables show only the first ${SHORT_ID_LENGTH} characters of an id: use --wide or --json for the full id`
 const SEPARATOR = '  '
 const UUID = /\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/gi
 const ISO_TIME = /\b(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2})(:\d{2}(\.\d+)?)?Z\b/g

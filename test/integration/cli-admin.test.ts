@@ -278,6 +278,12 @@ describe('consent-broker-admin', () => {
 
     const unknown = await cli(['revoke', '00000000-0000-4000-8000-000000000000', '--reason', 'x'])
     expect(unknown.code).toBe(3)
+    expect(unknown.stderr).not.toContain('first 8 characters')
+    // the id as a narrow table shows it: still not found, but the operator is told why
+    const shortened = await cli(['registration', fabrikam.registrationId.slice(0, 8)])
+    expect(shortened.code).toBe(3)
+    expect(shortened.stderr).toContain('not_found')
+    expect(shortened.stderr).toContain('tables show only the first 8 characters of an id')
 
     const tenant = await cli([
       '--json',

@@ -39,7 +39,11 @@ function io(answers: Scripted[], env: Record<string, string> = {}) {
         })
       const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
       // a 204 has no body (the Response constructor refuses one)
-      return new Response(answer.status === 204 ? null : text, { status: answer.status })
+      return new Response(answer.status === 204 ? null : text, {
+        status: answer.status,
+        // the broker answers JSON as JSON (its error shape is recognised by it)
+        ...(typeof answer.body === 'string' ? {} : { headers: { 'content-type': 'application/json' } }),
+      })
     }) as typeof fetch,
   }
   return { fake, out, err, requests, sleeps, stdout: () => out.join(''), stderr: () => err.join('') }
