@@ -1,12 +1,13 @@
 // consent-broker-admin's command line (the executable is cli/admin.ts): the operator API from a
 // shell. Talks HTTP only (no import from src/), reads the operator token from CONSENT_BROKER_TOKEN
 // (never from an argument, which would land in shell history and process listings), prints tables
-// by default and JSON with --json. Here: the help, the flags each command takes, the broker URL and
-// token; each command lives in its own file (tenant-commands.ts, registration-commands.ts, …).
-import { parseArgs } from 'node:util'
+// by default and JSON with --json. Here: the help, the checks of the flags each command takes, the
+// broker URL and token; command-line.ts reads the options, and each command lives in its own file
+// (tenant-commands.ts, registration-commands.ts, …).
 import { audit } from './audit-command.js'
 import { makeClient } from './broker-client.js'
 import type { CliIo, Options } from './command-context.js'
+import { ALLOWED, flagOf, parse, unknownCommand } from './command-line.js'
 import { credentials } from './credentials-command.js'
 import { CliError, EXIT, usageError } from './exit-codes.js'
 import { brokerUrl, operatorToken } from './input-checks.js'
@@ -87,31 +88,10 @@ Exit codes: 0 ok, 1 usage or invalid request, 2 authentication, 3 not found,
               did not complete (upgrade, finish-upgrade).
 `
 
-const ALLOWED: Record<string, ReadonlyArray<keyof Options>> = {
-  tenants: ['app', 'limit', 'cursor', 'all'],
-  registrations: ['tenant', 'app', 'status', 'limit', 'cursor', 'all'],
-  registration: [],
-  revoke: ['tenant', 'app', 'reason'],
-  audit: ['cursor', 'since', 'limit', 'all', 'newestFirst'],
-  'rotate-keys': ['wait'],
-  rotation: [],
-  webhooks: ['events', 'limit'],
-  credentials: ['app'],
-  upgrade: [],
-  'finish-upgrade': ['wait'],
-}
-
 /** Runs one command line; returns the exit code. Never throws. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   try {
-    let parsed: ReturnType<typeof parse>
-    try {
-      parsed = parse(argv)
-    } catch (error) {
-      if (error instanceof CliError) throw error
-      throw usageError((error as Error).message)
-    }
-    const { values, positionals } = parsed
+    const { values, positionals } = parse(argv)
     if (values.help === true) {
       io.stdout(USAGE)
       return EXIT.ok
@@ -119,7 +99,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const [command, ...rest] = positionals
     if (command === undefined) throw usageError('no command given')
     const allowed = ALLOWED[command]
-    if (allowed === undefined) throw usageError(`unknown command "${printable(command)}"`)
+    if (allowed === undefined) throw unknownCommand(command)
     const options: Options = {
       json: values.json === true,
       wide: values.wide === true,
@@ -141,9 +121,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (values.all === true) given.push('all')
     if (values['no-wait'] === true) given.push('wait')
     if (values['newest-first'] === true) given.push('newestFirst')
-    const flag: Partial<Record<keyof Options, string>> = { wait: 'no-wait', newestFirst: 'newest-first' }
     for (const name of given) {
-      if (!allowed.includes(name)) throw usageError(`${command}: --${flag[name] ?? name} does not apply`)
+      if (!allowed.includes(name)) throw usageError(`${command}: --${flagOf(name)} does not apply`)
     }
     const takesId = command === 'registration' || command === 'revoke'
     const labels = command === 'tenants' && rest[0] === 'label'
@@ -187,29 +166,4 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     io.stderr(`consent-broker-admin: unexpected error: ${(error as Error).message}\n`)
     return EXIT.server
   }
-}
-
-function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      url: { type: 'string' },
-      json: { type: 'boolean' },
-      wide: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      app: { type: 'string' },
-      tenant: { type: 'string' },
-      status: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      since: { type: 'string' },
-      all: { type: 'boolean' },
-      reason: { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      'newest-first': { type: 'boolean' },
-      events: { type: 'string' },
-    },
-  })
 }

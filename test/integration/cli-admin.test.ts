@@ -66,22 +66,25 @@ beforeAll(async () => {
 
 describe('consent-broker-admin', () => {
   it('prints usage with --help (exit 0) and refuses a bad command line (exit 1)', async () => {
-    const [help, none, unknown, badOption, badLimit, misplaced] = await Promise.all([
+    const [help, none, unknown, badOption, misspelt, badLimit, misplaced] = await Promise.all([
       cli(['--help']),
       cli([]),
       cli(['frobnicate']),
       cli(['tenants', '--bogus']),
+      cli(['tenants', '--ap', 'ms-graph-mail']),
       cli(['registrations', '--limit', '0']),
       cli(['tenants', '--reason', 'x']),
     ])
     expect(help.code).toBe(0)
     expect(help.stdout).toContain('Usage: consent-broker-admin')
     expect(help.stdout).toContain('Exit codes')
-    for (const run of [none, unknown, badOption, badLimit, misplaced]) {
+    for (const run of [none, unknown, badOption, misspelt, badLimit, misplaced]) {
       expect(run.code, run.stderr).toBe(1)
       expect(run.stderr).toMatch(/^consent-broker-admin: /)
     }
     expect(unknown.stderr).toContain('unknown command "frobnicate"')
+    expect(badOption.stderr).toContain('unknown option --bogus for "tenants" (it takes --app,')
+    expect(misspelt.stderr).toContain('unknown option --ap for "tenants" (did you mean --app?)')
     expect(badLimit.stderr).toContain('--limit')
   })
 

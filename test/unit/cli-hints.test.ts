@@ -86,3 +86,54 @@ describe('an id copied from a narrow table', () => {
     expect(run.stderr).toContain('tables show only the first 8 characters of an id')
   })
 })
+
+describe('a misspelt option or command', () => {
+  const usage = (message: string) => `consent-broker-admin: ${message}\nRun with --help for usage.\n`
+
+  it.each([
+    [['tenants', '--ap', 'ms-graph-mail'], 'unknown option --ap for "tenants" (did you mean --app?)'],
+    [['tenants', '--ap=ms-graph-mail'], 'unknown option --ap for "tenants" (did you mean --app?)'],
+    [
+      ['registrations', '--staus', 'active'],
+      'unknown option --staus for "registrations" (did you mean --status?)',
+    ],
+    [['rotate-keys', '--nowait'], 'unknown option --nowait for "rotate-keys" (did you mean --no-wait?)'],
+    [['--jsn', 'tenants'], 'unknown option --jsn (did you mean --json?)'],
+    [
+      ['tenants', '--zzz'],
+      'unknown option --zzz for "tenants" (it takes --app, --limit, --cursor, --all, --url, --json, --wide, --help)',
+    ],
+    [['tenant'], 'unknown command "tenant" (did you mean tenants?)'],
+    [['tenant', '--ap', 'x'], 'unknown command "tenant" (did you mean tenants?)'],
+    [['regstration', 'x'], 'unknown command "regstration" (did you mean registration?)'],
+    [
+      ['frobnicate'],
+      'unknown command "frobnicate" (the commands: tenants, registrations, registration, revoke, audit, rotate-keys, rotation, webhooks, credentials, upgrade, finish-upgrade)',
+    ],
+  ])('%j: the nearest name or the list, exit 1', async (argv, message) => {
+    const run = await cli(argv)
+    expect(run.code).toBe(EXIT.usage)
+    expect(run.requests).toEqual([])
+    expect(run.stderr).toBe(usage(message))
+  })
+
+  it("never echoes an option's value, nor a name that is not a plain one", async () => {
+    const secret = 'eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig'
+    for (const argv of [
+      ['tenants', `--${secret}`],
+      ['tenants', `--tokn=${secret}`],
+      ['--tokn', secret],
+      ['--tokn', secret, 'tenants'],
+      ['tenants', `--${'a'.repeat(41)}`],
+    ]) {
+      const run = await cli(argv)
+      expect(run.code, argv.join(' ')).toBe(EXIT.usage)
+      expect(run.stderr, argv.join(' ')).not.toMatch(/eyJ|c2Vj|a{41}/)
+      expect(run.stderr).not.toContain("place it at the end of the command after '--'")
+    }
+    expect((await cli(['tenants', `--${secret}`])).stderr).toContain(
+      'an unknown option for "tenants" (it takes',
+    )
+    expect((await cli(['--tokn', secret])).stderr).toContain('unknown option --tokn (it takes --app,')
+  })
+})
