@@ -82,10 +82,10 @@ Environment:
   CONSENT_BROKER_URL     broker base URL, when --url is not given
 
 Exit codes: 0 ok, 1 usage or invalid request, 2 authentication, 3 not found,
-            4 server or network error, or a key rotation that failed, was
-              interrupted or left registrations it could not re-seal
-              (rotate-keys, rotation), or an upgrade finish that failed or
-              did not complete (upgrade, finish-upgrade).
+            4 server or network error or no broker at the URL, or a key
+              rotation that failed, was interrupted or left registrations
+              it could not re-seal (rotate-keys, rotation), or an upgrade
+              finish that failed or did not complete (upgrade, finish-upgrade).
 `
 
 /** Runs one command line; returns the exit code. Never throws. */

@@ -1,6 +1,7 @@
 // consent-broker-admin's HTTP client for the operator API: the operator token as a bearer token, a
 // timeout per request, and every refusal or unreachable broker turned into a CliError with the exit
-// code it calls for (401/403 auth, 404 not found, 400/413/414/431 usage, anything else server).
+// code it calls for (401/403 auth, 404 not found, 400/413/414/431 usage, anything else server); an
+// answer that is not the broker's (another service at the URL) is one from an unreachable broker.
 import type { CliIo } from './command-context.js'
 import { CliError, EXIT } from './exit-codes.js'
 import { printable } from './table.js'
@@ -17,12 +18,16 @@ export interface Client {
 
 const REQUEST_TIMEOUT_MS = 30_000
 
+/**
+ * 413, 414 and 431: the request was too large — a body, an id in the path, a header — as the
+ * command line made it, so the operator's to change like a 400.
+ */
+const TOO_LARGE: readonly number[] = [413, 414, 431]
+
 function exitCodeFor(status: number): number {
   if (status === 401 || status === 403) return EXIT.auth
   if (status === 404) return EXIT.notFound
-  // 413, 414 and 431: the request was too large — a body, an id in the path, a header — as the
-  // command line made it, so the operator's to change like a 400
-  if (status === 400 || status === 413 || status === 414 || status === 431) return EXIT.usage
+  if (status === 400 || TOO_LARGE.includes(status)) return EXIT.usage
   return EXIT.server
 }
 
@@ -72,6 +77,48 @@ export function fetchFailure(error: unknown): string {
     : 'the request failed'
 }
 
+/** The broker's error answer, `{"error":{"code":…,"message":…}}` as JSON; undefined for any other. */
+function brokerError(
+  response: Response,
+  parsed: Json | undefined,
+): { code: string; message: string } | undefined {
+  const type = response.headers.get('content-type') ?? ''
+  if (!/^application\/([\w.-]+\+)?json\s*(;|$)/i.test(type)) return undefined
+  const error = parsed?.error
+  if (!isObject(error) || typeof error.code !== 'string' || typeof error.message !== 'string')
+    return undefined
+  return { code: error.code, message: error.message }
+}
+
+/**
+ * Said when the base URL ends in /admin/api or /admin (copied from the console or the API docs):
+ * every request path already starts with admin/api.
+ */
+function adminPathHint(baseUrl: string): string {
+  const base = new URL(baseUrl)
+  const path = base.pathname.replace(/\/+$/, '')
+  const root = path.replace(/\/admin(\/api)?$/, '')
+  if (root === path) return ''
+  return `\ngive the broker's base URL (${base.origin}${root}), without ${path.slice(root.length)}`
+}
+
+/**
+ * The error for an answer that is not the broker's (another service at the URL, a wrong path): it
+ * names the URL requested — without query (it can hold a cursor) or credentials (brokerUrl refuses
+ * them anyway) —, the status and the content type, as a failure to reach the broker.
+ */
+function notTheBroker(method: string, url: URL, baseUrl: string, response: Response): CliError {
+  const type = response.headers.get('content-type')
+  const shownType = type === null ? 'no content type' : printable(type.slice(0, 60))
+  const proxied = [502, 503, 504].includes(response.status)
+    ? ' (or a proxy in front of it could not reach it)'
+    : ''
+  return new CliError(
+    `${printable(baseUrl)} does not look like a consent-broker${proxied}: ${method} ${printable(url.origin + url.pathname)} answered HTTP ${response.status} (${shownType}) without the broker's JSON error${adminPathHint(baseUrl)}`,
+    EXIT.server,
+  )
+}
+
 export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
   const call = async (
     method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
@@ -79,8 +126,9 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
     body?: Json,
   ): Promise<Json> => {
     let response: Response
+    const url = new URL(path, `${baseUrl}/`)
     try {
-      response = await io.fetch(new URL(path, `${baseUrl}/`), {
+      response = await io.fetch(url, {
         method,
         headers: {
           authorization: `Bearer ${token}`,
@@ -101,14 +149,21 @@ export function makeClient(baseUrl: string, token: string, io: CliIo): Client {
       parsed = undefined
     }
     if (!response.ok) {
-      const error = parsed?.error as { code?: string; message?: string } | undefined
-      const detail =
-        error?.code === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message ?? ''}`
-      throw new CliError(`the broker refused the request: ${printable(detail)}`, exitCodeFor(response.status))
+      const error = brokerError(response, parsed)
+      // 413, 414 and 431 say the request was too large whoever answers (a proxy in front of the broker)
+      if (error === undefined && !TOO_LARGE.includes(response.status))
+        throw notTheBroker(method, url, baseUrl, response)
+      const detail = error === undefined ? `HTTP ${response.status}` : `${error.code}: ${error.message}`
+      // The broker's own 404 under a base URL ending in /admin/api: no route there, so nothing was
+      // looked up: not "not found" (exit 3 would tell a script the registration is gone).
+      const hint = response.status === 404 ? adminPathHint(baseUrl) : ''
+      throw new CliError(
+        `the broker refused the request: ${printable(detail)}${hint}`,
+        hint === '' ? exitCodeFor(response.status) : EXIT.server,
+      )
     }
     if (response.status === 204) return {}
-    if (parsed === undefined)
-      throw new CliError(`the broker answered HTTP ${response.status} without JSON`, EXIT.server)
+    if (parsed === undefined) throw notTheBroker(method, url, baseUrl, response)
     if (!isObject(parsed))
       throw new CliError(`the broker answered HTTP ${response.status} without a JSON object`, EXIT.server)
     return parsed

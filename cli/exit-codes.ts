@@ -10,7 +10,8 @@ export const EXIT = {
   /** The registration or tenant does not exist (404), or --app names no hosted app (credentials). */
   notFound: 3,
   /**
-   * Network failure, timeout, 5xx or an unexpected answer; a key rotation that failed, was
+   * Network failure, timeout, 5xx or an unexpected answer, or one that is not the broker's (the
+   * URL names another service, or ends in /admin/api); a key rotation that failed, was
    * interrupted or has failures (rotate-keys, rotation); an upgrade finish that failed or did not
    * complete (upgrade, finish-upgrade).
    */

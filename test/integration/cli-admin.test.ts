@@ -3,6 +3,7 @@
 import { spawn } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID } from '../../emulator/demo-data.js'
 import { upsertDelegatedRegistration } from '../../src/services/registrations.js'
@@ -105,6 +106,28 @@ describe('consent-broker-admin', () => {
     const run = await cli(['tenants', '--url', 'http://127.0.0.1:9'])
     expect(run.code).toBe(4)
     expect(run.stderr).toContain('cannot reach the broker')
+  })
+
+  it('says when --url is not the broker, or the broker under /admin/api', async () => {
+    // another service: Fastify's own 404 (the emulator's, for one)
+    const other = Fastify()
+    await other.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      const otherUrl = `http://127.0.0.1:${(other.server.address() as AddressInfo).port}`
+      const run = await cli(['tenants', '--url', otherUrl])
+      expect(run.code).toBe(4)
+      expect(run.stderr).toContain(
+        `${otherUrl} does not look like a consent-broker: GET ${otherUrl}/admin/api/tenants answered HTTP 404 (application/json`,
+      )
+    } finally {
+      await other.close()
+    }
+    for (const suffix of ['/admin/api', '/admin']) {
+      const run = await cli(['tenants', '--url', `${url}${suffix}`])
+      // exit 4 either way: the broker's own 404 under /admin/api, its console's page under /admin
+      expect(run.code, run.stderr).toBe(4)
+      expect(run.stderr).toContain(`give the broker's base URL (${url}), without ${suffix}`)
+    }
   })
 
   it('lists tenants as a table (120 columns, or --wide) and as JSON', async () => {

@@ -137,3 +137,100 @@ describe('a misspelt option or command', () => {
     expect((await cli(['--tokn', secret])).stderr).toContain('unknown option --tokn (it takes --app,')
   })
 })
+
+describe('a --url that is not the broker', () => {
+  // Fastify's default 404, as another Fastify service (the emulator) answers it
+  const fastify404 = {
+    message: 'Route GET:/admin/api/tenants not found',
+    error: 'Not Found',
+    statusCode: 404,
+  }
+
+  it('is named with the request, status and content type, exit 4 (not 3)', async () => {
+    const run = await cli(
+      ['tenants', '--cursor', 'c1'],
+      [{ status: 404, body: fastify404, contentType: 'application/json; charset=utf-8' }],
+      { CONSENT_BROKER_URL: 'http://127.0.0.1:3001' },
+    )
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toBe(
+      "consent-broker-admin: http://127.0.0.1:3001 does not look like a consent-broker: GET http://127.0.0.1:3001/admin/api/tenants answered HTTP 404 (application/json; charset=utf-8) without the broker's JSON error\n",
+    )
+    expect(run.stderr).not.toContain('c1')
+  })
+
+  it.each([
+    [
+      'an HTML page',
+      { status: 404, body: '<html>Not found</html>', contentType: 'text/html' },
+      'HTTP 404 (text/html)',
+    ],
+    [
+      "the broker's shape, but not as JSON",
+      { status: 404, body: JSON.stringify(error('not_found', 'x')), contentType: 'text/plain' },
+      'HTTP 404 (text/plain)',
+    ],
+    ['no body, no content type', { status: 401, body: '' }, 'HTTP 401 (no content type)'],
+    [
+      'a success without JSON',
+      { status: 200, body: '<html>app</html>', contentType: 'text/html' },
+      'HTTP 200 (text/html)',
+    ],
+  ])('%s is not the broker', async (_, answer, said) => {
+    const run = await cli(['registration', '9b979a34'], [answer])
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toContain(
+      'https://broker.example does not look like a consent-broker: GET https://broker.example/admin/api/registrations/9b979a34 answered ' +
+        said,
+    )
+    expect(run.stderr).not.toContain('first 8 characters')
+  })
+
+  it('a proxy in front of a broker that is down may be the one answering', async () => {
+    const run = await cli(
+      ['tenants'],
+      [{ status: 502, body: '<html>Bad Gateway</html>', contentType: 'text/html' }],
+    )
+    expect(run.code).toBe(EXIT.server)
+    expect(run.stderr).toContain(
+      'does not look like a consent-broker (or a proxy in front of it could not reach it): GET',
+    )
+  })
+
+  it.each([
+    ['http://host:3000/admin/api', 'http://host:3000', '/admin/api'],
+    ['http://host:3000/admin/', 'http://host:3000', '/admin'],
+    ['https://example.com/broker/admin/api', 'https://example.com/broker', '/admin/api'],
+  ])('a base URL %s is told to be the base URL', async (base, root, suffix) => {
+    const hint = `\ngive the broker's base URL (${root}), without ${suffix}\n`
+    // another service
+    const other = await cli(['tenants'], [{ status: 404, body: 'no', contentType: 'text/html' }], {
+      CONSENT_BROKER_URL: base,
+    })
+    expect(other.code).toBe(EXIT.server)
+    expect(other.stderr).toMatch(
+      /does not look like a consent-broker: GET .*\/admin\/api\/tenants answered HTTP 404/,
+    )
+    expect(other.stderr.endsWith(hint)).toBe(true)
+    // the broker itself, which has no route at …/admin/api/admin/api/tenants: its 404, with the hint
+    // and exit 4: nothing was looked up, so not 3 (a script would take the tenant as gone)
+    const broker = await cli(
+      ['tenants'],
+      [{ status: 404, body: error('not_found', 'no route for GET at this path') }],
+      { CONSENT_BROKER_URL: base },
+    )
+    expect(broker.code).toBe(EXIT.server)
+    expect(broker.stderr).toBe(
+      `consent-broker-admin: the broker refused the request: not_found: no route for GET at this path${hint}`,
+    )
+  })
+
+  it("keeps the broker's own errors as they were", async () => {
+    const run = await cli(
+      ['tenants'],
+      [{ status: 403, body: error('forbidden', 'no'), contentType: 'application/json; charset=utf-8' }],
+    )
+    expect(run.code).toBe(EXIT.auth)
+    expect(run.stderr).toBe('consent-broker-admin: the broker refused the request: forbidden: no\n')
+  })
+})
