@@ -27,7 +27,8 @@ const USAGE = `Usage: consent-broker-admin [--url <broker URL>] [--json | --wide
 Commands:
   tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
       Tenants with their label, apps, registration counts by status and last consent,
-      by tenant id; --all follows every page.
+      by tenant id; --all follows every page. When nothing is listed, an --app
+      that names no hosted app exits 3 (as for registrations).
   tenants label <tid> <label>
       Set a tenant's label (quote it when it has spaces); replaces the default, the
       first consenting user's domain. Audited.

@@ -7,7 +7,10 @@ export const EXIT = {
   usage: 1,
   /** No token, or the broker refused it (401/403). */
   auth: 2,
-  /** The registration or tenant does not exist (404), or --app names no hosted app (credentials). */
+  /**
+   * The registration or tenant does not exist (404), or --app names no hosted app (credentials;
+   * tenants and registrations when nothing is listed).
+   */
   notFound: 3,
   /**
    * Network failure, timeout, 5xx or an unexpected answer, or one that is not the broker's (the

@@ -4,6 +4,7 @@
 import { arrayField, type Client, type Json, objectField, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { CliError, EXIT, usageError } from './exit-codes.js'
+import { refuseUnhostedApp } from './hosted-apps.js'
 import { registrationIdArg, tenantIdArg } from './input-checks.js'
 import { printable, SHORT_ID_HINT, SHORT_ID_LENGTH, table } from './table.js'
 
@@ -85,6 +86,14 @@ export async function registrations(client: Client, options: Options, io: CliIo)
     'items',
     options,
   )
+  // the whole listing empty (not one page of it): a misspelt --app, or an app with no registrations yet
+  if (
+    items.length === 0 &&
+    nextCursor === undefined &&
+    options.cursor === undefined &&
+    options.app !== undefined
+  )
+    await refuseUnhostedApp(client, options.app, 'registrations')
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
   io.stdout(items.length === 0 ? 'no registrations\n' : registrationTable(items, options))
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)

@@ -3,6 +3,7 @@
 import { type Client, type Json, query, readPages } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
+import { refuseUnhostedApp } from './hosted-apps.js'
 import { tenantIdArg } from './input-checks.js'
 import { printable, table } from './table.js'
 
@@ -14,6 +15,14 @@ export async function tenants(client: Client, options: Options, io: CliIo): Prom
     'tenants',
     options,
   )
+  // the whole listing empty (not one page of it): a misspelt --app, or an app with no tenants yet
+  if (
+    list.length === 0 &&
+    nextCursor === undefined &&
+    options.cursor === undefined &&
+    options.app !== undefined
+  )
+    await refuseUnhostedApp(client, options.app, 'tenants')
   if (options.json) return print(io, { tenants: list, ...(nextCursor === undefined ? {} : { nextCursor }) })
   if (list.length === 0) {
     io.stdout(

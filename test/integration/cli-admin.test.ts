@@ -153,6 +153,23 @@ describe('consent-broker-admin', () => {
     expect(body.tenants.map((t) => t.tenantId).sort()).toEqual([CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort())
   })
 
+  it('exits 3 when --app names no hosted app and nothing is listed; a hosted app lists nothing, exit 0', async () => {
+    const [misspelt, bogus, hosted] = await Promise.all([
+      cli(['tenants', '--app', 'ms-graph-mai']),
+      cli(['--json', 'registrations', '--app', 'bogus']),
+      cli(['registrations', '--app', 'ms-graph-calendar']),
+    ])
+    expect(misspelt.code, misspelt.stderr).toBe(3)
+    expect(misspelt.stderr).toMatch(
+      /^consent-broker-admin: tenants --app: "ms-graph-mai" is not a hosted app \(did you mean ms-graph-mail\?\); hosted: .*ms-graph-calendar/,
+    )
+    expect(bogus.code, bogus.stderr).toBe(3)
+    expect(bogus.stdout).toBe('')
+    expect(bogus.stderr).toContain('registrations --app: "bogus" is not a hosted app; hosted: ')
+    expect(hosted.code, hosted.stderr).toBe(0)
+    expect(hosted.stdout).toBe('no registrations\n')
+  })
+
   it('pages tenants with --limit/--cursor and follows --all', async () => {
     const sorted = [CONTOSO_TENANT_ID, FABRIKAM_TENANT_ID].sort()
     const first = await cli(['--wide', 'tenants', '--limit', '1'])

@@ -234,3 +234,68 @@ describe('a --url that is not the broker', () => {
     expect(run.stderr).toBe('consent-broker-admin: the broker refused the request: forbidden: no\n')
   })
 })
+
+describe('--app naming no hosted app', () => {
+  const hosted = {
+    credentials: [
+      { app: 'ms-graph-mail', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:A' },
+      { app: 'ms-graph-mail', cloud: 'usgov', position: 1, kind: 'secret', credential: 'secret:B' },
+      { app: 'ms-graph-user', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:C' },
+    ],
+  }
+
+  it.each([
+    [
+      ['tenants', '--app', 'ms-graph-mai'],
+      { tenants: [] },
+      'tenants --app: "ms-graph-mai" is not a hosted app (did you mean ms-graph-mail?)',
+    ],
+    [
+      ['--json', 'tenants', '--app', 'ms-graph-mai', '--all'],
+      { tenants: [] },
+      'tenants --app: "ms-graph-mai" is not a hosted app (did you mean ms-graph-mail?)',
+    ],
+    [['registrations', '--app', 'bogus'], { items: [] }, 'registrations --app: "bogus" is not a hosted app'],
+  ])('%j: an empty listing is checked, exit 3', async (argv, empty, said) => {
+    const run = await cli(argv, [{ body: empty }, { body: hosted }])
+    expect(run.code).toBe(EXIT.notFound)
+    expect(run.stdout).toBe('')
+    expect(run.stderr).toBe(`consent-broker-admin: ${said}; hosted: ms-graph-mail, ms-graph-user\n`)
+    expect(run.requests.at(-1)).toBe('https://broker.example/admin/api/credentials')
+  })
+
+  it('a hosted app without registrations keeps its empty listing, exit 0', async () => {
+    const tenants = await cli(
+      ['tenants', '--app', 'ms-graph-user'],
+      [{ body: { tenants: [] } }, { body: hosted }],
+    )
+    expect(tenants.code).toBe(EXIT.ok)
+    expect(tenants.stdout).toBe('no tenants\n')
+    const registrations = await cli(
+      ['registrations', '--app', 'ms-graph-user'],
+      [{ body: { items: [] } }, { body: hosted }],
+    )
+    expect(registrations.code).toBe(EXIT.ok)
+    expect(registrations.stdout).toBe('no registrations\n')
+  })
+
+  it('asks nothing more when the listing has items (an app no longer hosted still lists) or no --app', async () => {
+    const removed = { id: 'r1', tenantId: 't', app: 'ms-graph-old', status: 'active' }
+    const listed = await cli(['registrations', '--app', 'ms-graph-old'], [{ body: { items: [removed] } }])
+    expect(listed.code).toBe(EXIT.ok)
+    expect(listed.stdout).toContain('ms-graph-old')
+    expect(listed.requests).toHaveLength(1)
+    const unfiltered = await cli(['tenants'], [{ body: { tenants: [] } }])
+    expect(unfiltered.code).toBe(EXIT.ok)
+    expect(unfiltered.requests).toHaveLength(1)
+  })
+
+  it('keeps the empty listing when the check fails (a broker without the credentials route)', async () => {
+    const run = await cli(
+      ['tenants', '--app', 'ms-graph-mai'],
+      [{ body: { tenants: [] } }, { status: 404, body: error('not_found', 'no route for GET at this path') }],
+    )
+    expect(run.code).toBe(EXIT.ok)
+    expect(run.stdout).toBe('no tenants\n')
+  })
+})
