@@ -2,9 +2,9 @@
 // The package's `consent-broker-admin` executable (npx consent-broker-admin …): runs the compiled CLI
 // (dist/cli/admin.js) when the package is built — as in the image, which ships no TypeScript —,
 // otherwise the TypeScript source through tsx, so a fresh clone works right after `npm ci` without
-// a build step. In a checkout whose cli/ or src/ changed since the last build (a `git pull` without
+// a build step. In a checkout whose cli/ changed since the last build (a `git pull` without
 // `npm run build`), the build would run old code without a word: the source runs instead, and
-// stderr says why.
+// stderr says why. (cli/ imports nothing from src/: a change there leaves the CLI's build current.)
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -38,15 +38,13 @@ async function runSource() {
 }
 
 const stale =
-  existsSync(built) &&
-  existsSync(source) &&
-  Math.max(newestTypeScript(join(root, 'cli')), newestTypeScript(join(root, 'src'))) > statSync(built).mtimeMs
+  existsSync(built) && existsSync(source) && newestTypeScript(join(root, 'cli')) > statSync(built).mtimeMs
 
 if (existsSync(built) && !stale) {
   await import(pathToFileURL(built).href)
 } else if (stale) {
   console.error(
-    'consent-broker-admin: cli/ or src/ changed since dist/ was built: running the source (`npm run build` updates dist/)',
+    'consent-broker-admin: cli/ changed since dist/ was built: running the source (`npm run build` updates dist/)',
   )
   if (!(await runSource())) {
     console.error('consent-broker-admin: tsx is not installed: running the older build in dist/')

@@ -28,7 +28,7 @@ Commands:
   tenants [--app <slug>] [--limit <1-500>] [--cursor <cursor>] [--all]
       Tenants with their label, apps, registration counts by status and last consent,
       by tenant id; --all follows every page. When nothing is listed, an --app
-      that names no hosted app exits 3 (as for registrations).
+      that names no hosted app exits 3 (registrations too).
   tenants label <tid> <label>
       Set a tenant's label (quote it when it has spaces); replaces the default, the
       first consenting user's domain. Audited.
@@ -99,7 +99,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     const [command, ...rest] = positionals
     if (command === undefined) throw usageError('no command given')
-    const allowed = ALLOWED[command]
+    // (own properties only: `toString` or `constructor` is no command)
+    const allowed = Object.hasOwn(ALLOWED, command) ? ALLOWED[command] : undefined
     if (allowed === undefined) throw unknownCommand(command)
     const options: Options = {
       json: values.json === true,

@@ -102,7 +102,8 @@ function unknownOption(argv: readonly string[]): Error {
     command = token.value
     break
   }
-  if (command !== undefined && ALLOWED[command] === undefined) return unknownCommand(command)
+  // (own properties only: `toString` or `constructor` is no command)
+  if (command !== undefined && !Object.hasOwn(ALLOWED, command)) return unknownCommand(command)
   const unknown = tokens.map((_, i) => unknownAt(i)).find((token) => token !== undefined)
   const typed = unknown?.rawName ?? ''
   const taken = [
@@ -112,7 +113,13 @@ function unknownOption(argv: readonly string[]): Error {
   const meant = unknown === undefined ? undefined : nearest(unknown.name, taken)
   const named = PLAIN_OPTION.test(typed) ? `unknown option ${typed}` : 'an unknown option'
   const where = command === undefined ? '' : ` for "${command}"`
+  // No near miss: it may be a value that starts with "-" (a label such as -Contoso-), which goes
+  // after "--".
   return usageError(
-    `${named}${where} (${meant === undefined ? `it takes ${taken.map((flag) => `--${flag}`).join(', ')}` : `did you mean --${meant}?`})`,
+    `${named}${where} (${
+      meant === undefined
+        ? `it takes ${taken.map((flag) => `--${flag}`).join(', ')}; a value starting with "-" goes after "--"`
+        : `did you mean --${meant}?`
+    })`,
   )
 }

@@ -6,13 +6,31 @@ import { nearest } from './suggestions.js'
 import { printable } from './table.js'
 
 /**
- * Throws `notFound` when `app` is not a hosted app, naming the nearest hosted one and all of them.
- * One request (GET /admin/api/credentials, which lists every hosted app: each has a credential),
- * made only once a listing filtered by `app` is empty: registrations of an app the configuration no
- * longer has are still listed, so the slug is never refused up front. When the check itself fails
- * (an older broker without the route), the empty listing stands as it is.
+ * After a listing: throws `notFound` when it was filtered by an `app` that is not hosted and came
+ * back empty as a whole (not one page of it), naming the nearest hosted app and all of them. One
+ * request (GET /admin/api/credentials, which lists every hosted app: each has a credential), made
+ * only in that case: registrations of an app the configuration no longer has are still listed, so
+ * the slug is never refused up front. When the check itself fails (an older broker without the
+ * route), the empty listing stands as it is.
  */
-export async function refuseUnhostedApp(client: Client, app: string, command: string): Promise<void> {
+export async function refuseUnhostedApp(
+  client: Client,
+  listing: {
+    count: number
+    nextCursor: string | undefined
+    cursor: string | undefined
+    app: string | undefined
+  },
+  command: string,
+): Promise<void> {
+  const { app } = listing
+  if (
+    app === undefined ||
+    listing.count > 0 ||
+    listing.nextCursor !== undefined ||
+    listing.cursor !== undefined
+  )
+    return
   let hosted: string[]
   try {
     const credentials = arrayField(await client.get('admin/api/credentials'), 'credentials')

@@ -86,14 +86,12 @@ export async function registrations(client: Client, options: Options, io: CliIo)
     'items',
     options,
   )
-  // the whole listing empty (not one page of it): a misspelt --app, or an app with no registrations yet
-  if (
-    items.length === 0 &&
-    nextCursor === undefined &&
-    options.cursor === undefined &&
-    options.app !== undefined
+  // a whole listing empty: a misspelt --app, or an app with no registrations yet
+  await refuseUnhostedApp(
+    client,
+    { count: items.length, nextCursor, cursor: options.cursor, app: options.app },
+    'registrations',
   )
-    await refuseUnhostedApp(client, options.app, 'registrations')
   if (options.json) return print(io, { items, ...(nextCursor === undefined ? {} : { nextCursor }) })
   io.stdout(items.length === 0 ? 'no registrations\n' : registrationTable(items, options))
   if (nextCursor !== undefined) io.stdout(`more: --cursor ${nextCursor} (or --all)\n`)

@@ -15,14 +15,12 @@ export async function tenants(client: Client, options: Options, io: CliIo): Prom
     'tenants',
     options,
   )
-  // the whole listing empty (not one page of it): a misspelt --app, or an app with no tenants yet
-  if (
-    list.length === 0 &&
-    nextCursor === undefined &&
-    options.cursor === undefined &&
-    options.app !== undefined
+  // a whole listing empty: a misspelt --app, or an app with no tenants yet
+  await refuseUnhostedApp(
+    client,
+    { count: list.length, nextCursor, cursor: options.cursor, app: options.app },
+    'tenants',
   )
-    await refuseUnhostedApp(client, options.app, 'tenants')
   if (options.json) return print(io, { tenants: list, ...(nextCursor === undefined ? {} : { nextCursor }) })
   if (list.length === 0) {
     io.stdout(

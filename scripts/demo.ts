@@ -53,14 +53,19 @@ function portFree(host: string, port: number): Promise<unknown> {
   })
 }
 
+/** A port number a listen takes (1–65535). */
+function isPort(port: number | undefined): port is number {
+  return port !== undefined && Number.isInteger(port) && port >= 1 && port <= 65_535
+}
+
 /**
  * Every port the demo will open that can't be, each with the variable to change, checked before
  * anything starts: two busy ports are both named at once, not one per attempt. (Only a check: the
  * real listens still report a port taken in between.)
  */
-async function portProblems(host: string, ports: ReadonlyArray<[string, number]>): Promise<string[]> {
+async function portProblems(ports: ReadonlyArray<[string, string, number]>): Promise<string[]> {
   const problems: string[] = []
-  for (const [variable, port] of ports) {
+  for (const [variable, host, port] of ports) {
     const problem = portProblem(await portFree(host, port), variable, port)
     if (problem !== undefined) problems.push(problem)
   }
@@ -73,13 +78,16 @@ async function main(): Promise<void> {
   const emulatorPort = Number(env.EMULATOR_PORT ?? 3001)
   const host = env.HOST ?? '127.0.0.1'
   const metricsPort = env.METRICS_PORT === undefined ? undefined : Number(env.METRICS_PORT)
-  const busy = await portProblems(host, [
-    ...(env.EMULATOR_URL === undefined ? [['EMULATOR_PORT', emulatorPort] as [string, number]] : []),
-    ['PORT', port],
-    ...(metricsPort === undefined || !Number.isInteger(metricsPort)
-      ? []
-      : [['METRICS_PORT', metricsPort] as [string, number]]),
-  ])
+  // Only well-formed ports are probed: the configuration names any other (loadConfig, below). The
+  // emulator listens on 127.0.0.1 whatever HOST says, so its port is probed there.
+  const probed: Array<[string, string, number | undefined]> = [
+    ['EMULATOR_PORT', '127.0.0.1', env.EMULATOR_URL === undefined ? emulatorPort : undefined],
+    ['PORT', host, port],
+    ['METRICS_PORT', host, metricsPort],
+  ]
+  const busy = await portProblems(
+    probed.filter((entry): entry is [string, string, number] => isPort(entry[2])),
+  )
   if (busy.length > 0) throw new DemoStartError(busy.join('\n'))
 
   let emulatorUrl = env.EMULATOR_URL?.replace(/\/+$/, '')
@@ -111,7 +119,8 @@ async function main(): Promise<void> {
   let brokerEnv: Env
   try {
     brokerEnv = {
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      // (a PORT that is no port is the configuration's to name, once: not again inside PUBLIC_URL)
+      PUBLIC_URL: isPort(port) ? `http://127.0.0.1:${port}` : 'http://127.0.0.1',
       HOST: host,
       PORT: String(port),
       MASTER_KEYS: `demo:${demoKey('master key').toString('base64')}`,
@@ -220,8 +229,13 @@ async function main(): Promise<void> {
     stopping = true
     console.log(`\n ${signal}: stopping the broker${stopEmulator === undefined ? '' : ' and the emulator'} …`)
     // A browser's keep-alive connection must not hold the ports: both servers close them.
-    await Promise.allSettled([broker.close(), stopEmulator?.()])
+    const closed = await Promise.allSettled([broker.close(), stopEmulator?.()])
     credential.cleanup()
+    const failed = closed.filter((result) => result.status === 'rejected')
+    if (failed.length > 0) {
+      console.error(' Stopped, but closing failed:', ...failed.map((result) => result.reason))
+      process.exit(1)
+    }
     console.log(' Stopped; the ports are free.')
     process.exit(0)
   }

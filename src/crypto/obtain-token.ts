@@ -119,7 +119,7 @@ export function openEncryptedToken(raw: Buffer, key: ImportedKey): OpenedToken {
   const stamp = colon < 0 ? '' : plaintext.slice(0, colon)
   if (!TIMESTAMP.test(stamp)) {
     // A client written against Date.now() sends milliseconds: say so rather than only the shape.
-    const milliseconds = /^\d{13,16}$/.test(stamp)
+    const milliseconds = /^\d{13}$/.test(stamp)
     throw new ObtainTokenCryptoError(
       'bad_plaintext',
       milliseconds

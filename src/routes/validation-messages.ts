@@ -5,8 +5,8 @@
 // properties the schema takes, or the one a misspelt name was meant to be. It never repeats a name
 // the request chose otherwise: the message is logged, and a parameter's name may be anything, a
 // secret included (logger.ts keeps unknown parameters out of log lines, names and values). A value
-// outside a list is answered with the list, a missing body as missing. Every other failure keeps
-// Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
+// outside a list is answered with the list, a date-time with an example, a missing body as missing.
+// Every other failure keeps Ajv's own message (`must NOT have more than 500 characters`). Fastify builds
 // the message of each request validation error with this (app.ts: schemaErrorFormatter).
 
 import { distance } from 'fastest-levenshtein'
@@ -96,7 +96,10 @@ function wordsFor(error: FastifySchemaValidationError, dataVar: string): string 
   if (error.keyword === 'format') return FORMAT_WORDS.get(String(error.params.format))
   if (error.keyword === 'additionalProperties') return unknownPropertyWords(error)
   if (error.keyword === 'enum') {
-    const allowed = (error.params.allowedValues as unknown[] | undefined)?.map(String)
+    // (an empty string allowed, as by the consent pages' `cloud`, is shown as "" rather than nothing)
+    const allowed = (error.params.allowedValues as unknown[] | undefined)?.map((value) =>
+      value === '' ? '""' : String(value),
+    )
     if (allowed === undefined || allowed.length === 0) return undefined
     const listed = allowed.slice(0, LISTED_VALUES).join(', ')
     return `must be one of ${listed}${allowed.length > LISTED_VALUES ? ', …' : ''}`

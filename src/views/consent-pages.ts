@@ -150,7 +150,7 @@ function failureText(
     session_missing: {
       title: 'No authorization in progress',
       message:
-        'This browser has no authorization in progress: it expired, was started in another browser, or cookies are blocked for this site. A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its ID, Token and Key were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
+        'This browser has no authorization in progress: it expired, was started in another browser, or cookies are blocked for this site. A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its values were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
     },
     session_expired: {
       title: 'Your authorization expired',

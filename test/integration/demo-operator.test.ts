@@ -173,6 +173,15 @@ describe('npm run demo: operator side', () => {
     }
   }, 60_000)
 
+  it('names a port that is no port through the configuration, without a stack trace', async () => {
+    const run = runDemo({ PORT: 'abc', EMULATOR_PORT: String(await findFreePort()) })
+    expect(await run.exited).toBe(1)
+    expect(run.output()).toContain(
+      'demo failed to start: invalid configuration:\n  - PORT: expected an integer',
+    )
+    expect(run.output()).not.toMatch(/^\s+at /m)
+  }, 60_000)
+
   it('names every busy port at once, before starting anything', async () => {
     const held = [createServer(), createServer()]
     const ports = [await findFreePort(), await findFreePort()]

@@ -101,7 +101,7 @@ describe('a misspelt option or command', () => {
     [['--jsn', 'tenants'], 'unknown option --jsn (did you mean --json?)'],
     [
       ['tenants', '--zzz'],
-      'unknown option --zzz for "tenants" (it takes --app, --limit, --cursor, --all, --url, --json, --wide, --help)',
+      'unknown option --zzz for "tenants" (it takes --app, --limit, --cursor, --all, --url, --json, --wide, --help; a value starting with "-" goes after "--")',
     ],
     [['tenant'], 'unknown command "tenant" (did you mean tenants?)'],
     [['tenant', '--ap', 'x'], 'unknown command "tenant" (did you mean tenants?)'],
@@ -110,6 +110,19 @@ describe('a misspelt option or command', () => {
       ['frobnicate'],
       'unknown command "frobnicate" (the commands: tenants, registrations, registration, revoke, audit, rotate-keys, rotation, webhooks, credentials, upgrade, finish-upgrade)',
     ],
+    // names every object has are no commands (they crashed the hint, or reached the broker)
+    ...['toString', 'constructor', '__proto__'].flatMap(
+      (name): Array<[string[], string]> => [
+        [
+          [name],
+          `unknown command "${name}" (the commands: tenants, registrations, registration, revoke, audit, rotate-keys, rotation, webhooks, credentials, upgrade, finish-upgrade)`,
+        ],
+        [
+          [name, '--x'],
+          `unknown command "${name}" (the commands: tenants, registrations, registration, revoke, audit, rotate-keys, rotation, webhooks, credentials, upgrade, finish-upgrade)`,
+        ],
+      ],
+    ),
   ])('%j: the nearest name or the list, exit 1', async (argv, message) => {
     const run = await cli(argv)
     expect(run.code).toBe(EXIT.usage)

@@ -132,6 +132,10 @@ describe('encrypted_token', () => {
     expect(message(`${Date.now()}:content`)).toBe(
       'encrypted_token holds a timestamp in milliseconds; send "<unix seconds>:<content>" (seconds, e.g. Math.floor(Date.now() / 1000))',
     )
+    // microseconds are not called milliseconds: the shape alone
+    expect(message(`${Date.now()}000:content`)).toBe(
+      'encrypted_token does not hold "<unix seconds>:<content>"',
+    )
   })
 
   it('imports only standard base64 keys of 16, 24 or 32 bytes', () => {

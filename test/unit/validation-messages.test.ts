@@ -86,11 +86,16 @@ describe('schemaErrorMessage', () => {
       type: 'object',
       properties: {
         status: { type: 'string', enum: ['active', 'needs_consent', 'revoked'] },
+        cloud: { type: 'string', enum: ['global', 'usgov', ''] },
         many: { enum: Array.from({ length: 14 }, (_, i) => `v${i}`) },
       },
     }
     expect(schemaErrorMessage(errorsOf(schema, { status: 'activ' }), 'querystring').message).toBe(
       'querystring/status must be one of active, needs_consent, revoked',
+    )
+    // an empty string allowed is shown as ""
+    expect(schemaErrorMessage(errorsOf(schema, { cloud: 'moon' }), 'body').message).toBe(
+      'body/cloud must be one of global, usgov, ""',
     )
     expect(schemaErrorMessage(errorsOf(schema, { many: 'x' }), 'body').message).toBe(
       'body/many must be one of v0, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, …',

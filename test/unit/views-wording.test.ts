@@ -92,7 +92,7 @@ describe('pages a used link lands on', () => {
     )
     expect(page).toContain('No authorization in progress')
     expect(page).toContain(
-      'A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its ID, Token and Key were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
+      'A link already used lands here too, such as the last step of an authorization reloaded after it completed: that authorization stands, and its values were shown once, on the page that followed. If you did not copy them, start again from the integration page.',
     )
     // Not "Nothing was created": the authorization the link finished earlier was.
     expect(page).toContain('Nothing was created by this page.')
