@@ -3,7 +3,7 @@
 import { arrayField, type Client, query } from './broker-client.js'
 import { type CliIo, type Options, positiveLimit, print, text } from './command-context.js'
 import { EXIT, usageError } from './exit-codes.js'
-import { printable, table } from './table.js'
+import { printable, SHORT_ID_HINT, SHORT_ID_LENGTH, table } from './table.js'
 
 const ENDPOINT_ID = /^ep_[0-9a-f]{24}$/
 const MESSAGE_ID = /^[0-9a-f-]{36}$/
@@ -96,8 +96,14 @@ export async function webhooks(
     default: {
       const id = endpointId(rest[0], 'redeliver')
       const messageId = rest[1]
-      if (messageId === undefined || !MESSAGE_ID.test(messageId))
-        throw usageError('webhooks redeliver: give the endpoint id and the message id')
+      if (messageId === undefined || !MESSAGE_ID.test(messageId)) {
+        // The deliveries table cuts message ids too: one copied from it gets the same hint.
+        const copied =
+          messageId !== undefined && (messageId.length <= SHORT_ID_LENGTH || messageId.includes('…'))
+        throw usageError(
+          `webhooks redeliver: give the endpoint id and the message id${copied ? `\n${SHORT_ID_HINT}` : ''}`,
+        )
+      }
       const body = await client.post(`admin/api/webhooks/${id}/deliveries/${messageId}/redeliver`)
       if (options.json) return print(io, body)
       io.stdout(`queued ${messageId} for ${id} again\n`)

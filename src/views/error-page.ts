@@ -20,9 +20,9 @@ function isConsolePath(path: string): boolean {
 const PLAIN_CONSOLE_PATH = /^\/admin(?:\/[A-Za-z0-9._~-]+)+$/
 
 /**
- * The page's way on. On the console's paths it stays in the console: a refused form goes back to its page when one answers
- * GET at the same route, else the console itself, which sends a visitor without a session to the
- * sign-in page. Anywhere else, the list of apps.
+ * The page's way on. On the console's paths it stays in the console: a refused form goes back to
+ * its page when one answers GET at the same route, else the console itself, which sends a visitor
+ * without a session to the sign-in page. Anywhere else, the list of apps.
  */
 function wayBack(request: FastifyRequest): SafeHtml {
   const path = pathOf(request.url)

@@ -85,6 +85,21 @@ describe('an id copied from a narrow table', () => {
     expect(run.stderr).toContain('is not a registration id')
     expect(run.stderr).toContain('tables show only the first 8 characters of an id')
   })
+
+  it('a message id copied from the deliveries table gets the hint too, before any request', async () => {
+    const endpoint = `ep_${'0'.repeat(24)}`
+    for (const message of ['1f2e3d4c', '1f2e3d4c…']) {
+      const run = await cli(['webhooks', 'redeliver', endpoint, message])
+      expect(run.code, message).toBe(EXIT.usage)
+      expect(run.requests).toEqual([])
+      expect(run.stderr, message).toContain(
+        'webhooks redeliver: give the endpoint id and the message id\ntables show only the first 8 characters of an id',
+      )
+    }
+    // a malformed id of another length: no hint
+    const other = await cli(['webhooks', 'redeliver', endpoint, 'not-a-message-id'])
+    expect(other.stderr).not.toContain('tables show only')
+  })
 })
 
 describe('a misspelt option or command', () => {
