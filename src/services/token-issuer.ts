@@ -195,8 +195,10 @@ export class TokenIssuer {
     if (app === undefined) return
     // Started on a later turn of the event loop, not this request's: the caller's answer is
     // written before any of the refresh's work (its Redis commands included) is done.
+    // Its own flight: a caller who misses meanwhile must not join it, since a refresh-ahead steps
+    // aside (another instance holds the lock, a backoff) where a caller waits or fetches.
     setImmediate(() => {
-      const { promise } = this.#flights.run(key, () =>
+      const { promise } = this.#flights.run(`${key}|ahead`, () =>
         this.#refreshAhead(registration, app, scope, group, token),
       )
       promise.catch((error: unknown) => {

@@ -186,6 +186,15 @@ async function createRegistration(
   return result.registration
 }
 
+/** A promise and its resolve (Promise.withResolvers is Node 22+). */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
 /** A clock the test moves. */
 function manualClock(start = Date.now()) {
   let now = start
@@ -291,6 +300,55 @@ describe('refresh-ahead', () => {
         ),
       WAIT,
     )
+  })
+
+  it('a caller who misses while a refresh-ahead gives way to another instance waits for the lock; it never gets the refresh-ahead’s "skipped"', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers } = setup({ clock: time.now })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const scope = app.defaultScope
+    const ask = () => issuers[0]!.issue({ registration, app, scope, deadlineAt: time.now() + 5000 })
+    expect((await ask()).accessToken).toBe('at-1')
+    // The refresh-ahead's first store read is held until the caller below has asked.
+    const readHeld = deferred()
+    const readStarted = deferred()
+    const tokens = store.tokens as unknown as { get: Store['tokens']['get'] }
+    const get = tokens.get.bind(store.tokens)
+    let held = false
+    tokens.get = async (...args) => {
+      if (!held) {
+        held = true
+        readStarted.resolve()
+        await readHeld.promise
+      }
+      return get(...args)
+    }
+    time.advance(61_000)
+    expect(await ask()).toMatchObject({ accessToken: 'at-1', source: 'hit' })
+    await readStarted.promise
+    // The token leaves its served window while the refresh-ahead is still looking.
+    time.advance(50_000)
+    // Another instance is refreshing this token right now (its lease runs on the test's clock).
+    const other = await store.locks.acquire(
+      `token-refresh:${tokenGroup(registration)}|${scope}`,
+      REFRESH_LOCK_LEASE_MS,
+    )
+    expect(other).not.toBeNull()
+    const caller = ask()
+    const settled = caller.then(
+      (answer) => ({ answer }),
+      (error: unknown) => ({ error }),
+    )
+    readHeld.resolve()
+    // The refresh-ahead finds the lock taken and steps aside; the caller keeps waiting for it.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await Promise.race([settled, Promise.resolve('still waiting')])).toBe('still waiting')
+    await store.locks.release(other!)
+    expect(await settled).toEqual({
+      answer: expect.objectContaining({ accessToken: 'at-2', source: 'miss' }),
+    })
+    expect(idp.calls).toBe(2)
   })
 
   it('TOKEN_REFRESH_AHEAD_FRACTION=0 turns it off', async () => {
