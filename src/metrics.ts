@@ -35,7 +35,7 @@ export interface Metrics {
   readonly webhookDeliveries: Counter<'type' | 'outcome'>
   /** Webhook deliveries waiting (every instance's, read from the store at scrape time). */
   readonly webhooksPending: Gauge
-  /** outcome: `refreshed` | `adopted` | `other_instance` | `backoff` | `failed`. */
+  /** outcome: `refreshed` | `adopted` | `other_instance` | `backoff` | `rate_capped` | `failed`. */
   readonly refreshAhead: Counter<'app' | 'outcome'>
   /** Cached tokens served while their group's refresh was failing upstream. */
   readonly servedDuringUpstreamFailure: Counter<'app'>

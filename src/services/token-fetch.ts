@@ -6,16 +6,19 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config.js'
 import type { TokenGrant } from '../entra/types.js'
-import { isBrokerError, recordedFailure } from '../errors.js'
+import { isBrokerError, recordedFailure, registrationBeingChanged } from '../errors.js'
 import type { CachedToken, Registration, Store } from '../store/types.js'
 import { grantFailure, requestGrant, type TokenGrantDeps } from './token-grant.js'
-import { failureKey, publishFailure } from './token-markers.js'
+import { failureKey, publishFailure, type UpstreamPriority } from './token-markers.js'
 import type { RegistrationLifecycle } from './token-registration.js'
 import { type Random, refreshAheadAt } from './token-schedule.js'
 import type { AppScopes } from './token-scope.js'
-import type { UpstreamGuard, UpstreamPriority } from './token-upstream-guard.js'
+import { type UpstreamGuard, upstreamCallerOf } from './token-upstream-guard.js'
 import { recordUpstreamFailure } from './upstream-failures.js'
 import { recordUpstreamState } from './upstream-state.js'
+
+/** The refresh lock's lease: a killed holder blocks the others at most this long. */
+export const REFRESH_LOCK_LEASE_MS = 2_500
 
 /** One request for an access token. */
 export interface IssueRequest {
@@ -60,6 +63,8 @@ export interface LeadOptions {
   priority: UpstreamPriority
   /** Upstream attempts (callers get one retry; background refreshes rely on the backoff). */
   attempts: number
+  /** The first attempt's rate slot was taken before the lock (background work: see the issuer). */
+  slotTaken?: boolean
 }
 
 /** What a refresh under the lock uses. */
@@ -96,11 +101,8 @@ export async function fetchUnderLock(
   }
 
   // The rate cap is Microsoft's unit of throttling: the app registration that asks (client id).
-  const caller = {
-    app: registration.app,
-    cloud: registration.cloud,
-    clientId: registration.ownClientId ?? request.app.resolved.clientId,
-  }
+  const caller = upstreamCallerOf(registration, request.app)
+  let slotTaken = options.slotTaken === true
   let startedAt = clock()
   let grant: TokenGrant
   try {
@@ -108,7 +110,8 @@ export async function fetchUnderLock(
       attempts: options.attempts,
       ...(clientSecret === undefined ? {} : { ownClientSecret: clientSecret }),
       beforeAttempt: async () => {
-        await guard.permit(caller, options.priority, request.deadlineAt)
+        if (slotTaken) slotTaken = false
+        else await guard.permit(caller, options.priority, request.deadlineAt)
         startedAt = clock()
       },
     })
@@ -125,7 +128,14 @@ export async function fetchUnderLock(
     )
     if (failure.decision === 'needs_consent') {
       const { upstream } = failure
-      await lifecycle.markNeedsConsent(registration, upstream.label, upstream.error ?? upstream.kind)
+      const marked = await lifecycle.markNeedsConsent(
+        registration,
+        upstream.label,
+        upstream.error ?? upstream.kind,
+        refreshToken,
+      )
+      // The refresh token refused was replaced meanwhile: the next request uses the new one.
+      if (!marked) throw registrationBeingChanged()
     } else if (
       failure.decision === 'throttled' ||
       failure.decision === 'unavailable' ||
@@ -140,10 +150,10 @@ export async function fetchUnderLock(
         retryAfter: Math.max(1, Math.ceil((nextAt - clock()) / 1000)),
         ...(details === undefined ? {} : { details }),
       })
-      await publishFailure(store, failKey, error, clock(), logger)
+      await publishFailure(store, failKey, error, clock(), logger, options.priority)
       throw error
     }
-    await publishFailure(store, failKey, failure.error, clock(), logger)
+    await publishFailure(store, failKey, failure.error, clock(), logger, options.priority)
     throw failure.error
   }
 
@@ -167,7 +177,7 @@ export async function fetchUnderLock(
   }
   if (registration.kind === 'delegated') {
     if (grant.refreshToken !== undefined && grant.refreshToken !== '') {
-      await lifecycle.storeRotatedRefreshToken(registration.id, refreshToken as string, grant.refreshToken)
+      await lifecycle.storeRotatedRefreshToken(registration, refreshToken as string, grant.refreshToken)
     }
     lifecycle.recordRefresh(registration.id)
   }

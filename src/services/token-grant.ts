@@ -5,7 +5,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { abortable } from '../abortable.js'
 import type { Config } from '../config.js'
-import { type IdentityProvider, type TokenGrant, UpstreamError } from '../entra/types.js'
+import type { IdentityProvider, TokenGrant, UpstreamError } from '../entra/types.js'
 import {
   asUpstreamError,
   classifyUpstreamError,
@@ -16,6 +16,7 @@ import {
   type BrokerError,
   brokerCredentialsRejected,
   ownAppCredentialsRejected,
+  tokenDeadlinePassed,
   upstreamRefused,
   upstreamTimedOut,
   upstreamUnavailable,
@@ -33,6 +34,14 @@ export const ANSWER_MARGIN_MS = 50
 /** Retry-After when Entra names none (throttling) or is down. */
 export const DEFAULT_RETRY_AFTER_S = 5
 const MAX_RETRY_AFTER_S = 300
+
+/**
+ * An attempt the caller's deadline gave less than this (and less than `UPSTREAM_TIMEOUT_MS`) that
+ * gets no answer in time was cut by that deadline, not failed by Entra: it is not held against
+ * Entra (no backoff, no failure published to other waiters), since Entra answers in a fraction of a
+ * second when it is well.
+ */
+export const SHORT_ATTEMPT_MS = 1_000
 
 /** Waits `ms` (at least 0). */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
@@ -65,7 +74,9 @@ export interface GrantOptions {
 
 /**
  * Calls Entra once, and once more with jitter on 5xx/timeout (`options.attempts`), all inside
- * `request.deadlineAt`. Throws the last UpstreamError (an abort becomes a timeout).
+ * `request.deadlineAt`. Throws the last UpstreamError (an abort becomes a timeout), or the deadline's
+ * own BrokerError (`tokenDeadlinePassed`) when the deadline left no attempt, or only one too short
+ * to say anything about Entra (SHORT_ATTEMPT_MS).
  */
 export async function requestGrant(
   deps: TokenGrantDeps,
@@ -94,6 +105,7 @@ export async function requestGrant(
     // Whole milliseconds: AbortSignal.timeout refuses a fraction (RangeError), and a deadline taken
     // from the request's arrival time usually carries one.
     const timeoutMs = Math.floor(Math.min(config.tokens.upstreamTimeoutMs, budget))
+    const cutByDeadline = timeoutMs < Math.min(config.tokens.upstreamTimeoutMs, SHORT_ATTEMPT_MS)
     const signal = AbortSignal.timeout(timeoutMs)
     const t0 = performance.now()
     try {
@@ -108,6 +120,14 @@ export async function requestGrant(
       return grant
     } catch (error) {
       const upstream = asUpstreamError(error, signal.aborted)
+      if (cutByDeadline && upstream.kind === 'timeout') {
+        metrics.upstreamRequests.inc({ grant: grantType, outcome: 'deadline', code: '' })
+        metrics.upstreamLatency.observe(
+          { grant: grantType, outcome: 'deadline' },
+          (performance.now() - t0) / 1000,
+        )
+        break
+      }
       last = upstream
       const code = upstream.errorCodes[0] === undefined ? '' : `AADSTS${upstream.errorCodes[0]}`
       metrics.upstreamRequests.inc({ grant: grantType, outcome: upstream.kind, code })
@@ -124,7 +144,8 @@ export async function requestGrant(
       }
     }
   }
-  throw last ?? new UpstreamError('timeout', 'no time left to call the identity provider')
+  if (last === undefined) throw tokenDeadlinePassed(1)
+  throw last
 }
 
 /** A failed grant: Entra's error, what it means, and the broker's answer. */

@@ -3,6 +3,8 @@
 // and broker instances ask at once; bounded upstream whatever fails. This file is the single-flight,
 // refresh-ahead and lock core; the pieces it coordinates live beside it:
 //   token-groups.ts          cache groups and this instance's copy of fresh tokens
+//   token-refresh-ahead.ts   the background refresh of a token in use
+//   token-fetch.ts           one refresh under the lock: grant, rotated refresh token, cache
 //   token-schedule.ts        refresh-ahead point, backoff with jitter (pure, clock injected)
 //   token-upstream-guard.ts  the shared rate cap and the token groups' backoff
 //   token-markers.ts         failure, backoff and throttle markers shared between instances
@@ -12,7 +14,8 @@
 //   request ──► cache fresh? ──yes──► hit (past its refresh-ahead point: one background refresh
 //                 │ no                       per instance, which gives way to another instance's)
 //                 ▼
-//   in-process single-flight (one promise per group+scope; other requests of this instance share it)
+//   in-process single-flight (one promise per group+scope; other requests of this instance share it,
+//                 │ each moving its deadline on to theirs)
 //                 │ leader of this instance
 //                 ▼
 //   backoff / throttle marker: no attempt before the next allowed one (short waits are waited)
@@ -28,13 +31,15 @@
 //   refresh token with compare-and-set, cache
 //   with its jittered refresh-ahead point, release
 //
-// Failures are published for waiters (`token-fail:` keys); transient ones (5xx, timeout, network,
-// 429) put the token group in a shared backoff, during which cached tokens are served and callers
-// without one get the recorded failure; consent failures move the registration to `needs_consent`.
+// Failures are published for waiters (`token-fail:` keys; a background refresh's only for
+// background waiters: a caller takes the lock and tries itself); transient ones (5xx, timeout,
+// network, 429) put the token group in a shared backoff, during which cached tokens are served and
+// callers without one get the recorded failure; consent failures move the registration to
+// `needs_consent`. A call the caller's deadline cut short is not held against Entra (token-grant.ts);
+// background work takes its rate slot before the lock, never while holding it.
 
 import type { FastifyBaseLogger } from 'fastify'
 import { withDeadline } from '../abortable.js'
-import { BoundedCache } from '../bounded-cache.js'
 import type { Config } from '../config.js'
 import type { IdentityProvider } from '../entra/types.js'
 import { otherInstanceFetching, tokenDeadlinePassed } from '../errors.js'
@@ -47,14 +52,16 @@ import {
   type IssueRequest,
   issued,
   type LeadOptions,
+  REFRESH_LOCK_LEASE_MS,
   type TokenSource,
 } from './token-fetch.js'
 import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, sleep } from './token-grant.js'
 import { type HeldToken, LocalTokenCache, tokenGroup } from './token-groups.js'
-import { backoffError, failureError, failureKey, parseFailure } from './token-markers.js'
+import { answersWaiter, failureError, failureKey, parseFailure } from './token-markers.js'
+import { RefreshAhead } from './token-refresh-ahead.js'
 import { RegistrationLifecycle } from './token-registration.js'
 import type { Random } from './token-schedule.js'
-import type { AppScopes, ScopeResolver } from './token-scope.js'
+import type { ScopeResolver } from './token-scope.js'
 import { SingleFlight } from './token-single-flight.js'
 import { UpstreamGuard } from './token-upstream-guard.js'
 
@@ -76,26 +83,25 @@ export interface TokenIssuerDeps {
 
 const POLL_START_MS = 15
 const POLL_MAX_MS = 200
-/** The refresh lock's lease: a killed holder blocks the others at most this long. */
-export const REFRESH_LOCK_LEASE_MS = 2_500
 /** Its holder renews it this often while the upstream call runs. */
 const REFRESH_LOCK_RENEW_MS = 800
-/** A token past its refresh-ahead point starts a background refresh at most this often per instance. */
-const AHEAD_RECHECK_MS = 1_000
-const AHEAD_TRACKED_MAX = 10_000
 
 /** Issues access tokens: cache, refresh-ahead, single-flight per instance, one lock across instances. */
 export class TokenIssuer {
   readonly #deps: TokenIssuerDeps
   readonly #flights = new SingleFlight<IssuedToken>()
+  /**
+   * The request each running caller flight works to (by flight key): a caller who joins later moves
+   * its deadline on, so the flight does not give up at the first caller's deadline for all of them.
+   */
+  readonly #flightRequests = new Map<string, IssueRequest>()
   /** Fresh tokens this instance has already opened: a hit costs no Redis read. */
   readonly #local: LocalTokenCache
   readonly #lifecycle: RegistrationLifecycle
   readonly #guard: UpstreamGuard
   readonly #random: Random
   readonly #marginMs: number
-  /** group|scope → epoch ms before which no new background refresh starts here. */
-  readonly #aheadNotBefore = new BoundedCache<number>({ maxEntries: AHEAD_TRACKED_MAX })
+  readonly #ahead: RefreshAhead
   readonly #fetchContext: FetchContext
 
   constructor(deps: TokenIssuerDeps) {
@@ -125,6 +131,13 @@ export class TokenIssuer {
       random: this.#random,
       marginMs: this.#marginMs,
     }
+    this.#ahead = new RefreshAhead({
+      ...deps,
+      guard: this.#guard,
+      local: this.#local,
+      flights: this.#flights,
+      lead: (request, group, seen, handle, options) => this.#lead(request, group, seen, handle, options),
+    })
   }
 
   /** A fresh token this instance holds for the registration's group and scope, without I/O. */
@@ -162,7 +175,19 @@ export class TokenIssuer {
       return this.#serve(request.registration, cached, request.scope)
     }
     const key = `${group}|${request.scope}${request.force ? '|force' : ''}`
-    const { promise, shared } = this.#flights.run(key, () => this.#acquireAndFetch(request, group, cached))
+    const { promise, shared } = this.#flights.run(key, () => {
+      const flight = { ...request }
+      this.#flightRequests.set(key, flight)
+      return this.#acquireAndFetch(flight, group, cached).finally(() => {
+        if (this.#flightRequests.get(key) === flight) this.#flightRequests.delete(key)
+      })
+    })
+    if (shared) {
+      // The flight reads its deadline afresh at each wait and attempt.
+      const flight = this.#flightRequests.get(key)
+      if (flight !== undefined && flight.deadlineAt < request.deadlineAt)
+        flight.deadlineAt = request.deadlineAt
+    }
     const result = await withDeadline(promise, request.deadlineAt - clock(), () =>
       tokenDeadlinePassed(DEFAULT_RETRY_AFTER_S),
     )
@@ -176,95 +201,9 @@ export class TokenIssuer {
   #serve(registration: Registration, token: CachedToken, scope: string): IssuedToken {
     this.#deps.metrics.countTokenCache(registration.app, 'hit')
     if (token.refreshAt !== undefined && token.refreshAt <= this.#deps.clock()) {
-      this.#refreshAheadDue(registration, token, scope)
+      this.#ahead.due(registration, token, scope)
     }
     return issued(token, 'hit')
-  }
-
-  /** Starts a background refresh of a token in use, unless one started here recently. */
-  #refreshAheadDue(registration: Registration, token: CachedToken, scope: string): void {
-    const { clock, metrics, scopes, logger } = this.#deps
-    const now = clock()
-    const group = tokenGroup(registration)
-    if (this.#guard.isFailing(group, now)) metrics.servedDuringUpstreamFailure.inc({ app: registration.app })
-    const key = `${group}|${scope}`
-    const notBefore = this.#aheadNotBefore.get(key)
-    if (notBefore !== undefined && notBefore > now) return
-    this.#aheadNotBefore.set(key, now + AHEAD_RECHECK_MS)
-    const app = scopes.forApp(registration.app, registration.cloud)
-    if (app === undefined) return
-    // Started on a later turn of the event loop, not this request's: the caller's answer is
-    // written before any of the refresh's work (its Redis commands included) is done.
-    // Its own flight: a caller who misses meanwhile must not join it, since a refresh-ahead steps
-    // aside (another instance holds the lock, a backoff) where a caller waits or fetches.
-    setImmediate(() => {
-      const { promise } = this.#flights.run(`${key}|ahead`, () =>
-        this.#refreshAhead(registration, app, scope, group, token),
-      )
-      promise.catch((error: unknown) => {
-        logger.debug({ err: error, group }, 'background token refresh did not refresh')
-      })
-    })
-  }
-
-  /**
-   * The background refresh of a token in use: adopts another instance's newer token, skips while
-   * the group backs off or another instance holds the lock, otherwise refreshes under the lock with
-   * background priority and no in-request retry.
-   */
-  async #refreshAhead(
-    registration: Registration,
-    app: AppScopes,
-    scope: string,
-    group: string,
-    seen: CachedToken,
-  ): Promise<IssuedToken> {
-    const { store, clock, metrics, config } = this.#deps
-    const label = registration.app
-    const key = `${group}|${scope}`
-    const [entry, backoff] = await Promise.all([
-      store.tokens.get(group, scope),
-      this.#guard.backingOff(registration, group),
-    ])
-    const now = clock()
-    if (entry !== null && entry.accessToken !== seen.accessToken && this.#local.isFresh(entry, now)) {
-      this.#local.remember(group, scope, entry)
-      this.#aheadNotBefore.delete(key)
-      metrics.refreshAhead.inc({ app: label, outcome: 'adopted' })
-      return issued(entry, 'shared')
-    }
-    if (backoff !== undefined) {
-      this.#aheadNotBefore.set(key, backoff.nextAt)
-      metrics.refreshAhead.inc({ app: label, outcome: 'backoff' })
-      throw backoffError(backoff, now)
-    }
-    const handle = await store.locks.acquire(`token-refresh:${key}`, REFRESH_LOCK_LEASE_MS)
-    if (handle === null) {
-      metrics.refreshAhead.inc({ app: label, outcome: 'other_instance' })
-      throw otherInstanceFetching(1)
-    }
-    const request: IssueRequest = {
-      registration,
-      app,
-      scope,
-      deadlineAt: now + config.tokens.responseDeadlineMs,
-      // The cached token is still fresh: only a different one counts as someone else's result.
-      force: true,
-    }
-    try {
-      const result = await this.#lead(request, group, seen, handle, {
-        waited: false,
-        priority: 'background',
-        attempts: 1,
-      })
-      this.#local.remember(group, scope, result)
-      this.#aheadNotBefore.delete(key)
-      metrics.refreshAhead.inc({ app: label, outcome: result.source === 'miss' ? 'refreshed' : 'adopted' })
-      return result
-    } catch (error) {
-      metrics.refreshAhead.inc({ app: label, outcome: 'failed' })
-      throw error
-    }
   }
 
   /** The instance-level leader: takes the Redis lock or waits for whoever holds it. */
@@ -278,18 +217,24 @@ export class TokenIssuer {
     const failKey = failureKey(group, request.scope)
     await this.#guard.admit(request.registration, group, request.deadlineAt)
 
+    const priority = request.priority ?? 'caller'
+    if (priority === 'background')
+      await this.#guard.backgroundSlot(request.registration, request.app, request.deadlineAt)
     const waitStart = clock()
     let delay = POLL_START_MS
     let waited = false
+    // A background refresh's failure passed over while waiting: its holder ended, no takeover.
+    let passedOver = false
     for (;;) {
       const handle = await store.locks.acquire(lockName, REFRESH_LOCK_LEASE_MS)
       if (handle !== null) {
         metrics.lockWaits.inc({ result: waited ? 'waited' : 'acquired' })
         if (waited) metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
         return await this.#lead(request, group, seen, handle, {
-          waited,
-          priority: request.priority ?? 'caller',
-          attempts: request.priority === 'background' ? 1 : 2,
+          waited: waited && !passedOver,
+          priority,
+          attempts: priority === 'background' ? 1 : 2,
+          slotTaken: priority === 'background',
         })
       }
       // Another instance is refreshing: take its result rather than refreshing again.
@@ -313,6 +258,10 @@ export class TokenIssuer {
       }
       const marker = parseFailure(failure)
       if (marker !== undefined && marker.at >= waitStart) {
+        if (!answersWaiter(marker, priority)) {
+          passedOver = true
+          continue
+        }
         metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
         metrics.lockWaits.inc({ result: 'waited' })
         throw failureError(marker, clock())

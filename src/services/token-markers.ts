@@ -9,6 +9,9 @@ import type { Registration, Store } from '../store/types.js'
 import { BACKOFF_MAX_MS, nextAttemptAt, type Random } from './token-schedule.js'
 import { recordUpstreamState } from './upstream-state.js'
 
+/** Who asks for an upstream call: a caller without a servable token, or background work. */
+export type UpstreamPriority = 'caller' | 'background'
+
 /** How long a published failure is visible to waiters. */
 const FAILURE_MARKER_MS = 5_000
 
@@ -20,6 +23,12 @@ export interface FailureMarker {
   message: string
   retryAfter?: number
   details?: Record<string, string | number | boolean | null>
+  /**
+   * Failed in a background refresh (refresh-ahead, keep-alive), which makes one attempt at a lower
+   * share of the rate cap: a waiting caller does not take it as its answer, but takes the lock and
+   * tries itself (within the backoff). Absent in markers of earlier releases: a caller's failure.
+   */
+  background?: true
 }
 
 /** Store key of the failure marker of one group and scope. */
@@ -34,6 +43,7 @@ export async function publishFailure(
   error: BrokerError,
   now: number,
   logger: FastifyBaseLogger,
+  priority: UpstreamPriority,
 ): Promise<void> {
   const marker: FailureMarker = {
     at: now,
@@ -41,6 +51,7 @@ export async function publishFailure(
     message: error.message,
     ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
     ...(error.details === undefined ? {} : { details: error.details }),
+    ...(priority === 'background' ? { background: true } : {}),
   }
   await store.ephemeral
     .put(key, JSON.stringify(marker), FAILURE_MARKER_MS)
@@ -56,6 +67,11 @@ export function parseFailure(raw: string | null): FailureMarker | undefined {
   } catch {
     return undefined
   }
+}
+
+/** Whether a waiter of `priority` answers with `marker`: a caller passes over a background failure. */
+export function answersWaiter(marker: FailureMarker, priority: UpstreamPriority): boolean {
+  return priority === 'background' || marker.background !== true
 }
 
 /** The error a waiter answers with: the leader's, its Retry-After shortened by the time since. */

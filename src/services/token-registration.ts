@@ -84,11 +84,30 @@ export class RegistrationLifecycle {
     return { registration: stored.registration, ...(clientSecret === undefined ? {} : { clientSecret }) }
   }
 
-  /** Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). */
-  async markNeedsConsent(registration: Registration, code: string, message: string): Promise<void> {
+  /**
+   * Moves an active registration to `needs_consent` (compare-and-set, re-read on conflict). Given
+   * the refresh token Entra refused, it first checks that the registration still holds it: one
+   * written meanwhile (a new consent, or another instance's refresh after a lost lock lease) may
+   * well work, so nothing is marked and it returns false.
+   */
+  async markNeedsConsent(
+    registration: Registration,
+    code: string,
+    message: string,
+    refusedRefreshToken?: string,
+  ): Promise<boolean> {
     const { store, clock, logger } = this.#deps
+    let superseded = false
     const marked = await retryOnConflict({ attempts: 5 }, async (attempt) => {
-      const current = attempt === 0 ? registration : await store.registrations.getMeta(registration.id)
+      let current: Registration | null
+      if (refusedRefreshToken !== undefined) {
+        const stored = await store.registrations.get(registration.id)
+        superseded = stored !== null && stored.secrets.refreshToken !== refusedRefreshToken
+        if (superseded) return undefined
+        current = stored?.registration ?? null
+      } else {
+        current = attempt === 0 ? registration : await store.registrations.getMeta(registration.id)
+      }
       if (current === null || current.status !== 'active') return undefined
       const at = new Date(clock()).toISOString()
       const updated = await store.registrations.update(current.id, current.version, {
@@ -97,13 +116,20 @@ export class RegistrationLifecycle {
       })
       return updated === null ? CONFLICT : current
     })
-    if (marked === undefined) return
+    if (superseded) {
+      logger.info(
+        { registrationId: registration.id, code },
+        'Entra refused a refresh token the registration no longer holds: left active',
+      )
+      return false
+    }
+    if (marked === undefined) return true
     if (marked === CONFLICT) {
       logger.warn(
         { registrationId: registration.id },
         'could not mark the registration needs_consent (conflicts)',
       )
-      return
+      return true
     }
     const current = marked
     logger.warn(
@@ -126,16 +152,19 @@ export class RegistrationLifecycle {
         await store.tokens.deleteGroup(tokenGroup(current))
       })().catch((e: unknown) => logger.warn({ err: e }, 'could not drop cached tokens')),
     ])
+    return true
   }
 
   /**
-   * Stores the rotated refresh token with compare-and-set. On a conflict it re-reads: a revoked
-   * registration is never given a token back, and a refresh token written by someone else after we
-   * read ours (a new consent) is kept; otherwise ours — the newest — is written on the new version.
+   * Stores the rotated refresh token with compare-and-set on the version `registration` was read at
+   * together with `used` (under the refresh lock). On a conflict it re-reads: a revoked registration
+   * is never given a token back, and a refresh token written by someone else after we read ours (a
+   * new consent) is kept; otherwise ours — the newest — is written on the new version.
    */
-  async storeRotatedRefreshToken(id: string, used: string, rotated: string): Promise<void> {
+  async storeRotatedRefreshToken(registration: Registration, used: string, rotated: string): Promise<void> {
     const { store, logger } = this.#deps
-    let current = await store.registrations.getMeta(id)
+    const id = registration.id
+    let current: Registration | null = registration
     // true: stored, or rightly left alone; false: the registration was gone before the first read
     const settled = await retryOnConflict({ attempts: 8 }, async () => {
       if (current === null) return false

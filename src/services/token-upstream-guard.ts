@@ -19,11 +19,10 @@ import {
   readBackoff,
   recordBackoff,
   recordThrottle,
+  type UpstreamPriority,
 } from './token-markers.js'
 import type { Random } from './token-schedule.js'
-
-/** Who asks for an upstream call: a caller without a servable token, or background work. */
-export type UpstreamPriority = 'caller' | 'background'
+import type { AppScopes } from './token-scope.js'
 
 /**
  * Whose rate cap a token request counts against: the app registration at Microsoft that makes it
@@ -34,6 +33,15 @@ export interface UpstreamCaller {
   readonly app: string
   readonly cloud: string
   readonly clientId: string
+}
+
+/** Who asks Entra for `registration`'s tokens: a tenant's own app, or the hosted `app`. */
+export function upstreamCallerOf(registration: Registration, app: AppScopes): UpstreamCaller {
+  return {
+    app: registration.app,
+    cloud: registration.cloud,
+    clientId: registration.ownClientId ?? app.resolved.clientId,
+  }
 }
 
 /** The rate limiter key of `caller`'s cap: one per client id and cloud, shared by every instance. */
@@ -137,6 +145,14 @@ export class UpstreamGuard {
       if (clock() + wait > deadlineAt - ANSWER_MARGIN_MS - 100) throw tokenDeadlinePassed(1)
       await sleep(wait)
     }
+  }
+
+  /**
+   * Background work (one attempt) takes its rate slot before the refresh lock, never while holding
+   * it: a caller whose token expires meanwhile would wait for the lock behind the queue.
+   */
+  async backgroundSlot(registration: Registration, app: AppScopes, deadlineAt: number): Promise<void> {
+    await this.permit(upstreamCallerOf(registration, app), 'background', deadlineAt)
   }
 
   /**

@@ -74,6 +74,13 @@ async function renameUser(store: Store, id: string): Promise<void> {
   await store.registrations.update(id, meta.version, { userName: `user-${meta.version}` })
 }
 
+/** A new consent: another refresh token written (the version bumped). */
+async function newConsent(store: Store, id: string): Promise<void> {
+  const meta = await store.registrations.getMeta(id)
+  if (meta === null) throw new Error('gone')
+  await store.registrations.update(id, meta.version, {}, { refreshToken: 'rt-new-consent' })
+}
+
 async function refreshTokenOf(store: Store, registration: Registration): Promise<string | undefined> {
   return (await store.registrations.get(registration.id))?.secrets.refreshToken
 }
@@ -112,17 +119,45 @@ describe('RegistrationLifecycle under concurrent writes', () => {
 
   it('storeRotatedRefreshToken writes the rotated token on the version a concurrent write left', async () => {
     const { store, registration, lifecycle } = await setup(3, renameUser)
-    await lifecycle.storeRotatedRefreshToken(registration.id, 'rt-0', 'rt-1')
+    await lifecycle.storeRotatedRefreshToken(registration, 'rt-0', 'rt-1')
     expect(await refreshTokenOf(store, registration)).toBe('rt-1')
   })
 
   it('storeRotatedRefreshToken keeps a refresh token another writer stored meanwhile (a new consent)', async () => {
-    const { store, registration, lifecycle } = await setup(1, async (s, id) => {
-      const meta = await s.registrations.getMeta(id)
-      await s.registrations.update(id, meta!.version, {}, { refreshToken: 'rt-new-consent' })
-    })
-    await lifecycle.storeRotatedRefreshToken(registration.id, 'rt-0', 'rt-1')
+    const { store, registration, lifecycle } = await setup(1, newConsent)
+    await lifecycle.storeRotatedRefreshToken(registration, 'rt-0', 'rt-1')
     expect(await refreshTokenOf(store, registration)).toBe('rt-new-consent')
+  })
+
+  it('storeRotatedRefreshToken keeps a new consent stored during the grant, before the write began', async () => {
+    const { store, registration, lifecycle } = await setup(0, async () => {})
+    // `registration` is what was read under the lock with rt-0; the consent lands while Entra answers.
+    await newConsent(store, registration.id)
+    await lifecycle.storeRotatedRefreshToken(registration, 'rt-0', 'rt-1')
+    expect(await refreshTokenOf(store, registration)).toBe('rt-new-consent')
+  })
+
+  it('markNeedsConsent with the refused refresh token marks while the registration still holds it', async () => {
+    const { store, registration, lifecycle } = await setup(1, renameUser)
+    expect(await lifecycle.markNeedsConsent(registration, 'invalid_grant', 'AADSTS70000', 'rt-0')).toBe(true)
+    expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent')
+  })
+
+  it('markNeedsConsent leaves the registration active when its refresh token was replaced before or during the mark', async () => {
+    const before = await setup(0, async () => {})
+    await newConsent(before.store, before.registration.id)
+    expect(
+      await before.lifecycle.markNeedsConsent(before.registration, 'invalid_grant', 'AADSTS70000', 'rt-0'),
+    ).toBe(false)
+    const during = await setup(1, newConsent)
+    expect(
+      await during.lifecycle.markNeedsConsent(during.registration, 'invalid_grant', 'AADSTS70000', 'rt-0'),
+    ).toBe(false)
+    for (const { store, registration } of [before, during]) {
+      expect((await store.registrations.getMeta(registration.id))?.status).toBe('active')
+      expect(await refreshTokenOf(store, registration)).toBe('rt-new-consent')
+      expect((await store.audit.read({})).items).toEqual([])
+    }
   })
 
   it('storeRotatedRefreshToken never gives a revoked registration a token back', async () => {
@@ -130,7 +165,7 @@ describe('RegistrationLifecycle under concurrent writes', () => {
       const meta = await s.registrations.getMeta(id)
       await s.registrations.update(id, meta!.version, { status: 'revoked' }, { refreshToken: null })
     })
-    await lifecycle.storeRotatedRefreshToken(registration.id, 'rt-0', 'rt-1')
+    await lifecycle.storeRotatedRefreshToken(registration, 'rt-0', 'rt-1')
     expect(await refreshTokenOf(store, registration)).toBeUndefined()
     expect((await store.registrations.getMeta(registration.id))?.status).toBe('revoked')
   })

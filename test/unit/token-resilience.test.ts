@@ -9,8 +9,10 @@ import type { ResolvedApp } from '../../src/config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
 import { isBrokerError } from '../../src/errors.js'
 import { createMetrics, type Metrics } from '../../src/metrics.js'
+import { REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
-import { REFRESH_LOCK_LEASE_MS, TokenIssuer } from '../../src/services/token-issuer.js'
+import { TokenIssuer } from '../../src/services/token-issuer.js'
+import { failureKey, parseFailure, readBackoff } from '../../src/services/token-markers.js'
 import {
   BACKOFF_MAX_MS,
   backoffDelayMs,
@@ -561,5 +563,103 @@ describe('the upstream rate cap and the refresh lock', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(REFRESH_LOCK_LEASE_MS - 100)
     expect(idp.calls).toBe(1)
     expect(await metricValue(metrics[0]!, 'consent_broker_lock_takeovers_total')).toBe(1)
+  })
+})
+
+describe('callers sharing a refresh', () => {
+  it("a call the caller's own deadline cut short is not held against Entra: no backoff, nothing published", async () => {
+    const { store, idp, scopes, issuers, metrics } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const group = tokenGroup(registration)
+    idp.delayMs = 2_000
+    // Less than SHORT_ATTEMPT_MS left for the call: Entra may be well, the caller was late.
+    const late = await issuers[0]!
+      .issue({
+        registration,
+        app,
+        scope: app.defaultScope,
+        deadlineAt: Date.now() + 400,
+      })
+      .catch((error: unknown) => error)
+    expect(isBrokerError(late) && late.code).toBe('upstream_timeout')
+    await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
+    // The cut call ends (its abort) before the flight settles; give the flight time to record.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(await readBackoff(store, group)).toBeUndefined()
+    expect(await store.ephemeral.get(failureKey(group, app.defaultScope))).toBeNull()
+    expect(
+      await metricValue(metrics[0]!, 'consent_broker_upstream_requests_total', { outcome: 'deadline' }),
+    ).toBe(1)
+    expect(
+      await metricValue(metrics[0]!, 'consent_broker_upstream_requests_total', { outcome: 'timeout' }),
+    ).toBe(0)
+    // The next caller with time enough calls at once.
+    idp.delayMs = 0
+    const next = await issuers[0]!.issue({
+      registration,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: Date.now() + 5_000,
+    })
+    expect(next).toMatchObject({ accessToken: 'at-2', source: 'miss' })
+  })
+
+  it("a caller who joins a flight keeps its own deadline, not the first caller's", async () => {
+    const { store, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    // Another instance refreshes this token for a while.
+    const other = await store.locks.acquire(
+      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
+      10_000,
+    )
+    expect(other).not.toBeNull()
+    const ask = (ms: number) =>
+      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error }),
+      )
+    const first = ask(300)
+    const joined = ask(5_000)
+    const early = await first
+    expect('error' in early && isBrokerError(early.error) && early.error.code).toBe('upstream_timeout')
+    // Past the first caller's deadline, the flight still waits for the lock on the second's behalf.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await store.locks.release(other!)
+    expect(await joined).toEqual({ answer: expect.objectContaining({ accessToken: 'at-1' }) })
+  })
+
+  it("a background refresh's failure is not a waiting caller's answer: the caller tries itself", async () => {
+    const { store, idp, scopes, issuers } = setup({ instances: 2 })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const scope = app.defaultScope
+    idp.delayMs = 300
+    idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
+    // A keep-alive refresh on instance 1 holds the lock while Entra fails it.
+    const background = issuers[1]!
+      .issue({
+        registration,
+        app,
+        scope,
+        deadlineAt: Date.now() + 5_000,
+        force: true,
+        priority: 'background',
+      })
+      .catch((error: unknown) => error)
+    await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
+    const caller = issuers[0]!.issue({ registration, app, scope, deadlineAt: Date.now() + 5_000 }).then(
+      (answer) => ({ answer }),
+      (error: unknown) => ({ error }),
+    )
+    const failed = await background
+    expect(isBrokerError(failed) && failed.code).toBe('upstream_unavailable')
+    const marker = parseFailure(await store.ephemeral.get(failureKey(tokenGroup(registration), scope)))
+    expect(marker).toMatchObject({ code: 'upstream_unavailable', background: true })
+    idp.failWith = undefined
+    // The caller waits out the short backoff the failure started, then calls Entra itself.
+    expect(await caller).toEqual({ answer: expect.objectContaining({ accessToken: 'at-2', source: 'miss' }) })
+    expect(idp.calls).toBe(2)
   })
 })
