@@ -21,7 +21,7 @@ import {
   refreshAheadAt,
 } from '../../src/services/token-schedule.js'
 import { ScopeResolver } from '../../src/services/token-scope.js'
-import { upstreamRateKey } from '../../src/services/token-upstream-guard.js'
+import { upstreamCallerOf, upstreamRateKey } from '../../src/services/token-upstream-guard.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
 import { testConfig } from '../support/config.js'
@@ -661,5 +661,43 @@ describe('callers sharing a refresh', () => {
     // The caller waits out the short backoff the failure started, then calls Entra itself.
     expect(await caller).toEqual({ answer: expect.objectContaining({ accessToken: 'at-2', source: 'miss' }) })
     expect(idp.calls).toBe(2)
+  })
+})
+
+describe('background work and the rate cap', () => {
+  it('a keep-alive refresh waits for its rate slot before the lock: a caller whose token is gone is not kept behind it', async () => {
+    const { store, idp, scopes, issuers, metrics } = setup({
+      instances: 2,
+      env: { UPSTREAM_RATE_PER_APP: '2' },
+    })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const scope = app.defaultScope
+    // Background work's share of this second (one of two) is used; a caller's is not.
+    const slot = await store.rateLimiter.take(upstreamRateKey(upstreamCallerOf(registration, app)), 2, 1_000)
+    expect(slot.allowed).toBe(true)
+    const background = issuers[1]!.issue({
+      registration,
+      app,
+      scope,
+      deadlineAt: Date.now() + 5_000,
+      force: true,
+      priority: 'background',
+    })
+    await vi.waitFor(
+      async () =>
+        expect(
+          await metricValue(metrics[1]!, 'consent_broker_upstream_rate_waits_total', {
+            priority: 'background',
+          }),
+        ).toBe(1),
+      WAIT,
+    )
+    // The caller leads (it finds the lock free) instead of waiting for the keep-alive's result.
+    const answer = await issuers[0]!.issue({ registration, app, scope, deadlineAt: Date.now() + 5_000 })
+    expect(answer).toMatchObject({ accessToken: 'at-1', source: 'miss' })
+    // The keep-alive then finds the caller's token newer than what it saw: no second call.
+    expect(await background).toMatchObject({ accessToken: 'at-1' })
+    expect(idp.calls).toBe(1)
   })
 })
