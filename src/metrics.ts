@@ -19,7 +19,7 @@ export interface Metrics {
   readonly tokenCache: Counter<'app' | 'result'>
   /** One access-token cache lookup, by app and result (see {@link deferredCounter}). */
   countTokenCache(app: string, result: string): void
-  /** grant: `client_credentials` | `refresh_token` | `authorization_code`; outcome: `ok` | failure kind; code: AADSTS or ''. */
+  /** grant: `client_credentials` | `refresh_token` | `authorization_code`; outcome: `ok` | failure kind | `deadline`; code: AADSTS or ''. */
   readonly upstreamRequests: Counter<'grant' | 'outcome' | 'code'>
   readonly upstreamLatency: Histogram<'grant' | 'outcome'>
   /** result: `acquired` | `waited` | `timeout`. */

@@ -144,11 +144,11 @@ export function otherInstanceFetching(retryAfter: number): BrokerError {
   )
 }
 
-/** 504 `upstream_timeout`: the issuer ran out of its deadline waiting on Entra ID. */
+/** 504 `upstream_timeout`: the issuer ran out of its deadline (Entra ID, the upstream rate cap). */
 export function tokenDeadlinePassed(retryAfter: number): BrokerError {
   return new BrokerError(
     'upstream_timeout',
-    'no access token within the response deadline (Microsoft Entra ID is slow); try again shortly',
+    'no access token within the response deadline (waiting for Microsoft Entra ID or its request rate limit); try again shortly',
     { retryAfter },
   )
 }

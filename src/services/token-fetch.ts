@@ -116,16 +116,9 @@ export async function fetchUnderLock(
       },
     })
   } catch (error) {
-    // The rate cap gave up before any call: nothing upstream to record.
+    // The deadline passed before a call, or cut the only one short: nothing to hold against Entra.
     if (isBrokerError(error)) throw error
     const failure = grantFailure(error, registration, config, logger)
-    await recordUpstreamFailure(
-      store,
-      registration.app,
-      failure.decision === 'needs_consent' ? 'needs_consent' : failure.error.code,
-      clock(),
-      logger,
-    )
     if (failure.decision === 'needs_consent') {
       const { upstream } = failure
       const marked = await lifecycle.markNeedsConsent(
@@ -136,7 +129,15 @@ export async function fetchUnderLock(
       )
       // The refresh token refused was replaced meanwhile: the next request uses the new one.
       if (!marked) throw registrationBeingChanged()
-    } else if (
+    }
+    await recordUpstreamFailure(
+      store,
+      registration.app,
+      failure.decision === 'needs_consent' ? 'needs_consent' : failure.error.code,
+      clock(),
+      logger,
+    )
+    if (
       failure.decision === 'throttled' ||
       failure.decision === 'unavailable' ||
       failure.decision === 'timeout'

@@ -126,6 +126,9 @@ export async function requestGrant(
           { grant: grantType, outcome: 'deadline' },
           (performance.now() - t0) / 1000,
         )
+        // A caller who joined the flight meanwhile may have moved its deadline on (token-issuer.ts).
+        const left = request.deadlineAt - clock() - ANSWER_MARGIN_MS
+        if (attempt < attempts - 1 && left >= SHORT_ATTEMPT_MS) continue
         break
       }
       last = upstream

@@ -1,7 +1,7 @@
 // Access tokens for registrations: served from the sealed cache while fresh, refreshed ahead of
 // expiry in the background, otherwise fetched from Entra ID once per expiry, however many requests
-// and broker instances ask at once; bounded upstream whatever fails. This file is the single-flight,
-// refresh-ahead and lock core; the pieces it coordinates live beside it:
+// and broker instances ask at once; bounded upstream whatever fails. This file is the single-flight
+// and lock core; the pieces it coordinates live beside it:
 //   token-groups.ts          cache groups and this instance's copy of fresh tokens
 //   token-refresh-ahead.ts   the background refresh of a token in use
 //   token-fetch.ts           one refresh under the lock: grant, rotated refresh token, cache

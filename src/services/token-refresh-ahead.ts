@@ -1,13 +1,14 @@
 // Refresh-ahead: a token still served but past its refresh-ahead point is refreshed in the
 // background, so callers never wait at its expiry. One refresh per token at a time on an instance
 // (and none sooner than AHEAD_RECHECK_MS after the last), started after the caller's answer is
-// written; it adopts another instance's newer token, steps aside while the group backs off or
-// another instance holds the lock, takes its share of the rate cap before the lock, and refreshes
-// under the lock with one attempt. Its failures stay its own: callers never join its flight.
+// written; it adopts another instance's newer token, steps aside while the group backs off,
+// another instance holds the lock or the rate cap's background share is used up (it never queues
+// holding the lock), and refreshes under the lock with one attempt. Its failures stay its own:
+// callers never join its flight, and its failure markers are not their answer.
 import type { FastifyBaseLogger } from 'fastify'
 import { BoundedCache } from '../bounded-cache.js'
 import type { Config } from '../config.js'
-import { otherInstanceFetching } from '../errors.js'
+import { otherInstanceFetching, tokenDeadlinePassed } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import type { CachedToken, LockHandle, Registration, Store } from '../store/types.js'
 import {
@@ -89,8 +90,8 @@ export class RefreshAhead {
 
   /**
    * The background refresh of a token in use: adopts another instance's newer token, skips while
-   * the group backs off or another instance holds the lock, otherwise takes a background rate slot
-   * and refreshes under the lock with one attempt.
+   * the group backs off or another instance holds the lock, takes a background rate slot under the
+   * lock (or lets go of it when there is none), and refreshes with one attempt.
    */
   async #run(
     registration: Registration,
@@ -118,23 +119,32 @@ export class RefreshAhead {
       metrics.refreshAhead.inc({ app: label, outcome: 'backoff' })
       throw backoffError(backoff, now)
     }
-    const deadlineAt = now + config.tokens.responseDeadlineMs
-    try {
-      await this.#deps.guard.backgroundSlot(registration, app, deadlineAt)
-    } catch (error) {
-      metrics.refreshAhead.inc({ app: label, outcome: 'rate_capped' })
-      throw error
-    }
     const handle = await store.locks.acquire(`token-refresh:${key}`, REFRESH_LOCK_LEASE_MS)
     if (handle === null) {
       metrics.refreshAhead.inc({ app: label, outcome: 'other_instance' })
       throw otherInstanceFetching(1)
     }
+    // The slot after the lock: an instance that loses the race for the lock spends none. Without
+    // one it lets go at once rather than hold the lock while it queues (a caller whose token
+    // expires meanwhile would queue behind it), and tries again when the window has room.
+    let busyForMs: number | undefined
+    try {
+      busyForMs = await this.#deps.guard.tryBackgroundSlot(registration, app)
+    } catch (error) {
+      await this.#release(handle)
+      throw error
+    }
+    if (busyForMs !== undefined) {
+      await this.#release(handle)
+      this.#notBefore.set(key, clock() + busyForMs)
+      metrics.refreshAhead.inc({ app: label, outcome: 'rate_capped' })
+      throw tokenDeadlinePassed(1)
+    }
     const request: IssueRequest = {
       registration,
       app,
       scope,
-      deadlineAt,
+      deadlineAt: clock() + config.tokens.responseDeadlineMs,
       // The cached token is still fresh: only a different one counts as someone else's result.
       force: true,
     }
@@ -153,5 +163,15 @@ export class RefreshAhead {
       metrics.refreshAhead.inc({ app: label, outcome: 'failed' })
       throw error
     }
+  }
+
+  /** Lets go of a lock taken for nothing; a failure is logged (the lease ends it anyway). */
+  async #release(handle: LockHandle): Promise<void> {
+    await this.#deps.store.locks.release(handle).catch((error: unknown) => {
+      this.#deps.logger.warn(
+        { err: error, lock: handle.name },
+        'token refresh lock release failed (it expires by itself)',
+      )
+    })
   }
 }

@@ -102,7 +102,10 @@ export class RegistrationLifecycle {
       let current: Registration | null
       if (refusedRefreshToken !== undefined) {
         const stored = await store.registrations.get(registration.id)
-        superseded = stored !== null && stored.secrets.refreshToken !== refusedRefreshToken
+        superseded =
+          stored !== null &&
+          stored.registration.status === 'active' &&
+          stored.secrets.refreshToken !== refusedRefreshToken
         if (superseded) return undefined
         current = stored?.registration ?? null
       } else {
@@ -164,10 +167,9 @@ export class RegistrationLifecycle {
   async storeRotatedRefreshToken(registration: Registration, used: string, rotated: string): Promise<void> {
     const { store, logger } = this.#deps
     const id = registration.id
-    let current: Registration | null = registration
-    // true: stored, or rightly left alone; false: the registration was gone before the first read
+    let current: Registration = registration
+    // true: stored, or rightly left alone
     const settled = await retryOnConflict({ attempts: 8 }, async () => {
-      if (current === null) return false
       if (current.status === 'revoked') return true
       const updated = await store.registrations.update(id, current.version, {}, { refreshToken: rotated })
       if (updated !== null) return true

@@ -128,9 +128,8 @@ export class UpstreamGuard {
    * use only part of each window; a caller gives up when its deadline would pass.
    */
   async permit(caller: UpstreamCaller, priority: UpstreamPriority, deadlineAt: number): Promise<void> {
-    const { config, store, clock, metrics, random } = this.#deps
-    const cap = config.tokens.upstreamRatePerApp
-    const limit = priority === 'caller' ? cap : Math.max(1, Math.floor(cap * BACKGROUND_SHARE))
+    const { store, clock, metrics, random } = this.#deps
+    const limit = this.#limit(priority)
     const key = upstreamRateKey(caller)
     let counted = false
     for (;;) {
@@ -148,11 +147,28 @@ export class UpstreamGuard {
   }
 
   /**
-   * Background work (one attempt) takes its rate slot before the refresh lock, never while holding
-   * it: a caller whose token expires meanwhile would wait for the lock behind the queue.
+   * The keep-alive (one attempt, one instance at a time) waits for its rate slot before it takes
+   * the refresh lock, never while holding it: a caller whose token expires meanwhile would wait for
+   * the lock behind the queue.
    */
   async backgroundSlot(registration: Registration, app: AppScopes, deadlineAt: number): Promise<void> {
     await this.permit(upstreamCallerOf(registration, app), 'background', deadlineAt)
+  }
+
+  /**
+   * One background rate slot now, without waiting (a refresh-ahead, holding the lock, skips rather
+   * than queue): undefined when taken, else the milliseconds until the window has room again.
+   */
+  async tryBackgroundSlot(registration: Registration, app: AppScopes): Promise<number | undefined> {
+    const key = upstreamRateKey(upstreamCallerOf(registration, app))
+    const slot = await this.#deps.store.rateLimiter.take(key, this.#limit('background'), RATE_WINDOW_MS)
+    return slot.allowed ? undefined : Math.max(1, slot.retryAfterMs)
+  }
+
+  /** Slots of each rate cap window that `priority` may take. */
+  #limit(priority: UpstreamPriority): number {
+    const cap = this.#deps.config.tokens.upstreamRatePerApp
+    return priority === 'caller' ? cap : Math.max(1, Math.floor(cap * BACKGROUND_SHARE))
   }
 
   /**

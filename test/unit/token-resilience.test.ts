@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from '../../src/metrics.js'
 import { REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
 import { TokenIssuer } from '../../src/services/token-issuer.js'
-import { failureKey, parseFailure, readBackoff } from '../../src/services/token-markers.js'
+import { answersWaiter, failureKey, parseFailure, readBackoff } from '../../src/services/token-markers.js'
 import {
   BACKOFF_MAX_MS,
   backoffDelayMs,
@@ -573,13 +573,13 @@ describe('callers sharing a refresh', () => {
     const app = scopes.forApp('ms-graph-mail', 'global')!
     const group = tokenGroup(registration)
     idp.delayMs = 2_000
-    // Less than SHORT_ATTEMPT_MS left for the call: Entra may be well, the caller was late.
+    // Less than SHORT_ATTEMPT_MS left for the call (of UPSTREAM_TIMEOUT_MS): the caller was late.
     const late = await issuers[0]!
       .issue({
         registration,
         app,
         scope: app.defaultScope,
-        deadlineAt: Date.now() + 400,
+        deadlineAt: Date.now() + 800,
       })
       .catch((error: unknown) => error)
     expect(isBrokerError(late) && late.code).toBe('upstream_timeout')
@@ -635,7 +635,7 @@ describe('callers sharing a refresh', () => {
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
     const scope = app.defaultScope
-    idp.delayMs = 300
+    idp.delayMs = 1_000
     idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
     // A keep-alive refresh on instance 1 holds the lock while Entra fails it.
     const background = issuers[1]!
@@ -699,5 +699,106 @@ describe('background work and the rate cap', () => {
     // The keep-alive then finds the caller's token newer than what it saw: no second call.
     expect(await background).toMatchObject({ accessToken: 'at-1' })
     expect(idp.calls).toBe(1)
+  })
+})
+
+describe('what is not held against a caller', () => {
+  it('a call cut short by the first caller is made again for a caller who joined with time left', async () => {
+    const { store, idp, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const ask = (ms: number) =>
+      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error }),
+      )
+    idp.delayMs = 2_000
+    const first = ask(800)
+    await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
+    idp.delayMs = 0
+    const joined = ask(5_000)
+    // The first caller may get the second call's token too, if it comes within its deadline.
+    await first
+    expect(await joined).toEqual({ answer: expect.objectContaining({ accessToken: 'at-2' }) })
+    expect(idp.calls).toBe(2)
+  })
+
+  it('a refresh-ahead without a background rate slot lets go of the lock at once and tries again later', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers, metrics } = setup({
+      clock: time.now,
+      env: { UPSTREAM_RATE_PER_APP: '2' },
+    })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const scope = app.defaultScope
+    const ask = () => issuers[0]!.issue({ registration, app, scope, deadlineAt: time.now() + 5000 })
+    expect((await ask()).accessToken).toBe('at-1')
+    time.advance(61_000)
+    // The background share of this window (one of two) is used.
+    const taken = await store.rateLimiter.take(upstreamRateKey(upstreamCallerOf(registration, app)), 2, 1_000)
+    expect(taken.allowed).toBe(true)
+    expect(await ask()).toMatchObject({ accessToken: 'at-1', source: 'hit' })
+    await vi.waitFor(
+      async () =>
+        expect(
+          await metricValue(metrics[0]!, 'consent_broker_refresh_ahead_total', { outcome: 'rate_capped' }),
+        ).toBe(1),
+      WAIT,
+    )
+    expect(idp.calls).toBe(1)
+    // The lock is free for a caller at once.
+    const lock = await store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${scope}`, 1_000)
+    expect(lock).not.toBeNull()
+    await store.locks.release(lock!)
+    // Once the window has room, the next hit refreshes.
+    time.advance(1_001)
+    expect(await ask()).toMatchObject({ accessToken: 'at-1', source: 'hit' })
+    await vi.waitFor(() => expect(idp.calls).toBe(2), WAIT)
+  })
+
+  it("a failure marker of an earlier release (no background field) is a waiting caller's answer", () => {
+    const marker = parseFailure(JSON.stringify({ at: 1, code: 'upstream_unavailable', message: 'HTTP 503' }))
+    expect(marker).toBeDefined()
+    expect(answersWaiter(marker!, 'caller')).toBe(true)
+    const background = parseFailure(
+      JSON.stringify({ at: 1, code: 'upstream_unavailable', message: 'HTTP 503', background: true }),
+    )
+    expect(answersWaiter(background!, 'caller')).toBe(false)
+    expect(answersWaiter(background!, 'background')).toBe(true)
+  })
+
+  it('invalid_grant for a refresh token replaced during the call (a new consent): 503, the registration stays active', async () => {
+    const { store, idp, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
+    const app = scopes.forApp('ms-graph-mail-listener', 'global')!
+    idp.delayMs = 300
+    idp.failWith = () =>
+      new UpstreamError('oauth', 'expired', { status: 400, error: 'invalid_grant', errorCodes: [70008] })
+    const answer = issuers[0]!
+      .issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 5_000 })
+      .catch((error: unknown) => error)
+    await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
+    // The user consents again while Entra answers the refresh with the old token.
+    const meta = await store.registrations.getMeta(registration.id)
+    await store.registrations.update(registration.id, meta!.version, {}, { refreshToken: 'rt-new-consent' })
+    const error = await answer
+    expect(isBrokerError(error) && [error.code, error.message]).toEqual([
+      'store_unavailable',
+      'this registration is being changed; retry shortly',
+    ])
+    expect((await store.registrations.getMeta(registration.id))?.status).toBe('active')
+    expect((await store.registrations.get(registration.id))?.secrets.refreshToken).toBe('rt-new-consent')
+    // Nothing published: the next request refreshes with the new token.
+    expect(await store.ephemeral.get(failureKey(tokenGroup(registration), app.defaultScope))).toBeNull()
+    idp.failWith = undefined
+    idp.delayMs = 0
+    const next = await issuers[0]!.issue({
+      registration,
+      app,
+      scope: app.defaultScope,
+      deadlineAt: Date.now() + 5_000,
+    })
+    expect(next.accessToken).toBe('at-2')
   })
 })
