@@ -170,4 +170,12 @@ differ between runs by ±15 %; the table above is what counts).
   (per run 21, 22, 22, 18, 16 against 15, 20, 16, 16, 16, with no caller waiting); the section
   alone right after (\`npx tsx bench/expiries.ts --rounds 5\`): 19 ms against 21 ms (per run 19, 18,
   20, 17, 22 against 25, 28, 19, 21, 13), so the two are equal within the run-to-run spread.
+- Session of 2026-12-01 midday (a faster 2-core Intel Xeon: bare 22 900–33 600 req/s, floor
+  11 400–16 400). The hot path unchanged (the session changed how misses share work: refresh-ahead
+  in its own flight, failure markers, deadlines, rate slots). Two 5-round runs 50 minutes apart:
+  0.849 before the changes (0.78, 0.84, 0.88, 0.92, 0.83; hit p99 9 ms, floor 7 ms) and 0.79 after
+  them (0.72, 0.87, 0.76, 0.81, 0.94; hit p99 14 ms, floor 8 ms: the table above). Over the fourteen
+  5-round runs on six machines since the last hot-path change, hit / floor was 0.77–0.87, median
+  0.80; 0.85 is reached in two of them: not reliably. Across expiries: refresh-ahead on 15 ms
+  against the hit's 15 ms before, 12 ms against 15 ms after.
 `
