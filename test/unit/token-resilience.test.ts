@@ -723,6 +723,25 @@ describe('what is not held against a caller', () => {
     expect(idp.calls).toBe(2)
   })
 
+  it("a caller who joins a flight queued at the rate cap keeps it queued past the first caller's deadline", async () => {
+    const { store, idp, scopes, issuers } = setup({ env: { UPSTREAM_RATE_PER_APP: '1' } })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    // This second's one upstream call is taken: the flight must wait for the next window.
+    const taken = await store.rateLimiter.take(upstreamRateKey(upstreamCallerOf(registration, app)), 1, 1_000)
+    expect(taken.allowed).toBe(true)
+    const ask = (ms: number) =>
+      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
+        (answer) => ({ answer }),
+        (error: unknown) => ({ error }),
+      )
+    const first = ask(700)
+    const joined = ask(5_000)
+    expect(await first).toEqual({ error: expect.objectContaining({ code: 'upstream_timeout' }) })
+    expect(await joined).toEqual({ answer: expect.objectContaining({ accessToken: 'at-1' }) })
+    expect(idp.calls).toBe(1)
+  })
+
   it('a refresh-ahead without a background rate slot lets go of the lock at once and tries again later', async () => {
     const time = manualClock()
     const { store, idp, scopes, issuers, metrics } = setup({
