@@ -21,7 +21,7 @@ import type { Start } from './targets.js'
 const USAGE = `usage: npx tsx bench/cpu-per-request.ts [--rate R] [--duration S] [--rounds N] [--connections N]
                                         [--cpu-prof DIR]
   --rate         requests per second, the same for both targets  default 4000
-  --duration     seconds per run                                 default 5
+  --duration     seconds per run (rate × duration requests)      default 5
   --rounds       rounds of (floor, hit)                          default 5
   --connections  autocannon connections                          default 50
   --cpu-prof     a directory: each target writes a V8 CPU profile there when it stops, for finding
@@ -75,8 +75,17 @@ interface RunCost {
   rps: number
 }
 
-/** One run at the fixed rate; every body is used once. */
-async function run(url: string, pid: number, redisPid: number, bodies: string[]): Promise<RunCost> {
+/**
+ * One run of exactly `count` requests at the fixed rate; every body is used once. A request count
+ * rather than a duration: autocannon's rate may overshoot, and a body sent twice is a replay.
+ */
+async function run(
+  url: string,
+  pid: number,
+  redisPid: number,
+  bodies: string[],
+  count: number,
+): Promise<RunCost> {
   let next = 0
   let failure: string | undefined
   const before = cpuMs(pid)
@@ -85,7 +94,7 @@ async function run(url: string, pid: number, redisPid: number, bodies: string[])
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
-    duration: DURATION,
+    amount: count,
     overallRate: RATE,
     requests: [
       {
@@ -134,18 +143,20 @@ async function main(): Promise<void> {
     const bodies = (count: number) => encryptedBodies(registration, count)
     const floor = await target({ mode: 'floor', env, logLevel: 'info', key })
     const hit = await target({ mode: 'broker', env, logLevel: 'info' })
-    const perRun = Math.ceil(RATE * DURATION * 1.2)
+    const perRun = RATE * DURATION
+    // A margin of one body per connection, should autocannon set up a request it never sends.
+    const runBodies = () => bodies(perRun + CONNECTIONS)
     // Warm-up (and the hit's one upstream call, priming its token cache).
-    await run(`${floor.url}/json`, floor.pid, redisPid, bodies(perRun))
-    await run(`${hit.url}/obtain-token`, hit.pid, redisPid, bodies(perRun))
+    await run(`${floor.url}/json`, floor.pid, redisPid, runBodies(), perRun)
+    await run(`${hit.url}/obtain-token`, hit.pid, redisPid, runBodies(), perRun)
     const floorRuns: RunCost[] = []
     const hitRuns: RunCost[] = []
     const describe = (c: RunCost) =>
       `${c.usPerRequest.toFixed(1)} µs (Redis ${c.redisUs.toFixed(1)}, load generator ${c.clientUs.toFixed(1)}; ${c.rps.toFixed(0)} req/s)`
     console.log(`${ROUNDS} rounds of ${DURATION} s at ${RATE} req/s, ${CONNECTIONS} connections`)
     for (let round = 1; round <= ROUNDS; round++) {
-      const f = await run(`${floor.url}/json`, floor.pid, redisPid, bodies(perRun))
-      const h = await run(`${hit.url}/obtain-token`, hit.pid, redisPid, bodies(perRun))
+      const f = await run(`${floor.url}/json`, floor.pid, redisPid, runBodies(), perRun)
+      const h = await run(`${hit.url}/obtain-token`, hit.pid, redisPid, runBodies(), perRun)
       floorRuns.push(f)
       hitRuns.push(h)
       console.log(
