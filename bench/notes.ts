@@ -178,4 +178,15 @@ differ between runs by ±15 %; the table above is what counts).
   5-round runs on six machines since the last hot-path change, hit / floor was 0.77–0.87, median
   0.80; 0.85 is reached in two of them: not reliably. Across expiries: refresh-ahead on 15 ms
   against the hit's 15 ms before, 12 ms against 15 ms after.
+- Sessions of 2026-12-01 night and 2026-12-02 (a 2-core AMD EPYC whose speed moved a lot: bare
+  10 700–20 100 req/s, floor 7 400–9 300). The hot path unchanged (the session changed only
+  \`bench/cpu-per-request.ts\`, which now sends exactly rate × duration requests). Two 5-round runs
+  back to back, the first on Node 22.23.5 (the image's runtime, through \`scripts/with-node.sh 22\`),
+  the second on the machine's Node 20.20.2: 0.75 on 22 (1.01, 0.92, 0.71, 0.74, 1.01; hit p99 33 ms,
+  the floor's 29 ms) and 0.87 on 20 (0.77, 0.87, 0.78, 0.86, 0.80; hit p99 35 ms, the floor's 29 ms:
+  the table above). The p99 of both targets rose with the slower machine (the floor's p50 5 ms
+  against 2 ms in the table before it). \`cpu-per-request\` on Node 22, 5 rounds at
+  3 000 req/s: server floor 106.0 µs, hit 126.0 µs (0.84); all three processes 0.89. Over the
+  sixteen 5-round runs on seven machines since the last hot-path change, hit / floor was 0.75–0.87,
+  median 0.80; 0.85 is reached in three of them: not reliably.
 `
