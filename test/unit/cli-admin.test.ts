@@ -1,52 +1,13 @@
 // The CLI's exit codes and output against scripted broker answers (the real broker is exercised in
 // test/integration/cli-admin.test.ts).
 import { describe, expect, it } from 'vitest'
-import { type CliIo, EXIT, runCli, table } from '../../cli/admin-commands.js'
+import { EXIT, runCli, table } from '../../cli/admin-commands.js'
+import { type ScriptedAnswer, scriptedCli } from '../support/cli-harness.js'
 
-interface Scripted {
-  status: number
-  body: unknown
-}
-
-function io(answers: Scripted[], env: Record<string, string> = {}) {
-  const out: string[] = []
-  const err: string[] = []
-  const requests: Array<{ method: string; url: string; headers: Record<string, string>; body?: string }> = []
-  const sleeps: number[] = []
-  const fake: CliIo = {
-    env: {
-      CONSENT_BROKER_URL: 'https://broker.example/',
-      CONSENT_BROKER_TOKEN: 'secret-operator-token',
-      ...env,
-    },
-    stdout: (text) => out.push(text),
-    stderr: (text) => err.push(text),
-    sleep: async (ms) => {
-      sleeps.push(ms)
-    },
-    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
-    fetch: (async (input: URL, init: RequestInit) => {
-      requests.push({
-        method: init.method ?? 'GET',
-        url: String(input),
-        headers: init.headers as Record<string, string>,
-        ...(typeof init.body === 'string' ? { body: init.body } : {}),
-      })
-      const answer = answers.shift()
-      if (answer === undefined)
-        throw new TypeError('fetch failed', {
-          cause: Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:443'), { code: 'ECONNREFUSED' }),
-        })
-      const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
-      // a 204 has no body (the Response constructor refuses one)
-      return new Response(answer.status === 204 ? null : text, {
-        status: answer.status,
-        // the broker answers JSON as JSON (its error shape is recognised by it)
-        ...(typeof answer.body === 'string' ? {} : { headers: { 'content-type': 'application/json' } }),
-      })
-    }) as typeof fetch,
-  }
-  return { fake, out, err, requests, sleeps, stdout: () => out.join(''), stderr: () => err.join('') }
+/** Scripted answers for one run; `fake` is the CliIo handed to runCli. */
+function io(answers: ScriptedAnswer[], env: Record<string, string> = {}) {
+  const run = scriptedCli(answers, { env: { CONSENT_BROKER_URL: 'https://broker.example/', ...env } })
+  return { ...run, fake: run.io }
 }
 
 const error = (code: string, message: string) => ({ error: { code, message }, message, request_id: 'r' })

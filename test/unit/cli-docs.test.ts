@@ -5,30 +5,17 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { type CliIo, runCli } from '../../cli/admin-commands.js'
+import { runCli } from '../../cli/admin-commands.js'
+import { scriptedCli } from '../support/cli-harness.js'
 
 const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8')
 const README = read('README.md')
 const OPERATOR_API = read('docs/operator-api.md')
 
-/** Runs one command line against scripted answers (one per request, in order). */
+/** Runs one command line against scripted JSON answers (one per request, in order). */
 async function cli(argv: string[], answers: unknown[] = []): Promise<{ code: number; stdout: string }> {
-  let stdout = ''
-  const io: CliIo = {
-    env: { CONSENT_BROKER_URL: 'https://broker.example', CONSENT_BROKER_TOKEN: 'operator-token-for-tests' },
-    stdout: (text) => {
-      stdout += text
-    },
-    stderr: () => undefined,
-    sleep: async () => undefined,
-    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
-    fetch: (async () => {
-      const answer = answers.shift()
-      if (answer === undefined) throw new TypeError('fetch failed')
-      return new Response(JSON.stringify(answer), { status: 200 })
-    }) as typeof fetch,
-  }
-  return { code: await runCli(argv, io), stdout }
+  const run = scriptedCli(answers.map((body) => ({ body })))
+  return { code: await runCli(argv, run.io), stdout: run.stdout() }
 }
 
 const help = (await cli(['--help'])).stdout

@@ -2,49 +2,14 @@
 // narrow table (cut to 8 characters), a misspelt option or command, a URL that is not the broker's,
 // an --app filter naming no hosted app. Against scripted answers, like cli-admin.test.ts.
 import { describe, expect, it } from 'vitest'
-import { type CliIo, EXIT, runCli } from '../../cli/admin-commands.js'
-
-interface Answer {
-  status?: number
-  body: unknown
-  /** Default: application/json for a body that is not a string, none for a string. */
-  contentType?: string
-}
+import { EXIT, runCli } from '../../cli/admin-commands.js'
+import { CREDENTIALS_OF_TWO_APPS, type ScriptedAnswer, scriptedCli } from '../support/cli-harness.js'
 
 /** One command line against scripted answers (one per request, in order). */
-async function cli(argv: string[], answers: Answer[] = [], env: Record<string, string> = {}) {
-  let stdout = ''
-  let stderr = ''
-  const requests: string[] = []
-  const io: CliIo = {
-    env: {
-      CONSENT_BROKER_URL: 'https://broker.example',
-      CONSENT_BROKER_TOKEN: 'secret-operator-token',
-      ...env,
-    },
-    stdout: (text) => {
-      stdout += text
-    },
-    stderr: (text) => {
-      stderr += text
-    },
-    sleep: async () => undefined,
-    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
-    fetch: (async (input: URL) => {
-      requests.push(String(input))
-      const answer = answers.shift()
-      if (answer === undefined) throw new TypeError('fetch failed')
-      const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body)
-      const contentType =
-        answer.contentType ?? (typeof answer.body === 'string' ? undefined : 'application/json')
-      const response = new Response(text, { status: answer.status ?? 200 })
-      // a string body gets text/plain from the constructor: replaced, or removed when none is scripted
-      if (contentType === undefined) response.headers.delete('content-type')
-      else response.headers.set('content-type', contentType)
-      return response
-    }) as typeof fetch,
-  }
-  return { code: await runCli(argv, io), stdout, stderr, requests }
+async function cli(argv: string[], answers: ScriptedAnswer[] = [], env: Record<string, string> = {}) {
+  const run = scriptedCli(answers, { env })
+  const code = await runCli(argv, run.io)
+  return { code, stdout: run.stdout(), stderr: run.stderr(), requests: run.requests.map((r) => r.url) }
 }
 
 const error = (code: string, message: string) => ({ error: { code, message }, message, request_id: 'r' })
@@ -264,13 +229,7 @@ describe('a --url that is not the broker', () => {
 })
 
 describe('--app naming no hosted app', () => {
-  const hosted = {
-    credentials: [
-      { app: 'ms-graph-mail', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:A' },
-      { app: 'ms-graph-mail', cloud: 'usgov', position: 1, kind: 'secret', credential: 'secret:B' },
-      { app: 'ms-graph-user', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:C' },
-    ],
-  }
+  const hosted = CREDENTIALS_OF_TWO_APPS
 
   it.each([
     [

@@ -6,44 +6,26 @@
 import { createServer } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { type CliIo, EXIT, runCli } from '../../cli/admin-commands.js'
+import { EXIT, runCli } from '../../cli/admin-commands.js'
 import { fetchFailure } from '../../cli/broker-client.js'
 import { operatorToken, REGISTRATION_ID, TENANT_ID } from '../../cli/input-checks.js'
 import { isOperatorTokenForm } from '../../src/operator-token-form.js'
 import { REGISTRATION_ID_PATTERN, TENANT_ID_PATTERN } from '../../src/routes/admin/schemas.js'
+import { CREDENTIALS_OF_TWO_APPS, type ScriptedAnswer, scriptedCli } from '../support/cli-harness.js'
 
 const TOKEN = 'fuzz-rYCtiIGUwhN4CC7oFrTzE68jXwv_5e3c'
 
-/** One command line against scripted answers (a body per request); `fetch` replaces the fake. */
+/** One command line against scripted answers (one per request); `fetch` replaces the fake. */
 async function cli(
   argv: string[],
-  options: { env?: Record<string, string>; answers?: unknown[]; fetch?: typeof fetch } = {},
+  options: { env?: Record<string, string>; answers?: ScriptedAnswer[]; fetch?: typeof fetch } = {},
 ) {
-  const answers = [...(options.answers ?? [])]
-  let stdout = ''
-  let stderr = ''
-  const requests: string[] = []
-  const io: CliIo = {
-    env: { CONSENT_BROKER_URL: 'https://broker.example', CONSENT_BROKER_TOKEN: TOKEN, ...options.env },
-    stdout: (text) => {
-      stdout += text
-    },
-    stderr: (text) => {
-      stderr += text
-    },
-    sleep: async () => undefined,
-    now: () => Date.parse('2026-11-26T12:00:00.000Z'),
-    fetch:
-      options.fetch ??
-      ((async (input: URL) => {
-        requests.push(String(input))
-        const answer = answers.shift()
-        if (answer === undefined) throw new TypeError('fetch failed')
-        const { status = 200, body } = answer as { status?: number; body: unknown }
-        return new Response(typeof body === 'string' ? body : JSON.stringify(body), { status })
-      }) as typeof fetch),
-  }
-  return { code: await runCli(argv, io), stdout, stderr, requests }
+  const run = scriptedCli(options.answers ?? [], {
+    env: { CONSENT_BROKER_TOKEN: TOKEN, ...options.env },
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  })
+  const code = await runCli(argv, run.io)
+  return { code, stdout: run.stdout(), stderr: run.stderr(), requests: run.requests.map((r) => r.url) }
 }
 
 describe('the operator token', () => {
@@ -299,13 +281,7 @@ describe('a request the broker finds too large', () => {
 })
 
 describe('credentials --app', () => {
-  const listed = {
-    credentials: [
-      { app: 'ms-graph-mail', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:A' },
-      { app: 'ms-graph-mail', cloud: 'usgov', position: 1, kind: 'secret', credential: 'secret:B' },
-      { app: 'ms-graph-user', cloud: 'global', position: 1, kind: 'secret', credential: 'secret:C' },
-    ],
-  }
+  const listed = CREDENTIALS_OF_TWO_APPS
 
   it('naming no hosted app is "not found", naming the hosted apps (exit 3)', async () => {
     for (const argv of [

@@ -9,7 +9,7 @@ import type { ResolvedApp } from '../../src/config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
 import { isBrokerError } from '../../src/errors.js'
 import { createMetrics, type Metrics } from '../../src/metrics.js'
-import { REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
+import { type IssueRequest, REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
 import { TokenIssuer } from '../../src/services/token-issuer.js'
 import { answersWaiter, failureKey, parseFailure, readBackoff } from '../../src/services/token-markers.js'
@@ -20,7 +20,7 @@ import {
   nextAttemptAt,
   refreshAheadAt,
 } from '../../src/services/token-schedule.js'
-import { ScopeResolver } from '../../src/services/token-scope.js'
+import { type AppScopes, ScopeResolver } from '../../src/services/token-scope.js'
 import { upstreamCallerOf, upstreamRateKey } from '../../src/services/token-upstream-guard.js'
 import { createMemoryStore } from '../../src/store/memory.js'
 import type { Registration, Store } from '../../src/store/types.js'
@@ -122,6 +122,19 @@ class ScriptedIdp implements IdentityProvider {
   }
 }
 
+/** What a caller asks of the issuer here: the app's default scope, by a given deadline. */
+function defaultScope(registration: Registration, app: AppScopes, deadlineAt: number): IssueRequest {
+  return { registration, app, scope: app.defaultScope, deadlineAt }
+}
+
+/** A call's answer or error as a value, so a test can hold it before it settles. */
+function outcomeOf<T>(call: Promise<T>): Promise<{ answer: T } | { error: unknown }> {
+  return call.then(
+    (answer) => ({ answer }),
+    (error: unknown) => ({ error }),
+  )
+}
+
 function metricValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
   return metrics.registry.metrics().then((text) => {
     let sum = 0
@@ -209,8 +222,7 @@ describe('refresh-ahead', () => {
     const { store, idp, scopes, issuers, metrics } = setup({ instances: 3, clock: time.now })
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    const ask = (i: number) =>
-      issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    const ask = (i: number) => issuers[i % 3]!.issue(defaultScope(registration, app, time.now() + 5000))
     expect((await ask(0)).accessToken).toBe('at-1')
     // Before half-life: hits only, on every instance.
     time.advance(59_000)
@@ -247,18 +259,13 @@ describe('refresh-ahead', () => {
     const { store, idp, scopes, issuers } = setup({ clock: time.now })
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     time.advance(100_000)
     await new Promise((r) => setTimeout(r, 50))
     expect(idp.calls).toBe(1)
     // Once inside the margin, the next caller fetches (and waits): that is the expiry path.
     time.advance(15_000)
-    const late = await issuers[0]!.issue({
-      registration,
-      app,
-      scope: app.defaultScope,
-      deadlineAt: time.now() + 5000,
-    })
+    const late = await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     expect(late).toMatchObject({ accessToken: 'at-2', source: 'miss' })
   })
 
@@ -267,8 +274,7 @@ describe('refresh-ahead', () => {
     const { store, idp, scopes, issuers } = setup({ clock: time.now })
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    const ask = () =>
-      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    const ask = () => issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     expect((await ask()).accessToken).toBe('at-1')
     time.advance(61_000)
     // Every store and upstream call from here on is counted.
@@ -338,10 +344,7 @@ describe('refresh-ahead', () => {
     )
     expect(other).not.toBeNull()
     const caller = ask()
-    const settled = caller.then(
-      (answer) => ({ answer }),
-      (error: unknown) => ({ error }),
-    )
+    const settled = outcomeOf(caller)
     readHeld.resolve()
     // The refresh-ahead finds the lock taken and steps aside; the caller keeps waiting for it.
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -361,12 +364,9 @@ describe('refresh-ahead', () => {
     })
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     time.advance(100_000)
-    expect(
-      (await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 }))
-        .source,
-    ).toBe('hit')
+    expect((await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))).source).toBe('hit')
     await new Promise((r) => setTimeout(r, 50))
     expect(idp.calls).toBe(1)
   })
@@ -378,8 +378,7 @@ describe('riding out upstream failures', () => {
     const { store, idp, scopes, issuers, metrics } = setup({ instances: 3, clock: time.now })
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    const ask = (i: number) =>
-      issuers[i % 3]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    const ask = (i: number) => issuers[i % 3]!.issue(defaultScope(registration, app, time.now() + 5000))
     await ask(0)
     idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
     time.advance(61_000)
@@ -429,14 +428,14 @@ describe('riding out upstream failures', () => {
     const app = scopes.forApp('ms-graph-mail', 'global')!
     idp.failWith = () => new UpstreamError('throttled', 'HTTP 429', { status: 429, retryAfterSeconds: 30 })
     const first = await issuers[0]!
-      .issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+      .issue(defaultScope(registration, app, time.now() + 5000))
       .catch((e: unknown) => e)
     expect(isBrokerError(first) && [first.code, first.retryAfter]).toEqual(['upstream_throttled', 30])
     expect(idp.calls).toBe(1)
     // Retry-After (30 s) wins over the first backoff step (1 s), on the other instance too.
     time.advance(5_000)
     const second = await issuers[1]!
-      .issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+      .issue(defaultScope(registration, app, time.now() + 5000))
       .catch((e: unknown) => e)
     expect(isBrokerError(second) && second.code).toBe('upstream_throttled')
     expect(isBrokerError(second) && second.retryAfter).toBe(25)
@@ -448,11 +447,11 @@ describe('riding out upstream failures', () => {
     const { store, idp, scopes, issuers } = setup({ clock: time.now })
     const registration = await createRegistration(store, 'ms-graph-mail-listener', 'delegated')
     const app = scopes.forApp('ms-graph-mail-listener', 'global')!
-    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     idp.failWith = () =>
       new UpstreamError('oauth', 'revoked', { status: 400, error: 'invalid_grant', errorCodes: [50173] })
     time.advance(61_000)
-    await issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: time.now() + 5000 })
+    await issuers[0]!.issue(defaultScope(registration, app, time.now() + 5000))
     await vi.waitFor(
       async () => expect((await store.registrations.getMeta(registration.id))?.status).toBe('needs_consent'),
       WAIT,
@@ -481,7 +480,7 @@ describe('the upstream rate cap and the refresh lock', () => {
     const t0 = Date.now()
     const answers = await Promise.all(
       registrations.map((registration, i) =>
-        issuers[i % 2]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 8000 }),
+        issuers[i % 2]!.issue(defaultScope(registration, app, Date.now() + 8000)),
       ),
     )
     expect(answers.every((a) => a.source === 'miss')).toBe(true)
@@ -524,7 +523,7 @@ describe('the upstream rate cap and the refresh lock', () => {
       },
     )
     const ask = (registration: Registration) =>
-      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 8000 })
+      issuers[0]!.issue(defaultScope(registration, app, Date.now() + 8000))
     const answers = await Promise.all([ask(hostedA), ask(hostedB), ask(own)])
     expect(answers.map((a) => a.source)).toEqual(['miss', 'miss', 'miss'])
     expect(idp.clientIds.filter((id) => id === hostedClientId)).toHaveLength(2)
@@ -552,12 +551,7 @@ describe('the upstream rate cap and the refresh lock', () => {
     )
     expect(dead).not.toBeNull()
     const started = Date.now()
-    const answer = await issuers[0]!.issue({
-      registration,
-      app,
-      scope: app.defaultScope,
-      deadlineAt: Date.now() + 8000,
-    })
+    const answer = await issuers[0]!.issue(defaultScope(registration, app, Date.now() + 8000))
     expect(answer).toMatchObject({ accessToken: 'at-1', source: 'miss' })
     expect(REFRESH_LOCK_LEASE_MS).toBeLessThanOrEqual(3000)
     expect(Date.now() - started).toBeGreaterThanOrEqual(REFRESH_LOCK_LEASE_MS - 100)
@@ -575,12 +569,7 @@ describe('callers sharing a refresh', () => {
     idp.delayMs = 2_000
     // Less than SHORT_ATTEMPT_MS left for the call (of UPSTREAM_TIMEOUT_MS): the caller was late.
     const late = await issuers[0]!
-      .issue({
-        registration,
-        app,
-        scope: app.defaultScope,
-        deadlineAt: Date.now() + 800,
-      })
+      .issue(defaultScope(registration, app, Date.now() + 800))
       .catch((error: unknown) => error)
     expect(isBrokerError(late) && late.code).toBe('upstream_timeout')
     await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
@@ -596,12 +585,7 @@ describe('callers sharing a refresh', () => {
     ).toBe(0)
     // The next caller with time enough calls at once.
     idp.delayMs = 0
-    const next = await issuers[0]!.issue({
-      registration,
-      app,
-      scope: app.defaultScope,
-      deadlineAt: Date.now() + 5_000,
-    })
+    const next = await issuers[0]!.issue(defaultScope(registration, app, Date.now() + 5_000))
     expect(next).toMatchObject({ accessToken: 'at-2', source: 'miss' })
   })
 
@@ -615,11 +599,7 @@ describe('callers sharing a refresh', () => {
       10_000,
     )
     expect(other).not.toBeNull()
-    const ask = (ms: number) =>
-      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
-        (answer) => ({ answer }),
-        (error: unknown) => ({ error }),
-      )
+    const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + ms)))
     const first = ask(300)
     const joined = ask(5_000)
     const early = await first
@@ -639,20 +619,10 @@ describe('callers sharing a refresh', () => {
     idp.failWith = () => new UpstreamError('unavailable', 'HTTP 503', { status: 503 })
     // A keep-alive refresh on instance 1 holds the lock while Entra fails it.
     const background = issuers[1]!
-      .issue({
-        registration,
-        app,
-        scope,
-        deadlineAt: Date.now() + 5_000,
-        force: true,
-        priority: 'background',
-      })
+      .issue({ ...defaultScope(registration, app, Date.now() + 5_000), force: true, priority: 'background' })
       .catch((error: unknown) => error)
     await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
-    const caller = issuers[0]!.issue({ registration, app, scope, deadlineAt: Date.now() + 5_000 }).then(
-      (answer) => ({ answer }),
-      (error: unknown) => ({ error }),
-    )
+    const caller = outcomeOf(issuers[0]!.issue({ registration, app, scope, deadlineAt: Date.now() + 5_000 }))
     const failed = await background
     expect(isBrokerError(failed) && failed.code).toBe('upstream_unavailable')
     const marker = parseFailure(await store.ephemeral.get(failureKey(tokenGroup(registration), scope)))
@@ -677,10 +647,7 @@ describe('background work and the rate cap', () => {
     const slot = await store.rateLimiter.take(upstreamRateKey(upstreamCallerOf(registration, app)), 2, 1_000)
     expect(slot.allowed).toBe(true)
     const background = issuers[1]!.issue({
-      registration,
-      app,
-      scope,
-      deadlineAt: Date.now() + 5_000,
+      ...defaultScope(registration, app, Date.now() + 5_000),
       force: true,
       priority: 'background',
     })
@@ -707,11 +674,7 @@ describe('what is not held against a caller', () => {
     const { store, idp, scopes, issuers } = setup()
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    const ask = (ms: number) =>
-      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
-        (answer) => ({ answer }),
-        (error: unknown) => ({ error }),
-      )
+    const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + ms)))
     idp.delayMs = 2_000
     const first = ask(800)
     await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
@@ -730,11 +693,7 @@ describe('what is not held against a caller', () => {
     // This second's one upstream call is taken: the flight must wait for the next window.
     const taken = await store.rateLimiter.take(upstreamRateKey(upstreamCallerOf(registration, app)), 1, 1_000)
     expect(taken.allowed).toBe(true)
-    const ask = (ms: number) =>
-      issuers[0]!.issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + ms }).then(
-        (answer) => ({ answer }),
-        (error: unknown) => ({ error }),
-      )
+    const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + ms)))
     const first = ask(700)
     const joined = ask(5_000)
     expect(await first).toEqual({ error: expect.objectContaining({ code: 'upstream_timeout' }) })
@@ -795,7 +754,7 @@ describe('what is not held against a caller', () => {
     idp.failWith = () =>
       new UpstreamError('oauth', 'expired', { status: 400, error: 'invalid_grant', errorCodes: [70008] })
     const answer = issuers[0]!
-      .issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 5_000 })
+      .issue(defaultScope(registration, app, Date.now() + 5_000))
       .catch((error: unknown) => error)
     await vi.waitFor(() => expect(idp.calls).toBe(1), WAIT)
     // The user consents again while Entra answers the refresh with the old token.
@@ -812,12 +771,7 @@ describe('what is not held against a caller', () => {
     expect(await store.ephemeral.get(failureKey(tokenGroup(registration), app.defaultScope))).toBeNull()
     idp.failWith = undefined
     idp.delayMs = 0
-    const next = await issuers[0]!.issue({
-      registration,
-      app,
-      scope: app.defaultScope,
-      deadlineAt: Date.now() + 5_000,
-    })
+    const next = await issuers[0]!.issue(defaultScope(registration, app, Date.now() + 5_000))
     expect(next.accessToken).toBe('at-2')
   })
 })
