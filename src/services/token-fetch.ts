@@ -111,7 +111,7 @@ export async function fetchUnderLock(
       ...(clientSecret === undefined ? {} : { ownClientSecret: clientSecret }),
       beforeAttempt: async () => {
         if (slotTaken) slotTaken = false
-        else await guard.permit(caller, options.priority, request.deadlineAt)
+        else await guard.permit(caller, options.priority, request)
         startedAt = clock()
       },
     })

@@ -219,7 +219,7 @@ export class TokenIssuer {
 
     const priority = request.priority ?? 'caller'
     if (priority === 'background')
-      await this.#guard.backgroundSlot(request.registration, request.app, request.deadlineAt)
+      await this.#guard.backgroundSlot(request.registration, request.app, request)
     const waitStart = clock()
     let delay = POLL_START_MS
     let waited = false

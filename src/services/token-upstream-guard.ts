@@ -49,6 +49,14 @@ export function upstreamRateKey(caller: UpstreamCaller): string {
   return `upstream:${caller.cloud}:${caller.clientId.toLowerCase()}`
 }
 
+/**
+ * A caller's deadline (epoch ms by the clock), as an object read afresh at each wait: a flight's
+ * request, whose deadline a caller who joins it moves on (token-issuer.ts).
+ */
+export interface Deadline {
+  readonly deadlineAt: number
+}
+
 /** A next allowed attempt at most this far away is waited for; a later one is answered at once. */
 const SHORT_WAIT_MS = 1_000
 /** The rate cap's window. */
@@ -125,9 +133,10 @@ export class UpstreamGuard {
   /**
    * Waits for a slot of the upstream rate cap of the app registration making the request (its
    * client id: the hosted app's or a tenant's own; shared by every instance). Background work may
-   * use only part of each window; a caller gives up when its deadline would pass.
+   * use only part of each window; a caller gives up when its deadline would pass. The deadline is
+   * read afresh before each wait: a caller who joins the flight meanwhile may move it on.
    */
-  async permit(caller: UpstreamCaller, priority: UpstreamPriority, deadlineAt: number): Promise<void> {
+  async permit(caller: UpstreamCaller, priority: UpstreamPriority, deadline: Deadline): Promise<void> {
     const { store, clock, metrics, random } = this.#deps
     const limit = this.#limit(priority)
     const key = upstreamRateKey(caller)
@@ -141,7 +150,7 @@ export class UpstreamGuard {
       }
       // Spread the waiters over the next window instead of waking them all at its start.
       const wait = slot.retryAfterMs + Math.floor(random() * 100)
-      if (clock() + wait > deadlineAt - ANSWER_MARGIN_MS - 100) throw tokenDeadlinePassed(1)
+      if (clock() + wait > deadline.deadlineAt - ANSWER_MARGIN_MS - 100) throw tokenDeadlinePassed(1)
       await sleep(wait)
     }
   }
@@ -151,8 +160,8 @@ export class UpstreamGuard {
    * the refresh lock, never while holding it: a caller whose token expires meanwhile would wait for
    * the lock behind the queue.
    */
-  async backgroundSlot(registration: Registration, app: AppScopes, deadlineAt: number): Promise<void> {
-    await this.permit(upstreamCallerOf(registration, app), 'background', deadlineAt)
+  async backgroundSlot(registration: Registration, app: AppScopes, deadline: Deadline): Promise<void> {
+    await this.permit(upstreamCallerOf(registration, app), 'background', deadline)
   }
 
   /**

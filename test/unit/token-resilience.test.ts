@@ -701,6 +701,44 @@ describe('what is not held against a caller', () => {
     expect(idp.calls).toBe(1)
   })
 
+  it('a caller who joins while the flight already sleeps at the rate cap keeps it queued when the next window is taken too', async () => {
+    const time = manualClock()
+    const { store, idp, scopes, issuers, metrics } = setup({
+      clock: time.now,
+      env: { UPSTREAM_RATE_PER_APP: '1' },
+    })
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const rateKey = upstreamRateKey(upstreamCallerOf(registration, app))
+    const take = vi.spyOn(store.rateLimiter, 'take')
+    const flightTakes = () => take.mock.calls.filter(([key]) => key === rateKey).length
+    // This window's one upstream call is taken.
+    expect((await store.rateLimiter.take(rateKey, 1, 1_000)).allowed).toBe(true)
+    const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, time.now() + ms)))
+    // The first caller has time for one window's wait, not two.
+    const first = ask(1_300)
+    await vi.waitFor(
+      async () =>
+        expect(
+          await metricValue(metrics[0]!, 'consent_broker_upstream_rate_waits_total', {
+            app: 'ms-graph-mail',
+          }),
+        ).toBe(1),
+      WAIT,
+    )
+    // The flight sleeps for the next window; a caller with time enough joins it now.
+    const joined = ask(5_000)
+    // Someone else takes the next window's call: the flight has to wait a second window.
+    time.advance(1_000)
+    expect((await store.rateLimiter.take(rateKey, 1, 1_000)).allowed).toBe(true)
+    const before = flightTakes()
+    await vi.waitFor(() => expect(flightTakes()).toBeGreaterThan(before), WAIT)
+    time.advance(1_000)
+    expect(await joined).toEqual({ answer: expect.objectContaining({ accessToken: 'at-1' }) })
+    expect(idp.calls).toBe(1)
+    expect(await first).toEqual({ error: expect.objectContaining({ code: 'upstream_timeout' }) })
+  })
+
   it('a refresh-ahead without a background rate slot lets go of the lock at once and tries again later', async () => {
     const time = manualClock()
     const { store, idp, scopes, issuers, metrics } = setup({
