@@ -225,6 +225,9 @@ export class TokenIssuer {
     let waited = false
     // A background refresh's failure passed over while waiting: its holder ended, no takeover.
     let passedOver = false
+    // The failure marker as it was when the wait began: a different one is the holder's answer.
+    // Compared by value, not by its time: that is the writer's clock, not this instance's.
+    let markerBefore: Promise<string | null> | undefined
     for (;;) {
       const handle = await store.locks.acquire(lockName, REFRESH_LOCK_LEASE_MS)
       if (handle !== null) {
@@ -239,6 +242,7 @@ export class TokenIssuer {
       }
       // Another instance is refreshing: take its result rather than refreshing again.
       waited = true
+      markerBefore ??= store.ephemeral.get(failKey).catch(() => null)
       const remaining = request.deadlineAt - clock()
       if (remaining <= delay + ANSWER_MARGIN_MS) {
         metrics.lockWaits.inc({ result: 'timeout' })
@@ -247,17 +251,18 @@ export class TokenIssuer {
       }
       await sleep(delay)
       delay = Math.min(Math.ceil(delay * 1.6), POLL_MAX_MS)
-      const [entry, failure] = await Promise.all([
+      const [entry, failure, before] = await Promise.all([
         store.tokens.get(group, request.scope),
         store.ephemeral.get(failKey),
+        markerBefore,
       ])
       if (entry !== null && this.#isNewResult(entry, seen, request.force === true)) {
         metrics.lockWaitSeconds.observe((clock() - waitStart) / 1000)
         metrics.lockWaits.inc({ result: 'waited' })
         return issued(entry, 'shared')
       }
-      const marker = parseFailure(failure)
-      if (marker !== undefined && marker.at >= waitStart) {
+      const marker = failure === before ? undefined : parseFailure(failure)
+      if (marker !== undefined) {
         if (!answersWaiter(marker, priority)) {
           passedOver = true
           continue

@@ -17,7 +17,11 @@ const FAILURE_MARKER_MS = 5_000
 
 /** A refresh failure as published for the instances waiting on the refresh lock. */
 export interface FailureMarker {
-  /** Epoch ms when the failure happened; waiters take only failures newer than their wait. */
+  /**
+   * Epoch ms when the failure happened, by the writer's clock: it shortens the Retry-After a
+   * waiter repeats. Waiters tell a new failure from an old one by the marker's value, not by this
+   * time (instances' clocks differ).
+   */
   at: number
   code: ErrorCode
   message: string

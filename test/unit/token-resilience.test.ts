@@ -560,6 +560,59 @@ describe('the upstream rate cap and the refresh lock', () => {
   })
 })
 
+describe('waiting on another instance: its failure, whatever its clock says', () => {
+  const holdLock = (store: Store, registration: Registration, app: AppScopes) =>
+    store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${app.defaultScope}`, 10_000)
+  const marker = (at: number) => JSON.stringify({ at, code: 'upstream_unavailable', message: 'HTTP 503' })
+
+  it("takes the holder's failure as its answer though the holder's clock is 10 s behind", async () => {
+    const { store, idp, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
+    expect(await holdLock(store, registration, app)).not.toBeNull()
+    const reads = vi.spyOn(store.ephemeral, 'get')
+    const startedAt = Date.now()
+    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, startedAt + 4_000)))
+    // The waiter has looked at the marker (none yet); then the holder fails and publishes.
+    await vi.waitFor(() => expect(reads.mock.calls.some(([key]) => key === failKey)).toBe(true), WAIT)
+    await store.ephemeral.put(failKey, marker(Date.now() - 10_000), 5_000)
+    expect(await waiting).toEqual({
+      error: expect.objectContaining({ code: 'upstream_unavailable', message: 'HTTP 503' }),
+    })
+    // Answered by the marker, not at the deadline by "another instance is still fetching".
+    expect(Date.now() - startedAt).toBeLessThan(3_000)
+    expect(idp.calls).toBe(0)
+  })
+
+  it("does not take a failure published before it began waiting, though its time is ahead of the waiter's clock", async () => {
+    const { store, idp, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
+    const lock = await holdLock(store, registration, app)
+    expect(lock).not.toBeNull()
+    // An earlier failure, by an instance whose clock is 10 s ahead.
+    await store.ephemeral.put(failKey, marker(Date.now() + 10_000), 5_000)
+    const reads = vi.spyOn(store.ephemeral, 'get')
+    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + 4_000)))
+    // Past the waiter's first poll (unless it answered already), the holder ends without a result
+    // and lets go of the lock.
+    await Promise.race([
+      waiting,
+      vi.waitFor(
+        () => expect(reads.mock.calls.filter(([key]) => key === failKey).length).toBeGreaterThanOrEqual(2),
+        WAIT,
+      ),
+    ])
+    await store.locks.release(lock!)
+    expect(await waiting).toEqual({
+      answer: expect.objectContaining({ accessToken: 'at-1', source: 'miss' }),
+    })
+    expect(idp.calls).toBe(1)
+  })
+})
+
 describe('callers sharing a refresh', () => {
   it("a call the caller's own deadline cut short is not held against Entra: no backoff, nothing published", async () => {
     const { store, idp, scopes, issuers, metrics } = setup()
