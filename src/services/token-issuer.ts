@@ -225,9 +225,10 @@ export class TokenIssuer {
     let waited = false
     // A background refresh's failure passed over while waiting: its holder ended, no takeover.
     let passedOver = false
-    // The failure marker as it was when the wait began: a different one is the holder's answer.
-    // Compared by value, not by its time: that is the writer's clock, not this instance's.
-    let markerBefore: Promise<string | null> | undefined
+    // The failure marker as it was before the first try for the lock (read beside it, sent first):
+    // a different one later is the holder's answer. Compared by value, not by its time, which is
+    // the writer's clock. When it can't be read, the first marker read while waiting is the baseline.
+    let markerBefore: Promise<string | null | undefined> = store.ephemeral.get(failKey).catch(() => undefined)
     for (;;) {
       const handle = await store.locks.acquire(lockName, REFRESH_LOCK_LEASE_MS)
       if (handle !== null) {
@@ -242,7 +243,6 @@ export class TokenIssuer {
       }
       // Another instance is refreshing: take its result rather than refreshing again.
       waited = true
-      markerBefore ??= store.ephemeral.get(failKey).catch(() => null)
       const remaining = request.deadlineAt - clock()
       if (remaining <= delay + ANSWER_MARGIN_MS) {
         metrics.lockWaits.inc({ result: 'timeout' })
@@ -261,7 +261,8 @@ export class TokenIssuer {
         metrics.lockWaits.inc({ result: 'waited' })
         return issued(entry, 'shared')
       }
-      const marker = failure === before ? undefined : parseFailure(failure)
+      if (before === undefined) markerBefore = Promise.resolve(failure)
+      const marker = before === undefined || failure === before ? undefined : parseFailure(failure)
       if (marker !== undefined) {
         if (!answersWaiter(marker, priority)) {
           passedOver = true

@@ -3,6 +3,7 @@
 // token group after transient failures (`token-backoff:`: consecutive failures and the next allowed
 // attempt, honoured by every instance and every new request); and a throttle window (`throttle:`)
 // after a 429, during which no instance calls Entra for that tenant and app.
+import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { type BrokerError, type ErrorCode, recordedFailure, upstreamThrottled } from '../errors.js'
 import type { Registration, Store } from '../store/types.js'
@@ -23,6 +24,8 @@ export interface FailureMarker {
    * time (instances' clocks differ).
    */
   at: number
+  /** Random: two failures are two different values, whatever their time and content. */
+  id?: string
   code: ErrorCode
   message: string
   retryAfter?: number
@@ -51,6 +54,7 @@ export async function publishFailure(
 ): Promise<void> {
   const marker: FailureMarker = {
     at: now,
+    id: randomUUID(),
     code: error.code,
     message: error.message,
     ...(error.retryAfter === undefined ? {} : { retryAfter: error.retryAfter }),
@@ -78,14 +82,22 @@ export function answersWaiter(marker: FailureMarker, priority: UpstreamPriority)
   return priority === 'background' || marker.background !== true
 }
 
-/** The error a waiter answers with: the leader's, its Retry-After shortened by the time since. */
+/**
+ * The error a waiter answers with: the leader's, its Retry-After shortened by the time since (never
+ * lengthened: the leader's clock may be ahead of this one).
+ */
 export function failureError(marker: FailureMarker, now: number): BrokerError {
   return recordedFailure({
     code: marker.code,
     message: marker.message,
     ...(marker.retryAfter === undefined
       ? {}
-      : { retryAfter: Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000)) }),
+      : {
+          retryAfter: Math.min(
+            marker.retryAfter,
+            Math.max(1, marker.retryAfter - Math.floor((now - marker.at) / 1000)),
+          ),
+        }),
     ...(marker.details === undefined ? {} : { details: marker.details }),
   })
 }

@@ -12,7 +12,13 @@ import { createMetrics, type Metrics } from '../../src/metrics.js'
 import { type IssueRequest, REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
 import { TokenIssuer } from '../../src/services/token-issuer.js'
-import { answersWaiter, failureKey, parseFailure, readBackoff } from '../../src/services/token-markers.js'
+import {
+  answersWaiter,
+  failureError,
+  failureKey,
+  parseFailure,
+  readBackoff,
+} from '../../src/services/token-markers.js'
 import {
   BACKOFF_MAX_MS,
   backoffDelayMs,
@@ -610,6 +616,71 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
       answer: expect.objectContaining({ accessToken: 'at-1', source: 'miss' }),
     })
     expect(idp.calls).toBe(1)
+  })
+  it('takes a failure published just as it tries for the lock (after it read the marker) as its answer', async () => {
+    const { store, idp, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
+    const lock = await holdLock(store, registration, app)
+    expect(lock).not.toBeNull()
+    const acquire = store.locks.acquire.bind(store.locks)
+    // The holder fails between the waiter's read of the marker and its try for the lock.
+    vi.spyOn(store.locks, 'acquire').mockImplementationOnce(async (name, leaseMs) => {
+      await store.ephemeral.put(failKey, marker(Date.now()), 5_000)
+      return acquire(name, leaseMs)
+    })
+    const startedAt = Date.now()
+    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, startedAt + 4_000)))
+    expect(await waiting).toEqual({ error: expect.objectContaining({ code: 'upstream_unavailable' }) })
+    expect(Date.now() - startedAt).toBeLessThan(3_000)
+    expect(idp.calls).toBe(0)
+    await store.locks.release(lock!)
+  })
+
+  it('when the marker could not be read first, takes the first one it reads as the earlier one', async () => {
+    const { store, scopes, issuers } = setup()
+    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
+    const app = scopes.forApp('ms-graph-mail', 'global')!
+    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
+    const lock = await holdLock(store, registration, app)
+    expect(lock).not.toBeNull()
+    await store.ephemeral.put(
+      failKey,
+      JSON.stringify({ at: Date.now(), code: 'upstream_unavailable', message: 'an earlier failure' }),
+      5_000,
+    )
+    const get = store.ephemeral.get.bind(store.ephemeral)
+    let failed = false
+    // The first read of the marker fails; every other read is the store's.
+    const reads = vi.spyOn(store.ephemeral, 'get').mockImplementation((key, options) => {
+      if (key !== failKey || failed) return get(key, options)
+      failed = true
+      return Promise.reject(new Error('connection reset'))
+    })
+    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + 4_000)))
+    await Promise.race([
+      waiting,
+      vi.waitFor(
+        () => expect(reads.mock.calls.filter(([key]) => key === failKey).length).toBeGreaterThanOrEqual(3),
+        WAIT,
+      ),
+    ])
+    // Not answered with the earlier failure; the holder's own is the answer.
+    await store.ephemeral.put(failKey, marker(Date.now()), 5_000)
+    expect(await waiting).toEqual({
+      error: expect.objectContaining({ code: 'upstream_unavailable', message: 'HTTP 503' }),
+    })
+    await store.locks.release(lock!)
+  })
+
+  it("repeats the holder's Retry-After shortened by the time since, never lengthened by a clock ahead", () => {
+    const now = 1_000_000
+    const failed = (at: number) =>
+      failureError({ at, code: 'upstream_throttled', message: 'HTTP 429', retryAfter: 5 }, now)
+    expect(failed(now - 3_000).retryAfter).toBe(2)
+    expect(failed(now - 60_000).retryAfter).toBe(1)
+    expect(failed(now + 10_000).retryAfter).toBe(5)
   })
 })
 
