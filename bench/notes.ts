@@ -146,7 +146,7 @@ differ between runs by ±15 %; the table above is what counts).
   before and after the day's store changes (webhook subjects, the Cluster index-move journal, the
   never-shown Key): hit / floor 0.78 (0.67, 0.86, 0.66, 0.65, 0.81; hit p99 12 ms; bare 19 300–30 900)
   and 0.81 (0.81, 0.71, 0.79, 1.07, 0.80; hit p99 16 ms, floor's 14 ms; bare 13 600–20 800: the table
-  above). The p99 rose with the slower machine, the floor's by as much. Shorter rounds did not tame
+  committed then). The p99 rose with the slower machine, the floor's by as much. Shorter rounds did not tame
   the noise: 15 rounds of 3 s gave 0.70 (0.57–0.97). Measured beside them: \`cpu-per-request\` at
   3 000 req/s, server floor 87.8 µs, hit 104.4 µs (0.84; all three processes 0.87); at saturation
   (\`--rate 40000\`, 4 rounds of 5 s) server 78.1 and 87.7 µs (0.89; all three 0.92), the throughputs
@@ -164,7 +164,7 @@ differ between runs by ±15 %; the table above is what counts).
   flow's internals, and how an unknown app's name is echoed (an error path). Two 5-round runs: 0.81
   (0.81, 0.72, 0.76, 0.88, 0.72; stopped before its expiries section, and a helper's tests may have
   run beside its later rounds, so it is not counted below) and 0.81 (0.91, 0.71, 0.85, 0.74, 0.84;
-  hit p99 22 ms, the floor's 19 ms: the table above). Over the twelve 5-round runs on five machines
+  hit p99 22 ms, the floor's 19 ms: the table committed then). Over the twelve 5-round runs on five machines
   since the last hot-path change, hit / floor was 0.77–0.87, median 0.80; 0.85 is reached in two of
   them: not reliably. Across expiries, that run gave refresh-ahead on a p99 of 21 ms against the hit's 16 ms
   (per run 21, 22, 22, 18, 16 against 15, 20, 16, 16, 16, with no caller waiting); the section
@@ -174,7 +174,7 @@ differ between runs by ±15 %; the table above is what counts).
   11 400–16 400). The hot path unchanged (the session changed how misses share work: refresh-ahead
   in its own flight, failure markers, deadlines, rate slots). Two 5-round runs 50 minutes apart:
   0.849 before the changes (0.78, 0.84, 0.88, 0.92, 0.83; hit p99 9 ms, floor 7 ms) and 0.79 after
-  them (0.72, 0.87, 0.76, 0.81, 0.94; hit p99 14 ms, floor 8 ms: the table above). Over the fourteen
+  them (0.72, 0.87, 0.76, 0.81, 0.94; hit p99 14 ms, floor 8 ms: the table committed then). Over the fourteen
   5-round runs on six machines since the last hot-path change, hit / floor was 0.77–0.87, median
   0.80; 0.85 is reached in two of them: not reliably. Across expiries: refresh-ahead on 15 ms
   against the hit's 15 ms before, 12 ms against 15 ms after.
@@ -184,9 +184,20 @@ differ between runs by ±15 %; the table above is what counts).
   back to back, the first on Node 22.23.5 (the image's runtime, through \`scripts/with-node.sh 22\`),
   the second on the machine's Node 20.20.2: 0.75 on 22 (1.01, 0.92, 0.71, 0.74, 1.01; hit p99 33 ms,
   the floor's 29 ms) and 0.87 on 20 (0.77, 0.87, 0.78, 0.86, 0.80; hit p99 35 ms, the floor's 29 ms:
-  the table above). The p99 of both targets rose with the slower machine (the floor's p50 5 ms
+  the table committed then). The p99 of both targets rose with the slower machine (the floor's p50 5 ms
   against 2 ms in the table before it). \`cpu-per-request\` on Node 22, 5 rounds at
   3 000 req/s: server floor 106.0 µs, hit 126.0 µs (0.84); all three processes 0.89. Over the
   sixteen 5-round runs on seven machines since the last hot-path change, hit / floor was 0.75–0.87,
   median 0.80; 0.85 is reached in three of them: not reliably.
+- Session of 2026-12-02 morning (a slow 2-core AMD EPYC: bare 3 900–7 500 req/s, floor 2 500–4
+  800). The hot path unchanged; the session changed the token issuer's miss path (a waiter reads
+  the failure marker once before its first try for the lock, one more Redis GET per miss, sent
+  beside the lock attempt; the rate-cap wait reads the flight's deadline afresh). Before and after
+  that change, \`npm run bench\` (3 rounds) back to back: hit / floor 0.96 (1.03, 1.01, 0.89) before,
+  0.87 (1.09, 0.77, 0.99) after; the cold path at 1 connection 100 upstream calls for 100 requests
+  both times, p50 16 ms before and 14 ms after (p99 740 and 752 ms), at 50 connections 830 and 950
+  req/s (83 and 96 calls): no cost of the change shows beside the noise. Then 5 rounds (the table
+  above): 0.76 (0.92, 0.75, 0.78, 0.69, 0.84; hit p99 35 ms, the floor's 22 ms). Over the
+  seventeen 5-round runs on eight machines since the last hot-path change, hit / floor was
+  0.75–0.87, median 0.80; 0.85 is reached in three of them: not reliably.
 `
