@@ -567,19 +567,27 @@ describe('the upstream rate cap and the refresh lock', () => {
 })
 
 describe('waiting on another instance: its failure, whatever its clock says', () => {
-  const holdLock = (store: Store, registration: Registration, app: AppScopes) =>
-    store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${app.defaultScope}`, 10_000)
   const marker = (at: number) => JSON.stringify({ at, code: 'upstream_unavailable', message: 'HTTP 503' })
-
-  it("takes the holder's failure as its answer though the holder's clock is 10 s behind", async () => {
+  /** One admin registration whose refresh lock "another instance" (the test) holds. */
+  async function heldByAnother() {
     const { store, idp, scopes, issuers } = setup()
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
+    const lock = await store.locks.acquire(
+      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
+      10_000,
+    )
+    expect(lock).not.toBeNull()
     const failKey = failureKey(tokenGroup(registration), app.defaultScope)
-    expect(await holdLock(store, registration, app)).not.toBeNull()
+    const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + ms)))
+    return { store, idp, lock: lock!, failKey, ask }
+  }
+
+  it("takes the holder's failure as its answer though the holder's clock is 10 s behind", async () => {
+    const { store, idp, failKey, ask } = await heldByAnother()
     const reads = vi.spyOn(store.ephemeral, 'get')
     const startedAt = Date.now()
-    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, startedAt + 4_000)))
+    const waiting = ask(4_000)
     // The waiter has looked at the marker (none yet); then the holder fails and publishes.
     await vi.waitFor(() => expect(reads.mock.calls.some(([key]) => key === failKey)).toBe(true), WAIT)
     await store.ephemeral.put(failKey, marker(Date.now() - 10_000), 5_000)
@@ -592,16 +600,11 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
   })
 
   it("does not take a failure published before it began waiting, though its time is ahead of the waiter's clock", async () => {
-    const { store, idp, scopes, issuers } = setup()
-    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
-    const app = scopes.forApp('ms-graph-mail', 'global')!
-    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
-    const lock = await holdLock(store, registration, app)
-    expect(lock).not.toBeNull()
+    const { store, idp, lock, failKey, ask } = await heldByAnother()
     // An earlier failure, by an instance whose clock is 10 s ahead.
     await store.ephemeral.put(failKey, marker(Date.now() + 10_000), 5_000)
     const reads = vi.spyOn(store.ephemeral, 'get')
-    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + 4_000)))
+    const waiting = ask(4_000)
     // Past the waiter's first poll (unless it answered already), the holder ends without a result
     // and lets go of the lock.
     await Promise.race([
@@ -611,19 +614,15 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
         WAIT,
       ),
     ])
-    await store.locks.release(lock!)
+    await store.locks.release(lock)
     expect(await waiting).toEqual({
       answer: expect.objectContaining({ accessToken: 'at-1', source: 'miss' }),
     })
     expect(idp.calls).toBe(1)
   })
+
   it('takes a failure published just as it tries for the lock (after it read the marker) as its answer', async () => {
-    const { store, idp, scopes, issuers } = setup()
-    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
-    const app = scopes.forApp('ms-graph-mail', 'global')!
-    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
-    const lock = await holdLock(store, registration, app)
-    expect(lock).not.toBeNull()
+    const { store, idp, lock, failKey, ask } = await heldByAnother()
     const acquire = store.locks.acquire.bind(store.locks)
     // The holder fails between the waiter's read of the marker and its try for the lock.
     vi.spyOn(store.locks, 'acquire').mockImplementationOnce(async (name, leaseMs) => {
@@ -631,20 +630,15 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
       return acquire(name, leaseMs)
     })
     const startedAt = Date.now()
-    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, startedAt + 4_000)))
+    const waiting = ask(4_000)
     expect(await waiting).toEqual({ error: expect.objectContaining({ code: 'upstream_unavailable' }) })
     expect(Date.now() - startedAt).toBeLessThan(3_000)
     expect(idp.calls).toBe(0)
-    await store.locks.release(lock!)
+    await store.locks.release(lock)
   })
 
   it('when the marker could not be read first, takes the first one it reads as the earlier one', async () => {
-    const { store, scopes, issuers } = setup()
-    const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
-    const app = scopes.forApp('ms-graph-mail', 'global')!
-    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
-    const lock = await holdLock(store, registration, app)
-    expect(lock).not.toBeNull()
+    const { store, lock, failKey, ask } = await heldByAnother()
     await store.ephemeral.put(
       failKey,
       JSON.stringify({ at: Date.now(), code: 'upstream_unavailable', message: 'an earlier failure' }),
@@ -658,7 +652,7 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
       failed = true
       return Promise.reject(new Error('connection reset'))
     })
-    const waiting = outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + 4_000)))
+    const waiting = ask(4_000)
     await Promise.race([
       waiting,
       vi.waitFor(
@@ -671,7 +665,7 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
     expect(await waiting).toEqual({
       error: expect.objectContaining({ code: 'upstream_unavailable', message: 'HTTP 503' }),
     })
-    await store.locks.release(lock!)
+    await store.locks.release(lock)
   })
 
   it("repeats the holder's Retry-After shortened by the time since, never lengthened by a clock ahead", () => {
