@@ -1,7 +1,7 @@
 // consent-broker-admin against scripted broker answers: the CliIo the unit tests hand to runCli,
 // recording what it printed, asked and slept. One harness for cli-admin, cli-hints and
 // cli-input-checks, so a change to CliIo is made once.
-import type { CliIo } from '../../cli/admin-commands.js'
+import { type CliIo, runCli } from '../../cli/admin-commands.js'
 
 /** One scripted answer; they are served in order, one per request. */
 export interface ScriptedAnswer {
@@ -85,6 +85,25 @@ export function scriptedCli(
     fetch: options.fetch ?? scripted,
   }
   return { io, requests, sleeps, stdout: () => out.join(''), stderr: () => err.join('') }
+}
+
+/** One command line's outcome: its exit code, what it printed and the URLs it asked, in order. */
+export interface CliRun {
+  code: number
+  stdout: string
+  stderr: string
+  requests: string[]
+}
+
+/** Runs one command line against `answers` (see scriptedCli). */
+export async function runScriptedCli(
+  argv: string[],
+  answers: ScriptedAnswer[],
+  options: { env?: Record<string, string>; fetch?: typeof fetch } = {},
+): Promise<CliRun> {
+  const run = scriptedCli(answers, options)
+  const code = await runCli(argv, run.io)
+  return { code, stdout: run.stdout(), stderr: run.stderr(), requests: run.requests.map((r) => r.url) }
 }
 
 /** `GET /admin/api/credentials` of a broker hosting ms-graph-mail (two clouds) and ms-graph-user. */

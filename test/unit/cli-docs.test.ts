@@ -5,18 +5,18 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { runCli } from '../../cli/admin-commands.js'
-import { scriptedCli } from '../support/cli-harness.js'
+import { runScriptedCli } from '../support/cli-harness.js'
 
 const read = (path: string) => readFileSync(fileURLToPath(new URL(`../../${path}`, import.meta.url)), 'utf8')
 const README = read('README.md')
 const OPERATOR_API = read('docs/operator-api.md')
 
 /** Runs one command line against scripted JSON answers (one per request, in order). */
-async function cli(argv: string[], answers: unknown[] = []): Promise<{ code: number; stdout: string }> {
-  const run = scriptedCli(answers.map((body) => ({ body })))
-  return { code: await runCli(argv, run.io), stdout: run.stdout() }
-}
+const cli = (argv: string[], answers: unknown[] = []) =>
+  runScriptedCli(
+    argv,
+    answers.map((body) => ({ body })),
+  )
 
 const help = (await cli(['--help'])).stdout
 const helpLines = help.split('\n')

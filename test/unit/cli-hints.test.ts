@@ -2,15 +2,12 @@
 // narrow table (cut to 8 characters), a misspelt option or command, a URL that is not the broker's,
 // an --app filter naming no hosted app. Against scripted answers, like cli-admin.test.ts.
 import { describe, expect, it } from 'vitest'
-import { EXIT, runCli } from '../../cli/admin-commands.js'
-import { CREDENTIALS_OF_TWO_APPS, type ScriptedAnswer, scriptedCli } from '../support/cli-harness.js'
+import { EXIT } from '../../cli/admin-commands.js'
+import { CREDENTIALS_OF_TWO_APPS, runScriptedCli, type ScriptedAnswer } from '../support/cli-harness.js'
 
 /** One command line against scripted answers (one per request, in order). */
-async function cli(argv: string[], answers: ScriptedAnswer[] = [], env: Record<string, string> = {}) {
-  const run = scriptedCli(answers, { env })
-  const code = await runCli(argv, run.io)
-  return { code, stdout: run.stdout(), stderr: run.stderr(), requests: run.requests.map((r) => r.url) }
-}
+const cli = (argv: string[], answers: ScriptedAnswer[] = [], env: Record<string, string> = {}) =>
+  runScriptedCli(argv, answers, { env })
 
 const error = (code: string, message: string) => ({ error: { code, message }, message, request_id: 'r' })
 

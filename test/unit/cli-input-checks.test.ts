@@ -6,12 +6,12 @@
 import { createServer } from 'node:net'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { EXIT, runCli } from '../../cli/admin-commands.js'
+import { EXIT } from '../../cli/admin-commands.js'
 import { fetchFailure } from '../../cli/broker-client.js'
 import { operatorToken, REGISTRATION_ID, TENANT_ID } from '../../cli/input-checks.js'
 import { isOperatorTokenForm } from '../../src/operator-token-form.js'
 import { REGISTRATION_ID_PATTERN, TENANT_ID_PATTERN } from '../../src/routes/admin/schemas.js'
-import { CREDENTIALS_OF_TWO_APPS, type ScriptedAnswer, scriptedCli } from '../support/cli-harness.js'
+import { CREDENTIALS_OF_TWO_APPS, runScriptedCli, type ScriptedAnswer } from '../support/cli-harness.js'
 
 const TOKEN = 'fuzz-rYCtiIGUwhN4CC7oFrTzE68jXwv_5e3c'
 
@@ -20,12 +20,10 @@ async function cli(
   argv: string[],
   options: { env?: Record<string, string>; answers?: ScriptedAnswer[]; fetch?: typeof fetch } = {},
 ) {
-  const run = scriptedCli(options.answers ?? [], {
+  return runScriptedCli(argv, options.answers ?? [], {
     env: { CONSENT_BROKER_TOKEN: TOKEN, ...options.env },
     ...(options.fetch ? { fetch: options.fetch } : {}),
   })
-  const code = await runCli(argv, run.io)
-  return { code, stdout: run.stdout(), stderr: run.stderr(), requests: run.requests.map((r) => r.url) }
 }
 
 describe('the operator token', () => {
