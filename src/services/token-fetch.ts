@@ -20,6 +20,11 @@ import { recordUpstreamState } from './upstream-state.js'
 /** The refresh lock's lease: a killed holder blocks the others at most this long. */
 export const REFRESH_LOCK_LEASE_MS = 2_500
 
+/** The refresh lock of one token group and scope, shared by every instance (refresh-ahead too). */
+export function refreshLockName(group: string, scope: string): string {
+  return `token-refresh:${group}|${scope}`
+}
+
 /** One request for an access token. */
 export interface IssueRequest {
   /** Registration metadata as read for this request (status already checked by the caller). */

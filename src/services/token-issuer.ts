@@ -53,6 +53,7 @@ import {
   issued,
   type LeadOptions,
   REFRESH_LOCK_LEASE_MS,
+  refreshLockName,
   type TokenSource,
 } from './token-fetch.js'
 import { ANSWER_MARGIN_MS, DEFAULT_RETRY_AFTER_S, sleep } from './token-grant.js'
@@ -213,7 +214,7 @@ export class TokenIssuer {
     seen: CachedToken | null,
   ): Promise<IssuedToken> {
     const { store, clock, metrics } = this.#deps
-    const lockName = `token-refresh:${group}|${request.scope}`
+    const lockName = refreshLockName(group, request.scope)
     const failKey = failureKey(group, request.scope)
     await this.#guard.admit(request.registration, group, request.deadlineAt)
 

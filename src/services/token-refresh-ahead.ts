@@ -17,6 +17,7 @@ import {
   issued,
   type LeadOptions,
   REFRESH_LOCK_LEASE_MS,
+  refreshLockName,
 } from './token-fetch.js'
 import { type LocalTokenCache, tokenGroup } from './token-groups.js'
 import { backoffError } from './token-markers.js'
@@ -119,7 +120,7 @@ export class RefreshAhead {
       metrics.refreshAhead.inc({ app: label, outcome: 'backoff' })
       throw backoffError(backoff, now)
     }
-    const handle = await store.locks.acquire(`token-refresh:${key}`, REFRESH_LOCK_LEASE_MS)
+    const handle = await store.locks.acquire(refreshLockName(group, scope), REFRESH_LOCK_LEASE_MS)
     if (handle === null) {
       metrics.refreshAhead.inc({ app: label, outcome: 'other_instance' })
       throw otherInstanceFetching(1)

@@ -8,6 +8,7 @@ import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src
 import { classifyUpstreamError } from '../../src/entra/upstream-errors.js'
 import { isBrokerError } from '../../src/errors.js'
 import { createMetrics } from '../../src/metrics.js'
+import { refreshLockName } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
 import { TokenIssuer } from '../../src/services/token-issuer.js'
 import { KeepAlive } from '../../src/services/token-keep-alive.js'
@@ -200,7 +201,7 @@ describe('TokenIssuer', () => {
     const { store, scopes, issuers } = setup(1)
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    await store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${app.defaultScope}`, 60_000)
+    await store.locks.acquire(refreshLockName(tokenGroup(registration), app.defaultScope), 60_000)
     const started = Date.now()
     const error = await issuers[0]!
       .issue({ registration, app, scope: app.defaultScope, deadlineAt: Date.now() + 400 })

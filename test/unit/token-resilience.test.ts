@@ -9,7 +9,7 @@ import type { ResolvedApp } from '../../src/config.js'
 import { type IdentityProvider, type TokenGrant, UpstreamError } from '../../src/entra/types.js'
 import { isBrokerError } from '../../src/errors.js'
 import { createMetrics, type Metrics } from '../../src/metrics.js'
-import { type IssueRequest, REFRESH_LOCK_LEASE_MS } from '../../src/services/token-fetch.js'
+import { type IssueRequest, REFRESH_LOCK_LEASE_MS, refreshLockName } from '../../src/services/token-fetch.js'
 import { tokenGroup } from '../../src/services/token-groups.js'
 import { TokenIssuer } from '../../src/services/token-issuer.js'
 import {
@@ -345,7 +345,7 @@ describe('refresh-ahead', () => {
     time.advance(50_000)
     // Another instance is refreshing this token right now (its lease runs on the test's clock).
     const other = await store.locks.acquire(
-      `token-refresh:${tokenGroup(registration)}|${scope}`,
+      refreshLockName(tokenGroup(registration), scope),
       REFRESH_LOCK_LEASE_MS,
     )
     expect(other).not.toBeNull()
@@ -552,7 +552,7 @@ describe('the upstream rate cap and the refresh lock', () => {
     const app = scopes.forApp('ms-graph-mail', 'global')!
     // A "killed" instance: it took the lock and will never renew or release it.
     const dead = await store.locks.acquire(
-      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
+      refreshLockName(tokenGroup(registration), app.defaultScope),
       REFRESH_LOCK_LEASE_MS,
     )
     expect(dead).not.toBeNull()
@@ -573,15 +573,28 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
     const { store, idp, scopes, issuers } = setup()
     const registration = await createRegistration(store, 'ms-graph-mail', 'admin')
     const app = scopes.forApp('ms-graph-mail', 'global')!
-    const lock = await store.locks.acquire(
-      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
-      10_000,
-    )
+    const group = tokenGroup(registration)
+    const lock = await store.locks.acquire(refreshLockName(group, app.defaultScope), 10_000)
     expect(lock).not.toBeNull()
-    const failKey = failureKey(tokenGroup(registration), app.defaultScope)
+    const failKey = failureKey(group, app.defaultScope)
     const ask = (ms: number) => outcomeOf(issuers[0]!.issue(defaultScope(registration, app, Date.now() + ms)))
     return { store, idp, lock: lock!, failKey, ask }
   }
+  /** Until the waiter has read the marker `times` times, or has answered already (a failing test). */
+  const afterMarkerReads = (
+    reads: { mock: { calls: unknown[][] } },
+    failKey: string,
+    times: number,
+    waiting: Promise<unknown>,
+  ) =>
+    Promise.race([
+      waiting,
+      vi.waitFor(
+        () =>
+          expect(reads.mock.calls.filter(([key]) => key === failKey).length).toBeGreaterThanOrEqual(times),
+        WAIT,
+      ),
+    ])
 
   it("takes the holder's failure as its answer though the holder's clock is 10 s behind", async () => {
     const { store, idp, failKey, ask } = await heldByAnother()
@@ -589,7 +602,7 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
     const startedAt = Date.now()
     const waiting = ask(4_000)
     // The waiter has looked at the marker (none yet); then the holder fails and publishes.
-    await vi.waitFor(() => expect(reads.mock.calls.some(([key]) => key === failKey)).toBe(true), WAIT)
+    await afterMarkerReads(reads, failKey, 1, waiting)
     await store.ephemeral.put(failKey, marker(Date.now() - 10_000), 5_000)
     expect(await waiting).toEqual({
       error: expect.objectContaining({ code: 'upstream_unavailable', message: 'HTTP 503' }),
@@ -607,13 +620,7 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
     const waiting = ask(4_000)
     // Past the waiter's first poll (unless it answered already), the holder ends without a result
     // and lets go of the lock.
-    await Promise.race([
-      waiting,
-      vi.waitFor(
-        () => expect(reads.mock.calls.filter(([key]) => key === failKey).length).toBeGreaterThanOrEqual(2),
-        WAIT,
-      ),
-    ])
+    await afterMarkerReads(reads, failKey, 2, waiting)
     await store.locks.release(lock)
     expect(await waiting).toEqual({
       answer: expect.objectContaining({ accessToken: 'at-1', source: 'miss' }),
@@ -653,13 +660,7 @@ describe('waiting on another instance: its failure, whatever its clock says', ()
       return Promise.reject(new Error('connection reset'))
     })
     const waiting = ask(4_000)
-    await Promise.race([
-      waiting,
-      vi.waitFor(
-        () => expect(reads.mock.calls.filter(([key]) => key === failKey).length).toBeGreaterThanOrEqual(3),
-        WAIT,
-      ),
-    ])
+    await afterMarkerReads(reads, failKey, 3, waiting)
     // Not answered with the earlier failure; the holder's own is the answer.
     await store.ephemeral.put(failKey, marker(Date.now()), 5_000)
     expect(await waiting).toEqual({
@@ -713,7 +714,7 @@ describe('callers sharing a refresh', () => {
     const app = scopes.forApp('ms-graph-mail', 'global')!
     // Another instance refreshes this token for a while.
     const other = await store.locks.acquire(
-      `token-refresh:${tokenGroup(registration)}|${app.defaultScope}`,
+      refreshLockName(tokenGroup(registration), app.defaultScope),
       10_000,
     )
     expect(other).not.toBeNull()
@@ -882,7 +883,7 @@ describe('what is not held against a caller', () => {
     )
     expect(idp.calls).toBe(1)
     // The lock is free for a caller at once.
-    const lock = await store.locks.acquire(`token-refresh:${tokenGroup(registration)}|${scope}`, 1_000)
+    const lock = await store.locks.acquire(refreshLockName(tokenGroup(registration), scope), 1_000)
     expect(lock).not.toBeNull()
     await store.locks.release(lock!)
     // Once the window has room, the next hit refreshes.
