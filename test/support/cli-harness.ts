@@ -1,6 +1,6 @@
 // consent-broker-admin against scripted broker answers: the CliIo the unit tests hand to runCli,
-// recording what it printed, asked and slept. One harness for cli-admin, cli-hints and
-// cli-input-checks, so a change to CliIo is made once.
+// recording what it printed, asked and slept. One harness for cli-admin, cli-hints,
+// cli-input-checks and cli-docs, so a change to CliIo is made once.
 import { type CliIo, runCli } from '../../cli/admin-commands.js'
 
 /** One scripted answer; they are served in order, one per request. */
